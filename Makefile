@@ -1,0 +1,37 @@
+# The two commands of README.md: `make run` and `make check`. Both set everything up themselves.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+CERTS ?= certs
+DB ?= sqlite:///securechat.db
+
+.PHONY: run check lint test install clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "securechat needs Python 3.11 or newer")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+## Start a working server on embedded defaults (certs in ./certs, SQLite in ./securechat.db, 127.0.0.1:5050).
+run: $(STAMP)
+	@test -f $(CERTS)/server.pem || $(BIN)/securechat init-certs --dir $(CERTS)
+	$(BIN)/securechat serve --host 127.0.0.1 --port 5050 --certs $(CERTS) --db $(DB)
+
+lint: $(STAMP)
+	$(BIN)/ruff check securechat tests migrations
+	$(BIN)/ruff format --check securechat tests migrations
+	$(BIN)/mypy --strict securechat
+
+test: $(STAMP)
+	$(BIN)/pytest
+
+## Install what the tests need, then lint, type-check and run the whole suite.
+check: lint test
+
+clean:
+	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache

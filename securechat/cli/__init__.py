@@ -1,0 +1,35 @@
+"""The ``securechat`` command line.
+
+``cli`` is the only layer that turns errors into exit codes: a :class:`SecureChatError`
+becomes one line on stderr and exit status 1, never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from securechat.cli.app import app
+from securechat.errors import SecureChatError
+
+__all__ = ["app", "main"]
+
+
+def _register_commands() -> None:
+    # Command modules register themselves on ``app`` when imported.
+    import importlib
+
+    for name in ("certs", "users", "db"):
+        importlib.import_module(f"securechat.cli.{name}")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    _register_commands()
+    try:
+        app()
+    except SecureChatError as exc:
+        print(f"securechat: error: {exc.message}", file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        print("securechat: interrupted", file=sys.stderr)
+        sys.exit(130)

@@ -1,0 +1,33 @@
+"""Options shared by several commands, so each is spelled and documented once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from securechat.config import DEFAULT_CERTS_DIR, DEFAULT_DB_URL
+
+DbUrl = Annotated[
+    str,
+    typer.Option(
+        "--db",
+        envvar="SECURECHAT_DB",
+        help="Database URL (any URL SQLAlchemy accepts).",
+        show_default=True,
+    ),
+]
+DB_DEFAULT = DEFAULT_DB_URL
+
+CertsDir = Annotated[
+    Path,
+    typer.Option(
+        "--certs",
+        "--dir",
+        envvar="SECURECHAT_CERTS",
+        help="Folder holding ca.pem, ca.key, server.pem and server.key.",
+        show_default=True,
+    ),
+]
+CERTS_DEFAULT = DEFAULT_CERTS_DIR

@@ -1,0 +1,80 @@
+"""Every limit, timeout and default in one place.
+
+The CLI builds these frozen objects once from its options and passes them down; no module
+reads settings from globals or the environment on its own.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+DEFAULT_PORT = 5050
+DEFAULT_DB_URL = "sqlite:///securechat.db"
+DEFAULT_CERTS_DIR = Path("certs")
+PROTOCOL_VERSION = 1
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class HashParams:
+    """argon2id cost parameters (see docs/security.md for why these values).
+
+    The default is RFC 9106's second recommended option ("low memory"): t=3, m=64 MiB,
+    p=4. ``for_tests()`` is a cheap profile so the test suite stays fast; it is never
+    selectable from the command line.
+    """
+
+    time_cost: int = 3
+    memory_cost_kib: int = 65536
+    parallelism: int = 4
+    hash_len: int = 32
+    salt_len: int = 16
+
+    @classmethod
+    def for_tests(cls) -> HashParams:
+        return cls(time_cost=1, memory_cost_kib=1024, parallelism=1)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PasswordPolicy:
+    """NIST SP 800-63B: length only, no composition rules."""
+
+    min_length: int = 8
+    max_length: int = 1024
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Limits:
+    """Bounds on everything an untrusted peer controls. Sizes in bytes, times in seconds."""
+
+    max_frame: int = 65536
+    max_body: int = 4000
+    max_connections: int = 10000
+    max_unauthenticated: int = 256
+    max_unauthenticated_per_ip: int = 32
+    handshake_timeout: float = 10.0
+    auth_timeout: float = 10.0
+    idle_timeout: float = 90.0
+    heartbeat: int = 30
+    outbox_frames: int = 4096
+    outbox_bytes: int = 8 * 1024 * 1024
+    stuck_writer_timeout: float = 20.0
+    rate_per_second: float = 200.0
+    rate_burst: int = 400
+    history_limit: int = 500
+    hash_concurrency: int = 2
+    shutdown_grace: float = 3.0
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ServerConfig:
+    """What ``securechat serve`` needs to run."""
+
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    certs_dir: Path = DEFAULT_CERTS_DIR
+    db_url: str = DEFAULT_DB_URL
+    limits: Limits = dataclasses.field(default_factory=Limits)
+    hash_params: HashParams = dataclasses.field(default_factory=HashParams)
+    default_rooms: tuple[str, ...] = ("general",)
+    listen_backlog: int = 1024

@@ -1,0 +1,176 @@
+"""The exception tree and the stable error codes shared by the protocol and the CLI.
+
+Every error securechat raises on purpose derives from :class:`SecureChatError` and carries
+an :class:`ErrorCode`. The server turns an error into an ``error`` frame with that code;
+the CLI turns it into one line on stderr and exit status 1. Third-party exceptions
+(``OSError``, ``ssl.SSLError``, SQLAlchemy and argon2 errors) are translated once, at the
+boundary that calls the library, with ``raise ... from exc``::
+
+    SecureChatError
+    ├── ProtocolError                 the peer broke the wire protocol
+    │   ├── FrameTooLarge             frame_too_large (framing is lost: close)
+    │   ├── MalformedMessage          bad_request
+    │   ├── UnknownMessageType        unknown_type
+    │   └── UnexpectedMessage         auth_required (before login) / bad_request
+    ├── RequestError                  a well-formed request that cannot be served
+    │   ├── NotMember                 not_member
+    │   ├── NoSuchUser                no_such_user
+    │   ├── NoSuchRoom                no_such_room
+    │   ├── TooLarge                  too_large
+    │   └── RateLimited               rate_limited (carries retry_after)
+    ├── AuthenticationError           auth_failed
+    ├── UserError                     a local user-management mistake
+    │   ├── InvalidUserName
+    │   ├── WeakPassword
+    │   ├── UserExistsError
+    │   └── UnknownUserError
+    ├── StoreError                    database unreachable, locked, full or read-only
+    ├── CertificateError              missing, unreadable or mismatched certificate files
+    ├── ConnectionLost                the transport ended (closed, reset, TLS failure)
+    ├── ServerError                   any other failure on the server side
+    └── ConfigError                   an option or setting that cannot work
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class ErrorCode(enum.StrEnum):
+    """The ``code`` of an ``error`` frame; stable, documented in docs/protocol.md."""
+
+    BAD_REQUEST = "bad_request"
+    UNKNOWN_TYPE = "unknown_type"
+    AUTH_REQUIRED = "auth_required"
+    AUTH_FAILED = "auth_failed"
+    RATE_LIMITED = "rate_limited"
+    NOT_MEMBER = "not_member"
+    NO_SUCH_USER = "no_such_user"
+    NO_SUCH_ROOM = "no_such_room"
+    TOO_LARGE = "too_large"
+    FRAME_TOO_LARGE = "frame_too_large"
+    SLOW_CONSUMER = "slow_consumer"
+    SERVER_ERROR = "server_error"
+    SHUTTING_DOWN = "shutting_down"
+    UNSUPPORTED_PROTOCOL = "unsupported_protocol"
+
+
+class SecureChatError(Exception):
+    """Root of every error securechat raises on purpose."""
+
+    code: ErrorCode = ErrorCode.SERVER_ERROR
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ProtocolError(SecureChatError):
+    """The peer broke the protocol. ``is_fatal`` errors end the connection."""
+
+    code = ErrorCode.BAD_REQUEST
+    is_fatal = False
+
+
+class FrameTooLarge(ProtocolError):
+    """A frame header announced 0 bytes or more than max_frame; framing is lost."""
+
+    code = ErrorCode.FRAME_TOO_LARGE
+    is_fatal = True
+
+
+class MalformedMessage(ProtocolError):
+    """The frame is not a UTF-8 JSON object with valid fields."""
+
+    code = ErrorCode.BAD_REQUEST
+
+
+class UnknownMessageType(ProtocolError):
+    code = ErrorCode.UNKNOWN_TYPE
+
+
+class UnexpectedMessage(ProtocolError):
+    """A valid message that the session's state does not allow now."""
+
+    def __init__(self, message: str, *, code: ErrorCode = ErrorCode.BAD_REQUEST) -> None:
+        super().__init__(message)
+        self.code = code
+        self.is_fatal = code is ErrorCode.AUTH_REQUIRED
+
+
+class RequestError(SecureChatError):
+    """A well-formed request the server refuses; the connection stays open."""
+
+
+class NotMember(RequestError):
+    code = ErrorCode.NOT_MEMBER
+
+
+class NoSuchUser(RequestError):
+    code = ErrorCode.NO_SUCH_USER
+
+
+class NoSuchRoom(RequestError):
+    code = ErrorCode.NO_SUCH_ROOM
+
+
+class TooLarge(RequestError):
+    code = ErrorCode.TOO_LARGE
+
+
+class RateLimited(RequestError):
+    code = ErrorCode.RATE_LIMITED
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class AuthenticationError(SecureChatError):
+    """Unknown user, wrong password or disabled account: deliberately indistinguishable."""
+
+    code = ErrorCode.AUTH_FAILED
+
+
+class UserError(SecureChatError):
+    """A user-management mistake made by the admin at the command line."""
+
+    code = ErrorCode.BAD_REQUEST
+
+
+class InvalidUserName(UserError):
+    pass
+
+
+class WeakPassword(UserError):
+    pass
+
+
+class UserExistsError(UserError):
+    pass
+
+
+class UnknownUserError(UserError):
+    code = ErrorCode.NO_SUCH_USER
+
+
+class StoreError(SecureChatError):
+    """The database cannot be reached or written (locked, full, read-only, bad URL)."""
+
+    code = ErrorCode.SERVER_ERROR
+
+
+class CertificateError(SecureChatError):
+    """Certificate or key files are missing, unreadable, expired or do not match."""
+
+
+class ConnectionLost(SecureChatError):
+    """The transport ended: closed by the peer, reset, timed out or a TLS failure."""
+
+
+class ServerError(SecureChatError):
+    """A failure on the server side that the client can only report."""
+
+
+class ConfigError(SecureChatError):
+    """An option, setting or environment value that cannot work."""
