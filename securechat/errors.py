@@ -66,10 +66,17 @@ class SecureChatError(Exception):
 
 
 class ProtocolError(SecureChatError):
-    """The peer broke the protocol. ``is_fatal`` errors end the connection."""
+    """The peer broke the protocol. ``is_fatal`` errors end the connection.
+
+    ``ref`` is the request's ``ref`` when it could be read, so the error reply can echo it.
+    """
 
     code = ErrorCode.BAD_REQUEST
     is_fatal = False
+
+    def __init__(self, message: str, *, ref: str | None = None) -> None:
+        super().__init__(message)
+        self.ref = ref
 
 
 class FrameTooLarge(ProtocolError):
@@ -92,8 +99,10 @@ class UnknownMessageType(ProtocolError):
 class UnexpectedMessage(ProtocolError):
     """A valid message that the session's state does not allow now."""
 
-    def __init__(self, message: str, *, code: ErrorCode = ErrorCode.BAD_REQUEST) -> None:
-        super().__init__(message)
+    def __init__(
+        self, message: str, *, code: ErrorCode = ErrorCode.BAD_REQUEST, ref: str | None = None
+    ) -> None:
+        super().__init__(message, ref=ref)
         self.code = code
         self.is_fatal = code is ErrorCode.AUTH_REQUIRED
 

@@ -6,11 +6,9 @@ import re
 
 NAME_MIN = 2
 NAME_MAX = 32
-_NAME_RE = re.compile(r"[a-z0-9._-]{%d,%d}" % (NAME_MIN, NAME_MAX))
+_NAME_RE = re.compile(rf"[a-z0-9._-]{{{NAME_MIN},{NAME_MAX}}}")
 
-NAME_RULE = (
-    f"{NAME_MIN}-{NAME_MAX} characters: lowercase letters a-z, digits 0-9, '.', '_' or '-'"
-)
+NAME_RULE = f"{NAME_MIN}-{NAME_MAX} characters: lowercase letters a-z, digits 0-9, '.', '_' or '-'"
 
 
 def normalize_name(raw: str) -> str | None:

@@ -1,0 +1,567 @@
+"""Protocol v1 messages as typed values, and their JSON form on the wire.
+
+Requests travel client -> server, events server -> client; ``ping``, ``pong`` and ``bye``
+go both ways. ``decode_request()`` and ``decode_event()`` turn one frame's payload into a
+frozen dataclass or raise a :class:`ProtocolError` naming the problem; ``encode()`` turns a
+value back into a payload. Unknown fields are ignored so that later versions can add
+fields; a known field with the wrong type is an error. docs/protocol.md is the prose form.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import re
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+from securechat.errors import MalformedMessage, UnknownMessageType
+from securechat.protocol.names import NAME_RULE, normalize_name
+
+MAX_REF = 64
+MAX_TEXT = 1024  # user names at login, passwords, tokens, reasons: far above any real value
+MAX_DEPTH = 16  # protocol objects nest 3 levels; the json module would recurse ~1000 deep
+
+# Field names that are Python keywords on the wire.
+_WIRE_NAMES = {"sender": "from", "peer": "with"}
+
+
+def _wire_dict(value: object) -> dict[str, Any]:
+    out: dict[str, Any] = {"type": value.TYPE}  # type: ignore[attr-defined]
+    for field in dataclasses.fields(value):  # type: ignore[arg-type]
+        item = getattr(value, field.name)
+        if item is None:
+            continue
+        if isinstance(item, tuple):
+            item = [_wire_dict(x) if dataclasses.is_dataclass(x) else x for x in item]
+        out[_WIRE_NAMES.get(field.name, field.name)] = item
+    return out
+
+
+class _Message:
+    TYPE: ClassVar[str]
+
+    def to_wire(self) -> dict[str, Any]:
+        """The JSON object for this message (None fields are left out)."""
+        return _wire_dict(self)
+
+
+# --- both directions ---------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Ping(_Message):
+    TYPE: ClassVar[str] = "ping"
+    ref: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Pong(_Message):
+    TYPE: ClassVar[str] = "pong"
+    ref: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Bye(_Message):
+    TYPE: ClassVar[str] = "bye"
+    reason: str | None = None
+    ref: str | None = None
+
+
+# --- requests (client -> server) -------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Auth(_Message):
+    TYPE: ClassVar[str] = "auth"
+    user: str
+    password: str = dataclasses.field(repr=False)
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"type": self.TYPE, "user": self.user, "password": self.password}
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Join(_Message):
+    TYPE: ClassVar[str] = "join"
+    room: str
+    ref: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Leave(_Message):
+    TYPE: ClassVar[str] = "leave"
+    room: str
+    ref: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ListRooms(_Message):
+    TYPE: ClassVar[str] = "rooms"
+    ref: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Send(_Message):
+    """A chat message to exactly one of ``room`` or ``to``."""
+
+    TYPE: ClassVar[str] = "send"
+    body: str
+    room: str | None = None
+    to: str | None = None
+    ref: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class History(_Message):
+    """The newest ``limit`` messages before id ``before`` in a room or a direct conversation."""
+
+    TYPE: ClassVar[str] = "history"
+    room: str | None = None
+    peer: str | None = None
+    before: int | None = None
+    limit: int | None = None
+    ref: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Sync(_Message):
+    TYPE: ClassVar[str] = "sync"
+    since: int
+    ref: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Who(_Message):
+    TYPE: ClassVar[str] = "who"
+    ref: str | None = None
+
+
+Request = Auth | Join | Leave | ListRooms | Send | History | Sync | Who | Ping | Pong | Bye
+
+# --- events (server -> client) ---------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Hello(_Message):
+    TYPE: ClassVar[str] = "hello"
+    protocol: int
+    server: str
+    max_frame: int
+    heartbeat: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Welcome(_Message):
+    TYPE: ClassVar[str] = "welcome"
+    user: str
+    rooms: tuple[str, ...]
+    last_id: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Error(_Message):
+    TYPE: ClassVar[str] = "error"
+    code: str
+    message: str
+    ref: str | None = None
+    retry_after: float | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Joined(_Message):
+    TYPE: ClassVar[str] = "joined"
+    room: str
+    members: tuple[str, ...]
+    online: tuple[str, ...]
+    ref: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class MemberJoined(_Message):
+    TYPE: ClassVar[str] = "member_joined"
+    room: str
+    user: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Left(_Message):
+    TYPE: ClassVar[str] = "left"
+    room: str
+    ref: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class MemberLeft(_Message):
+    TYPE: ClassVar[str] = "member_left"
+    room: str
+    user: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RoomInfo:
+    name: str
+    members: int
+    joined: bool
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RoomList(_Message):
+    TYPE: ClassVar[str] = "rooms"
+    rooms: tuple[RoomInfo, ...]
+    ref: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Ack(_Message):
+    TYPE: ClassVar[str] = "ack"
+    id: int
+    ts: str
+    ref: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Message(_Message):
+    """A stored chat message; ``room`` for a room, ``to`` for a direct message."""
+
+    TYPE: ClassVar[str] = "message"
+    id: int
+    sender: str
+    body: str
+    ts: str
+    room: str | None = None
+    to: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class HistoryPage(_Message):
+    TYPE: ClassVar[str] = "history"
+    messages: tuple[Message, ...]
+    more: bool
+    ref: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Synced(_Message):
+    """End of a ``sync`` reply; ``more`` means the page was capped: sync again from last_id."""
+
+    TYPE: ClassVar[str] = "synced"
+    last_id: int
+    more: bool = False
+    ref: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Online(_Message):
+    TYPE: ClassVar[str] = "who"
+    online: tuple[str, ...]
+    ref: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Presence(_Message):
+    TYPE: ClassVar[str] = "presence"
+    user: str
+    online: bool
+
+
+Event = (
+    Hello
+    | Welcome
+    | Error
+    | Joined
+    | MemberJoined
+    | Left
+    | MemberLeft
+    | RoomList
+    | Ack
+    | Message
+    | HistoryPage
+    | Synced
+    | Online
+    | Presence
+    | Ping
+    | Pong
+    | Bye
+)
+
+# --- encoding --------------------------------------------------------------------------
+
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+
+
+def encode(message: Request | Event) -> bytes:
+    """The frame payload for ``message``: compact UTF-8 JSON."""
+    return _dumps(message.to_wire()).encode()
+
+
+def encode_object(obj: dict[str, Any]) -> bytes:
+    """The payload for a pre-built JSON object (used on the broadcast fast path)."""
+    return _dumps(obj).encode()
+
+
+# --- decoding --------------------------------------------------------------------------
+
+
+def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        raise MalformedMessage("duplicate key in JSON object")
+    return obj
+
+
+def _reject_constant(name: str) -> None:
+    raise MalformedMessage(f"{name} is not valid JSON")
+
+
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+# Byte -> 1 + change in nesting depth: "[" and "{" open, "]" and "}" close.
+_DEPTH_TABLE = bytes(2 if c in b"[{" else 0 if c in b"]}" else 1 for c in range(256))
+
+
+def _nesting_depth(payload: bytes) -> int:
+    if payload.count(b"[") + payload.count(b"{") <= MAX_DEPTH:
+        return 0  # cannot be deeper than the number of openers
+    unquoted = _JSON_STRING.sub(b"", payload).translate(_DEPTH_TABLE)
+    return max(itertools.accumulate(step - 1 for step in unquoted))
+
+
+def parse_object(payload: bytes) -> dict[str, Any]:
+    """Parse a payload into a JSON object that has a string ``type``.
+
+    Raises:
+        MalformedMessage: not UTF-8, not JSON, too deeply nested, not an object, no type.
+    """
+    if _nesting_depth(payload) > MAX_DEPTH:
+        raise MalformedMessage(f"JSON nested deeper than {MAX_DEPTH} levels")
+    try:
+        obj = json.loads(
+            payload.decode("utf-8"),
+            object_pairs_hook=_reject_duplicates,
+            parse_constant=_reject_constant,
+        )
+    except UnicodeDecodeError as exc:
+        raise MalformedMessage("frame is not valid UTF-8") from exc
+    except RecursionError as exc:
+        raise MalformedMessage("JSON nested too deeply") from exc
+    except ValueError as exc:  # JSONDecodeError, and int() beyond sys.get_int_max_str_digits()
+        raise MalformedMessage(f"frame is not valid JSON: {exc}") from exc
+    if not isinstance(obj, dict):
+        raise MalformedMessage("frame must hold a JSON object")
+    ref = obj.get("ref")
+    if not isinstance(obj.get("type"), str):
+        raise MalformedMessage(
+            "message needs a string field 'type'", ref=ref if isinstance(ref, str) else None
+        )
+    return obj
+
+
+class _Fields:
+    """Typed access to one JSON object's fields, raising MalformedMessage on misuse."""
+
+    def __init__(self, obj: dict[str, Any]) -> None:
+        self._obj = obj
+        ref = obj.get("ref")
+        self.ref: str | None = ref if isinstance(ref, str) and len(ref) <= MAX_REF else None
+        if "ref" in obj and self.ref is None:
+            raise MalformedMessage(f"'ref' must be a string of at most {MAX_REF} characters")
+
+    def fail(self, text: str) -> MalformedMessage:
+        return MalformedMessage(f"{self._obj['type']}: {text}", ref=self.ref)
+
+    def _get(self, key: str, kind: type | tuple[type, ...], label: str) -> Any:
+        value = self._obj.get(key)
+        if value is None:
+            return None
+        if (isinstance(value, bool) and kind is not bool) or not isinstance(value, kind):
+            raise self.fail(f"'{key}' must be {label}")
+        return value
+
+    def _required(self, key: str, value: Any) -> Any:
+        if value is None:
+            raise self.fail(f"'{key}' is required")
+        return value
+
+    def opt_text(self, key: str, max_len: int = MAX_TEXT) -> str | None:
+        value: str | None = self._get(key, str, "a string")
+        if value is not None and len(value) > max_len:
+            raise self.fail(f"'{key}' is longer than {max_len} characters")
+        return value
+
+    def text(self, key: str, max_len: int = MAX_TEXT) -> str:
+        result: str = self._required(key, self.opt_text(key, max_len))
+        return result
+
+    def opt_name(self, key: str) -> str | None:
+        raw = self.opt_text(key, max_len=64)
+        if raw is None:
+            return None
+        name = normalize_name(raw)
+        if name is None:
+            raise self.fail(f"'{key}' must be {NAME_RULE}")
+        return name
+
+    def name(self, key: str) -> str:
+        result: str = self._required(key, self.opt_name(key))
+        return result
+
+    def opt_int(self, key: str, minimum: int = 0) -> int | None:
+        value: int | None = self._get(key, int, "an integer")
+        if value is not None and not minimum <= value < 2**63:
+            raise self.fail(f"'{key}' must be an integer from {minimum} to 2^63-1")
+        return value
+
+    def int(self, key: str, minimum: int = 0) -> int:
+        result: int = self._required(key, self.opt_int(key, minimum))
+        return result
+
+    def opt_number(self, key: str) -> float | None:
+        value: float | int | None = self._get(key, (int, float), "a number")
+        return None if value is None else float(value)
+
+    def boolean(self, key: str) -> bool:
+        result: bool = self._required(key, self._get(key, bool, "true or false"))
+        return result
+
+    def names(self, key: str) -> tuple[str, ...]:
+        value = self._required(key, self._get(key, list, "a list"))
+        if not all(isinstance(item, str) for item in value):
+            raise self.fail(f"'{key}' must be a list of strings")
+        return tuple(value)
+
+    def objects(self, key: str) -> list[dict[str, Any]]:
+        value = self._required(key, self._get(key, list, "a list"))
+        if not all(isinstance(item, dict) for item in value):
+            raise self.fail(f"'{key}' must be a list of objects")
+        return list(value)
+
+    def one_of(self, first: str | None, second: str | None, keys: str) -> None:
+        if (first is None) == (second is None):
+            raise self.fail(f"exactly one of {keys} is required")
+
+
+def _send(f: _Fields) -> Send:
+    room, to = f.opt_name("room"), f.opt_name("to")
+    f.one_of(room, to, "'room' or 'to'")
+    # The body's upper limit is a server setting; the server checks it (too_large).
+    body = f.text("body", max_len=2**31)
+    if not body:
+        raise f.fail("'body' must not be empty")
+    return Send(body=body, room=room, to=to, ref=f.ref)
+
+
+def _history(f: _Fields) -> History:
+    room, peer = f.opt_name("room"), f.opt_name("with")
+    f.one_of(room, peer, "'room' or 'with'")
+    return History(
+        room=room,
+        peer=peer,
+        before=f.opt_int("before", minimum=1),
+        limit=f.opt_int("limit", minimum=1),
+        ref=f.ref,
+    )
+
+
+_REQUESTS: dict[str, Callable[[_Fields], Request]] = {
+    "auth": lambda f: Auth(user=f.text("user", 64), password=f.text("password", 2**31)),
+    "join": lambda f: Join(room=f.name("room"), ref=f.ref),
+    "leave": lambda f: Leave(room=f.name("room"), ref=f.ref),
+    "rooms": lambda f: ListRooms(ref=f.ref),
+    "send": _send,
+    "history": _history,
+    "sync": lambda f: Sync(since=f.int("since"), ref=f.ref),
+    "who": lambda f: Who(ref=f.ref),
+    "ping": lambda f: Ping(ref=f.ref),
+    "pong": lambda f: Pong(ref=f.ref),
+    "bye": lambda f: Bye(reason=f.opt_text("reason"), ref=f.ref),
+}
+
+
+def _message(f: _Fields) -> Message:
+    room, to = f.opt_text("room"), f.opt_text("to")
+    f.one_of(room, to, "'room' or 'to'")
+    return Message(
+        id=f.int("id"), sender=f.text("from"), body=f.text("body", 2**31), ts=f.text("ts"),
+        room=room, to=to,
+    )  # fmt: skip
+
+
+def _fields_of(obj: dict[str, Any], expected: str) -> _Fields:
+    if obj.get("type") != expected:
+        raise MalformedMessage(f"expected a {expected!r} object")
+    return _Fields(obj)
+
+
+_EVENTS: dict[str, Callable[[_Fields], Event]] = {
+    "hello": lambda f: Hello(
+        protocol=f.int("protocol"),
+        server=f.text("server"),
+        max_frame=f.int("max_frame"),
+        heartbeat=f.int("heartbeat"),
+    ),
+    "welcome": lambda f: Welcome(
+        user=f.text("user"), rooms=f.names("rooms"), last_id=f.int("last_id")
+    ),
+    "error": lambda f: Error(
+        code=f.text("code"),
+        message=f.text("message", 2**31),
+        ref=f.ref,
+        retry_after=f.opt_number("retry_after"),
+    ),
+    "joined": lambda f: Joined(
+        room=f.text("room"), members=f.names("members"), online=f.names("online"), ref=f.ref
+    ),
+    "member_joined": lambda f: MemberJoined(room=f.text("room"), user=f.text("user")),
+    "left": lambda f: Left(room=f.text("room"), ref=f.ref),
+    "member_left": lambda f: MemberLeft(room=f.text("room"), user=f.text("user")),
+    "rooms": lambda f: RoomList(
+        rooms=tuple(
+            RoomInfo(name=r.text("name"), members=r.int("members"), joined=r.boolean("joined"))
+            for r in (_Fields({"type": "room", **o}) for o in f.objects("rooms"))
+        ),
+        ref=f.ref,
+    ),
+    "ack": lambda f: Ack(id=f.int("id"), ts=f.text("ts"), ref=f.ref),
+    "message": _message,
+    "history": lambda f: HistoryPage(
+        messages=tuple(_message(_fields_of(o, "message")) for o in f.objects("messages")),
+        more=f.boolean("more"),
+        ref=f.ref,
+    ),
+    "synced": lambda f: Synced(last_id=f.int("last_id"), more=f.boolean("more"), ref=f.ref),
+    "who": lambda f: Online(online=f.names("online"), ref=f.ref),
+    "presence": lambda f: Presence(user=f.text("user"), online=f.boolean("online")),
+    "ping": lambda f: Ping(ref=f.ref),
+    "pong": lambda f: Pong(ref=f.ref),
+    "bye": lambda f: Bye(reason=f.opt_text("reason", 2**31), ref=f.ref),
+}
+
+
+def _decode(payload: bytes, table: dict[str, Callable[[_Fields], Any]]) -> Any:
+    obj = parse_object(payload)
+    fields = _Fields(obj)
+    decoder = table.get(obj["type"])
+    if decoder is None:
+        raise UnknownMessageType(f"unknown message type {obj['type'][:40]!r}", ref=fields.ref)
+    return decoder(fields)
+
+
+def decode_request(payload: bytes) -> Request:
+    """Validate one client frame.
+
+    Raises:
+        MalformedMessage, UnknownMessageType: the payload is not a valid request.
+    """
+    request: Request = _decode(payload, _REQUESTS)
+    return request
+
+
+def decode_event(payload: bytes) -> Event:
+    """Validate one server frame.
+
+    Raises:
+        MalformedMessage, UnknownMessageType: the payload is not a valid event.
+    """
+    event: Event = _decode(payload, _EVENTS)
+    return event

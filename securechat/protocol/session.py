@@ -1,0 +1,116 @@
+"""The server's view of one connection, without I/O.
+
+Theory of operation: the connection's thread feeds every byte it reads to
+:meth:`ServerSession.receive_data` and then pulls requests with
+:meth:`ServerSession.next_request` until it returns None. Each item is either a valid
+request that the current state allows, or a :class:`ProtocolError` to answer with an
+``error`` frame. A fatal error (lost framing, anything before login) moves the session to
+CLOSED; the caller sends the error and closes. When an ``auth`` request comes out, the
+session pauses (AUTHENTICATING) and yields nothing more, even if the client pipelined
+further frames, until the caller reports the outcome with :meth:`login_succeeded` or
+:meth:`login_failed`. Everything that decides what a peer may send lives in ``ALLOWED``.
+"""
+
+from __future__ import annotations
+
+import enum
+
+from securechat.errors import ErrorCode, ProtocolError, UnexpectedMessage
+from securechat.protocol.frames import FrameDecoder
+from securechat.protocol.messages import (
+    Auth,
+    Bye,
+    History,
+    Join,
+    Leave,
+    ListRooms,
+    Ping,
+    Pong,
+    Request,
+    Send,
+    Sync,
+    Who,
+    decode_request,
+)
+
+
+class State(enum.Enum):
+    AWAITING_AUTH = "awaiting_auth"
+    AUTHENTICATING = "authenticating"
+    AUTHENTICATED = "authenticated"
+    CLOSED = "closed"
+
+
+ALLOWED: dict[State, frozenset[type[Request]]] = {
+    State.AWAITING_AUTH: frozenset({Auth, Bye}),
+    State.AUTHENTICATING: frozenset(),
+    State.AUTHENTICATED: frozenset(
+        {Join, Leave, ListRooms, Send, History, Sync, Who, Ping, Pong, Bye}
+    ),
+    State.CLOSED: frozenset(),
+}
+
+
+class ServerSession:
+    """Frames in, validated requests out, with the login state machine."""
+
+    __slots__ = ("_decoder", "state", "user")
+
+    def __init__(self, *, max_frame: int) -> None:
+        self._decoder = FrameDecoder(max_frame)
+        self.state = State.AWAITING_AUTH
+        self.user: str | None = None
+
+    @property
+    def is_authenticated(self) -> bool:
+        return self.state is State.AUTHENTICATED
+
+    @property
+    def buffered(self) -> int:
+        return self._decoder.buffered
+
+    def receive_data(self, data: bytes) -> None:
+        self._decoder.feed(data)
+
+    def next_request(self) -> Request | ProtocolError | None:
+        """The next request or error, or None when more bytes are needed or login is pending."""
+        if self.state in (State.AUTHENTICATING, State.CLOSED):
+            return None
+        try:
+            payload = self._decoder.next_frame()
+            if payload is None:
+                return None
+            request = decode_request(payload)
+        except ProtocolError as exc:
+            if exc.is_fatal or self.state is State.AWAITING_AUTH:
+                self.state = State.CLOSED
+            return exc
+        if type(request) not in ALLOWED[self.state]:
+            return self._refuse(request)
+        if isinstance(request, Auth):
+            self.state = State.AUTHENTICATING
+        elif isinstance(request, Bye):
+            self.state = State.CLOSED
+        return request
+
+    def _refuse(self, request: Request) -> ProtocolError:
+        if self.state is State.AWAITING_AUTH:
+            self.state = State.CLOSED
+            return UnexpectedMessage(
+                f"log in first: {request.TYPE!r} is not allowed before 'auth'",
+                code=ErrorCode.AUTH_REQUIRED,
+                ref=getattr(request, "ref", None),
+            )
+        return UnexpectedMessage(
+            f"{request.TYPE!r} is not allowed now", ref=getattr(request, "ref", None)
+        )
+
+    def login_succeeded(self, user: str) -> None:
+        assert self.state is State.AUTHENTICATING, self.state
+        self.state, self.user = State.AUTHENTICATED, user
+
+    def login_failed(self) -> None:
+        self.state = State.CLOSED
+
+    def close(self) -> None:
+        self.state = State.CLOSED
