@@ -1,0 +1,445 @@
+"""The private CA and the server certificate, made with ``cryptography``.
+
+securechat trusts no public CA. ``init_certs`` makes a small private CA (ca.pem, ca.key) and
+a server certificate signed by it (server.pem, server.key); clients get ca.pem only and check
+the server's host name against the certificate's SANs. Keys are ECDSA P-256. Every file is
+written to a temporary file in the same folder and renamed into place, so a crash leaves the
+old file or the whole new one; key files are created 0600, never readable by others even for
+a moment. The shape follows trustme: ``CertificateAuthority.create()`` then
+``ca.issue_server_cert(hosts)``. cryptography and OS errors become :class:`CertificateError`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import errno
+import ipaddress
+import os
+import re
+import secrets
+import socket
+import sys
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Self
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from securechat.errors import CertificateError, ConfigError
+
+CA_CERT, CA_KEY = "ca.pem", "ca.key"
+SERVER_CERT, SERVER_KEY = "server.pem", "server.key"
+CA_DAYS = 3650
+SERVER_DAYS = 90
+#: Certificates start slightly in the past so a client whose clock lags still accepts them.
+_BACKDATE = dt.timedelta(minutes=5)
+_DNS_LABEL = r"[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?"
+_DNS_NAME = re.compile(rf"{_DNS_LABEL}(\.{_DNS_LABEL})*")
+_LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"}
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class IssuedCert:
+    """A leaf certificate and its private key."""
+
+    cert: x509.Certificate
+    key: ec.EllipticCurvePrivateKey
+
+    def cert_pem(self) -> bytes:
+        return self.cert.public_bytes(serialization.Encoding.PEM)
+
+    def key_pem(self) -> bytes:
+        return _key_pem(self.key)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CertificateAuthority:
+    """A private CA that can sign server certificates (pathlen 0: no intermediates)."""
+
+    cert: x509.Certificate
+    key: ec.EllipticCurvePrivateKey
+
+    @classmethod
+    def create(cls, common_name: str = "securechat CA", days: int = CA_DAYS) -> Self:
+        key = ec.generate_private_key(ec.SECP256R1())
+        name = x509.Name(
+            [
+                x509.NameAttribute(NameOID.ORGANIZATION_NAME, "securechat"),
+                x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+            ]
+        )
+        ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
+        cert = (
+            _builder(name, name, key.public_key(), _not_after(days))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(_key_usage(key_cert_sign=True, crl_sign=True), critical=True)
+            .add_extension(ski, critical=False)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False
+            )
+            .sign(key, hashes.SHA256())
+        )
+        return cls(cert=cert, key=key)
+
+    def issue_server_cert(self, hosts: Sequence[str], days: int = SERVER_DAYS) -> IssuedCert:
+        """Sign a TLS server certificate for ``hosts`` (names and IP addresses).
+
+        It never outlives the CA. Raises:
+            ConfigError: ``hosts`` is empty or holds something that is neither name nor IP.
+        """
+        if not hosts:
+            raise ConfigError("a server certificate needs at least one host name or IP address")
+        names = list(dict.fromkeys(_general_name(host) for host in hosts))
+        key = ec.generate_private_key(ec.SECP256R1())
+        common_name = hosts[0] if len(hosts[0]) <= 64 else "securechat server"
+        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+        not_after = min(_not_after(days), self.cert.not_valid_after_utc)
+        cert = (
+            _builder(subject, self.cert.subject, key.public_key(), not_after)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(_key_usage(digital_signature=True), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .add_extension(x509.SubjectAlternativeName(names), critical=False)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()), False
+            )
+            .sign(self.key, hashes.SHA256())
+        )
+        return IssuedCert(cert=cert, key=key)
+
+    def fingerprint(self) -> str:
+        return fingerprint(self.cert)
+
+    def cert_pem(self) -> bytes:
+        return self.cert.public_bytes(serialization.Encoding.PEM)
+
+    def key_pem(self) -> bytes:
+        return _key_pem(self.key)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CertReport:
+    """What ``init_certs`` did, for the CLI to print."""
+
+    directory: Path
+    written: tuple[Path, ...]
+    renewed: bool
+    sans: tuple[str, ...]
+    ca_not_after: dt.datetime
+    server_not_after: dt.datetime
+    ca_fingerprint: str
+
+    @property
+    def ca_file(self) -> Path:
+        return self.directory / CA_CERT
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ServerCertInfo:
+    """What the server logs about its certificate on start."""
+
+    sans: list[str]
+    not_after: dt.datetime
+    fingerprint: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ServerCertFiles:
+    """Server files that exist, match each other and are in date (see check_server_files)."""
+
+    cert_file: Path
+    key_file: Path
+    ca_file: Path
+
+
+def fingerprint(cert: x509.Certificate) -> str:
+    """SHA-256 of the DER certificate as colon-separated uppercase hex, as openssl prints it."""
+    return ":".join(f"{byte:02X}" for byte in cert.fingerprint(hashes.SHA256()))
+
+
+def init_certs(
+    directory: Path,
+    *,
+    hosts: Sequence[str] | None,
+    days: int = SERVER_DAYS,
+    force: bool = False,
+    renew: bool = False,
+) -> CertReport:
+    """Create a CA and a server certificate in ``directory``; with ``renew``, only the latter.
+
+    ``hosts=None`` means :func:`default_hosts`. Raises:
+        CertificateError: files exist without ``force``, ``renew`` finds no usable CA, or a
+            file cannot be written.
+        ConfigError: bad ``hosts`` or ``days``, or ``force`` together with ``renew``.
+    """
+    if force and renew:
+        raise ConfigError("--force and --renew cannot be combined: --force replaces the CA")
+    if days < 1:
+        raise ConfigError(f"--days must be at least 1, not {days}")
+    ca = _existing_ca(directory) if renew else _new_ca(directory, force=force)
+    server = ca.issue_server_cert(hosts or default_hosts(), days)
+    files: list[tuple[str, bytes, int]] = []
+    if not renew:
+        files += [(CA_KEY, ca.key_pem(), 0o600), (CA_CERT, ca.cert_pem(), 0o644)]
+    files += [(SERVER_KEY, server.key_pem(), 0o600), (SERVER_CERT, server.cert_pem(), 0o644)]
+    try:
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CertificateError(f"cannot create {directory}: {exc.strerror}") from exc
+    for name, data, mode in files:
+        _write_atomic(directory / name, data, mode)
+    return CertReport(
+        directory=directory,
+        written=tuple(directory / name for name, _, _ in files),
+        renewed=renew,
+        sans=tuple(_sans(server.cert)),
+        ca_not_after=ca.cert.not_valid_after_utc,
+        server_not_after=server.cert.not_valid_after_utc,
+        ca_fingerprint=ca.fingerprint(),
+    )
+
+
+def load_ca(directory: Path) -> CertificateAuthority:
+    """Load ca.pem and ca.key. Raises CertificateError if missing, unreadable or mismatched."""
+    cert = read_certificate(directory / CA_CERT)
+    key = _read_key(directory / CA_KEY)
+    _check_pair(cert, key, directory / CA_CERT, directory / CA_KEY)
+    return CertificateAuthority(cert=cert, key=key)
+
+
+def server_cert_info(cert_file: Path) -> ServerCertInfo:
+    """The SANs, expiry and fingerprint of a certificate, for the server to log on start."""
+    cert = read_certificate(cert_file)
+    return ServerCertInfo(_sans(cert), cert.not_valid_after_utc, fingerprint(cert))
+
+
+def check_server_files(directory: Path) -> ServerCertFiles:
+    """Check that the server can start with the files in ``directory``.
+
+    Raises CertificateError (one line, with the command that fixes it) when the folder or a
+    file is missing or unreadable, server.key does not match server.pem, server.pem was not
+    issued by ca.pem, or server.pem has expired.
+    """
+    if not directory.is_dir():
+        raise CertificateError(
+            f"{directory} not found; run `securechat init-certs --dir {directory}`"
+        )
+    files = ServerCertFiles(directory / SERVER_CERT, directory / SERVER_KEY, directory / CA_CERT)
+    ca = read_certificate(files.ca_file)
+    cert = read_certificate(files.cert_file)
+    _check_pair(cert, _read_key(files.key_file), files.cert_file, files.key_file)
+    renew = f"run `securechat init-certs --renew --dir {directory}`"
+    try:
+        cert.verify_directly_issued_by(ca)
+    except (ValueError, TypeError, InvalidSignature) as exc:
+        raise CertificateError(
+            f"{files.cert_file} was not issued by {files.ca_file}; {renew}"
+        ) from exc
+    if cert.not_valid_after_utc <= dt.datetime.now(dt.UTC):
+        expired = f"{cert.not_valid_after_utc:%Y-%m-%d}"
+        raise CertificateError(f"{files.cert_file} expired on {expired}; {renew}")
+    return files
+
+
+def read_certificate(path: Path) -> x509.Certificate:
+    """Load one PEM certificate. Raises CertificateError if missing, unreadable or not PEM."""
+    try:
+        return x509.load_pem_x509_certificate(_read(path))
+    except ValueError as exc:
+        raise CertificateError(f"{path} is not a PEM certificate") from exc
+
+
+def default_hosts() -> list[str]:
+    """Names and addresses LAN clients may use to reach this machine.
+
+    Addresses are read from the local interfaces; no packet is sent. Only ``getfqdn`` may ask
+    the system resolver, and only when the host name is not in /etc/hosts.
+    """
+    hostname = socket.gethostname().lower()
+    candidates = [hostname, socket.getfqdn(hostname).lower()]
+    names = [n for n in candidates if n not in _LOOPBACK_NAMES and _DNS_NAME.fullmatch(n)]
+    addresses = [
+        str(a)
+        for a in _local_addresses()
+        if not (a.is_loopback or a.is_link_local or a.is_unspecified or a.is_multicast)
+    ]
+    return list(dict.fromkeys(["localhost", "127.0.0.1", "::1", *names, *addresses]))
+
+
+def _local_addresses() -> Iterable[IPAddress]:
+    """Interface addresses as the kernel reports them; only ioctls and /proc, nothing is sent."""
+    if sys.platform != "linux":
+        try:
+            infos = socket.getaddrinfo(socket.gethostname(), None, proto=socket.IPPROTO_TCP)
+        except socket.gaierror:
+            return []  # unresolvable host name: the printed SAN list shows what is covered
+        return [ipaddress.ip_address(info[4][0]) for info in infos]
+    import fcntl
+    import struct
+
+    siocgifaddr = 0x8915
+    found: list[IPAddress] = []
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        for _, ifname in socket.if_nameindex():
+            request = struct.pack("256s", ifname.encode()[:15])
+            try:
+                reply = fcntl.ioctl(probe.fileno(), siocgifaddr, request)
+            except OSError as exc:
+                if exc.errno in (errno.EADDRNOTAVAIL, errno.ENODEV):
+                    continue  # no IPv4 address, or the interface went away meanwhile
+                raise CertificateError(
+                    f"cannot read the address of {ifname} ({exc.strerror}); name hosts with --host"
+                ) from exc
+            found.append(ipaddress.IPv4Address(reply[20:24]))
+    try:
+        lines = Path("/proc/net/if_inet6").read_text().splitlines()
+    except FileNotFoundError:
+        lines = []  # IPv6 is disabled on this machine
+    for line in lines:
+        fields = line.split()
+        if len(fields) >= 4 and fields[3] == "00":  # global scope only
+            found.append(ipaddress.IPv6Address(bytes.fromhex(fields[0])))
+    return found
+
+
+def _general_name(host: str) -> x509.GeneralName:
+    try:
+        address = ipaddress.ip_address(host.strip())
+    except ValueError as exc:
+        name = host.strip().rstrip(".").lower()
+        if len(name) > 253 or not _DNS_NAME.fullmatch(name):
+            raise ConfigError(f"{host!r} is neither a host name nor an IP address") from exc
+        return x509.DNSName(name)
+    if isinstance(address, ipaddress.IPv6Address) and address.scope_id:
+        raise ConfigError(f"{host!r}: scoped IPv6 addresses cannot go in a certificate")
+    return x509.IPAddress(address)
+
+
+def _sans(cert: x509.Certificate) -> list[str]:
+    try:
+        names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return []
+    return [str(n.value) for n in names if isinstance(n, x509.DNSName | x509.IPAddress)]
+
+
+def _builder(
+    subject: x509.Name,
+    issuer: x509.Name,
+    public_key: ec.EllipticCurvePublicKey,
+    not_after: dt.datetime,
+) -> x509.CertificateBuilder:
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(dt.datetime.now(dt.UTC) - _BACKDATE)
+        .not_valid_after(not_after)
+    )
+
+
+def _not_after(days: int) -> dt.datetime:
+    return dt.datetime.now(dt.UTC) + dt.timedelta(days=days)
+
+
+def _key_usage(
+    *, digital_signature: bool = False, key_cert_sign: bool = False, crl_sign: bool = False
+) -> x509.KeyUsage:
+    return x509.KeyUsage(
+        digital_signature=digital_signature,
+        content_commitment=False,
+        key_encipherment=False,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=key_cert_sign,
+        crl_sign=crl_sign,
+        encipher_only=False,
+        decipher_only=False,
+    )
+
+
+def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+def _new_ca(directory: Path, *, force: bool) -> CertificateAuthority:
+    for name in (CA_CERT, CA_KEY, SERVER_CERT, SERVER_KEY):
+        if not force and (directory / name).exists():
+            raise CertificateError(
+                f"{directory / name} already exists; use --renew to re-issue only the server "
+                "certificate, or --force to replace the CA too (clients must then get the new ca.pem)"
+            )
+    return CertificateAuthority.create()
+
+
+def _existing_ca(directory: Path) -> CertificateAuthority:
+    for name in (CA_CERT, CA_KEY):
+        if not (directory / name).exists():
+            raise CertificateError(
+                f"--renew needs the existing CA but {directory / name} is missing; "
+                f"run `securechat init-certs --dir {directory}` first"
+            )
+    ca = load_ca(directory)
+    if ca.cert.not_valid_after_utc <= dt.datetime.now(dt.UTC):
+        raise CertificateError(
+            f"the CA in {directory} has expired; use --force to make a new one "
+            "(clients must then get the new ca.pem)"
+        )
+    return ca
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError as exc:
+        raise CertificateError(
+            f"{path} not found; run `securechat init-certs --dir {path.parent}`"
+        ) from exc
+    except OSError as exc:
+        raise CertificateError(f"cannot read {path}: {exc.strerror}") from exc
+
+
+def _read_key(path: Path) -> ec.EllipticCurvePrivateKey:
+    try:
+        key = serialization.load_pem_private_key(_read(path), password=None)
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+        raise CertificateError(f"{path} is not an unencrypted PEM private key") from exc
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise CertificateError(f"{path} is not an ECDSA key")
+    return key
+
+
+def _check_pair(
+    cert: x509.Certificate, key: ec.EllipticCurvePrivateKey, cert_file: Path, key_file: Path
+) -> None:
+    if cert.public_key() != key.public_key():
+        raise CertificateError(f"{key_file} does not match {cert_file}")
+
+
+def _write_atomic(path: Path, data: bytes, mode: int) -> None:
+    """Write via a temporary file created with ``mode`` (O_EXCL), then rename it into place."""
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+        with os.fdopen(fd, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise CertificateError(f"cannot write {path}: {exc.strerror or exc}") from exc

@@ -1,0 +1,90 @@
+"""``securechat init-certs`` and ``securechat fingerprint``: thin wrappers over securechat.certs."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from securechat import certs
+from securechat.cli.app import app
+from securechat.cli.options import CERTS_DEFAULT, CertsDir
+
+_DESCRIPTIONS = {
+    certs.CA_CERT: "CA certificate",
+    certs.CA_KEY: "CA private key (keep secret)",
+    certs.SERVER_CERT: "server certificate",
+    certs.SERVER_KEY: "server private key (keep secret)",
+}
+
+
+@app.command("init-certs")
+def init_certs_command(
+    directory: CertsDir = CERTS_DEFAULT,
+    hosts: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--host",
+            metavar="NAME_OR_IP",
+            help="A host name or IP address clients will connect to; repeat for several. "
+            "Default: localhost, 127.0.0.1, ::1, this machine's names and LAN addresses.",
+            show_default=False,
+        ),
+    ] = None,
+    days: Annotated[
+        int,
+        typer.Option(
+            min=1, max=825, metavar="DAYS", help="Days the server certificate stays valid."
+        ),
+    ] = certs.SERVER_DAYS,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Replace an existing CA and keys. Every client must then get the new ca.pem.",
+        ),
+    ] = False,
+    renew: Annotated[
+        bool,
+        typer.Option(
+            "--renew",
+            help="Re-issue only the server certificate and key, signed by the existing CA; "
+            "clients keep trusting it.",
+        ),
+    ] = False,
+) -> None:
+    """Create a private CA and a server certificate signed by it.
+
+    Clients need only ca.pem; the .key files never leave this machine.
+    """
+    report = certs.init_certs(directory, hosts=hosts, days=days, force=force, renew=renew)
+    if report.renewed:
+        typer.echo(f"Renewed the server certificate in {report.directory} (CA unchanged):")
+    else:
+        typer.echo(f"Created a private CA and a server certificate in {report.directory}:")
+    width = max(len(str(path)) for path in report.written)
+    for path in report.written:
+        typer.echo(f"  {path!s:<{width}}  {_DESCRIPTIONS[path.name]}")
+    typer.echo(f"Server names (SANs): {', '.join(report.sans)}")
+    typer.echo(f"Server certificate expires: {_date(report.server_not_after)}")
+    typer.echo(f"CA certificate expires:     {_date(report.ca_not_after)}")
+    typer.echo(f"CA fingerprint (SHA-256): {report.ca_fingerprint}")
+    typer.echo(
+        f"Hand clients {report.ca_file} only (never a .key file); "
+        "they can compare the fingerprint above."
+    )
+
+
+@app.command("fingerprint")
+def fingerprint_command(directory: CertsDir = CERTS_DEFAULT) -> None:
+    """Print the SHA-256 fingerprint of the CA certificate (ca.pem).
+
+    Users compare it with what their client shows the first time it connects.
+    """
+    typer.echo(certs.fingerprint(certs.read_certificate(Path(directory) / certs.CA_CERT)))
+
+
+def _date(when: dt.datetime) -> str:
+    return f"{when:%Y-%m-%d %H:%M} UTC"

@@ -1,0 +1,62 @@
+"""The only place that builds an :class:`ssl.SSLContext`.
+
+Both sides speak TLS 1.3 only, with no compression and no renegotiation. The client trusts
+exactly one CA, the server's private ca.pem, never the system store, and always checks the
+host name; there is deliberately no way to turn verification off. ``ssl`` and OS errors
+while loading files become :class:`CertificateError`.
+"""
+
+from __future__ import annotations
+
+import ssl
+from pathlib import Path
+
+from securechat.errors import CertificateError
+
+__all__ = ["client_context", "server_context"]
+
+
+def server_context(cert_file: Path, key_file: Path) -> ssl.SSLContext:
+    """A TLS 1.3 server context presenting ``cert_file``.
+
+    Raises:
+        CertificateError: a file is missing, unreadable, or the key does not match.
+    """
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    _harden(context)
+    try:
+        context.load_cert_chain(cert_file, key_file)
+    except ssl.SSLError as exc:
+        raise CertificateError(
+            f"cannot use {cert_file} with {key_file}: {exc.reason or exc}"
+        ) from exc
+    except OSError as exc:
+        raise CertificateError(f"cannot read {cert_file} or {key_file}: {exc.strerror}") from exc
+    return context
+
+
+def client_context(ca_file: Path) -> ssl.SSLContext:
+    """A TLS 1.3 client context that trusts only the CA in ``ca_file`` and checks host names.
+
+    Raises:
+        CertificateError: ``ca_file`` is missing, unreadable or holds no certificate.
+    """
+    try:
+        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=ca_file)
+    except ssl.SSLError as exc:
+        raise CertificateError(f"{ca_file} holds no usable CA certificate") from exc
+    except OSError as exc:
+        raise CertificateError(f"cannot read {ca_file}: {exc.strerror}") from exc
+    _harden(context)
+    context.check_hostname = True
+    context.verify_mode = ssl.CERT_REQUIRED
+    # Reject certificates that break RFC 5280 (Python 3.13 sets this by default).
+    context.verify_flags |= ssl.VERIFY_X509_STRICT
+    return context
+
+
+def _harden(context: ssl.SSLContext) -> None:
+    context.minimum_version = ssl.TLSVersion.TLSv1_3
+    context.options |= ssl.OP_NO_COMPRESSION
+    if hasattr(ssl, "OP_NO_RENEGOTIATION"):  # OpenSSL >= 1.1.0h
+        context.options |= ssl.OP_NO_RENEGOTIATION
