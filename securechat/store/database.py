@@ -1,0 +1,128 @@
+"""Engine and session set-up: the one place that knows how securechat talks to its database.
+
+SQLite is the default and gets the settings a multi-threaded server needs on every new
+connection: write-ahead logging (readers do not block the writer), enforced foreign keys,
+a busy timeout instead of an immediate "database is locked", and ``synchronous=FULL`` so a
+committed message survives a power cut. Other URLs are passed to SQLAlchemy unchanged.
+
+SQLAlchemy errors that mean "the database is not usable" become :class:`StoreError` here,
+with a one-line message naming the URL (password hidden).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import create_engine, event, exc, make_url
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from securechat.errors import StoreError
+from securechat.store.migrate import upgrade_to_head
+
+SQLITE_BUSY_TIMEOUT_MS = 5000
+
+_SQLITE_PRAGMAS = (
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA foreign_keys=ON",
+    f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}",
+    "PRAGMA synchronous=FULL",
+)
+
+
+def _apply_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        for pragma in _SQLITE_PRAGMAS:
+            cursor.execute(pragma)
+    finally:
+        cursor.close()
+
+
+def _reason(error: exc.DBAPIError) -> str:
+    """The driver's own message (e.g. "unable to open database file"), without SQL or URLs."""
+    return str(error.orig).strip() or type(error.orig).__name__
+
+
+def safe_url(url: str) -> str:
+    """``url`` with any password masked, for messages and logs."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except exc.ArgumentError:
+        return url
+
+
+def create_database_engine(url: str) -> Engine:
+    """Create an engine for ``url``; SQLite connections get the pragmas above.
+
+    Raises:
+        StoreError: the URL is malformed or names a dialect or driver that is not installed.
+    """
+    try:
+        engine = create_engine(url)
+    except (exc.ArgumentError, exc.NoSuchModuleError) as error:
+        raise StoreError(f"invalid database URL {safe_url(url)}: {error}") from error
+    except ImportError as error:
+        raise StoreError(f"no driver for database URL {safe_url(url)}: {error}") from error
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _apply_sqlite_pragmas)
+    return engine
+
+
+class Database:
+    """An engine plus a session factory. Thread-safe; the sessions it hands out are not."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = create_database_engine(url)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """One session for one unit of work: ``with db.session() as s, s.begin(): ...``.
+
+        Raises:
+            StoreError: the database could not be reached, was locked too long or is read-only.
+        """
+        try:
+            with self._sessions() as session:
+                yield session
+        except exc.OperationalError as error:
+            raise StoreError(f"database error on {safe_url(self.url)}: {_reason(error)}") from error
+
+    def check_connection(self) -> None:
+        """Connect once, so a bad path or an unreachable server is reported early and clearly.
+
+        Raises:
+            StoreError: the database cannot be opened.
+        """
+        try:
+            with self.engine.connect():
+                pass
+        except exc.DBAPIError as error:
+            raise StoreError(
+                f"cannot open database {safe_url(self.url)}: {_reason(error)}"
+            ) from error
+
+    def dispose(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()
+
+
+def open_database(url: str, *, migrate: bool = True) -> Database:
+    """Open the database at ``url`` and, unless ``migrate`` is false, bring it to head.
+
+    Raises:
+        StoreError: the URL is bad, the database cannot be opened or cannot be migrated.
+    """
+    database = Database(url)
+    try:
+        database.check_connection()
+        if migrate:
+            upgrade_to_head(database.engine)
+    except BaseException:
+        database.dispose()
+        raise
+    return database
