@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -41,3 +43,98 @@ def run_cli(tmp_path: Path) -> CliRunner:
         )
 
     return run
+
+
+# --- certificates and a running server ------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def certs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A throwaway CA and a server certificate for localhost, made once per test run."""
+    from securechat.certs import init_certs
+
+    directory = tmp_path_factory.mktemp("certs")
+    init_certs(directory, hosts=["localhost", "127.0.0.1", "::1"])
+    return directory
+
+
+PASSWORD = "correct horse battery"
+USERS = ("alice", "bob", "carol", "dave")
+
+
+@dataclasses.dataclass
+class RunningServer:
+    server: Any
+    address: tuple[str, int]
+    ca_file: Path
+    db_url: str
+    peers: list[Any] = dataclasses.field(default_factory=list)
+
+    def peer(self) -> Any:
+        """A new raw-protocol connection, closed when the test ends."""
+        from tests.peer import Peer
+
+        peer = Peer(self.address, self.ca_file)
+        self.peers.append(peer)
+        return peer
+
+    def login(self, user: str, password: str = PASSWORD) -> Any:
+        peer = self.peer()
+        peer.login(user, password)
+        return peer
+
+
+@pytest.fixture
+def db_url(tmp_path: Path) -> str:
+    """A fresh SQLite database at head, with USERS (password PASSWORD) in it."""
+    from securechat.accounts import Accounts
+    from securechat.config import HashParams
+    from securechat.store.database import open_database
+
+    url = f"sqlite:///{tmp_path / 'chat.db'}"
+    database = open_database(url)
+    accounts = Accounts(database, hash_params=HashParams.for_tests())
+    for user in USERS:
+        accounts.add(user, PASSWORD)
+    database.dispose()
+    return url
+
+
+@pytest.fixture
+def server_factory(certs_dir: Path, db_url: str) -> Iterator[Callable[..., RunningServer]]:
+    """Start in-process servers on 127.0.0.1:0 with the cheap argon2 profile; stop them after."""
+    from securechat.config import HashParams, Limits, ServerConfig
+    from securechat.server.server import ChatServer
+    from securechat.store.database import open_database
+    from securechat.tls import server_context
+
+    started: list[tuple[RunningServer, Any]] = []
+
+    def start(**limits: Any) -> RunningServer:
+        config = ServerConfig(
+            host="127.0.0.1",
+            port=0,
+            certs_dir=certs_dir,
+            db_url=db_url,
+            limits=Limits(**limits),
+            hash_params=HashParams.for_tests(),
+        )
+        database = open_database(db_url)
+        tls = server_context(certs_dir / "server.pem", certs_dir / "server.key")
+        server = ChatServer(config, tls=tls, database=database)
+        server.start()
+        running = RunningServer(server, server.address, certs_dir / "ca.pem", db_url)
+        started.append((running, database))
+        return running
+
+    yield start
+    for running, database in started:
+        for peer in running.peers:
+            peer.close()
+        running.server.shutdown()
+        database.dispose()
+
+
+@pytest.fixture
+def running_server(server_factory: Callable[..., RunningServer]) -> RunningServer:
+    return server_factory()

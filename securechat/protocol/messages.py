@@ -14,7 +14,7 @@ import itertools
 import json
 import re
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeGuard
 
 from securechat.errors import MalformedMessage, UnknownMessageType
 from securechat.protocol.names import NAME_RULE, normalize_name
@@ -28,7 +28,8 @@ _WIRE_NAMES = {"sender": "from", "peer": "with"}
 
 
 def _wire_dict(value: object) -> dict[str, Any]:
-    out: dict[str, Any] = {"type": value.TYPE}  # type: ignore[attr-defined]
+    kind = getattr(value, "TYPE", None)  # nested values (RoomInfo) have no type of their own
+    out: dict[str, Any] = {} if kind is None else {"type": kind}
     for field in dataclasses.fields(value):  # type: ignore[arg-type]
         item = getattr(value, field.name)
         if item is None:
@@ -315,16 +316,23 @@ def _reject_constant(name: str) -> None:
     raise MalformedMessage(f"{name} is not valid JSON")
 
 
-_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+# A JSON string, or an unterminated one up to the end: linear time on any input.
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*(?:"|\Z)', re.DOTALL)
 # Byte -> 1 + change in nesting depth: "[" and "{" open, "]" and "}" close.
 _DEPTH_TABLE = bytes(2 if c in b"[{" else 0 if c in b"]}" else 1 for c in range(256))
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _nesting_depth(payload: bytes) -> int:
     if payload.count(b"[") + payload.count(b"{") <= MAX_DEPTH:
         return 0  # cannot be deeper than the number of openers
     unquoted = _JSON_STRING.sub(b"", payload).translate(_DEPTH_TABLE)
-    return max(itertools.accumulate(step - 1 for step in unquoted))
+    return max(itertools.accumulate(step - 1 for step in unquoted), default=0)
+
+
+def _is_text(value: object) -> TypeGuard[str]:
+    """A str that UTF-8 can carry (JSON's \\ud800 escapes can produce lone surrogates)."""
+    return isinstance(value, str) and not _SURROGATE.search(value)
 
 
 def parse_object(payload: bytes) -> dict[str, Any]:
@@ -349,11 +357,10 @@ def parse_object(payload: bytes) -> dict[str, Any]:
         raise MalformedMessage(f"frame is not valid JSON: {exc}") from exc
     if not isinstance(obj, dict):
         raise MalformedMessage("frame must hold a JSON object")
-    ref = obj.get("ref")
-    if not isinstance(obj.get("type"), str):
-        raise MalformedMessage(
-            "message needs a string field 'type'", ref=ref if isinstance(ref, str) else None
-        )
+    if not _is_text(obj.get("type")):
+        ref = obj.get("ref")
+        valid_ref = ref if _is_text(ref) and len(ref) <= MAX_REF else None
+        raise MalformedMessage("message needs a string field 'type'", ref=valid_ref)
     return obj
 
 
@@ -363,7 +370,7 @@ class _Fields:
     def __init__(self, obj: dict[str, Any]) -> None:
         self._obj = obj
         ref = obj.get("ref")
-        self.ref: str | None = ref if isinstance(ref, str) and len(ref) <= MAX_REF else None
+        self.ref: str | None = ref if _is_text(ref) and len(ref) <= MAX_REF else None
         if "ref" in obj and self.ref is None:
             raise MalformedMessage(f"'ref' must be a string of at most {MAX_REF} characters")
 
@@ -385,8 +392,11 @@ class _Fields:
 
     def opt_text(self, key: str, max_len: int = MAX_TEXT) -> str | None:
         value: str | None = self._get(key, str, "a string")
-        if value is not None and len(value) > max_len:
-            raise self.fail(f"'{key}' is longer than {max_len} characters")
+        if value is not None:
+            if len(value) > max_len:
+                raise self.fail(f"'{key}' is longer than {max_len} characters")
+            if not _is_text(value):
+                raise self.fail(f"'{key}' holds a lone UTF-16 surrogate")
         return value
 
     def text(self, key: str, max_len: int = MAX_TEXT) -> str:

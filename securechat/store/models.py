@@ -10,7 +10,19 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, ClassVar
 
-from sqlalchemy import DateTime, Dialect, MetaData, String, false
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
@@ -75,3 +87,53 @@ class User(Base):
 
     def __repr__(self) -> str:
         return f"User(id={self.id!r}, name={self.name!r})"
+
+
+class Room(Base):
+    """A chat room; created by the first ``join``, never deleted."""
+
+    __tablename__ = "rooms"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(NAME_MAX), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Membership(Base):
+    __tablename__ = "memberships"
+
+    room_id: Mapped[int] = mapped_column(
+        ForeignKey("rooms.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    joined_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class ChatMessage(Base):
+    """A stored message: to a room, or directly to one user.
+
+    Names are stored beside the ids so history still reads right after a user is deleted
+    (the ids become NULL). ``ref`` is the sender's own id for the message; (sender, ref)
+    is unique, which is what makes a resend after a lost ack harmless.
+    """
+
+    __tablename__ = "messages"
+    __table_args__ = (
+        UniqueConstraint("sender_id", "ref"),
+        CheckConstraint("(room_id IS NULL) <> (recipient IS NULL)", name="one_target"),
+        Index("ix_messages_room_id_id", "room_id", "id"),
+        Index("ix_messages_recipient_id_sender_id_id", "recipient_id", "sender_id", "id"),
+        {"sqlite_autoincrement": True},  # ids never reused: clients remember the last one
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    room_id: Mapped[int | None] = mapped_column(ForeignKey("rooms.id", ondelete="CASCADE"))
+    recipient_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    recipient: Mapped[str | None] = mapped_column(String(NAME_MAX))
+    sender_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    sender: Mapped[str] = mapped_column(String(NAME_MAX))
+    body: Mapped[str] = mapped_column(Text)
+    ts_ms: Mapped[int] = mapped_column(BigInteger)
+    ref: Mapped[str | None] = mapped_column(String(64))

@@ -1,0 +1,156 @@
+"""Group commit: one thread stores messages in batches, then acks and delivers them.
+
+Connection threads ``submit()`` a send and return to their sockets at once. The committer
+takes everything queued (up to ``max_batch``), writes it in one transaction with one
+``fsync``, and only then queues the ``ack`` for the sender and the ``message`` frame for
+every recipient. An acknowledged message is therefore always on disk, and since this is
+the only thread that writes messages and delivers them, every recipient sees them in id
+order. If the commit fails nothing is acked: senders get ``server_error`` and may resend
+with the same ``ref``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+import queue
+import threading
+
+from securechat.errors import ErrorCode, ServerError, StoreError
+from securechat.protocol.frames import encode_frame
+from securechat.protocol.messages import Ack, Error, Message, encode
+from securechat.server.hub import Hub, Member
+from securechat.store.chat import ChatStore, NewMessage, StoredMessage
+
+log = logging.getLogger("securechat.server")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PendingSend:
+    origin: Member
+    message: NewMessage
+
+
+def format_ts(ts_ms: int) -> str:
+    """Milliseconds since the epoch as the protocol's ``2026-11-22T10:00:00.123Z``."""
+    moment = dt.datetime.fromtimestamp(ts_ms / 1000, dt.UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts_ms % 1000:03d}Z"
+
+
+def to_event(stored: StoredMessage) -> Message:
+    return Message(
+        id=stored.id,
+        sender=stored.sender,
+        body=stored.body,
+        ts=format_ts(stored.ts_ms),
+        room=stored.room,
+        to=stored.to,
+    )
+
+
+_STOP = object()
+
+
+class Committer:
+    def __init__(
+        self, store: ChatStore, hub: Hub, *, max_batch: int = 512, max_queue: int = 50_000
+    ) -> None:
+        self._store = store
+        self._hub = hub
+        self._max_batch = max_batch
+        self._queue: queue.Queue[PendingSend | object] = queue.Queue(max_queue)
+        self._thread = threading.Thread(target=self._run, name="committer")
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def submit(self, pending: PendingSend) -> None:
+        """Queue a send; its ack or error reaches ``pending.origin`` later.
+
+        Raises:
+            ServerError: too many sends are waiting for the disk.
+        """
+        try:
+            self._queue.put_nowait(pending)
+        except queue.Full:
+            raise ServerError("the server is overloaded; resend later with the same ref") from None
+
+    def stop(self) -> None:
+        """Commit everything already submitted, then end the thread."""
+        self._queue.put(_STOP)
+        self._thread.join()
+
+    # The committer thread owns the batch; it reads the hub only through snapshots.
+    def _run(self) -> None:
+        running = True
+        while running:
+            batch: list[PendingSend] = []
+            item = self._queue.get()
+            while True:
+                if item is _STOP:
+                    running = False
+                    break
+                assert isinstance(item, PendingSend)
+                batch.append(item)
+                if len(batch) >= self._max_batch:
+                    break
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+            if batch:
+                self._commit(batch)
+
+    def _commit(self, batch: list[PendingSend]) -> None:
+        try:
+            results = self._store.save_messages([p.message for p in batch])
+        except StoreError as exc:
+            log.error("could not store %d message(s): %s", len(batch), exc.message)
+            self._refuse(batch)
+            return
+        except Exception:
+            # A bug, not a full disk: keep the committer alive for everyone else.
+            log.exception("internal error storing %d message(s)", len(batch))
+            self._refuse(batch)
+            return
+        for pending, result in zip(batch, results, strict=True):
+            if isinstance(result, ErrorCode):
+                self._reply(
+                    pending,
+                    Error(
+                        code=result,
+                        message=f"no user {pending.message.to!r}",
+                        ref=pending.message.ref,
+                    ),
+                )
+                continue
+            stored, is_new = result
+            self._reply(
+                pending, Ack(id=stored.id, ts=format_ts(stored.ts_ms), ref=pending.message.ref)
+            )
+            if is_new:
+                self._deliver(pending.origin, stored)
+
+    def _deliver(self, origin: Member, stored: StoredMessage) -> None:
+        frame = encode_frame(encode(to_event(stored)))
+        if stored.room is not None:
+            targets = self._hub.room_targets(stored.room)
+        else:
+            assert stored.to is not None
+            targets = self._hub.sessions_of(stored.to)
+            if stored.to != stored.sender:
+                targets += self._hub.sessions_of(stored.sender)
+        self._hub.broadcast(frame, targets, exclude=origin)
+
+    def _refuse(self, batch: list[PendingSend]) -> None:
+        for pending in batch:
+            self._reply(pending, Error(
+                code=ErrorCode.SERVER_ERROR,
+                message="the server could not store the message; resend it with the same ref",
+                ref=pending.message.ref,
+            ))  # fmt: skip
+
+    @staticmethod
+    def _reply(pending: PendingSend, event: Ack | Error) -> None:
+        pending.origin.send(encode_frame(encode(event)))

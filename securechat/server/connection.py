@@ -1,0 +1,335 @@
+"""One client connection, served by one thread that owns its TLS socket.
+
+Theory of operation: the acceptor hands over a plain TCP socket. The connection's thread
+runs the TLS handshake under a deadline, sends ``hello``, then loops in ``poll()`` on two
+descriptors: the socket and its outbox's waker. Each turn it
+
+1. moves frames that other threads queued in the outbox (fan-out, acks) into the
+   stream's write queue and writes as much as the socket takes, coalesced;
+2. reads what arrived, feeds the sans-I/O :class:`ServerSession`, and answers each
+   request directly (its own replies bypass the outbox bound);
+3. checks its clocks: login deadline (counted from accept), heartbeat, idle timeout and
+   a writer that has made no progress for ``stuck_writer_timeout``.
+
+Only this thread reads or writes the socket, touches the session, or closes the outbox.
+Other threads reach it through :meth:`send` (outbox) and :meth:`request_close`. While
+more than ``HIGH_WATER`` bytes wait to be written, it stops reading requests, so a peer
+that sends but never reads cannot make the server buffer without bound.
+"""
+
+from __future__ import annotations
+
+import logging
+import select
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Callable
+
+from securechat import __version__
+from securechat.accounts import Account
+from securechat.config import PROTOCOL_VERSION, Limits
+from securechat.errors import (
+    AuthenticationError,
+    ConnectionLost,
+    ErrorCode,
+    ProtocolError,
+    RateLimited,
+    RequestError,
+    SecureChatError,
+)
+from securechat.protocol.frames import encode_frame
+from securechat.protocol.messages import Auth, Bye, Error, Event, Hello, Ping, Pong, encode
+from securechat.protocol.session import ServerSession, State
+from securechat.server.outbox import Outbox
+from securechat.server.ratelimit import TokenBucket
+from securechat.server.service import ChatService
+from securechat.transport import POLL_ERRORS, POLLIN, POLLOUT, TlsStream, format_address
+
+log = logging.getLogger("securechat.server")
+
+HIGH_WATER = 1024 * 1024
+BACKLOG_CHECK_SECONDS = 0.25
+FINAL_FLUSH_SECONDS = 1.0
+
+
+class _Close(Exception):
+    """Internal: end the loop, sending ``final`` first if the peer can still be told."""
+
+    def __init__(self, reason: str, final: Event | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.final = final
+
+
+class ServerConnection:
+    def __init__(
+        self,
+        sock: socket.socket,
+        *,
+        address: tuple[str, int],
+        accepted_at: float,
+        tls: ssl.SSLContext,
+        service: ChatService,
+        limits: Limits,
+        on_authenticated: Callable[[ServerConnection], None],
+        on_closed: Callable[[ServerConnection], None],
+    ) -> None:
+        self.peer_host = address[0]
+        self.peer = format_address(address)
+        self._sock = sock
+        self._tls = tls
+        self._service = service
+        self._limits = limits
+        self._on_authenticated = on_authenticated
+        self._on_closed = on_closed
+        self._auth_deadline = accepted_at + limits.auth_timeout
+        self._handshake_deadline = accepted_at + min(limits.handshake_timeout, limits.auth_timeout)
+        self._outbox = Outbox(max_frames=limits.outbox_frames, max_bytes=limits.outbox_bytes)
+        self._session = ServerSession(max_frame=limits.max_frame)
+        self._bucket = TokenBucket(
+            rate=limits.rate_per_second, burst=limits.rate_burst, now=accepted_at
+        )
+        self._account: Account | None = None
+        self._close_request: _Close | None = None  # set by other threads, read by ours
+        self._stream: TlsStream | None = None
+        self.thread = threading.Thread(target=self.run, name=f"conn {self.peer}")
+
+    # --- called from any thread ----------------------------------------------------
+
+    @property
+    def account(self) -> Account:
+        assert self._account is not None, "not logged in"
+        return self._account
+
+    @property
+    def user(self) -> str:
+        return self.account.name
+
+    @property
+    def is_authenticated(self) -> bool:
+        return self._account is not None
+
+    def send(self, frame: bytes) -> None:
+        self._outbox.put(frame)
+
+    def request_close(self, reason: str, final: Event | None = None) -> None:
+        """Ask the connection's thread to send ``final`` (if any) and close."""
+        self._close_request = _Close(reason, final)
+        self._outbox.interrupt()
+
+    # --- the connection's own thread -----------------------------------------------
+
+    def run(self) -> None:
+        reason = "closed"
+        try:
+            stream = TlsStream(
+                self._tls.wrap_socket(self._sock, server_side=True, do_handshake_on_connect=False)
+            )
+            self._stream = stream
+            stream.handshake(self._handshake_deadline)
+            log.info("connect %s (%s)", self.peer, stream.version)
+            self._queue(Hello(
+                protocol=PROTOCOL_VERSION, server=f"securechat {__version__}",
+                max_frame=self._limits.max_frame, heartbeat=self._limits.heartbeat,
+            ))  # fmt: skip
+            reason = self._serve(stream)
+        except ConnectionLost as exc:
+            reason = exc.message
+            if self._stream is None or self._stream.version is None:
+                log.info("TLS failure from %s: %s", self.peer, reason)
+        except (ssl.SSLError, OSError) as exc:  # wrap_socket on a socket already reset
+            reason = f"socket error: {exc}"
+        except Exception:
+            # A bug in securechat: end this connection only, and say where it happened.
+            log.exception("internal error on connection %s", self._who())
+            reason = "internal error"
+        finally:
+            self._finish(reason)
+
+    def _serve(self, stream: TlsStream) -> str:
+        try:
+            self._loop(stream)
+        except _Close as close:
+            if close.final is not None:
+                self._queue(close.final)
+                self._flush_before_close(stream)
+            return close.reason
+        return "closed"  # pragma: no cover - the loop only ends by raising
+
+    def _loop(self, stream: TlsStream) -> None:
+        outbox = self._outbox
+        sock_fd, wake_fd = stream.fileno(), outbox.waker.fileno()
+        poller = select.poll()
+        poller.register(sock_fd, POLLIN)
+        poller.register(wake_fd, POLLIN)
+        now = time.monotonic()
+        last_heard = last_progress = now
+        pinged = woken = True
+        paused = False  # requests left unread because too much output waits
+        while True:
+            if self._close_request is not None:
+                raise self._close_request
+            backlogged = stream.unsent >= HIGH_WATER
+            if woken and not backlogged:
+                # Frames stay in the bounded outbox while the socket is backed up, so a
+                # client that stops reading fills it and is dropped as a slow consumer.
+                frames = outbox.take()
+                if outbox.overflowed:
+                    log.warning("slow consumer %s: outbox full", self._who())
+                    raise _Close("slow consumer", Error(
+                        code=ErrorCode.SLOW_CONSUMER,
+                        message="you are not reading fast enough; reconnect and sync",
+                    ))  # fmt: skip
+                if frames:
+                    stream.queue_many(frames)
+            before = stream.unsent
+            if before:
+                stream.flush()
+                if stream.unsent < before:
+                    last_progress = now
+            if paused and stream.unsent < HIGH_WATER:
+                paused = self._process_requests(stream)
+            events = 0 if stream.unsent >= HIGH_WATER else POLLIN
+            if stream.unsent or stream.wants_read_to_write:
+                events |= POLLOUT
+            poller.modify(sock_fd, events)
+            backlogged = stream.unsent >= HIGH_WATER
+            poller.modify(wake_fd, 0 if backlogged else POLLIN)
+            ready_now = stream.has_buffered_input or (paused and not backlogged)
+            timeout = 0.0 if ready_now else self._next_timer(now, last_heard)
+            if backlogged:
+                timeout = min(timeout, BACKLOG_CHECK_SECONDS)  # still see close requests
+            ready = poller.poll(timeout * 1000)
+            now = time.monotonic()
+            readable = False
+            woken = woken and backlogged  # a wake-up not yet acted on stays pending
+            for fd, mask in ready:
+                if fd == wake_fd:
+                    woken = True
+                elif mask & (POLLIN | POLL_ERRORS):
+                    readable = True
+            if (readable or stream.has_buffered_input) and events & POLLIN:
+                data = stream.receive()
+                if data:
+                    last_heard, pinged = now, False
+                    self._session.receive_data(data)
+                    paused = self._process_requests(stream)
+            pinged = self._check_timers(stream, now, last_heard, last_progress, pinged)
+
+    def _next_timer(self, now: float, last_heard: float) -> float:
+        limits = self._limits
+        if not self._session.is_authenticated:
+            return max(self._auth_deadline - now, 0.0)
+        return max(min(limits.heartbeat, limits.idle_timeout) - (now - last_heard), 0.05) + 0.01
+
+    def _check_timers(
+        self, stream: TlsStream, now: float, last_heard: float, last_progress: float, pinged: bool
+    ) -> bool:
+        limits = self._limits
+        if stream.unsent and now - last_progress >= limits.stuck_writer_timeout:
+            raise _Close(f"slow consumer: nothing written for {limits.stuck_writer_timeout:.0f} s")
+        if not self._session.is_authenticated:
+            if now >= self._auth_deadline:
+                raise _Close("login timed out", Error(
+                    code=ErrorCode.AUTH_REQUIRED, message="no login within the time allowed",
+                ))  # fmt: skip
+            return pinged
+        silent = now - last_heard
+        if silent >= limits.idle_timeout:
+            raise _Close("idle", Bye(reason="idle"))
+        if silent >= limits.heartbeat and not pinged:
+            self._queue(Ping())
+            return True
+        return pinged
+
+    def _process_requests(self, stream: TlsStream) -> bool:
+        """Answer every complete request; True if some were left for lack of output room."""
+        session = self._session
+        while (item := session.next_request()) is not None:
+            if isinstance(item, ProtocolError):
+                reply = Error(code=item.code, message=item.message, ref=item.ref)
+                if session.state is State.CLOSED:
+                    raise _Close(f"protocol error: {item.code}", reply)
+                self._queue(reply)
+            elif isinstance(item, Auth):
+                self._login(item)
+            elif isinstance(item, Bye):
+                raise _Close("client said bye", Bye(reason="bye", ref=item.ref))
+            elif not isinstance(item, Pong):
+                self._answer(item)
+            if stream.unsent >= HIGH_WATER:
+                return True
+        return False
+
+    def _answer(self, request: object) -> None:
+        ref = getattr(request, "ref", None)
+        wait = self._bucket.take(time.monotonic())
+        if wait:
+            self._queue(Error(
+                code=ErrorCode.RATE_LIMITED, message="too many requests; slow down",
+                ref=ref, retry_after=round(wait, 3),
+            ))  # fmt: skip
+            return
+        try:
+            events = self._service.handle(self, request)  # type: ignore[arg-type]
+        except RequestError as exc:
+            retry = exc.retry_after if isinstance(exc, RateLimited) else None
+            self._queue(Error(code=exc.code, message=exc.message, ref=ref, retry_after=retry))
+        except SecureChatError as exc:
+            log.error("request from %s failed: %s", self._who(), exc.message)
+            self._queue(Error(code=ErrorCode.SERVER_ERROR, message=exc.message, ref=ref))
+        else:
+            for event in events:
+                self._queue(event)
+
+    def _login(self, request: Auth) -> None:
+        session = self._session
+        try:
+            account = self._service.authenticate(
+                request.user, request.password, timeout=self._auth_deadline - time.monotonic()
+            )
+        except (AuthenticationError, RateLimited) as exc:
+            session.login_failed()
+            log.warning("login failed for %r from %s: %s", request.user[:40], self.peer, exc.code)
+            retry = exc.retry_after if isinstance(exc, RateLimited) else None
+            raise _Close(
+                "login failed", Error(code=exc.code, message=exc.message, retry_after=retry)
+            ) from None
+        self._account = account
+        session.login_succeeded(account.name)
+        self._on_authenticated(self)
+        self._queue(self._service.welcome(self))
+        log.info("login %s from %s", account.name, self.peer)
+
+    def _queue(self, event: Event) -> None:
+        assert self._stream is not None
+        self._stream.queue(encode_frame(encode(event)))
+
+    def _flush_before_close(self, stream: TlsStream) -> None:
+        deadline = time.monotonic() + FINAL_FLUSH_SECONDS
+        poller = select.poll()
+        poller.register(stream.fileno(), POLLOUT)
+        try:
+            while not stream.flush():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not poller.poll(remaining * 1000):
+                    return
+        except ConnectionLost:
+            return  # the peer is gone; nothing more to tell it
+
+    def _finish(self, reason: str) -> None:
+        if self._account is not None:
+            self._service.disconnect(self)
+        if self._stream is not None:
+            self._stream.close()
+        else:
+            self._sock.close()
+        self._session.close()
+        self._outbox.close()
+        self._on_closed(self)
+        log.info("disconnect %s: %s", self._who(), reason)
+
+    def _who(self) -> str:
+        return f"{self._account.name}@{self.peer}" if self._account else self.peer

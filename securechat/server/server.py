@@ -1,0 +1,206 @@
+"""The threaded TLS chat server: a listener, one acceptor thread, a thread per connection.
+
+Theory of operation: the acceptor thread only accepts. It refuses at once (closes) a
+connection over ``max_connections`` or over the caps on connections that have not logged
+in yet, overall and per source address, so a flood of silent sockets cannot crowd out
+real users. Everything else, including the TLS handshake, runs in the connection's own
+thread (see ``connection.py``). Sends go to the :class:`Committer`, which stores them in
+batches and fans them out through the :class:`Hub`.
+
+:meth:`ChatServer.shutdown` stops accepting, asks every connection to say ``bye`` and
+close, joins their threads, then lets the committer store whatever was already
+submitted. No thread is a daemon: a clean shutdown leaves nothing running.
+"""
+
+from __future__ import annotations
+
+import logging
+import select
+import socket
+import ssl
+import threading
+import time
+from typing import Self
+
+from securechat.accounts import Accounts
+from securechat.config import ServerConfig
+from securechat.errors import ConfigError
+from securechat.protocol.messages import Bye
+from securechat.server.committer import Committer
+from securechat.server.connection import ServerConnection
+from securechat.server.hub import Hub
+from securechat.server.service import ChatService
+from securechat.store.chat import ChatStore
+from securechat.store.database import Database
+from securechat.transport import Waker
+
+log = logging.getLogger("securechat.server")
+
+
+class ChatServer:
+    def __init__(self, config: ServerConfig, *, tls: ssl.SSLContext, database: Database) -> None:
+        self._config = config
+        self._tls = tls
+        limits = config.limits
+        store = ChatStore(database)
+        self._hub = Hub(store.memberships())
+        self._committer = Committer(store, self._hub)
+        self._service = ChatService(
+            store=store,
+            accounts=Accounts(database, hash_params=config.hash_params),
+            hub=self._hub,
+            committer=self._committer,
+            limits=limits,
+            default_rooms=config.default_rooms,
+        )
+        self._listener: socket.socket | None = None
+        self._waker = Waker()
+        self._acceptor = threading.Thread(target=self._accept_loop, name="acceptor")
+        self._lock = threading.Lock()
+        # Guarded by _lock: every live connection, and those not yet logged in by address.
+        self._connections: set[ServerConnection] = set()
+        self._unauthenticated: dict[str, int] = {}
+        self._stopping = threading.Event()
+
+    # --- lifecycle -----------------------------------------------------------------
+
+    def start(self) -> None:
+        """Bind, listen and start the acceptor and committer threads.
+
+        Raises:
+            ConfigError: the address cannot be bound (in use, not local, no permission).
+        """
+        config = self._config
+        try:
+            infos = socket.getaddrinfo(
+                config.host, config.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+            )
+            family, _, _, _, address = infos[0]
+            listener = socket.socket(family, socket.SOCK_STREAM)
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6 and config.host in ("::", ""):
+                listener.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+            listener.bind(address)
+            listener.listen(config.listen_backlog)
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot listen on {config.host} port {config.port}: {exc.strerror or exc}"
+            ) from exc
+        listener.setblocking(False)
+        self._listener = listener
+        self._committer.start()
+        self._acceptor.start()
+
+    @property
+    def address(self) -> tuple[str, int]:
+        assert self._listener is not None, "not started"
+        host, port = self._listener.getsockname()[:2]
+        return host, port
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until shutdown has begun; True if it has."""
+        return self._stopping.wait(timeout)
+
+    def shutdown(self) -> None:
+        """Stop accepting, say ``bye`` to everyone, join all threads. Idempotent."""
+        if self._stopping.is_set():
+            return
+        self._stopping.set()
+        self._waker.wake()
+        if self._acceptor.is_alive():
+            self._acceptor.join()
+        with self._lock:
+            connections = list(self._connections)
+        for connection in connections:
+            connection.request_close("server shutting down", Bye(reason="shutting_down"))
+        deadline = time.monotonic() + self._config.limits.shutdown_grace
+        for connection in connections:
+            connection.thread.join(max(deadline - time.monotonic(), 0.1))
+        self._committer.stop()
+        if self._listener is not None:
+            self._listener.close()
+        self._waker.close()
+        log.info("server stopped")
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.shutdown()
+
+    # --- bookkeeping, called from connection threads --------------------------------
+
+    def _authenticated(self, connection: ServerConnection) -> None:
+        with self._lock:
+            self._release_unauthenticated(connection.peer_host)
+
+    def _closed(self, connection: ServerConnection) -> None:
+        with self._lock:
+            self._connections.discard(connection)
+            if not connection.is_authenticated:
+                self._release_unauthenticated(connection.peer_host)
+
+    def _release_unauthenticated(self, host: str) -> None:
+        left = self._unauthenticated.get(host, 0) - 1
+        if left > 0:
+            self._unauthenticated[host] = left
+        else:
+            self._unauthenticated.pop(host, None)
+
+    # --- the acceptor thread: accepts, applies the connection caps, starts threads ----
+
+    def _accept_loop(self) -> None:
+        assert self._listener is not None
+        poller = select.poll()
+        poller.register(self._listener, select.POLLIN)
+        poller.register(self._waker, select.POLLIN)
+        while not self._stopping.is_set():
+            poller.poll()
+            while not self._stopping.is_set():
+                try:
+                    sock, address = self._listener.accept()
+                except (BlockingIOError, InterruptedError):
+                    break
+                except OSError as exc:  # EMFILE, ENOBUFS...: back off, keep serving
+                    log.error("accept failed: %s", exc)
+                    time.sleep(0.05)
+                    break
+                self._admit(sock, address)
+
+    def _admit(self, sock: socket.socket, address: tuple[str, int]) -> None:
+        limits, host = self._config.limits, address[0]
+        with self._lock:
+            waiting = sum(self._unauthenticated.values())
+            refusal = (
+                "too many connections" if len(self._connections) >= limits.max_connections
+                else "too many connections waiting to log in" if waiting >= limits.max_unauthenticated
+                else "too many connections from this address waiting to log in"
+                if self._unauthenticated.get(host, 0) >= limits.max_unauthenticated_per_ip
+                else None
+            )  # fmt: skip
+            if refusal is None:
+                sock.setblocking(True)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                connection = ServerConnection(
+                    sock,
+                    address=address,
+                    accepted_at=time.monotonic(),
+                    tls=self._tls,
+                    service=self._service,
+                    limits=limits,
+                    on_authenticated=self._authenticated,
+                    on_closed=self._closed,
+                )
+                self._connections.add(connection)
+                self._unauthenticated[host] = self._unauthenticated.get(host, 0) + 1
+        if refusal is not None:
+            log.warning("refused connection from %s: %s", host, refusal)
+            sock.close()
+            return
+        try:
+            connection.thread.start()
+        except RuntimeError as exc:  # the system refused another thread
+            log.error("cannot start a thread for %s: %s", connection.peer, exc)
+            self._closed(connection)
+            sock.close()

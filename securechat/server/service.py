@@ -1,0 +1,206 @@
+"""What each request means: the chat logic between a connection, the store and the hub.
+
+A connection thread calls :meth:`ChatService.handle` with a validated request and sends
+back the events it returns. Nothing here touches a socket. Refusals are raised as
+:class:`RequestError` subclasses, which the connection turns into ``error`` frames.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from securechat.accounts import Account, Accounts
+from securechat.config import Limits
+from securechat.errors import (
+    NoSuchRoom,
+    NoSuchUser,
+    NotMember,
+    RateLimited,
+    TooLarge,
+)
+from securechat.protocol.frames import HEADER_SIZE
+from securechat.protocol.messages import (
+    Event,
+    History,
+    HistoryPage,
+    Join,
+    Joined,
+    Leave,
+    Left,
+    ListRooms,
+    Message,
+    Online,
+    Ping,
+    Pong,
+    Request,
+    RoomList,
+    Send,
+    Sync,
+    Synced,
+    Welcome,
+    Who,
+    encode,
+)
+from securechat.server.committer import Committer, PendingSend, to_event
+from securechat.server.hub import Hub, Member
+from securechat.store.chat import ChatStore, NewMessage
+
+SYNC_PAGE = 1000
+
+
+class Session(Member, Protocol):
+    """A logged-in connection as the service needs it."""
+
+    @property
+    def account(self) -> Account: ...
+
+
+class ChatService:
+    def __init__(
+        self,
+        *,
+        store: ChatStore,
+        accounts: Accounts,
+        hub: Hub,
+        committer: Committer,
+        limits: Limits,
+        default_rooms: tuple[str, ...],
+    ) -> None:
+        self._store = store
+        self._accounts = accounts
+        self._hub = hub
+        self._committer = committer
+        self._limits = limits
+        self._default_rooms = default_rooms
+        # Bounds concurrent argon2 verifications: each holds ~64 MiB and a core.
+        self._hash_slots = threading.BoundedSemaphore(limits.hash_concurrency)
+        self._handlers: dict[type[Request], Callable[[Session, Any], list[Event]]] = {
+            Join: self._join,
+            Leave: self._leave,
+            ListRooms: self._rooms,
+            Send: self._send,
+            History: self._history,
+            Sync: self._sync,
+            Who: self._who,
+            Ping: lambda _session, request: [Pong(ref=request.ref)],
+        }
+
+    # --- login ---------------------------------------------------------------------
+
+    def authenticate(self, user: str, password: str, *, timeout: float) -> Account:
+        """Check a login within ``timeout`` seconds.
+
+        Raises:
+            AuthenticationError: unknown user, wrong password or disabled account.
+            RateLimited: no verification slot came free in time.
+        """
+        if not self._hash_slots.acquire(timeout=max(timeout, 0.0)):
+            raise RateLimited("the server is busy with other logins; try again", retry_after=1.0)
+        try:
+            return self._accounts.authenticate(user, password)
+        finally:
+            self._hash_slots.release()
+
+    def welcome(self, session: Session) -> Welcome:
+        """Register the session with the hub; a user in no room joins the default rooms."""
+        account = session.account
+        if not self._hub.rooms_of(account.name):
+            for room in self._default_rooms:
+                if not self._hub.is_member(room, account.name):
+                    self._store.join(account.id, room)
+                    self._hub.add_member(room, session)
+        self._hub.connect(session)
+        return Welcome(
+            user=account.name,
+            rooms=tuple(self._hub.rooms_of(account.name)),
+            last_id=self._store.last_message_id(),
+        )
+
+    def disconnect(self, session: Session) -> None:
+        self._hub.disconnect(session)
+
+    # --- requests ------------------------------------------------------------------
+
+    def handle(self, session: Session, request: Request) -> list[Event]:
+        """The replies to ``request``; a ``send`` is answered later by the committer.
+
+        Raises:
+            RequestError: the request is refused (not_member, no_such_user, ...).
+        """
+        return self._handlers[type(request)](session, request)
+
+    def _join(self, session: Session, request: Join) -> list[Event]:
+        self._store.join(session.account.id, request.room)
+        members, online = self._hub.add_member(request.room, session)
+        return [
+            Joined(room=request.room, members=tuple(members), online=tuple(online), ref=request.ref)
+        ]
+
+    def _leave(self, session: Session, request: Leave) -> list[Event]:
+        self._require_member(request.room, session.user)
+        self._store.leave(session.account.id, request.room)
+        self._hub.remove_member(request.room, session)
+        return [Left(room=request.room, ref=request.ref)]
+
+    def _rooms(self, session: Session, request: ListRooms) -> list[Event]:
+        return [RoomList(rooms=tuple(self._hub.room_list(session.user)), ref=request.ref)]
+
+    def _who(self, session: Session, request: Who) -> list[Event]:
+        return [Online(online=tuple(self._hub.online_users()), ref=request.ref)]
+
+    def _send(self, session: Session, request: Send) -> list[Event]:
+        if len(request.body) > self._limits.max_body:
+            raise TooLarge(f"message body longer than {self._limits.max_body} characters")
+        if request.room is not None:
+            self._require_member(request.room, session.user)
+        account = session.account
+        self._committer.submit(PendingSend(origin=session, message=NewMessage(
+            sender_id=account.id, sender=account.name, body=request.body,
+            ref=request.ref, room=request.room, to=request.to,
+        )))  # fmt: skip
+        return []
+
+    def _history(self, session: Session, request: History) -> list[Event]:
+        limit = min(request.limit or 50, self._limits.history_limit)
+        if request.room is not None:
+            self._require_member(request.room, session.user)
+            page, more = self._store.room_history(request.room, before=request.before, limit=limit)
+        else:
+            assert request.peer is not None
+            peer_id = self._store.user_id(request.peer)
+            if peer_id is None:
+                raise NoSuchUser(f"no user {request.peer!r}")
+            page, more = self._store.direct_history(
+                session.account.id, peer_id, before=request.before, limit=limit
+            )
+        return [self._fit_page([to_event(m) for m in page], more, request.ref)]
+
+    def _fit_page(self, messages: list[Message], more: bool, ref: str | None) -> HistoryPage:
+        """Drop the oldest messages until the reply fits in one frame."""
+        budget = self._limits.max_frame - HEADER_SIZE
+        size = len(encode(HistoryPage(messages=(), more=True, ref=ref)))
+        keep = len(messages)
+        for index in range(len(messages) - 1, -1, -1):
+            size += len(encode(messages[index])) + 1
+            if size > budget:
+                keep = len(messages) - 1 - index
+                more = True
+                break
+        return HistoryPage(messages=tuple(messages[len(messages) - keep :]), more=more, ref=ref)
+
+    def _sync(self, session: Session, request: Sync) -> list[Event]:
+        newest = self._store.last_message_id()  # read first: later commits get larger ids
+        page = self._store.sync(session.account.id, since=request.since, limit=SYNC_PAGE)
+        more = len(page) == SYNC_PAGE
+        last_id = page[-1].id if more else max(newest, request.since, *(m.id for m in page[-1:]))
+        events: list[Event] = [to_event(m) for m in page]
+        events.append(Synced(last_id=last_id, more=more, ref=request.ref))
+        return events
+
+    def _require_member(self, room: str, user: str) -> None:
+        if not self._hub.is_member(room, user):
+            if not self._hub.room_exists(room):
+                raise NoSuchRoom(f"no room {room!r}")
+            raise NotMember(f"you are not in room {room!r}; join it first")

@@ -1,0 +1,248 @@
+"""Rooms, memberships and messages: the queries the chat server runs.
+
+Every method opens its own session, so one ``ChatStore`` may be shared by all threads.
+Results are frozen values; ORM rows never leave this module. ``save_messages`` is the
+group-commit write: a whole batch in one transaction, de-duplicated on (sender, ref).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Sequence
+
+from sqlalchemy import ColumnElement, Row, and_, delete, func, insert, or_, select, tuple_
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from securechat.errors import ErrorCode
+from securechat.store.database import Database
+from securechat.store.models import ChatMessage, Membership, Room, User, utcnow
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class NewMessage:
+    sender_id: int
+    sender: str
+    body: str
+    ref: str | None
+    room: str | None = None
+    to: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class StoredMessage:
+    id: int
+    sender: str
+    body: str
+    ts_ms: int
+    room: str | None
+    to: str | None
+
+
+SaveResult = tuple[StoredMessage, bool] | ErrorCode  # (message, is_new) or the refusal
+
+_COLUMNS = (
+    ChatMessage.id,
+    ChatMessage.sender,
+    ChatMessage.body,
+    ChatMessage.ts_ms,
+    Room.name,
+    ChatMessage.recipient,
+)
+
+
+# Select statements are immutable: every query below starts from this one.
+_MESSAGES = select(*_COLUMNS).outerjoin(Room, ChatMessage.room_id == Room.id)
+
+
+def _stored(row: Row[int, str, str, int, str, str | None]) -> StoredMessage:
+    return StoredMessage(row[0], row[1], row[2], row[3], row[4], row[5])
+
+
+class ChatStore:
+    def __init__(self, database: Database) -> None:
+        self._db = database
+        self._room_ids: dict[str, int] = {}  # rooms are never deleted, so ids never go stale
+
+    # --- rooms and memberships -----------------------------------------------------
+
+    def memberships(self) -> dict[str, list[str]]:
+        """Every room with its members' names (rooms without members included)."""
+        with self._db.session() as s:
+            rooms: dict[str, list[str]] = {name: [] for name in s.scalars(select(Room.name))}
+            rows = s.execute(
+                select(Room.name, User.name)
+                .join(Membership, Membership.room_id == Room.id)
+                .join(User, User.id == Membership.user_id)
+            )
+            for room, user in rows:
+                rooms[room].append(user)
+        return rooms
+
+    def join(self, user_id: int, room: str) -> None:
+        """Make ``user_id`` a member of ``room``, creating the room if new. Idempotent."""
+        try:
+            with self._db.session() as s, s.begin():
+                room_id = self._ensure_room(s, room)
+                if s.get(Membership, (room_id, user_id)) is None:
+                    s.add(Membership(room_id=room_id, user_id=user_id, joined_at=utcnow()))
+        except IntegrityError:
+            pass  # the same user joined concurrently from another session: already a member
+
+    def _ensure_room(self, s: Session, room: str) -> int:
+        room_id = self._room_ids.get(room) or s.scalar(select(Room.id).where(Room.name == room))
+        if room_id is None:
+            try:
+                with s.begin_nested():
+                    new = Room(name=room, created_at=utcnow())
+                    s.add(new)
+                room_id = new.id
+            except IntegrityError:  # created concurrently by another connection
+                room_id = s.scalars(select(Room.id).where(Room.name == room)).one()
+        self._room_ids[room] = room_id
+        return room_id
+
+    def leave(self, user_id: int, room: str) -> None:
+        with self._db.session() as s, s.begin():
+            room_id = s.scalar(select(Room.id).where(Room.name == room))
+            if room_id is not None:
+                s.execute(
+                    delete(Membership).where(
+                        Membership.room_id == room_id, Membership.user_id == user_id
+                    )
+                )
+
+    def user_id(self, name: str) -> int | None:
+        with self._db.session() as s:
+            return s.scalar(select(User.id).where(User.name == name))
+
+    # --- messages ------------------------------------------------------------------
+
+    def last_message_id(self) -> int:
+        with self._db.session() as s:
+            return s.scalar(select(func.max(ChatMessage.id))) or 0
+
+    def save_messages(self, batch: Sequence[NewMessage]) -> list[SaveResult]:
+        """Store a batch in one transaction; a repeated (sender, ref) returns the first copy.
+
+        Raises:
+            StoreError: the transaction could not be committed; nothing of it was stored.
+        """
+        now_ms = int(time.time() * 1000)
+        results: list[SaveResult | None] = [None] * len(batch)
+        with self._db.session() as s, s.begin():
+            existing = self._existing(s, batch)
+            recipients = self._recipient_ids(s, batch)
+            first_of: dict[tuple[int, str], int] = {}  # (sender, ref) -> its first index here
+            rows: list[dict[str, object]] = []
+            inserted: list[int] = []
+            for index, message in enumerate(batch):
+                if message.ref is not None:
+                    key = (message.sender_id, message.ref)
+                    if key in existing:
+                        results[index] = (existing[key], False)
+                        continue
+                    if key in first_of:
+                        continue  # resolved below, once the first copy has its id
+                    first_of[key] = index
+                if message.to is not None and message.to not in recipients:
+                    results[index] = ErrorCode.NO_SUCH_USER
+                    continue
+                inserted.append(index)
+                rows.append({
+                    "room_id": None if message.room is None else self._room_id(s, message.room),
+                    "recipient_id": recipients.get(message.to) if message.to else None,
+                    "recipient": message.to,
+                    "sender_id": message.sender_id,
+                    "sender": message.sender,
+                    "body": message.body,
+                    "ts_ms": now_ms,
+                    "ref": message.ref,
+                })  # fmt: skip
+            if rows:
+                ids = s.scalars(
+                    insert(ChatMessage).returning(ChatMessage.id, sort_by_parameter_order=True),
+                    rows,
+                ).all()
+                for index, message_id in zip(inserted, ids, strict=True):
+                    m = batch[index]
+                    stored = StoredMessage(message_id, m.sender, m.body, now_ms, m.room, m.to)
+                    results[index] = (stored, True)
+        for index, message in enumerate(batch):
+            if results[index] is None:  # a ref repeated inside this batch
+                assert message.ref is not None
+                first = results[first_of[(message.sender_id, message.ref)]]
+                results[index] = (first[0], False) if isinstance(first, tuple) else first
+        return [r for r in results if r is not None]
+
+    def _room_id(self, s: Session, room: str) -> int:
+        room_id = self._room_ids.get(room)
+        if room_id is None:
+            room_id = s.scalars(select(Room.id).where(Room.name == room)).one()
+            self._room_ids[room] = room_id
+        return room_id
+
+    def _existing(
+        self, s: Session, batch: Sequence[NewMessage]
+    ) -> dict[tuple[int, str | None], StoredMessage]:
+        keys = {(m.sender_id, m.ref) for m in batch if m.ref is not None}
+        if not keys:
+            return {}
+        rows = s.execute(
+            _MESSAGES.add_columns(ChatMessage.sender_id, ChatMessage.ref).where(
+                tuple_(ChatMessage.sender_id, ChatMessage.ref).in_(keys)
+            )
+        )
+        return {(row[6], row[7]): _stored(row) for row in rows}
+
+    def _recipient_ids(self, s: Session, batch: Sequence[NewMessage]) -> dict[str, int]:
+        names = {m.to for m in batch if m.to is not None}
+        if not names:
+            return {}
+        rows = s.execute(select(User.name, User.id).where(User.name.in_(names)))
+        return {name: user_id for name, user_id in rows}
+
+    def room_history(
+        self, room: str, *, before: int | None, limit: int
+    ) -> tuple[list[StoredMessage], bool]:
+        """The newest ``limit`` messages of ``room`` with id < ``before``, oldest first."""
+        return self._page(Room.name == room, before, limit)
+
+    def direct_history(
+        self, user_id: int, peer_id: int, *, before: int | None, limit: int
+    ) -> tuple[list[StoredMessage], bool]:
+        between = or_(
+            and_(ChatMessage.sender_id == user_id, ChatMessage.recipient_id == peer_id),
+            and_(ChatMessage.sender_id == peer_id, ChatMessage.recipient_id == user_id),
+        )
+        return self._page(between, before, limit)
+
+    def _page(
+        self, condition: ColumnElement[bool], before: int | None, limit: int
+    ) -> tuple[list[StoredMessage], bool]:
+        query = _MESSAGES.where(condition)
+        if before is not None:
+            query = query.where(ChatMessage.id < before)
+        with self._db.session() as s:
+            rows = s.execute(query.order_by(ChatMessage.id.desc()).limit(limit + 1)).all()
+        more = len(rows) > limit
+        return [_stored(row) for row in reversed(rows[:limit])], more
+
+    def sync(self, user_id: int, *, since: int, limit: int) -> list[StoredMessage]:
+        """Messages after ``since`` in the user's rooms and direct conversations, in id order."""
+        my_rooms = select(Membership.room_id).where(Membership.user_id == user_id)
+        query = (
+            _MESSAGES.where(ChatMessage.id > since)
+            .where(
+                or_(
+                    ChatMessage.room_id.in_(my_rooms),
+                    ChatMessage.recipient_id == user_id,
+                    and_(ChatMessage.sender_id == user_id, ChatMessage.recipient.is_not(None)),
+                )
+            )
+            .order_by(ChatMessage.id)
+            .limit(limit)
+        )
+        with self._db.session() as s:
+            return [_stored(row) for row in s.execute(query)]

@@ -1,0 +1,94 @@
+"""A deliberately plain test client: blocking TLS, raw JSON dicts, strict timeouts.
+
+Server tests speak the wire protocol through this so that they assert exactly what goes
+over the wire, independent of ``securechat.client``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import ssl
+import struct
+import time
+from pathlib import Path
+from typing import Any, Self
+
+from tests.conftest import TIMEOUT
+
+Event = dict[str, Any]
+
+
+class Peer:
+    def __init__(
+        self, address: tuple[str, int], ca_file: Path, *, server_name: str = "localhost"
+    ) -> None:
+        context = ssl.create_default_context(cafile=str(ca_file))
+        raw = socket.create_connection(address, timeout=TIMEOUT)
+        self.sock = context.wrap_socket(raw, server_hostname=server_name)
+        self._buffer = b""
+        self.seen: list[Event] = []  # events skipped over by expect()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.close()
+
+    def send(self, **fields: Any) -> None:
+        self.send_raw(json.dumps(fields).encode())
+
+    def send_raw(self, payload: bytes) -> None:
+        self.sock.sendall(struct.pack(">I", len(payload)) + payload)
+
+    def recv(self, timeout: float = TIMEOUT) -> Event:
+        """The next event; raises TimeoutError or ConnectionError."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if len(self._buffer) >= 4:
+                (length,) = struct.unpack(">I", self._buffer[:4])
+                if len(self._buffer) >= 4 + length:
+                    payload = self._buffer[4 : 4 + length]
+                    self._buffer = self._buffer[4 + length :]
+                    event: Event = json.loads(payload)
+                    return event
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError("no event in time")
+            self.sock.settimeout(remaining)
+            data = self.sock.recv(65536)
+            if not data:
+                raise ConnectionError("connection closed by the server")
+            self._buffer += data
+
+    def expect(self, type_: str, timeout: float = TIMEOUT, **match: Any) -> Event:
+        """Skip events until one of ``type_`` whose fields include ``match``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            event = self.recv(max(deadline - time.monotonic(), 0.001))
+            if event.get("type") == type_ and all(event.get(k) == v for k, v in match.items()):
+                return event
+            self.seen.append(event)
+
+    def expect_closed(self, timeout: float = TIMEOUT) -> list[Event]:
+        """Read until the server closes; return what came before."""
+        events: list[Event] = []
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                events.append(self.recv(max(deadline - time.monotonic(), 0.001)))
+            except TimeoutError:
+                raise
+            except (ConnectionError, ssl.SSLError, OSError):
+                return events
+
+    def login(self, user: str, password: str) -> Event:
+        hello = self.expect("hello")
+        assert hello["protocol"] == 1
+        self.send(type="auth", user=user, password=password)
+        return self.expect("welcome")

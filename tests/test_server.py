@@ -1,0 +1,405 @@
+"""The server over real TLS on 127.0.0.1 with a real SQLite file, speaking raw protocol."""
+
+from __future__ import annotations
+
+import socket
+import sqlite3
+import struct
+import time
+
+import pytest
+
+from securechat.accounts import Accounts
+from securechat.config import HashParams
+from securechat.store.database import open_database
+from tests.conftest import PASSWORD, RunningServer
+
+
+def _count_messages(db_url: str) -> int:
+    with sqlite3.connect(db_url.removeprefix("sqlite:///")) as db:
+        (count,) = db.execute("SELECT count(*) FROM messages").fetchone()
+    return int(count)
+
+
+# --- login ---------------------------------------------------------------------------
+
+
+def test_server_greets_with_hello(running_server: RunningServer) -> None:
+    hello = running_server.peer().recv()
+    assert hello["type"] == "hello"
+    assert hello["protocol"] == 1
+    assert hello["server"].startswith("securechat ")
+    assert hello["max_frame"] == 65536
+    assert hello["heartbeat"] == 30
+
+
+def test_server_welcomes_a_new_user_into_general(running_server: RunningServer) -> None:
+    peer = running_server.peer()
+    welcome = peer.login("alice", PASSWORD)
+    assert welcome == {"type": "welcome", "user": "alice", "rooms": ["general"], "last_id": 0}
+
+
+def test_server_rejects_request_before_auth(running_server: RunningServer) -> None:
+    peer = running_server.peer()
+    peer.expect("hello")
+    peer.send(type="join", room="general")
+    events = peer.expect_closed()
+    assert [e["code"] for e in events] == ["auth_required"]
+
+
+@pytest.mark.parametrize(
+    ("user", "password"),
+    [("alice", "wrong password"), ("nobody", PASSWORD), ("carol", PASSWORD), ("BAD NAME!", "x")],
+    ids=["wrong-password", "unknown-user", "disabled", "invalid-name"],
+)
+def test_server_auth_failures_look_identical(
+    running_server: RunningServer, user: str, password: str
+) -> None:
+    database = open_database(running_server.db_url)
+    Accounts(database, hash_params=HashParams.for_tests()).set_disabled("carol", True)
+    database.dispose()
+    peer = running_server.peer()
+    peer.expect("hello")
+    peer.send(type="auth", user=user, password=password)
+    events = peer.expect_closed()
+    assert events == [
+        {"type": "error", "code": "auth_failed", "message": "invalid user name or password"}
+    ]
+
+
+def test_server_closes_connection_that_never_logs_in(server_factory) -> None:  # type: ignore[no-untyped-def]
+    running = server_factory(auth_timeout=0.5)
+    peer = running.peer()
+    started = time.monotonic()
+    events = peer.expect_closed(timeout=5)
+    assert time.monotonic() - started < 3
+    assert [e["type"] for e in events] == ["hello", "error"]
+    assert events[1]["code"] == "auth_required"
+
+
+def test_server_closes_socket_that_never_starts_tls(server_factory) -> None:  # type: ignore[no-untyped-def]
+    running = server_factory(auth_timeout=0.5)
+    with socket.create_connection(running.address, timeout=5) as raw:
+        started = time.monotonic()
+        assert raw.recv(100) == b""  # closed by the server, nothing sent
+        assert time.monotonic() - started < 3
+
+
+def test_silent_connections_do_not_block_a_real_login(running_server: RunningServer) -> None:
+    silent = [socket.create_connection(running_server.address) for _ in range(30)]
+    try:
+        started = time.monotonic()
+        peer = running_server.login("alice")
+        assert time.monotonic() - started < 2
+        peer.send(type="ping", ref="p")
+        assert peer.expect("pong")["ref"] == "p"
+    finally:
+        for sock in silent:
+            sock.close()
+
+
+def test_server_refuses_unauthenticated_connections_over_the_per_address_cap(
+    server_factory,  # type: ignore[no-untyped-def]
+) -> None:
+    running = server_factory(max_unauthenticated_per_ip=3)
+    held = [running.peer() for _ in range(3)]
+    for peer in held:
+        peer.expect("hello")
+    with pytest.raises((ConnectionError, OSError)):
+        running.peer().recv(timeout=3)
+    held[0].send(type="auth", user="alice", password=PASSWORD)
+    held[0].expect("welcome")
+    running.login("bob")  # a place came free when alice logged in
+
+
+# --- framing errors ------------------------------------------------------------------
+
+
+def test_server_answers_bad_json_and_keeps_the_connection(running_server: RunningServer) -> None:
+    peer = running_server.login("alice")
+    peer.send_raw(b"{not json")
+    assert peer.expect("error")["code"] == "bad_request"
+    peer.send(type="frobnicate", ref="x")
+    assert peer.expect("error") == {
+        "type": "error",
+        "code": "unknown_type",
+        "message": "unknown message type 'frobnicate'",
+        "ref": "x",
+    }
+    peer.send(type="ping", ref="still-here")
+    assert peer.expect("pong")["ref"] == "still-here"
+
+
+@pytest.mark.parametrize("length", [0, 65537, 2**32 - 1])
+def test_server_closes_on_frame_length_out_of_range(
+    running_server: RunningServer, length: int
+) -> None:
+    peer = running_server.login("alice")
+    peer.sock.sendall(struct.pack(">I", length) + b"x" * 100)
+    events = peer.expect_closed()
+    assert [e.get("code") for e in events] == ["frame_too_large"]
+    running_server.login("bob")  # the server still serves everyone else
+
+
+def test_server_refuses_body_over_max_body(server_factory) -> None:  # type: ignore[no-untyped-def]
+    running = server_factory(max_body=10)
+    peer = running.login("alice")
+    peer.send(type="send", room="general", body="x" * 11, ref="big")
+    error = peer.expect("error")
+    assert (error["code"], error["ref"]) == ("too_large", "big")
+
+
+def test_server_rate_limits_without_disconnecting(server_factory) -> None:  # type: ignore[no-untyped-def]
+    running = server_factory(rate_per_second=5, rate_burst=5)
+    peer = running.login("alice")
+    for n in range(8):
+        peer.send(type="who", ref=str(n))
+    codes = []
+    for _ in range(8):
+        event = peer.recv()
+        codes.append(event["type"] if event["type"] != "error" else event["code"])
+    assert codes.count("who") == 5
+    assert codes.count("rate_limited") == 3
+    time.sleep(0.5)
+    peer.send(type="who", ref="later")
+    assert peer.expect("who")["ref"] == "later"
+
+
+# --- rooms ---------------------------------------------------------------------------
+
+
+def test_join_creates_room_and_tells_the_members(running_server: RunningServer) -> None:
+    alice, bob, carol = (running_server.login(u) for u in ("alice", "bob", "carol"))
+    alice.send(type="join", room="Dev", ref="j1")
+    joined = alice.expect("joined")
+    assert joined == {
+        "type": "joined", "room": "dev", "members": ["alice"], "online": ["alice"], "ref": "j1"
+    }  # fmt: skip
+    bob.send(type="join", room="dev")
+    assert bob.expect("joined")["members"] == ["alice", "bob"]
+    assert alice.expect("member_joined") == {"type": "member_joined", "room": "dev", "user": "bob"}
+    carol.send(type="rooms", ref="r")
+    rooms = carol.expect("rooms")["rooms"]
+    assert {"name": "dev", "members": 2, "joined": False} in rooms
+    assert {"name": "general", "members": 3, "joined": True} in rooms
+
+
+def test_leave_tells_the_others_and_stops_delivery(running_server: RunningServer) -> None:
+    alice, bob = running_server.login("alice"), running_server.login("bob")
+    bob.send(type="leave", room="general", ref="l")
+    assert bob.expect("left") == {"type": "left", "room": "general", "ref": "l"}
+    assert alice.expect("member_left") == {"type": "member_left", "room": "general", "user": "bob"}
+    bob.send(type="send", room="general", body="hello?", ref="s")
+    assert bob.expect("error")["code"] == "not_member"
+    bob.send(type="leave", room="general", ref="again")
+    assert bob.expect("error")["code"] == "not_member"
+
+
+def test_send_to_unknown_room_is_no_such_room(running_server: RunningServer) -> None:
+    alice = running_server.login("alice")
+    alice.send(type="send", room="nowhere", body="hi", ref="s")
+    assert alice.expect("error")["code"] == "no_such_room"
+
+
+# --- messages ------------------------------------------------------------------------
+
+
+def test_send_fans_out_to_every_session_but_the_sending_one(running_server: RunningServer) -> None:
+    alice1, alice2 = running_server.login("alice"), running_server.login("alice")
+    bob, carol = running_server.login("bob"), running_server.login("carol")
+    alice1.send(type="send", room="general", body="hello all", ref="c-1")
+    ack = alice1.expect("ack")
+    assert ack["ref"] == "c-1"
+    assert ack["id"] >= 1
+    assert ack["ts"].endswith("Z")
+    for peer in (alice2, bob, carol):
+        message = peer.expect("message")
+        assert message == {
+            "type": "message", "id": ack["id"], "room": "general", "from": "alice",
+            "body": "hello all", "ts": ack["ts"],
+        }  # fmt: skip
+    alice1.send(type="ping", ref="after")
+    assert alice1.expect("pong")["ref"] == "after"
+    assert not [e for e in alice1.seen if e["type"] == "message"]
+
+
+def test_direct_message_reaches_recipient_and_senders_other_sessions(
+    running_server: RunningServer,
+) -> None:
+    alice1, alice2 = running_server.login("alice"), running_server.login("alice")
+    bob, carol = running_server.login("bob"), running_server.login("carol")
+    alice1.send(type="send", to="bob", body="psst", ref="d")
+    ack = alice1.expect("ack")
+    for peer in (bob, alice2):
+        message = peer.expect("message")
+        assert (message["id"], message["to"], message["from"]) == (ack["id"], "bob", "alice")
+        assert "room" not in message
+    carol.send(type="ping", ref="p")
+    carol.expect("pong")
+    assert not [e for e in carol.seen if e["type"] == "message"]
+    alice1.send(type="send", to="nobody", body="hello?", ref="x")
+    assert alice1.expect("error")["code"] == "no_such_user"
+
+
+def test_resend_with_the_same_ref_stores_one_message(running_server: RunningServer) -> None:
+    alice, bob = running_server.login("alice"), running_server.login("bob")
+    for _ in range(3):
+        alice.send(type="send", room="general", body="once", ref="same")
+    ids = {alice.expect("ack")["id"] for _ in range(3)}
+    assert len(ids) == 1
+    assert bob.expect("message")["body"] == "once"
+    assert _count_messages(running_server.db_url) == 1
+    bob.send(type="ping", ref="p")
+    bob.expect("pong")
+    assert not [e for e in bob.seen if e["type"] == "message"]
+
+
+def test_history_pages_backwards_oldest_first(running_server: RunningServer) -> None:
+    alice = running_server.login("alice")
+    for n in range(25):
+        alice.send(type="send", room="general", body=f"m{n}", ref=f"r{n}")
+    ids = [alice.expect("ack", ref=f"r{n}")["id"] for n in range(25)]
+    alice.send(type="history", room="general", limit=10, ref="h1")
+    page = alice.expect("history")
+    assert [m["body"] for m in page["messages"]] == [f"m{n}" for n in range(15, 25)]
+    assert page["more"] is True
+    assert page["ref"] == "h1"
+    assert all(m["type"] == "message" for m in page["messages"])
+    alice.send(type="history", room="general", limit=10, before=ids[15])
+    assert [m["body"] for m in alice.expect("history")["messages"]] == [
+        f"m{n}" for n in range(5, 15)
+    ]
+    alice.send(type="history", room="general", limit=10, before=ids[5])
+    last = alice.expect("history")
+    assert [m["body"] for m in last["messages"]] == [f"m{n}" for n in range(5)]
+    assert last["more"] is False
+
+
+def test_history_reply_never_exceeds_max_frame(server_factory) -> None:  # type: ignore[no-untyped-def]
+    running = server_factory(max_frame=8192, max_body=4000)
+    alice = running.login("alice")
+    for n in range(6):
+        alice.send(type="send", room="general", body=str(n) * 3000, ref=f"r{n}")
+        alice.expect("ack", ref=f"r{n}")
+    alice.send(type="history", room="general", limit=50)
+    page = alice.expect("history")
+    assert page["more"] is True
+    assert [m["body"][0] for m in page["messages"]] == ["4", "5"]
+
+
+def test_history_of_a_direct_conversation_and_permissions(running_server: RunningServer) -> None:
+    alice, bob = running_server.login("alice"), running_server.login("bob")
+    alice.send(type="send", to="bob", body="one", ref="1")
+    alice.expect("ack")
+    bob.send(type="send", to="alice", body="two", ref="2")
+    bob.expect("ack")
+    bob.send(type="history", **{"with": "alice"})
+    assert [m["body"] for m in bob.expect("history")["messages"]] == ["one", "two"]
+    carol = running_server.login("carol")
+    carol.send(type="history", **{"with": "alice"})
+    assert carol.expect("history")["messages"] == []
+    carol.send(type="leave", room="general")
+    carol.expect("left")
+    carol.send(type="history", room="general", ref="h")
+    assert carol.expect("error")["code"] == "not_member"
+
+
+def test_offline_user_catches_up_with_sync(running_server: RunningServer) -> None:
+    bob = running_server.peer()
+    last_id = bob.login("bob", PASSWORD)["last_id"]
+    bob.close()
+    alice = running_server.login("alice")
+    for n in range(3):
+        alice.send(type="send", room="general", body=f"while away {n}", ref=f"w{n}")
+        alice.expect("ack")
+    alice.send(type="send", to="bob", body="direct", ref="d")
+    alice.expect("ack")
+    alice.send(type="send", to="carol", body="not for bob", ref="c")
+    alice.expect("ack")
+    bob = running_server.login("bob")
+    bob.send(type="sync", since=last_id, ref="s")
+    bodies = []
+    while (event := bob.recv())["type"] == "message":
+        bodies.append(event["body"])
+    assert bodies == ["while away 0", "while away 1", "while away 2", "direct"]
+    assert event["type"] == "synced"
+    assert event["last_id"] == 5
+    assert event["more"] is False
+
+
+def test_who_and_presence(running_server: RunningServer) -> None:
+    alice = running_server.login("alice")
+    bob = running_server.login("bob")
+    assert alice.expect("presence") == {"type": "presence", "user": "bob", "online": True}
+    alice.send(type="who", ref="w")
+    assert alice.expect("who") == {"type": "who", "online": ["alice", "bob"], "ref": "w"}
+    second_bob = running_server.login("bob")
+    second_bob.close()
+    bob.send(type="bye")
+    assert bob.expect_closed() == [{"type": "bye", "reason": "bye"}]
+    assert alice.expect("presence") == {"type": "presence", "user": "bob", "online": False}
+    assert not [e for e in alice.seen if e["type"] == "presence"]
+
+
+def test_ping_pong_and_idle_timeout(server_factory) -> None:  # type: ignore[no-untyped-def]
+    running = server_factory(heartbeat=1, idle_timeout=2.5)
+    alice = running.login("alice")
+    alice.send(type="ping", ref="p")
+    assert alice.expect("pong") == {"type": "pong", "ref": "p"}
+    assert alice.recv(timeout=3) == {"type": "ping"}
+    started = time.monotonic()
+    assert alice.expect_closed(timeout=5) == [{"type": "bye", "reason": "idle"}]
+    assert time.monotonic() - started < 3
+
+
+def test_answering_pings_keeps_a_connection_alive(server_factory) -> None:  # type: ignore[no-untyped-def]
+    running = server_factory(heartbeat=1, idle_timeout=1.5)
+    alice = running.login("alice")
+    deadline = time.monotonic() + 4
+    while time.monotonic() < deadline:
+        assert alice.expect("ping", timeout=2) == {"type": "ping"}
+        alice.send(type="pong")
+    alice.send(type="who", ref="alive")
+    assert alice.expect("who")["ref"] == "alive"
+
+
+def test_client_that_never_reads_is_dropped_while_others_keep_receiving(
+    server_factory,  # type: ignore[no-untyped-def]
+) -> None:
+    running = server_factory(outbox_frames=1000, outbox_bytes=1024 * 1024, rate_per_second=10_000)
+    sleeper = running.login("bob")
+    alice, carol = running.login("alice"), running.login("carol")
+    body = "x" * 4000
+    count = 4000  # 16 MB: more than the kernel's socket buffers, the write queue and the outbox
+    for n in range(count):
+        alice.send(type="send", room="general", body=body, ref=f"r{n}")
+        if n % 50 == 49:
+            acked = time.monotonic()
+            alice.expect("ack", ref=f"r{n}")
+            assert time.monotonic() - acked < 1  # the sender is never held up by the sleeper
+            for _ in range(50):
+                received = time.monotonic()
+                carol.expect("message", body=body)
+                assert time.monotonic() - received < 1
+    # The sleeper's connection was closed; what it can still read ends in slow_consumer.
+    events = sleeper.expect_closed(timeout=10)
+    assert events[-1]["code"] == "slow_consumer"
+    assert len(events) < count
+
+
+def test_restart_keeps_rooms_memberships_and_messages(server_factory) -> None:  # type: ignore[no-untyped-def]
+    first = server_factory()
+    alice = first.login("alice")
+    alice.send(type="join", room="ops")
+    alice.expect("joined")
+    alice.send(type="send", room="ops", body="remember me", ref="r")
+    ack = alice.expect("ack")
+    first.server.shutdown()
+    assert alice.expect_closed()[-1] == {"type": "bye", "reason": "shutting_down"}
+    second = server_factory()
+    alice = second.peer()
+    welcome = alice.login("alice", PASSWORD)
+    assert welcome["rooms"] == ["general", "ops"]
+    assert welcome["last_id"] == ack["id"]
+    alice.send(type="history", room="ops")
+    assert [m["body"] for m in alice.expect("history")["messages"]] == ["remember me"]
