@@ -110,10 +110,10 @@ def server_factory(certs_dir: Path, db_url: str) -> Iterator[Callable[..., Runni
 
     started: list[tuple[RunningServer, Any]] = []
 
-    def start(**limits: Any) -> RunningServer:
+    def start(port: int = 0, **limits: Any) -> RunningServer:
         config = ServerConfig(
             host="127.0.0.1",
-            port=0,
+            port=port,
             certs_dir=certs_dir,
             db_url=db_url,
             limits=Limits(**limits),
