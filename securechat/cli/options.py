@@ -14,6 +14,7 @@ DbUrl = Annotated[
     typer.Option(
         "--db",
         envvar="SECURECHAT_DB",
+        metavar="URL",
         help="Database URL (any URL SQLAlchemy accepts).",
         show_default=True,
     ),
@@ -26,6 +27,7 @@ CertsDir = Annotated[
         "--certs",
         "--dir",
         envvar="SECURECHAT_CERTS",
+        metavar="DIR",
         help="Folder holding ca.pem, ca.key, server.pem and server.key.",
         show_default=True,
     ),

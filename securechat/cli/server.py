@@ -35,19 +35,19 @@ class LogLevel(enum.StrEnum):
 
 @app.command()
 def serve(
-    host: Annotated[str, typer.Option(help="Address to listen on (0.0.0.0: every IPv4 address; :: for IPv6 too).")] = "0.0.0.0",
-    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port to listen on.")] = DEFAULT_PORT,
+    host: Annotated[str, typer.Option(metavar="ADDRESS", help="Address to listen on (0.0.0.0: every IPv4 address; :: for IPv6 too).")] = "0.0.0.0",
+    port: Annotated[int, typer.Option(min=1, max=65535, metavar="PORT", help="TCP port to listen on.")] = DEFAULT_PORT,
     certs: CertsDir = CERTS_DEFAULT,
     db: DbUrl = DB_DEFAULT,
-    log_level: Annotated[LogLevel, typer.Option(help="Least severe log level to print.")] = LogLevel.info,
-    max_connections: Annotated[int, typer.Option(min=1, help="Connections held at once.", rich_help_panel=_LIMITS)] = _DEFAULTS.max_connections,
-    max_unauthenticated: Annotated[int, typer.Option(min=1, help="Connections not yet logged in, overall.", rich_help_panel=_LIMITS)] = _DEFAULTS.max_unauthenticated,
-    max_unauthenticated_per_ip: Annotated[int, typer.Option(min=1, help="Connections not yet logged in, per source address.", rich_help_panel=_LIMITS)] = _DEFAULTS.max_unauthenticated_per_ip,
-    auth_timeout: Annotated[float, typer.Option(min=0.1, help="Seconds from TCP accept to a completed login.", rich_help_panel=_LIMITS)] = _DEFAULTS.auth_timeout,
-    idle_timeout: Annotated[float, typer.Option(min=1, help="Seconds of client silence before disconnecting.", rich_help_panel=_LIMITS)] = _DEFAULTS.idle_timeout,
-    max_frame: Annotated[int, typer.Option(min=1024, max=16 * 1024 * 1024, help="Largest frame accepted, in bytes.", rich_help_panel=_LIMITS)] = _DEFAULTS.max_frame,
-    max_body: Annotated[int, typer.Option(min=1, help="Longest message body, in characters.", rich_help_panel=_LIMITS)] = _DEFAULTS.max_body,
-    rate: Annotated[float, typer.Option(min=1, help="Requests per second allowed per connection (bursts of twice that).", rich_help_panel=_LIMITS)] = _DEFAULTS.rate_per_second,
+    log_level: Annotated[LogLevel, typer.Option(metavar="LEVEL", help="Least severe log level to print: debug, info, warning or error.")] = LogLevel.info,
+    max_connections: Annotated[int, typer.Option(metavar="N", min=1, help="Connections held at once.", rich_help_panel=_LIMITS)] = _DEFAULTS.max_connections,
+    max_unauthenticated: Annotated[int, typer.Option(metavar="N", min=1, help="Connections not yet logged in, overall.", rich_help_panel=_LIMITS)] = _DEFAULTS.max_unauthenticated,
+    max_unauthenticated_per_ip: Annotated[int, typer.Option(metavar="N", min=1, help="Connections not yet logged in, per source address.", rich_help_panel=_LIMITS)] = _DEFAULTS.max_unauthenticated_per_ip,
+    auth_timeout: Annotated[float, typer.Option(metavar="SECONDS", min=0.1, help="Seconds from TCP accept to a completed login.", rich_help_panel=_LIMITS)] = _DEFAULTS.auth_timeout,
+    idle_timeout: Annotated[float, typer.Option(metavar="SECONDS", min=1, help="Seconds of client silence before disconnecting.", rich_help_panel=_LIMITS)] = _DEFAULTS.idle_timeout,
+    max_frame: Annotated[int, typer.Option(metavar="BYTES", min=1024, max=16 * 1024 * 1024, help="Largest frame accepted, in bytes.", rich_help_panel=_LIMITS)] = _DEFAULTS.max_frame,
+    max_body: Annotated[int, typer.Option(metavar="CHARS", min=1, help="Longest message body, in characters.", rich_help_panel=_LIMITS)] = _DEFAULTS.max_body,
+    rate: Annotated[float, typer.Option(metavar="PER_SECOND", min=1, help="Requests per second allowed per connection (bursts of twice that).", rich_help_panel=_LIMITS)] = _DEFAULTS.rate_per_second,
 ) -> None:  # fmt: skip
     """Run the chat server until Ctrl-C or SIGTERM.
 
