@@ -41,7 +41,7 @@ from securechat.client.events import (
     Reconnecting,
     SendFailed,
 )
-from securechat.client.link import Endpoint, Link, open_link
+from securechat.client.link import ONE_READ, Endpoint, Link, open_link
 from securechat.client.outgoing import Outgoing, Slot, request_error
 from securechat.config import DEFAULT_PORT
 from securechat.errors import ConnectionLost, ErrorCode, RateLimited, SecureChatError
@@ -435,7 +435,7 @@ class Client:
             if self._waker.fileno() in ready:
                 self._waker.clear()
             if ready.get(stream.fileno(), 0) & (POLLIN | POLL_ERRORS) or stream.has_buffered_input:
-                data = stream.receive()
+                data = stream.receive(ONE_READ)
                 if data:
                     link.decoder.feed(data)
                     last_heard, ping_sent = time.monotonic(), None

@@ -36,6 +36,11 @@ from securechat.transport import POLLIN, TlsStream
 #: but a message event holding a max_body of escaped text can be several times that.
 MAX_EVENT_FRAME = 16 * 1024 * 1024
 
+#: ``TlsStream.receive(limit)`` stops after ``limit`` bytes. One read per call, because
+#: when a read in the same call hits end-of-stream it raises and the bytes read before are
+#: lost, and a server's last words (an ``auth_failed`` error, ``bye``) come just before EOF.
+ONE_READ = 1
+
 # OpenSSL X509_V_ERR_* codes that need different advice.
 _WRONG_CA = {2, 18, 19, 20, 21}  # unknown issuer, self-signed, not signed by our CA
 _EXPIRED, _NOT_YET_VALID = 10, 9
@@ -217,6 +222,6 @@ def _read(stream: TlsStream, decoder: FrameDecoder, deadline: float, endpoint: E
             if remaining <= 0 or not poller.poll(remaining * 1000):
                 raise ConnectionLost(f"{endpoint.label} did not answer in time")
         try:
-            decoder.feed(stream.receive())
+            decoder.feed(stream.receive(ONE_READ))
         except ConnectionLost as exc:
             raise ConnectionLost(f"{endpoint.label} closed the connection: {exc.message}") from exc

@@ -1,0 +1,352 @@
+"""The blocking Client against a real in-process server over TLS on 127.0.0.1."""
+
+from __future__ import annotations
+
+import contextlib
+import select
+import socket
+import sqlite3
+import ssl
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from securechat.client import (
+    Backoff,
+    Client,
+    ClientEvent,
+    Delivered,
+    Reconnected,
+    Reconnecting,
+    SendFailed,
+)
+from securechat.errors import (
+    AuthenticationError,
+    CertificateError,
+    ConnectionLost,
+    NoSuchUser,
+    NotMember,
+    UnexpectedMessage,
+)
+from securechat.protocol.frames import encode_frame
+from securechat.protocol.messages import Hello, MemberJoined, Message, encode
+from securechat.tls import server_context
+from tests.conftest import PASSWORD, TIMEOUT, RunningServer
+
+FAST = Backoff(initial=0.05, cap=0.2)
+
+
+@pytest.fixture
+def connect(running_server: RunningServer) -> Iterator[Callable[..., Client]]:
+    clients: list[Client] = []
+
+    def make(user: str, *, port: int | None = None, **options: object) -> Client:
+        client = Client(
+            "localhost",
+            port or running_server.address[1],
+            ca_file=running_server.ca_file,
+            user=user,
+            password=PASSWORD,
+            timeout=TIMEOUT,
+            **options,  # type: ignore[arg-type]
+        )
+        clients.append(client)
+        return client.connect()
+
+    yield make
+    for client in clients:
+        client.close()
+
+
+def wait_for(client: Client, want: Callable[[ClientEvent], bool]) -> ClientEvent:
+    """The first event matching ``want``; fails after TIMEOUT."""
+    deadline = time.monotonic() + TIMEOUT
+    while (remaining := deadline - time.monotonic()) > 0:
+        event = client.next_event(remaining)
+        if event is not None and want(event):
+            return event
+    raise AssertionError("no matching event in time")
+
+
+def drain(client: Client, quiet: float = 0.5) -> list[ClientEvent]:
+    return list(client.events(timeout=quiet))
+
+
+def stored_bodies(db_url: str) -> list[str]:
+    with sqlite3.connect(db_url.removeprefix("sqlite:///")) as db:
+        return [body for (body,) in db.execute("SELECT body FROM messages ORDER BY id")]
+
+
+# --- requests and events ---------------------------------------------------------------
+
+
+def test_client_send_returns_id_and_peer_gets_typed_message(connect: Callable[..., Client]) -> None:
+    alice, bob = connect("alice"), connect("bob")
+    assert alice.user == "alice"
+    assert alice.rooms == ("general",)
+    message_id = alice.send("héllo ✓", room="general")
+    got = wait_for(bob, lambda e: isinstance(e, Message))
+    assert got == Message(
+        id=message_id,
+        sender="alice",
+        body="héllo ✓",
+        ts=got.ts,
+        room="general",  # type: ignore[union-attr]
+    )
+    delivered = wait_for(alice, lambda e: isinstance(e, Delivered))
+    assert isinstance(delivered, Delivered)
+    assert delivered.message.id == message_id
+    assert delivered.message.sender == "alice"
+
+
+def test_client_direct_message_and_history(connect: Callable[..., Client]) -> None:
+    alice, bob = connect("alice"), connect("bob")
+    first = alice.send("psst", to="bob")
+    second = bob.send("yes?", to="alice")
+    assert wait_for(bob, lambda e: isinstance(e, Message)).body == "psst"  # type: ignore[union-attr]
+    page = alice.history(peer="bob")
+    assert [(m.id, m.sender, m.body) for m in page.messages] == [
+        (first, "alice", "psst"),
+        (second, "bob", "yes?"),
+    ]
+    assert not page.more
+
+
+def test_client_join_leave_rooms_and_who(connect: Callable[..., Client]) -> None:
+    alice, bob = connect("alice"), connect("bob")
+    joined = alice.join("Ops")
+    assert (joined.room, joined.members) == ("ops", ("alice",))
+    assert alice.rooms == ("general", "ops")
+    bob.join("ops")
+    assert wait_for(alice, lambda e: isinstance(e, MemberJoined) and e.room == "ops")
+    rooms = {r.name: (r.members, r.joined) for r in bob.list_rooms()}
+    assert rooms == {"general": (2, True), "ops": (2, True)}
+    assert set(alice.who()) == {"alice", "bob"}
+    alice.leave("ops")
+    assert alice.rooms == ("general",)
+    with pytest.raises(NotMember):
+        alice.send("still here?", room="ops")
+
+
+def test_client_refusals_raise_and_emit_send_failed(connect: Callable[..., Client]) -> None:
+    alice = connect("alice")
+    with pytest.raises(NoSuchUser):
+        alice.send("hi", to="nobody")
+    failed = wait_for(alice, lambda e: isinstance(e, SendFailed))
+    assert isinstance(failed, SendFailed)
+    assert (failed.code, failed.to, failed.body) == ("no_such_user", "nobody", "hi")
+    assert alice.unacknowledged == []
+    with pytest.raises(ValueError, match="exactly one"):
+        alice.submit("hi")
+
+
+def test_client_sync_returns_what_was_missed(connect: Callable[..., Client]) -> None:
+    alice = connect("alice")
+    ids = [alice.send(f"m{i}", room="general") for i in range(3)]
+    bob = connect("bob")
+    missed = bob.sync(since=ids[0])
+    assert [(m.id, m.body) for m in missed] == [(ids[1], "m1"), (ids[2], "m2")]
+    assert bob.last_id == ids[2]
+    assert not any(isinstance(e, Message) for e in drain(bob, 0.3))  # not repeated
+
+
+# --- failures a user must understand ------------------------------------------------------
+
+
+def test_client_wrong_password_is_authentication_error(running_server: RunningServer) -> None:
+    client = Client(
+        "localhost",
+        running_server.address[1],
+        ca_file=running_server.ca_file,
+        user="alice",
+        password="wrong",
+    )
+    with pytest.raises(AuthenticationError, match="wrong user name or password"):
+        client.connect()
+
+
+def test_client_unreachable_server_says_refused(tmp_path: Path, certs_dir: Path) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # bound but not listening: refused
+        client = Client("127.0.0.1", port, ca_file=certs_dir / "ca.pem", user="a", password="p")
+        with pytest.raises(ConnectionLost, match=r"connection refused.*firewall"):
+            client.connect()
+
+
+def test_client_certificate_problems_name_the_fix(
+    running_server: RunningServer, tmp_path: Path
+) -> None:
+    from securechat.certs import init_certs
+
+    port = running_server.address[1]
+    wrong_host = Client(
+        "127.0.0.1", port, ca_file=running_server.ca_file, user="alice", password=PASSWORD,
+        server_name="chat.example",
+    )  # fmt: skip
+    with pytest.raises(CertificateError, match=r"init-certs --host chat\.example --renew"):
+        wrong_host.connect()
+    init_certs(tmp_path / "other", hosts=["localhost"])
+    wrong_ca = Client(
+        "localhost", port, ca_file=tmp_path / "other" / "ca.pem", user="alice", password=PASSWORD
+    )
+    with pytest.raises(CertificateError, match=r"not signed by the CA in .*ca\.pem: get the right"):
+        wrong_ca.connect()
+
+
+def test_client_refuses_other_protocol_version(certs_dir: Path) -> None:
+    context = server_context(certs_dir / "server.pem", certs_dir / "server.key")
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+
+        def serve_once() -> None:
+            conn, _ = listener.accept()
+            with context.wrap_socket(conn, server_side=True) as tls:
+                hello = Hello(protocol=2, server="future 9", max_frame=65536, heartbeat=30)
+                tls.sendall(encode_frame(encode(hello)))
+                with contextlib.suppress(OSError, ssl.SSLError):
+                    tls.recv(100)
+
+        thread = threading.Thread(target=serve_once)
+        thread.start()
+        try:
+            client = Client("localhost", port, ca_file=certs_dir / "ca.pem", user="a", password="p")
+            with pytest.raises(UnexpectedMessage, match=r"protocol version 2.*upgrade"):
+                client.connect()
+        finally:
+            thread.join(TIMEOUT)
+
+
+# --- reconnect ---------------------------------------------------------------------------
+
+
+class Gate:
+    """A TCP relay to the server that the test can cut and close, like a flaky network."""
+
+    def __init__(self, upstream: tuple[str, int]) -> None:
+        self.upstream = upstream
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.is_open = True
+        self._pairs: list[tuple[socket.socket, socket.socket]] = []
+        self._stop = False
+        self._threads = [threading.Thread(target=self._accept)]
+        self._threads[0].start()
+
+    def _accept(self) -> None:
+        while not self._stop:
+            if not select.select([self.listener], [], [], 0.05)[0]:
+                continue
+            conn, _ = self.listener.accept()
+            if not self.is_open:
+                conn.close()
+                continue
+            pair = (conn, socket.create_connection(self.upstream))
+            self._pairs.append(pair)
+            thread = threading.Thread(target=self._relay, args=pair)
+            self._threads.append(thread)
+            thread.start()
+
+    def _relay(self, a: socket.socket, b: socket.socket) -> None:
+        try:
+            while not self._stop:
+                for sock in select.select([a, b], [], [], 0.05)[0]:
+                    data = sock.recv(65536)
+                    if not data:
+                        return
+                    (b if sock is a else a).sendall(data)
+        except OSError:
+            return  # cut
+        finally:
+            a.close()
+            b.close()
+
+    def cut(self) -> None:
+        """Drop every relayed connection and refuse new ones until ``is_open`` again."""
+        self.is_open = False
+        for a, b in self._pairs:
+            for sock in (a, b):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+        self._pairs.clear()
+
+    def close(self) -> None:
+        self.cut()
+        self._stop = True
+        for thread in self._threads:
+            thread.join(TIMEOUT)
+        self.listener.close()
+
+
+@pytest.fixture
+def gate(running_server: RunningServer) -> Iterator[Gate]:
+    relay = Gate(running_server.address)
+    yield relay
+    relay.close()
+
+
+def test_client_catches_up_and_resends_after_an_outage(
+    connect: Callable[..., Client], gate: Gate, running_server: RunningServer
+) -> None:
+    alice = connect("alice", port=gate.port, reconnect=True, backoff=FAST)
+    bob = connect("bob")
+    before = bob.send("before", room="general")
+    assert wait_for(alice, lambda e: isinstance(e, Message)).id == before  # type: ignore[union-attr]
+    gate.cut()
+    assert isinstance(wait_for(alice, lambda e: isinstance(e, Reconnecting)), Reconnecting)
+    missed = [bob.send(f"missed {i}", room="general") for i in range(3)]
+    pending = alice.submit("typed while offline", room="general")
+    assert not pending.is_done
+    with pytest.raises(ConnectionLost):
+        alice.who()  # other requests fail fast while disconnected
+    gate.is_open = True
+    wait_for(alice, lambda e: isinstance(e, Reconnected))
+    stored = pending.wait(TIMEOUT)
+    seen = [e for e in drain(alice) if isinstance(e, Message)]
+    assert [m.id for m in seen] == missed  # each once, in order, nothing from before
+    assert bob.history("general").messages[-1] == stored
+    assert stored_bodies(running_server.db_url).count("typed while offline") == 1
+
+
+def test_client_survives_a_server_restart_with_a_pending_message(
+    server_factory: Callable[..., RunningServer],
+) -> None:
+    first = server_factory()
+    port = first.address[1]
+    alice = Client(
+        "localhost", port, ca_file=first.ca_file, user="alice", password=PASSWORD,
+        reconnect=True, backoff=FAST, timeout=TIMEOUT,
+    ).connect()  # fmt: skip
+    try:
+        alice.send("before restart", room="general")
+        first.server.shutdown()
+        reconnecting = wait_for(alice, lambda e: isinstance(e, Reconnecting))
+        assert "restarting" in reconnecting.reason  # type: ignore[union-attr]
+        pending = alice.submit("during restart", room="general")
+        second = server_factory(port=port)
+        bob = second.login("bob")
+        bob.send(type="send", room="general", body="bob after restart", ref="b1")
+        bob_id = bob.expect("ack")["id"]
+        stored = pending.wait(TIMEOUT)
+        shown = [e for e in drain(alice) if isinstance(e, Message)]
+        assert [m.id for m in shown] == [bob_id]
+        assert stored.id != bob_id
+        bodies = stored_bodies(second.db_url)
+        assert bodies.count("during restart") == 1
+        assert bodies.count("before restart") == 1
+    finally:
+        alice.close()
+
+
+def test_client_close_ends_event_iteration(connect: Callable[..., Client]) -> None:
+    alice = connect("alice")
+    threading.Timer(0.2, alice.close).start()
+    started = time.monotonic()
+    assert list(alice.events()) == []
+    assert time.monotonic() - started < TIMEOUT
+    assert not alice.is_connected
+    with pytest.raises(ConnectionLost):
+        alice.submit("late", room="general")
