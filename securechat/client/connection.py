@@ -435,7 +435,10 @@ class Client:
             if self._waker.fileno() in ready:
                 self._waker.clear()
             if ready.get(stream.fileno(), 0) & (POLLIN | POLL_ERRORS) or stream.has_buffered_input:
-                data = stream.receive(ONE_READ)
+                try:
+                    data = stream.receive(ONE_READ)
+                except ConnectionLost as exc:
+                    raise ConnectionLost(f"{self._endpoint.label}: {exc.message}") from exc
                 if data:
                     link.decoder.feed(data)
                     last_heard, ping_sent = time.monotonic(), None

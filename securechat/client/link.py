@@ -115,7 +115,7 @@ def login_error(error: Error, user: str, endpoint: Endpoint) -> SecureChatError:
     if error.code == ErrorCode.AUTH_FAILED:
         return AuthenticationError(
             f"wrong user name or password for {user!r} on {endpoint.label} "
-            "(or the account is disabled): check them, or ask your admin"
+            "(or the account is disabled)"
         )
     if error.code == ErrorCode.RATE_LIMITED:
         wait = max(error.retry_after or 1.0, 0.1)

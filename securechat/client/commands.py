@@ -1,0 +1,231 @@
+"""The slash commands of the chat screen and their Tab completion.
+
+Each command is a method named ``cmd_<name>`` taking the rest of the line; ``HELP`` is the
+one list of what exists. Commands run on the main thread between prompts, call the
+blocking :class:`Client`, and print their result; a refusal from the server becomes one
+red line, never a traceback.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from prompt_toolkit.completion import CompleteEvent, Completer, Completion
+from prompt_toolkit.document import Document
+
+from securechat.client.render import escape
+from securechat.errors import SecureChatError
+from securechat.protocol.names import normalize_name
+
+if TYPE_CHECKING:
+    from securechat.client.terminal import ChatTerminal
+
+HISTORY_DEFAULT = 20
+HISTORY_MAX = 500
+
+HELP = (
+    ("/join ROOM", "join (or create) a room and make it current"),
+    ("/leave [ROOM]", "leave a room (default: the current one)"),
+    ("/room ROOM", "switch the current room"),
+    ("/msg USER TEXT", "send a direct message"),
+    ("/query USER", "make the direct conversation with USER current"),
+    ("/rooms", "list the rooms on the server"),
+    ("/who", "list who is online"),
+    ("/history [N]", f"show the last N messages here (default {HISTORY_DEFAULT})"),
+    ("/help", "show this help"),
+    ("/quit", "leave (also Ctrl-D or Ctrl-C)"),
+)
+COMMANDS = tuple(usage.split()[0] for usage, _ in HELP)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Target:
+    """Where plain text goes: a room, or a direct conversation with ``peer``."""
+
+    room: str | None = None
+    peer: str | None = None
+
+    @property
+    def label(self) -> str:
+        return f"#{self.room}" if self.room else f"@{self.peer}"
+
+    @property
+    def prompt(self) -> str:
+        return self.room or f"@{self.peer}"
+
+    def address(self) -> dict[str, str]:
+        return {"room": self.room} if self.room else {"to": self.peer or ""}
+
+    def history_query(self) -> dict[str, Any]:
+        return {"room": self.room} if self.room else {"peer": self.peer}
+
+
+class Commands:
+    def __init__(self, terminal: ChatTerminal) -> None:
+        self.t = terminal
+
+    def handle(self, line: str) -> bool:
+        """Act on one input line; False means quit."""
+        text = line.strip()
+        if not text:
+            return True
+        if text.startswith("//"):
+            return self._say(text[1:])
+        if not text.startswith("/"):
+            return self._say(text)
+        self.t.say(escape(text), "class:echo")
+        name, _, rest = text.partition(" ")
+        if name in ("/quit", "/exit"):
+            return False
+        method: Callable[[str], None] | None = getattr(self, f"cmd_{name[1:].lower()}", None)
+        if method is None:
+            self.t.fail(f"unknown command {escape(name)}: /help lists them")
+            return True
+        try:
+            method(rest.strip())
+        except SecureChatError as exc:
+            self.t.fail(escape(exc.message))
+        return True
+
+    def _say(self, body: str) -> bool:
+        if self.t.target is None:
+            self.t.fail("you are in no room: /join ROOM first, or /msg USER TEXT")
+        else:
+            self.t.submit(body, self.t.target)
+        return True
+
+    def _name(self, raw: str, what: str, usage: str) -> str | None:
+        name = normalize_name(raw.split()[0]) if raw.split() else None
+        if name is None:
+            self.t.fail(f"usage: {usage}  ({what} names are 2-32 of a-z 0-9 . _ -)")
+        return name
+
+    def cmd_help(self, _: str) -> None:
+        width = max(len(usage) for usage, _ in HELP)
+        self.t.say("commands (Tab completes; Up/Down recall what you typed):")
+        for usage, text in HELP:
+            self.t.say(f"  {usage:<{width}}  {text}")
+        self.t.say("anything else is sent to the current room or conversation; //text sends /text")
+
+    def cmd_join(self, arg: str) -> None:
+        room = self._name(arg, "room", "/join ROOM")
+        if room is None:
+            return
+        joined = self.t.client.join(room)
+        self.t.known_rooms.add(joined.room)
+        self.t.known_users.update(joined.members)
+        self.t.target = Target(room=joined.room)
+        online = ", ".join(escape(u) for u in joined.online)
+        self.t.say(
+            f"joined #{escape(joined.room)}: {len(joined.members)} member(s), online: {online}"
+        )
+
+    def cmd_leave(self, arg: str) -> None:
+        current = self.t.target.room if self.t.target else None
+        room = self._name(arg, "room", "/leave [ROOM]") if arg else current
+        if room is None:
+            if not arg:
+                self.t.fail("usage: /leave ROOM  (the current conversation is not a room)")
+            return
+        self.t.client.leave(room)
+        if current == room:
+            rest = self.t.client.rooms
+            self.t.target = Target(room=rest[0]) if rest else None
+        where = self.t.target.label if self.t.target else "no room: /join ROOM"
+        self.t.say(f"left #{escape(room)}; now in {escape(where)}")
+
+    def cmd_room(self, arg: str) -> None:
+        room = self._name(arg, "room", "/room ROOM")
+        if room is None:
+            return
+        if room not in self.t.client.rooms:
+            self.t.fail(f"you are not in #{escape(room)}: /join {escape(room)} first")
+            return
+        self.t.target = Target(room=room)
+        self.t.say(f"now in #{escape(room)}")
+
+    def cmd_msg(self, arg: str) -> None:
+        user = self._name(arg, "user", "/msg USER TEXT")
+        body = arg.partition(" ")[2].strip()
+        if user is None:
+            return
+        if not body:
+            self.t.fail("usage: /msg USER TEXT  (or /query USER to talk to them)")
+            return
+        self.t.known_users.add(user)
+        self.t.submit(body, Target(peer=user))
+
+    def cmd_query(self, arg: str) -> None:
+        user = self._name(arg, "user", "/query USER")
+        if user is None:
+            return
+        page = self.t.client.history(peer=user, limit=10)  # also checks that the user exists
+        self.t.known_users.add(user)
+        self.t.target = Target(peer=user)
+        for message in page.messages:
+            self.t.show(message)
+        self.t.say(f"now talking to @{escape(user)}; /room ROOM to go back")
+
+    def cmd_rooms(self, _: str) -> None:
+        rooms = self.t.client.list_rooms()
+        self.t.known_rooms.update(r.name for r in rooms)
+        if not rooms:
+            self.t.say("no rooms yet: /join ROOM creates one")
+        for info in rooms:
+            mark = " (joined)" if info.joined else ""
+            self.t.say(f"#{escape(info.name)}  {info.members} member(s){mark}")
+
+    def cmd_who(self, _: str) -> None:
+        online = self.t.client.who()
+        self.t.known_users.update(online)
+        self.t.say(f"online ({len(online)}): {', '.join(escape(u) for u in online)}")
+
+    def cmd_history(self, arg: str) -> None:
+        target = self.t.target
+        if target is None:
+            self.t.fail("you are in no room: /join ROOM first")
+            return
+        if arg and not (arg.isdecimal() and 1 <= int(arg) <= HISTORY_MAX):
+            self.t.fail(f"usage: /history [N]  (N from 1 to {HISTORY_MAX})")
+            return
+        count = int(arg) if arg else HISTORY_DEFAULT
+        page = self.t.client.history(**target.history_query(), limit=count)
+        if not page.messages:
+            self.t.say(f"no messages in {escape(target.label)} yet")
+            return
+        self.t.say(f"last {len(page.messages)} message(s) in {escape(target.label)}:")
+        for message in page.messages:
+            self.t.show(message)
+        self.t.say("end of history")
+
+
+class UserCompleter(Completer):
+    """Completes commands, then room names or user names depending on the command."""
+
+    def __init__(self, terminal: ChatTerminal) -> None:
+        self.t = terminal
+
+    def get_completions(self, document: Document, event: CompleteEvent) -> Iterator[Completion]:
+        text = document.text_before_cursor
+        word = document.get_word_before_cursor(WORD=True)
+        words = text.split()
+        arg_index = len(words) - (0 if text.endswith(" ") else 1)
+        if text.startswith("/") and arg_index == 0:
+            yield from _matching(COMMANDS, word)
+        elif text.startswith("/") and arg_index == 1 and words[0] in ("/join", "/leave", "/room"):
+            yield from _matching(self.t.known_rooms | set(self.t.client.rooms), word)
+        elif text.startswith("/") and arg_index == 1 and words[0] in ("/msg", "/query"):
+            yield from _matching(self.t.known_users - {self.t.client.user}, word)
+        elif not text.startswith("/") or words[0] == "/msg":
+            prefix = "@" if word.startswith("@") else ""
+            yield from _matching(self.t.known_users, word, prefix)
+
+
+def _matching(candidates: Iterable[str], word: str, prefix: str = "") -> Iterator[Completion]:
+    typed = word.lower()
+    for candidate in sorted(candidates):
+        text = prefix + candidate
+        if text.startswith(typed) and text != typed:
+            yield Completion(text, start_position=-len(word))
