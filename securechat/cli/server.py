@@ -36,7 +36,7 @@ class LogLevel(enum.StrEnum):
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(metavar="ADDRESS", help="Address to listen on (0.0.0.0: every IPv4 address; :: for IPv6 too).")] = "0.0.0.0",
-    port: Annotated[int, typer.Option(min=1, max=65535, metavar="PORT", help="TCP port to listen on.")] = DEFAULT_PORT,
+    port: Annotated[int, typer.Option(min=0, max=65535, metavar="PORT", help="TCP port to listen on (0: any free port, logged at start).")] = DEFAULT_PORT,
     certs: CertsDir = CERTS_DEFAULT,
     db: DbUrl = DB_DEFAULT,
     log_level: Annotated[LogLevel, typer.Option(metavar="LEVEL", help="Least severe log level to print: debug, info, warning or error.")] = LogLevel.info,
@@ -57,6 +57,7 @@ def serve(
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)-7s %(name)s: %(message)s"
     )
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # one line per migration is noise
     limits = dataclasses.replace(
         _DEFAULTS,
         max_connections=max_connections,
@@ -74,7 +75,7 @@ def serve(
 
 
 def run_server(config: ServerConfig) -> None:
-    """Check the set-up, start, wait for a signal, shut down cleanly."""
+    """Check the set-up, start, wait for SIGINT or SIGTERM, shut down cleanly."""
     files = check_server_files(config.certs_dir)
     info = server_cert_info(files.cert_file)
     tls = server_context(files.cert_file, files.key_file)
@@ -92,11 +93,8 @@ def run_server(config: ServerConfig) -> None:
         host, port = server.address
         log.info("securechat %s listening on %s port %d", __version__, host, port)
         log.info("database %s", safe_url(config.db_url))
-        log.info(
-            "certificate for %s, valid until %s",
-            ", ".join(info.sans),
-            f"{info.not_after:%Y-%m-%d %H:%M} UTC",
-        )
+        expiry = f"{info.not_after:%Y-%m-%d %H:%M} UTC"
+        log.info("certificate for %s, valid until %s", ", ".join(info.sans), expiry)
         while not stop.wait(1.0):
             pass
     finally:

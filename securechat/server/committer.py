@@ -77,9 +77,10 @@ class Committer:
             raise ServerError("the server is overloaded; resend later with the same ref") from None
 
     def stop(self) -> None:
-        """Commit everything already submitted, then end the thread."""
-        self._queue.put(_STOP)
-        self._thread.join()
+        """Commit everything already submitted, then end the thread (if it ever started)."""
+        if self._thread.is_alive():
+            self._queue.put(_STOP)
+            self._thread.join()
 
     # The committer thread owns the batch; it reads the hub only through snapshots.
     def _run(self) -> None:

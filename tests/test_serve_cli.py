@@ -1,0 +1,134 @@
+"""``securechat serve`` as a real subprocess: start-up checks, logging, signals, crashes."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import socket
+import sqlite3
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import PASSWORD, CliRunner
+from tests.peer import Peer
+from tests.serve_process import ServeProcess
+
+
+@pytest.fixture
+def serve(certs_dir: Path, db_url: str) -> Iterator[list[ServeProcess]]:
+    """Start ``securechat serve`` processes with ``serve[0]...``; all are killed afterwards."""
+    started: list[ServeProcess] = []
+    yield started
+    for process in started:
+        process.stop()
+
+
+def _start(started: list[ServeProcess], certs_dir: Path, db_url: str) -> ServeProcess:
+    process = ServeProcess(certs_dir, db_url)
+    started.append(process)
+    return process.start()
+
+
+def test_serve_logs_address_certificate_and_logins(
+    serve: list[ServeProcess], certs_dir: Path, db_url: str
+) -> None:
+    server = _start(serve, certs_dir, db_url)
+    server.wait_for(r"certificate for localhost, 127\.0\.0\.1, ::1, valid until \d{4}-")
+    with Peer(server.address, certs_dir / "ca.pem") as peer:
+        peer.login("alice", PASSWORD)
+        server.wait_for(r"login alice from 127\.0\.0\.1:\d+")
+    with Peer(server.address, certs_dir / "ca.pem") as peer:
+        peer.expect("hello")
+        peer.send(type="auth", user="alice", password="not the password")
+        peer.expect_closed()
+        server.wait_for(r"login failed for 'alice' from 127\.0\.0\.1")
+    assert not any("not the password" in line or PASSWORD in line for line in server.lines)
+
+
+def test_serve_sigterm_says_bye_and_exits_cleanly(
+    serve: list[ServeProcess], certs_dir: Path, db_url: str
+) -> None:
+    server = _start(serve, certs_dir, db_url)
+    with Peer(server.address, certs_dir / "ca.pem") as peer:
+        peer.login("alice", PASSWORD)
+        peer.send(type="send", room="general", body="before shutdown", ref="r1")
+        peer.expect("ack")
+        started = time.monotonic()
+        server.signal(signal.SIGTERM)
+        events = peer.expect_closed()
+        assert events[-1] == {"type": "bye", "reason": "shutting_down"}
+        assert server.proc.wait(timeout=5) == 0
+        assert time.monotonic() - started < 5
+    server.wait_for("server stopped")
+
+
+def test_serve_sigint_exits_zero(serve: list[ServeProcess], certs_dir: Path, db_url: str) -> None:
+    server = _start(serve, certs_dir, db_url)
+    server.signal(signal.SIGINT)
+    assert server.proc.wait(timeout=5) == 0
+
+
+def test_acked_message_survives_kill_9(
+    serve: list[ServeProcess], certs_dir: Path, db_url: str
+) -> None:
+    server = _start(serve, certs_dir, db_url)
+    with Peer(server.address, certs_dir / "ca.pem") as peer:
+        peer.login("alice", PASSWORD)
+        peer.send(type="send", room="general", body="durable", ref="k1")
+        ack = peer.expect("ack")
+        server.proc.kill()  # SIGKILL, right after the ack
+        server.proc.wait(timeout=5)
+    restarted = _start(serve, certs_dir, db_url)
+    with Peer(restarted.address, certs_dir / "ca.pem") as peer:
+        peer.login("alice", PASSWORD)
+        peer.send(type="history", room="general")
+        messages = peer.expect("history")["messages"]
+        assert [(m["id"], m["body"]) for m in messages] == [(ack["id"], "durable")]
+        peer.send(type="send", room="general", body="durable", ref="k1")  # the client's resend
+        assert peer.expect("ack")["id"] == ack["id"]
+    with sqlite3.connect(db_url.removeprefix("sqlite:///")) as db:
+        assert db.execute("SELECT count(*) FROM messages").fetchone() == (1,)
+
+
+def test_serve_refuses_missing_certificates(
+    run_cli: CliRunner, tmp_path: Path, db_url: str
+) -> None:
+    result = run_cli("serve", "--port", "0", "--certs", str(tmp_path / "nowhere"), "--db", db_url)
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1
+    assert result.stderr.startswith("securechat: error: ")
+    assert "init-certs" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_serve_refuses_key_that_does_not_match(
+    run_cli: CliRunner, tmp_path: Path, certs_dir: Path, db_url: str
+) -> None:
+    from securechat.certs import CertificateAuthority
+
+    broken = tmp_path / "broken"
+    shutil.copytree(certs_dir, broken)
+    other = CertificateAuthority.create().issue_server_cert(["localhost"])
+    (broken / "server.key").write_bytes(other.key_pem())
+    result = run_cli("serve", "--port", "0", "--certs", str(broken), "--db", db_url)
+    assert result.returncode == 1
+    assert "securechat: error:" in result.stderr
+    assert "match" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_serve_refuses_a_port_in_use(run_cli: CliRunner, certs_dir: Path, db_url: str) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_cli("serve", "--host", "127.0.0.1", "--port", str(port),
+                         "--certs", str(certs_dir), "--db", db_url)  # fmt: skip
+    assert result.returncode == 1
+    assert (
+        f"cannot listen on 127.0.0.1 port {port}: address already in use" in result.stderr.lower()
+    )
+    assert "Traceback" not in result.stderr
