@@ -1,0 +1,207 @@
+"""The real ``securechat connect`` in a pseudo-terminal (pexpect) against a real server."""
+
+from __future__ import annotations
+
+import os
+import re
+import sqlite3
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pexpect
+import pytest
+
+from tests.conftest import PASSWORD, TIMEOUT, RunningServer
+
+# CSI/OSC sequences and the carriage returns prompt_toolkit uses to redraw.
+_CONTROL = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07]*\x07|\x1b[()][0-9A-Za-z]|\x1b[=>]|\r")
+
+
+class Terminal:
+    """One ``securechat connect`` as a user sees it: output with escape sequences removed."""
+
+    def __init__(self, child: pexpect.spawn) -> None:  # type: ignore[type-arg]
+        self.child = child
+        self.text = ""
+        self.raw = ""  # exactly what reached the terminal
+        self._pos = 0
+
+    def _read(self, timeout: float) -> None:
+        try:
+            data = self.child.read_nonblocking(65536, timeout=timeout)
+        except pexpect.TIMEOUT:
+            return
+        except pexpect.EOF:
+            if not self.child.isalive():
+                raise
+            return
+        self.raw += data
+        self.text += data
+        self.text = _CONTROL.sub("", self.text)
+
+    def expect(self, pattern: str, timeout: float = TIMEOUT) -> re.Match[str]:
+        """Wait for ``pattern`` (a regex) after the last match; fail with the screen so far."""
+        deadline = time.monotonic() + timeout
+        regex = re.compile(pattern)
+        while True:
+            match = regex.search(self.text, self._pos)
+            if match:
+                self._pos = match.end()
+                return match
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"{pattern!r} not seen; output was:\n{self.text[-3000:]}")
+            try:
+                self._read(min(remaining, 0.2))
+            except pexpect.EOF:
+                raise AssertionError(f"exited before {pattern!r}:\n{self.text[-3000:]}") from None
+
+    def settle(self, quiet: float = 0.5) -> str:
+        """Read until nothing arrives for ``quiet`` seconds; the new text."""
+        start = len(self.text)
+        before = -1
+        while before != len(self.text):
+            before = len(self.text)
+            self._read(quiet)
+        return self.text[start:]
+
+    def type(self, text: str) -> None:
+        self.child.send(text)
+
+    def line(self, text: str) -> None:
+        self.child.send(text + "\r")
+
+
+@pytest.fixture
+def terminal(tmp_path: Path) -> Iterator[Callable[..., Terminal]]:
+    started: list[pexpect.spawn] = []  # type: ignore[type-arg]
+
+    def start(server: RunningServer, user: str) -> Terminal:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SECURECHAT_")}
+        env.update(
+            SECURECHAT_PASSWORD=PASSWORD,
+            SECURECHAT_CONFIG_DIR=str(tmp_path / f"config-{user}"),
+            TERM="xterm",
+            NO_COLOR="1",
+            PROMPT_TOOLKIT_NO_CPR="1",
+        )
+        argv = ["-m", "securechat", "connect", "localhost", "--port", str(server.address[1])]
+        argv += ["--user", user, "--ca", str(server.ca_file)]
+        child = pexpect.spawn(
+            sys.executable, argv, env=env, encoding="utf-8", dimensions=(30, 120), cwd=tmp_path
+        )
+        started.append(child)
+        term = Terminal(child)
+        term.expect(rf"\[general\] {user}>")
+        return term
+
+    yield start
+    for child in started:
+        child.terminate(force=True)
+        child.close()
+
+
+def test_two_users_chat_in_a_room_and_directly(
+    running_server: RunningServer, terminal: Callable[..., Terminal]
+) -> None:
+    alice = terminal(running_server, "alice")
+    bob = terminal(running_server, "bob")
+    alice.expect("bob is online")
+    alice.line("hi bob, ünïcödé ✓")
+    alice.expect(r"#general alice: hi bob, ünïcödé ✓")
+    bob.expect(r"\d\d:\d\d #general alice: hi bob, ünïcödé ✓")
+    bob.line("/msg alice just for you")
+    bob.expect(r"\(dm → alice\) bob: just for you")
+    alice.expect(r"\(dm\) bob: just for you")
+    alice.line("/query bob")
+    alice.expect(r"\[@bob\] alice>")
+    alice.line("back at you")
+    bob.expect(r"\(dm\) alice: back at you")
+
+
+def test_incoming_lines_do_not_break_what_is_being_typed(
+    running_server: RunningServer, terminal: Callable[..., Terminal]
+) -> None:
+    alice = terminal(running_server, "alice")
+    bob = terminal(running_server, "bob")
+    bob.type("half of a senten")
+    bob.settle(0.3)
+    alice.line("an interruption")
+    screen = bob.expect("alice: an interruption")
+    assert screen
+    redraw = bob.expect(r"\[general\] bob> half of a senten")  # redrawn below the new line
+    assert redraw
+    bob.line("ce, finished")
+    alice.expect("bob: half of a sentence, finished")
+
+
+def test_help_who_and_history_show_what_they_should(
+    running_server: RunningServer, terminal: Callable[..., Terminal]
+) -> None:
+    alice = terminal(running_server, "alice")
+    for text in ("first", "second", "third"):
+        alice.line(text)
+        alice.expect(f"alice: {text}")
+    bob = terminal(running_server, "bob")
+    bob.line("/help")
+    for command in ("/join ROOM", "/leave", "/room ROOM", "/msg USER TEXT", "/query USER"):
+        bob.expect(re.escape(command))
+    bob.expect("/quit")
+    bob.line("/who")
+    bob.expect(r"online \(2\): alice, bob")
+    bob.line("/history 2")
+    bob.expect(r"last 2 message\(s\) in #general")
+    bob.expect("alice: second")
+    bob.expect("alice: third")
+    bob.expect("end of history")
+    bob.line("/nonsense")
+    bob.expect(r"unknown command /nonsense: /help lists them")
+    bob.line("/quit")
+    bob.expect("bye")
+    bob.child.expect(pexpect.EOF, timeout=TIMEOUT)
+    bob.child.close()
+    assert bob.child.exitstatus == 0
+
+
+def test_remote_control_characters_are_shown_escaped(
+    running_server: RunningServer, terminal: Callable[..., Terminal]
+) -> None:
+    alice = terminal(running_server, "alice")
+    mallory = running_server.login("bob")
+    mallory.send(type="send", room="general", body="\x1b[2Jgotcha\x07\u202eevil", ref="x")
+    mallory.expect("ack")
+    alice.expect(r"bob: \\x1b\[2Jgotcha\\x07\\u202eevil")
+    assert "\x1b[2J" not in alice.raw
+    assert "\x07" not in alice.raw
+    assert "\u202e" not in alice.raw
+
+
+def test_restart_while_a_message_is_pending_stores_and_shows_it_once(
+    server_factory: Callable[..., RunningServer], terminal: Callable[..., Terminal]
+) -> None:
+    first = server_factory()
+    port = first.address[1]
+    alice = terminal(first, "alice")
+    first.server.shutdown()
+    alice.expect("connection lost")
+    alice.line("typed while the server was down")
+    alice.expect(r"… #general typed while the server was down")
+    alice.expect(r"offline: reconnecting")
+    second = server_factory(port=port)
+    bob = second.login("bob")
+    bob.send(type="send", room="general", body="bob during the outage", ref="b1")
+    bob.expect("ack")
+    alice.expect("reconnected")
+    alice.expect("bob: bob during the outage")
+    alice.expect("alice: typed while the server was down")
+    alice.settle(0.5)
+    rest = alice.text
+    assert rest.count("bob: bob during the outage") == 1
+    assert rest.count("alice: typed while the server was down") == 1
+    with sqlite3.connect(second.db_url.removeprefix("sqlite:///")) as db:
+        (stored,) = db.execute(
+            "SELECT count(*) FROM messages WHERE body = 'typed while the server was down'"
+        ).fetchone()
+    assert stored == 1
