@@ -61,7 +61,9 @@ class Limits:
     stuck_writer_timeout: float = 20.0
     rate_per_second: float = 200.0
     rate_burst: int = 400
+    history_default: int = 50
     history_limit: int = 500
+    sync_page: int = 1000
     hash_concurrency: int = 2
     shutdown_grace: float = 3.0
 

@@ -403,3 +403,23 @@ def test_restart_keeps_rooms_memberships_and_messages(server_factory) -> None:  
     assert welcome["last_id"] == ack["id"]
     alice.send(type="history", room="ops")
     assert [m["body"] for m in alice.expect("history")["messages"]] == ["remember me"]
+
+
+def test_sync_pages_when_more_messages_wait(server_factory) -> None:  # type: ignore[no-untyped-def]
+    running = server_factory(sync_page=3)
+    alice = running.login("alice")
+    for n in range(7):
+        alice.send(type="send", room="general", body=f"m{n}", ref=f"r{n}")
+        alice.expect("ack", ref=f"r{n}")
+    bob = running.login("bob")
+    since, bodies, pages = 0, [], 0
+    while True:
+        bob.send(type="sync", since=since)
+        while (event := bob.recv())["type"] == "message":
+            bodies.append(event["body"])
+        pages += 1
+        since = event["last_id"]
+        if not event["more"]:
+            break
+    assert bodies == [f"m{n}" for n in range(7)]
+    assert (pages, since) == (3, 7)

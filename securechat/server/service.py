@@ -47,9 +47,6 @@ from securechat.server.committer import Committer, PendingSend, to_event
 from securechat.server.hub import Hub, Member
 from securechat.store.chat import ChatStore, NewMessage
 
-SYNC_PAGE = 1000
-
-
 class Session(Member, Protocol):
     """A logged-in connection as the service needs it."""
 
@@ -163,7 +160,7 @@ class ChatService:
         return []
 
     def _history(self, session: Session, request: History) -> list[Event]:
-        limit = min(request.limit or 50, self._limits.history_limit)
+        limit = min(request.limit or self._limits.history_default, self._limits.history_limit)
         if request.room is not None:
             self._require_member(request.room, session.user)
             page, more = self._store.room_history(request.room, before=request.before, limit=limit)
@@ -192,8 +189,9 @@ class ChatService:
 
     def _sync(self, session: Session, request: Sync) -> list[Event]:
         newest = self._store.last_message_id()  # read first: later commits get larger ids
-        page = self._store.sync(session.account.id, since=request.since, limit=SYNC_PAGE)
-        more = len(page) == SYNC_PAGE
+        page_size = self._limits.sync_page
+        page = self._store.sync(session.account.id, since=request.since, limit=page_size)
+        more = len(page) == page_size
         last_id = page[-1].id if more else max(newest, request.since, *(m.id for m in page[-1:]))
         events: list[Event] = [to_event(m) for m in page]
         events.append(Synced(last_id=last_id, more=more, ref=request.ref))
