@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sqlite3
@@ -205,3 +206,38 @@ def test_restart_while_a_message_is_pending_stores_and_shows_it_once(
             "SELECT count(*) FROM messages WHERE body = 'typed while the server was down'"
         ).fetchone()
     assert stored == 1
+
+
+def test_connect_remembers_everything_but_the_password(
+    running_server: RunningServer, terminal: Callable[..., Terminal], tmp_path: Path
+) -> None:
+    alice = terminal(running_server, "alice")
+    alice.line("/quit")
+    alice.child.expect(pexpect.EOF, timeout=TIMEOUT)
+    saved = tmp_path / "config-alice" / "client.json"
+    assert saved.stat().st_mode & 0o777 == 0o600
+    remembered = json.loads(saved.read_text())
+    assert remembered == {
+        "host": "localhost",
+        "port": running_server.address[1],
+        "user": "alice",
+        "ca_file": str(running_server.ca_file.resolve()),
+    }
+    assert PASSWORD not in saved.read_text()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SECURECHAT_")}
+    env.update(SECURECHAT_CONFIG_DIR=str(saved.parent), TERM="xterm", PROMPT_TOOLKIT_NO_CPR="1")
+    child = pexpect.spawn(
+        sys.executable, ["-m", "securechat", "connect"], env=env, encoding="utf-8", cwd=tmp_path
+    )
+    try:
+        again = Terminal(child)
+        again.expect(rf"Password for alice on localhost:{running_server.address[1]}:")
+        child.sendline(PASSWORD)
+        again.expect(r"\[general\] alice>")
+        child.sendcontrol("d")
+        again.expect("bye")
+        child.expect(pexpect.EOF, timeout=TIMEOUT)
+    finally:
+        child.terminate(force=True)
+        child.close()
+    assert child.exitstatus == 0
