@@ -477,7 +477,7 @@ class Client:
             stream.queue(encode_frame(encode(Pong(ref=event.ref))))
         elif isinstance(event, Bye):
             why = "the server is restarting" if event.reason == "shutting_down" else event.reason
-            raise ConnectionLost(f"disconnected: {why or 'closed by the server'}")
+            raise ConnectionLost(why or "the server closed the connection")
         elif isinstance(event, Ack):
             self._acknowledge(event)
         elif isinstance(event, Error):
