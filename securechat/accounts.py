@@ -14,13 +14,15 @@ from __future__ import annotations
 import builtins
 import dataclasses
 import datetime as dt
+import hashlib
 import logging
 import secrets
 import unicodedata
+from collections.abc import Iterable
 
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -34,7 +36,7 @@ from securechat.errors import (
 )
 from securechat.protocol.names import NAME_RULE, normalize_name
 from securechat.store.database import Database
-from securechat.store.models import User, utcnow
+from securechat.store.models import ResumeToken, User, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +56,7 @@ class Account:
     is_disabled: bool
     created_at: dt.datetime
     last_login_at: dt.datetime | None
+    credentials_changed_at: dt.datetime | None = None
 
 
 def make_hasher(params: HashParams) -> PasswordHasher:
@@ -93,7 +96,18 @@ def _to_account(user: User) -> Account:
         is_disabled=user.is_disabled,
         created_at=user.created_at,
         last_login_at=user.last_login_at,
+        credentials_changed_at=user.credentials_changed_at,
     )
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _credentials_changed(session: Session, user: User) -> None:
+    # Live sessions opened before this time are ended by the server; tokens stop working.
+    user.credentials_changed_at = utcnow()
+    session.execute(delete(ResumeToken).where(ResumeToken.user_id == user.id))
 
 
 def _find(session: Session, name: str) -> User | None:
@@ -215,7 +229,9 @@ class Accounts:
             _require(session, name)
         password_hash = self._new_hash(name, password)
         with self._db.session() as session, session.begin():
-            _require(session, name).password_hash = password_hash
+            user = _require(session, name)
+            user.password_hash = password_hash
+            _credentials_changed(session, user)
 
     def delete(self, name: str) -> None:
         """Remove a user.
@@ -235,7 +251,55 @@ class Accounts:
         """
         name = canonical_name(name)
         with self._db.session() as session, session.begin():
-            _require(session, name).is_disabled = disabled
+            user = _require(session, name)
+            user.is_disabled = disabled
+            if disabled:
+                _credentials_changed(session, user)
+
+    # --- resume tokens --------------------------------------------------------------
+
+    def issue_token(self, account: Account, *, ttl: float) -> str:
+        """A new random resume token for ``account``, valid ``ttl`` seconds; only its hash is kept."""
+        token = secrets.token_urlsafe(32)  # 256 bits
+        now = utcnow()
+        with self._db.session() as session, session.begin():
+            session.execute(
+                delete(ResumeToken).where(
+                    ResumeToken.user_id == account.id, ResumeToken.expires_at <= now
+                )
+            )
+            session.add(ResumeToken(
+                user_id=account.id, token_hash=_token_hash(token), created_at=now,
+                expires_at=now + dt.timedelta(seconds=ttl),
+            ))  # fmt: skip
+        return token
+
+    def authenticate_token(self, name: str, token: str) -> Account:
+        """Log in with a resume token instead of the password.
+
+        Raises:
+            AuthenticationError: unknown, expired or revoked token, or a disabled account.
+        """
+        canonical = normalize_name(name)
+        with self._db.session() as session, session.begin():
+            row = session.execute(
+                select(User, ResumeToken.expires_at)
+                .join(ResumeToken, ResumeToken.user_id == User.id)
+                .where(ResumeToken.token_hash == _token_hash(token))
+            ).one_or_none()
+            if row is None or canonical is None:
+                raise AuthenticationError(AUTH_FAILED)
+            user, expires_at = row
+            if user.name != canonical or user.is_disabled or expires_at <= utcnow():
+                raise AuthenticationError(AUTH_FAILED)
+            user.last_login_at = utcnow()
+            return _to_account(user)
+
+    def current(self, names: Iterable[str]) -> dict[str, Account]:
+        """The accounts that exist now among ``names`` (to notice changes under live sessions)."""
+        with self._db.session() as session:
+            users = session.scalars(select(User).where(User.name.in_(set(names))))
+            return {user.name: _to_account(user) for user in users}
 
     def exists(self, name: str) -> bool:
         """Whether a user of that name exists (False for an invalid name)."""

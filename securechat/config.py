@@ -44,6 +44,18 @@ class PasswordPolicy:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class ThrottlePolicy:
+    """Login throttling (docs/security.md, "Login throttling"); times in seconds."""
+
+    free_failures: int = 5  # per (user, address): delays start with the 6th failure in a row
+    free_failures_per_address: int = 20  # per address, across every user name tried
+    first_delay: float = 1.0  # then doubling with every further failure...
+    max_delay: float = 300.0  # ...up to five minutes
+    forget_after: float = 900.0  # a key with no failure for 15 minutes starts over
+    max_keys: int = 100_000  # bounds the table's memory (about 200 bytes a key)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class Limits:
     """Bounds on everything an untrusted peer controls. Sizes in bytes, times in seconds."""
 
@@ -65,6 +77,8 @@ class Limits:
     history_limit: int = 500
     sync_page: int = 1000
     hash_concurrency: int = 2
+    token_ttl: float = 7 * 24 * 3600.0  # resume tokens: a week, then a password again
+    account_check_interval: float = 2.0  # how soon passwd/disable/deluser end live sessions
     shutdown_grace: float = 3.0
 
 
@@ -78,5 +92,6 @@ class ServerConfig:
     db_url: str = DEFAULT_DB_URL
     limits: Limits = dataclasses.field(default_factory=Limits)
     hash_params: HashParams = dataclasses.field(default_factory=HashParams)
+    throttle: ThrottlePolicy = dataclasses.field(default_factory=ThrottlePolicy)
     default_rooms: tuple[str, ...] = ("general",)
     listen_backlog: int = 1024

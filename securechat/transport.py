@@ -72,6 +72,7 @@ class TlsStream:
         self._chunk = b""  # cut for SSL_write; must be retried unchanged
         self._queue: list[bytes] = []
         self._queued = 0
+        self._ended: ConnectionLost | None = None  # seen after data that is returned first
         self.wants_read_to_write = False
 
     def fileno(self) -> int:
@@ -109,6 +110,8 @@ class TlsStream:
         Raises:
             ConnectionLost: the peer closed the connection or it broke.
         """
+        if self._ended is not None:
+            raise self._ended
         parts: list[bytes] = []
         total = 0
         self.wants_read_to_write = False
@@ -121,14 +124,26 @@ class TlsStream:
                 self.wants_read_to_write = True
                 break
             except ssl.SSLZeroReturnError as exc:
-                raise ConnectionLost("closed by peer") from exc
+                self._ended = ConnectionLost("closed by peer")
+                self._ended.__cause__ = exc
             except (ssl.SSLError, OSError) as exc:
-                raise ConnectionLost(_describe(exc)) from exc
-            if not data:
-                raise ConnectionLost("closed by peer")
-            parts.append(data)
-            total += len(data)
+                self._ended = ConnectionLost(_describe(exc))
+                self._ended.__cause__ = exc
+            else:
+                if data:
+                    parts.append(data)
+                    total += len(data)
+                    continue
+                self._ended = ConnectionLost("closed by peer")
+            if not parts:
+                raise self._ended
+            break  # hand over what came before the end; the next call raises
         return b"".join(parts)
+
+    @property
+    def has_ended(self) -> bool:
+        """The peer closed (or the connection broke) after the data last returned."""
+        return self._ended is not None
 
     @property
     def has_buffered_input(self) -> bool:

@@ -70,16 +70,16 @@ class RunningServer:
     db_url: str
     peers: list[Any] = dataclasses.field(default_factory=list)
 
-    def peer(self) -> Any:
-        """A new raw-protocol connection, closed when the test ends."""
+    def peer(self, source: str | None = None) -> Any:
+        """A new raw-protocol connection (from ``source``, a loopback address), closed after."""
         from tests.peer import Peer
 
-        peer = Peer(self.address, self.ca_file)
+        peer = Peer(self.address, self.ca_file, source=source)
         self.peers.append(peer)
         return peer
 
-    def login(self, user: str, password: str = PASSWORD) -> Any:
-        peer = self.peer()
+    def login(self, user: str, password: str = PASSWORD, source: str | None = None) -> Any:
+        peer = self.peer(source)
         peer.login(user, password)
         return peer
 
@@ -103,14 +103,14 @@ def db_url(tmp_path: Path) -> str:
 @pytest.fixture
 def server_factory(certs_dir: Path, db_url: str) -> Iterator[Callable[..., RunningServer]]:
     """Start in-process servers on 127.0.0.1:0 with the cheap argon2 profile; stop them after."""
-    from securechat.config import HashParams, Limits, ServerConfig
+    from securechat.config import HashParams, Limits, ServerConfig, ThrottlePolicy
     from securechat.server.server import ChatServer
     from securechat.store.database import open_database
     from securechat.tls import server_context
 
     started: list[tuple[RunningServer, Any]] = []
 
-    def start(port: int = 0, **limits: Any) -> RunningServer:
+    def start(port: int = 0, throttle: Any = None, **limits: Any) -> RunningServer:
         config = ServerConfig(
             host="127.0.0.1",
             port=port,
@@ -118,6 +118,7 @@ def server_factory(certs_dir: Path, db_url: str) -> Iterator[Callable[..., Runni
             db_url=db_url,
             limits=Limits(**limits),
             hash_params=HashParams.for_tests(),
+            throttle=throttle or ThrottlePolicy(),
         )
         database = open_database(db_url)
         tls = server_context(certs_dir / "server.pem", certs_dir / "server.key")

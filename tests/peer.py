@@ -22,10 +22,16 @@ Event = dict[str, Any]
 
 class Peer:
     def __init__(
-        self, address: tuple[str, int], ca_file: Path, *, server_name: str = "localhost"
+        self,
+        address: tuple[str, int],
+        ca_file: Path,
+        *,
+        server_name: str = "localhost",
+        source: str | None = None,
     ) -> None:
         context = ssl.create_default_context(cafile=str(ca_file))
-        raw = socket.create_connection(address, timeout=TIMEOUT)
+        bind = None if source is None else (source, 0)
+        raw = socket.create_connection(address, timeout=TIMEOUT, source_address=bind)
         self.sock = context.wrap_socket(raw, server_hostname=server_name)
         self._buffer = b""
         self.seen: list[Event] = []  # events skipped over by expect()

@@ -36,7 +36,10 @@ def test_server_greets_with_hello(running_server: RunningServer) -> None:
 def test_server_welcomes_a_new_user_into_general(running_server: RunningServer) -> None:
     peer = running_server.peer()
     welcome = peer.login("alice", PASSWORD)
+    token = welcome.pop("token")
     assert welcome == {"type": "welcome", "user": "alice", "rooms": ["general"], "last_id": 0}
+    assert isinstance(token, str)
+    assert len(token) >= 43  # 256 random bits, URL-safe base64
 
 
 def test_server_rejects_request_before_auth(running_server: RunningServer) -> None:

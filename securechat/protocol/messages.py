@@ -75,12 +75,12 @@ class Bye(_Message):
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Auth(_Message):
+    """A login with exactly one of ``password`` or a resume ``token`` from an earlier welcome."""
+
     TYPE: ClassVar[str] = "auth"
     user: str
-    password: str = dataclasses.field(repr=False)
-
-    def to_wire(self) -> dict[str, Any]:
-        return {"type": self.TYPE, "user": self.user, "password": self.password}
+    password: str | None = dataclasses.field(default=None, repr=False)
+    token: str | None = dataclasses.field(default=None, repr=False)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -155,10 +155,13 @@ class Hello(_Message):
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Welcome(_Message):
+    """Login succeeded. ``token`` logs the same user in again without the password."""
+
     TYPE: ClassVar[str] = "welcome"
     user: str
     rooms: tuple[str, ...]
     last_id: int
+    token: str | None = dataclasses.field(default=None, repr=False)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -473,8 +476,14 @@ def _history(f: _Fields) -> History:
     )
 
 
+def _auth(f: _Fields) -> Auth:
+    password, token = f.opt_text("password", 2**31), f.opt_text("token", MAX_TEXT)
+    f.one_of(password, token, "'password' or 'token'")
+    return Auth(user=f.text("user", 64), password=password, token=token)
+
+
 _REQUESTS: dict[str, Callable[[_Fields], Request]] = {
-    "auth": lambda f: Auth(user=f.text("user", 64), password=f.text("password", 2**31)),
+    "auth": _auth,
     "join": lambda f: Join(room=f.name("room"), ref=f.ref),
     "leave": lambda f: Leave(room=f.name("room"), ref=f.ref),
     "rooms": lambda f: ListRooms(ref=f.ref),
@@ -511,7 +520,10 @@ _EVENTS: dict[str, Callable[[_Fields], Event]] = {
         heartbeat=f.int("heartbeat"),
     ),
     "welcome": lambda f: Welcome(
-        user=f.text("user"), rooms=f.names("rooms"), last_id=f.int("last_id")
+        user=f.text("user"),
+        rooms=f.names("rooms"),
+        last_id=f.int("last_id"),
+        token=f.opt_text("token"),
     ),
     "error": lambda f: Error(
         code=f.text("code"),

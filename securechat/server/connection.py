@@ -287,8 +287,8 @@ class ServerConnection:
     def _login(self, request: Auth) -> None:
         session = self._session
         try:
-            account = self._service.authenticate(
-                request.user, request.password, timeout=self._auth_deadline - time.monotonic()
+            account, token = self._service.login(
+                request, address=self.peer_host, timeout=self._auth_deadline - time.monotonic()
             )
         except (AuthenticationError, RateLimited) as exc:
             session.login_failed()
@@ -300,8 +300,9 @@ class ServerConnection:
         self._account = account
         session.login_succeeded(account.name)
         self._on_authenticated(self)
-        self._queue(self._service.welcome(self))
-        log.info("login %s from %s", account.name, self.peer)
+        self._queue(self._service.welcome(self, token))
+        how = "resume token" if request.token is not None else "password"
+        log.info("login %s from %s (%s)", account.name, self.peer, how)
 
     def _queue(self, event: Event) -> None:
         assert self._stream is not None

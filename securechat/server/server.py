@@ -24,8 +24,8 @@ from typing import Self
 
 from securechat.accounts import Accounts
 from securechat.config import ServerConfig
-from securechat.errors import ConfigError
-from securechat.protocol.messages import Bye
+from securechat.errors import ConfigError, ErrorCode, StoreError
+from securechat.protocol.messages import Bye, Error
 from securechat.server.committer import Committer
 from securechat.server.connection import ServerConnection
 from securechat.server.hub import Hub
@@ -45,17 +45,20 @@ class ChatServer:
         store = ChatStore(database)
         self._hub = Hub(store.memberships())
         self._committer = Committer(store, self._hub)
+        self._accounts = Accounts(database, hash_params=config.hash_params)
         self._service = ChatService(
             store=store,
-            accounts=Accounts(database, hash_params=config.hash_params),
+            accounts=self._accounts,
             hub=self._hub,
             committer=self._committer,
             limits=limits,
+            throttle=config.throttle,
             default_rooms=config.default_rooms,
         )
         self._listener: socket.socket | None = None
         self._waker = Waker()
         self._acceptor = threading.Thread(target=self._accept_loop, name="acceptor")
+        self._watcher = threading.Thread(target=self._watch_accounts, name="account-watcher")
         self._lock = threading.Lock()
         # Guarded by _lock: every live connection, and those not yet logged in by address.
         self._connections: set[ServerConnection] = set()
@@ -90,6 +93,7 @@ class ChatServer:
         self._listener = listener
         self._committer.start()
         self._acceptor.start()
+        self._watcher.start()
 
     @property
     def address(self) -> tuple[str, int]:
@@ -107,8 +111,9 @@ class ChatServer:
             return
         self._stopping.set()
         self._waker.wake()
-        if self._acceptor.is_alive():
-            self._acceptor.join()
+        for thread in (self._acceptor, self._watcher):
+            if thread.is_alive():
+                thread.join()
         with self._lock:
             connections = list(self._connections)
         for connection in connections:
@@ -147,6 +152,38 @@ class ChatServer:
             self._unauthenticated[host] = left
         else:
             self._unauthenticated.pop(host, None)
+
+    # --- the account watcher: ends sessions whose account changed under them -------
+
+    def _watch_accounts(self) -> None:
+        """Every few seconds, compare live sessions with their accounts in the database.
+
+        ``passwd``, ``disable`` and ``deluser`` run in another process (the CLI); this is
+        how their effect reaches sessions that are already logged in.
+        """
+        while not self._stopping.wait(self._config.limits.account_check_interval):
+            with self._lock:
+                live = [c for c in self._connections if c.is_authenticated]
+            if not live:
+                continue
+            try:
+                current = self._accounts.current({c.user for c in live})
+            except StoreError as exc:
+                log.warning("cannot check accounts of live sessions: %s", exc.message)
+                continue
+            for connection in live:
+                account, now = connection.account, current.get(connection.user)
+                if (
+                    now is None
+                    or now.id != account.id
+                    or now.is_disabled
+                    or now.credentials_changed_at != account.credentials_changed_at
+                ):
+                    log.info("ending session %s@%s: account changed", account.name, connection.peer)
+                    connection.request_close("account changed", Error(
+                        code=ErrorCode.AUTH_FAILED,
+                        message="your account was changed or disabled; log in again",
+                    ))  # fmt: skip
 
     # --- the acceptor thread: accepts, applies the connection caps, starts threads ----
 

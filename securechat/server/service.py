@@ -7,13 +7,16 @@ back the events it returns. Nothing here touches a socket. Refusals are raised a
 
 from __future__ import annotations
 
+import math
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
 from securechat.accounts import Account, Accounts
-from securechat.config import Limits
+from securechat.config import Limits, ThrottlePolicy
 from securechat.errors import (
+    AuthenticationError,
     NoSuchRoom,
     NoSuchUser,
     NotMember,
@@ -22,6 +25,7 @@ from securechat.errors import (
 )
 from securechat.protocol.frames import HEADER_SIZE
 from securechat.protocol.messages import (
+    Auth,
     Event,
     History,
     HistoryPage,
@@ -43,9 +47,12 @@ from securechat.protocol.messages import (
     Who,
     encode,
 )
+from securechat.protocol.names import normalize_name
 from securechat.server.committer import Committer, PendingSend, to_event
 from securechat.server.hub import Hub, Member
+from securechat.server.throttle import LoginThrottle
 from securechat.store.chat import ChatStore, NewMessage
+
 
 class Session(Member, Protocol):
     """A logged-in connection as the service needs it."""
@@ -63,6 +70,7 @@ class ChatService:
         hub: Hub,
         committer: Committer,
         limits: Limits,
+        throttle: ThrottlePolicy,
         default_rooms: tuple[str, ...],
     ) -> None:
         self._store = store
@@ -73,6 +81,7 @@ class ChatService:
         self._default_rooms = default_rooms
         # Bounds concurrent argon2 verifications: each holds ~64 MiB and a core.
         self._hash_slots = threading.BoundedSemaphore(limits.hash_concurrency)
+        self._throttle = LoginThrottle(throttle)
         self._handlers: dict[type[Request], Callable[[Session, Any], list[Event]]] = {
             Join: self._join,
             Leave: self._leave,
@@ -86,21 +95,44 @@ class ChatService:
 
     # --- login ---------------------------------------------------------------------
 
-    def authenticate(self, user: str, password: str, *, timeout: float) -> Account:
-        """Check a login within ``timeout`` seconds.
+    def login(self, request: Auth, *, address: str, timeout: float) -> tuple[Account, str]:
+        """Check a login from ``address`` within ``timeout`` seconds; return it and its token.
 
         Raises:
-            AuthenticationError: unknown user, wrong password or disabled account.
-            RateLimited: no verification slot came free in time.
+            AuthenticationError: unknown user, wrong password or token, disabled account.
+            RateLimited: too many recent failures (see throttle.py), or no argon2 slot came
+                free in time.
         """
+        key = normalize_name(request.user) or request.user
+        wait = self._throttle.retry_after(key, address, time.monotonic())
+        if wait > 0:
+            raise RateLimited(
+                f"too many failed logins; try again in {math.ceil(wait)} s",
+                retry_after=math.ceil(wait),
+            )
+        try:
+            if request.token is not None:
+                account = self._accounts.authenticate_token(request.user, request.token)
+                token = request.token
+            else:
+                assert request.password is not None
+                account = self._verify_password(request.user, request.password, timeout)
+                token = self._accounts.issue_token(account, ttl=self._limits.token_ttl)
+        except AuthenticationError:
+            self._throttle.failed(key, address, time.monotonic())
+            raise
+        self._throttle.succeeded(key, address)
+        return account, token
+
+    def _verify_password(self, user: str, password: str, timeout: float) -> Account:
         if not self._hash_slots.acquire(timeout=max(timeout, 0.0)):
-            raise RateLimited("the server is busy with other logins; try again", retry_after=1.0)
+            raise RateLimited("the server is busy with other logins; try again", retry_after=1)
         try:
             return self._accounts.authenticate(user, password)
         finally:
             self._hash_slots.release()
 
-    def welcome(self, session: Session) -> Welcome:
+    def welcome(self, session: Session, token: str) -> Welcome:
         """Register the session with the hub; a user in no room joins the default rooms."""
         account = session.account
         if not self._hub.rooms_of(account.name):
@@ -113,6 +145,7 @@ class ChatService:
             user=account.name,
             rooms=tuple(self._hub.rooms_of(account.name)),
             last_id=self._store.last_message_id(),
+            token=token,
         )
 
     def disconnect(self, session: Session) -> None:

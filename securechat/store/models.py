@@ -84,6 +84,8 @@ class User(Base):
     is_disabled: Mapped[bool] = mapped_column(default=False, server_default=false())
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     last_login_at: Mapped[dt.datetime | None]
+    # Set by passwd and disable: sessions opened before it are ended, tokens revoked.
+    credentials_changed_at: Mapped[dt.datetime | None]
 
     def __repr__(self) -> str:
         return f"User(id={self.id!r}, name={self.name!r})"
@@ -137,3 +139,15 @@ class ChatMessage(Base):
     body: Mapped[str] = mapped_column(Text)
     ts_ms: Mapped[int] = mapped_column(BigInteger)
     ref: Mapped[str | None] = mapped_column(String(64))
+
+
+class ResumeToken(Base):
+    """A login without the password, for reconnects; only the token's SHA-256 is kept."""
+
+    __tablename__ = "resume_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[dt.datetime]

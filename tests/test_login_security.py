@@ -1,0 +1,214 @@
+"""Resume tokens, login throttling, and live sessions ended by account changes."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+
+import pytest
+
+from securechat.accounts import Accounts
+from securechat.config import HashParams, ThrottlePolicy
+from securechat.errors import AuthenticationError
+from securechat.server.throttle import LoginThrottle
+from securechat.store.database import open_database
+from tests.conftest import PASSWORD, RunningServer
+
+FAST_CHECKS = {"account_check_interval": 0.2}
+
+
+def _auth(running: RunningServer, *, source: str | None = None, **fields: str) -> dict[str, object]:
+    """One login attempt; the welcome, or the error the server closed with."""
+    peer = running.peer(source)
+    peer.expect("hello")
+    peer.send(type="auth", **fields)
+    event = peer.recv()
+    if event["type"] != "welcome":
+        assert peer.expect_closed() == []
+    return event
+
+
+def _accounts(running: RunningServer) -> Accounts:
+    return Accounts(open_database(running.db_url), hash_params=HashParams.for_tests())
+
+
+# --- resume tokens -------------------------------------------------------------------
+
+
+def test_token_from_welcome_logs_in_without_password(running_server: RunningServer) -> None:
+    token = _auth(running_server, user="alice", password=PASSWORD)["token"]
+    assert isinstance(token, str)
+    again = _auth(running_server, user="alice", token=token)
+    assert (again["type"], again["user"], again["token"]) == ("welcome", "alice", token)
+
+
+@pytest.mark.parametrize("who", ["bob", "nobody"])
+def test_token_is_refused_for_another_user(running_server: RunningServer, who: str) -> None:
+    token = _auth(running_server, user="alice", password=PASSWORD)["token"]
+    assert _auth(running_server, user=who, token=str(token))["code"] == "auth_failed"
+
+
+def test_unknown_token_is_auth_failed(running_server: RunningServer) -> None:
+    assert _auth(running_server, user="alice", token="x" * 43)["code"] == "auth_failed"
+
+
+def test_only_the_token_hash_is_stored(running_server: RunningServer) -> None:
+    import sqlite3
+
+    token = str(_auth(running_server, user="alice", password=PASSWORD)["token"])
+    with sqlite3.connect(running_server.db_url.removeprefix("sqlite:///")) as db:
+        stored = [row[0] for row in db.execute("SELECT token_hash FROM resume_tokens")]
+    assert len(stored) == 1
+    assert token not in stored[0]
+    assert len(stored[0]) == 64
+
+
+def test_expired_token_is_refused(server_factory: Callable[..., RunningServer]) -> None:
+    running = server_factory(token_ttl=0.5)
+    token = str(_auth(running, user="alice", password=PASSWORD)["token"])
+    time.sleep(1.0)
+    assert _auth(running, user="alice", token=token)["code"] == "auth_failed"
+
+
+# --- account changes end live sessions -------------------------------------------------
+
+
+@pytest.mark.parametrize("change", ["passwd", "disable", "deluser"])
+def test_account_change_ends_live_sessions_and_revokes_tokens(
+    server_factory: Callable[..., RunningServer], change: str
+) -> None:
+    running = server_factory(**FAST_CHECKS)
+    bob = running.peer()
+    token = str(bob.login("bob", PASSWORD)["token"])
+    alice = running.login("alice")
+    accounts = _accounts(running)
+    started = time.monotonic()
+    if change == "passwd":
+        accounts.set_password("bob", "a brand new password")
+    elif change == "disable":
+        accounts.set_disabled("bob", True)
+    else:
+        accounts.delete("bob")
+    events = bob.expect_closed(timeout=5)
+    assert time.monotonic() - started < 3
+    assert events[-1]["code"] == "auth_failed"
+    assert _auth(running, user="bob", token=token)["code"] == "auth_failed"
+    alice.send(type="ping", ref="still")  # other users are untouched
+    assert alice.expect("pong")["ref"] == "still"
+
+
+def test_unrelated_account_changes_leave_sessions_alone(
+    server_factory: Callable[..., RunningServer],
+) -> None:
+    running = server_factory(**FAST_CHECKS)
+    bob = running.login("bob")
+    _accounts(running).set_password("carol", "carol's new password")
+    time.sleep(0.8)
+    bob.send(type="ping", ref="p")
+    assert bob.expect("pong")["ref"] == "p"
+
+
+# --- throttling ----------------------------------------------------------------------
+
+
+def test_repeated_failures_are_throttled_even_for_the_right_password(
+    running_server: RunningServer,
+) -> None:
+    for _ in range(5):
+        assert _auth(running_server, user="alice", password="wrong guess")["code"] == "auth_failed"
+    assert _auth(running_server, user="alice", password="wrong guess")["code"] == "auth_failed"
+    limited = _auth(running_server, user="alice", password=PASSWORD)
+    assert limited["code"] == "rate_limited"
+    assert isinstance(limited["retry_after"], int | float)
+    assert 0 < limited["retry_after"] <= 2
+    # The same user from another address is not locked out ...
+    assert _auth(running_server, source="127.0.0.2", user="alice", password=PASSWORD)["type"] == (
+        "welcome"
+    )
+    # ... and after the delay the right password works again and clears the record.
+    time.sleep(float(limited["retry_after"]) + 0.1)
+    assert _auth(running_server, user="alice", password=PASSWORD)["type"] == "welcome"
+    assert _auth(running_server, user="alice", password="one typo")["code"] == "auth_failed"
+    assert _auth(running_server, user="alice", password=PASSWORD)["type"] == "welcome"
+
+
+def test_tokens_are_throttled_like_passwords(running_server: RunningServer) -> None:
+    for _ in range(6):
+        assert _auth(running_server, user="bob", token="guess" * 9)["code"] == "auth_failed"
+    assert _auth(running_server, user="bob", token="guess" * 9)["code"] == "rate_limited"
+
+
+def test_one_address_spraying_many_users_is_throttled(
+    server_factory: Callable[..., RunningServer],
+) -> None:
+    running = server_factory(throttle=ThrottlePolicy(free_failures_per_address=4))
+    for user in ("alice", "bob", "carol", "dave"):
+        assert _auth(running, user=user, password="summer2026!")["code"] == "auth_failed"
+    assert _auth(running, user="nobody", password="summer2026!")["code"] == "auth_failed"
+    assert _auth(running, user="dave", password=PASSWORD)["code"] == "rate_limited"
+    assert _auth(running, source="127.0.0.3", user="dave", password=PASSWORD)["type"] == "welcome"
+
+
+def test_throttle_forgets_spread_out_typos() -> None:
+    throttle = LoginThrottle(ThrottlePolicy(free_failures=2, forget_after=60))
+    for minute in range(10):  # one typo every two minutes, all day long
+        now = minute * 120.0
+        assert throttle.retry_after("alice", "10.0.0.5", now) == 0.0
+        throttle.failed("alice", "10.0.0.5", now)
+
+
+def test_throttle_delays_double_up_to_the_cap() -> None:
+    policy = ThrottlePolicy(free_failures=2, first_delay=1.0, max_delay=8.0)
+    throttle = LoginThrottle(policy)
+    delays = []
+    for _ in range(8):
+        throttle.failed("alice", "a", 100.0)
+        delays.append(throttle.retry_after("alice", "a", 100.0))
+    assert delays == [0.0, 0.0, 1.0, 2.0, 4.0, 8.0, 8.0, 8.0]
+    assert throttle.retry_after("alice", "b", 100.0) == 0.0
+    throttle.succeeded("alice", "a")
+    assert throttle.retry_after("alice", "a", 100.0) == 0.0
+
+
+def test_throttle_table_is_bounded() -> None:
+    throttle = LoginThrottle(ThrottlePolicy(max_keys=100))
+    for n in range(10_000):
+        throttle.failed(f"user{n}", f"10.0.{n // 256}.{n % 256}", float(n))
+    assert len(throttle._records) <= 100
+
+
+# --- what a failed login costs and reveals ----------------------------------------------
+
+
+def test_absurdly_long_password_is_refused_without_hashing(db_url: str) -> None:
+    accounts = Accounts(open_database(db_url), hash_params=HashParams())
+    started = time.perf_counter()
+    with pytest.raises(AuthenticationError):
+        accounts.authenticate("alice", "x" * 60_000)
+    assert time.perf_counter() - started < 0.02  # one argon2id verify takes ~50+ ms here
+
+
+def test_failed_logins_take_about_the_same_time(db_url: str) -> None:
+    database = open_database(db_url)
+    accounts = Accounts(database, hash_params=HashParams())  # the real cost
+    accounts.set_disabled("carol", True)
+    accounts.set_password("dave", PASSWORD)  # re-hash with the real parameters
+    accounts.set_password("carol", PASSWORD)
+
+    def median_seconds(user: str, password: str) -> float:
+        times = []
+        for _ in range(5):
+            started = time.perf_counter()
+            with pytest.raises(AuthenticationError) as caught:
+                accounts.authenticate(user, password)
+            times.append(time.perf_counter() - started)
+            assert caught.value.message == "invalid user name or password"
+        return statistics.median(times)
+
+    accounts.authenticate("dave", PASSWORD)  # warm-up, and the dummy hash gets made
+    unknown = median_seconds("nobody", "some password")
+    wrong = median_seconds("dave", "some password")
+    disabled = median_seconds("carol", PASSWORD)
+    assert 0.6 < unknown / wrong < 1.6, (unknown, wrong)
+    assert 0.6 < disabled / wrong < 1.6, (disabled, wrong)
