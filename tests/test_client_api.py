@@ -350,3 +350,25 @@ def test_client_close_ends_event_iteration(connect: Callable[..., Client]) -> No
     assert not alice.is_connected
     with pytest.raises(ConnectionLost):
         alice.submit("late", room="general")
+
+
+def test_client_reconnects_with_its_resume_token_not_the_password(
+    server_factory: Callable[..., RunningServer],
+) -> None:
+    running = server_factory(port=0)
+    port = running.address[1]
+    with Client(
+        "localhost", port, ca_file=running.ca_file, user="alice", password=PASSWORD,
+        reconnect=True, backoff=FAST,
+    ) as client:  # fmt: skip
+        assert client._password is None  # forgotten after the first welcome
+        running.server.shutdown()
+        again = server_factory(port=port)
+        deadline = time.monotonic() + 10
+        while not client.is_connected and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert client.is_connected
+        assert client.send("after the restart", room="general") > 0
+    peer = again.login("bob")
+    peer.send(type="history", room="general")
+    assert [m["body"] for m in peer.expect("history")["messages"]] == ["after the restart"]

@@ -11,8 +11,8 @@ exactly the state both sides touch: ``_slots``, ``_unacked``, ``_outbox``, ``_co
 Sends are different from other requests: each lives in ``_unacked`` (ref -> Outgoing)
 until its ``ack`` or error arrives, under a ref that is unique per Client and stable across
 resends. With ``reconnect=True`` the I/O thread survives a lost connection: it backs off
-(full jitter, 0.5 s doubling to 30 s), logs in again with the password it keeps in memory,
-syncs from the last message id it saw, and resends every unacknowledged message with its
+(full jitter, 0.5 s doubling to 30 s), logs in again with the resume token from the last
+``welcome`` (the password is forgotten after the first login), syncs from the last message id it saw, and resends every unacknowledged message with its
 original ref, which the server de-duplicates. Message ids already seen are dropped, so a
 catch-up never shows a message twice. Other requests fail fast while disconnected.
 """
@@ -109,7 +109,9 @@ class Client:
     ) -> None:
         self._endpoint = Endpoint(host, port, Path(ca_file), server_name)
         self._user = user
-        self._password = password  # in memory only, for logging in again
+        # In memory only, and only until the first welcome: reconnects use its resume token.
+        self._password: str | None = password
+        self._token: str | None = None
         self._reconnect = reconnect
         self._timeout = timeout
         self._heartbeat = heartbeat
@@ -318,12 +320,15 @@ class Client:
             self._endpoint,
             self._context,
             user=self._user,
-            password=self._password,
+            password=self._password if self._token is None else None,
+            token=self._token,
             timeout=self._timeout,
         )
 
     def _adopt(self, link: Link) -> None:
         self._link = link
+        if link.welcome.token is not None:
+            self._token, self._password = link.welcome.token, None
         self.user = link.welcome.user
         self.rooms = link.welcome.rooms
         self.server = link.hello.server

@@ -72,9 +72,15 @@ class Link:
 
 
 def open_link(
-    endpoint: Endpoint, context: ssl.SSLContext, *, user: str, password: str, timeout: float
+    endpoint: Endpoint,
+    context: ssl.SSLContext,
+    *,
+    user: str,
+    password: str | None = None,
+    token: str | None = None,
+    timeout: float,
 ) -> Link:
-    """Connect, verify the server, log in.
+    """Connect, verify the server, log in with the password or a resume token.
 
     Raises:
         ConnectionLost: unreachable, reset, or not a securechat server (worth retrying).
@@ -97,11 +103,11 @@ def open_link(
                 "upgrade securechat so both sides match",
                 code=ErrorCode.UNSUPPORTED_PROTOCOL,
             )
-        stream.queue(encode_frame(encode(Auth(user=user, password=password))))
+        stream.queue(encode_frame(encode(Auth(user=user, password=password, token=token))))
         _flush(stream, deadline, endpoint)
         reply = _read(stream, decoder, deadline, endpoint)
         if isinstance(reply, Error):
-            raise login_error(reply, user, endpoint)
+            raise login_error(reply, user, endpoint, with_token=token is not None)
         if not isinstance(reply, Welcome):
             raise ConnectionLost(f"{endpoint.label} answered the login with {reply.TYPE!r}")
         return Link(stream, decoder, hello, reply)
@@ -110,8 +116,15 @@ def open_link(
         raise
 
 
-def login_error(error: Error, user: str, endpoint: Endpoint) -> SecureChatError:
+def login_error(
+    error: Error, user: str, endpoint: Endpoint, *, with_token: bool = False
+) -> SecureChatError:
     """The exception for an ``error`` reply to ``auth``."""
+    if error.code == ErrorCode.AUTH_FAILED and with_token:
+        return AuthenticationError(
+            f"{endpoint.label} no longer accepts this session for {user!r} (password changed, "
+            "account disabled, or the session expired): connect again and log in"
+        )
     if error.code == ErrorCode.AUTH_FAILED:
         return AuthenticationError(
             f"wrong user name or password for {user!r} on {endpoint.label} "
