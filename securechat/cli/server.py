@@ -19,6 +19,7 @@ from securechat.cli.options import CERTS_DEFAULT, DB_DEFAULT, CertsDir, DbUrl
 from securechat.config import DEFAULT_PORT, Limits, ServerConfig
 from securechat.server.server import ChatServer
 from securechat.store.database import open_database, safe_url
+from securechat.store.lock import ServerLock
 from securechat.tls import server_context
 
 log = logging.getLogger("securechat.server")
@@ -79,6 +80,8 @@ def run_server(config: ServerConfig) -> None:
     files = check_server_files(config.certs_dir)
     info = server_cert_info(files.cert_file)
     tls = server_context(files.cert_file, files.key_file)
+    lock = ServerLock(config.db_url)
+    lock.acquire()  # before opening: a second server must not even migrate a live database
     database = open_database(config.db_url)
     server = ChatServer(config, tls=tls, database=database)
     stop = threading.Event()
@@ -100,5 +103,6 @@ def run_server(config: ServerConfig) -> None:
     finally:
         server.shutdown()
         database.dispose()
+        lock.release()
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -1,0 +1,92 @@
+"""Commands for running a server in an office: backup, restore, doctor, service-unit."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from securechat.cli.app import app
+from securechat.cli.options import DB_DEFAULT, DbUrl
+from securechat.errors import UserError
+from securechat.store.backup import (
+    DatabaseSummary,
+    backup_database,
+    check_not_in_use,
+    restore_database,
+    summarize,
+)
+
+
+@app.command()
+def backup(
+    dest: Annotated[
+        Path,
+        typer.Argument(
+            metavar="DEST",
+            help="File to write, or an existing folder to put securechat-YYYYMMDD-HHMMSS.db in.",
+            show_default=False,
+        ),
+    ],
+    force: Annotated[bool, typer.Option("--force", help="Replace DEST if it exists.")] = False,
+    db: DbUrl = DB_DEFAULT,
+) -> None:
+    """Copy the database to DEST, safely while the server runs (SQLite only).
+
+    The copy is one consistent moment of the database, a single standalone file, mode 0600:
+    it holds password hashes and every message, so keep it somewhere private.
+    """
+    summary = backup_database(db, dest, force=force)
+    typer.echo(f"wrote {summary.path} ({_size(summary.size)}): {_contents(summary)}")
+
+
+@app.command()
+def restore(
+    src: Annotated[
+        Path,
+        typer.Argument(
+            metavar="SRC", help="A file made by `securechat backup`.", show_default=False
+        ),
+    ],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    db: DbUrl = DB_DEFAULT,
+) -> None:
+    """Replace the database with a backup, then bring its schema up to date.
+
+    Stop the server first: restore refuses to touch a database a server is using. Everything
+    written since the backup was made is lost.
+    """
+    summary = summarize(src)
+    typer.echo(f"{src}: {_contents(summary)}")
+    target = check_not_in_use(db)
+    if target.exists() and not yes:
+        if not sys.stdin.isatty():
+            raise UserError(f"not replacing {target} without confirmation: pass --yes")
+        question = f"Replace {target}? Everything written to it since the backup is lost."
+        if not typer.confirm(question, default=False):
+            typer.echo(f"kept {target}")
+            raise typer.Exit(code=1)
+    report = restore_database(src, db)
+    typer.echo(f"restored {report.target} from {src}; schema revision {report.revision}")
+
+
+def _contents(summary: DatabaseSummary) -> str:
+    return (
+        f"{_plural(summary.messages, 'message')}, {_plural(summary.users, 'user')}, "
+        f"schema revision {summary.revision}"
+    )
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def _size(size: int) -> str:
+    value = float(size)
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{size} bytes" if unit == "bytes" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
