@@ -1,0 +1,362 @@
+"""Hostile bytes and hostile connections against a running server, over real TLS on loopback.
+
+Every test checks three things: the peer gets the documented error code (or none, where
+the documented answer is to close), the connection is closed exactly where framing is
+lost, and the server goes on serving everyone else. Memory under the same abuse is measured
+in ``test_memory.py``, against a ``securechat serve`` subprocess.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import ssl
+import struct
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from tests.conftest import TIMEOUT, RunningServer
+from tests.peer import Peer
+
+MAX_FRAME = 65536
+
+
+def _conn_threads() -> int:
+    return sum(1 for t in threading.enumerate() if t.name.startswith("conn "))
+
+
+def _wait_for_threads(at_most: int, timeout: float = TIMEOUT) -> int:
+    deadline = time.monotonic() + timeout
+    while (count := _conn_threads()) > at_most and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return count
+
+
+def _frame(payload: bytes) -> bytes:
+    return struct.pack(">I", len(payload)) + payload
+
+
+def _assert_serving(running: RunningServer, witness: Peer) -> None:
+    """A logged-in bystander still chats, and a brand-new login still works."""
+    witness.send(type="send", room="general", body="still here", ref=f"w{time.monotonic_ns()}")
+    witness.expect("ack")
+    newcomer = running.login("dave")
+    newcomer.send(type="ping", ref="alive")
+    assert newcomer.expect("pong") == {"type": "pong", "ref": "alive"}
+    newcomer.send(type="bye")
+    newcomer.expect_closed()
+
+
+@pytest.fixture
+def chat(running_server: RunningServer) -> tuple[RunningServer, Peer]:
+    """A running server with a logged-in bystander, bob, who must never notice the abuse."""
+    return running_server, running_server.login("bob")
+
+
+# --- frames that break the framing: the documented error, then close -------------------
+
+
+@pytest.mark.parametrize("length", [0, MAX_FRAME + 1, 2**32 - 1], ids=["zero", "max+1", "4GiB"])
+def test_out_of_range_length_before_login_is_answered_and_closed(
+    chat: tuple[RunningServer, Peer], length: int
+) -> None:
+    running, bob = chat
+    peer = running.peer()
+    peer.expect("hello")
+    peer.sock.sendall(struct.pack(">I", length) + b"x" * 1000)
+    events = peer.expect_closed()
+    assert [(e["type"], e["code"]) for e in events] == [("error", "frame_too_large")]
+    _assert_serving(running, bob)
+
+
+def test_header_announcing_10_mb_is_refused_before_the_body_arrives(
+    chat: tuple[RunningServer, Peer],
+) -> None:
+    running, bob = chat
+    peer = running.login("alice")
+    peer.sock.sendall(struct.pack(">I", 10 * 1024 * 1024))
+    sent = 0
+    with contextlib.suppress(OSError):  # the server hangs up part-way: that is the point
+        for _ in range(160):  # 10 MiB in 64 KiB pieces
+            peer.sock.sendall(b"{" * 65536)
+            sent += 65536
+    events = peer.expect_closed()
+    assert [e.get("code") for e in events] == ["frame_too_large"]
+    _assert_serving(running, bob)
+
+
+def test_10_mb_as_many_max_size_frames_is_answered_frame_by_frame(
+    server_factory: Callable[..., RunningServer],
+) -> None:
+    running = server_factory(rate_per_second=10_000)
+    bob = running.login("bob")
+    peer = running.login("alice")
+    junk = b'{"type":"send","room":"general","body":' + b"9" * (MAX_FRAME - 40)
+    junk = junk[:MAX_FRAME]
+    frames, batch = 160, 8  # 160 x 64 KiB = 10 MiB, in batches (an SSLSocket has one owner)
+    codes: list[str] = []
+    for _ in range(frames // batch):
+        peer.sock.sendall(_frame(junk) * batch)
+        codes += [peer.expect("error")["code"] for _ in range(batch)]
+    assert codes == ["bad_request"] * frames
+    peer.send(type="ping", ref="after")
+    assert peer.expect("pong")["ref"] == "after"
+    _assert_serving(running, bob)
+
+
+@pytest.mark.parametrize(
+    "cut",
+    [b"\x00\x00", _frame(b'{"type":"ping","ref":"cut-here"}')[:20]],
+    ids=["header-cut-short", "body-cut-short"],
+)
+@pytest.mark.parametrize("logged_in", [False, True], ids=["before-login", "after-login"])
+def test_frame_cut_short_then_close_ends_only_that_connection(
+    chat: tuple[RunningServer, Peer], cut: bytes, logged_in: bool
+) -> None:
+    running, bob = chat
+    baseline = _conn_threads()
+    peer = running.login("alice") if logged_in else running.peer()
+    if not logged_in:
+        peer.expect("hello")
+    peer.sock.sendall(cut)
+    peer.close()
+    assert _wait_for_threads(baseline) == baseline
+    _assert_serving(running, bob)
+
+
+# --- payloads that are not valid requests: bad_request, connection kept after login -----
+
+NOT_REQUESTS: dict[str, bytes] = {
+    "not-utf8": b'{"type":"ping","ref":"\xff\xfe"}',
+    "lone-continuation-byte": b"\x80",
+    "not-json": b"{type: ping}",
+    "json-array": b'["ping"]',
+    "json-string": b'"ping"',
+    "json-number": b"42",
+    "json-null": b"null",
+    "empty-object": b"{}",
+    "type-not-a-string": b'{"type":7}',
+    "nan": b'{"type":"history","room":"general","before":NaN}',
+    "infinity-literal": b'{"type":"sync","since":Infinity}',
+    "float-overflow": b'{"type":"sync","since":1e999}',
+    "5000-digit-int": b'{"type":"sync","since":' + b"9" * 5000 + b"}",
+    "int-2^63": b'{"type":"sync","since":9223372036854775808}',
+    "negative-int": b'{"type":"sync","since":-1}',
+    "float-for-int": b'{"type":"sync","since":1.0}',
+    "bool-for-int": b'{"type":"sync","since":true}',
+    "dup-type": b'{"type":"ping","type":"bye"}',
+    "dup-body": b'{"type":"send","room":"general","body":"a","body":"b"}',
+    "dup-nested": b'{"type":"ping","x":{"a":1,"a":2}}',
+    "body-wrong-type": b'{"type":"send","room":"general","body":123}',
+    "room-wrong-type": b'{"type":"join","room":["general"]}',
+    "room-bad-name": b'{"type":"join","room":"no spaces allowed"}',
+    "ref-wrong-type": b'{"type":"ping","ref":5}',
+    "ref-too-long": b'{"type":"ping","ref":"' + b"r" * 65 + b'"}',
+    "missing-body": b'{"type":"send","room":"general"}',
+    "missing-room": b'{"type":"join"}',
+    "room-and-to": b'{"type":"send","room":"general","to":"bob","body":"x"}',
+    "missing-since": b'{"type":"sync"}',
+    "lone-surrogate": b'{"type":"send","room":"general","body":"\\ud800"}',
+    "nested-17": b'{"type":"ping","x":' + b"[" * 16 + b"]" * 16 + b"}",
+}
+
+
+@pytest.mark.parametrize("payload", list(NOT_REQUESTS.values()), ids=list(NOT_REQUESTS))
+def test_invalid_payload_after_login_is_bad_request_and_keeps_the_connection(
+    running_server: RunningServer, payload: bytes
+) -> None:
+    peer = running_server.login("alice")
+    peer.send_raw(payload)
+    error = peer.expect("error")
+    assert error["code"] == "bad_request", error
+    peer.send(type="ping", ref="next")
+    assert peer.expect("pong") == {"type": "pong", "ref": "next"}
+    assert not [e for e in peer.seen if e["type"] in ("ack", "bye")]  # nothing half-done
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [NOT_REQUESTS["not-utf8"], NOT_REQUESTS["json-array"], NOT_REQUESTS["dup-type"]],
+    ids=["not-utf8", "json-array", "dup-type"],
+)
+def test_invalid_payload_before_login_is_bad_request_and_closes(
+    chat: tuple[RunningServer, Peer], payload: bytes
+) -> None:
+    running, bob = chat
+    peer = running.peer()
+    peer.expect("hello")
+    peer.send_raw(payload)
+    assert [e["code"] for e in peer.expect_closed()] == ["bad_request"]
+    _assert_serving(running, bob)
+
+
+def test_error_echoes_a_valid_ref_when_another_field_is_wrong(
+    running_server: RunningServer,
+) -> None:
+    peer = running_server.login("alice")
+    peer.send(type="send", room="general", body=123, ref="m-1")
+    assert peer.expect("error")["ref"] == "m-1"
+    peer.send(type="history", room="general", before=0, ref="h-1")
+    error = peer.expect("error")
+    assert (error["code"], error["ref"]) == ("bad_request", "h-1")
+
+
+def test_json_nested_100000_levels_is_bad_request(
+    server_factory: Callable[..., RunningServer],
+) -> None:
+    running = server_factory(max_frame=1024 * 1024)  # so the frame itself is allowed
+    bob = running.login("bob")
+    peer = running.login("alice")
+    for opener, closer in ((b"[", b"]"), (b'{"a":', b"}")):
+        body = opener * 100_000 + b"1" + closer * 100_000
+        peer.send_raw(b'{"type":"ping","deep":' + body + b"}")
+        assert peer.expect("error")["code"] == "bad_request"
+    peer.send(type="ping", ref="alive")
+    assert peer.expect("pong")["ref"] == "alive"
+    _assert_serving(running, bob)
+
+
+def test_unknown_type_and_extra_fields(running_server: RunningServer) -> None:
+    peer = running_server.login("alice")
+    peer.send(type="PING", ref="case")
+    assert peer.expect("error")["code"] == "unknown_type"
+    extra: dict[str, Any] = {"future": {"nested": [1, 2, {"x": None}]}, "n": 2**70, "f": 1.5}
+    peer.send(type="ping", ref="p", **extra)
+    assert peer.expect("pong") == {"type": "pong", "ref": "p"}
+    peer.send(type="send", room="general", body="with extras", ref="s", **extra)
+    assert peer.expect("ack")["ref"] == "s"
+    peer.send(type="history", room="general", limit=1, sender="mallory")
+    [message] = peer.expect("history")["messages"]
+    assert (message["from"], message["body"]) == ("alice", "with extras")
+
+
+def test_sender_name_comes_from_the_login_not_the_json(running_server: RunningServer) -> None:
+    alice, bob = running_server.login("alice"), running_server.login("bob")
+    alice.send_raw(
+        json.dumps(
+            {"type": "send", "room": "general", "body": "spoof?", "from": "bob", "user": "bob"}
+        ).encode()
+    )
+    assert bob.expect("message", body="spoof?")["from"] == "alice"
+
+
+# --- hostile connections ----------------------------------------------------------------
+
+
+def test_plaintext_on_the_tls_port_is_closed_without_a_hello(
+    chat: tuple[RunningServer, Peer],
+) -> None:
+    running, bob = chat
+    with socket.create_connection(running.address, timeout=TIMEOUT) as raw:
+        raw.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        received = b""
+        deadline = time.monotonic() + 5
+        with contextlib.suppress(ConnectionResetError):
+            while time.monotonic() < deadline and (data := raw.recv(4096)):
+                received += data
+    assert time.monotonic() < deadline, "the server kept a plaintext client open"
+    assert b"hello" not in received
+    assert received == b"" or received[0] == 0x15  # nothing, or one TLS alert record
+    _assert_serving(running, bob)
+
+
+def test_tls12_only_client_is_refused_and_others_are_unaffected(
+    chat: tuple[RunningServer, Peer],
+) -> None:
+    running, bob = chat
+    context = ssl.create_default_context(cafile=str(running.ca_file))
+    context.maximum_version = ssl.TLSVersion.TLSv1_2
+    with (
+        socket.create_connection(running.address, timeout=TIMEOUT) as raw,
+        pytest.raises(ssl.SSLError, match=r"(?i)protocol version|unsupported protocol"),
+    ):
+        context.wrap_socket(raw, server_hostname="localhost")
+    _assert_serving(running, bob)
+
+
+def _source(index: int) -> str:
+    return f"127.0.0.{2 + index}"
+
+
+def _hold_silent_tls(address: tuple[str, int], ca_file: Any, source: str) -> ssl.SSLSocket | None:
+    """Complete TLS and read ``hello``, then say nothing; None if the server refused us."""
+    context = ssl.create_default_context(cafile=str(ca_file))
+    raw = socket.create_connection(address, timeout=TIMEOUT, source_address=(source, 0))
+    try:
+        sock = context.wrap_socket(raw, server_hostname="localhost")
+        (length,) = struct.unpack(">I", sock.recv(4))
+        hello = json.loads(sock.recv(length))
+        assert hello["type"] == "hello"
+    except (OSError, struct.error):  # refused: closed before or during the handshake
+        raw.close()
+        return None
+    return sock
+
+
+def _open_silent(
+    running: RunningServer, count: int, sources: int
+) -> tuple[list[ssl.SSLSocket], dict[str, int]]:
+    held: list[ssl.SSLSocket] = []
+    per_source: dict[str, int] = {}
+    for n in range(count):
+        source = _source(n % sources)
+        sock = _hold_silent_tls(running.address, running.ca_file, source)
+        if sock is not None:
+            held.append(sock)
+            per_source[source] = per_source.get(source, 0) + 1
+    return held, per_source
+
+
+def test_500_silent_tls_clients_hit_the_per_address_cap_and_a_user_still_chats(
+    chat: tuple[RunningServer, Peer],
+) -> None:
+    running, bob = chat
+    held, per_source = _open_silent(running, 500, sources=5)
+    try:
+        assert per_source == {_source(n): 32 for n in range(5)}  # max_unauthenticated_per_ip
+        started = time.monotonic()
+        alice = running.login("alice")
+        alice.send(type="send", room="general", body="through the crowd", ref="c")
+        alice.expect("ack", ref="c")
+        assert bob.expect("message", body="through the crowd")["from"] == "alice"
+        assert time.monotonic() - started < 2
+    finally:
+        for sock in held:
+            sock.close()
+
+
+def test_500_silent_tls_clients_from_many_addresses_hit_the_overall_cap(
+    server_factory: Callable[..., RunningServer],
+) -> None:
+    auth_timeout = 4.0
+    running = server_factory(auth_timeout=auth_timeout)
+    bob = running.login("bob")
+    started = time.monotonic()
+    held, per_source = _open_silent(running, 500, sources=25)
+    try:
+        # Valid only if none of the held ones timed out while the rest were opening.
+        assert time.monotonic() - started < auth_timeout
+        assert len(held) == 256  # max_unauthenticated
+        assert max(per_source.values()) <= 32
+        # Logged-in users are not counted against the cap and keep chatting.
+        bob.send(type="ping", ref="busy")
+        assert bob.expect("pong")["ref"] == "busy"
+        # Once the silent ones time out (auth_timeout), logins get through again.
+        deadline = time.monotonic() + auth_timeout + TIMEOUT
+        while True:
+            try:
+                alice = running.login("alice")
+                break
+            except (OSError, ssl.SSLError):
+                assert time.monotonic() < deadline, "logins never got through again"
+                time.sleep(0.2)
+        alice.send(type="ping", ref="in")
+        assert alice.expect("pong")["ref"] == "in"
+    finally:
+        for sock in held:
+            sock.close()
