@@ -260,12 +260,12 @@ def read_certificate(path: Path) -> x509.Certificate:
 def default_hosts() -> list[str]:
     """Names and addresses LAN clients may use to reach this machine.
 
-    Addresses are read from the local interfaces; no packet is sent. Only ``getfqdn`` may ask
-    the system resolver, and only when the host name is not in /etc/hosts.
+    Everything comes from this machine alone: its host name and the addresses of its
+    interfaces. Nothing is sent, not even a DNS query (so no ``getfqdn``): give other names,
+    such as ``chat.office.lan``, with ``--host``.
     """
     hostname = socket.gethostname().lower()
-    candidates = [hostname, socket.getfqdn(hostname).lower()]
-    names = [n for n in candidates if n not in _LOOPBACK_NAMES and _DNS_NAME.fullmatch(n)]
+    names = [hostname] if hostname not in _LOOPBACK_NAMES and _DNS_NAME.fullmatch(hostname) else []
     addresses = [
         str(a)
         for a in _local_addresses()

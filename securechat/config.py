@@ -79,6 +79,7 @@ class Limits:
     hash_concurrency: int = 2
     token_ttl: float = 7 * 24 * 3600.0  # resume tokens: a week, then a password again
     account_check_interval: float = 2.0  # how soon passwd/disable/deluser end live sessions
+    certificate_check_interval: float = 3600.0  # how often serve looks at its certificate's expiry
     shutdown_grace: float = 3.0
 
 
@@ -94,4 +95,5 @@ class ServerConfig:
     hash_params: HashParams = dataclasses.field(default_factory=HashParams)
     throttle: ThrottlePolicy = dataclasses.field(default_factory=ThrottlePolicy)
     default_rooms: tuple[str, ...] = ("general",)
+    renew_before_days: int = 30  # serve renews its own certificate (needs ca.key) this early
     listen_backlog: int = 1024

@@ -14,6 +14,7 @@ submitted. No thread is a daemon: a clean shutdown leaves nothing running.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import select
 import socket
@@ -29,6 +30,7 @@ from securechat.protocol.messages import Bye, Error
 from securechat.server.committer import Committer
 from securechat.server.connection import ServerConnection
 from securechat.server.hub import Hub
+from securechat.server.renewal import CertificateRenewer
 from securechat.server.service import ChatService
 from securechat.store.chat import ChatStore
 from securechat.store.database import Database
@@ -59,6 +61,10 @@ class ChatServer:
         self._waker = Waker()
         self._acceptor = threading.Thread(target=self._accept_loop, name="acceptor")
         self._watcher = threading.Thread(target=self._watch_accounts, name="account-watcher")
+        self._renewer = CertificateRenewer(
+            config.certs_dir, tls, renew_before_days=config.renew_before_days
+        )
+        self._renewal = threading.Thread(target=self._renew_certificate, name="cert-renewal")
         self._lock = threading.Lock()
         # Guarded by _lock: every live connection, and those not yet logged in by address.
         self._connections: set[ServerConnection] = set()
@@ -94,6 +100,7 @@ class ChatServer:
         self._committer.start()
         self._acceptor.start()
         self._watcher.start()
+        self._renewal.start()
 
     @property
     def address(self) -> tuple[str, int]:
@@ -111,7 +118,7 @@ class ChatServer:
             return
         self._stopping.set()
         self._waker.wake()
-        for thread in (self._acceptor, self._watcher):
+        for thread in (self._acceptor, self._watcher, self._renewal):
             if thread.is_alive():
                 thread.join()
         with self._lock:
@@ -184,6 +191,14 @@ class ChatServer:
                         code=ErrorCode.AUTH_FAILED,
                         message="your account was changed or disabled; log in again",
                     ))  # fmt: skip
+
+    def _renew_certificate(self) -> None:
+        """Check the certificate at start and then every certificate_check_interval."""
+        interval = self._config.limits.certificate_check_interval
+        while True:
+            self._renewer.check(dt.datetime.now(dt.UTC))
+            if self._stopping.wait(interval):
+                return
 
     # --- the acceptor thread: accepts, applies the connection caps, starts threads ----
 
