@@ -249,6 +249,16 @@ def check_server_files(directory: Path) -> ServerCertFiles:
     return files
 
 
+def read_ca_pem(directory: Path) -> str:
+    """The CA certificate in PEM form, as the server offers it to clients (never a key).
+
+    Raises:
+        CertificateError: ca.pem is missing or is not a certificate.
+    """
+    certificate = read_certificate(directory / CA_CERT)
+    return certificate.public_bytes(serialization.Encoding.PEM).decode("ascii")
+
+
 def read_certificate(path: Path) -> x509.Certificate:
     """Load one PEM certificate. Raises CertificateError if missing, unreadable or not PEM."""
     try:

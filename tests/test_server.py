@@ -426,3 +426,17 @@ def test_sync_pages_when_more_messages_wait(server_factory) -> None:  # type: ig
             break
     assert bodies == [f"m{n}" for n in range(7)]
     assert (pages, since) == (3, 7)
+
+
+def test_server_offers_its_ca_certificate_before_login(running_server: RunningServer) -> None:
+    peer = running_server.peer()
+    peer.expect("hello")
+    peer.send(type="ca", ref="c")
+    reply = peer.expect("ca")
+    assert reply["ref"] == "c"
+    assert reply["pem"] == running_server.ca_file.read_text()
+    assert "PRIVATE" not in reply["pem"]
+    peer.send(type="auth", user="alice", password=PASSWORD)
+    assert peer.expect("welcome")["user"] == "alice"
+    peer.send(type="ca")
+    assert peer.expect("error")["code"] == "bad_request"  # only before login

@@ -23,6 +23,7 @@ from securechat.protocol.frames import encode_frame
 from securechat.protocol.messages import (
     Auth,
     Bye,
+    GetCA,
     History,
     Join,
     Leave,
@@ -234,16 +235,16 @@ def test_session_close_stops_output() -> None:
 
 
 def test_allowed_table_matches_documented_behaviour() -> None:
-    """docs/protocol.md: only auth or bye before login; everything but auth after it."""
+    """docs/protocol.md: only auth, ca or bye before login; all but auth and ca after it."""
     documented = {
-        State.AWAITING_AUTH: {Auth, Bye},
+        State.AWAITING_AUTH: {Auth, Bye, GetCA},
         State.AUTHENTICATING: set(),
         State.AUTHENTICATED: {Join, Leave, ListRooms, Send, History, Sync, Who, Ping, Pong, Bye},
         State.CLOSED: set(),
     }
     assert documented == ALLOWED
     every_request = set(typing.get_args(Request))
-    assert ALLOWED[State.AUTHENTICATED] == every_request - {Auth}
+    assert ALLOWED[State.AUTHENTICATED] == every_request - {Auth, GetCA}
 
 
 # --- property --------------------------------------------------------------------------

@@ -139,7 +139,15 @@ class Who(_Message):
     ref: str | None = None
 
 
-Request = Auth | Join | Leave | ListRooms | Send | History | Sync | Who | Ping | Pong | Bye
+@dataclasses.dataclass(frozen=True, slots=True)
+class GetCA(_Message):
+    """Ask for the deployment's CA certificate (before login), for trust on first use."""
+
+    TYPE: ClassVar[str] = "ca"
+    ref: str | None = None
+
+
+Request = Auth | Join | Leave | ListRooms | Send | History | Sync | Who | Ping | Pong | Bye | GetCA
 
 # --- events (server -> client) ---------------------------------------------------------
 
@@ -270,8 +278,18 @@ class Presence(_Message):
     online: bool
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class CACertificate(_Message):
+    """The CA certificate (PEM) that signed the server's certificate; public, never a key."""
+
+    TYPE: ClassVar[str] = "ca"
+    pem: str
+    ref: str | None = None
+
+
 Event = (
-    Hello
+    CACertificate
+    | Hello
     | Welcome
     | Error
     | Joined
@@ -494,6 +512,7 @@ _REQUESTS: dict[str, Callable[[_Fields], Request]] = {
     "ping": lambda f: Ping(ref=f.ref),
     "pong": lambda f: Pong(ref=f.ref),
     "bye": lambda f: Bye(reason=f.opt_text("reason"), ref=f.ref),
+    "ca": lambda f: GetCA(ref=f.ref),
 }
 
 
@@ -557,6 +576,7 @@ _EVENTS: dict[str, Callable[[_Fields], Event]] = {
     "ping": lambda f: Ping(ref=f.ref),
     "pong": lambda f: Pong(ref=f.ref),
     "bye": lambda f: Bye(reason=f.opt_text("reason", 2**31), ref=f.ref),
+    "ca": lambda f: CACertificate(pem=f.text("pem", 65536), ref=f.ref),
 }
 
 

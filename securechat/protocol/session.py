@@ -20,6 +20,7 @@ from securechat.protocol.frames import FrameDecoder
 from securechat.protocol.messages import (
     Auth,
     Bye,
+    GetCA,
     History,
     Join,
     Leave,
@@ -42,7 +43,7 @@ class State(enum.Enum):
 
 
 ALLOWED: dict[State, frozenset[type[Request]]] = {
-    State.AWAITING_AUTH: frozenset({Auth, Bye}),
+    State.AWAITING_AUTH: frozenset({Auth, Bye, GetCA}),
     State.AUTHENTICATING: frozenset(),
     State.AUTHENTICATED: frozenset(
         {Join, Leave, ListRooms, Send, History, Sync, Who, Ping, Pong, Bye}

@@ -40,7 +40,18 @@ from securechat.errors import (
     SecureChatError,
 )
 from securechat.protocol.frames import encode_frame
-from securechat.protocol.messages import Auth, Bye, Error, Event, Hello, Ping, Pong, encode
+from securechat.protocol.messages import (
+    Auth,
+    Bye,
+    CACertificate,
+    Error,
+    Event,
+    GetCA,
+    Hello,
+    Ping,
+    Pong,
+    encode,
+)
 from securechat.protocol.session import ServerSession, State
 from securechat.server.outbox import Outbox
 from securechat.server.ratelimit import TokenBucket
@@ -73,6 +84,7 @@ class ServerConnection:
         tls: ssl.SSLContext,
         service: ChatService,
         limits: Limits,
+        ca_pem: str,
         on_authenticated: Callable[[ServerConnection], None],
         on_closed: Callable[[ServerConnection], None],
     ) -> None:
@@ -82,6 +94,7 @@ class ServerConnection:
         self._tls = tls
         self._service = service
         self._limits = limits
+        self._ca_pem = ca_pem
         self._on_authenticated = on_authenticated
         self._on_closed = on_closed
         self._auth_deadline = accepted_at + limits.auth_timeout
@@ -255,6 +268,8 @@ class ServerConnection:
                 self._queue(reply)
             elif isinstance(item, Auth):
                 self._login(item)
+            elif isinstance(item, GetCA):
+                self._queue(CACertificate(pem=self._ca_pem, ref=item.ref))
             elif isinstance(item, Bye):
                 raise _Close("client said bye", Bye(reason="bye", ref=item.ref))
             elif not isinstance(item, Pong):

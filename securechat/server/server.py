@@ -24,6 +24,7 @@ import time
 from typing import Self
 
 from securechat.accounts import Accounts
+from securechat.certs import read_ca_pem
 from securechat.config import ServerConfig
 from securechat.errors import ConfigError, ErrorCode, StoreError
 from securechat.protocol.messages import Bye, Error
@@ -43,6 +44,7 @@ class ChatServer:
     def __init__(self, config: ServerConfig, *, tls: ssl.SSLContext, database: Database) -> None:
         self._config = config
         self._tls = tls
+        self._ca_pem = read_ca_pem(config.certs_dir)  # public: offered for trust on first use
         limits = config.limits
         store = ChatStore(database)
         self._hub = Hub(store.memberships())
@@ -241,6 +243,7 @@ class ChatServer:
                     tls=self._tls,
                     service=self._service,
                     limits=limits,
+                    ca_pem=self._ca_pem,
                     on_authenticated=self._authenticated,
                     on_closed=self._closed,
                 )
