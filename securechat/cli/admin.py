@@ -9,7 +9,9 @@ from typing import Annotated
 import typer
 
 from securechat.cli.app import app
-from securechat.cli.options import DB_DEFAULT, DbUrl
+from securechat.cli.options import CERTS_DEFAULT, DB_DEFAULT, CertsDir, DbUrl
+from securechat.config import DEFAULT_PORT
+from securechat.doctor import Installation, Status, examine
 from securechat.errors import UserError
 from securechat.store.backup import (
     DatabaseSummary,
@@ -70,6 +72,43 @@ def restore(
             raise typer.Exit(code=1)
     report = restore_database(src, db)
     typer.echo(f"restored {report.target} from {src}; schema revision {report.revision}")
+
+
+@app.command()
+def doctor(
+    certs: CertsDir = CERTS_DEFAULT,
+    db: DbUrl = DB_DEFAULT,
+    hosts: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--host",
+            metavar="NAME_OR_IP",
+            help="A name clients connect with, to look for in the certificate; repeatable.",
+            show_default=False,
+        ),
+    ] = None,
+    port: Annotated[
+        int, typer.Option(min=1, max=65535, metavar="PORT", help="The port the server uses.")
+    ] = DEFAULT_PORT,
+) -> None:
+    """Check a server installation and say how to fix each problem.
+
+    Checks the certificate files, key permissions, expiry and names, the CA key, the
+    database's schema revision and users, and what holds the port on 127.0.0.1. Changes
+    nothing. Exits with status 1 if any check FAILs, so it can run from a timer.
+    """
+    findings = examine(Installation(certs, db, port, tuple(hosts or ())))
+    width = max(len(finding.check) for finding in findings)
+    for finding in findings:
+        typer.echo(finding.line(width))
+    failed = sum(finding.status is Status.FAIL for finding in findings)
+    warned = sum(finding.status is Status.WARN for finding in findings)
+    if failed or warned:
+        typer.echo(f"{_plural(failed, 'failure')}, {_plural(warned, 'warning')}")
+    else:
+        typer.echo("everything looks right")
+    if failed:
+        raise typer.Exit(code=1)
 
 
 def _contents(summary: DatabaseSummary) -> str:

@@ -115,7 +115,7 @@ def summarize(path: Path) -> DatabaseSummary:
             messages = _count(connection, "messages") if "messages" in tables else 0
         except sqlite3.DatabaseError as error:  # "file is not a database" comes only now
             raise StoreError(f"{path} is not a securechat database: {error}") from error
-    if revision not in _known_revisions():
+    if revision not in known_revisions():
         raise StoreError(
             f"{path} is at schema revision {revision}, which this version of securechat does "
             "not know; restore it with the securechat version that made it"
@@ -258,6 +258,7 @@ def _count(connection: sqlite3.Connection, table: str) -> int:
     return count
 
 
-def _known_revisions() -> set[str]:
+def known_revisions() -> set[str]:
+    """Every schema revision this version of securechat can migrate from."""
     script = ScriptDirectory.from_config(alembic_config())
     return {revision.revision for revision in script.walk_revisions()}
