@@ -18,7 +18,7 @@ def _register_commands() -> None:
     # Command modules register themselves on ``app`` when imported.
     import importlib
 
-    for name in ("certs", "users", "db", "server", "client", "admin"):
+    for name in ("certs", "users", "db", "server", "client", "admin", "bench"):
         importlib.import_module(f"securechat.cli.{name}")
 
 

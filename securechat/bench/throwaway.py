@@ -1,0 +1,60 @@
+"""``securechat serve`` for the bench's own throwaway server, with cheap argon2 logins.
+
+Run as ``python -m securechat.bench.throwaway CONFIG.json`` by :mod:`securechat.bench.harness`.
+The cheap profile is never selectable from the command line because a real server that
+used it would downgrade every password hash it re-hashes; so this module refuses to run
+unless the database sits in a directory that the bench created (it holds the marker file).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import sys
+from pathlib import Path
+
+from securechat.bench.harness import MARKER
+from securechat.cli.server import run_server
+from securechat.config import HashParams, Limits, ServerConfig
+from securechat.errors import ConfigError, SecureChatError
+
+
+def load_config(path: Path) -> ServerConfig:
+    """The throwaway server's config.
+
+    Raises:
+        ConfigError: the database is not in a directory made by the bench.
+    """
+    raw = json.loads(path.read_text())
+    db_url: str = raw["db"]
+    db_file = Path(db_url.removeprefix("sqlite:///"))
+    if not db_url.startswith("sqlite:///") or not (db_file.parent / MARKER).is_file():
+        raise ConfigError(f"{db_url} is not a bench database; use `securechat serve`")
+    limits = dataclasses.replace(Limits(), **raw["limits"])
+    if "rate_per_second" in raw["limits"]:
+        limits = dataclasses.replace(limits, rate_burst=max(int(limits.rate_per_second * 2), 1))
+    return ServerConfig(
+        host="127.0.0.1",
+        port=0,
+        certs_dir=Path(raw["certs"]),
+        db_url=db_url,
+        limits=limits,
+        hash_params=HashParams.for_tests(),
+    )
+
+
+def main() -> None:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+    )
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    try:
+        run_server(load_config(Path(sys.argv[1])))
+    except SecureChatError as exc:
+        print(f"securechat: error: {exc.message}", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,109 @@
+"""``securechat bench``: load a server and report throughput, latency, CPU and memory.
+
+Without ``--host`` it starts a throwaway server on 127.0.0.1 (temporary certificates,
+users and database, all deleted afterwards). With ``--host`` it loads that server, which
+must be a loopback address unless ``--allow-remote`` is given; the check happens before
+any packet is sent.
+"""
+
+from __future__ import annotations
+
+import enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from securechat.bench.report import print_json, print_table
+from securechat.bench.target import Target, require_loopback
+from securechat.bench.workloads import BenchParams, run_workload
+from securechat.cli.app import app
+from securechat.config import DEFAULT_PORT
+from securechat.errors import ConfigError
+
+_LOAD = "Load"
+_EXTERNAL = "External server"
+
+
+class Workload(enum.StrEnum):
+    fanout_rate = "fanout-rate"
+    fanout_max = "fanout-max"
+    connect = "connect"
+    idle = "idle"
+    scaling = "scaling"
+
+
+def _numbers(text: str | None, option: str) -> tuple[int, ...] | None:
+    if text is None:
+        return None
+    try:
+        values = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise ConfigError(f"{option} takes comma-separated whole numbers, like 500,1000") from None
+    if not values or min(values) < 1:
+        raise ConfigError(f"{option} needs at least one number, each 1 or more")
+    return values
+
+
+@app.command()
+def bench(
+    workload: Annotated[Workload, typer.Argument(metavar="WORKLOAD", help="fanout-rate, fanout-max, connect, idle or scaling.", show_default=False)],
+    duration: Annotated[float | None, typer.Option(metavar="SECONDS", min=0.1, help="fanout-rate and scaling: how long each run sends [default: 10, scaling 5].", rich_help_panel=_LOAD)] = None,
+    receivers: Annotated[int | None, typer.Option(metavar="N", min=0, help="Receiving sessions in the room [default: 50; connect: 20 in the background chat].", rich_help_panel=_LOAD)] = None,
+    senders: Annotated[int | None, typer.Option(metavar="N", min=1, help="Sending sessions [default: 5; connect and scaling: 2].", rich_help_panel=_LOAD)] = None,
+    rate: Annotated[float | None, typer.Option(metavar="PER_SECOND", min=0.1, help="Messages per second, all senders together [default: 200; connect: 50; scaling: 20].", rich_help_panel=_LOAD)] = None,
+    messages: Annotated[int | None, typer.Option(metavar="N", min=1, help="Messages per sender (fanout-max: 2000; fanout-rate: rate x duration / senders).", rich_help_panel=_LOAD)] = None,
+    body_bytes: Annotated[int, typer.Option(metavar="BYTES", min=32, help="Message body size.", rich_help_panel=_LOAD)] = 100,
+    window: Annotated[int, typer.Option(metavar="N", min=1, help="fanout-max: un-acked sends each sender keeps in flight.", rich_help_panel=_LOAD)] = 64,
+    logins: Annotated[int, typer.Option(metavar="N", min=1, help="connect: password logins in the storm.", rich_help_panel=_LOAD)] = 200,
+    resumes: Annotated[int, typer.Option(metavar="N", min=1, help="connect: reconnects with a resume token.", rich_help_panel=_LOAD)] = 1000,
+    concurrency: Annotated[int | None, typer.Option(metavar="N", min=1, help="Logins in progress at once [default: 64 sessions, 8 password storm, 32 resumes; at most 24 on an external server].", rich_help_panel=_LOAD)] = None,
+    levels: Annotated[str | None, typer.Option(metavar="N,N,...", help="idle: session counts to hold, in order [default: 500,1000,2000,5000].", rich_help_panel=_LOAD)] = None,
+    sizes: Annotated[str | None, typer.Option(metavar="N,N,...", help="scaling: room sizes [default: 10,50,200,1000].", rich_help_panel=_LOAD)] = None,
+    plot: Annotated[Path | None, typer.Option(metavar="PNG", help="scaling: draw the chart here (needs matplotlib: securechat[bench]).", rich_help_panel=_LOAD)] = None,
+    processes: Annotated[int, typer.Option(metavar="N", min=1, help="Generator processes, each multiplexing many connections.", rich_help_panel=_LOAD)] = 2,
+    host: Annotated[str | None, typer.Option(metavar="ADDRESS", help="Load this server instead of starting one (loopback only without --allow-remote).", rich_help_panel=_EXTERNAL)] = None,
+    port: Annotated[int, typer.Option(min=1, max=65535, metavar="PORT", help="Port of the --host server.", rich_help_panel=_EXTERNAL)] = DEFAULT_PORT,
+    ca: Annotated[Path | None, typer.Option(metavar="FILE", help="The --host server's ca.pem.", rich_help_panel=_EXTERNAL)] = None,
+    user_prefix: Annotated[str, typer.Option(metavar="PREFIX", help="Bench users on the --host server are PREFIX0, PREFIX1, ...", rich_help_panel=_EXTERNAL)] = "bench",
+    password: Annotated[str | None, typer.Option(metavar="PASSWORD", envvar="SECURECHAT_BENCH_PASSWORD", help="Their common password (or set SECURECHAT_BENCH_PASSWORD).", show_default=False, rich_help_panel=_EXTERNAL)] = None,
+    server_pid: Annotated[int | None, typer.Option(metavar="PID", help="The --host server's process id, to report its CPU and memory (same machine only).", rich_help_panel=_EXTERNAL)] = None,
+    allow_remote: Annotated[bool, typer.Option("--allow-remote", help="Allow a --host that is not a loopback address (sizing a real machine over the network).", rich_help_panel=_EXTERNAL)] = False,
+    json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of the table.")] = False,
+) -> None:  # fmt: skip
+    """Measure a server under load: latency, throughput, CPU and memory.
+
+    Without --host, starts a throwaway server on 127.0.0.1 and removes it afterwards.
+    Exits with status 1 when the run saw failures (drops, missing deliveries, errors).
+    """
+    target = None
+    if host is not None:
+        require_loopback(host, port, allow_remote=allow_remote)
+        if ca is None:
+            raise ConfigError("--host needs --ca: the server's ca.pem")
+        if password is None:
+            raise ConfigError(
+                "--host needs the bench users' password: --password or SECURECHAT_BENCH_PASSWORD"
+            )
+        target = Target(
+            host=host, port=port, ca_file=ca, user_prefix=user_prefix, password=password
+        )
+    elif server_pid is not None or allow_remote:
+        raise ConfigError("--server-pid and --allow-remote only apply with --host")
+    defaults = BenchParams()
+    params = BenchParams(
+        duration=duration, receivers=receivers, senders=senders, rate=rate, messages=messages,
+        body_bytes=body_bytes, window=window, processes=processes, logins=logins,
+        resumes=resumes, concurrency=concurrency,
+        levels=_numbers(levels, "--levels") or defaults.levels,
+        sizes=_numbers(sizes, "--sizes") or defaults.sizes, plot=plot,
+    )  # fmt: skip
+    report = run_workload(
+        workload.value, params, target=target, server_pid=server_pid, show_progress=not json_output
+    )
+    if json_output:
+        print_json(report)
+    else:
+        print_table(report)
+    if report.failures:
+        raise typer.Exit(code=1)
