@@ -115,34 +115,54 @@ class Committer:
             log.exception("internal error storing %d message(s)", len(batch))
             self._refuse(batch)
             return
+        # Everything a batch produces for one member goes out as one put: its acks, and
+        # each run of messages to the same room as one joined blob.
+        outgoing: dict[Member, list[bytes]] = {}
+        run: list[tuple[Member, StoredMessage, bytes]] = []
         for pending, result in zip(batch, results, strict=True):
+            ref = pending.message.ref
             if isinstance(result, ErrorCode):
-                self._reply(
-                    pending,
-                    Error(
-                        code=result,
-                        message=f"no user {pending.message.to!r}",
-                        ref=pending.message.ref,
-                    ),
+                reply: Ack | Error = Error(
+                    code=result, message=f"no user {pending.message.to!r}", ref=ref
                 )
-                continue
-            stored, is_new = result
-            self._reply(
-                pending, Ack(id=stored.id, ts=format_ts(stored.ts_ms), ref=pending.message.ref)
-            )
-            if is_new:
-                self._deliver(pending.origin, stored)
+            else:
+                stored, is_new = result
+                reply = Ack(id=stored.id, ts=format_ts(stored.ts_ms), ref=ref)
+                if is_new:
+                    if run and run[-1][1].room != stored.room:
+                        self._deliver_run(run, outgoing)
+                        run = []
+                    run.append((pending.origin, stored, encode_frame(encode(to_event(stored)))))
+            outgoing.setdefault(pending.origin, []).append(encode_frame(encode(reply)))
+        if run:
+            self._deliver_run(run, outgoing)
+        for member, frames in outgoing.items():
+            member.send(frames[0] if len(frames) == 1 else b"".join(frames))
 
-    def _deliver(self, origin: Member, stored: StoredMessage) -> None:
-        frame = encode_frame(encode(to_event(stored)))
-        if stored.room is not None:
-            targets = self._hub.room_targets(stored.room)
-        else:
-            assert stored.to is not None
-            targets = self._hub.sessions_of(stored.to)
-            if stored.to != stored.sender:
-                targets += self._hub.sessions_of(stored.sender)
-        self._hub.broadcast(frame, targets, exclude=origin)
+    def _deliver_run(
+        self, run: list[tuple[Member, StoredMessage, bytes]], outgoing: dict[Member, list[bytes]]
+    ) -> None:
+        """Queue consecutive messages with one destination, in id order, for each recipient."""
+        room = run[0][1].room
+        if room is None:  # direct messages: few recipients each, one by one
+            for origin, stored, frame in run:
+                assert stored.to is not None
+                targets = self._hub.sessions_of(stored.to)
+                if stored.to != stored.sender:
+                    targets += self._hub.sessions_of(stored.sender)
+                for member in targets:
+                    if member is not origin:
+                        outgoing.setdefault(member, []).append(frame)
+            return
+        origins = {origin for origin, _, _ in run}
+        blob = b"".join(frame for _, _, frame in run)
+        for member in self._hub.room_targets(room):
+            if member in origins:  # a sender gets the others' messages, not its own
+                frames = [frame for origin, _, frame in run if origin is not member]
+                if frames:
+                    outgoing.setdefault(member, []).append(b"".join(frames))
+            else:
+                outgoing.setdefault(member, []).append(blob)
 
     def _refuse(self, batch: list[PendingSend]) -> None:
         for pending in batch:
