@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Annotated
 
 import typer
@@ -11,6 +11,7 @@ import typer
 from securechat.cli.app import app
 from securechat.cli.options import CERTS_DEFAULT, DB_DEFAULT, CertsDir, DbUrl
 from securechat.config import DEFAULT_PORT
+from securechat.deploy import default_executable, is_hidden_by_protect_home, service_unit
 from securechat.doctor import Installation, Status, examine
 from securechat.errors import UserError
 from securechat.store.backup import (
@@ -109,6 +110,44 @@ def doctor(
         typer.echo("everything looks right")
     if failed:
         raise typer.Exit(code=1)
+
+
+@app.command("service-unit")
+def service_unit_command(
+    user: Annotated[
+        str,
+        typer.Option(metavar="NAME", help="Unprivileged system user (and group) to run as."),
+    ] = "securechat",
+    executable: Annotated[
+        Path | None,
+        typer.Option(
+            "--bin",
+            metavar="PATH",
+            help="Absolute path of the securechat program. Default: the one running now.",
+            show_default=False,
+        ),
+    ] = None,
+    state_dir: Annotated[
+        str,
+        typer.Option(
+            metavar="DIR", help="Folder for certs/ and securechat.db, writable by the service."
+        ),
+    ] = "/var/lib/securechat",
+) -> None:
+    """Print a hardened systemd unit that runs `securechat serve` as a service.
+
+    Install it with `securechat service-unit > /etc/systemd/system/securechat.service`;
+    docs/deploy.md walks through the rest.
+    """
+    program = executable or default_executable()
+    unit = service_unit(executable=program, user=user, state_dir=PurePosixPath(state_dir))
+    typer.echo(unit, nl=False)
+    if is_hidden_by_protect_home(program):
+        typer.echo(
+            f"securechat: warning: the service cannot see {program}: ProtectHome=yes hides "
+            "/home and /root; install securechat under /opt (see docs/deploy.md) or pass --bin",
+            err=True,
+        )
 
 
 def _contents(summary: DatabaseSummary) -> str:

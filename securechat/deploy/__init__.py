@@ -1,0 +1,78 @@
+"""Files for running securechat as a system service, shipped inside the package.
+
+``securechat.service`` is a hardened systemd unit with ``${...}`` placeholders;
+:func:`service_unit` fills them in. Values are checked rather than quoted: systemd gives
+``%``, ``$``, quotes and spaces meanings of their own, and a path that needs none of them is
+easier for an admin to read in the unit too.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import string
+import sys
+from importlib import resources
+from pathlib import Path, PurePosixPath
+
+from securechat.errors import ConfigError
+
+__all__ = ["default_executable", "is_hidden_by_protect_home", "service_unit"]
+
+_SAFE_PATH = re.compile(r"/[A-Za-z0-9_./+@:-]*")
+_USER_NAME = re.compile(r"[a-z_][a-z0-9_-]{0,30}")
+_STATE_ROOT = PurePosixPath("/var/lib")
+
+
+def service_unit(*, executable: Path, user: str, state_dir: PurePosixPath) -> str:
+    """The systemd unit that runs ``executable serve`` as ``user`` with its data in ``state_dir``.
+
+    Raises:
+        ConfigError: a path is relative or holds characters systemd would interpret, or
+            ``user`` is not a valid system user name.
+    """
+    for what, path in (("--bin", str(executable)), ("--state-dir", str(state_dir))):
+        if not _SAFE_PATH.fullmatch(path):
+            raise ConfigError(
+                f"{what} {path!r} must be an absolute path without spaces, quotes, % or $"
+            )
+    if not _USER_NAME.fullmatch(user):
+        raise ConfigError(f"--user {user!r} is not a valid system user name (e.g. securechat)")
+    if state_dir.is_relative_to(_STATE_ROOT) and state_dir != _STATE_ROOT:
+        # systemd creates it, owned by the user, and it stays writable under ProtectSystem.
+        state_directory = f"StateDirectory={state_dir.relative_to(_STATE_ROOT)}"
+    else:
+        state_directory = f"ReadWritePaths={state_dir}"
+    template = resources.files(__name__).joinpath("securechat.service").read_text("utf-8")
+    return string.Template(template).substitute(
+        user=user,
+        group=user,
+        state_directory=state_directory,
+        state_dir=str(state_dir).rstrip("/"),
+        executable=executable,
+    )
+
+
+def default_executable() -> Path:
+    """The ``securechat`` program being run now, or failing that the one on PATH.
+
+    Raises:
+        ConfigError: none can be found.
+    """
+    invoked = Path(sys.argv[0])
+    if invoked.name == "securechat" and invoked.is_file():
+        return invoked.absolute()
+    beside_python = Path(sys.executable).parent / "securechat"  # a venv's or pipx's bin/
+    if beside_python.is_file():
+        return beside_python
+    found = shutil.which("securechat")
+    if found is None:
+        raise ConfigError("cannot find the securechat program; pass its path with --bin")
+    return Path(found).absolute()
+
+
+def is_hidden_by_protect_home(executable: Path) -> bool:
+    """Whether the unit's ``ProtectHome=yes`` hides ``executable`` (or what it links to)."""
+    homes = (Path("/home"), Path("/root"), Path("/run/user"))
+    paths = (executable.absolute(), executable.resolve())
+    return any(path.is_relative_to(home) for path in paths for home in homes)
