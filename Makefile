@@ -20,6 +20,11 @@ install: $(STAMP)
 ## Start a working server on embedded defaults (certs in ./certs, SQLite in ./securechat.db, 127.0.0.1:5050).
 run: $(STAMP)
 	@test -f $(CERTS)/server.pem || $(BIN)/securechat init-certs --dir $(CERTS)
+	@echo
+	@echo "Starting securechat on 127.0.0.1:5050 (Ctrl-C stops it). In another terminal:"
+	@echo "  $(BIN)/securechat adduser alice"
+	@echo "  $(BIN)/securechat connect localhost --user alice --ca $(CERTS)/ca.pem"
+	@echo
 	$(BIN)/securechat serve --host 127.0.0.1 --port 5050 --certs $(CERTS) --db $(DB)
 
 lint: $(STAMP)

@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 
 from securechat import __version__
+from securechat.accounts import Accounts
 from securechat.certs import check_server_files, server_cert_info
 from securechat.cli.app import app
 from securechat.cli.options import CERTS_DEFAULT, DB_DEFAULT, CertsDir, DbUrl
@@ -98,6 +99,8 @@ def run_server(config: ServerConfig) -> None:
         log.info("database %s", safe_url(config.db_url))
         expiry = f"{info.not_after:%Y-%m-%d %H:%M} UTC"
         log.info("certificate for %s, valid until %s", ", ".join(info.sans), expiry)
+        if not Accounts(database, hash_params=config.hash_params).list():
+            log.warning("no users yet: add one with `securechat adduser NAME`")
         while not stop.wait(1.0):
             pass
     finally:
