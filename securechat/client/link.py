@@ -4,7 +4,8 @@ This is the client's boundary with ``socket`` and ``ssl``: every failure on the 
 becomes a :class:`SecureChatError` whose message is one line a new user can act on (what
 went wrong and what to do), e.g. a wrong CA file versus a certificate that does not name
 the host. Runs in whichever thread calls it; the returned stream then belongs to the
-client's I/O thread.
+client's I/O thread. :func:`greet` (TCP, TLS, ``hello``) and :func:`ask` (one request, one
+answer) are also used before login, by the trust-on-first-use probe.
 """
 
 from __future__ import annotations
@@ -29,7 +30,16 @@ from securechat.errors import (
     UnexpectedMessage,
 )
 from securechat.protocol.frames import FrameDecoder, encode_frame
-from securechat.protocol.messages import Auth, Error, Event, Hello, Welcome, decode_event, encode
+from securechat.protocol.messages import (
+    Auth,
+    Error,
+    Event,
+    Hello,
+    Request,
+    Welcome,
+    decode_event,
+    encode,
+)
 from securechat.transport import POLLIN, TlsStream
 
 #: Largest frame accepted from a server. A server bounds what it accepts by ``max_frame``,
@@ -61,6 +71,22 @@ class Endpoint:
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
 
+class WrongCA(CertificateError):
+    """The server's certificate is not signed by the CA we trust (or by any CA we know)."""
+
+
+@dataclasses.dataclass(slots=True)
+class Greeting:
+    """A connection that has read ``hello`` and sent nothing yet; ``deadline`` is monotonic."""
+
+    endpoint: Endpoint
+    stream: TlsStream
+    decoder: FrameDecoder
+    hello: Hello
+    peer_cert: bytes  # the server's certificate (DER) as presented in this TLS session
+    deadline: float
+
+
 @dataclasses.dataclass(slots=True)
 class Link:
     """A logged-in connection, ready for the I/O thread."""
@@ -89,8 +115,30 @@ def open_link(
         RateLimited: too many login attempts; ``retry_after`` says how long to wait.
         UnexpectedMessage: the server speaks another protocol version.
     """
+    greeting = greet(endpoint, context, timeout=timeout)
+    try:
+        reply = ask(greeting, Auth(user=user, password=password, token=token))
+        if isinstance(reply, Error):
+            raise login_error(reply, user, endpoint, with_token=token is not None)
+        if not isinstance(reply, Welcome):
+            raise ConnectionLost(f"{endpoint.label} answered the login with {reply.TYPE!r}")
+        return Link(greeting.stream, greeting.decoder, greeting.hello, reply)
+    except BaseException:
+        greeting.stream.close()
+        raise
+
+
+def greet(endpoint: Endpoint, context: ssl.SSLContext, *, timeout: float) -> Greeting:
+    """Connect, complete TLS with ``context`` and read the server's ``hello``.
+
+    Raises:
+        ConnectionLost, CertificateError (:class:`WrongCA` for an unknown issuer),
+        UnexpectedMessage: as for :func:`open_link`.
+    """
     deadline = time.monotonic() + timeout
-    stream = TlsStream(_tls_connect(endpoint, context, timeout))
+    sock = _tls_connect(endpoint, context, timeout)
+    peer_cert = sock.getpeercert(binary_form=True) or b""
+    stream = TlsStream(sock)
     try:
         decoder = FrameDecoder(MAX_EVENT_FRAME)
         hello = _read(stream, decoder, deadline, endpoint)
@@ -103,17 +151,22 @@ def open_link(
                 "upgrade securechat so both sides match",
                 code=ErrorCode.UNSUPPORTED_PROTOCOL,
             )
-        stream.queue(encode_frame(encode(Auth(user=user, password=password, token=token))))
-        _flush(stream, deadline, endpoint)
-        reply = _read(stream, decoder, deadline, endpoint)
-        if isinstance(reply, Error):
-            raise login_error(reply, user, endpoint, with_token=token is not None)
-        if not isinstance(reply, Welcome):
-            raise ConnectionLost(f"{endpoint.label} answered the login with {reply.TYPE!r}")
-        return Link(stream, decoder, hello, reply)
+        return Greeting(endpoint, stream, decoder, hello, peer_cert, deadline)
     except BaseException:
         stream.close()
         raise
+
+
+def ask(greeting: Greeting, request: Request) -> Event:
+    """Send ``request`` and return the next event, all before the greeting's deadline.
+
+    Raises:
+        ConnectionLost: the server closed, broke the connection or did not answer in time.
+    """
+    stream, deadline, endpoint = greeting.stream, greeting.deadline, greeting.endpoint
+    stream.queue(encode_frame(encode(request)))
+    _flush(stream, deadline, endpoint)
+    return _read(stream, greeting.decoder, deadline, endpoint)
 
 
 def login_error(
@@ -194,7 +247,7 @@ def _certificate_error(
             f"name it has, or ask the admin to run `securechat init-certs --host {name} --renew`"
         )
     if code in _WRONG_CA:
-        return CertificateError(
+        return WrongCA(
             f"the server's certificate is not signed by the CA in {endpoint.ca_file}: "
             "get the right ca.pem from your admin"
         )
@@ -219,7 +272,7 @@ def _flush(stream: TlsStream, deadline: float, endpoint: Endpoint) -> None:
     while not stream.flush():
         remaining = deadline - time.monotonic()
         if remaining <= 0 or not poller.poll(remaining * 1000):
-            raise ConnectionLost(f"{endpoint.label} did not accept the login in time")
+            raise ConnectionLost(f"{endpoint.label} did not accept our request in time")
 
 
 def _read(stream: TlsStream, decoder: FrameDecoder, deadline: float, endpoint: Endpoint) -> Event:
