@@ -2,15 +2,19 @@
 
 Each command opens the database (bringing it to the newest schema), does one thing through
 :class:`securechat.accounts.Accounts` and prints one line saying what it did. Mistakes are
-raised as ``SecureChatError`` subclasses; ``securechat.cli.main`` prints them.
+raised as ``SecureChatError`` subclasses; ``securechat.cli.main`` prints them. The one
+exception is ``adduser --from-file``, which reports each bad line on stderr, carries on with
+the rest and fails at the end, so one typo does not hold up a whole office.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -21,6 +25,9 @@ from securechat.cli.options import DB_DEFAULT, DbUrl
 from securechat.config import HashParams
 from securechat.errors import UserError, UserExistsError
 from securechat.store.database import open_database
+
+#: Lowercase letters and digits without the look-alikes i, l, o, 0 and 1.
+PASSWORD_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"
 
 UserName = Annotated[
     str, typer.Argument(metavar="NAME", help="The user's login name.", show_default=False)
@@ -62,18 +69,103 @@ def _read_password(from_stdin: bool) -> str:
 
 @app.command()
 def adduser(
-    name: UserName,
+    name: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="NAME", help="The user's login name (or use --from-file).", show_default=False
+        ),
+    ] = None,
     admin: Annotated[bool, typer.Option("--admin", help="Make the user an administrator.")] = False,
     password_stdin: PasswordStdin = False,
+    from_file: Annotated[
+        str | None,
+        typer.Option(
+            "--from-file",
+            metavar="FILE",
+            help="Add every user named in FILE, one name per line ('-': standard input; blank "
+            "lines and # comments are ignored), each with a generated password printed once.",
+            show_default=False,
+        ),
+    ] = None,
     db: DbUrl = DB_DEFAULT,
 ) -> None:
-    """Add a user who can log in to the chat."""
+    """Add a user who can log in to the chat, or many at once with --from-file."""
+    if from_file is not None:
+        if name is not None:
+            raise UserError("give either NAME or --from-file, not both")
+        if admin or password_stdin:
+            flag = "--admin" if admin else "--password-stdin"
+            raise UserError(f"{flag} cannot be combined with --from-file; add that user alone")
+        _add_from_file(from_file, db)
+        return
+    if name is None:
+        raise UserError("name the user to add: `securechat adduser NAME` (or --from-file FILE)")
     name = canonical_name(name)
     with _accounts(db) as accounts:
         if accounts.exists(name):
             raise UserExistsError(f"user {name} already exists")
         account = accounts.add(name, _read_password(password_stdin), admin=admin)
     typer.echo(f"added {'admin' if account.is_admin else 'user'} {account.name}")
+
+
+def generate_password() -> str:
+    """About 79 random bits as four groups of four easily told-apart characters."""
+    chars = [secrets.choice(PASSWORD_ALPHABET) for _ in range(16)]
+    return "-".join("".join(chars[i : i + 4]) for i in range(0, 16, 4))
+
+
+def _read_names(source: str) -> list[tuple[int, str]]:
+    """(line number, name) for each line of ``source`` that names someone."""
+    try:
+        text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
+    except OSError as error:
+        raise UserError(f"cannot read {source}: {error.strerror or error}") from error
+    except UnicodeDecodeError as error:
+        raise UserError(f"{source} is not UTF-8 text") from error
+    entries = [(n, line.split("#", 1)[0].strip()) for n, line in enumerate(text.splitlines(), 1)]
+    entries = [(n, entry) for n, entry in entries if entry]
+    if not entries:
+        raise UserError(f"{'standard input' if source == '-' else source} names no users")
+    return entries
+
+
+def _add_from_file(source: str, db_url: str) -> None:
+    """Add each listed user; report and skip the lines that fail, then fail if any did.
+
+    Each row is printed as soon as its user exists, so the passwords of those already added
+    are never lost, even if the database fails half-way.
+    """
+    label = "stdin" if source == "-" else source
+    entries = _read_names(source)
+    width = max(len("NAME"), *(len(entry) for _, entry in entries))
+    seen: set[str] = set()
+    added = failed = 0
+    with _accounts(db_url) as accounts:
+        for line, entry in entries:
+            try:
+                name = canonical_name(entry)
+                if name in seen:
+                    raise UserExistsError(f"user {name} is listed twice")
+                seen.add(name)
+                if accounts.exists(name):
+                    raise UserExistsError(f"user {name} already exists")
+                password = generate_password()
+                accounts.add(name, password)
+            except UserError as error:
+                failed += 1
+                typer.echo(f"securechat: {label}:{line}: {error.message}; skipped", err=True)
+                continue
+            if added == 0:
+                typer.echo(f"{'NAME':<{width}}  PASSWORD")
+            typer.echo(f"{name:<{width}}  {password}")
+            added += 1
+    if added:
+        typer.echo(
+            f"added {added} user(s); hand each password over privately, it is not shown again",
+            err=True,
+        )
+    if failed:
+        raise UserError(f"{failed} of {len(entries)} user(s) not added (see above)")
 
 
 @app.command()
