@@ -12,6 +12,7 @@ run side by side (a background chat load during a login storm):
   Replies ``fanout_done`` with counts and latency samples.
 - ``storm``: one-shot logins (password or resume token), each closed after ``welcome``;
   replies ``storm_done``.
+- ``status``: reply ``status`` with the current counters (sessions open, deliveries...).
 - ``close``: say ``bye`` everywhere and exit, replying ``closed`` with this process's CPU.
 
 Receivers do not decode JSON: a ``message`` frame is recognised by its prefix and its send
@@ -268,6 +269,7 @@ class Worker:
             "expect": self._cmd_expect,
             "storm": self._cmd_storm,
             "close": self._cmd_close,
+            "status": lambda: self._pipe.send(("status", self._counters())),
         }
 
     # --- the loop --------------------------------------------------------------------
@@ -314,15 +316,18 @@ class Worker:
             self._report_progress()
 
     def _report_progress(self) -> None:
+        self._pipe.send(("progress", self._counters()))
+
+    def _counters(self) -> dict[str, int]:
         fanout = self._fanout
         storm = self._storm_results
-        self._pipe.send(("progress", {
+        return {
             "sent": fanout.sent if fanout else 0,
             "acked": fanout.acked if fanout else 0,
             "deliveries": fanout.delivered if fanout else 0,
             "logins": len(storm) if storm is not None else 0,
             "sessions": sum(c.state is _State.READY for c in self._sessions),
-        }))  # fmt: skip
+        }
 
     # --- commands from the parent -------------------------------------------------------
 
@@ -547,7 +552,9 @@ class Worker:
                 fanout.delivery.add(now - int(payload[at:end]))
                 fanout.last_event_ns = now
             elif payload.startswith(_ACK):
-                at = payload.find(_REF) + 7
+                # The ref is the run's tag then the sequence number: refs are per user and
+                # the server deduplicates a repeated one, so each run needs its own.
+                at = payload.find(_REF) + 7 + (len(fanout.tag) if fanout else 0)
                 sent_ns = conn.pending_ns.pop(int(payload[at : payload.index(b'"', at)]), 0)
                 conn.acked += 1
                 if fanout is not None and sent_ns:
@@ -602,7 +609,12 @@ class Worker:
         if not fanout.first_send_ns:
             fanout.first_send_ns = now
         body = message_body(now, fanout.tag, fanout.plan.body_bytes)
-        payload = b'{"type":"send","room":"%s","body":"%s","ref":"%d"}' % (fanout.room, body, seq)
+        payload = b'{"type":"send","room":"%s","body":"%s","ref":"%s%d"}' % (
+            fanout.room,
+            body,
+            fanout.tag,
+            seq,
+        )
         conn.pending_ns[seq] = now
         conn.queue.append(HEADER.pack(len(payload)) + payload)
 
@@ -702,6 +714,7 @@ class Worker:
         result = self._open_result
         if result is not None and not self._open_todo and self._opening == 0:
             self._open_result = None
+            self._report_progress()
             self._pipe.send(("opened", result))
 
     def _check_storm(self) -> None:

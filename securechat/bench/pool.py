@@ -108,8 +108,8 @@ class WorkerPool:
     def _receive(self, index: int) -> tuple[str, Any]:
         try:
             name, payload = self._pipes[index].recv()
-        except EOFError:
-            raise BenchError(f"bench worker {index} died") from None
+        except (EOFError, OSError) as exc:
+            raise BenchError(f"bench worker {index} died") from exc
         return name, payload
 
     def progress(self) -> dict[str, int]:

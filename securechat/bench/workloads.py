@@ -558,7 +558,8 @@ def _idle_level(
             fresh = f"{client.login(fresh_user, run.target.password) * 1000:.1f} ms"
     except ConnectionLost as exc:
         problems.append(f"fresh login failed: {exc.message}")
-    live = pool.progress().get("sessions", 0)
+    pool.send_all("status")
+    live = sum(c["sessions"] for c in pool.collect("status", timeout=30))
     if live < level:
         problems.append(f"only {live} of {level} sessions are still open")
     entry: dict[str, Any] = {
@@ -610,7 +611,9 @@ def _scaling_workload(run: _Run, server: dict[str, Any]) -> Report:
                  "server_cpu_us_per_delivery": results.get("server_cpu_us_per_delivery"),
                  "server_cpu_pct": results.get("server_cpu_pct"),
                  "generator_cpu_pct": results["generator_cpu_pct"],
-                 "deliveries": results["deliveries"], "expected": results["expected_deliveries"]}  # fmt: skip
+                 "messages_sent": results["messages_sent"],
+                "acks": results["acks"],
+                "deliveries": results["deliveries"], "expected": results["expected_deliveries"]}  # fmt: skip
         points.append(point)
         rows.append([str(size), f"{point['deliveries_per_s']:,.0f}", str(lat["p50_ms"]), str(lat["p99_ms"]),
                      str(lat["max_ms"]), str(point["server_cpu_us_per_delivery"]), str(point["server_cpu_pct"])])  # fmt: skip

@@ -1,0 +1,142 @@
+"""securechat bench: every workload with tiny parameters against its own throwaway server."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from securechat.bench import BenchParams, require_loopback, run_workload
+from securechat.bench.stats import Samples, percentile, summarize_ns
+from securechat.errors import ConfigError
+from tests.conftest import CliRunner
+
+pytestmark = pytest.mark.slow
+
+
+def _assert_latency(summary: dict[str, Any], count: int) -> None:
+    assert summary["count"] == count
+    assert 0 < summary["p50_ms"] <= summary["p99_ms"] <= summary["max_ms"]
+
+
+def test_bench_fanout_rate_counts_every_delivery() -> None:
+    params = BenchParams(receivers=3, senders=2, rate=200, duration=0.5)
+    report = run_workload("fanout-rate", params, show_progress=False)
+    assert report.failures == []
+    results = report.results
+    assert results["messages_sent"] == results["acks"] == 100
+    assert results["deliveries"] == results["expected_deliveries"] == 100 * (3 + 2 - 1)
+    _assert_latency(results["delivery_latency"], 400)
+    _assert_latency(results["ack_latency"], 100)
+    assert results["server_cpu_s"] > 0
+    assert results["server_memory_mib"]["VmHWM"] > 0
+    assert [c.name for c in report.checks] == ["fanout-rate delivery p99"]
+
+
+def test_bench_fanout_max_keeps_a_window_and_loses_nothing() -> None:
+    params = BenchParams(receivers=3, senders=2, messages=150, window=8, processes=1)
+    report = run_workload("fanout-max", params, show_progress=False)
+    assert report.failures == []
+    assert report.results["deliveries"] == report.results["expected_deliveries"] == 300 * 4
+    assert report.results["deliveries_per_s"] > 0
+    _assert_latency(report.results["ack_latency"], 300)
+
+
+def test_bench_connect_logs_in_and_resumes_when_the_server_issues_tokens() -> None:
+    params = BenchParams(logins=4, resumes=6, receivers=2, senders=1, rate=20)
+    report = run_workload("connect", params, show_progress=False)
+    assert report.failures == []
+    logins = report.results["password_logins"]
+    assert logins["ok"] == 4
+    _assert_latency(logins["connect_to_welcome"], 4)
+    resumes = report.results["token_resumes"]
+    if resumes["supported"]:
+        assert resumes["ok"] == 6
+    else:
+        assert report.checks[-1].met is None  # reported as unsupported, not as a failure
+    chat = report.results["background_chat"]
+    assert chat["deliveries"] == chat["expected_deliveries"] > 0
+
+
+def test_bench_idle_holds_each_level_and_reports_memory() -> None:
+    report = run_workload("idle", BenchParams(levels=(5, 12)), show_progress=False)
+    assert report.failures == []
+    assert report.results["level_reached"] == 12
+    for level in report.results["levels"]:
+        assert level["ok"]
+        assert 0 < level["ping_max_ms"] < 1000
+        assert level["server_hwm_mib"] >= level["server_rss_mib"] > 0
+
+
+def test_bench_scaling_measures_each_room_size() -> None:
+    params = BenchParams(sizes=(3, 6), senders=1, rate=50, duration=0.4)
+    report = run_workload("scaling", params, show_progress=False)
+    assert report.failures == []
+    points = report.results["points"]
+    assert [p["members"] for p in points] == [3, 6]
+    for point in points:
+        assert point["deliveries"] == point["expected"] == 20 * (point["members"] - 1)
+        assert 0 < point["p50_ms"] <= point["p99_ms"] <= point["max_ms"]
+        assert point["server_cpu_us_per_delivery"] > 0
+
+
+def test_bench_scaling_plot_is_a_png(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    from securechat.bench.plot import plot_scaling
+
+    point = {"members": 10, "p50_ms": 1.0, "p99_ms": 2.0, "server_cpu_us_per_delivery": 30.0}
+    plot_scaling([point, {**point, "members": 50}], tmp_path / "scaling.png")
+    assert (tmp_path / "scaling.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_bench_json_output_is_one_object(run_cli: CliRunner) -> None:
+    result = run_cli("bench", "fanout-max", "--receivers", "2", "--senders", "1",
+                     "--messages", "20", "--processes", "1", "--json")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["workload"] == "fanout-max"
+    assert report["ok"] is True
+    assert report["results"]["deliveries"] == 40
+    assert report["machine"]["cpus"] >= 1
+
+
+def test_bench_refuses_a_remote_host_without_allow_remote(run_cli: CliRunner) -> None:
+    result = run_cli("bench", "fanout-rate", "--host", "192.0.2.1", "--ca", "ca.pem",
+                     "--password", "whatever-it-is", timeout=20)  # fmt: skip
+    assert result.returncode == 1
+    assert "not a loopback address" in result.stderr
+    assert "--allow-remote" in result.stderr
+
+
+def test_require_loopback_decides_before_any_connection(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_traffic(*_args: object) -> None:
+        raise AssertionError("require_loopback must not connect")
+
+    monkeypatch.setattr(socket.socket, "connect", no_traffic)
+    monkeypatch.setattr(socket.socket, "connect_ex", no_traffic)
+    for host in ("127.0.0.1", "::1", "localhost", "127.8.9.10"):
+        require_loopback(host, 5050, allow_remote=False)
+    with pytest.raises(ConfigError, match=r"192\.0\.2\.1"):
+        require_loopback("192.0.2.1", 5050, allow_remote=False)
+    require_loopback("192.0.2.1", 5050, allow_remote=True)
+
+
+def test_samples_reservoir_keeps_count_and_max() -> None:
+    samples = Samples(cap=100)
+    for value in range(1, 10_001):
+        samples.add(value * 1000)
+    assert len(samples.values) == 100
+    summary = summarize_ns([samples])
+    assert summary["count"] == 10_000
+    assert summary["max_ms"] == 10.0
+    assert 2.0 < summary["p50_ms"] < 8.0  # a uniform reservoir of 1..10 ms
+
+
+def test_percentile_is_nearest_rank() -> None:
+    assert percentile([], 0.5) == 0
+    assert percentile([5], 0.99) == 5
+    assert percentile(list(range(1, 101)), 0.99) == 99
+    assert percentile(list(range(1, 101)), 0.50) == 50
