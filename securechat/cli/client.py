@@ -2,8 +2,11 @@
 
 Both resolve the server, port, user and CA file the same way: the option, else what the
 last successful ``connect`` remembered (the port and CA only for the same server), else a
-default or a one-line error saying what to pass. The password comes from
-``--password-stdin``, ``$SECURECHAT_PASSWORD`` or a hidden prompt, and is never stored.
+default or a one-line error saying what to pass. The CA is ``--ca``, else the one pinned
+for that server on first use, else the remembered one, else ``./certs/ca.pem``; with none
+of those, an interactive ``connect`` offers trust on first use (securechat.client.trust)
+and everything else refuses. The password comes from ``--password-stdin``,
+``$SECURECHAT_PASSWORD`` or a hidden prompt, and is never stored.
 """
 
 from __future__ import annotations
@@ -21,9 +24,18 @@ import typer
 
 from securechat.cli.app import app
 from securechat.client import Client
-from securechat.client.settings import ClientSettings, load_settings, save_settings, settings_file
+from securechat.client.link import WrongCA
+from securechat.client.settings import (
+    ClientSettings,
+    TrustedCA,
+    load_settings,
+    save_settings,
+    server_key,
+    settings_file,
+)
+from securechat.client.trust import fetch_ca, forget_ca, pin_ca, refusal, verify_server
 from securechat.config import DEFAULT_CERTS_DIR, DEFAULT_PORT
-from securechat.errors import ConfigError, NoSuchRoom, NoSuchUser
+from securechat.errors import CertificateError, ConfigError, NoSuchRoom, NoSuchUser
 from securechat.protocol.names import NAME_RULE, normalize_name
 
 if TYPE_CHECKING:
@@ -31,6 +43,8 @@ if TYPE_CHECKING:
 
 PASSWORD_ENV = "SECURECHAT_PASSWORD"
 SEND_TIMEOUT = 30.0
+#: For the trust-on-first-use probe and the certificate check before a password prompt.
+PROBE_TIMEOUT = 10.0
 
 Host = Annotated[
     str | None,
@@ -54,7 +68,8 @@ Ca = Annotated[
     Path | None,
     typer.Option(
         "--ca", metavar="FILE", show_default=False,
-        help="The server's ca.pem, from your admin (default: the last one used, else ./certs/ca.pem).",
+        help="The server's ca.pem, from your admin (default: the CA trusted for this server, "
+        "else the last one used, else ./certs/ca.pem).",
     ),
 ]  # fmt: skip
 PasswordStdin = Annotated[
@@ -69,10 +84,13 @@ PasswordStdin = Annotated[
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Destination:
+    """Where to connect; ``ca_file`` is None when no CA is known yet for this server."""
+
     host: str
     port: int
     user: str
-    ca_file: Path
+    ca_file: Path | None
+    pin: TrustedCA | None = None  # set when ca_file is the CA pinned on first use
 
     @property
     def label(self) -> str:
@@ -86,22 +104,48 @@ def connect(
     user: User = None,
     ca: Ca = None,
     password_stdin: PasswordStdin = False,
+    forget: Annotated[
+        bool,
+        typer.Option(
+            "--forget-ca",
+            help="Forget the CA trusted for this server on first use, and exit. Only when your "
+            "admin confirms the CA was replaced; the next connect shows the new fingerprint.",
+        ),
+    ] = False,
 ) -> None:
     """Chat in this terminal (type /help once connected).
 
     Remembers the server, port, user and CA file for next time, never the password.
+    Without --ca or a known CA, shows the server's CA fingerprint to compare with the one
+    your admin published, and trusts it only if you type "yes".
     Reconnects by itself when the connection drops.
     """
     from securechat.client.terminal import ChatTerminal  # prompt_toolkit only when needed
 
     path = settings_file()
-    to = resolve(host, port, user, ca, load_settings(path), command="connect")
+    remembered = load_settings(path)
+    if forget:
+        _forget(*_server(host, port, remembered, command="connect"), path)
+        return
+    to = resolve(host, port, user, ca, remembered, command="connect")
+    if to.ca_file is None:
+        to = _trust_on_first_use(to, path)
+    elif not _password_given(password_stdin):  # refuse a wrong server before the prompt
+        with _explain_wrong_ca(to):
+            verify_server(to.host, to.port, _ca_of(to), timeout=PROBE_TIMEOUT)
     password = read_password(password_stdin, to)
-    client = Client(
-        to.host, to.port, ca_file=to.ca_file, user=to.user, password=password, reconnect=True
-    ).connect()
+    with _explain_wrong_ca(to):
+        client = Client(
+            to.host, to.port, ca_file=_ca_of(to), user=to.user, password=password, reconnect=True
+        ).connect()
     try:
-        save_settings(path, ClientSettings(to.host, to.port, client.user, to.ca_file))
+        latest = load_settings(path)  # a pin may have been added since `remembered`
+        save_settings(
+            path,
+            dataclasses.replace(
+                latest, host=to.host, port=to.port, user=client.user, ca_file=to.ca_file
+            ),
+        )
         with _terminal_input() as terminal_input:
             ChatTerminal(client, label=to.label, input=terminal_input).run()
     finally:
@@ -134,10 +178,11 @@ def send(
     host, text = _split_args(args or [])
     body = _message_text(text, password_stdin)
     destination = resolve(host, port, user, ca, load_settings(settings_file()), command="send")
+    ca_file = _ca_of(destination)
     password = read_password(password_stdin, destination)
     address = {"room": _valid_name(room, "room")} if room else {"to": _valid_name(to, "user")}
-    with Client(
-        destination.host, destination.port, ca_file=destination.ca_file,
+    with _explain_wrong_ca(destination), Client(
+        destination.host, destination.port, ca_file=ca_file,
         user=destination.user, password=password,
     ) as client:  # fmt: skip
         if room is not None:
@@ -157,25 +202,27 @@ def resolve(
     *,
     command: str,
 ) -> Destination:
-    """Fill in what the command line left out.
+    """Fill in what the command line left out; ``ca_file`` stays None if no CA is known.
 
     Raises:
-        ConfigError: no server, no CA file or no user could be found.
+        ConfigError: no server or no user could be found, or a CA file is missing.
     """
     same_server = host is None or host == remembered.host
-    host = host or remembered.host
-    if not host:
-        raise ConfigError(f"no server given: securechat {command} HOST")
-    port = port or (remembered.port if same_server else None) or DEFAULT_PORT
-    ca = ca or (remembered.ca_file if same_server else None)
-    if ca is None:
+    host, port = _server(host, port, remembered, command=command)
+    pin = None if ca else remembered.trusted.get(server_key(host, port))
+    ca = ca or (pin.ca_file if pin else None)
+    pinned_files = {trusted.ca_file for trusted in remembered.trusted.values()}
+    if ca is None and same_server and remembered.ca_file not in pinned_files:
+        ca = remembered.ca_file  # a pin is only ever used for its own host and port
+    if ca is None and (DEFAULT_CERTS_DIR / "ca.pem").is_file():
         ca = DEFAULT_CERTS_DIR / "ca.pem"
-        if not ca.is_file():
+    if ca is not None and not ca.is_file():
+        if pin is not None:
             raise ConfigError(
-                "no CA certificate: get ca.pem from your admin and pass --ca FILE "
-                "(it is remembered for next time)"
+                f"the CA trusted for {server_key(host, port)} is missing ({ca}): run "
+                f"`securechat connect {_host_args(host, port)} --forget-ca`, then connect "
+                "again to compare fingerprints"
             )
-    if not ca.is_file():
         raise ConfigError(f"CA file {ca} does not exist: get ca.pem from your admin")
     if not user and remembered.user and same_server:
         user = remembered.user
@@ -183,7 +230,7 @@ def resolve(
         if not sys.stdin.isatty():
             raise ConfigError("no user given: pass --user NAME")
         user = typer.prompt("User name")
-    return Destination(host, port, user, ca.resolve())
+    return Destination(host, port, user, ca.resolve() if ca else None, pin)
 
 
 def read_password(from_stdin: bool, to: Destination) -> str:
@@ -202,6 +249,106 @@ def read_password(from_stdin: bool, to: Destination) -> str:
     if not sys.stdin.isatty():
         raise ConfigError(f"no password: set {PASSWORD_ENV} or pass --password-stdin")
     return getpass.getpass(f"Password for {to.user} on {to.label}: ")
+
+
+def _server(
+    host: str | None, port: int | None, remembered: ClientSettings, *, command: str
+) -> tuple[str, int]:
+    """The host and port: given, else remembered (the port only for the same host).
+
+    Raises:
+        ConfigError: no host given and none remembered.
+    """
+    same_server = host is None or host == remembered.host
+    host = host or remembered.host
+    if not host:
+        raise ConfigError(f"no server given: securechat {command} HOST")
+    return host, port or (remembered.port if same_server else None) or DEFAULT_PORT
+
+
+def _ca_of(to: Destination) -> Path:
+    """The CA file to verify against.
+
+    Raises:
+        ConfigError: no CA is known for this server.
+    """
+    if to.ca_file is None:
+        raise _no_ca(to)
+    return to.ca_file
+
+
+def _no_ca(to: Destination) -> ConfigError:
+    return ConfigError(
+        f"no CA certificate for {to.label}: pass --ca FILE (get ca.pem from your admin), "
+        f"or run `securechat connect {_host_args(to.host, to.port)}` in a terminal once to "
+        "compare the server's CA fingerprint with your admin's and trust it"
+    )
+
+
+def _trust_on_first_use(to: Destination, settings_path: Path) -> Destination:
+    """Show the server's CA, and pin it if the user types "yes"; a terminal is required.
+
+    Raises:
+        ConfigError: not interactive. CertificateError: the offer is inconsistent or the
+        user did not say yes. ConnectionLost: the server cannot be reached.
+    """
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise _no_ca(to)  # trust on first use needs a person comparing fingerprints
+    offered = fetch_ca(to.host, to.port, timeout=PROBE_TIMEOUT)
+    typer.echo(
+        f"{to.label} is new to this computer: you have no CA certificate for it yet.\n"
+        "It offers this certificate authority (CA), which signed the certificate it presented:\n"
+        f"  Subject:             {offered.subject}\n"
+        f"  Expires:             {offered.not_after:%Y-%m-%d}\n"
+        f"  SHA-256 fingerprint: {offered.fingerprint}\n"
+        "Compare the fingerprint with the one your admin published (on the server,\n"
+        "`securechat fingerprint` prints it). If they differ, do not trust it: someone may be\n"
+        "intercepting the connection."
+    )
+    try:
+        answer = input(f'Trust this CA for {to.label}? Type "yes" to continue: ')
+    except EOFError:
+        answer = ""  # Ctrl-D: no
+    if answer.strip().lower() != "yes":
+        raise CertificateError(
+            f"the CA of {to.label} was not trusted and nothing was saved; get ca.pem from your "
+            "admin and pass --ca FILE, or connect again to compare once more"
+        )
+    pin = pin_ca(settings_path, to.host, to.port, offered)
+    typer.echo(
+        f"Trusted: saved in {pin.ca_file}. You will be warned if {to.label} ever presents "
+        "a certificate from another CA."
+    )
+    return dataclasses.replace(to, ca_file=pin.ca_file, pin=pin)
+
+
+@contextlib.contextmanager
+def _explain_wrong_ca(to: Destination) -> Iterator[None]:
+    """Turn "not signed by our CA" into the loud refusal when that CA was pinned."""
+    try:
+        yield
+    except WrongCA as exc:
+        if to.pin is None:
+            raise
+        raise CertificateError(refusal(to.pin, to.host, to.port)) from exc
+
+
+def _forget(host: str, port: int, settings_path: Path) -> None:
+    """``connect --forget-ca``: drop the pin so the next connect asks again."""
+    pin = forget_ca(settings_path, host, port)
+    typer.echo(
+        f"Forgot the CA trusted for {server_key(host, port)} on {pin.trusted_on:%Y-%m-%d} "
+        f"(fingerprint {pin.fingerprint}). The next `securechat connect "
+        f"{_host_args(host, port)}` shows the server's CA fingerprint to compare again."
+    )
+
+
+def _host_args(host: str, port: int) -> str:
+    return host if port == DEFAULT_PORT else f"{host} --port {port}"
+
+
+def _password_given(from_stdin: bool) -> bool:
+    return from_stdin or bool(os.environ.get(PASSWORD_ENV))
 
 
 def _split_args(args: list[str]) -> tuple[str | None, str | None]:

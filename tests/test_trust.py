@@ -1,0 +1,362 @@
+"""Trust on first use: ``securechat connect`` without ``--ca``, against real and fake servers.
+
+The real server (fixtures) shows the happy path. A small fake server with its own TLS
+context plays the servers that must be refused: one whose CA changed after the pin, and one
+that offers a CA which did not sign the certificate it presents.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import ssl
+import struct
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pexpect  # type: ignore[import-untyped]
+import pytest
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from securechat.certs import CertificateAuthority, fingerprint
+from securechat.client.trust import check_offer, pin_file
+from securechat.errors import CertificateError
+from securechat.tls import server_context
+from tests.conftest import PASSWORD, TIMEOUT, CliRunner, RunningServer
+from tests.test_client_terminal import Terminal
+
+DER = Encoding.DER
+QUESTION = r'Trust this CA for localhost:\d+\? Type "yes" to continue: '
+
+
+@pytest.fixture
+def config_dir(tmp_path: Path) -> Path:
+    return tmp_path / "config"
+
+
+@pytest.fixture
+def connect(config_dir: Path, tmp_path: Path) -> Iterator[Callable[..., Terminal]]:
+    """Start ``securechat connect localhost --port PORT --user alice ARGS`` in a pty."""
+    children: list[pexpect.spawn] = []
+
+    def start(port: int, *args: str, password: str | None = PASSWORD) -> Terminal:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SECURECHAT_")}
+        env.update(
+            SECURECHAT_CONFIG_DIR=str(config_dir),
+            TERM="xterm",
+            NO_COLOR="1",
+            PROMPT_TOOLKIT_NO_CPR="1",
+        )
+        if password is not None:
+            env["SECURECHAT_PASSWORD"] = password
+        argv = ["-m", "securechat", "connect", "localhost", "--port", str(port), "--user"]
+        child = pexpect.spawn(
+            sys.executable,
+            [*argv, "alice", *args],
+            env=env,
+            encoding="utf-8",
+            dimensions=(30, 140),
+            cwd=tmp_path,  # no ./certs/ca.pem here
+        )
+        children.append(child)
+        return Terminal(child)
+
+    yield start
+    for child in children:
+        child.terminate(force=True)
+        child.close()
+
+
+def _exit_status(term: Terminal) -> int | None:
+    term.child.expect(pexpect.EOF, timeout=TIMEOUT)
+    term.text += term.child.before  # the last words, for assertions on the whole output
+    term.child.close()
+    status: int | None = term.child.exitstatus
+    return status
+
+
+# --- a fake server ------------------------------------------------------------------
+
+
+class Deployment:
+    """A CA and a server certificate for localhost signed by it, as files and a context."""
+
+    def __init__(self, directory: Path) -> None:
+        self.ca = CertificateAuthority.create()
+        issued = self.ca.issue_server_cert(["localhost", "127.0.0.1"])
+        directory.mkdir()
+        (directory / "server.pem").write_bytes(issued.cert_pem())
+        (directory / "server.key").write_bytes(issued.key_pem())
+        self.context = server_context(directory / "server.pem", directory / "server.key")
+        self.ca_pem = self.ca.cert_pem().decode()
+
+
+class FakeServer:
+    """Just enough protocol: ``hello``, then ``ca``, ``auth`` (always refused) and ``bye``.
+
+    ``received`` lists the type of every request any client sent, in order. ``context``
+    and ``ca_pem`` can be swapped between connections.
+    """
+
+    def __init__(self, context: ssl.SSLContext, ca_pem: str) -> None:
+        self.context, self.ca_pem = context, ca_pem
+        self.received: list[str] = []
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(0.1)
+        self.port: int = self._listener.getsockname()[1]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, name="fake-server")
+        self._thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(TIMEOUT)
+        self._listener.close()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                raw, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            raw.settimeout(TIMEOUT)
+            try:
+                with self.context.wrap_socket(raw, server_side=True) as conn:
+                    self._talk(conn)
+            except OSError:  # includes ssl.SSLError
+                pass  # a client that refuses our certificate aborts the handshake or the read
+
+    def _talk(self, conn: ssl.SSLSocket) -> None:
+        self._send(conn, type="hello", protocol=1, server="fake", max_frame=65536, heartbeat=30)
+        while (request := self._receive(conn)) is not None:
+            self.received.append(request["type"])
+            if request["type"] == "ca":
+                self._send(conn, type="ca", pem=self.ca_pem)
+            elif request["type"] == "auth":
+                self._send(conn, type="error", code="auth_failed", message="no")
+                return
+            else:
+                self._send(conn, type="bye", reason="bye")
+                return
+
+    @staticmethod
+    def _send(conn: ssl.SSLSocket, **fields: object) -> None:
+        payload = json.dumps(fields).encode()
+        conn.sendall(struct.pack(">I", len(payload)) + payload)
+
+    @staticmethod
+    def _receive(conn: ssl.SSLSocket) -> dict[str, str] | None:
+        data = b""
+        while len(data) < 4 or len(data) < 4 + struct.unpack(">I", data[:4])[0]:
+            chunk = conn.recv(65536)
+            if not chunk:
+                return None
+            data += chunk
+        result: dict[str, str] = json.loads(data[4:])
+        return result
+
+
+@pytest.fixture
+def deployments(tmp_path: Path) -> tuple[Deployment, Deployment]:
+    return Deployment(tmp_path / "a"), Deployment(tmp_path / "b")
+
+
+@pytest.fixture
+def fake_server() -> Iterator[Callable[[ssl.SSLContext, str], FakeServer]]:
+    servers: list[FakeServer] = []
+
+    def start(context: ssl.SSLContext, ca_pem: str) -> FakeServer:
+        servers.append(FakeServer(context, ca_pem))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+# --- the real server -----------------------------------------------------------------
+
+
+def test_first_connect_shows_the_admins_fingerprint_and_pins_on_yes(
+    running_server: RunningServer,
+    connect: Callable[..., Terminal],
+    run_cli: CliRunner,
+    certs_dir: Path,
+    config_dir: Path,
+) -> None:
+    published = run_cli("fingerprint", "--certs", str(certs_dir)).stdout.strip()
+    port = running_server.address[1]
+    term = connect(port)
+    shown = term.expect(r"SHA-256 fingerprint: ([0-9A-F:]+)").group(1)
+    assert shown == published
+    term.expect(QUESTION)
+    term.child.sendline("YES")
+    term.expect(r"\[general\] alice>")
+    pinned = pin_file(config_dir, "localhost", port)
+    assert pinned.read_bytes() == running_server.ca_file.read_bytes()
+    assert pinned.stat().st_mode & 0o777 == 0o644
+    remembered = json.loads((config_dir / "client.json").read_text())
+    assert remembered["ca_file"] == str(pinned)
+    assert remembered["trusted"][f"localhost:{port}"]["fingerprint"] == published
+    term.line("/quit")
+    assert _exit_status(term) == 0
+
+    again = connect(port)
+    again.expect(r"\[general\] alice>")
+    assert "Trust this CA" not in again.text
+    again.line("/quit")
+    assert _exit_status(again) == 0
+
+
+@pytest.mark.parametrize("answer", ["no", "y", ""])
+def test_anything_but_yes_pins_nothing_and_fails(
+    running_server: RunningServer, connect: Callable[..., Terminal], config_dir: Path, answer: str
+) -> None:
+    term = connect(running_server.address[1])
+    term.expect(QUESTION)
+    term.child.sendline(answer)
+    term.expect(r"securechat: error: the CA of localhost:\d+ was not trusted and nothing was saved")
+    assert _exit_status(term) == 1
+    assert "[general]" not in term.text
+    assert not (config_dir / "trusted").exists()
+    assert not (config_dir / "client.json").exists()
+
+
+@pytest.mark.parametrize("command", ["send", "connect"])
+def test_without_a_terminal_nothing_is_trusted_on_first_use(
+    running_server: RunningServer, run_cli: CliRunner, config_dir: Path, command: str
+) -> None:
+    port = str(running_server.address[1])
+    args = ["--room", "general", "localhost", "hi"] if command == "send" else ["localhost"]
+    env = {"SECURECHAT_PASSWORD": PASSWORD, "SECURECHAT_CONFIG_DIR": str(config_dir)}
+    result = run_cli(command, "--port", port, "--user", "alice", *args, env=env, input="")
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"securechat: error: no CA certificate for localhost:{port}: pass --ca FILE (get ca.pem "
+        f"from your admin), or run `securechat connect localhost --port {port}` in a terminal "
+        "once to compare the server's CA fingerprint with your admin's and trust it\n"
+    )
+    assert not config_dir.exists()
+
+
+def test_forget_without_a_pin_says_so(run_cli: CliRunner, config_dir: Path) -> None:
+    env = {"SECURECHAT_CONFIG_DIR": str(config_dir)}
+    result = run_cli("connect", "chat.example", "--forget-ca", env=env)
+    assert result.returncode == 1
+    assert result.stderr == (
+        "securechat: error: no CA is pinned for chat.example:5050 (pinned: none)\n"
+    )
+
+
+# --- servers that must be refused ----------------------------------------------------
+
+
+def _pin_through_first_use(term: Terminal, fingerprint_shown: str) -> None:
+    """Answer yes, then give a password the fake server refuses."""
+    assert term.expect(r"SHA-256 fingerprint: ([0-9A-F:]+)").group(1) == fingerprint_shown
+    term.expect(QUESTION)
+    term.child.sendline("yes")
+    term.expect("Password for alice")
+    term.child.sendline("whatever")
+    term.expect("wrong user name or password")
+    assert _exit_status(term) == 1
+
+
+@pytest.mark.parametrize("password", [None, PASSWORD], ids=["prompted", "from-env"])
+def test_a_different_ca_after_pinning_is_refused_before_any_password(
+    deployments: tuple[Deployment, Deployment],
+    fake_server: Callable[[ssl.SSLContext, str], FakeServer],
+    connect: Callable[..., Terminal],
+    config_dir: Path,
+    password: str | None,
+) -> None:
+    honest, impostor = deployments
+    server = fake_server(honest.context, honest.ca_pem)
+    _pin_through_first_use(connect(server.port, password=None), honest.ca.fingerprint())
+    assert server.received == ["ca", "bye", "auth"]
+
+    server.received.clear()
+    server.context, server.ca_pem = impostor.context, impostor.ca_pem
+    term = connect(server.port, password=password)
+    term.expect(rf"REFUSING TO CONNECT to localhost:{server.port}: .* DIFFERENT CA")
+    term.expect(re.escape(honest.ca.fingerprint()))
+    term.expect(rf"securechat connect localhost --port {server.port} --forget-ca")
+    assert _exit_status(term) == 1
+    assert "Password for" not in term.text
+    assert "Traceback" not in term.text
+    assert server.received == []  # not even a hello back, let alone a password
+
+    forgot = connect(server.port, "--forget-ca")
+    forgot.expect(f"Forgot the CA trusted for localhost:{server.port}")
+    assert _exit_status(forgot) == 0
+    assert not pin_file(config_dir, "localhost", server.port).exists()
+    assert "trusted" not in json.loads((config_dir / "client.json").read_text())
+
+    asked_again = connect(server.port)
+    shown = asked_again.expect(r"SHA-256 fingerprint: ([0-9A-F:]+)").group(1)
+    assert shown == impostor.ca.fingerprint()
+
+
+def test_a_ca_that_did_not_sign_the_servers_certificate_is_refused(
+    deployments: tuple[Deployment, Deployment],
+    fake_server: Callable[[ssl.SSLContext, str], FakeServer],
+    connect: Callable[..., Terminal],
+    config_dir: Path,
+) -> None:
+    honest, impostor = deployments
+    server = fake_server(impostor.context, honest.ca_pem)  # shows one CA, uses another
+    term = connect(server.port)
+    term.expect(
+        rf"securechat: error: the certificate localhost:{server.port} presented is not signed "
+        "by the CA it offers: something is wrong"
+    )
+    assert _exit_status(term) == 1
+    assert "Trust this CA" not in term.text
+    assert server.received == ["ca", "bye"]
+    assert not config_dir.exists()
+
+
+# --- the checks, without sockets -----------------------------------------------------
+
+
+def test_check_offer_accepts_the_ca_that_signed_a_leaf_naming_the_host() -> None:
+    ca = CertificateAuthority.create()
+    leaf = ca.issue_server_cert(["chat.office.lan", "10.0.0.5"]).cert.public_bytes(DER)
+    for host in ("chat.office.lan", "CHAT.office.lan", "10.0.0.5"):
+        offered = check_offer(ca.cert_pem().decode(), leaf, host=host, label="x")
+        assert offered.fingerprint == fingerprint(ca.cert)
+        assert offered.pem == ca.cert_pem().decode()
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("not a ca", "is not a CA"),
+        ("other ca", "is not signed by the CA it offers"),
+        ("other host", "does not include the name 'chat2.office.lan'"),
+        ("garbage", "cannot be read"),
+    ],
+)
+def test_check_offer_refuses(case: str, message: str) -> None:
+    ca, other = CertificateAuthority.create(), CertificateAuthority.create()
+    issued = ca.issue_server_cert(["chat.office.lan"])
+    leaf, host, pem = issued.cert.public_bytes(DER), "chat.office.lan", ca.cert_pem().decode()
+    if case == "not a ca":
+        pem = issued.cert_pem().decode()
+    elif case == "other ca":
+        pem = other.cert_pem().decode()
+    elif case == "other host":
+        host = "chat2.office.lan"
+    else:
+        pem = "-----BEGIN CERTIFICATE-----\nnope\n-----END CERTIFICATE-----\n"
+    with pytest.raises(CertificateError, match=message):
+        check_offer(pem, leaf, host=host, label="chat:5050")
+
+
+def test_pin_file_names_are_safe_for_ipv6_and_distinct() -> None:
+    names = {pin_file(Path("c"), host, 5050).name for host in ("::1", "__1", "..1", "Chat")}
+    assert names == {"%3A%3A1-5050.pem", "__1-5050.pem", "..1-5050.pem", "chat-5050.pem"}
