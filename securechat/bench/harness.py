@@ -47,6 +47,10 @@ class BenchError(SecureChatError):
     """The bench could not run (server failed to start, a worker crashed, ...)."""
 
 
+class BenchTimeout(BenchError):
+    """The workers did not finish a step in time: the server is too slow for this load."""
+
+
 def raise_fd_limit() -> int:
     """Lift the soft open-files limit to the hard one (inherited by workers and the server)."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)

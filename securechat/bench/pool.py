@@ -17,7 +17,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from securechat.bench.driver import Endpoint, worker_main
-from securechat.bench.harness import BenchError, cpu_seconds, memory_mib
+from securechat.bench.harness import BenchError, BenchTimeout, cpu_seconds, memory_mib
 
 ProgressCallback = Callable[[dict[str, int]], None]
 CLOSE_TIMEOUT = 15.0
@@ -85,7 +85,7 @@ class WorkerPool:
         while waiting:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise BenchError(f"workers gave no {kind!r} within {timeout:.0f} s")
+                raise BenchTimeout(f"workers gave no {kind!r} within {timeout:.0f} s")
             by_fd = {self._pipes[i].fileno(): i for i in waiting}
             for ready in wait([self._pipes[i] for i in waiting], min(remaining, 0.5)):
                 assert isinstance(ready, Connection)

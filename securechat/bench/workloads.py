@@ -27,7 +27,13 @@ from securechat.bench.driver import (
     SessionSpec,
     body_overhead,
 )
-from securechat.bench.harness import BenchError, ThrowawayServer, memory_mib, raise_fd_limit
+from securechat.bench.harness import (
+    BenchError,
+    BenchTimeout,
+    ThrowawayServer,
+    memory_mib,
+    raise_fd_limit,
+)
 from securechat.bench.pool import Meter, WorkerPool
 from securechat.bench.probe import ProbeClient
 from securechat.bench.report import Check, PhaseProgress, Report
@@ -190,7 +196,7 @@ def _open(run: _Run, pool: WorkerPool, specs: list[SessionSpec], label: str) -> 
     concurrency = max(run.login_concurrency(64) // pool.size, 1)
     for index, part in enumerate(_split(specs, pool.size)):
         pool.send(index, "open", part, concurrency)
-    results: list[OpenResult] = pool.collect("opened", timeout=60 + len(specs) * 0.05)
+    results: list[OpenResult] = pool.collect("opened", timeout=60 + len(specs) * 0.2)
     return OpenResult(
         connect_ns=[t for r in results for t in r.connect_ns],
         failures=[f for r in results for f in r.failures],
@@ -496,7 +502,11 @@ def _idle_workload(run: _Run, server: dict[str, Any]) -> Report:
         for level in levels:
             specs = [SessionSpec(t.user(i), t.password, Role.IDLE) for i in range(held, level)]
             started = time.monotonic()
-            opened = _open(run, pool, specs, f"opening sessions up to {level}")
+            try:
+                opened = _open(run, pool, specs, f"opening sessions up to {level}")
+            except BenchTimeout as exc:
+                report.failures.append(f"{level} sessions: {exc.message}")
+                break
             open_s = time.monotonic() - started
             held = level
             time.sleep(1.0)  # let presence broadcasts and the like settle
