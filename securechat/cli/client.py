@@ -316,8 +316,8 @@ def _trust_on_first_use(to: Destination, settings_path: Path) -> Destination:
         )
     pin = pin_ca(settings_path, to.host, to.port, offered)
     typer.echo(
-        f"Trusted: saved in {pin.ca_file}. You will be warned if {to.label} ever presents "
-        "a certificate from another CA."
+        f"Trusted; saved in {pin.ca_file}.\n"
+        f"You will be warned if {to.label} ever presents a certificate from another CA."
     )
     return dataclasses.replace(to, ca_file=pin.ca_file, pin=pin)
 
@@ -337,9 +337,10 @@ def _forget(host: str, port: int, settings_path: Path) -> None:
     """``connect --forget-ca``: drop the pin so the next connect asks again."""
     pin = forget_ca(settings_path, host, port)
     typer.echo(
-        f"Forgot the CA trusted for {server_key(host, port)} on {pin.trusted_on:%Y-%m-%d} "
-        f"(fingerprint {pin.fingerprint}). The next `securechat connect "
-        f"{_host_args(host, port)}` shows the server's CA fingerprint to compare again."
+        f"Forgot the CA trusted for {server_key(host, port)} on {pin.trusted_on:%Y-%m-%d}\n"
+        f"(fingerprint {pin.fingerprint}).\n"
+        f"The next `securechat connect {_host_args(host, port)}` shows the server's CA "
+        "fingerprint to compare again."
     )
 
 
