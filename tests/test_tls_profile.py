@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import shutil
 import subprocess
 import venv
 from collections.abc import Callable, Iterator
@@ -155,16 +156,32 @@ def _expired_cert(certs_dir: Path, out: Path) -> tuple[Path, Path]:
 
 
 @pytest.fixture
-def server_with_cert(db_url: str) -> Iterator[Callable[[Path, Path], tuple[str, int]]]:
-    """Start real ChatServers presenting the given certificate and key; stop them after."""
+def server_with_cert(
+    certs_dir: Path, db_url: str, tmp_path: Path
+) -> Iterator[Callable[[Path, Path], tuple[str, int]]]:
+    """Start real ChatServers presenting the given certificate and key; stop them after.
+
+    Each gets a certificate folder of its own with the test CA's ca.pem but not its key,
+    so the server's renewer cannot replace the certificate under test.
+    """
     started: list[tuple[ChatServer, Database]] = []
 
     def start(cert: Path, key: Path) -> tuple[str, int]:
+        folder = tmp_path / f"served-{len(started)}"
+        folder.mkdir()
+        shutil.copy(certs_dir / "ca.pem", folder / "ca.pem")
+        shutil.copy(cert, folder / "server.pem")
+        shutil.copy(key, folder / "server.key")
         config = ServerConfig(
-            host="127.0.0.1", port=0, db_url=db_url, hash_params=HashParams.for_tests()
+            host="127.0.0.1",
+            port=0,
+            certs_dir=folder,
+            db_url=db_url,
+            hash_params=HashParams.for_tests(),
         )
+        tls = server_context(folder / "server.pem", folder / "server.key")
         database = open_database(db_url)
-        server = ChatServer(config, tls=server_context(cert, key), database=database)
+        server = ChatServer(config, tls=tls, database=database)
         started.append((server, database))
         server.start()
         return server.address
