@@ -26,6 +26,7 @@ boundary that calls the library, with ``raise ... from exc``::
     │   └── UnknownUserError
     ├── StoreError                    database unreachable, locked, full or read-only
     ├── CertificateError              missing, unreadable or mismatched certificate files
+    │   └── WrongCA                   the server's certificate is not from the trusted CA
     ├── ConnectionLost                the transport ended (closed, reset, TLS failure)
     ├── ServerError                   any other failure on the server side
     └── ConfigError                   an option or setting that cannot work
@@ -171,6 +172,10 @@ class StoreError(SecureChatError):
 
 class CertificateError(SecureChatError):
     """Certificate or key files are missing, unreadable, expired or do not match."""
+
+
+class WrongCA(CertificateError):
+    """The server's certificate is not signed by the CA we trust (or by any CA we know)."""
 
 
 class ConnectionLost(SecureChatError):

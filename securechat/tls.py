@@ -2,8 +2,10 @@
 
 Both sides speak TLS 1.3 only, with no compression and no renegotiation. The client trusts
 exactly one CA, the server's private ca.pem, never the system store, and always checks the
-host name; there is deliberately no way to turn verification off. ``ssl`` and OS errors
-while loading files become :class:`CertificateError`.
+host name. The one context that verifies nothing, :func:`probe_context`, exists for trust
+on first use: it fetches the CA certificate to show its fingerprint, sends no password and
+never carries a chat. ``ssl`` and OS errors while loading files become
+:class:`CertificateError`.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from pathlib import Path
 
 from securechat.errors import CertificateError
 
-__all__ = ["client_context", "server_context"]
+__all__ = ["client_context", "probe_context", "server_context"]
 
 
 def server_context(cert_file: Path, key_file: Path) -> ssl.SSLContext:
@@ -52,6 +54,15 @@ def client_context(ca_file: Path) -> ssl.SSLContext:
     context.verify_mode = ssl.CERT_REQUIRED
     # Reject certificates that break RFC 5280 (Python 3.13 sets this by default).
     context.verify_flags |= ssl.VERIFY_X509_STRICT
+    return context
+
+
+def probe_context() -> ssl.SSLContext:
+    """TLS 1.3 that verifies nothing: only for fetching the CA on first use (client/trust.py)."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    _harden(context)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
     return context
 
 

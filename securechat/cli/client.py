@@ -24,7 +24,6 @@ import typer
 
 from securechat.cli.app import app
 from securechat.client import Client
-from securechat.client.link import WrongCA
 from securechat.client.settings import (
     ClientSettings,
     TrustedCA,
@@ -35,7 +34,7 @@ from securechat.client.settings import (
 )
 from securechat.client.trust import fetch_ca, forget_ca, pin_ca, refusal, verify_server
 from securechat.config import DEFAULT_CERTS_DIR, DEFAULT_PORT
-from securechat.errors import CertificateError, ConfigError, NoSuchRoom, NoSuchUser
+from securechat.errors import CertificateError, ConfigError, NoSuchRoom, NoSuchUser, WrongCA
 from securechat.protocol.names import NAME_RULE, normalize_name
 
 if TYPE_CHECKING:

@@ -28,6 +28,7 @@ from securechat.errors import (
     SecureChatError,
     ServerError,
     UnexpectedMessage,
+    WrongCA,
 )
 from securechat.protocol.frames import FrameDecoder, encode_frame
 from securechat.protocol.messages import (
@@ -69,10 +70,6 @@ class Endpoint:
     @property
     def label(self) -> str:
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
-
-
-class WrongCA(CertificateError):
-    """The server's certificate is not signed by the CA we trust (or by any CA we know)."""
 
 
 @dataclasses.dataclass(slots=True)

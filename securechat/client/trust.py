@@ -21,7 +21,6 @@ import dataclasses
 import datetime as dt
 import ipaddress
 import os
-import ssl
 import tempfile
 from pathlib import Path
 from urllib.parse import quote
@@ -42,7 +41,7 @@ from securechat.config import DEFAULT_PORT
 from securechat.errors import CertificateError, ConfigError, ConnectionLost
 from securechat.protocol.frames import encode_frame
 from securechat.protocol.messages import Bye, CACertificate, Error, GetCA, encode
-from securechat.tls import client_context
+from securechat.tls import client_context, probe_context
 
 __all__ = [
     "OfferedCA",
@@ -80,7 +79,7 @@ def fetch_ca(host: str, port: int, *, timeout: float) -> OfferedCA:
         CertificateError: what the server offered cannot be trusted (see check_offer).
     """
     endpoint = Endpoint(host, port, _NO_CA)
-    greeting = greet(endpoint, _probe_context(), timeout=timeout)
+    greeting = greet(endpoint, probe_context(), timeout=timeout)
     try:
         reply = ask(greeting, GetCA())
         _say_bye(greeting)
@@ -208,16 +207,6 @@ def refusal(pin: TrustedCA, host: str, port: int) -> str:
             f"      securechat connect {host}{port_option} --forget-ca",
         ]
     )
-
-
-def _probe_context() -> ssl.SSLContext:
-    """TLS 1.3 that verifies nothing: for the CA probe only, never for chatting."""
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    context.minimum_version = ssl.TLSVersion.TLSv1_3
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    context.options |= ssl.OP_NO_COMPRESSION
-    return context
 
 
 def _say_bye(greeting: Greeting) -> None:
