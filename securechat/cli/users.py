@@ -147,8 +147,6 @@ def _add_from_file(source: str, db_url: str) -> None:
                 if name in seen:
                     raise UserExistsError(f"user {name} is listed twice")
                 seen.add(name)
-                if accounts.exists(name):
-                    raise UserExistsError(f"user {name} already exists")
                 password = generate_password()
                 accounts.add(name, password)
             except UserError as error:
