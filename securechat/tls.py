@@ -69,5 +69,10 @@ def probe_context() -> ssl.SSLContext:
 def _harden(context: ssl.SSLContext) -> None:
     context.minimum_version = ssl.TLSVersion.TLSv1_3
     context.options |= ssl.OP_NO_COMPRESSION
+    # One key-exchange group. OpenSSL would also offer X448 and secp521r1, which Mozilla's
+    # "modern" profile rejects, and Python before 3.15 cannot set a list of groups. P-256 is
+    # the group every TLS 1.3 stack must support (RFC 8446, 9.1), FIPS builds included; with
+    # both sides set alike there is no HelloRetryRequest round trip.
+    context.set_ecdh_curve("prime256v1")
     if hasattr(ssl, "OP_NO_RENEGOTIATION"):  # OpenSSL >= 1.1.0h
         context.options |= ssl.OP_NO_RENEGOTIATION
