@@ -82,14 +82,19 @@ class TlsStream:
     def version(self) -> str | None:
         return self._sock.version()
 
-    def handshake(self, deadline: float) -> None:
+    def handshake(self, deadline: float, interrupt: Waker | None = None) -> None:
         """Complete the TLS handshake by ``deadline`` (a ``time.monotonic()`` value).
+
+        Returns early, handshake unfinished, when ``interrupt`` is woken: the caller checks
+        why (the server closing a connection that waited too long, say).
 
         Raises:
             ConnectionLost: the peer failed the handshake, closed, or was too slow.
         """
         poller = select.poll()
         poller.register(self._sock, POLLIN)
+        if interrupt is not None:
+            poller.register(interrupt, POLLIN)
         while True:
             try:
                 self._sock.do_handshake()
@@ -101,8 +106,11 @@ class TlsStream:
             except (ssl.SSLError, OSError) as exc:
                 raise ConnectionLost(f"TLS handshake failed: {_describe(exc)}") from exc
             remaining = deadline - time.monotonic()
-            if remaining <= 0 or not poller.poll(remaining * 1000):
+            ready = poller.poll(remaining * 1000) if remaining > 0 else []
+            if not ready:
                 raise ConnectionLost("TLS handshake timed out")
+            if interrupt is not None and any(fd == interrupt.fileno() for fd, _ in ready):
+                return
 
     def receive(self, limit: int = 4 * READ_SIZE) -> bytes:
         """Read what is available now, up to about ``limit`` bytes; b"" if nothing is.

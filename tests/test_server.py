@@ -440,3 +440,24 @@ def test_server_offers_its_ca_certificate_before_login(running_server: RunningSe
     assert peer.expect("welcome")["user"] == "alice"
     peer.send(type="ca")
     assert peer.expect("error")["code"] == "bad_request"  # only before login
+
+
+def test_full_login_places_evict_the_longest_waiting_connection(server_factory) -> None:  # type: ignore[no-untyped-def]
+    running = server_factory(max_unauthenticated=3)
+    silent = [
+        socket.create_connection(running.address, source_address=(f"127.0.0.{n}", 0))
+        for n in (2, 3, 4)
+    ]
+    try:
+        time.sleep(0.2)  # all three are waiting in the TLS handshake
+        started = time.monotonic()
+        running.login("alice", source="127.0.0.5")
+        assert time.monotonic() - started < 2
+        silent[0].settimeout(5)
+        assert silent[0].recv(100) == b""  # the oldest was closed to make room
+        silent[1].settimeout(0.3)
+        with pytest.raises(TimeoutError):
+            silent[1].recv(100)  # the others still wait
+    finally:
+        for sock in silent:
+            sock.close()

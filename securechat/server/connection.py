@@ -141,7 +141,9 @@ class ServerConnection:
                 self._tls.wrap_socket(self._sock, server_side=True, do_handshake_on_connect=False)
             )
             self._stream = stream
-            stream.handshake(self._handshake_deadline)
+            stream.handshake(self._handshake_deadline, interrupt=self._outbox.waker)
+            if self._close_request is not None:
+                raise ConnectionLost(self._close_request.reason)
             log.info("connect %s (%s)", self.peer, stream.version)
             self._queue(Hello(
                 protocol=PROTOCOL_VERSION, server=f"securechat {__version__}",

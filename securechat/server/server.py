@@ -68,8 +68,10 @@ class ChatServer:
         )
         self._renewal = threading.Thread(target=self._renew_certificate, name="cert-renewal")
         self._lock = threading.Lock()
-        # Guarded by _lock: every live connection, and those not yet logged in by address.
+        # Guarded by _lock: every live connection; those not yet logged in, oldest first;
+        # and how many of those each address has.
         self._connections: set[ServerConnection] = set()
+        self._waiting: dict[ServerConnection, None] = {}
         self._unauthenticated: dict[str, int] = {}
         self._stopping = threading.Event()
 
@@ -147,20 +149,22 @@ class ChatServer:
 
     def _authenticated(self, connection: ServerConnection) -> None:
         with self._lock:
-            self._release_unauthenticated(connection.peer_host)
+            self._stop_waiting(connection)
 
     def _closed(self, connection: ServerConnection) -> None:
         with self._lock:
             self._connections.discard(connection)
-            if not connection.is_authenticated:
-                self._release_unauthenticated(connection.peer_host)
+            self._stop_waiting(connection)
 
-    def _release_unauthenticated(self, host: str) -> None:
-        left = self._unauthenticated.get(host, 0) - 1
-        if left > 0:
-            self._unauthenticated[host] = left
-        else:
-            self._unauthenticated.pop(host, None)
+    def _stop_waiting(self, connection: ServerConnection) -> None:
+        """Stop counting ``connection`` as waiting to log in (call with _lock held)."""
+        if self._waiting.pop(connection, False) is None:
+            host = connection.peer_host
+            left = self._unauthenticated[host] - 1
+            if left > 0:
+                self._unauthenticated[host] = left
+            else:
+                del self._unauthenticated[host]
 
     # --- the account watcher: ends sessions whose account changed under them -------
 
@@ -223,16 +227,24 @@ class ChatServer:
                 self._admit(sock, address)
 
     def _admit(self, sock: socket.socket, address: tuple[str, int]) -> None:
+        """Start a connection, or refuse it at once; may evict the longest-waiting login.
+
+        When every place for connections not yet logged in is taken (by silent sockets
+        from many addresses, say), the one that has waited longest is closed to make room:
+        a real login takes milliseconds, so the oldest waiter is the least likely to be one.
+        """
         limits, host = self._config.limits, address[0]
+        evicted: ServerConnection | None = None
         with self._lock:
-            waiting = sum(self._unauthenticated.values())
             refusal = (
                 "too many connections" if len(self._connections) >= limits.max_connections
-                else "too many connections waiting to log in" if waiting >= limits.max_unauthenticated
                 else "too many connections from this address waiting to log in"
                 if self._unauthenticated.get(host, 0) >= limits.max_unauthenticated_per_ip
                 else None
             )  # fmt: skip
+            if refusal is None and len(self._waiting) >= limits.max_unauthenticated:
+                evicted = next(iter(self._waiting))
+                self._stop_waiting(evicted)
             if refusal is None:
                 sock.setblocking(True)
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -248,7 +260,13 @@ class ChatServer:
                     on_closed=self._closed,
                 )
                 self._connections.add(connection)
+                self._waiting[connection] = None
                 self._unauthenticated[host] = self._unauthenticated.get(host, 0) + 1
+        if evicted is not None:
+            log.warning(
+                "closing %s: waited longest to log in, and the places are full", evicted.peer
+            )
+            evicted.request_close("too many connections waiting to log in")
         if refusal is not None:
             log.warning("refused connection from %s: %s", host, refusal)
             sock.close()
