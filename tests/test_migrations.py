@@ -62,7 +62,10 @@ def test_upgrade_takes_an_empty_database_to_head(empty: Database) -> None:
         "is_disabled",
         "created_at",
         "last_login_at",
+        "credentials_changed_at",
     }
+    tables = set(inspect(empty.engine).get_table_names())
+    assert {"users", "rooms", "memberships", "messages", "resume_tokens"} <= tables
     assert columns["last_login_at"]["nullable"]
     assert not columns["created_at"]["nullable"]
 
