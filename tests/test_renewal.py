@@ -104,3 +104,18 @@ def test_server_without_ca_key_warns_instead_of_renewing(
     assert "securechat init-certs --renew" in caplog.text
     assert read_certificate(own_certs / "server.pem").serial_number == short.serial_number
     assert caplog.text.count("init-certs --renew") == 1  # once a day, not every check
+
+
+def test_server_loads_a_certificate_replaced_on_disk_without_restart(
+    server: ChatServer, own_certs: Path
+) -> None:
+    ca_file = own_certs / "ca.pem"
+    before = _served_certificate(server, ca_file)
+    fresh = load_ca(own_certs).issue_server_cert(["localhost", "127.0.0.1", "::1"], days=60)
+    (own_certs / "server.key").write_bytes(fresh.key_pem())
+    (own_certs / "server.pem").write_bytes(fresh.cert_pem())
+    deadline = time.monotonic() + 10
+    while _served_certificate(server, ca_file).serial_number == before.serial_number:
+        assert time.monotonic() < deadline, "the new certificate was never served"
+        time.sleep(0.05)
+    assert _served_certificate(server, ca_file).serial_number == fresh.cert.serial_number

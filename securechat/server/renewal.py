@@ -5,7 +5,9 @@ must renew its own. When fewer than ``renew_before`` days remain and the CA key 
 certificate folder, the renewer issues a new server certificate for the same names and
 loads it into the live ``SSLContext``: new handshakes get the new certificate, established
 connections keep theirs and are not dropped. Without the CA key it can only warn, once a
-day, naming the fix (``securechat init-certs --renew`` where the CA key is kept).
+day, naming the fix (``securechat init-certs --renew`` where the CA key is kept). A
+certificate replaced on disk by hand (that fix, or ``init-certs --renew`` on this machine)
+is noticed at the next check and loaded the same way.
 """
 
 from __future__ import annotations
@@ -29,14 +31,22 @@ class CertificateRenewer:
         self._tls = tls
         self._renew_before = dt.timedelta(days=renew_before_days)
         self._last_warning: dt.datetime | None = None
+        self._loaded: str | None = None  # fingerprint of the certificate in the context
 
     def check(self, now: dt.datetime) -> None:
-        """Renew (or warn) if the certificate expires within ``renew_before_days``."""
+        """Load a certificate replaced on disk; renew (or warn) if it expires soon."""
         try:
             info = server_cert_info(self._dir / SERVER_CERT)
         except SecureChatError as exc:
             log.error("cannot read the server certificate to check its expiry: %s", exc.message)
             return
+        if self._loaded is None:
+            self._loaded = info.fingerprint  # the one the server started with
+        elif info.fingerprint != self._loaded and self._load(info.fingerprint):
+            log.info(
+                "loaded the new server certificate from %s, valid until %s",
+                self._dir / SERVER_CERT, f"{info.not_after:%Y-%m-%d %H:%M} UTC",
+            )  # fmt: skip
         left = info.not_after - now
         if left > self._renew_before:
             return
@@ -52,12 +62,23 @@ class CertificateRenewer:
             return
         try:
             report = init_certs(self._dir, hosts=info.sans, renew=True)
-            self._tls.load_cert_chain(self._dir / SERVER_CERT, self._dir / SERVER_KEY)
-        except (SecureChatError, ssl.SSLError, OSError) as exc:
-            message = exc.message if isinstance(exc, SecureChatError) else str(exc)
-            log.error("renewing the server certificate failed: %s", message)
+            renewed = server_cert_info(self._dir / SERVER_CERT)
+        except SecureChatError as exc:
+            log.error("renewing the server certificate failed: %s", exc.message)
+            return
+        if not self._load(renewed.fingerprint):
             return
         log.info(
             "renewed the server certificate for %s, valid until %s",
             ", ".join(report.sans), f"{report.server_not_after:%Y-%m-%d %H:%M} UTC",
         )  # fmt: skip
+
+    def _load(self, fingerprint: str) -> bool:
+        """Put the certificate and key on disk into the live context; False if unusable."""
+        try:
+            self._tls.load_cert_chain(self._dir / SERVER_CERT, self._dir / SERVER_KEY)
+        except (ssl.SSLError, OSError) as exc:  # e.g. a key not (yet) matching, mid-copy
+            log.error("cannot load the server certificate from %s: %s", self._dir, exc)
+            return False
+        self._loaded = fingerprint
+        return True
