@@ -133,7 +133,7 @@ def _expiry(inst: Installation) -> Iterator[Finding]:
     not_after = cert.not_valid_after_utc
     left = not_after - dt.datetime.now(dt.UTC)
     when = f"{not_after:%Y-%m-%d %H:%M} UTC"
-    name, fix = "expiry", f"{_renew_command(inst)}, then restart the server"
+    name, fix = "expiry", f"{_renew_command(inst)}; the server loads it within the hour"
     if left <= dt.timedelta(0):
         yield Finding(Status.FAIL, name, f"the server certificate expired on {when}", fix)
     elif left < EXPIRY_WARNING:
@@ -156,7 +156,7 @@ def _host_names(inst: Installation) -> Iterator[Finding]:
             "host names",
             f"the server certificate does not name {', '.join(missing)} (it names {named}); "
             "clients using that name will refuse to connect",
-            f"{_renew_command(inst, extra=missing)}, then restart the server",
+            f"{_renew_command(inst, extra=missing)}; the server loads it within the hour",
         )
     elif inst.hosts:
         yield Finding(Status.OK, "host names", f"the certificate names {', '.join(inst.hosts)}")
@@ -384,7 +384,8 @@ def _identify(sock: ssl.SSLSocket, inst: Installation, where: str, other: str) -
             Status.WARN,
             "port",
             f"{detail}, but with another certificate than {inst.certs_dir / certs.SERVER_CERT}",
-            "restart the server to load the new certificate (`systemctl restart securechat`)",
+            "the server loads it within the hour by itself; restart it to load it now "
+            "(`systemctl restart securechat`)",
         )
     return Finding(Status.OK, "port", detail)
 
