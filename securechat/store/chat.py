@@ -11,7 +11,7 @@ import dataclasses
 import time
 from collections.abc import Sequence
 
-from sqlalchemy import ColumnElement, Row, and_, delete, func, insert, or_, select, tuple_
+from sqlalchemy import ColumnElement, Row, and_, delete, func, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -186,13 +186,20 @@ class ChatStore:
     def _existing(
         self, s: Session, batch: Sequence[NewMessage]
     ) -> dict[tuple[int, str | None], StoredMessage]:
-        keys = {(m.sender_id, m.ref) for m in batch if m.ref is not None}
-        if not keys:
+        refs: dict[int, set[str]] = {}
+        for m in batch:
+            if m.ref is not None:
+                refs.setdefault(m.sender_id, set()).add(m.ref)
+        if not refs:
             return {}
+        # One "sender = ? AND ref IN (...)" per sender: SQLite searches the unique index
+        # for each, where a row-value "(sender, ref) IN (...)" would scan the whole table.
+        per_sender = [
+            and_(ChatMessage.sender_id == sender, ChatMessage.ref.in_(sorted(sender_refs)))
+            for sender, sender_refs in refs.items()
+        ]
         rows = s.execute(
-            _MESSAGES.add_columns(ChatMessage.sender_id, ChatMessage.ref).where(
-                tuple_(ChatMessage.sender_id, ChatMessage.ref).in_(keys)
-            )
+            _MESSAGES.add_columns(ChatMessage.sender_id, ChatMessage.ref).where(or_(*per_sender))
         )
         return {(row[6], row[7]): _stored(row) for row in rows}
 

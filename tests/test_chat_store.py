@@ -1,0 +1,110 @@
+"""ChatStore against a real SQLite file: group-commit semantics and query plans that scale."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import event
+
+from securechat.errors import ErrorCode
+from securechat.store.chat import ChatStore, NewMessage, StoredMessage
+from securechat.store.database import Database, open_database
+from securechat.store.models import User
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[Database]:
+    database = open_database(f"sqlite:///{tmp_path / 'chat.db'}")
+    yield database
+    database.dispose()
+
+
+def _users(db: Database, *names: str) -> list[int]:
+    with db.session() as s, s.begin():
+        users = [User(name=name, password_hash="x") for name in names]
+        s.add_all(users)
+        s.flush()
+        return [user.id for user in users]
+
+
+def _saved(result: object) -> StoredMessage:
+    assert isinstance(result, tuple), result
+    stored, _ = result
+    assert isinstance(stored, StoredMessage)
+    return stored
+
+
+def test_a_repeated_ref_returns_the_first_copy_within_and_across_batches(db: Database) -> None:
+    alice, bob = _users(db, "alice", "bob")
+    store = ChatStore(db)
+    store.join(alice, "general")
+    first = store.save_messages([
+        NewMessage(alice, "alice", "hi", "r1", room="general"),
+        NewMessage(alice, "alice", "hi again (resent)", "r1", room="general"),
+        NewMessage(bob, "bob", "bob's r1 is another message", "r1", room="general"),
+    ])  # fmt: skip
+    original, again, bobs = (_saved(r) for r in first)
+    assert [r[1] for r in first] == [True, False, True]  # type: ignore[index]
+    assert again == original
+    assert again.body == "hi"
+    assert bobs.id != original.id
+    later = store.save_messages([NewMessage(alice, "alice", "x", "r1", room="general")])
+    assert later == [(original, False)]
+    assert [m.body for m in store.room_history("general", before=None, limit=10)[0]] == [
+        "hi",
+        "bob's r1 is another message",
+    ]
+
+
+def test_a_direct_message_to_an_unknown_user_is_refused_alone(db: Database) -> None:
+    (alice,) = _users(db, "alice")
+    store = ChatStore(db)
+    results = store.save_messages([
+        NewMessage(alice, "alice", "to nobody", "a", to="nobody"),
+        NewMessage(alice, "alice", "to self", "b", to="alice"),
+    ])  # fmt: skip
+    assert results[0] == ErrorCode.NO_SUCH_USER
+    assert _saved(results[1]).to == "alice"
+
+
+def test_no_message_query_scans_the_whole_table(db: Database) -> None:
+    """Every query on ``messages`` uses an index, so its cost does not grow with history."""
+    alice, bob = _users(db, "alice", "bob")
+    store = ChatStore(db)
+    store.join(alice, "general")
+    for page in range(20):
+        store.save_messages([
+            NewMessage(alice, "alice", f"m{page}-{i}", f"{page}-{i}", room="general")
+            for i in range(100)
+        ])  # fmt: skip
+    statements: list[tuple[str, Any]] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        if "messages" in statement and statement.lstrip().upper().startswith("SELECT"):
+            statements.append((statement, parameters))
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        store.save_messages([
+            NewMessage(alice, "alice", "dup", "3-7", room="general"),
+            NewMessage(bob, "bob", "new", "z", to="alice"),
+            NewMessage(alice, "alice", "new", "y", room="general"),
+        ])  # fmt: skip
+        store.room_history("general", before=None, limit=50)
+        store.room_history("general", before=1000, limit=50)
+        store.direct_history(alice, bob, before=None, limit=50)
+        store.sync(alice, since=1900, limit=500)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
+    assert len(statements) >= 5
+    raw = db.engine.raw_connection()
+    try:
+        for statement, parameters in statements:
+            plan = raw.cursor().execute("EXPLAIN QUERY PLAN " + statement, parameters).fetchall()
+            details = [row[3] for row in plan]
+            assert not any(d.startswith("SCAN messages") for d in details), (statement, details)
+    finally:
+        raw.close()
