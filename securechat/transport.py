@@ -74,6 +74,7 @@ class TlsStream:
         self._queued = 0
         self._ended: ConnectionLost | None = None  # seen after data that is returned first
         self.wants_read_to_write = False
+        self.written = 0  # bytes the kernel has accepted so far: progress, whoever wrote
 
     def fileno(self) -> int:
         return self._sock.fileno()
@@ -190,6 +191,7 @@ class TlsStream:
                 return False
             except (ssl.SSLError, OSError) as exc:
                 raise ConnectionLost(_describe(exc)) from exc
+            self.written += sent
             self._chunk = self._chunk[sent:]
 
     def _cut(self) -> bytes:

@@ -84,7 +84,6 @@ def test_bench_scaling_measures_each_room_size() -> None:
 
 
 def test_bench_scaling_plot_is_a_png(tmp_path: Path) -> None:
-    pytest.importorskip("matplotlib")
     from securechat.bench.plot import plot_scaling
 
     point = {"members": 10, "p50_ms": 1.0, "p99_ms": 2.0, "server_cpu_us_per_delivery": 30.0}

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import logging
 import queue
 import threading
@@ -32,6 +33,7 @@ class PendingSend:
     message: NewMessage
 
 
+@functools.lru_cache(maxsize=256)  # a batch shares one timestamp
 def format_ts(ts_ms: int) -> str:
     """Milliseconds since the epoch as the protocol's ``2026-11-22T10:00:00.123Z``."""
     moment = dt.datetime.fromtimestamp(ts_ms / 1000, dt.UTC)

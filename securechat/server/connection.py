@@ -11,10 +11,18 @@ descriptors: the socket and its outbox's waker. Each turn it
 3. checks its clocks: login deadline (counted from accept), heartbeat, idle timeout and
    a writer that has made no progress for ``stuck_writer_timeout``.
 
-Only this thread reads or writes the socket, touches the session, or closes the outbox.
-Other threads reach it through :meth:`send` (outbox) and :meth:`request_close`. While
-more than ``HIGH_WATER`` bytes wait to be written, it stops reading requests, so a peer
-that sends but never reads cannot make the server buffer without bound.
+Only this thread reads the socket, touches the session, or closes the outbox. Other
+threads reach it through :meth:`send` and :meth:`request_close`. While more than
+``HIGH_WATER`` bytes wait to be written, it stops reading requests, so a peer that sends
+but never reads cannot make the server buffer without bound.
+
+The socket is used by one thread at a time, but not always the same one: the
+connection's thread holds ``_io_lock`` for its whole turn and lets go only while it
+waits in ``poll()``. A thread that fans out a message (the committer) may take the free
+lock and write the frame to the socket itself, instead of waking this thread to do it:
+one write instead of a wake-up, a thread switch and a write, for each recipient of each
+message. If the lock is busy, the outbox is not empty (order), the socket is backed up or
+the write is left unfinished, the frame goes through the outbox and the wake-up as before.
 """
 
 from __future__ import annotations
@@ -107,6 +115,8 @@ class ServerConnection:
         self._account: Account | None = None
         self._close_request: _Close | None = None  # set by other threads, read by ours
         self._stream: TlsStream | None = None
+        self._io_lock = threading.Lock()  # held by whichever thread is using the socket
+        self._open_stream: TlsStream | None = None  # set while other threads may write to it
         self.thread = threading.Thread(target=self.run, name=f"conn {self.peer}")
 
     # --- called from any thread ----------------------------------------------------
@@ -125,7 +135,28 @@ class ServerConnection:
         return self._account is not None
 
     def send(self, frame: bytes) -> None:
+        """Write ``frame`` now if the socket is free and idle, else queue it in the outbox."""
+        if self._io_lock.acquire(blocking=False):
+            try:
+                if self._write_now(frame):
+                    return
+            finally:
+                self._io_lock.release()
         self._outbox.put(frame)
+
+    def _write_now(self, frame: bytes) -> bool:
+        """With ``_io_lock`` held: write ``frame`` directly; False if it must be queued."""
+        stream = self._open_stream
+        if stream is None or stream.unsent or not self._outbox.is_empty:
+            return False
+        stream.queue(frame)
+        try:
+            if stream.flush():
+                return True
+        except ConnectionLost:
+            pass  # the owner's next write or read meets the same error and closes
+        self._outbox.interrupt()  # the rest waits for the owner's poll(POLLOUT)
+        return True
 
     def request_close(self, reason: str, final: Event | None = None) -> None:
         """Ask the connection's thread to send ``final`` (if any) and close."""
@@ -135,6 +166,10 @@ class ServerConnection:
     # --- the connection's own thread -----------------------------------------------
 
     def run(self) -> None:
+        with self._io_lock:  # released only while the loop waits in poll()
+            self._run()
+
+    def _run(self) -> None:
         reason = "closed"
         try:
             stream = TlsStream(
@@ -165,12 +200,15 @@ class ServerConnection:
 
     def _serve(self, stream: TlsStream) -> str:
         try:
+            self._open_stream = stream
             self._loop(stream)
         except _Close as close:
             if close.final is not None:
                 self._queue(close.final)
                 self._flush_before_close(stream)
             return close.reason
+        finally:
+            self._open_stream = None
         return "closed"  # pragma: no cover - the loop only ends by raising
 
     def _loop(self, stream: TlsStream) -> None:
@@ -181,6 +219,7 @@ class ServerConnection:
         poller.register(wake_fd, POLLIN)
         now = time.monotonic()
         last_heard = last_progress = now
+        written = stream.written
         pinged = woken = True
         paused = False  # requests left unread because too much output waits
         while True:
@@ -199,11 +238,10 @@ class ServerConnection:
                     ))  # fmt: skip
                 if frames:
                     stream.queue_many(frames)
-            before = stream.unsent
-            if before:
+            if stream.unsent:
                 stream.flush()
-                if stream.unsent < before:
-                    last_progress = now
+            if stream.written != written:  # by this thread or a direct write
+                written, last_progress = stream.written, now
             if paused and stream.unsent < HIGH_WATER:
                 paused = self._process_requests(stream)
             events = 0 if stream.unsent >= HIGH_WATER else POLLIN
@@ -216,7 +254,11 @@ class ServerConnection:
             timeout = 0.0 if ready_now else self._next_timer(now, last_heard)
             if backlogged:
                 timeout = min(timeout, BACKLOG_CHECK_SECONDS)  # still see close requests
-            ready = poller.poll(timeout * 1000)
+            self._io_lock.release()
+            try:
+                ready = poller.poll(timeout * 1000)
+            finally:
+                self._io_lock.acquire()
             now = time.monotonic()
             readable = False
             woken = woken and backlogged  # a wake-up not yet acted on stays pending

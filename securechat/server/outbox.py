@@ -55,6 +55,10 @@ class Outbox:
                 self.waker.wake()
             return not self.overflowed
 
+    @property
+    def is_empty(self) -> bool:
+        return not self._frames
+
     def take(self) -> list[bytes]:
         """Everything queued so far (owner thread only)."""
         self.waker.clear()  # before taking, so a put() after the take wakes us again

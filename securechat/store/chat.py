@@ -11,7 +11,18 @@ import dataclasses
 import time
 from collections.abc import Sequence
 
-from sqlalchemy import ColumnElement, Row, and_, delete, func, insert, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Row,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -54,6 +65,21 @@ _COLUMNS = (
 
 # Select statements are immutable: every query below starts from this one.
 _MESSAGES = select(*_COLUMNS).outerjoin(Room, ChatMessage.room_id == Room.id)
+
+
+# The group commit's statements, built once: their compiled forms stay cached.
+# Searched through the unique (sender_id, ref) index; a row-value "(sender, ref) IN"
+# would make SQLite scan every stored message.
+_RESENT = _MESSAGES.add_columns(ChatMessage.ref).where(
+    ChatMessage.sender_id == bindparam("sender"),
+    ChatMessage.ref.in_(bindparam("refs", expanding=True)),
+)
+_RESENT_ONE = _MESSAGES.add_columns(ChatMessage.ref).where(
+    ChatMessage.sender_id == bindparam("sender"), ChatMessage.ref == bindparam("ref")
+)
+_USER_IDS = select(User.name, User.id).where(User.name.in_(bindparam("names", expanding=True)))
+_ROOM_ID = select(Room.id).where(Room.name == bindparam("name"))
+_INSERT = insert(ChatMessage).returning(ChatMessage.id, sort_by_parameter_order=True)
 
 
 def _stored(row: Row[int, str, str, int, str, str | None]) -> StoredMessage:
@@ -126,14 +152,17 @@ class ChatStore:
     def save_messages(self, batch: Sequence[NewMessage]) -> list[SaveResult]:
         """Store a batch in one transaction; a repeated (sender, ref) returns the first copy.
 
+        This is the group commit, run for every message the server accepts, so it uses
+        Core statements built once (about four times cheaper than the ORM here).
+
         Raises:
             StoreError: the transaction could not be committed; nothing of it was stored.
         """
         now_ms = int(time.time() * 1000)
         results: list[SaveResult | None] = [None] * len(batch)
-        with self._db.session() as s, s.begin():
-            existing = self._existing(s, batch)
-            recipients = self._recipient_ids(s, batch)
+        with self._db.transaction() as conn:
+            existing = self._existing(conn, batch)
+            recipients = self._recipient_ids(conn, batch)
             first_of: dict[tuple[int, str], int] = {}  # (sender, ref) -> its first index here
             rows: list[dict[str, object]] = []
             inserted: list[int] = []
@@ -151,7 +180,7 @@ class ChatStore:
                     continue
                 inserted.append(index)
                 rows.append({
-                    "room_id": None if message.room is None else self._room_id(s, message.room),
+                    "room_id": None if message.room is None else self._room_id(conn, message.room),
                     "recipient_id": recipients.get(message.to) if message.to else None,
                     "recipient": message.to,
                     "sender_id": message.sender_id,
@@ -161,10 +190,7 @@ class ChatStore:
                     "ref": message.ref,
                 })  # fmt: skip
             if rows:
-                ids = s.scalars(
-                    insert(ChatMessage).returning(ChatMessage.id, sort_by_parameter_order=True),
-                    rows,
-                ).all()
+                ids = conn.execute(_INSERT, rows[0] if len(rows) == 1 else rows).scalars().all()
                 for index, message_id in zip(inserted, ids, strict=True):
                     m = batch[index]
                     stored = StoredMessage(message_id, m.sender, m.body, now_ms, m.room, m.to)
@@ -176,39 +202,35 @@ class ChatStore:
                 results[index] = (first[0], False) if isinstance(first, tuple) else first
         return [r for r in results if r is not None]
 
-    def _room_id(self, s: Session, room: str) -> int:
+    def _room_id(self, conn: Connection, room: str) -> int:
         room_id = self._room_ids.get(room)
         if room_id is None:
-            room_id = s.scalars(select(Room.id).where(Room.name == room)).one()
+            room_id = conn.execute(_ROOM_ID, {"name": room}).scalar_one()
             self._room_ids[room] = room_id
         return room_id
 
     def _existing(
-        self, s: Session, batch: Sequence[NewMessage]
+        self, conn: Connection, batch: Sequence[NewMessage]
     ) -> dict[tuple[int, str | None], StoredMessage]:
         refs: dict[int, set[str]] = {}
         for m in batch:
             if m.ref is not None:
                 refs.setdefault(m.sender_id, set()).add(m.ref)
-        if not refs:
-            return {}
-        # One "sender = ? AND ref IN (...)" per sender: SQLite searches the unique index
-        # for each, where a row-value "(sender, ref) IN (...)" would scan the whole table.
-        per_sender = [
-            and_(ChatMessage.sender_id == sender, ChatMessage.ref.in_(sorted(sender_refs)))
-            for sender, sender_refs in refs.items()
-        ]
-        rows = s.execute(
-            _MESSAGES.add_columns(ChatMessage.sender_id, ChatMessage.ref).where(or_(*per_sender))
-        )
-        return {(row[6], row[7]): _stored(row) for row in rows}
+        found: dict[tuple[int, str | None], StoredMessage] = {}
+        for sender, sender_refs in refs.items():
+            if len(sender_refs) == 1:  # the usual case, without rendering an expanding IN
+                (ref,) = sender_refs
+                rows = conn.execute(_RESENT_ONE, {"sender": sender, "ref": ref})
+            else:
+                rows = conn.execute(_RESENT, {"sender": sender, "refs": list(sender_refs)})
+            found.update(((sender, row[6]), _stored(row)) for row in rows)
+        return found
 
-    def _recipient_ids(self, s: Session, batch: Sequence[NewMessage]) -> dict[str, int]:
+    def _recipient_ids(self, conn: Connection, batch: Sequence[NewMessage]) -> dict[str, int]:
         names = {m.to for m in batch if m.to is not None}
         if not names:
             return {}
-        rows = s.execute(select(User.name, User.id).where(User.name.in_(names)))
-        return {name: user_id for name, user_id in rows}
+        return {name: user_id for name, user_id in conn.execute(_USER_IDS, {"names": list(names)})}
 
     def room_history(
         self, room: str, *, before: int | None, limit: int

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import create_engine, event, exc, make_url
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from securechat.errors import StoreError
@@ -89,6 +89,19 @@ class Database:
         try:
             with self._sessions() as session:
                 yield session
+        except exc.OperationalError as error:
+            raise StoreError(f"database error on {safe_url(self.url)}: {_reason(error)}") from error
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """A Core connection in a transaction, for hot paths where the ORM costs too much.
+
+        Raises:
+            StoreError: as :meth:`session`; nothing of the transaction was committed.
+        """
+        try:
+            with self.engine.begin() as connection:
+                yield connection
         except exc.OperationalError as error:
             raise StoreError(f"database error on {safe_url(self.url)}: {_reason(error)}") from error
 
