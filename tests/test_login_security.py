@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import statistics
 import time
 from collections.abc import Callable
@@ -41,6 +42,27 @@ def test_token_from_welcome_logs_in_without_password(running_server: RunningServ
     assert isinstance(token, str)
     again = _auth(running_server, user="alice", token=token)
     assert (again["type"], again["user"], again["token"]) == ("welcome", "alice", token)
+
+
+def test_password_and_token_logins_record_the_login_time(running_server: RunningServer) -> None:
+    accounts = _accounts(running_server)
+    assert accounts.get("alice").last_login_at is None
+    token = str(_auth(running_server, user="alice", password=PASSWORD)["token"])
+    first = _wait_for_login_time(accounts, "alice", after=None)
+    time.sleep(0.01)
+    assert _auth(running_server, user="alice", token=token)["type"] == "welcome"
+    assert _wait_for_login_time(accounts, "alice", after=first) > first
+
+
+def _wait_for_login_time(accounts: Accounts, user: str, *, after: object) -> dt.datetime:
+    """The login time, once the server's group commit has written one newer than ``after``."""
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        when = accounts.get(user).last_login_at
+        if when is not None and when != after:
+            return when
+        time.sleep(0.02)
+    raise AssertionError(f"last_login_at of {user} still {after}")
 
 
 @pytest.mark.parametrize("who", ["bob", "nobody"])

@@ -7,10 +7,15 @@ every recipient. An acknowledged message is therefore always on disk, and since 
 the only thread that writes messages and delivers them, every recipient sees them in id
 order. If the commit fails nothing is acked: senders get ``server_error`` and may resend
 with the same ``ref``.
+
+The same transaction records when users last logged in (``note_login``), so a reconnect
+storm after a restart costs one commit per batch instead of one per login, and logins
+never compete with messages for SQLite's single write lock.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import functools
@@ -51,6 +56,12 @@ def to_event(stored: StoredMessage) -> Message:
     )
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class _LoginSeen:
+    user_id: int
+    at: dt.datetime
+
+
 _STOP = object()
 
 
@@ -61,7 +72,7 @@ class Committer:
         self._store = store
         self._hub = hub
         self._max_batch = max_batch
-        self._queue: queue.Queue[PendingSend | object] = queue.Queue(max_queue)
+        self._queue: queue.Queue[PendingSend | _LoginSeen | object] = queue.Queue(max_queue)
         self._thread = threading.Thread(target=self._run, name="committer")
 
     def start(self) -> None:
@@ -78,6 +89,13 @@ class Committer:
         except queue.Full:
             raise ServerError("the server is overloaded; resend later with the same ref") from None
 
+    def note_login(self, user_id: int) -> None:
+        """Record, with the next commit, that ``user_id`` logged in now."""
+        # When the queue is full the server is overloaded with messages: a lost "last
+        # login" time (shown by `securechat users`) is the right thing to give up.
+        with contextlib.suppress(queue.Full):
+            self._queue.put_nowait(_LoginSeen(user_id, dt.datetime.now(dt.UTC)))
+
     def stop(self) -> None:
         """Commit everything already submitted, then end the thread (if it ever started)."""
         if self._thread.is_alive():
@@ -89,25 +107,29 @@ class Committer:
         running = True
         while running:
             batch: list[PendingSend] = []
+            logins: dict[int, dt.datetime] = {}
             item = self._queue.get()
             while True:
                 if item is _STOP:
                     running = False
                     break
-                assert isinstance(item, PendingSend)
-                batch.append(item)
-                if len(batch) >= self._max_batch:
+                if isinstance(item, _LoginSeen):
+                    logins[item.user_id] = item.at
+                else:
+                    assert isinstance(item, PendingSend)
+                    batch.append(item)
+                if len(batch) + len(logins) >= self._max_batch:
                     break
                 try:
                     item = self._queue.get_nowait()
                 except queue.Empty:
                     break
-            if batch:
-                self._commit(batch)
+            if batch or logins:
+                self._commit(batch, logins)
 
-    def _commit(self, batch: list[PendingSend]) -> None:
+    def _commit(self, batch: list[PendingSend], logins: dict[int, dt.datetime]) -> None:
         try:
-            results = self._store.save_messages([p.message for p in batch])
+            results = self._store.save_messages([p.message for p in batch], logins=logins)
         except StoreError as exc:
             log.error("could not store %d message(s): %s", len(batch), exc.message)
             self._refuse(batch)

@@ -132,6 +132,7 @@ class ChatServer:
         deadline = time.monotonic() + self._config.limits.shutdown_grace
         for connection in connections:
             connection.thread.join(max(deadline - time.monotonic(), 0.1))
+        self._service.close()
         self._committer.stop()
         if self._listener is not None:
             self._listener.close()

@@ -8,7 +8,6 @@ back the events it returns. Nothing here touches a socket. Refusals are raised a
 from __future__ import annotations
 
 import math
-import threading
 import time
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -49,6 +48,7 @@ from securechat.protocol.messages import (
 )
 from securechat.protocol.names import normalize_name
 from securechat.server.committer import Committer, PendingSend, to_event
+from securechat.server.hashpool import HashPool
 from securechat.server.hub import Hub, Member
 from securechat.server.throttle import LoginThrottle
 from securechat.store.chat import ChatStore, NewMessage
@@ -79,8 +79,7 @@ class ChatService:
         self._committer = committer
         self._limits = limits
         self._default_rooms = default_rooms
-        # Bounds concurrent argon2 verifications: each holds ~64 MiB and a core.
-        self._hash_slots = threading.BoundedSemaphore(limits.hash_concurrency)
+        self._hash_pool = HashPool(limits.hash_concurrency)
         self._throttle = LoginThrottle(throttle)
         self._handlers: dict[type[Request], Callable[[Session, Any], list[Event]]] = {
             Join: self._join,
@@ -112,7 +111,9 @@ class ChatService:
             )
         try:
             if request.token is not None:
-                account = self._accounts.authenticate_token(request.user, request.token)
+                account = self._accounts.authenticate_token(
+                    request.user, request.token, record_login=False
+                )
                 token = request.token
             else:
                 assert request.password is not None
@@ -122,15 +123,17 @@ class ChatService:
             self._throttle.failed(key, address, time.monotonic())
             raise
         self._throttle.succeeded(key, address)
+        self._committer.note_login(account.id)
         return account, token
 
     def _verify_password(self, user: str, password: str, timeout: float) -> Account:
-        if not self._hash_slots.acquire(timeout=max(timeout, 0.0)):
-            raise RateLimited("the server is busy with other logins; try again", retry_after=1)
-        try:
-            return self._accounts.authenticate(user, password)
-        finally:
-            self._hash_slots.release()
+        return self._hash_pool.run(
+            lambda: self._accounts.authenticate(user, password, record_login=False), timeout
+        )
+
+    def close(self) -> None:
+        """Let pending password checks go (their connections get ``rate_limited``)."""
+        self._hash_pool.close()
 
     def welcome(self, session: Session, token: str) -> Welcome:
         """Register the session with the hub; a user in no room joins the default rooms."""

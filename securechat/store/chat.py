@@ -8,8 +8,9 @@ group-commit write: a whole batch in one transaction, de-duplicated on (sender, 
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from sqlalchemy import (
     ColumnElement,
@@ -22,6 +23,7 @@ from sqlalchemy import (
     insert,
     or_,
     select,
+    update,
 )
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -79,6 +81,7 @@ _RESENT_ONE = _MESSAGES.add_columns(ChatMessage.ref).where(
 )
 _USER_IDS = select(User.name, User.id).where(User.name.in_(bindparam("names", expanding=True)))
 _ROOM_ID = select(Room.id).where(Room.name == bindparam("name"))
+_LAST_LOGIN = update(User).where(User.id == bindparam("uid")).values(last_login_at=bindparam("at"))
 _INSERT = insert(ChatMessage).returning(ChatMessage.id, sort_by_parameter_order=True)
 
 
@@ -149,11 +152,14 @@ class ChatStore:
         with self._db.session() as s:
             return s.scalar(select(func.max(ChatMessage.id))) or 0
 
-    def save_messages(self, batch: Sequence[NewMessage]) -> list[SaveResult]:
+    def save_messages(
+        self, batch: Sequence[NewMessage], *, logins: Mapping[int, dt.datetime] | None = None
+    ) -> list[SaveResult]:
         """Store a batch in one transaction; a repeated (sender, ref) returns the first copy.
 
         This is the group commit, run for every message the server accepts, so it uses
-        Core statements built once (about four times cheaper than the ORM here).
+        Core statements built once (about four times cheaper than the ORM here). The same
+        transaction sets ``last_login_at`` for the user ids in ``logins``.
 
         Raises:
             StoreError: the transaction could not be committed; nothing of it was stored.
@@ -161,6 +167,8 @@ class ChatStore:
         now_ms = int(time.time() * 1000)
         results: list[SaveResult | None] = [None] * len(batch)
         with self._db.transaction() as conn:
+            if logins:
+                conn.execute(_LAST_LOGIN, [{"uid": k, "at": v} for k, v in logins.items()])
             existing = self._existing(conn, batch)
             recipients = self._recipient_ids(conn, batch)
             first_of: dict[tuple[int, str], int] = {}  # (sender, ref) -> its first index here
