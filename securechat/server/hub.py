@@ -1,9 +1,10 @@
 """Who is online and who is in which room: the server's only shared mutable state.
 
 One lock guards all of it. The hub never touches a socket: it hands already-encoded
-frames to each member's ``send()``, which only appends to a bounded outbox. Broadcasts
-take a snapshot of their targets under the lock and deliver after releasing it, so no
-member's state can hold up another's.
+frames to each member's ``send()``, which never blocks (it writes to an idle socket that
+no other thread is using, or appends to a bounded outbox). Broadcasts take a snapshot of
+their targets under the lock and deliver after releasing it, so no member's state can
+hold up another's.
 """
 
 from __future__ import annotations
