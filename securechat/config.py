@@ -80,6 +80,7 @@ class Limits:
     token_ttl: float = 7 * 24 * 3600.0  # resume tokens: a week, then a password again
     account_check_interval: float = 2.0  # how soon passwd/disable/deluser end live sessions
     certificate_check_interval: float = 3600.0  # how often serve looks at its certificate's expiry
+    presence_interval: float = 0.1  # presence changes are announced in batches this often
     shutdown_grace: float = 3.0
 
 

@@ -339,9 +339,36 @@ def test_who_and_presence(running_server: RunningServer) -> None:
     second_bob = running_server.login("bob")
     second_bob.close()
     bob.send(type="bye")
-    assert bob.expect_closed() == [{"type": "bye", "reason": "bye"}]
+    # alice came online within the presence interval before bob: bob may hear of it too.
+    closing = [e for e in bob.expect_closed() if e["type"] != "presence"]
+    assert closing == [{"type": "bye", "reason": "bye"}]
     assert alice.expect("presence") == {"type": "presence", "user": "bob", "online": False}
     assert not [e for e in alice.seen if e["type"] == "presence"]
+
+
+def test_presence_is_batched_and_a_visit_within_one_interval_is_not_announced(
+    server_factory,  # type: ignore[no-untyped-def]
+) -> None:
+    running: RunningServer = server_factory(presence_interval=1.0)
+    alice = running.login("alice")
+    bob = running.login("bob")
+    bob.send(type="bye")
+    bob.expect_closed()
+    carol = running.login("carol")
+    dave = running.login("dave")
+    # One flush: carol and dave, in name order, and nothing about bob, who came and went.
+    assert alice.expect("presence", timeout=3) == {
+        "type": "presence", "user": "carol", "online": True,
+    }  # fmt: skip
+    assert alice.recv(timeout=1) == {"type": "presence", "user": "dave", "online": True}
+    assert carol.expect("presence", timeout=3, user="dave")["online"] is True
+    alice.send(type="ping", ref="p")
+    assert alice.expect("pong", timeout=3)["ref"] == "p"
+    assert [e for e in alice.seen if e["type"] == "presence"] == []
+    dave.close()
+    assert alice.expect("presence", timeout=3) == {
+        "type": "presence", "user": "dave", "online": False,
+    }  # fmt: skip
 
 
 def test_ping_pong_and_idle_timeout(server_factory) -> None:  # type: ignore[no-untyped-def]

@@ -5,6 +5,14 @@ frames to each member's ``send()``, which never blocks (it writes to an idle soc
 no other thread is using, or appends to a bounded outbox). Broadcasts take a snapshot of
 their targets under the lock and deliver after releasing it, so no member's state can
 hold up another's.
+
+Presence is announced in batches: logins and logouts only record the change, and
+:meth:`flush_presence`, called every ``presence_interval`` by the server's presence
+thread, sends each watcher all the changes it should hear about as one write. Without
+that, each login among *n* online colleagues would cost *n* writes, a reconnect storm
+after a restart *n*² in all; with it, a flush costs one write per online session however
+many users came and went. A user who comes and goes within one interval (or goes and
+comes back) is not announced at all.
 """
 
 from __future__ import annotations
@@ -44,31 +52,61 @@ class Hub:
                 self._rooms_of.setdefault(user, set()).add(room)
         self._sessions: dict[str, list[Member]] = {}
         self._targets: dict[str, tuple[Member, ...]] = {}  # room -> online sessions, cached
+        self._presence: dict[str, bool] = {}  # user -> online, not yet announced
 
     # --- sessions ------------------------------------------------------------------
 
     def connect(self, member: Member) -> None:
-        """Register an authenticated session; the user's first session announces presence."""
+        """Register an authenticated session; the user's first session is announced."""
         with self._lock:
             sessions = self._sessions.setdefault(member.user, [])
             sessions.append(member)
             self._invalidate_rooms_of(member.user)
-            watchers = self._watchers(member.user) if len(sessions) == 1 else ()
-        self.broadcast(_frame(Presence(user=member.user, online=True)), watchers)
+            if len(sessions) == 1:
+                self._presence_changed(member.user, online=True)
 
     def disconnect(self, member: Member) -> None:
-        """Forget a session; the user's last session closing announces absence."""
+        """Forget a session; the user's last session closing is announced."""
         with self._lock:
             sessions = self._sessions.get(member.user, [])
             if member not in sessions:
                 return
             sessions.remove(member)
             self._invalidate_rooms_of(member.user)
-            watchers: Iterable[Member] = ()
             if not sessions:
                 del self._sessions[member.user]
-                watchers = self._watchers(member.user)
-        self.broadcast(_frame(Presence(user=member.user, online=False)), watchers)
+                self._presence_changed(member.user, online=False)
+
+    def flush_presence(self) -> None:
+        """Send every watcher the presence changes since the last flush, in one write."""
+        with self._lock:
+            if not self._presence:
+                return
+            changes, self._presence = self._presence, {}
+            frames = {
+                user: _frame(Presence(user=user, online=online))
+                for user, online in changes.items()
+            }
+            # Whom each changed user is announced to: the sessions of everyone sharing a
+            # room with them. Worked out per room, so the cost is rooms x members, not
+            # changes x members.
+            changed_in: dict[str, list[str]] = {}
+            for user in changes:
+                for room in self._rooms_of.get(user, ()):
+                    changed_in.setdefault(room, []).append(user)
+            outgoing: dict[str, set[str]] = {}  # watching user -> changed users to announce
+            for room, users in changed_in.items():
+                for watcher in self._members.get(room, ()):
+                    if watcher in self._sessions:
+                        outgoing.setdefault(watcher, set()).update(users)
+            deliveries = [
+                (sessions, b"".join(frames[u] for u in sorted(users) if u != watcher))
+                for watcher, users in outgoing.items()
+                if (sessions := self._sessions.get(watcher))
+            ]
+        for sessions, blob in deliveries:
+            if blob:
+                self.broadcast(blob, sessions)
 
     def sessions_of(self, user: str) -> tuple[Member, ...]:
         with self._lock:
@@ -155,8 +193,7 @@ class Hub:
         for room in self._rooms_of.get(user, ()):
             self._targets.pop(room, None)
 
-    def _watchers(self, user: str) -> list[Member]:
-        """Sessions of the other users who share a room with ``user``."""
-        peers = {u for room in self._rooms_of.get(user, ()) for u in self._members[room]}
-        peers.discard(user)
-        return [m for peer in peers for m in self._sessions.get(peer, ())]
+    def _presence_changed(self, user: str, *, online: bool) -> None:
+        if self._presence.pop(user, online) == online:
+            self._presence[user] = online
+        # else: the opposite change was not announced yet; together they are no change

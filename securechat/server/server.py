@@ -67,6 +67,7 @@ class ChatServer:
             config.certs_dir, tls, renew_before_days=config.renew_before_days
         )
         self._renewal = threading.Thread(target=self._renew_certificate, name="cert-renewal")
+        self._presence = threading.Thread(target=self._announce_presence, name="presence")
         self._lock = threading.Lock()
         # Guarded by _lock: every live connection; those not yet logged in, oldest first;
         # and how many of those each address has.
@@ -105,6 +106,7 @@ class ChatServer:
         self._acceptor.start()
         self._watcher.start()
         self._renewal.start()
+        self._presence.start()
 
     @property
     def address(self) -> tuple[str, int]:
@@ -122,7 +124,7 @@ class ChatServer:
             return
         self._stopping.set()
         self._waker.wake()
-        for thread in (self._acceptor, self._watcher, self._renewal):
+        for thread in (self._acceptor, self._watcher, self._renewal, self._presence):
             if thread.is_alive():
                 thread.join()
         with self._lock:
@@ -206,6 +208,11 @@ class ChatServer:
             self._renewer.check(dt.datetime.now(dt.UTC))
             if self._stopping.wait(interval):
                 return
+
+    def _announce_presence(self) -> None:
+        """The presence thread: flushes the hub's batched presence changes (see hub.py)."""
+        while not self._stopping.wait(self._config.limits.presence_interval):
+            self._hub.flush_presence()
 
     # --- the acceptor thread: accepts, applies the connection caps, starts threads ----
 
