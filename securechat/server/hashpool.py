@@ -5,14 +5,17 @@ An argon2id verification with the default parameters holds 64 MiB and, with para
 threads hand the whole check to this pool and wait for its result, so
 
 - at most ``workers`` checks run at once, which bounds their memory; and
-- the workers put themselves in the ``SCHED_IDLE`` scheduling class when they start
-  (or, where that is refused, raise their ``nice`` value). Linux schedules threads, not
-  processes, so this lowers only them and the threads libargon2 starts from them, which
-  inherit it: when a login storm and the chat both want the CPU, the threads that move
-  messages always get it first, and logins take what is left (measured in
-  docs/performance.md: chat latency during a login storm). The price: a server whose chat alone keeps every
-  core busy answers password logins late (``rate_limited`` after the login timeout);
-  such a server is overloaded anyway, and token logins do not hash at all.
+- the workers raise their own ``nice`` value by 10 when they start. Linux schedules
+  threads, not processes, so this lowers only them and the threads libargon2 starts
+  from them, which inherit it: when a login storm and the chat both want the CPU, the
+  threads that move messages get most of it (docs/performance.md, chat latency during
+  a login storm).
+
+Not ``SCHED_IDLE``, which would keep the chat's share even higher: a worker also runs
+Python (the database lookups around the hash), and a ``SCHED_IDLE`` thread preempted
+while it holds the GIL may wait for an idle core for hundreds of milliseconds, stalling
+every other thread of the server behind it. A niced thread still gets its turn within
+milliseconds.
 """
 
 from __future__ import annotations
@@ -34,15 +37,9 @@ NICE_INCREMENT = 10
 
 
 def _lower_priority() -> None:
-    thread = threading.get_native_id()
-    if hasattr(os, "SCHED_IDLE"):
-        try:
-            os.sched_setscheduler(thread, os.SCHED_IDLE, os.sched_param(0))
-            return
-        except OSError as exc:  # pragma: no cover - e.g. a seccomp filter refuses it
-            log.info("SCHED_IDLE refused for password checks (%s); lowering nice instead", exc)
     if not hasattr(os, "setpriority"):  # pragma: no cover - not POSIX
         return
+    thread = threading.get_native_id()
     try:
         current = os.getpriority(os.PRIO_PROCESS, thread)
         os.setpriority(os.PRIO_PROCESS, thread, min(current + NICE_INCREMENT, 19))

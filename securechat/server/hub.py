@@ -84,8 +84,7 @@ class Hub:
                 return
             changes, self._presence = self._presence, {}
             frames = {
-                user: _frame(Presence(user=user, online=online))
-                for user, online in changes.items()
+                user: _frame(Presence(user=user, online=online)) for user, online in changes.items()
             }
             # Whom each changed user is announced to: the sessions of everyone sharing a
             # room with them. Worked out per room, so the cost is rooms x members, not
