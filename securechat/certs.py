@@ -15,9 +15,7 @@ import dataclasses
 import datetime as dt
 import errno
 import ipaddress
-import os
 import re
-import secrets
 import socket
 import sys
 from collections.abc import Iterable, Sequence
@@ -31,6 +29,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from securechat.errors import CertificateError, ConfigError
+from securechat.files import write_atomic
 
 CA_CERT, CA_KEY = "ca.pem", "ca.key"
 SERVER_CERT, SERVER_KEY = "server.pem", "server.key"
@@ -441,15 +440,7 @@ def _check_pair(
 
 
 def _write_atomic(path: Path, data: bytes, mode: int) -> None:
-    """Write via a temporary file created with ``mode`` (O_EXCL), then rename it into place."""
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-        with os.fdopen(fd, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(tmp, path)
+        write_atomic(path, data, mode=mode)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise CertificateError(f"cannot write {path}: {exc.strerror or exc}") from exc

@@ -10,18 +10,17 @@ atomically (temporary file + rename) with mode 0600 so a crash never leaves half
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime as dt
 import json
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
 import platformdirs
 
 from securechat.errors import ConfigError
+from securechat.files import write_atomic
 
 CONFIG_DIR_ENV = "SECURECHAT_CONFIG_DIR"
 FILE_NAME = "client.json"
@@ -109,16 +108,7 @@ def save_settings(path: Path, settings: ClientSettings) -> None:
         }
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".client-", suffix=".json")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as out:  # mkstemp makes it 0600
-                json.dump(data, out, indent=2)
-                out.write("\n")
-            os.replace(temp, path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):  # never created or already moved
-                os.unlink(temp)
-            raise
+        write_atomic(path, (json.dumps(data, indent=2) + "\n").encode(), mode=0o600)
     except OSError as exc:
         raise ConfigError(f"cannot save settings to {path}: {exc.strerror or exc}") from exc
 

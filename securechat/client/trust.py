@@ -21,7 +21,6 @@ import dataclasses
 import datetime as dt
 import ipaddress
 import os
-import tempfile
 from pathlib import Path
 from urllib.parse import quote
 
@@ -39,6 +38,7 @@ from securechat.client.settings import (
 )
 from securechat.config import DEFAULT_PORT
 from securechat.errors import CertificateError, ConfigError, ConnectionLost
+from securechat.files import write_atomic
 from securechat.protocol.frames import encode_frame
 from securechat.protocol.messages import Bye, CACertificate, Error, GetCA, encode
 from securechat.tls import client_context, probe_context
@@ -237,20 +237,8 @@ def _names_host(cert: x509.Certificate, host: str) -> bool:
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
-    """Write via a temporary file in the same folder, then rename: no half-written pin."""
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".pin-", suffix=".pem")
-        try:
-            with os.fdopen(fd, "wb") as out:
-                out.write(data)
-                out.flush()
-                os.fsync(out.fileno())
-            os.chmod(temp, 0o644)  # a CA certificate is public
-            os.replace(temp, path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):  # never created or already moved
-                os.unlink(temp)
-            raise
+        write_atomic(path, data, mode=0o644)  # a CA certificate is public
     except OSError as exc:
         raise ConfigError(f"cannot save the trusted CA to {path}: {exc.strerror or exc}") from exc
