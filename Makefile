@@ -13,6 +13,9 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	@# Write the install out now: the tests' durable commits fsync, and the first one would
+	@# otherwise wait behind hundreds of MB of freshly installed files.
+	@sync
 	@touch $(STAMP)
 
 install: $(STAMP)
