@@ -86,11 +86,8 @@ class Database:
         Raises:
             StoreError: the database could not be reached, was locked too long or is read-only.
         """
-        try:
-            with self._sessions() as session:
-                yield session
-        except exc.OperationalError as error:
-            raise StoreError(f"database error on {safe_url(self.url)}: {_reason(error)}") from error
+        with self._store_errors(), self._sessions() as session:
+            yield session
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
@@ -99,9 +96,14 @@ class Database:
         Raises:
             StoreError: as :meth:`session`; nothing of the transaction was committed.
         """
+        with self._store_errors(), self.engine.begin() as connection:
+            yield connection
+
+    @contextmanager
+    def _store_errors(self) -> Iterator[None]:
+        """Turn "the database is not usable" errors into one-line :class:`StoreError`s."""
         try:
-            with self.engine.begin() as connection:
-                yield connection
+            yield
         except exc.OperationalError as error:
             raise StoreError(f"database error on {safe_url(self.url)}: {_reason(error)}") from error
 
