@@ -8,9 +8,11 @@ the only thread that writes messages and delivers them, every recipient sees the
 order. If the commit fails nothing is acked: senders get ``server_error`` and may resend
 with the same ``ref``.
 
-The same transaction records when users last logged in (``note_login``), so a reconnect
-storm after a restart costs one commit per batch instead of one per login, and logins
-never compete with messages for SQLite's single write lock.
+The same transaction records when users last logged in (``note_login``). Login times wait
+for the next message commit, or at most ``LOGIN_FLUSH_SECONDS``, so a reconnect storm
+after a restart costs about one commit a second instead of one per login, and logins never
+compete with messages for SQLite's single write lock. A crash loses at most that last
+second of "last login" times, never a message.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import functools
 import logging
 import queue
 import threading
+import time
 
 from securechat.errors import ErrorCode, ServerError, StoreError
 from securechat.protocol.frames import encode_frame
@@ -64,6 +67,8 @@ class _LoginSeen:
 
 _STOP = object()
 
+LOGIN_FLUSH_SECONDS = 1.0
+
 
 class Committer:
     def __init__(
@@ -102,18 +107,30 @@ class Committer:
             self._queue.put(_STOP)
             self._thread.join()
 
-    # The committer thread owns the batch; it reads the hub only through snapshots.
+    # The committer thread owns the batch and the pending login times; it reads the hub
+    # only through snapshots.
     def _run(self) -> None:
         running = True
+        logins: dict[int, dt.datetime] = {}
+        logins_due = 0.0  # monotonic time by which the pending login times are written
         while running:
             batch: list[PendingSend] = []
-            logins: dict[int, dt.datetime] = {}
-            item = self._queue.get()
+            try:
+                if logins:
+                    item = self._queue.get(timeout=max(logins_due - time.monotonic(), 0.0))
+                else:
+                    item = self._queue.get()
+            except queue.Empty:  # no message came along in time: write the logins alone
+                self._commit(batch, logins)
+                logins = {}
+                continue
             while True:
                 if item is _STOP:
                     running = False
                     break
                 if isinstance(item, _LoginSeen):
+                    if not logins:
+                        logins_due = time.monotonic() + LOGIN_FLUSH_SECONDS
                     logins[item.user_id] = item.at
                 else:
                     assert isinstance(item, PendingSend)
@@ -124,8 +141,14 @@ class Committer:
                     item = self._queue.get_nowait()
                 except queue.Empty:
                     break
-            if batch or logins:
+            if batch or (
+                logins
+                and (
+                    not running or len(logins) >= self._max_batch or time.monotonic() >= logins_due
+                )
+            ):
                 self._commit(batch, logins)
+                logins = {}
 
     def _commit(self, batch: list[PendingSend], logins: dict[int, dt.datetime]) -> None:
         try:

@@ -111,9 +111,7 @@ class ChatService:
             )
         try:
             if request.token is not None:
-                account = self._accounts.authenticate_token(
-                    request.user, request.token, record_login=False
-                )
+                account = self._accounts.authenticate_token(request.user, request.token)
                 token = request.token
             else:
                 assert request.password is not None

@@ -82,6 +82,7 @@ _RESENT_ONE = _MESSAGES.add_columns(ChatMessage.ref).where(
 _USER_IDS = select(User.name, User.id).where(User.name.in_(bindparam("names", expanding=True)))
 _ROOM_ID = select(Room.id).where(Room.name == bindparam("name"))
 _LAST_LOGIN = update(User).where(User.id == bindparam("uid")).values(last_login_at=bindparam("at"))
+_LAST_ID = select(func.max(ChatMessage.id))
 _INSERT = insert(ChatMessage).returning(ChatMessage.id, sort_by_parameter_order=True)
 
 
@@ -149,8 +150,8 @@ class ChatStore:
     # --- messages ------------------------------------------------------------------
 
     def last_message_id(self) -> int:
-        with self._db.session() as s:
-            return s.scalar(select(func.max(ChatMessage.id))) or 0
+        with self._db.transaction() as connection:  # every login asks: skip the ORM
+            return connection.execute(_LAST_ID).scalar_one() or 0
 
     def save_messages(
         self, batch: Sequence[NewMessage], *, logins: Mapping[int, dt.datetime] | None = None
