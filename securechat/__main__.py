@@ -4,4 +4,5 @@ from __future__ import annotations
 
 from securechat.cli import main
 
-main()
+if __name__ == "__main__":  # not when a hashing process (spawn) imports it
+    main()

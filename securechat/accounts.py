@@ -19,9 +19,8 @@ import logging
 import secrets
 import unicodedata
 from collections.abc import Iterable
-from typing import Any, Unpack
+from typing import Any
 
-from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import Row, bindparam, delete, select
 from sqlalchemy.exc import IntegrityError
@@ -35,6 +34,7 @@ from securechat.errors import (
     UserExistsError,
     WeakPassword,
 )
+from securechat.hashing import Hasher, make_hasher
 from securechat.protocol.names import NAME_RULE, normalize_name
 from securechat.store.database import Database
 from securechat.store.models import ResumeToken, User, utcnow
@@ -60,18 +60,6 @@ class Account:
     credentials_changed_at: dt.datetime | None = None
 
 
-def make_hasher(params: HashParams) -> PasswordHasher:
-    """An argon2id hasher with every parameter stated, none left to library defaults."""
-    return PasswordHasher(
-        time_cost=params.time_cost,
-        memory_cost=params.memory_cost_kib,
-        parallelism=params.parallelism,
-        hash_len=params.hash_len,
-        salt_len=params.salt_len,
-        type=Type.ID,
-    )
-
-
 def canonical_name(raw: str) -> str:
     """The stored (lowercase) form of a user name.
 
@@ -95,7 +83,7 @@ _ACCOUNT_COLUMNS = (
 )  # fmt: skip
 
 
-def _to_account(user: User | Row[Unpack[tuple[Any, ...]]]) -> Account:
+def _to_account(user: User | Row[*tuple[Any, ...]]) -> Account:
     return Account(
         id=user.id,
         name=user.name,
@@ -141,10 +129,17 @@ class Accounts:
     """The user store's API. Thread-safe: every call uses its own session."""
 
     def __init__(
-        self, db: Database, *, hash_params: HashParams, policy: PasswordPolicy = DEFAULT_POLICY
+        self,
+        db: Database,
+        *,
+        hash_params: HashParams,
+        policy: PasswordPolicy = DEFAULT_POLICY,
+        hasher: Hasher | None = None,
     ) -> None:
+        """``hasher``: where argon2 runs; by default in the calling thread (the server passes
+        its pool of hashing processes, server/hashpool.py)."""
         self._db = db
-        self._hasher = make_hasher(hash_params)
+        self._hasher: Hasher = hasher or make_hasher(hash_params)
         self._policy = policy
         self._dummy_hash: str | None = None
 

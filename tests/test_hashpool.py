@@ -1,66 +1,134 @@
-"""The pool that runs password checks: lower priority, bounded, and a clear refusal when busy."""
+"""The password hashing processes: idle priority, bounded, replaced when one dies."""
 
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from argon2.exceptions import VerificationError
 
+from securechat.config import HashParams
 from securechat.errors import RateLimited
-from securechat.server.hashpool import NICE_INCREMENT, HashPool
+from securechat.server.hashpool import HashPool
 
 
 @pytest.fixture
 def pool() -> Iterator[HashPool]:
-    hash_pool = HashPool(1)
+    hash_pool = HashPool(HashParams.for_tests(), workers=2)
     yield hash_pool
     hash_pool.close()
 
 
-def _nice() -> int:
-    return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+def test_hashing_runs_in_other_processes_at_idle_priority(pool: HashPool) -> None:
+    workers = pool.start()
+    assert workers
+    for pid, scheduling in workers:
+        assert pid != os.getpid()
+        assert scheduling.startswith("SCHED_IDLE"), scheduling
+    assert os.sched_getscheduler(0) == os.SCHED_OTHER  # the server itself is untouched
 
 
-def _nice_of_a_child_thread() -> int:
-    """What a thread started from a worker gets, like libargon2's lanes."""
-    seen: list[int] = []
-    child = threading.Thread(target=lambda: seen.append(_nice()))
-    child.start()
-    child.join()
-    return seen[0]
+def test_hash_and_verify_round_trip_with_argon2_errors_raised_here(pool: HashPool) -> None:
+    stored = pool.hash("correct horse")
+    assert stored.startswith("$argon2id$v=19$m=1024,t=1,p=1$")
+    assert pool.verify(stored, "correct horse") is True
+    with pytest.raises(VerificationError):
+        pool.verify(stored, "wrong horse")
+    assert not pool.check_needs_rehash(stored)
+    assert HashPool(HashParams(), workers=1).check_needs_rehash(stored)  # no process needed
 
 
-def test_checks_and_their_threads_run_at_a_lower_priority(pool: HashPool) -> None:
-    mine = _nice()
-    lowered = min(mine + NICE_INCREMENT, 19)
-    assert pool.run(_nice, timeout=5) == lowered
-    assert pool.run(_nice_of_a_child_thread, timeout=5) == lowered
-    assert _nice() == mine  # the caller's own priority is untouched
-    assert os.sched_getscheduler(0) == os.SCHED_OTHER
+def test_a_login_that_waits_too_long_for_a_slot_is_rate_limited() -> None:
+    pool = HashPool(HashParams.for_tests(), workers=1)
+    taken, release = threading.Event(), threading.Event()
 
+    def hold() -> None:
+        with pool.slot(timeout=5):
+            taken.set()
+            release.wait(5)
 
-def test_errors_of_the_check_reach_the_caller(pool: HashPool) -> None:
-    def fails() -> None:
-        raise ValueError("wrong password")
-
-    with pytest.raises(ValueError, match="wrong password"):
-        pool.run(fails, timeout=5)
-
-
-def test_a_check_that_waits_too_long_for_a_worker_is_rate_limited(pool: HashPool) -> None:
-    release = threading.Event()
-    busy = threading.Thread(target=pool.run, args=(release.wait, 5))
-    busy.start()
+    holder = threading.Thread(target=hold)
+    holder.start()
     try:
+        assert taken.wait(5)
         started = time.monotonic()
-        with pytest.raises(RateLimited, match="busy with other logins") as refused:
-            pool.run(lambda: "never runs", timeout=0.2)
+        with (
+            pytest.raises(RateLimited, match="busy with other logins") as refused,
+            pool.slot(timeout=0.2),
+        ):
+            pytest.fail("got a slot that was taken")
         assert 0.2 <= time.monotonic() - started < 2
         assert refused.value.retry_after == 1
     finally:
         release.set()
-        busy.join(5)
-    assert pool.run(lambda: "free again", timeout=5) == "free again"
+        holder.join(5)
+        pool.close()
+    with pool.slot(timeout=1):  # free again
+        pass
+
+
+def test_a_killed_process_costs_one_retry_then_new_ones_take_over(pool: HashPool) -> None:
+    stored = pool.hash("correct horse")
+    for pid in {pid for pid, _ in pool.start()}:
+        os.kill(pid, signal.SIGKILL)
+    assert "interrupted; try again" in _first_refusal(pool, stored).message
+    assert pool.verify(stored, "correct horse") is True
+
+
+def _first_refusal(pool: HashPool, stored: str) -> RateLimited:
+    """The refusal a check gets once the pool has noticed its processes died."""
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            pool.verify(stored, "correct horse")
+        except RateLimited as refused:
+            return refused
+        time.sleep(0.05)
+    raise AssertionError("the killed hashing processes were never noticed")
+
+
+def test_after_close_checks_are_refused_not_hung(pool: HashPool) -> None:
+    stored = pool.hash("correct horse")
+    pool.close()
+    with pytest.raises(RateLimited, match="shutting down"):
+        pool.verify(stored, "correct horse")
+    pool.close()  # idempotent
+
+
+def test_hashing_processes_end_when_the_server_is_killed(tmp_path: Path) -> None:
+    script = (
+        "from securechat.config import HashParams\n"
+        "from securechat.server.hashpool import HashPool\n"
+        "pool = HashPool(HashParams.for_tests(), workers=2)\n"
+        "print(*sorted({pid for pid, _ in pool.start()}), flush=True)\n"
+        "import time; time.sleep(60)\n"
+    )
+    with subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, text=True
+    ) as server:
+        try:
+            assert server.stdout is not None
+            workers = [int(pid) for pid in server.stdout.readline().split()]
+            assert workers
+        finally:
+            server.kill()
+            server.wait(5)
+    deadline = time.monotonic() + 10
+    while alive := [pid for pid in workers if _running(pid)]:
+        assert time.monotonic() < deadline, f"hashing processes {alive} outlived the server"
+        time.sleep(0.05)
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"  # a zombie has ended; only its parent (init now) may reap it

@@ -30,6 +30,7 @@ from securechat.errors import ConfigError, ErrorCode, StoreError
 from securechat.protocol.messages import Bye, Error
 from securechat.server.committer import Committer
 from securechat.server.connection import ServerConnection
+from securechat.server.hashpool import HashPool
 from securechat.server.hub import Hub
 from securechat.server.renewal import CertificateRenewer
 from securechat.server.service import ChatService
@@ -49,12 +50,14 @@ class ChatServer:
         store = ChatStore(database)
         self._hub = Hub(store.memberships())
         self._committer = Committer(store, self._hub)
-        self._accounts = Accounts(database, hash_params=config.hash_params)
+        self._hash_pool = HashPool(config.hash_params, limits.hash_concurrency)
+        self._accounts = Accounts(database, hash_params=config.hash_params, hasher=self._hash_pool)
         self._service = ChatService(
             store=store,
             accounts=self._accounts,
             hub=self._hub,
             committer=self._committer,
+            hash_pool=self._hash_pool,
             limits=limits,
             throttle=config.throttle,
             default_rooms=config.default_rooms,
@@ -102,6 +105,8 @@ class ChatServer:
             ) from exc
         listener.setblocking(False)
         self._listener = listener
+        for pid, scheduling in self._hash_pool.start():
+            log.debug("password hashing process %d: %s", pid, scheduling)
         self._committer.start()
         self._acceptor.start()
         self._watcher.start()
@@ -134,7 +139,7 @@ class ChatServer:
         deadline = time.monotonic() + self._config.limits.shutdown_grace
         for connection in connections:
             connection.thread.join(max(deadline - time.monotonic(), 0.1))
-        self._service.close()
+        self._hash_pool.close()  # a login still waiting for a check gets rate_limited
         self._committer.stop()
         if self._listener is not None:
             self._listener.close()

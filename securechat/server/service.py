@@ -69,6 +69,7 @@ class ChatService:
         accounts: Accounts,
         hub: Hub,
         committer: Committer,
+        hash_pool: HashPool,
         limits: Limits,
         throttle: ThrottlePolicy,
         default_rooms: tuple[str, ...],
@@ -79,7 +80,7 @@ class ChatService:
         self._committer = committer
         self._limits = limits
         self._default_rooms = default_rooms
-        self._hash_pool = HashPool(limits.hash_concurrency)
+        self._hash_pool = hash_pool  # the same one ``accounts`` hashes with
         self._throttle = LoginThrottle(throttle)
         self._handlers: dict[type[Request], Callable[[Session, Any], list[Event]]] = {
             Join: self._join,
@@ -125,13 +126,8 @@ class ChatService:
         return account, token
 
     def _verify_password(self, user: str, password: str, timeout: float) -> Account:
-        return self._hash_pool.run(
-            lambda: self._accounts.authenticate(user, password, record_login=False), timeout
-        )
-
-    def close(self) -> None:
-        """Let pending password checks go (their connections get ``rate_limited``)."""
-        self._hash_pool.close()
+        with self._hash_pool.slot(timeout):
+            return self._accounts.authenticate(user, password, record_login=False)
 
     def welcome(self, session: Session, token: str) -> Welcome:
         """Register the session with the hub; a user in no room joins the default rooms."""
