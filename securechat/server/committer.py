@@ -1,12 +1,15 @@
-"""Group commit: one thread stores messages in batches, then acks and delivers them.
+"""Group commit: one thread stores messages in batches, a second acks and delivers them.
 
 Connection threads ``submit()`` a send and return to their sockets at once. The committer
-takes everything queued (up to ``max_batch``), writes it in one transaction with one
-``fsync``, and only then queues the ``ack`` for the sender and the ``message`` frame for
-every recipient. An acknowledged message is therefore always on disk, and since this is
-the only thread that writes messages and delivers them, every recipient sees them in id
-order. If the commit fails nothing is acked: senders get ``server_error`` and may resend
-with the same ``ref``.
+thread takes everything queued (up to ``max_batch``), writes it in one transaction with
+one ``fsync``, and only then hands the batch to the delivery thread, which writes the
+``ack`` for each sender and the ``message`` frame for every recipient. An acknowledged
+message is therefore always on disk. The two threads form a pipeline: while batch n is
+written to fifty sockets, batch n+1 is already being committed, so a message never waits
+for an earlier message's fan-out before its own commit starts. Batches leave the
+committer in commit order and one thread delivers them all, so every recipient sees
+messages in id order. If a commit fails nothing is acked: senders get ``server_error`` and
+may resend with the same ``ref``.
 
 The same transaction records when users last logged in (``note_login``). Login times wait
 for the next message commit, or at most ``LOGIN_FLUSH_SECONDS``, so a reconnect storm
@@ -30,7 +33,7 @@ from securechat.errors import ErrorCode, ServerError, StoreError
 from securechat.protocol.frames import encode_frame
 from securechat.protocol.messages import Ack, Error, Message, encode
 from securechat.server.hub import Hub, Member
-from securechat.store.chat import ChatStore, NewMessage, StoredMessage
+from securechat.store.chat import ChatStore, NewMessage, SaveResult, StoredMessage
 
 log = logging.getLogger("securechat.server")
 
@@ -60,6 +63,12 @@ def to_event(stored: StoredMessage) -> Message:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class _Committed:
+    batch: list[PendingSend]
+    results: list[SaveResult]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class _LoginSeen:
     user_id: int
     at: dt.datetime
@@ -78,9 +87,13 @@ class Committer:
         self._hub = hub
         self._max_batch = max_batch
         self._queue: queue.Queue[PendingSend | _LoginSeen | object] = queue.Queue(max_queue)
+        # Committed batches, in commit order; bounded by what the committer can commit.
+        self._committed: queue.SimpleQueue[_Committed | object] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="committer")
+        self._delivery = threading.Thread(target=self._deliver, name="delivery")
 
     def start(self) -> None:
+        self._delivery.start()
         self._thread.start()
 
     def submit(self, pending: PendingSend) -> None:
@@ -102,10 +115,13 @@ class Committer:
             self._queue.put_nowait(_LoginSeen(user_id, dt.datetime.now(dt.UTC)))
 
     def stop(self) -> None:
-        """Commit everything already submitted, then end the thread (if it ever started)."""
+        """Commit and deliver everything already submitted, then end both threads."""
         if self._thread.is_alive():
             self._queue.put(_STOP)
             self._thread.join()
+        if self._delivery.is_alive():
+            self._committed.put(_STOP)
+            self._delivery.join()
 
     # The committer thread owns the batch and the pending login times; it reads the hub
     # only through snapshots.
@@ -162,6 +178,20 @@ class Committer:
             log.exception("internal error storing %d message(s)", len(batch))
             self._refuse(batch)
             return
+        if batch:
+            self._committed.put(_Committed(batch, results))
+
+    # The delivery thread: takes committed batches in order and writes them out. It reads
+    # the hub only through snapshots and touches sockets only through Member.send().
+    def _deliver(self) -> None:
+        while (item := self._committed.get()) is not _STOP:
+            assert isinstance(item, _Committed)
+            try:
+                self._send_batch(item.batch, item.results)
+            except Exception:  # a bug: the messages are stored, clients catch up with sync
+                log.exception("internal error delivering %d message(s)", len(item.batch))
+
+    def _send_batch(self, batch: list[PendingSend], results: list[SaveResult]) -> None:
         # Everything a batch produces for one member goes out as one put: its acks, and
         # each run of messages to the same room as one joined blob.
         outgoing: dict[Member, list[bytes]] = {}
