@@ -29,6 +29,8 @@ import queue
 import threading
 import time
 
+from sqlalchemy import Connection
+
 from securechat.errors import ErrorCode, ServerError, StoreError
 from securechat.protocol.frames import encode_frame
 from securechat.protocol.messages import Ack, Error, Message, encode
@@ -126,6 +128,15 @@ class Committer:
     # The committer thread owns the batch and the pending login times; it reads the hub
     # only through snapshots.
     def _run(self) -> None:
+        with contextlib.ExitStack() as stack:
+            connection: Connection | None = None
+            try:
+                connection = stack.enter_context(self._store.connect())
+            except StoreError as exc:  # each commit then takes a connection from the pool
+                log.warning("the group commit has no connection of its own: %s", exc.message)
+            self._commit_loop(connection)
+
+    def _commit_loop(self, connection: Connection | None) -> None:
         running = True
         logins: dict[int, dt.datetime] = {}
         logins_due = 0.0  # monotonic time by which the pending login times are written
@@ -137,7 +148,7 @@ class Committer:
                 else:
                     item = self._queue.get()
             except queue.Empty:  # no message came along in time: write the logins alone
-                self._commit(batch, logins)
+                self._commit(batch, logins, connection)
                 logins = {}
                 continue
             while True:
@@ -163,12 +174,19 @@ class Committer:
                     not running or len(logins) >= self._max_batch or time.monotonic() >= logins_due
                 )
             ):
-                self._commit(batch, logins)
+                self._commit(batch, logins, connection)
                 logins = {}
 
-    def _commit(self, batch: list[PendingSend], logins: dict[int, dt.datetime]) -> None:
+    def _commit(
+        self,
+        batch: list[PendingSend],
+        logins: dict[int, dt.datetime],
+        connection: Connection | None,
+    ) -> None:
         try:
-            results = self._store.save_messages([p.message for p in batch], logins=logins)
+            results = self._store.save_messages(
+                [p.message for p in batch], logins=logins, connection=connection
+            )
         except StoreError as exc:
             log.error("could not store %d message(s): %s", len(batch), exc.message)
             self._refuse(batch)

@@ -90,13 +90,30 @@ class Database:
             yield session
 
     @contextmanager
-    def transaction(self) -> Iterator[Connection]:
+    def transaction(self, connection: Connection | None = None) -> Iterator[Connection]:
         """A Core connection in a transaction, for hot paths where the ORM costs too much.
+
+        ``connection`` (from :meth:`connect`) is used instead of one from the pool.
 
         Raises:
             StoreError: as :meth:`session`; nothing of the transaction was committed.
         """
-        with self._store_errors(), self.engine.begin() as connection:
+        with self._store_errors():
+            if connection is None:
+                with self.engine.begin() as pooled:
+                    yield pooled
+            else:
+                with connection.begin():
+                    yield connection
+
+    @contextmanager
+    def connect(self) -> Iterator[Connection]:
+        """A connection kept by one thread for many transactions (the group commit's).
+
+        Raises:
+            StoreError: as :meth:`session`.
+        """
+        with self._store_errors(), self.engine.connect() as connection:
             yield connection
 
     @contextmanager
