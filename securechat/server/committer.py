@@ -2,8 +2,9 @@
 
 Connection threads ``submit()`` a send and return to their sockets at once. The committer
 thread takes everything queued (up to ``max_batch``), writes it in one transaction with
-one ``fsync``, and only then hands the batch to the delivery thread, which writes the
-``ack`` for each sender and the ``message`` frame for every recipient. An acknowledged
+one ``fsync``, and only then encodes what the batch sends to whom (each message once,
+each recipient's share joined into one write) and hands that to the delivery thread,
+which writes the ``ack`` for each sender and the messages to every recipient. An acknowledged
 message is therefore always on disk. The two threads form a pipeline: while batch n is
 written to fifty sockets, batch n+1 is already being committed, so a message never waits
 for an earlier message's fan-out before its own commit starts. Batches leave the
@@ -65,12 +66,6 @@ def to_event(stored: StoredMessage) -> Message:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class _Committed:
-    batch: list[PendingSend]
-    results: list[SaveResult]
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
 class _LoginSeen:
     user_id: int
     at: dt.datetime
@@ -83,14 +78,22 @@ LOGIN_FLUSH_SECONDS = 1.0
 
 class Committer:
     def __init__(
-        self, store: ChatStore, hub: Hub, *, max_batch: int = 512, max_queue: int = 50_000
+        self,
+        store: ChatStore,
+        hub: Hub,
+        *,
+        max_batch: int = 512,
+        max_queue: int = 50_000,
     ) -> None:
         self._store = store
         self._hub = hub
         self._max_batch = max_batch
         self._queue: queue.Queue[PendingSend | _LoginSeen | object] = queue.Queue(max_queue)
-        # Committed batches, in commit order; bounded by what the committer can commit.
-        self._committed: queue.SimpleQueue[_Committed | object] = queue.SimpleQueue()
+        # What each committed batch writes to whom, in commit order; bounded by what the
+        # committer can commit.
+        self._committed: queue.SimpleQueue[list[tuple[Member, bytes]] | object] = (
+            queue.SimpleQueue()
+        )
         self._thread = threading.Thread(target=self._run, name="committer")
         self._delivery = threading.Thread(target=self._deliver, name="delivery")
 
@@ -196,20 +199,29 @@ class Committer:
             log.exception("internal error storing %d message(s)", len(batch))
             self._refuse(batch)
             return
-        if batch:
-            self._committed.put(_Committed(batch, results))
+        if not batch:
+            return
+        try:
+            outgoing = self._outgoing(batch, results)
+        except Exception:  # a bug: the messages are stored, clients catch up with sync
+            log.exception("internal error delivering %d message(s)", len(batch))
+            return
+        self._committed.put([
+            (member, frames[0] if len(frames) == 1 else b"".join(frames))
+            for member, frames in outgoing.items()
+        ])  # fmt: skip
 
-    # The delivery thread: takes committed batches in order and writes them out. It reads
-    # the hub only through snapshots and touches sockets only through Member.send().
+    # The delivery thread: writes each committed batch out, in commit order. It touches
+    # sockets only through Member.send(), which is thread-safe.
     def _deliver(self) -> None:
-        while (item := self._committed.get()) is not _STOP:
-            assert isinstance(item, _Committed)
-            try:
-                self._send_batch(item.batch, item.results)
-            except Exception:  # a bug: the messages are stored, clients catch up with sync
-                log.exception("internal error delivering %d message(s)", len(item.batch))
+        while (writes := self._committed.get()) is not _STOP:
+            assert isinstance(writes, list)
+            for member, data in writes:
+                member.send(data)
 
-    def _send_batch(self, batch: list[PendingSend], results: list[SaveResult]) -> None:
+    def _outgoing(
+        self, batch: list[PendingSend], results: list[SaveResult]
+    ) -> dict[Member, list[bytes]]:
         # Everything a batch produces for one member goes out as one put: its acks, and
         # each run of messages to the same room as one joined blob.
         outgoing: dict[Member, list[bytes]] = {}
@@ -231,8 +243,7 @@ class Committer:
             outgoing.setdefault(pending.origin, []).append(encode_frame(encode(reply)))
         if run:
             self._deliver_run(run, outgoing)
-        for member, frames in outgoing.items():
-            member.send(frames[0] if len(frames) == 1 else b"".join(frames))
+        return outgoing
 
     def _deliver_run(
         self, run: list[tuple[Member, StoredMessage, bytes]], outgoing: dict[Member, list[bytes]]
@@ -260,13 +271,12 @@ class Committer:
                 outgoing.setdefault(member, []).append(blob)
 
     def _refuse(self, batch: list[PendingSend]) -> None:
-        for pending in batch:
-            self._reply(pending, Error(
+        """Answer every send of a batch that could not be stored (after earlier acks)."""
+        self._committed.put([
+            (pending.origin, encode_frame(encode(Error(
                 code=ErrorCode.SERVER_ERROR,
                 message="the server could not store the message; resend it with the same ref",
                 ref=pending.message.ref,
-            ))  # fmt: skip
-
-    @staticmethod
-    def _reply(pending: PendingSend, event: Ack | Error) -> None:
-        pending.origin.send(encode_frame(encode(event)))
+            ))))
+            for pending in batch
+        ])  # fmt: skip
