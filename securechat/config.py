@@ -76,7 +76,7 @@ class Limits:
     history_default: int = 50
     history_limit: int = 500
     sync_page: int = 1000
-    hash_concurrency: int = 2
+    hash_concurrency: int = 1  # argon2 checks at once; each already keeps 4 lanes busy
     token_ttl: float = 7 * 24 * 3600.0  # resume tokens: a week, then a password again
     account_check_interval: float = 2.0  # how soon passwd/disable/deluser end live sessions
     certificate_check_interval: float = 3600.0  # how often serve looks at its certificate's expiry
