@@ -99,3 +99,30 @@ def test_stop_writes_pending_login_times(db: Database) -> None:
     committer.note_login(alice)
     committer.stop()
     assert _login_time(db, alice) is not None
+
+
+class _Broken(_Inbox):
+    def send(self, frame: bytes) -> None:
+        raise RuntimeError("a bug in one connection")
+
+
+def test_a_failing_recipient_does_not_stop_delivery_to_the_others(db: Database) -> None:
+    alice, bob, carol = _user(db, "alice"), _user(db, "bob"), _user(db, "carol")
+    store = ChatStore(db)
+    for user in (alice, bob, carol):
+        store.join(user, "general")
+    hub = Hub({"general": ["alice", "bob", "carol"]})
+    sender, broken, receiver = _Inbox("alice"), _Broken("bob"), _Inbox("carol")
+    for member in (sender, broken, receiver):
+        hub.connect(member)
+    committer = Committer(store, hub)
+    committer.start()
+    try:
+        for ref in ("r1", "r2"):
+            message = NewMessage(alice, "alice", f"hello {ref}", ref, room="general")
+            committer.submit(PendingSend(sender, message))
+            assert isinstance(sender.next_event(), Ack)
+        bodies = [getattr(receiver.next_event(), "body", None) for _ in range(2)]
+    finally:
+        committer.stop()
+    assert bodies == ["hello r1", "hello r2"]

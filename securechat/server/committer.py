@@ -217,7 +217,10 @@ class Committer:
         while (writes := self._committed.get()) is not _STOP:
             assert isinstance(writes, list)
             for member, data in writes:
-                member.send(data)
+                try:
+                    member.send(data)
+                except Exception:  # a bug: it must not stop delivery to everyone else
+                    log.exception("internal error delivering %d bytes", len(data))
 
     def _outgoing(
         self, batch: list[PendingSend], results: list[SaveResult]
