@@ -50,7 +50,10 @@ def _start_worker() -> None:
     try:
         os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
     except (AttributeError, OSError):  # not Linux, or a sandbox that refuses it
-        os.setpriority(os.PRIO_PROCESS, 0, IDLE_NICE)
+        try:
+            os.setpriority(os.PRIO_PROCESS, 0, IDLE_NICE)
+        except OSError as exc:  # still usable, just not out of the chat's way
+            log.warning("password checks run at normal priority: %s", exc)
     # A server killed outright never closes the pool, and the worker's own copy of the
     # task pipe would keep it waiting for work for ever (holding the server's stdout).
     parent = multiprocessing.parent_process()

@@ -105,8 +105,12 @@ class ChatServer:
             ) from exc
         listener.setblocking(False)
         self._listener = listener
-        for pid, scheduling in self._hash_pool.start():
-            log.debug("password hashing process %d: %s", pid, scheduling)
+        workers = self._hash_pool.start()
+        log.info(
+            "password checks in %d process(es): %s",
+            len({pid for pid, _ in workers}),
+            ", ".join(sorted({scheduling for _, scheduling in workers})),
+        )
         self._committer.start()
         self._acceptor.start()
         self._watcher.start()
