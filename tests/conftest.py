@@ -8,9 +8,12 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from securechat.store.database import Database
 
 #: Upper bound, in seconds, for any single wait in a test.
 TIMEOUT = 10.0
@@ -82,6 +85,16 @@ class RunningServer:
         peer = self.peer(source)
         peer.login(user, password)
         return peer
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[Database]:
+    """A fresh, empty SQLite database at head, opened."""
+    from securechat.store.database import open_database
+
+    database = open_database(f"sqlite:///{tmp_path / 'empty.db'}")
+    yield database
+    database.dispose()
 
 
 @pytest.fixture

@@ -6,8 +6,7 @@ import datetime as dt
 import statistics
 import threading
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 from sqlalchemy import select
@@ -22,17 +21,10 @@ from securechat.errors import (
     WeakPassword,
 )
 from securechat.protocol.names import NAME_RULE
-from securechat.store.database import Database, open_database
+from securechat.store.database import Database
 from securechat.store.models import User
 
 PASSWORD = "correct horse battery"
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
-    database = open_database(f"sqlite:///{tmp_path / 'accounts.db'}")
-    yield database
-    database.dispose()
 
 
 @pytest.fixture

@@ -2,24 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
 from sqlalchemy import event
 
 from securechat.errors import ErrorCode
 from securechat.store.chat import ChatStore, NewMessage, StoredMessage
-from securechat.store.database import Database, open_database
+from securechat.store.database import Database
 from securechat.store.models import User
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
-    database = open_database(f"sqlite:///{tmp_path / 'chat.db'}")
-    yield database
-    database.dispose()
 
 
 def _users(db: Database, *names: str) -> list[int]:

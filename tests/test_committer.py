@@ -5,7 +5,6 @@ from __future__ import annotations
 import queue
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -15,7 +14,7 @@ from securechat.protocol.messages import Ack, decode_event
 from securechat.server.committer import LOGIN_FLUSH_SECONDS, Committer, PendingSend
 from securechat.server.hub import Hub
 from securechat.store.chat import ChatStore, NewMessage
-from securechat.store.database import Database, open_database
+from securechat.store.database import Database
 from securechat.store.models import User
 
 
@@ -35,13 +34,6 @@ class _Inbox:
         payload = decoder.next_frame()
         assert payload is not None
         return decode_event(payload)
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
-    database = open_database(f"sqlite:///{tmp_path / 'chat.db'}")
-    yield database
-    database.dispose()
 
 
 @pytest.fixture

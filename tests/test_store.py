@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,13 +12,6 @@ from sqlalchemy.exc import IntegrityError, StatementError
 from securechat.errors import StoreError
 from securechat.store.database import SQLITE_BUSY_TIMEOUT_MS, Database, open_database
 from securechat.store.models import User
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
-    database = open_database(f"sqlite:///{tmp_path / 'store.db'}")
-    yield database
-    database.dispose()
 
 
 def _user(name: str, **fields: object) -> User:
