@@ -30,6 +30,7 @@ class ServeProcess:
             stderr=subprocess.PIPE,
             text=True,
             env=env,
+            start_new_session=True,  # its own process group, like a shell job
         )  # fmt: skip
         self.lines: list[str] = []
         self._queue: queue.Queue[str | None] = queue.Queue()
@@ -71,6 +72,16 @@ class ServeProcess:
 
     def signal(self, signum: signal.Signals) -> None:
         self.proc.send_signal(signum)
+
+    def signal_group(self, signum: signal.Signals) -> None:
+        """What a terminal does on Ctrl-C: signal the server and every process it started."""
+        os.killpg(self.proc.pid, signum)
+
+    def output(self) -> list[str]:
+        """Every log line, once the process and everything holding its stderr have ended."""
+        while (line := self._queue.get(timeout=TIMEOUT)) is not None:
+            self.lines.append(line)
+        return self.lines
 
     def stop(self) -> None:
         if self.proc.poll() is None:

@@ -71,6 +71,19 @@ def test_serve_sigint_exits_zero(serve: list[ServeProcess], certs_dir: Path, db_
     assert server.proc.wait(timeout=5) == 0
 
 
+def test_ctrl_c_in_a_terminal_stops_cleanly(
+    serve: list[ServeProcess], certs_dir: Path, db_url: str
+) -> None:
+    server = _start(serve, certs_dir, db_url)
+    server.wait_for(r"password checks in 1 process")
+    server.signal_group(signal.SIGINT)  # the server and its password hashing process
+    assert server.proc.wait(timeout=5) == 0
+    output = "\n".join(server.output())
+    assert "server stopped" in output
+    assert "Traceback" not in output
+    assert "KeyboardInterrupt" not in output
+
+
 def test_acked_message_survives_kill_9(
     serve: list[ServeProcess], certs_dir: Path, db_url: str
 ) -> None:

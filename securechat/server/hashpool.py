@@ -29,6 +29,7 @@ import contextlib
 import logging
 import multiprocessing
 import os
+import signal
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures.process import BrokenProcessPool
@@ -47,6 +48,9 @@ IDLE_NICE = 19  # where SCHED_IDLE is not available
 
 def _start_worker() -> None:
     """Run in each hashing process as it starts: idle priority, and end with the server."""
+    # Ctrl-C in a terminal signals the whole process group; the server decides when its
+    # hashing process stops (pool shutdown, or the watch on the parent below).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
     except (AttributeError, OSError):  # not Linux, or a sandbox that refuses it
