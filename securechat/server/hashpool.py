@@ -1,5 +1,5 @@
-"""Password hashing in a few child processes at idle priority, so a login storm leaves the
-CPU to chat.
+"""Password hashing in child processes at idle priority, so a login storm leaves the CPU
+to the chat.
 
 An argon2id verification with the default parameters holds 64 MiB and, with parallelism
 4, keeps four of libargon2's threads busy for a good fraction of a second. The server
@@ -16,10 +16,11 @@ hands every hash and verification to ``workers`` child processes:
 - A process that dies (the OOM killer, say) is replaced; the login it was checking gets
   ``rate_limited`` and its client tries again.
 
-Passwords reach the processes over a pipe between the server and its own children; they
-are never written anywhere. The processes are started with ``spawn`` (a fresh interpreter
-that imports this module and securechat.hashing, not the server): forking a server full of threads could copy a lock
-some other thread holds.
+Passwords reach the processes over a pipe from the server, their parent; they are never
+written anywhere. The processes are started with ``spawn`` (a fresh interpreter that
+imports this module and securechat.hashing, not the server): forking a server full of
+threads could copy a lock that some other thread holds. They ignore Ctrl-C and end when
+the server closes the pool or dies.
 """
 
 from __future__ import annotations
