@@ -164,7 +164,7 @@ def test_server_works_when_memory_cannot_be_writable_and_executable(
         line = proc.stderr.readline()
         if not line and proc.wait(TIMEOUT) == 100 + errno.EINVAL:
             pytest.skip("this kernel has no PR_SET_MDWE (Linux 6.3 or newer needed)")
-        assert "listening on 127.0.0.1 port" in line, line + proc.stderr.read()
+        assert "listening on 127.0.0.1 port" in line, line  # the first line, if all went well
         port = int(line.rsplit(" ", 1)[1])
         with Peer(("127.0.0.1", port), certs_dir / "ca.pem") as peer:
             peer.login("alice", PASSWORD)  # TLS 1.3 and an argon2id verify

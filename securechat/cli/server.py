@@ -99,6 +99,7 @@ def run_server(config: ServerConfig) -> None:
         log.info("database %s", safe_url(config.db_url))
         expiry = f"{info.not_after:%Y-%m-%d %H:%M} UTC"
         log.info("certificate for %s, valid until %s", ", ".join(info.sans), expiry)
+        log.info("password checks in %s", server.password_checks)
         if not Accounts(database, hash_params=config.hash_params).list():
             log.warning("no users yet: add one with `securechat adduser NAME`")
         while not stop.wait(1.0):

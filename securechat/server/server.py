@@ -78,6 +78,7 @@ class ChatServer:
         self._waiting: dict[ServerConnection, None] = {}
         self._unauthenticated: dict[str, int] = {}
         self._stopping = threading.Event()
+        self.password_checks = "not started"  # how argon2 runs, for the start-up log
 
     # --- lifecycle -----------------------------------------------------------------
 
@@ -106,11 +107,9 @@ class ChatServer:
         listener.setblocking(False)
         self._listener = listener
         workers = self._hash_pool.start()
-        log.info(
-            "password checks in %d process(es): %s",
-            len({pid for pid, _ in workers}),
-            ", ".join(sorted({scheduling for _, scheduling in workers})),
-        )
+        processes = len({pid for pid, _ in workers})
+        scheduling = ", ".join(sorted({sched for _, sched in workers}))
+        self.password_checks = f"{processes} process(es): {scheduling}"
         self._committer.start()
         self._acceptor.start()
         self._watcher.start()
