@@ -132,3 +132,22 @@ def _running(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return state != "Z"  # a zombie has ended; only its parent (init now) may reap it
+
+
+def test_a_process_that_cannot_start_is_a_clear_error() -> None:
+    script = (
+        "import multiprocessing\n"
+        "from securechat.config import HashParams\n"
+        "from securechat.errors import ServerError\n"
+        "from securechat.server.hashpool import HashPool\n"
+        "multiprocessing.set_executable('/nonexistent/python3')\n"
+        "pool = HashPool(HashParams.for_tests(), workers=1)\n"
+        "try:\n"
+        "    pool.start()\n"
+        "except ServerError as exc:\n"
+        "    print(exc.message)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=30, check=True
+    )
+    assert done.stdout.startswith("cannot start the password hashing process:"), done

@@ -37,7 +37,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import TypeVar
 
 from securechat.config import HashParams
-from securechat.errors import RateLimited
+from securechat.errors import RateLimited, ServerError
 from securechat.hashing import hash_password, make_hasher, verify_password
 
 log = logging.getLogger("securechat.server")
@@ -101,11 +101,17 @@ class HashPool:
         """Start every process now, so the first logins do not wait for an interpreter.
 
         Returns each process's id and scheduling (several answers may come from one).
+
+        Raises:
+            ServerError: the process could not be started (no memory, no such executable).
         """
         with self._lock:
             executor = self._executor
-        futures = [executor.submit(_ready) for _ in range(self._workers)]
-        return [future.result() for future in futures]
+        try:
+            futures = [executor.submit(_ready) for _ in range(self._workers)]
+            return [future.result() for future in futures]
+        except (BrokenProcessPool, OSError) as exc:
+            raise ServerError(f"cannot start the password hashing process: {exc}") from exc
 
     @contextlib.contextmanager
     def slot(self, timeout: float) -> Iterator[None]:
