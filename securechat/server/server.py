@@ -4,12 +4,16 @@ Theory of operation: the acceptor thread only accepts. It refuses at once (close
 connection over ``max_connections`` or over the caps on connections that have not logged
 in yet, overall and per source address, so a flood of silent sockets cannot crowd out
 real users. Everything else, including the TLS handshake, runs in the connection's own
-thread (see ``connection.py``). Sends go to the :class:`Committer`, which stores them in
-batches and fans them out through the :class:`Hub`.
+thread (see ``connection.py``). Sends go to the :class:`Committer`, whose thread stores
+them in batches and whose delivery thread then acks them and fans them out to the
+recipients the :class:`Hub` names. Password checks run in a separate process
+(``hashpool.py``). Three more threads wake now and then: the account watcher, the
+certificate renewer and the presence announcer.
 
 :meth:`ChatServer.shutdown` stops accepting, asks every connection to say ``bye`` and
-close, joins their threads, then lets the committer store whatever was already
-submitted. No thread is a daemon: a clean shutdown leaves nothing running.
+close, joins their threads, stops the hashing process, then lets the committer store and
+deliver whatever was already submitted. No thread is a daemon: a clean shutdown leaves
+nothing running.
 """
 
 from __future__ import annotations
