@@ -98,3 +98,27 @@ def test_no_message_query_scans_the_whole_table(db: Database) -> None:
             assert not any(d.startswith("SCAN messages") for d in details), (statement, details)
     finally:
         raw.close()
+
+
+def test_a_resend_on_a_kept_connection_leaves_it_usable(db: Database) -> None:
+    (alice,) = _users(db, "alice")
+    store = ChatStore(db)
+    store.join(alice, "general")
+    with store.connect() as connection:
+        first = _saved(store.save_messages(
+            [NewMessage(alice, "alice", "one", "r1", room="general")], connection=connection
+        )[0])  # fmt: skip
+        again = store.save_messages(
+            [NewMessage(alice, "alice", "one (resent)", "r1", room="general"),
+             NewMessage(alice, "alice", "two", "r2", room="general")],
+            connection=connection,
+        )  # fmt: skip
+        later = _saved(store.save_messages(
+            [NewMessage(alice, "alice", "three", "r3", room="general")], connection=connection
+        )[0])  # fmt: skip
+    assert again[0] == (first, False)
+    second = _saved(again[1])
+    assert again[1] == (second, True)
+    assert first.id < second.id < later.id
+    history = store.room_history("general", before=None, limit=10)[0]
+    assert [m.body for m in history] == ["one", "two", "three"]

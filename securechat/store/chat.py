@@ -84,6 +84,7 @@ _USER_IDS = select(User.name, User.id).where(User.name.in_(bindparam("names", ex
 _ROOM_ID = select(Room.id).where(Room.name == bindparam("name"))
 _LAST_LOGIN = update(User).where(User.id == bindparam("uid")).values(last_login_at=bindparam("at"))
 _LAST_ID = select(func.max(ChatMessage.id))
+_INSERT_FIRST_MAX = 500  # rows: one INSERT statement, whatever the driver's paging
 _INSERT = insert(ChatMessage).returning(ChatMessage.id, sort_by_parameter_order=True)
 
 
@@ -176,44 +177,62 @@ class ChatStore:
             StoreError: the transaction could not be committed; nothing of it was stored.
         """
         now_ms = int(time.time() * 1000)
-        results: list[SaveResult | None] = [None] * len(batch)
         with self._db.transaction(connection) as conn:
             if logins:
                 conn.execute(_LAST_LOGIN, [{"uid": k, "at": v} for k, v in logins.items()])
-            existing = self._existing(conn, batch)
             recipients = self._recipient_ids(conn, batch)
-            first_of: dict[tuple[int, str], int] = {}  # (sender, ref) -> its first index here
-            rows: list[dict[str, object]] = []
-            inserted: list[int] = []
-            for index, message in enumerate(batch):
-                if message.ref is not None:
-                    key = (message.sender_id, message.ref)
-                    if key in existing:
-                        results[index] = (existing[key], False)
-                        continue
-                    if key in first_of:
-                        continue  # resolved below, once the first copy has its id
-                    first_of[key] = index
-                if message.to is not None and message.to not in recipients:
-                    results[index] = ErrorCode.NO_SUCH_USER
+            if conn.dialect.name == "sqlite" and len(batch) <= _INSERT_FIRST_MAX:
+                # Insert first and look for earlier copies only if the unique index refuses
+                # a row: resends are rare. SQLite undoes just the refused statement, which
+                # holds the whole batch (below insertmanyvalues' page of 1000 rows).
+                try:
+                    return self._insert(conn, batch, {}, recipients, now_ms)
+                except IntegrityError:
+                    pass
+            return self._insert(conn, batch, self._existing(conn, batch), recipients, now_ms)
+
+    def _insert(
+        self,
+        conn: Connection,
+        batch: Sequence[NewMessage],
+        existing: Mapping[tuple[int, str | None], StoredMessage],
+        recipients: Mapping[str, int],
+        now_ms: int,
+    ) -> list[SaveResult]:
+        """Insert what is new in ``batch``; ``existing`` holds earlier copies of its refs."""
+        results: list[SaveResult | None] = [None] * len(batch)
+        first_of: dict[tuple[int, str], int] = {}  # (sender, ref) -> its first index here
+        rows: list[dict[str, object]] = []
+        inserted: list[int] = []
+        for index, message in enumerate(batch):
+            if message.ref is not None:
+                key = (message.sender_id, message.ref)
+                if key in existing:
+                    results[index] = (existing[key], False)
                     continue
-                inserted.append(index)
-                rows.append({
-                    "room_id": None if message.room is None else self._room_id(conn, message.room),
-                    "recipient_id": recipients.get(message.to) if message.to else None,
-                    "recipient": message.to,
-                    "sender_id": message.sender_id,
-                    "sender": message.sender,
-                    "body": message.body,
-                    "ts_ms": now_ms,
-                    "ref": message.ref,
-                })  # fmt: skip
-            if rows:
-                ids = conn.execute(_INSERT, rows[0] if len(rows) == 1 else rows).scalars().all()
-                for index, message_id in zip(inserted, ids, strict=True):
-                    m = batch[index]
-                    stored = StoredMessage(message_id, m.sender, m.body, now_ms, m.room, m.to)
-                    results[index] = (stored, True)
+                if key in first_of:
+                    continue  # resolved below, once the first copy has its id
+                first_of[key] = index
+            if message.to is not None and message.to not in recipients:
+                results[index] = ErrorCode.NO_SUCH_USER
+                continue
+            inserted.append(index)
+            rows.append({
+                "room_id": None if message.room is None else self._room_id(conn, message.room),
+                "recipient_id": recipients.get(message.to) if message.to else None,
+                "recipient": message.to,
+                "sender_id": message.sender_id,
+                "sender": message.sender,
+                "body": message.body,
+                "ts_ms": now_ms,
+                "ref": message.ref,
+            })  # fmt: skip
+        if rows:
+            ids = conn.execute(_INSERT, rows[0] if len(rows) == 1 else rows).scalars().all()
+            for index, message_id in zip(inserted, ids, strict=True):
+                m = batch[index]
+                stored = StoredMessage(message_id, m.sender, m.body, now_ms, m.room, m.to)
+                results[index] = (stored, True)
         for index, message in enumerate(batch):
             if results[index] is None:  # a ref repeated inside this batch
                 assert message.ref is not None
