@@ -81,6 +81,7 @@ class HashPool:
     """A :class:`securechat.hashing.Hasher` whose work runs in child processes. Thread-safe."""
 
     def __init__(self, params: HashParams, workers: int) -> None:
+        """Raises ServerError when multiprocessing cannot be set up (see start())."""
         self._params = params
         self._workers = workers
         self._local = make_hasher(params)  # check_needs_rehash only parses the stored hash
@@ -91,11 +92,19 @@ class HashPool:
         self._closed = False
 
     def _new_executor(self) -> concurrent.futures.ProcessPoolExecutor:
-        return concurrent.futures.ProcessPoolExecutor(
-            max_workers=self._workers,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=_start_worker,
-        )
+        """A new pool (its processes start on first use).
+
+        Raises:
+            ServerError: multiprocessing could not even set up (its resource tracker).
+        """
+        try:
+            return concurrent.futures.ProcessPoolExecutor(
+                max_workers=self._workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_start_worker,
+            )
+        except OSError as exc:
+            raise ServerError(f"cannot start the password hashing process: {exc}") from exc
 
     def start(self) -> list[tuple[int, str]]:
         """Start every process now, so the first logins do not wait for an interpreter.
@@ -167,7 +176,11 @@ class HashPool:
             if self._executor is not broken or self._closed:
                 return  # another thread replaced it already
             log.error("a password hashing process died; starting new ones")
-            self._executor = self._new_executor()
+            try:
+                self._executor = self._new_executor()
+            except ServerError as exc:  # the next check tries again
+                log.error("%s", exc.message)
+                return
         broken.shutdown(wait=False, cancel_futures=True)
 
     def close(self) -> None:
