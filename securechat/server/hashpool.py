@@ -71,6 +71,14 @@ def _exit_with(parent: multiprocessing.process.BaseProcess) -> None:
     os._exit(0)
 
 
+def _cannot_start(exc: BaseException) -> ServerError:
+    return ServerError(f"cannot start the password hashing process: {exc}")
+
+
+def _shutting_down() -> RateLimited:
+    return RateLimited("the server is shutting down; try again", retry_after=1)
+
+
 def _ready() -> tuple[int, str]:
     """A hashing process's id and its scheduling, once it has started."""
     policy = "SCHED_IDLE" if os.sched_getscheduler(0) == os.SCHED_IDLE else "SCHED_OTHER"
@@ -104,7 +112,7 @@ class HashPool:
                 initializer=_start_worker,
             )
         except OSError as exc:
-            raise ServerError(f"cannot start the password hashing process: {exc}") from exc
+            raise _cannot_start(exc) from exc
 
     def start(self) -> list[tuple[int, str]]:
         """Start every process now, so the first logins do not wait for an interpreter.
@@ -120,7 +128,7 @@ class HashPool:
             futures = [executor.submit(_ready) for _ in range(self._workers)]
             return [future.result() for future in futures]
         except (BrokenProcessPool, OSError) as exc:
-            raise ServerError(f"cannot start the password hashing process: {exc}") from exc
+            raise _cannot_start(exc) from exc
 
     @contextlib.contextmanager
     def slot(self, timeout: float) -> Iterator[None]:
@@ -157,7 +165,7 @@ class HashPool:
         """
         with self._lock:
             if self._closed:
-                raise RateLimited("the server is shutting down; try again", retry_after=1)
+                raise _shutting_down()
             executor = self._executor
         try:
             return executor.submit(call, *args).result()
@@ -168,7 +176,7 @@ class HashPool:
             ) from None
         except RuntimeError:  # submit() after close(): "cannot schedule new futures"
             if self._closed:
-                raise RateLimited("the server is shutting down; try again", retry_after=1) from None
+                raise _shutting_down() from None
             raise
 
     def _replace(self, broken: concurrent.futures.ProcessPoolExecutor) -> None:
