@@ -275,6 +275,8 @@ class Committer:
 
     def _refuse(self, batch: list[PendingSend]) -> None:
         """Answer every send of a batch that could not be stored (after earlier acks)."""
+        if not batch:  # only login times failed: nobody to answer
+            return
         self._committed.put([
             (pending.origin, encode_frame(encode(Error(
                 code=ErrorCode.SERVER_ERROR,
