@@ -4,12 +4,24 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from sqlalchemy import event
 
 from securechat.errors import ErrorCode
+from securechat.store import chat
 from securechat.store.chat import ChatStore, NewMessage, StoredMessage
 from securechat.store.database import Database
 from securechat.store.models import User
+
+
+@pytest.fixture(params=["sqlite", "portable"])
+def store(
+    request: pytest.FixtureRequest, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> ChatStore:
+    """Both group-commit paths: SQLite's own, and the one other databases take."""
+    if request.param == "portable":
+        monkeypatch.setattr(chat, "_FAST_DIALECTS", frozenset())
+    return ChatStore(db)
 
 
 def _users(db: Database, *names: str) -> list[int]:
@@ -27,9 +39,10 @@ def _saved(result: object) -> StoredMessage:
     return stored
 
 
-def test_a_repeated_ref_returns_the_first_copy_within_and_across_batches(db: Database) -> None:
+def test_a_repeated_ref_returns_the_first_copy_within_and_across_batches(
+    db: Database, store: ChatStore
+) -> None:
     alice, bob = _users(db, "alice", "bob")
-    store = ChatStore(db)
     store.join(alice, "general")
     first = store.save_messages([
         NewMessage(alice, "alice", "hi", "r1", room="general"),
@@ -49,9 +62,10 @@ def test_a_repeated_ref_returns_the_first_copy_within_and_across_batches(db: Dat
     ]
 
 
-def test_a_direct_message_to_an_unknown_user_is_refused_alone(db: Database) -> None:
+def test_a_direct_message_to_an_unknown_user_is_refused_alone(
+    db: Database, store: ChatStore
+) -> None:
     (alice,) = _users(db, "alice")
-    store = ChatStore(db)
     results = store.save_messages([
         NewMessage(alice, "alice", "to nobody", "a", to="nobody"),
         NewMessage(alice, "alice", "to self", "b", to="alice"),
@@ -60,10 +74,9 @@ def test_a_direct_message_to_an_unknown_user_is_refused_alone(db: Database) -> N
     assert _saved(results[1]).to == "alice"
 
 
-def test_no_message_query_scans_the_whole_table(db: Database) -> None:
+def test_no_message_query_scans_the_whole_table(db: Database, store: ChatStore) -> None:
     """Every query on ``messages`` uses an index, so its cost does not grow with history."""
     alice, bob = _users(db, "alice", "bob")
-    store = ChatStore(db)
     store.join(alice, "general")
     for page in range(20):
         store.save_messages([
@@ -100,9 +113,8 @@ def test_no_message_query_scans_the_whole_table(db: Database) -> None:
         raw.close()
 
 
-def test_a_resend_on_a_kept_connection_leaves_it_usable(db: Database) -> None:
+def test_a_resend_on_a_kept_connection_leaves_it_usable(db: Database, store: ChatStore) -> None:
     (alice,) = _users(db, "alice")
-    store = ChatStore(db)
     store.join(alice, "general")
     with store.connect() as connection:
         first = _saved(store.save_messages(
@@ -122,3 +134,29 @@ def test_a_resend_on_a_kept_connection_leaves_it_usable(db: Database) -> None:
     assert first.id < second.id < later.id
     history = store.room_history("general", before=None, limit=10)[0]
     assert [m.body for m in history] == ["one", "two", "three"]
+
+
+def test_messages_without_a_ref_are_never_taken_for_resends(db: Database, store: ChatStore) -> None:
+    (alice,) = _users(db, "alice")
+    store.join(alice, "general")
+    results = store.save_messages([
+        NewMessage(alice, "alice", "same", None, room="general"),
+        NewMessage(alice, "alice", "same", None, room="general"),
+    ])  # fmt: skip
+    first, second = (_saved(r) for r in results)
+    assert [r[1] for r in results] == [True, True]  # type: ignore[index]
+    assert first.id < second.id
+
+
+def test_a_resend_to_a_since_deleted_user_returns_the_first_copy(
+    db: Database, store: ChatStore
+) -> None:
+    alice, bob = _users(db, "alice", "bob")
+    sent = _saved(store.save_messages([NewMessage(alice, "alice", "hi", "d1", to="bob")])[0])
+    with db.session() as s, s.begin():
+        s.delete(s.get_one(User, bob))
+    again = store.save_messages([
+        NewMessage(alice, "alice", "hi", "d1", to="bob"),
+        NewMessage(alice, "alice", "still there?", "d2", to="bob"),
+    ])  # fmt: skip
+    assert again == [(sent, False), ErrorCode.NO_SUCH_USER]

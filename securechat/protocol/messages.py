@@ -27,16 +27,28 @@ MAX_DEPTH = 16  # protocol objects nest 3 levels; the json module would recurse 
 _WIRE_NAMES = {"sender": "from", "peer": "with"}
 
 
+_FIELDS: dict[type, tuple[tuple[str, str], ...]] = {}  # filled once per class, any thread
+
+
+def _wire_fields(cls: type) -> tuple[tuple[str, str], ...]:
+    """(attribute, wire name) of each field; ``dataclasses.fields()`` is slow per call."""
+    fields = _FIELDS.get(cls)
+    if fields is None:
+        fields = tuple((f.name, _WIRE_NAMES.get(f.name, f.name)) for f in dataclasses.fields(cls))
+        _FIELDS[cls] = fields
+    return fields
+
+
 def _wire_dict(value: object) -> dict[str, Any]:
     kind = getattr(value, "TYPE", None)  # nested values (RoomInfo) have no type of their own
     out: dict[str, Any] = {} if kind is None else {"type": kind}
-    for field in dataclasses.fields(value):  # type: ignore[arg-type]
-        item = getattr(value, field.name)
+    for name, wire_name in _wire_fields(type(value)):
+        item = getattr(value, name)
         if item is None:
             continue
         if isinstance(item, tuple):
             item = [_wire_dict(x) if dataclasses.is_dataclass(x) else x for x in item]
-        out[_WIRE_NAMES.get(field.name, field.name)] = item
+        out[wire_name] = item
     return out
 
 

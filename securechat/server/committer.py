@@ -202,14 +202,11 @@ class Committer:
         if not batch:
             return
         try:
-            outgoing = self._outgoing(batch, results)
+            writes = self._outgoing(batch, results)
         except Exception:  # a bug: the messages are stored, clients catch up with sync
             log.exception("internal error delivering %d message(s)", len(batch))
             return
-        self._committed.put([
-            (member, frames[0] if len(frames) == 1 else b"".join(frames))
-            for member, frames in outgoing.items()
-        ])  # fmt: skip
+        self._committed.put(writes)
 
     # The delivery thread: writes each committed batch out, in commit order. It touches
     # sockets only through Member.send(), which is thread-safe.
@@ -224,10 +221,11 @@ class Committer:
 
     def _outgoing(
         self, batch: list[PendingSend], results: list[SaveResult]
-    ) -> dict[Member, list[bytes]]:
-        # Everything a batch produces for one member goes out as one put: its acks, and
-        # each run of messages to the same room as one joined blob.
-        outgoing: dict[Member, list[bytes]] = {}
+    ) -> list[tuple[Member, bytes]]:
+        """One write per member: its acks and the others' messages, in id order."""
+        # Most members get one blob per batch, so pieces are joined by concatenation
+        # (no list per member); a member with many pieces (a sender's acks) is rare.
+        outgoing: dict[Member, bytes] = {}
         run: list[tuple[Member, StoredMessage, bytes]] = []
         for pending, result in zip(batch, results, strict=True):
             ref = pending.message.ref
@@ -243,15 +241,17 @@ class Committer:
                         self._deliver_run(run, outgoing)
                         run = []
                     run.append((pending.origin, stored, encode_frame(encode(to_event(stored)))))
-            outgoing.setdefault(pending.origin, []).append(encode_frame(encode(reply)))
+            origin = pending.origin
+            ack = encode_frame(encode(reply))
+            outgoing[origin] = outgoing[origin] + ack if origin in outgoing else ack
         if run:
             self._deliver_run(run, outgoing)
-        return outgoing
+        return list(outgoing.items())
 
     def _deliver_run(
-        self, run: list[tuple[Member, StoredMessage, bytes]], outgoing: dict[Member, list[bytes]]
+        self, run: list[tuple[Member, StoredMessage, bytes]], outgoing: dict[Member, bytes]
     ) -> None:
-        """Queue consecutive messages with one destination, in id order, for each recipient."""
+        """Add consecutive messages with one destination, in id order, for each recipient."""
         room = run[0][1].room
         if room is None:  # direct messages: few recipients each, one by one
             for origin, stored, frame in run:
@@ -261,17 +261,19 @@ class Committer:
                     targets += self._hub.sessions_of(stored.sender)
                 for member in targets:
                     if member is not origin:
-                        outgoing.setdefault(member, []).append(frame)
+                        outgoing[member] = outgoing.get(member, b"") + frame
             return
         origins = {origin for origin, _, _ in run}
         blob = b"".join(frame for _, _, frame in run)
         for member in self._hub.room_targets(room):
             if member in origins:  # a sender gets the others' messages, not its own
-                frames = [frame for origin, _, frame in run if origin is not member]
-                if frames:
-                    outgoing.setdefault(member, []).append(b"".join(frames))
+                blob_for = b"".join(frame for origin, _, frame in run if origin is not member)
             else:
-                outgoing.setdefault(member, []).append(blob)
+                blob_for = blob
+            if member in outgoing:
+                outgoing[member] += blob_for
+            elif blob_for:
+                outgoing[member] = blob_for
 
     def _refuse(self, batch: list[PendingSend]) -> None:
         """Answer every send of a batch that could not be stored (after earlier acks)."""

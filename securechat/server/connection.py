@@ -149,9 +149,8 @@ class ServerConnection:
         stream = self._open_stream
         if stream is None or stream.unsent or not self._outbox.is_empty:
             return False
-        stream.queue(frame)
         try:
-            if stream.flush():
+            if stream.write(frame):
                 return True
         except ConnectionLost:
             pass  # the owner's next write or read meets the same error and closes

@@ -11,6 +11,7 @@ with a one-line message naming the URL (password hidden).
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -123,6 +124,8 @@ class Database:
             yield
         except exc.OperationalError as error:
             raise StoreError(f"database error on {safe_url(self.url)}: {_reason(error)}") from error
+        except sqlite3.OperationalError as error:  # from the group commit's driver cursor
+            raise StoreError(f"database error on {safe_url(self.url)}: {error}") from error
 
     def check_connection(self) -> None:
         """Connect once, so a bad path or an unreachable server is reported early and clearly.
