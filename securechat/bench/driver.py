@@ -156,6 +156,9 @@ class _State(enum.Enum):
     CLOSED = "closed"
 
 
+_READING = frozenset({_State.LOGIN, _State.JOINING, _State.READY})
+
+
 class _Conn:
     """One TLS connection and its counters; the worker's loop drives it."""
 
@@ -171,6 +174,7 @@ class _Conn:
         "next_seq",
         "pending_ns",
         "queue",
+        "read_ns",
         "role",
         "sender",
         "sock",
@@ -201,6 +205,7 @@ class _Conn:
         self.next_seq = 0
         self.acked = 0
         self.pending_ns: dict[int, int] = {}
+        self.read_ns = 0  # when run() read this socket ahead of handling its frames
 
 
 class _Closed(Exception):
@@ -277,7 +282,18 @@ class Worker:
     def run(self) -> None:
         while self._running:
             timeout = 0.0 if self._buffered else self._timeout()
-            for key, mask in self._selector.select(timeout):
+            ready = self._selector.select(timeout)
+            # Read every ready socket before handling any frame, and time each frame from
+            # the moment its bytes were read: a delivery's latency must not include what
+            # this process spends on the other sockets' frames (a real client has one).
+            for key, mask in ready:
+                conn = key.data
+                if conn is not None and mask & selectors.EVENT_READ and conn.state in _READING:
+                    try:
+                        self._read(conn)
+                    except _Closed as closed:
+                        self._fail(conn, str(closed))
+            for key, mask in ready:
                 conn = key.data
                 if conn is None:
                     self._read_command()
@@ -482,6 +498,21 @@ class Worker:
     # --- reading ------------------------------------------------------------------------
 
     def _receive(self, conn: _Conn) -> None:
+        if not conn.read_ns:  # not read ahead by run()
+            self._read(conn)
+        now, conn.read_ns = conn.read_ns, 0
+        try:
+            if conn.state is _State.READY:
+                self._on_ready_frames(conn, now)
+            else:
+                self._on_login_frames(conn, now)
+        except FrameTooLarge as exc:
+            raise _Closed(f"bad frame from the server: {exc}") from exc
+        if conn.queue:
+            self._flush(conn)
+
+    def _read(self, conn: _Conn) -> None:
+        """Move what the socket has into the decoder; note when (``conn.read_ns``)."""
         sock = conn.sock
         decoder = conn.decoder
         total = 0
@@ -500,16 +531,7 @@ class Worker:
             raise _Closed(conn.error or f"connection broke: {exc}") from exc
         if total >= READ_BUDGET:
             self._buffered.add(conn)
-        now = time.monotonic_ns()
-        try:
-            if conn.state is _State.READY:
-                self._on_ready_frames(conn, now)
-            else:
-                self._on_login_frames(conn, now)
-        except FrameTooLarge as exc:
-            raise _Closed(f"bad frame from the server: {exc}") from exc
-        if conn.queue:
-            self._flush(conn)
+        conn.read_ns = time.monotonic_ns()
 
     def _on_login_frames(self, conn: _Conn, now: int) -> None:
         while conn.state is not _State.READY and (payload := conn.decoder.next_frame()):
