@@ -1,19 +1,21 @@
-"""The group commit against a real SQLite file: when login times are written."""
+"""The group commit against a real SQLite file: login times, the commit-then-send pipeline."""
 
 from __future__ import annotations
 
 import queue
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import pytest
 from sqlalchemy import select
 
+from securechat.errors import ErrorCode, StoreError
 from securechat.protocol.frames import FrameDecoder
-from securechat.protocol.messages import Ack, decode_event
+from securechat.protocol.messages import Ack, Error, decode_event
 from securechat.server.committer import LOGIN_FLUSH_SECONDS, Committer, PendingSend
 from securechat.server.hub import Hub
-from securechat.store.chat import ChatStore, NewMessage
+from securechat.store.chat import ChatStore, NewMessage, SaveResult
 from securechat.store.database import Database
 from securechat.store.models import User
 
@@ -118,3 +120,80 @@ def test_a_failing_recipient_does_not_stop_delivery_to_the_others(db: Database) 
     finally:
         committer.stop()
     assert bodies == ["hello r1", "hello r2"]
+
+
+class _HeldCommit(ChatStore):
+    """Runs ``meanwhile`` after a batch's rows are written and handed over, before COMMIT."""
+
+    def __init__(self, db: Database, meanwhile: Callable[[], None]) -> None:
+        super().__init__(db)
+        self._meanwhile = meanwhile
+
+    def save_messages(self, batch: Sequence[NewMessage], **kwargs: Any) -> list[SaveResult]:
+        hand_over = kwargs.pop("before_commit")
+
+        def held(results: list[SaveResult]) -> None:
+            hand_over(results)
+            self._meanwhile()
+
+        return super().save_messages(batch, before_commit=held, **kwargs)
+
+
+def _room_of_three(db: Database) -> tuple[list[int], Hub, _Inbox, _Inbox]:
+    ids = [_user(db, name) for name in ("alice", "bob", "carol")]
+    store = ChatStore(db)
+    for user in ids:
+        store.join(user, "general")
+    hub = Hub({"general": ["alice", "bob", "carol"]})
+    sender, receiver = _Inbox("alice"), _Inbox("bob")
+    hub.connect(sender)
+    hub.connect(receiver)
+    return ids, hub, sender, receiver
+
+
+def test_nothing_goes_out_before_the_commit_and_a_session_that_came_meanwhile_is_served(
+    db: Database,
+) -> None:
+    (alice, _, _), hub, sender, receiver = _room_of_three(db)
+    late = _Inbox("carol")
+    seen_before_commit: list[bool] = []
+
+    def login_during_commit() -> None:
+        time.sleep(0.3)  # time enough for the delivery thread to encode and address
+        seen_before_commit.append(sender.frames.empty() and receiver.frames.empty())
+        hub.connect(late)  # its welcome's last id would not include the message
+
+    committer = Committer(_HeldCommit(db, login_during_commit), hub)
+    committer.start()
+    try:
+        committer.submit(
+            PendingSend(sender, NewMessage(alice, "alice", "hi", "r1", room="general"))
+        )
+        assert isinstance(sender.next_event(), Ack)
+        assert getattr(receiver.next_event(), "body", None) == "hi"
+        assert getattr(late.next_event(), "body", None) == "hi"
+    finally:
+        committer.stop()
+    assert seen_before_commit == [True]
+
+
+def test_a_commit_that_fails_after_the_hand_over_sends_only_the_refusal(db: Database) -> None:
+    (alice, _, _), hub, sender, receiver = _room_of_three(db)
+
+    def fail_commit() -> None:
+        raise StoreError("database error: disk I/O error")
+
+    committer = Committer(_HeldCommit(db, fail_commit), hub)
+    committer.start()
+    try:
+        committer.submit(
+            PendingSend(sender, NewMessage(alice, "alice", "hi", "r1", room="general"))
+        )
+        refusal = sender.next_event()
+    finally:
+        committer.stop()
+    assert isinstance(refusal, Error)
+    assert (refusal.code, refusal.ref) == (ErrorCode.SERVER_ERROR, "r1")
+    assert sender.frames.empty()
+    assert receiver.frames.empty()
+    assert ChatStore(db).room_history("general", before=None, limit=10)[0] == []

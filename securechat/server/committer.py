@@ -1,14 +1,15 @@
 """Group commit: one thread stores messages in batches, a second acks and delivers them.
 
 Connection threads ``submit()`` a send and return to their sockets at once. The committer
-thread takes everything queued (up to ``max_batch``), writes it in one transaction with
-one ``fsync``, and only then encodes what the batch sends to whom (each message once,
-each recipient's share joined into one write) and hands that to the delivery thread,
-which writes the ``ack`` for each sender and the messages to every recipient. An acknowledged
-message is therefore always on disk. The two threads form a pipeline: while batch n is
-written to fifty sockets, batch n+1 is already being committed, so a message never waits
-for an earlier message's fan-out before its own commit starts. Batches leave the
-committer in commit order and one thread delivers them all, so every recipient sees
+thread takes everything queued (up to ``max_batch``) and writes it in one transaction with
+one ``fsync``. As soon as the rows are written, before the COMMIT, it hands the batch to
+the delivery thread, which encodes what the batch sends to whom (each message once, each
+recipient's share joined into one write) while the disk syncs, waits for the COMMIT, and
+only then writes the ``ack`` for each sender and the messages to every recipient. An
+acknowledged message is therefore always on disk. The two threads form a pipeline: while
+batch n is written to fifty sockets, batch n+1 is already being committed, so a message
+never waits for an earlier message's fan-out before its own commit starts. Batches leave
+the committer in commit order and one thread delivers them all, so every recipient sees
 messages in id order. If a commit fails nothing is acked: senders get ``server_error`` and
 may resend with the same ``ref``.
 
@@ -71,6 +72,27 @@ class _LoginSeen:
     at: dt.datetime
 
 
+class _Written:
+    """A batch whose rows are written; its COMMIT may still be running."""
+
+    __slots__ = ("_durable", "_settled", "batch", "results")
+
+    def __init__(self, batch: list[PendingSend]) -> None:
+        self.batch = batch
+        self.results: list[SaveResult] = []
+        self._durable = False
+        self._settled = threading.Event()
+
+    def settle(self, *, durable: bool) -> None:
+        self._durable = durable
+        self._settled.set()
+
+    def is_durable(self) -> bool:
+        """Wait for the COMMIT; True if it succeeded."""
+        self._settled.wait()
+        return self._durable
+
+
 _STOP = object()
 
 LOGIN_FLUSH_SECONDS = 1.0
@@ -89,9 +111,9 @@ class Committer:
         self._hub = hub
         self._max_batch = max_batch
         self._queue: queue.Queue[PendingSend | _LoginSeen | object] = queue.Queue(max_queue)
-        # What each committed batch writes to whom, in commit order; bounded by what the
-        # committer can commit.
-        self._committed: queue.SimpleQueue[list[tuple[Member, bytes]] | object] = (
+        # Written batches and refusals, in commit order; bounded by what the committer can
+        # commit.
+        self._committed: queue.SimpleQueue[_Written | list[tuple[Member, bytes]] | object] = (
             queue.SimpleQueue()
         )
         self._thread = threading.Thread(target=self._run, name="committer")
@@ -186,38 +208,61 @@ class Committer:
         logins: dict[int, dt.datetime],
         connection: Connection | None,
     ) -> None:
+        written = _Written(batch)
         try:
-            results = self._store.save_messages(
-                [p.message for p in batch], logins=logins, connection=connection
+            self._store.save_messages(
+                [p.message for p in batch],
+                logins=logins,
+                connection=connection,
+                before_commit=functools.partial(self._hand_over, written),
             )
         except StoreError as exc:
             log.error("could not store %d message(s): %s", len(batch), exc.message)
+            written.settle(durable=False)
             self._refuse(batch)
             return
         except Exception:
             # A bug, not a full disk: keep the committer alive for everyone else.
             log.exception("internal error storing %d message(s)", len(batch))
+            written.settle(durable=False)
             self._refuse(batch)
             return
-        if not batch:
-            return
-        try:
-            writes = self._outgoing(batch, results)
-        except Exception:  # a bug: the messages are stored, clients catch up with sync
-            log.exception("internal error delivering %d message(s)", len(batch))
-            return
-        self._committed.put(writes)
+        written.settle(durable=True)
 
-    # The delivery thread: writes each committed batch out, in commit order. It touches
-    # sockets only through Member.send(), which is thread-safe.
+    def _hand_over(self, written: _Written, results: list[SaveResult]) -> None:
+        """Rows written, COMMIT next: let the delivery thread encode meanwhile."""
+        if written.batch:
+            written.results = results
+            self._committed.put(written)
+
+    # The delivery thread: encodes and writes each batch, in commit order. It reads the
+    # hub only through snapshots and touches sockets only through Member.send(), which is
+    # thread-safe.
     def _deliver(self) -> None:
-        while (writes := self._committed.get()) is not _STOP:
+        while (item := self._committed.get()) is not _STOP:
+            writes = self._writes_for(item) if isinstance(item, _Written) else item
             assert isinstance(writes, list)
             for member, data in writes:
                 try:
                     member.send(data)
                 except Exception:  # a bug: it must not stop delivery to everyone else
                     log.exception("internal error delivering %d bytes", len(data))
+
+    def _writes_for(self, written: _Written) -> list[tuple[Member, bytes]]:
+        """Encode while the COMMIT runs; nothing if it fails (the refusals come next)."""
+        generation = self._hub.generation
+        try:
+            writes = self._outgoing(written.batch, written.results)
+        except Exception:  # a bug: the messages are stored, clients catch up with sync
+            log.exception("internal error delivering %d message(s)", len(written.batch))
+            writes = []
+        if not written.is_durable():
+            return []
+        # A session that logged in or joined during the COMMIT saw a last message id from
+        # before it, so it must get these messages live: address them again.
+        if self._hub.generation != generation and writes:
+            writes = self._outgoing(written.batch, written.results)
+        return writes
 
     def _outgoing(
         self, batch: list[PendingSend], results: list[SaveResult]

@@ -53,6 +53,9 @@ class Hub:
         self._sessions: dict[str, list[Member]] = {}
         self._targets: dict[str, tuple[Member, ...]] = {}  # room -> online sessions, cached
         self._presence: dict[str, bool] = {}  # user -> online, not yet announced
+        # Bumped (under _lock) whenever a session or a membership comes or goes, i.e.
+        # whenever a snapshot of targets may be stale; read without the lock.
+        self.generation = 0
 
     # --- sessions ------------------------------------------------------------------
 
@@ -62,6 +65,7 @@ class Hub:
             sessions = self._sessions.setdefault(member.user, [])
             sessions.append(member)
             self._invalidate_rooms_of(member.user)
+            self.generation += 1
             if len(sessions) == 1:
                 self._presence_changed(member.user, online=True)
 
@@ -73,6 +77,7 @@ class Hub:
                 return
             sessions.remove(member)
             self._invalidate_rooms_of(member.user)
+            self.generation += 1
             if not sessions:
                 del self._sessions[member.user]
                 self._presence_changed(member.user, online=False)
@@ -130,6 +135,7 @@ class Hub:
             members.add(user)
             self._rooms_of.setdefault(user, set()).add(room)
             self._targets.pop(room, None)
+            self.generation += 1
             others = [m for m in self._room_targets(room) if m is not joiner] if is_new else []
             listing = sorted(members), sorted(u for u in members if u in self._sessions)
         self.broadcast(_frame(MemberJoined(room=room, user=user)), others)
@@ -142,6 +148,7 @@ class Hub:
             self._members.get(room, set()).discard(user)
             self._rooms_of.get(user, set()).discard(room)
             self._targets.pop(room, None)
+            self.generation += 1
         self.broadcast(_frame(MemberLeft(room=room, user=user)), others)
 
     def room_exists(self, room: str) -> bool:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 
 from sqlalchemy import (
@@ -188,6 +188,7 @@ class ChatStore:
         *,
         logins: Mapping[int, dt.datetime] | None = None,
         connection: Connection | None = None,
+        before_commit: Callable[[list[SaveResult]], None] | None = None,
     ) -> list[SaveResult]:
         """Store a batch in one transaction; a repeated (sender, ref) returns the first copy.
 
@@ -195,7 +196,9 @@ class ChatStore:
         the ORM (Core statements built once; on SQLite the driver's cursor) and runs on
         the caller's ``connection`` from :meth:`connect` if given (no pool checkout and
         reset per commit). The same transaction sets ``last_login_at`` for the ids in
-        ``logins``.
+        ``logins``. ``before_commit`` gets the results as soon as the rows are written,
+        before the COMMIT and its fsync: work that needs the ids can overlap the disk
+        wait, but nothing may be sent until this method has returned.
 
         Raises:
             StoreError: the transaction could not be committed; nothing of it was stored.
@@ -206,8 +209,13 @@ class ChatStore:
                 conn.execute(_LAST_LOGIN, [{"uid": k, "at": v} for k, v in logins.items()])
             recipients = self._recipient_ids(conn, batch)
             if conn.dialect.name in _FAST_DIALECTS:
-                return self._add_each(conn, batch, recipients, now_ms)
-            return self._insert(conn, batch, self._existing(conn, batch), recipients, now_ms)
+                results = self._add_each(conn, batch, recipients, now_ms)
+            else:
+                existing = self._existing(conn, batch)
+                results = self._insert(conn, batch, existing, recipients, now_ms)
+            if before_commit is not None:
+                before_commit(results)
+        return results
 
     def _add_each(
         self,
