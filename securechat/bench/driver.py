@@ -46,6 +46,7 @@ from securechat.protocol.frames import HEADER, FrameDecoder
 from securechat.tls import client_context
 
 READ_SIZE = 256 * 1024
+TLS_RECORD = 16384  # the most plaintext one TLS record carries; recv() returns one record
 READ_BUDGET = 1024 * 1024  # bytes read from one socket per turn, so no socket starves others
 PROGRESS_NS = 100_000_000
 MAX_FRAME = 16 * 1024 * 1024  # we are the client: any frame the server sends is accepted
@@ -514,6 +515,7 @@ class Worker:
     def _read(self, conn: _Conn) -> None:
         """Move what the socket has into the decoder; note when (``conn.read_ns``)."""
         sock = conn.sock
+        assert isinstance(sock, ssl.SSLSocket)
         decoder = conn.decoder
         total = 0
         try:
@@ -523,6 +525,10 @@ class Worker:
                     raise _Closed(conn.error or "closed by the server")
                 decoder.feed(data)
                 total += len(data)
+                if len(data) < TLS_RECORD and not sock.pending():
+                    # A short record ends what the server wrote: skip the recv() that
+                    # would only fail with SSLWantReadError (epoll reports anything more).
+                    break
         except (ssl.SSLWantReadError, BlockingIOError):
             pass
         except ssl.SSLWantWriteError:
