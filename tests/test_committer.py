@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import queue
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -10,7 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from securechat.errors import ErrorCode, StoreError
+from securechat.errors import ErrorCode, ServerError, StoreError
 from securechat.protocol.frames import FrameDecoder
 from securechat.protocol.messages import Ack, Error, decode_event
 from securechat.server.committer import LOGIN_FLUSH_SECONDS, Committer, PendingSend
@@ -36,6 +37,16 @@ class _Inbox:
         payload = decoder.next_frame()
         assert payload is not None
         return decode_event(payload)
+
+    def events(self, count: int) -> list[object]:
+        """The next ``count`` events, however the writes joined them."""
+        decoder = FrameDecoder(max_frame=1 << 20)
+        events: list[object] = []
+        while len(events) < count:
+            decoder.feed(self.frames.get(timeout=5))
+            while (payload := decoder.next_frame()) is not None:
+                events.append(decode_event(payload))
+        return events
 
 
 @pytest.fixture
@@ -197,3 +208,26 @@ def test_a_commit_that_fails_after_the_hand_over_sends_only_the_refusal(db: Data
     assert sender.frames.empty()
     assert receiver.frames.empty()
     assert ChatStore(db).room_history("general", before=None, limit=10)[0] == []
+
+
+def test_sends_beyond_the_queue_bound_are_refused_as_overload(db: Database) -> None:
+    (alice, _, _), hub, sender, _ = _room_of_three(db)
+    release = threading.Event()
+    committer = Committer(_HeldCommit(db, lambda: release.wait(5)), hub, max_queue=3)
+    committer.start()
+    outcomes: list[str] = []
+    try:
+        for n in range(8):  # the first is held in its commit, 3 wait, the rest are refused
+            message = NewMessage(alice, "alice", f"m{n}", f"r{n}", room="general")
+            try:
+                committer.submit(PendingSend(sender, message))
+                outcomes.append("queued")
+            except ServerError as exc:
+                outcomes.append(exc.message)
+            time.sleep(0.05)  # let the committer take the first one
+    finally:
+        release.set()
+        committer.stop()
+    overloaded = "the server is overloaded; resend later with the same ref"
+    assert outcomes == ["queued"] * 4 + [overloaded] * 4
+    assert [a.ref for a in sender.events(4)] == ["r0", "r1", "r2", "r3"]  # type: ignore[attr-defined]
