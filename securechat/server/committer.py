@@ -258,18 +258,21 @@ class Committer:
     def _writes_for(self, written: _Written) -> list[tuple[Member, bytes]]:
         """Encode while the COMMIT runs; nothing if it fails (the refusals come next)."""
         generation = self._hub.generation
-        try:
-            writes = self._outgoing(written.batch, written.results)
-        except Exception:  # a bug: the messages are stored, clients catch up with sync
-            log.exception("internal error delivering %d message(s)", len(written.batch))
-            writes = []
+        writes = self._encode(written)
         if not written.is_durable():
             return []
         # A session that logged in or joined during the COMMIT saw a last message id from
         # before it, so it must get these messages live: address them again.
-        if self._hub.generation != generation and writes:
-            writes = self._outgoing(written.batch, written.results)
+        if self._hub.generation != generation:
+            writes = self._encode(written)
         return writes
+
+    def _encode(self, written: _Written) -> list[tuple[Member, bytes]]:
+        try:
+            return self._outgoing(written.batch, written.results)
+        except Exception:  # a bug: the messages are stored, clients catch up with sync
+            log.exception("internal error delivering %d message(s)", len(written.batch))
+            return []
 
     def _outgoing(
         self, batch: list[PendingSend], results: list[SaveResult]
