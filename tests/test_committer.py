@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from securechat.config import Limits
 from securechat.errors import ErrorCode, ServerError, StoreError
 from securechat.protocol.frames import FrameDecoder
 from securechat.protocol.messages import Ack, Error, decode_event
@@ -52,7 +53,7 @@ class _Inbox:
 @pytest.fixture
 def committer(db: Database) -> Iterator[Committer]:
     store = ChatStore(db)
-    running = Committer(store, Hub({"general": ["alice"]}))
+    running = Committer(store, Hub({"general": ["alice"]}), Limits())
     running.start()
     yield running
     running.stop()
@@ -99,7 +100,7 @@ def test_a_login_rides_along_with_the_next_message_commit(
 
 def test_stop_writes_pending_login_times(db: Database) -> None:
     alice = _user(db, "alice")
-    committer = Committer(ChatStore(db), Hub({}))
+    committer = Committer(ChatStore(db), Hub({}), Limits())
     committer.start()
     committer.note_login(alice)
     committer.stop()
@@ -120,7 +121,7 @@ def test_a_failing_recipient_does_not_stop_delivery_to_the_others(db: Database) 
     sender, broken, receiver = _Inbox("alice"), _Broken("bob"), _Inbox("carol")
     for member in (sender, broken, receiver):
         hub.connect(member)
-    committer = Committer(store, hub)
+    committer = Committer(store, hub, Limits())
     committer.start()
     try:
         for ref in ("r1", "r2"):
@@ -174,7 +175,7 @@ def test_nothing_goes_out_before_the_commit_and_a_session_that_came_meanwhile_is
         seen_before_commit.append(sender.frames.empty() and receiver.frames.empty())
         hub.connect(late)  # its welcome's last id would not include the message
 
-    committer = Committer(_HeldCommit(db, login_during_commit), hub)
+    committer = Committer(_HeldCommit(db, login_during_commit), hub, Limits())
     committer.start()
     try:
         committer.submit(
@@ -194,7 +195,7 @@ def test_a_commit_that_fails_after_the_hand_over_sends_only_the_refusal(db: Data
     def fail_commit() -> None:
         raise StoreError("database error: disk I/O error")
 
-    committer = Committer(_HeldCommit(db, fail_commit), hub)
+    committer = Committer(_HeldCommit(db, fail_commit), hub, Limits())
     committer.start()
     try:
         committer.submit(
@@ -213,7 +214,8 @@ def test_a_commit_that_fails_after_the_hand_over_sends_only_the_refusal(db: Data
 def test_sends_beyond_the_queue_bound_are_refused_as_overload(db: Database) -> None:
     (alice, _, _), hub, sender, _ = _room_of_three(db)
     release = threading.Event()
-    committer = Committer(_HeldCommit(db, lambda: release.wait(5)), hub, max_queue=3)
+    limits = Limits(commit_queue=3)
+    committer = Committer(_HeldCommit(db, lambda: release.wait(5)), hub, limits)
     committer.start()
     outcomes: list[str] = []
     try:

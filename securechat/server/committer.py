@@ -33,6 +33,7 @@ import time
 
 from sqlalchemy import Connection
 
+from securechat.config import Limits
 from securechat.errors import ErrorCode, ServerError, StoreError
 from securechat.protocol.frames import encode_frame
 from securechat.protocol.messages import Ack, Error, Message, encode
@@ -102,18 +103,11 @@ LOGIN_FLUSH_SECONDS = 1.0
 
 
 class Committer:
-    def __init__(
-        self,
-        store: ChatStore,
-        hub: Hub,
-        *,
-        max_batch: int = 512,
-        max_queue: int = 50_000,
-    ) -> None:
+    def __init__(self, store: ChatStore, hub: Hub, limits: Limits) -> None:
         self._store = store
         self._hub = hub
-        self._max_batch = max_batch
-        self._max_queue = max_queue
+        self._max_batch = limits.commit_batch
+        self._max_queue = limits.commit_queue
         # Sends and login times waiting to be committed. A SimpleQueue wakes the committer
         # sooner than queue.Queue (C, no Condition: 12-24 against 44-83 µs here, on every
         # message's path); its bound is checked before each put, so concurrent submits can

@@ -53,7 +53,7 @@ class ChatServer:
         limits = config.limits
         store = ChatStore(database)
         self._hub = Hub(store.memberships())
-        self._committer = Committer(store, self._hub)
+        self._committer = Committer(store, self._hub, limits)
         self._hash_pool = HashPool(config.hash_params, limits.hash_concurrency)
         self._accounts = Accounts(database, hash_params=config.hash_params, hasher=self._hash_pool)
         self._service = ChatService(
