@@ -213,9 +213,13 @@ def test_a_commit_that_fails_after_the_hand_over_sends_only_the_refusal(db: Data
 
 def test_sends_beyond_the_queue_bound_are_refused_as_overload(db: Database) -> None:
     (alice, _, _), hub, sender, _ = _room_of_three(db)
-    release = threading.Event()
-    limits = Limits(commit_queue=3)
-    committer = Committer(_HeldCommit(db, lambda: release.wait(5)), hub, limits)
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        holding.set()
+        release.wait(5)
+
+    committer = Committer(_HeldCommit(db, hold), hub, Limits(commit_queue=3))
     committer.start()
     outcomes: list[str] = []
     try:
@@ -226,7 +230,8 @@ def test_sends_beyond_the_queue_bound_are_refused_as_overload(db: Database) -> N
                 outcomes.append("queued")
             except ServerError as exc:
                 outcomes.append(exc.message)
-            time.sleep(0.05)  # let the committer take the first one
+            if n == 0:
+                assert holding.wait(5), "the committer never took the first send"
     finally:
         release.set()
         committer.stop()
