@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,8 @@ from typing import Any
 import pytest
 
 from securechat.bench import BenchParams, require_loopback, run_workload
+from securechat.bench.driver import Endpoint
+from securechat.bench.pool import WorkerPool
 from securechat.bench.stats import Samples, percentile, summarize_ns
 from securechat.errors import ConfigError
 from tests.conftest import CliRunner
@@ -139,3 +142,15 @@ def test_percentile_is_nearest_rank() -> None:
     assert percentile([5], 0.99) == 5
     assert percentile(list(range(1, 101)), 0.99) == 99
     assert percentile(list(range(1, 101)), 0.50) == 50
+
+
+@pytest.mark.parametrize(("batch", "policy"), [(True, "SCHED_BATCH"), (False, "SCHED_OTHER")])
+def test_generator_processes_run_under_the_chosen_policy(
+    certs_dir: Path, batch: bool, policy: str
+) -> None:
+    endpoint = Endpoint(host="127.0.0.1", port=1, ca_file=str(certs_dir / "ca.pem"))
+    with WorkerPool(endpoint, "room", 2, batch=batch) as pool:
+        pool.send_all("status")
+        pool.collect("status", timeout=10)  # both are up and in their loops
+        policies = [os.sched_getscheduler(pid) for pid in pool.pids]
+    assert policies == [getattr(os, policy)] * 2

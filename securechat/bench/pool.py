@@ -26,10 +26,11 @@ CLOSE_TIMEOUT = 15.0
 class WorkerPool:
     """``processes`` workers, each with its own pipe, all loading one room."""
 
-    def __init__(self, endpoint: Endpoint, room: str, processes: int) -> None:
+    def __init__(self, endpoint: Endpoint, room: str, processes: int, *, batch: bool) -> None:
         self._endpoint = endpoint
         self._room = room
         self._count = processes
+        self._batch = batch  # run the workers under SCHED_BATCH
         self._procs: list[BaseProcess] = []
         self._pipes: list[Connection] = []
         self._progress: list[dict[str, int]] = []
@@ -41,7 +42,9 @@ class WorkerPool:
             for _ in range(self._count):
                 parent, child = context.Pipe()
                 proc = context.Process(
-                    target=worker_main, args=(child, self._endpoint, self._room), name="bench"
+                    target=worker_main,
+                    args=(child, self._endpoint, self._room, self._batch),
+                    name="bench",
                 )
                 proc.start()
                 child.close()

@@ -9,6 +9,7 @@ is fresh per run (its name carries a random tag), so earlier runs' members do no
 from __future__ import annotations
 
 import dataclasses
+import os
 import secrets
 import time
 from collections.abc import Callable, Sequence
@@ -63,6 +64,7 @@ class BenchParams:
     body_bytes: int = 100
     window: int = 64
     processes: int = 2
+    batch_generator: bool = True  # generator processes under SCHED_BATCH
     logins: int = 200
     resumes: int = 1000
     concurrency: int | None = None
@@ -135,7 +137,9 @@ def run_workload(
                 "pid": server_pid,
             }
             run = _Run(name, target, server_pid, params, progress, external=True)
-            return _WORKLOAD_FUNCTIONS[name](run, server)
+            report = _WORKLOAD_FUNCTIONS[name](run, server)
+            report.notes.append(_generator_note(params))
+            return report
         progress.phase("starting a throwaway server", 1)
         cheap = name != "connect"
         with ThrowawayServer(
@@ -159,12 +163,25 @@ def run_workload(
                 if cheap
                 else "logins use the default argon2 parameters (t=3, m=64 MiB, p=4)"
             )
+            report.notes.append(_generator_note(params))
             return report
+
+
+def _generator_note(p: BenchParams) -> str:
+    if p.batch_generator:
+        return (
+            "generator processes run under SCHED_BATCH: they never preempt the server when a"
+            " message wakes them, as clients on other machines cannot"
+            " (--generator-policy normal to compare)"
+        )
+    return "generator processes run under the normal scheduling policy"
 
 
 def _check_params(name: str, p: BenchParams) -> None:
     if p.processes < 1:
         raise ConfigError("--processes must be at least 1")
+    if p.batch_generator and not hasattr(os, "SCHED_BATCH"):
+        raise ConfigError("--generator-policy batch needs Linux; use --generator-policy normal")
     receivers, senders = _fanout_shape(name, p)
     if senders < 1 or receivers < 0:
         raise ConfigError("need at least one sender and no negative receivers")
@@ -315,7 +332,7 @@ def _fanout_workload(run: _Run, server: dict[str, Any]) -> Report:
                               "body_bytes": p.body_bytes, "processes": p.processes}  # fmt: skip
     params.update({"rate": rate} if is_rate else {"window": p.window})
     report = Report(run.name, server, params)
-    with WorkerPool(run.endpoint, run.room(run.name), p.processes) as pool:
+    with WorkerPool(run.endpoint, run.room(run.name), p.processes, batch=p.batch_generator) as pool:
         opened = _open(run, pool, _chat_specs(run, receivers, senders, 0), "logging in")
         report.failures += opened.failures
         if opened.failures:
@@ -375,7 +392,9 @@ def _connect_workload(run: _Run, server: dict[str, Any]) -> Report:
               "background_senders": senders, "background_rate": rate, "processes": p.processes}  # fmt: skip
     report = Report("connect", server, params)
     first_storm_user = receivers + senders
-    with WorkerPool(run.endpoint, run.room("connect"), p.processes) as pool:
+    with WorkerPool(
+        run.endpoint, run.room("connect"), p.processes, batch=p.batch_generator
+    ) as pool:
         opened = _open(run, pool, _chat_specs(run, receivers, senders, 0), "background sessions")
         report.failures += opened.failures
         if opened.failures:
@@ -500,7 +519,7 @@ def _idle_workload(run: _Run, server: dict[str, Any]) -> Report:
     rows: list[list[str]] = []
     reached = 0
     report.results["levels"] = []
-    with WorkerPool(run.endpoint, run.room("idle"), p.processes) as pool:
+    with WorkerPool(run.endpoint, run.room("idle"), p.processes, batch=p.batch_generator) as pool:
         held = 0
         for level in levels:
             specs = [SessionSpec(t.user(i), t.password, Role.IDLE) for i in range(held, level)]
@@ -599,7 +618,9 @@ def _scaling_workload(run: _Run, server: dict[str, Any]) -> Report:
     points: list[dict[str, Any]] = []
     rows: list[list[str]] = []
     for size in sizes:
-        with WorkerPool(run.endpoint, run.room(f"s{size}"), p.processes) as pool:
+        with WorkerPool(
+            run.endpoint, run.room(f"s{size}"), p.processes, batch=p.batch_generator
+        ) as pool:
             specs = _chat_specs(run, size - senders, senders, 0)
             try:
                 opened = _open(run, pool, specs, f"room of {size}: logging in")

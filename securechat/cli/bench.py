@@ -25,6 +25,11 @@ _LOAD = "Load"
 _EXTERNAL = "External server"
 
 
+class GeneratorPolicy(enum.StrEnum):
+    batch = "batch"
+    normal = "normal"
+
+
 class Workload(enum.StrEnum):
     fanout_rate = "fanout-rate"
     fanout_max = "fanout-max"
@@ -62,6 +67,7 @@ def bench(
     sizes: Annotated[str | None, typer.Option(metavar="N,N,...", help="scaling: room sizes [default: 10,50,200,1000].", rich_help_panel=_LOAD)] = None,
     plot: Annotated[Path | None, typer.Option(metavar="PNG", help="scaling: draw the chart here (needs matplotlib: securechat[bench]).", rich_help_panel=_LOAD)] = None,
     processes: Annotated[int, typer.Option(metavar="N", min=1, help="Generator processes, each multiplexing many connections.", rich_help_panel=_LOAD)] = 2,
+    generator_policy: Annotated[GeneratorPolicy, typer.Option(help="Scheduling of the generator processes: batch (SCHED_BATCH: they never preempt the server when a message wakes them, as clients on other machines cannot) or normal.", rich_help_panel=_LOAD)] = GeneratorPolicy.batch,
     host: Annotated[str | None, typer.Option(metavar="ADDRESS", help="Load this server instead of starting one (loopback only without --allow-remote).", rich_help_panel=_EXTERNAL)] = None,
     port: Annotated[int, typer.Option(min=1, max=65535, metavar="PORT", help="Port of the --host server.", rich_help_panel=_EXTERNAL)] = DEFAULT_PORT,
     ca: Annotated[Path | None, typer.Option(metavar="FILE", help="The --host server's ca.pem.", rich_help_panel=_EXTERNAL)] = None,
@@ -93,7 +99,8 @@ def bench(
     defaults = BenchParams()
     params = BenchParams(
         duration=duration, receivers=receivers, senders=senders, rate=rate, messages=messages,
-        body_bytes=body_bytes, window=window, processes=processes, logins=logins,
+        body_bytes=body_bytes, window=window, processes=processes,
+        batch_generator=generator_policy is GeneratorPolicy.batch, logins=logins,
         resumes=resumes, concurrency=concurrency,
         levels=_numbers(levels, "--levels") or defaults.levels,
         sizes=_numbers(sizes, "--sizes") or defaults.sizes, plot=plot,
