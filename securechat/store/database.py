@@ -42,9 +42,10 @@ def _apply_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
         cursor.close()
 
 
-def _reason(error: exc.DBAPIError) -> str:
+def _reason(error: exc.DBAPIError | sqlite3.Error) -> str:
     """The driver's own message (e.g. "unable to open database file"), without SQL or URLs."""
-    return str(error.orig).strip() or type(error.orig).__name__
+    orig = error.orig if isinstance(error, exc.DBAPIError) else error
+    return str(orig).strip() or type(orig).__name__
 
 
 def safe_url(url: str) -> str:
@@ -122,10 +123,9 @@ class Database:
         """Turn "the database is not usable" errors into one-line :class:`StoreError`s."""
         try:
             yield
-        except exc.OperationalError as error:
+        # sqlite3's own: from the group commit's driver cursor, which SQLAlchemy does not wrap.
+        except (exc.OperationalError, sqlite3.OperationalError) as error:
             raise StoreError(f"database error on {safe_url(self.url)}: {_reason(error)}") from error
-        except sqlite3.OperationalError as error:  # from the group commit's driver cursor
-            raise StoreError(f"database error on {safe_url(self.url)}: {error}") from error
 
     def check_connection(self) -> None:
         """Connect once, so a bad path or an unreachable server is reported early and clearly.
