@@ -91,6 +91,13 @@ class _Run:
     def room(self, label: str) -> str:
         return f"bench-{label}-{secrets.token_hex(3)}"
 
+    def pool(self, room_label: str) -> WorkerPool:
+        """The generator processes for one room, as the parameters ask."""
+        p = self.params
+        return WorkerPool(
+            self.endpoint, self.room(room_label), p.processes, batch=p.batch_generator
+        )
+
     def login_concurrency(self, default: int) -> int:
         # An external server keeps its default cap of 32 logins in progress per address.
         cap = 24 if self.external else default
@@ -130,6 +137,18 @@ def run_workload(
         raise ConfigError(f"unknown workload {name!r}: choose one of {', '.join(WORKLOADS)}")
     _check_params(name, params)
     raise_fd_limit()
+    report = _run_workload(name, params, target, server_pid, show_progress)
+    report.notes.append(_generator_note(params))
+    return report
+
+
+def _run_workload(
+    name: str,
+    params: BenchParams,
+    target: Target | None,
+    server_pid: int | None,
+    show_progress: bool,
+) -> Report:
     with PhaseProgress(show_progress) as progress:
         if target is not None:
             server: dict[str, Any] = {
@@ -137,9 +156,7 @@ def run_workload(
                 "pid": server_pid,
             }
             run = _Run(name, target, server_pid, params, progress, external=True)
-            report = _WORKLOAD_FUNCTIONS[name](run, server)
-            report.notes.append(_generator_note(params))
-            return report
+            return _WORKLOAD_FUNCTIONS[name](run, server)
         progress.phase("starting a throwaway server", 1)
         cheap = name != "connect"
         with ThrowawayServer(
@@ -163,7 +180,6 @@ def run_workload(
                 if cheap
                 else "logins use the default argon2 parameters (t=3, m=64 MiB, p=4)"
             )
-            report.notes.append(_generator_note(params))
             return report
 
 
@@ -332,7 +348,7 @@ def _fanout_workload(run: _Run, server: dict[str, Any]) -> Report:
                               "body_bytes": p.body_bytes, "processes": p.processes}  # fmt: skip
     params.update({"rate": rate} if is_rate else {"window": p.window})
     report = Report(run.name, server, params)
-    with WorkerPool(run.endpoint, run.room(run.name), p.processes, batch=p.batch_generator) as pool:
+    with run.pool(run.name) as pool:
         opened = _open(run, pool, _chat_specs(run, receivers, senders, 0), "logging in")
         report.failures += opened.failures
         if opened.failures:
@@ -392,9 +408,7 @@ def _connect_workload(run: _Run, server: dict[str, Any]) -> Report:
               "background_senders": senders, "background_rate": rate, "processes": p.processes}  # fmt: skip
     report = Report("connect", server, params)
     first_storm_user = receivers + senders
-    with WorkerPool(
-        run.endpoint, run.room("connect"), p.processes, batch=p.batch_generator
-    ) as pool:
+    with run.pool("connect") as pool:
         opened = _open(run, pool, _chat_specs(run, receivers, senders, 0), "background sessions")
         report.failures += opened.failures
         if opened.failures:
@@ -519,7 +533,7 @@ def _idle_workload(run: _Run, server: dict[str, Any]) -> Report:
     rows: list[list[str]] = []
     reached = 0
     report.results["levels"] = []
-    with WorkerPool(run.endpoint, run.room("idle"), p.processes, batch=p.batch_generator) as pool:
+    with run.pool("idle") as pool:
         held = 0
         for level in levels:
             specs = [SessionSpec(t.user(i), t.password, Role.IDLE) for i in range(held, level)]
@@ -618,9 +632,7 @@ def _scaling_workload(run: _Run, server: dict[str, Any]) -> Report:
     points: list[dict[str, Any]] = []
     rows: list[list[str]] = []
     for size in sizes:
-        with WorkerPool(
-            run.endpoint, run.room(f"s{size}"), p.processes, batch=p.batch_generator
-        ) as pool:
+        with run.pool(f"s{size}") as pool:
             specs = _chat_specs(run, size - senders, senders, 0)
             try:
                 opened = _open(run, pool, specs, f"room of {size}: logging in")
