@@ -33,11 +33,8 @@ class _Inbox:
         self.frames.put(frame)
 
     def next_event(self) -> object:
-        decoder = FrameDecoder(max_frame=1 << 20)
-        decoder.feed(self.frames.get(timeout=5))
-        payload = decoder.next_frame()
-        assert payload is not None
-        return decode_event(payload)
+        """The first event of the next write."""
+        return self.events(1)[0]
 
     def events(self, count: int) -> list[object]:
         """The next ``count`` events, however the writes joined them."""
