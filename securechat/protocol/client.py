@@ -1,0 +1,528 @@
+"""The client's side of protocol v1 without I/O: the mirror of :class:`ServerSession`.
+
+Theory of operation: a :class:`ClientSession` is one user's login across every
+connection it takes. Its driver (a thread that owns a socket, or a probe asking one
+question) calls :meth:`~ClientSession.connection_made` once a transport is open, feeds
+every byte read to :meth:`~ClientSession.receive_data`, writes what
+:meth:`~ClientSession.data_to_send` returns, acts on :meth:`~ClientSession.events_received`,
+calls :meth:`~ClientSession.tick` by :meth:`~ClientSession.next_deadline`, and calls
+:meth:`~ClientSession.connection_lost` when the transport ends, whoever ended it. Time is
+always passed in; nothing here reads a clock, a socket or a random source.
+
+After ``hello`` the session logs in by itself when it has credentials: the password at
+first, then the resume token from the last ``welcome`` (the password is dropped as soon as
+a token arrives). A login on a later connection is a resumption: the session asks for
+``sync`` from the last message id it saw, page after page, and resends every send not yet
+acknowledged under its original ``ref``, which the server de-duplicates. Message ids
+already seen are dropped, so a catch-up never shows a message twice.
+
+Each :meth:`~ClientSession.request` gets a ``ref``; its answer comes back as one
+:class:`Reply` (an ``error`` included). While a *collecting* request (the caller's
+``sync``) is in flight, the messages that arrive go into its reply instead of out as
+events. A lost connection answers every request in flight with a ``shutting_down`` error;
+sends stay and are resent. A send refused with ``rate_limited`` or ``server_error`` is
+retried later under the same ``ref``. A server event this version cannot decode (a newer
+server's) is ignored; a frame that breaks framing, a malformed event, a ``bye`` or an
+unanswered heartbeat ends the connection with :class:`ConnectionEnded`, after every event
+that came before it.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import enum
+import itertools
+
+from securechat.errors import ErrorCode, FrameTooLarge, ProtocolError, UnknownMessageType
+from securechat.protocol.frames import FrameDecoder, encode_frame
+from securechat.protocol.messages import (
+    Ack,
+    Auth,
+    Bye,
+    Error,
+    Event,
+    GetCA,
+    Hello,
+    History,
+    Join,
+    Joined,
+    Leave,
+    Left,
+    ListRooms,
+    Message,
+    Ping,
+    Pong,
+    Request,
+    Send,
+    Sync,
+    Synced,
+    Welcome,
+    Who,
+    decode_event,
+    encode,
+)
+
+PROTOCOL_VERSION = 1
+#: Largest frame accepted from a server. A server bounds what it accepts by ``max_frame``,
+#: but a message event holding a max_body of escaped text can be several times that.
+MAX_EVENT_FRAME = 16 * 1024 * 1024
+#: Requests that get a ``ref`` and a :class:`Reply` (sends have their own path: submit()).
+Asked = Join | Leave | ListRooms | History | Sync | Who | Ping | GetCA
+
+SEEN_IDS = 20_000  # message ids remembered for de-duplication
+PONG_TIMEOUT = 10.0  # seconds an unanswered heartbeat ping may wait
+RETRY_FIRST = 1.0  # seconds before resending a send refused with server_error, doubling...
+RETRY_CAP = 30.0  # ...up to this
+
+
+class State(enum.Enum):
+    DISCONNECTED = "disconnected"  # no transport (yet, or any more)
+    AWAITING_HELLO = "awaiting_hello"
+    GREETED = "greeted"  # hello read, no credentials: a probe may ask before login
+    AUTHENTICATING = "authenticating"
+    READY = "ready"  # logged in
+    CLOSING = "closing"  # bye sent, waiting for the transport to end
+    CLOSED = "closed"  # for good
+
+
+# --- what the session reports (besides the server's own pushed events) ---------------
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Greeted:
+    """The server said ``hello`` and speaks our protocol version."""
+
+    hello: Hello
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class LoggedIn:
+    """Login succeeded; ``resumed``: on a later connection, so catch-up and resends follow."""
+
+    welcome: Welcome
+    resumed: bool
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class LoginRefused:
+    """The server refused the login (``auth_failed``, ``rate_limited``...) or our version.
+
+    ``with_token``: the refused credential was a resume token, not the password.
+    """
+
+    error: Error
+    with_token: bool
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Reply:
+    """The answer to the request with this ``ref``; ``messages`` for a collecting sync."""
+
+    ref: str
+    event: Event
+    messages: tuple[Message, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Delivered:
+    """The server stored a message this client sent; ``message`` is it as stored.
+
+    The same id may already have been reported as a ``Message`` (a resend after reconnect
+    whose first copy had been stored); displays de-duplicate by id.
+    """
+
+    ref: str
+    message: Message
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SendFailed:
+    """The server refused a message (``code`` is the protocol error code); it is dropped."""
+
+    ref: str
+    body: str
+    room: str | None
+    to: str | None
+    code: str
+    reason: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ConnectionEnded:
+    """The connection must be closed now (a ``bye``, a broken frame, a silent server)."""
+
+    reason: str
+
+
+SessionEvent = Greeted | LoggedIn | LoginRefused | Reply | Delivered | SendFailed | ConnectionEnded
+
+
+@dataclasses.dataclass(slots=True)
+class _Pending:
+    collects: bool
+    messages: list[Message] = dataclasses.field(default_factory=list)
+
+
+class ClientSession:
+    """Bytes in, events out, bytes to send: one user's login, across reconnects."""
+
+    def __init__(
+        self,
+        user: str | None,
+        *,
+        password: str | None = None,
+        token: str | None = None,
+        send_prefix: str = "s",
+        heartbeat: float | None = None,
+    ) -> None:
+        """``user`` None: a probe that never logs in (it may ask for the CA after hello).
+
+        ``send_prefix`` makes send refs unique across this user's clients (the driver
+        passes a random one); ``heartbeat`` overrides the server's interval.
+        """
+        self.user = user
+        self._password = password
+        self._token = token
+        self._send_prefix = send_prefix
+        self._heartbeat_override = heartbeat
+        self.state = State.DISCONNECTED
+        self.hello: Hello | None = None
+        self.rooms: tuple[str, ...] = ()
+        self.last_id = 0
+        self._logins = 0
+        self._decoder = FrameDecoder(MAX_EVENT_FRAME)
+        self._out: list[bytes] = []
+        self._events: list[SessionEvent | Event] = []
+        self._refs = itertools.count(1)
+        self._send_refs = itertools.count(1)
+        self._pending: dict[str, _Pending] = {}
+        self._collecting: _Pending | None = None
+        self._catch_up_ref: str | None = None
+        self._unacked: dict[str, Send] = {}  # insertion order = resend order
+        self._frames: dict[str, bytes] = {}  # ref -> the encoded send, built once
+        self._retry_due: dict[str, float] = {}  # refused sends to resend, and when
+        self._retry_delay: dict[str, float] = {}  # the next server_error back-off, by ref
+        self._seen: set[int] = set()
+        self._seen_order: collections.deque[int] = collections.deque()
+        self._last_heard = 0.0
+        self._ping_sent: float | None = None
+
+    # --- the driver's calls ---------------------------------------------------------
+
+    def connection_made(self, now: float) -> None:
+        """A new transport is open: expect ``hello`` on it."""
+        assert self.state is State.DISCONNECTED, self.state
+        self.state = State.AWAITING_HELLO
+        self._decoder = FrameDecoder(MAX_EVENT_FRAME)
+        self._out.clear()
+        self._last_heard, self._ping_sent = now, None
+
+    def receive_data(self, data: bytes, now: float) -> None:
+        """Take bytes read from the transport; the events they make wait in events_received()."""
+        if self.state in (State.DISCONNECTED, State.CLOSED) or not data:
+            return
+        self._last_heard, self._ping_sent = now, None
+        self._decoder.feed(data)
+        while self.state not in (State.DISCONNECTED, State.CLOSED):
+            try:
+                payload = self._decoder.next_frame()
+                if payload is None:
+                    return
+                event = decode_event(payload)
+            except UnknownMessageType:
+                continue  # a newer server's event: ignore it, as the protocol promises
+            except FrameTooLarge as exc:
+                self._end(f"the server sent an oversized frame ({exc.message})")
+                return
+            except ProtocolError as exc:  # MalformedMessage
+                self._end(f"the server sent an invalid message ({exc.message})")
+                return
+            self._dispatch(event, now)
+
+    def data_to_send(self) -> bytes:
+        """Everything queued for the transport since the last call."""
+        data = b"".join(self._out)
+        self._out.clear()
+        return data
+
+    def events_received(self) -> list[SessionEvent | Event]:
+        """Events since the last call, in order: ours and the server's pushed ones."""
+        events, self._events = self._events, []
+        return events
+
+    def next_deadline(self) -> float | None:
+        """When :meth:`tick` must run next (monotonic seconds), or None for never."""
+        if self.state is not State.READY or self.hello is None:
+            return None
+        if self._ping_sent is not None:
+            due = self._ping_sent + PONG_TIMEOUT
+        else:
+            due = self._last_heard + self._heartbeat()
+        return min(due, *self._retry_due.values()) if self._retry_due else due
+
+    def tick(self, now: float) -> None:
+        """Send the heartbeat and retries that are due; end a connection gone silent."""
+        if self.state is not State.READY:
+            return
+        if self._ping_sent is not None and now - self._ping_sent > PONG_TIMEOUT:
+            self._end(f"the server stopped answering for {PONG_TIMEOUT:.0f} s")
+            return
+        if self._ping_sent is None and now - self._last_heard >= self._heartbeat():
+            self._queue(Ping(ref="hb"))
+            self._ping_sent = now
+        for ref, due in list(self._retry_due.items()):
+            if due <= now:
+                del self._retry_due[ref]
+                self._out.append(self._frames[ref])
+
+    def connection_lost(self, reason: str) -> None:
+        """The transport ended: fail requests in flight; sends wait for the next login."""
+        if self.state is State.DISCONNECTED:
+            return
+        self.state = State.CLOSED if self.state is State.CLOSING else State.DISCONNECTED
+        pending, self._pending = self._pending, {}
+        self._collecting = self._catch_up_ref = None
+        self._retry_due.clear()  # the next login resends every unacknowledged send
+        self._out.clear()
+        for ref in pending:
+            self._events.append(
+                Reply(ref, Error(code=ErrorCode.SHUTTING_DOWN, message=reason, ref=ref))
+            )
+
+    # --- the caller's calls ---------------------------------------------------------
+
+    @property
+    def is_ready(self) -> bool:
+        return self.state is State.READY
+
+    @property
+    def token(self) -> str | None:
+        """The resume token from the last ``welcome``."""
+        return self._token
+
+    def request(self, request: Asked, *, collect: bool = False) -> str:
+        """Queue ``request`` under a new ``ref`` and return the ref its Reply will carry.
+
+        Allowed when logged in, and before login when greeted without credentials (a
+        probe's ``ca``). ``collect``: the messages arriving until the reply (a ``sync``'s)
+        go into it instead of out as events.
+        """
+        assert self.state in (State.READY, State.GREETED), self.state
+        ref = f"c-{next(self._refs)}"
+        pending = self._pending[ref] = _Pending(collect)
+        if collect:
+            self._collecting = pending
+        self._queue(dataclasses.replace(request, ref=ref))
+        return ref
+
+    def submit(self, body: str, *, room: str | None = None, to: str | None = None) -> Send:
+        """Queue a chat message; it is kept, and resent, until acknowledged or refused."""
+        if (room is None) == (to is None):
+            raise ValueError("give exactly one of room= or to=")
+        ref = f"{self._send_prefix}-{next(self._send_refs)}"
+        send = Send(body=body, room=room, to=to, ref=ref)
+        self._unacked[ref] = send
+        self._frames[ref] = encode_frame(encode(send))
+        if self.state is State.READY:
+            self._out.append(self._frames[ref])
+        return send
+
+    @property
+    def unacknowledged(self) -> list[Send]:
+        """Sends not yet acknowledged, oldest first."""
+        return list(self._unacked.values())
+
+    def close(self) -> None:
+        """Say ``bye``; the driver flushes it briefly, closes, then calls connection_lost()."""
+        if self.state in (State.DISCONNECTED, State.CLOSED):
+            self.state = State.CLOSED
+            return
+        self._queue(Bye(ref="bye"))
+        self.state = State.CLOSING
+
+    def abandon(self) -> list[Send]:
+        """Give up every unacknowledged send (the client is closing); returns them."""
+        abandoned = list(self._unacked.values())
+        self._unacked.clear()
+        self._frames.clear()
+        self._retry_due.clear()
+        self._retry_delay.clear()
+        return abandoned
+
+    # --- inside -----------------------------------------------------------------------
+
+    def _heartbeat(self) -> float:
+        assert self.hello is not None
+        return self._heartbeat_override or float(self.hello.heartbeat)
+
+    def _queue(self, message: Request) -> None:
+        self._out.append(encode_frame(encode(message)))
+
+    def _end(self, reason: str) -> None:
+        self._events.append(ConnectionEnded(reason))
+        self.connection_lost(reason)
+
+    def _dispatch(self, event: Event, now: float) -> None:
+        if isinstance(event, Message):
+            self._receive_message(event)
+        elif isinstance(event, Ping):
+            self._queue(Pong(ref=event.ref))
+        elif isinstance(event, Bye):
+            why = "the server is restarting" if event.reason == "shutting_down" else event.reason
+            self._end(why or "the server closed the connection")
+        elif self.state is State.AWAITING_HELLO:
+            self._on_hello(event)
+        elif self.state is State.AUTHENTICATING:
+            self._on_login(event)
+        elif isinstance(event, Ack):
+            self._acknowledge(event)
+        elif isinstance(event, Error):
+            self._refused(event, now)
+        elif isinstance(event, Synced) and event.ref == self._catch_up_ref:
+            self.last_id = max(self.last_id, event.last_id)
+            self._catch_up_ref = None
+            if event.more:
+                self._catch_up(event.last_id)
+        elif not isinstance(event, Pong) and not self._answer(event):
+            self._events.append(event)  # pushed: presence, joins, and what later versions add
+
+    def _on_hello(self, event: Event) -> None:
+        if not isinstance(event, Hello):
+            self._end("the server did not greet like a securechat server")
+            return
+        self.hello = event
+        if event.protocol != PROTOCOL_VERSION:
+            message = (
+                f"the server speaks protocol version {event.protocol} ({event.server}), "
+                f"this client speaks version {PROTOCOL_VERSION}"
+            )
+            error = Error(code=ErrorCode.UNSUPPORTED_PROTOCOL, message=message)
+            self._events.append(LoginRefused(error, with_token=False))
+            self._end(message)
+            return
+        self._events.append(Greeted(event))
+        if self.user is None or (self._password is None and self._token is None):
+            self.state = State.GREETED
+            return
+        self.state = State.AUTHENTICATING
+        with_token = self._token is not None
+        self._queue(
+            Auth(user=self.user, password=None if with_token else self._password, token=self._token)
+        )
+
+    def _on_login(self, event: Event) -> None:
+        if isinstance(event, Error):
+            self._events.append(LoginRefused(event, with_token=self._token is not None))
+            self._end(f"login refused: {event.message}")
+            return
+        if not isinstance(event, Welcome):
+            self._end(f"the server answered the login with {event.TYPE!r}")
+            return
+        resumed = self._logins > 0
+        self._logins += 1
+        if event.token is not None:
+            self._token, self._password = event.token, None
+        self.user, self.rooms = event.user, event.rooms
+        if not resumed:
+            self.last_id = event.last_id
+        self.state = State.READY
+        self._events.append(LoggedIn(event, resumed))
+        if resumed:
+            self._catch_up(self.last_id)
+            self._out.extend(self._frames[ref] for ref in self._unacked)
+
+    def _catch_up(self, since: int) -> None:
+        self._catch_up_ref = f"catch-up-{next(self._refs)}"
+        self._queue(Sync(since=since, ref=self._catch_up_ref))
+
+    def _receive_message(self, message: Message) -> None:
+        self.last_id = max(self.last_id, message.id)
+        is_new = self._mark_seen(message.id)
+        if self._collecting is not None:
+            self._collecting.messages.append(message)
+        elif is_new:
+            self._events.append(message)
+
+    def _mark_seen(self, message_id: int) -> bool:
+        """Remember ``message_id``; False if it was seen before."""
+        if message_id in self._seen:
+            return False
+        self._seen.add(message_id)
+        self._seen_order.append(message_id)
+        if len(self._seen_order) > SEEN_IDS:
+            self._seen.discard(self._seen_order.popleft())
+        return True
+
+    def _acknowledge(self, ack: Ack) -> None:
+        send = self._unacked.pop(ack.ref or "", None)
+        if send is None:
+            self._answer(ack)  # a duplicate ack after a resend, or a stray one: dropped
+            return
+        assert send.ref is not None
+        assert self.user is not None
+        self._forget(send.ref)
+        message = Message(
+            id=ack.id, sender=self.user, body=send.body, ts=ack.ts, room=send.room, to=send.to
+        )
+        self._mark_seen(ack.id)
+        self._events.append(Delivered(send.ref, message))
+
+    def _refused(self, error: Error, now: float) -> None:
+        send = self._unacked.get(error.ref or "")
+        if send is None:
+            if not self._answer(error):
+                self._events.append(error)
+            return
+        assert send.ref is not None
+        if error.code == ErrorCode.RATE_LIMITED:
+            self._retry_due[send.ref] = now + (error.retry_after or 1.0)
+            return
+        if error.code == ErrorCode.SERVER_ERROR:
+            # Not stored (a failed commit, an overload): try again later under the same
+            # ref, which the server de-duplicates, waiting longer each time.
+            delay = self._retry_delay.get(send.ref, RETRY_FIRST)
+            self._retry_due[send.ref] = now + delay
+            self._retry_delay[send.ref] = min(delay * 2, RETRY_CAP)
+            return
+        del self._unacked[send.ref]
+        self._forget(send.ref)
+        self._events.append(
+            SendFailed(send.ref, send.body, send.room, send.to, error.code, error.message)
+        )
+
+    def _forget(self, ref: str) -> None:
+        del self._frames[ref]
+        self._retry_due.pop(ref, None)
+        self._retry_delay.pop(ref, None)
+
+    def _answer(self, event: Event) -> bool:
+        """Hand ``event`` to the request its ``ref`` names; False if none is waiting."""
+        ref = getattr(event, "ref", None)
+        pending = self._pending.pop(ref, None) if ref is not None else None
+        if pending is None:
+            return False
+        assert ref is not None
+        if pending is self._collecting:
+            self._collecting = None
+        if isinstance(event, Joined):
+            self.rooms = tuple(sorted({*self.rooms, event.room}))
+        elif isinstance(event, Left):
+            self.rooms = tuple(r for r in self.rooms if r != event.room)
+        self._events.append(Reply(ref, event, tuple(pending.messages)))
+        return True
+
+
+__all__ = [
+    "MAX_EVENT_FRAME",
+    "ClientSession",
+    "ConnectionEnded",
+    "Delivered",
+    "Greeted",
+    "LoggedIn",
+    "LoginRefused",
+    "Reply",
+    "SendFailed",
+    "SessionEvent",
+    "State",
+]
