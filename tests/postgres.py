@@ -1,0 +1,123 @@
+"""A throwaway PostgreSQL cluster for the tests: initdb in a temporary folder, pg_ctl on a
+free loopback port, stopped and removed at the end.
+
+It uses Debian's ``postgresql`` package (``/usr/lib/postgresql/<version>/bin``). PostgreSQL
+refuses to run as root, so when the tests run as root (CI does) the cluster is owned by
+the unprivileged ``nobody`` user, in a folder of its own under /tmp (the tests' own
+temporary folders are private to root). The cluster trusts connections from 127.0.0.1
+only, and skips fsync: it holds test data that is thrown away.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+INSTALL_HINT = "apt-get install postgresql (Debian's package; the tests start their own cluster)"
+START_TIMEOUT = 30.0
+
+
+def find_bindir() -> Path | None:
+    """The newest Debian PostgreSQL server binaries, or None when the package is missing."""
+    root = Path("/usr/lib/postgresql")
+    if not root.is_dir():
+        return None
+    versions = sorted(
+        (p for p in root.iterdir() if (p / "bin" / "pg_ctl").is_file()),
+        key=lambda p: int(p.name) if p.name.isdigit() else 0,
+    )
+    return versions[-1] / "bin" if versions else None
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+class PostgresCluster:
+    """One running cluster; :meth:`create_database` hands out fresh, empty databases."""
+
+    def __init__(self, bindir: Path) -> None:
+        self._bin = bindir
+        self._owner = "nobody" if os.geteuid() == 0 else None
+        self._root = Path(tempfile.mkdtemp(prefix="securechat-pg-"))
+        self._data = self._root / "data"
+        self.port = _free_port()
+        self._databases = 0
+        self._started = False
+
+    @property
+    def superuser(self) -> str:
+        return self._owner or pwd.getpwuid(os.geteuid()).pw_name
+
+    def url(self, database: str) -> str:
+        return f"postgresql+psycopg://{self.superuser}@127.0.0.1:{self.port}/{database}"
+
+    def start(self) -> None:
+        if self._owner is not None:
+            entry = pwd.getpwnam(self._owner)
+            os.chown(self._root, entry.pw_uid, entry.pw_gid)
+        self._run("initdb", "-D", str(self._data), "--auth=trust", "--encoding=UTF8",
+                  "--locale=C.UTF-8", "-U", self.superuser)  # fmt: skip
+        options = (
+            f"-c listen_addresses=127.0.0.1 -c port={self.port} "
+            f"-c unix_socket_directories={self._root} -c fsync=off "
+            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+        )
+        self._run("pg_ctl", "-D", str(self._data), "-o", options, "-l",
+                  str(self._root / "log"), "-w", "-t", str(int(START_TIMEOUT)), "start")  # fmt: skip
+        self._started = True
+
+    def create_database(self) -> str:
+        """A new empty database; returns its SQLAlchemy URL."""
+        import psycopg
+
+        self._databases += 1
+        name = f"test_{self._databases}"
+        with psycopg.connect(self._dsn("postgres"), autocommit=True) as connection:
+            connection.execute(f'CREATE DATABASE "{name}"')
+        return self.url(name)
+
+    def execute(self, database: str, sql: str) -> None:
+        """Run ``sql`` as the superuser (e.g. ``pg_terminate_backend``)."""
+        import psycopg
+
+        with psycopg.connect(self._dsn(database), autocommit=True) as connection:
+            connection.execute(sql)
+
+    def _dsn(self, database: str) -> str:
+        return f"host=127.0.0.1 port={self.port} user={self.superuser} dbname={database}"
+
+    def stop(self) -> None:
+        if self._started:
+            with contextlib.suppress(subprocess.CalledProcessError, subprocess.TimeoutExpired):
+                self._run("pg_ctl", "-D", str(self._data), "-m", "immediate", "-w", "stop")
+            self._started = False
+        shutil.rmtree(self._root, ignore_errors=True)
+
+    def _run(self, program: str, *args: str) -> None:
+        started = time.monotonic()
+        result = subprocess.run(
+            [str(self._bin / program), *args],
+            capture_output=True,
+            text=True,
+            user=self._owner,
+            cwd=self._root,
+            timeout=START_TIMEOUT,
+            check=False,
+        )
+        if result.returncode != 0:
+            log = (self._root / "log").read_text() if (self._root / "log").exists() else ""
+            raise RuntimeError(
+                f"{program} failed after {time.monotonic() - started:.1f} s "
+                f"({result.returncode}): {result.stderr.strip()} {log[-2000:]}"
+            )
