@@ -15,7 +15,7 @@ from pathlib import Path
 
 from securechat.errors import CertificateError
 
-__all__ = ["client_context", "probe_context", "server_context"]
+__all__ = ["client_context", "identify_context", "probe_context", "server_context"]
 
 
 def server_context(cert_file: Path, key_file: Path) -> ssl.SSLContext:
@@ -54,6 +54,18 @@ def client_context(ca_file: Path) -> ssl.SSLContext:
     context.verify_mode = ssl.CERT_REQUIRED
     # Reject certificates that break RFC 5280 (Python 3.13 sets this by default).
     context.verify_flags |= ssl.VERIFY_X509_STRICT
+    return context
+
+
+def identify_context(ca_file: Path) -> ssl.SSLContext:
+    """Like :func:`client_context`, without the host-name check: for ``doctor``, which asks
+    whether the server on a port is this deployment's, not whether to trust a name.
+
+    Raises:
+        CertificateError: as :func:`client_context`.
+    """
+    context = client_context(ca_file)
+    context.check_hostname = False
     return context
 
 

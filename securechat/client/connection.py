@@ -1,54 +1,59 @@
-"""The blocking ``Client``: one connection to a securechat server, used from any thread.
+"""The blocking ``Client``: a thread that drives a :class:`ClientSession` over one TLS socket.
 
-Theory of operation: one I/O thread owns the TLS socket (a :class:`TlsStream`) and the
-frame decoder; no other thread ever reads or writes the socket. Caller threads build a
-request with a fresh ``ref``, register a :class:`_Slot` for the reply, append the frame to
-``_outbox`` and wake the I/O thread with a :class:`Waker`. The I/O thread moves the outbox
-into the stream, writes, reads, and routes each event: a reply or error that echoes a
-``ref`` fills its slot; everything else goes to the ``events()`` queue. ``_lock`` guards
-exactly the state both sides touch: ``_slots``, ``_unacked``, ``_outbox``, ``_connected``.
+Theory of operation: the protocol (login, refs, resends, catch-up, de-duplication, the
+heartbeat) lives in the sans-I/O :class:`ClientSession`; this module only moves bytes and
+hands results to threads. One I/O thread owns the :class:`TlsStream`: it writes what the
+session has to say, waits in a selector for the socket and for a :class:`Waker`, feeds
+what it reads to the session, and routes the session's events. Caller threads touch the
+session only under ``_lock``, to queue a request or a send, and then wake the I/O thread.
+``_lock`` guards the session, ``_slots`` (ref -> the caller waiting for that reply) and
+``_outgoing`` (ref -> the caller's handle on a send); a :class:`Slot` or an
+:class:`Outgoing` is filled by the I/O thread and read by its caller once its event is set.
 
-Sends are different from other requests: each lives in ``_unacked`` (ref -> Outgoing)
-until its ``ack`` or error arrives, under a ref that is unique per Client and stable across
-resends. With ``reconnect=True`` the I/O thread survives a lost connection: it backs off
-(full jitter, 0.5 s doubling to 30 s), logs in again with the resume token from the last
-``welcome`` (the password is forgotten after the first login), syncs from the last message id it saw, and resends every unacknowledged message with its
-original ref, which the server de-duplicates. Message ids already seen are dropped, so a
-catch-up never shows a message twice. Other requests fail fast while disconnected.
+With ``reconnect=True`` the I/O thread survives a lost connection: it backs off (full
+jitter, 0.5 s doubling to 30 s) and logs in again; the session does the rest (resume
+token, catch-up, resends). Requests fail fast while disconnected; sends are kept.
 """
 
 from __future__ import annotations
 
-import collections
+import contextlib
 import itertools
 import queue
 import random
 import secrets
-import select
+import selectors
 import ssl
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Self
+from typing import Self, TypeVar
 
 from securechat.client.events import (
     Backoff,
     ClientEvent,
-    Delivered,
     Disconnected,
     Reconnected,
     Reconnecting,
-    SendFailed,
 )
-from securechat.client.link import ONE_READ, Endpoint, Link, open_link
+from securechat.client.link import Endpoint, log_in
 from securechat.client.outgoing import Outgoing, Slot, request_error
 from securechat.config import DEFAULT_PORT
 from securechat.errors import ConnectionLost, ErrorCode, RateLimited, SecureChatError
-from securechat.protocol.frames import encode_frame
+from securechat.protocol.client import (
+    Asked,
+    ClientSession,
+    ConnectionEnded,
+    Delivered,
+    Greeted,
+    LoggedIn,
+    LoginRefused,
+    Reply,
+    SendFailed,
+    SessionEvent,
+)
 from securechat.protocol.messages import (
-    Ack,
-    Bye,
     Error,
     Event,
     History,
@@ -58,32 +63,22 @@ from securechat.protocol.messages import (
     Leave,
     Left,
     ListRooms,
-    MemberJoined,
-    MemberLeft,
     Message,
     Online,
-    Ping,
-    Pong,
-    Presence,
-    Request,
     RoomInfo,
     RoomList,
-    Send,
     Sync,
     Synced,
     Who,
-    decode_event,
-    encode,
 )
 from securechat.tls import client_context
-from securechat.transport import POLL_ERRORS, POLLIN, POLLOUT, TlsStream, Waker
+from securechat.transport import TlsStream, Waker
 
 __all__ = ["Client"]
 
-PONG_TIMEOUT = 10.0  # a ping unanswered this long means the connection is dead
 BYE_GRACE = 1.0  # how long close() lets the bye reach the server
-SEEN_IDS = 20_000  # message ids remembered for de-duplication
 _END = object()  # closes events() iterators
+T = TypeVar("T", bound=Event)
 
 
 class Client:
@@ -108,40 +103,50 @@ class Client:
         backoff: Backoff | None = None,
     ) -> None:
         self._endpoint = Endpoint(host, port, Path(ca_file), server_name)
-        self._user = user
-        # In memory only, and only until the first welcome: reconnects use its resume token.
-        self._password: str | None = password
-        self._token: str | None = None
         self._reconnect = reconnect
         self._timeout = timeout
-        self._heartbeat = heartbeat
         self._backoff = backoff or Backoff()
         self._context: ssl.SSLContext | None = None
         self._waker = Waker()
-        self._waker_closed = False
+        self._waker_open = True
         self._events: queue.Queue[object] = queue.Queue()
-        self._refs = itertools.count(1)
-        self._send_prefix = secrets.token_hex(8)
         self._closing = threading.Event()
         self._thread: threading.Thread | None = None
         # Guarded by _lock: shared between callers and the I/O thread.
         self._lock = threading.Lock()
+        self._session = ClientSession(
+            user, password=password, send_prefix=secrets.token_hex(8), heartbeat=heartbeat
+        )
         self._slots: dict[str, Slot] = {}
-        self._unacked: dict[str, Outgoing] = {}  # insertion order = resend order
-        self._outbox: list[tuple[str, bytes]] = []
-        self._connected = False
-        # Owned by the I/O thread (and by connect() before the thread starts).
-        self._link: Link | None = None
-        self._seen: set[int] = set()
-        self._seen_order: collections.deque[int] = collections.deque()
-        self._collecting: Slot | None = None  # the caller's sync() in flight
-        self._catch_up_ref: str | None = None
-        self._retry_at: list[tuple[float, str]] = []  # rate-limited sends to resend
-        # Read by any thread, written by the I/O thread.
-        self.user = user
-        self.rooms: tuple[str, ...] = ()
-        self.last_id = 0
-        self.server = ""
+        self._outgoing: dict[str, Outgoing] = {}  # insertion order = send order
+        self._stream: TlsStream | None = None  # owned by the I/O thread once it runs
+        self.server = ""  # hello's free-form server string; written by the I/O thread
+
+    # --- what callers may read --------------------------------------------------------
+
+    @property
+    def user(self) -> str:
+        """The canonical user name (as the server spelled it in ``welcome``)."""
+        return self._session.user or ""
+
+    @property
+    def rooms(self) -> tuple[str, ...]:
+        return self._session.rooms
+
+    @property
+    def last_id(self) -> int:
+        """The newest message id this client has seen."""
+        return self._session.last_id
+
+    @property
+    def is_connected(self) -> bool:
+        return self._session.is_ready
+
+    @property
+    def unacknowledged(self) -> list[Outgoing]:
+        """Sends not yet acknowledged, oldest first."""
+        with self._lock:
+            return list(self._outgoing.values())
 
     # --- lifecycle -------------------------------------------------------------------
 
@@ -150,14 +155,16 @@ class Client:
 
         Raises:
             ConnectionLost, CertificateError, AuthenticationError, RateLimited,
-            UnexpectedMessage: see :func:`securechat.client.link.open_link`.
+            UnexpectedMessage: see :func:`securechat.client.link.log_in`.
         """
         if self._thread is not None:
             raise ConnectionLost("this client has already connected once; make a new Client")
         self._context = client_context(self._endpoint.ca_file)
-        link = self._open()
-        self.last_id = link.welcome.last_id
-        self._adopt(link)
+        try:
+            self._open()
+        except BaseException:
+            self._close_waker()
+            raise
         self._thread = threading.Thread(target=self._run, name="securechat-client", daemon=True)
         self._thread.start()
         return self
@@ -166,11 +173,18 @@ class Client:
         """Say ``bye`` and stop the I/O thread; pending requests fail. Idempotent."""
         self._closing.set()
         self._waker.wake()
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(self._timeout + BYE_GRACE + 1)
-            if not self._thread.is_alive() and not self._waker_closed:
-                self._waker_closed = True
-                self._waker.close()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(self._timeout + BYE_GRACE + 1)
+            if not thread.is_alive():
+                self._close_waker()
+
+    def _close_waker(self) -> None:
+        # Only once nobody can wake it any more: a closed descriptor number may be reused.
+        with self._lock:
+            waker, self._waker_open = self._waker_open, False
+        if waker:
+            self._waker.close()
 
     def __enter__(self) -> Self:
         return self.connect() if self._thread is None else self
@@ -178,40 +192,22 @@ class Client:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    @property
-    def is_connected(self) -> bool:
-        return self._connected
-
-    @property
-    def unacknowledged(self) -> list[Outgoing]:
-        """Sends not yet acknowledged, oldest first."""
-        with self._lock:
-            return list(self._unacked.values())
-
     # --- requests ----------------------------------------------------------------------
 
     def join(self, room: str) -> Joined:
         """Join (and create if needed) ``room``."""
-        reply = self._request(Join(room=room, ref=self._ref()))
-        assert isinstance(reply, Joined)
-        return reply
+        return self._request(Join(room=room), Joined)
 
     def leave(self, room: str) -> Left:
-        reply = self._request(Leave(room=room, ref=self._ref()))
-        assert isinstance(reply, Left)
-        return reply
+        return self._request(Leave(room=room), Left)
 
     def list_rooms(self) -> tuple[RoomInfo, ...]:
         """Every room on the server, with member counts and whether we are in it."""
-        reply = self._request(ListRooms(ref=self._ref()))
-        assert isinstance(reply, RoomList)
-        return reply.rooms
+        return self._request(ListRooms(), RoomList).rooms
 
     def who(self) -> tuple[str, ...]:
         """Every user online now."""
-        reply = self._request(Who(ref=self._ref()))
-        assert isinstance(reply, Online)
-        return reply.online
+        return self._request(Who(), Online).online
 
     def history(
         self,
@@ -222,10 +218,8 @@ class Client:
         limit: int | None = None,
     ) -> HistoryPage:
         """The newest ``limit`` messages (oldest first) of a room or of a conversation with ``peer``."""
-        request = History(room=room, peer=peer, before=before, limit=limit, ref=self._ref())
-        reply = self._request(request)
-        assert isinstance(reply, HistoryPage)
-        return reply
+        request = History(room=room, peer=peer, before=before, limit=limit)
+        return self._request(request, HistoryPage)
 
     def sync(self, since: int | None = None) -> list[Message]:
         """Every visible message after ``since`` (default: the last one seen), in id order.
@@ -233,15 +227,13 @@ class Client:
         The messages returned are not repeated on :meth:`events`.
         """
         since = self.last_id if since is None else since
-        found: list[Message] = []
+        found: dict[int, Message] = {}
         while True:
-            slot = Slot(collects=True)
-            reply = self._request(Sync(since=since, ref=self._ref()), slot)
-            assert isinstance(reply, Synced)
-            known = {m.id for m in found}
-            found.extend(m for m in slot.messages if m.id > since and m.id not in known)
+            slot = self._ask(Sync(since=since), collect=True)
+            reply = self._reply(slot, Synced)
+            found.update((m.id, m) for m in slot.messages if m.id > since and m.id not in found)
             if not reply.more:
-                return found
+                return list(found.values())
             since = reply.last_id
 
     def submit(self, body: str, *, room: str | None = None, to: str | None = None) -> Outgoing:
@@ -251,13 +243,10 @@ class Client:
         """
         if (room is None) == (to is None):
             raise ValueError("give exactly one of room= or to=")
-        ref = f"{self._send_prefix}-{next(self._refs)}"
-        outgoing = Outgoing(Send(body=body, room=room, to=to, ref=ref))
         with self._lock:
             self._check_open(for_send=True)
-            self._unacked[ref] = outgoing
-            if self._connected:
-                self._outbox.append((ref, outgoing.frame))
+            outgoing = Outgoing(self._session.submit(body, room=room, to=to))
+            self._outgoing[outgoing.ref] = outgoing
         self._waker.wake()
         return outgoing
 
@@ -285,285 +274,180 @@ class Client:
 
     # --- caller side ---------------------------------------------------------------------
 
-    def _ref(self) -> str:
-        return f"c-{next(self._refs)}"
-
     def _check_open(self, *, for_send: bool = False) -> None:
+        """With ``_lock`` held: refuse a request the session cannot take now."""
         if self._closing.is_set() or self._thread is None:
             raise ConnectionLost("the client is not connected")
-        if not self._connected and not (for_send and self._reconnect):
+        if not self._session.is_ready and not (for_send and self._reconnect):
             raise ConnectionLost("not connected to the server right now; try again shortly")
 
-    def _request(self, request: Request, slot: Slot | None = None) -> Event:
-        slot = slot or Slot()
-        ref = getattr(request, "ref", None)
-        assert ref is not None
+    def _request(self, request: Asked, kind: type[T]) -> T:
+        return self._reply(self._ask(request), kind)
+
+    def _ask(self, request: Asked, *, collect: bool = False) -> Slot:
+        slot = Slot()
         with self._lock:
             self._check_open()
-            self._slots[ref] = slot
-            self._outbox.append((ref, encode_frame(encode(request))))
+            self._slots[self._session.request(request, collect=collect)] = slot
         self._waker.wake()
+        return slot
+
+    def _reply(self, slot: Slot, kind: type[T]) -> T:
         if not slot.done.wait(self._timeout):
             with self._lock:
-                self._slots.pop(ref, None)
+                self._slots = {ref: s for ref, s in self._slots.items() if s is not slot}
             raise ConnectionLost(f"no reply from the server within {self._timeout:.0f} s")
         if slot.error is not None:
             raise request_error(slot.error)
-        assert slot.reply is not None
-        return slot.reply
+        reply = slot.reply
+        assert isinstance(reply, kind), reply
+        return reply
 
     # --- the I/O thread ----------------------------------------------------------------
 
-    def _open(self) -> Link:
+    def _open(self) -> None:
+        """Log in on a new connection (the caller's thread at first, then the I/O thread)."""
         assert self._context is not None
-        return open_link(
-            self._endpoint,
-            self._context,
-            user=self._user,
-            password=self._password if self._token is None else None,
-            token=self._token,
-            timeout=self._timeout,
+        stream, events = log_in(
+            self._endpoint, self._context, self._session, timeout=self._timeout, guard=self._lock
         )
-
-    def _adopt(self, link: Link) -> None:
-        self._link = link
-        if link.welcome.token is not None:
-            self._token, self._password = link.welcome.token, None
-        self.user = link.welcome.user
-        self.rooms = link.welcome.rooms
-        self.server = link.hello.server
-        with self._lock:
-            self._connected = True
+        try:
+            self._route(events)
+        except BaseException:
+            stream.close()
+            with self._lock:
+                self._session.connection_lost("closed")
+            raise
+        assert self._session.hello is not None
+        self.server = self._session.hello.server
+        self._stream = stream
 
     def _run(self) -> None:
-        error: SecureChatError | None = None
+        error: SecureChatError = ConnectionLost("the client was closed")
         try:
-            while self._link is not None:
+            while self._stream is not None:
                 try:
-                    self._pump(self._link)
+                    self._pump(self._stream)
                     return  # closing
-                except SecureChatError as exc:  # lost, or the server broke the protocol
+                except SecureChatError as exc:  # lost, or the server ended it
                     error = exc
-                self._drop_link(error)
+                self._drop_stream(error.message)
                 if self._closing.is_set():
                     return
                 if not self._reconnect:
                     self._emit(Disconnected(error.message, error))
                     return
-                self._link = self._reconnect_loop(error)
+                error = self._reconnect_loop(error)
         finally:
-            self._drop_link(error or ConnectionLost("the client was closed"))
-            self._fail_everything(error)
+            self._drop_stream(error.message)
+            with self._lock:
+                abandoned = self._session.abandon()
+                outgoing = [self._outgoing.pop(send.ref or "") for send in abandoned]
+            for handle in outgoing:
+                handle.fail(Error(code=ErrorCode.SHUTTING_DOWN, message=error.message))
             self._events.put(_END)
 
-    def _drop_link(self, error: SecureChatError) -> None:
-        """Close the stream; fail requests in flight (sends stay, to be resent)."""
-        link, self._link = self._link, None
-        if link is not None:
-            link.stream.close()
+    def _drop_stream(self, reason: str) -> None:
+        """Close the stream; the session fails requests in flight (sends stay, to be resent)."""
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            stream.close()
         with self._lock:
-            self._connected = False
-            self._outbox.clear()
-            slots, self._slots = self._slots, {}
-        self._collecting = None
-        self._catch_up_ref = None
-        for slot in slots.values():
-            slot.fail(Error(code=ErrorCode.SHUTTING_DOWN, message=error.message))
+            self._session.connection_lost(reason)
+            events = self._session.events_received()
+        self._route(events)
 
-    def _fail_everything(self, error: SecureChatError | None) -> None:
-        reason = error.message if error is not None else "the client was closed"
-        with self._lock:
-            unacked, self._unacked = self._unacked, {}
-        for outgoing in unacked.values():
-            outgoing.fail(Error(code=ErrorCode.SHUTTING_DOWN, message=reason))
-
-    def _reconnect_loop(self, error: SecureChatError) -> Link | None:
+    def _reconnect_loop(self, error: SecureChatError) -> SecureChatError:
+        """Log in again, backing off; the last error when it gives up (closing, or fatal)."""
         for attempt in itertools.count():
             delay = random.uniform(0, self._backoff.ceiling(attempt))
             if isinstance(error, RateLimited):
                 delay = max(delay, error.retry_after)
             self._emit(Reconnecting(delay=delay, attempt=attempt + 1, reason=error.message))
             if self._closing.wait(delay):
-                return None
+                return error
             try:
-                link = self._open()
+                self._open()
+                return error
             except (ConnectionLost, RateLimited) as exc:
                 error = exc
-                continue
             except SecureChatError as exc:  # wrong password, certificate, version: fatal
                 self._emit(Disconnected(exc.message, exc))
-                self._fail_everything(exc)
-                return None
-            self._adopt(link)
-            self._emit(Reconnected(rooms=link.welcome.rooms, last_id=link.welcome.last_id))
-            self._catch_up(link.stream, self.last_id)
-            with self._lock:
-                resend = list(self._unacked.values())
-            link.stream.queue_many([outgoing.frame for outgoing in resend])
-            return link
-        return None  # pragma: no cover - the loop only ends by returning
+                return exc
+        raise AssertionError("unreachable")  # pragma: no cover
 
-    def _catch_up(self, stream: TlsStream, since: int) -> None:
-        self._catch_up_ref = self._ref()
-        stream.queue(encode_frame(encode(Sync(since=since, ref=self._catch_up_ref))))
-
-    def _pump(self, link: Link) -> None:
+    def _pump(self, stream: TlsStream) -> None:
         """Serve one connection until it is lost (raises) or the client closes (returns)."""
-        stream = link.stream
-        heartbeat = self._heartbeat or float(link.hello.heartbeat)
-        poller = select.poll()
-        poller.register(stream.fileno(), POLLIN)
-        poller.register(self._waker.fileno(), POLLIN)
-        last_heard = time.monotonic()
-        ping_sent: float | None = None
-        while True:
-            if self._closing.is_set():
-                self._say_bye(stream)
-                return
-            self._move_outbox(stream)
-            stream.flush()
-            self._dispatch_frames(link)
-            now = time.monotonic()
-            if ping_sent is not None and now - ping_sent > PONG_TIMEOUT:
-                raise ConnectionLost(f"the server stopped answering for {PONG_TIMEOUT:.0f} s")
-            if ping_sent is None and now - last_heard >= heartbeat:
-                stream.queue(encode_frame(encode(Ping(ref="hb"))))
-                ping_sent = now
-                continue
-            wait = (ping_sent + PONG_TIMEOUT if ping_sent else last_heard + heartbeat) - now
-            if self._retry_at:
-                wait = min(wait, self._retry_at[0][0] - now)
-            if stream.has_buffered_input:
-                wait = 0.0
-            poller.modify(stream.fileno(), POLLIN | (POLLOUT if stream.unsent else 0))
-            ready = dict(poller.poll(max(wait, 0.0) * 1000))
-            if self._waker.fileno() in ready:
-                self._waker.clear()
-            if ready.get(stream.fileno(), 0) & (POLLIN | POLL_ERRORS) or stream.has_buffered_input:
-                try:
-                    data = stream.receive(ONE_READ)
-                except ConnectionLost as exc:
-                    raise ConnectionLost(f"{self._endpoint.label}: {exc.message}") from exc
-                if data:
-                    link.decoder.feed(data)
-                    last_heard, ping_sent = time.monotonic(), None
-
-    def _move_outbox(self, stream: TlsStream) -> None:
-        now = time.monotonic()
-        with self._lock:
-            items, self._outbox = self._outbox, []
-            while self._retry_at and self._retry_at[0][0] <= now:
-                outgoing = self._unacked.get(self._retry_at.pop(0)[1])
-                if outgoing is not None:
-                    items.append((outgoing.ref, outgoing.frame))
-            collecting = [self._slots[ref] for ref, _ in items if ref in self._slots]
-        for slot in collecting:
-            if slot.collects:
-                self._collecting = slot
-        if items:
-            stream.queue_many([frame for _, frame in items])
+        with selectors.DefaultSelector() as selector:
+            selector.register(stream.fileno(), selectors.EVENT_READ)
+            selector.register(self._waker.fileno(), selectors.EVENT_READ)
+            while not self._closing.is_set():
+                with self._lock:
+                    self._session.tick(time.monotonic())
+                    stream.queue(self._session.data_to_send())
+                    events = self._session.events_received()
+                    deadline = self._session.next_deadline()
+                self._route(events)
+                stream.flush()
+                wait = 0.0 if stream.has_buffered_input else _until(deadline)
+                mask = selectors.EVENT_READ | (selectors.EVENT_WRITE if stream.unsent else 0)
+                selector.modify(stream.fileno(), mask)
+                ready = {key.fd for key, _ in selector.select(wait)}
+                if self._waker.fileno() in ready:
+                    self._waker.clear()
+                if stream.fileno() in ready or stream.has_buffered_input:
+                    data = stream.receive()
+                    with self._lock:
+                        self._session.receive_data(data, time.monotonic())
+        self._say_bye(stream)
 
     def _say_bye(self, stream: TlsStream) -> None:
-        stream.queue(encode_frame(encode(Bye(ref="bye"))))
-        deadline = time.monotonic() + BYE_GRACE
-        poller = select.poll()
-        poller.register(stream.fileno(), POLLOUT)
-        while not stream.flush() and time.monotonic() < deadline:
-            poller.poll(100)
-
-    def _dispatch_frames(self, link: Link) -> None:
-        while (payload := link.decoder.next_frame()) is not None:
-            self._dispatch(decode_event(payload), link.stream)
-
-    def _dispatch(self, event: Event, stream: TlsStream) -> None:
-        if isinstance(event, Message):
-            self._receive_message(event)
-        elif isinstance(event, Ping):
-            stream.queue(encode_frame(encode(Pong(ref=event.ref))))
-        elif isinstance(event, Bye):
-            why = "the server is restarting" if event.reason == "shutting_down" else event.reason
-            raise ConnectionLost(why or "the server closed the connection")
-        elif isinstance(event, Ack):
-            self._acknowledge(event)
-        elif isinstance(event, Error):
-            self._refused(event)
-        elif isinstance(event, Synced) and event.ref == self._catch_up_ref:
-            if event.more:
-                self._catch_up(stream, event.last_id)
-            else:
-                self._catch_up_ref = None
-            self.last_id = max(self.last_id, event.last_id)
-        elif isinstance(event, MemberJoined | MemberLeft | Presence):
-            self._emit(event)
-        elif not isinstance(event, Pong):
-            # A reply whose caller gave up waiting is dropped; nothing else is expected.
-            self._fill_slot(event)
-
-    def _receive_message(self, message: Message) -> None:
-        self.last_id = max(self.last_id, message.id)
-        is_new = self._mark_seen(message.id)
-        if self._collecting is not None:
-            self._collecting.messages.append(message)
-        elif is_new:
-            self._emit(message)
-
-    def _mark_seen(self, message_id: int) -> bool:
-        """Remember ``message_id``; False if it was seen before."""
-        if message_id in self._seen:
-            return False
-        self._seen.add(message_id)
-        self._seen_order.append(message_id)
-        if len(self._seen_order) > SEEN_IDS:
-            self._seen.discard(self._seen_order.popleft())
-        return True
-
-    def _acknowledge(self, ack: Ack) -> None:
         with self._lock:
-            outgoing = self._unacked.pop(ack.ref or "", None)
-        if outgoing is None:
-            self._fill_slot(ack)  # a duplicate ack after a resend, or a stray one
-            return
-        message = outgoing.acknowledged(ack, sender=self.user)
-        self._mark_seen(ack.id)
-        self._emit(Delivered(ref=outgoing.ref, message=message))
+            self._session.close()
+            stream.queue(self._session.data_to_send())
+        with contextlib.suppress(ConnectionLost):  # gone already: nothing more to say
+            stream.flush_until(time.monotonic() + BYE_GRACE)
 
-    def _refused(self, error: Error) -> None:
-        with self._lock:
-            outgoing = self._unacked.get(error.ref or "")
-            if outgoing is not None and error.code == ErrorCode.RATE_LIMITED:
-                self._retry_at.append((time.monotonic() + (error.retry_after or 1.0), outgoing.ref))
-                self._retry_at.sort()
-                return
-            if outgoing is not None:
-                del self._unacked[outgoing.ref]
-        if outgoing is not None:
-            outgoing.fail(error)
-            send = outgoing.request
-            self._emit(
-                SendFailed(outgoing.ref, send.body, send.room, send.to, error.code, error.message)
-            )
-        elif not self._fill_slot(error):
-            self._emit(error)
+    def _route(self, events: list[SessionEvent | Event]) -> None:
+        """Hand each event to whoever waits for it; raise if the connection must end."""
+        ended: ConnectionEnded | None = None
+        for event in events:
+            if isinstance(event, Reply):
+                self._answer(event)
+            elif isinstance(event, Delivered | SendFailed):
+                with self._lock:
+                    outgoing = self._outgoing.pop(event.ref, None)
+                if outgoing is None:
+                    pass
+                elif isinstance(event, Delivered):
+                    outgoing.deliver(event.message)
+                else:
+                    outgoing.fail(Error(code=event.code, message=event.reason, ref=event.ref))
+                self._emit(event)
+            elif isinstance(event, LoggedIn) and event.resumed:
+                self._emit(Reconnected(rooms=event.welcome.rooms, last_id=event.welcome.last_id))
+            elif isinstance(event, ConnectionEnded):
+                ended = event
+            elif not isinstance(event, Greeted | LoggedIn | LoginRefused):
+                self._emit(event)  # a server event nobody asked for: pushed
+        if ended is not None:
+            raise ConnectionLost(f"{self._endpoint.label}: {ended.reason}")
 
-    def _fill_slot(self, event: Event) -> bool:
-        ref = getattr(event, "ref", None)
-        if ref is None:
-            return False
+    def _answer(self, reply: Reply) -> None:
         with self._lock:
-            slot = self._slots.pop(ref, None)
+            slot = self._slots.pop(reply.ref, None)
         if slot is None:
-            return False
-        if slot is self._collecting:
-            self._collecting = None
-        if isinstance(event, Joined):
-            self.rooms = tuple(sorted({*self.rooms, event.room}))
-        elif isinstance(event, Left):
-            self.rooms = tuple(r for r in self.rooms if r != event.room)
-        if isinstance(event, Error):
-            slot.fail(event)
+            return  # its caller gave up waiting
+        slot.messages = list(reply.messages)
+        if isinstance(reply.event, Error):
+            slot.fail(reply.event)
         else:
-            slot.resolve(event)
-        return True
+            slot.resolve(reply.event)
 
     def _emit(self, event: ClientEvent) -> None:
         self._events.put(event)
+
+
+def _until(deadline: float | None) -> float | None:
+    """Seconds to wait for ``deadline`` (monotonic), None for ever."""
+    return None if deadline is None else max(deadline - time.monotonic(), 0.0)

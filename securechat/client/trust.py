@@ -16,7 +16,6 @@ loud refusal (:func:`refusal`), never a question: the user forgets the pin expli
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime as dt
 import ipaddress
@@ -29,7 +28,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 
 from securechat.certs import fingerprint
-from securechat.client.link import Endpoint, Greeting, ask, greet
+from securechat.client.link import Endpoint, probe
 from securechat.client.settings import (
     TrustedCA,
     load_settings,
@@ -39,8 +38,7 @@ from securechat.client.settings import (
 from securechat.config import DEFAULT_PORT
 from securechat.errors import CertificateError, ConfigError, ConnectionLost
 from securechat.files import write_atomic
-from securechat.protocol.frames import encode_frame
-from securechat.protocol.messages import Bye, CACertificate, Error, GetCA, encode
+from securechat.protocol.messages import CACertificate, Error, GetCA
 from securechat.tls import client_context, probe_context
 
 __all__ = [
@@ -79,12 +77,10 @@ def fetch_ca(host: str, port: int, *, timeout: float) -> OfferedCA:
         CertificateError: what the server offered cannot be trusted (see check_offer).
     """
     endpoint = Endpoint(host, port, _NO_CA)
-    greeting = greet(endpoint, probe_context(), timeout=timeout)
-    try:
-        reply = ask(greeting, GetCA())
-        _say_bye(greeting)
-    finally:
-        greeting.stream.close()
+    stream = endpoint.connect(probe_context(), timeout=timeout)
+    answer = probe(stream, label=endpoint.label, timeout=timeout, request=GetCA())
+    reply = answer.reply
+    assert reply is not None
     if isinstance(reply, Error):
         raise ConnectionLost(
             f"{endpoint.label} did not hand out its CA ({reply.message}); it may be an older "
@@ -92,7 +88,7 @@ def fetch_ca(host: str, port: int, *, timeout: float) -> OfferedCA:
         )
     if not isinstance(reply, CACertificate):
         raise ConnectionLost(f"{endpoint.label} answered the CA request with {reply.TYPE!r}")
-    return check_offer(reply.pem, greeting.peer_cert, host=host, label=endpoint.label)
+    return check_offer(reply.pem, answer.peer_certificate, host=host, label=endpoint.label)
 
 
 def check_offer(pem: str, leaf_der: bytes, *, host: str, label: str) -> OfferedCA:
@@ -141,11 +137,9 @@ def verify_server(host: str, port: int, ca_file: Path, *, timeout: float) -> Non
         CertificateError: the certificate does not verify (``WrongCA``: another CA).
         ConnectionLost: unreachable, or not a securechat server.
     """
-    greeting = greet(Endpoint(host, port, ca_file), client_context(ca_file), timeout=timeout)
-    try:
-        _say_bye(greeting)
-    finally:
-        greeting.stream.close()
+    endpoint = Endpoint(host, port, ca_file)
+    stream = endpoint.connect(client_context(ca_file), timeout=timeout)
+    probe(stream, label=endpoint.label, timeout=timeout)
 
 
 def pin_file(config_dir: Path, host: str, port: int) -> Path:
@@ -207,13 +201,6 @@ def refusal(pin: TrustedCA, host: str, port: int) -> str:
             f"      securechat connect {host}{port_option} --forget-ca",
         ]
     )
-
-
-def _say_bye(greeting: Greeting) -> None:
-    greeting.stream.queue(encode_frame(encode(Bye())))
-    # A server that hung up first loses nothing: we are done with it either way.
-    with contextlib.suppress(ConnectionLost):
-        greeting.stream.flush()
 
 
 def _is_ca(cert: x509.Certificate) -> bool:

@@ -37,6 +37,7 @@ import itertools
 from securechat.errors import ErrorCode, FrameTooLarge, ProtocolError, UnknownMessageType
 from securechat.protocol.frames import FrameDecoder, encode_frame
 from securechat.protocol.messages import (
+    PROTOCOL_VERSION,
     Ack,
     Auth,
     Bye,
@@ -63,7 +64,6 @@ from securechat.protocol.messages import (
     encode,
 )
 
-PROTOCOL_VERSION = 1
 #: Largest frame accepted from a server. A server bounds what it accepts by ``max_frame``,
 #: but a message event holding a max_body of escaped text can be several times that.
 MAX_EVENT_FRAME = 16 * 1024 * 1024
@@ -384,7 +384,7 @@ class ClientSession:
             self._catch_up_ref = None
             if event.more:
                 self._catch_up(event.last_id)
-        elif not isinstance(event, Pong) and not self._answer(event):
+        elif not self._answer(event) and not isinstance(event, Pong):  # a heartbeat's pong
             self._events.append(event)  # pushed: presence, joins, and what later versions add
 
     def _on_hello(self, event: Event) -> None:
