@@ -6,6 +6,11 @@ host name. The one context that verifies nothing, :func:`probe_context`, exists 
 on first use: it fetches the CA certificate to show its fingerprint, sends no password and
 never carries a chat. ``ssl`` and OS errors while loading files become
 :class:`CertificateError`.
+
+Contexts are built with ``SSLContext(PROTOCOL_TLS_SERVER/CLIENT)``, which sets the same
+defaults as ``create_default_context`` minus one: that function opens the file named by
+``SSLKEYLOGFILE`` and appends every session's secrets to it, before a caller could say no.
+No securechat context ever writes a key log.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ def server_context(cert_file: Path, key_file: Path) -> ssl.SSLContext:
     Raises:
         CertificateError: a file is missing, unreadable, or the key does not match.
     """
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     _harden(context)
     try:
         context.load_cert_chain(cert_file, key_file)
@@ -43,8 +48,9 @@ def client_context(ca_file: Path) -> ssl.SSLContext:
     Raises:
         CertificateError: ``ca_file`` is missing, unreadable or holds no certificate.
     """
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     try:
-        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=ca_file)
+        context.load_verify_locations(cafile=ca_file)
     except ssl.SSLError as exc:
         raise CertificateError(f"{ca_file} holds no usable CA certificate") from exc
     except OSError as exc:
@@ -67,6 +73,9 @@ def probe_context() -> ssl.SSLContext:
 
 
 def _harden(context: ssl.SSLContext) -> None:
+    # Whatever SSLKEYLOGFILE says (see the module docstring). typeshed has it as str only,
+    # but None is how ssl turns key logging off.
+    context.keylog_filename = None  # type: ignore[assignment]
     context.minimum_version = ssl.TLSVersion.TLSv1_3
     context.options |= ssl.OP_NO_COMPRESSION
     # One key-exchange group. OpenSSL would also offer X448 and secp521r1, which Mozilla's
