@@ -4,8 +4,9 @@ securechat trusts no public CA. ``init_certs`` makes a small private CA (ca.pem,
 a server certificate signed by it (server.pem, server.key); clients get ca.pem only and check
 the server's host name against the certificate's SANs. Keys are ECDSA P-256. Every file is
 written to a temporary file in the same folder and renamed into place, so a crash leaves the
-old file or the whole new one; key files are created 0600, never readable by others even for
-a moment. The shape follows trustme: ``CertificateAuthority.create()`` then
+old file or the whole new one; all new files are written before the first rename, so a
+certificate and its key change within microseconds of each other; key files are created
+0600, never readable by others even for a moment. The shape follows trustme: ``CertificateAuthority.create()`` then
 ``ca.issue_server_cert(hosts)``. cryptography and OS errors become :class:`CertificateError`.
 """
 
@@ -29,7 +30,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from securechat.errors import CertificateError, ConfigError
-from securechat.files import write_atomic
+from securechat.files import write_files_atomic
 
 CA_CERT, CA_KEY = "ca.pem", "ca.key"
 SERVER_CERT, SERVER_KEY = "server.pem", "server.key"
@@ -193,8 +194,7 @@ def init_certs(
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as exc:
         raise CertificateError(f"cannot create {directory}: {exc.strerror}") from exc
-    for name, data, mode in files:
-        _write_atomic(directory / name, data, mode)
+    _write_files(directory, files)
     return CertReport(
         directory=directory,
         written=tuple(directory / name for name, _, _ in files),
@@ -439,8 +439,9 @@ def _check_pair(
         raise CertificateError(f"{key_file} does not match {cert_file}")
 
 
-def _write_atomic(path: Path, data: bytes, mode: int) -> None:
+def _write_files(directory: Path, files: list[tuple[str, bytes, int]]) -> None:
+    """Write every file, then rename them all (see files.py)."""
     try:
-        write_atomic(path, data, mode=mode)
+        write_files_atomic([(directory / name, data, mode) for name, data, mode in files])
     except OSError as exc:
-        raise CertificateError(f"cannot write {path}: {exc.strerror or exc}") from exc
+        raise CertificateError(f"cannot write in {directory}: {exc.strerror or exc}") from exc
