@@ -214,3 +214,19 @@ def test_every_context_ignores_sslkeylogfile(
     ]
     assert [context.keylog_filename for context in contexts] == [None, None, None]
     assert not keylog.exists()
+
+
+def test_check_server_context_returns_the_certificate_a_client_would_accept(
+    server_ctx: ssl.SSLContext, cert_dir: Path
+) -> None:
+    served = tls.check_server_context(server_ctx, (cert_dir / certs.CA_CERT).read_text())
+    on_disk = certs.read_certificate(cert_dir / certs.SERVER_CERT)
+    assert x509.load_der_x509_certificate(served) == on_disk
+
+
+def test_check_server_context_refuses_a_certificate_from_another_ca(
+    server_ctx: ssl.SSLContext,
+) -> None:
+    stranger = certs.CertificateAuthority.create().cert_pem().decode()
+    with pytest.raises(CertificateError, match="a client would refuse it"):
+        tls.check_server_context(server_ctx, stranger)
