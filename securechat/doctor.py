@@ -43,6 +43,10 @@ EXPIRY_WARNING = dt.timedelta(days=30)
 #: Bound on each network step of the port probe, in seconds.
 PROBE_TIMEOUT = 3.0
 _HELLO_MAX_FRAME = 65536
+_LOADS_IT = (
+    "the server loads it within the hour, or at once with `systemctl reload securechat` "
+    "(SIGHUP), no restart needed"
+)
 
 
 class Status(enum.StrEnum):
@@ -133,7 +137,7 @@ def _expiry(inst: Installation) -> Iterator[Finding]:
     not_after = cert.not_valid_after_utc
     left = not_after - dt.datetime.now(dt.UTC)
     when = f"{not_after:%Y-%m-%d %H:%M} UTC"
-    name, fix = "expiry", f"{_renew_command(inst)}; the server loads it within the hour"
+    name, fix = "expiry", f"{_renew_command(inst)}; {_LOADS_IT}"
     if left <= dt.timedelta(0):
         yield Finding(Status.FAIL, name, f"the server certificate expired on {when}", fix)
     elif left < EXPIRY_WARNING:
@@ -156,7 +160,7 @@ def _host_names(inst: Installation) -> Iterator[Finding]:
             "host names",
             f"the server certificate does not name {', '.join(missing)} (it names {named}); "
             "clients using that name will refuse to connect",
-            f"{_renew_command(inst, extra=missing)}; the server loads it within the hour",
+            f"{_renew_command(inst, extra=missing)}; {_LOADS_IT}",
         )
     elif inst.hosts:
         yield Finding(Status.OK, "host names", f"the certificate names {', '.join(inst.hosts)}")
@@ -384,8 +388,7 @@ def _identify(sock: ssl.SSLSocket, inst: Installation, where: str, other: str) -
             Status.WARN,
             "port",
             f"{detail}, but with another certificate than {inst.certs_dir / certs.SERVER_CERT}",
-            "the server loads it within the hour by itself; restart it to load it now "
-            "(`systemctl restart securechat`)",
+            _LOADS_IT,
         )
     return Finding(Status.OK, "port", detail)
 

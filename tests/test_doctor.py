@@ -245,7 +245,7 @@ def test_doctor_recognizes_a_running_securechat(
         peer.login("alice", PASSWORD)
 
 
-def test_doctor_says_restart_when_the_server_runs_an_older_certificate(
+def test_doctor_says_reload_when_the_server_runs_an_older_certificate(
     running_server: RunningServer, certs_dir: Path, db_url: str, tmp_path: Path
 ) -> None:
     copy = tmp_path / "certs"
@@ -256,7 +256,7 @@ def test_doctor_says_restart_when_the_server_runs_an_older_certificate(
     assert finding.status is Status.WARN
     assert "with another certificate" in finding.detail
     assert finding.fix is not None
-    assert "restart" in finding.fix
+    assert "`systemctl reload securechat`" in finding.fix
 
 
 def test_doctor_fails_when_a_tls_server_with_another_ca_holds_the_port(

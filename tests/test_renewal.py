@@ -6,6 +6,7 @@ import contextlib
 import datetime as dt
 import logging
 import shutil
+import signal
 import ssl
 import threading
 import time
@@ -23,6 +24,7 @@ from securechat.store.database import open_database
 from securechat.tls import server_context
 from tests.conftest import PASSWORD, TIMEOUT
 from tests.peer import Peer
+from tests.serve_process import ServeProcess
 
 
 @pytest.fixture
@@ -213,3 +215,24 @@ def test_handshakes_never_fail_while_the_certificate_is_renewed_again_and_again(
         stop.set()
         renewer.join(TIMEOUT)
     assert len(serials) > 1  # the server did follow the renewals
+
+
+def test_sighup_makes_serve_load_a_new_pair_at_once(own_certs: Path, db_url: str) -> None:
+    server = ServeProcess(own_certs, db_url)  # checks its files hourly: only SIGHUP is fast
+    try:
+        server.start()
+        ca_file = own_certs / "ca.pem"
+        fresh = init_certs(own_certs, hosts=["localhost", "127.0.0.1"], renew=True)
+        assert fresh.server_not_after > dt.datetime.now(dt.UTC)
+        new = read_certificate(own_certs / "server.pem")
+        server.signal(signal.SIGHUP)
+        server.wait_for(r"received SIGHUP, loading the certificate files")
+        server.wait_for(r"loaded the server certificate from .*server\.pem")
+        with Peer(server.address, ca_file) as peer:
+            der = peer.sock.getpeercert(binary_form=True)
+            assert der is not None
+            assert x509.load_der_x509_certificate(der).serial_number == new.serial_number
+            peer.login("alice", PASSWORD)
+        assert server.proc.poll() is None
+    finally:
+        server.stop()

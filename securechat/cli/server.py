@@ -1,4 +1,7 @@
-"""``securechat serve``: run the chat server in the foreground until SIGINT or SIGTERM."""
+"""``securechat serve``: run the chat server in the foreground until SIGINT or SIGTERM.
+
+SIGHUP makes it load its certificate files now (``systemctl reload securechat``).
+"""
 
 from __future__ import annotations
 
@@ -55,6 +58,7 @@ def serve(
 
     Needs the files from `securechat init-certs` and at least one user from
     `securechat adduser`. Brings the database schema up to date before it starts.
+    SIGHUP loads new certificate files at once (they are also checked every hour).
     """
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)-7s %(name)s: %(message)s"
@@ -77,7 +81,10 @@ def serve(
 
 
 def run_server(config: ServerConfig) -> None:
-    """Check the set-up, start, wait for SIGINT or SIGTERM, shut down cleanly."""
+    """Check the set-up, start, wait for SIGINT or SIGTERM, shut down cleanly.
+
+    SIGHUP asks the server to load its certificate files now.
+    """
     files = check_server_files(config.certs_dir)
     info = server_cert_info(files.cert_file)
     tls = server_context(files.cert_file, files.key_file)
@@ -91,7 +98,12 @@ def run_server(config: ServerConfig) -> None:
         log.info("received %s, shutting down", signal.Signals(signum).name)
         stop.set()
 
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    def on_hangup(_signum: int, _frame: FrameType | None) -> None:
+        log.info("received SIGHUP, loading the certificate files in %s", config.certs_dir)
+        server.reload_certificates()  # an Event: safe here, nothing in this thread waits on it
+
+    handlers = {signal.SIGINT: on_signal, signal.SIGTERM: on_signal, signal.SIGHUP: on_hangup}
+    previous = {sig: signal.signal(sig, handler) for sig, handler in handlers.items()}
     try:
         server.start()
         host, port = server.address
