@@ -18,6 +18,7 @@ import errno
 import ipaddress
 import re
 import socket
+import stat
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -246,6 +247,35 @@ def check_server_files(directory: Path) -> ServerCertFiles:
         expired = f"{cert.not_valid_after_utc:%Y-%m-%d}"
         raise CertificateError(f"{files.cert_file} expired on {expired}; {renew}")
     return files
+
+
+def exposed_keys(directory: Path) -> list[tuple[Path, int]]:
+    """server.key and ca.key, where present, that group or others may use, with their modes."""
+    found = []
+    for key in (directory / SERVER_KEY, directory / CA_KEY):
+        try:
+            mode = stat.S_IMODE(key.stat().st_mode)
+        except FileNotFoundError:
+            continue  # ca.key may be kept offline; a missing server.key is reported elsewhere
+        except OSError as exc:
+            raise CertificateError(f"cannot read {key}: {exc.strerror}") from exc
+        if mode & 0o077:
+            found.append((key, mode))
+    return found
+
+
+def check_key_modes(directory: Path) -> None:
+    """Refuse private keys that other users can read: they would let them pose as the server.
+
+    Raises:
+        CertificateError: the first such key, with the ``chmod`` that fixes it.
+    """
+    exposed = exposed_keys(directory)
+    if exposed:
+        key, mode = exposed[0]
+        raise CertificateError(
+            f"{key} can be read by other users (mode {mode:04o}); run `chmod 600 {key}`"
+        )
 
 
 def read_ca_pem(directory: Path) -> str:

@@ -19,7 +19,6 @@ import ipaddress
 import select
 import socket
 import ssl
-import stat
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -116,8 +115,10 @@ def _certificate_files(inst: Installation) -> Iterator[Finding]:
 def _key_modes(inst: Installation) -> Iterator[Finding]:
     keys = [inst.certs_dir / n for n in (certs.SERVER_KEY, certs.CA_KEY)]
     present = [key for key in keys if key.is_file()]
-    exposed = [(key, stat.S_IMODE(key.stat().st_mode)) for key in present]
-    exposed = [(key, mode) for key, mode in exposed if mode & 0o077]
+    try:
+        exposed = certs.exposed_keys(inst.certs_dir)
+    except CertificateError:
+        return  # _certificate_files says why the folder cannot be read
     for key, mode in exposed:
         yield Finding(
             Status.FAIL,

@@ -236,3 +236,17 @@ def test_sighup_makes_serve_load_a_new_pair_at_once(own_certs: Path, db_url: str
         assert server.proc.poll() is None
     finally:
         server.stop()
+
+
+def test_a_new_key_that_others_can_read_is_refused_like_at_start(
+    server: ChatServer, own_certs: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    before = _served_certificate(server, own_certs / "ca.pem")
+    fresh = load_ca(own_certs).issue_server_cert(["localhost", "127.0.0.1"])
+    with caplog.at_level(logging.ERROR, logger="securechat.server"):
+        write_files_atomic([
+            (own_certs / "server.key", fresh.key_pem(), 0o644),
+            (own_certs / "server.pem", fresh.cert_pem(), 0o644),
+        ])  # fmt: skip
+        _wait_for_log(caplog, f"run `chmod 600 {own_certs / 'server.key'}`", logging.ERROR)
+    assert _served_certificate(server, own_certs / "ca.pem").serial_number == before.serial_number

@@ -17,7 +17,7 @@ import typer
 
 from securechat import __version__
 from securechat.accounts import Accounts
-from securechat.certs import check_server_files, server_cert_info
+from securechat.certs import check_key_modes, check_server_files, server_cert_info
 from securechat.cli.app import app
 from securechat.cli.options import CERTS_DEFAULT, DB_DEFAULT, CertsDir, DbUrl
 from securechat.config import DEFAULT_PORT, Limits, ServerConfig
@@ -86,6 +86,7 @@ def run_server(config: ServerConfig) -> None:
     SIGHUP asks the server to load its certificate files now.
     """
     files = check_server_files(config.certs_dir)
+    check_key_modes(config.certs_dir)
     info = server_cert_info(files.cert_file)
     tls = server_context(files.cert_file, files.key_file)
     lock = ServerLock(config.db_url)

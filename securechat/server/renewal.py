@@ -34,6 +34,7 @@ from securechat.certs import (
     CA_CERT,
     CA_KEY,
     SERVER_CERT,
+    check_key_modes,
     check_server_files,
     fingerprint,
     init_certs,
@@ -62,10 +63,12 @@ def load_credentials(directory: Path) -> tuple[Credentials, x509.Certificate]:
     Returns it with the certificate it serves.
 
     Raises:
-        CertificateError: a file is missing or unreadable, the key does not match, the
-            certificate is not from ca.pem or has expired (one line, with the fix).
+        CertificateError: a file is missing or unreadable, a key can be read by others, the
+            key does not match, the certificate is not from ca.pem or has expired (one line,
+            with the fix).
     """
     files = check_server_files(directory)  # readable messages for the usual mistakes
+    check_key_modes(directory)  # as serve does at start
     ca_pem = read_ca_pem(directory)
     context = server_context(files.cert_file, files.key_file)
     served = x509.load_der_x509_certificate(check_server_context(context, ca_pem))
