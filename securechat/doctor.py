@@ -19,6 +19,7 @@ import ipaddress
 import select
 import socket
 import ssl
+import stat
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -87,6 +88,7 @@ def examine(installation: Installation) -> list[Finding]:
         _host_names,
         _ca_key,
         _database,
+        _database_file,
         _port,
     ]
     return [finding for check in checks for finding in check(installation)]
@@ -248,6 +250,33 @@ def _database(inst: Installation) -> Iterator[Finding]:
         yield Finding(Status.FAIL, "database", error.message, "fix --db or SECURECHAT_DB")
     finally:
         database.dispose()
+
+
+def _database_file(inst: Installation) -> Iterator[Finding]:
+    """A SQLite file, and its -wal and -shm, readable by their owner only."""
+    try:
+        path = sqlite_file(inst.db_url)
+    except StoreError:
+        return  # _database has said why
+    if path is None or not path.is_file():
+        return
+    files = [path, *(path.with_name(path.name + end) for end in ("-wal", "-shm"))]
+    exposed = False
+    for file in files:
+        try:
+            mode = stat.S_IMODE(file.stat().st_mode)
+        except FileNotFoundError:
+            continue  # no -wal or -shm while no connection is open
+        if mode & 0o077:
+            exposed = True
+            yield Finding(
+                Status.FAIL,
+                "database file",
+                f"{file} can be read by other users (mode {mode:04o})",
+                f"chmod 600 {file}",
+            )
+    if not exposed:
+        yield Finding(Status.OK, "database file", f"{path} readable by its owner only")
 
 
 def _revision(url: str, revision: str | None) -> Iterator[Finding]:
