@@ -76,6 +76,8 @@ def load_credentials(directory: Path) -> tuple[Credentials, x509.Certificate]:
 
 
 class CertificateRenewer:
+    """Watches the certificate folder for the server; hands good new credentials to ``install``."""
+
     def __init__(
         self,
         certs_dir: Path,
@@ -99,6 +101,12 @@ class CertificateRenewer:
         Returns False when files were refused or a renewal failed: check again soon.
         """
         self._reload_wanted |= reload
+        healthy = self._check(now)
+        if healthy:
+            self._last_failure = None  # a later failure is news again, even the same one
+        return healthy
+
+    def _check(self, now: dt.datetime) -> bool:
         try:
             info = server_cert_info(self._dir / SERVER_CERT)
             on_disk = (info.fingerprint, read_ca_pem(self._dir))
@@ -146,7 +154,7 @@ class CertificateRenewer:
         self._install(credentials)
         served = (fingerprint(certificate), credentials.ca_pem)
         new_ca = self._served is not None and served[1] != self._served[1]
-        self._served, self._reload_wanted, self._last_failure = served, False, None
+        self._served, self._reload_wanted = served, False
         log.info(
             "loaded the server certificate from %s, valid until %s",
             self._dir / SERVER_CERT, f"{certificate.not_valid_after_utc:%Y-%m-%d %H:%M} UTC",
