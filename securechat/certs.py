@@ -4,8 +4,9 @@ securechat trusts no public CA. ``init_certs`` makes a small private CA (ca.pem,
 a server certificate signed by it (server.pem, server.key); clients get ca.pem only and check
 the server's host name against the certificate's SANs. Keys are ECDSA P-256. Every file is
 written to a temporary file in the same folder and renamed into place, so a crash leaves the
-old file or the whole new one; key files are created 0600, never readable by others even for
-a moment. The shape follows trustme: ``CertificateAuthority.create()`` then
+old file or the whole new one; all new files are written before the first rename, so a
+certificate and its key change within microseconds of each other; key files are created
+0600, never readable by others even for a moment. The shape follows trustme: ``CertificateAuthority.create()`` then
 ``ca.issue_server_cert(hosts)``. cryptography and OS errors become :class:`CertificateError`.
 """
 
@@ -17,6 +18,7 @@ import errno
 import ipaddress
 import re
 import socket
+import stat
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -29,7 +31,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from securechat.errors import CertificateError, ConfigError
-from securechat.files import write_atomic
+from securechat.files import write_files_atomic
 
 CA_CERT, CA_KEY = "ca.pem", "ca.key"
 SERVER_CERT, SERVER_KEY = "server.pem", "server.key"
@@ -193,8 +195,7 @@ def init_certs(
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as exc:
         raise CertificateError(f"cannot create {directory}: {exc.strerror}") from exc
-    for name, data, mode in files:
-        _write_atomic(directory / name, data, mode)
+    _write_files(directory, files)
     return CertReport(
         directory=directory,
         written=tuple(directory / name for name, _, _ in files),
@@ -246,6 +247,35 @@ def check_server_files(directory: Path) -> ServerCertFiles:
         expired = f"{cert.not_valid_after_utc:%Y-%m-%d}"
         raise CertificateError(f"{files.cert_file} expired on {expired}; {renew}")
     return files
+
+
+def exposed_keys(directory: Path) -> list[tuple[Path, int]]:
+    """server.key and ca.key, where present, that group or others may use, with their modes."""
+    found = []
+    for key in (directory / SERVER_KEY, directory / CA_KEY):
+        try:
+            mode = stat.S_IMODE(key.stat().st_mode)
+        except FileNotFoundError:
+            continue  # ca.key may be kept offline; a missing server.key is reported elsewhere
+        except OSError as exc:
+            raise CertificateError(f"cannot read {key}: {exc.strerror}") from exc
+        if mode & 0o077:
+            found.append((key, mode))
+    return found
+
+
+def check_key_modes(directory: Path) -> None:
+    """Refuse private keys that other users can read: they would let them pose as the server.
+
+    Raises:
+        CertificateError: the first such key, with the ``chmod`` that fixes it.
+    """
+    exposed = exposed_keys(directory)
+    if exposed:
+        key, mode = exposed[0]
+        raise CertificateError(
+            f"{key} can be read by other users (mode {mode:04o}); run `chmod 600 {key}`"
+        )
 
 
 def read_ca_pem(directory: Path) -> str:
@@ -439,8 +469,9 @@ def _check_pair(
         raise CertificateError(f"{key_file} does not match {cert_file}")
 
 
-def _write_atomic(path: Path, data: bytes, mode: int) -> None:
+def _write_files(directory: Path, files: list[tuple[str, bytes, int]]) -> None:
+    """Write every file, then rename them all (see files.py)."""
     try:
-        write_atomic(path, data, mode=mode)
+        write_files_atomic([(directory / name, data, mode) for name, data, mode in files])
     except OSError as exc:
-        raise CertificateError(f"cannot write {path}: {exc.strerror or exc}") from exc
+        raise CertificateError(f"cannot write in {directory}: {exc.strerror or exc}") from exc

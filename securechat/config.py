@@ -79,6 +79,7 @@ class Limits:
     token_ttl: float = 7 * 24 * 3600.0  # resume tokens: a week, then a password again
     account_check_interval: float = 2.0  # how soon passwd/disable/deluser end live sessions
     certificate_check_interval: float = 3600.0  # how often serve looks at its certificate's expiry
+    certificate_retry_interval: float = 10.0  # after refusing new certificate files (half-copied?)
     presence_interval: float = 0.1  # presence changes are announced in batches this often
     commit_batch: int = 512  # sends stored by one commit, at most
     commit_queue: int = 50_000  # sends waiting for the disk; more are refused as overload

@@ -44,6 +44,10 @@ from securechat.transport import TlsStream, connect_tls
 EXPIRY_WARNING = dt.timedelta(days=30)
 #: Bound on each network step of the port probe, in seconds.
 PROBE_TIMEOUT = 3.0
+_LOADS_IT = (
+    "the server loads it within the hour, or at once with `systemctl reload securechat` "
+    "(SIGHUP), no restart needed"
+)
 
 
 class Status(enum.StrEnum):
@@ -85,6 +89,7 @@ def examine(installation: Installation) -> list[Finding]:
         _host_names,
         _ca_key,
         _database,
+        _database_file,
         _port,
     ]
     return [finding for check in checks for finding in check(installation)]
@@ -113,8 +118,10 @@ def _certificate_files(inst: Installation) -> Iterator[Finding]:
 def _key_modes(inst: Installation) -> Iterator[Finding]:
     keys = [inst.certs_dir / n for n in (certs.SERVER_KEY, certs.CA_KEY)]
     present = [key for key in keys if key.is_file()]
-    exposed = [(key, stat.S_IMODE(key.stat().st_mode)) for key in present]
-    exposed = [(key, mode) for key, mode in exposed if mode & 0o077]
+    try:
+        exposed = certs.exposed_keys(inst.certs_dir)
+    except CertificateError:
+        return  # _certificate_files says why the folder cannot be read
     for key, mode in exposed:
         yield Finding(
             Status.FAIL,
@@ -134,7 +141,7 @@ def _expiry(inst: Installation) -> Iterator[Finding]:
     not_after = cert.not_valid_after_utc
     left = not_after - dt.datetime.now(dt.UTC)
     when = f"{not_after:%Y-%m-%d %H:%M} UTC"
-    name, fix = "expiry", f"{_renew_command(inst)}; the server loads it within the hour"
+    name, fix = "expiry", f"{_renew_command(inst)}; {_LOADS_IT}"
     if left <= dt.timedelta(0):
         yield Finding(Status.FAIL, name, f"the server certificate expired on {when}", fix)
     elif left < EXPIRY_WARNING:
@@ -157,7 +164,7 @@ def _host_names(inst: Installation) -> Iterator[Finding]:
             "host names",
             f"the server certificate does not name {', '.join(missing)} (it names {named}); "
             "clients using that name will refuse to connect",
-            f"{_renew_command(inst, extra=missing)}; the server loads it within the hour",
+            f"{_renew_command(inst, extra=missing)}; {_LOADS_IT}",
         )
     elif inst.hosts:
         yield Finding(Status.OK, "host names", f"the certificate names {', '.join(inst.hosts)}")
@@ -244,6 +251,33 @@ def _database(inst: Installation) -> Iterator[Finding]:
         yield Finding(Status.FAIL, "database", error.message, "fix --db or SECURECHAT_DB")
     finally:
         database.dispose()
+
+
+def _database_file(inst: Installation) -> Iterator[Finding]:
+    """A SQLite file, and its -wal and -shm, readable by their owner only."""
+    try:
+        path = sqlite_file(inst.db_url)
+    except StoreError:
+        return  # _database has said why
+    if path is None or not path.is_file():
+        return
+    files = [path, *(path.with_name(path.name + end) for end in ("-wal", "-shm"))]
+    exposed = False
+    for file in files:
+        try:
+            mode = stat.S_IMODE(file.stat().st_mode)
+        except FileNotFoundError:
+            continue  # no -wal or -shm while no connection is open
+        if mode & 0o077:
+            exposed = True
+            yield Finding(
+                Status.FAIL,
+                "database file",
+                f"{file} can be read by other users (mode {mode:04o})",
+                f"chmod 600 {file}",
+            )
+    if not exposed:
+        yield Finding(Status.OK, "database file", f"{path} readable by its owner only")
 
 
 def _revision(url: str, revision: str | None) -> Iterator[Finding]:
@@ -379,7 +413,6 @@ def _identify(stream: TlsStream, inst: Installation, where: str, other: str) -> 
             Status.WARN,
             "port",
             f"{detail}, but with another certificate than {inst.certs_dir / certs.SERVER_CERT}",
-            "the server loads it within the hour by itself; restart it to load it now "
-            "(`systemctl restart securechat`)",
+            _LOADS_IT,
         )
     return Finding(Status.OK, "port", detail)

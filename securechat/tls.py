@@ -6,6 +6,11 @@ host name. The one context that verifies nothing, :func:`probe_context`, exists 
 on first use: it fetches the CA certificate to show its fingerprint, sends no password and
 never carries a chat. ``ssl`` and OS errors while loading files become
 :class:`CertificateError`.
+
+Contexts are built with ``SSLContext(PROTOCOL_TLS_SERVER/CLIENT)``, which sets the same
+defaults as ``create_default_context`` minus one: that function opens the file named by
+``SSLKEYLOGFILE`` and appends every session's secrets to it, before a caller could say no.
+No securechat context ever writes a key log.
 """
 
 from __future__ import annotations
@@ -15,7 +20,16 @@ from pathlib import Path
 
 from securechat.errors import CertificateError
 
-__all__ = ["client_context", "identify_context", "probe_context", "server_context"]
+__all__ = [
+    "check_server_context",
+    "client_context",
+    "identify_context",
+    "probe_context",
+    "server_context",
+]
+
+#: Rounds of check_server_context's in-memory handshake; TLS 1.3 completes in two.
+_HANDSHAKE_FLIGHTS = 4
 
 
 def server_context(cert_file: Path, key_file: Path) -> ssl.SSLContext:
@@ -24,7 +38,7 @@ def server_context(cert_file: Path, key_file: Path) -> ssl.SSLContext:
     Raises:
         CertificateError: a file is missing, unreadable, or the key does not match.
     """
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     _harden(context)
     try:
         context.load_cert_chain(cert_file, key_file)
@@ -43,8 +57,9 @@ def client_context(ca_file: Path) -> ssl.SSLContext:
     Raises:
         CertificateError: ``ca_file`` is missing, unreadable or holds no certificate.
     """
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     try:
-        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=ca_file)
+        context.load_verify_locations(cafile=ca_file)
     except ssl.SSLError as exc:
         raise CertificateError(f"{ca_file} holds no usable CA certificate") from exc
     except OSError as exc:
@@ -79,6 +94,9 @@ def probe_context() -> ssl.SSLContext:
 
 
 def _harden(context: ssl.SSLContext) -> None:
+    # Whatever SSLKEYLOGFILE says (see the module docstring). typeshed has it as str only,
+    # but None is how ssl turns key logging off.
+    context.keylog_filename = None  # type: ignore[assignment]
     context.minimum_version = ssl.TLSVersion.TLSv1_3
     context.options |= ssl.OP_NO_COMPRESSION
     # One key-exchange group. OpenSSL would also offer X448 and secp521r1, which Mozilla's
@@ -88,3 +106,44 @@ def _harden(context: ssl.SSLContext) -> None:
     context.set_ecdh_curve("prime256v1")
     if hasattr(ssl, "OP_NO_RENEGOTIATION"):  # OpenSSL >= 1.1.0h
         context.options |= ssl.OP_NO_RENEGOTIATION
+
+
+def check_server_context(context: ssl.SSLContext, ca_pem: str) -> bytes:
+    """Handshake in memory with a client that trusts only ``ca_pem``; the certificate served.
+
+    This is what a client will check, minus the host name: the key matches the certificate,
+    the certificate chains to the CA the server offers and is in date. Returns DER.
+
+    Raises:
+        CertificateError: the handshake fails.
+    """
+    client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    _harden(client)
+    client.check_hostname = False  # names are doctor's business (and a client's)
+    client.verify_flags |= ssl.VERIFY_X509_STRICT
+    try:
+        client.load_verify_locations(cadata=ca_pem)
+    except ssl.SSLError as exc:
+        raise CertificateError("the CA certificate is not a usable PEM certificate") from exc
+    to_server, to_client = ssl.MemoryBIO(), ssl.MemoryBIO()
+    ends = [
+        client.wrap_bio(to_client, to_server, server_side=False),
+        context.wrap_bio(to_server, to_client, server_side=True),
+    ]
+    pending = list(ends)
+    for _ in range(_HANDSHAKE_FLIGHTS):
+        for end in list(pending):
+            try:
+                end.do_handshake()
+            except ssl.SSLWantReadError:
+                continue
+            except ssl.SSLCertVerificationError as exc:
+                raise CertificateError(f"a client would refuse it: {exc.verify_message}") from exc
+            except ssl.SSLError as exc:
+                raise CertificateError(f"TLS handshake failed: {exc.reason or exc}") from exc
+            pending.remove(end)
+        if not pending:
+            served = ends[0].getpeercert(binary_form=True)
+            assert served is not None, "a verified handshake has a peer certificate"
+            return served
+    raise CertificateError("the TLS handshake did not complete")

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +19,7 @@ from securechat.bench.driver import Endpoint
 from securechat.bench.pool import WorkerPool
 from securechat.bench.stats import Samples, percentile, summarize_ns
 from securechat.errors import ConfigError
-from tests.conftest import CliRunner
+from tests.conftest import TIMEOUT, CliRunner
 
 pytestmark = pytest.mark.slow
 
@@ -154,3 +158,55 @@ def test_generator_processes_run_under_the_chosen_policy(
         pool.collect("status", timeout=10)  # both are up and in their loops
         policies = [os.sched_getscheduler(pid) for pid in pool.pids]
     assert policies == [getattr(os, policy)] * 2
+
+
+def _processes_mentioning(text: str) -> list[int]:
+    """Pids whose command line contains ``text``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue  # it ended meanwhile
+            if text.encode() in cmdline:
+                found.append(int(entry.name))
+    return found
+
+
+def test_bench_stopped_by_sigterm_removes_its_server_and_folder(tmp_path: Path) -> None:
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SECURECHAT_")}
+    bench = subprocess.Popen(
+        [sys.executable, "-m", "securechat", "bench", "fanout-rate", "--duration", "30",
+         "--receivers", "2", "--senders", "1", "--rate", "20", "--processes", "1"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**env, "TMPDIR": str(temp)},
+    )  # fmt: skip
+    folder, server_pids = None, []
+    try:
+        deadline = time.monotonic() + 60
+        while not server_pids:
+            assert bench.poll() is None, bench.stderr.read() if bench.stderr else ""
+            assert time.monotonic() < deadline, "the throwaway server never started"
+            folders = list(temp.glob("securechat-bench-*"))
+            log = folders[0] / "server.log" if folders else None
+            if log is not None and log.is_file() and "listening on" in log.read_text():
+                folder = folders[0]
+                port = int(log.read_text().split("listening on 127.0.0.1 port ")[1].split()[0])
+                server_pids = _processes_mentioning(str(folder))
+            time.sleep(0.1)
+        bench.send_signal(signal.SIGTERM)  # as `timeout` and systemd stop a program
+        assert bench.wait(TIMEOUT * 3) == 130  # as after Ctrl-C
+        assert _processes_mentioning(str(folder)) == []
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT).close()
+        assert list(temp.iterdir()) == []
+    finally:
+        if bench.poll() is None:
+            bench.kill()
+            bench.wait()
+        for pid in _processes_mentioning(str(temp)):  # whatever a failed run left behind
+            os.kill(pid, signal.SIGKILL)
+        if bench.stderr is not None:
+            bench.stderr.close()

@@ -316,3 +316,22 @@ def test_cli_fingerprint_without_ca_fails_cleanly(run_cli: CliRunner) -> None:
     assert result.stderr == (
         "securechat: error: certs/ca.pem not found; run `securechat init-certs --dir certs`\n"
     )
+
+
+def test_init_certs_writes_the_new_key_and_certificate_before_renaming_either(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    certs.init_certs(tmp_path, hosts=["localhost"])
+    waiting: list[list[str]] = []  # the temporaries present at each rename
+    real_replace = os.replace
+
+    def replace(source: str | Path, target: str | Path) -> None:
+        temporaries = [name for name in os.listdir(tmp_path) if name.endswith(".tmp")]
+        waiting.append(sorted(".".join(name.split(".")[1:3]) for name in temporaries))
+        real_replace(source, target)
+
+    monkeypatch.setattr(os, "replace", replace)
+    certs.init_certs(tmp_path, hosts=["localhost"], renew=True)
+    # Both files were on disk before the first rename: a reader can meet a new key with the
+    # old certificate only between two renames, never across a write and an fsync.
+    assert waiting == [["server.key", "server.pem"], ["server.pem"]]

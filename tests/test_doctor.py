@@ -68,7 +68,8 @@ def test_doctor_finds_nothing_wrong_with_a_healthy_installation(
     findings = examine(dataclasses.replace(install, hosts=("LOCALHOST", "127.0.0.1")))
     assert _problems(findings) == []
     assert [f.check for f in findings] == [
-        "certificates", "key files", "expiry", "host names", "CA key", "database", "users", "port",
+        "certificates", "key files", "expiry", "host names", "CA key", "database", "users",
+        "database file", "port",
     ]  # fmt: skip
     assert "free" in _only(findings, "port").detail
     result = run_cli(
@@ -245,7 +246,7 @@ def test_doctor_recognizes_a_running_securechat(
         peer.login("alice", PASSWORD)
 
 
-def test_doctor_says_restart_when_the_server_runs_an_older_certificate(
+def test_doctor_says_reload_when_the_server_runs_an_older_certificate(
     running_server: RunningServer, certs_dir: Path, db_url: str, tmp_path: Path
 ) -> None:
     copy = tmp_path / "certs"
@@ -256,7 +257,7 @@ def test_doctor_says_restart_when_the_server_runs_an_older_certificate(
     assert finding.status is Status.WARN
     assert "with another certificate" in finding.detail
     assert finding.fix is not None
-    assert "restart" in finding.fix
+    assert "`systemctl reload securechat`" in finding.fix
 
 
 def test_doctor_fails_when_a_tls_server_with_another_ca_holds_the_port(
@@ -266,3 +267,15 @@ def test_doctor_fails_when_a_tls_server_with_another_ca_holds_the_port(
     finding = _only(examine(dataclasses.replace(install, port=port)), "port")
     assert finding.status is Status.FAIL
     assert "certificate not signed by" in finding.detail
+
+
+def test_doctor_fails_on_a_database_file_others_can_read(install: Installation) -> None:
+    path = Path(install.db_url.removeprefix("sqlite:///"))
+    path.chmod(0o644)  # as a umask of 022 made it before securechat created it 0600
+    findings = examine(install)
+    finding = _only(findings, "database file")
+    assert finding.status is Status.FAIL
+    assert finding.detail == f"{path} can be read by other users (mode 0644)"
+    assert finding.fix == f"chmod 600 {path}"
+    path.chmod(0o600)
+    assert _only(examine(install), "database file").status is Status.OK

@@ -145,3 +145,18 @@ def test_serve_refuses_a_port_in_use(run_cli: CliRunner, certs_dir: Path, db_url
         f"cannot listen on 127.0.0.1 port {port}: address already in use" in result.stderr.lower()
     )
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("key", ["server.key", "ca.key"])
+def test_serve_refuses_a_key_that_others_can_read(
+    run_cli: CliRunner, tmp_path: Path, certs_dir: Path, db_url: str, key: str
+) -> None:
+    exposed = tmp_path / "exposed"
+    shutil.copytree(certs_dir, exposed)
+    (exposed / key).chmod(0o644)
+    result = run_cli("serve", "--port", "0", "--certs", str(exposed), "--db", db_url, timeout=20)
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"securechat: error: {exposed / key} can be read by other users (mode 0644); "
+        f"run `chmod 600 {exposed / key}`\n"
+    )

@@ -39,6 +39,7 @@ HARDENING = {
     "TimeoutStopSec": "10",
     "LimitNOFILE": "65536",
     "Restart": "on-failure",
+    "ExecReload": "/bin/kill -HUP $MAINPID",  # serve loads new certificate files on SIGHUP
 }
 
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+import stat
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,6 +15,7 @@ from sqlalchemy.exc import IntegrityError, StatementError
 from securechat.errors import StoreError
 from securechat.store.database import SQLITE_BUSY_TIMEOUT_MS, Database, open_database
 from securechat.store.models import User
+from tests.conftest import CliRunner
 
 
 def _user(name: str, **fields: object) -> User:
@@ -109,3 +113,47 @@ def test_user_names_are_unique_in_the_schema(db: Database) -> None:
         session.add(_user("alice"))
     with pytest.raises(IntegrityError), db.session() as session, session.begin():
         session.add(_user("alice"))
+
+
+@pytest.fixture
+def umask_022() -> Iterator[None]:
+    """The usual login umask, under which files are created 0644 unless asked otherwise."""
+    previous = os.umask(0o022)
+    yield
+    os.umask(previous)
+
+
+@pytest.mark.usefixtures("umask_022")
+def test_adduser_creates_the_database_readable_by_its_owner_only(
+    run_cli: CliRunner, tmp_path: Path
+) -> None:
+    path = tmp_path / "new.db"
+    result = run_cli(
+        "adduser", "alice", "--password-stdin", "--db", f"sqlite:///{path}", input="pass word 1\n"
+    )
+    assert result.returncode == 0, result.stderr
+    for file in (path, path.with_name("new.db-wal"), path.with_name("new.db-shm")):
+        if file.exists():
+            assert stat.S_IMODE(file.stat().st_mode) == 0o600, file
+
+
+@pytest.mark.usefixtures("umask_022")
+def test_a_new_database_and_its_wal_files_are_private(tmp_path: Path) -> None:
+    path = tmp_path / "new.db"
+    database = open_database(f"sqlite:///{path}")  # migrated: the WAL holds those writes
+    try:
+        files = [path, path.with_name("new.db-wal"), path.with_name("new.db-shm")]
+        assert {file: stat.S_IMODE(file.stat().st_mode) for file in files} == dict.fromkeys(
+            files, 0o600
+        )
+    finally:
+        database.dispose()
+
+
+@pytest.mark.usefixtures("umask_022")
+def test_an_existing_database_keeps_its_mode(tmp_path: Path) -> None:
+    path = tmp_path / "shared.db"
+    open_database(f"sqlite:///{path}").dispose()
+    path.chmod(0o640)  # the admin's choice; doctor says what it thinks of it
+    open_database(f"sqlite:///{path}").dispose()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640

@@ -17,7 +17,8 @@ from cryptography.x509.oid import NameOID
 
 from securechat import certs, tls
 from securechat.errors import CertificateError
-from tests.conftest import TIMEOUT
+from tests.conftest import PASSWORD, TIMEOUT, CliRunner
+from tests.serve_process import ServeProcess
 
 
 @pytest.fixture(scope="module")
@@ -176,3 +177,56 @@ def test_client_context_rejects_missing_or_empty_ca_file(cert_dir: Path, tmp_pat
     shutil.copy(cert_dir / certs.SERVER_KEY, tmp_path / "ca.pem")
     with pytest.raises(CertificateError, match="no usable CA certificate"):
         tls.client_context(tmp_path / "ca.pem")
+
+
+def test_no_tls_secrets_are_logged_even_with_sslkeylogfile_set(
+    monkeypatch: pytest.MonkeyPatch,
+    run_cli: CliRunner,
+    certs_dir: Path,
+    db_url: str,
+    tmp_path: Path,
+) -> None:
+    keylog = tmp_path / "keys.log"
+    monkeypatch.setenv("SSLKEYLOGFILE", str(keylog))  # inherited by both subprocesses
+    server = ServeProcess(certs_dir, db_url)
+    try:
+        server.start()
+        sent = run_cli(
+            "send", "--room", "general", "--port", str(server.port), "--user", "alice",
+            "--ca", str(certs_dir / certs.CA_CERT), "localhost", "no secrets on disk",
+            env={"SECURECHAT_PASSWORD": PASSWORD, "SECURECHAT_CONFIG_DIR": str(tmp_path / "cfg")},
+        )  # fmt: skip
+        assert sent.returncode == 0, sent.stderr
+    finally:
+        server.stop()
+    assert not keylog.exists()
+
+
+def test_every_context_ignores_sslkeylogfile(
+    monkeypatch: pytest.MonkeyPatch, cert_dir: Path, tmp_path: Path
+) -> None:
+    keylog = tmp_path / "keys.log"
+    monkeypatch.setenv("SSLKEYLOGFILE", str(keylog))
+    contexts = [
+        tls.server_context(cert_dir / certs.SERVER_CERT, cert_dir / certs.SERVER_KEY),
+        tls.client_context(cert_dir / certs.CA_CERT),
+        tls.probe_context(),
+    ]
+    assert [context.keylog_filename for context in contexts] == [None, None, None]
+    assert not keylog.exists()
+
+
+def test_check_server_context_returns_the_certificate_a_client_would_accept(
+    server_ctx: ssl.SSLContext, cert_dir: Path
+) -> None:
+    served = tls.check_server_context(server_ctx, (cert_dir / certs.CA_CERT).read_text())
+    on_disk = certs.read_certificate(cert_dir / certs.SERVER_CERT)
+    assert x509.load_der_x509_certificate(served) == on_disk
+
+
+def test_check_server_context_refuses_a_certificate_from_another_ca(
+    server_ctx: ssl.SSLContext,
+) -> None:
+    stranger = certs.CertificateAuthority.create().cert_pem().decode()
+    with pytest.raises(CertificateError, match="a client would refuse it"):
+        tls.check_server_context(server_ctx, stranger)

@@ -3,13 +3,18 @@
 Without ``--host`` it starts a throwaway server on 127.0.0.1 (temporary certificates,
 users and database, all deleted afterwards). With ``--host`` it loads that server, which
 must be a loopback address unless ``--allow-remote`` is given; the check happens before
-any packet is sent.
+any packet is sent. SIGTERM (``timeout``, systemd) stops a run as Ctrl-C does, so the
+throwaway server and its folder are removed either way.
 """
 
 from __future__ import annotations
 
 import enum
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 from typing import Annotated
 
 import typer
@@ -36,6 +41,24 @@ class Workload(enum.StrEnum):
     connect = "connect"
     idle = "idle"
     scaling = "scaling"
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Turn SIGTERM into KeyboardInterrupt, so the clean-up that runs on Ctrl-C runs too.
+
+    Only the first: a second SIGTERM is ignored rather than cutting that clean-up short.
+    """
+
+    def interrupt(_signum: int, _frame: FrameType | None) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _numbers(text: str | None, option: str) -> tuple[int, ...] | None:
@@ -105,9 +128,11 @@ def bench(
         levels=_numbers(levels, "--levels") or defaults.levels,
         sizes=_numbers(sizes, "--sizes") or defaults.sizes, plot=plot,
     )  # fmt: skip
-    report = run_workload(
-        workload.value, params, target=target, server_pid=server_pid, show_progress=not json_output
-    )
+    with _sigterm_as_interrupt():
+        report = run_workload(
+            workload.value, params, target=target, server_pid=server_pid,
+            show_progress=not json_output,
+        )  # fmt: skip
     if json_output:
         print_json(report)
     else:

@@ -1,4 +1,7 @@
-"""``securechat serve``: run the chat server in the foreground until SIGINT or SIGTERM."""
+"""``securechat serve``: run the chat server in the foreground until SIGINT or SIGTERM.
+
+SIGHUP makes it load its certificate files now (``systemctl reload securechat``).
+"""
 
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ import typer
 
 from securechat import __version__
 from securechat.accounts import Accounts
-from securechat.certs import check_server_files, server_cert_info
+from securechat.certs import check_key_modes, check_server_files, server_cert_info
 from securechat.cli.app import app
 from securechat.cli.options import CERTS_DEFAULT, DB_DEFAULT, CertsDir, DbUrl
 from securechat.config import DEFAULT_PORT, Limits, ServerConfig
@@ -55,6 +58,7 @@ def serve(
 
     Needs the files from `securechat init-certs` and at least one user from
     `securechat adduser`. Brings the database schema up to date before it starts.
+    SIGHUP loads new certificate files at once (they are also checked every hour).
     """
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)-7s %(name)s: %(message)s"
@@ -77,8 +81,12 @@ def serve(
 
 
 def run_server(config: ServerConfig) -> None:
-    """Check the set-up, start, wait for SIGINT or SIGTERM, shut down cleanly."""
+    """Check the set-up, start, wait for SIGINT or SIGTERM, shut down cleanly.
+
+    SIGHUP asks the server to load its certificate files now.
+    """
     files = check_server_files(config.certs_dir)
+    check_key_modes(config.certs_dir)
     info = server_cert_info(files.cert_file)
     tls = server_context(files.cert_file, files.key_file)
     lock = ServerLock(config.db_url)
@@ -91,7 +99,12 @@ def run_server(config: ServerConfig) -> None:
         log.info("received %s, shutting down", signal.Signals(signum).name)
         stop.set()
 
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    def on_hangup(_signum: int, _frame: FrameType | None) -> None:
+        log.info("received SIGHUP, loading the certificate files in %s", config.certs_dir)
+        server.reload_certificates()  # an Event: safe here, nothing in this thread waits on it
+
+    handlers = {signal.SIGINT: on_signal, signal.SIGTERM: on_signal, signal.SIGHUP: on_hangup}
+    previous = {sig: signal.signal(sig, handler) for sig, handler in handlers.items()}
     try:
         server.start()
         host, port = server.address

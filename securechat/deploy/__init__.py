@@ -1,7 +1,7 @@
 """Files for running securechat as a system service, shipped inside the package.
 
 ``securechat.service`` is a hardened systemd unit with ``${...}`` placeholders;
-:func:`service_unit` fills them in. Values are checked rather than quoted: systemd gives
+:func:`service_unit` fills them in (``$$`` stands for systemd's own ``$``, as in ``$MAINPID``). Values are checked rather than quoted: systemd gives
 ``%``, ``$``, quotes and spaces meanings of their own, and a path that needs none of them is
 easier for an admin to read in the unit too.
 """

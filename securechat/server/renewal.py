@@ -2,83 +2,170 @@
 
 Server certificates live 90 days (Mozilla's "modern" profile), so a long-running server
 must renew its own. When fewer than ``renew_before`` days remain and the CA key is in the
-certificate folder, the renewer issues a new server certificate for the same names and
-loads it into the live ``SSLContext``: new handshakes get the new certificate, established
-connections keep theirs and are not dropped. Without the CA key it can only warn, once a
-day, naming the fix (``securechat init-certs --renew`` where the CA key is kept). A
-certificate replaced on disk by hand (that fix, or ``init-certs --renew`` on this machine)
-is noticed at the next check and loaded the same way.
+certificate folder, the renewer issues a new server certificate for the same names.
+Without the CA key it can only warn, once a day, naming the fix (``securechat init-certs
+--renew`` where the CA key is kept).
+
+Whatever changed the files (a renewal, an admin's copy, ``init-certs --force`` with a new
+CA), they reach the server the same way: :func:`load_credentials` builds a *fresh* context
+from them and proves it with an in-memory handshake against ca.pem; only then is it handed
+to the server, which gives it to new connections (established ones keep theirs). A pair
+that fails, say a key copied before its certificate, is logged and the old pair keeps
+serving; the renewer looks again after ``certificate_retry_interval`` rather than the hour.
+Changes are noticed at each check (the certificate's fingerprint, ca.pem's text) or at
+once when asked (:meth:`CertificateRenewer.check` with ``reload``, on SIGHUP).
+
+Thread ownership: a renewer belongs to the server's renewal thread; only ``install``, the
+server's callback, touches state other threads read.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import ssl
+from collections.abc import Callable
 from pathlib import Path
 
-from securechat.certs import CA_KEY, SERVER_CERT, SERVER_KEY, init_certs, server_cert_info
+from cryptography import x509
+
+from securechat.certs import (
+    CA_CERT,
+    CA_KEY,
+    SERVER_CERT,
+    check_key_modes,
+    check_server_files,
+    fingerprint,
+    init_certs,
+    read_ca_pem,
+    server_cert_info,
+)
 from securechat.errors import SecureChatError
+from securechat.tls import check_server_context, server_context
 
 log = logging.getLogger("securechat.server")
 
 WARN_EVERY = dt.timedelta(days=1)
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class Credentials:
+    """What a new connection is handed: the TLS context, and the CA its ``ca`` reply offers."""
+
+    context: ssl.SSLContext
+    ca_pem: str
+
+
+def load_credentials(directory: Path) -> tuple[Credentials, x509.Certificate]:
+    """A fresh server context from the files in ``directory``, checked by a handshake.
+
+    Returns it with the certificate it serves.
+
+    Raises:
+        CertificateError: a file is missing or unreadable, a key can be read by others, the
+            key does not match, the certificate is not from ca.pem or has expired (one line,
+            with the fix).
+    """
+    files = check_server_files(directory)  # readable messages for the usual mistakes
+    check_key_modes(directory)  # as serve does at start
+    ca_pem = read_ca_pem(directory)
+    context = server_context(files.cert_file, files.key_file)
+    served = x509.load_der_x509_certificate(check_server_context(context, ca_pem))
+    return Credentials(context, ca_pem), served
+
+
 class CertificateRenewer:
-    def __init__(self, certs_dir: Path, tls: ssl.SSLContext, *, renew_before_days: int) -> None:
+    """Watches the certificate folder for the server; hands good new credentials to ``install``."""
+
+    def __init__(
+        self,
+        certs_dir: Path,
+        install: Callable[[Credentials], None],
+        *,
+        renew_before_days: int,
+    ) -> None:
         self._dir = certs_dir
-        self._tls = tls
+        self._install = install
         self._renew_before = dt.timedelta(days=renew_before_days)
         self._last_warning: dt.datetime | None = None
-        self._loaded: str | None = None  # fingerprint of the certificate in the context
+        # What the server serves: its certificate's fingerprint and the CA it offers. None
+        # until the first check, which takes the files the server started with as served.
+        self._served: tuple[str, str] | None = None
+        self._reload_wanted = False  # asked for (SIGHUP) and not yet done
+        self._last_failure: str | None = None  # logged once, not at every retry
 
-    def check(self, now: dt.datetime) -> None:
-        """Load a certificate replaced on disk; renew (or warn) if it expires soon."""
+    def check(self, now: dt.datetime, *, reload: bool = False) -> bool:
+        """Load changed (or, with ``reload``, all) files; renew or warn if expiry is near.
+
+        Returns False when files were refused or a renewal failed: check again soon.
+        """
+        self._reload_wanted |= reload
+        healthy = self._check(now)
+        if healthy:
+            self._last_failure = None  # a later failure is news again, even the same one
+        return healthy
+
+    def _check(self, now: dt.datetime) -> bool:
         try:
             info = server_cert_info(self._dir / SERVER_CERT)
+            on_disk = (info.fingerprint, read_ca_pem(self._dir))
         except SecureChatError as exc:
-            log.error("cannot read the server certificate to check its expiry: %s", exc.message)
-            return
-        if self._loaded is None:
-            self._loaded = info.fingerprint  # the one the server started with
-        elif info.fingerprint != self._loaded and self._load(info.fingerprint):
-            log.info(
-                "loaded the new server certificate from %s, valid until %s",
-                self._dir / SERVER_CERT, f"{info.not_after:%Y-%m-%d %H:%M} UTC",
-            )  # fmt: skip
+            return self._failed(f"cannot read the certificate files to check them: {exc.message}")
+        if self._served is None and not self._reload_wanted:
+            self._served = on_disk
+        elif (self._reload_wanted or on_disk != self._served) and not self._load():
+            return False
         left = info.not_after - now
         if left > self._renew_before:
-            return
+            return True
         if not (self._dir / CA_KEY).exists():
             if self._last_warning is None or now - self._last_warning >= WARN_EVERY:
                 self._last_warning = now
                 log.warning(
                     "the server certificate expires %s (in %d days) and %s is not here to renew "
                     "it: run `securechat init-certs --renew` where the CA key is kept, copy "
-                    "server.pem and server.key here; the server loads them without a restart",
+                    "server.pem and server.key here; the server loads them within the hour, or "
+                    "at once on SIGHUP (`systemctl reload securechat`)",
                     f"{info.not_after:%Y-%m-%d %H:%M} UTC", max(left.days, 0), CA_KEY,
                 )  # fmt: skip
-            return
+            return True
         try:
             report = init_certs(self._dir, hosts=info.sans, renew=True)
-            renewed = server_cert_info(self._dir / SERVER_CERT)
         except SecureChatError as exc:
-            log.error("renewing the server certificate failed: %s", exc.message)
-            return
-        if not self._load(renewed.fingerprint):
-            return
+            return self._failed(f"renewing the server certificate failed: {exc.message}")
+        if not self._load():
+            return False
         log.info(
             "renewed the server certificate for %s, valid until %s",
             ", ".join(report.sans), f"{report.server_not_after:%Y-%m-%d %H:%M} UTC",
         )  # fmt: skip
-
-    def _load(self, fingerprint: str) -> bool:
-        """Put the certificate and key on disk into the live context; False if unusable."""
-        try:
-            self._tls.load_cert_chain(self._dir / SERVER_CERT, self._dir / SERVER_KEY)
-        except (ssl.SSLError, OSError) as exc:  # e.g. a key not (yet) matching, mid-copy
-            log.error("cannot load the server certificate from %s: %s", self._dir, exc)
-            return False
-        self._loaded = fingerprint
         return True
+
+    def _load(self) -> bool:
+        """Hand the server a context made from the files on disk; False if they are refused."""
+        try:
+            credentials, certificate = load_credentials(self._dir)
+        except SecureChatError as exc:
+            return self._failed(
+                f"refused the certificate files in {self._dir}, the old one keeps serving "
+                f"new connections (trying again shortly): {exc.message}"
+            )
+        self._install(credentials)
+        served = (fingerprint(certificate), credentials.ca_pem)
+        new_ca = self._served is not None and served[1] != self._served[1]
+        self._served, self._reload_wanted = served, False
+        log.info(
+            "loaded the server certificate from %s, valid until %s",
+            self._dir / SERVER_CERT, f"{certificate.not_valid_after_utc:%Y-%m-%d %H:%M} UTC",
+        )  # fmt: skip
+        if new_ca:
+            log.info("the `ca` reply now offers the new %s", self._dir / CA_CERT)
+        return True
+
+    def _failed(self, message: str) -> bool:
+        """Log ``message`` unless it is the one logged at the last try; return False."""
+        if message != self._last_failure:
+            self._last_failure = message
+            log.error("%s", message)
+        return False

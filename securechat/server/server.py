@@ -8,7 +8,9 @@ thread (see ``connection.py``). Sends go to the :class:`Committer`, whose thread
 them in batches and whose delivery thread then acks them and fans them out to the
 recipients the :class:`Hub` names. Password checks run in a separate process
 (``hashpool.py``). Three more threads wake now and then: the account watcher, the
-certificate renewer and the presence announcer.
+certificate renewer and the presence announcer. The renewer (``renewal.py``) may swap the
+server's :class:`Credentials`, a TLS context and the CA it offers; each connection is
+handed the current ones when accepted and keeps them.
 
 :meth:`ChatServer.shutdown` stops accepting, asks every connection to say ``bye`` and
 close, joins their threads, stops the hashing process, then lets the committer store and
@@ -36,7 +38,7 @@ from securechat.server.committer import Committer
 from securechat.server.connection import ServerConnection
 from securechat.server.hashpool import HashPool
 from securechat.server.hub import Hub
-from securechat.server.renewal import CertificateRenewer
+from securechat.server.renewal import CertificateRenewer, Credentials
 from securechat.server.service import ChatService
 from securechat.store.chat import ChatStore
 from securechat.store.database import Database
@@ -48,8 +50,8 @@ log = logging.getLogger("securechat.server")
 class ChatServer:
     def __init__(self, config: ServerConfig, *, tls: ssl.SSLContext, database: Database) -> None:
         self._config = config
-        self._tls = tls
-        self._ca_pem = read_ca_pem(config.certs_dir)  # public: offered for trust on first use
+        # ca_pem is public: offered for trust on first use.
+        self._credentials = Credentials(tls, read_ca_pem(config.certs_dir))
         limits = config.limits
         store = ChatStore(database)
         self._hub = Hub(store.memberships())
@@ -71,13 +73,14 @@ class ChatServer:
         self._acceptor = threading.Thread(target=self._accept_loop, name="acceptor")
         self._watcher = threading.Thread(target=self._watch_accounts, name="account-watcher")
         self._renewer = CertificateRenewer(
-            config.certs_dir, tls, renew_before_days=config.renew_before_days
+            config.certs_dir, self._install, renew_before_days=config.renew_before_days
         )
         self._renewal = threading.Thread(target=self._renew_certificate, name="cert-renewal")
+        self._reload = threading.Event()  # set by reload_certificates() and shutdown()
         self._presence = threading.Thread(target=self._announce_presence, name="presence")
         self._lock = threading.Lock()
-        # Guarded by _lock: every live connection; those not yet logged in, oldest first;
-        # and how many of those each address has.
+        # Guarded by _lock: _credentials; every live connection; those not yet logged in,
+        # oldest first; and how many of those each address has.
         self._connections: set[ServerConnection] = set()
         self._waiting: dict[ServerConnection, None] = {}
         self._unauthenticated: dict[str, int] = {}
@@ -135,6 +138,7 @@ class ChatServer:
         if self._stopping.is_set():
             return
         self._stopping.set()
+        self._reload.set()
         self._waker.wake()
         for thread in (self._acceptor, self._watcher, self._renewal, self._presence):
             if thread.is_alive():
@@ -213,13 +217,33 @@ class ChatServer:
                         message="your account was changed or disabled; log in again",
                     ))  # fmt: skip
 
+    # --- the certificate renewer: new TLS credentials for new connections ------------
+
+    def reload_certificates(self) -> None:
+        """Have the renewal thread load the certificate files now (on SIGHUP). Any thread."""
+        self._reload.set()
+
+    def _install(self, credentials: Credentials) -> None:
+        """Hand ``credentials`` to every connection accepted from now on (renewal thread)."""
+        with self._lock:
+            self._credentials = credentials
+
     def _renew_certificate(self) -> None:
-        """Check the certificate at start and then every certificate_check_interval."""
-        interval = self._config.limits.certificate_check_interval
-        while True:
-            self._renewer.check(dt.datetime.now(dt.UTC))
-            if self._stopping.wait(interval):
-                return
+        """Check at start, then every certificate_check_interval, sooner after a failure.
+
+        ``_reload`` is cleared only after a wait it ended, so a request that comes while a
+        check runs is not lost: the next wait returns at once.
+        """
+        limits = self._config.limits
+        reload = False
+        while not self._stopping.is_set():
+            healthy = self._renewer.check(dt.datetime.now(dt.UTC), reload=reload)
+            interval = limits.certificate_check_interval
+            if not healthy:
+                interval = min(interval, limits.certificate_retry_interval)
+            reload = self._reload.wait(interval)
+            if reload:
+                self._reload.clear()
 
     def _announce_presence(self) -> None:
         """The presence thread: flushes the hub's batched presence changes (see hub.py)."""
@@ -272,10 +296,10 @@ class ChatServer:
                     sock,
                     address=address,
                     accepted_at=time.monotonic(),
-                    tls=self._tls,
+                    tls=self._credentials.context,
                     service=self._service,
                     limits=limits,
-                    ca_pem=self._ca_pem,
+                    ca_pem=self._credentials.ca_pem,
                     on_authenticated=self._authenticated,
                     on_closed=self._closed,
                 )

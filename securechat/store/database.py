@@ -3,7 +3,9 @@
 SQLite is the default and gets the settings a multi-threaded server needs on every new
 connection: write-ahead logging (readers do not block the writer), enforced foreign keys,
 a busy timeout instead of an immediate "database is locked", and ``synchronous=FULL`` so a
-committed message survives a power cut. Other URLs are passed to SQLAlchemy unchanged.
+committed message survives a power cut. A new SQLite file is created 0600 before SQLite
+opens it, whatever the umask; SQLite gives its -wal and -shm files the database's mode.
+Other URLs are passed to SQLAlchemy unchanged.
 
 SQLAlchemy errors that mean "the database is not usable" become :class:`StoreError` here,
 with a one-line message naming the URL (password hidden).
@@ -11,6 +13,7 @@ with a one-line message naming the URL (password hidden).
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,6 +24,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from securechat.errors import StoreError
+from securechat.store.lock import sqlite_file
 from securechat.store.migrate import upgrade_to_head
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
@@ -146,6 +150,25 @@ class Database:
         self.engine.dispose()
 
 
+def _create_private_file(url: str) -> None:
+    """Create a SQLite database file that does not exist yet, empty and mode 0600.
+
+    It holds every message and password hash: other local users must not read it, and the
+    umask outside the systemd unit (often 022) would let them. An existing file keeps its
+    mode (``securechat doctor`` reports one that others can read).
+    """
+    path = sqlite_file(url)
+    if path is None:
+        return
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    except OSError:
+        return  # a missing folder, no permission: SQLite's own open reports it, in one line
+    os.close(fd)
+
+
 def open_database(url: str, *, migrate: bool = True) -> Database:
     """Open the database at ``url`` and, unless ``migrate`` is false, bring it to head.
 
@@ -154,6 +177,7 @@ def open_database(url: str, *, migrate: bool = True) -> Database:
     """
     database = Database(url)
     try:
+        _create_private_file(url)
         database.check_connection()
         if migrate:
             upgrade_to_head(database.engine)
