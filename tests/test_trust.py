@@ -7,6 +7,7 @@ that offers a CA which did not sign the certificate it presents.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import re
@@ -20,7 +21,11 @@ from pathlib import Path
 
 import pexpect  # type: ignore[import-untyped]
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509.oid import NameOID
 
 from securechat.certs import CertificateAuthority, fingerprint
 from securechat.client.trust import check_offer, pin_file
@@ -98,12 +103,20 @@ class Deployment:
 class FakeServer:
     """Just enough protocol: ``hello``, then ``ca``, ``auth`` (always refused) and ``bye``.
 
-    ``received`` lists the type of every request any client sent, in order. ``context``
-    and ``ca_pem`` can be swapped between connections.
+    ``received`` lists the type of every request any client sent, in order. ``context``,
+    ``ca_pem``, the ``hello`` fields and the ``auth_reply`` can be swapped between connections.
     """
 
     def __init__(self, context: ssl.SSLContext, ca_pem: str) -> None:
         self.context, self.ca_pem = context, ca_pem
+        self.hello: dict[str, object] = {
+            "protocol": 1, "server": "fake", "max_frame": 65536, "heartbeat": 30,
+        }  # fmt: skip
+        self.auth_reply: dict[str, object] = {
+            "type": "error",
+            "code": "auth_failed",
+            "message": "no",
+        }
         self.received: list[str] = []
         self._listener = socket.create_server(("127.0.0.1", 0))
         self._listener.settimeout(0.1)
@@ -131,13 +144,13 @@ class FakeServer:
                 pass  # a client that refuses our certificate aborts the handshake or the read
 
     def _talk(self, conn: ssl.SSLSocket) -> None:
-        self._send(conn, type="hello", protocol=1, server="fake", max_frame=65536, heartbeat=30)
+        self._send(conn, type="hello", **self.hello)
         while (request := self._receive(conn)) is not None:
             self.received.append(request["type"])
             if request["type"] == "ca":
                 self._send(conn, type="ca", pem=self.ca_pem)
             elif request["type"] == "auth":
-                self._send(conn, type="error", code="auth_failed", message="no")
+                self._send(conn, **self.auth_reply)
                 return
             else:
                 self._send(conn, type="bye", reason="bye")
@@ -360,3 +373,122 @@ def test_check_offer_refuses(case: str, message: str) -> None:
 def test_pin_file_names_are_safe_for_ipv6_and_distinct() -> None:
     names = {pin_file(Path("c"), host, 5050).name for host in ("::1", "__1", "..1", "Chat")}
     assert names == {"%3A%3A1-5050.pem", "__1-5050.pem", "..1-5050.pem", "chat-5050.pem"}
+
+
+# --- what a hostile server says reaches the terminal escaped --------------------------
+
+FAKE_FINGERPRINT = "SHA-256 fingerprint: " + ":".join(["AA", "BB"] * 16)
+
+
+def _hostile_ca() -> CertificateAuthority:
+    """A CA whose O and OU hold a newline, a fake fingerprint line and "conceal" (ESC[8m)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, f"securechat\n  {FAKE_FINGERPRINT}"),
+            x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "\n\x1b[8m"),
+            x509.NameAttribute(NameOID.COMMON_NAME, "securechat CA"),
+        ]
+    )
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    return CertificateAuthority(cert=cert, key=key)
+
+
+@pytest.fixture
+def hostile_server(tmp_path: Path, db_url: str) -> Iterator[tuple[int, str]]:
+    """A real ChatServer whose certificate is from :func:`_hostile_ca`: (port, CA fingerprint)."""
+    from securechat.config import HashParams, ServerConfig
+    from securechat.server.server import ChatServer
+    from securechat.store.database import open_database
+
+    ca = _hostile_ca()
+    issued = ca.issue_server_cert(["localhost", "127.0.0.1"])
+    certs = tmp_path / "hostile-certs"
+    certs.mkdir()
+    for name, data in [
+        ("ca.pem", ca.cert_pem()), ("ca.key", ca.key_pem()),
+        ("server.pem", issued.cert_pem()), ("server.key", issued.key_pem()),
+    ]:  # fmt: skip
+        (certs / name).write_bytes(data)
+    database = open_database(db_url)
+    config = ServerConfig(
+        port=0, certs_dir=certs, db_url=db_url, hash_params=HashParams.for_tests()
+    )
+    server = ChatServer(
+        config, tls=server_context(certs / "server.pem", certs / "server.key"), database=database
+    )
+    server.start()
+    try:
+        yield server.address[1], ca.fingerprint()
+    finally:
+        server.shutdown()
+        database.dispose()
+
+
+def test_first_use_prompt_escapes_the_ca_subject_and_shows_the_real_fingerprint_last(
+    hostile_server: tuple[int, str], connect: Callable[..., Terminal], config_dir: Path
+) -> None:
+    port, real = hostile_server
+    term = connect(port)
+    term.expect(QUESTION)
+    prompt = term.raw[: term.raw.index("Trust this CA for")]
+    assert "\x1b" not in prompt
+    lines = [line.strip() for line in prompt.replace("\r", "").splitlines()]
+    shown = [line for line in lines if line.startswith("SHA-256 fingerprint")]
+    assert shown == [f"SHA-256 fingerprint: {real}"]
+    assert lines[-1] == shown[0]  # right above the question
+    subject = next(line for line in lines if line.startswith("Subject:"))
+    assert f"securechat\\x0a  {FAKE_FINGERPRINT}" in subject  # shown, but visibly escaped
+    assert "\\x0a\\x1b[8m" in subject
+    term.child.sendline("no")
+    term.expect("was not trusted and nothing was saved")
+    assert _exit_status(term) == 1
+    assert not config_dir.exists()
+
+
+HOSTILE_TEXT = "\x1b]0;owned\x07\x1b[2J\nsecurechat: error: none of this is ours\u202e"
+
+
+@pytest.mark.parametrize("command", ["send", "connect"])
+@pytest.mark.parametrize("where", ["error message", "error code", "hello.server"])
+def test_server_supplied_text_in_an_error_reaches_stderr_escaped_on_one_line(
+    deployments: tuple[Deployment, Deployment],
+    fake_server: Callable[[ssl.SSLContext, str], FakeServer],
+    run_cli: CliRunner,
+    tmp_path: Path,
+    command: str,
+    where: str,
+) -> None:
+    honest, _ = deployments
+    server = fake_server(honest.context, honest.ca_pem)
+    if where == "hello.server":
+        server.hello.update(protocol=2, server=HOSTILE_TEXT)
+    else:
+        field = "message" if where == "error message" else "code"
+        server.auth_reply = {"type": "error", "code": "weird", "message": "no"}
+        server.auth_reply[field] = HOSTILE_TEXT
+    (tmp_path / "ca.pem").write_text(honest.ca_pem)
+    args = ["--room", "general", "localhost", "hi"] if command == "send" else ["localhost"]
+    result = run_cli(
+        command, "--port", str(server.port), "--user", "alice", "--ca", "ca.pem", *args,
+        env={"SECURECHAT_PASSWORD": PASSWORD, "SECURECHAT_CONFIG_DIR": str(tmp_path / "cfg")},
+        input="",
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert result.stderr.startswith("securechat: error: ")
+    assert result.stderr.count("\n") == 1, result.stderr  # one line: the peer's \n is escaped
+    assert "\\x1b]0;owned\\x07\\x1b[2J\\x0asecurechat: error: none of this is ours\\u202e" in (
+        result.stderr
+    )
+    assert not set(result.stderr) & {"\x1b", "\x07", "\u202e"}

@@ -24,6 +24,7 @@ import typer
 
 from securechat.cli.app import app
 from securechat.client import Client
+from securechat.client.escaping import escape
 from securechat.client.settings import (
     ClientSettings,
     TrustedCA,
@@ -44,6 +45,8 @@ PASSWORD_ENV = "SECURECHAT_PASSWORD"
 SEND_TIMEOUT = 30.0
 #: For the trust-on-first-use probe and the certificate check before a password prompt.
 PROBE_TIMEOUT = 10.0
+#: Characters of a CA's subject shown on first use; a real one is far shorter.
+SUBJECT_SHOWN = 200
 
 Host = Annotated[
     str | None,
@@ -294,15 +297,20 @@ def _trust_on_first_use(to: Destination, settings_path: Path) -> Destination:
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         raise _no_ca(to)  # trust on first use needs a person comparing fingerprints
     offered = fetch_ca(to.host, to.port, timeout=PROBE_TIMEOUT)
+    subject = escape(offered.subject)  # the server chose it: no control character gets through
+    if len(subject) > SUBJECT_SHOWN:
+        subject = subject[: SUBJECT_SHOWN - 1] + "…"
+    # The fingerprint, computed here, comes last, right above the question: nothing the
+    # server chose is printed between them.
     typer.echo(
         f"{to.label} is new to this computer: you have no CA certificate for it yet.\n"
         "It offers this certificate authority (CA), which signed the certificate it presented:\n"
-        f"  Subject:             {offered.subject}\n"
-        f"  Expires:             {offered.not_after:%Y-%m-%d}\n"
-        f"  SHA-256 fingerprint: {offered.fingerprint}\n"
-        "Compare the fingerprint with the one your admin published (on the server,\n"
-        "`securechat fingerprint` prints it). If they differ, do not trust it: someone may be\n"
-        "intercepting the connection."
+        f"  Subject: {subject}\n"
+        f"  Expires: {offered.not_after:%Y-%m-%d}\n"
+        "Compare its fingerprint, computed here and shown just below, with the one your admin\n"
+        "published (on the server, `securechat fingerprint` prints it). If they differ, do not\n"
+        "trust it: someone may be intercepting the connection.\n"
+        f"  SHA-256 fingerprint: {offered.fingerprint}"
     )
     try:
         answer = input(f'Trust this CA for {to.label}? Type "yes" to continue: ')
@@ -385,8 +393,9 @@ def _ensure_member(client: Client, room: str, to: Destination) -> None:
         return
     rooms = sorted(info.name for info in client.list_rooms())
     if room not in rooms:
+        listed = escape(", ".join(rooms))  # names the server sent
         raise NoSuchRoom(
-            f"no room #{room} on {to.label} (rooms: {', '.join(rooms) or 'none'}); "
+            f"no room #{room} on {to.label} (rooms: {listed or 'none'}); "
             f"create it with /join {room} in `securechat connect`"
         )
     client.join(room)

@@ -32,6 +32,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Self
 
+from securechat.client.escaping import escape
 from securechat.client.events import (
     Backoff,
     ClientEvent,
@@ -482,7 +483,7 @@ class Client:
             stream.queue(encode_frame(encode(Pong(ref=event.ref))))
         elif isinstance(event, Bye):
             why = "the server is restarting" if event.reason == "shutting_down" else event.reason
-            raise ConnectionLost(why or "the server closed the connection")
+            raise ConnectionLost(escape(why or "the server closed the connection"))
         elif isinstance(event, Ack):
             self._acknowledge(event)
         elif isinstance(event, Error):

@@ -29,6 +29,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 
 from securechat.certs import fingerprint
+from securechat.client.escaping import escape
 from securechat.client.link import Endpoint, Greeting, ask, greet
 from securechat.client.settings import (
     TrustedCA,
@@ -87,8 +88,8 @@ def fetch_ca(host: str, port: int, *, timeout: float) -> OfferedCA:
         greeting.stream.close()
     if isinstance(reply, Error):
         raise ConnectionLost(
-            f"{endpoint.label} did not hand out its CA ({reply.message}); it may be an older "
-            "securechat: get ca.pem from your admin and pass --ca FILE"
+            f"{endpoint.label} did not hand out its CA ({escape(reply.message)}); it may be an "
+            "older securechat: get ca.pem from your admin and pass --ca FILE"
         )
     if not isinstance(reply, CACertificate):
         raise ConnectionLost(f"{endpoint.label} answered the CA request with {reply.TYPE!r}")
