@@ -197,6 +197,33 @@ def test_client_certificate_problems_name_the_fix(
         wrong_ca.connect()
 
 
+@pytest.mark.parametrize("problem", ["two certificates", "another fingerprint"])
+def test_client_trusts_only_exactly_one_ca_with_the_expected_fingerprint(
+    running_server: RunningServer, tmp_path: Path, problem: str
+) -> None:
+    from securechat.certs import CertificateAuthority, fingerprint, read_certificate
+
+    ca_file, expected = (
+        running_server.ca_file,
+        fingerprint(read_certificate(running_server.ca_file)),
+    )
+    if problem == "two certificates":
+        ca_file = tmp_path / "bundle.pem"
+        ca_file.write_bytes(
+            running_server.ca_file.read_bytes() + CertificateAuthority.create().cert_pem()
+        )
+        message = "must hold exactly one certificate, the server's CA; it holds 2"
+    else:
+        expected = fingerprint(CertificateAuthority.create().cert)
+        message = "changed while in use: it holds the CA with fingerprint"
+    client = Client(
+        "localhost", running_server.address[1], ca_file=ca_file, ca_fingerprint=expected,
+        user="alice", password=PASSWORD,
+    )  # fmt: skip
+    with pytest.raises(CertificateError, match=message):
+        client.connect()
+
+
 def test_client_refuses_other_protocol_version(certs_dir: Path) -> None:
     context = server_context(certs_dir / "server.pem", certs_dir / "server.key")
     with socket.create_server(("127.0.0.1", 0)) as listener:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pexpect
 import pytest
 
+from securechat.certs import fingerprint, read_certificate
 from tests.conftest import PASSWORD, TIMEOUT, RunningServer
 
 # CSI/OSC sequences and the carriage returns prompt_toolkit uses to redraw.
@@ -219,11 +220,21 @@ def test_connect_remembers_everything_but_the_password(
     saved = tmp_path / "config-alice" / "client.json"
     assert saved.stat().st_mode & 0o777 == 0o600
     remembered = json.loads(saved.read_text())
+    pinned = saved.parent / "trusted" / f"localhost-{running_server.address[1]}.pem"
+    assert pinned.read_bytes() == running_server.ca_file.read_bytes()  # a copy of --ca FILE
+    trusted_on = remembered["trusted"][f"localhost:{running_server.address[1]}"]["trusted_on"]
     assert remembered == {
         "host": "localhost",
         "port": running_server.address[1],
         "user": "alice",
-        "ca_file": str(running_server.ca_file.resolve()),
+        "ca_file": str(pinned),
+        "trusted": {
+            f"localhost:{running_server.address[1]}": {
+                "ca_file": str(pinned),
+                "fingerprint": fingerprint(read_certificate(running_server.ca_file)),
+                "trusted_on": trusted_on,
+            }
+        },
     }
     assert PASSWORD not in saved.read_text()
     env = {k: v for k, v in os.environ.items() if not k.startswith("SECURECHAT_")}

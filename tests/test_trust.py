@@ -18,6 +18,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pexpect  # type: ignore[import-untyped]
 import pytest
@@ -33,6 +34,10 @@ from securechat.errors import CertificateError
 from securechat.tls import server_context
 from tests.conftest import PASSWORD, TIMEOUT, CliRunner, RunningServer
 from tests.test_client_terminal import Terminal
+
+if TYPE_CHECKING:
+    from securechat.server.server import ChatServer
+    from securechat.store.database import Database
 
 DER = Encoding.DER
 QUESTION = r'Trust this CA for localhost:\d+\? Type "yes" to continue: '
@@ -406,12 +411,34 @@ def _hostile_ca() -> CertificateAuthority:
 
 
 @pytest.fixture
-def hostile_server(tmp_path: Path, db_url: str) -> Iterator[tuple[int, str]]:
-    """A real ChatServer whose certificate is from :func:`_hostile_ca`: (port, CA fingerprint)."""
+def chat_server(db_url: str) -> Iterator[Callable[..., int]]:
+    """Start real ChatServers with the certificates in a given folder; returns the port."""
     from securechat.config import HashParams, ServerConfig
     from securechat.server.server import ChatServer
     from securechat.store.database import open_database
 
+    started: list[tuple[ChatServer, Database]] = []
+
+    def start(certs: Path, port: int = 0) -> int:
+        database = open_database(db_url)
+        config = ServerConfig(
+            port=port, certs_dir=certs, db_url=db_url, hash_params=HashParams.for_tests()
+        )
+        tls = server_context(certs / "server.pem", certs / "server.key")
+        server = ChatServer(config, tls=tls, database=database)
+        server.start()
+        started.append((server, database))
+        return server.address[1]
+
+    yield start
+    for server, database in started:
+        server.shutdown()
+        database.dispose()
+
+
+@pytest.fixture
+def hostile_server(tmp_path: Path, chat_server: Callable[..., int]) -> tuple[int, str]:
+    """A real ChatServer whose certificate is from :func:`_hostile_ca`: (port, CA fingerprint)."""
     ca = _hostile_ca()
     issued = ca.issue_server_cert(["localhost", "127.0.0.1"])
     certs = tmp_path / "hostile-certs"
@@ -421,19 +448,7 @@ def hostile_server(tmp_path: Path, db_url: str) -> Iterator[tuple[int, str]]:
         ("server.pem", issued.cert_pem()), ("server.key", issued.key_pem()),
     ]:  # fmt: skip
         (certs / name).write_bytes(data)
-    database = open_database(db_url)
-    config = ServerConfig(
-        port=0, certs_dir=certs, db_url=db_url, hash_params=HashParams.for_tests()
-    )
-    server = ChatServer(
-        config, tls=server_context(certs / "server.pem", certs / "server.key"), database=database
-    )
-    server.start()
-    try:
-        yield server.address[1], ca.fingerprint()
-    finally:
-        server.shutdown()
-        database.dispose()
+    return chat_server(certs), ca.fingerprint()
 
 
 def test_first_use_prompt_escapes_the_ca_subject_and_shows_the_real_fingerprint_last(
@@ -492,3 +507,158 @@ def test_server_supplied_text_in_an_error_reaches_stderr_escaped_on_one_line(
         result.stderr
     )
     assert not set(result.stderr) & {"\x1b", "\x07", "\u202e"}
+
+
+# --- which CA file is read, and how -----------------------------------------------------
+
+
+@pytest.mark.parametrize("command", ["send", "connect"])
+def test_a_ca_pem_in_the_current_directory_is_never_used(
+    running_server: RunningServer, run_cli: CliRunner, tmp_path: Path, command: str
+) -> None:
+    (tmp_path / "certs").mkdir()
+    (tmp_path / "certs" / "ca.pem").write_bytes(running_server.ca_file.read_bytes())
+    port = str(running_server.address[1])
+    args = ["--room", "general", "localhost", "hi"] if command == "send" else ["localhost"]
+    env = {"SECURECHAT_PASSWORD": PASSWORD, "SECURECHAT_CONFIG_DIR": str(tmp_path / "cfg")}
+    result = run_cli(command, "--port", port, "--user", "alice", *args, env=env, input="")
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"securechat: error: no CA certificate for localhost:{port}")
+    assert not (tmp_path / "cfg").exists()
+
+
+def _quit(term: Terminal) -> None:
+    term.expect(r"\[general\] alice>")
+    term.line("/quit")
+    assert _exit_status(term) == 0
+
+
+def test_connect_with_ca_copies_and_pins_it_so_later_runs_need_no_file(
+    running_server: RunningServer,
+    connect: Callable[..., Terminal],
+    config_dir: Path,
+    tmp_path: Path,
+) -> None:
+    port = running_server.address[1]
+    handed_out = tmp_path / "from-the-admin.pem"
+    handed_out.write_bytes(running_server.ca_file.read_bytes())
+    _quit(connect(port, "--ca", str(handed_out)))
+    pinned = pin_file(config_dir, "localhost", port)
+    assert pinned.read_bytes() == handed_out.read_bytes()
+    remembered = json.loads((config_dir / "client.json").read_text())
+    assert remembered["ca_file"] == str(pinned)
+    trusted = remembered["trusted"][f"localhost:{port}"]
+    assert (trusted["ca_file"], trusted["fingerprint"]) == (str(pinned), _fingerprint_of(pinned))
+
+    handed_out.unlink()
+    again = connect(port)
+    _quit(again)
+    assert "Trust this CA" not in again.text
+
+
+def test_a_ca_file_remembered_by_an_older_version_is_pinned_after_login(
+    running_server: RunningServer,
+    connect: Callable[..., Terminal],
+    config_dir: Path,
+    tmp_path: Path,
+) -> None:
+    port = running_server.address[1]
+    old = tmp_path / "ca.pem"
+    old.write_bytes(running_server.ca_file.read_bytes())
+    config_dir.mkdir()
+    remembered = {"host": "localhost", "port": port, "user": "alice", "ca_file": str(old)}
+    (config_dir / "client.json").write_text(json.dumps(remembered))
+    _quit(connect(port))
+    saved = json.loads((config_dir / "client.json").read_text())
+    assert saved["trusted"][f"localhost:{port}"]["fingerprint"] == _fingerprint_of(old)
+    assert pin_file(config_dir, "localhost", port).read_bytes() == old.read_bytes()
+
+
+def test_a_ca_given_with_ca_replaces_the_pinned_one_after_login_and_says_so(
+    running_server: RunningServer,
+    chat_server: Callable[..., int],
+    connect: Callable[..., Terminal],
+    config_dir: Path,
+    tmp_path: Path,
+) -> None:
+    from securechat.certs import init_certs
+
+    port = running_server.address[1]
+    _quit(connect(port, "--ca", str(running_server.ca_file)))
+    first = json.loads((config_dir / "client.json").read_text())["trusted"][f"localhost:{port}"]
+    running_server.server.shutdown()
+    init_certs(tmp_path / "new", hosts=["localhost", "127.0.0.1"])
+    chat_server(tmp_path / "new", port=port)
+    term = connect(port, "--ca", str(tmp_path / "new" / "ca.pem"))
+    new = _fingerprint_of(tmp_path / "new" / "ca.pem")
+    term.expect(rf"The CA in .*new/ca\.pem \(fingerprint {new}\) replaces the one")
+    term.expect(rf"trusted for localhost:{port} since .* \(fingerprint {first['fingerprint']}\)")
+    _quit(term)
+    trusted = json.loads((config_dir / "client.json").read_text())["trusted"]
+    assert trusted[f"localhost:{port}"]["fingerprint"] == new
+
+
+def test_a_pinned_ca_file_that_was_changed_is_refused_before_any_password(
+    deployments: tuple[Deployment, Deployment],
+    fake_server: Callable[[ssl.SSLContext, str], FakeServer],
+    connect: Callable[..., Terminal],
+    config_dir: Path,
+) -> None:
+    honest, impostor = deployments
+    server = fake_server(honest.context, honest.ca_pem)
+    _pin_through_first_use(connect(server.port, password=None), honest.ca.fingerprint())
+    pinned = pin_file(config_dir, "localhost", server.port)
+    pinned.write_text(impostor.ca_pem)  # e.g. by malware, or a careless script
+    server.received.clear()
+    server.context, server.ca_pem = impostor.context, impostor.ca_pem
+
+    term = connect(server.port, password=PASSWORD)
+    term.expect(
+        rf"securechat: error: {re.escape(str(pinned))}, the CA you trusted for "
+        rf"localhost:{server.port} on .* \(fingerprint {honest.ca.fingerprint()}\), now holds "
+        rf"another certificate \(fingerprint {impostor.ca.fingerprint()}\)"
+    )
+    term.expect(rf"securechat connect localhost --port {server.port} --forget-ca")
+    assert _exit_status(term) == 1
+    assert server.received == []  # no password went anywhere
+
+
+ONLY_ONE = "a CA file must hold exactly one, the server's CA (ca.pem from your admin)"
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("two CAs", f"holds 2 certificates: {ONLY_ONE}"),
+        ("CA and leaf", f"holds 2 certificates: {ONLY_ONE}"),
+        ("nothing", f"holds no certificates: {ONLY_ONE}"),
+        ("leaf", "holds a certificate that is not a CA (the server's own certificate?): "
+         "get ca.pem from your admin"),
+    ],
+)  # fmt: skip
+def test_a_ca_file_must_hold_exactly_one_ca_certificate(
+    running_server: RunningServer,
+    run_cli: CliRunner,
+    certs_dir: Path,
+    tmp_path: Path,
+    content: str,
+    message: str,
+) -> None:
+    real, leaf = running_server.ca_file.read_bytes(), (certs_dir / "server.pem").read_bytes()
+    data = {
+        "two CAs": real + CertificateAuthority.create().cert_pem(),
+        "CA and leaf": real + leaf,
+        "nothing": b"not a certificate\n",
+        "leaf": leaf,
+    }[content]
+    (tmp_path / "bundle.pem").write_bytes(data)
+    result = run_cli(
+        "send", "--port", str(running_server.address[1]), "--user", "alice",
+        "--ca", "bundle.pem", "--room", "general", "localhost", "hi",
+        env={"SECURECHAT_PASSWORD": PASSWORD, "SECURECHAT_CONFIG_DIR": str(tmp_path / "cfg")},
+    )  # fmt: skip
+    assert (result.returncode, result.stderr) == (1, f"securechat: error: bundle.pem {message}\n")
+
+
+def _fingerprint_of(pem_file: Path) -> str:
+    return fingerprint(x509.load_pem_x509_certificate(pem_file.read_bytes()))

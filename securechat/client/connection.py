@@ -44,6 +44,7 @@ from securechat.client.events import (
 )
 from securechat.client.link import ONE_READ, Endpoint, Link, open_link
 from securechat.client.outgoing import Outgoing, Slot, request_error
+from securechat.client.trust import trusted_context
 from securechat.config import DEFAULT_PORT
 from securechat.errors import ConnectionLost, ErrorCode, RateLimited, SecureChatError
 from securechat.protocol.frames import encode_frame
@@ -76,7 +77,6 @@ from securechat.protocol.messages import (
     decode_event,
     encode,
 )
-from securechat.tls import client_context
 from securechat.transport import POLL_ERRORS, POLLIN, POLLOUT, TlsStream, Waker
 
 __all__ = ["Client"]
@@ -100,6 +100,7 @@ class Client:
         port: int = DEFAULT_PORT,
         *,
         ca_file: Path,
+        ca_fingerprint: str | None = None,
         user: str,
         password: str,
         reconnect: bool = False,
@@ -109,6 +110,7 @@ class Client:
         backoff: Backoff | None = None,
     ) -> None:
         self._endpoint = Endpoint(host, port, Path(ca_file), server_name)
+        self._ca_fingerprint = ca_fingerprint
         self._user = user
         # In memory only, and only until the first welcome: reconnects use its resume token.
         self._password: str | None = password
@@ -150,12 +152,14 @@ class Client:
         """Connect and log in, then start the I/O thread. Returns ``self``.
 
         Raises:
+            CertificateError: ``ca_file`` is not exactly one CA certificate (the one with
+                ``ca_fingerprint``, when given): see ``trust.trusted_context``.
             ConnectionLost, CertificateError, AuthenticationError, RateLimited,
             UnexpectedMessage: see :func:`securechat.client.link.open_link`.
         """
         if self._thread is not None:
             raise ConnectionLost("this client has already connected once; make a new Client")
-        self._context = client_context(self._endpoint.ca_file)
+        self._context = trusted_context(self._endpoint.ca_file, fingerprint=self._ca_fingerprint)
         link = self._open()
         self.last_id = link.welcome.last_id
         self._adopt(link)
