@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import select
 import socket
 import sqlite3
 import ssl
 import threading
 import time
+import types
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -19,6 +21,7 @@ from securechat.client import (
     Client,
     ClientEvent,
     Delivered,
+    Disconnected,
     Reconnected,
     Reconnecting,
     SendFailed,
@@ -399,3 +402,49 @@ def test_client_reconnects_with_its_resume_token_not_the_password(
     peer = again.login("bob")
     peer.send(type="history", room="general")
     assert [m["body"] for m in peer.expect("history")["messages"]] == ["after the restart"]
+
+
+# --- the password is not kept after login ------------------------------------------------
+
+
+def _holders(secret: str) -> list[object]:
+    """Everything but stack frames that refers to this very string object."""
+    gc.collect()
+    return [r for r in gc.get_referrers(secret) if not isinstance(r, types.FrameType)]
+
+
+def test_client_keeps_no_reference_to_the_password_after_login(
+    running_server: RunningServer,
+) -> None:
+    password = "".join(PASSWORD)  # a string object of our own, so referrers are ours
+    assert password is not PASSWORD
+    with Client(
+        "localhost", running_server.address[1], ca_file=running_server.ca_file, user="alice",
+        password=password, reconnect=True,
+    ) as client:  # fmt: skip
+        assert client.send("logged in", room="general") > 0
+        assert _holders(password) == []
+
+
+def test_client_drops_the_password_even_when_the_server_gives_no_resume_token(
+    certs_dir: Path,
+) -> None:
+    from tests.test_trust import FakeServer
+
+    context = server_context(certs_dir / "server.pem", certs_dir / "server.key")
+    server = FakeServer(context, (certs_dir / "ca.pem").read_text())
+    server.auth_reply = {"type": "welcome", "user": "alice", "rooms": [], "last_id": 0}
+    password = "".join(PASSWORD)
+    try:
+        client = Client(
+            "localhost", server.port, ca_file=certs_dir / "ca.pem", user="alice",
+            password=password, reconnect=True, backoff=FAST,
+        )  # fmt: skip
+        with client:
+            assert _holders(password) == []
+            # The fake server hangs up after the welcome: without a token there is no way back.
+            ended = wait_for(client, lambda e: isinstance(e, Disconnected))
+            assert "gave no resume token" in ended.reason  # type: ignore[union-attr]
+        assert server.received == ["auth"]  # never a login without credentials
+    finally:
+        server.close()

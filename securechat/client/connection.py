@@ -12,9 +12,11 @@ Sends are different from other requests: each lives in ``_unacked`` (ref -> Outg
 until its ``ack`` or error arrives, under a ref that is unique per Client and stable across
 resends. With ``reconnect=True`` the I/O thread survives a lost connection: it backs off
 (full jitter, 0.5 s doubling to 30 s), logs in again with the resume token from the last
-``welcome`` (the password is forgotten after the first login), syncs from the last message id it saw, and resends every unacknowledged message with its
-original ref, which the server de-duplicates. Message ids already seen are dropped, so a
-catch-up never shows a message twice. Other requests fail fast while disconnected.
+``welcome`` (the password is dropped at the first login; without a token there is no way
+back), syncs from the last message id it saw, and resends every unacknowledged message
+with its original ref, which the server de-duplicates. Message ids already seen are
+dropped, so a catch-up never shows a message twice. Other requests fail fast while
+disconnected.
 """
 
 from __future__ import annotations
@@ -46,7 +48,13 @@ from securechat.client.link import ONE_READ, Endpoint, Link, open_link
 from securechat.client.outgoing import Outgoing, Slot, request_error
 from securechat.client.trust import trusted_context
 from securechat.config import DEFAULT_PORT
-from securechat.errors import ConnectionLost, ErrorCode, RateLimited, SecureChatError
+from securechat.errors import (
+    AuthenticationError,
+    ConnectionLost,
+    ErrorCode,
+    RateLimited,
+    SecureChatError,
+)
 from securechat.protocol.frames import encode_frame
 from securechat.protocol.messages import (
     Ack,
@@ -112,7 +120,8 @@ class Client:
         self._endpoint = Endpoint(host, port, Path(ca_file), server_name)
         self._ca_fingerprint = ca_fingerprint
         self._user = user
-        # In memory only, and only until the first welcome: reconnects use its resume token.
+        # In memory only, and only until the first welcome, which drops it (_adopt):
+        # reconnects log in with the welcome's resume token instead.
         self._password: str | None = password
         self._token: str | None = None
         self._reconnect = reconnect
@@ -321,19 +330,25 @@ class Client:
 
     def _open(self) -> Link:
         assert self._context is not None
+        if self._password is None and self._token is None:
+            raise AuthenticationError(
+                f"{self._endpoint.label} gave no resume token at login, so this client cannot "
+                "log in again by itself: connect again"
+            )
         return open_link(
             self._endpoint,
             self._context,
             user=self._user,
-            password=self._password if self._token is None else None,
+            password=self._password,
             token=self._token,
             timeout=self._timeout,
         )
 
     def _adopt(self, link: Link) -> None:
         self._link = link
-        if link.welcome.token is not None:
-            self._token, self._password = link.welcome.token, None
+        # Logged in: the password goes, whatever the server sent (a token, or nothing).
+        self._password = None
+        self._token = link.welcome.token or self._token
         self.user = link.welcome.user
         self.rooms = link.welcome.rooms
         self.server = link.hello.server
