@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import logging
 import select
 import socket
 import sqlite3
@@ -448,3 +449,36 @@ def test_client_drops_the_password_even_when_the_server_gives_no_resume_token(
         assert server.received == ["auth"]  # never a login without credentials
     finally:
         server.close()
+
+
+# --- a send the server could not store ---------------------------------------------------
+
+
+def test_client_resends_a_send_refused_with_server_error_and_it_is_stored_once(
+    running_server: RunningServer,
+    connect: Callable[..., Client],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from securechat.store.database import SQLITE_BUSY_TIMEOUT_MS
+
+    caplog.set_level(logging.ERROR, logger="securechat.server")
+    path = running_server.db_url.removeprefix("sqlite:///")
+    alice = connect("alice", backoff=FAST)
+    locker = sqlite3.connect(path, isolation_level=None)  # as tests/test_faults.py does
+    try:
+        locker.execute("BEGIN EXCLUSIVE")
+        pending = alice.submit("while locked", room="general")
+        # Hold the lock until the server has given up on the first commit (busy timeout).
+        deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000 + TIMEOUT
+        while not [r for r in caplog.records if r.name.startswith("securechat.server")]:
+            assert time.monotonic() < deadline, "the server never failed the commit"
+            time.sleep(0.05)
+        locker.execute("ROLLBACK")
+    finally:
+        locker.close()
+    stored = pending.wait(SQLITE_BUSY_TIMEOUT_MS / 1000 + TIMEOUT)
+    with sqlite3.connect(path) as db:
+        rows = db.execute("SELECT id, body FROM messages WHERE ref = ?", (pending.ref,)).fetchall()
+    assert rows == [(stored.id, "while locked")]
+    assert not [e for e in drain(alice) if isinstance(e, SendFailed)]
+    assert alice.unacknowledged == []

@@ -16,7 +16,9 @@ resends. With ``reconnect=True`` the I/O thread survives a lost connection: it b
 back), syncs from the last message id it saw, and resends every unacknowledged message
 with its original ref, which the server de-duplicates. Message ids already seen are
 dropped, so a catch-up never shows a message twice. Other requests fail fast while
-disconnected.
+disconnected. A send refused with ``rate_limited`` or ``server_error`` (not stored) stays
+in ``_unacked`` too and is resent later with the same ref (``_retry_at``); any other
+refusal fails it.
 """
 
 from __future__ import annotations
@@ -92,6 +94,8 @@ __all__ = ["Client"]
 PONG_TIMEOUT = 10.0  # a ping unanswered this long means the connection is dead
 BYE_GRACE = 1.0  # how long close() lets the bye reach the server
 SEEN_IDS = 20_000  # message ids remembered for de-duplication
+#: Error codes after which a send stays unacknowledged and is resent, with the same ref.
+_RESEND_LATER = frozenset({ErrorCode.RATE_LIMITED, ErrorCode.SERVER_ERROR})
 _END = object()  # closes events() iterators
 
 
@@ -148,7 +152,8 @@ class Client:
         self._seen_order: collections.deque[int] = collections.deque()
         self._collecting: Slot | None = None  # the caller's sync() in flight
         self._catch_up_ref: str | None = None
-        self._retry_at: list[tuple[float, str]] = []  # rate-limited sends to resend
+        self._retry_at: list[tuple[float, str]] = []  # refused sends to resend: (when, ref)
+        self._store_failures: dict[str, int] = {}  # ref -> server_error replies in a row
         # Read by any thread, written by the I/O thread.
         self.user = user
         self.rooms: tuple[str, ...] = ()
@@ -394,6 +399,7 @@ class Client:
         reason = error.message if error is not None else "the client was closed"
         with self._lock:
             unacked, self._unacked = self._unacked, {}
+        self._store_failures.clear()
         for outgoing in unacked.values():
             outgoing.fail(Error(code=ErrorCode.SHUTTING_DOWN, message=reason))
 
@@ -538,6 +544,7 @@ class Client:
         return True
 
     def _acknowledge(self, ack: Ack) -> None:
+        self._store_failures.pop(ack.ref or "", None)
         with self._lock:
             outgoing = self._unacked.pop(ack.ref or "", None)
         if outgoing is None:
@@ -548,14 +555,17 @@ class Client:
         self._emit(Delivered(ref=outgoing.ref, message=message))
 
     def _refused(self, error: Error) -> None:
+        """An error reply: a send is resent later (rate_limited, server_error) or failed."""
         with self._lock:
             outgoing = self._unacked.get(error.ref or "")
-            if outgoing is not None and error.code == ErrorCode.RATE_LIMITED:
-                self._retry_at.append((time.monotonic() + (error.retry_after or 1.0), outgoing.ref))
+            if outgoing is not None and error.code in _RESEND_LATER:
+                delay = self._resend_delay(outgoing.ref, error)
+                self._retry_at.append((time.monotonic() + delay, outgoing.ref))
                 self._retry_at.sort()
                 return
             if outgoing is not None:
                 del self._unacked[outgoing.ref]
+                self._store_failures.pop(outgoing.ref, None)
         if outgoing is not None:
             outgoing.fail(error)
             send = outgoing.request
@@ -564,6 +574,20 @@ class Client:
             )
         elif not self._fill_slot(error):
             self._emit(error)
+
+    def _resend_delay(self, ref: str, error: Error) -> float:
+        """Seconds before resending: what the server asked for, else a growing backoff.
+
+        A ``server_error`` (the server could not store the message: a locked or full disk,
+        an overload) is retried after 1/2 to 1 times the reconnect backoff for its count
+        of failures in a row, so a struggling server is not hammered; the same ref makes
+        a resend of something the server did store harmless.
+        """
+        if error.code == ErrorCode.RATE_LIMITED:
+            return error.retry_after or 1.0
+        failures = self._store_failures.get(ref, 0)
+        self._store_failures[ref] = failures + 1
+        return random.uniform(0.5, 1.0) * self._backoff.ceiling(failures)
 
     def _fill_slot(self, event: Event) -> bool:
         ref = getattr(event, "ref", None)
