@@ -124,8 +124,9 @@ def connect(
         bool,
         typer.Option(
             "--forget-ca",
-            help="Forget the CA trusted for this server on first use, and exit. Only when your "
-            "admin confirms the CA was replaced; the next connect shows the new fingerprint.",
+            help="Forget the CA pinned for this server (trusted on first use or copied from "
+            "--ca), and exit. Only when your admin confirms the CA was replaced; the next "
+            "connect shows the new fingerprint.",
         ),
     ] = False,
 ) -> None:
