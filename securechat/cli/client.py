@@ -151,7 +151,9 @@ def connect(
     elif not _password_given(password_stdin):  # refuse a wrong server before the prompt
         ca_file, fingerprint = _ca_of(to)
         with _explain_wrong_ca(to):
-            verify_server(to.host, to.port, ca_file, fingerprint=fingerprint, timeout=PROBE_TIMEOUT)
+            verify_server(
+                to.host, to.port, ca_file, ca_fingerprint=fingerprint, timeout=PROBE_TIMEOUT
+            )
     with _explain_wrong_ca(to):
         client = _log_in(to, password_stdin, reconnect=True)
     try:

@@ -173,7 +173,7 @@ class Client:
         """
         if self._thread is not None:
             raise ConnectionLost("this client has already connected once; make a new Client")
-        self._context = trusted_context(self._endpoint.ca_file, fingerprint=self._ca_fingerprint)
+        self._context = trusted_context(self._endpoint.ca_file, ca_fingerprint=self._ca_fingerprint)
         link = self._open()
         self.last_id = link.welcome.last_id
         self._adopt(link)

@@ -26,7 +26,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
-import hashlib
 import ipaddress
 import os
 import re
@@ -182,12 +181,13 @@ def read_ca_file(path: Path) -> CandidateCA:
     return CandidateCA(cert)
 
 
-def trusted_context(ca_file: Path, *, fingerprint: str | None = None) -> ssl.SSLContext:
-    """:func:`client_context` for ``ca_file``, checked to trust exactly one CA (``fingerprint``).
+def trusted_context(ca_file: Path, *, ca_fingerprint: str | None = None) -> ssl.SSLContext:
+    """:func:`client_context` for ``ca_file``, checked to trust exactly one CA, and the one
+    with ``ca_fingerprint`` when given.
 
     Raises:
         CertificateError: the file is unusable, holds other than exactly one certificate,
-            or not the certificate with ``fingerprint``.
+            or not the certificate with ``ca_fingerprint``.
     """
     context = client_context(ca_file)
     loaded = context.get_ca_certs(binary_form=True)  # what the context trusts, CAs only
@@ -196,17 +196,17 @@ def trusted_context(ca_file: Path, *, fingerprint: str | None = None) -> ssl.SSL
         raise CertificateError(
             f"{ca_file} must hold exactly one certificate, the server's CA; it holds {count}"
         )
-    actual = ":".join(f"{byte:02X}" for byte in hashlib.sha256(loaded[0]).digest())
-    if fingerprint is not None and actual != fingerprint:
+    actual = fingerprint(x509.load_der_x509_certificate(loaded[0]))
+    if ca_fingerprint is not None and actual != ca_fingerprint:
         raise CertificateError(
-            f"{ca_file} changed while in use: it holds the CA with fingerprint {actual}, "
-            f"not {fingerprint}"
+            f"{ca_file} holds the CA with fingerprint {actual}, not the expected "
+            f"{ca_fingerprint}: was it changed after it was checked?"
         )
     return context
 
 
 def verify_server(
-    host: str, port: int, ca_file: Path, *, fingerprint: str | None, timeout: float
+    host: str, port: int, ca_file: Path, *, ca_fingerprint: str | None, timeout: float
 ) -> None:
     """Complete a verified TLS handshake and say ``bye``: a check before asking a password.
 
@@ -215,7 +215,7 @@ def verify_server(
             server's certificate does not verify (``WrongCA``: another CA).
         ConnectionLost: unreachable, or not a securechat server.
     """
-    context = trusted_context(ca_file, fingerprint=fingerprint)
+    context = trusted_context(ca_file, ca_fingerprint=ca_fingerprint)
     greeting = greet(Endpoint(host, port, ca_file), context, timeout=timeout)
     try:
         _say_bye(greeting)
