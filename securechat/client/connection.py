@@ -12,9 +12,13 @@ Sends are different from other requests: each lives in ``_unacked`` (ref -> Outg
 until its ``ack`` or error arrives, under a ref that is unique per Client and stable across
 resends. With ``reconnect=True`` the I/O thread survives a lost connection: it backs off
 (full jitter, 0.5 s doubling to 30 s), logs in again with the resume token from the last
-``welcome`` (the password is forgotten after the first login), syncs from the last message id it saw, and resends every unacknowledged message with its
-original ref, which the server de-duplicates. Message ids already seen are dropped, so a
-catch-up never shows a message twice. Other requests fail fast while disconnected.
+``welcome`` (the password is dropped at the first login; without a token there is no way
+back), syncs from the last message id it saw, and resends every unacknowledged message
+with its original ref, which the server de-duplicates. Message ids already seen are
+dropped, so a catch-up never shows a message twice. Other requests fail fast while
+disconnected. A send refused with ``rate_limited`` or ``server_error`` (not stored) stays
+in ``_unacked`` too and is resent later with the same ref (``_retry_at``); any other
+refusal fails it.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Self
 
+from securechat.client.escaping import escape
 from securechat.client.events import (
     Backoff,
     ClientEvent,
@@ -43,8 +48,15 @@ from securechat.client.events import (
 )
 from securechat.client.link import ONE_READ, Endpoint, Link, open_link
 from securechat.client.outgoing import Outgoing, Slot, request_error
+from securechat.client.trust import trusted_context
 from securechat.config import DEFAULT_PORT
-from securechat.errors import ConnectionLost, ErrorCode, RateLimited, SecureChatError
+from securechat.errors import (
+    AuthenticationError,
+    ConnectionLost,
+    ErrorCode,
+    RateLimited,
+    SecureChatError,
+)
 from securechat.protocol.frames import encode_frame
 from securechat.protocol.messages import (
     Ack,
@@ -75,7 +87,6 @@ from securechat.protocol.messages import (
     decode_event,
     encode,
 )
-from securechat.tls import client_context
 from securechat.transport import POLL_ERRORS, POLLIN, POLLOUT, TlsStream, Waker
 
 __all__ = ["Client"]
@@ -83,6 +94,8 @@ __all__ = ["Client"]
 PONG_TIMEOUT = 10.0  # a ping unanswered this long means the connection is dead
 BYE_GRACE = 1.0  # how long close() lets the bye reach the server
 SEEN_IDS = 20_000  # message ids remembered for de-duplication
+#: Error codes after which a send stays unacknowledged and is resent, with the same ref.
+_RESEND_LATER = frozenset({ErrorCode.RATE_LIMITED, ErrorCode.SERVER_ERROR})
 _END = object()  # closes events() iterators
 
 
@@ -99,6 +112,7 @@ class Client:
         port: int = DEFAULT_PORT,
         *,
         ca_file: Path,
+        ca_fingerprint: str | None = None,
         user: str,
         password: str,
         reconnect: bool = False,
@@ -108,8 +122,10 @@ class Client:
         backoff: Backoff | None = None,
     ) -> None:
         self._endpoint = Endpoint(host, port, Path(ca_file), server_name)
+        self._ca_fingerprint = ca_fingerprint
         self._user = user
-        # In memory only, and only until the first welcome: reconnects use its resume token.
+        # In memory only, and only until the first welcome, which drops it (_adopt):
+        # reconnects log in with the welcome's resume token instead.
         self._password: str | None = password
         self._token: str | None = None
         self._reconnect = reconnect
@@ -136,7 +152,8 @@ class Client:
         self._seen_order: collections.deque[int] = collections.deque()
         self._collecting: Slot | None = None  # the caller's sync() in flight
         self._catch_up_ref: str | None = None
-        self._retry_at: list[tuple[float, str]] = []  # rate-limited sends to resend
+        self._retry_at: list[tuple[float, str]] = []  # refused sends to resend: (when, ref)
+        self._store_failures: dict[str, int] = {}  # ref -> server_error replies in a row
         # Read by any thread, written by the I/O thread.
         self.user = user
         self.rooms: tuple[str, ...] = ()
@@ -149,12 +166,14 @@ class Client:
         """Connect and log in, then start the I/O thread. Returns ``self``.
 
         Raises:
+            CertificateError: ``ca_file`` is not exactly one CA certificate (the one with
+                ``ca_fingerprint``, when given): see ``trust.trusted_context``.
             ConnectionLost, CertificateError, AuthenticationError, RateLimited,
             UnexpectedMessage: see :func:`securechat.client.link.open_link`.
         """
         if self._thread is not None:
             raise ConnectionLost("this client has already connected once; make a new Client")
-        self._context = client_context(self._endpoint.ca_file)
+        self._context = trusted_context(self._endpoint.ca_file, ca_fingerprint=self._ca_fingerprint)
         link = self._open()
         self.last_id = link.welcome.last_id
         self._adopt(link)
@@ -316,19 +335,25 @@ class Client:
 
     def _open(self) -> Link:
         assert self._context is not None
+        if self._password is None and self._token is None:
+            raise AuthenticationError(
+                f"{self._endpoint.label} gave no resume token at login, so this client cannot "
+                "log in again by itself: connect again"
+            )
         return open_link(
             self._endpoint,
             self._context,
             user=self._user,
-            password=self._password if self._token is None else None,
+            password=self._password,
             token=self._token,
             timeout=self._timeout,
         )
 
     def _adopt(self, link: Link) -> None:
         self._link = link
-        if link.welcome.token is not None:
-            self._token, self._password = link.welcome.token, None
+        # Logged in: the password goes, whatever the server sent (a token, or nothing).
+        self._password = None
+        self._token = link.welcome.token or self._token
         self.user = link.welcome.user
         self.rooms = link.welcome.rooms
         self.server = link.hello.server
@@ -374,6 +399,7 @@ class Client:
         reason = error.message if error is not None else "the client was closed"
         with self._lock:
             unacked, self._unacked = self._unacked, {}
+        self._store_failures.clear()
         for outgoing in unacked.values():
             outgoing.fail(Error(code=ErrorCode.SHUTTING_DOWN, message=reason))
 
@@ -482,7 +508,7 @@ class Client:
             stream.queue(encode_frame(encode(Pong(ref=event.ref))))
         elif isinstance(event, Bye):
             why = "the server is restarting" if event.reason == "shutting_down" else event.reason
-            raise ConnectionLost(why or "the server closed the connection")
+            raise ConnectionLost(escape(why or "the server closed the connection"))
         elif isinstance(event, Ack):
             self._acknowledge(event)
         elif isinstance(event, Error):
@@ -518,6 +544,7 @@ class Client:
         return True
 
     def _acknowledge(self, ack: Ack) -> None:
+        self._store_failures.pop(ack.ref or "", None)
         with self._lock:
             outgoing = self._unacked.pop(ack.ref or "", None)
         if outgoing is None:
@@ -528,14 +555,17 @@ class Client:
         self._emit(Delivered(ref=outgoing.ref, message=message))
 
     def _refused(self, error: Error) -> None:
+        """An error reply: a send is resent later (rate_limited, server_error) or failed."""
         with self._lock:
             outgoing = self._unacked.get(error.ref or "")
-            if outgoing is not None and error.code == ErrorCode.RATE_LIMITED:
-                self._retry_at.append((time.monotonic() + (error.retry_after or 1.0), outgoing.ref))
+            if outgoing is not None and error.code in _RESEND_LATER:
+                delay = self._resend_delay(outgoing.ref, error)
+                self._retry_at.append((time.monotonic() + delay, outgoing.ref))
                 self._retry_at.sort()
                 return
             if outgoing is not None:
                 del self._unacked[outgoing.ref]
+                self._store_failures.pop(outgoing.ref, None)
         if outgoing is not None:
             outgoing.fail(error)
             send = outgoing.request
@@ -544,6 +574,20 @@ class Client:
             )
         elif not self._fill_slot(error):
             self._emit(error)
+
+    def _resend_delay(self, ref: str, error: Error) -> float:
+        """Seconds before resending: what the server asked for, else a growing backoff.
+
+        A ``server_error`` (the server could not store the message: a locked or full disk,
+        an overload) is retried after 1/2 to 1 times the reconnect backoff for its count
+        of failures in a row, so a struggling server is not hammered; the same ref makes
+        a resend of something the server did store harmless.
+        """
+        if error.code == ErrorCode.RATE_LIMITED:
+            return error.retry_after or 1.0
+        failures = self._store_failures.get(ref, 0)
+        self._store_failures[ref] = failures + 1
+        return random.uniform(0.5, 1.0) * self._backoff.ceiling(failures)
 
     def _fill_slot(self, event: Event) -> bool:
         ref = getattr(event, "ref", None)

@@ -29,7 +29,10 @@ class Delivered:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class SendFailed:
-    """The server refused a message (``code`` is the protocol error code); it is dropped."""
+    """The server refused a message (``code`` is the protocol error code); it is dropped.
+
+    Never for ``rate_limited`` or ``server_error``: those sends are resent by themselves.
+    """
 
     ref: str
     body: str

@@ -3,9 +3,10 @@
 This is the client's boundary with ``socket`` and ``ssl``: every failure on the way in
 becomes a :class:`SecureChatError` whose message is one line a new user can act on (what
 went wrong and what to do), e.g. a wrong CA file versus a certificate that does not name
-the host. Runs in whichever thread calls it; the returned stream then belongs to the
-client's I/O thread. :func:`greet` (TCP, TLS, ``hello``) and :func:`ask` (one request, one
-answer) are also used before login, by the trust-on-first-use probe.
+the host; text the server chose is quoted in them only escaped (client/escaping.py). Runs
+in whichever thread calls it; the returned stream then belongs to the client's I/O thread.
+:func:`greet` (TCP, TLS, ``hello``) and :func:`ask` (one request, one answer) are also used
+before login, by the trust-on-first-use probe.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import ssl
 import time
 from pathlib import Path
 
+from securechat.client.escaping import escape
 from securechat.config import PROTOCOL_VERSION
 from securechat.errors import (
     AuthenticationError,
@@ -143,7 +145,8 @@ def greet(endpoint: Endpoint, context: ssl.SSLContext, *, timeout: float) -> Gre
             raise ConnectionLost(f"{endpoint.label} did not greet like a securechat server")
         if hello.protocol != PROTOCOL_VERSION:
             raise UnexpectedMessage(
-                f"{endpoint.label} speaks protocol version {hello.protocol} ({hello.server}), "
+                f"{endpoint.label} speaks protocol version {hello.protocol} "
+                f"({escape(hello.server)}), "
                 f"this client speaks version {PROTOCOL_VERSION}: "
                 "upgrade securechat so both sides match",
                 code=ErrorCode.UNSUPPORTED_PROTOCOL,
@@ -193,7 +196,9 @@ def login_error(
         )
     if error.code == ErrorCode.SHUTTING_DOWN:
         return ConnectionLost(f"{endpoint.label} is shutting down")
-    return ServerError(f"{endpoint.label} refused the login: {error.message} ({error.code})")
+    return ServerError(
+        f"{endpoint.label} refused the login: {escape(error.message)} ({escape(error.code)})"
+    )
 
 
 def _tls_connect(endpoint: Endpoint, context: ssl.SSLContext, timeout: float) -> ssl.SSLSocket:
