@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import logging
 import select
 import socket
 import sqlite3
 import ssl
 import threading
 import time
+import types
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -20,6 +22,7 @@ from securechat.client import (
     Client,
     ClientEvent,
     Delivered,
+    Disconnected,
     Reconnected,
     Reconnecting,
     SendFailed,
@@ -198,6 +201,33 @@ def test_client_certificate_problems_name_the_fix(
         wrong_ca.connect()
 
 
+@pytest.mark.parametrize("problem", ["two certificates", "another fingerprint"])
+def test_client_trusts_only_exactly_one_ca_with_the_expected_fingerprint(
+    running_server: RunningServer, tmp_path: Path, problem: str
+) -> None:
+    from securechat.certs import CertificateAuthority, fingerprint, read_certificate
+
+    ca_file, expected = (
+        running_server.ca_file,
+        fingerprint(read_certificate(running_server.ca_file)),
+    )
+    if problem == "two certificates":
+        ca_file = tmp_path / "bundle.pem"
+        ca_file.write_bytes(
+            running_server.ca_file.read_bytes() + CertificateAuthority.create().cert_pem()
+        )
+        message = "must hold exactly one certificate, the server's CA; it holds 2"
+    else:
+        expected = fingerprint(CertificateAuthority.create().cert)
+        message = "holds the CA with fingerprint .*, not the expected"
+    client = Client(
+        "localhost", running_server.address[1], ca_file=ca_file, ca_fingerprint=expected,
+        user="alice", password=PASSWORD,
+    )  # fmt: skip
+    with pytest.raises(CertificateError, match=message):
+        client.connect()
+
+
 def test_client_refuses_other_protocol_version(certs_dir: Path) -> None:
     context = server_context(certs_dir / "server.pem", certs_dir / "server.key")
     with socket.create_server(("127.0.0.1", 0)) as listener:
@@ -353,28 +383,6 @@ def test_client_close_ends_event_iteration(connect: Callable[..., Client]) -> No
         alice.submit("late", room="general")
 
 
-def strings_held_by(root: object) -> set[str]:
-    """Every string reachable from ``root`` through objects of securechat's own classes."""
-    found: set[str] = set()
-    seen: set[int] = set()
-    todo = [root]
-    while todo:
-        item = todo.pop()
-        if id(item) in seen:
-            continue
-        seen.add(id(item))
-        if isinstance(item, str):
-            found.add(item)
-        elif isinstance(item, dict):
-            todo.extend(item.keys())
-            todo.extend(item.values())
-        elif isinstance(item, list | tuple | set | frozenset):
-            todo.extend(item)
-        elif type(item).__module__.startswith("securechat."):
-            todo.extend(gc.get_referents(item))
-    return found
-
-
 def test_client_reconnects_with_its_resume_token_not_the_password(
     server_factory: Callable[..., RunningServer],
 ) -> None:
@@ -384,7 +392,6 @@ def test_client_reconnects_with_its_resume_token_not_the_password(
         "localhost", port, ca_file=running.ca_file, user="alice", password=PASSWORD,
         reconnect=True, backoff=FAST,
     ) as client:  # fmt: skip
-        assert PASSWORD not in strings_held_by(client)  # forgotten after the first welcome
         running.server.shutdown()
         again = server_factory(port=port)
         deadline = time.monotonic() + 10
@@ -395,3 +402,82 @@ def test_client_reconnects_with_its_resume_token_not_the_password(
     peer = again.login("bob")
     peer.send(type="history", room="general")
     assert [m["body"] for m in peer.expect("history")["messages"]] == ["after the restart"]
+
+
+# --- the password is not kept after login ------------------------------------------------
+
+
+def _holders(secret: str) -> list[object]:
+    """Everything but stack frames that refers to this very string object."""
+    gc.collect()
+    return [r for r in gc.get_referrers(secret) if not isinstance(r, types.FrameType)]
+
+
+def test_client_keeps_no_reference_to_the_password_after_login(
+    running_server: RunningServer,
+) -> None:
+    password = "".join(PASSWORD)  # a string object of our own, so referrers are ours
+    assert password is not PASSWORD
+    with Client(
+        "localhost", running_server.address[1], ca_file=running_server.ca_file, user="alice",
+        password=password, reconnect=True,
+    ) as client:  # fmt: skip
+        assert client.send("logged in", room="general") > 0
+        assert _holders(password) == []
+
+
+def test_client_drops_the_password_even_when_the_server_gives_no_resume_token(
+    certs_dir: Path,
+) -> None:
+    from tests.test_trust import FakeServer
+
+    context = server_context(certs_dir / "server.pem", certs_dir / "server.key")
+    server = FakeServer(context, (certs_dir / "ca.pem").read_text())
+    server.auth_reply = {"type": "welcome", "user": "alice", "rooms": [], "last_id": 0}
+    password = "".join(PASSWORD)
+    try:
+        client = Client(
+            "localhost", server.port, ca_file=certs_dir / "ca.pem", user="alice",
+            password=password, reconnect=True, backoff=FAST,
+        )  # fmt: skip
+        with client:
+            assert _holders(password) == []
+            # The fake server hangs up after the welcome: without a token there is no way back.
+            ended = wait_for(client, lambda e: isinstance(e, Disconnected))
+            assert "gave no resume token" in ended.reason  # type: ignore[union-attr]
+        assert server.received == ["auth"]  # never a login without credentials
+    finally:
+        server.close()
+
+
+# --- a send the server could not store ---------------------------------------------------
+
+
+def test_client_resends_a_send_refused_with_server_error_and_it_is_stored_once(
+    running_server: RunningServer,
+    connect: Callable[..., Client],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from securechat.store.database import SQLITE_BUSY_TIMEOUT_MS
+
+    caplog.set_level(logging.ERROR, logger="securechat.server")
+    path = running_server.db_url.removeprefix("sqlite:///")
+    alice = connect("alice", backoff=FAST)
+    locker = sqlite3.connect(path, isolation_level=None)  # as tests/test_faults.py does
+    try:
+        locker.execute("BEGIN EXCLUSIVE")
+        pending = alice.submit("while locked", room="general")
+        # Hold the lock until the server has given up on the first commit (busy timeout).
+        deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000 + TIMEOUT
+        while not [r for r in caplog.records if r.name.startswith("securechat.server")]:
+            assert time.monotonic() < deadline, "the server never failed the commit"
+            time.sleep(0.05)
+        locker.execute("ROLLBACK")
+    finally:
+        locker.close()
+    stored = pending.wait(SQLITE_BUSY_TIMEOUT_MS / 1000 + TIMEOUT)
+    with sqlite3.connect(path) as db:
+        rows = db.execute("SELECT id, body FROM messages WHERE ref = ?", (pending.ref,)).fetchall()
+    assert rows == [(stored.id, "while locked")]
+    assert not [e for e in drain(alice) if isinstance(e, SendFailed)]
+    assert alice.unacknowledged == []

@@ -14,6 +14,7 @@ from pathlib import Path
 import pexpect
 import pytest
 
+from securechat.certs import fingerprint, read_certificate
 from tests.conftest import PASSWORD, TIMEOUT, RunningServer
 
 # CSI/OSC sequences and the carriage returns prompt_toolkit uses to redraw.
@@ -219,11 +220,21 @@ def test_connect_remembers_everything_but_the_password(
     saved = tmp_path / "config-alice" / "client.json"
     assert saved.stat().st_mode & 0o777 == 0o600
     remembered = json.loads(saved.read_text())
+    pinned = saved.parent / "trusted" / f"localhost-{running_server.address[1]}.pem"
+    assert pinned.read_bytes() == running_server.ca_file.read_bytes()  # a copy of --ca FILE
+    trusted_on = remembered["trusted"][f"localhost:{running_server.address[1]}"]["trusted_on"]
     assert remembered == {
         "host": "localhost",
         "port": running_server.address[1],
         "user": "alice",
-        "ca_file": str(running_server.ca_file.resolve()),
+        "ca_file": str(pinned),
+        "trusted": {
+            f"localhost:{running_server.address[1]}": {
+                "ca_file": str(pinned),
+                "fingerprint": fingerprint(read_certificate(running_server.ca_file)),
+                "trusted_on": trusted_on,
+            }
+        },
     }
     assert PASSWORD not in saved.read_text()
     env = {k: v for k, v in os.environ.items() if not k.startswith("SECURECHAT_")}
@@ -243,3 +254,73 @@ def test_connect_remembers_everything_but_the_password(
         child.terminate(force=True)
         child.close()
     assert child.exitstatus == 0
+
+
+# What a running `securechat connect` still holds of its password, reported by a thread in the
+# client's own process once the test creates the trigger file. It walks the main thread's
+# stack (the frames that run the chat) and every object the garbage collector tracks,
+# comparing with the password's bytes so that the watcher itself holds no copy as a str.
+_PASSWORD_WATCHER = """
+import gc, json, os, sys, threading, time
+from pathlib import Path
+
+SECRET = os.environb[b"SECURECHAT_PASSWORD"]
+trigger, report = Path(sys.argv[1]), Path(sys.argv[2])
+main_thread = threading.get_ident()
+
+def is_secret(value):
+    return type(value) is str and len(value) == len(SECRET) and value.encode() == SECRET
+
+def holders():
+    found = []
+    frame = sys._current_frames()[main_thread]
+    while frame is not None:
+        names = [name for name, value in frame.f_locals.items() if is_secret(value)]
+        found += [f"{frame.f_code.co_name}() local {name}" for name in names]
+        frame = frame.f_back
+    gc.collect()
+    for holder in gc.get_objects():
+        if any(is_secret(referent) for referent in gc.get_referents(holder)):
+            found.append(type(holder).__qualname__)
+    return found
+
+def watch():
+    while not trigger.exists():
+        time.sleep(0.05)
+    report.write_text(json.dumps(holders()))
+
+threading.Thread(target=watch, daemon=True).start()
+sys.argv = ["securechat", *sys.argv[3:]]
+from securechat.cli import main
+main()
+"""
+
+
+def test_connect_keeps_no_password_while_the_chat_runs(
+    running_server: RunningServer, tmp_path: Path
+) -> None:
+    watcher, trigger, report = tmp_path / "watch.py", tmp_path / "go", tmp_path / "report.json"
+    watcher.write_text(_PASSWORD_WATCHER)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SECURECHAT_")}
+    env.update(
+        SECURECHAT_PASSWORD=PASSWORD, SECURECHAT_CONFIG_DIR=str(tmp_path / "config"),
+        TERM="xterm", NO_COLOR="1", PROMPT_TOOLKIT_NO_CPR="1",
+    )  # fmt: skip
+    argv = [str(watcher), str(trigger), str(report), "connect", "localhost", "--user", "alice"]
+    argv += ["--port", str(running_server.address[1]), "--ca", str(running_server.ca_file)]
+    child = pexpect.spawn(
+        sys.executable, argv, env=env, encoding="utf-8", dimensions=(30, 120), cwd=tmp_path
+    )
+    try:
+        term = Terminal(child)
+        term.expect(r"\[general\] alice>")
+        trigger.touch()
+        deadline = time.monotonic() + TIMEOUT
+        while not report.exists() and time.monotonic() < deadline:
+            term.settle(0.1)
+        assert json.loads(report.read_text()) == []
+        term.line("/quit")
+        child.expect(pexpect.EOF, timeout=TIMEOUT)
+    finally:
+        child.terminate(force=True)
+        child.close()

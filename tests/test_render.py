@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import sys
+import unicodedata
+from collections.abc import Callable
 
 import pytest
 
@@ -103,3 +106,73 @@ def test_conversation_names_the_room_or_the_other_person() -> None:
 def test_pending_line_is_marked_and_escaped() -> None:
     text = "".join(fragment[1] for fragment in pending_line("hi\x1b[2J", "#general"))
     assert text == "  … #general hi\\x1b[2J  (sending)"
+
+
+# --- the escape rule over every code point ---------------------------------------------
+
+#: Categories a terminal obeys or draws as nothing; see securechat/client/escaping.py.
+UNSAFE_CATEGORIES = {"Cc", "Cf", "Zl", "Zp", "Cs"}
+HANGUL_FILLERS = "\u115f\u1160\u3164\uffa0"
+JOINERS = "\u200c\u200d"
+
+
+def _every(wanted: Callable[[str], bool]) -> list[str]:
+    return [c for c in map(chr, range(sys.maxunicode + 1)) if wanted(c)]
+
+
+def test_escape_shows_every_control_format_and_separator_character() -> None:
+    unsafe = [*_every(lambda c: unicodedata.category(c) in UNSAFE_CATEGORIES), *HANGUL_FILLERS]
+    assert {"\u061c", "\u2028", "\u2029", "\u00ad", "\u180e", "\ufff9", "\U000e0041"} <= set(unsafe)
+    for char in unsafe:
+        for text in (char,) if char in JOINERS else (char, f"a{char}b", f"{char}{char}"):
+            shown = escape(text)
+            assert char not in shown, f"U+{ord(char):04X} in {text!r} was not escaped"
+            assert shown.isprintable() or char == "\t", f"{shown!r}"
+
+
+def test_escape_leaves_every_other_character_alone() -> None:
+    other = "".join(
+        _every(
+            lambda c: unicodedata.category(c) not in UNSAFE_CATEGORIES and c not in HANGUL_FILLERS
+        )
+    )
+    assert escape(other) == other
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "ünïcödé, Ελληνικά, русский, עברית, العربية, 日本語, 한국어 ✓",
+        "e\u0301 (a combining accent)",
+        "emoji 🎉👍🏽 and ZWJ sequences 👩\u200d💻 👨\u200d👩\u200d👧 ❤\ufe0f\u200d🔥 🏳\ufe0f\u200d🌈",
+        "Persian keeps its ZWNJ: می\u200cخواهم",  # noqa: RUF001
+        "Devanagari keeps its ZWJ: क्\u200dष",
+    ],
+)
+def test_escape_keeps_ordinary_text_and_joiners_between_visible_characters(text: str) -> None:
+    assert escape(text) == text
+
+
+@pytest.mark.parametrize(
+    ("raw", "shown"),
+    [
+        ("\u200d", "\\u200d"),
+        ("a\u200d", "a\\u200d"),
+        ("\u200cb", "\\u200cb"),
+        ("a \u200d b", "a \\u200d b"),
+        ("a\u200d\u200db", "a\\u200d\\u200db"),
+        ("a\u200d\x1b", "a\\u200d\\x1b"),
+        ("tag \U000e0041\U000e007f", "tag \\U000e0041\\U000e007f"),
+        ("soft\u00adhyphen", "soft\\xadhyphen"),
+        ("line\u2028sep", "line\\u2028sep"),
+    ],
+)
+def test_escape_shows_joiners_out_of_context_and_astral_escapes_unambiguously(
+    raw: str, shown: str
+) -> None:
+    assert escape(raw) == shown
+
+
+def test_escape_is_idempotent() -> None:
+    text = "a\u200d\x1b[2J\u202e\n\t👩\u200d💻\U000e0041\u3164"
+    assert escape(escape(text)) == escape(text)

@@ -1,7 +1,10 @@
 """The ``securechat`` command line.
 
 ``cli`` is the only layer that turns errors into exit codes: a :class:`SecureChatError`
-becomes one line on stderr and exit status 1, never a traceback.
+becomes one line on stderr and exit status 1, never a traceback. Its message may quote a
+server (an error reply, a greeting), so it is escaped like chat text before printing.
+Where a peer's text is quoted, it was escaped already, newlines included; the newlines
+left are ours (the several-line refusal of a changed CA), so they are kept.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import sys
 
 from securechat.cli.app import app
+from securechat.client.escaping import escape
 from securechat.errors import SecureChatError
 
 __all__ = ["app", "main"]
@@ -28,7 +32,7 @@ def main() -> None:
     try:
         app()
     except SecureChatError as exc:
-        print(f"securechat: error: {exc.message}", file=sys.stderr)
+        print(f"securechat: error: {escape(exc.message, keep_newlines=True)}", file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt:
         print("securechat: interrupted", file=sys.stderr)

@@ -2,11 +2,15 @@
 
 Both resolve the server, port, user and CA file the same way: the option, else what the
 last successful ``connect`` remembered (the port and CA only for the same server), else a
-default or a one-line error saying what to pass. The CA is ``--ca``, else the one pinned
-for that server on first use, else the remembered one, else ``./certs/ca.pem``; with none
-of those, an interactive ``connect`` offers trust on first use (securechat.client.trust)
-and everything else refuses. The password comes from ``--password-stdin``,
-``$SECURECHAT_PASSWORD`` or a hidden prompt, and is never stored.
+default or a one-line error saying what to pass. The CA is ``--ca``, else the copy pinned
+for that server (on first use, or by an earlier ``connect --ca``), else a CA file an older
+version remembered; with none of those, an interactive ``connect`` offers trust on first
+use (securechat.client.trust) and everything else refuses. The current directory is never
+searched. A CA file must hold exactly one certificate, and a pinned copy must still have
+its fingerprint, each time it is read. After a successful login, ``connect`` copies a CA
+that is not pinned yet into the config folder and pins it. The password comes from
+``--password-stdin``, ``$SECURECHAT_PASSWORD`` or a hidden prompt, is never stored, and
+lives only in the function that logs in (:func:`_log_in`), not while the chat runs.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import typer
 
 from securechat.cli.app import app
 from securechat.client import Client
+from securechat.client.escaping import escape
 from securechat.client.settings import (
     ClientSettings,
     TrustedCA,
@@ -32,8 +37,17 @@ from securechat.client.settings import (
     server_key,
     settings_file,
 )
-from securechat.client.trust import fetch_ca, forget_ca, pin_ca, refusal, verify_server
-from securechat.config import DEFAULT_CERTS_DIR, DEFAULT_PORT
+from securechat.client.trust import (
+    CandidateCA,
+    changed_pin,
+    fetch_ca,
+    forget_ca,
+    pin_ca,
+    read_ca_file,
+    refusal,
+    verify_server,
+)
+from securechat.config import DEFAULT_PORT
 from securechat.errors import CertificateError, ConfigError, NoSuchRoom, NoSuchUser, WrongCA
 from securechat.protocol.names import NAME_RULE, normalize_name
 
@@ -44,6 +58,8 @@ PASSWORD_ENV = "SECURECHAT_PASSWORD"
 SEND_TIMEOUT = 30.0
 #: For the trust-on-first-use probe and the certificate check before a password prompt.
 PROBE_TIMEOUT = 10.0
+#: Characters of a CA's subject shown on first use; a real one is far shorter.
+SUBJECT_SHOWN = 200
 
 Host = Annotated[
     str | None,
@@ -67,8 +83,8 @@ Ca = Annotated[
     Path | None,
     typer.Option(
         "--ca", metavar="FILE", show_default=False,
-        help="The server's ca.pem, from your admin (default: the CA trusted for this server, "
-        "else the last one used, else ./certs/ca.pem).",
+        help="The server's ca.pem, from your admin (default: the CA trusted for this server). "
+        "connect copies it into your config folder and trusts it for this server from then on.",
     ),
 ]  # fmt: skip
 PasswordStdin = Annotated[
@@ -83,13 +99,14 @@ PasswordStdin = Annotated[
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Destination:
-    """Where to connect; ``ca_file`` is None when no CA is known yet for this server."""
+    """Where to connect; ``ca_file`` and ``ca`` are None when no CA is known yet."""
 
     host: str
     port: int
     user: str
     ca_file: Path | None
-    pin: TrustedCA | None = None  # set when ca_file is the CA pinned on first use
+    pin: TrustedCA | None = None  # set when ca_file is the CA pinned for this server
+    ca: CandidateCA | None = None  # what ca_file held when read (checked against the pin)
 
     @property
     def label(self) -> str:
@@ -107,14 +124,16 @@ def connect(
         bool,
         typer.Option(
             "--forget-ca",
-            help="Forget the CA trusted for this server on first use, and exit. Only when your "
-            "admin confirms the CA was replaced; the next connect shows the new fingerprint.",
+            help="Forget the CA pinned for this server (trusted on first use or copied from "
+            "--ca), and exit. Only when your admin confirms the CA was replaced; the next "
+            "connect shows the new fingerprint.",
         ),
     ] = False,
 ) -> None:
     """Chat in this terminal (type /help once connected).
 
-    Remembers the server, port, user and CA file for next time, never the password.
+    Remembers the server, port and user for next time, never the password, and keeps a
+    copy of the server's CA in your config folder (pinned by its fingerprint).
     Without --ca or a known CA, shows the server's CA fingerprint to compare with the one
     your admin published, and trusts it only if you type "yes".
     Reconnects by itself when the connection drops.
@@ -130,21 +149,15 @@ def connect(
     if to.ca_file is None:
         to = _trust_on_first_use(to, path)
     elif not _password_given(password_stdin):  # refuse a wrong server before the prompt
+        ca_file, fingerprint = _ca_of(to)
         with _explain_wrong_ca(to):
-            verify_server(to.host, to.port, _ca_of(to), timeout=PROBE_TIMEOUT)
-    password = read_password(password_stdin, to)
+            verify_server(
+                to.host, to.port, ca_file, ca_fingerprint=fingerprint, timeout=PROBE_TIMEOUT
+            )
     with _explain_wrong_ca(to):
-        client = Client(
-            to.host, to.port, ca_file=_ca_of(to), user=to.user, password=password, reconnect=True
-        ).connect()
+        client = _log_in(to, password_stdin, reconnect=True)
     try:
-        latest = load_settings(path)  # a pin may have been added since `remembered`
-        save_settings(
-            path,
-            dataclasses.replace(
-                latest, host=to.host, port=to.port, user=client.user, ca_file=to.ca_file
-            ),
-        )
+        _remember(path, to, client.user)
         with _terminal_input() as terminal_input:
             ChatTerminal(client, label=to.label, input=terminal_input).run()
     finally:
@@ -177,13 +190,9 @@ def send(
     host, text = _split_args(args or [])
     body = _message_text(text, password_stdin)
     destination = resolve(host, port, user, ca, load_settings(settings_file()), command="send")
-    ca_file = _ca_of(destination)
-    password = read_password(password_stdin, destination)
+    _ca_of(destination)  # no CA: say so before asking for a password
     address = {"room": _valid_name(room, "room")} if room else {"to": _valid_name(to, "user")}
-    with _explain_wrong_ca(destination), Client(
-        destination.host, destination.port, ca_file=ca_file,
-        user=destination.user, password=password,
-    ) as client:  # fmt: skip
+    with _explain_wrong_ca(destination), _log_in(destination, password_stdin) as client:
         if room is not None:
             _ensure_member(client, address["room"], destination)
         try:
@@ -203,8 +212,12 @@ def resolve(
 ) -> Destination:
     """Fill in what the command line left out; ``ca_file`` stays None if no CA is known.
 
+    The CA file, if any, is read and checked here (one CA certificate; the pinned one).
+
     Raises:
         ConfigError: no server or no user could be found, or a CA file is missing.
+        CertificateError: the CA file is not exactly one CA certificate, or a pinned one
+            no longer holds the certificate that was pinned.
     """
     same_server = host is None or host == remembered.host
     host, port = _server(host, port, remembered, command=command)
@@ -212,24 +225,25 @@ def resolve(
     ca = ca or (pin.ca_file if pin else None)
     pinned_files = {trusted.ca_file for trusted in remembered.trusted.values()}
     if ca is None and same_server and remembered.ca_file not in pinned_files:
-        ca = remembered.ca_file  # a pin is only ever used for its own host and port
-    if ca is None and (DEFAULT_CERTS_DIR / "ca.pem").is_file():
-        ca = DEFAULT_CERTS_DIR / "ca.pem"
-    if ca is not None and not ca.is_file():
-        if pin is not None:
-            raise ConfigError(
-                f"the CA trusted for {server_key(host, port)} is missing ({ca}): run "
-                f"`securechat connect {_host_args(host, port)} --forget-ca`, then connect "
-                "again to compare fingerprints"
-            )
-        raise ConfigError(f"CA file {ca} does not exist: get ca.pem from your admin")
+        # Remembered by a version that did not copy CAs; connect pins it after login. A
+        # pin is only ever used for its own host and port.
+        ca = remembered.ca_file
+    if ca is not None and pin is not None and not ca.is_file():
+        raise ConfigError(
+            f"the CA trusted for {server_key(host, port)} is missing ({ca}): run "
+            f"`securechat connect {_host_args(host, port)} --forget-ca`, then connect "
+            "again to compare fingerprints"
+        )
+    candidate = read_ca_file(ca) if ca is not None else None
+    if pin is not None and candidate is not None and candidate.fingerprint != pin.fingerprint:
+        raise CertificateError(changed_pin(pin, host, port, candidate))
     if not user and remembered.user and same_server:
         user = remembered.user
     if not user:
         if not sys.stdin.isatty():
             raise ConfigError("no user given: pass --user NAME")
         user = typer.prompt("User name")
-    return Destination(host, port, user, ca.resolve() if ca else None, pin)
+    return Destination(host, port, user, ca.resolve() if ca else None, pin, candidate)
 
 
 def read_password(from_stdin: bool, to: Destination) -> str:
@@ -265,15 +279,57 @@ def _server(
     return host, port or (remembered.port if same_server else None) or DEFAULT_PORT
 
 
-def _ca_of(to: Destination) -> Path:
-    """The CA file to verify against.
+def _ca_of(to: Destination) -> tuple[Path, str]:
+    """The CA file to verify against, and the fingerprint its certificate must have.
 
     Raises:
         ConfigError: no CA is known for this server.
     """
-    if to.ca_file is None:
+    if to.ca_file is None or to.ca is None:
         raise _no_ca(to)
-    return to.ca_file
+    return to.ca_file, to.ca.fingerprint
+
+
+def _log_in(to: Destination, password_stdin: bool, *, reconnect: bool = False) -> Client:
+    """A logged-in Client. The password is read here and dropped when this returns.
+
+    Raises:
+        ConfigError: no password. Otherwise as :meth:`Client.connect`.
+    """
+    ca_file, fingerprint = _ca_of(to)
+    return Client(
+        to.host, to.port, ca_file=ca_file, ca_fingerprint=fingerprint, user=to.user,
+        password=read_password(password_stdin, to), reconnect=reconnect,
+    ).connect()  # fmt: skip
+
+
+def _remember(settings_path: Path, to: Destination, user: str) -> None:
+    """After a login: pin the CA if it is not pinned yet, and save the defaults."""
+    ca_file = to.ca_file if to.pin is not None else _pin_after_login(settings_path, to)
+    latest = load_settings(settings_path)
+    save_settings(
+        settings_path,
+        dataclasses.replace(latest, host=to.host, port=to.port, user=user, ca_file=ca_file),
+    )
+
+
+def _pin_after_login(settings_path: Path, to: Destination) -> Path:
+    """Copy a CA not pinned yet (``--ca FILE``, or remembered by an older version) into the
+    config folder and pin it; the copy's path. Another CA pinned for the server is replaced,
+    with a notice: an explicit, working ``--ca`` is the user's (and their admin's) choice."""
+    assert to.ca is not None
+    key = server_key(to.host, to.port)
+    known = load_settings(settings_path).trusted.get(key)
+    if known is not None and known.fingerprint == to.ca.fingerprint:
+        return known.ca_file
+    pin = pin_ca(settings_path, to.host, to.port, to.ca)
+    if known is not None:
+        typer.echo(
+            f"The CA in {to.ca_file} (fingerprint {pin.fingerprint}) replaces the one\n"
+            f"trusted for {key} since {known.trusted_on:%Y-%m-%d} "
+            f"(fingerprint {known.fingerprint})."
+        )
+    return pin.ca_file
 
 
 def _no_ca(to: Destination) -> ConfigError:
@@ -294,15 +350,20 @@ def _trust_on_first_use(to: Destination, settings_path: Path) -> Destination:
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         raise _no_ca(to)  # trust on first use needs a person comparing fingerprints
     offered = fetch_ca(to.host, to.port, timeout=PROBE_TIMEOUT)
+    subject = escape(offered.subject)  # the server chose it: no control character gets through
+    if len(subject) > SUBJECT_SHOWN:
+        subject = subject[: SUBJECT_SHOWN - 1] + "…"
+    # The fingerprint, computed here, comes last, right above the question: nothing the
+    # server chose is printed between them.
     typer.echo(
         f"{to.label} is new to this computer: you have no CA certificate for it yet.\n"
         "It offers this certificate authority (CA), which signed the certificate it presented:\n"
-        f"  Subject:             {offered.subject}\n"
-        f"  Expires:             {offered.not_after:%Y-%m-%d}\n"
-        f"  SHA-256 fingerprint: {offered.fingerprint}\n"
-        "Compare the fingerprint with the one your admin published (on the server,\n"
-        "`securechat fingerprint` prints it). If they differ, do not trust it: someone may be\n"
-        "intercepting the connection."
+        f"  Subject: {subject}\n"
+        f"  Expires: {offered.not_after:%Y-%m-%d}\n"
+        "Compare its fingerprint, computed here and shown just below, with the one your admin\n"
+        "published (on the server, `securechat fingerprint` prints it). If they differ, do not\n"
+        "trust it: someone may be intercepting the connection.\n"
+        f"  SHA-256 fingerprint: {offered.fingerprint}"
     )
     try:
         answer = input(f'Trust this CA for {to.label}? Type "yes" to continue: ')
@@ -318,7 +379,7 @@ def _trust_on_first_use(to: Destination, settings_path: Path) -> Destination:
         f"Trusted; saved in {pin.ca_file}.\n"
         f"You will be warned if {to.label} ever presents a certificate from another CA."
     )
-    return dataclasses.replace(to, ca_file=pin.ca_file, pin=pin)
+    return dataclasses.replace(to, ca_file=pin.ca_file, pin=pin, ca=offered)
 
 
 @contextlib.contextmanager
@@ -385,8 +446,9 @@ def _ensure_member(client: Client, room: str, to: Destination) -> None:
         return
     rooms = sorted(info.name for info in client.list_rooms())
     if room not in rooms:
+        listed = escape(", ".join(rooms))  # names the server sent
         raise NoSuchRoom(
-            f"no room #{room} on {to.label} (rooms: {', '.join(rooms) or 'none'}); "
+            f"no room #{room} on {to.label} (rooms: {listed or 'none'}); "
             f"create it with /join {room} in `securechat connect`"
         )
     client.join(room)

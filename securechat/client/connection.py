@@ -30,6 +30,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Self, TypeVar
 
+from securechat.client.escaping import escape
 from securechat.client.events import (
     Backoff,
     ClientEvent,
@@ -39,8 +40,15 @@ from securechat.client.events import (
 )
 from securechat.client.link import Endpoint, log_in
 from securechat.client.outgoing import Outgoing, Slot, request_error
+from securechat.client.trust import trusted_context
 from securechat.config import DEFAULT_PORT
-from securechat.errors import ConnectionLost, ErrorCode, RateLimited, SecureChatError
+from securechat.errors import (
+    AuthenticationError,
+    ConnectionLost,
+    ErrorCode,
+    RateLimited,
+    SecureChatError,
+)
 from securechat.protocol.client import (
     Asked,
     ClientSession,
@@ -71,7 +79,6 @@ from securechat.protocol.messages import (
     Synced,
     Who,
 )
-from securechat.tls import client_context
 from securechat.transport import TlsStream, Waker
 
 __all__ = ["Client"]
@@ -94,6 +101,7 @@ class Client:
         port: int = DEFAULT_PORT,
         *,
         ca_file: Path,
+        ca_fingerprint: str | None = None,
         user: str,
         password: str,
         reconnect: bool = False,
@@ -103,6 +111,7 @@ class Client:
         backoff: Backoff | None = None,
     ) -> None:
         self._endpoint = Endpoint(host, port, Path(ca_file), server_name)
+        self._ca_fingerprint = ca_fingerprint
         self._reconnect = reconnect
         self._timeout = timeout
         self._backoff = backoff or Backoff()
@@ -154,12 +163,14 @@ class Client:
         """Connect and log in, then start the I/O thread. Returns ``self``.
 
         Raises:
+            CertificateError: ``ca_file`` is not exactly one CA certificate (the one with
+                ``ca_fingerprint``, when given): see ``trust.trusted_context``.
             ConnectionLost, CertificateError, AuthenticationError, RateLimited,
             UnexpectedMessage: see :func:`securechat.client.link.log_in`.
         """
         if self._thread is not None:
             raise ConnectionLost("this client has already connected once; make a new Client")
-        self._context = client_context(self._endpoint.ca_file)
+        self._context = trusted_context(self._endpoint.ca_file, ca_fingerprint=self._ca_fingerprint)
         try:
             self._open()
         except BaseException:
@@ -308,6 +319,11 @@ class Client:
     def _open(self) -> None:
         """Log in on a new connection (the caller's thread at first, then the I/O thread)."""
         assert self._context is not None
+        if not self._session.can_log_in:
+            raise AuthenticationError(
+                f"{self._endpoint.label} gave no resume token at login, so this client cannot "
+                "log in again by itself: connect again"
+            )
         stream, events = log_in(
             self._endpoint, self._context, self._session, timeout=self._timeout, guard=self._lock
         )
@@ -431,7 +447,7 @@ class Client:
             elif not isinstance(event, Greeted | LoggedIn | LoginRefused):
                 self._emit(event)  # a server event nobody asked for: pushed
         if ended is not None:
-            raise ConnectionLost(f"{self._endpoint.label}: {ended.reason}")
+            raise ConnectionLost(f"{self._endpoint.label}: {escape(ended.reason)}")
 
     def _answer(self, reply: Reply) -> None:
         with self._lock:

@@ -5,7 +5,8 @@ caller has what it waited for or a deadline passes; :func:`log_in` uses it to co
 log in; :func:`probe` asks one question before login (the trust-on-first-use probe's
 ``ca``, or nothing: ``doctor``'s check that a securechat server answers); and
 :func:`login_error` turns a refused login into the exception a new user can act on (what
-went wrong, what to do). Whoever holds the stream afterwards owns it.
+went wrong, what to do; text the server chose is quoted only escaped, see
+client/escaping.py). Whoever holds the stream afterwards owns it.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
 
+from securechat.client.escaping import escape
 from securechat.errors import (
     AuthenticationError,
     ConnectionLost,
@@ -138,7 +140,7 @@ def log_in(
                 raise login_error(event.error, session.user or "", endpoint.label,
                                   with_token=event.with_token)  # fmt: skip
             if isinstance(event, ConnectionEnded):
-                raise ConnectionLost(f"{endpoint.label}: {event.reason}")
+                raise ConnectionLost(f"{endpoint.label}: {escape(event.reason)}")
     except BaseException:
         stream.close()
         raise
@@ -158,7 +160,7 @@ def ask(
         if isinstance(event, Reply) and event.ref == ref:
             return event.event
         if isinstance(event, ConnectionEnded):
-            raise ConnectionLost(f"{label}: {event.reason}")
+            raise ConnectionLost(f"{label}: {escape(event.reason)}")
     raise AssertionError("unreachable: converse() only ends by raising")  # pragma: no cover
 
 
@@ -191,7 +193,7 @@ def probe(stream: TlsStream, *, label: str, timeout: float, request: Asked | Non
             if isinstance(event, LoginRefused):
                 raise login_error(event.error, "", label, with_token=False)
             if isinstance(event, ConnectionEnded):
-                raise ConnectionLost(f"{label}: {event.reason}")
+                raise ConnectionLost(f"{label}: {escape(event.reason)}")
     finally:
         _say_bye(stream, session)
     raise AssertionError("unreachable: converse() only ends by raising")  # pragma: no cover
@@ -224,7 +226,7 @@ def login_error(error: Error, user: str, label: str, *, with_token: bool) -> Sec
         )
     if error.code == ErrorCode.UNSUPPORTED_PROTOCOL:
         return UnexpectedMessage(
-            f"{label}: {error.message}: upgrade securechat so both sides match"
+            f"{label}: {escape(error.message)}: upgrade securechat so both sides match"
             if "protocol version" in error.message
             else f"{label} does not speak protocol version {PROTOCOL_VERSION}: "
             "upgrade securechat so both sides match",
@@ -232,4 +234,4 @@ def login_error(error: Error, user: str, label: str, *, with_token: bool) -> Sec
         )
     if error.code == ErrorCode.SHUTTING_DOWN:
         return ConnectionLost(f"{label} is shutting down")
-    return ServerError(f"{label} refused the login: {error.message} ({error.code})")
+    return ServerError(f"{label} refused the login: {escape(error.message)} ({escape(error.code)})")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 
+from securechat.client.escaping import escape
 from securechat.errors import (
     ConnectionLost,
     ErrorCode,
@@ -35,11 +36,11 @@ _BY_CODE: dict[str, type[SecureChatError]] = {
 
 
 def request_error(error: Error) -> SecureChatError:
-    """The exception a caller sees for an ``error`` reply."""
+    """The exception a caller sees for an ``error`` reply; the server's text comes escaped."""
     if error.code == ErrorCode.RATE_LIMITED:
         wait = error.retry_after or 1.0
         return RateLimited(f"rate limited by the server: wait {wait:g} s", retry_after=wait)
-    return _BY_CODE.get(error.code, ServerError)(error.message)
+    return _BY_CODE.get(error.code, ServerError)(escape(error.message))
 
 
 @dataclasses.dataclass(eq=False, slots=True)

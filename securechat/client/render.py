@@ -1,9 +1,10 @@
 """Pure formatting for the terminal: safe text, local times and styled lines.
 
 Everything a remote peer controls (bodies, names, room names, server messages) passes
-through :func:`escape` before it reaches the terminal, so nobody can move the cursor,
-retitle the window or hide text with control characters, ANSI sequences or bidi
-overrides. Lines are prompt_toolkit style fragments; the style classes are in ``STYLE``.
+through :func:`escape` (securechat.client.escaping) before it reaches the terminal, so
+nobody can move the cursor, retitle the window or hide text with control characters, ANSI
+sequences, bidi overrides or invisible characters. Lines are prompt_toolkit style
+fragments; the style classes are in ``STYLE``.
 """
 
 from __future__ import annotations
@@ -14,11 +15,19 @@ import re
 from prompt_toolkit.formatted_text import FormattedText
 from prompt_toolkit.styles import Style
 
+from securechat.client.escaping import escape
 from securechat.protocol.messages import Message
 
-# C0 and C1 controls, DEL, and Unicode format characters that reorder or hide text.
-_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]")
-_ESCAPES = {"\t": "    "}
+__all__ = [
+    "STYLE",
+    "conversation",
+    "escape",
+    "local_time",
+    "mentions",
+    "message_line",
+    "pending_line",
+    "system_line",
+]
 
 STYLE = Style.from_dict(
     {
@@ -38,20 +47,6 @@ STYLE = Style.from_dict(
         "echo": "#888888",
     }
 )
-
-
-def escape(text: str, *, keep_newlines: bool = False) -> str:
-    """``text`` with every unsafe character shown as a visible escape like ``\\x1b``."""
-
-    def visible(match: re.Match[str]) -> str:
-        char = match.group()
-        if char == "\n" and keep_newlines:
-            return char
-        return _ESCAPES.get(char) or (
-            f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}"
-        )
-
-    return _UNSAFE.sub(visible, text)
 
 
 def local_time(ts: str, *, now: dt.datetime | None = None) -> str:

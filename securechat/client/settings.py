@@ -3,8 +3,9 @@
 One small JSON file, ``client.json`` in the user's config directory (``platformdirs``:
 ``~/.config/securechat`` on Linux, ``%APPDATA%`` on Windows, or ``$SECURECHAT_CONFIG_DIR``).
 It holds the last server, port, user and CA path, never a password, and under ``trusted``
-the CAs the user accepted on first use, one per server (``host:port``), with when and
-which fingerprint, so that a later refusal can say what was trusted. It is written
+the CAs pinned (accepted on first use, or copied from ``--ca FILE``), one per server
+(``host:port``), with when and which fingerprint: each read of a pinned file is checked
+against it, and a later refusal can say what was trusted. It is written
 atomically (temporary file + rename) with mode 0600 so a crash never leaves half a file.
 """
 

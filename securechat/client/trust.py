@@ -1,4 +1,4 @@
-"""Trust on first use: fetch a server's CA, check it, let the user compare it, pin it.
+"""Which CA the client trusts: trust on first use, CA files, and the pins that remember them.
 
 Theory of operation: a user who has no ``ca.pem`` for a server can still connect safely
 once, if they compare a fingerprint. :func:`fetch_ca` opens a *probe* connection that
@@ -12,6 +12,13 @@ the fingerprint; only after the user confirms does :func:`pin_ca` store the CA u
 verifies against it as if the admin had handed out ``ca.pem``. A different CA later is a
 loud refusal (:func:`refusal`), never a question: the user forgets the pin explicitly
 (:func:`forget_ca`) once the admin confirms the CA was replaced.
+
+A CA file the admin handed out (``--ca FILE``) ends up the same way: the CLI copies its one
+certificate into ``trusted/`` and pins it after the first successful login, so later runs
+depend neither on the original file nor on where it lives. Every read of a CA file goes
+through :func:`read_ca_file` (exactly one certificate, and a CA) and, when it is pinned, a
+fingerprint check; :func:`trusted_context` repeats both on the very certificates the TLS
+context loaded, so a file swapped between the check and the use is caught too.
 """
 
 from __future__ import annotations
@@ -20,6 +27,8 @@ import dataclasses
 import datetime as dt
 import ipaddress
 import os
+import re
+import ssl
 from pathlib import Path
 from urllib.parse import quote
 
@@ -28,6 +37,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 
 from securechat.certs import fingerprint
+from securechat.client.escaping import escape
 from securechat.client.link import Endpoint, probe
 from securechat.client.settings import (
     TrustedCA,
@@ -42,23 +52,29 @@ from securechat.protocol.messages import CACertificate, Error, GetCA
 from securechat.tls import client_context, probe_context
 
 __all__ = [
-    "OfferedCA",
+    "CandidateCA",
+    "changed_pin",
     "check_offer",
     "fetch_ca",
     "forget_ca",
     "pin_ca",
     "pin_file",
+    "read_ca_file",
     "refusal",
+    "trusted_context",
     "verify_server",
 ]
 
 TRUSTED_DIR = "trusted"
 #: The probe verifies nothing, so this CA file is never read; it only fills the Endpoint.
 _NO_CA = Path(os.devnull)
+#: Any PEM block holding a certificate ("CERTIFICATE", "TRUSTED CERTIFICATE", ...).
+_PEM_CERTIFICATE = re.compile(rb"-----BEGIN [A-Z0-9 ]*CERTIFICATE-----")
 
 
-class OfferedCA:
-    """A CA certificate a server offered, already checked by :func:`check_offer`."""
+class CandidateCA:
+    """A CA certificate about to be trusted: offered by a server and checked by
+    :func:`check_offer`, or read from a CA file by :func:`read_ca_file`."""
 
     def __init__(self, cert: x509.Certificate) -> None:
         self.cert = cert
@@ -69,7 +85,7 @@ class OfferedCA:
         self.not_after = cert.not_valid_after_utc
 
 
-def fetch_ca(host: str, port: int, *, timeout: float) -> OfferedCA:
+def fetch_ca(host: str, port: int, *, timeout: float) -> CandidateCA:
     """Ask ``host:port`` for its CA over an unverified probe connection, then check it.
 
     Raises:
@@ -83,15 +99,15 @@ def fetch_ca(host: str, port: int, *, timeout: float) -> OfferedCA:
     assert reply is not None
     if isinstance(reply, Error):
         raise ConnectionLost(
-            f"{endpoint.label} did not hand out its CA ({reply.message}); it may be an older "
-            "securechat: get ca.pem from your admin and pass --ca FILE"
+            f"{endpoint.label} did not hand out its CA ({escape(reply.message)}); it may be an "
+            "older securechat: get ca.pem from your admin and pass --ca FILE"
         )
     if not isinstance(reply, CACertificate):
         raise ConnectionLost(f"{endpoint.label} answered the CA request with {reply.TYPE!r}")
     return check_offer(reply.pem, answer.peer_certificate, host=host, label=endpoint.label)
 
 
-def check_offer(pem: str, leaf_der: bytes, *, host: str, label: str) -> OfferedCA:
+def check_offer(pem: str, leaf_der: bytes, *, host: str, label: str) -> CandidateCA:
     """Check that ``pem`` is a CA in date that signed ``leaf_der``, and the leaf names ``host``.
 
     Raises:
@@ -127,19 +143,77 @@ def check_offer(pem: str, leaf_der: bytes, *, host: str, label: str) -> OfferedC
             f"the CA {label} offers expired on {ca.not_valid_after_utc:%Y-%m-%d}: "
             "ask your admin to create a new one"
         )
-    return OfferedCA(ca)
+    return CandidateCA(ca)
 
 
-def verify_server(host: str, port: int, ca_file: Path, *, timeout: float) -> None:
+def read_ca_file(path: Path) -> CandidateCA:
+    """The one CA certificate in the PEM file ``path``.
+
+    Raises:
+        ConfigError: the file is missing or unreadable.
+        CertificateError: it holds no certificate, several, or one that is not a CA.
+    """
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError as exc:
+        raise ConfigError(f"CA file {path} does not exist: get ca.pem from your admin") from exc
+    except OSError as exc:
+        raise ConfigError(f"cannot read CA file {path}: {exc.strerror or exc}") from exc
+    found = len(_PEM_CERTIFICATE.findall(data))
+    if found != 1:
+        raise CertificateError(
+            f"{path} holds {found or 'no'} certificate{'' if found == 1 else 's'}: a CA file "
+            "must hold exactly one, the server's CA (ca.pem from your admin)"
+        )
+    try:
+        cert = x509.load_pem_x509_certificate(data)
+    except ValueError as exc:
+        raise CertificateError(f"{path} is not a readable PEM certificate") from exc
+    if not _is_ca(cert):
+        raise CertificateError(
+            f"{path} holds a certificate that is not a CA (the server's own certificate?): "
+            "get ca.pem from your admin"
+        )
+    return CandidateCA(cert)
+
+
+def trusted_context(ca_file: Path, *, ca_fingerprint: str | None = None) -> ssl.SSLContext:
+    """:func:`client_context` for ``ca_file``, checked to trust exactly one CA, and the one
+    with ``ca_fingerprint`` when given.
+
+    Raises:
+        CertificateError: the file is unusable, holds other than exactly one certificate,
+            or not the certificate with ``ca_fingerprint``.
+    """
+    context = client_context(ca_file)
+    loaded = context.get_ca_certs(binary_form=True)  # what the context trusts, CAs only
+    count = context.cert_store_stats()["x509"]  # every certificate, CA or not
+    if count != 1 or len(loaded) != 1:
+        raise CertificateError(
+            f"{ca_file} must hold exactly one certificate, the server's CA; it holds {count}"
+        )
+    actual = fingerprint(x509.load_der_x509_certificate(loaded[0]))
+    if ca_fingerprint is not None and actual != ca_fingerprint:
+        raise CertificateError(
+            f"{ca_file} holds the CA with fingerprint {actual}, not the expected "
+            f"{ca_fingerprint}: was it changed after it was checked?"
+        )
+    return context
+
+
+def verify_server(
+    host: str, port: int, ca_file: Path, *, ca_fingerprint: str | None, timeout: float
+) -> None:
     """Complete a verified TLS handshake and say ``bye``: a check before asking a password.
 
     Raises:
-        CertificateError: the certificate does not verify (``WrongCA``: another CA).
+        CertificateError: the CA file is not the one expected (see trusted_context), or the
+            server's certificate does not verify (``WrongCA``: another CA).
         ConnectionLost: unreachable, or not a securechat server.
     """
+    context = trusted_context(ca_file, ca_fingerprint=ca_fingerprint)
     endpoint = Endpoint(host, port, ca_file)
-    stream = endpoint.connect(client_context(ca_file), timeout=timeout)
-    probe(stream, label=endpoint.label, timeout=timeout)
+    probe(endpoint.connect(context, timeout=timeout), label=endpoint.label, timeout=timeout)
 
 
 def pin_file(config_dir: Path, host: str, port: int) -> Path:
@@ -147,8 +221,10 @@ def pin_file(config_dir: Path, host: str, port: int) -> Path:
     return config_dir / TRUSTED_DIR / f"{quote(host.lower(), safe='')}-{port}.pem"
 
 
-def pin_ca(settings_path: Path, host: str, port: int, offered: OfferedCA) -> TrustedCA:
+def pin_ca(settings_path: Path, host: str, port: int, offered: CandidateCA) -> TrustedCA:
     """Store ``offered`` as the CA for ``host:port`` (0644, atomically) and record it.
+
+    A pin already there for ``host:port`` is replaced.
 
     Raises:
         ConfigError: the file or the settings cannot be written.
@@ -200,6 +276,18 @@ def refusal(pin: TrustedCA, host: str, port: int) -> str:
             "  Only if it really was replaced, forget the old one and connect again to compare:",
             f"      securechat connect {host}{port_option} --forget-ca",
         ]
+    )
+
+
+def changed_pin(pin: TrustedCA, host: str, port: int, found: CandidateCA) -> str:
+    """The refusal when the file of a pinned CA no longer holds that CA."""
+    port_option = "" if port == DEFAULT_PORT else f" --port {port}"
+    return (
+        f"{pin.ca_file}, the CA you trusted for {server_key(host, port)} on "
+        f"{pin.trusted_on:%Y-%m-%d} (fingerprint {pin.fingerprint}), now holds another "
+        f"certificate (fingerprint {found.fingerprint}): something changed it. Do not type "
+        f"your password; run `securechat connect {host}{port_option} --forget-ca`, then "
+        "connect again and compare the fingerprint with your admin's"
     )
 
 
