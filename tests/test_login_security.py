@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import datetime as dt
+import sqlite3
 import statistics
+import threading
 import time
 from collections.abc import Callable
 
 import pytest
+from sqlalchemy import update
 
 from securechat.accounts import Accounts
 from securechat.config import HashParams, ThrottlePolicy
 from securechat.errors import AuthenticationError
+from securechat.hashing import Hasher
 from securechat.server.throttle import LoginThrottle
 from securechat.store.database import open_database
-from tests.conftest import PASSWORD, RunningServer
+from securechat.store.models import User, utcnow
+from tests.conftest import PASSWORD, TIMEOUT, RunningServer
 
 FAST_CHECKS = {"account_check_interval": 0.2}
 
@@ -32,6 +37,41 @@ def _auth(running: RunningServer, *, source: str | None = None, **fields: str) -
 
 def _accounts(running: RunningServer) -> Accounts:
     return Accounts(open_database(running.db_url), hash_params=HashParams.for_tests())
+
+
+def _token_count(running: RunningServer, user: str) -> int:
+    with sqlite3.connect(running.db_url.removeprefix("sqlite:///")) as db:
+        query = "SELECT count(*) FROM resume_tokens JOIN users ON users.id = user_id WHERE name = ?"
+        count: int = db.execute(query, (user,)).fetchone()[0]
+    return count
+
+
+class _HeldHasher:
+    """The server's hasher, except that verify() waits for the test: a check held open."""
+
+    def __init__(self, inner: Hasher) -> None:
+        self._inner = inner
+        self.checking = threading.Event()
+        self.go_on = threading.Event()
+
+    def hash(self, password: str) -> str:
+        return self._inner.hash(password)
+
+    def verify(self, hash: str, password: str) -> bool:
+        self.checking.set()
+        assert self.go_on.wait(TIMEOUT)
+        return self._inner.verify(hash, password)
+
+    def check_needs_rehash(self, hash: str) -> bool:
+        return self._inner.check_needs_rehash(hash)
+
+
+def _hold_password_checks(running: RunningServer) -> _HeldHasher:
+    """Make the running server's password checks wait for ``go_on`` (a test-only hook)."""
+    accounts = running.server._accounts
+    held = _HeldHasher(accounts._hasher)
+    accounts._hasher = held
+    return held
 
 
 # --- resume tokens -------------------------------------------------------------------
@@ -93,6 +133,22 @@ def test_expired_token_is_refused(server_factory: Callable[..., RunningServer]) 
     assert _auth(running, user="alice", token=token)["code"] == "auth_failed"
 
 
+def test_token_older_than_the_last_credential_change_is_refused(
+    running_server: RunningServer,
+) -> None:
+    token = str(_auth(running_server, user="alice", password=PASSWORD)["token"])
+    # A change whose revocation missed this token (say, a login that raced passwd before
+    # the login transaction checked for that): the token predates it, so it is dead.
+    database = open_database(running_server.db_url)
+    with database.session() as session, session.begin():
+        session.execute(
+            update(User).where(User.name == "alice").values(credentials_changed_at=utcnow())
+        )
+    database.dispose()
+    assert _token_count(running_server, "alice") == 1
+    assert _auth(running_server, user="alice", token=token)["code"] == "auth_failed"
+
+
 # --- account changes end live sessions -------------------------------------------------
 
 
@@ -129,6 +185,29 @@ def test_unrelated_account_changes_leave_sessions_alone(
     time.sleep(0.8)
     bob.send(type="ping", ref="p")
     assert bob.expect("pong")["ref"] == "p"
+
+
+@pytest.mark.parametrize("change", ["passwd", "disable and enable"])
+def test_login_racing_a_credential_change_is_refused_and_leaves_no_token(
+    server_factory: Callable[..., RunningServer], change: str
+) -> None:
+    running = server_factory(**FAST_CHECKS)
+    held = _hold_password_checks(running)
+    bob = running.peer()
+    bob.expect("hello")
+    bob.send(type="auth", user="bob", password=PASSWORD)
+    assert held.checking.wait(TIMEOUT)  # the server is now checking bob's current password
+    accounts = _accounts(running)
+    if change == "passwd":
+        accounts.set_password("bob", "a brand new password")
+    else:
+        accounts.set_disabled("bob", True)
+        accounts.set_disabled("bob", False)
+    held.go_on.set()
+    refusal = bob.recv()
+    assert (refusal["type"], refusal.get("code")) == ("error", "auth_failed")
+    assert bob.expect_closed() == []
+    assert _token_count(running, "bob") == 0
 
 
 # --- throttling ----------------------------------------------------------------------

@@ -116,8 +116,7 @@ class ChatService:
                 token = request.token
             else:
                 assert request.password is not None
-                account = self._verify_password(request.user, request.password, timeout)
-                token = self._accounts.issue_token(account, ttl=self._limits.token_ttl)
+                account, token = self._log_in(request.user, request.password, timeout)
         except AuthenticationError:
             self._throttle.failed(key, address, time.monotonic())
             raise
@@ -125,9 +124,9 @@ class ChatService:
         self._committer.note_login(account.id)
         return account, token
 
-    def _verify_password(self, user: str, password: str, timeout: float) -> Account:
+    def _log_in(self, user: str, password: str, timeout: float) -> tuple[Account, str]:
         with self._hash_pool.slot(timeout):
-            return self._accounts.authenticate(user, password, record_login=False)
+            return self._accounts.log_in(user, password, token_ttl=self._limits.token_ttl)
 
     def welcome(self, session: Session, token: str) -> Welcome:
         """Register the session with the hub; a user in no room joins the default rooms."""
