@@ -132,16 +132,26 @@ def _credentials_changed(session: Session, user: User) -> None:
     session.execute(delete(ResumeToken).where(ResumeToken.user_id == user.id))
 
 
-def _add_token(session: Session, user_id: int, token_hash: str, *, ttl: float) -> None:
-    """Store a new token and drop the user's expired ones."""
+def _add_token(session: Session, user_id: int, token_hash: str, *, ttl: float, keep: int) -> None:
+    """Store a new token; drop the user's expired ones and the oldest beyond ``keep``."""
     now = utcnow()
-    session.execute(
-        delete(ResumeToken).where(ResumeToken.user_id == user_id, ResumeToken.expires_at <= now)
-    )
     session.add(ResumeToken(
         user_id=user_id, token_hash=token_hash, created_at=now,
         expires_at=now + dt.timedelta(seconds=ttl),
     ))  # fmt: skip
+    session.flush()
+    newest = (
+        select(ResumeToken.id)
+        .where(ResumeToken.user_id == user_id)
+        .order_by(ResumeToken.created_at.desc(), ResumeToken.id.desc())
+        .limit(keep)
+    )
+    session.execute(
+        delete(ResumeToken).where(
+            ResumeToken.user_id == user_id,
+            (ResumeToken.expires_at <= now) | ResumeToken.id.not_in(newest.scalar_subquery()),
+        )
+    )
 
 
 def _find(session: Session, name: str) -> User | None:
@@ -226,11 +236,13 @@ class Accounts:
             row = self._confirm(session, checked, last_login_at=utcnow())
             return _to_account(row)
 
-    def log_in(self, name: str, password: str, *, token_ttl: float) -> tuple[Account, str]:
+    def log_in(
+        self, name: str, password: str, *, token_ttl: float, max_tokens: int
+    ) -> tuple[Account, str]:
         """The server's password login: check it and issue a resume token in one transaction.
 
-        The token is valid ``token_ttl`` seconds. The server records the login time with its
-        group commit.
+        The token is valid ``token_ttl`` seconds; the user's oldest tokens beyond
+        ``max_tokens`` are revoked. The server records the login time with its group commit.
 
         Raises:
             AuthenticationError: as :meth:`authenticate`.
@@ -239,7 +251,7 @@ class Accounts:
         token = secrets.token_urlsafe(32)  # 256 bits
         with self._db.session() as session, session.begin():
             row = self._confirm(session, checked, last_login_at=None)
-            _add_token(session, row.id, _token_hash(token), ttl=token_ttl)
+            _add_token(session, row.id, _token_hash(token), ttl=token_ttl, keep=max_tokens)
             return _to_account(row), token
 
     def _check(self, name: str, password: str) -> _Checked:
@@ -377,6 +389,11 @@ class Accounts:
             if changed_at is not None and row.token_created_at < changed_at:
                 raise AuthenticationError(AUTH_FAILED)
             return _to_account(row)
+
+    def revoke_token(self, token: str) -> None:
+        """Forget one resume token (the client said ``bye``); unknown tokens are ignored."""
+        with self._db.session() as session, session.begin():
+            session.execute(delete(ResumeToken).where(ResumeToken.token_hash == _token_hash(token)))
 
     def current(self, names: Iterable[str]) -> dict[str, Account]:
         """The accounts that exist now among ``names`` (to notice changes under live sessions)."""

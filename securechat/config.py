@@ -78,6 +78,7 @@ class Limits:
     sync_page: int = 1000
     hash_concurrency: int = 1  # argon2 checks at once; each already keeps 4 lanes busy
     token_ttl: float = 7 * 24 * 3600.0  # resume tokens: a week, then a password again
+    max_tokens_per_user: int = 32  # a login past this revokes the user's oldest token
     account_check_interval: float = 2.0  # how soon passwd/disable/deluser end live sessions
     certificate_check_interval: float = 3600.0  # how often serve looks at its certificate's expiry
     presence_interval: float = 0.1  # presence changes are announced in batches this often

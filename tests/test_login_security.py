@@ -149,6 +149,39 @@ def test_token_older_than_the_last_credential_change_is_refused(
     assert _auth(running_server, user="alice", token=token)["code"] == "auth_failed"
 
 
+@pytest.mark.parametrize("how", ["password", "token"])
+def test_bye_revokes_the_token_of_that_session_only(
+    running_server: RunningServer, how: str
+) -> None:
+    token = str(_auth(running_server, user="alice", password=PASSWORD)["token"])
+    other = str(_auth(running_server, user="alice", password=PASSWORD)["token"])
+    peer = running_server.peer()
+    peer.expect("hello")
+    if how == "password":
+        peer.send(type="auth", user="alice", password=PASSWORD)
+        token = str(peer.expect("welcome")["token"])
+    else:
+        peer.send(type="auth", user="alice", token=token)
+        assert peer.expect("welcome")["token"] == token
+    peer.send(type="bye", ref="b")
+    assert peer.expect("bye") == {"type": "bye", "reason": "bye", "ref": "b"}
+    assert peer.expect_closed() == []
+    assert _auth(running_server, user="alice", token=token)["code"] == "auth_failed"
+    assert _auth(running_server, user="alice", token=other)["type"] == "welcome"
+
+
+def test_a_login_past_the_token_cap_revokes_the_oldest_tokens(
+    server_factory: Callable[..., RunningServer],
+) -> None:
+    running = server_factory(max_tokens_per_user=3)
+    tokens = [str(_auth(running, user="alice", password=PASSWORD)["token"]) for _ in range(5)]
+    bobs = str(_auth(running, user="bob", password=PASSWORD)["token"])
+    assert _token_count(running, "alice") == 3
+    results = [_auth(running, user="alice", token=token)["type"] for token in tokens]
+    assert results == ["error", "error", "welcome", "welcome", "welcome"]
+    assert _auth(running, user="bob", token=bobs)["type"] == "welcome"  # others keep theirs
+
+
 # --- account changes end live sessions -------------------------------------------------
 
 

@@ -7,6 +7,7 @@ back the events it returns. Nothing here touches a socket. Refusals are raised a
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -20,6 +21,7 @@ from securechat.errors import (
     NoSuchUser,
     NotMember,
     RateLimited,
+    StoreError,
     TooLarge,
 )
 from securechat.protocol.frames import HEADER_SIZE
@@ -52,6 +54,8 @@ from securechat.server.hashpool import HashPool
 from securechat.server.hub import Hub, Member
 from securechat.server.throttle import LoginThrottle
 from securechat.store.chat import ChatStore, NewMessage
+
+log = logging.getLogger("securechat.server")
 
 
 class Session(Member, Protocol):
@@ -125,8 +129,18 @@ class ChatService:
         return account, token
 
     def _log_in(self, user: str, password: str, timeout: float) -> tuple[Account, str]:
+        limits = self._limits
         with self._hash_pool.slot(timeout):
-            return self._accounts.log_in(user, password, token_ttl=self._limits.token_ttl)
+            return self._accounts.log_in(
+                user, password, token_ttl=limits.token_ttl, max_tokens=limits.max_tokens_per_user
+            )
+
+    def end_session(self, token: str) -> None:
+        """The client said ``bye``: revoke the token its session logged in with or was given."""
+        try:
+            self._accounts.revoke_token(token)
+        except StoreError as exc:  # the token still expires after token_ttl
+            log.warning("cannot revoke a resume token at bye: %s", exc.message)
 
     def welcome(self, session: Session, token: str) -> Welcome:
         """Register the session with the hub; a user in no room joins the default rooms."""
