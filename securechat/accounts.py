@@ -395,6 +395,11 @@ class Accounts:
         with self._db.session() as session, session.begin():
             session.execute(delete(ResumeToken).where(ResumeToken.token_hash == _token_hash(token)))
 
+    def ids(self) -> dict[str, int]:
+        """Every user's name and id (ids are never reused, so a new id means a new user)."""
+        with self._db.session() as session:
+            return {name: user_id for name, user_id in session.execute(select(User.name, User.id))}
+
     def current(self, names: Iterable[str]) -> dict[str, Account]:
         """The accounts that exist now among ``names`` (to notice changes under live sessions)."""
         with self._db.session() as session:

@@ -243,6 +243,56 @@ def test_login_racing_a_credential_change_is_refused_and_leaves_no_token(
     assert _token_count(running, "bob") == 0
 
 
+def _join(peer: object, room: str) -> None:
+    peer.send(type="join", room=room, ref=f"join {room}")  # type: ignore[attr-defined]
+    peer.expect("joined", room=room)  # type: ignore[attr-defined]
+
+
+def _members(peer: object, room: str) -> int:
+    peer.send(type="rooms", ref="r")  # type: ignore[attr-defined]
+    rooms = peer.expect("rooms", ref="r")["rooms"]  # type: ignore[attr-defined]
+    return next(info["members"] for info in rooms if info["name"] == room)
+
+
+def test_a_re_added_user_does_not_inherit_the_deleted_users_rooms_or_messages(
+    server_factory: Callable[..., RunningServer],
+) -> None:
+    running = server_factory()  # no wait for the account watcher: the login itself checks
+    alice, old_bob = running.login("alice"), running.login("bob")
+    _join(alice, "secret")
+    _join(old_bob, "secret")
+    old_bob.close()
+    accounts = _accounts(running)
+    accounts.delete("bob")
+    accounts.add("bob", "the new bob's password")
+    new_bob = running.login("bob", "the new bob's password")
+    assert new_bob.seen == []
+    new_bob.send(type="rooms", ref="r")
+    assert {"name": "secret", "members": 1, "joined": False} in new_bob.expect("rooms")["rooms"]
+    alice.send(type="send", room="secret", body="for the old bob only", ref="s1")
+    alice.send(type="send", room="general", body="hello everyone", ref="s2")
+    assert new_bob.expect("message")["body"] == "hello everyone"
+    new_bob.send(type="send", room="secret", body="let me in", ref="s3")
+    assert new_bob.expect("error", ref="s3")["code"] == "not_member"
+    assert [e for e in new_bob.seen if e["type"] == "message"] == []
+
+
+def test_a_deleted_users_name_leaves_the_rooms_it_was_in(
+    server_factory: Callable[..., RunningServer],
+) -> None:
+    running = server_factory(**FAST_CHECKS)
+    alice, carol = running.login("alice"), running.login("carol")
+    _join(alice, "secret")
+    _join(carol, "secret")
+    carol.close()
+    assert _members(alice, "secret") == 2
+    _accounts(running).delete("carol")
+    assert alice.expect("member_left", room="secret", timeout=5) == {
+        "type": "member_left", "room": "secret", "user": "carol"
+    }  # fmt: skip
+    assert _members(alice, "secret") == 1
+
+
 # --- throttling ----------------------------------------------------------------------
 
 

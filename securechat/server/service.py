@@ -142,9 +142,14 @@ class ChatService:
         except StoreError as exc:  # the token still expires after token_ttl
             log.warning("cannot revoke a resume token at bye: %s", exc.message)
 
+    def forget_user(self, name: str, user_id: int) -> None:
+        """Account ``user_id`` was deleted or replaced: drop its state in the hub."""
+        self._hub.forget(name, user_id)
+
     def welcome(self, session: Session, token: str) -> Welcome:
         """Register the session with the hub; a user in no room joins the default rooms."""
         account = session.account
+        self._hub.claim(account.name, account.id)
         if not self._hub.rooms_of(account.name):
             for room in self._default_rooms:
                 if not self._hub.is_member(room, account.name):
