@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import sqlite3
 import statistics
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 
 import pytest
@@ -14,7 +16,7 @@ from sqlalchemy import update
 
 from securechat.accounts import Accounts
 from securechat.config import HashParams, ThrottlePolicy
-from securechat.errors import AuthenticationError
+from securechat.errors import AuthenticationError, RateLimited
 from securechat.hashing import Hasher
 from securechat.server.throttle import LoginThrottle
 from securechat.store.database import open_database
@@ -334,31 +336,137 @@ def test_one_address_spraying_many_users_is_throttled(
     assert _auth(running, source="127.0.0.3", user="dave", password=PASSWORD)["type"] == "welcome"
 
 
+def test_parallel_guesses_from_one_address_get_no_more_checks_than_one_after_another(
+    server_factory: Callable[..., RunningServer],
+) -> None:
+    running = server_factory()
+    allowance = ThrottlePolicy().free_failures + 1  # the checks a key gets before its delay
+    peers = [running.peer("127.0.0.5") for _ in range(32)]
+    for peer in peers:
+        peer.expect("hello")
+    answers: dict[int, str] = {}
+    # Hold the one argon2 slot, so that every attempt the throttle lets through waits for
+    # it at the same time: nothing can be settled before all 32 have arrived.
+    with running.server._hash_pool.slot(TIMEOUT):
+        for peer in peers:
+            peer.send(type="auth", user="alice", password="wrong guess")
+        deadline = time.monotonic() + 3
+        while len(answers) < len(peers) - allowance and time.monotonic() < deadline:
+            for index, peer in enumerate(peers):
+                if index not in answers:
+                    with contextlib.suppress(TimeoutError):
+                        answers[index] = peer.recv(timeout=0.01)["code"]
+    for index, peer in enumerate(peers):
+        if index not in answers:
+            answers[index] = peer.recv()["code"]
+    assert Counter(answers.values()) == {
+        "auth_failed": allowance, "rate_limited": len(peers) - allowance
+    }  # fmt: skip
+
+
+def test_an_account_guessed_from_many_addresses_slows_down_but_spares_known_addresses(
+    server_factory: Callable[..., RunningServer],
+) -> None:
+    running = server_factory(throttle=ThrottlePolicy(free_failures_per_account=3))
+    assert _auth(running, source="127.0.0.2", user="alice", password=PASSWORD)["type"] == "welcome"
+    for n in range(4):  # one guess from each of four addresses alice never logged in from
+        guess = _auth(running, source=f"127.0.0.{10 + n}", user="alice", password="summer2026!")
+        assert guess["code"] == "auth_failed"
+    limited = _auth(running, source="127.0.0.20", user="alice", password=PASSWORD)
+    assert (limited["type"], limited.get("code")) == ("error", "rate_limited")
+    assert _auth(running, source="127.0.0.2", user="alice", password=PASSWORD)["type"] == "welcome"
+    assert _auth(running, source="127.0.0.20", user="bob", password=PASSWORD)["type"] == "welcome"
+
+
+def _fail(throttle: LoginThrottle, user: str, address: str, now: float) -> None:
+    throttle.failed(throttle.reserve(user, address, now), now)
+
+
+def _succeed(throttle: LoginThrottle, user: str, address: str, now: float) -> None:
+    throttle.succeeded(throttle.reserve(user, address, now), now, user_id=1)
+
+
+def test_throttle_counts_an_ipv6_source_by_its_64_and_a_mapped_ipv4_by_itself() -> None:
+    throttle = LoginThrottle(ThrottlePolicy(free_failures=1))
+    _fail(throttle, "alice", "2001:db8:1:2::1", 100.0)
+    _fail(throttle, "alice", "2001:db8:1:2:ffff:ffff:ffff:9", 100.0)
+    assert throttle.retry_after("alice", "2001:db8:1:2::77", 100.0) == 1.0
+    assert throttle.retry_after("alice", "2001:db8:1:3::1", 100.0) == 0.0  # the next /64
+    _fail(throttle, "bob", "::ffff:10.0.0.1", 100.0)
+    _fail(throttle, "bob", "10.0.0.1", 100.0)
+    assert throttle.retry_after("bob", "10.0.0.1", 100.0) == 1.0
+    assert throttle.retry_after("bob", "::ffff:10.0.0.2", 100.0) == 0.0
+
+
+def test_throttle_reserves_attempts_until_they_are_settled() -> None:
+    throttle = LoginThrottle(ThrottlePolicy(free_failures=2))
+    in_flight = [throttle.reserve("alice", "10.0.0.5", 100.0) for _ in range(3)]
+    with pytest.raises(RateLimited):
+        throttle.reserve("alice", "10.0.0.5", 100.0)
+    throttle.abandoned(in_flight.pop())  # e.g. no argon2 slot came free: no guess was made
+    in_flight.append(throttle.reserve("alice", "10.0.0.5", 100.0))
+    throttle.succeeded(in_flight.pop(), 100.0, user_id=1)
+    throttle.failed(in_flight.pop(), 100.0)
+    throttle.failed(in_flight.pop(), 100.0)
+    assert throttle.retry_after("alice", "10.0.0.5", 100.0) == 0.0  # two failures are free
+    _fail(throttle, "alice", "10.0.0.5", 100.0)
+    assert throttle.retry_after("alice", "10.0.0.5", 100.0) == 1.0
+
+
+def test_throttle_known_address_outlives_neither_its_ttl_nor_the_account() -> None:
+    policy = ThrottlePolicy(free_failures_per_account=0, known_address_ttl=3600)
+    throttle = LoginThrottle(policy)
+    _succeed(throttle, "alice", "10.0.0.5", 0.0)
+    _fail(throttle, "alice", "10.0.9.9", 10.0)  # the account is now delayed ...
+    assert throttle.retry_after("alice", "10.0.9.8", 10.0) == 1.0
+    assert throttle.retry_after("alice", "10.0.0.5", 10.0) == 0.0  # ... except where it logs in
+    _fail(throttle, "alice", "10.0.9.9", 4000.0)
+    assert throttle.retry_after("alice", "10.0.0.5", 4000.0) == 2.0  # known an hour, then not
+    _succeed(throttle, "bob", "10.0.0.6", 0.0)
+    _fail(throttle, "bob", "10.0.9.9", 10.0)
+    throttle.forget_user("bob", 2)  # not that bob's: kept
+    assert throttle.retry_after("bob", "10.0.0.6", 10.0) == 0.0
+    throttle.forget_user("bob", 1)  # deluser: a new bob inherits no known address
+    assert throttle.retry_after("bob", "10.0.0.6", 10.0) == 1.0
+
+
+def test_throttle_remembers_few_known_addresses_per_account() -> None:
+    policy = ThrottlePolicy(free_failures_per_account=0, known_addresses_per_account=2)
+    throttle = LoginThrottle(policy)
+    for n in range(3):
+        _succeed(throttle, "alice", f"10.0.0.{n}", float(n))
+    _fail(throttle, "alice", "10.0.9.9", 10.0)
+    assert [throttle.retry_after("alice", f"10.0.0.{n}", 10.0) for n in range(3)] == [1.0, 0, 0]
+
+
 def test_throttle_forgets_spread_out_typos() -> None:
     throttle = LoginThrottle(ThrottlePolicy(free_failures=2, forget_after=60))
     for minute in range(10):  # one typo every two minutes, all day long
         now = minute * 120.0
         assert throttle.retry_after("alice", "10.0.0.5", now) == 0.0
-        throttle.failed("alice", "10.0.0.5", now)
+        _fail(throttle, "alice", "10.0.0.5", now)
 
 
 def test_throttle_delays_double_up_to_the_cap() -> None:
     policy = ThrottlePolicy(free_failures=2, first_delay=1.0, max_delay=8.0)
     throttle = LoginThrottle(policy)
-    delays = []
-    for _ in range(8):
-        throttle.failed("alice", "a", 100.0)
-        delays.append(throttle.retry_after("alice", "a", 100.0))
+    now, delays = 100.0, []
+    for _ in range(8):  # each guess as soon as the last delay allows
+        _fail(throttle, "alice", "10.0.0.5", now)
+        delays.append(throttle.retry_after("alice", "10.0.0.5", now))
+        now += delays[-1]
     assert delays == [0.0, 0.0, 1.0, 2.0, 4.0, 8.0, 8.0, 8.0]
-    assert throttle.retry_after("alice", "b", 100.0) == 0.0
-    throttle.succeeded("alice", "a")
-    assert throttle.retry_after("alice", "a", 100.0) == 0.0
+    with pytest.raises(RateLimited):
+        throttle.reserve("alice", "10.0.0.5", now - 1)
+    assert throttle.retry_after("alice", "10.0.0.6", now) == 0.0
+    _succeed(throttle, "alice", "10.0.0.5", now)
+    assert throttle.retry_after("alice", "10.0.0.5", now) == 0.0
 
 
 def test_throttle_table_is_bounded() -> None:
     throttle = LoginThrottle(ThrottlePolicy(max_keys=100))
     for n in range(10_000):
-        throttle.failed(f"user{n}", f"10.0.{n // 256}.{n % 256}", float(n))
+        _fail(throttle, f"user{n}", f"10.0.{n // 256}.{n % 256}", float(n))
     assert len(throttle._records) <= 100
 
 

@@ -8,7 +8,6 @@ back the events it returns. Nothing here touches a socket. Refusals are raised a
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -20,7 +19,6 @@ from securechat.errors import (
     NoSuchRoom,
     NoSuchUser,
     NotMember,
-    RateLimited,
     StoreError,
     TooLarge,
 )
@@ -102,18 +100,16 @@ class ChatService:
     def login(self, request: Auth, *, address: str, timeout: float) -> tuple[Account, str]:
         """Check a login from ``address`` within ``timeout`` seconds; return it and its token.
 
+        The attempt is reserved with the throttle before it waits for an argon2 slot, so
+        parallel attempts cannot all slip past the throttle's count.
+
         Raises:
             AuthenticationError: unknown user, wrong password or token, disabled account.
             RateLimited: too many recent failures (see throttle.py), or no argon2 slot came
                 free in time.
         """
         key = normalize_name(request.user) or request.user
-        wait = self._throttle.retry_after(key, address, time.monotonic())
-        if wait > 0:
-            raise RateLimited(
-                f"too many failed logins; try again in {math.ceil(wait)} s",
-                retry_after=math.ceil(wait),
-            )
+        attempt = self._throttle.reserve(key, address, time.monotonic())
         try:
             if request.token is not None:
                 account = self._accounts.authenticate_token(request.user, request.token)
@@ -122,9 +118,12 @@ class ChatService:
                 assert request.password is not None
                 account, token = self._log_in(request.user, request.password, timeout)
         except AuthenticationError:
-            self._throttle.failed(key, address, time.monotonic())
+            self._throttle.failed(attempt, time.monotonic())
             raise
-        self._throttle.succeeded(key, address)
+        except BaseException:  # not checked (no argon2 slot, store down): no guess was made
+            self._throttle.abandoned(attempt)
+            raise
+        self._throttle.succeeded(attempt, time.monotonic(), user_id=account.id)
         self._committer.note_login(account.id)
         return account, token
 
@@ -143,8 +142,9 @@ class ChatService:
             log.warning("cannot revoke a resume token at bye: %s", exc.message)
 
     def forget_user(self, name: str, user_id: int) -> None:
-        """Account ``user_id`` was deleted or replaced: drop its state in the hub."""
+        """Account ``user_id`` was deleted or replaced: drop its hub state and known addresses."""
         self._hub.forget(name, user_id)
+        self._throttle.forget_user(name, user_id)
 
     def welcome(self, session: Session, token: str) -> Welcome:
         """Register the session with the hub; a user in no room joins the default rooms."""
