@@ -45,13 +45,29 @@ class PasswordPolicy:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class ThrottlePolicy:
-    """Login throttling (docs/security.md, "Login throttling"); times in seconds."""
+    """Login throttling (docs/security.md, "Login throttling"); times in seconds.
+
+    An "address" is the source IPv4 address, or the /``ipv6_prefix`` network of an IPv6 one.
+    """
 
     free_failures: int = 5  # per (user, address): delays start with the 6th failure in a row
     free_failures_per_address: int = 20  # per address, across every user name tried
+    # Per account, counting only addresses it has never logged in from: a colleague's few
+    # stray attempts, not a campaign spread over many addresses. Past it, one guess per
+    # delay for the whole account (at most about 300 a day at the cap).
+    free_failures_per_account: int = 10
     first_delay: float = 1.0  # then doubling with every further failure...
     max_delay: float = 300.0  # ...up to five minutes
     forget_after: float = 900.0  # a key with no failure for 15 minutes starts over
+    # An account's record lasts a day, so a slow campaign stays at the cap instead of
+    # starting over every 15 minutes.
+    account_forget_after: float = 24 * 3600.0
+    # Addresses that logged in as an account are spared its per-account delay: a desktop,
+    # a laptop, a VPN and the office NAT, with room to spare. The oldest is dropped first.
+    known_addresses_per_account: int = 16
+    known_address_ttl: float = 30 * 24 * 3600.0  # a month after its last login: a holiday
+    # An IPv6 host is usually given a whole /64 and may pick any address in it.
+    ipv6_prefix: int = 64
     max_keys: int = 100_000  # bounds the table's memory (about 200 bytes a key)
 
 
@@ -78,6 +94,7 @@ class Limits:
     sync_page: int = 1000
     hash_concurrency: int = 1  # argon2 checks at once; each already keeps 4 lanes busy
     token_ttl: float = 7 * 24 * 3600.0  # resume tokens: a week, then a password again
+    max_tokens_per_user: int = 32  # a login past this revokes the user's oldest token
     account_check_interval: float = 2.0  # how soon passwd/disable/deluser end live sessions
     certificate_check_interval: float = 3600.0  # how often serve looks at its certificate's expiry
     certificate_retry_interval: float = 10.0  # after refusing new certificate files (half-copied?)

@@ -113,6 +113,7 @@ class ServerConnection:
             rate=limits.rate_per_second, burst=limits.rate_burst, now=accepted_at
         )
         self._account: Account | None = None
+        self._token: str | None = None  # the resume token this session logged in with or got
         self._close_request: _Close | None = None  # set by other threads, read by ours
         self._stream: TlsStream | None = None
         self._io_lock = threading.Lock()  # held by whichever thread is using the socket
@@ -314,6 +315,8 @@ class ServerConnection:
             elif isinstance(item, GetCA):
                 self._queue(CACertificate(pem=self._ca_pem, ref=item.ref))
             elif isinstance(item, Bye):
+                if self._token is not None:
+                    self._service.end_session(self._token)
                 raise _Close("client said bye", Bye(reason="bye", ref=item.ref))
             elif not isinstance(item, Pong):
                 self._answer(item)
@@ -355,7 +358,7 @@ class ServerConnection:
             raise _Close(
                 "login failed", Error(code=exc.code, message=exc.message, retry_after=retry)
             ) from None
-        self._account = account
+        self._account, self._token = account, token
         session.login_succeeded(account.name)
         self._on_authenticated(self)
         self._queue(self._service.welcome(self, token))

@@ -54,10 +54,12 @@ class ChatServer:
         self._credentials = Credentials(tls, read_ca_pem(config.certs_dir))
         limits = config.limits
         store = ChatStore(database)
-        self._hub = Hub(store.memberships())
-        self._committer = Committer(store, self._hub, limits)
         self._hash_pool = HashPool(config.hash_params, limits.hash_concurrency)
         self._accounts = Accounts(database, hash_params=config.hash_params, hasher=self._hash_pool)
+        # Ids first: a name deleted and added again in between then looks replaced, not new.
+        owners = self._accounts.ids()
+        self._hub = Hub(store.memberships(), owners)
+        self._committer = Committer(store, self._hub, limits)
         self._service = ChatService(
             store=store,
             accounts=self._accounts,
@@ -188,34 +190,52 @@ class ChatServer:
     # --- the account watcher: ends sessions whose account changed under them -------
 
     def _watch_accounts(self) -> None:
-        """Every few seconds, compare live sessions with their accounts in the database.
+        """Every few seconds, compare live sessions and the hub with the accounts in the database.
 
         ``passwd``, ``disable`` and ``deluser`` run in another process (the CLI); this is
-        how their effect reaches sessions that are already logged in.
+        how their effect reaches sessions that are already logged in, and how a deleted
+        user's name leaves the rooms it was in.
         """
         while not self._stopping.wait(self._config.limits.account_check_interval):
-            with self._lock:
-                live = [c for c in self._connections if c.is_authenticated]
-            if not live:
-                continue
             try:
-                current = self._accounts.current({c.user for c in live})
+                self._forget_deleted_users()
+                self._end_changed_sessions()
             except StoreError as exc:
                 log.warning("cannot check accounts of live sessions: %s", exc.message)
-                continue
-            for connection in live:
-                account, now = connection.account, current.get(connection.user)
-                if (
-                    now is None
-                    or now.id != account.id
-                    or now.is_disabled
-                    or now.credentials_changed_at != account.credentials_changed_at
-                ):
-                    log.info("ending session %s@%s: account changed", account.name, connection.peer)
-                    connection.request_close("account changed", Error(
-                        code=ErrorCode.AUTH_FAILED,
-                        message="your account was changed or disabled; log in again",
-                    ))  # fmt: skip
+
+    def _forget_deleted_users(self) -> None:
+        """Drop the hub state of names whose account was deleted or replaced by a new one."""
+        owners = self._hub.owners()  # before the database: see Hub.forget
+        ids = self._accounts.ids()
+        for name, user_id in owners.items():
+            if ids.get(name) != user_id:
+                log.info("user %s (id %d) deleted or replaced: leaving their rooms", name, user_id)
+                self._service.forget_user(name, user_id)
+
+    def _end_changed_sessions(self) -> None:
+        """End sessions whose account was deleted, replaced, disabled or given new credentials.
+
+        A session's account holds the credentials time its login checked (a login that
+        raced a change is refused), so any change since then shows up here.
+        """
+        with self._lock:
+            live = [c for c in self._connections if c.is_authenticated]
+        if not live:
+            return
+        current = self._accounts.current({c.user for c in live})
+        for connection in live:
+            account, now = connection.account, current.get(connection.user)
+            if (
+                now is None
+                or now.id != account.id
+                or now.is_disabled
+                or now.credentials_changed_at != account.credentials_changed_at
+            ):
+                log.info("ending session %s@%s: account changed", account.name, connection.peer)
+                connection.request_close("account changed", Error(
+                    code=ErrorCode.AUTH_FAILED,
+                    message="your account was changed or disabled; log in again",
+                ))  # fmt: skip
 
     # --- the certificate renewer: new TLS credentials for new connections ------------
 

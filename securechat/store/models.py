@@ -76,6 +76,8 @@ class User(Base):
     """A person who may log in. ``name`` is canonical (see ``protocol.names.normalize_name``)."""
 
     __tablename__ = "users"
+    # Ids are never reused: a user added after a deletion is never mistaken for the old one.
+    __table_args__ = ({"sqlite_autoincrement": True},)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(NAME_MAX), unique=True)
