@@ -64,6 +64,12 @@ class Limits:
     max_connections: int = 10000
     max_unauthenticated: int = 256
     max_unauthenticated_per_ip: int = 32
+    # Logged-in sessions: a person's laptop, desktop, phone and scripts, with room to spare.
+    max_sessions_per_user: int = 32
+    # One address may be an office NAT, a VPN gateway or a terminal server with a whole
+    # floor behind it: 256 seats 100 people with two sessions each, while one machine,
+    # whatever accounts it holds, still takes at most 2.6 % of max_connections.
+    max_sessions_per_address: int = 256
     handshake_timeout: float = 10.0
     auth_timeout: float = 10.0
     idle_timeout: float = 90.0

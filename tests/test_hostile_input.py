@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import TIMEOUT, RunningServer
+from tests.conftest import PASSWORD, TIMEOUT, RunningServer
 from tests.peer import Peer
 
 MAX_FRAME = 65536
@@ -359,3 +359,53 @@ def test_500_silent_tls_clients_from_many_addresses_never_lock_out_a_real_login(
         for sock in held:
             sock.close()
     _assert_serving(running, bob)
+
+
+# --- logged-in sessions: per user and per address ------------------------------------------
+
+
+def _token_login(running: RunningServer, user: str, token: str) -> Peer:
+    peer: Peer = running.peer()
+    peer.expect("hello")
+    peer.send(type="auth", user=user, token=token)
+    return peer
+
+
+def test_token_logins_beyond_the_sessions_per_user_cap_are_refused(
+    chat: tuple[RunningServer, Peer],
+) -> None:
+    running, bob = chat
+    first = running.peer()
+    token = first.login("alice", PASSWORD)["token"]
+    sessions = [first]
+    for _ in range(31):  # Limits.max_sessions_per_user is 32, and a token login is cheap
+        sessions.append(_token_login(running, "alice", token))
+        sessions[-1].expect("welcome")
+    refused = _token_login(running, "alice", token)
+    assert [e.get("code") for e in refused.expect_closed()] == ["too_many_sessions"]
+    _assert_serving(running, bob)  # other users are not affected
+    sessions[0].send(type="bye")
+    sessions[0].expect_closed()
+    deadline = time.monotonic() + TIMEOUT
+    while True:  # the place comes free once the server has seen the close
+        reply = _token_login(running, "alice", token).recv()
+        if reply["type"] == "welcome":
+            break
+        assert reply.get("code") == "too_many_sessions", reply
+        assert time.monotonic() < deadline, "the closed session's place never came free"
+        time.sleep(0.05)
+
+
+def test_logins_beyond_the_sessions_per_address_cap_are_refused(
+    server_factory: Callable[..., RunningServer],
+) -> None:
+    running = server_factory(max_sessions_per_address=3)
+    for user in ("alice", "bob", "alice"):
+        running.login(user, source="127.0.0.2")
+    refused = running.peer("127.0.0.2")
+    refused.expect("hello")
+    refused.send(type="auth", user="carol", password=PASSWORD)
+    assert [e.get("code") for e in refused.expect_closed()] == ["too_many_sessions"]
+    carol = running.login("carol", source="127.0.0.3")  # another address is not affected
+    carol.send(type="ping", ref="p")
+    carol.expect("pong", ref="p")

@@ -145,3 +145,18 @@ def test_serve_refuses_a_port_in_use(run_cli: CliRunner, certs_dir: Path, db_url
         f"cannot listen on 127.0.0.1 port {port}: address already in use" in result.stderr.lower()
     )
     assert "Traceback" not in result.stderr
+
+
+def test_serve_max_sessions_per_user_refuses_one_more_login(
+    serve: list[ServeProcess], certs_dir: Path, db_url: str
+) -> None:
+    server = ServeProcess(certs_dir, db_url, "--max-sessions-per-user", "1")
+    serve.append(server)
+    server.start()
+    with Peer(server.address, certs_dir / "ca.pem") as first:
+        token = first.login("alice", PASSWORD)["token"]
+        with Peer(server.address, certs_dir / "ca.pem") as second:
+            second.expect("hello")
+            second.send(type="auth", user="alice", token=token)
+            assert [e.get("code") for e in second.expect_closed()] == ["too_many_sessions"]
+        server.wait_for(r"login refused for alice from 127\.0\.0\.1:\d+: alice already has 1 ")

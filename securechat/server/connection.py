@@ -46,6 +46,7 @@ from securechat.errors import (
     RateLimited,
     RequestError,
     SecureChatError,
+    TooManySessions,
 )
 from securechat.protocol.frames import encode_frame
 from securechat.protocol.messages import (
@@ -93,7 +94,7 @@ class ServerConnection:
         service: ChatService,
         limits: Limits,
         ca_pem: str,
-        on_authenticated: Callable[[ServerConnection], None],
+        on_authenticated: Callable[[ServerConnection, Account], None],
         on_closed: Callable[[ServerConnection], None],
     ) -> None:
         self.peer_host = address[0]
@@ -355,9 +356,14 @@ class ServerConnection:
             raise _Close(
                 "login failed", Error(code=exc.code, message=exc.message, retry_after=retry)
             ) from None
+        try:
+            self._on_authenticated(self, account)
+        except TooManySessions as exc:
+            session.login_failed()
+            log.warning("login refused for %s from %s: %s", account.name, self.peer, exc.message)
+            raise _Close("too many sessions", Error(code=exc.code, message=exc.message)) from None
         self._account = account
         session.login_succeeded(account.name)
-        self._on_authenticated(self)
         self._queue(self._service.welcome(self, token))
         how = "resume token" if request.token is not None else "password"
         log.info("login %s from %s (%s)", account.name, self.peer, how)
