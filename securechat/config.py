@@ -88,7 +88,8 @@ class Limits:
     certificate_check_interval: float = 3600.0  # how often serve looks at its certificate's expiry
     presence_interval: float = 0.1  # presence changes are announced in batches this often
     commit_batch: int = 512  # sends stored by one commit, at most
-    commit_queue: int = 50_000  # sends waiting for the disk; more are refused as overload
+    commit_queue: int = 50_000  # sends waiting for the disk; more are refused as overload...
+    commit_queue_bytes: int = 32 * 1024 * 1024  # ...as are more than this in their bodies
     shutdown_grace: float = 3.0
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import queue
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -235,3 +236,38 @@ def test_sends_beyond_the_queue_bound_are_refused_as_overload(db: Database) -> N
     overloaded = "the server is overloaded; resend later with the same ref"
     assert outcomes == ["queued"] * 4 + [overloaded] * 4
     assert [a.ref for a in sender.events(4)] == ["r0", "r1", "r2", "r3"]  # type: ignore[attr-defined]
+
+
+def test_sends_beyond_the_queued_bytes_bound_are_refused_as_overload(db: Database) -> None:
+    (alice, _, _), hub, sender, _ = _room_of_three(db)
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        holding.set()
+        release.wait(5)
+
+    body = "x" * 4000  # max_body: each waiting send holds about 4 KiB
+    bound = 40 * sys.getsizeof(body)
+    committer = Committer(_HeldCommit(db, hold), hub, Limits(commit_queue_bytes=bound))
+    committer.start()
+    outcomes: list[str] = []
+    try:
+        committer.submit(
+            PendingSend(sender, NewMessage(alice, "alice", body, "r0", room="general"))
+        )
+        assert holding.wait(5), "the committer never took the first send"
+        for n in range(1, 200):  # commit_queue (a count) is 50,000: only the bytes can refuse
+            message = NewMessage(alice, "alice", body, f"r{n}", room="general")
+            try:
+                committer.submit(PendingSend(sender, message))
+                outcomes.append("queued")
+            except ServerError as exc:
+                outcomes.append(exc.message)
+                break
+    finally:
+        release.set()
+        committer.stop()
+    # Checked before each put: 40 bodies reach the bound, the 41st is refused.
+    overloaded = "the server is overloaded; resend later with the same ref"
+    assert outcomes == ["queued"] * 40 + [overloaded]
+    assert len(sender.events(41)) == 41  # every queued send is stored and acked

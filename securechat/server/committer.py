@@ -28,6 +28,7 @@ import datetime as dt
 import functools
 import logging
 import queue
+import sys
 import threading
 import time
 
@@ -108,12 +109,14 @@ class Committer:
         self._hub = hub
         self._max_batch = limits.commit_batch
         self._max_queue = limits.commit_queue
+        self._max_queue_bytes = limits.commit_queue_bytes
         # Sends and login times waiting to be committed. A SimpleQueue wakes the committer
         # sooner than queue.Queue (C, no Condition: submit to commit start 32-38 against
-        # 46-49 µs p50 at office load, on every message's path); its bound is checked
-        # before each put, so concurrent submits can overshoot it by at most one item per
-        # connection thread.
+        # 46-49 µs p50 at office load, on every message's path); its bounds are checked
+        # under _queued_lock before each put, so they are overshot by one send at most.
         self._queue: queue.SimpleQueue[PendingSend | _LoginSeen | object] = queue.SimpleQueue()
+        self._queued_lock = threading.Lock()
+        self._queued_bytes = 0  # guarded by _queued_lock: the waiting sends' bodies, in memory
         # Written batches and refusals, in commit order; bounded by what the committer can
         # commit.
         self._committed: queue.SimpleQueue[_Written | list[tuple[Member, bytes]] | object] = (
@@ -130,10 +133,16 @@ class Committer:
         """Queue a send; its ack or error reaches ``pending.origin`` later.
 
         Raises:
-            ServerError: too many sends are waiting for the disk.
+            ServerError: too many sends, or too many bytes of them, are waiting for the disk.
         """
-        if self._queue.qsize() >= self._max_queue:
-            raise ServerError("the server is overloaded; resend later with the same ref")
+        size = sys.getsizeof(pending.message.body)  # what the body holds in memory, O(1)
+        with self._queued_lock:
+            if (
+                self._queue.qsize() >= self._max_queue
+                or self._queued_bytes >= self._max_queue_bytes
+            ):
+                raise ServerError("the server is overloaded; resend later with the same ref")
+            self._queued_bytes += size
         self._queue.put(pending)
 
     def note_login(self, user_id: int) -> None:
@@ -195,6 +204,10 @@ class Committer:
                     item = self._queue.get_nowait()
                 except queue.Empty:
                     break
+            if batch:
+                taken = sum(sys.getsizeof(pending.message.body) for pending in batch)
+                with self._queued_lock:
+                    self._queued_bytes -= taken
             if batch or (
                 logins
                 and (
