@@ -100,7 +100,7 @@ def test_no_message_query_scans_the_whole_table(db: Database, store: ChatStore) 
         store.room_history("general", before=None, limit=50)
         store.room_history("general", before=1000, limit=50)
         store.direct_history(alice, bob, before=None, limit=50)
-        store.sync(alice, since=1900, limit=500)
+        store.sync(alice, since=1900, limit=500, max_chars=1 << 20)
     finally:
         event.remove(db.engine, "before_cursor_execute", record)
     assert len(statements) >= 5
@@ -166,6 +166,11 @@ def test_a_resend_to_a_since_deleted_user_returns_the_first_copy(
 # --- sync ------------------------------------------------------------------------------------
 
 
+def _synced(store: ChatStore, user_id: int, since: int, limit: int) -> list[StoredMessage]:
+    page, _ = store.sync(user_id, since=since, limit=limit, max_chars=1 << 20)
+    return page
+
+
 def _in_rooms(db: Database, user_id: int, names: list[str]) -> None:
     """Make ``user_id`` a member of many new rooms in one transaction."""
     with db.session() as s, s.begin():
@@ -193,10 +198,10 @@ def test_sync_returns_the_users_rooms_and_conversations_once_each_in_id_order(
         NewMessage(alice, "alice", "alice in general", "7", room="general"),
     ])  # fmt: skip
     seen = ["in general", "bob to alice", "alice to carol", "alice to herself", "alice in general"]
-    page = store.sync(alice, since=0, limit=10)
+    page = _synced(store, alice, 0, 10)
     assert [m.body for m in page] == seen
     assert [m.id for m in page] == sorted(m.id for m in page)
-    assert [m.body for m in store.sync(alice, since=page[1].id, limit=2)] == seen[2:4]
+    assert [m.body for m in _synced(store, alice, page[1].id, 2)] == seen[2:4]
 
 
 def test_sync_covers_a_user_in_more_rooms_than_one_query_takes(db: Database) -> None:
@@ -209,9 +214,25 @@ def test_sync_covers_a_user_in_more_rooms_than_one_query_takes(db: Database) -> 
         NewMessage(alice, "alice", name, name, room=name) for name in reversed(names)
     ])  # fmt: skip
     store.save_messages([NewMessage(bob, "bob", "not for alice", "x", room="elsewhere")])
-    page = store.sync(alice, since=0, limit=1000)
+    page = _synced(store, alice, 0, 1000)
     assert [m.body for m in page] == list(reversed(names))
-    assert [m.body for m in store.sync(alice, since=0, limit=3)] == names[:-4:-1]
+    assert [m.body for m in _synced(store, alice, 0, 3)] == names[:-4:-1]
+
+
+def test_sync_stops_once_the_bodies_reach_max_chars(db: Database) -> None:
+    alice, bob = _users(db, "alice", "bob")
+    store = ChatStore(db)
+    store.join(alice, "general")
+    store.save_messages([
+        NewMessage(bob, "bob", str(n) * 100, str(n), room="general") for n in range(10)
+    ])  # fmt: skip
+    page, more = store.sync(alice, since=0, limit=100, max_chars=250)
+    assert ([m.body[0] for m in page], more) == (["0", "1", "2"], True)  # 300 >= 250: stop
+    page, more = store.sync(alice, since=page[-1].id, limit=100, max_chars=10_000)
+    assert ([m.body[0] for m in page], more) == (list("3456789"), False)
+    page, more = store.sync(alice, since=0, limit=4, max_chars=10_000)
+    assert (len(page), more) == (4, True)
+    assert store.sync(alice, since=page[-1].id + 6, limit=4, max_chars=10_000) == ([], False)
 
 
 _INDEX_RANGE = re.compile(
@@ -250,7 +271,7 @@ def test_sync_reads_only_id_ranges_of_indexes_and_never_sorts(db: Database) -> N
 
     event.listen(db.engine, "before_cursor_execute", record)
     try:
-        assert [m.body for m in store.sync(alice, since=0, limit=50)] == [
+        assert [m.body for m in _synced(store, alice, 0, 50)] == [
             "to alice",
             "to bob",
             "hi",

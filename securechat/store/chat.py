@@ -373,14 +373,25 @@ class ChatStore:
         more = len(rows) > limit
         return [_stored(row) for row in reversed(rows[:limit])], more
 
-    def sync(self, user_id: int, *, since: int, limit: int) -> list[StoredMessage]:
-        """Messages after ``since`` in the user's rooms and direct conversations, in id order."""
+    def sync(
+        self, user_id: int, *, since: int, limit: int, max_chars: int
+    ) -> tuple[list[StoredMessage], bool]:
+        """Messages after ``since`` in the user's rooms and direct conversations, in id order.
+
+        At most ``limit`` messages, and no more once their bodies add up to ``max_chars``
+        characters; True with them if more may follow.
+        """
         with self._db.transaction() as conn:
-            ids = self._sync_ids(conn, user_id, since, limit)
-            if not ids:
-                return []
-            rows = conn.execute(_BY_IDS, {"ids": ids})
-            return [_stored(row) for row in rows]
+            ids = self._sync_ids(conn, user_id, since, limit + 1)
+            more = len(ids) > limit
+            page: list[StoredMessage] = []
+            chars = 0
+            for row in conn.execute(_BY_IDS, {"ids": ids[:limit]}) if ids else ():
+                if chars >= max_chars:
+                    return page, True
+                page.append(_stored(row))
+                chars += len(row[2])
+        return page, more
 
     def _sync_ids(self, conn: Connection, user_id: int, since: int, limit: int) -> list[int]:
         """The first ``limit`` ids after ``since`` that ``user_id`` may see, in order.
