@@ -409,3 +409,86 @@ def test_logins_beyond_the_sessions_per_address_cap_are_refused(
     carol = running.login("carol", source="127.0.0.3")  # another address is not affected
     carol.send(type="ping", ref="p")
     carol.expect("pong", ref="p")
+
+
+# --- every frame is metered before it is decoded ---------------------------------------------
+
+
+def _answers(peer: Peer, quiet: float = 1.0) -> tuple[list[dict[str, Any]], bool]:
+    """What the server sends until it closes (True) or has been quiet for ``quiet`` s."""
+    events: list[dict[str, Any]] = []
+    while True:
+        try:
+            events.append(peer.recv(timeout=quiet))
+        except TimeoutError:
+            return events, False
+        except (ConnectionError, ssl.SSLError, OSError):
+            return events, True
+
+
+def _codes(events: list[dict[str, Any]]) -> list[str]:
+    return [e.get("code", e["type"]) for e in events]
+
+
+RATE_BURST = 400  # Limits.rate_burst: the frames a full bucket admits at once
+
+
+def test_2000_ca_frames_before_login_are_not_all_answered(
+    chat: tuple[RunningServer, Peer],
+) -> None:
+    running, bob = chat
+    peer = running.peer()
+    peer.expect("hello")
+    peer.sock.sendall(_frame(b'{"type":"ca","ref":"c"}') * 2000)
+    events, closed = _answers(peer)
+    codes = _codes(events)
+    assert closed
+    assert RATE_BURST <= codes.count("ca") < RATE_BURST + 100  # the rest refill meanwhile
+    assert codes[-1] == "rate_limited"  # refused before login: closed, like any error then
+    _assert_serving(running, bob)
+
+
+def test_2000_pongs_after_login_are_metered_like_requests(
+    chat: tuple[RunningServer, Peer],
+) -> None:
+    running, bob = chat
+    peer = running.login("alice")
+    peer.sock.sendall(_frame(b'{"type":"pong"}') * 2000 + _frame(b'{"type":"who","ref":"w"}'))
+    events, closed = _answers(peer)
+    codes = _codes(events)
+    assert "who" not in codes  # the pongs spent the bucket: the request behind them waits
+    assert closed  # refused at twice the rate limit: closed
+    assert set(codes) == {"rate_limited"}
+    assert len(codes) < RATE_BURST + 100  # a refusal for some, then the close
+    _assert_serving(running, bob)
+
+
+def test_2000_malformed_frames_after_login_are_not_all_answered(
+    chat: tuple[RunningServer, Peer],
+) -> None:
+    running, bob = chat
+    peer = running.login("alice")
+    peer.sock.sendall(_frame(b'[{"ref":"x"}]') * 2000)
+    events, closed = _answers(peer)
+    codes = _codes(events)
+    assert closed
+    assert RATE_BURST - 1 <= codes.count("bad_request") < RATE_BURST + 100  # auth took one
+    assert codes.count("rate_limited") < RATE_BURST + 100
+    assert len(codes) < 2000
+    _assert_serving(running, bob)
+
+
+def test_a_refused_request_is_told_its_ref_and_when_to_retry(
+    server_factory: Callable[..., RunningServer],
+) -> None:
+    running = server_factory(rate_per_second=2, rate_burst=3)
+    peer = running.login("alice")  # auth took one token
+    peer.sock.sendall(b"".join(_frame(b'{"type":"who","ref":"%d"}' % n) for n in range(3)))
+    assert peer.expect("who")["ref"] == "0"
+    assert peer.expect("who")["ref"] == "1"
+    refused = peer.expect("error")
+    assert (refused["code"], refused["ref"]) == ("rate_limited", "2")
+    assert 0 < refused["retry_after"] <= 0.5
+    time.sleep(refused["retry_after"])
+    peer.send(type="who", ref="again")
+    assert peer.expect("who")["ref"] == "again"

@@ -58,7 +58,9 @@ def _settle(pid: int, threads: int, timeout: float = 30.0) -> None:
 
 @pytest.fixture
 def server(certs_dir: Path, db_url: str) -> Iterator[ServeProcess]:
-    process = ServeProcess(certs_dir, db_url)
+    # A rate limit far above what the junk reaches, so every junk frame is decoded and
+    # answered: the most work and memory a frame can cost.
+    process = ServeProcess(certs_dir, db_url, "--rate", "100000")
     try:
         yield process.start()
     finally:

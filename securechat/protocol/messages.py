@@ -397,6 +397,18 @@ def parse_object(payload: bytes) -> dict[str, Any]:
     return obj
 
 
+def request_ref(payload: bytes) -> str | None:
+    """The valid ``ref`` of a request payload, if it has one, whatever else is wrong in it.
+
+    For answering a frame that is refused before it is decoded (rate limiting).
+    """
+    try:
+        ref = parse_object(payload).get("ref")
+    except MalformedMessage as exc:
+        return exc.ref
+    return ref if _is_text(ref) and len(ref) <= MAX_REF else None
+
+
 class _Fields:
     """Typed access to one JSON object's fields, raising MalformedMessage on misuse."""
 
