@@ -83,6 +83,7 @@ class Limits:
     history_limit: int = 500
     sync_page: int = 1000  # messages in one sync reply, at most...
     sync_reply_bytes: int = 4 * 65536  # ...and bytes, as it is queued whole, outside the outbox
+    rooms_page: int = 1000  # rooms in one rooms reply, at most, and never more than one frame
     hash_concurrency: int = 1  # argon2 checks at once; each already keeps 4 lanes busy
     token_ttl: float = 7 * 24 * 3600.0  # resume tokens: a week, then a password again
     account_check_interval: float = 2.0  # how soon passwd/disable/deluser end live sessions

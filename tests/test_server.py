@@ -526,3 +526,31 @@ def test_sync_reply_never_exceeds_its_byte_budget_and_says_where_it_stopped(
         since = event["last_id"]
     assert received == ids
     assert pages == 4  # 256 KiB hold 31 of these messages
+
+
+def test_rooms_reply_is_paged_to_fit_one_frame_and_resumes_after_a_name(
+    server_factory,  # type: ignore[no-untyped-def]
+    db_url: str,
+) -> None:
+    from securechat.store.models import Room
+
+    database = open_database(db_url)
+    names = [f"project-{n:03}-with-a-long-name" for n in range(300)]  # 32 characters each
+    with database.session() as s, s.begin():
+        s.add_all(Room(name=name) for name in names)
+    database.dispose()
+    running = server_factory(max_frame=4096)
+    alice = running.login("alice")
+    listed, pages, after = [], 0, None
+    while True:
+        alice.send(type="rooms", ref=f"r{pages}", **({} if after is None else {"after": after}))
+        reply = alice.expect("rooms", ref=f"r{pages}")
+        assert _wire_size(reply) <= 4096, pages
+        assert reply["rooms"], "every page makes progress"
+        listed += [room["name"] for room in reply["rooms"]]
+        pages += 1
+        if not reply["more"]:
+            break
+        after = reply["rooms"][-1]["name"]
+    assert listed == sorted([*names, "general"])
+    assert pages > 5

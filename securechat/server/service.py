@@ -7,6 +7,7 @@ back the events it returns. Nothing here touches a socket. Refusals are raised a
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable
@@ -45,6 +46,7 @@ from securechat.protocol.messages import (
     Welcome,
     Who,
     encode,
+    encode_object,
 )
 from securechat.protocol.names import normalize_name
 from securechat.server.committer import Committer, PendingSend, to_event
@@ -172,7 +174,18 @@ class ChatService:
         return [Left(room=request.room, ref=request.ref)]
 
     def _rooms(self, session: Session, request: ListRooms) -> list[Event]:
-        return [RoomList(rooms=tuple(self._hub.room_list(session.user)), ref=request.ref)]
+        """One page of rooms after ``request.after``: at most ``rooms_page``, and one frame."""
+        rooms, more = self._hub.room_list(
+            session.user, after=request.after, limit=self._limits.rooms_page
+        )
+        budget = self._limits.max_frame - HEADER_SIZE
+        size = len(encode(RoomList(rooms=(), more=True, ref=request.ref)))
+        for keep, room in enumerate(rooms):
+            size += len(encode_object(dataclasses.asdict(room))) + 1  # and a comma
+            if size > budget:
+                rooms, more = rooms[:keep], True
+                break
+        return [RoomList(rooms=tuple(rooms), more=more, ref=request.ref)]
 
     def _who(self, session: Session, request: Who) -> list[Event]:
         return [Online(online=tuple(self._hub.online_users()), ref=request.ref)]
