@@ -288,3 +288,24 @@ def test_sync_reads_only_id_ranges_of_indexes_and_never_sorts(db: Database) -> N
             assert all(_INDEX_RANGE.fullmatch(d) for d in on_messages), (statement, details)
     finally:
         raw.close()
+
+
+def test_a_row_whose_sender_was_deleted_is_refused_alone(db: Database, store: ChatStore) -> None:
+    alice, bob, carol = _users(db, "alice", "bob", "carol")
+    for user in (alice, bob, carol):
+        store.join(user, "general")
+    store.save_messages([NewMessage(bob, "bob", "before", "b0", room="general")])
+    with db.session() as s, s.begin():  # deluser while bob's next send waits for the disk
+        s.delete(s.get_one(User, bob))
+    results = store.save_messages([
+        NewMessage(alice, "alice", "one", "a1", room="general"),
+        NewMessage(bob, "bob", "from a deleted user", "b1", room="general"),
+        NewMessage(carol, "carol", "two", "c1", room="general"),
+        NewMessage(alice, "alice", "three", "a2", to="carol"),
+    ])  # fmt: skip
+    assert results[1] == ErrorCode.SERVER_ERROR
+    assert [_saved(results[i]).body for i in (0, 2, 3)] == ["one", "two", "three"]
+    history = store.room_history("general", before=None, limit=10)[0]
+    assert [m.body for m in history] == ["before", "one", "two"]
+    later = store.save_messages([NewMessage(carol, "carol", "four", "c2", room="general")])
+    assert _saved(later[0]).body == "four"  # the store, and a kept connection, still work

@@ -271,3 +271,46 @@ def test_sends_beyond_the_queued_bytes_bound_are_refused_as_overload(db: Databas
     overloaded = "the server is overloaded; resend later with the same ref"
     assert outcomes == ["queued"] * 40 + [overloaded]
     assert len(sender.events(41)) == 41  # every queued send is stored and acked
+
+
+def test_a_send_whose_sender_was_deleted_fails_alone_and_its_batch_is_acked(
+    db: Database,
+) -> None:
+    (alice, bob, carol), hub, sender, receiver = _room_of_three(db)
+    third = _Inbox("carol")
+    hub.connect(third)
+    holding, release = threading.Event(), threading.Event()
+
+    def hold_the_first() -> None:
+        if not holding.is_set():
+            holding.set()
+            release.wait(5)
+
+    with db.session() as s, s.begin():
+        s.delete(s.get_one(User, bob))  # bob's session has not noticed yet
+    committer = Committer(_HeldCommit(db, hold_the_first), hub, Limits())
+    committer.start()
+    try:
+        committer.submit(
+            PendingSend(sender, NewMessage(alice, "alice", "m0", "r0", room="general"))
+        )
+        assert holding.wait(5), "the committer never took the first send"
+        for origin, user_id, name in (
+            (sender, alice, "alice"),
+            (receiver, bob, "bob"),
+            (third, carol, "carol"),
+        ):
+            message = NewMessage(user_id, name, f"from {name}", f"{name}-1", room="general")
+            committer.submit(PendingSend(origin, message))
+        release.set()  # the three wait in the queue: one batch
+        acks = [e for e in sender.events(3) if isinstance(e, Ack)]
+        refusal = next(e for e in receiver.events(3) if isinstance(e, Error))
+        carol_ack = next(e for e in third.events(3) if isinstance(e, Ack))
+    finally:
+        release.set()
+        committer.stop()
+    assert [a.ref for a in acks] == ["r0", "alice-1"]
+    assert (refusal.code, refusal.ref) == (ErrorCode.SERVER_ERROR, "bob-1")
+    assert carol_ack.ref == "carol-1"
+    stored = ChatStore(db).room_history("general", before=None, limit=10)[0]
+    assert [m.body for m in stored] == ["m0", "from alice", "from carol"]

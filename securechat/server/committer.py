@@ -11,7 +11,8 @@ batch n is written to fifty sockets, batch n+1 is already being committed, so a 
 never waits for an earlier message's fan-out before its own commit starts. Batches leave
 the committer in commit order and one thread delivers them all, so every recipient sees
 messages in id order. If a commit fails nothing is acked: senders get ``server_error`` and
-may resend with the same ``ref``.
+may resend with the same ``ref``. A send the store refuses alone (its recipient, room or
+sender was deleted meanwhile) gets its own error; the rest of its batch is stored and acked.
 
 The same transaction records when users last logged in (``note_login``). Login times wait
 for the next message commit, or at most ``LOGIN_FLUSH_SECONDS``, so a reconnect storm
@@ -66,6 +67,15 @@ def to_event(stored: StoredMessage) -> Message:
         room=stored.room,
         to=stored.to,
     )
+
+
+def _refusal(code: ErrorCode, message: NewMessage) -> str:
+    """Why the store refused one send of a batch (the others were stored)."""
+    if code is ErrorCode.NO_SUCH_USER:
+        return f"no user {message.to!r}"
+    if code is ErrorCode.NO_SUCH_ROOM:
+        return f"no room {message.room!r}"
+    return "the message could not be stored: its sender no longer exists"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -294,7 +304,7 @@ class Committer:
             ref = pending.message.ref
             if isinstance(result, ErrorCode):
                 reply: Ack | Error = Error(
-                    code=result, message=f"no user {pending.message.to!r}", ref=ref
+                    code=result, message=_refusal(result, pending.message), ref=ref
                 )
             else:
                 stored, is_new = result
