@@ -4,12 +4,13 @@ Theory of operation: the connection's thread feeds every byte it reads to
 :meth:`ServerSession.receive_data` and then pulls requests with
 :meth:`ServerSession.next_request` until it returns None. Each item is either a valid
 request that the current state allows, or a :class:`ProtocolError` to answer with an
-``error`` frame. A caller that meters frames before paying for their JSON pulls them in
-two steps instead: :meth:`next_frame` for the payload, then :meth:`decode` for the item. A fatal error (lost framing, anything before login) moves the session to
+``error`` frame. A fatal error (lost framing, anything before login) moves the session to
 CLOSED; the caller sends the error and closes. When an ``auth`` request comes out, the
 session pauses (AUTHENTICATING) and yields nothing more, even if the client pipelined
 further frames, until the caller reports the outcome with :meth:`login_succeeded` or
-:meth:`login_failed`. Everything that decides what a peer may send lives in ``ALLOWED``.
+:meth:`login_failed`. A caller that meters frames before paying for their JSON takes the
+two steps of ``next_request`` itself: :meth:`next_frame`, then :meth:`decode`. Everything
+that decides what a peer may send lives in ``ALLOWED``.
 """
 
 from __future__ import annotations

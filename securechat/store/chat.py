@@ -270,9 +270,8 @@ class ChatStore:
         users_left = set(conn.execute(_USERS_LEFT, {"ids": senders}).scalars())
         names = list({m.room for m in batch if m.room is not None})
         rooms_left = set(conn.execute(_ROOMS_LEFT, {"names": names}).scalars()) if names else set()
-        for room in names:
-            if room not in rooms_left:
-                self._room_ids.pop(room, None)
+        for room in names:  # a cached id may be a deleted room's, even if the name is back
+            self._room_ids.pop(room, None)
         gone: dict[int, ErrorCode] = {}
         for index, message in enumerate(batch):
             if message.sender_id not in users_left:
