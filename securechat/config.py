@@ -80,6 +80,12 @@ class Limits:
     max_connections: int = 10000
     max_unauthenticated: int = 256
     max_unauthenticated_per_ip: int = 32
+    # Logged-in sessions: a person's laptop, desktop, phone and scripts, with room to spare.
+    max_sessions_per_user: int = 32
+    # One address may be an office NAT, a VPN gateway or a terminal server with a whole
+    # floor behind it: 256 seats 100 people with two sessions each, while one machine,
+    # whatever accounts it holds, still takes at most 2.6 % of max_connections.
+    max_sessions_per_address: int = 256
     handshake_timeout: float = 10.0
     auth_timeout: float = 10.0
     idle_timeout: float = 90.0
@@ -91,7 +97,9 @@ class Limits:
     rate_burst: int = 400
     history_default: int = 50
     history_limit: int = 500
-    sync_page: int = 1000
+    sync_page: int = 1000  # messages in one sync reply, at most...
+    sync_reply_bytes: int = 4 * 65536  # ...and bytes, as it is queued whole, outside the outbox
+    rooms_page: int = 1000  # rooms in one rooms reply, at most, and never more than one frame
     hash_concurrency: int = 1  # argon2 checks at once; each already keeps 4 lanes busy
     token_ttl: float = 7 * 24 * 3600.0  # resume tokens: a week, then a password again
     max_tokens_per_user: int = 32  # a login past this revokes the user's oldest token
@@ -100,7 +108,8 @@ class Limits:
     certificate_retry_interval: float = 10.0  # after refusing new certificate files (half-copied?)
     presence_interval: float = 0.1  # presence changes are announced in batches this often
     commit_batch: int = 512  # sends stored by one commit, at most
-    commit_queue: int = 50_000  # sends waiting for the disk; more are refused as overload
+    commit_queue: int = 50_000  # sends waiting for the disk; more are refused as overload...
+    commit_queue_bytes: int = 32 * 1024 * 1024  # ...as are more than this in their bodies
     shutdown_grace: float = 3.0
 
 

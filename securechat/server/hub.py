@@ -23,6 +23,7 @@ of its rooms and receives none of its messages.
 
 from __future__ import annotations
 
+import bisect
 import threading
 from collections.abc import Iterable, Mapping
 from typing import Protocol
@@ -56,6 +57,7 @@ class Hub:
             room: set(users) for room, users in memberships.items()
         }
         self._owners: dict[str, int] = dict(owners or {})  # name -> the account id it means
+        self._names = sorted(self._members)  # every room, for paging through them by name
         self._rooms_of: dict[str, set[str]] = {}
         for room, users in self._members.items():
             for user in users:
@@ -170,6 +172,8 @@ class Hub:
         """Record that ``joiner.user`` is in ``room`` (already stored); return members, online."""
         user = joiner.user
         with self._lock:
+            if room not in self._members:
+                bisect.insort(self._names, room)
             members = self._members.setdefault(room, set())
             is_new = user not in members
             members.add(user)
@@ -203,12 +207,18 @@ class Hub:
         with self._lock:
             return sorted(self._rooms_of.get(user, ()))
 
-    def room_list(self, user: str) -> list[RoomInfo]:
+    def room_list(self, user: str, *, after: str | None, limit: int) -> tuple[list[RoomInfo], bool]:
+        """Up to ``limit`` rooms named after ``after``, in name order; True if more follow."""
         with self._lock:
-            return [
-                RoomInfo(name=room, members=len(members), joined=user in members)
-                for room, members in sorted(self._members.items())
+            start = 0 if after is None else bisect.bisect_right(self._names, after)
+            names = self._names[start : start + limit + 1]
+            page = [
+                RoomInfo(
+                    name=room, members=len(self._members[room]), joined=user in self._members[room]
+                )
+                for room in names[:limit]
             ]
+        return page, len(names) > limit
 
     def room_targets(self, room: str) -> tuple[Member, ...]:
         """Every online session of every member of ``room`` (a snapshot)."""

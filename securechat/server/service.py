@@ -7,6 +7,7 @@ back the events it returns. Nothing here touches a socket. Refusals are raised a
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -45,6 +46,7 @@ from securechat.protocol.messages import (
     Welcome,
     Who,
     encode,
+    encode_object,
 )
 from securechat.protocol.names import normalize_name
 from securechat.server.committer import Committer, PendingSend, to_event
@@ -190,7 +192,18 @@ class ChatService:
         return [Left(room=request.room, ref=request.ref)]
 
     def _rooms(self, session: Session, request: ListRooms) -> list[Event]:
-        return [RoomList(rooms=tuple(self._hub.room_list(session.user)), ref=request.ref)]
+        """One page of rooms after ``request.after``: at most ``rooms_page``, and one frame."""
+        rooms, more = self._hub.room_list(
+            session.user, after=request.after, limit=self._limits.rooms_page
+        )
+        budget = self._limits.max_frame - HEADER_SIZE
+        size = len(encode(RoomList(rooms=(), more=True, ref=request.ref)))
+        for keep, room in enumerate(rooms):
+            size += len(encode_object(dataclasses.asdict(room))) + 1  # and a comma
+            if size > budget:
+                rooms, more = rooms[:keep], True
+                break
+        return [RoomList(rooms=tuple(rooms), more=more, ref=request.ref)]
 
     def _who(self, session: Session, request: Who) -> list[Event]:
         return [Online(online=tuple(self._hub.online_users()), ref=request.ref)]
@@ -236,14 +249,32 @@ class ChatService:
         return HistoryPage(messages=tuple(messages[len(messages) - keep :]), more=more, ref=ref)
 
     def _sync(self, session: Session, request: Sync) -> list[Event]:
+        """Messages after ``since``, then ``synced``: at most ``sync_reply_bytes`` in all.
+
+        The reply is queued whole, beside the outbox and its bound, so it is cut by bytes
+        (always keeping one message, to make progress): ``more`` says where it stopped.
+        """
         newest = self._store.last_message_id()  # read first: later commits get larger ids
-        page_size = self._limits.sync_page
-        page = self._store.sync(session.account.id, since=request.since, limit=page_size)
-        more = len(page) == page_size
-        last_id = page[-1].id if more else max(newest, request.since, *(m.id for m in page[-1:]))
-        events: list[Event] = [to_event(m) for m in page]
-        events.append(Synced(last_id=last_id, more=more, ref=request.ref))
-        return events
+        limits = self._limits
+        page, more = self._store.sync(
+            session.account.id,
+            since=request.since,
+            limit=limits.sync_page,
+            max_chars=limits.sync_reply_bytes,  # a character is at least a byte in the reply
+        )
+        size = HEADER_SIZE + len(encode(Synced(last_id=2**63 - 1, more=True, ref=request.ref)))
+        messages: list[Message] = []
+        for stored in page:
+            message = to_event(stored)
+            size += HEADER_SIZE + len(encode(message))
+            if messages and size > limits.sync_reply_bytes:
+                more = True
+                break
+            messages.append(message)
+        last_id = (
+            messages[-1].id if more else max(newest, request.since, *(m.id for m in page[-1:]))
+        )
+        return [*messages, Synced(last_id=last_id, more=more, ref=request.ref)]
 
     def _require_member(self, room: str, user: str) -> None:
         if not self._hub.is_member(room, user):
