@@ -20,6 +20,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 from securechat.store.database import create_database_engine
+from securechat.store.migrate import foreign_keys_off
 from securechat.store.models import Base
 
 config = context.config
@@ -67,7 +68,7 @@ def run_migrations_online() -> None:
         return
     engine = create_database_engine(_database_url())
     try:
-        with engine.connect() as connection:
+        with engine.connect() as connection, foreign_keys_off(connection):
             _run_on(connection)
     finally:
         engine.dispose()

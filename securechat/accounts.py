@@ -6,6 +6,12 @@ are indistinguishable: an unknown user, a wrong password and a disabled account 
 same :class:`AuthenticationError`, and an unknown user is verified against a dummy hash so
 the time taken matches too. Hashing never happens inside a database transaction.
 
+A password check takes a while and runs outside any transaction, so ``passwd`` or
+``disable`` may commit while it runs. A login therefore ends with one transaction that
+succeeds only if the hash it verified and the credentials time it read are still the
+stored ones, and the resume token, if any, is issued in that same transaction: a login
+that raced a credential change gets neither a session nor a token.
+
 Callers get frozen :class:`Account` values; ORM rows and sessions never leave this module.
 """
 
@@ -22,7 +28,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import Row, bindparam, delete, select
+from sqlalchemy import CursorResult, Row, bindparam, delete, false, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -95,10 +101,22 @@ def _to_account(user: User | Row[*tuple[Any, ...]]) -> Account:
     )
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Checked:
+    """A verified password, and the stored state the verification was made against."""
+
+    user_id: int
+    password_hash: str
+    credentials_changed_at: dt.datetime | None
+    new_hash: str | None  # a rehash with the current parameters, if they changed
+
+
 # Built once: a token login is the hot path of a reconnect storm after a restart, where
 # building the statement and loading an ORM object would cost more than the query itself.
 _TOKEN_LOGIN = (
-    select(*_ACCOUNT_COLUMNS, ResumeToken.expires_at)
+    select(
+        *_ACCOUNT_COLUMNS, ResumeToken.created_at.label("token_created_at"), ResumeToken.expires_at
+    )
     .join(ResumeToken, ResumeToken.user_id == User.id)
     .where(ResumeToken.token_hash == bindparam("token_hash"))
 )
@@ -112,6 +130,28 @@ def _credentials_changed(session: Session, user: User) -> None:
     # Live sessions opened before this time are ended by the server; tokens stop working.
     user.credentials_changed_at = utcnow()
     session.execute(delete(ResumeToken).where(ResumeToken.user_id == user.id))
+
+
+def _add_token(session: Session, user_id: int, token_hash: str, *, ttl: float, keep: int) -> None:
+    """Store a new token; drop the user's expired ones and the oldest beyond ``keep``."""
+    now = utcnow()
+    session.add(ResumeToken(
+        user_id=user_id, token_hash=token_hash, created_at=now,
+        expires_at=now + dt.timedelta(seconds=ttl),
+    ))  # fmt: skip
+    session.flush()
+    newest = (
+        select(ResumeToken.id)
+        .where(ResumeToken.user_id == user_id)
+        .order_by(ResumeToken.created_at.desc(), ResumeToken.id.desc())
+        .limit(keep)
+    )
+    session.execute(
+        delete(ResumeToken).where(
+            ResumeToken.user_id == user_id,
+            (ResumeToken.expires_at <= now) | ResumeToken.id.not_in(newest.scalar_subquery()),
+        )
+    )
 
 
 def _find(session: Session, name: str) -> User | None:
@@ -184,39 +224,95 @@ class Accounts:
         except IntegrityError as error:
             raise UserExistsError(f"user {name} already exists") from error
 
-    def authenticate(self, name: str, password: str, *, record_login: bool = True) -> Account:
+    def authenticate(self, name: str, password: str) -> Account:
         """Check a login, record its time and upgrade the hash if the parameters changed.
 
-        The server passes ``record_login=False`` and records the time with its group commit.
+        Raises:
+            AuthenticationError: unknown user, wrong password or disabled account (one message),
+                or the credentials changed while they were being checked.
+        """
+        checked = self._check(name, password)
+        with self._db.session() as session, session.begin():
+            row = self._confirm(session, checked, last_login_at=utcnow())
+            return _to_account(row)
+
+    def log_in(
+        self, name: str, password: str, *, token_ttl: float, max_tokens: int
+    ) -> tuple[Account, str]:
+        """The server's password login: check it and issue a resume token in one transaction.
+
+        The token is valid ``token_ttl`` seconds; the user's oldest tokens beyond
+        ``max_tokens`` are revoked. The server records the login time with its group commit.
 
         Raises:
-            AuthenticationError: unknown user, wrong password or disabled account (one message).
+            AuthenticationError: as :meth:`authenticate`.
+        """
+        checked = self._check(name, password)
+        token = secrets.token_urlsafe(32)  # 256 bits
+        with self._db.session() as session, session.begin():
+            row = self._confirm(session, checked, last_login_at=None)
+            _add_token(session, row.id, _token_hash(token), ttl=token_ttl, keep=max_tokens)
+            return _to_account(row), token
+
+    def _check(self, name: str, password: str) -> _Checked:
+        """Verify ``password`` against the stored hash, outside any transaction.
+
+        Raises:
+            AuthenticationError: as :meth:`authenticate`.
         """
         if len(password) > self._policy.max_length:
             raise AuthenticationError(AUTH_FAILED)
         dummy = self._get_dummy_hash()
         canonical = normalize_name(name)
+        found: _Checked | None = None
         with self._db.session() as session:
             user = _find(session, canonical) if canonical is not None else None
-            found = (user.id, user.password_hash, user.is_disabled) if user else None
-        user_id, stored_hash, is_disabled = found or (None, dummy, True)
+            if user is not None:
+                changed_at = user.credentials_changed_at
+                found = _Checked(user.id, user.password_hash, changed_at, new_hash=None)
+            is_disabled = user is None or user.is_disabled
         password = _normalize_password(password)
-        if not self._verify(stored_hash, password) or is_disabled or user_id is None:
+        stored_hash = dummy if found is None else found.password_hash
+        if not self._verify(stored_hash, password) or is_disabled or found is None:
             raise AuthenticationError(AUTH_FAILED)
-        new_hash = None
         if self._hasher.check_needs_rehash(stored_hash):
-            new_hash = self._hasher.hash(password)
-        # With nothing to change the ORM writes nothing: no write lock, no fsync.
-        with self._db.session() as session, session.begin():
-            row = session.get(User, user_id)
-            if row is None or row.is_disabled:
-                raise AuthenticationError(AUTH_FAILED)
-            if record_login:
-                row.last_login_at = utcnow()
-            # Only upgrade the hash we verified: a concurrent passwd must win.
-            if new_hash is not None and row.password_hash == stored_hash:
-                row.password_hash = new_hash
-            return _to_account(row)
+            return dataclasses.replace(found, new_hash=self._hasher.hash(password))
+        return found
+
+    def _confirm(
+        self, session: Session, checked: _Checked, *, last_login_at: dt.datetime | None
+    ) -> User:
+        """In the login's transaction: the user, if nothing changed since ``checked`` was read.
+
+        The conditional UPDATE comes first, so it also takes the write lock: no ``passwd``
+        can commit between this check and the end of the transaction (SQLite starts a
+        transaction at its first write). It stores the rehash, if any, in the same step.
+
+        Raises:
+            AuthenticationError: the user was deleted, disabled, or given new credentials.
+        """
+        changed_at = User.credentials_changed_at
+        values: dict[str, object] = {"password_hash": checked.new_hash or checked.password_hash}
+        if last_login_at is not None:
+            values["last_login_at"] = last_login_at
+        result = session.execute(
+            update(User)
+            .where(
+                User.id == checked.user_id,
+                User.password_hash == checked.password_hash,
+                changed_at.is_(None)
+                if checked.credentials_changed_at is None
+                else changed_at == checked.credentials_changed_at,
+                User.is_disabled == false(),
+            )
+            .values(values)
+            .execution_options(synchronize_session=False)
+        )
+        if not isinstance(result, CursorResult) or result.rowcount != 1:
+            raise AuthenticationError(AUTH_FAILED)
+        row = session.get(User, checked.user_id)
+        assert row is not None  # updated a moment ago, under this transaction's write lock
+        return row
 
     def _verify(self, stored_hash: str, password: str) -> bool:
         try:
@@ -273,29 +369,14 @@ class Accounts:
 
     # --- resume tokens --------------------------------------------------------------
 
-    def issue_token(self, account: Account, *, ttl: float) -> str:
-        """A new random resume token for ``account``, valid ``ttl`` seconds; only its hash is kept."""
-        token = secrets.token_urlsafe(32)  # 256 bits
-        now = utcnow()
-        with self._db.session() as session, session.begin():
-            session.execute(
-                delete(ResumeToken).where(
-                    ResumeToken.user_id == account.id, ResumeToken.expires_at <= now
-                )
-            )
-            session.add(ResumeToken(
-                user_id=account.id, token_hash=_token_hash(token), created_at=now,
-                expires_at=now + dt.timedelta(seconds=ttl),
-            ))  # fmt: skip
-        return token
-
     def authenticate_token(self, name: str, token: str) -> Account:
         """Log in with a resume token instead of the password; read-only.
 
         Only the server takes token logins, and it records their time with its group commit.
 
         Raises:
-            AuthenticationError: unknown, expired or revoked token, or a disabled account.
+            AuthenticationError: unknown, expired or revoked token, a disabled account, or a
+                token issued before the user's credentials last changed.
         """
         canonical = normalize_name(name)
         with self._db.transaction() as connection:
@@ -304,7 +385,20 @@ class Accounts:
                 raise AuthenticationError(AUTH_FAILED)
             if row.name != canonical or row.is_disabled or row.expires_at <= utcnow():
                 raise AuthenticationError(AUTH_FAILED)
+            changed_at = row.credentials_changed_at
+            if changed_at is not None and row.token_created_at < changed_at:
+                raise AuthenticationError(AUTH_FAILED)
             return _to_account(row)
+
+    def revoke_token(self, token: str) -> None:
+        """Forget one resume token (the client said ``bye``); unknown tokens are ignored."""
+        with self._db.session() as session, session.begin():
+            session.execute(delete(ResumeToken).where(ResumeToken.token_hash == _token_hash(token)))
+
+    def ids(self) -> dict[str, int]:
+        """Every user's name and id (ids are never reused, so a new id means a new user)."""
+        with self._db.session() as session:
+            return {name: user_id for name, user_id in session.execute(select(User.name, User.id))}
 
     def current(self, names: Iterable[str]) -> dict[str, Account]:
         """The accounts that exist now among ``names`` (to notice changes under live sessions)."""

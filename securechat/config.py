@@ -44,13 +44,29 @@ class PasswordPolicy:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class ThrottlePolicy:
-    """Login throttling (docs/security.md, "Login throttling"); times in seconds."""
+    """Login throttling (docs/security.md, "Login throttling"); times in seconds.
+
+    An "address" is the source IPv4 address, or the /``ipv6_prefix`` network of an IPv6 one.
+    """
 
     free_failures: int = 5  # per (user, address): delays start with the 6th failure in a row
     free_failures_per_address: int = 20  # per address, across every user name tried
+    # Per account, counting only addresses it has never logged in from: a colleague's few
+    # stray attempts, not a campaign spread over many addresses. Past it, one guess per
+    # delay for the whole account (at most about 300 a day at the cap).
+    free_failures_per_account: int = 10
     first_delay: float = 1.0  # then doubling with every further failure...
     max_delay: float = 300.0  # ...up to five minutes
     forget_after: float = 900.0  # a key with no failure for 15 minutes starts over
+    # An account's record lasts a day, so a slow campaign stays at the cap instead of
+    # starting over every 15 minutes.
+    account_forget_after: float = 24 * 3600.0
+    # Addresses that logged in as an account are spared its per-account delay: a desktop,
+    # a laptop, a VPN and the office NAT, with room to spare. The oldest is dropped first.
+    known_addresses_per_account: int = 16
+    known_address_ttl: float = 30 * 24 * 3600.0  # a month after its last login: a holiday
+    # An IPv6 host is usually given a whole /64 and may pick any address in it.
+    ipv6_prefix: int = 64
     max_keys: int = 100_000  # bounds the table's memory (about 200 bytes a key)
 
 
@@ -63,6 +79,12 @@ class Limits:
     max_connections: int = 10000
     max_unauthenticated: int = 256
     max_unauthenticated_per_ip: int = 32
+    # Logged-in sessions: a person's laptop, desktop, phone and scripts, with room to spare.
+    max_sessions_per_user: int = 32
+    # One address may be an office NAT, a VPN gateway or a terminal server with a whole
+    # floor behind it: 256 seats 100 people with two sessions each, while one machine,
+    # whatever accounts it holds, still takes at most 2.6 % of max_connections.
+    max_sessions_per_address: int = 256
     handshake_timeout: float = 10.0
     auth_timeout: float = 10.0
     idle_timeout: float = 90.0
@@ -74,15 +96,19 @@ class Limits:
     rate_burst: int = 400
     history_default: int = 50
     history_limit: int = 500
-    sync_page: int = 1000
+    sync_page: int = 1000  # messages in one sync reply, at most...
+    sync_reply_bytes: int = 4 * 65536  # ...and bytes, as it is queued whole, outside the outbox
+    rooms_page: int = 1000  # rooms in one rooms reply, at most, and never more than one frame
     hash_concurrency: int = 1  # argon2 checks at once; each already keeps 4 lanes busy
     token_ttl: float = 7 * 24 * 3600.0  # resume tokens: a week, then a password again
+    max_tokens_per_user: int = 32  # a login past this revokes the user's oldest token
     account_check_interval: float = 2.0  # how soon passwd/disable/deluser end live sessions
     certificate_check_interval: float = 3600.0  # how often serve looks at its certificate's expiry
     certificate_retry_interval: float = 10.0  # after refusing new certificate files (half-copied?)
     presence_interval: float = 0.1  # presence changes are announced in batches this often
     commit_batch: int = 512  # sends stored by one commit, at most
-    commit_queue: int = 50_000  # sends waiting for the disk; more are refused as overload
+    commit_queue: int = 50_000  # sends waiting for the disk; more are refused as overload...
+    commit_queue_bytes: int = 32 * 1024 * 1024  # ...as are more than this in their bodies
     shutdown_grace: float = 3.0
 
 

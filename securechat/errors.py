@@ -19,6 +19,7 @@ boundary that calls the library, with ``raise ... from exc``::
     │   ├── TooLarge                  too_large
     │   └── RateLimited               rate_limited (carries retry_after)
     ├── AuthenticationError           auth_failed
+    ├── TooManySessions               too_many_sessions (at login: close)
     ├── UserError                     a local user-management mistake
     │   ├── InvalidUserName
     │   ├── WeakPassword
@@ -55,6 +56,7 @@ class ErrorCode(enum.StrEnum):
     SERVER_ERROR = "server_error"
     SHUTTING_DOWN = "shutting_down"
     UNSUPPORTED_PROTOCOL = "unsupported_protocol"
+    TOO_MANY_SESSIONS = "too_many_sessions"
 
 
 class SecureChatError(Exception):
@@ -141,6 +143,12 @@ class AuthenticationError(SecureChatError):
     """Unknown user, wrong password or disabled account: deliberately indistinguishable."""
 
     code = ErrorCode.AUTH_FAILED
+
+
+class TooManySessions(SecureChatError):
+    """A login that would exceed the logged-in sessions allowed per user or per address."""
+
+    code = ErrorCode.TOO_MANY_SESSIONS
 
 
 class UserError(SecureChatError):

@@ -214,6 +214,15 @@ def test_delete_removes_the_user(accounts: Accounts) -> None:
         accounts.delete("alice")
 
 
+def test_user_ids_are_never_reused(accounts: Accounts) -> None:
+    alice = accounts.add("alice", PASSWORD)
+    first = accounts.add("bob", PASSWORD)  # the highest id, which SQLite would hand out again
+    accounts.delete("bob")
+    again = accounts.add("bob", PASSWORD)
+    assert again.id > first.id
+    assert accounts.ids() == {"alice": alice.id, "bob": again.id}
+
+
 def test_disable_blocks_logins_and_enable_restores_them(accounts: Accounts) -> None:
     accounts.add("alice", PASSWORD)
     accounts.set_disabled("alice", True)

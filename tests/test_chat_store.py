@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -11,7 +12,7 @@ from securechat.errors import ErrorCode
 from securechat.store import chat
 from securechat.store.chat import ChatStore, NewMessage, StoredMessage
 from securechat.store.database import Database
-from securechat.store.models import User
+from securechat.store.models import Membership, Room, User
 
 
 @pytest.fixture(params=["sqlite", "portable"])
@@ -99,7 +100,7 @@ def test_no_message_query_scans_the_whole_table(db: Database, store: ChatStore) 
         store.room_history("general", before=None, limit=50)
         store.room_history("general", before=1000, limit=50)
         store.direct_history(alice, bob, before=None, limit=50)
-        store.sync(alice, since=1900, limit=500)
+        store.sync(alice, since=1900, limit=500, max_chars=1 << 20)
     finally:
         event.remove(db.engine, "before_cursor_execute", record)
     assert len(statements) >= 5
@@ -160,3 +161,151 @@ def test_a_resend_to_a_since_deleted_user_returns_the_first_copy(
         NewMessage(alice, "alice", "still there?", "d2", to="bob"),
     ])  # fmt: skip
     assert again == [(sent, False), ErrorCode.NO_SUCH_USER]
+
+
+# --- sync ------------------------------------------------------------------------------------
+
+
+def _synced(store: ChatStore, user_id: int, since: int, limit: int) -> list[StoredMessage]:
+    page, _ = store.sync(user_id, since=since, limit=limit, max_chars=1 << 20)
+    return page
+
+
+def _in_rooms(db: Database, user_id: int, names: list[str]) -> None:
+    """Make ``user_id`` a member of many new rooms in one transaction."""
+    with db.session() as s, s.begin():
+        rooms = [Room(name=name) for name in names]
+        s.add_all(rooms)
+        s.flush()
+        s.add_all(Membership(room_id=room.id, user_id=user_id) for room in rooms)
+
+
+def test_sync_returns_the_users_rooms_and_conversations_once_each_in_id_order(
+    db: Database,
+) -> None:
+    alice, bob, carol = _users(db, "alice", "bob", "carol")
+    store = ChatStore(db)
+    store.join(alice, "general")
+    store.join(bob, "general")
+    store.join(carol, "secret")
+    store.save_messages([
+        NewMessage(bob, "bob", "in general", "1", room="general"),
+        NewMessage(carol, "carol", "in a room alice is not in", "2", room="secret"),
+        NewMessage(bob, "bob", "bob to alice", "3", to="alice"),
+        NewMessage(alice, "alice", "alice to carol", "4", to="carol"),
+        NewMessage(alice, "alice", "alice to herself", "5", to="alice"),
+        NewMessage(carol, "carol", "carol to bob", "6", to="bob"),
+        NewMessage(alice, "alice", "alice in general", "7", room="general"),
+    ])  # fmt: skip
+    seen = ["in general", "bob to alice", "alice to carol", "alice to herself", "alice in general"]
+    page = _synced(store, alice, 0, 10)
+    assert [m.body for m in page] == seen
+    assert [m.id for m in page] == sorted(m.id for m in page)
+    assert [m.body for m in _synced(store, alice, page[1].id, 2)] == seen[2:4]
+
+
+def test_sync_covers_a_user_in_more_rooms_than_one_query_takes(db: Database) -> None:
+    alice, bob = _users(db, "alice", "bob")
+    names = [f"room-{n:03}" for n in range(450)]  # more than SQLite's 500 compound terms
+    _in_rooms(db, alice, names)
+    _in_rooms(db, bob, ["elsewhere"])
+    store = ChatStore(db)
+    store.save_messages([
+        NewMessage(alice, "alice", name, name, room=name) for name in reversed(names)
+    ])  # fmt: skip
+    store.save_messages([NewMessage(bob, "bob", "not for alice", "x", room="elsewhere")])
+    page = _synced(store, alice, 0, 1000)
+    assert [m.body for m in page] == list(reversed(names))
+    assert [m.body for m in _synced(store, alice, 0, 3)] == names[:-4:-1]
+
+
+def test_sync_stops_once_the_bodies_reach_max_chars(db: Database) -> None:
+    alice, bob = _users(db, "alice", "bob")
+    store = ChatStore(db)
+    store.join(alice, "general")
+    store.save_messages([
+        NewMessage(bob, "bob", str(n) * 100, str(n), room="general") for n in range(10)
+    ])  # fmt: skip
+    page, more = store.sync(alice, since=0, limit=100, max_chars=250)
+    assert ([m.body[0] for m in page], more) == (["0", "1", "2"], True)  # 300 >= 250: stop
+    page, more = store.sync(alice, since=page[-1].id, limit=100, max_chars=10_000)
+    assert ([m.body[0] for m in page], more) == (list("3456789"), False)
+    page, more = store.sync(alice, since=0, limit=4, max_chars=10_000)
+    assert (len(page), more) == (4, True)
+    assert store.sync(alice, since=page[-1].id + 6, limit=4, max_chars=10_000) == ([], False)
+
+
+_INDEX_RANGE = re.compile(
+    r"SEARCH messages USING (COVERING )?INDEX "
+    r"(ix_messages_room_id_id \(room_id=\? AND id>\?\)"
+    r"|ix_messages_direct_recipient_id_id \(recipient_id=\? AND id>\?\)"
+    r"|ix_messages_direct_sender_id_id \(sender_id=\? AND id>\?\))"
+    r"|SEARCH messages USING INTEGER PRIMARY KEY \(rowid=\?\)"
+)
+
+
+def test_sync_reads_only_id_ranges_of_indexes_and_never_sorts(db: Database) -> None:
+    """Each room and each direction of direct messages is one index range, read in id order.
+
+    So SQLite merges the ranges and stops after ``limit`` ids: nothing is scanned, and
+    nothing is gathered into a temporary B-tree to be sorted, however long the history.
+    """
+    alice, bob = _users(db, "alice", "bob")
+    store = ChatStore(db)
+    store.join(alice, "general")
+    store.join(bob, "other")
+    for page in range(5):
+        store.save_messages([
+            NewMessage(bob, "bob", "elsewhere", f"{page}-{i}", room="other") for i in range(200)
+        ])  # fmt: skip
+    store.save_messages([
+        NewMessage(bob, "bob", "to alice", "d1", to="alice"),
+        NewMessage(alice, "alice", "to bob", "d2", to="bob"),
+        NewMessage(alice, "alice", "hi", "g1", room="general"),
+    ])  # fmt: skip
+    statements: list[tuple[str, Any]] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        if "messages" in statement:
+            statements.append((statement, parameters))
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        assert [m.body for m in _synced(store, alice, 0, 50)] == [
+            "to alice",
+            "to bob",
+            "hi",
+        ]
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
+    raw = db.engine.raw_connection()
+    try:
+        for statement, parameters in statements:
+            plan = raw.cursor().execute("EXPLAIN QUERY PLAN " + statement, parameters).fetchall()
+            details = [row[3] for row in plan]
+            assert not any("TEMP B-TREE" in d for d in details), (statement, details)
+            on_messages = [d for d in details if " messages " in f"{d} "]
+            assert all(_INDEX_RANGE.fullmatch(d) for d in on_messages), (statement, details)
+    finally:
+        raw.close()
+
+
+def test_a_row_whose_sender_was_deleted_is_refused_alone(db: Database, store: ChatStore) -> None:
+    alice, bob, carol = _users(db, "alice", "bob", "carol")
+    for user in (alice, bob, carol):
+        store.join(user, "general")
+    store.save_messages([NewMessage(bob, "bob", "before", "b0", room="general")])
+    with db.session() as s, s.begin():  # deluser while bob's next send waits for the disk
+        s.delete(s.get_one(User, bob))
+    results = store.save_messages([
+        NewMessage(alice, "alice", "one", "a1", room="general"),
+        NewMessage(bob, "bob", "from a deleted user", "b1", room="general"),
+        NewMessage(carol, "carol", "two", "c1", room="general"),
+        NewMessage(alice, "alice", "three", "a2", to="carol"),
+    ])  # fmt: skip
+    assert results[1] == ErrorCode.SERVER_ERROR
+    assert [_saved(results[i]).body for i in (0, 2, 3)] == ["one", "two", "three"]
+    history = store.room_history("general", before=None, limit=10)[0]
+    assert [m.body for m in history] == ["before", "one", "two"]
+    later = store.save_messages([NewMessage(carol, "carol", "four", "c2", room="general")])
+    assert _saved(later[0]).body == "four"  # the store, and a kept connection, still work

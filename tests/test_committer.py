@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import queue
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -235,3 +236,81 @@ def test_sends_beyond_the_queue_bound_are_refused_as_overload(db: Database) -> N
     overloaded = "the server is overloaded; resend later with the same ref"
     assert outcomes == ["queued"] * 4 + [overloaded] * 4
     assert [a.ref for a in sender.events(4)] == ["r0", "r1", "r2", "r3"]  # type: ignore[attr-defined]
+
+
+def test_sends_beyond_the_queued_bytes_bound_are_refused_as_overload(db: Database) -> None:
+    (alice, _, _), hub, sender, _ = _room_of_three(db)
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        holding.set()
+        release.wait(5)
+
+    body = "x" * 4000  # max_body: each waiting send holds about 4 KiB
+    bound = 40 * sys.getsizeof(body)
+    committer = Committer(_HeldCommit(db, hold), hub, Limits(commit_queue_bytes=bound))
+    committer.start()
+    outcomes: list[str] = []
+    try:
+        committer.submit(
+            PendingSend(sender, NewMessage(alice, "alice", body, "r0", room="general"))
+        )
+        assert holding.wait(5), "the committer never took the first send"
+        for n in range(1, 200):  # commit_queue (a count) is 50,000: only the bytes can refuse
+            message = NewMessage(alice, "alice", body, f"r{n}", room="general")
+            try:
+                committer.submit(PendingSend(sender, message))
+                outcomes.append("queued")
+            except ServerError as exc:
+                outcomes.append(exc.message)
+                break
+    finally:
+        release.set()
+        committer.stop()
+    # Checked before each put: 40 bodies reach the bound, the 41st is refused.
+    overloaded = "the server is overloaded; resend later with the same ref"
+    assert outcomes == ["queued"] * 40 + [overloaded]
+    assert len(sender.events(41)) == 41  # every queued send is stored and acked
+
+
+def test_a_send_whose_sender_was_deleted_fails_alone_and_its_batch_is_acked(
+    db: Database,
+) -> None:
+    (alice, bob, carol), hub, sender, receiver = _room_of_three(db)
+    third = _Inbox("carol")
+    hub.connect(third)
+    holding, release = threading.Event(), threading.Event()
+
+    def hold_the_first() -> None:
+        if not holding.is_set():
+            holding.set()
+            release.wait(5)
+
+    with db.session() as s, s.begin():
+        s.delete(s.get_one(User, bob))  # bob's session has not noticed yet
+    committer = Committer(_HeldCommit(db, hold_the_first), hub, Limits())
+    committer.start()
+    try:
+        committer.submit(
+            PendingSend(sender, NewMessage(alice, "alice", "m0", "r0", room="general"))
+        )
+        assert holding.wait(5), "the committer never took the first send"
+        for origin, user_id, name in (
+            (sender, alice, "alice"),
+            (receiver, bob, "bob"),
+            (third, carol, "carol"),
+        ):
+            message = NewMessage(user_id, name, f"from {name}", f"{name}-1", room="general")
+            committer.submit(PendingSend(origin, message))
+        release.set()  # the three wait in the queue: one batch
+        acks = [e for e in sender.events(3) if isinstance(e, Ack)]
+        refusal = next(e for e in receiver.events(3) if isinstance(e, Error))
+        carol_ack = next(e for e in third.events(3) if isinstance(e, Ack))
+    finally:
+        release.set()
+        committer.stop()
+    assert [a.ref for a in acks] == ["r0", "alice-1"]
+    assert (refusal.code, refusal.ref) == (ErrorCode.SERVER_ERROR, "bob-1")
+    assert carol_ack.ref == "carol-1"
+    stored = ChatStore(db).room_history("general", before=None, limit=10)[0]
+    assert [m.body for m in stored] == ["m0", "from alice", "from carol"]

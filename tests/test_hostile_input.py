@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import TIMEOUT, RunningServer
+from tests.conftest import PASSWORD, TIMEOUT, RunningServer
 from tests.peer import Peer
 
 MAX_FRAME = 65536
@@ -359,3 +359,138 @@ def test_500_silent_tls_clients_from_many_addresses_never_lock_out_a_real_login(
         for sock in held:
             sock.close()
     _assert_serving(running, bob)
+
+
+# --- logged-in sessions: per user and per address ------------------------------------------
+
+
+def _token_login(running: RunningServer, user: str, token: str) -> Peer:
+    peer: Peer = running.peer()
+    peer.expect("hello")
+    peer.send(type="auth", user=user, token=token)
+    return peer
+
+
+def test_token_logins_beyond_the_sessions_per_user_cap_are_refused(
+    chat: tuple[RunningServer, Peer],
+) -> None:
+    running, bob = chat
+    first = running.peer()
+    token = first.login("alice", PASSWORD)["token"]
+    sessions = [first]
+    for _ in range(31):  # Limits.max_sessions_per_user is 32, and a token login is cheap
+        sessions.append(_token_login(running, "alice", token))
+        sessions[-1].expect("welcome")
+    refused = _token_login(running, "alice", token)
+    assert [e.get("code") for e in refused.expect_closed()] == ["too_many_sessions"]
+    _assert_serving(running, bob)  # other users are not affected
+    sessions[0].send(type="bye")
+    sessions[0].expect_closed()
+    deadline = time.monotonic() + TIMEOUT
+    while True:  # the place comes free once the server has seen the close
+        reply = _token_login(running, "alice", token).recv()
+        if reply["type"] == "welcome":
+            break
+        assert reply.get("code") == "too_many_sessions", reply
+        assert time.monotonic() < deadline, "the closed session's place never came free"
+        time.sleep(0.05)
+
+
+def test_logins_beyond_the_sessions_per_address_cap_are_refused(
+    server_factory: Callable[..., RunningServer],
+) -> None:
+    running = server_factory(max_sessions_per_address=3)
+    for user in ("alice", "bob", "alice"):
+        running.login(user, source="127.0.0.2")
+    refused = running.peer("127.0.0.2")
+    refused.expect("hello")
+    refused.send(type="auth", user="carol", password=PASSWORD)
+    assert [e.get("code") for e in refused.expect_closed()] == ["too_many_sessions"]
+    carol = running.login("carol", source="127.0.0.3")  # another address is not affected
+    carol.send(type="ping", ref="p")
+    carol.expect("pong", ref="p")
+
+
+# --- every frame is metered before it is decoded ---------------------------------------------
+
+
+def _answers(peer: Peer, quiet: float = 1.0) -> tuple[list[dict[str, Any]], bool]:
+    """What the server sends until it closes (True) or has been quiet for ``quiet`` s."""
+    events: list[dict[str, Any]] = []
+    while True:
+        try:
+            events.append(peer.recv(timeout=quiet))
+        except TimeoutError:
+            return events, False
+        except (ConnectionError, ssl.SSLError, OSError):
+            return events, True
+
+
+def _codes(events: list[dict[str, Any]]) -> list[str]:
+    """Each reply's type, or its code for an error; presence is not a reply."""
+    return [e.get("code", e["type"]) for e in events if e["type"] != "presence"]
+
+
+RATE_BURST = 400  # Limits.rate_burst: the frames a full bucket admits at once
+
+
+def test_2000_ca_frames_before_login_are_not_all_answered(
+    chat: tuple[RunningServer, Peer],
+) -> None:
+    running, bob = chat
+    peer = running.peer()
+    peer.expect("hello")
+    peer.sock.sendall(_frame(b'{"type":"ca","ref":"c"}') * 2000)
+    events, closed = _answers(peer)
+    codes = _codes(events)
+    assert closed  # refused before login: closed, like any error then
+    # A full bucket, and what refills meanwhile. (Fewer may arrive: the close resets the
+    # connection with the rest of the 2000 unread, and a reset can drop what was in flight.)
+    assert codes.count("ca") < RATE_BURST + 100
+    assert set(codes) <= {"ca", "rate_limited"}
+    _assert_serving(running, bob)
+
+
+def test_2000_pongs_after_login_are_metered_like_requests(
+    chat: tuple[RunningServer, Peer],
+) -> None:
+    running, bob = chat
+    peer = running.login("alice")
+    peer.sock.sendall(_frame(b'{"type":"pong"}') * 2000 + _frame(b'{"type":"who","ref":"w"}'))
+    events, closed = _answers(peer)
+    codes = _codes(events)
+    assert "who" not in codes  # the pongs spent the bucket: the request behind them waits
+    assert closed  # refused at twice the rate limit: closed
+    assert set(codes) <= {"rate_limited"}
+    assert len(codes) < RATE_BURST + 100  # a refusal for some, then the close
+    _assert_serving(running, bob)
+
+
+def test_2000_malformed_frames_after_login_are_not_all_answered(
+    chat: tuple[RunningServer, Peer],
+) -> None:
+    running, bob = chat
+    peer = running.login("alice")
+    peer.sock.sendall(_frame(b'[{"ref":"x"}]') * 2000)
+    events, closed = _answers(peer)
+    codes = _codes(events)
+    assert closed
+    assert codes.count("bad_request") < RATE_BURST + 100
+    assert codes.count("rate_limited") < RATE_BURST + 100
+    _assert_serving(running, bob)
+
+
+def test_a_refused_request_is_told_its_ref_and_when_to_retry(
+    server_factory: Callable[..., RunningServer],
+) -> None:
+    running = server_factory(rate_per_second=2, rate_burst=3)
+    peer = running.login("alice")  # auth took one token
+    peer.sock.sendall(b"".join(_frame(b'{"type":"who","ref":"%d"}' % n) for n in range(3)))
+    assert peer.expect("who")["ref"] == "0"
+    assert peer.expect("who")["ref"] == "1"
+    refused = peer.expect("error")
+    assert (refused["code"], refused["ref"]) == ("rate_limited", "2")
+    assert 0 < refused["retry_after"] <= 0.5
+    time.sleep(refused["retry_after"])
+    peer.send(type="who", ref="again")
+    assert peer.expect("who")["ref"] == "again"

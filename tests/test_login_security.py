@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import sqlite3
 import statistics
+import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 
 import pytest
+from sqlalchemy import update
 
 from securechat.accounts import Accounts
 from securechat.config import HashParams, ThrottlePolicy
-from securechat.errors import AuthenticationError
+from securechat.errors import AuthenticationError, RateLimited
+from securechat.hashing import Hasher
 from securechat.server.throttle import LoginThrottle
 from securechat.store.database import open_database
-from tests.conftest import PASSWORD, RunningServer
+from securechat.store.models import User, utcnow
+from tests.conftest import PASSWORD, TIMEOUT, RunningServer
 
 FAST_CHECKS = {"account_check_interval": 0.2}
 
@@ -32,6 +39,41 @@ def _auth(running: RunningServer, *, source: str | None = None, **fields: str) -
 
 def _accounts(running: RunningServer) -> Accounts:
     return Accounts(open_database(running.db_url), hash_params=HashParams.for_tests())
+
+
+def _token_count(running: RunningServer, user: str) -> int:
+    with sqlite3.connect(running.db_url.removeprefix("sqlite:///")) as db:
+        query = "SELECT count(*) FROM resume_tokens JOIN users ON users.id = user_id WHERE name = ?"
+        count: int = db.execute(query, (user,)).fetchone()[0]
+    return count
+
+
+class _HeldHasher:
+    """The server's hasher, except that verify() waits for the test: a check held open."""
+
+    def __init__(self, inner: Hasher) -> None:
+        self._inner = inner
+        self.checking = threading.Event()
+        self.go_on = threading.Event()
+
+    def hash(self, password: str) -> str:
+        return self._inner.hash(password)
+
+    def verify(self, hash: str, password: str) -> bool:
+        self.checking.set()
+        assert self.go_on.wait(TIMEOUT)
+        return self._inner.verify(hash, password)
+
+    def check_needs_rehash(self, hash: str) -> bool:
+        return self._inner.check_needs_rehash(hash)
+
+
+def _hold_password_checks(running: RunningServer) -> _HeldHasher:
+    """Make the running server's password checks wait for ``go_on`` (a test-only hook)."""
+    accounts = running.server._accounts
+    held = _HeldHasher(accounts._hasher)
+    accounts._hasher = held
+    return held
 
 
 # --- resume tokens -------------------------------------------------------------------
@@ -93,6 +135,55 @@ def test_expired_token_is_refused(server_factory: Callable[..., RunningServer]) 
     assert _auth(running, user="alice", token=token)["code"] == "auth_failed"
 
 
+def test_token_older_than_the_last_credential_change_is_refused(
+    running_server: RunningServer,
+) -> None:
+    token = str(_auth(running_server, user="alice", password=PASSWORD)["token"])
+    # A change whose revocation missed this token (say, a login that raced passwd before
+    # the login transaction checked for that): the token predates it, so it is dead.
+    database = open_database(running_server.db_url)
+    with database.session() as session, session.begin():
+        session.execute(
+            update(User).where(User.name == "alice").values(credentials_changed_at=utcnow())
+        )
+    database.dispose()
+    assert _token_count(running_server, "alice") == 1
+    assert _auth(running_server, user="alice", token=token)["code"] == "auth_failed"
+
+
+@pytest.mark.parametrize("how", ["password", "token"])
+def test_bye_revokes_the_token_of_that_session_only(
+    running_server: RunningServer, how: str
+) -> None:
+    token = str(_auth(running_server, user="alice", password=PASSWORD)["token"])
+    other = str(_auth(running_server, user="alice", password=PASSWORD)["token"])
+    peer = running_server.peer()
+    peer.expect("hello")
+    if how == "password":
+        peer.send(type="auth", user="alice", password=PASSWORD)
+        token = str(peer.expect("welcome")["token"])
+    else:
+        peer.send(type="auth", user="alice", token=token)
+        assert peer.expect("welcome")["token"] == token
+    peer.send(type="bye", ref="b")
+    assert peer.expect("bye") == {"type": "bye", "reason": "bye", "ref": "b"}
+    assert peer.expect_closed() == []
+    assert _auth(running_server, user="alice", token=token)["code"] == "auth_failed"
+    assert _auth(running_server, user="alice", token=other)["type"] == "welcome"
+
+
+def test_a_login_past_the_token_cap_revokes_the_oldest_tokens(
+    server_factory: Callable[..., RunningServer],
+) -> None:
+    running = server_factory(max_tokens_per_user=3)
+    tokens = [str(_auth(running, user="alice", password=PASSWORD)["token"]) for _ in range(5)]
+    bobs = str(_auth(running, user="bob", password=PASSWORD)["token"])
+    assert _token_count(running, "alice") == 3
+    results = [_auth(running, user="alice", token=token)["type"] for token in tokens]
+    assert results == ["error", "error", "welcome", "welcome", "welcome"]
+    assert _auth(running, user="bob", token=bobs)["type"] == "welcome"  # others keep theirs
+
+
 # --- account changes end live sessions -------------------------------------------------
 
 
@@ -129,6 +220,79 @@ def test_unrelated_account_changes_leave_sessions_alone(
     time.sleep(0.8)
     bob.send(type="ping", ref="p")
     assert bob.expect("pong")["ref"] == "p"
+
+
+@pytest.mark.parametrize("change", ["passwd", "disable and enable"])
+def test_login_racing_a_credential_change_is_refused_and_leaves_no_token(
+    server_factory: Callable[..., RunningServer], change: str
+) -> None:
+    running = server_factory(**FAST_CHECKS)
+    held = _hold_password_checks(running)
+    bob = running.peer()
+    bob.expect("hello")
+    bob.send(type="auth", user="bob", password=PASSWORD)
+    assert held.checking.wait(TIMEOUT)  # the server is now checking bob's current password
+    accounts = _accounts(running)
+    if change == "passwd":
+        accounts.set_password("bob", "a brand new password")
+    else:
+        accounts.set_disabled("bob", True)
+        accounts.set_disabled("bob", False)
+    held.go_on.set()
+    refusal = bob.recv()
+    assert (refusal["type"], refusal.get("code")) == ("error", "auth_failed")
+    assert bob.expect_closed() == []
+    assert _token_count(running, "bob") == 0
+
+
+def _join(peer: object, room: str) -> None:
+    peer.send(type="join", room=room, ref=f"join {room}")  # type: ignore[attr-defined]
+    peer.expect("joined", room=room)  # type: ignore[attr-defined]
+
+
+def _members(peer: object, room: str) -> int:
+    peer.send(type="rooms", ref="r")  # type: ignore[attr-defined]
+    rooms = peer.expect("rooms", ref="r")["rooms"]  # type: ignore[attr-defined]
+    return next(info["members"] for info in rooms if info["name"] == room)
+
+
+def test_a_re_added_user_does_not_inherit_the_deleted_users_rooms_or_messages(
+    server_factory: Callable[..., RunningServer],
+) -> None:
+    running = server_factory()  # no wait for the account watcher: the login itself checks
+    alice, old_bob = running.login("alice"), running.login("bob")
+    _join(alice, "secret")
+    _join(old_bob, "secret")
+    old_bob.close()
+    accounts = _accounts(running)
+    accounts.delete("bob")
+    accounts.add("bob", "the new bob's password")
+    new_bob = running.login("bob", "the new bob's password")
+    assert new_bob.seen == []
+    new_bob.send(type="rooms", ref="r")
+    assert {"name": "secret", "members": 1, "joined": False} in new_bob.expect("rooms")["rooms"]
+    alice.send(type="send", room="secret", body="for the old bob only", ref="s1")
+    alice.send(type="send", room="general", body="hello everyone", ref="s2")
+    assert new_bob.expect("message")["body"] == "hello everyone"
+    new_bob.send(type="send", room="secret", body="let me in", ref="s3")
+    assert new_bob.expect("error", ref="s3")["code"] == "not_member"
+    assert [e for e in new_bob.seen if e["type"] == "message"] == []
+
+
+def test_a_deleted_users_name_leaves_the_rooms_it_was_in(
+    server_factory: Callable[..., RunningServer],
+) -> None:
+    running = server_factory(**FAST_CHECKS)
+    alice, carol = running.login("alice"), running.login("carol")
+    _join(alice, "secret")
+    _join(carol, "secret")
+    carol.close()
+    assert _members(alice, "secret") == 2
+    _accounts(running).delete("carol")
+    assert alice.expect("member_left", room="secret", timeout=5) == {
+        "type": "member_left", "room": "secret", "user": "carol"
+    }  # fmt: skip
+    assert _members(alice, "secret") == 1
 
 
 # --- throttling ----------------------------------------------------------------------
@@ -172,31 +336,137 @@ def test_one_address_spraying_many_users_is_throttled(
     assert _auth(running, source="127.0.0.3", user="dave", password=PASSWORD)["type"] == "welcome"
 
 
+def test_parallel_guesses_from_one_address_get_no_more_checks_than_one_after_another(
+    server_factory: Callable[..., RunningServer],
+) -> None:
+    running = server_factory()
+    allowance = ThrottlePolicy().free_failures + 1  # the checks a key gets before its delay
+    peers = [running.peer("127.0.0.5") for _ in range(32)]
+    for peer in peers:
+        peer.expect("hello")
+    answers: dict[int, str] = {}
+    # Hold the one argon2 slot, so that every attempt the throttle lets through waits for
+    # it at the same time: nothing can be settled before all 32 have arrived.
+    with running.server._hash_pool.slot(TIMEOUT):
+        for peer in peers:
+            peer.send(type="auth", user="alice", password="wrong guess")
+        deadline = time.monotonic() + 3
+        while len(answers) < len(peers) - allowance and time.monotonic() < deadline:
+            for index, peer in enumerate(peers):
+                if index not in answers:
+                    with contextlib.suppress(TimeoutError):
+                        answers[index] = peer.recv(timeout=0.01)["code"]
+    for index, peer in enumerate(peers):
+        if index not in answers:
+            answers[index] = peer.recv()["code"]
+    assert Counter(answers.values()) == {
+        "auth_failed": allowance, "rate_limited": len(peers) - allowance
+    }  # fmt: skip
+
+
+def test_an_account_guessed_from_many_addresses_slows_down_but_spares_known_addresses(
+    server_factory: Callable[..., RunningServer],
+) -> None:
+    running = server_factory(throttle=ThrottlePolicy(free_failures_per_account=3))
+    assert _auth(running, source="127.0.0.2", user="alice", password=PASSWORD)["type"] == "welcome"
+    for n in range(4):  # one guess from each of four addresses alice never logged in from
+        guess = _auth(running, source=f"127.0.0.{10 + n}", user="alice", password="summer2026!")
+        assert guess["code"] == "auth_failed"
+    limited = _auth(running, source="127.0.0.20", user="alice", password=PASSWORD)
+    assert (limited["type"], limited.get("code")) == ("error", "rate_limited")
+    assert _auth(running, source="127.0.0.2", user="alice", password=PASSWORD)["type"] == "welcome"
+    assert _auth(running, source="127.0.0.20", user="bob", password=PASSWORD)["type"] == "welcome"
+
+
+def _fail(throttle: LoginThrottle, user: str, address: str, now: float) -> None:
+    throttle.failed(throttle.reserve(user, address, now), now)
+
+
+def _succeed(throttle: LoginThrottle, user: str, address: str, now: float) -> None:
+    throttle.succeeded(throttle.reserve(user, address, now), now, user_id=1)
+
+
+def test_throttle_counts_an_ipv6_source_by_its_64_and_a_mapped_ipv4_by_itself() -> None:
+    throttle = LoginThrottle(ThrottlePolicy(free_failures=1))
+    _fail(throttle, "alice", "2001:db8:1:2::1", 100.0)
+    _fail(throttle, "alice", "2001:db8:1:2:ffff:ffff:ffff:9", 100.0)
+    assert throttle.retry_after("alice", "2001:db8:1:2::77", 100.0) == 1.0
+    assert throttle.retry_after("alice", "2001:db8:1:3::1", 100.0) == 0.0  # the next /64
+    _fail(throttle, "bob", "::ffff:10.0.0.1", 100.0)
+    _fail(throttle, "bob", "10.0.0.1", 100.0)
+    assert throttle.retry_after("bob", "10.0.0.1", 100.0) == 1.0
+    assert throttle.retry_after("bob", "::ffff:10.0.0.2", 100.0) == 0.0
+
+
+def test_throttle_reserves_attempts_until_they_are_settled() -> None:
+    throttle = LoginThrottle(ThrottlePolicy(free_failures=2))
+    in_flight = [throttle.reserve("alice", "10.0.0.5", 100.0) for _ in range(3)]
+    with pytest.raises(RateLimited):
+        throttle.reserve("alice", "10.0.0.5", 100.0)
+    throttle.abandoned(in_flight.pop())  # e.g. no argon2 slot came free: no guess was made
+    in_flight.append(throttle.reserve("alice", "10.0.0.5", 100.0))
+    throttle.succeeded(in_flight.pop(), 100.0, user_id=1)
+    throttle.failed(in_flight.pop(), 100.0)
+    throttle.failed(in_flight.pop(), 100.0)
+    assert throttle.retry_after("alice", "10.0.0.5", 100.0) == 0.0  # two failures are free
+    _fail(throttle, "alice", "10.0.0.5", 100.0)
+    assert throttle.retry_after("alice", "10.0.0.5", 100.0) == 1.0
+
+
+def test_throttle_known_address_outlives_neither_its_ttl_nor_the_account() -> None:
+    policy = ThrottlePolicy(free_failures_per_account=0, known_address_ttl=3600)
+    throttle = LoginThrottle(policy)
+    _succeed(throttle, "alice", "10.0.0.5", 0.0)
+    _fail(throttle, "alice", "10.0.9.9", 10.0)  # the account is now delayed ...
+    assert throttle.retry_after("alice", "10.0.9.8", 10.0) == 1.0
+    assert throttle.retry_after("alice", "10.0.0.5", 10.0) == 0.0  # ... except where it logs in
+    _fail(throttle, "alice", "10.0.9.9", 4000.0)
+    assert throttle.retry_after("alice", "10.0.0.5", 4000.0) == 2.0  # known an hour, then not
+    _succeed(throttle, "bob", "10.0.0.6", 0.0)
+    _fail(throttle, "bob", "10.0.9.9", 10.0)
+    throttle.forget_user("bob", 2)  # not that bob's: kept
+    assert throttle.retry_after("bob", "10.0.0.6", 10.0) == 0.0
+    throttle.forget_user("bob", 1)  # deluser: a new bob inherits no known address
+    assert throttle.retry_after("bob", "10.0.0.6", 10.0) == 1.0
+
+
+def test_throttle_remembers_few_known_addresses_per_account() -> None:
+    policy = ThrottlePolicy(free_failures_per_account=0, known_addresses_per_account=2)
+    throttle = LoginThrottle(policy)
+    for n in range(3):
+        _succeed(throttle, "alice", f"10.0.0.{n}", float(n))
+    _fail(throttle, "alice", "10.0.9.9", 10.0)
+    assert [throttle.retry_after("alice", f"10.0.0.{n}", 10.0) for n in range(3)] == [1.0, 0, 0]
+
+
 def test_throttle_forgets_spread_out_typos() -> None:
     throttle = LoginThrottle(ThrottlePolicy(free_failures=2, forget_after=60))
     for minute in range(10):  # one typo every two minutes, all day long
         now = minute * 120.0
         assert throttle.retry_after("alice", "10.0.0.5", now) == 0.0
-        throttle.failed("alice", "10.0.0.5", now)
+        _fail(throttle, "alice", "10.0.0.5", now)
 
 
 def test_throttle_delays_double_up_to_the_cap() -> None:
     policy = ThrottlePolicy(free_failures=2, first_delay=1.0, max_delay=8.0)
     throttle = LoginThrottle(policy)
-    delays = []
-    for _ in range(8):
-        throttle.failed("alice", "a", 100.0)
-        delays.append(throttle.retry_after("alice", "a", 100.0))
+    now, delays = 100.0, []
+    for _ in range(8):  # each guess as soon as the last delay allows
+        _fail(throttle, "alice", "10.0.0.5", now)
+        delays.append(throttle.retry_after("alice", "10.0.0.5", now))
+        now += delays[-1]
     assert delays == [0.0, 0.0, 1.0, 2.0, 4.0, 8.0, 8.0, 8.0]
-    assert throttle.retry_after("alice", "b", 100.0) == 0.0
-    throttle.succeeded("alice", "a")
-    assert throttle.retry_after("alice", "a", 100.0) == 0.0
+    with pytest.raises(RateLimited):
+        throttle.reserve("alice", "10.0.0.5", now - 1)
+    assert throttle.retry_after("alice", "10.0.0.6", now) == 0.0
+    _succeed(throttle, "alice", "10.0.0.5", now)
+    assert throttle.retry_after("alice", "10.0.0.5", now) == 0.0
 
 
 def test_throttle_table_is_bounded() -> None:
     throttle = LoginThrottle(ThrottlePolicy(max_keys=100))
     for n in range(10_000):
-        throttle.failed(f"user{n}", f"10.0.{n // 256}.{n % 256}", float(n))
+        _fail(throttle, f"user{n}", f"10.0.{n // 256}.{n % 256}", float(n))
     assert len(throttle._records) <= 100
 
 

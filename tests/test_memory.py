@@ -21,6 +21,10 @@ from pathlib import Path
 
 import pytest
 
+from securechat.accounts import Accounts
+from securechat.config import HashParams, Limits
+from securechat.store.chat import ChatStore, NewMessage
+from securechat.store.database import open_database
 from tests.conftest import PASSWORD, TIMEOUT
 from tests.peer import Peer
 from tests.serve_process import ServeProcess
@@ -30,6 +34,14 @@ MiB = 1024 * 1024
 JUNK_BOUND = 20 * MiB
 #: RSS growth allowed after streams that open with a header claiming 4 GiB.
 HUGE_HEADER_BOUND = 4 * MiB
+#: Slow readers that each ask for ``sync since=0`` and then never read.
+SLOW_READERS = 200
+#: Messages of SYNC_BODY characters they can all see: 2 MiB in one reply before replies
+#: were cut by bytes (sync_page is 1000), 256 KiB (sync_reply_bytes) after.
+SYNC_MESSAGES, SYNC_BODY = 1000, 2000
+#: RSS growth allowed while they wait: one reply each, as docs/security.md states, plus
+#: the same allowance for allocator slack as after the junk.
+SLOW_READERS_BOUND = SLOW_READERS * Limits().sync_reply_bytes + JUNK_BOUND
 
 pytestmark = pytest.mark.skipif(
     not Path("/proc/self/status").exists(), reason="reads VmRSS from /proc (Linux only)"
@@ -58,7 +70,9 @@ def _settle(pid: int, threads: int, timeout: float = 30.0) -> None:
 
 @pytest.fixture
 def server(certs_dir: Path, db_url: str) -> Iterator[ServeProcess]:
-    process = ServeProcess(certs_dir, db_url)
+    # A rate limit far above what the junk reaches, so every junk frame is decoded and
+    # answered: the most work and memory a frame can cost.
+    process = ServeProcess(certs_dir, db_url, "--rate", "100000")
     try:
         yield process.start()
     finally:
@@ -214,3 +228,139 @@ def test_rss_stays_flat_after_headers_claiming_4_gib(server: ServeProcess, certs
     after = rss_bytes(pid)
     print(f"serve RSS {before / MiB:.1f} MiB -> {after / MiB:.1f} MiB")
     assert after - before < HUGE_HEADER_BOUND, (before / MiB, after / MiB)
+
+
+# --- slow readers asking for everything --------------------------------------------------------
+
+
+class _SlowReader:
+    """A client that logs in, asks for ``sync since=0``, and never reads the reply.
+
+    Its receive buffer is made small before it connects, so the kernel holds little of
+    the reply for it: what the server queues stays in the server's own memory.
+    """
+
+    def __init__(self, server: ServeProcess, ca: Path) -> None:
+        raw = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            raw.settimeout(TIMEOUT)
+            raw.connect(server.address)
+            context = ssl.create_default_context(cafile=str(ca))
+            self.sock = context.wrap_socket(raw, server_hostname="localhost")
+        except BaseException:
+            raw.close()
+            raise
+        self._buffer = b""
+
+    def send(self, payload: bytes) -> None:
+        self.sock.sendall(_frame(payload))
+
+    def receive(self, kind: bytes) -> bytes:
+        """Read frames until one whose payload contains ``kind``; return that payload."""
+        while True:
+            while len(self._buffer) >= 4:
+                (length,) = struct.unpack(">I", self._buffer[:4])
+                if len(self._buffer) < 4 + length:
+                    break
+                payload, self._buffer = self._buffer[4 : 4 + length], self._buffer[4 + length :]
+                if kind in payload:
+                    return payload
+            data = self.sock.recv(65536)
+            assert data, "closed by the server"
+            self._buffer += data
+
+    def log_in(self, user: str, token: str) -> None:
+        self.send(b'{"type":"auth","user":"%s","token":"%s"}' % (user.encode(), token.encode()))
+        self.receive(b'"welcome"')
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.close()
+
+
+@pytest.fixture
+def history_server(certs_dir: Path, db_url: str) -> Iterator[tuple[ServeProcess, list[str]]]:
+    """``securechat serve`` on a database where 8 readers see SYNC_MESSAGES long messages."""
+    database = open_database(db_url)
+    accounts = Accounts(database, hash_params=HashParams.for_tests())
+    readers = [f"reader{n}" for n in range(8)]  # 25 sessions each: below 32 per user
+    ids = {name: accounts.add(name, PASSWORD).id for name in readers}
+    ids["alice"] = accounts.get("alice").id
+    store = ChatStore(database)
+    for user_id in ids.values():
+        store.join(user_id, "general")
+    body = "x" * SYNC_BODY
+    for start in range(0, SYNC_MESSAGES, 250):
+        store.save_messages([
+            NewMessage(ids["alice"], "alice", body, f"h{n}", room="general")
+            for n in range(start, start + 250)
+        ])  # fmt: skip
+    database.dispose()
+    process = ServeProcess(certs_dir, db_url)  # default limits, the rate limit included
+    try:
+        yield process.start(), readers
+    finally:
+        process.stop()
+
+
+def _steady_rss(pid: int, timeout: float = 30.0) -> int:
+    """RSS once it has stopped growing (by less than 1 MiB over 1.5 s)."""
+    deadline = time.monotonic() + timeout
+    readings = [rss_bytes(pid)]
+    while time.monotonic() < deadline:
+        time.sleep(0.25)
+        readings.append(rss_bytes(pid))
+        recent = readings[-7:]
+        if len(recent) == 7 and max(recent) - min(recent) < MiB:
+            break
+    return readings[-1]
+
+
+@pytest.mark.slow
+def test_rss_stays_within_one_sync_reply_per_slow_reader(
+    history_server: tuple[ServeProcess, list[str]], certs_dir: Path
+) -> None:
+    server, readers = history_server
+    ca, pid = certs_dir / "ca.pem", server.proc.pid
+    tokens: dict[str, str] = {}
+    for user in readers:  # the first login re-hashes with full argon2 costs
+        with Peer(server.address, ca) as peer:
+            tokens[user] = peer.login(user, PASSWORD)["token"]
+    users = [readers[n % len(readers)] for n in range(SLOW_READERS)]
+
+    def connect_all() -> list[_SlowReader]:
+        connected: list[_SlowReader] = []
+        for user in users:
+            connected.append(_SlowReader(server, ca))
+            connected[-1].log_in(user, tokens[user])
+        return connected
+
+    threads = _status(pid, "Threads")
+    warm = connect_all()  # warm-up: threads, TLS state, arenas; an empty sync each
+    try:
+        for reader in warm:
+            reader.send(b'{"type":"sync","since":%d}' % SYNC_MESSAGES)
+            reader.receive(b'"synced"')
+    finally:
+        for reader in warm:
+            reader.close()
+    _settle(pid, threads)
+
+    slow = connect_all()
+    try:
+        before = _steady_rss(pid)
+        for reader in slow:
+            reader.send(b'{"type":"sync","since":0}')
+        after = _steady_rss(pid)
+        print(f"serve RSS {before / MiB:.1f} MiB -> {after / MiB:.1f} MiB")
+        assert after - before < SLOW_READERS_BOUND, (before / MiB, after / MiB)
+        with Peer(server.address, ca) as alice:  # and the server still serves
+            alice.expect("hello")
+            alice.send(type="auth", user=readers[0], token=tokens[readers[0]])
+            alice.expect("welcome")
+            alice.send(type="send", room="general", body="still fine", ref="ok")
+            alice.expect("ack", ref="ok")
+    finally:
+        for reader in slow:
+            reader.close()

@@ -45,6 +45,7 @@ from securechat.protocol.messages import (
     decode_event,
     decode_request,
     encode,
+    request_ref,
 )
 
 PROPERTY = settings(
@@ -314,7 +315,21 @@ def test_room_list_wire_form_matches_protocol_doc() -> None:
     assert json.loads(encode(event)) == {
         "type": "rooms",
         "rooms": [{"name": "general", "members": 12, "joined": True}],
+        "more": False,
     }
+
+
+def test_rooms_paging_is_additive_both_ways() -> None:
+    """``after`` and ``more`` are optional: old clients and old servers still understand."""
+    assert decode_request(wire({"type": "rooms"})) == ListRooms()
+    assert decode_request(wire({"type": "rooms", "after": " Dev "})) == ListRooms(after="dev")
+    with pytest.raises(MalformedMessage):
+        decode_request(wire({"type": "rooms", "after": 3}))
+    old_server = decode_event(wire({"type": "rooms", "rooms": []}))
+    assert old_server == RoomList(rooms=(), more=False)
+    assert decode_event(wire({"type": "rooms", "rooms": [], "more": True})) == RoomList(
+        rooms=(), more=True
+    )
 
 
 def test_history_page_messages_carry_type_message() -> None:
@@ -389,3 +404,19 @@ def test_decode_request_on_request_like_objects_only_raises_protocol_error(
     obj: dict[str, Any],
 ) -> None:
     check_request_or_protocol_error(wire(obj))
+
+
+@pytest.mark.parametrize(
+    ("payload", "ref"),
+    [
+        (b'{"type":"who","ref":"w1"}', "w1"),
+        (b'{"type":"nonsense","ref":"n1","x":[1,2]}', "n1"),
+        (b'{"ref":"no-type"}', "no-type"),
+        (b'{"type":"who","ref":5}', None),
+        (b'{"type":"who","ref":"' + b"r" * 65 + b'"}', None),
+        (b"[1,2]", None),
+        (b"\xff", None),
+    ],
+)
+def test_request_ref_finds_a_valid_ref_whatever_else_is_wrong(payload: bytes, ref: str) -> None:
+    assert request_ref(payload) == ref

@@ -70,6 +70,34 @@ def test_upgrade_takes_an_empty_database_to_head(empty: Database) -> None:
     assert not columns["created_at"]["nullable"]
 
 
+def test_upgrade_to_0004_keeps_every_row_and_stops_reusing_user_ids(empty: Database) -> None:
+    with empty.engine.begin() as connection:
+        command.upgrade(alembic_config(connection), "0003")
+        for statement in (
+            "INSERT INTO users (id, name, password_hash, created_at) VALUES"
+            " (1, 'alice', 'x', '2026-01-01 00:00:00'), (2, 'bob', 'x', '2026-01-01 00:00:00')",
+            "INSERT INTO rooms (id, name, created_at) VALUES (1, 'general', '2026-01-01 00:00:00')",
+            "INSERT INTO memberships VALUES (1, 1, '2026-01-01 00:00:00'),"
+            " (1, 2, '2026-01-01 00:00:00')",
+            "INSERT INTO messages (room_id, sender_id, sender, body, ts_ms) VALUES (1, 2, 'bob', 'hi', 0)",
+            "INSERT INTO resume_tokens (user_id, token_hash, created_at, expires_at)"
+            " VALUES (2, 'h', '2026-01-01 00:00:00', '2026-01-08 00:00:00')",
+        ):
+            connection.execute(text(statement))
+    upgrade_to_head(empty.engine)  # rebuilds users: its ON DELETE actions must not fire
+    with empty.engine.connect() as connection:
+        counts = [
+            connection.execute(text(f"SELECT count(*) FROM {table}")).scalar()
+            for table in ("users", "memberships", "resume_tokens")
+        ]
+        assert counts == [2, 2, 1]
+        assert connection.execute(text("SELECT sender_id FROM messages")).scalar() == 2
+        assert connection.execute(text("PRAGMA foreign_keys")).scalar() == 1  # on again
+    accounts = Accounts(empty, hash_params=HashParams.for_tests())
+    accounts.delete("bob")
+    assert accounts.add("bob", "correct horse").id == 3
+
+
 def test_upgrade_twice_keeps_schema_and_data(empty: Database) -> None:
     upgrade_to_head(empty.engine)
     Accounts(empty, hash_params=HashParams.for_tests()).add("alice", "correct horse")

@@ -160,3 +160,18 @@ def test_serve_refuses_a_key_that_others_can_read(
         f"securechat: error: {exposed / key} can be read by other users (mode 0644); "
         f"run `chmod 600 {exposed / key}`\n"
     )
+
+
+def test_serve_max_sessions_per_user_refuses_one_more_login(
+    serve: list[ServeProcess], certs_dir: Path, db_url: str
+) -> None:
+    server = ServeProcess(certs_dir, db_url, "--max-sessions-per-user", "1")
+    serve.append(server)
+    server.start()
+    with Peer(server.address, certs_dir / "ca.pem") as first:
+        token = first.login("alice", PASSWORD)["token"]
+        with Peer(server.address, certs_dir / "ca.pem") as second:
+            second.expect("hello")
+            second.send(type="auth", user="alice", token=token)
+            assert [e.get("code") for e in second.expect_closed()] == ["too_many_sessions"]
+        server.wait_for(r"login refused for alice from 127\.0\.0\.1:\d+: alice already has 1 ")

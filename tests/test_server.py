@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import sqlite3
 import struct
 import time
+from typing import Any
 
 import pytest
 
 from securechat.accounts import Accounts
-from securechat.config import HashParams
+from securechat.config import HashParams, Limits
 from securechat.store.database import open_database
 from tests.conftest import PASSWORD, RunningServer
 
@@ -161,8 +163,8 @@ def test_server_rate_limits_without_disconnecting(server_factory) -> None:  # ty
     for _ in range(8):
         event = peer.recv()
         codes.append(event["type"] if event["type"] != "error" else event["code"])
-    assert codes.count("who") == 5
-    assert codes.count("rate_limited") == 3
+    assert codes.count("who") == 4  # every frame costs a token: auth took the first
+    assert codes.count("rate_limited") == 4
     time.sleep(0.5)
     peer.send(type="who", ref="later")
     assert peer.expect("who")["ref"] == "later"
@@ -445,8 +447,9 @@ def test_sync_pages_when_more_messages_wait(server_factory) -> None:  # type: ig
     since, bodies, pages = 0, [], 0
     while True:
         bob.send(type="sync", since=since)
-        while (event := bob.recv())["type"] == "message":
-            bodies.append(event["body"])
+        while (event := bob.recv())["type"] != "synced":
+            if event["type"] == "message":  # not presence: alice came online just before
+                bodies.append(event["body"])
         pages += 1
         since = event["last_id"]
         if not event["more"]:
@@ -488,3 +491,66 @@ def test_full_login_places_evict_the_longest_waiting_connection(server_factory) 
     finally:
         for sock in silent:
             sock.close()
+
+
+def _wire_size(event: dict[str, Any]) -> int:
+    """The frame's size as the server sent it: compact UTF-8 JSON after a 4-byte header."""
+    return 4 + len(json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode())
+
+
+def test_sync_reply_never_exceeds_its_byte_budget_and_says_where_it_stopped(
+    running_server: RunningServer,
+) -> None:
+    alice = running_server.login("alice")
+    body = "é" * 4000  # max_body characters, two bytes each: about 8 KiB a message
+    for n in range(100):
+        alice.send(type="send", room="general", body=body, ref=f"r{n}")
+    ids = [alice.expect("ack", ref=f"r{n}")["id"] for n in range(100)]
+    bob = running_server.login("bob")
+    since, received, pages = 0, [], 0
+    while True:
+        bob.send(type="sync", since=since, ref=f"s{pages}")
+        size, page = 0, []
+        while (event := bob.recv())["type"] != "synced":
+            if event["type"] == "message":  # not presence
+                size += _wire_size(event)
+                page.append(event["id"])
+        size += _wire_size(event)
+        assert size <= Limits().sync_reply_bytes, (pages, size)
+        assert page, "every page makes progress"
+        received += page
+        pages += 1
+        if not event["more"]:
+            break
+        assert event["last_id"] == page[-1]  # where this page stopped: sync again from there
+        since = event["last_id"]
+    assert received == ids
+    assert pages == 4  # 256 KiB hold 31 of these messages
+
+
+def test_rooms_reply_is_paged_to_fit_one_frame_and_resumes_after_a_name(
+    server_factory,  # type: ignore[no-untyped-def]
+    db_url: str,
+) -> None:
+    from securechat.store.models import Room
+
+    database = open_database(db_url)
+    names = [f"project-{n:03}-with-a-long-name" for n in range(300)]  # 32 characters each
+    with database.session() as s, s.begin():
+        s.add_all(Room(name=name) for name in names)
+    database.dispose()
+    running = server_factory(max_frame=4096)
+    alice = running.login("alice")
+    listed, pages, after = [], 0, None
+    while True:
+        alice.send(type="rooms", ref=f"r{pages}", **({} if after is None else {"after": after}))
+        reply = alice.expect("rooms", ref=f"r{pages}")
+        assert _wire_size(reply) <= 4096, pages
+        assert reply["rooms"], "every page makes progress"
+        listed += [room["name"] for room in reply["rooms"]]
+        pages += 1
+        if not reply["more"]:
+            break
+        after = reply["rooms"][-1]["name"]
+    assert listed == sorted([*names, "general"])
+    assert pages > 5

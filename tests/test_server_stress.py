@@ -76,7 +76,7 @@ def test_heavy_fanout_drops_no_connection(server_factory) -> None:  # type: igno
 
 def test_closed_connections_leave_no_threads(running_server: RunningServer) -> None:
     baseline = _threads()
-    peers = [running_server.login("bob") for _ in range(40)]
+    peers = [running_server.login(USERS[n % len(USERS)]) for n in range(40)]  # 32 per user at most
     assert _threads() == baseline + 40
     for peer in peers:
         peer.send(type="bye")

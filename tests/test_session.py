@@ -275,3 +275,20 @@ def test_session_on_arbitrary_bytes_yields_requests_or_protocol_errors(
                     assert session.state is State.AUTHENTICATED
         if session.state is State.CLOSED:
             assert session.next_request() is None
+
+
+def test_next_frame_hands_out_the_payload_undecoded_and_decode_applies_the_table() -> None:
+    """The two steps a metering caller takes: nothing is parsed until it decodes."""
+    session = logged_in(encode_frame(b"not json"), frame({"type": "ca"}), frame({"type": "bye"}))
+    assert session.next_frame() == b"not json"
+    assert session.state is State.AUTHENTICATED  # a frame dropped unread changes nothing
+    ca = session.next_frame()
+    assert isinstance(ca, bytes)
+    assert isinstance(session.decode(ca), UnexpectedMessage)  # ca is for before login only
+    bye = session.next_frame()
+    assert isinstance(bye, bytes)
+    assert session.decode(bye) == Bye()
+    assert session.state is State.CLOSED
+    assert session.next_frame() is None
+    too_large = session_with(b"\xff\xff\xff\xff").next_frame()
+    assert isinstance(too_large, FrameTooLarge)

@@ -10,8 +10,8 @@ run side by side (a background chat load during a login storm):
   un-acked sends (as fast as flow control allows); everyone counts ``message`` frames.
   ``stop`` ends an open-ended run; ``expect`` then says how many messages went out in all.
   Replies ``fanout_done`` with counts and latency samples.
-- ``storm``: one-shot logins (password or resume token), each closed after ``welcome``;
-  replies ``storm_done``.
+- ``storm``: one-shot logins (password or resume token), each closed after ``welcome``
+  without a ``bye`` (which would revoke the token); replies ``storm_done``.
 - ``status``: reply ``status`` with the current counters (sessions open, deliveries...).
 - ``close``: say ``bye`` everywhere and exit, replying ``closed`` with this process's CPU.
 
@@ -22,7 +22,6 @@ frame still goes through :class:`FrameDecoder`, so each one is counted exactly o
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import enum
 import errno
@@ -699,9 +698,8 @@ class Worker:
         self._storm_results.append(
             LoginResult(conn.user, True, conn.welcome_ns - conn.started_ns, conn.token)
         )
-        conn.queue.append(_BYE_FRAME)
-        with contextlib.suppress(_Closed):  # logged in; whether the bye arrives does not matter
-            self._flush(conn)
+        # Closed without a bye, like a dropped connection: a bye would revoke the token,
+        # and the resume rounds log in with it again.
         self._close(conn, None)
         self._storming -= 1
         self._start_logins()

@@ -99,8 +99,9 @@ class _Run:
         )
 
     def login_concurrency(self, default: int) -> int:
-        # An external server keeps its default cap of 32 logins in progress per address.
-        cap = 24 if self.external else default
+        # An external server keeps its login throttle, which admits 21 logins in flight per
+        # address (20 free failures, each attempt counted as one until it is settled).
+        cap = 20 if self.external else default
         return self.params.concurrency or min(default, cap)
 
 

@@ -112,7 +112,10 @@ class Leave(_Message):
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class ListRooms(_Message):
+    """The rooms named after ``after`` (the last name of the previous page), in name order."""
+
     TYPE: ClassVar[str] = "rooms"
+    after: str | None = None
     ref: str | None = None
 
 
@@ -233,8 +236,11 @@ class RoomInfo:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class RoomList(_Message):
+    """One page of rooms; ``more`` means ask again with ``after`` set to the last name."""
+
     TYPE: ClassVar[str] = "rooms"
     rooms: tuple[RoomInfo, ...]
+    more: bool = False
     ref: str | None = None
 
 
@@ -398,6 +404,18 @@ def parse_object(payload: bytes) -> dict[str, Any]:
     return obj
 
 
+def request_ref(payload: bytes) -> str | None:
+    """The valid ``ref`` of a request payload, if it has one, whatever else is wrong in it.
+
+    For answering a frame that is refused before it is decoded (rate limiting).
+    """
+    try:
+        ref = parse_object(payload).get("ref")
+    except MalformedMessage as exc:
+        return exc.ref
+    return ref if _is_text(ref) and len(ref) <= MAX_REF else None
+
+
 class _Fields:
     """Typed access to one JSON object's fields, raising MalformedMessage on misuse."""
 
@@ -464,8 +482,12 @@ class _Fields:
         value: float | int | None = self._get(key, (int, float), "a number")
         return None if value is None else float(value)
 
+    def opt_boolean(self, key: str) -> bool | None:
+        value: bool | None = self._get(key, bool, "true or false")
+        return value
+
     def boolean(self, key: str) -> bool:
-        result: bool = self._required(key, self._get(key, bool, "true or false"))
+        result: bool = self._required(key, self.opt_boolean(key))
         return result
 
     def names(self, key: str) -> tuple[str, ...]:
@@ -517,7 +539,7 @@ _REQUESTS: dict[str, Callable[[_Fields], Request]] = {
     "auth": _auth,
     "join": lambda f: Join(room=f.name("room"), ref=f.ref),
     "leave": lambda f: Leave(room=f.name("room"), ref=f.ref),
-    "rooms": lambda f: ListRooms(ref=f.ref),
+    "rooms": lambda f: ListRooms(after=f.opt_name("after"), ref=f.ref),
     "send": _send,
     "history": _history,
     "sync": lambda f: Sync(since=f.int("since"), ref=f.ref),
@@ -574,6 +596,7 @@ _EVENTS: dict[str, Callable[[_Fields], Event]] = {
             RoomInfo(name=r.text("name"), members=r.int("members"), joined=r.boolean("joined"))
             for r in (_Fields({"type": "room", **o}) for o in f.objects("rooms"))
         ),
+        more=f.opt_boolean("more") or False,  # absent from servers before paging
         ref=f.ref,
     ),
     "ack": lambda f: Ack(id=f.int("id"), ts=f.text("ts"), ref=f.ref),

@@ -8,7 +8,9 @@ request that the current state allows, or a :class:`ProtocolError` to answer wit
 CLOSED; the caller sends the error and closes. When an ``auth`` request comes out, the
 session pauses (AUTHENTICATING) and yields nothing more, even if the client pipelined
 further frames, until the caller reports the outcome with :meth:`login_succeeded` or
-:meth:`login_failed`. Everything that decides what a peer may send lives in ``ALLOWED``.
+:meth:`login_failed`. A caller that meters frames before paying for their JSON takes the
+two steps of ``next_request`` itself: :meth:`next_frame`, then :meth:`decode`. Everything
+that decides what a peer may send lives in ``ALLOWED``.
 """
 
 from __future__ import annotations
@@ -75,12 +77,26 @@ class ServerSession:
 
     def next_request(self) -> Request | ProtocolError | None:
         """The next request or error, or None when more bytes are needed or login is pending."""
+        frame = self.next_frame()
+        return self.decode(frame) if isinstance(frame, bytes) else frame
+
+    def next_frame(self) -> bytes | ProtocolError | None:
+        """The next frame's payload, not yet decoded; None as for :meth:`next_request`.
+
+        A :class:`FrameTooLarge` comes back as an item, as from :meth:`next_request`.
+        """
         if self.state in (State.AUTHENTICATING, State.CLOSED):
             return None
         try:
-            payload = self._decoder.next_frame()
-            if payload is None:
-                return None
+            return self._decoder.next_frame()
+        except ProtocolError as exc:  # FrameTooLarge: framing is lost
+            self.state = State.CLOSED
+            return exc
+
+    def decode(self, payload: bytes) -> Request | ProtocolError:
+        """The request in a payload from :meth:`next_frame`, or the error it makes."""
+        assert self.state in (State.AWAITING_AUTH, State.AUTHENTICATED), self.state
+        try:
             request = decode_request(payload)
         except ProtocolError as exc:
             if exc.is_fatal or self.state is State.AWAITING_AUTH:

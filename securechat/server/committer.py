@@ -11,7 +11,8 @@ batch n is written to fifty sockets, batch n+1 is already being committed, so a 
 never waits for an earlier message's fan-out before its own commit starts. Batches leave
 the committer in commit order and one thread delivers them all, so every recipient sees
 messages in id order. If a commit fails nothing is acked: senders get ``server_error`` and
-may resend with the same ``ref``.
+may resend with the same ``ref``. A send the store refuses alone (its recipient, room or
+sender was deleted meanwhile) gets its own error; the rest of its batch is stored and acked.
 
 The same transaction records when users last logged in (``note_login``). Login times wait
 for the next message commit, or at most ``LOGIN_FLUSH_SECONDS``, so a reconnect storm
@@ -28,6 +29,7 @@ import datetime as dt
 import functools
 import logging
 import queue
+import sys
 import threading
 import time
 
@@ -65,6 +67,15 @@ def to_event(stored: StoredMessage) -> Message:
         room=stored.room,
         to=stored.to,
     )
+
+
+def _refusal(code: ErrorCode, message: NewMessage) -> str:
+    """Why the store refused one send of a batch (the others were stored)."""
+    if code is ErrorCode.NO_SUCH_USER:
+        return f"no user {message.to!r}"
+    if code is ErrorCode.NO_SUCH_ROOM:
+        return f"no room {message.room!r}"
+    return "the message could not be stored: its sender no longer exists"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -108,12 +119,15 @@ class Committer:
         self._hub = hub
         self._max_batch = limits.commit_batch
         self._max_queue = limits.commit_queue
+        self._max_queue_bytes = limits.commit_queue_bytes
         # Sends and login times waiting to be committed. A SimpleQueue wakes the committer
         # sooner than queue.Queue (C, no Condition: submit to commit start 32-38 against
-        # 46-49 µs p50 at office load, on every message's path); its bound is checked
-        # before each put, so concurrent submits can overshoot it by at most one item per
-        # connection thread.
+        # 46-49 µs p50 at office load, on every message's path). Its bounds are checked
+        # before each put, under _queued_lock with the put: the count is never exceeded,
+        # the bytes by one send at most.
         self._queue: queue.SimpleQueue[PendingSend | _LoginSeen | object] = queue.SimpleQueue()
+        self._queued_lock = threading.Lock()
+        self._queued_bytes = 0  # guarded by _queued_lock: the waiting sends' bodies, in memory
         # Written batches and refusals, in commit order; bounded by what the committer can
         # commit.
         self._committed: queue.SimpleQueue[_Written | list[tuple[Member, bytes]] | object] = (
@@ -130,11 +144,17 @@ class Committer:
         """Queue a send; its ack or error reaches ``pending.origin`` later.
 
         Raises:
-            ServerError: too many sends are waiting for the disk.
+            ServerError: too many sends, or too many bytes of them, are waiting for the disk.
         """
-        if self._queue.qsize() >= self._max_queue:
-            raise ServerError("the server is overloaded; resend later with the same ref")
-        self._queue.put(pending)
+        size = sys.getsizeof(pending.message.body)  # what the body holds in memory, O(1)
+        with self._queued_lock:
+            if (
+                self._queue.qsize() >= self._max_queue
+                or self._queued_bytes >= self._max_queue_bytes
+            ):
+                raise ServerError("the server is overloaded; resend later with the same ref")
+            self._queued_bytes += size
+            self._queue.put(pending)
 
     def note_login(self, user_id: int) -> None:
         """Record, with the next commit, that ``user_id`` logged in now."""
@@ -195,6 +215,10 @@ class Committer:
                     item = self._queue.get_nowait()
                 except queue.Empty:
                     break
+            if batch:
+                taken = sum(sys.getsizeof(pending.message.body) for pending in batch)
+                with self._queued_lock:
+                    self._queued_bytes -= taken
             if batch or (
                 logins
                 and (
@@ -281,7 +305,7 @@ class Committer:
             ref = pending.message.ref
             if isinstance(result, ErrorCode):
                 reply: Ack | Error = Error(
-                    code=result, message=f"no user {pending.message.to!r}", ref=ref
+                    code=result, message=_refusal(result, pending.message), ref=ref
                 )
             else:
                 stored, is_new = result

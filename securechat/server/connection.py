@@ -6,8 +6,9 @@ descriptors: the socket and its outbox's waker. Each turn it
 
 1. moves frames that other threads queued in the outbox (fan-out, acks) into the
    stream's write queue and writes as much as the socket takes, coalesced;
-2. reads what arrived, feeds the sans-I/O :class:`ServerSession`, and answers each
-   request directly (its own replies bypass the outbox bound);
+2. reads what arrived, feeds the sans-I/O :class:`ServerSession`, charges each frame to
+   the token bucket before it is decoded, and answers each request directly (its own
+   replies bypass the outbox bound);
 3. checks its clocks: login deadline (counted from accept), heartbeat, idle timeout and
    a writer that has made no progress for ``stuck_writer_timeout``.
 
@@ -47,6 +48,7 @@ from securechat.errors import (
     RateLimited,
     RequestError,
     SecureChatError,
+    TooManySessions,
 )
 from securechat.protocol.frames import encode_frame
 from securechat.protocol.messages import (
@@ -60,7 +62,9 @@ from securechat.protocol.messages import (
     Hello,
     Ping,
     Pong,
+    Request,
     encode,
+    request_ref,
 )
 from securechat.protocol.session import ServerSession, State
 from securechat.server.outbox import Outbox
@@ -97,7 +101,7 @@ class ServerConnection:
         service: ChatService,
         limits: Limits,
         ca_pem: str,
-        on_authenticated: Callable[[ServerConnection], None],
+        on_authenticated: Callable[[ServerConnection, Account], None],
         on_closed: Callable[[ServerConnection], None],
     ) -> None:
         self.peer_host = address[0]
@@ -113,10 +117,17 @@ class ServerConnection:
         self._handshake_deadline = accepted_at + min(limits.handshake_timeout, limits.auth_timeout)
         self._outbox = Outbox(max_frames=limits.outbox_frames, max_bytes=limits.outbox_bytes)
         self._session = ServerSession(max_frame=limits.max_frame)
+        # Every frame costs a token before it is decoded. A frame that finds none is
+        # refused with rate_limited, which costs a token of the second bucket; a peer that
+        # empties both (twice the rate, sustained) is closed: it never gets unlimited answers.
         self._bucket = TokenBucket(
             rate=limits.rate_per_second, burst=limits.rate_burst, now=accepted_at
         )
+        self._refusals = TokenBucket(
+            rate=limits.rate_per_second, burst=limits.rate_burst, now=accepted_at
+        )
         self._account: Account | None = None
+        self._token: str | None = None  # the resume token this session logged in with or got
         self._close_request: _Close | None = None  # set by other threads, read by ours
         self._stream: TlsStream | None = None
         self._io_lock = threading.Lock()  # held by whichever thread is using the socket
@@ -307,8 +318,11 @@ class ServerConnection:
     def _process_requests(self, stream: TlsStream) -> bool:
         """Answer every complete request; True if some were left for lack of output room."""
         session = self._session
-        while (item := session.next_request()) is not None:
-            if isinstance(item, ProtocolError):
+        while (frame := session.next_frame()) is not None:
+            item = frame if isinstance(frame, ProtocolError) else self._metered(frame)
+            if item is None:
+                pass  # refused unread: too many requests
+            elif isinstance(item, ProtocolError):
                 reply = Error(code=item.code, message=item.message, ref=item.ref)
                 if session.state is State.CLOSED:
                     raise _Close(f"protocol error: {item.code}", reply)
@@ -318,6 +332,8 @@ class ServerConnection:
             elif isinstance(item, GetCA):
                 self._queue(CACertificate(pem=self._ca_pem, ref=item.ref))
             elif isinstance(item, Bye):
+                if self._token is not None:
+                    self._service.end_session(self._token)
                 raise _Close("client said bye", Bye(reason="bye", ref=item.ref))
             elif not isinstance(item, Pong):
                 self._answer(item)
@@ -325,15 +341,35 @@ class ServerConnection:
                 return True
         return False
 
+    def _metered(self, payload: bytes) -> Request | ProtocolError | None:
+        """Charge a frame to the token bucket, then decode it; None if it was refused.
+
+        Raises:
+            _Close: refused before login, or the refusals themselves ran out.
+        """
+        now = time.monotonic()
+        wait = self._bucket.take(now)
+        if not wait:
+            return self._session.decode(payload)
+        retry_after = round(wait, 3)
+        if not self._session.is_authenticated:  # like any other error before login
+            raise _Close("too many requests before login", Error(
+                code=ErrorCode.RATE_LIMITED, message="too many requests", retry_after=retry_after,
+            ))  # fmt: skip
+        if self._refusals.take(now):
+            log.warning("closing %s: requests at twice the rate limit", self._who())
+            raise _Close("too many requests", Error(
+                code=ErrorCode.RATE_LIMITED, message="far too many requests; closing",
+                retry_after=retry_after,
+            ))  # fmt: skip
+        self._queue(Error(
+            code=ErrorCode.RATE_LIMITED, message="too many requests; slow down",
+            ref=request_ref(payload), retry_after=retry_after,
+        ))  # fmt: skip
+        return None
+
     def _answer(self, request: object) -> None:
         ref = getattr(request, "ref", None)
-        wait = self._bucket.take(time.monotonic())
-        if wait:
-            self._queue(Error(
-                code=ErrorCode.RATE_LIMITED, message="too many requests; slow down",
-                ref=ref, retry_after=round(wait, 3),
-            ))  # fmt: skip
-            return
         try:
             events = self._service.handle(self, request)  # type: ignore[arg-type]
         except RequestError as exc:
@@ -359,9 +395,14 @@ class ServerConnection:
             raise _Close(
                 "login failed", Error(code=exc.code, message=exc.message, retry_after=retry)
             ) from None
-        self._account = account
+        try:
+            self._on_authenticated(self, account)
+        except TooManySessions as exc:
+            session.login_failed()
+            log.warning("login refused for %s from %s: %s", account.name, self.peer, exc.message)
+            raise _Close("too many sessions", Error(code=exc.code, message=exc.message)) from None
+        self._account, self._token = account, token
         session.login_succeeded(account.name)
-        self._on_authenticated(self)
         self._queue(self._service.welcome(self, token))
         how = "resume token" if request.token is not None else "password"
         log.info("login %s from %s (%s)", account.name, self.peer, how)

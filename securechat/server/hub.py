@@ -13,10 +13,17 @@ that, each login among *n* online colleagues would cost *n* writes, a reconnect 
 after a restart *n*² in all; with it, a flush costs one write per online session however
 many users came and went. A user who comes and goes within one interval (or goes and
 comes back) is not announced at all.
+
+State is keyed by user name, so the hub also records which account (id) each name's
+memberships and sessions belong to. ``deluser`` followed by ``adduser`` of the same name
+makes a new account with a new id: its first login (:meth:`claim`) or the server's account
+watcher (:meth:`forget`) clears what the old account left, so the new one inherits none
+of its rooms and receives none of its messages.
 """
 
 from __future__ import annotations
 
+import bisect
 import threading
 from collections.abc import Iterable, Mapping
 from typing import Protocol
@@ -40,12 +47,17 @@ def _frame(event: MemberJoined | MemberLeft | Presence) -> bytes:
 
 
 class Hub:
-    def __init__(self, memberships: Mapping[str, Iterable[str]]) -> None:
+    def __init__(
+        self, memberships: Mapping[str, Iterable[str]], owners: Mapping[str, int] | None = None
+    ) -> None:
+        """``owners``: each user name's account id, read before ``memberships``."""
         self._lock = threading.Lock()
         # Everything below is guarded by _lock.
         self._members: dict[str, set[str]] = {
             room: set(users) for room, users in memberships.items()
         }
+        self._owners: dict[str, int] = dict(owners or {})  # name -> the account id it means
+        self._names = sorted(self._members)  # every room, for paging through them by name
         self._rooms_of: dict[str, set[str]] = {}
         for room, users in self._members.items():
             for user in users:
@@ -56,6 +68,36 @@ class Hub:
         # Bumped (under _lock) whenever a session or a membership comes or goes, i.e.
         # whenever a snapshot of targets may be stale; read without the lock.
         self.generation = 0
+
+    # --- accounts ------------------------------------------------------------------
+
+    def claim(self, user: str, user_id: int) -> None:
+        """Record that ``user`` now means account ``user_id``, before its session connects.
+
+        If the name meant another account, what that one left (rooms, sessions) goes first.
+        """
+        with self._lock:
+            owner = self._owners.get(user)
+            leaving = self._drop(user) if owner not in (None, user_id) else []
+            self._owners[user] = user_id
+        self._announce_left(user, leaving)
+
+    def forget(self, user: str, user_id: int) -> None:
+        """Drop the rooms and sessions of ``user``, if it still means account ``user_id``.
+
+        For the account watcher: the account was deleted, or replaced by one of that name.
+        """
+        with self._lock:
+            if self._owners.get(user) != user_id:
+                return
+            del self._owners[user]
+            leaving = self._drop(user)
+        self._announce_left(user, leaving)
+
+    def owners(self) -> dict[str, int]:
+        """Each name the hub holds state for, and the account id that state belongs to."""
+        with self._lock:
+            return dict(self._owners)
 
     # --- sessions ------------------------------------------------------------------
 
@@ -130,6 +172,8 @@ class Hub:
         """Record that ``joiner.user`` is in ``room`` (already stored); return members, online."""
         user = joiner.user
         with self._lock:
+            if room not in self._members:
+                bisect.insort(self._names, room)
             members = self._members.setdefault(room, set())
             is_new = user not in members
             members.add(user)
@@ -163,12 +207,18 @@ class Hub:
         with self._lock:
             return sorted(self._rooms_of.get(user, ()))
 
-    def room_list(self, user: str) -> list[RoomInfo]:
+    def room_list(self, user: str, *, after: str | None, limit: int) -> tuple[list[RoomInfo], bool]:
+        """Up to ``limit`` rooms named after ``after``, in name order; True if more follow."""
         with self._lock:
-            return [
-                RoomInfo(name=room, members=len(members), joined=user in members)
-                for room, members in sorted(self._members.items())
+            start = 0 if after is None else bisect.bisect_right(self._names, after)
+            names = self._names[start : start + limit + 1]
+            page = [
+                RoomInfo(
+                    name=room, members=len(self._members[room]), joined=user in self._members[room]
+                )
+                for room in names[:limit]
             ]
+        return page, len(names) > limit
 
     def room_targets(self, room: str) -> tuple[Member, ...]:
         """Every online session of every member of ``room`` (a snapshot)."""
@@ -184,7 +234,23 @@ class Hub:
             if member is not exclude:
                 member.send(frame)
 
+    def _announce_left(self, user: str, leaving: list[tuple[str, tuple[Member, ...]]]) -> None:
+        for room, others in leaving:
+            self.broadcast(_frame(MemberLeft(room=room, user=user)), others)
+
     # --- helpers (call with _lock held) ---------------------------------------------
+
+    def _drop(self, user: str) -> list[tuple[str, tuple[Member, ...]]]:
+        """Remove ``user`` from every room and detach its sessions (the account watcher
+        closes them); return each room it left with the sessions to tell."""
+        rooms = sorted(self._rooms_of.pop(user, ()))
+        for room in rooms:
+            self._members[room].discard(user)
+            self._targets.pop(room, None)
+        if self._sessions.pop(user, None):
+            self._presence_changed(user, online=False)
+        self.generation += 1
+        return [(room, self._room_targets(room)) for room in rooms]
 
     def _room_targets(self, room: str) -> tuple[Member, ...]:
         targets = self._targets.get(room)

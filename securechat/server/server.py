@@ -12,6 +12,10 @@ certificate renewer and the presence announcer. The renewer (``renewal.py``) may
 server's :class:`Credentials`, a TLS context and the CA it offers; each connection is
 handed the current ones when accepted and keeps them.
 
+Logged-in sessions are capped too, per user and per source address: a login beyond
+either cap is refused with ``too_many_sessions``, so neither a colleague with a resume
+token (a login that costs nothing) nor one machine can take every place.
+
 :meth:`ChatServer.shutdown` stops accepting, asks every connection to say ``bye`` and
 close, joins their threads, stops the hashing process, then lets the committer store and
 deliver whatever was already submitted. No thread is a daemon: a clean shutdown leaves
@@ -27,12 +31,12 @@ import socket
 import ssl
 import threading
 import time
-from typing import Self
+from typing import Self, TypeVar
 
-from securechat.accounts import Accounts
+from securechat.accounts import Account, Accounts
 from securechat.certs import read_ca_pem
 from securechat.config import ServerConfig
-from securechat.errors import ConfigError, ErrorCode, StoreError
+from securechat.errors import ConfigError, ErrorCode, StoreError, TooManySessions
 from securechat.protocol.messages import Bye, Error
 from securechat.server.committer import Committer
 from securechat.server.connection import ServerConnection
@@ -54,10 +58,12 @@ class ChatServer:
         self._credentials = Credentials(tls, read_ca_pem(config.certs_dir))
         limits = config.limits
         store = ChatStore(database)
-        self._hub = Hub(store.memberships())
-        self._committer = Committer(store, self._hub, limits)
         self._hash_pool = HashPool(config.hash_params, limits.hash_concurrency)
         self._accounts = Accounts(database, hash_params=config.hash_params, hasher=self._hash_pool)
+        # Ids first: a name deleted and added again in between then looks replaced, not new.
+        owners = self._accounts.ids()
+        self._hub = Hub(store.memberships(), owners)
+        self._committer = Committer(store, self._hub, limits)
         self._service = ChatService(
             store=store,
             accounts=self._accounts,
@@ -80,10 +86,14 @@ class ChatServer:
         self._presence = threading.Thread(target=self._announce_presence, name="presence")
         self._lock = threading.Lock()
         # Guarded by _lock: _credentials; every live connection; those not yet logged in,
-        # oldest first; and how many of those each address has.
+        # oldest first; and how many of those each address has. Then the logged-in ones,
+        # each with its (user id, address), and how many each user id and each address has.
         self._connections: set[ServerConnection] = set()
         self._waiting: dict[ServerConnection, None] = {}
         self._unauthenticated: dict[str, int] = {}
+        self._logged_in: dict[ServerConnection, tuple[int, str]] = {}
+        self._sessions_of: dict[int, int] = {}
+        self._sessions_from: dict[str, int] = {}
         self._stopping = threading.Event()
         self.password_checks = "not started"  # how argon2 runs, for the start-up log
 
@@ -166,56 +176,92 @@ class ChatServer:
 
     # --- bookkeeping, called from connection threads --------------------------------
 
-    def _authenticated(self, connection: ServerConnection) -> None:
+    def _authenticated(self, connection: ServerConnection, account: Account) -> None:
+        """Count ``connection`` as a logged-in session of ``account``.
+
+        Raises:
+            TooManySessions: the user or the address already has as many as allowed.
+        """
+        limits, host = self._config.limits, connection.peer_host
         with self._lock:
+            if self._sessions_of.get(account.id, 0) >= limits.max_sessions_per_user:
+                raise TooManySessions(
+                    f"{account.name} already has {limits.max_sessions_per_user} sessions "
+                    "open; close one first"
+                )
+            if self._sessions_from.get(host, 0) >= limits.max_sessions_per_address:
+                raise TooManySessions(
+                    f"too many sessions from your address ({limits.max_sessions_per_address})"
+                )
             self._stop_waiting(connection)
+            self._logged_in[connection] = (account.id, host)
+            self._sessions_of[account.id] = self._sessions_of.get(account.id, 0) + 1
+            self._sessions_from[host] = self._sessions_from.get(host, 0) + 1
 
     def _closed(self, connection: ServerConnection) -> None:
         with self._lock:
             self._connections.discard(connection)
             self._stop_waiting(connection)
+            counted = self._logged_in.pop(connection, None)
+            if counted is not None:
+                user_id, host = counted
+                _decrement(self._sessions_of, user_id)
+                _decrement(self._sessions_from, host)
 
     def _stop_waiting(self, connection: ServerConnection) -> None:
         """Stop counting ``connection`` as waiting to log in (call with _lock held)."""
         if self._waiting.pop(connection, False) is None:
-            host = connection.peer_host
-            left = self._unauthenticated[host] - 1
-            if left > 0:
-                self._unauthenticated[host] = left
-            else:
-                del self._unauthenticated[host]
+            _decrement(self._unauthenticated, connection.peer_host)
 
     # --- the account watcher: ends sessions whose account changed under them -------
 
     def _watch_accounts(self) -> None:
-        """Every few seconds, compare live sessions with their accounts in the database.
+        """Every few seconds, compare live sessions and the hub with the accounts in the database.
 
         ``passwd``, ``disable`` and ``deluser`` run in another process (the CLI); this is
-        how their effect reaches sessions that are already logged in.
+        how their effect reaches sessions that are already logged in, and how a deleted
+        user's name leaves the rooms it was in.
         """
         while not self._stopping.wait(self._config.limits.account_check_interval):
-            with self._lock:
-                live = [c for c in self._connections if c.is_authenticated]
-            if not live:
-                continue
             try:
-                current = self._accounts.current({c.user for c in live})
+                self._forget_deleted_users()
+                self._end_changed_sessions()
             except StoreError as exc:
                 log.warning("cannot check accounts of live sessions: %s", exc.message)
-                continue
-            for connection in live:
-                account, now = connection.account, current.get(connection.user)
-                if (
-                    now is None
-                    or now.id != account.id
-                    or now.is_disabled
-                    or now.credentials_changed_at != account.credentials_changed_at
-                ):
-                    log.info("ending session %s@%s: account changed", account.name, connection.peer)
-                    connection.request_close("account changed", Error(
-                        code=ErrorCode.AUTH_FAILED,
-                        message="your account was changed or disabled; log in again",
-                    ))  # fmt: skip
+
+    def _forget_deleted_users(self) -> None:
+        """Drop the hub state of names whose account was deleted or replaced by a new one."""
+        owners = self._hub.owners()  # before the database: see Hub.forget
+        ids = self._accounts.ids()
+        for name, user_id in owners.items():
+            if ids.get(name) != user_id:
+                log.info("user %s (id %d) deleted or replaced: leaving their rooms", name, user_id)
+                self._service.forget_user(name, user_id)
+
+    def _end_changed_sessions(self) -> None:
+        """End sessions whose account was deleted, replaced, disabled or given new credentials.
+
+        A session's account holds the credentials time its login checked (a login that
+        raced a change is refused), so any change since then shows up here.
+        """
+        with self._lock:
+            live = [c for c in self._connections if c.is_authenticated]
+        if not live:
+            return
+        current = self._accounts.current({c.user for c in live})
+        for connection in live:
+            account, now = connection.account, current.get(connection.user)
+            if (
+                now is None
+                or now.id != account.id
+                or now.is_disabled
+                or now.credentials_changed_at != account.credentials_changed_at
+            ):
+                log.info("ending session %s@%s: account changed", account.name, connection.peer)
+                connection.request_close("account changed", Error(
+                    code=ErrorCode.AUTH_FAILED,
+                    message="your account was changed or disabled; log in again",
+                ))  # fmt: skip
 
     # --- the certificate renewer: new TLS credentials for new connections ------------
 
@@ -321,3 +367,15 @@ class ChatServer:
             log.error("cannot start a thread for %s: %s", connection.peer, exc)
             self._closed(connection)
             sock.close()
+
+
+_K = TypeVar("_K")
+
+
+def _decrement(counts: dict[_K, int], key: _K) -> None:
+    """Count one less for ``key``, forgetting it at zero (so the tables stay small)."""
+    left = counts[key] - 1
+    if left > 0:
+        counts[key] = left
+    else:
+        del counts[key]

@@ -7,7 +7,8 @@ back the events it returns. Nothing here touches a socket. Refusals are raised a
 
 from __future__ import annotations
 
-import math
+import dataclasses
+import logging
 import time
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -19,7 +20,7 @@ from securechat.errors import (
     NoSuchRoom,
     NoSuchUser,
     NotMember,
-    RateLimited,
+    StoreError,
     TooLarge,
 )
 from securechat.protocol.frames import HEADER_SIZE
@@ -45,6 +46,7 @@ from securechat.protocol.messages import (
     Welcome,
     Who,
     encode,
+    encode_object,
 )
 from securechat.protocol.names import normalize_name
 from securechat.server.committer import Committer, PendingSend, to_event
@@ -52,6 +54,8 @@ from securechat.server.hashpool import HashPool
 from securechat.server.hub import Hub, Member
 from securechat.server.throttle import LoginThrottle
 from securechat.store.chat import ChatStore, NewMessage
+
+log = logging.getLogger("securechat.server")
 
 
 class Session(Member, Protocol):
@@ -98,40 +102,56 @@ class ChatService:
     def login(self, request: Auth, *, address: str, timeout: float) -> tuple[Account, str]:
         """Check a login from ``address`` within ``timeout`` seconds; return it and its token.
 
+        The attempt is reserved with the throttle before it waits for an argon2 slot, so
+        parallel attempts cannot all slip past the throttle's count.
+
         Raises:
             AuthenticationError: unknown user, wrong password or token, disabled account.
             RateLimited: too many recent failures (see throttle.py), or no argon2 slot came
                 free in time.
         """
         key = normalize_name(request.user) or request.user
-        wait = self._throttle.retry_after(key, address, time.monotonic())
-        if wait > 0:
-            raise RateLimited(
-                f"too many failed logins; try again in {math.ceil(wait)} s",
-                retry_after=math.ceil(wait),
-            )
+        attempt = self._throttle.reserve(key, address, time.monotonic())
         try:
             if request.token is not None:
                 account = self._accounts.authenticate_token(request.user, request.token)
                 token = request.token
             else:
                 assert request.password is not None
-                account = self._verify_password(request.user, request.password, timeout)
-                token = self._accounts.issue_token(account, ttl=self._limits.token_ttl)
+                account, token = self._log_in(request.user, request.password, timeout)
         except AuthenticationError:
-            self._throttle.failed(key, address, time.monotonic())
+            self._throttle.failed(attempt, time.monotonic())
             raise
-        self._throttle.succeeded(key, address)
+        except BaseException:  # not checked (no argon2 slot, store down): no guess was made
+            self._throttle.abandoned(attempt)
+            raise
+        self._throttle.succeeded(attempt, time.monotonic(), user_id=account.id)
         self._committer.note_login(account.id)
         return account, token
 
-    def _verify_password(self, user: str, password: str, timeout: float) -> Account:
+    def _log_in(self, user: str, password: str, timeout: float) -> tuple[Account, str]:
+        limits = self._limits
         with self._hash_pool.slot(timeout):
-            return self._accounts.authenticate(user, password, record_login=False)
+            return self._accounts.log_in(
+                user, password, token_ttl=limits.token_ttl, max_tokens=limits.max_tokens_per_user
+            )
+
+    def end_session(self, token: str) -> None:
+        """The client said ``bye``: revoke the token its session logged in with or was given."""
+        try:
+            self._accounts.revoke_token(token)
+        except StoreError as exc:  # the token still expires after token_ttl
+            log.warning("cannot revoke a resume token at bye: %s", exc.message)
+
+    def forget_user(self, name: str, user_id: int) -> None:
+        """Account ``user_id`` was deleted or replaced: drop its hub state and known addresses."""
+        self._hub.forget(name, user_id)
+        self._throttle.forget_user(name, user_id)
 
     def welcome(self, session: Session, token: str) -> Welcome:
         """Register the session with the hub; a user in no room joins the default rooms."""
         account = session.account
+        self._hub.claim(account.name, account.id)
         if not self._hub.rooms_of(account.name):
             for room in self._default_rooms:
                 if not self._hub.is_member(room, account.name):
@@ -172,7 +192,18 @@ class ChatService:
         return [Left(room=request.room, ref=request.ref)]
 
     def _rooms(self, session: Session, request: ListRooms) -> list[Event]:
-        return [RoomList(rooms=tuple(self._hub.room_list(session.user)), ref=request.ref)]
+        """One page of rooms after ``request.after``: at most ``rooms_page``, and one frame."""
+        rooms, more = self._hub.room_list(
+            session.user, after=request.after, limit=self._limits.rooms_page
+        )
+        budget = self._limits.max_frame - HEADER_SIZE
+        size = len(encode(RoomList(rooms=(), more=True, ref=request.ref)))
+        for keep, room in enumerate(rooms):
+            size += len(encode_object(dataclasses.asdict(room))) + 1  # and a comma
+            if size > budget:
+                rooms, more = rooms[:keep], True
+                break
+        return [RoomList(rooms=tuple(rooms), more=more, ref=request.ref)]
 
     def _who(self, session: Session, request: Who) -> list[Event]:
         return [Online(online=tuple(self._hub.online_users()), ref=request.ref)]
@@ -218,14 +249,32 @@ class ChatService:
         return HistoryPage(messages=tuple(messages[len(messages) - keep :]), more=more, ref=ref)
 
     def _sync(self, session: Session, request: Sync) -> list[Event]:
+        """Messages after ``since``, then ``synced``: at most ``sync_reply_bytes`` in all.
+
+        The reply is queued whole, beside the outbox and its bound, so it is cut by bytes
+        (always keeping one message, to make progress): ``more`` says where it stopped.
+        """
         newest = self._store.last_message_id()  # read first: later commits get larger ids
-        page_size = self._limits.sync_page
-        page = self._store.sync(session.account.id, since=request.since, limit=page_size)
-        more = len(page) == page_size
-        last_id = page[-1].id if more else max(newest, request.since, *(m.id for m in page[-1:]))
-        events: list[Event] = [to_event(m) for m in page]
-        events.append(Synced(last_id=last_id, more=more, ref=request.ref))
-        return events
+        limits = self._limits
+        page, more = self._store.sync(
+            session.account.id,
+            since=request.since,
+            limit=limits.sync_page,
+            max_chars=limits.sync_reply_bytes,  # a character is at least a byte in the reply
+        )
+        size = HEADER_SIZE + len(encode(Synced(last_id=2**63 - 1, more=True, ref=request.ref)))
+        messages: list[Message] = []
+        for stored in page:
+            message = to_event(stored)
+            size += HEADER_SIZE + len(encode(message))
+            if messages and size > limits.sync_reply_bytes:
+                more = True
+                break
+            messages.append(message)
+        last_id = (
+            messages[-1].id if more else max(newest, request.since, *(m.id for m in page[-1:]))
+        )
+        return [*messages, Synced(last_id=last_id, more=more, ref=request.ref)]
 
     def _require_member(self, room: str, user: str) -> None:
         if not self._hub.is_member(room, user):

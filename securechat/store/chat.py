@@ -2,13 +2,16 @@
 
 Every method opens its own session, so one ``ChatStore`` may be shared by all threads.
 Results are frozen values; ORM rows never leave this module. ``save_messages`` is the
-group-commit write: a whole batch in one transaction, de-duplicated on (sender, ref).
+group-commit write: a whole batch in one transaction, de-duplicated on (sender, ref); a
+row whose sender or room was deleted meanwhile is refused alone.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
+import sqlite3
 import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
@@ -24,13 +27,14 @@ from sqlalchemy import (
     insert,
     or_,
     select,
+    union_all,
     update,
 )
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from securechat.errors import ErrorCode
+from securechat.errors import ErrorCode, StoreError
 from securechat.store.database import Database
 from securechat.store.models import ChatMessage, Membership, Room, User, utcnow
 
@@ -85,7 +89,16 @@ _USER_IDS = select(User.name, User.id).where(User.name.in_(bindparam("names", ex
 _ROOM_ID = select(Room.id).where(Room.name == bindparam("name"))
 _LAST_LOGIN = update(User).where(User.id == bindparam("uid")).values(last_login_at=bindparam("at"))
 _LAST_ID = select(func.max(ChatMessage.id))
+_USERS_LEFT = select(User.id).where(User.id.in_(bindparam("ids", expanding=True)))
+_ROOMS_LEFT = select(Room.name).where(Room.name.in_(bindparam("names", expanding=True)))
 _INSERT = insert(ChatMessage).returning(ChatMessage.id, sort_by_parameter_order=True)
+_MEMBER_ROOMS = select(Membership.room_id).where(Membership.user_id == bindparam("user"))
+_BY_IDS = _MESSAGES.where(ChatMessage.id.in_(bindparam("ids", expanding=True))).order_by(
+    ChatMessage.id
+)
+# SQLite allows 500 terms in one compound SELECT (SQLITE_MAX_COMPOUND_SELECT): a user in
+# more rooms than this costs one more query per this many.
+_ARMS_PER_QUERY = 400
 
 # On SQLite the group commit adds each row through the driver's own cursor: SQLAlchemy's
 # work per statement costs more than SQLite's (a one-message commit paced like office
@@ -114,6 +127,10 @@ _FAST_DIALECTS = frozenset({"sqlite"})
 
 def _stored(row: Row[int, str, str, int, str, str | None]) -> StoredMessage:
     return StoredMessage(row[0], row[1], row[2], row[3], row[4], row[5])
+
+
+class _StaleReference(Exception):
+    """Internal: an insert broke a foreign key; the transaction is rolled back."""
 
 
 class ChatStore:
@@ -201,22 +218,67 @@ class ChatStore:
         before the COMMIT and its fsync: work that needs the ids can overlap the disk
         wait, but nothing may be sent until this method has returned.
 
+        A row whose sender or room was deleted after it was sent breaks a foreign key.
+        Then the batch is written again, in a new transaction that first looks up which
+        senders and rooms are left: such a row gets ``server_error`` (its sender is gone)
+        or ``no_such_room``, and every other row is stored. Looking first costs a query, so
+        it is done only after a failure.
+
         Raises:
             StoreError: the transaction could not be committed; nothing of it was stored.
         """
         now_ms = int(time.time() * 1000)
+        write = functools.partial(self._save, batch, logins, connection, before_commit, now_ms)
+        try:
+            return write(check_references=False)
+        except _StaleReference:
+            try:
+                return write(check_references=True)
+            except _StaleReference as exc:  # another deletion raced the second attempt
+                raise StoreError(f"could not store the batch: {exc.__cause__}") from exc
+
+    def _save(
+        self,
+        batch: Sequence[NewMessage],
+        logins: Mapping[int, dt.datetime] | None,
+        connection: Connection | None,
+        before_commit: Callable[[list[SaveResult]], None] | None,
+        now_ms: int,
+        *,
+        check_references: bool,
+    ) -> list[SaveResult]:
         with self._db.transaction(connection) as conn:
             if logins:
                 conn.execute(_LAST_LOGIN, [{"uid": k, "at": v} for k, v in logins.items()])
             recipients = self._recipient_ids(conn, batch)
-            if conn.dialect.name in _FAST_DIALECTS:
-                results = self._add_each(conn, batch, recipients, now_ms)
-            else:
-                existing = self._existing(conn, batch)
-                results = self._insert(conn, batch, existing, recipients, now_ms)
+            gone = self._gone(conn, batch) if check_references else {}
+            try:
+                if conn.dialect.name in _FAST_DIALECTS:
+                    results = self._add_each(conn, batch, recipients, now_ms, gone)
+                else:
+                    existing = self._existing(conn, batch)
+                    results = self._insert(conn, batch, existing, recipients, now_ms, gone)
+            except (IntegrityError, sqlite3.IntegrityError) as exc:
+                raise _StaleReference from exc
             if before_commit is not None:
                 before_commit(results)
         return results
+
+    def _gone(self, conn: Connection, batch: Sequence[NewMessage]) -> dict[int, ErrorCode]:
+        """The refusal for each row (by index) whose sender or room no longer exists."""
+        senders = list({m.sender_id for m in batch})
+        users_left = set(conn.execute(_USERS_LEFT, {"ids": senders}).scalars())
+        names = list({m.room for m in batch if m.room is not None})
+        rooms_left = set(conn.execute(_ROOMS_LEFT, {"names": names}).scalars()) if names else set()
+        for room in names:  # a cached id may be a deleted room's, even if the name is back
+            self._room_ids.pop(room, None)
+        gone: dict[int, ErrorCode] = {}
+        for index, message in enumerate(batch):
+            if message.sender_id not in users_left:
+                gone[index] = ErrorCode.SERVER_ERROR
+            elif message.room is not None and message.room not in rooms_left:
+                gone[index] = ErrorCode.NO_SUCH_ROOM
+        return gone
 
     def _add_each(
         self,
@@ -224,13 +286,17 @@ class ChatStore:
         batch: Sequence[NewMessage],
         recipients: Mapping[str, int],
         now_ms: int,
+        gone: Mapping[int, ErrorCode],
     ) -> list[SaveResult]:
         """SQLite: insert row by row, and look up earlier copies only of refused rows."""
         driver = conn.connection.driver_connection
         assert driver is not None, "a connection in a transaction is open"
         cursor = driver.cursor()
         results: list[SaveResult] = []
-        for message in batch:
+        for index, message in enumerate(batch):
+            if index in gone:
+                results.append(gone[index])
+                continue
             if message.to is not None and message.to not in recipients:
                 first = self._first_copy(conn, message)  # stored before the user was deleted?
                 results.append(ErrorCode.NO_SUCH_USER if first is None else (first, False))
@@ -276,6 +342,7 @@ class ChatStore:
         existing: Mapping[tuple[int, str | None], StoredMessage],
         recipients: Mapping[str, int],
         now_ms: int,
+        gone: Mapping[int, ErrorCode],
     ) -> list[SaveResult]:
         """Other databases: insert what is new; ``existing`` holds earlier copies of refs."""
         results: list[SaveResult | None] = [None] * len(batch)
@@ -283,6 +350,9 @@ class ChatStore:
         rows: list[dict[str, object]] = []
         inserted: list[int] = []
         for index, message in enumerate(batch):
+            if index in gone:
+                results[index] = gone[index]
+                continue
             if message.ref is not None:
                 key = (message.sender_id, message.ref)
                 if key in existing:
@@ -365,20 +435,49 @@ class ChatStore:
         more = len(rows) > limit
         return [_stored(row) for row in reversed(rows[:limit])], more
 
-    def sync(self, user_id: int, *, since: int, limit: int) -> list[StoredMessage]:
-        """Messages after ``since`` in the user's rooms and direct conversations, in id order."""
-        my_rooms = select(Membership.room_id).where(Membership.user_id == user_id)
-        query = (
-            _MESSAGES.where(ChatMessage.id > since)
-            .where(
-                or_(
-                    ChatMessage.room_id.in_(my_rooms),
-                    ChatMessage.recipient_id == user_id,
-                    and_(ChatMessage.sender_id == user_id, ChatMessage.recipient.is_not(None)),
-                )
-            )
-            .order_by(ChatMessage.id)
-            .limit(limit)
-        )
-        with self._db.session() as s:
-            return [_stored(row) for row in s.execute(query)]
+    def sync(
+        self, user_id: int, *, since: int, limit: int, max_chars: int
+    ) -> tuple[list[StoredMessage], bool]:
+        """Messages after ``since`` in the user's rooms and direct conversations, in id order.
+
+        At most ``limit`` messages, and no more once their bodies add up to ``max_chars``
+        characters; True with them if more may follow.
+        """
+        with self._db.transaction() as conn:
+            ids = self._sync_ids(conn, user_id, since, limit + 1)
+            more = len(ids) > limit
+            page: list[StoredMessage] = []
+            chars = 0
+            for row in conn.execute(_BY_IDS, {"ids": ids[:limit]}) if ids else ():
+                if chars >= max_chars:
+                    return page, True
+                page.append(_stored(row))
+                chars += len(row[2])
+        return page, more
+
+    def _sync_ids(self, conn: Connection, user_id: int, since: int, limit: int) -> list[int]:
+        """The first ``limit`` ids after ``since`` that ``user_id`` may see, in order.
+
+        One index range per source, in id order: each room the user is in, direct messages
+        received, direct messages sent (to someone else: one to oneself is received too).
+        SQLite merges the ranges (MERGE UNION ALL) and stops after ``limit`` ids, so the
+        cost is ``limit`` plus one probe per room, however long the history.
+        """
+        after = ChatMessage.id > since
+        arms = [
+            select(ChatMessage.id).where(ChatMessage.recipient_id == user_id, after),
+            select(ChatMessage.id).where(
+                ChatMessage.sender_id == user_id,
+                ChatMessage.room_id.is_(None),
+                ChatMessage.recipient_id.is_distinct_from(user_id),
+                after,
+            ),
+        ]
+        rooms = conn.execute(_MEMBER_ROOMS, {"user": user_id}).scalars()
+        arms += [select(ChatMessage.id).where(ChatMessage.room_id == room, after) for room in rooms]
+        ids: list[int] = []
+        for start in range(0, len(arms), _ARMS_PER_QUERY):
+            merged = union_all(*arms[start : start + _ARMS_PER_QUERY])
+            query = merged.order_by(merged.selected_columns.id).limit(limit)
+            ids += conn.execute(query).scalars()
+        return sorted(ids)[:limit]

@@ -9,6 +9,8 @@ migrations run on the same engine, with the same SQLite pragmas, as the applicat
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from alembic import command
@@ -71,6 +73,26 @@ def current_revision(engine: Engine) -> str | None:
         raise StoreError(f"cannot read the schema revision: {error.orig}") from error
 
 
+@contextmanager
+def foreign_keys_off(connection: Connection) -> Iterator[None]:
+    """On SQLite, turn foreign keys off while a migration runs on ``connection``.
+
+    A revision that rebuilds a table (batch mode: copy, drop, rename) would otherwise fire
+    the ON DELETE actions of the rows it drops. The pragma does nothing inside a
+    transaction, so this must wrap the migration's transaction, not run in it.
+    """
+    if connection.dialect.name != "sqlite":
+        yield
+        return
+    connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+    connection.commit()
+    try:
+        yield
+    finally:
+        connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+        connection.commit()
+
+
 def upgrade_to_head(engine: Engine) -> None:
     """Apply every missing revision in one transaction; a no-op when already at head.
 
@@ -79,7 +101,7 @@ def upgrade_to_head(engine: Engine) -> None:
             know (it was upgraded by a newer securechat).
     """
     try:
-        with engine.begin() as connection:
+        with engine.connect() as connection, foreign_keys_off(connection), connection.begin():
             command.upgrade(alembic_config(connection), "head")
     except CommandError as error:
         raise StoreError(

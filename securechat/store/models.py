@@ -22,6 +22,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator, TypeEngine
@@ -76,6 +77,8 @@ class User(Base):
     """A person who may log in. ``name`` is canonical (see ``protocol.names.normalize_name``)."""
 
     __tablename__ = "users"
+    # Ids are never reused: a user added after a deletion is never mistaken for the old one.
+    __table_args__ = ({"sqlite_autoincrement": True},)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(NAME_MAX), unique=True)
@@ -127,6 +130,22 @@ class ChatMessage(Base):
         CheckConstraint("(room_id IS NULL) <> (recipient IS NULL)", name="one_target"),
         Index("ix_messages_room_id_id", "room_id", "id"),
         Index("ix_messages_recipient_id_sender_id_id", "recipient_id", "sender_id", "id"),
+        # For sync: a user's direct messages received and sent, each in id order. Partial
+        # where the database can, so room messages (most of them) cost these nothing.
+        Index(
+            "ix_messages_direct_recipient_id_id",
+            "recipient_id",
+            "id",
+            sqlite_where=text("recipient_id IS NOT NULL"),
+            postgresql_where=text("recipient_id IS NOT NULL"),
+        ),
+        Index(
+            "ix_messages_direct_sender_id_id",
+            "sender_id",
+            "id",
+            sqlite_where=text("room_id IS NULL"),
+            postgresql_where=text("room_id IS NULL"),
+        ),
         {"sqlite_autoincrement": True},  # ids never reused: clients remember the last one
     )
 
