@@ -214,7 +214,14 @@ class Client:
 
     def list_rooms(self) -> tuple[RoomInfo, ...]:
         """Every room on the server, with member counts and whether we are in it."""
-        return self._request(ListRooms(), RoomList).rooms
+        rooms: list[RoomInfo] = []
+        after: str | None = None
+        while True:  # the server pages long lists by name
+            page = self._request(ListRooms(after=after), RoomList)
+            rooms.extend(page.rooms)
+            if not page.more or not page.rooms:
+                return tuple(rooms)
+            after = page.rooms[-1].name
 
     def who(self) -> tuple[str, ...]:
         """Every user online now."""
