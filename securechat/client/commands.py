@@ -15,7 +15,7 @@ from typing import Any, Protocol
 from prompt_toolkit.completion import CompleteEvent, Completer, Completion
 from prompt_toolkit.document import Document
 
-from securechat.client.connection import Client
+from securechat.client.api import Client
 from securechat.client.render import escape
 from securechat.errors import SecureChatError
 from securechat.protocol.messages import Message

@@ -1,18 +1,19 @@
-"""The blocking ``Client``: a thread that drives a :class:`ClientSession` over one TLS socket.
+"""The client's I/O thread: it drives a :class:`ClientSession` over one TLS socket at a time.
 
 Theory of operation: the protocol (login, refs, resends, catch-up, de-duplication, the
-heartbeat) lives in the sans-I/O :class:`ClientSession`; this module only moves bytes and
-hands results to threads. One I/O thread owns the :class:`TlsStream`: it writes what the
-session has to say, waits in a selector for the socket and for a :class:`Waker`, feeds
-what it reads to the session, and routes the session's events. Caller threads touch the
-session only under ``_lock``, to queue a request or a send, and then wake the I/O thread.
-``_lock`` guards the session, ``_slots`` (ref -> the caller waiting for that reply) and
-``_outgoing`` (ref -> the caller's handle on a send); a :class:`Slot` or an
-:class:`Outgoing` is filled by the I/O thread and read by its caller once its event is set.
+heartbeat) lives in the sans-I/O :class:`ClientSession`; a :class:`Connection` only moves
+bytes and hands results to other threads. Its one I/O thread owns the :class:`TlsStream`:
+it writes what the session has to say, waits in a selector for the socket and for a
+:class:`Waker`, feeds what it reads to the session, and routes the session's events.
+Caller threads touch the session only through :meth:`Connection.ask` and
+:meth:`Connection.submit`, under ``_lock``, and then wake the I/O thread. ``_lock`` guards
+the session, ``_slots`` (ref -> the caller waiting for that reply) and ``_outgoing`` (ref ->
+the caller's handle on a send); a :class:`Slot` or an :class:`Outgoing` is filled by the
+I/O thread and read by its caller once its event is set.
 
-With ``reconnect=True`` the I/O thread survives a lost connection: it backs off (full
-jitter, 0.5 s doubling to 30 s) and logs in again; the session does the rest (resume
-token, catch-up, resends). Requests fail fast while disconnected; sends are kept.
+With ``reconnect`` the I/O thread survives a lost connection: it backs off (full jitter,
+0.5 s doubling to 30 s) and logs in again; the session does the rest (resume token,
+catch-up, resends). Requests fail fast while disconnected; sends are kept.
 """
 
 from __future__ import annotations
@@ -21,14 +22,10 @@ import contextlib
 import itertools
 import queue
 import random
-import secrets
 import selectors
 import ssl
 import threading
 import time
-from collections.abc import Iterator
-from pathlib import Path
-from typing import Self, TypeVar
 
 from securechat.client.escaping import escape
 from securechat.client.events import (
@@ -39,9 +36,7 @@ from securechat.client.events import (
     Reconnecting,
 )
 from securechat.client.link import Endpoint, log_in
-from securechat.client.outgoing import Outgoing, Slot, request_error
-from securechat.client.trust import trusted_context
-from securechat.config import DEFAULT_PORT
+from securechat.client.outgoing import Outgoing, Slot
 from securechat.errors import (
     AuthenticationError,
     ConnectionLost,
@@ -61,61 +56,33 @@ from securechat.protocol.client import (
     SendFailed,
     SessionEvent,
 )
-from securechat.protocol.messages import (
-    Error,
-    Event,
-    History,
-    HistoryPage,
-    Join,
-    Joined,
-    Leave,
-    Left,
-    ListRooms,
-    Message,
-    Online,
-    RoomInfo,
-    RoomList,
-    Sync,
-    Synced,
-    Who,
-)
+from securechat.protocol.messages import Error, Event
 from securechat.transport import TlsStream, Waker
 
-__all__ = ["Client"]
+__all__ = ["Connection"]
 
 BYE_GRACE = 1.0  # how long close() lets the bye reach the server
-_END = object()  # closes events() iterators
-T = TypeVar("T", bound=Event)
+_END = object()  # closes event iterators
 
 
-class Client:
-    """A blocking client. ``connect()``, then call methods from any thread.
-
-    Raises (from the methods): :class:`ConnectionLost` when not connected or no reply came
-    in time, and the :class:`RequestError` subclass matching a server refusal.
-    """
+class Connection:
+    """One user's session kept connected by an I/O thread; ``start()``, then use it."""
 
     def __init__(
         self,
-        host: str,
-        port: int = DEFAULT_PORT,
+        endpoint: Endpoint,
+        session: ClientSession,
+        context: ssl.SSLContext,
         *,
-        ca_file: Path,
-        ca_fingerprint: str | None = None,
-        user: str,
-        password: str,
-        reconnect: bool = False,
-        timeout: float = 10.0,
-        server_name: str | None = None,
-        heartbeat: float | None = None,
-        backoff: Backoff | None = None,
+        reconnect: bool,
+        timeout: float,
+        backoff: Backoff,
     ) -> None:
-        self._endpoint = Endpoint(host, port, Path(ca_file), server_name)
-        self._ca_fingerprint = ca_fingerprint
+        self._endpoint = endpoint
+        self._context = context
         self._reconnect = reconnect
         self._timeout = timeout
-        self._backoff = backoff or Backoff()
-        self._context: ssl.SSLContext | None = None
+        self._backoff = backoff
         self._waker = Waker()
         self._waker_open = True
         self._events: queue.Queue[object] = queue.Queue()
@@ -123,54 +90,28 @@ class Client:
         self._thread: threading.Thread | None = None
         # Guarded by _lock: shared between callers and the I/O thread.
         self._lock = threading.Lock()
-        self._session = ClientSession(
-            user, password=password, send_prefix=secrets.token_hex(8), heartbeat=heartbeat
-        )
+        self._session = session
         self._slots: dict[str, Slot] = {}
         self._outgoing: dict[str, Outgoing] = {}  # insertion order = send order
         self._stream: TlsStream | None = None  # owned by the I/O thread once it runs
         self.server = ""  # hello's free-form server string; written by the I/O thread
 
-    # --- what callers may read --------------------------------------------------------
-
-    @property
-    def user(self) -> str:
-        """The canonical user name (as the server spelled it in ``welcome``)."""
-        return self._session.user or ""
-
-    @property
-    def rooms(self) -> tuple[str, ...]:
-        return self._session.rooms
-
-    @property
-    def last_id(self) -> int:
-        """The newest message id this client has seen."""
-        return self._session.last_id
-
-    @property
-    def is_connected(self) -> bool:
-        return self._session.is_ready
-
     @property
     def unacknowledged(self) -> list[Outgoing]:
-        """Sends not yet acknowledged, oldest first."""
         with self._lock:
             return list(self._outgoing.values())
 
-    # --- lifecycle -------------------------------------------------------------------
+    # --- called by the owner ------------------------------------------------------------
 
-    def connect(self) -> Self:
-        """Connect and log in, then start the I/O thread. Returns ``self``.
+    def start(self) -> None:
+        """Log in (in the caller's thread), then start the I/O thread.
 
         Raises:
-            CertificateError: ``ca_file`` is not exactly one CA certificate (the one with
-                ``ca_fingerprint``, when given): see ``trust.trusted_context``.
             ConnectionLost, CertificateError, AuthenticationError, RateLimited,
             UnexpectedMessage: see :func:`securechat.client.link.log_in`.
         """
         if self._thread is not None:
             raise ConnectionLost("this client has already connected once; make a new Client")
-        self._context = trusted_context(self._endpoint.ca_file, ca_fingerprint=self._ca_fingerprint)
         try:
             self._open()
         except BaseException:
@@ -178,7 +119,6 @@ class Client:
             raise
         self._thread = threading.Thread(target=self._run, name="securechat-client", daemon=True)
         self._thread.start()
-        return self
 
     def close(self) -> None:
         """Say ``bye`` and stop the I/O thread; pending requests fail. Idempotent."""
@@ -197,87 +137,38 @@ class Client:
         if waker:
             self._waker.close()
 
-    def __enter__(self) -> Self:
-        return self.connect() if self._thread is None else self
+    # --- called from any thread -------------------------------------------------------
 
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
+    def ask(self, request: Asked, *, collect: bool = False) -> Slot:
+        """Send ``request``; its answer fills the returned slot.
 
-    # --- requests ----------------------------------------------------------------------
-
-    def join(self, room: str) -> Joined:
-        """Join (and create if needed) ``room``."""
-        return self._request(Join(room=room), Joined)
-
-    def leave(self, room: str) -> Left:
-        return self._request(Leave(room=room), Left)
-
-    def list_rooms(self) -> tuple[RoomInfo, ...]:
-        """Every room on the server, with member counts and whether we are in it."""
-        rooms: list[RoomInfo] = []
-        after: str | None = None
-        while True:  # the server pages long lists by name
-            page = self._request(ListRooms(after=after), RoomList)
-            rooms.extend(page.rooms)
-            if not page.more or not page.rooms:
-                return tuple(rooms)
-            after = page.rooms[-1].name
-
-    def who(self) -> tuple[str, ...]:
-        """Every user online now."""
-        return self._request(Who(), Online).online
-
-    def history(
-        self,
-        room: str | None = None,
-        *,
-        peer: str | None = None,
-        before: int | None = None,
-        limit: int | None = None,
-    ) -> HistoryPage:
-        """The newest ``limit`` messages (oldest first) of a room or of a conversation with ``peer``."""
-        request = History(room=room, peer=peer, before=before, limit=limit)
-        return self._request(request, HistoryPage)
-
-    def sync(self, since: int | None = None) -> list[Message]:
-        """Every visible message after ``since`` (default: the last one seen), in id order.
-
-        The messages returned are not repeated on :meth:`events`.
+        Raises:
+            ConnectionLost: not connected right now.
         """
-        since = self.last_id if since is None else since
-        found: dict[int, Message] = {}
-        while True:
-            slot = self._ask(Sync(since=since), collect=True)
-            reply = self._reply(slot, Synced)
-            found.update((m.id, m) for m in slot.messages if m.id > since and m.id not in found)
-            if not reply.more:
-                return list(found.values())
-            since = reply.last_id
+        slot = Slot()
+        with self._lock:
+            self._check_open()
+            self._slots[self._session.request(request, collect=collect)] = slot
+        self._waker.wake()
+        return slot
 
-    def submit(self, body: str, *, room: str | None = None, to: str | None = None) -> Outgoing:
-        """Queue a message to a room or a user and return at once; see :class:`Outgoing`.
+    def forget(self, slot: Slot) -> None:
+        """The caller stopped waiting for ``slot``: drop its answer when it comes."""
+        with self._lock:
+            self._slots = {ref: s for ref, s in self._slots.items() if s is not slot}
 
-        With ``reconnect=True`` it is kept, and resent, until the server acknowledges it.
+    def submit(self, body: str, *, room: str | None, to: str | None) -> Outgoing:
+        """Queue a chat message; kept, and resent, until acknowledged or refused.
+
+        Raises:
+            ConnectionLost: closed, or disconnected without ``reconnect``.
         """
-        if (room is None) == (to is None):
-            raise ValueError("give exactly one of room= or to=")
         with self._lock:
             self._check_open(for_send=True)
             outgoing = Outgoing(self._session.submit(body, room=room, to=to))
             self._outgoing[outgoing.ref] = outgoing
         self._waker.wake()
         return outgoing
-
-    def send(
-        self, body: str, *, room: str | None = None, to: str | None = None, timeout: float = 30.0
-    ) -> int:
-        """Send and wait for the server's ack; returns the stored message's id."""
-        return self.submit(body, room=room, to=to).wait(timeout).id
-
-    def events(self, timeout: float | None = None) -> Iterator[ClientEvent]:
-        """Yield pushed and local events until the client closes (or ``timeout`` passes idle)."""
-        while (event := self.next_event(timeout)) is not None:
-            yield event
 
     def next_event(self, timeout: float | None = None) -> ClientEvent | None:
         """The next event, or None after ``timeout`` seconds or once the client has closed."""
@@ -290,36 +181,12 @@ class Client:
             return None
         return item  # type: ignore[return-value]
 
-    # --- caller side ---------------------------------------------------------------------
-
     def _check_open(self, *, for_send: bool = False) -> None:
         """With ``_lock`` held: refuse a request the session cannot take now."""
         if self._closing.is_set() or self._thread is None:
             raise ConnectionLost("the client is not connected")
         if not self._session.is_ready and not (for_send and self._reconnect):
             raise ConnectionLost("not connected to the server right now; try again shortly")
-
-    def _request(self, request: Asked, kind: type[T]) -> T:
-        return self._reply(self._ask(request), kind)
-
-    def _ask(self, request: Asked, *, collect: bool = False) -> Slot:
-        slot = Slot()
-        with self._lock:
-            self._check_open()
-            self._slots[self._session.request(request, collect=collect)] = slot
-        self._waker.wake()
-        return slot
-
-    def _reply(self, slot: Slot, kind: type[T]) -> T:
-        if not slot.done.wait(self._timeout):
-            with self._lock:
-                self._slots = {ref: s for ref, s in self._slots.items() if s is not slot}
-            raise ConnectionLost(f"no reply from the server within {self._timeout:.0f} s")
-        if slot.error is not None:
-            raise request_error(slot.error)
-        reply = slot.reply
-        assert isinstance(reply, kind), reply
-        return reply
 
     # --- the I/O thread ----------------------------------------------------------------
 

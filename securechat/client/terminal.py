@@ -22,8 +22,8 @@ from prompt_toolkit.input import Input
 from prompt_toolkit.output import Output
 from prompt_toolkit.patch_stdout import patch_stdout
 
+from securechat.client.api import Client
 from securechat.client.commands import Commands, Target, UserCompleter
-from securechat.client.connection import Client
 from securechat.client.events import (
     ClientEvent,
     Delivered,
