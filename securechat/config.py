@@ -12,7 +12,6 @@ from pathlib import Path
 DEFAULT_PORT = 5050
 DEFAULT_DB_URL = "sqlite:///securechat.db"
 DEFAULT_CERTS_DIR = Path("certs")
-PROTOCOL_VERSION = 1
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -16,11 +16,8 @@ import datetime as dt
 import enum
 import errno
 import ipaddress
-import select
 import socket
-import ssl
 import stat
-import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
@@ -28,21 +25,25 @@ from cryptography import x509
 from sqlalchemy import text
 
 from securechat import certs
-from securechat.errors import CertificateError, SecureChatError, StoreError
-from securechat.protocol.frames import FrameDecoder, encode_frame
-from securechat.protocol.messages import Bye, Hello, decode_event, encode
+from securechat.client.link import probe
+from securechat.errors import (
+    CertificateError,
+    ConnectionLost,
+    HandshakeFailed,
+    SecureChatError,
+    StoreError,
+)
 from securechat.store.backup import known_revisions
 from securechat.store.database import Database, safe_url
 from securechat.store.lock import sqlite_file
 from securechat.store.migrate import current_revision, head_revision
-from securechat.tls import client_context
-from securechat.transport import POLLIN, TlsStream
+from securechat.tls import identify_context, probe_context
+from securechat.transport import TlsStream, connect_tls
 
 #: A server certificate closer than this to expiry is a warning.
 EXPIRY_WARNING = dt.timedelta(days=30)
 #: Bound on each network step of the port probe, in seconds.
 PROBE_TIMEOUT = 3.0
-_HELLO_MAX_FRAME = 65536
 _LOADS_IT = (
     "the server loads it within the hour, or at once with `systemctl reload securechat` "
     "(SIGHUP), no restart needed"
@@ -335,40 +336,40 @@ def _port(inst: Installation) -> Iterator[Finding]:
     other = (
         f"stop that program, or run securechat on another port (`serve --port`, not {inst.port})"
     )
+    ca_file = inst.certs_dir / certs.CA_CERT
     try:
-        raw = socket.create_connection(("127.0.0.1", inst.port), timeout=PROBE_TIMEOUT)
-    except ConnectionRefusedError:
-        yield _free_port(inst.port)
+        context = identify_context(ca_file)  # identify the server, do not trust a name
+    except CertificateError as error:
+        context = None
+        no_ca = error
+    try:
+        stream = connect_tls(
+            ("127.0.0.1", inst.port), context or probe_context(), timeout=PROBE_TIMEOUT
+        )
+    except HandshakeFailed:
+        yield Finding(Status.FAIL, name, f"another program (not securechat) holds {where}", other)
         return
-    except OSError as error:
-        yield Finding(Status.FAIL, name, f"cannot connect to {where}: {error.strerror or error}")
+    except ConnectionLost as error:
+        if isinstance(error.__cause__, ConnectionRefusedError):
+            yield _free_port(inst.port)
+        else:
+            yield Finding(Status.FAIL, name, f"cannot connect to {where}: {error.message}")
         return
-    with raw:
-        ca_file = inst.certs_dir / certs.CA_CERT
-        try:
-            context = client_context(ca_file)
-        except CertificateError as error:
-            detail = f"something listens on {where}, but without a CA it cannot tell what"
-            yield Finding(Status.WARN, name, f"{detail} ({error.message})", "fix --certs")
-            return
-        context.check_hostname = False  # identify the server, do not trust it: see the docstring
-        try:
-            sock = context.wrap_socket(raw, server_hostname="localhost")
-        except ssl.SSLCertVerificationError:
-            yield Finding(
-                Status.FAIL,
-                name,
-                f"a TLS server on {where} has a certificate not signed by {ca_file}: another "
-                "program, or a securechat using other certificates",
-                other,
-            )
-            return
-        except (ssl.SSLError, OSError):
-            yield Finding(
-                Status.FAIL, name, f"another program (not securechat) holds {where}", other
-            )
-            return
-        yield _identify(sock, inst, where, other)
+    except CertificateError:
+        yield Finding(
+            Status.FAIL,
+            name,
+            f"a TLS server on {where} has a certificate not signed by {ca_file}: another "
+            "program, or a securechat using other certificates",
+            other,
+        )
+        return
+    if context is None:
+        stream.close()
+        detail = f"something listens on {where}, but without a CA it cannot tell what"
+        yield Finding(Status.WARN, name, f"{detail} ({no_ca.message})", "fix --certs")
+        return
+    yield _identify(stream, inst, where, other)
 
 
 def _free_port(port: int) -> Finding:
@@ -395,24 +396,18 @@ def _free_port(port: int) -> Finding:
     return Finding(Status.OK, "port", f"port {port} is free; securechat is not running")
 
 
-def _identify(sock: ssl.SSLSocket, inst: Installation, where: str, other: str) -> Finding:
+def _identify(stream: TlsStream, inst: Installation, where: str, other: str) -> Finding:
     """Read ``hello`` from a TLS server our CA vouches for, then say ``bye``."""
-    presented = sock.getpeercert(binary_form=True)
-    stream = TlsStream(sock)
     try:
-        hello = _read_hello(stream, time.monotonic() + PROBE_TIMEOUT)
-        stream.queue(encode_frame(encode(Bye())))
-        stream.flush()
+        answer = probe(stream, label=where, timeout=PROBE_TIMEOUT)
     except SecureChatError:
-        hello = None
-    finally:
-        stream.close()
-    if hello is None:
         return Finding(
             Status.FAIL, "port", f"a TLS server on {where} does not speak securechat", other
         )
+    hello = answer.hello
     detail = f"securechat is running on {where} ({hello.server}, protocol {hello.protocol})"
     on_disk = _server_cert(inst)
+    presented = answer.peer_certificate
     if presented and on_disk and x509.load_der_x509_certificate(presented) != on_disk:
         return Finding(
             Status.WARN,
@@ -421,22 +416,3 @@ def _identify(sock: ssl.SSLSocket, inst: Installation, where: str, other: str) -
             _LOADS_IT,
         )
     return Finding(Status.OK, "port", detail)
-
-
-def _read_hello(stream: TlsStream, deadline: float) -> Hello | None:
-    """The first event if it is ``hello``; None if the server says something else or is silent.
-
-    Raises:
-        SecureChatError: the bytes are not securechat frames, or the connection broke.
-    """
-    decoder = FrameDecoder(_HELLO_MAX_FRAME)
-    poller = select.poll()
-    poller.register(stream.fileno(), POLLIN)
-    while (payload := decoder.next_frame()) is None:
-        if not stream.has_buffered_input:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not poller.poll(remaining * 1000):
-                return None
-        decoder.feed(stream.receive())
-    event = decode_event(payload)
-    return event if isinstance(event, Hello) else None

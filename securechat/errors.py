@@ -29,6 +29,7 @@ boundary that calls the library, with ``raise ... from exc``::
     ├── CertificateError              missing, unreadable or mismatched certificate files
     │   └── WrongCA                   the server's certificate is not from the trusted CA
     ├── ConnectionLost                the transport ended (closed, reset, TLS failure)
+    │   └── HandshakeFailed           TCP connected, but no TLS 1.3 came of it
     ├── ServerError                   any other failure on the server side
     └── ConfigError                   an option or setting that cannot work
 """
@@ -188,6 +189,10 @@ class WrongCA(CertificateError):
 
 class ConnectionLost(SecureChatError):
     """The transport ended: closed by the peer, reset, timed out or a TLS failure."""
+
+
+class HandshakeFailed(ConnectionLost):
+    """Something answered on the port, but the TLS handshake failed: not a TLS 1.3 server."""
 
 
 class ServerError(SecureChatError):

@@ -20,7 +20,13 @@ from pathlib import Path
 
 from securechat.errors import CertificateError
 
-__all__ = ["check_server_context", "client_context", "probe_context", "server_context"]
+__all__ = [
+    "check_server_context",
+    "client_context",
+    "identify_context",
+    "probe_context",
+    "server_context",
+]
 
 #: Rounds of check_server_context's in-memory handshake; TLS 1.3 completes in two.
 _HANDSHAKE_FLIGHTS = 4
@@ -63,6 +69,18 @@ def client_context(ca_file: Path) -> ssl.SSLContext:
     context.verify_mode = ssl.CERT_REQUIRED
     # Reject certificates that break RFC 5280 (Python 3.13 sets this by default).
     context.verify_flags |= ssl.VERIFY_X509_STRICT
+    return context
+
+
+def identify_context(ca_file: Path) -> ssl.SSLContext:
+    """Like :func:`client_context`, without the host-name check: for ``doctor``, which asks
+    whether the server on a port is this deployment's, not whether to trust a name.
+
+    Raises:
+        CertificateError: as :func:`client_context`.
+    """
+    context = client_context(ca_file)
+    context.check_hostname = False
     return context
 
 

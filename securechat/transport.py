@@ -1,11 +1,14 @@
-"""A non-blocking TLS socket driven by exactly one thread.
+"""TLS connections for both ends: connecting, and a non-blocking socket driven by one thread.
 
 OpenSSL does not promise that concurrent ``SSL_read`` and ``SSL_write`` on one connection
 are safe, so each TLS socket has a single owner thread that both reads and writes it. The
-owner waits in ``poll()`` on the socket and on a :class:`Waker` that other threads use to
-say "there is something to send". This is the only module that calls ``recv()`` and
-``send()`` on a TLS socket; it turns ``OSError`` and ``ssl.SSLError`` into
-:class:`ConnectionLost`.
+owner waits for the socket and for a :class:`Waker` that other threads use to say "there
+is something to send". This is the only module that calls ``recv()`` and ``send()`` on a
+TLS socket, and the only one that opens a client connection (:func:`connect_tls`, whose
+errors tell a new user what to check); it turns ``OSError`` and ``ssl.SSLError`` into
+:class:`ConnectionLost` or :class:`CertificateError`. The blocking helpers
+(:meth:`TlsStream.flush_until`, :meth:`TlsStream.receive_until`) wait with ``selectors``,
+so the client runs wherever Python does, Windows included.
 
 Writes are coalesced: queued frames are joined into one chunk of up to ``WRITE_CHUNK``
 bytes per ``SSL_write``, so a burst of small frames costs a few TLS records, not one
@@ -16,51 +19,68 @@ a chunk, once cut, is kept until it is fully written.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
-import select
+import selectors
 import socket
 import ssl
 import time
+from pathlib import Path
 
-from securechat.errors import ConnectionLost
+from securechat.errors import CertificateError, ConnectionLost, HandshakeFailed, WrongCA
 
 READ_SIZE = 65536
 WRITE_CHUNK = 256 * 1024
-POLLIN = select.POLLIN
-POLLOUT = select.POLLOUT
-POLL_ERRORS = select.POLLERR | select.POLLHUP | select.POLLNVAL
+
+# OpenSSL X509_V_ERR_* codes that need different advice.
+_WRONG_CA = {2, 18, 19, 20, 21}  # unknown issuer, self-signed, not signed by our CA
+_EXPIRED, _NOT_YET_VALID = 10, 9
+_NAME_MISMATCH = {62, 64}  # host name, IP address
 
 
 class Waker:
-    """Lets any thread interrupt the owner's ``poll()``: an eventfd on Linux, else a pipe."""
+    """Lets any thread interrupt the owner's wait: an eventfd on Linux, else a socket pair.
+
+    A socket pair, not a pipe, because Windows can wait only for sockets.
+    """
 
     def __init__(self) -> None:
+        self._pair: tuple[socket.socket, socket.socket] | None = None
         if hasattr(os, "eventfd"):
-            self._read_fd = self._write_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
-        else:  # pragma: no cover - non-Linux
-            self._read_fd, self._write_fd = os.pipe()
-            os.set_blocking(self._read_fd, False)
-            os.set_blocking(self._write_fd, False)
+            self._fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        else:
+            self._pair = socket.socketpair()
+            for end in self._pair:
+                end.setblocking(False)
+            self._fd = self._pair[0].fileno()
 
     def fileno(self) -> int:
-        return self._read_fd
+        return self._fd
 
     def wake(self) -> None:
         try:
-            os.write(self._write_fd, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+            if self._pair is None:
+                os.write(self._fd, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+            else:
+                self._pair[1].send(b"\x01")
         except BlockingIOError:
-            pass  # already signalled: the counter or the pipe is full, the owner will wake
+            pass  # already signalled: the counter or the buffer is full, the owner will wake
         except OSError:
             pass  # closed during shutdown: the owner is gone, nothing to wake
 
     def clear(self) -> None:
         with contextlib.suppress(BlockingIOError):  # nothing was signalled
-            os.read(self._read_fd, 4096)
+            if self._pair is None:
+                os.read(self._fd, 8)
+            else:
+                self._pair[0].recv(4096)
 
     def close(self) -> None:
-        os.close(self._read_fd)
-        if self._write_fd != self._read_fd:
-            os.close(self._write_fd)
+        if self._pair is None:
+            os.close(self._fd)
+        else:
+            for end in self._pair:
+                end.close()
 
 
 class TlsStream:
@@ -83,6 +103,10 @@ class TlsStream:
     def version(self) -> str | None:
         return self._sock.version()
 
+    def peer_certificate(self) -> bytes:
+        """The certificate (DER) the peer presented in this TLS session; b"" if none."""
+        return self._sock.getpeercert(binary_form=True) or b""
+
     def handshake(self, deadline: float, interrupt: Waker | None = None) -> None:
         """Complete the TLS handshake by ``deadline`` (a ``time.monotonic()`` value).
 
@@ -92,26 +116,26 @@ class TlsStream:
         Raises:
             ConnectionLost: the peer failed the handshake, closed, or was too slow.
         """
-        poller = select.poll()
-        poller.register(self._sock, POLLIN)
-        if interrupt is not None:
-            poller.register(interrupt, POLLIN)
-        while True:
-            try:
-                self._sock.do_handshake()
-                return
-            except ssl.SSLWantReadError:
-                poller.modify(self._sock, POLLIN)
-            except ssl.SSLWantWriteError:
-                poller.modify(self._sock, POLLOUT)
-            except (ssl.SSLError, OSError) as exc:
-                raise ConnectionLost(f"TLS handshake failed: {_describe(exc)}") from exc
-            remaining = deadline - time.monotonic()
-            ready = poller.poll(remaining * 1000) if remaining > 0 else []
-            if not ready:
-                raise ConnectionLost("TLS handshake timed out")
-            if interrupt is not None and any(fd == interrupt.fileno() for fd, _ in ready):
-                return
+        with selectors.DefaultSelector() as selector:
+            selector.register(self._sock, selectors.EVENT_READ)
+            if interrupt is not None:
+                selector.register(interrupt, selectors.EVENT_READ)
+            while True:
+                try:
+                    self._sock.do_handshake()
+                    return
+                except ssl.SSLWantReadError:
+                    selector.modify(self._sock, selectors.EVENT_READ)
+                except ssl.SSLWantWriteError:
+                    selector.modify(self._sock, selectors.EVENT_WRITE)
+                except (ssl.SSLError, OSError) as exc:
+                    raise ConnectionLost(f"TLS handshake failed: {_describe(exc)}") from exc
+                remaining = deadline - time.monotonic()
+                ready = selector.select(remaining) if remaining > 0 else []
+                if not ready:
+                    raise ConnectionLost("TLS handshake timed out")
+                if interrupt is not None and any(key.fileobj is interrupt for key, _ in ready):
+                    return
 
     def receive(self, limit: int = 4 * READ_SIZE) -> bytes:
         """Read what is available now, up to about ``limit`` bytes; b"" if nothing is.
@@ -209,6 +233,38 @@ class TlsStream:
             self.written += sent
             self._chunk = self._chunk[sent:]
 
+    def flush_until(self, deadline: float) -> None:
+        """Write everything queued, waiting for the socket until ``deadline`` (monotonic).
+
+        Raises:
+            ConnectionLost: the connection broke, or the peer took too long to read.
+        """
+        while not self.flush():
+            if not self._wait(selectors.EVENT_WRITE, deadline):
+                raise ConnectionLost("the other side did not read what we sent in time")
+
+    def receive_until(self, deadline: float) -> bytes:
+        """Some bytes (at least one), waiting for them until ``deadline`` (monotonic).
+
+        Raises:
+            ConnectionLost: the peer closed, the connection broke, or nothing came in time.
+        """
+        while True:
+            if self.has_buffered_input or self._wait(selectors.EVENT_READ, deadline):
+                data = self.receive()
+                if data:
+                    return data
+            elif time.monotonic() >= deadline:
+                raise ConnectionLost("no answer in time")
+
+    def _wait(self, events: int, deadline: float) -> bool:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return False
+        with selectors.DefaultSelector() as selector:
+            selector.register(self._sock, events)
+            return bool(selector.select(remaining))
+
     def _cut(self) -> bytes:
         queue, size, count = self._queue, 0, 0
         for frame in queue:
@@ -232,6 +288,90 @@ def format_address(address: tuple[str, int]) -> str:
     """``host:port``, with brackets around an IPv6 host."""
     host, port = address[0], address[1]
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def connect_tls(
+    address: tuple[str, int],
+    context: ssl.SSLContext,
+    *,
+    timeout: float,
+    server_name: str | None = None,
+    ca_file: Path | None = None,
+) -> TlsStream:
+    """Connect to ``address`` and complete the TLS handshake within ``timeout`` seconds.
+
+    ``server_name`` is the name the certificate must carry (default: the host);
+    ``ca_file`` only names the trusted CA in error messages.
+
+    Raises:
+        ConnectionLost: unreachable, refused or timed out (worth retrying);
+            :class:`HandshakeFailed`: something answered, but not a TLS 1.3 server.
+        CertificateError: the certificate does not verify (:class:`WrongCA`: another CA).
+    """
+    host, where = address[0], format_address(address)
+    try:
+        raw = socket.create_connection(address, timeout=timeout)
+    except socket.gaierror as exc:
+        raise ConnectionLost(
+            f"cannot find server {host!r}: {exc.strerror or exc}; check the host name"
+        ) from exc
+    except ConnectionRefusedError as exc:
+        raise ConnectionLost(
+            f"cannot reach {where}: connection refused; is the server running, "
+            "and is the port open in the firewall?"
+        ) from exc
+    except TimeoutError as exc:
+        raise ConnectionLost(
+            f"cannot reach {where}: no answer within {timeout:.0f} s; is the host up, "
+            "and is the port open in the firewall?"
+        ) from exc
+    except OSError as exc:
+        hint = "check the address and your network"
+        if exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH):
+            hint = "no route to that host; check the address and your network"
+        raise ConnectionLost(f"cannot reach {where}: {exc.strerror or exc}; {hint}") from exc
+    name = server_name or host
+    try:
+        return TlsStream(context.wrap_socket(raw, server_hostname=name))
+    except ssl.SSLCertVerificationError as exc:
+        raw.close()
+        raise _certificate_error(exc, name, ca_file) from exc
+    except (ssl.SSLError, OSError) as exc:  # includes a timeout during the handshake
+        raw.close()
+        reason = (exc.reason if isinstance(exc, ssl.SSLError) else None) or str(exc) or "closed"
+        raise HandshakeFailed(
+            f"TLS handshake with {where} failed ({reason.replace('_', ' ').lower()}); "
+            "is that a securechat server on that port?"
+        ) from exc
+
+
+def _certificate_error(
+    exc: ssl.SSLCertVerificationError, name: str, ca_file: Path | None
+) -> CertificateError:
+    code = exc.verify_code
+    if code in _NAME_MISMATCH:
+        return CertificateError(
+            f"the server's certificate does not include the name {name!r}: connect with a "
+            f"name it has, or ask the admin to run `securechat init-certs --host {name} --renew`"
+        )
+    if code in _WRONG_CA:
+        return WrongCA(
+            f"the server's certificate is not signed by the CA in {ca_file or 'use'}: "
+            "get the right ca.pem from your admin"
+        )
+    if code == _EXPIRED:
+        return CertificateError(
+            "the server's certificate has expired: ask the admin to run "
+            "`securechat init-certs --renew` and restart the server"
+        )
+    if code == _NOT_YET_VALID:
+        return CertificateError(
+            "the server's certificate is not valid yet: check this computer's clock"
+        )
+    return CertificateError(
+        f"cannot verify the server's certificate: {exc.verify_message}; "
+        "ask your admin for the right ca.pem"
+    )
 
 
 def _describe(exc: BaseException) -> str:

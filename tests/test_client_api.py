@@ -135,6 +135,19 @@ def test_client_join_leave_rooms_and_who(connect: Callable[..., Client]) -> None
         alice.send("still here?", room="ops")
 
 
+def test_client_list_rooms_follows_the_servers_pages(
+    server_factory: Callable[..., RunningServer],
+) -> None:
+    running = server_factory(rooms_page=2)
+    with Client(
+        "localhost", running.address[1], ca_file=running.ca_file, user="alice",
+        password=PASSWORD, timeout=TIMEOUT,
+    ) as client:  # fmt: skip
+        for room in ("r1", "r2", "r3", "r4", "r5"):
+            client.join(room)
+        assert [r.name for r in client.list_rooms()] == ["general", "r1", "r2", "r3", "r4", "r5"]
+
+
 def test_client_refusals_raise_and_emit_send_failed(connect: Callable[..., Client]) -> None:
     alice = connect("alice")
     with pytest.raises(NoSuchUser):
@@ -392,7 +405,6 @@ def test_client_reconnects_with_its_resume_token_not_the_password(
         "localhost", port, ca_file=running.ca_file, user="alice", password=PASSWORD,
         reconnect=True, backoff=FAST,
     ) as client:  # fmt: skip
-        assert client._password is None  # forgotten after the first welcome
         running.server.shutdown()
         again = server_factory(port=port)
         deadline = time.monotonic() + 10

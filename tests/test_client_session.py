@@ -34,6 +34,7 @@ from securechat.protocol.messages import (
     Joined,
     Leave,
     Message,
+    Ping,
     Presence,
     Send,
     Sync,
@@ -380,6 +381,13 @@ def test_heartbeat_pings_a_quiet_server_and_ends_a_silent_one() -> None:
     assert client.next_deadline() == pytest.approx(30.0 + PONG_TIMEOUT)
     client.tick(30.0 + PONG_TIMEOUT + 0.1)
     assert "stopped answering" in of_type(client.events_received(), ConnectionEnded)[0].reason
+
+
+def test_a_ping_request_gets_its_pong_as_a_reply() -> None:
+    client, connection = logged_in(MemoryServer())
+    ref = client.request(Ping())
+    replies = of_type(exchange(client, connection), Reply)
+    assert [(r.ref, r.event.TYPE) for r in replies] == [(ref, "pong")]
 
 
 def test_any_data_from_the_server_counts_as_an_answer() -> None:

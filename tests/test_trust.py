@@ -153,7 +153,7 @@ class FakeServer:
         while (request := self._receive(conn)) is not None:
             self.received.append(request["type"])
             if request["type"] == "ca":
-                self._send(conn, type="ca", pem=self.ca_pem)
+                self._send(conn, type="ca", pem=self.ca_pem, ref=request.get("ref"))
             elif request["type"] == "auth":
                 self._send(conn, **self.auth_reply)
                 return

@@ -2,35 +2,35 @@
 
 The idle workload checks, at each level, that one more session still gets a quick
 ``pong`` and that a fresh login still succeeds. Those are single requests, timed from the
-parent's side, so a blocking socket is simpler and more direct than a worker command.
+parent's side, so the product's own blocking steps (a :class:`ClientSession` driven by
+:mod:`securechat.client.link`) are simpler and more direct than a worker command.
 """
 
 from __future__ import annotations
 
-import json
-import socket
-import ssl
 import time
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Self
 
-from securechat.errors import ConnectionLost, FrameTooLarge
-from securechat.protocol.frames import FrameDecoder, encode_frame
+from securechat.client.link import Endpoint, ask, log_in
+from securechat.errors import ConnectionLost
+from securechat.protocol.client import ClientSession
+from securechat.protocol.messages import Ping
 from securechat.tls import client_context
+from securechat.transport import TlsStream
 
 
 class ProbeClient:
-    """One TLS session with blocking reads under a timeout."""
+    """One logged-in TLS session with blocking requests under a timeout."""
 
     def __init__(self, host: str, port: int, ca_file: Path, *, timeout: float = 10.0) -> None:
         self._started = time.monotonic()
-        try:
-            raw = socket.create_connection((host, port), timeout=timeout)
-            self._sock = client_context(ca_file).wrap_socket(raw, server_hostname=host)
-        except (OSError, ssl.SSLError) as exc:
-            raise ConnectionLost(f"cannot connect to {host} port {port}: {exc}") from exc
-        self._decoder = FrameDecoder(16 * 1024 * 1024)
+        self._endpoint = Endpoint(host, port, ca_file)
+        self._context = client_context(ca_file)
+        self._timeout = timeout
+        self._session: ClientSession | None = None
+        self._stream: TlsStream | None = None
 
     def __enter__(self) -> Self:
         return self
@@ -40,51 +40,27 @@ class ProbeClient:
     ) -> None:
         self.close()
 
-    def request(self, obj: dict[str, Any]) -> None:
-        try:
-            self._sock.sendall(encode_frame(json.dumps(obj).encode()))
-        except (OSError, ssl.SSLError) as exc:
-            raise ConnectionLost(f"send failed: {exc}") from exc
-
-    def wait_for(self, kind: str) -> dict[str, Any]:
-        """Read events until one of type ``kind`` arrives.
-
-        Raises:
-            ConnectionLost: an ``error`` or ``bye`` came instead, the connection ended, or
-                the timeout passed.
-        """
-        while True:
-            try:
-                payload = self._decoder.next_frame()
-            except FrameTooLarge as exc:
-                raise ConnectionLost(str(exc)) from exc
-            if payload is None:
-                try:
-                    data = self._sock.recv(65536)
-                except (OSError, ssl.SSLError) as exc:
-                    raise ConnectionLost(f"no {kind!r}: {exc}") from exc
-                if not data:
-                    raise ConnectionLost(f"closed by the server while waiting for {kind!r}")
-                self._decoder.feed(data)
-                continue
-            event: dict[str, Any] = json.loads(payload)
-            if event.get("type") == kind:
-                return event
-            if event.get("type") in ("error", "bye"):
-                raise ConnectionLost(f"{event.get('type')}: {event.get('code') or ''} {event}")
-
     def login(self, user: str, password: str) -> float:
-        """Log in; the seconds from TCP connect to ``welcome``."""
-        self.request({"type": "auth", "user": user, "password": password})
-        self.wait_for("welcome")
+        """Log in; the seconds from this probe's creation (TCP connect follows) to ``welcome``."""
+        self._session = ClientSession(user, password=password)
+        self._stream, _ = log_in(
+            self._endpoint, self._context, self._session, timeout=self._timeout
+        )
         return time.monotonic() - self._started
 
     def ping(self) -> float:
-        """The round trip of one ``ping``, in seconds."""
+        """The round trip of one ``ping``, in seconds.
+
+        Raises:
+            ConnectionLost: not logged in, or no ``pong`` in time.
+        """
+        if self._session is None or self._stream is None:
+            raise ConnectionLost("the probe is not logged in")
         started = time.monotonic()
-        self.request({"type": "ping", "ref": "probe"})
-        self.wait_for("pong")
+        ask(self._stream, self._session, Ping(), deadline=started + self._timeout,
+            label=self._endpoint.label)  # fmt: skip
         return time.monotonic() - started
 
     def close(self) -> None:
-        self._sock.close()
+        if self._stream is not None:
+            self._stream.close()

@@ -11,7 +11,7 @@ Example::
 
 from __future__ import annotations
 
-from securechat.client.connection import Client
+from securechat.client.api import Client
 from securechat.client.events import (
     Backoff,
     ClientEvent,

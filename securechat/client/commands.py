@@ -10,17 +10,16 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from prompt_toolkit.completion import CompleteEvent, Completer, Completion
 from prompt_toolkit.document import Document
 
+from securechat.client.api import Client
 from securechat.client.render import escape
 from securechat.errors import SecureChatError
+from securechat.protocol.messages import Message
 from securechat.protocol.names import normalize_name
-
-if TYPE_CHECKING:
-    from securechat.client.terminal import ChatTerminal
 
 HISTORY_DEFAULT = 20
 HISTORY_MAX = 500
@@ -62,8 +61,22 @@ class Target:
         return {"room": self.room} if self.room else {"peer": self.peer}
 
 
+class Screen(Protocol):
+    """What the commands need of the chat screen (client/terminal.py's ChatTerminal)."""
+
+    client: Client
+    target: Target | None
+    known_users: set[str]
+    known_rooms: set[str]
+
+    def say(self, text: str, style: str = ...) -> None: ...
+    def fail(self, text: str) -> None: ...
+    def show(self, message: Message) -> None: ...
+    def submit(self, body: str, target: Target) -> None: ...
+
+
 class Commands:
-    def __init__(self, terminal: ChatTerminal) -> None:
+    def __init__(self, terminal: Screen) -> None:
         self.t = terminal
 
     def handle(self, line: str) -> bool:
@@ -204,7 +217,7 @@ class Commands:
 class UserCompleter(Completer):
     """Completes commands, then room names or user names depending on the command."""
 
-    def __init__(self, terminal: ChatTerminal) -> None:
+    def __init__(self, terminal: Screen) -> None:
         self.t = terminal
 
     def get_completions(self, document: Document, event: CompleteEvent) -> Iterator[Completion]:

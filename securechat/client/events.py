@@ -1,9 +1,11 @@
 """What :meth:`Client.events` yields: the server's pushed events plus the client's own.
 
 Server events (``Message``, ``MemberJoined``, ``MemberLeft``, ``Presence``, unmatched
-``Error``) are the typed values from :mod:`securechat.protocol.messages`. The classes here
-are local: they report what happened to this client's sends and to its connection, so a
-user interface can show pending messages and a reconnect countdown without polling.
+``Error``, and whatever a newer server pushes) are the typed values from
+:mod:`securechat.protocol.messages`. ``Delivered`` and ``SendFailed`` come from the
+session (:mod:`securechat.protocol.client`): what happened to this client's sends. The
+classes here report what happened to its connection, so a user interface can show a
+reconnect countdown without polling.
 """
 
 from __future__ import annotations
@@ -12,34 +14,18 @@ import dataclasses
 import math
 
 from securechat.errors import SecureChatError
-from securechat.protocol.messages import Error, MemberJoined, MemberLeft, Message, Presence
+from securechat.protocol.client import Delivered, SendFailed
+from securechat.protocol.messages import Event
 
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Delivered:
-    """The server stored a message this client sent; ``message`` is it as stored.
-
-    The same id may already have reached :meth:`Client.events` as a ``Message`` (a resend
-    after reconnect whose first copy had been stored); displays de-duplicate by id.
-    """
-
-    ref: str
-    message: Message
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class SendFailed:
-    """The server refused a message (``code`` is the protocol error code); it is dropped.
-
-    Never for ``rate_limited`` or ``server_error``: those sends are resent by themselves.
-    """
-
-    ref: str
-    body: str
-    room: str | None
-    to: str | None
-    code: str
-    reason: str
+__all__ = [
+    "Backoff",
+    "ClientEvent",
+    "Delivered",
+    "Disconnected",
+    "Reconnected",
+    "Reconnecting",
+    "SendFailed",
+]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -67,18 +53,7 @@ class Disconnected:
     error: SecureChatError | None = None
 
 
-ClientEvent = (
-    Message
-    | MemberJoined
-    | MemberLeft
-    | Presence
-    | Error
-    | Delivered
-    | SendFailed
-    | Reconnecting
-    | Reconnected
-    | Disconnected
-)
+ClientEvent = Event | Delivered | SendFailed | Reconnecting | Reconnected | Disconnected
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -23,8 +23,7 @@ from securechat.errors import (
     ServerError,
     TooLarge,
 )
-from securechat.protocol.frames import encode_frame
-from securechat.protocol.messages import Ack, Error, Event, Message, Send, encode
+from securechat.protocol.messages import Error, Event, Message, Send
 
 _BY_CODE: dict[str, type[SecureChatError]] = {
     ErrorCode.NOT_MEMBER: NotMember,
@@ -46,9 +45,8 @@ def request_error(error: Error) -> SecureChatError:
 
 @dataclasses.dataclass(eq=False, slots=True)
 class Slot:
-    """Where the reply to one ``ref`` lands; ``messages`` collects a sync's messages."""
+    """Where the reply to one ``ref`` lands; ``messages`` holds a sync's messages."""
 
-    collects: bool = False
     done: threading.Event = dataclasses.field(default_factory=threading.Event)
     reply: Event | None = None
     error: Error | None = None
@@ -70,7 +68,6 @@ class Outgoing:
         assert request.ref is not None
         self.ref: str = request.ref
         self.request = request
-        self.frame = encode_frame(encode(request))
         self.message: Message | None = None  # as stored, once acknowledged
         self.error: Error | None = None
         self._done = threading.Event()
@@ -94,13 +91,9 @@ class Outgoing:
         assert self.message is not None
         return self.message
 
-    def acknowledged(self, ack: Ack, *, sender: str) -> Message:
-        send = self.request
-        self.message = Message(
-            id=ack.id, sender=sender, body=send.body, ts=ack.ts, room=send.room, to=send.to
-        )
+    def deliver(self, message: Message) -> None:
+        self.message = message
         self._done.set()
-        return self.message
 
     def fail(self, error: Error) -> None:
         self.error = error

@@ -22,8 +22,8 @@ from prompt_toolkit.input import Input
 from prompt_toolkit.output import Output
 from prompt_toolkit.patch_stdout import patch_stdout
 
+from securechat.client.api import Client
 from securechat.client.commands import Commands, Target, UserCompleter
-from securechat.client.connection import Client
 from securechat.client.events import (
     ClientEvent,
     Delivered,
@@ -41,7 +41,7 @@ from securechat.client.render import (
     system_line,
 )
 from securechat.errors import SecureChatError
-from securechat.protocol.messages import MemberJoined, MemberLeft, Message, Presence
+from securechat.protocol.messages import Error, MemberJoined, MemberLeft, Message, Presence
 
 QUIT_WAIT = 5.0  # seconds /quit waits for pending messages to be acknowledged
 RECENT = 10  # messages of the current room shown at start
@@ -215,8 +215,9 @@ class ChatTerminal:
         elif isinstance(event, Presence):
             self.known_users.add(event.user)
             self.say(f"{escape(event.user)} is {'online' if event.online else 'offline'}")
-        else:
+        elif isinstance(event, Error):
             self.fail(f"server: {escape(event.message)} ({escape(event.code)})")
+        # anything else a newer server pushes is not for this version's screen
 
     def _on_message(self, message: Message) -> None:
         self.known_users.add(message.sender)

@@ -23,7 +23,6 @@ context loaded, so a file swapped between the check and the use is caught too.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime as dt
 import ipaddress
@@ -39,7 +38,7 @@ from cryptography.hazmat.primitives import serialization
 
 from securechat.certs import fingerprint
 from securechat.client.escaping import escape
-from securechat.client.link import Endpoint, Greeting, ask, greet
+from securechat.client.link import Endpoint, probe
 from securechat.client.settings import (
     TrustedCA,
     load_settings,
@@ -49,8 +48,7 @@ from securechat.client.settings import (
 from securechat.config import DEFAULT_PORT
 from securechat.errors import CertificateError, ConfigError, ConnectionLost
 from securechat.files import write_atomic
-from securechat.protocol.frames import encode_frame
-from securechat.protocol.messages import Bye, CACertificate, Error, GetCA, encode
+from securechat.protocol.messages import CACertificate, Error, GetCA
 from securechat.tls import client_context, probe_context
 
 __all__ = [
@@ -95,12 +93,10 @@ def fetch_ca(host: str, port: int, *, timeout: float) -> CandidateCA:
         CertificateError: what the server offered cannot be trusted (see check_offer).
     """
     endpoint = Endpoint(host, port, _NO_CA)
-    greeting = greet(endpoint, probe_context(), timeout=timeout)
-    try:
-        reply = ask(greeting, GetCA())
-        _say_bye(greeting)
-    finally:
-        greeting.stream.close()
+    stream = endpoint.connect(probe_context(), timeout=timeout)
+    answer = probe(stream, label=endpoint.label, timeout=timeout, request=GetCA())
+    reply = answer.reply
+    assert reply is not None
     if isinstance(reply, Error):
         raise ConnectionLost(
             f"{endpoint.label} did not hand out its CA ({escape(reply.message)}); it may be an "
@@ -108,7 +104,7 @@ def fetch_ca(host: str, port: int, *, timeout: float) -> CandidateCA:
         )
     if not isinstance(reply, CACertificate):
         raise ConnectionLost(f"{endpoint.label} answered the CA request with {reply.TYPE!r}")
-    return check_offer(reply.pem, greeting.peer_cert, host=host, label=endpoint.label)
+    return check_offer(reply.pem, answer.peer_certificate, host=host, label=endpoint.label)
 
 
 def check_offer(pem: str, leaf_der: bytes, *, host: str, label: str) -> CandidateCA:
@@ -216,11 +212,8 @@ def verify_server(
         ConnectionLost: unreachable, or not a securechat server.
     """
     context = trusted_context(ca_file, ca_fingerprint=ca_fingerprint)
-    greeting = greet(Endpoint(host, port, ca_file), context, timeout=timeout)
-    try:
-        _say_bye(greeting)
-    finally:
-        greeting.stream.close()
+    endpoint = Endpoint(host, port, ca_file)
+    probe(endpoint.connect(context, timeout=timeout), label=endpoint.label, timeout=timeout)
 
 
 def pin_file(config_dir: Path, host: str, port: int) -> Path:
@@ -296,13 +289,6 @@ def changed_pin(pin: TrustedCA, host: str, port: int, found: CandidateCA) -> str
         f"your password; run `securechat connect {host}{port_option} --forget-ca`, then "
         "connect again and compare the fingerprint with your admin's"
     )
-
-
-def _say_bye(greeting: Greeting) -> None:
-    greeting.stream.queue(encode_frame(encode(Bye())))
-    # A server that hung up first loses nothing: we are done with it either way.
-    with contextlib.suppress(ConnectionLost):
-        greeting.stream.flush()
 
 
 def _is_ca(cert: x509.Certificate) -> bool:

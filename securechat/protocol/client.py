@@ -10,8 +10,8 @@ calls :meth:`~ClientSession.tick` by :meth:`~ClientSession.next_deadline`, and c
 always passed in; nothing here reads a clock, a socket or a random source.
 
 After ``hello`` the session logs in by itself when it has credentials: the password at
-first, then the resume token from the last ``welcome`` (the password is dropped as soon as
-a token arrives). A login on a later connection is a resumption: the session asks for
+first, then the resume token from the last ``welcome`` (the password is dropped at the
+first welcome, token or not). A login on a later connection is a resumption: the session asks for
 ``sync`` from the last message id it saw, page after page, and resends every send not yet
 acknowledged under its original ``ref``, which the server de-duplicates. Message ids
 already seen are dropped, so a catch-up never shows a message twice.
@@ -37,6 +37,7 @@ import itertools
 from securechat.errors import ErrorCode, FrameTooLarge, ProtocolError, UnknownMessageType
 from securechat.protocol.frames import FrameDecoder, encode_frame
 from securechat.protocol.messages import (
+    PROTOCOL_VERSION,
     Ack,
     Auth,
     Bye,
@@ -63,7 +64,6 @@ from securechat.protocol.messages import (
     encode,
 )
 
-PROTOCOL_VERSION = 1
 #: Largest frame accepted from a server. A server bounds what it accepts by ``max_frame``,
 #: but a message event holding a max_body of escaped text can be several times that.
 MAX_EVENT_FRAME = 16 * 1024 * 1024
@@ -138,7 +138,10 @@ class Delivered:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class SendFailed:
-    """The server refused a message (``code`` is the protocol error code); it is dropped."""
+    """The server refused a message (``code`` is the protocol error code); it is dropped.
+
+    Never for ``rate_limited`` or ``server_error``: those sends are resent by themselves.
+    """
 
     ref: str
     body: str
@@ -297,6 +300,11 @@ class ClientSession:
         return self.state is State.READY
 
     @property
+    def can_log_in(self) -> bool:
+        """Whether a new connection could log in: a password not used yet, or a token."""
+        return self.user is not None and (self._password is not None or self._token is not None)
+
+    @property
     def token(self) -> str | None:
         """The resume token from the last ``welcome``."""
         return self._token
@@ -384,7 +392,7 @@ class ClientSession:
             self._catch_up_ref = None
             if event.more:
                 self._catch_up(event.last_id)
-        elif not isinstance(event, Pong) and not self._answer(event):
+        elif not self._answer(event) and not isinstance(event, Pong):  # a heartbeat's pong
             self._events.append(event)  # pushed: presence, joins, and what later versions add
 
     def _on_hello(self, event: Event) -> None:
@@ -402,7 +410,7 @@ class ClientSession:
             self._end(message)
             return
         self._events.append(Greeted(event))
-        if self.user is None or (self._password is None and self._token is None):
+        if self.user is None or not self.can_log_in:
             self.state = State.GREETED
             return
         self.state = State.AUTHENTICATING
@@ -421,8 +429,9 @@ class ClientSession:
             return
         resumed = self._logins > 0
         self._logins += 1
-        if event.token is not None:
-            self._token, self._password = event.token, None
+        # Logged in: the password goes, whatever came with the welcome (a token, or none).
+        self._password = None
+        self._token = event.token or self._token
         self.user, self.rooms = event.user, event.rooms
         if not resumed:
             self.last_id = event.last_id

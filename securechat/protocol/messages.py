@@ -19,6 +19,7 @@ from typing import Any, ClassVar, TypeGuard
 from securechat.errors import MalformedMessage, UnknownMessageType
 from securechat.protocol.names import NAME_RULE, normalize_name
 
+PROTOCOL_VERSION = 1  # in hello; a client refuses a server that speaks another
 MAX_REF = 64
 MAX_TEXT = 1024  # user names at login, passwords, tokens, reasons: far above any real value
 MAX_DEPTH = 16  # protocol objects nest 3 levels; the json module would recurse ~1000 deep

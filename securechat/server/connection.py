@@ -28,6 +28,7 @@ the write is left unfinished, the frame goes through the outbox and the wake-up 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import select
 import socket
@@ -38,7 +39,7 @@ from collections.abc import Callable
 
 from securechat import __version__
 from securechat.accounts import Account
-from securechat.config import PROTOCOL_VERSION, Limits
+from securechat.config import Limits
 from securechat.errors import (
     AuthenticationError,
     ConnectionLost,
@@ -51,6 +52,7 @@ from securechat.errors import (
 )
 from securechat.protocol.frames import encode_frame
 from securechat.protocol.messages import (
+    PROTOCOL_VERSION,
     Auth,
     Bye,
     CACertificate,
@@ -68,10 +70,12 @@ from securechat.protocol.session import ServerSession, State
 from securechat.server.outbox import Outbox
 from securechat.server.ratelimit import TokenBucket
 from securechat.server.service import ChatService
-from securechat.transport import POLL_ERRORS, POLLIN, POLLOUT, TlsStream, format_address
+from securechat.transport import TlsStream, format_address
 
 log = logging.getLogger("securechat.server")
 
+POLLIN, POLLOUT = select.POLLIN, select.POLLOUT
+POLL_ERRORS = select.POLLERR | select.POLLHUP | select.POLLNVAL
 HIGH_WATER = 1024 * 1024
 BACKLOG_CHECK_SECONDS = 0.25
 FINAL_FLUSH_SECONDS = 1.0
@@ -408,16 +412,8 @@ class ServerConnection:
         self._stream.queue(encode_frame(encode(event)))
 
     def _flush_before_close(self, stream: TlsStream) -> None:
-        deadline = time.monotonic() + FINAL_FLUSH_SECONDS
-        poller = select.poll()
-        poller.register(stream.fileno(), POLLOUT)
-        try:
-            while not stream.flush():
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or not poller.poll(remaining * 1000):
-                    return
-        except ConnectionLost:
-            return  # the peer is gone; nothing more to tell it
+        with contextlib.suppress(ConnectionLost):  # gone or not reading: nothing more to say
+            stream.flush_until(time.monotonic() + FINAL_FLUSH_SECONDS)
 
     def _finish(self, reason: str) -> None:
         if self._account is not None:

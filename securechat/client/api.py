@@ -1,0 +1,234 @@
+"""The blocking ``Client``: one user's chat session, usable from any thread.
+
+Each method asks the server one thing and waits for the answer (or raises); ``submit``
+queues a message and returns at once. The work happens elsewhere: the protocol in the
+sans-I/O :class:`ClientSession` (securechat/protocol/client.py), the socket in the I/O
+thread of a :class:`Connection` (client/connection.py).
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Self, TypeVar
+
+from securechat.client.connection import Connection
+from securechat.client.events import Backoff, ClientEvent
+from securechat.client.link import Endpoint
+from securechat.client.outgoing import Outgoing, Slot, request_error
+from securechat.client.trust import trusted_context
+from securechat.config import DEFAULT_PORT
+from securechat.errors import ConnectionLost
+from securechat.protocol.client import Asked, ClientSession
+from securechat.protocol.messages import (
+    Event,
+    History,
+    HistoryPage,
+    Join,
+    Joined,
+    Leave,
+    Left,
+    ListRooms,
+    Message,
+    Online,
+    RoomInfo,
+    RoomList,
+    Sync,
+    Synced,
+    Who,
+)
+
+__all__ = ["Client"]
+
+T = TypeVar("T", bound=Event)
+
+
+class Client:
+    """A blocking client. ``connect()``, then call methods from any thread.
+
+    Raises (from the methods): :class:`ConnectionLost` when not connected or no reply came
+    in time, and the :class:`RequestError` subclass matching a server refusal.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int = DEFAULT_PORT,
+        *,
+        ca_file: Path,
+        ca_fingerprint: str | None = None,
+        user: str,
+        password: str,
+        reconnect: bool = False,
+        timeout: float = 10.0,
+        server_name: str | None = None,
+        heartbeat: float | None = None,
+        backoff: Backoff | None = None,
+    ) -> None:
+        self._endpoint = Endpoint(host, port, Path(ca_file), server_name)
+        self._ca_fingerprint = ca_fingerprint
+        self._reconnect = reconnect
+        self._timeout = timeout
+        self._backoff = backoff or Backoff()
+        self._session = ClientSession(
+            user, password=password, send_prefix=secrets.token_hex(8), heartbeat=heartbeat
+        )
+        self._connection: Connection | None = None
+
+    # --- what callers may read --------------------------------------------------------
+
+    @property
+    def user(self) -> str:
+        """The canonical user name (as the server spelled it in ``welcome``)."""
+        return self._session.user or ""
+
+    @property
+    def rooms(self) -> tuple[str, ...]:
+        return self._session.rooms
+
+    @property
+    def last_id(self) -> int:
+        """The newest message id this client has seen."""
+        return self._session.last_id
+
+    @property
+    def server(self) -> str:
+        """The server's free-form ``hello`` string, e.g. ``securechat 0.1.0``."""
+        return self._connection.server if self._connection else ""
+
+    @property
+    def is_connected(self) -> bool:
+        return self._session.is_ready
+
+    @property
+    def unacknowledged(self) -> list[Outgoing]:
+        """Sends not yet acknowledged, oldest first."""
+        return self._connection.unacknowledged if self._connection else []
+
+    # --- lifecycle -------------------------------------------------------------------
+
+    def connect(self) -> Self:
+        """Connect and log in, then start the I/O thread. Returns ``self``.
+
+        Raises:
+            CertificateError: ``ca_file`` is not exactly one CA certificate (the one with
+                ``ca_fingerprint``, when given): see ``trust.trusted_context``.
+            ConnectionLost, CertificateError, AuthenticationError, RateLimited,
+            UnexpectedMessage: see :func:`securechat.client.link.log_in`.
+        """
+        if self._connection is not None:
+            raise ConnectionLost("this client has already connected once; make a new Client")
+        context = trusted_context(self._endpoint.ca_file, ca_fingerprint=self._ca_fingerprint)
+        self._connection = Connection(
+            self._endpoint, self._session, context,
+            reconnect=self._reconnect, timeout=self._timeout, backoff=self._backoff,
+        )  # fmt: skip
+        self._connection.start()
+        return self
+
+    def close(self) -> None:
+        """Say ``bye`` and stop the I/O thread; pending requests fail. Idempotent."""
+        if self._connection is not None:
+            self._connection.close()
+
+    def __enter__(self) -> Self:
+        return self.connect() if self._connection is None else self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # --- requests ----------------------------------------------------------------------
+
+    def join(self, room: str) -> Joined:
+        """Join (and create if needed) ``room``."""
+        return self._request(Join(room=room), Joined)
+
+    def leave(self, room: str) -> Left:
+        return self._request(Leave(room=room), Left)
+
+    def list_rooms(self) -> tuple[RoomInfo, ...]:
+        """Every room on the server, with member counts and whether we are in it."""
+        rooms: list[RoomInfo] = []
+        after: str | None = None
+        while True:  # the server pages long lists by name
+            page = self._request(ListRooms(after=after), RoomList)
+            rooms.extend(page.rooms)
+            if not page.more or not page.rooms:
+                return tuple(rooms)
+            after = page.rooms[-1].name
+
+    def who(self) -> tuple[str, ...]:
+        """Every user online now."""
+        return self._request(Who(), Online).online
+
+    def history(
+        self,
+        room: str | None = None,
+        *,
+        peer: str | None = None,
+        before: int | None = None,
+        limit: int | None = None,
+    ) -> HistoryPage:
+        """The newest ``limit`` messages (oldest first) of a room or of a conversation with ``peer``."""
+        request = History(room=room, peer=peer, before=before, limit=limit)
+        return self._request(request, HistoryPage)
+
+    def sync(self, since: int | None = None) -> list[Message]:
+        """Every visible message after ``since`` (default: the last one seen), in id order.
+
+        The messages returned are not repeated on :meth:`events`.
+        """
+        since = self.last_id if since is None else since
+        found: dict[int, Message] = {}
+        while True:
+            slot = self._live().ask(Sync(since=since), collect=True)
+            reply = self._reply(slot, Synced)
+            found.update((m.id, m) for m in slot.messages if m.id > since and m.id not in found)
+            if not reply.more:
+                return list(found.values())
+            since = reply.last_id
+
+    def submit(self, body: str, *, room: str | None = None, to: str | None = None) -> Outgoing:
+        """Queue a message to a room or a user and return at once; see :class:`Outgoing`.
+
+        With ``reconnect=True`` it is kept, and resent, until the server acknowledges it.
+        """
+        if (room is None) == (to is None):
+            raise ValueError("give exactly one of room= or to=")
+        return self._live().submit(body, room=room, to=to)
+
+    def send(
+        self, body: str, *, room: str | None = None, to: str | None = None, timeout: float = 30.0
+    ) -> int:
+        """Send and wait for the server's ack; returns the stored message's id."""
+        return self.submit(body, room=room, to=to).wait(timeout).id
+
+    def events(self, timeout: float | None = None) -> Iterator[ClientEvent]:
+        """Yield pushed and local events until the client closes (or ``timeout`` passes idle)."""
+        while (event := self.next_event(timeout)) is not None:
+            yield event
+
+    def next_event(self, timeout: float | None = None) -> ClientEvent | None:
+        """The next event, or None after ``timeout`` seconds or once the client has closed."""
+        return self._connection.next_event(timeout) if self._connection else None
+
+    # --- inside ------------------------------------------------------------------------
+
+    def _live(self) -> Connection:
+        if self._connection is None:
+            raise ConnectionLost("the client is not connected")
+        return self._connection
+
+    def _request(self, request: Asked, kind: type[T]) -> T:
+        return self._reply(self._live().ask(request), kind)
+
+    def _reply(self, slot: Slot, kind: type[T]) -> T:
+        if not slot.done.wait(self._timeout):
+            self._live().forget(slot)
+            raise ConnectionLost(f"no reply from the server within {self._timeout:.0f} s")
+        if slot.error is not None:
+            raise request_error(slot.error)
+        reply = slot.reply
+        assert isinstance(reply, kind), reply
+        return reply
