@@ -6,6 +6,8 @@ import json
 from typing import TypeVar
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from securechat.errors import ErrorCode
 from securechat.protocol.client import (
@@ -40,6 +42,7 @@ from securechat.protocol.messages import (
     Sync,
     Synced,
     Who,
+    encode,
 )
 from tests.memory_server import (
     CA_PEM,
@@ -408,3 +411,47 @@ def test_close_says_bye_and_abandon_returns_unacknowledged_sends() -> None:
     assert client.state is State.CLOSED
     assert client.abandon() == [send]
     assert client.unacknowledged == []
+
+
+# --- any bytes from a server ------------------------------------------------------------
+
+PROPERTY = settings(max_examples=300, deadline=None, derandomize=True, database=None)
+EVENT_FRAMES = st.sampled_from(
+    [
+        encode_frame(encode(event))
+        for event in (
+            Message(id=9, sender="bob", body="hi", ts="t", room="general"),
+            Presence(user="bob", online=True),
+            Error(code=ErrorCode.SERVER_ERROR, message="disk", ref="t-1"),
+            Synced(last_id=9, more=True, ref="c-1"),
+            Ping(ref="p"),
+        )
+    ]
+)
+STREAMS = st.lists(st.one_of(EVENT_FRAMES, st.binary(max_size=40)), max_size=12).map(b"".join)
+
+
+@PROPERTY
+@given(stream=STREAMS, cuts=st.lists(st.integers(min_value=1, max_value=64), max_size=8))
+def test_any_bytes_from_the_server_give_events_or_an_end_never_an_exception(
+    stream: bytes, cuts: list[int]
+) -> None:
+    client, _ = logged_in(MemoryServer())
+    client.submit("in flight", room="general")
+    client.request(Who())
+    client.data_to_send()
+    client.events_received()
+    pieces, start = [], 0
+    for cut in [*cuts, len(stream)]:
+        pieces.append(stream[start : start + cut])
+        start += cut
+    for n, piece in enumerate(pieces):
+        client.receive_data(piece, now=float(n))
+        client.tick(float(n))
+        events = client.events_received()
+        ended = [e for e in events if isinstance(e, ConnectionEnded)]
+        if ended:
+            assert events[-1] is ended[0]
+            assert client.state is State.DISCONNECTED
+            return
+        assert client.state is State.READY

@@ -368,8 +368,8 @@ class ClientSession:
         self._out.append(encode_frame(encode(message)))
 
     def _end(self, reason: str) -> None:
-        self._events.append(ConnectionEnded(reason))
-        self.connection_lost(reason)
+        self.connection_lost(reason)  # answers the requests in flight...
+        self._events.append(ConnectionEnded(reason))  # ...so that this comes last
 
     def _dispatch(self, event: Event, now: float) -> None:
         if isinstance(event, Message):
