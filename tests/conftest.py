@@ -158,3 +158,33 @@ def server_factory(certs_dir: Path, db_url: str) -> Iterator[Callable[..., Runni
 @pytest.fixture
 def running_server(server_factory: Callable[..., RunningServer]) -> RunningServer:
     return server_factory()
+
+
+# --- browser tests ----------------------------------------------------------------------
+
+CHROMIUM = Path("/usr/bin/chromium")
+INSTALL_BROWSER = "apt-get install chromium libnss3-tools"
+
+
+def browser_missing() -> str | None:
+    """Why the browser tests cannot run here (one loud line), or None when they can."""
+    import shutil
+
+    missing = [
+        name
+        for name, present in (
+            ("chromium", CHROMIUM.is_file()),
+            ("certutil", shutil.which("certutil") is not None),
+        )
+        if not present
+    ]
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        missing.append("playwright (pip install -e '.[test]')")
+    if not missing:
+        return None
+    return (
+        f"BROWSER TESTS SKIPPED: {', '.join(missing)} not found; "
+        f"install with `{INSTALL_BROWSER}` (Debian/Ubuntu)"
+    )

@@ -144,8 +144,8 @@ class Origins:
         return origin in self.exact or any(p.fullmatch(origin) for p in self._patterns)
 
     def websocket_sources(self) -> list[str]:
-        """The wss:// origins to name in CSP connect-src."""
-        return sorted(o.replace("https://", "wss://", 1) for o in self.exact)
+        """The wss:// origins to name in CSP connect-src (CSP has no syntax for IPv6 hosts)."""
+        return sorted(o.replace("https://", "wss://", 1) for o in self.exact if "[" not in o)
 
 
 def _origin_host(name: str) -> str:
