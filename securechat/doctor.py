@@ -15,6 +15,7 @@ import dataclasses
 import datetime as dt
 import enum
 import errno
+import http.client
 import ipaddress
 import select
 import socket
@@ -73,6 +74,7 @@ class Installation:
     db_url: str
     port: int
     hosts: tuple[str, ...] = ()
+    web_port: int | None = None  # the browsers' port to check too; None: not served
 
 
 def examine(installation: Installation) -> list[Finding]:
@@ -85,6 +87,7 @@ def examine(installation: Installation) -> list[Finding]:
         _ca_key,
         _database,
         _port,
+        _web_port,
     ]
     return [finding for check in checks for finding in check(installation)]
 
@@ -337,7 +340,46 @@ def _port(inst: Installation) -> Iterator[Finding]:
         yield _identify(sock, inst, where, other)
 
 
-def _free_port(port: int) -> Finding:
+def _web_port(inst: Installation) -> Iterator[Finding]:
+    """The web port answers TLS with our CA's certificate and serves the page with its CSP."""
+    if inst.web_port is None:
+        return
+    name, port = "web port", inst.web_port
+    where = f"127.0.0.1 port {port}"
+    other = f"stop that program, or give securechat another one (`serve --web-port`, not {port})"
+    try:
+        context = client_context(inst.certs_dir / certs.CA_CERT)
+    except CertificateError as error:
+        yield Finding(Status.WARN, name, f"cannot check {where} without a CA ({error.message})")
+        return
+    context.check_hostname = False  # identify the server, do not trust it: see the docstring
+    connection = http.client.HTTPSConnection(
+        "127.0.0.1", port, context=context, timeout=PROBE_TIMEOUT
+    )
+    try:
+        connection.request("GET", "/", headers={"Host": f"localhost:{port}"})
+        response = connection.getresponse()
+        response.read()
+    except ConnectionRefusedError:
+        yield _free_port(port, name)
+        return
+    except ssl.SSLCertVerificationError:
+        detail = f"a TLS server on {where} has a certificate not signed by {certs.CA_CERT}"
+        yield Finding(Status.FAIL, name, detail, other)
+        return
+    except (OSError, http.client.HTTPException):
+        yield Finding(Status.FAIL, name, f"another program (not securechat) holds {where}", other)
+        return
+    finally:
+        connection.close()
+    if response.status != 200 or not response.getheader("Content-Security-Policy"):
+        detail = f"{where} answers HTTPS but not with securechat's page ({response.status})"
+        yield Finding(Status.FAIL, name, detail, other)
+        return
+    yield Finding(Status.OK, name, f"the web client is served on {where}, with its CSP")
+
+
+def _free_port(port: int, check: str = "port") -> Finding:
     """Nothing answers on loopback; a bind tells "free" from "taken on another address"."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -347,18 +389,18 @@ def _free_port(port: int) -> Finding:
             if error.errno == errno.EADDRINUSE:
                 return Finding(
                     Status.WARN,
-                    "port",
+                    check,
                     f"port {port} is in use on an address other than 127.0.0.1; doctor only "
                     "looks at 127.0.0.1, so it cannot tell whether that is securechat",
                     "check with `ss -ltnp`",
                 )
             return Finding(
                 Status.FAIL,
-                "port",
+                check,
                 f"securechat could not listen on port {port}: {error.strerror or error}",
                 "use a port above 1023 (`serve --port`)",
             )
-    return Finding(Status.OK, "port", f"port {port} is free; securechat is not running")
+    return Finding(Status.OK, check, f"port {port} is free; securechat is not running")
 
 
 def _identify(sock: ssl.SSLSocket, inst: Installation, where: str, other: str) -> Finding:

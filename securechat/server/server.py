@@ -273,6 +273,11 @@ class ChatServer:
     def _renew_certificate(self) -> None:
         """Check the certificate at start and then every certificate_check_interval."""
         interval = self._config.limits.certificate_check_interval
+        if self._config.cert_file is not None:
+            log.info(
+                "certificate from %s: renew it with your CA, then restart", self._config.cert_file
+            )
+            return  # the renewer looks after init-certs' pair only
         while True:
             self._renewer.check(dt.datetime.now(dt.UTC))
             if self._stopping.wait(interval):
