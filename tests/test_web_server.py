@@ -6,6 +6,7 @@ import http.client
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -322,3 +323,32 @@ def test_shutdown_says_bye_to_web_sessions_and_leaves_no_thread(
     finally:
         silent.close()
         peer.close()
+
+
+def test_browser_that_never_reads_is_dropped_while_others_keep_receiving(
+    server_factory: Callable[..., RunningServer],
+) -> None:
+    running = server_factory(
+        web_port=0, outbox_frames=200, outbox_bytes=256 * 1024, rate_per_second=10_000
+    )
+    assert running.web_address is not None
+    sleeper = WebPeer(running.web_address, running.ca_file, max_queue=1)
+    try:
+        sleeper.login("bob", PASSWORD)
+        alice, carol = running.login("alice"), running.login("carol")
+        body = "x" * 4000
+        count = 3000  # 12 MB: more than the socket buffers, the receive queue and the outbox
+        started = time.monotonic()
+        for n in range(count):
+            alice.send(type="send", room="general", body=body, ref=f"r{n}")
+            if n % 50 == 49:
+                acked = time.monotonic()
+                alice.expect("ack", ref=f"r{n}")
+                assert time.monotonic() - acked < 1  # the sender is never held up
+                for _ in range(50):
+                    carol.expect("message", body=body)
+        events = sleeper.expect_closed(timeout=10)
+        assert len(events) < count
+        assert time.monotonic() - started < 30  # dropped by the outbox bound, not a timeout
+    finally:
+        sleeper.close()

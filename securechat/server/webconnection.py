@@ -112,6 +112,8 @@ class WebConnection:
         self._account: Account | None = None
         self._close_request: _Close | None = None  # set by other threads, acted on by the writer
         self._ended = False  # set by the handler thread when it is done
+        self._sending = False  # the writer is inside a send (it may be blocked there)
+        self._dropped = False  # the outbox overflowed: this connection is being dropped
         self._writing = threading.Event()  # the writer may start: welcome is out, or closing
         self._ws: ServerConnection | None = None
         self._writer = threading.Thread(target=self._write_loop, name=f"web-writer {self.peer}")
@@ -133,8 +135,21 @@ class WebConnection:
         return self._account is not None
 
     def send(self, frame: bytes) -> None:
-        """Queue a blob of frames for the writer thread; never blocks."""
-        self._outbox.put(frame)
+        """Queue a blob of frames for the writer thread; never blocks.
+
+        When the outbox overflows, the browser is dropped as a slow consumer: told so by
+        the writer if it is free, cut off at once if the writer is stuck in a send to it.
+        """
+        if self._outbox.put(frame) or self._dropped:
+            return
+        self._dropped = True
+        log.warning("slow consumer %s: outbox full", self._who())
+        self.request_close("slow consumer", Error(
+            code=ErrorCode.SLOW_CONSUMER,
+            message="you are not reading fast enough; reconnect and sync",
+        ))  # fmt: skip
+        if self._sending:
+            self.abort()
 
     def request_close(self, reason: str, final: Event | None = None) -> None:
         """Ask the writer thread to send ``final`` (if any) and close."""
@@ -308,15 +323,12 @@ class WebConnection:
                     return
                 blobs = outbox.take()
                 if outbox.overflowed:
-                    log.warning("slow consumer %s: outbox full", self._who())
-                    self._close_request = _Close("slow consumer", Error(
-                        code=ErrorCode.SLOW_CONSUMER,
-                        message="you are not reading fast enough; reconnect and sync",
-                    ))  # fmt: skip
-                    continue
+                    continue  # send() has asked for the close
+                self._sending = True
                 for blob in blobs:
                     for payload in split_frames(blob):
                         self._ws_send(payload)
+                self._sending = False
                 poller.poll()
         except (ConnectionClosed, OSError):
             pass  # the reader meets the same end and reports it
