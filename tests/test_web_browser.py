@@ -132,6 +132,8 @@ def _messages(page: Page) -> Any:
 
 
 def test_browser_login_wrong_then_right_password(page: Page, web: RunningServer) -> None:
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
     _login(page, web, password="not the password")
     expect(page.locator("#login-error")).to_have_text("Wrong user name or password.")
     expect(page.locator("#chat-view")).to_be_hidden()
@@ -141,6 +143,7 @@ def test_browser_login_wrong_then_right_password(page: Page, web: RunningServer)
     page.press("#login-password", "Enter")
     expect(page.locator("#conversation-title")).to_have_text("#general")
     expect(page.locator("#whoami")).to_have_text("alice")
+    assert errors == []
 
 
 def test_browser_and_terminal_client_chat_both_ways(page: Page, web: RunningServer) -> None:
@@ -159,6 +162,29 @@ def test_browser_and_terminal_client_chat_both_ways(page: Page, web: RunningServ
     assert bob.expect("message", room="general")["body"] == "two\nlines\n"
     bob.send(type="send", room="general", body="hello from the terminal", ref="t1")
     expect(_messages(page).filter(has_text="hello from the terminal")).to_have_count(1)
+    page.locator('#online-list button[data-user="bob"]').click()  # a DM from the online list
+    expect(page.locator("#conversation-title")).to_have_text("bob")
+    composer.fill("just between us")
+    composer.press("Enter")
+    assert bob.expect("message", body="just between us")["to"] == "bob"
+
+
+def test_browser_shows_a_refused_message_as_failed_with_a_retry(
+    page: Page, server_factory: Callable[..., RunningServer]
+) -> None:
+    web = server_factory(web_port=0, max_body=20)
+    _logged_in(page, web)
+    composer = page.get_by_label("Message", exact=True)
+    composer.fill("this message is longer than twenty characters")
+    composer.press("Enter")
+    failed = _messages(page).filter(has_text="longer than twenty")
+    expect(failed).to_have_attribute("data-status", "failed")
+    failed.get_by_role("button", name="Retry").click()
+    expect(failed).to_have_count(1)  # retried once more, refused once more, shown once
+    expect(failed).to_have_attribute("data-status", "failed")
+    composer.fill("short one")
+    composer.press("Enter")
+    expect(_messages(page).filter(has_text="short one")).to_have_attribute("data-status", "sent")
 
 
 def test_browser_direct_message_notifies_and_counts_unread(

@@ -8,12 +8,16 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography import x509
 from websockets.exceptions import InvalidStatus
 
+from securechat.certs import load_ca
 from securechat.server.webfiles import Origins, StaticFiles, load_package_files
+from securechat.tls import server_context
 from tests.conftest import PASSWORD, TIMEOUT, RunningServer
 from tests.web_peer import WebPeer, origin_of
 
@@ -352,3 +356,32 @@ def test_browser_that_never_reads_is_dropped_while_others_keep_receiving(
         assert time.monotonic() - started < 30  # dropped by the outbox bound, not a timeout
     finally:
         sleeper.close()
+
+
+def _served_serial(address: tuple[str, int], ca_file: Path) -> int:
+    context = ssl.create_default_context(cafile=str(ca_file))
+    with (
+        socket.create_connection(address, timeout=TIMEOUT) as raw,
+        context.wrap_socket(raw, server_hostname="localhost") as tls,
+    ):
+        der = tls.getpeercert(binary_form=True)
+    assert der is not None
+    return x509.load_der_x509_certificate(der).serial_number
+
+
+def test_web_port_presents_the_chat_servers_current_certificate(
+    server_factory: Callable[..., RunningServer], certs_dir: Path, tmp_path: Path
+) -> None:
+    running = server_factory(web_port=0)
+    assert running.web_address is not None
+    ca = load_ca(certs_dir)
+    for n, how in enumerate(("reloaded in place", "context swapped")):
+        issued = ca.issue_server_cert(["localhost"])
+        (tmp_path / f"{n}.pem").write_bytes(issued.cert_pem())
+        (tmp_path / f"{n}.key").write_bytes(issued.key_pem())
+        if how == "reloaded in place":  # what the certificate renewer does
+            running.server._tls.load_cert_chain(tmp_path / f"{n}.pem", tmp_path / f"{n}.key")
+        else:  # the seam for a context replaced at run time
+            running.server._tls = server_context(tmp_path / f"{n}.pem", tmp_path / f"{n}.key")
+        served = _served_serial(running.web_address, running.ca_file)
+        assert served == issued.cert.serial_number, how

@@ -185,7 +185,7 @@ class App {
       this.pump();
     });
     ws.addEventListener("close", () => {
-      if (ws !== this.ws) return;
+      if (ws !== this.ws || this.session === null) return;
       this.ws = null;
       this.session.connectionLost("connection closed");
       this.pump();
@@ -195,16 +195,19 @@ class App {
 
   pump() {
     // Events may queue requests; requests never make events by themselves.
-    for (const event of this.session.takeEvents()) this.handle(event);
+    const session = this.session;
+    if (session === null) return;
+    for (const event of session.takeEvents()) this.handle(event);
+    if (session !== this.session) return; // logged out meanwhile
     const ws = this.ws;
     if (ws !== null && ws.readyState === WebSocket.OPEN) {
-      for (const text of this.session.takeOutgoing()) ws.send(text);
+      for (const text of session.takeOutgoing()) ws.send(text);
     }
     clearTimeout(this.tickTimer);
-    const due = this.session.nextDeadline();
+    const due = session.nextDeadline();
     if (due !== null) {
       this.tickTimer = setTimeout(() => {
-        this.session.tick(now());
+        session.tick(now());
         this.pump();
       }, Math.max(0, (due - now()) * 1000) + 10);
     }
@@ -282,6 +285,8 @@ class App {
     this.session.request({ type: "who" });
     if (resumed) {
       this.renderSidebar();
+      const current = this.conversations.get(this.current);
+      if (current && !current.loaded) this.loadHistory(current); // cut short by the drop
       return;
     }
     $("login-password").value = "";
@@ -306,7 +311,6 @@ class App {
     } else if (error.code === "rate_limited") {
       text = `Too many failed logins. Try again in ${Math.ceil(error.retry_after || 1)} s.`;
     }
-    this.session = null;
     this.showLogin(text);
   }
 
@@ -344,7 +348,10 @@ class App {
       conversation.loaded = true;
       conversation.more = event.more;
       for (const message of event.messages) conversation.messages.set(message.id, message);
-      if (key === this.current) this.renderMessages({ keepPosition: asked.before !== undefined });
+      if (key === this.current) {
+        this.renderMessages({ keepPosition: asked.before !== undefined });
+        this.maybeLoadOlder(); // a page that does not fill the view cannot be scrolled
+      }
     } else if (asked.type === "join") {
       if (event.type === "joined") {
         this.rooms.add(event.room);
