@@ -152,10 +152,15 @@ class WebConnection:
             self.abort()
 
     def request_close(self, reason: str, final: Event | None = None) -> None:
-        """Ask the writer thread to send ``final`` (if any) and close."""
+        """Ask the writer thread to send ``final`` (if any) and close.
+
+        Still in the TLS or HTTP handshake, there is nobody to tell: the socket is cut.
+        """
         self._close_request = _Close(reason, final)
         self._writing.set()
         self._outbox.interrupt()
+        if self._ws is None:
+            self.abort()
 
     def abort(self) -> None:
         """Cut the TCP connection now (shutdown, when a close did not finish in time).
