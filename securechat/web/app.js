@@ -515,8 +515,13 @@ class App {
   toggleMenu(open) {
     const chat = $("chat-view");
     const isOpen = open === undefined ? !chat.classList.contains("menu-open") : open;
+    const wasOpen = chat.classList.contains("menu-open");
     chat.classList.toggle("menu-open", isOpen);
     $("menu-toggle").setAttribute("aria-expanded", String(isOpen));
+    if (isOpen && !wasOpen) {
+      const first = $("sidebar").querySelector("button, input");
+      if (first) first.focus(); // keyboard users land in the menu they opened
+    }
   }
 
   renderSidebar() {
@@ -550,6 +555,7 @@ class App {
     let total = 0;
     for (const conversation of this.conversations.values()) total += conversation.unread;
     document.title = total > 0 ? `(${total}) securechat` : "securechat";
+    $("menu-toggle").textContent = total > 0 ? `Conversations (${total})` : "Conversations";
   }
 
   renderMessages({ toBottom = false, keepPosition = false } = {}) {
