@@ -16,6 +16,8 @@ from cryptography import x509
 from websockets.exceptions import InvalidStatus
 
 from securechat.certs import load_ca
+from securechat.protocol.frames import encode_frame
+from securechat.server.webconnection import split_frames
 from securechat.server.webfiles import Origins, StaticFiles, load_package_files
 from securechat.tls import server_context
 from tests.conftest import PASSWORD, TIMEOUT, RunningServer
@@ -385,3 +387,10 @@ def test_web_port_presents_the_chat_servers_current_certificate(
             running.server._tls = server_context(tmp_path / f"{n}.pem", tmp_path / f"{n}.key")
         served = _served_serial(running.web_address, running.ca_file)
         assert served == issued.cert.serial_number, how
+
+
+def test_split_frames_turns_a_fan_out_blob_into_payloads() -> None:
+    payloads = [b'{"type":"ping"}', b"x" * 70_000, b"{}"]
+    blob = b"".join(encode_frame(p) for p in payloads)
+    assert split_frames(blob) == payloads
+    assert split_frames(b"") == []
