@@ -16,6 +16,7 @@ from cryptography import x509
 from websockets.exceptions import InvalidStatus
 
 from securechat.certs import load_ca
+from securechat.config import ThrottlePolicy
 from securechat.protocol.frames import encode_frame
 from securechat.server.webconnection import split_frames
 from securechat.server.webfiles import Origins, StaticFiles, load_package_files
@@ -394,3 +395,20 @@ def test_split_frames_turns_a_fan_out_blob_into_payloads() -> None:
     blob = b"".join(encode_frame(p) for p in payloads)
     assert split_frames(blob) == payloads
     assert split_frames(b"") == []
+
+
+def test_web_logins_are_throttled_like_the_chat_ports(
+    server_factory: Callable[..., RunningServer],
+) -> None:
+    running = server_factory(web_port=0, throttle=ThrottlePolicy(free_failures=1, first_delay=60))
+    assert running.web_address is not None
+    attempts = (("wrong", "auth_failed"), ("wrong", "auth_failed"), (PASSWORD, "rate_limited"))
+    for password, code in attempts:
+        with WebPeer(running.web_address, running.ca_file) as peer:
+            peer.expect("hello")
+            peer.send(type="auth", user="alice", password=password)
+            assert peer.expect_closed()[-1]["code"] == code
+    terminal = running.peer()  # the same (user, address) on the other port: throttled too
+    terminal.expect("hello")
+    terminal.send(type="auth", user="alice", password=PASSWORD)
+    assert terminal.expect("error")["code"] == "rate_limited"
