@@ -412,3 +412,19 @@ def test_web_logins_are_throttled_like_the_chat_ports(
     terminal.expect("hello")
     terminal.send(type="auth", user="alice", password=PASSWORD)
     assert terminal.expect("error")["code"] == "rate_limited"
+
+
+def test_web_requests_leave_no_descriptor_behind(web_server: RunningServer) -> None:
+    import os
+
+    def descriptors() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    _get(web_server, "/")  # warm up: the first request loads what the server keeps
+    before = descriptors()
+    for _ in range(30):
+        assert _get(web_server, "/app.js").status == 200
+    with pytest.raises(InvalidStatus):
+        WebPeer(web_server.web_address or ("", 0), web_server.ca_file, origin="https://evil")
+    time.sleep(0.2)  # the connection threads finish after the last response
+    assert descriptors() - before < 5

@@ -193,6 +193,7 @@ class WebServer:
         finally:
             with self._lock:
                 self._live.discard(connection)
+            connection.release()
             self._on_closed(connection)
 
     def _connection(self, address: Any) -> WebConnection:

@@ -140,8 +140,8 @@ class WebConnection:
         When the outbox overflows, the browser is dropped as a slow consumer: told so by
         the writer if it is free, cut off at once if the writer is stuck in a send to it.
         """
-        if self._outbox.put(frame) or self._dropped:
-            return
+        if self._outbox.put(frame) or self._dropped or not self._outbox.overflowed:
+            return  # queued, already being dropped, or closed (a stale fan-out snapshot)
         self._dropped = True
         log.warning("slow consumer %s: outbox full", self._who())
         self.request_close("slow consumer", Error(
@@ -161,6 +161,12 @@ class WebConnection:
         self._outbox.interrupt()
         if self._ws is None:
             self.abort()
+
+    def release(self) -> None:
+        """Free what a connection that never became a WebSocket holds (a plain HTTP request,
+        a failed handshake). Called by the handler thread when websockets is done with it."""
+        if self._ws is None:
+            self._outbox.close()
 
     def abort(self) -> None:
         """Cut the TCP connection now (shutdown, when a close did not finish in time).
