@@ -106,6 +106,7 @@ class WebServer:
         self._on_closed = on_closed
         self._backlog = listen_backlog
         self._server: Server | None = None
+        self._accept: Callable[[socket.socket, Any], None] | None = None  # websockets' handler
         self._thread = threading.Thread(target=self._serve_forever, name="web-acceptor")
         self._files = StaticFiles({})
         self._origins = Origins((), port)
@@ -176,8 +177,8 @@ class WebServer:
 
     def _admit_then_accept(self, sock: socket.socket, address: Any) -> None:
         """A connection thread's first step: admission, then websockets' handshakes."""
-        server = self._server
-        assert server is not None
+        server, accept = self._server, self._accept
+        assert server is not None and accept is not None
         connection = self._admit(address[0], lambda: self._connection(address))
         if connection is None:
             sock.close()
@@ -189,7 +190,7 @@ class WebServer:
             self._live.add(connection)
         self._local.connection = connection
         try:
-            self._accept(sock, address)
+            accept(sock, address)
         finally:
             with self._lock:
                 self._live.discard(connection)
