@@ -178,7 +178,8 @@ class WebServer:
     def _admit_then_accept(self, sock: socket.socket, address: Any) -> None:
         """A connection thread's first step: admission, then websockets' handshakes."""
         server, accept = self._server, self._accept
-        assert server is not None and accept is not None
+        assert server is not None
+        assert accept is not None
         connection = self._admit(address[0], lambda: self._connection(address))
         if connection is None:
             sock.close()
