@@ -162,6 +162,10 @@ def test_browser_and_terminal_client_chat_both_ways(page: Page, web: RunningServ
     assert bob.expect("message", room="general")["body"] == "two\nlines\n"
     bob.send(type="send", room="general", body="hello from the terminal", ref="t1")
     expect(_messages(page).filter(has_text="hello from the terminal")).to_have_count(1)
+    other_session = web.login("alice")  # joins a room elsewhere: the page lists it too
+    other_session.send(type="join", room="elsewhere", ref="j")
+    other_session.expect("joined", ref="j")
+    expect(page.locator('#room-list button[data-key="room:elsewhere"]')).to_have_count(1)
     page.locator('#online-list button[data-user="bob"]').click()  # a DM from the online list
     expect(page.locator("#conversation-title")).to_have_text("bob")
     composer.fill("just between us")

@@ -9,6 +9,7 @@ import { ChatSession, reconnectDelay } from "./session.js";
 const HISTORY_PAGE = 50;
 const OLDER_TRIGGER_PX = 48; // scrolled this close to the top: load an older page
 const DEFAULT_ROOM = "general";
+const WHO_EVERY = 60; // seconds: presence events cover shared rooms only, `who` everyone
 
 const $ = (id) => document.getElementById(id);
 const now = () => performance.now() / 1000;
@@ -108,6 +109,7 @@ class App {
     this.online = new Set();
     this.current = null;
     this.stopped = true; // no reconnecting: logged out, refused, or never logged in
+    this.whoTimer = null;
     this.bind();
   }
 
@@ -291,6 +293,13 @@ class App {
     }
     $("login-password").value = "";
     $("login-submit").disabled = false;
+    clearInterval(this.whoTimer);
+    this.whoTimer = setInterval(() => {
+      if (this.session !== null && this.session.isReady) {
+        this.session.request({ type: "who" });
+        this.pump();
+      }
+    }, WHO_EVERY * 1000);
     $("whoami").textContent = user;
     for (const name of prefs.get(user, "dms", [])) this.dms.add(name);
     $("login-view").hidden = true;
@@ -319,6 +328,7 @@ class App {
     const key = conversationKey(message, me);
     const conversation = this.conversation(key);
     if (conversation.kind === "dm") this.rememberDm(conversation.name);
+    else this.rooms.add(conversation.name); // joined from another session, say
     conversation.messages.set(message.id, message);
     if (countsAsUnread(message, key, this)) conversation.unread += 1;
     this.notify(message, key);
@@ -371,6 +381,11 @@ class App {
     if (event.type === "presence") {
       if (event.online) this.online.add(event.user);
       else this.online.delete(event.user);
+      this.renderSidebar();
+    } else if ((event.type === "member_joined" || event.type === "member_left") && event.user === this.session.user) {
+      // This user joined or left in another session (the terminal client, another tab).
+      if (event.type === "member_joined") this.rooms.add(event.room);
+      else this.rooms.delete(event.room);
       this.renderSidebar();
     } else if (event.type === "error") {
       this.setStatus(this.session && this.session.isReady ? "online" : "offline", event.message);
@@ -489,6 +504,7 @@ class App {
   // --- rendering --------------------------------------------------------------------------
 
   showLogin(text) {
+    clearInterval(this.whoTimer);
     $("chat-view").hidden = true;
     $("login-view").hidden = false;
     $("login-submit").disabled = false;
