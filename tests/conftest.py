@@ -162,6 +162,17 @@ def running_server(server_factory: Callable[..., RunningServer]) -> RunningServe
 
 # --- browser tests ----------------------------------------------------------------------
 
+#: Set by .ci/run: tests that need a system package (chromium, postgresql) must not skip.
+REQUIRE_SYSTEM_TESTS = os.environ.get("SECURECHAT_REQUIRE_SYSTEM_TESTS") == "1"
+
+
+def skip_or_fail(reason: str) -> None:
+    """Skip a module whose system package is missing, with one loud line; fail in CI."""
+    if REQUIRE_SYSTEM_TESTS:
+        pytest.fail(f"{reason} (required: SECURECHAT_REQUIRE_SYSTEM_TESTS=1)", pytrace=False)
+    pytest.skip(reason, allow_module_level=True)
+
+
 CHROMIUM = Path("/usr/bin/chromium")
 INSTALL_BROWSER = "apt-get install chromium libnss3-tools"
 

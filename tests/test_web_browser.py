@@ -16,10 +16,17 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import CHROMIUM, PASSWORD, TIMEOUT, RunningServer, browser_missing
+from tests.conftest import (
+    CHROMIUM,
+    PASSWORD,
+    TIMEOUT,
+    RunningServer,
+    browser_missing,
+    skip_or_fail,
+)
 
 if (missing := browser_missing()) is not None:
-    pytest.skip(missing, allow_module_level=True)
+    skip_or_fail(missing)
 
 from playwright.sync_api import BrowserContext, Page, Playwright, expect, sync_playwright
 
