@@ -27,6 +27,8 @@ from securechat.protocol.frames import HEADER, encode_frame
 from securechat.protocol.messages import (
     Auth,
     CACertificate,
+    Deleted,
+    Edited,
     Error,
     Event,
     GetCA,
@@ -35,9 +37,11 @@ from securechat.protocol.messages import (
     Join,
     Joined,
     Leave,
+    Left,
     Message,
     Ping,
     Presence,
+    RoomEvent,
     Send,
     Sync,
     Synced,
@@ -208,7 +212,7 @@ def test_collecting_sync_returns_messages_in_its_reply_not_as_events() -> None:
     reply = of_type(events, Reply)[0]
     assert reply.ref == ref
     assert isinstance(reply.event, Synced)
-    assert [m.body for m in reply.messages] == ["m0", "m1", "m2"]
+    assert [m.body for m in reply.messages if isinstance(m, Message)] == ["m0", "m1", "m2"]
     assert not of_type(events, Message)
 
 
@@ -455,3 +459,34 @@ def test_any_bytes_from_the_server_give_events_or_an_end_never_an_exception(
             assert client.state is State.DISCONNECTED
             return
         assert client.state is State.READY
+
+
+# --- the journal: edits, deletions and room events share the message ids ----------------
+
+
+def test_edits_deletions_and_room_events_count_as_seen_ids() -> None:
+    client, connection = logged_in(MemoryServer())
+    for event in (
+        Edited(id=11, target=3, sender="bob", body="fixed", ts="t", room="general"),
+        Deleted(id=12, target=4, by="bob", ts="t", room="general"),
+        RoomEvent(id=13, room="general", action="topic", actor="bob", ts="t", topic="x"),
+        Edited(id=11, target=3, sender="bob", body="fixed", ts="t", room="general"),  # again
+    ):
+        connection.push(event)
+    events = exchange(client, connection)
+    assert [e.id for e in events if isinstance(e, Edited | Deleted | RoomEvent)] == [11, 12, 13]
+    assert client.last_id == 13
+
+
+def test_a_pushed_left_or_a_deleted_room_leaves_the_room_list() -> None:
+    client, connection = logged_in(MemoryServer())
+    client.request(Join(room="ops"))
+    client.request(Join(room="hr"))
+    exchange(client, connection)
+    assert list(client.rooms) == ["general", "hr", "ops"]
+    connection.push(RoomEvent(id=20, room="ops", action="kick", actor="bob", ts="t", user="alice"))
+    connection.push(Left(room="ops"))
+    connection.push(RoomEvent(id=21, room="hr", action="delete", actor="bob", ts="t"))
+    events = exchange(client, connection)
+    assert list(client.rooms) == ["general"]
+    assert [type(e).__name__ for e in events] == ["RoomEvent", "Left", "RoomEvent"]
