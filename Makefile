@@ -24,9 +24,10 @@ install: $(STAMP)
 run: $(STAMP)
 	@test -f $(CERTS)/server.pem || $(BIN)/securechat init-certs --dir $(CERTS)
 	@echo
-	@echo "Starting securechat on 127.0.0.1:5050 (Ctrl-C stops it). In another terminal:"
+	@echo "Starting securechat on 127.0.0.1:5050 and :5443 (Ctrl-C stops it). In another terminal:"
 	@echo "  $(BIN)/securechat adduser alice"
 	@echo "  $(BIN)/securechat connect localhost --user alice --ca $(CERTS)/ca.pem"
+	@echo "or open https://localhost:5443/ in a browser that trusts $(CERTS)/ca.crt (docs/deploy.md)"
 	@echo
 	$(BIN)/securechat serve --host 127.0.0.1 --port 5050 --certs $(CERTS) --db $(DB)
 

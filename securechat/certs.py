@@ -29,11 +29,13 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
 
 from securechat.errors import CertificateError, ConfigError
 from securechat.files import write_files_atomic
 
 CA_CERT, CA_KEY = "ca.pem", "ca.key"
+CA_DER = "ca.crt"  # the CA certificate again, DER: double-click imports it on Windows and macOS
 SERVER_CERT, SERVER_KEY = "server.pem", "server.key"
 CA_DAYS = 3650
 SERVER_DAYS = 90
@@ -190,6 +192,7 @@ def init_certs(
     files: list[tuple[str, bytes, int]] = []
     if not renew:
         files += [(CA_KEY, ca.key_pem(), 0o600), (CA_CERT, ca.cert_pem(), 0o644)]
+        files += [(CA_DER, ca.cert.public_bytes(serialization.Encoding.DER), 0o644)]
     files += [(SERVER_KEY, server.key_pem(), 0o600), (SERVER_CERT, server.cert_pem(), 0o644)]
     try:
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -249,10 +252,11 @@ def check_server_files(directory: Path) -> ServerCertFiles:
     return files
 
 
-def exposed_keys(directory: Path) -> list[tuple[Path, int]]:
-    """server.key and ca.key, where present, that group or others may use, with their modes."""
+def exposed_keys(directory: Path, *more: Path) -> list[tuple[Path, int]]:
+    """server.key and ca.key (and ``more`` keys), where present, that group or others may
+    use, with their modes."""
     found = []
-    for key in (directory / SERVER_KEY, directory / CA_KEY):
+    for key in dict.fromkeys((directory / SERVER_KEY, directory / CA_KEY, *more)):
         try:
             mode = stat.S_IMODE(key.stat().st_mode)
         except FileNotFoundError:
@@ -264,18 +268,55 @@ def exposed_keys(directory: Path) -> list[tuple[Path, int]]:
     return found
 
 
-def check_key_modes(directory: Path) -> None:
+def check_key_modes(directory: Path, *more: Path) -> None:
     """Refuse private keys that other users can read: they would let them pose as the server.
 
     Raises:
         CertificateError: the first such key, with the ``chmod`` that fixes it.
     """
-    exposed = exposed_keys(directory)
+    exposed = exposed_keys(directory, *more)
     if exposed:
         key, mode = exposed[0]
         raise CertificateError(
             f"{key} can be read by other users (mode {mode:04o}); run `chmod 600 {key}`"
         )
+
+
+def check_server_pair(cert_file: Path, key_file: Path, ca_file: Path) -> ServerCertFiles:
+    """Check a certificate and key from elsewhere (a company CA) as check_server_files does.
+
+    ``cert_file`` may hold intermediates after the server certificate; the chain must lead
+    to ``ca_file`` (the CA clients trust) and name what the certificate is for.
+
+    Raises:
+        CertificateError: a file is missing or unreadable, the key does not match, the
+            chain does not verify against ``ca_file``, or the certificate has expired.
+    """
+    try:
+        chain = x509.load_pem_x509_certificates(_read(cert_file))
+    except ValueError as exc:
+        raise CertificateError(f"{cert_file} is not a PEM certificate (chain)") from exc
+    leaf, ca = chain[0], read_certificate(ca_file)
+    _check_pair(leaf, _read_key(key_file), cert_file, key_file)
+    if leaf.not_valid_after_utc <= dt.datetime.now(dt.UTC):
+        raise CertificateError(f"{cert_file} expired on {leaf.not_valid_after_utc:%Y-%m-%d}")
+    sans = _sans(leaf)
+    if not sans:
+        raise CertificateError(f"{cert_file} names no host (no subjectAltName)")
+    subject: x509.DNSName | x509.IPAddress
+    try:
+        subject = x509.IPAddress(ipaddress.ip_address(sans[0]))
+    except ValueError:
+        subject = x509.DNSName(sans[0])
+    verifier = PolicyBuilder().store(Store([ca])).build_server_verifier(subject)
+    try:
+        verifier.verify(leaf, chain[1:])
+    except VerificationError as exc:
+        raise CertificateError(
+            f"{cert_file} does not verify against {ca_file} (put the CA that issued it "
+            f"there, and any intermediates in {cert_file.name} after the certificate): {exc}"
+        ) from exc
+    return ServerCertFiles(cert_file, key_file, ca_file)
 
 
 def read_ca_pem(directory: Path) -> str:
@@ -416,7 +457,7 @@ def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
 
 
 def _new_ca(directory: Path, *, force: bool) -> CertificateAuthority:
-    for name in (CA_CERT, CA_KEY, SERVER_CERT, SERVER_KEY):
+    for name in (CA_CERT, CA_KEY, SERVER_CERT, SERVER_KEY):  # a lone ca.crt is overwritten
         if not force and (directory / name).exists():
             raise CertificateError(
                 f"{directory / name} already exists; use --renew to re-issue only the server "

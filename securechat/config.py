@@ -10,6 +10,7 @@ import dataclasses
 from pathlib import Path
 
 DEFAULT_PORT = 5050
+DEFAULT_WEB_PORT = 5443
 DEFAULT_DB_URL = "sqlite:///securechat.db"
 DEFAULT_CERTS_DIR = Path("certs")
 
@@ -118,7 +119,11 @@ class ServerConfig:
 
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT
+    web_port: int | None = None  # HTTPS + WebSocket for browsers; None: no web port
     certs_dir: Path = DEFAULT_CERTS_DIR
+    # A certificate and key from elsewhere (a company CA) instead of certs_dir's server pair.
+    cert_file: Path | None = None
+    key_file: Path | None = None
     db_url: str = DEFAULT_DB_URL
     limits: Limits = dataclasses.field(default_factory=Limits)
     hash_params: HashParams = dataclasses.field(default_factory=HashParams)

@@ -18,6 +18,7 @@ import errno
 import ipaddress
 import socket
 import stat
+import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
@@ -78,6 +79,7 @@ class Installation:
     db_url: str
     port: int
     hosts: tuple[str, ...] = ()
+    web_port: int | None = None  # the browsers' port to check too; None: not served
 
 
 def examine(installation: Installation) -> list[Finding]:
@@ -91,6 +93,7 @@ def examine(installation: Installation) -> list[Finding]:
         _database,
         _database_file,
         _port,
+        _web_port,
     ]
     return [finding for check in checks for finding in check(installation)]
 
@@ -372,7 +375,67 @@ def _port(inst: Installation) -> Iterator[Finding]:
     yield _identify(stream, inst, where, other)
 
 
-def _free_port(port: int) -> Finding:
+def _web_port(inst: Installation) -> Iterator[Finding]:
+    """The web port answers TLS with our CA's certificate and serves the page with its CSP."""
+    if inst.web_port is None:
+        return
+    name, port = "web port", inst.web_port
+    where = f"127.0.0.1 port {port}"
+    other = f"stop that program, or give securechat another one (`serve --web-port`, not {port})"
+    try:
+        context = identify_context(inst.certs_dir / certs.CA_CERT)  # identify, not trust
+    except CertificateError as error:
+        yield Finding(Status.WARN, name, f"cannot check {where} without a CA ({error.message})")
+        return
+    try:
+        stream = connect_tls(("127.0.0.1", port), context, timeout=PROBE_TIMEOUT)
+    except HandshakeFailed:
+        yield Finding(Status.FAIL, name, f"another program (not securechat) holds {where}", other)
+        return
+    except CertificateError:
+        detail = f"a TLS server on {where} has a certificate not signed by {certs.CA_CERT}"
+        yield Finding(Status.FAIL, name, detail, other)
+        return
+    except ConnectionLost as error:
+        if isinstance(error.__cause__, ConnectionRefusedError):
+            yield _free_port(port, name)
+        else:
+            yield Finding(Status.FAIL, name, f"cannot connect to {where}: {error.message}")
+        return
+    try:
+        status, headers = _get_page(stream, port)
+    except ConnectionLost:
+        yield Finding(Status.FAIL, name, f"another program (not securechat) holds {where}", other)
+        return
+    finally:
+        stream.close()
+    if status != 200 or "content-security-policy" not in headers:
+        detail = f"{where} answers HTTPS but not with securechat's page ({status})"
+        yield Finding(Status.FAIL, name, detail, other)
+        return
+    yield Finding(Status.OK, name, f"the web client is served on {where}, with its CSP")
+
+
+def _get_page(stream: TlsStream, port: int) -> tuple[int, set[str]]:
+    """``GET /`` over ``stream``: the status and the names of the headers (lowercase).
+
+    Raises:
+        ConnectionLost: no HTTP answer came before the probe's deadline.
+    """
+    deadline = time.monotonic() + PROBE_TIMEOUT
+    stream.queue(f"GET / HTTP/1.1\r\nHost: localhost:{port}\r\nConnection: close\r\n\r\n".encode())
+    stream.flush_until(deadline)
+    answer = b""
+    while b"\r\n\r\n" not in answer and len(answer) < 65536:
+        answer += stream.receive_until(deadline)
+    status_line, *lines = answer.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")
+    parts = status_line.split(" ", 2)
+    if len(parts) < 2 or not parts[0].startswith("HTTP/") or not parts[1].isdigit():
+        raise ConnectionLost("not an HTTP answer")
+    return int(parts[1]), {line.split(":", 1)[0].strip().lower() for line in lines if ":" in line}
+
+
+def _free_port(port: int, check: str = "port") -> Finding:
     """Nothing answers on loopback; a bind tells "free" from "taken on another address"."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -382,18 +445,18 @@ def _free_port(port: int) -> Finding:
             if error.errno == errno.EADDRINUSE:
                 return Finding(
                     Status.WARN,
-                    "port",
+                    check,
                     f"port {port} is in use on an address other than 127.0.0.1; doctor only "
                     "looks at 127.0.0.1, so it cannot tell whether that is securechat",
                     "check with `ss -ltnp`",
                 )
             return Finding(
                 Status.FAIL,
-                "port",
+                check,
                 f"securechat could not listen on port {port}: {error.strerror or error}",
                 "use a port above 1023 (`serve --port`)",
             )
-    return Finding(Status.OK, "port", f"port {port} is free; securechat is not running")
+    return Finding(Status.OK, check, f"port {port} is free; securechat is not running")
 
 
 def _identify(stream: TlsStream, inst: Installation, where: str, other: str) -> Finding:

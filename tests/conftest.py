@@ -72,6 +72,7 @@ class RunningServer:
     ca_file: Path
     db_url: str
     peers: list[Any] = dataclasses.field(default_factory=list)
+    web_address: tuple[str, int] | None = None  # with web_port=: where browsers connect
 
     def peer(self, source: str | None = None) -> Any:
         """A new raw-protocol connection (from ``source``, a loopback address), closed after."""
@@ -123,10 +124,13 @@ def server_factory(certs_dir: Path, db_url: str) -> Iterator[Callable[..., Runni
 
     started: list[tuple[RunningServer, Any]] = []
 
-    def start(port: int = 0, throttle: Any = None, **limits: Any) -> RunningServer:
+    def start(
+        port: int = 0, throttle: Any = None, web_port: int | None = None, **limits: Any
+    ) -> RunningServer:
         config = ServerConfig(
             host="127.0.0.1",
             port=port,
+            web_port=web_port,
             certs_dir=certs_dir,
             db_url=db_url,
             limits=Limits(**limits),
@@ -137,7 +141,9 @@ def server_factory(certs_dir: Path, db_url: str) -> Iterator[Callable[..., Runni
         tls = server_context(certs_dir / "server.pem", certs_dir / "server.key")
         server = ChatServer(config, tls=tls, database=database)
         server.start()
-        running = RunningServer(server, server.address, certs_dir / "ca.pem", db_url)
+        running = RunningServer(
+            server, server.address, certs_dir / "ca.pem", db_url, web_address=server.web_address
+        )
         started.append((running, database))
         return running
 
@@ -152,3 +158,44 @@ def server_factory(certs_dir: Path, db_url: str) -> Iterator[Callable[..., Runni
 @pytest.fixture
 def running_server(server_factory: Callable[..., RunningServer]) -> RunningServer:
     return server_factory()
+
+
+# --- browser tests ----------------------------------------------------------------------
+
+#: Set by .ci/run: tests that need a system package (chromium, postgresql) must not skip.
+REQUIRE_SYSTEM_TESTS = os.environ.get("SECURECHAT_REQUIRE_SYSTEM_TESTS") == "1"
+
+
+def skip_or_fail(reason: str) -> None:
+    """Skip a module whose system package is missing, with one loud line; fail in CI."""
+    if REQUIRE_SYSTEM_TESTS:
+        pytest.fail(f"{reason} (required: SECURECHAT_REQUIRE_SYSTEM_TESTS=1)", pytrace=False)
+    pytest.skip(reason, allow_module_level=True)
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+INSTALL_BROWSER = "apt-get install chromium libnss3-tools"
+
+
+def browser_missing() -> str | None:
+    """Why the browser tests cannot run here (one loud line), or None when they can."""
+    import shutil
+
+    missing = [
+        name
+        for name, present in (
+            ("chromium", CHROMIUM.is_file()),
+            ("certutil", shutil.which("certutil") is not None),
+        )
+        if not present
+    ]
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        missing.append("playwright (pip install -e '.[test]')")
+    if not missing:
+        return None
+    return (
+        f"BROWSER TESTS SKIPPED: {', '.join(missing)} not found; "
+        f"install with `{INSTALL_BROWSER}` (Debian/Ubuntu)"
+    )

@@ -25,7 +25,7 @@ class ServeProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith("SECURECHAT_")}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "securechat", "serve", "--host", "127.0.0.1", "--port", "0",
-             "--certs", str(certs_dir), "--db", db_url, *extra],
+             "--web-port", "0", "--certs", str(certs_dir), "--db", db_url, *extra],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,

@@ -308,7 +308,8 @@ def test_second_server_on_the_same_database_is_refused_in_one_line(
 ) -> None:
     first = serve()
     result = run_cli(
-        "serve", "--host", "127.0.0.1", "--port", "0", "--certs", str(certs_dir), "--db", db_url,
+        "serve", "--host", "127.0.0.1", "--port", "0", "--web-port", "0", "--certs", str(certs_dir),
+        "--db", db_url,
         timeout=TIMEOUT,
     )  # fmt: skip
     assert result.returncode == 1

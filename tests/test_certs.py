@@ -22,7 +22,7 @@ from tests.conftest import CliRunner
 
 FINGERPRINT = re.compile(r"([0-9A-F]{2}:){31}[0-9A-F]{2}")
 ExtT = TypeVar("ExtT", bound=x509.ExtensionType)
-FILES = (certs.CA_CERT, certs.CA_KEY, certs.SERVER_CERT, certs.SERVER_KEY)
+FILES = (certs.CA_CERT, certs.CA_DER, certs.CA_KEY, certs.SERVER_CERT, certs.SERVER_KEY)
 
 
 @pytest.fixture(scope="module")
@@ -118,7 +118,7 @@ def test_default_hosts_cover_loopback_and_skip_link_local() -> None:
     certs.CertificateAuthority.create().issue_server_cert(hosts)  # every entry is a valid SAN
 
 
-def test_init_certs_writes_four_files_with_private_keys_0600(tmp_path: Path) -> None:
+def test_init_certs_writes_its_files_with_private_keys_0600(tmp_path: Path) -> None:
     directory = tmp_path / "certs"
     report = certs.init_certs(directory, hosts=["localhost"])
     assert sorted(p.name for p in report.written) == sorted(FILES)

@@ -6,6 +6,8 @@ import json
 from typing import TypeVar
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from securechat.errors import ErrorCode
 from securechat.protocol.client import (
@@ -25,6 +27,8 @@ from securechat.protocol.frames import HEADER, encode_frame
 from securechat.protocol.messages import (
     Auth,
     CACertificate,
+    Deleted,
+    Edited,
     Error,
     Event,
     GetCA,
@@ -33,13 +37,16 @@ from securechat.protocol.messages import (
     Join,
     Joined,
     Leave,
+    Left,
     Message,
     Ping,
     Presence,
+    RoomEvent,
     Send,
     Sync,
     Synced,
     Who,
+    encode,
 )
 from tests.memory_server import (
     CA_PEM,
@@ -205,7 +212,7 @@ def test_collecting_sync_returns_messages_in_its_reply_not_as_events() -> None:
     reply = of_type(events, Reply)[0]
     assert reply.ref == ref
     assert isinstance(reply.event, Synced)
-    assert [m.body for m in reply.messages] == ["m0", "m1", "m2"]
+    assert [m.body for m in reply.messages if isinstance(m, Message)] == ["m0", "m1", "m2"]
     assert not of_type(events, Message)
 
 
@@ -408,3 +415,78 @@ def test_close_says_bye_and_abandon_returns_unacknowledged_sends() -> None:
     assert client.state is State.CLOSED
     assert client.abandon() == [send]
     assert client.unacknowledged == []
+
+
+# --- any bytes from a server ------------------------------------------------------------
+
+PROPERTY = settings(max_examples=300, deadline=None, derandomize=True, database=None)
+EVENT_FRAMES = st.sampled_from(
+    [
+        encode_frame(encode(event))
+        for event in (
+            Message(id=9, sender="bob", body="hi", ts="t", room="general"),
+            Presence(user="bob", online=True),
+            Error(code=ErrorCode.SERVER_ERROR, message="disk", ref="t-1"),
+            Synced(last_id=9, more=True, ref="c-1"),
+            Ping(ref="p"),
+        )
+    ]
+)
+STREAMS = st.lists(st.one_of(EVENT_FRAMES, st.binary(max_size=40)), max_size=12).map(b"".join)
+
+
+@PROPERTY
+@given(stream=STREAMS, cuts=st.lists(st.integers(min_value=1, max_value=64), max_size=8))
+def test_any_bytes_from_the_server_give_events_or_an_end_never_an_exception(
+    stream: bytes, cuts: list[int]
+) -> None:
+    client, _ = logged_in(MemoryServer())
+    client.submit("in flight", room="general")
+    client.request(Who())
+    client.data_to_send()
+    client.events_received()
+    pieces, start = [], 0
+    for cut in [*cuts, len(stream)]:
+        pieces.append(stream[start : start + cut])
+        start += cut
+    for n, piece in enumerate(pieces):
+        client.receive_data(piece, now=float(n))
+        client.tick(float(n))
+        events = client.events_received()
+        ended = [e for e in events if isinstance(e, ConnectionEnded)]
+        if ended:
+            assert events[-1] is ended[0]
+            assert client.state is State.DISCONNECTED
+            return
+        assert client.state is State.READY
+
+
+# --- the journal: edits, deletions and room events share the message ids ----------------
+
+
+def test_edits_deletions_and_room_events_count_as_seen_ids() -> None:
+    client, connection = logged_in(MemoryServer())
+    for event in (
+        Edited(id=11, target=3, sender="bob", body="fixed", ts="t", room="general"),
+        Deleted(id=12, target=4, by="bob", ts="t", room="general"),
+        RoomEvent(id=13, room="general", action="topic", actor="bob", ts="t", topic="x"),
+        Edited(id=11, target=3, sender="bob", body="fixed", ts="t", room="general"),  # again
+    ):
+        connection.push(event)
+    events = exchange(client, connection)
+    assert [e.id for e in events if isinstance(e, Edited | Deleted | RoomEvent)] == [11, 12, 13]
+    assert client.last_id == 13
+
+
+def test_a_pushed_left_or_a_deleted_room_leaves_the_room_list() -> None:
+    client, connection = logged_in(MemoryServer())
+    client.request(Join(room="ops"))
+    client.request(Join(room="hr"))
+    exchange(client, connection)
+    assert list(client.rooms) == ["general", "hr", "ops"]
+    connection.push(RoomEvent(id=20, room="ops", action="kick", actor="bob", ts="t", user="alice"))
+    connection.push(Left(room="ops"))
+    connection.push(RoomEvent(id=21, room="hr", action="delete", actor="bob", ts="t"))
+    events = exchange(client, connection)
+    assert list(client.rooms) == ["general"]
+    assert [type(e).__name__ for e in events] == ["RoomEvent", "Left", "RoomEvent"]

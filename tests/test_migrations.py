@@ -211,6 +211,12 @@ def test_installed_wheel_ships_the_migrations(tmp_path: Path) -> None:
         str(site / "securechat" / "__init__.py"),
         str(site / "securechat" / "migrations"),
     ]
+    served = run(  # the browser client's files ship too, read through importlib.resources
+        str(bin_dir / "python"),
+        "-c",
+        "from securechat.server.webfiles import load_package_files as f; print(*sorted(f()))",
+    ).split()
+    assert {"/index.html", "/app.js", "/session.js", "/app.css"} <= set(served)
     url = f"sqlite:///{tmp_path / 'x.db'}"
     securechat = str(bin_dir / "securechat")
     added = run(

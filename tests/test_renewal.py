@@ -95,7 +95,11 @@ def test_server_renews_expiring_certificate_and_keeps_connections(
         renewed = _wait_for_renewal(own_certs / "server.pem", short)
         left = renewed.not_valid_after_utc - dt.datetime.now(dt.UTC)
         assert dt.timedelta(days=89) < left <= dt.timedelta(days=90)
-        assert _served_certificate(server, ca_file).serial_number == renewed.serial_number
+        # The file is written first, then checked and loaded: new handshakes get it soon.
+        deadline = time.monotonic() + 10
+        while _served_certificate(server, ca_file).serial_number != renewed.serial_number:
+            assert time.monotonic() < deadline, "the renewed certificate was never served"
+            time.sleep(0.05)
         alice.send(type="ping", ref="still-here")  # the established connection was kept
         assert alice.expect("pong")["ref"] == "still-here"
     finally:

@@ -138,7 +138,7 @@ def test_serve_refuses_a_port_in_use(run_cli: CliRunner, certs_dir: Path, db_url
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        result = run_cli("serve", "--host", "127.0.0.1", "--port", str(port),
+        result = run_cli("serve", "--host", "127.0.0.1", "--port", str(port), "--web-port", "0",
                          "--certs", str(certs_dir), "--db", db_url)  # fmt: skip
     assert result.returncode == 1
     assert (

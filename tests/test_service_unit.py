@@ -157,7 +157,7 @@ def test_server_works_when_memory_cannot_be_writable_and_executable(
     env = {k: v for k, v in os.environ.items() if not k.startswith("SECURECHAT_")}
     proc = subprocess.Popen(
         [sys.executable, "-c", _UNDER_MDWE, "serve", "--host", "127.0.0.1", "--port", "0",
-         "--certs", str(certs_dir), "--db", db_url],
+         "--web-port", "0", "--certs", str(certs_dir), "--db", db_url],
         stderr=subprocess.PIPE, text=True, env=env,
     )  # fmt: skip
     try:

@@ -292,3 +292,40 @@ def test_next_frame_hands_out_the_payload_undecoded_and_decode_applies_the_table
     assert session.next_frame() is None
     too_large = session_with(b"\xff\xff\xff\xff").next_frame()
     assert isinstance(too_large, FrameTooLarge)
+
+
+# --- whole payloads (the WebSocket transport) ---------------------------------------------
+
+
+def test_session_message_payloads_follow_the_same_table_and_pipelining() -> None:
+    session = ServerSession(max_frame=MAX_FRAME)
+    session.receive_message(json.dumps(AUTH).encode())
+    session.receive_message(json.dumps({"type": "who", "ref": "w"}).encode())
+    assert isinstance(session.next_request(), Auth)
+    assert session.next_request() is None  # held until the login's outcome
+    session.login_succeeded("alice")
+    assert session.next_request() == Who(ref="w")
+    session.receive_message(b'{"type":"auth","user":"bob","password":"x"}')
+    refused = session.next_request()
+    assert isinstance(refused, UnexpectedMessage)
+    assert session.state is State.AUTHENTICATED
+
+
+def test_session_message_before_auth_that_is_not_auth_closes() -> None:
+    session = ServerSession(max_frame=MAX_FRAME)
+    session.receive_message(b'{"type":"join","room":"general"}')
+    error = session.next_request()
+    assert isinstance(error, UnexpectedMessage)
+    assert error.code is ErrorCode.AUTH_REQUIRED
+    assert session.state is State.CLOSED
+
+
+@pytest.mark.parametrize("size", [0, MAX_FRAME + 1])
+def test_session_message_outside_max_frame_is_frame_too_large(size: int) -> None:
+    session = logged_in()
+    session.receive_message(b" " * size)
+    session.receive_message(b'{"type":"who"}')
+    error = session.next_request()
+    assert isinstance(error, FrameTooLarge)
+    assert session.state is State.CLOSED
+    assert session.next_request() is None

@@ -175,7 +175,7 @@ class ThrowawayServer:
             argv = [sys.executable, "-m", "securechat.bench.throwaway", str(config)]
         else:
             argv = [sys.executable, "-m", "securechat", "serve", "--host", "127.0.0.1",
-                    "--port", "0", "--certs", str(certs), "--db", db_url]  # fmt: skip
+                    "--port", "0", "--no-web", "--certs", str(certs), "--db", db_url]  # fmt: skip
             for name, value in self._limits.items():
                 option = _SERVE_OPTIONS.get(name, name).replace("_", "-")
                 argv += [f"--{option}", str(value)]

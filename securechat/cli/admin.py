@@ -10,7 +10,7 @@ import typer
 
 from securechat.cli.app import app
 from securechat.cli.options import CERTS_DEFAULT, DB_DEFAULT, CertsDir, DbUrl
-from securechat.config import DEFAULT_PORT
+from securechat.config import DEFAULT_PORT, DEFAULT_WEB_PORT
 from securechat.deploy import default_executable, is_hidden_by_protect_home, service_unit
 from securechat.doctor import Installation, Status, examine
 from securechat.errors import UserError
@@ -91,14 +91,23 @@ def doctor(
     port: Annotated[
         int, typer.Option(min=1, max=65535, metavar="PORT", help="The port the server uses.")
     ] = DEFAULT_PORT,
+    web_port: Annotated[
+        int,
+        typer.Option(min=1, max=65535, metavar="PORT", help="The port browsers use (HTTPS)."),
+    ] = DEFAULT_WEB_PORT,
+    no_web: Annotated[
+        bool, typer.Option("--no-web", help="The server runs with --no-web: skip the web port.")
+    ] = False,
 ) -> None:
     """Check a server installation and say how to fix each problem.
 
     Checks the certificate files, key permissions, expiry and names, the CA key, the
-    database's schema revision and users, and what holds the port on 127.0.0.1. Changes
+    database's schema revision and users, and what holds the ports on 127.0.0.1 (the web
+    port must serve the page over TLS with its Content-Security-Policy). Changes
     nothing. Exits with status 1 if any check FAILs, so it can run from a timer.
     """
-    findings = examine(Installation(certs, db, port, tuple(hosts or ())))
+    web = None if no_web else web_port
+    findings = examine(Installation(certs, db, port, tuple(hosts or ()), web_port=web))
     width = max(len(finding.check) for finding in findings)
     for finding in findings:
         typer.echo(finding.line(width))

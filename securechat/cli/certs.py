@@ -14,6 +14,7 @@ from securechat.cli.options import CERTS_DEFAULT, CertsDir
 
 _DESCRIPTIONS = {
     certs.CA_CERT: "CA certificate",
+    certs.CA_DER: "CA certificate (DER), for importing into browsers and the OS",
     certs.CA_KEY: "CA private key (keep secret)",
     certs.SERVER_CERT: "server certificate",
     certs.SERVER_KEY: "server private key (keep secret)",

@@ -27,10 +27,10 @@ from securechat.protocol.messages import (
     HistoryPage,
     Join,
     Joined,
+    Journal,
     Leave,
     Left,
     ListRooms,
-    Message,
     Online,
     RoomInfo,
     RoomList,
@@ -174,13 +174,14 @@ class Client:
         request = History(room=room, peer=peer, before=before, limit=limit)
         return self._request(request, HistoryPage)
 
-    def sync(self, since: int | None = None) -> list[Message]:
-        """Every visible message after ``since`` (default: the last one seen), in id order.
+    def sync(self, since: int | None = None) -> list[Journal]:
+        """Everything visible after ``since`` (default: the last id seen), in id order:
+        messages, and the edits, deletions and room events that share their id sequence.
 
-        The messages returned are not repeated on :meth:`events`.
+        What is returned is not repeated on :meth:`events`.
         """
         since = self.last_id if since is None else since
-        found: dict[int, Message] = {}
+        found: dict[int, Journal] = {}
         while True:
             slot = self._live().ask(Sync(since=since), collect=True)
             reply = self._reply(slot, Synced)

@@ -23,7 +23,7 @@ from securechat.errors import (
     ServerError,
     TooLarge,
 )
-from securechat.protocol.messages import Error, Event, Message, Send
+from securechat.protocol.messages import Error, Event, Journal, Message, Send
 
 _BY_CODE: dict[str, type[SecureChatError]] = {
     ErrorCode.NOT_MEMBER: NotMember,
@@ -50,7 +50,7 @@ class Slot:
     done: threading.Event = dataclasses.field(default_factory=threading.Event)
     reply: Event | None = None
     error: Error | None = None
-    messages: list[Message] = dataclasses.field(default_factory=list)
+    messages: list[Journal] = dataclasses.field(default_factory=list)
 
     def resolve(self, reply: Event) -> None:
         self.reply = reply

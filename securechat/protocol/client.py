@@ -41,20 +41,31 @@ from securechat.protocol.messages import (
     Ack,
     Auth,
     Bye,
+    Create,
+    Delete,
+    Deleted,
+    Edit,
+    Edited,
     Error,
     Event,
     GetCA,
+    GetUnread,
     Hello,
     History,
     Join,
     Joined,
+    Journal,
     Leave,
     Left,
     ListRooms,
+    MarkRead,
     Message,
+    Moderate,
     Ping,
     Pong,
     Request,
+    RoomEvent,
+    Search,
     Send,
     Sync,
     Synced,
@@ -68,7 +79,10 @@ from securechat.protocol.messages import (
 #: but a message event holding a max_body of escaped text can be several times that.
 MAX_EVENT_FRAME = 16 * 1024 * 1024
 #: Requests that get a ``ref`` and a :class:`Reply` (sends have their own path: submit()).
-Asked = Join | Leave | ListRooms | History | Sync | Who | Ping | GetCA
+Asked = (
+    Join | Leave | ListRooms | History | Sync | Who | Ping | GetCA
+    | Create | Moderate | Edit | Delete | MarkRead | GetUnread | Search
+)  # fmt: skip
 
 SEEN_IDS = 20_000  # message ids remembered for de-duplication
 PONG_TIMEOUT = 10.0  # seconds an unanswered heartbeat ping may wait
@@ -121,7 +135,7 @@ class Reply:
 
     ref: str
     event: Event
-    messages: tuple[Message, ...] = ()
+    messages: tuple[Journal, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -164,7 +178,7 @@ SessionEvent = Greeted | LoggedIn | LoginRefused | Reply | Delivered | SendFaile
 @dataclasses.dataclass(slots=True)
 class _Pending:
     collects: bool
-    messages: list[Message] = dataclasses.field(default_factory=list)
+    messages: list[Journal] = dataclasses.field(default_factory=list)
 
 
 class ClientSession:
@@ -368,12 +382,12 @@ class ClientSession:
         self._out.append(encode_frame(encode(message)))
 
     def _end(self, reason: str) -> None:
-        self._events.append(ConnectionEnded(reason))
-        self.connection_lost(reason)
+        self.connection_lost(reason)  # answers the requests in flight...
+        self._events.append(ConnectionEnded(reason))  # ...so that this comes last
 
     def _dispatch(self, event: Event, now: float) -> None:
-        if isinstance(event, Message):
-            self._receive_message(event)
+        if isinstance(event, Message | RoomEvent | Edited | Deleted):
+            self._receive_journal(event)
         elif isinstance(event, Ping):
             self._queue(Pong(ref=event.ref))
         elif isinstance(event, Bye):
@@ -393,6 +407,8 @@ class ClientSession:
             if event.more:
                 self._catch_up(event.last_id)
         elif not self._answer(event) and not isinstance(event, Pong):  # a heartbeat's pong
+            if isinstance(event, Left):  # removed from a room (kicked, banned, deleted)
+                self.rooms = tuple(r for r in self.rooms if r != event.room)
             self._events.append(event)  # pushed: presence, joins, and what later versions add
 
     def _on_hello(self, event: Event) -> None:
@@ -445,13 +461,16 @@ class ClientSession:
         self._catch_up_ref = f"catch-up-{next(self._refs)}"
         self._queue(Sync(since=since, ref=self._catch_up_ref))
 
-    def _receive_message(self, message: Message) -> None:
-        self.last_id = max(self.last_id, message.id)
-        is_new = self._mark_seen(message.id)
+    def _receive_journal(self, event: Journal) -> None:
+        """A message, an edit, a deletion or a room event: each has its id in one sequence."""
+        self.last_id = max(self.last_id, event.id)
+        is_new = self._mark_seen(event.id)
+        if isinstance(event, RoomEvent) and is_new and event.action == "delete":
+            self.rooms = tuple(r for r in self.rooms if r != event.room)
         if self._collecting is not None:
-            self._collecting.messages.append(message)
+            self._collecting.messages.append(event)
         elif is_new:
-            self._events.append(message)
+            self._events.append(event)
 
     def _mark_seen(self, message_id: int) -> bool:
         """Remember ``message_id``; False if it was seen before."""

@@ -132,13 +132,15 @@ class Send(_Message):
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class History(_Message):
-    """The newest ``limit`` messages before id ``before`` in a room or a direct conversation."""
+    """The newest ``limit`` messages before id ``before`` in a room or a direct conversation,
+    or with ``after`` the oldest ``limit`` after that id (reading forward from a marker)."""
 
     TYPE: ClassVar[str] = "history"
     room: str | None = None
     peer: str | None = None
     before: int | None = None
     limit: int | None = None
+    after: int | None = None
     ref: str | None = None
 
 
@@ -163,7 +165,92 @@ class GetCA(_Message):
     ref: str | None = None
 
 
-Request = Auth | Join | Leave | ListRooms | Send | History | Sync | Who | Ping | Pong | Bye | GetCA
+#: What a room's owner and moderators (and the server's admins) may do; see docs/protocol.md.
+USER_ACTIONS = frozenset(
+    {"invite", "kick", "ban", "unban", "mute", "unmute", "op", "deop", "transfer"}
+)
+ROOM_ACTIONS = frozenset({"private", "public", "topic", "delete"})
+MAX_TOPIC = 300  # characters
+MIN_QUERY, MAX_QUERY = 3, 200  # search text, in characters after trimming
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Create(_Message):
+    """Create a room owned by the sender: public (listed, anyone joins) or private."""
+
+    TYPE: ClassVar[str] = "create"
+    room: str
+    private: bool = False
+    topic: str | None = None
+    ref: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Moderate(_Message):
+    """One moderation ``action`` in ``room``: on ``user`` (USER_ACTIONS) or on the room."""
+
+    TYPE: ClassVar[str] = "moderate"
+    room: str
+    action: str
+    user: str | None = None
+    topic: str | None = None
+    ref: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Edit(_Message):
+    """Replace the body of one's own message ``id``."""
+
+    TYPE: ClassVar[str] = "edit"
+    id: int
+    body: str
+    ref: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Delete(_Message):
+    """Delete message ``id``: one's own, or any in a room one moderates."""
+
+    TYPE: ClassVar[str] = "delete"
+    id: int
+    ref: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class MarkRead(_Message):
+    """Everything up to id ``id`` in a room or a direct conversation has been read."""
+
+    TYPE: ClassVar[str] = "read"
+    id: int
+    room: str | None = None
+    peer: str | None = None
+    ref: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class GetUnread(_Message):
+    """Every conversation with something unread; ``after`` pages on (a ``key``)."""
+
+    TYPE: ClassVar[str] = "unread"
+    after: str | None = None
+    ref: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Search(_Message):
+    """Messages the user may read whose text holds ``query``, newest first."""
+
+    TYPE: ClassVar[str] = "search"
+    query: str
+    before: int | None = None
+    limit: int | None = None
+    ref: str | None = None
+
+
+Request = (
+    Auth | Join | Leave | ListRooms | Send | History | Sync | Who | Ping | Pong | Bye | GetCA
+    | Create | Moderate | Edit | Delete | MarkRead | GetUnread | Search
+)  # fmt: skip
 
 # --- events (server -> client) ---------------------------------------------------------
 
@@ -199,11 +286,17 @@ class Error(_Message):
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Joined(_Message):
+    """A room joined: ``role`` is the user's (owner, moderator, member)."""
+
     TYPE: ClassVar[str] = "joined"
     room: str
     members: tuple[str, ...]
     online: tuple[str, ...]
     ref: str | None = None
+    private: bool | None = None
+    topic: str | None = None
+    role: str | None = None
+    muted: bool | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -232,6 +325,8 @@ class RoomInfo:
     name: str
     members: int
     joined: bool
+    private: bool | None = None
+    topic: str | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -254,7 +349,11 @@ class Ack(_Message):
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Message(_Message):
-    """A stored chat message; ``room`` for a room, ``to`` for a direct message."""
+    """A stored chat message; ``room`` for a room, ``to`` for a direct message.
+
+    In history, sync and search it is shown as it is now: ``edited`` holds the time of
+    the last edit; a deleted one has ``deleted`` true and an empty body (a tombstone).
+    """
 
     TYPE: ClassVar[str] = "message"
     id: int
@@ -263,6 +362,8 @@ class Message(_Message):
     ts: str
     room: str | None = None
     to: str | None = None
+    edited: str | None = None
+    deleted: bool | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -298,6 +399,98 @@ class Presence(_Message):
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class Done(_Message):
+    """The request with this ``ref`` was carried out (and has nothing else to return)."""
+
+    TYPE: ClassVar[str] = "done"
+    ref: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RoomEvent(_Message):
+    """What happened to a room (a moderation action, a topic), by ``actor``; ``id`` is in
+    the same sequence as messages, so ``sync`` brings the ones missed."""
+
+    TYPE: ClassVar[str] = "room_event"
+    id: int
+    room: str
+    action: str
+    actor: str
+    ts: str
+    user: str | None = None
+    topic: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Edited(_Message):
+    """Message ``target`` now reads ``body``; ``id`` is this change's place in the sequence."""
+
+    TYPE: ClassVar[str] = "edited"
+    id: int
+    target: int
+    sender: str
+    body: str
+    ts: str
+    room: str | None = None
+    to: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Deleted(_Message):
+    """Message ``target`` was deleted, by its author or a moderator (``by``)."""
+
+    TYPE: ClassVar[str] = "deleted"
+    id: int
+    target: int
+    by: str
+    ts: str
+    room: str | None = None
+    to: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ReadMarker(_Message):
+    """Read up to ``id`` in a conversation (the reply to ``read``, and news to one's other
+    sessions)."""
+
+    TYPE: ClassVar[str] = "read"
+    id: int
+    room: str | None = None
+    peer: str | None = None
+    ref: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Conversation:
+    """One conversation's unread state: ``key`` orders them (and pages ``unread``)."""
+
+    key: str
+    count: int
+    mentions: int
+    last_read: int
+    room: str | None = None
+    peer: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class UnreadList(_Message):
+    TYPE: ClassVar[str] = "unread"
+    conversations: tuple[Conversation, ...]
+    more: bool = False
+    ref: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SearchResults(_Message):
+    """One page of matches, newest first; ``more``: ask again with ``before`` the last id."""
+
+    TYPE: ClassVar[str] = "search"
+    messages: tuple[Message, ...]
+    more: bool
+    ref: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class CACertificate(_Message):
     """The CA certificate (PEM) that signed the server's certificate; public, never a key."""
 
@@ -325,7 +518,17 @@ Event = (
     | Ping
     | Pong
     | Bye
+    | Done
+    | RoomEvent
+    | Edited
+    | Deleted
+    | ReadMarker
+    | UnreadList
+    | SearchResults
 )
+
+#: Events that take a place in the one id sequence of stored things (sync returns them).
+Journal = Message | RoomEvent | Edited | Deleted
 
 # --- encoding --------------------------------------------------------------------------
 
@@ -520,13 +723,56 @@ def _send(f: _Fields) -> Send:
 def _history(f: _Fields) -> History:
     room, peer = f.opt_name("room"), f.opt_name("with")
     f.one_of(room, peer, "'room' or 'with'")
+    before, after = f.opt_int("before", minimum=1), f.opt_int("after")
+    if before is not None and after is not None:
+        raise f.fail("give 'before' or 'after', not both")
     return History(
-        room=room,
-        peer=peer,
-        before=f.opt_int("before", minimum=1),
-        limit=f.opt_int("limit", minimum=1),
+        room=room, peer=peer, before=before, limit=f.opt_int("limit", minimum=1),
+        after=after, ref=f.ref,
+    )  # fmt: skip
+
+
+def _moderate(f: _Fields) -> Moderate:
+    action = f.text("action", 16)
+    if action not in USER_ACTIONS | ROOM_ACTIONS:
+        known = ", ".join(sorted(USER_ACTIONS | ROOM_ACTIONS))
+        raise f.fail(f"'action' must be one of {known}")
+    user = f.opt_name("user")
+    if (action in USER_ACTIONS) != (user is not None):
+        raise f.fail(f"'user' is {'required' if user is None else 'not taken'} with {action}")
+    topic = f.opt_text("topic", MAX_TOPIC)
+    if (action == "topic") != (topic is not None):
+        raise f.fail("'topic' goes with the action topic, and only with it")
+    return Moderate(room=f.name("room"), action=action, user=user, topic=topic, ref=f.ref)
+
+
+def _conversation_target(f: _Fields) -> tuple[str | None, str | None]:
+    room, peer = f.opt_name("room"), f.opt_name("with")
+    f.one_of(room, peer, "'room' or 'with'")
+    return room, peer
+
+
+def _edit(f: _Fields) -> Edit:
+    # The body's upper limit is a server setting, as for send.
+    body = f.text("body", max_len=2**31)
+    if not body:
+        raise f.fail("'body' must not be empty")
+    return Edit(id=f.int("id", minimum=1), body=body, ref=f.ref)
+
+
+def _search(f: _Fields) -> Search:
+    query = f.text("query", MAX_QUERY * 4).strip()
+    if not MIN_QUERY <= len(query) <= MAX_QUERY:
+        raise f.fail(f"'query' must be {MIN_QUERY} to {MAX_QUERY} characters")
+    return Search(
+        query=query, before=f.opt_int("before", minimum=1), limit=f.opt_int("limit", minimum=1),
         ref=f.ref,
-    )
+    )  # fmt: skip
+
+
+def _read(f: _Fields) -> MarkRead:
+    room, peer = _conversation_target(f)
+    return MarkRead(id=f.int("id"), room=room, peer=peer, ref=f.ref)
 
 
 def _auth(f: _Fields) -> Auth:
@@ -548,6 +794,18 @@ _REQUESTS: dict[str, Callable[[_Fields], Request]] = {
     "pong": lambda f: Pong(ref=f.ref),
     "bye": lambda f: Bye(reason=f.opt_text("reason"), ref=f.ref),
     "ca": lambda f: GetCA(ref=f.ref),
+    "create": lambda f: Create(
+        room=f.name("room"),
+        private=f.opt_boolean("private") or False,
+        topic=f.opt_text("topic", MAX_TOPIC),
+        ref=f.ref,
+    ),
+    "moderate": _moderate,
+    "edit": _edit,
+    "delete": lambda f: Delete(id=f.int("id", minimum=1), ref=f.ref),
+    "read": _read,
+    "unread": lambda f: GetUnread(after=f.opt_text("after", 80), ref=f.ref),
+    "search": _search,
 }
 
 
@@ -556,7 +814,39 @@ def _message(f: _Fields) -> Message:
     f.one_of(room, to, "'room' or 'to'")
     return Message(
         id=f.int("id"), sender=f.text("from"), body=f.text("body", 2**31), ts=f.text("ts"),
+        room=room, to=to, edited=f.opt_text("edited"), deleted=f.opt_boolean("deleted"),
+    )  # fmt: skip
+
+
+def _where(f: _Fields) -> tuple[str | None, str | None]:
+    room, to = f.opt_text("room"), f.opt_text("to")
+    f.one_of(room, to, "'room' or 'to'")
+    return room, to
+
+
+def _edited(f: _Fields) -> Edited:
+    room, to = _where(f)
+    return Edited(
+        id=f.int("id"), target=f.int("target"), sender=f.text("from"),
+        body=f.text("body", 2**31), ts=f.text("ts"), room=room, to=to,
+    )  # fmt: skip
+
+
+def _deleted(f: _Fields) -> Deleted:
+    room, to = _where(f)
+    return Deleted(
+        id=f.int("id"), target=f.int("target"), by=f.text("by"), ts=f.text("ts"),
         room=room, to=to,
+    )  # fmt: skip
+
+
+def _conversation(o: dict[str, Any]) -> Conversation:
+    f = _Fields({"type": "conversation", **o})
+    room, peer = f.opt_text("room"), f.opt_text("with")
+    f.one_of(room, peer, "'room' or 'with'")
+    return Conversation(
+        key=f.text("key"), count=f.int("count"), mentions=f.int("mentions"),
+        last_read=f.int("last_read"), room=room, peer=peer,
     )  # fmt: skip
 
 
@@ -586,14 +876,27 @@ _EVENTS: dict[str, Callable[[_Fields], Event]] = {
         retry_after=f.opt_number("retry_after"),
     ),
     "joined": lambda f: Joined(
-        room=f.text("room"), members=f.names("members"), online=f.names("online"), ref=f.ref
+        room=f.text("room"),
+        members=f.names("members"),
+        online=f.names("online"),
+        ref=f.ref,
+        private=f.opt_boolean("private"),
+        topic=f.opt_text("topic"),
+        role=f.opt_text("role"),
+        muted=f.opt_boolean("muted"),
     ),
     "member_joined": lambda f: MemberJoined(room=f.text("room"), user=f.text("user")),
     "left": lambda f: Left(room=f.text("room"), ref=f.ref),
     "member_left": lambda f: MemberLeft(room=f.text("room"), user=f.text("user")),
     "rooms": lambda f: RoomList(
         rooms=tuple(
-            RoomInfo(name=r.text("name"), members=r.int("members"), joined=r.boolean("joined"))
+            RoomInfo(
+                name=r.text("name"),
+                members=r.int("members"),
+                joined=r.boolean("joined"),
+                private=r.opt_boolean("private"),
+                topic=r.opt_text("topic"),
+            )
             for r in (_Fields({"type": "room", **o}) for o in f.objects("rooms"))
         ),
         more=f.opt_boolean("more") or False,  # absent from servers before paging
@@ -613,6 +916,31 @@ _EVENTS: dict[str, Callable[[_Fields], Event]] = {
     "pong": lambda f: Pong(ref=f.ref),
     "bye": lambda f: Bye(reason=f.opt_text("reason", 2**31), ref=f.ref),
     "ca": lambda f: CACertificate(pem=f.text("pem", 65536), ref=f.ref),
+    "done": lambda f: Done(ref=f.ref),
+    "room_event": lambda f: RoomEvent(
+        id=f.int("id"),
+        room=f.text("room"),
+        action=f.text("action"),
+        actor=f.text("actor"),
+        ts=f.text("ts"),
+        user=f.opt_text("user"),
+        topic=f.opt_text("topic", 2**31),
+    ),
+    "edited": _edited,
+    "deleted": _deleted,
+    "read": lambda f: ReadMarker(
+        id=f.int("id"), room=f.opt_text("room"), peer=f.opt_text("with"), ref=f.ref
+    ),
+    "unread": lambda f: UnreadList(
+        conversations=tuple(_conversation(o) for o in f.objects("conversations")),
+        more=f.boolean("more"),
+        ref=f.ref,
+    ),
+    "search": lambda f: SearchResults(
+        messages=tuple(_message(_fields_of(o, "message")) for o in f.objects("messages")),
+        more=f.boolean("more"),
+        ref=f.ref,
+    ),
 }
 
 

@@ -1,7 +1,8 @@
 """The server's view of one connection, without I/O.
 
 Theory of operation: the connection's thread feeds every byte it reads to
-:meth:`ServerSession.receive_data` and then pulls requests with
+:meth:`ServerSession.receive_data` (or, on a message-based transport such as a WebSocket,
+every whole message to :meth:`ServerSession.receive_message`) and then pulls requests with
 :meth:`ServerSession.next_request` until it returns None. Each item is either a valid
 request that the current state allows, or a :class:`ProtocolError` to answer with an
 ``error`` frame. A fatal error (lost framing, anything before login) moves the session to
@@ -15,9 +16,10 @@ that decides what a peer may send lives in ``ALLOWED``.
 
 from __future__ import annotations
 
+import collections
 import enum
 
-from securechat.errors import ErrorCode, ProtocolError, UnexpectedMessage
+from securechat.errors import ErrorCode, FrameTooLarge, ProtocolError, UnexpectedMessage
 from securechat.protocol.frames import FrameDecoder
 from securechat.protocol.messages import (
     Auth,
@@ -57,10 +59,12 @@ ALLOWED: dict[State, frozenset[type[Request]]] = {
 class ServerSession:
     """Frames in, validated requests out, with the login state machine."""
 
-    __slots__ = ("_decoder", "state", "user")
+    __slots__ = ("_decoder", "_max_frame", "_payloads", "state", "user")
 
     def __init__(self, *, max_frame: int) -> None:
         self._decoder = FrameDecoder(max_frame)
+        self._max_frame = max_frame
+        self._payloads: collections.deque[bytes] = collections.deque()  # receive_message()'s
         self.state = State.AWAITING_AUTH
         self.user: str | None = None
 
@@ -70,10 +74,17 @@ class ServerSession:
 
     @property
     def buffered(self) -> int:
-        return self._decoder.buffered
+        return self._decoder.buffered + sum(map(len, self._payloads))
 
     def receive_data(self, data: bytes) -> None:
         self._decoder.feed(data)
+
+    def receive_message(self, payload: bytes) -> None:
+        """Take one whole payload from a message-based transport (no length prefix).
+
+        It is judged like a frame: empty or over ``max_frame`` is ``frame_too_large``.
+        """
+        self._payloads.append(payload)
 
     def next_request(self) -> Request | ProtocolError | None:
         """The next request or error, or None when more bytes are needed or login is pending."""
@@ -88,10 +99,21 @@ class ServerSession:
         if self.state in (State.AUTHENTICATING, State.CLOSED):
             return None
         try:
-            return self._decoder.next_frame()
+            return self._next_payload()
         except ProtocolError as exc:  # FrameTooLarge: framing is lost
             self.state = State.CLOSED
             return exc
+
+    def _next_payload(self) -> bytes | None:
+        if not self._payloads:
+            return self._decoder.next_frame()
+        payload = self._payloads.popleft()
+        if not 0 < len(payload) <= self._max_frame:
+            self._payloads.clear()
+            raise FrameTooLarge(
+                f"message length {len(payload)} is outside 1..{self._max_frame} bytes"
+            )
+        return payload
 
     def decode(self, payload: bytes) -> Request | ProtocolError:
         """The request in a payload from :meth:`next_frame`, or the error it makes."""

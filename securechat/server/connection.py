@@ -46,8 +46,6 @@ from securechat.errors import (
     ErrorCode,
     ProtocolError,
     RateLimited,
-    RequestError,
-    SecureChatError,
     TooManySessions,
 )
 from securechat.protocol.frames import encode_frame
@@ -67,6 +65,7 @@ from securechat.protocol.messages import (
     request_ref,
 )
 from securechat.protocol.session import ServerSession, State
+from securechat.server.dispatch import answer_request
 from securechat.server.outbox import Outbox
 from securechat.server.ratelimit import TokenBucket
 from securechat.server.service import ChatService
@@ -368,19 +367,9 @@ class ServerConnection:
         ))  # fmt: skip
         return None
 
-    def _answer(self, request: object) -> None:
-        ref = getattr(request, "ref", None)
-        try:
-            events = self._service.handle(self, request)  # type: ignore[arg-type]
-        except RequestError as exc:
-            retry = exc.retry_after if isinstance(exc, RateLimited) else None
-            self._queue(Error(code=exc.code, message=exc.message, ref=ref, retry_after=retry))
-        except SecureChatError as exc:
-            log.error("request from %s failed: %s", self._who(), exc.message)
-            self._queue(Error(code=ErrorCode.SERVER_ERROR, message=exc.message, ref=ref))
-        else:
-            for event in events:
-                self._queue(event)
+    def _answer(self, request: Request) -> None:
+        for event in answer_request(self._service, self, request, who=self._who()):
+            self._queue(event)
 
     def _login(self, request: Auth) -> None:
         session = self._session

@@ -13,7 +13,9 @@ to the server, which gives it to new connections (established ones keep theirs).
 that fails, say a key copied before its certificate, is logged and the old pair keeps
 serving; the renewer looks again after ``certificate_retry_interval`` rather than the hour.
 Changes are noticed at each check (the certificate's fingerprint, ca.pem's text) or at
-once when asked (:meth:`CertificateRenewer.check` with ``reload``, on SIGHUP).
+once when asked (:meth:`CertificateRenewer.check` with ``reload``, on SIGHUP). A
+certificate from the company's own CA (``serve --cert/--key``) is watched and reloaded the
+same way; only its renewal is the company CA's business, so the renewer warns instead.
 
 Thread ownership: a renewer belongs to the server's renewal thread; only ``install``, the
 server's callback, touches state other threads read.
@@ -34,8 +36,10 @@ from securechat.certs import (
     CA_CERT,
     CA_KEY,
     SERVER_CERT,
+    ServerCertFiles,
     check_key_modes,
     check_server_files,
+    check_server_pair,
     fingerprint,
     init_certs,
     read_ca_pem,
@@ -57,8 +61,37 @@ class Credentials:
     ca_pem: str
 
 
-def load_credentials(directory: Path) -> tuple[Credentials, x509.Certificate]:
-    """A fresh server context from the files in ``directory``, checked by a handshake.
+@dataclasses.dataclass(frozen=True, slots=True)
+class ServerFiles:
+    """Where the server's certificate and key are: init-certs' folder, or a pair issued by
+    the company's CA (``serve --cert/--key``). ca.pem is always in the folder."""
+
+    certs_dir: Path
+    cert_file: Path | None = None
+    key_file: Path | None = None
+
+    @property
+    def cert(self) -> Path:
+        return self.cert_file or self.certs_dir / SERVER_CERT
+
+    @property
+    def is_renewable_here(self) -> bool:
+        """Made by init-certs, so ca.key (when present) can renew it."""
+        return self.cert_file is None
+
+    def check(self) -> ServerCertFiles:
+        """What ``serve`` checks at start: present, readable, matching, issued by ca.pem.
+
+        Raises:
+            CertificateError: one line naming the problem and its fix.
+        """
+        if self.cert_file is not None and self.key_file is not None:
+            return check_server_pair(self.cert_file, self.key_file, self.certs_dir / CA_CERT)
+        return check_server_files(self.certs_dir)
+
+
+def load_credentials(source: ServerFiles) -> tuple[Credentials, x509.Certificate]:
+    """A fresh server context from ``source``'s files, checked by a handshake.
 
     Returns it with the certificate it serves.
 
@@ -67,9 +100,9 @@ def load_credentials(directory: Path) -> tuple[Credentials, x509.Certificate]:
             key does not match, the certificate is not from ca.pem or has expired (one line,
             with the fix).
     """
-    files = check_server_files(directory)  # readable messages for the usual mistakes
-    check_key_modes(directory)  # as serve does at start
-    ca_pem = read_ca_pem(directory)
+    files = source.check()  # readable messages for the usual mistakes
+    check_key_modes(source.certs_dir, files.key_file)  # as serve does at start
+    ca_pem = read_ca_pem(source.certs_dir)
     context = server_context(files.cert_file, files.key_file)
     served = x509.load_der_x509_certificate(check_server_context(context, ca_pem))
     return Credentials(context, ca_pem), served
@@ -84,7 +117,10 @@ class CertificateRenewer:
         install: Callable[[Credentials], None],
         *,
         renew_before_days: int,
+        cert_file: Path | None = None,
+        key_file: Path | None = None,
     ) -> None:
+        self._files = ServerFiles(certs_dir, cert_file, key_file)
         self._dir = certs_dir
         self._install = install
         self._renew_before = dt.timedelta(days=renew_before_days)
@@ -108,7 +144,7 @@ class CertificateRenewer:
 
     def _check(self, now: dt.datetime) -> bool:
         try:
-            info = server_cert_info(self._dir / SERVER_CERT)
+            info = server_cert_info(self._files.cert)
             on_disk = (info.fingerprint, read_ca_pem(self._dir))
         except SecureChatError as exc:
             return self._failed(f"cannot read the certificate files to check them: {exc.message}")
@@ -118,6 +154,16 @@ class CertificateRenewer:
             return False
         left = info.not_after - now
         if left > self._renew_before:
+            return True
+        if not self._files.is_renewable_here:
+            if self._last_warning is None or now - self._last_warning >= WARN_EVERY:
+                self._last_warning = now
+                log.warning(
+                    "the server certificate %s expires %s (in %d days): have your company's CA "
+                    "issue a new one and put it in place; the server loads it within the hour, "
+                    "or at once on SIGHUP (`systemctl reload securechat`)",
+                    self._files.cert, f"{info.not_after:%Y-%m-%d %H:%M} UTC", max(left.days, 0),
+                )  # fmt: skip
             return True
         if not (self._dir / CA_KEY).exists():
             if self._last_warning is None or now - self._last_warning >= WARN_EVERY:
@@ -145,7 +191,7 @@ class CertificateRenewer:
     def _load(self) -> bool:
         """Hand the server a context made from the files on disk; False if they are refused."""
         try:
-            credentials, certificate = load_credentials(self._dir)
+            credentials, certificate = load_credentials(self._files)
         except SecureChatError as exc:
             return self._failed(
                 f"refused the certificate files in {self._dir}, the old one keeps serving "
@@ -157,7 +203,7 @@ class CertificateRenewer:
         self._served, self._reload_wanted = served, False
         log.info(
             "loaded the server certificate from %s, valid until %s",
-            self._dir / SERVER_CERT, f"{certificate.not_valid_after_utc:%Y-%m-%d %H:%M} UTC",
+            self._files.cert, f"{certificate.not_valid_after_utc:%Y-%m-%d %H:%M} UTC",
         )  # fmt: skip
         if new_ca:
             log.info("the `ca` reply now offers the new %s", self._dir / CA_CERT)

@@ -10,7 +10,8 @@ recipients the :class:`Hub` names. Password checks run in a separate process
 (``hashpool.py``). Three more threads wake now and then: the account watcher, the
 certificate renewer and the presence announcer. The renewer (``renewal.py``) may swap the
 server's :class:`Credentials`, a TLS context and the CA it offers; each connection is
-handed the current ones when accepted and keeps them.
+handed the current ones when accepted and keeps them. Browsers come in through the web
+port (``web.py``), whose connections are admitted, capped and closed here like the others.
 
 Logged-in sessions are capped too, per user and per source address: a login beyond
 either cap is refused with ``too_many_sessions``, so neither a colleague with a resume
@@ -31,10 +32,11 @@ import socket
 import ssl
 import threading
 import time
-from typing import Self, TypeVar
+from collections.abc import Callable
+from typing import Protocol, Self, TypeVar
 
 from securechat.accounts import Account, Accounts
-from securechat.certs import read_ca_pem
+from securechat.certs import SERVER_CERT, read_ca_pem, server_cert_info
 from securechat.config import ServerConfig
 from securechat.errors import ConfigError, ErrorCode, StoreError, TooManySessions
 from securechat.protocol.messages import Bye, Error
@@ -44,11 +46,36 @@ from securechat.server.hashpool import HashPool
 from securechat.server.hub import Hub
 from securechat.server.renewal import CertificateRenewer, Credentials
 from securechat.server.service import ChatService
+from securechat.server.web import WebServer
 from securechat.store.chat import ChatStore
 from securechat.store.database import Database
 from securechat.transport import Waker
 
 log = logging.getLogger("securechat.server")
+
+
+class LiveConnection(Protocol):
+    """A connection of either kind (chat port or web port), as the server tracks it."""
+
+    peer_host: str
+    peer: str
+
+    @property
+    def thread(self) -> threading.Thread: ...
+
+    @property
+    def is_authenticated(self) -> bool: ...
+
+    @property
+    def account(self) -> Account: ...
+
+    @property
+    def user(self) -> str: ...
+
+    def request_close(self, reason: str, final: Error | Bye | None = None) -> None: ...
+
+
+_Connection = TypeVar("_Connection", bound=LiveConnection)
 
 
 class ChatServer:
@@ -79,8 +106,9 @@ class ChatServer:
         self._acceptor = threading.Thread(target=self._accept_loop, name="acceptor")
         self._watcher = threading.Thread(target=self._watch_accounts, name="account-watcher")
         self._renewer = CertificateRenewer(
-            config.certs_dir, self._install, renew_before_days=config.renew_before_days
-        )
+            config.certs_dir, self._install, renew_before_days=config.renew_before_days,
+            cert_file=config.cert_file, key_file=config.key_file,
+        )  # fmt: skip
         self._renewal = threading.Thread(target=self._renew_certificate, name="cert-renewal")
         self._reload = threading.Event()  # set by reload_certificates() and shutdown()
         self._presence = threading.Thread(target=self._announce_presence, name="presence")
@@ -88,14 +116,30 @@ class ChatServer:
         # Guarded by _lock: _credentials; every live connection; those not yet logged in,
         # oldest first; and how many of those each address has. Then the logged-in ones,
         # each with its (user id, address), and how many each user id and each address has.
-        self._connections: set[ServerConnection] = set()
-        self._waiting: dict[ServerConnection, None] = {}
+        self._connections: set[LiveConnection] = set()
+        self._waiting: dict[LiveConnection, None] = {}
         self._unauthenticated: dict[str, int] = {}
-        self._logged_in: dict[ServerConnection, tuple[int, str]] = {}
+        self._logged_in: dict[LiveConnection, tuple[int, str]] = {}
         self._sessions_of: dict[int, int] = {}
         self._sessions_from: dict[str, int] = {}
         self._stopping = threading.Event()
         self.password_checks = "not started"  # how argon2 runs, for the start-up log
+        self._web = (
+            None
+            if config.web_port is None
+            else WebServer(
+                host=config.host,
+                port=config.web_port,
+                credentials=self._current_credentials,
+                names=server_cert_info(config.cert_file or config.certs_dir / SERVER_CERT).sans,
+                service=self._service,
+                limits=limits,
+                admit=self.admit,
+                on_authenticated=self._authenticated,
+                on_closed=self._closed,
+                listen_backlog=config.listen_backlog,
+            )
+        )
 
     # --- lifecycle -----------------------------------------------------------------
 
@@ -123,6 +167,12 @@ class ChatServer:
             ) from exc
         listener.setblocking(False)
         self._listener = listener
+        if self._web is not None:
+            try:
+                self._web.start()
+            except ConfigError:
+                listener.close()
+                raise
         workers = self._hash_pool.start()
         processes = len({pid for pid, _ in workers})
         scheduling = ", ".join(sorted({sched for _, sched in workers}))
@@ -138,6 +188,11 @@ class ChatServer:
         assert self._listener is not None, "not started"
         host, port = self._listener.getsockname()[:2]
         return host, port
+
+    @property
+    def web_address(self) -> tuple[str, int] | None:
+        """Where browsers connect, or None without a web port."""
+        return None if self._web is None else self._web.address
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until shutdown has begun; True if it has."""
@@ -160,6 +215,8 @@ class ChatServer:
         deadline = time.monotonic() + self._config.limits.shutdown_grace
         for connection in connections:
             connection.thread.join(max(deadline - time.monotonic(), 0.1))
+        if self._web is not None:
+            self._web.stop()  # cuts what did not close in time, joins the web threads
         self._hash_pool.close()  # a login still waiting for a check gets rate_limited
         self._committer.stop()
         if self._listener is not None:
@@ -176,7 +233,7 @@ class ChatServer:
 
     # --- bookkeeping, called from connection threads --------------------------------
 
-    def _authenticated(self, connection: ServerConnection, account: Account) -> None:
+    def _authenticated(self, connection: LiveConnection, account: Account) -> None:
         """Count ``connection`` as a logged-in session of ``account``.
 
         Raises:
@@ -198,7 +255,7 @@ class ChatServer:
             self._sessions_of[account.id] = self._sessions_of.get(account.id, 0) + 1
             self._sessions_from[host] = self._sessions_from.get(host, 0) + 1
 
-    def _closed(self, connection: ServerConnection) -> None:
+    def _closed(self, connection: LiveConnection) -> None:
         with self._lock:
             self._connections.discard(connection)
             self._stop_waiting(connection)
@@ -208,7 +265,7 @@ class ChatServer:
                 _decrement(self._sessions_of, user_id)
                 _decrement(self._sessions_from, host)
 
-    def _stop_waiting(self, connection: ServerConnection) -> None:
+    def _stop_waiting(self, connection: LiveConnection) -> None:
         """Stop counting ``connection`` as waiting to log in (call with _lock held)."""
         if self._waiting.pop(connection, False) is None:
             _decrement(self._unauthenticated, connection.peer_host)
@@ -274,6 +331,11 @@ class ChatServer:
         with self._lock:
             self._credentials = credentials
 
+    def _current_credentials(self) -> Credentials:
+        """What a connection accepted now is handed (any thread; the web port's handshakes)."""
+        with self._lock:
+            return self._credentials
+
     def _renew_certificate(self) -> None:
         """Check at start, then every certificate_check_interval, sooner after a failure.
 
@@ -317,17 +379,48 @@ class ChatServer:
                 self._admit(sock, address)
 
     def _admit(self, sock: socket.socket, address: tuple[str, int]) -> None:
-        """Start a connection, or refuse it at once; may evict the longest-waiting login.
+        """Start a connection on an accepted socket, or close it at once."""
 
-        When every place for connections not yet logged in is taken (by silent sockets
-        from many addresses, say), the one that has waited longest is closed to make room:
-        a real login takes milliseconds, so the oldest waiter is the least likely to be one.
+        def connection() -> ServerConnection:  # called by admit() with _lock held
+            sock.setblocking(True)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            return ServerConnection(
+                sock,
+                address=address,
+                accepted_at=time.monotonic(),
+                tls=self._credentials.context,
+                service=self._service,
+                limits=self._config.limits,
+                ca_pem=self._credentials.ca_pem,
+                on_authenticated=self._authenticated,
+                on_closed=self._closed,
+            )
+
+        admitted = self.admit(address[0], connection)
+        if admitted is None:
+            sock.close()
+            return
+        try:
+            admitted.thread.start()
+        except RuntimeError as exc:  # the system refused another thread
+            log.error("cannot start a thread for %s: %s", admitted.peer, exc)
+            self._closed(admitted)
+            sock.close()
+
+    def admit(self, host: str, make: Callable[[], _Connection]) -> _Connection | None:
+        """Count a new connection from ``host`` against the caps: ``make()`` it, or None.
+
+        Both ports admit through here. When every place for connections not yet logged
+        in is taken (by silent sockets from many addresses, say), the one that has waited
+        longest is closed to make room: a real login takes milliseconds, so the oldest
+        waiter is the least likely to be one. ``make`` runs with ``_lock`` held.
         """
-        limits, host = self._config.limits, address[0]
-        evicted: ServerConnection | None = None
+        limits = self._config.limits
+        evicted: LiveConnection | None = None
         with self._lock:
             refusal = (
-                "too many connections" if len(self._connections) >= limits.max_connections
+                "server shutting down" if self._stopping.is_set()
+                else "too many connections" if len(self._connections) >= limits.max_connections
                 else "too many connections from this address waiting to log in"
                 if self._unauthenticated.get(host, 0) >= limits.max_unauthenticated_per_ip
                 else None
@@ -336,19 +429,7 @@ class ChatServer:
                 evicted = next(iter(self._waiting))
                 self._stop_waiting(evicted)
             if refusal is None:
-                sock.setblocking(True)
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                connection = ServerConnection(
-                    sock,
-                    address=address,
-                    accepted_at=time.monotonic(),
-                    tls=self._credentials.context,
-                    service=self._service,
-                    limits=limits,
-                    ca_pem=self._credentials.ca_pem,
-                    on_authenticated=self._authenticated,
-                    on_closed=self._closed,
-                )
+                connection = make()
                 self._connections.add(connection)
                 self._waiting[connection] = None
                 self._unauthenticated[host] = self._unauthenticated.get(host, 0) + 1
@@ -359,14 +440,8 @@ class ChatServer:
             evicted.request_close("too many connections waiting to log in")
         if refusal is not None:
             log.warning("refused connection from %s: %s", host, refusal)
-            sock.close()
-            return
-        try:
-            connection.thread.start()
-        except RuntimeError as exc:  # the system refused another thread
-            log.error("cannot start a thread for %s: %s", connection.peer, exc)
-            self._closed(connection)
-            sock.close()
+            return None
+        return connection
 
 
 _K = TypeVar("_K")

@@ -1,0 +1,412 @@
+"""One browser connection: protocol v1 over a WebSocket, one JSON payload per text message.
+
+Theory of operation: websockets' threaded server gives each accepted socket a handler
+thread, which runs the TLS and HTTP handshakes and then :meth:`WebConnection.serve`. Three
+threads touch a connection:
+
+1. the handler thread (``thread``) is the reader: it sends ``hello``, reads one message at
+   a time with a timeout for its clocks (login deadline, heartbeat, idle), feeds the
+   sans-I/O :class:`ServerSession` and answers each request itself. Its sends block while
+   the browser does not read, so it stops reading requests, as the TLS side does;
+2. websockets' own receiving thread parses WebSocket frames (the library's, joined before
+   the handler thread ends);
+3. the writer thread drains the bounded :class:`Outbox` that other threads fill through
+   :meth:`send` (fan-out, acks): each blob of length-prefixed frames becomes one text
+   message per frame. It starts only once ``welcome`` is out, so nothing overtakes it, and
+   it carries out :meth:`request_close` from other threads: final event, then close.
+
+:meth:`send` never blocks: a full outbox marks a slow consumer, whom the writer drops.
+A send that makes no progress for ``stuck_writer_timeout`` fails (the socket's timeout),
+which ends the connection too. ``websockets`` sends from several threads under its own
+lock, so each message goes out whole.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import select
+import socket
+import threading
+import time
+from collections.abc import Callable
+
+from websockets.exceptions import ConnectionClosed
+from websockets.frames import CloseCode
+from websockets.sync.server import ServerConnection
+
+from securechat import __version__
+from securechat.accounts import Account
+from securechat.config import Limits
+from securechat.errors import (
+    AuthenticationError,
+    ErrorCode,
+    ProtocolError,
+    RateLimited,
+    TooManySessions,
+)
+from securechat.protocol.frames import HEADER, HEADER_SIZE
+from securechat.protocol.messages import (
+    PROTOCOL_VERSION,
+    Auth,
+    Bye,
+    CACertificate,
+    Error,
+    Event,
+    GetCA,
+    Hello,
+    Ping,
+    Pong,
+    Request,
+    encode,
+    request_ref,
+)
+from securechat.protocol.session import ServerSession, State
+from securechat.server.dispatch import answer_request
+from securechat.server.outbox import Outbox
+from securechat.server.ratelimit import TokenBucket
+from securechat.server.service import ChatService
+from securechat.transport import format_address
+
+log = logging.getLogger("securechat.server")
+
+#: Seconds to get the final event and the WebSocket close out before giving up.
+CLOSE_TIMEOUT = 1.0
+
+
+class _Close(Exception):
+    """Internal: end the connection, sending ``final`` first if the browser can be told."""
+
+    def __init__(self, reason: str, final: Event | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.final = final
+
+
+def split_frames(blob: bytes) -> list[bytes]:
+    """The payloads of a blob of length-prefixed frames (as the hub and committer send)."""
+    payloads, pos = [], 0
+    while pos < len(blob):
+        (length,) = HEADER.unpack_from(blob, pos)
+        pos += HEADER_SIZE
+        payloads.append(blob[pos : pos + length])
+        pos += length
+    return payloads
+
+
+class WebConnection:
+    def __init__(
+        self,
+        *,
+        address: tuple[str, int],
+        accepted_at: float,
+        service: ChatService,
+        limits: Limits,
+        ca_pem: str,
+        on_authenticated: Callable[[WebConnection, Account], None],
+    ) -> None:
+        self.peer_host = address[0]
+        self.peer = format_address(address)
+        self.thread = threading.current_thread()  # websockets' handler thread for the socket
+        self._service = service
+        self._limits = limits
+        self._ca_pem = ca_pem
+        self._on_authenticated = on_authenticated
+        self._auth_deadline = accepted_at + limits.auth_timeout
+        self._outbox = Outbox(max_frames=limits.outbox_frames, max_bytes=limits.outbox_bytes)
+        self._session = ServerSession(max_frame=limits.max_frame)
+        self._bucket = TokenBucket(
+            rate=limits.rate_per_second, burst=limits.rate_burst, now=accepted_at
+        )
+        self._refusals = TokenBucket(
+            rate=limits.rate_per_second, burst=limits.rate_burst, now=accepted_at
+        )
+        self._account: Account | None = None
+        self._token: str | None = None  # the resume token this session logged in with or got
+        self._close_request: _Close | None = None  # set by other threads, acted on by the writer
+        self._ended = False  # set by the handler thread when it is done
+        self._sending = False  # the writer is inside a send (it may be blocked there)
+        self._dropped = False  # the outbox overflowed: this connection is being dropped
+        self._writing = threading.Event()  # the writer may start: welcome is out, or closing
+        self._ws: ServerConnection | None = None
+        self._writer = threading.Thread(target=self._write_loop, name=f"web-writer {self.peer}")
+        self.socket: socket.socket | None = None  # the accepted socket, for abort()
+
+    # --- called from any thread ----------------------------------------------------
+
+    @property
+    def account(self) -> Account:
+        assert self._account is not None, "not logged in"
+        return self._account
+
+    @property
+    def user(self) -> str:
+        return self.account.name
+
+    @property
+    def is_authenticated(self) -> bool:
+        return self._account is not None
+
+    def send(self, frame: bytes) -> None:
+        """Queue a blob of frames for the writer thread; never blocks.
+
+        When the outbox overflows, the browser is dropped as a slow consumer: told so by
+        the writer if it is free, cut off at once if the writer is stuck in a send to it.
+        """
+        if self._outbox.put(frame) or self._dropped or not self._outbox.overflowed:
+            return  # queued, already being dropped, or closed (a stale fan-out snapshot)
+        self._dropped = True
+        log.warning("slow consumer %s: outbox full", self._who())
+        self.request_close("slow consumer", Error(
+            code=ErrorCode.SLOW_CONSUMER,
+            message="you are not reading fast enough; reconnect and sync",
+        ))  # fmt: skip
+        if self._sending:
+            self.abort()
+
+    def request_close(self, reason: str, final: Event | None = None) -> None:
+        """Ask the writer thread to send ``final`` (if any) and close.
+
+        Still in the TLS or HTTP handshake, there is nobody to tell: the socket is cut.
+        """
+        self._close_request = _Close(reason, final)
+        self._writing.set()
+        self._outbox.interrupt()
+        if self._ws is None:
+            self.abort()
+
+    def release(self) -> None:
+        """Free what a connection that never became a WebSocket holds (a plain HTTP request,
+        a failed handshake). Called by the handler thread when websockets is done with it."""
+        if self._ws is None:
+            self._outbox.close()
+
+    def abort(self) -> None:
+        """Cut the TCP connection now (shutdown, when a close did not finish in time).
+
+        ``shutdown()`` on the plain socket wakes any thread blocked on it; the SSLSocket
+        method would also drop the TLS object under a thread still using it.
+        """
+        sock = self.socket
+        if sock is not None:
+            with contextlib.suppress(OSError):  # not connected any more: nothing to cut
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+    # --- the handler thread --------------------------------------------------------
+
+    def serve(self, ws: ServerConnection) -> None:
+        """Run the session on an open WebSocket until it ends; closes it."""
+        self._ws = ws
+        reason = "closed"
+        try:
+            ws.socket.settimeout(self._limits.stuck_writer_timeout)  # bounds a blocked send
+            self._writer.start()
+            log.info("connect %s (web)", self.peer)
+            self._send(Hello(
+                protocol=PROTOCOL_VERSION, server=f"securechat {__version__}",
+                max_frame=self._limits.max_frame, heartbeat=self._limits.heartbeat,
+            ))  # fmt: skip
+            self._read_loop(ws)
+        except _Close as close:
+            reason = close.reason
+            self._close(close.final)
+        except ConnectionClosed as exc:
+            reason = _closed_reason(exc, self._close_request)
+        except Exception:
+            # A bug in securechat: end this connection only, and say where it happened.
+            log.exception("internal error on web connection %s", self._who())
+            reason = "internal error"
+            self._close(None)
+        finally:
+            self._finish(reason)
+
+    def _read_loop(self, ws: ServerConnection) -> None:
+        """Read until the connection ends; close requests end it through the writer."""
+        last_heard = time.monotonic()
+        pinged = False
+        while True:
+            now = time.monotonic()
+            try:
+                data = ws.recv(timeout=self._next_timer(now, last_heard), decode=False)
+            except TimeoutError:
+                pinged = self._check_timers(time.monotonic(), last_heard, pinged)
+                continue
+            last_heard, pinged = time.monotonic(), False
+            self._session.receive_message(data)
+            self._process_requests()
+
+    def _next_timer(self, now: float, last_heard: float) -> float:
+        limits = self._limits
+        if not self._session.is_authenticated:
+            return max(self._auth_deadline - now, 0.0)
+        return max(min(limits.heartbeat, limits.idle_timeout) - (now - last_heard), 0.05) + 0.01
+
+    def _check_timers(self, now: float, last_heard: float, pinged: bool) -> bool:
+        limits = self._limits
+        if not self._session.is_authenticated:
+            if now >= self._auth_deadline:
+                raise _Close("login timed out", Error(
+                    code=ErrorCode.AUTH_REQUIRED, message="no login within the time allowed",
+                ))  # fmt: skip
+            return pinged
+        silent = now - last_heard
+        if silent >= limits.idle_timeout:
+            raise _Close("idle", Bye(reason="idle"))
+        if silent >= limits.heartbeat and not pinged:
+            self._send(Ping())
+            return True
+        return pinged
+
+    def _process_requests(self) -> None:
+        session = self._session
+        while (frame := session.next_frame()) is not None:
+            item = frame if isinstance(frame, ProtocolError) else self._metered(frame)
+            if item is None:
+                pass  # refused unread: too many requests
+            elif isinstance(item, ProtocolError):
+                reply = Error(code=item.code, message=item.message, ref=item.ref)
+                if session.state is State.CLOSED:
+                    raise _Close(f"protocol error: {item.code}", reply)
+                self._send(reply)
+            elif isinstance(item, Auth):
+                self._login(item)
+            elif isinstance(item, GetCA):
+                self._send(CACertificate(pem=self._ca_pem, ref=item.ref))
+            elif isinstance(item, Bye):
+                if self._token is not None:
+                    self._service.end_session(self._token)
+                raise _Close("client said bye", Bye(reason="bye", ref=item.ref))
+            elif not isinstance(item, Pong):
+                for event in answer_request(self._service, self, item, who=self._who()):
+                    self._send(event)
+
+    def _metered(self, payload: bytes) -> Request | ProtocolError | None:
+        """Charge a message to the token bucket, then decode it; None if it was refused.
+
+        The same rule as the chat port's (server/connection.py).
+
+        Raises:
+            _Close: refused before login, or the refusals themselves ran out.
+        """
+        now = time.monotonic()
+        wait = self._bucket.take(now)
+        if not wait:
+            return self._session.decode(payload)
+        retry_after = round(wait, 3)
+        if not self._session.is_authenticated:  # like any other error before login
+            raise _Close("too many requests before login", Error(
+                code=ErrorCode.RATE_LIMITED, message="too many requests", retry_after=retry_after,
+            ))  # fmt: skip
+        if self._refusals.take(now):
+            log.warning("closing %s: requests at twice the rate limit", self._who())
+            raise _Close("too many requests", Error(
+                code=ErrorCode.RATE_LIMITED, message="far too many requests; closing",
+                retry_after=retry_after,
+            ))  # fmt: skip
+        self._send(Error(
+            code=ErrorCode.RATE_LIMITED, message="too many requests; slow down",
+            ref=request_ref(payload), retry_after=retry_after,
+        ))  # fmt: skip
+        return None
+
+    def _login(self, request: Auth) -> None:
+        try:
+            account, token = self._service.login(
+                request, address=self.peer_host, timeout=self._auth_deadline - time.monotonic()
+            )
+        except (AuthenticationError, RateLimited) as exc:
+            self._session.login_failed()
+            log.warning("login failed for %r from %s: %s", request.user[:40], self.peer, exc.code)
+            retry = exc.retry_after if isinstance(exc, RateLimited) else None
+            raise _Close(
+                "login failed", Error(code=exc.code, message=exc.message, retry_after=retry)
+            ) from None
+        try:
+            self._on_authenticated(self, account)
+        except TooManySessions as exc:
+            self._session.login_failed()
+            log.warning("login refused for %s from %s: %s", account.name, self.peer, exc.message)
+            raise _Close("too many sessions", Error(code=exc.code, message=exc.message)) from None
+        self._account, self._token = account, token
+        self._session.login_succeeded(account.name)
+        self._send(self._service.welcome(self, token))
+        self._writing.set()  # fan-out queued since the hub learnt of us may follow now
+        self._outbox.interrupt()
+        how = "resume token" if request.token is not None else "password"
+        log.info("login %s from %s (web, %s)", account.name, self.peer, how)
+
+    def _send(self, event: Event) -> None:
+        assert self._ws is not None
+        self._ws.send(encode(event).decode())
+
+    def _close(self, final: Event | None) -> None:
+        """Send ``final`` if the browser can still take it, then the WebSocket close."""
+        ws = self._ws
+        assert ws is not None
+        try:
+            if final is not None:
+                self._send(final)
+            ws.close(CloseCode.NORMAL_CLOSURE)
+        except (ConnectionClosed, OSError):
+            pass  # the browser is gone or stuck; nothing more to tell it
+
+    def _finish(self, reason: str) -> None:
+        if self._account is not None:
+            self._service.disconnect(self)
+        self._session.close()
+        self._ended = True
+        self._writing.set()
+        self._outbox.interrupt()
+        if self._writer.is_alive():
+            self._writer.join()  # a final event it is sending goes out before the close
+        if self._ws is not None:
+            self._close(None)
+            receiver = self._ws.recv_events_thread
+            receiver.join(CLOSE_TIMEOUT)
+            if receiver.is_alive():
+                self.abort()
+                receiver.join()
+        self._outbox.close()
+        log.info("disconnect %s: %s", self._who(), reason)
+
+    # --- the writer thread ---------------------------------------------------------
+
+    def _write_loop(self) -> None:
+        """Send what other threads queued, in order; carry out close requests."""
+        outbox = self._outbox
+        poller = select.poll()
+        poller.register(outbox.waker.fileno(), select.POLLIN)
+        self._writing.wait()
+        try:
+            while not self._ended:
+                if self._close_request is not None:
+                    self._close(self._close_request.final)
+                    return
+                blobs = outbox.take()
+                if outbox.overflowed:
+                    continue  # send() has asked for the close
+                self._sending = True
+                for blob in blobs:
+                    for payload in split_frames(blob):
+                        self._ws_send(payload)
+                self._sending = False
+                poller.poll()
+        except (ConnectionClosed, OSError):
+            pass  # the reader meets the same end and reports it
+
+    def _ws_send(self, payload: bytes) -> None:
+        assert self._ws is not None
+        self._ws.send(payload.decode())
+
+    def _who(self) -> str:
+        return f"{self._account.name}@{self.peer}" if self._account else self.peer
+
+
+def _closed_reason(exc: ConnectionClosed, request: _Close | None) -> str:
+    if exc.sent is not None and exc.sent.code == CloseCode.MESSAGE_TOO_BIG:
+        return "message too big"
+    if request is not None:
+        return request.reason
+    if exc.rcvd is None:
+        return "connection lost"
+    return f"closed by the browser ({exc.rcvd.code})"

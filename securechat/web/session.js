@@ -1,0 +1,321 @@
+// The browser's side of protocol v1 without I/O: the mirror of securechat/protocol/client.py.
+//
+// A ChatSession is one user's login across every WebSocket the page opens. Its driver
+// (app.js) calls connectionMade() when a socket opens, receive() with each text message,
+// sends what takeOutgoing() returns, acts on takeEvents(), calls tick() by nextDeadline(),
+// and connectionLost() when the socket ends. Time is passed in; nothing here touches the
+// DOM, a socket or a clock.
+//
+// After hello the session logs in by itself: with the password at first, then with the
+// resume token from the last welcome (the password is dropped as soon as a token arrives).
+// A later login is a resumption: it asks for sync from the last message id seen, page
+// after page, and resends every send not yet acknowledged under its original ref, which
+// the server de-duplicates. Message ids already seen are dropped, so a catch-up never
+// shows a message twice.
+
+export const PROTOCOL_VERSION = 1;
+export const PONG_TIMEOUT = 10; // seconds an unanswered heartbeat ping may wait
+const SEEN_IDS = 20000; // message ids remembered for de-duplication
+const RETRY_FIRST = 1; // seconds before resending a send refused with server_error, doubling...
+const RETRY_CAP = 30; // ...up to this
+
+export const State = Object.freeze({
+  DISCONNECTED: "disconnected",
+  AWAITING_HELLO: "awaiting_hello",
+  AUTHENTICATING: "authenticating",
+  READY: "ready",
+  CLOSING: "closing",
+  CLOSED: "closed",
+});
+
+export class ChatSession {
+  constructor({ user, password = null, token = null, sendPrefix = "w" }) {
+    this.user = user;
+    this.password = password;
+    this.token = token;
+    this.sendPrefix = sendPrefix;
+    this.state = State.DISCONNECTED;
+    this.hello = null;
+    this.rooms = [];
+    this.lastId = 0;
+    this.logins = 0;
+    this.out = [];
+    this.events = [];
+    this.refs = 0;
+    this.sendRefs = 0;
+    this.pending = new Map(); // ref -> what was asked (answered by one reply)
+    this.catchUpRef = null;
+    this.unacked = new Map(); // ref -> send; insertion order = resend order
+    this.retryDue = new Map(); // ref -> when to resend a refused send
+    this.retryDelay = new Map(); // ref -> next server_error back-off
+    this.seen = new Set();
+    this.seenOrder = [];
+    this.lastHeard = 0;
+    this.pingSent = null;
+  }
+
+  // --- the driver's calls -------------------------------------------------------------
+
+  connectionMade(now) {
+    this.state = State.AWAITING_HELLO;
+    this.out = [];
+    this.lastHeard = now;
+    this.pingSent = null;
+  }
+
+  receive(text, now) {
+    if (this.state === State.DISCONNECTED || this.state === State.CLOSED) return;
+    this.lastHeard = now;
+    this.pingSent = null;
+    let event;
+    try {
+      event = JSON.parse(text);
+    } catch {
+      this.end("the server sent an invalid message");
+      return;
+    }
+    if (event === null || typeof event !== "object" || typeof event.type !== "string") {
+      this.end("the server sent an invalid message");
+      return;
+    }
+    this.dispatch(event, now);
+  }
+
+  takeOutgoing() {
+    const out = this.out;
+    this.out = [];
+    return out;
+  }
+
+  takeEvents() {
+    const events = this.events;
+    this.events = [];
+    return events;
+  }
+
+  nextDeadline() {
+    if (this.state !== State.READY || this.hello === null) return null;
+    let due = this.pingSent !== null ? this.pingSent + PONG_TIMEOUT : this.lastHeard + this.heartbeat();
+    for (const when of this.retryDue.values()) due = Math.min(due, when);
+    return due;
+  }
+
+  tick(now) {
+    if (this.state !== State.READY) return;
+    if (this.pingSent !== null && now - this.pingSent > PONG_TIMEOUT) {
+      this.end(`the server stopped answering for ${PONG_TIMEOUT} s`);
+      return;
+    }
+    if (this.pingSent === null && now - this.lastHeard >= this.heartbeat()) {
+      this.queue({ type: "ping", ref: "hb" });
+      this.pingSent = now;
+    }
+    for (const [ref, due] of [...this.retryDue]) {
+      if (due <= now) {
+        this.retryDue.delete(ref);
+        this.out.push(JSON.stringify(this.unacked.get(ref)));
+      }
+    }
+  }
+
+  connectionLost(reason) {
+    if (this.state === State.DISCONNECTED || this.state === State.CLOSED) return;
+    this.state = this.state === State.CLOSING ? State.CLOSED : State.DISCONNECTED;
+    const pending = this.pending;
+    this.pending = new Map();
+    this.catchUpRef = null;
+    this.retryDue.clear(); // the next login resends every unacknowledged send
+    this.out = [];
+    for (const [ref, asked] of pending) {
+      const error = { type: "error", code: "shutting_down", message: reason, ref };
+      this.events.push({ kind: "reply", ref, asked, event: error });
+    }
+  }
+
+  // --- the caller's calls -------------------------------------------------------------
+
+  get isReady() {
+    return this.state === State.READY;
+  }
+
+  request(message) {
+    const ref = `c-${++this.refs}`;
+    this.pending.set(ref, message);
+    this.queue({ ...message, ref });
+    return ref;
+  }
+
+  submit(body, { room = null, to = null }) {
+    const ref = `${this.sendPrefix}-${++this.sendRefs}`;
+    const send = { type: "send", body, ref, ...(room !== null ? { room } : { to }) };
+    this.unacked.set(ref, send);
+    if (this.state === State.READY) this.out.push(JSON.stringify(send));
+    return send;
+  }
+
+  close() {
+    if (this.state === State.DISCONNECTED || this.state === State.CLOSED) {
+      this.state = State.CLOSED;
+      return;
+    }
+    this.queue({ type: "bye", ref: "bye" });
+    this.state = State.CLOSING;
+  }
+
+  // --- inside -------------------------------------------------------------------------
+
+  heartbeat() {
+    return this.hello.heartbeat;
+  }
+
+  queue(message) {
+    this.out.push(JSON.stringify(message));
+  }
+
+  end(reason) {
+    this.events.push({ kind: "ended", reason });
+    this.connectionLost(reason);
+  }
+
+  dispatch(event, now) {
+    const type = event.type;
+    if (type === "message") this.receiveMessage(event);
+    else if (type === "ping") this.queue({ type: "pong", ref: event.ref });
+    else if (type === "bye") {
+      this.end(event.reason === "shutting_down" ? "the server is restarting" : event.reason || "closed");
+    } else if (this.state === State.AWAITING_HELLO) this.onHello(event);
+    else if (this.state === State.AUTHENTICATING) this.onLogin(event);
+    else if (type === "ack") this.acknowledge(event);
+    else if (type === "error") this.refused(event, now);
+    else if (type === "synced" && event.ref === this.catchUpRef) {
+      this.lastId = Math.max(this.lastId, event.last_id);
+      this.catchUpRef = null;
+      if (event.more) this.catchUp(event.last_id);
+      else this.events.push({ kind: "caught_up" });
+    } else if (type !== "pong" && !this.answer(event)) {
+      this.events.push({ kind: "pushed", event }); // presence, joins, and what later versions add
+    }
+  }
+
+  onHello(event) {
+    if (event.type !== "hello") {
+      this.end("the server did not greet like a securechat server");
+      return;
+    }
+    this.hello = event;
+    if (event.protocol !== PROTOCOL_VERSION) {
+      const message = `the server speaks protocol version ${event.protocol}, this page speaks ${PROTOCOL_VERSION}`;
+      this.events.push({ kind: "refused", error: { code: "unsupported_protocol", message }, withToken: false });
+      this.end(message);
+      return;
+    }
+    this.state = State.AUTHENTICATING;
+    const auth = { type: "auth", user: this.user };
+    if (this.token !== null) auth.token = this.token;
+    else auth.password = this.password;
+    this.queue(auth);
+  }
+
+  onLogin(event) {
+    if (event.type === "error") {
+      this.events.push({ kind: "refused", error: event, withToken: this.token !== null });
+      this.end(`login refused: ${event.message}`);
+      return;
+    }
+    if (event.type !== "welcome") {
+      this.end(`the server answered the login with ${event.type}`);
+      return;
+    }
+    const resumed = this.logins > 0;
+    this.logins += 1;
+    if (typeof event.token === "string") {
+      this.token = event.token;
+      this.password = null;
+    }
+    this.user = event.user;
+    this.rooms = [...event.rooms];
+    if (!resumed) this.lastId = event.last_id;
+    this.state = State.READY;
+    this.events.push({ kind: "logged_in", welcome: event, resumed });
+    if (resumed) {
+      this.catchUp(this.lastId);
+      for (const send of this.unacked.values()) this.out.push(JSON.stringify(send));
+    }
+  }
+
+  catchUp(since) {
+    this.catchUpRef = `catch-up-${++this.refs}`;
+    this.queue({ type: "sync", since, ref: this.catchUpRef });
+  }
+
+  receiveMessage(message) {
+    this.lastId = Math.max(this.lastId, message.id);
+    if (this.markSeen(message.id)) this.events.push({ kind: "message", message });
+  }
+
+  markSeen(id) {
+    if (this.seen.has(id)) return false;
+    this.seen.add(id);
+    this.seenOrder.push(id);
+    if (this.seenOrder.length > SEEN_IDS) this.seen.delete(this.seenOrder.shift());
+    return true;
+  }
+
+  acknowledge(ack) {
+    const send = this.unacked.get(ack.ref);
+    if (send === undefined) {
+      this.answer(ack); // a duplicate ack after a resend, or a stray one: dropped
+      return;
+    }
+    this.forget(ack.ref);
+    const message = { type: "message", id: ack.id, from: this.user, body: send.body, ts: ack.ts };
+    if (send.room !== undefined) message.room = send.room;
+    else message.to = send.to;
+    this.markSeen(ack.id);
+    this.lastId = Math.max(this.lastId, ack.id);
+    this.events.push({ kind: "delivered", ref: ack.ref, message });
+  }
+
+  refused(error, now) {
+    const send = this.unacked.get(error.ref);
+    if (send === undefined) {
+      if (!this.answer(error)) this.events.push({ kind: "pushed", event: error });
+      return;
+    }
+    if (error.code === "rate_limited") {
+      this.retryDue.set(send.ref, now + (error.retry_after || 1));
+      return;
+    }
+    if (error.code === "server_error") {
+      // Not stored (a failed commit, an overload): again later under the same ref.
+      const delay = this.retryDelay.get(send.ref) || RETRY_FIRST;
+      this.retryDue.set(send.ref, now + delay);
+      this.retryDelay.set(send.ref, Math.min(delay * 2, RETRY_CAP));
+      return;
+    }
+    this.forget(send.ref);
+    this.events.push({ kind: "send_failed", ref: send.ref, send, code: error.code, reason: error.message });
+  }
+
+  forget(ref) {
+    this.unacked.delete(ref);
+    this.retryDue.delete(ref);
+    this.retryDelay.delete(ref);
+  }
+
+  answer(event) {
+    const ref = event.ref;
+    if (typeof ref !== "string" || !this.pending.has(ref)) return false;
+    const asked = this.pending.get(ref);
+    this.pending.delete(ref);
+    if (event.type === "joined" && !this.rooms.includes(event.room)) this.rooms.push(event.room);
+    if (event.type === "left") this.rooms = this.rooms.filter((room) => room !== event.room);
+    this.events.push({ kind: "reply", ref, asked, event });
+    return true;
+  }
+}
+
+// Reconnect back-off with full jitter: a random wait up to 0.5 s, doubling to 30 s.
+export function reconnectDelay(attempt, random = Math.random) {
+  return random() * Math.min(30, 0.5 * 2 ** attempt);
+}

@@ -1,0 +1,395 @@
+"""The browser client in a real Chromium against an in-process server on 127.0.0.1.
+
+The browser trusts the test CA the way a colleague's would: it is imported into an NSS
+database in a throwaway HOME, and certificate errors are never ignored. One browser
+serves the whole module; each test gets its own server (so its own origin) and page.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import (
+    CHROMIUM,
+    PASSWORD,
+    TIMEOUT,
+    RunningServer,
+    browser_missing,
+    skip_or_fail,
+)
+
+if (missing := browser_missing()) is not None:
+    skip_or_fail(missing)
+
+from playwright.sync_api import BrowserContext, Page, Playwright, expect, sync_playwright
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",  # the tests run as root in a container
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+#: Test-only instrumentation, injected by the test (the app calls nothing of it): counts
+#: the notifications the page creates.
+COUNT_NOTIFICATIONS = """
+window.__notifications = [];
+if (window.Notification) {
+  const Real = window.Notification;
+  window.Notification = class extends Real {
+    constructor(title, options) {
+      super(title, options);
+      window.__notifications.push({ title, body: (options || {}).body });
+    }
+  };
+  Object.defineProperty(window.Notification, "permission", { get: () => Real.permission });
+  window.Notification.requestPermission = (...args) => Real.requestPermission(...args);
+}
+"""
+SCREENSHOT = Path(__file__).resolve().parent.parent / "docs" / "web.png"
+
+
+@pytest.fixture(scope="module")
+def browser_home(tmp_path_factory: pytest.TempPathFactory, certs_dir: Path) -> Path:
+    """A HOME whose NSS database trusts the test CA, as `certutil` would set up a desktop."""
+    home = tmp_path_factory.mktemp("browser-home")
+    nssdb = home / ".pki" / "nssdb"
+    nssdb.mkdir(parents=True)
+    database = f"sql:{nssdb}"
+    subprocess.run(["certutil", "-d", database, "-N", "--empty-password"], check=True)
+    subprocess.run(
+        ["certutil", "-d", database, "-A", "-t", "C,,", "-n", "securechat-test",
+         "-i", str(certs_dir / "ca.pem")],
+        check=True,
+    )  # fmt: skip
+    return home
+
+
+@pytest.fixture(scope="module")
+def playwright() -> Iterator[Playwright]:
+    with sync_playwright() as driver:
+        yield driver
+
+
+@pytest.fixture(scope="module")
+def browser(
+    playwright: Playwright, browser_home: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[BrowserContext]:
+    context = playwright.chromium.launch_persistent_context(
+        str(tmp_path_factory.mktemp("chromium-profile")),
+        executable_path=str(CHROMIUM),
+        headless=True,
+        args=CHROMIUM_ARGS,
+        env={**os.environ, "HOME": str(browser_home)},
+        viewport={"width": 1100, "height": 700},
+    )
+    context.add_init_script(COUNT_NOTIFICATIONS)
+    context.set_default_timeout(TIMEOUT * 1000)
+    yield context
+    context.close()
+
+
+@pytest.fixture
+def web(server_factory: Callable[..., RunningServer]) -> RunningServer:
+    return server_factory(web_port=0)
+
+
+@pytest.fixture
+def page(browser: BrowserContext) -> Iterator[Page]:
+    page = browser.new_page()
+    page.dialogs = []  # type: ignore[attr-defined]
+    page.on("dialog", lambda dialog: (page.dialogs.append(dialog.message), dialog.dismiss()))  # type: ignore[attr-defined]
+    yield page
+    page.close()
+
+
+def _url(running: RunningServer) -> str:
+    assert running.web_address is not None
+    return f"https://localhost:{running.web_address[1]}/"
+
+
+def _login(
+    page: Page, running: RunningServer, user: str = "alice", password: str = PASSWORD
+) -> None:
+    page.goto(_url(running))
+    page.fill("#login-user", user)
+    page.fill("#login-password", password)
+    page.press("#login-password", "Enter")
+
+
+def _logged_in(page: Page, running: RunningServer, user: str = "alice") -> None:
+    _login(page, running, user)
+    expect(page.locator("#chat-view")).to_be_visible()
+    expect(page.locator("#connection-status")).to_have_text("Online")
+
+
+def _messages(page: Page) -> Any:
+    return page.locator("#messages li.message")
+
+
+# --- tests ------------------------------------------------------------------------------
+
+
+def test_browser_login_wrong_then_right_password(page: Page, web: RunningServer) -> None:
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    _login(page, web, password="not the password")
+    expect(page.locator("#login-error")).to_have_text("Wrong user name or password.")
+    expect(page.locator("#chat-view")).to_be_hidden()
+    assert page.get_attribute("#login-user", "autocomplete") == "username"
+    assert page.get_attribute("#login-password", "autocomplete") == "current-password"
+    page.fill("#login-password", PASSWORD)
+    page.press("#login-password", "Enter")
+    expect(page.locator("#conversation-title")).to_have_text("#general")
+    expect(page.locator("#whoami")).to_have_text("alice")
+    assert errors == []
+
+
+def test_browser_and_terminal_client_chat_both_ways(page: Page, web: RunningServer) -> None:
+    _logged_in(page, web)
+    bob = web.login("bob")
+    composer = page.get_by_label("Message", exact=True)
+    composer.fill("hello from the browser")
+    composer.press("Enter")
+    assert bob.expect("message", body="hello from the browser")["from"] == "alice"
+    sent = _messages(page).filter(has_text="hello from the browser")
+    expect(sent).to_have_attribute("data-status", "sent")
+    composer.fill("two\nlines")  # Shift+Enter's result: a newline stays in the body
+    composer.press("Shift+Enter")
+    expect(composer).to_have_value("two\nlines\n")
+    composer.press("Enter")
+    assert bob.expect("message", room="general")["body"] == "two\nlines\n"
+    bob.send(type="send", room="general", body="hello from the terminal", ref="t1")
+    expect(_messages(page).filter(has_text="hello from the terminal")).to_have_count(1)
+    other_session = web.login("alice")  # joins a room elsewhere: the page lists it too
+    other_session.send(type="join", room="elsewhere", ref="j")
+    other_session.expect("joined", ref="j")
+    expect(page.locator('#room-list button[data-key="room:elsewhere"]')).to_have_count(1)
+    page.locator('#online-list button[data-user="bob"]').click()  # a DM from the online list
+    expect(page.locator("#conversation-title")).to_have_text("bob")
+    composer.fill("just between us")
+    composer.press("Enter")
+    assert bob.expect("message", body="just between us")["to"] == "bob"
+
+
+def test_browser_shows_a_refused_message_as_failed_with_a_retry(
+    page: Page, server_factory: Callable[..., RunningServer]
+) -> None:
+    web = server_factory(web_port=0, max_body=20)
+    _logged_in(page, web)
+    composer = page.get_by_label("Message", exact=True)
+    composer.fill("this message is longer than twenty characters")
+    composer.press("Enter")
+    failed = _messages(page).filter(has_text="longer than twenty")
+    expect(failed).to_have_attribute("data-status", "failed")
+    failed.get_by_role("button", name="Retry").click()
+    expect(failed).to_have_count(1)  # retried once more, refused once more, shown once
+    expect(failed).to_have_attribute("data-status", "failed")
+    composer.fill("short one")
+    composer.press("Enter")
+    expect(_messages(page).filter(has_text="short one")).to_have_attribute("data-status", "sent")
+
+
+def test_browser_direct_message_notifies_and_counts_unread(
+    page: Page, browser: BrowserContext, web: RunningServer
+) -> None:
+    browser.grant_permissions(["notifications"], origin=_url(web).rstrip("/"))
+    _logged_in(page, web)
+    bob = web.login("bob")
+    expect(page.locator("#online-list")).to_contain_text("bob")
+    bob.send(type="send", to="alice", body="psst, alice", ref="d1")
+    bob.expect("ack", ref="d1")
+    dm = page.locator('#dm-list button[data-key="dm:bob"]')
+    expect(dm.locator(".badge")).to_have_text("1")
+    page.wait_for_function("window.__notifications.length === 1")
+    assert page.evaluate("window.__notifications") == [{"title": "bob", "body": "psst, alice"}]
+    bob.send(type="send", room="general", body="no mention here", ref="g1")
+    bob.send(type="send", room="general", body="hey @alice look", ref="g2")
+    expect(_messages(page).filter(has_text="hey @alice look")).to_have_count(1)
+    page.wait_for_timeout(200)
+    # In view and visible: neither the room message nor the mention notifies.
+    assert len(page.evaluate("window.__notifications")) == 1
+    dm.click()
+    expect(page.locator("#conversation-title")).to_have_text("bob")
+    expect(dm.locator(".badge")).to_have_count(0)
+    expect(_messages(page).filter(has_text="psst, alice")).to_have_count(1)
+    page.get_by_label("Message", exact=True).fill("hi bob")
+    page.get_by_label("Message", exact=True).press("Enter")
+    assert bob.expect("message", body="hi bob")["to"] == "bob"
+
+
+def test_browser_asks_notification_permission_only_on_a_click(
+    page: Page, web: RunningServer
+) -> None:
+    page.add_init_script(
+        "window.__asked = 0; const ask = Notification.requestPermission;"
+        "Notification.requestPermission = (...a) => { window.__asked++; return ask(...a); };"
+    )
+    _logged_in(page, web)
+    assert page.evaluate("window.__asked") == 0
+    expect(page.locator("#notify-button")).to_be_visible()
+    page.click("#notify-button")
+    page.wait_for_function("window.__asked === 1")
+
+
+def test_browser_history_loads_older_pages_on_scroll(page: Page, web: RunningServer) -> None:
+    bob = web.login("bob")
+    count = 130
+    for n in range(count):
+        bob.send(type="send", room="general", body=f"old message {n:03d}", ref=f"h{n}")
+    bob.expect("ack", ref=f"h{count - 1}")
+    _logged_in(page, web)
+    expect(_messages(page)).to_have_count(50)
+    expect(_messages(page).last).to_contain_text("old message 129")
+    for expected in (100, 130):
+        page.locator("#messages").evaluate("list => list.scrollTo(0, 0)")
+        expect(_messages(page)).to_have_count(expected)
+    expect(_messages(page).first).to_contain_text("old message 000")
+    expect(page.locator("#messages .older")).to_have_text("Start of the conversation")
+
+
+def test_browser_catches_up_once_after_a_server_restart(
+    page: Page, web: RunningServer, server_factory: Callable[..., RunningServer]
+) -> None:
+    _logged_in(page, web)
+    bob = web.login("bob")
+    bob.send(type="send", room="general", body="before the restart", ref="r1")
+    expect(_messages(page).filter(has_text="before the restart")).to_have_count(1)
+    web.server.shutdown()
+    expect(page.locator("#connection-status")).to_have_attribute("data-state", "reconnecting")
+    composer = page.get_by_label("Message", exact=True)
+    composer.fill("typed while the server was down")
+    composer.press("Enter")
+    pending = _messages(page).filter(has_text="typed while the server was down")
+    expect(pending).to_have_attribute("data-status", "sending")
+    assert web.web_address is not None
+    again = server_factory(port=web.address[1], web_port=web.web_address[1])
+    carol = again.login("carol")
+    carol.send(type="send", room="general", body="during the reconnect", ref="c1")
+    expect(page.locator("#connection-status")).to_have_text("Online", timeout=30_000)
+    expect(pending).to_have_attribute("data-status", "sent")
+    expect(_messages(page).filter(has_text="during the reconnect")).to_have_count(1)
+    carol.send(type="history", room="general", ref="h")
+    stored = [m["body"] for m in carol.expect("history", ref="h")["messages"]]
+    assert stored.count("typed while the server was down") == 1
+    page.wait_for_timeout(300)  # any duplicate from the catch-up would be in by now
+    for body in ("before the restart", "during the reconnect", "typed while the server was down"):
+        expect(_messages(page).filter(has_text=body)).to_have_count(1)
+    ids = _messages(page).evaluate_all("items => items.map(i => i.dataset.id)")
+    assert len(ids) == len(set(ids))
+
+
+def test_browser_shows_markup_from_the_wire_as_text(page: Page, web: RunningServer) -> None:
+    _logged_in(page, web)
+    bob = web.login("bob")
+    payloads = [
+        "<img src=x onerror=alert(1)>",
+        "<script>alert(2)</script>",
+        '"><svg onload=alert(3)>',
+    ]
+    for n, body in enumerate(payloads):
+        bob.send(type="send", room="general", body=body, ref=f"x{n}")
+    for body in payloads:
+        expect(_messages(page).locator(".body", has_text=body)).to_have_text(body)
+    page.wait_for_timeout(300)
+    assert page.dialogs == []  # type: ignore[attr-defined]
+    assert page.locator("#messages img, #messages script, #messages svg").count() == 0
+
+
+def test_browser_works_from_the_keyboard_at_360_px(
+    browser: BrowserContext, web: RunningServer
+) -> None:
+    page = browser.new_page()
+    try:
+        page.set_viewport_size({"width": 360, "height": 640})
+        page.goto(_url(web))
+        page.keyboard.press("Tab")
+        page.keyboard.type("alice")
+        page.keyboard.press("Tab")
+        page.keyboard.type(PASSWORD)
+        page.keyboard.press("Enter")
+        expect(page.locator("#conversation-title")).to_have_text("#general")
+        assert page.evaluate("document.documentElement.scrollWidth") <= 360
+        toggle = page.locator("#menu-toggle")
+        expect(toggle).to_be_visible()
+        toggle.focus()
+        page.keyboard.press("Enter")
+        expect(page.locator("#sidebar")).to_be_visible()
+        page.keyboard.press("Escape")
+        expect(page.locator("#sidebar")).to_be_hidden()
+        expect(toggle).to_be_focused()
+        toggle.press("Enter")
+        page.fill("#join-room", "dev")
+        page.press("#join-room", "Enter")
+        expect(page.locator("#conversation-title")).to_have_text("#dev")
+        expect(page.locator("#sidebar")).to_be_hidden()
+    finally:
+        page.close()
+
+
+def test_browser_reopens_the_last_room_after_login(page: Page, web: RunningServer) -> None:
+    _logged_in(page, web)
+    page.fill("#join-room", "dev")
+    page.press("#join-room", "Enter")
+    expect(page.locator("#conversation-title")).to_have_text("#dev")
+    page.click("#logout-button")
+    expect(page.locator("#login-view")).to_be_visible()
+    _logged_in(page, web)
+    expect(page.locator("#conversation-title")).to_have_text("#dev")
+
+
+def test_browser_page_runs_under_its_csp_without_violations(page: Page, web: RunningServer) -> None:
+    page.add_init_script(
+        "window.__violations = [];"
+        "document.addEventListener('securitypolicyviolation',"
+        " e => window.__violations.push(e.violatedDirective));"
+    )
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    _logged_in(page, web)
+    assert page.evaluate("window.__violations") == []
+    assert errors == []
+
+
+def test_browser_screenshot_for_the_readme(page: Page, web: RunningServer, tmp_path: Path) -> None:
+    """A screenshot (logged in, two rooms, a few messages) for the README: docs/web.png.
+
+    Written there when it is missing or SECURECHAT_SCREENSHOT=1 is set, else to tmp_path,
+    so that a test run does not leave the tree modified (the times shown always differ).
+    """
+    refresh = not SCREENSHOT.exists() or os.environ.get("SECURECHAT_SCREENSHOT") == "1"
+    target = SCREENSHOT if refresh else tmp_path / "web.png"
+    page.set_viewport_size({"width": 1000, "height": 560})
+    _logged_in(page, web)
+    bob, carol = web.login("bob"), web.login("carol")
+    page.fill("#join-room", "dev")
+    page.press("#join-room", "Enter")
+    expect(page.locator("#conversation-title")).to_have_text("#dev")
+    for peer in (bob, carol):
+        peer.send(type="join", room="dev", ref="j")
+        peer.expect("joined", ref="j")
+    carol.send(type="send", room="general", body="Lunch at 12:30?", ref="g")
+    lines = [
+        (bob, "Morning! The build on main is green again."),
+        (carol, "Great. @alice can you review the certificate docs?"),
+    ]
+    for n, (peer, body) in enumerate(lines):
+        peer.send(type="send", room="dev", body=body, ref=f"d{n}")
+        expect(_messages(page).filter(has_text=body)).to_have_count(1)
+    composer = page.get_by_label("Message", exact=True)
+    composer.fill("Sure, after lunch.")
+    composer.press("Enter")
+    expect(_messages(page).last).to_have_attribute("data-status", "sent")
+    expect(page.locator('#room-list button[data-key="room:general"] .badge')).to_have_text("1")
+    composer.blur()
+    time.sleep(0.1)
+    page.screenshot(path=str(target))
+    assert target.stat().st_size > 10_000

@@ -1,0 +1,430 @@
+"""The web port over real TLS on 127.0.0.1: WebSocket sessions, origins, limits, static files."""
+
+from __future__ import annotations
+
+import http.client
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography import x509
+from websockets.exceptions import InvalidHandshake, InvalidStatus
+
+from securechat.certs import load_ca
+from securechat.config import ThrottlePolicy
+from securechat.protocol.frames import encode_frame
+from securechat.server.renewal import Credentials
+from securechat.server.webconnection import split_frames
+from securechat.server.webfiles import Origins, StaticFiles, load_package_files
+from securechat.tls import server_context
+from tests.conftest import PASSWORD, TIMEOUT, RunningServer
+from tests.web_peer import WebPeer, origin_of
+
+WebFactory = Callable[..., WebPeer]
+
+
+@pytest.fixture
+def web_server(server_factory: Callable[..., RunningServer]) -> RunningServer:
+    return server_factory(web_port=0)
+
+
+@pytest.fixture
+def web_peer(web_server: RunningServer) -> Iterator[WebFactory]:
+    """Open WebSocket sessions to ``web_server``; closed after the test."""
+    peers: list[WebPeer] = []
+
+    def open_peer(**options: Any) -> WebPeer:
+        assert web_server.web_address is not None
+        peer = WebPeer(web_server.web_address, web_server.ca_file, **options)
+        peers.append(peer)
+        return peer
+
+    yield open_peer
+    for peer in peers:
+        peer.close()
+
+
+def _get(
+    running: RunningServer, path: str, method: str = "GET", **headers: str
+) -> http.client.HTTPResponse:
+    assert running.web_address is not None
+    context = ssl.create_default_context(cafile=str(running.ca_file))
+    connection = http.client.HTTPSConnection(
+        "localhost", running.web_address[1], context=context, timeout=TIMEOUT
+    )
+    connection.request(method, path, headers=headers)
+    response = connection.getresponse()
+    response.read()
+    connection.close()
+    return response
+
+
+# --- sessions --------------------------------------------------------------------------
+
+
+def test_web_session_logs_in_with_the_same_protocol(web_peer: WebFactory) -> None:
+    peer = web_peer()
+    hello = peer.recv()
+    assert hello["type"] == "hello"
+    assert hello["max_frame"] == 65536
+    peer.send(type="auth", user="Alice", password=PASSWORD)
+    welcome = peer.expect("welcome")
+    assert welcome["user"] == "alice"
+    assert welcome["token"]
+
+
+def test_web_session_wrong_password_is_auth_failed_and_closed(web_peer: WebFactory) -> None:
+    peer = web_peer()
+    peer.expect("hello")
+    peer.send(type="auth", user="alice", password="wrong password")
+    events = peer.expect_closed()
+    assert events[-1]["code"] == "auth_failed"
+
+
+def test_web_session_resumes_with_its_token(web_peer: WebFactory) -> None:
+    token = web_peer().login("alice", PASSWORD)["token"]
+    peer = web_peer()
+    peer.expect("hello")
+    peer.send(type="auth", user="alice", token=token)
+    assert peer.expect("welcome")["token"] == token
+
+
+def test_browser_and_terminal_client_chat_both_ways(
+    web_server: RunningServer, web_peer: WebFactory
+) -> None:
+    browser = web_peer()
+    browser.login("alice", PASSWORD)
+    terminal = web_server.login("bob")
+    browser.send(type="send", room="general", body="hello from the browser", ref="w1")
+    ack = browser.expect("ack", ref="w1")
+    message = terminal.expect("message", body="hello from the browser")
+    assert message["id"] == ack["id"]
+    assert message["from"] == "alice"
+    terminal.send(type="send", to="alice", body="hi back, directly", ref="t1")
+    direct = browser.expect("message", body="hi back, directly")
+    assert direct["from"] == "bob"
+    assert direct["to"] == "alice"
+
+
+def test_web_session_welcome_comes_before_any_fan_out(
+    web_server: RunningServer, web_peer: WebFactory
+) -> None:
+    bob = web_server.login("bob")
+    for attempt in range(10):
+        browser = web_peer()
+        browser.expect("hello")
+        bob.send(type="send", room="general", body=f"busy {attempt}", ref=f"b{attempt}")
+        browser.send(type="auth", user="alice", password=PASSWORD)
+        assert browser.recv()["type"] == "welcome"
+        browser.close()
+
+
+def test_web_session_history_sync_who_and_errors(web_peer: WebFactory) -> None:
+    peer = web_peer()
+    welcome = peer.login("alice", PASSWORD)
+    for n in range(3):
+        peer.send(type="send", room="general", body=f"m{n}", ref=f"r{n}")
+        peer.expect("ack", ref=f"r{n}")
+    peer.send(type="history", room="general", limit=2, ref="h")
+    page = peer.expect("history", ref="h")
+    assert [m["body"] for m in page["messages"]] == ["m1", "m2"]
+    assert page["more"] is True
+    peer.send(type="sync", since=welcome["last_id"], ref="s")
+    assert peer.expect("synced", ref="s")["more"] is False
+    peer.send(type="who", ref="w")
+    assert "alice" in peer.expect("who", ref="w")["online"]
+    peer.send(type="send", room="nowhere", body="x", ref="bad")
+    assert peer.expect("error", ref="bad")["code"] == "no_such_room"
+    peer.send(type="nonsense", ref="n")
+    assert peer.expect("error", ref="n")["code"] == "unknown_type"
+    peer.send(type="ping", ref="p")
+    peer.expect("pong", ref="p")  # still open after the errors
+
+
+def test_web_request_before_login_is_auth_required_and_closed(web_peer: WebFactory) -> None:
+    peer = web_peer()
+    peer.expect("hello")
+    peer.send(type="join", room="general")
+    events = peer.expect_closed()
+    assert events[-1]["code"] == "auth_required"
+
+
+def test_web_message_over_max_frame_gets_an_error_then_a_close(web_peer: WebFactory) -> None:
+    peer = web_peer(max_size=None)
+    peer.login("alice", PASSWORD)
+    peer.ws.send("x" * 65537)
+    events = peer.expect_closed()
+    assert events[-1]["code"] == "frame_too_large"
+    assert peer.ws.close_code == 1009
+
+
+def test_web_message_at_max_frame_is_read(web_peer: WebFactory) -> None:
+    peer = web_peer()
+    peer.login("alice", PASSWORD)
+    payload = '{"type":"ping","ref":"p"}'
+    peer.ws.send(payload + " " * (65536 - len(payload)))
+    peer.expect("pong", ref="p")
+
+
+def test_web_sessions_are_rate_limited(server_factory: Callable[..., RunningServer]) -> None:
+    running = server_factory(web_port=0, rate_per_second=5, rate_burst=5)
+    assert running.web_address is not None
+    with WebPeer(running.web_address, running.ca_file) as peer:
+        peer.login("alice", PASSWORD)
+        for n in range(10):
+            peer.send(type="ping", ref=f"p{n}")
+        codes = [peer.recv().get("code") for _ in range(10)]
+        assert "rate_limited" in codes
+
+
+# --- the handshake ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "origin",
+    ["https://evil.example", "https://localhost", "http://localhost:{port}",
+     "https://localhost:{port}.evil.example", "null"],
+)  # fmt: skip
+def test_web_handshake_from_a_foreign_origin_is_403(web_server: RunningServer, origin: str) -> None:
+    assert web_server.web_address is not None
+    port = web_server.web_address[1]
+    with pytest.raises(InvalidStatus) as refused:
+        WebPeer(web_server.web_address, web_server.ca_file, origin=origin.format(port=port))
+    assert refused.value.response.status_code == 403
+
+
+@pytest.mark.parametrize("host", ["localhost", "127.0.0.1"])
+def test_web_handshake_from_the_servers_own_origins_opens(
+    web_server: RunningServer, host: str
+) -> None:
+    assert web_server.web_address is not None
+    origin = origin_of(web_server.web_address, host)
+    with WebPeer(web_server.web_address, web_server.ca_file, origin=origin) as peer:
+        assert peer.recv()["type"] == "hello"
+
+
+def test_origins_are_the_certificate_names_with_the_port() -> None:
+    origins = Origins(["chat.office.lan", "192.168.1.20", "::1", "*.corp.example"], 5443)
+    assert origins.allows("https://chat.office.lan:5443")
+    assert origins.allows("https://CHAT.office.lan:5443")
+    assert origins.allows("https://192.168.1.20:5443")
+    assert origins.allows("https://[::1]:5443")
+    assert origins.allows("https://chat.corp.example:5443")
+    assert not origins.allows("https://a.b.corp.example:5443")
+    assert not origins.allows("https://chat.office.lan")
+    assert not origins.allows("https://chat.office.lan:5050")
+    assert not origins.allows(None)
+    on_443 = Origins(["chat.office.lan"], 443)
+    assert on_443.allows("https://chat.office.lan")
+    assert "wss://chat.office.lan:5443" in origins.websocket_sources()
+
+
+def test_web_port_counts_against_the_per_address_login_cap(
+    server_factory: Callable[..., RunningServer],
+) -> None:
+    running = server_factory(web_port=0, max_unauthenticated_per_ip=2)
+    assert running.web_address is not None
+    first = WebPeer(running.web_address, running.ca_file)
+    second = running.peer()
+    second.expect("hello")
+    try:
+        with pytest.raises((OSError, EOFError, InvalidHandshake, TimeoutError)):
+            WebPeer(running.web_address, running.ca_file)
+    finally:
+        first.close()
+
+
+# --- static files ----------------------------------------------------------------------
+
+SECURITY_HEADERS = (
+    "Content-Security-Policy",
+    "Strict-Transport-Security",
+    "X-Content-Type-Options",
+    "Referrer-Policy",
+)
+
+
+def test_web_root_serves_the_page_with_security_headers(web_server: RunningServer) -> None:
+    response = _get(web_server, "/")
+    assert response.status == 200
+    assert response.getheader("Content-Type") == "text/html; charset=utf-8"
+    csp = response.getheader("Content-Security-Policy") or ""
+    for directive in (
+        "default-src 'self'", "script-src 'self'", "style-src 'self'",
+        "frame-ancestors 'none'", "base-uri 'none'", "form-action 'none'",
+    ):  # fmt: skip
+        assert directive in csp
+    assert "unsafe" not in csp
+    assert response.getheader("X-Content-Type-Options") == "nosniff"
+    assert response.getheader("Referrer-Policy") == "no-referrer"
+    assert (response.getheader("Strict-Transport-Security") or "").startswith("max-age=")
+
+
+@pytest.mark.parametrize(
+    ("path", "content_type"),
+    [("/app.js", "text/javascript; charset=utf-8"), ("/app.css", "text/css; charset=utf-8")],
+)
+def test_web_serves_each_shipped_file_with_its_type(
+    web_server: RunningServer, path: str, content_type: str
+) -> None:
+    response = _get(web_server, path)
+    assert response.status == 200
+    assert response.getheader("Content-Type") == content_type
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/../pyproject.toml", "/%2e%2e/pyproject.toml", "/..%2fpyproject.toml",
+        "/%2e%2e%2f%2e%2e%2fetc%2fpasswd", "/..\\pyproject.toml", "//etc/passwd",
+        "/web/", "/__init__.py", "/index.html/", "/.", "/./app.js", "/APP.JS", "/ws/",
+    ],
+)  # fmt: skip
+def test_web_refuses_anything_but_the_shipped_files(web_server: RunningServer, path: str) -> None:
+    response = _get(web_server, path)
+    assert response.status == 404
+    for header in SECURITY_HEADERS:
+        assert response.getheader(header)
+
+
+def test_web_answers_head_without_a_body_and_refuses_other_methods(
+    web_server: RunningServer,
+) -> None:
+    head = _get(web_server, "/app.js", method="HEAD")
+    assert head.status == 200
+    assert int(head.getheader("Content-Length") or 0) > 0
+    post = _get(web_server, "/", method="POST")
+    assert post.status == 405
+    assert post.getheader("Allow") == "GET, HEAD"
+
+
+def test_static_files_allowlist_is_the_package_folder() -> None:
+    files = StaticFiles(load_package_files())
+    assert {"/", "/index.html", "/app.js", "/app.css"} <= files.paths
+    assert not any(path.endswith(".py") for path in files.paths)
+    assert files.answer("GET", "/app.js?v=1").status == 200
+
+
+# --- shutdown --------------------------------------------------------------------------
+
+
+def test_shutdown_says_bye_to_web_sessions_and_leaves_no_thread(
+    server_factory: Callable[..., RunningServer],
+) -> None:
+    before = set(threading.enumerate())
+    running = server_factory(web_port=0)
+    assert running.web_address is not None
+    peer = WebPeer(running.web_address, running.ca_file)
+    peer.login("alice", PASSWORD)
+    silent = socket.create_connection(running.web_address, timeout=TIMEOUT)  # no TLS at all
+    try:
+        running.server.shutdown()
+        events = peer.expect_closed()
+        assert events[-1] == {"type": "bye", "reason": "shutting_down"}
+        left = [t for t in threading.enumerate() if t not in before and t.is_alive()]
+        assert not [t for t in left if t.name != "MainThread"], left
+    finally:
+        silent.close()
+        peer.close()
+
+
+def test_browser_that_never_reads_is_dropped_while_others_keep_receiving(
+    server_factory: Callable[..., RunningServer],
+) -> None:
+    running = server_factory(
+        web_port=0, outbox_frames=200, outbox_bytes=256 * 1024, rate_per_second=10_000
+    )
+    assert running.web_address is not None
+    sleeper = WebPeer(running.web_address, running.ca_file, max_queue=1)
+    try:
+        sleeper.login("bob", PASSWORD)
+        alice, carol = running.login("alice"), running.login("carol")
+        body = "x" * 4000
+        count = 3000  # 12 MB: more than the socket buffers, the receive queue and the outbox
+        started = time.monotonic()
+        for n in range(count):
+            alice.send(type="send", room="general", body=body, ref=f"r{n}")
+            if n % 50 == 49:
+                acked = time.monotonic()
+                alice.expect("ack", ref=f"r{n}")
+                assert time.monotonic() - acked < 1  # the sender is never held up
+                for _ in range(50):
+                    carol.expect("message", body=body)
+        events = sleeper.expect_closed(timeout=10)
+        assert len(events) < count
+        assert time.monotonic() - started < 30  # dropped by the outbox bound, not a timeout
+    finally:
+        sleeper.close()
+
+
+def _served_serial(address: tuple[str, int], ca_file: Path) -> int:
+    context = ssl.create_default_context(cafile=str(ca_file))
+    with (
+        socket.create_connection(address, timeout=TIMEOUT) as raw,
+        context.wrap_socket(raw, server_hostname="localhost") as tls,
+    ):
+        der = tls.getpeercert(binary_form=True)
+    assert der is not None
+    return x509.load_der_x509_certificate(der).serial_number
+
+
+def test_web_port_presents_the_chat_servers_current_certificate(
+    server_factory: Callable[..., RunningServer], certs_dir: Path, tmp_path: Path
+) -> None:
+    running = server_factory(web_port=0)
+    assert running.web_address is not None
+    ca = load_ca(certs_dir)
+    for n in range(2):  # what the certificate renewer does: a new context, swapped in
+        issued = ca.issue_server_cert(["localhost"])
+        (tmp_path / f"{n}.pem").write_bytes(issued.cert_pem())
+        (tmp_path / f"{n}.key").write_bytes(issued.key_pem())
+        context = server_context(tmp_path / f"{n}.pem", tmp_path / f"{n}.key")
+        running.server._install(Credentials(context, running.ca_file.read_text()))
+        assert _served_serial(running.web_address, running.ca_file) == issued.cert.serial_number
+
+
+def test_split_frames_turns_a_fan_out_blob_into_payloads() -> None:
+    payloads = [b'{"type":"ping"}', b"x" * 70_000, b"{}"]
+    blob = b"".join(encode_frame(p) for p in payloads)
+    assert split_frames(blob) == payloads
+    assert split_frames(b"") == []
+
+
+def test_web_logins_are_throttled_like_the_chat_ports(
+    server_factory: Callable[..., RunningServer],
+) -> None:
+    running = server_factory(web_port=0, throttle=ThrottlePolicy(free_failures=1, first_delay=60))
+    assert running.web_address is not None
+    attempts = (("wrong", "auth_failed"), ("wrong", "auth_failed"), (PASSWORD, "rate_limited"))
+    for password, code in attempts:
+        with WebPeer(running.web_address, running.ca_file) as peer:
+            peer.expect("hello")
+            peer.send(type="auth", user="alice", password=password)
+            assert peer.expect_closed()[-1]["code"] == code
+    terminal = running.peer()  # the same (user, address) on the other port: throttled too
+    terminal.expect("hello")
+    terminal.send(type="auth", user="alice", password=PASSWORD)
+    assert terminal.expect("error")["code"] == "rate_limited"
+
+
+def test_web_requests_leave_no_descriptor_behind(web_server: RunningServer) -> None:
+    import os
+
+    def descriptors() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    _get(web_server, "/")  # warm up: the first request loads what the server keeps
+    before = descriptors()
+    for _ in range(30):
+        assert _get(web_server, "/app.js").status == 200
+    with pytest.raises(InvalidStatus):
+        WebPeer(web_server.web_address or ("", 0), web_server.ca_file, origin="https://evil")
+    deadline = time.monotonic() + TIMEOUT  # connection threads finish after their response
+    while descriptors() - before >= 5 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert descriptors() - before < 5
