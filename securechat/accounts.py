@@ -1,4 +1,4 @@
-"""User accounts: adding, authenticating and managing the people who may log in.
+"""User accounts: the rules for who may log in, and the argon2 work behind them.
 
 Passwords are hashed with argon2id (parameters in ``config.HashParams``, reasons in
 docs/security.md) and checked against a NIST SP 800-63B policy: length only. Login failures
@@ -12,7 +12,8 @@ succeeds only if the hash it verified and the credentials time it read are still
 stored ones, and the resume token, if any, is issued in that same transaction: a login
 that raced a credential change gets neither a session nor a token.
 
-Callers get frozen :class:`Account` values; ORM rows and sessions never leave this module.
+The queries are in :mod:`securechat.store.users`; callers get its frozen :class:`Account`
+values.
 """
 
 from __future__ import annotations
@@ -25,25 +26,22 @@ import logging
 import secrets
 import unicodedata
 from collections.abc import Iterable
-from typing import Any
 
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import CursorResult, Row, bindparam, delete, false, select, update
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
 from securechat.config import HashParams, PasswordPolicy
 from securechat.errors import (
     AuthenticationError,
     InvalidUserName,
-    UnknownUserError,
     UserExistsError,
     WeakPassword,
 )
 from securechat.hashing import Hasher, make_hasher
 from securechat.protocol.names import NAME_RULE, normalize_name
 from securechat.store.database import Database
-from securechat.store.models import ResumeToken, User, utcnow
+from securechat.store.users import Account, Credentials, NewToken, UserStore
+
+__all__ = ["AUTH_FAILED", "DEFAULT_POLICY", "Account", "Accounts", "canonical_name"]
 
 log = logging.getLogger(__name__)
 
@@ -51,19 +49,6 @@ log = logging.getLogger(__name__)
 AUTH_FAILED = "invalid user name or password"
 
 DEFAULT_POLICY = PasswordPolicy()
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Account:
-    """A user as the rest of securechat sees it: no password hash, no ORM state."""
-
-    id: int
-    name: str
-    is_admin: bool
-    is_disabled: bool
-    created_at: dt.datetime
-    last_login_at: dt.datetime | None
-    credentials_changed_at: dt.datetime | None = None
 
 
 def canonical_name(raw: str) -> str:
@@ -83,90 +68,20 @@ def _normalize_password(password: str) -> str:
     return unicodedata.normalize("NFKC", password)
 
 
-_ACCOUNT_COLUMNS = (
-    User.id, User.name, User.is_admin, User.is_disabled, User.created_at, User.last_login_at,
-    User.credentials_changed_at,
-)  # fmt: skip
-
-
-def _to_account(user: User | Row[*tuple[Any, ...]]) -> Account:
-    return Account(
-        id=user.id,
-        name=user.name,
-        is_admin=user.is_admin,
-        is_disabled=user.is_disabled,
-        created_at=user.created_at,
-        last_login_at=user.last_login_at,
-        credentials_changed_at=user.credentials_changed_at,
-    )
-
-
 @dataclasses.dataclass(frozen=True, slots=True)
 class _Checked:
-    """A verified password, and the stored state the verification was made against."""
+    """A verified password, and the stored credentials it was verified against."""
 
-    user_id: int
-    password_hash: str
-    credentials_changed_at: dt.datetime | None
+    seen: Credentials
     new_hash: str | None  # a rehash with the current parameters, if they changed
-
-
-# Built once: a token login is the hot path of a reconnect storm after a restart, where
-# building the statement and loading an ORM object would cost more than the query itself.
-_TOKEN_LOGIN = (
-    select(
-        *_ACCOUNT_COLUMNS, ResumeToken.created_at.label("token_created_at"), ResumeToken.expires_at
-    )
-    .join(ResumeToken, ResumeToken.user_id == User.id)
-    .where(ResumeToken.token_hash == bindparam("token_hash"))
-)
 
 
 def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def _credentials_changed(session: Session, user: User) -> None:
-    # Live sessions opened before this time are ended by the server; tokens stop working.
-    user.credentials_changed_at = utcnow()
-    session.execute(delete(ResumeToken).where(ResumeToken.user_id == user.id))
-
-
-def _add_token(session: Session, user_id: int, token_hash: str, *, ttl: float, keep: int) -> None:
-    """Store a new token; drop the user's expired ones and the oldest beyond ``keep``."""
-    now = utcnow()
-    session.add(ResumeToken(
-        user_id=user_id, token_hash=token_hash, created_at=now,
-        expires_at=now + dt.timedelta(seconds=ttl),
-    ))  # fmt: skip
-    session.flush()
-    newest = (
-        select(ResumeToken.id)
-        .where(ResumeToken.user_id == user_id)
-        .order_by(ResumeToken.created_at.desc(), ResumeToken.id.desc())
-        .limit(keep)
-    )
-    session.execute(
-        delete(ResumeToken).where(
-            ResumeToken.user_id == user_id,
-            (ResumeToken.expires_at <= now) | ResumeToken.id.not_in(newest.scalar_subquery()),
-        )
-    )
-
-
-def _find(session: Session, name: str) -> User | None:
-    return session.scalars(select(User).where(User.name == name)).one_or_none()
-
-
-def _require(session: Session, name: str) -> User:
-    user = _find(session, name)
-    if user is None:
-        raise UnknownUserError(f"no user named {name}")
-    return user
-
-
 class Accounts:
-    """The user store's API. Thread-safe: every call uses its own session."""
+    """The user accounts' API. Thread-safe: every call uses its own session."""
 
     def __init__(
         self,
@@ -178,7 +93,7 @@ class Accounts:
     ) -> None:
         """``hasher``: where argon2 runs; by default in the calling thread (the server passes
         its pool of hashing processes, server/hashpool.py)."""
-        self._db = db
+        self._store = UserStore(db)
         self._hasher: Hasher = hasher or make_hasher(hash_params)
         self._policy = policy
         self._dummy_hash: str | None = None
@@ -211,18 +126,9 @@ class Accounts:
             InvalidUserName, WeakPassword, UserExistsError.
         """
         name = canonical_name(name)
-        with self._db.session() as session:
-            if _find(session, name) is not None:
-                raise UserExistsError(f"user {name} already exists")
-        password_hash = self._new_hash(name, password)
-        try:
-            with self._db.session() as session, session.begin():
-                user = User(name=name, password_hash=password_hash, is_admin=admin)
-                session.add(user)
-                session.flush()
-                return _to_account(user)
-        except IntegrityError as error:
-            raise UserExistsError(f"user {name} already exists") from error
+        if self._store.exists(name):  # before the slow hash
+            raise UserExistsError(f"user {name} already exists")
+        return self._store.add(name, self._new_hash(name, password), admin=admin)
 
     def authenticate(self, name: str, password: str) -> Account:
         """Check a login, record its time and upgrade the hash if the parameters changed.
@@ -231,10 +137,7 @@ class Accounts:
             AuthenticationError: unknown user, wrong password or disabled account (one message),
                 or the credentials changed while they were being checked.
         """
-        checked = self._check(name, password)
-        with self._db.session() as session, session.begin():
-            row = self._confirm(session, checked, last_login_at=utcnow())
-            return _to_account(row)
+        return self._confirm(self._check(name, password), record_time=True)
 
     def log_in(
         self, name: str, password: str, *, token_ttl: float, max_tokens: int
@@ -249,10 +152,8 @@ class Accounts:
         """
         checked = self._check(name, password)
         token = secrets.token_urlsafe(32)  # 256 bits
-        with self._db.session() as session, session.begin():
-            row = self._confirm(session, checked, last_login_at=None)
-            _add_token(session, row.id, _token_hash(token), ttl=token_ttl, keep=max_tokens)
-            return _to_account(row), token
+        new_token = NewToken(_token_hash(token), ttl=token_ttl, keep=max_tokens)
+        return self._confirm(checked, record_time=False, token=new_token), token
 
     def _check(self, name: str, password: str) -> _Checked:
         """Verify ``password`` against the stored hash, outside any transaction.
@@ -264,55 +165,35 @@ class Accounts:
             raise AuthenticationError(AUTH_FAILED)
         dummy = self._get_dummy_hash()
         canonical = normalize_name(name)
-        found: _Checked | None = None
-        with self._db.session() as session:
-            user = _find(session, canonical) if canonical is not None else None
-            if user is not None:
-                changed_at = user.credentials_changed_at
-                found = _Checked(user.id, user.password_hash, changed_at, new_hash=None)
-            is_disabled = user is None or user.is_disabled
+        seen = self._store.credentials(canonical) if canonical is not None else None
         password = _normalize_password(password)
-        stored_hash = dummy if found is None else found.password_hash
-        if not self._verify(stored_hash, password) or is_disabled or found is None:
+        stored_hash = dummy if seen is None else seen.password_hash
+        if not self._verify(stored_hash, password) or seen is None or seen.is_disabled:
             raise AuthenticationError(AUTH_FAILED)
         if self._hasher.check_needs_rehash(stored_hash):
-            return dataclasses.replace(found, new_hash=self._hasher.hash(password))
-        return found
+            return _Checked(seen, new_hash=self._hasher.hash(password))
+        return _Checked(seen, new_hash=None)
 
     def _confirm(
-        self, session: Session, checked: _Checked, *, last_login_at: dt.datetime | None
-    ) -> User:
-        """In the login's transaction: the user, if nothing changed since ``checked`` was read.
-
-        The conditional UPDATE comes first, so it also takes the write lock: no ``passwd``
-        can commit between this check and the end of the transaction (SQLite starts a
-        transaction at its first write). It stores the rehash, if any, in the same step.
+        self, checked: _Checked, *, record_time: bool, token: NewToken | None = None
+    ) -> Account:
+        """The login stands only if the hash just verified is still the stored one, with the
+        same credentials time, and the account is still enabled: checked and written (rehash,
+        login time, token) in one transaction.
 
         Raises:
             AuthenticationError: the user was deleted, disabled, or given new credentials.
         """
-        changed_at = User.credentials_changed_at
-        values: dict[str, object] = {"password_hash": checked.new_hash or checked.password_hash}
-        if last_login_at is not None:
-            values["last_login_at"] = last_login_at
-        result = session.execute(
-            update(User)
-            .where(
-                User.id == checked.user_id,
-                User.password_hash == checked.password_hash,
-                changed_at.is_(None)
-                if checked.credentials_changed_at is None
-                else changed_at == checked.credentials_changed_at,
-                User.is_disabled == false(),
-            )
-            .values(values)
-            .execution_options(synchronize_session=False)
+        seen = checked.seen
+        account = self._store.confirm_login(
+            seen,
+            password_hash=checked.new_hash or seen.password_hash,
+            record_time=record_time,
+            token=token,
         )
-        if not isinstance(result, CursorResult) or result.rowcount != 1:
+        if account is None:
             raise AuthenticationError(AUTH_FAILED)
-        row = session.get(User, checked.user_id)
-        assert row is not None  # updated a moment ago, under this transaction's write lock
-        return row
+        return account
 
     def _verify(self, stored_hash: str, password: str) -> bool:
         try:
@@ -330,19 +211,15 @@ class Accounts:
         return self._dummy_hash
 
     def set_password(self, name: str, password: str) -> None:
-        """Replace a user's password.
+        """Replace a user's password; live sessions end and resume tokens stop working.
 
         Raises:
             InvalidUserName, UnknownUserError, WeakPassword.
         """
         name = canonical_name(name)
-        with self._db.session() as session:
-            _require(session, name)
+        self._store.get(name)  # an unknown user is told so before the slow hash
         password_hash = self._new_hash(name, password)
-        with self._db.session() as session, session.begin():
-            user = _require(session, name)
-            user.password_hash = password_hash
-            _credentials_changed(session, user)
+        self._store.change(name, password_hash=password_hash, credentials_changed=True)
 
     def delete(self, name: str) -> None:
         """Remove a user.
@@ -350,22 +227,17 @@ class Accounts:
         Raises:
             InvalidUserName, UnknownUserError.
         """
-        name = canonical_name(name)
-        with self._db.session() as session, session.begin():
-            session.delete(_require(session, name))
+        self._store.delete(canonical_name(name))
 
     def set_disabled(self, name: str, disabled: bool) -> None:
         """Refuse (or allow again) a user's logins without deleting the account.
 
+        Disabling ends live sessions and revokes resume tokens, as a new password does.
+
         Raises:
             InvalidUserName, UnknownUserError.
         """
-        name = canonical_name(name)
-        with self._db.session() as session, session.begin():
-            user = _require(session, name)
-            user.is_disabled = disabled
-            if disabled:
-                _credentials_changed(session, user)
+        self._store.change(canonical_name(name), disabled=disabled, credentials_changed=disabled)
 
     # --- resume tokens --------------------------------------------------------------
 
@@ -379,40 +251,35 @@ class Accounts:
                 token issued before the user's credentials last changed.
         """
         canonical = normalize_name(name)
-        with self._db.transaction() as connection:
-            row = connection.execute(_TOKEN_LOGIN, {"token_hash": _token_hash(token)}).one_or_none()
-            if row is None or canonical is None:
-                raise AuthenticationError(AUTH_FAILED)
-            if row.name != canonical or row.is_disabled or row.expires_at <= utcnow():
-                raise AuthenticationError(AUTH_FAILED)
-            changed_at = row.credentials_changed_at
-            if changed_at is not None and row.token_created_at < changed_at:
-                raise AuthenticationError(AUTH_FAILED)
-            return _to_account(row)
+        stored = self._store.find_token(_token_hash(token))
+        if stored is None or canonical is None:
+            raise AuthenticationError(AUTH_FAILED)
+        account = stored.account
+        if account.name != canonical or account.is_disabled:
+            raise AuthenticationError(AUTH_FAILED)
+        if stored.expires_at <= dt.datetime.now(dt.UTC):
+            raise AuthenticationError(AUTH_FAILED)
+        changed_at = account.credentials_changed_at
+        if changed_at is not None and stored.created_at < changed_at:
+            raise AuthenticationError(AUTH_FAILED)
+        return account
 
     def revoke_token(self, token: str) -> None:
         """Forget one resume token (the client said ``bye``); unknown tokens are ignored."""
-        with self._db.session() as session, session.begin():
-            session.execute(delete(ResumeToken).where(ResumeToken.token_hash == _token_hash(token)))
+        self._store.delete_token(_token_hash(token))
 
     def ids(self) -> dict[str, int]:
         """Every user's name and id (ids are never reused, so a new id means a new user)."""
-        with self._db.session() as session:
-            return {name: user_id for name, user_id in session.execute(select(User.name, User.id))}
+        return self._store.ids()
 
     def current(self, names: Iterable[str]) -> dict[str, Account]:
         """The accounts that exist now among ``names`` (to notice changes under live sessions)."""
-        with self._db.session() as session:
-            users = session.scalars(select(User).where(User.name.in_(set(names))))
-            return {user.name: _to_account(user) for user in users}
+        return self._store.current(names)
 
     def exists(self, name: str) -> bool:
         """Whether a user of that name exists (False for an invalid name)."""
         canonical = normalize_name(name)
-        if canonical is None:
-            return False
-        with self._db.session() as session:
-            return _find(session, canonical) is not None
+        return canonical is not None and self._store.exists(canonical)
 
     def get(self, name: str) -> Account:
         """Look a user up by name.
@@ -420,11 +287,8 @@ class Accounts:
         Raises:
             InvalidUserName, UnknownUserError.
         """
-        name = canonical_name(name)
-        with self._db.session() as session:
-            return _to_account(_require(session, name))
+        return self._store.get(canonical_name(name))
 
     def list(self) -> builtins.list[Account]:
         """Every user, ordered by name."""
-        with self._db.session() as session:
-            return [_to_account(u) for u in session.scalars(select(User).order_by(User.name))]
+        return self._store.list()

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import logging
 import sys
 from pathlib import Path
 
 from securechat.bench.harness import MARKER
-from securechat.cli.server import run_server
 from securechat.config import HashParams, Limits, ServerConfig, ThrottlePolicy
 from securechat.errors import ConfigError, SecureChatError
+from securechat.server.runner import configure_logging, run_server
 
 
 def load_config(path: Path) -> ServerConfig:
@@ -48,10 +47,7 @@ def load_config(path: Path) -> ServerConfig:
 
 
 def main() -> None:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s"
-    )
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    configure_logging("info")
     try:
         run_server(load_config(Path(sys.argv[1])))
     except SecureChatError as exc:

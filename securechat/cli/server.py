@@ -1,40 +1,24 @@
 """``securechat serve``: run the chat server in the foreground until SIGINT or SIGTERM.
 
-SIGHUP makes it load its certificate files now (``systemctl reload securechat``).
+The options become a :class:`ServerConfig`; :func:`securechat.server.runner.run_server`
+does the rest (SIGHUP makes it load its certificate files now).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import enum
-import logging
-import signal
-import threading
 from pathlib import Path
-from types import FrameType
 from typing import Annotated
 
 import typer
 
-from securechat import __version__
-from securechat.accounts import Accounts
-from securechat.certs import (
-    CA_CERT,
-    check_key_modes,
-    check_server_files,
-    check_server_pair,
-    server_cert_info,
-)
 from securechat.cli.app import app
 from securechat.cli.options import CERTS_DEFAULT, DB_DEFAULT, CertsDir, DbUrl
 from securechat.config import DEFAULT_PORT, DEFAULT_WEB_PORT, Limits, ServerConfig
 from securechat.errors import ConfigError
-from securechat.server.server import ChatServer
-from securechat.store.database import open_database, safe_url
-from securechat.store.lock import ServerLock
-from securechat.tls import server_context
+from securechat.server.runner import configure_logging, run_server
 
-log = logging.getLogger("securechat.server")
 _DEFAULTS = Limits()
 _LIMITS = "Limits"
 _WEB = "Web client and certificate"
@@ -79,11 +63,7 @@ def serve(
     """
     if (cert is None) != (key is None):
         raise ConfigError("--cert and --key go together")
-    logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(levelname)-7s %(name)s: %(message)s"
-    )
-    logging.getLogger("alembic").setLevel(logging.WARNING)  # one line per migration is noise
-    logging.getLogger("websockets").setLevel(logging.WARNING)  # a line per HTTP request too
+    configure_logging(log_level)
     limits = dataclasses.replace(
         _DEFAULTS,
         max_connections=max_connections,
@@ -108,54 +88,3 @@ def serve(
         key_file=key,
     )
     run_server(config)
-
-
-def run_server(config: ServerConfig) -> None:
-    """Check the set-up, start, wait for SIGINT or SIGTERM, shut down cleanly.
-
-    SIGHUP asks the server to load its certificate files now.
-    """
-    if config.cert_file is not None and config.key_file is not None:
-        files = check_server_pair(config.cert_file, config.key_file, config.certs_dir / CA_CERT)
-    else:
-        files = check_server_files(config.certs_dir)
-    check_key_modes(config.certs_dir, files.key_file)
-    info = server_cert_info(files.cert_file)
-    tls = server_context(files.cert_file, files.key_file)
-    lock = ServerLock(config.db_url)
-    lock.acquire()  # before opening: a second server must not even migrate a live database
-    database = open_database(config.db_url)
-    server = ChatServer(config, tls=tls, database=database)
-    stop = threading.Event()
-
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        log.info("received %s, shutting down", signal.Signals(signum).name)
-        stop.set()
-
-    def on_hangup(_signum: int, _frame: FrameType | None) -> None:
-        log.info("received SIGHUP, loading the certificate files in %s", config.certs_dir)
-        server.reload_certificates()  # an Event: safe here, nothing in this thread waits on it
-
-    handlers = {signal.SIGINT: on_signal, signal.SIGTERM: on_signal, signal.SIGHUP: on_hangup}
-    previous = {sig: signal.signal(sig, handler) for sig, handler in handlers.items()}
-    try:
-        server.start()
-        host, port = server.address
-        log.info("securechat %s listening on %s port %d", __version__, host, port)
-        if server.web_address is not None:
-            web_port = server.web_address[1]
-            log.info("web client on port %d: https://%s:%d/", web_port, info.sans[0], web_port)
-        log.info("database %s", safe_url(config.db_url))
-        expiry = f"{info.not_after:%Y-%m-%d %H:%M} UTC"
-        log.info("certificate for %s, valid until %s", ", ".join(info.sans), expiry)
-        log.info("password checks in %s", server.password_checks)
-        if not Accounts(database, hash_params=config.hash_params).list():
-            log.warning("no users yet: add one with `securechat adduser NAME`")
-        while not stop.wait(1.0):
-            pass
-    finally:
-        server.shutdown()
-        database.dispose()
-        lock.release()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)

@@ -33,14 +33,13 @@ import sys
 import threading
 import time
 
-from sqlalchemy import Connection
-
 from securechat.config import Limits
 from securechat.errors import ErrorCode, ServerError, StoreError
 from securechat.protocol.frames import encode_frame
 from securechat.protocol.messages import Ack, Error, Message, encode
 from securechat.server.hub import Hub, Member
 from securechat.store.chat import ChatStore, NewMessage, SaveResult, StoredMessage
+from securechat.store.database import CommitConnection
 
 log = logging.getLogger("securechat.server")
 
@@ -176,14 +175,14 @@ class Committer:
     # only through snapshots.
     def _run(self) -> None:
         with contextlib.ExitStack() as stack:
-            connection: Connection | None = None
+            connection: CommitConnection | None = None
             try:
                 connection = stack.enter_context(self._store.connect())
             except StoreError as exc:  # each commit then takes a connection from the pool
                 log.warning("the group commit has no connection of its own: %s", exc.message)
             self._commit_loop(connection)
 
-    def _commit_loop(self, connection: Connection | None) -> None:
+    def _commit_loop(self, connection: CommitConnection | None) -> None:
         running = True
         logins: dict[int, dt.datetime] = {}
         logins_due = 0.0  # monotonic time by which the pending login times are written
@@ -232,7 +231,7 @@ class Committer:
         self,
         batch: list[PendingSend],
         logins: dict[int, dt.datetime],
-        connection: Connection | None,
+        connection: CommitConnection | None,
     ) -> None:
         written = _Written(batch)
         try:

@@ -1,7 +1,7 @@
 """Persistence: SQLAlchemy models, the engine and session factory, and schema migrations.
 
-ORM rows and sessions stay inside ``store`` and the modules that call it directly
-(``accounts``); everything above works with frozen values.
+SQLAlchemy, ORM rows and sessions stay inside ``store``: its modules hand everything above
+frozen values (``chat`` for rooms and messages, ``users`` for users and resume tokens).
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeAlias
 
 from sqlalchemy import create_engine, event, exc, make_url
 from sqlalchemy.engine import Connection, Engine
@@ -28,6 +28,10 @@ from securechat.store.lock import sqlite_file
 from securechat.store.migrate import upgrade_to_head
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
+
+#: A connection one thread keeps for many transactions (:meth:`Database.connect`, the group
+#: commit's), named so that the layers above hold one without naming SQLAlchemy.
+CommitConnection: TypeAlias = Connection
 
 _SQLITE_PRAGMAS = (
     "PRAGMA journal_mode=WAL",

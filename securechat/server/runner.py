@@ -1,0 +1,91 @@
+"""The server process's composition root: check the set-up, wire the parts, run until a signal.
+
+``securechat serve`` and the bench's throwaway server (``securechat.bench.throwaway``) both
+build a :class:`ServerConfig` and call :func:`run_server`, so the two run the same start-up:
+certificate checks, the TLS context, the one-server lock, the database (migrated), the
+:class:`ChatServer`, signal handling and the start-up log lines.
+
+SIGINT and SIGTERM stop the server cleanly; SIGHUP makes it load its certificate files now
+(``systemctl reload securechat``).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from types import FrameType
+
+from securechat import __version__
+from securechat.accounts import Accounts
+from securechat.certs import check_key_modes, server_cert_info
+from securechat.config import ServerConfig
+from securechat.server.renewal import ServerFiles
+from securechat.server.server import ChatServer
+from securechat.store.database import open_database, safe_url
+from securechat.store.lock import ServerLock
+from securechat.tls import server_context
+
+log = logging.getLogger("securechat.server")
+
+LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+
+
+def configure_logging(level: str) -> None:
+    """Log to stderr from ``level`` up (``"debug"``, ``"info"``, ...), one line per record."""
+    logging.basicConfig(level=level.upper(), format=LOG_FORMAT)
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # one line per migration is noise
+    logging.getLogger("websockets").setLevel(logging.WARNING)  # a line per HTTP request too
+
+
+def run_server(config: ServerConfig) -> None:
+    """Check the set-up, start, wait for SIGINT or SIGTERM, shut down cleanly.
+
+    SIGHUP asks the server to load its certificate files now. Call from the main thread
+    (signal handlers can be set nowhere else).
+
+    Raises:
+        SecureChatError: the certificates, the database or the address are not usable, or
+            another server holds the database.
+    """
+    files = ServerFiles(config.certs_dir, config.cert_file, config.key_file).check()
+    check_key_modes(config.certs_dir, files.key_file)
+    info = server_cert_info(files.cert_file)
+    tls = server_context(files.cert_file, files.key_file)
+    lock = ServerLock(config.db_url)
+    lock.acquire()  # before opening: a second server must not even migrate a live database
+    database = open_database(config.db_url)
+    server = ChatServer(config, tls=tls, database=database)
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("received %s, shutting down", signal.Signals(signum).name)
+        stop.set()
+
+    def on_hangup(_signum: int, _frame: FrameType | None) -> None:
+        log.info("received SIGHUP, loading the certificate files in %s", config.certs_dir)
+        server.reload_certificates()  # an Event: safe here, nothing in this thread waits on it
+
+    handlers = {signal.SIGINT: on_signal, signal.SIGTERM: on_signal, signal.SIGHUP: on_hangup}
+    previous = {sig: signal.signal(sig, handler) for sig, handler in handlers.items()}
+    try:
+        server.start()
+        host, port = server.address
+        log.info("securechat %s listening on %s port %d", __version__, host, port)
+        if server.web_address is not None:
+            web_port = server.web_address[1]
+            log.info("web client on port %d: https://%s:%d/", web_port, info.sans[0], web_port)
+        log.info("database %s", safe_url(config.db_url))
+        expiry = f"{info.not_after:%Y-%m-%d %H:%M} UTC"
+        log.info("certificate for %s, valid until %s", ", ".join(info.sans), expiry)
+        log.info("password checks in %s", server.password_checks)
+        if not Accounts(database, hash_params=config.hash_params).list():
+            log.warning("no users yet: add one with `securechat adduser NAME`")
+        while not stop.wait(1.0):
+            pass
+    finally:
+        server.shutdown()
+        database.dispose()
+        lock.release()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
