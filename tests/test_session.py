@@ -23,14 +23,21 @@ from securechat.protocol.frames import encode_frame
 from securechat.protocol.messages import (
     Auth,
     Bye,
+    Create,
+    Delete,
+    Edit,
     GetCA,
+    GetUnread,
     History,
     Join,
     Leave,
     ListRooms,
+    MarkRead,
+    Moderate,
     Ping,
     Pong,
     Request,
+    Search,
     Send,
     Sync,
     Who,
@@ -244,7 +251,9 @@ def test_allowed_table_matches_documented_behaviour() -> None:
     }
     assert documented == ALLOWED
     every_request = set(typing.get_args(Request))
-    assert ALLOWED[State.AUTHENTICATED] == every_request - {Auth, GetCA}
+    # The team requests of #16 are in the catalogue; the server allows each once it serves it.
+    not_yet_served = {Create, Moderate, Edit, Delete, MarkRead, GetUnread, Search}
+    assert ALLOWED[State.AUTHENTICATED] == every_request - {Auth, GetCA} - not_yet_served
 
 
 # --- property --------------------------------------------------------------------------
