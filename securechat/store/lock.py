@@ -12,7 +12,6 @@ writers apart, so for non-SQLite URLs the lock does nothing.
 
 from __future__ import annotations
 
-import fcntl
 import os
 from pathlib import Path
 from types import TracebackType
@@ -58,7 +57,7 @@ class ServerLock:
             return
         fd = self._open()
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            _lock_now(fd)
         except BlockingIOError as error:
             os.close(fd)
             raise StoreError(
@@ -68,6 +67,9 @@ class ServerLock:
         except OSError as error:
             os.close(fd)
             raise StoreError(f"cannot lock {self.path}: {error.strerror or error}") from error
+        except StoreError:
+            os.close(fd)
+            raise
         self._fd = fd
 
     def release(self) -> None:
@@ -86,7 +88,7 @@ class ServerLock:
             return False
         fd = self._open()
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            _lock_now(fd)
         except BlockingIOError:
             return True
         except OSError as error:
@@ -117,3 +119,19 @@ class ServerLock:
         traceback: TracebackType | None,
     ) -> None:
         self.release()
+
+
+def _lock_now(fd: int) -> None:
+    """Take an exclusive ``flock`` on ``fd`` without waiting.
+
+    Raises:
+        BlockingIOError: another descriptor holds it.
+        StoreError: this system has no ``flock`` (the server runs on Linux or macOS).
+    """
+    try:
+        import fcntl  # POSIX only: the client side of securechat runs on Windows too
+    except ImportError as error:
+        raise StoreError(
+            "the server's database lock needs Linux or macOS; run `securechat serve` there"
+        ) from error
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
