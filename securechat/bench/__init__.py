@@ -1,9 +1,9 @@
 """``securechat bench``: a load generator for sizing a securechat server.
 
-``workloads`` orchestrates one workload; ``driver`` is the worker process that multiplexes
-many non-blocking TLS connections; ``harness`` starts a throwaway server as a subprocess
-and reads its CPU and memory from /proc; ``report`` prints the progress bar, the summary
-table and the JSON; ``plot`` draws the scaling chart (needs the optional ``bench`` extra).
+``workloads`` orchestrates one workload; ``worker`` is the worker process that multiplexes
+many non-blocking TLS connections, ``commands`` what the two pass over their pipe;
+``harness`` starts a throwaway server as a subprocess and reads its CPU and memory from
+/proc; ``report`` prints the progress bar, the summary table and the JSON; ``plot`` draws the scaling chart (needs the optional ``bench`` extra).
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from securechat.bench.driver import (
+from securechat.bench.commands import (
     Endpoint,
     FanoutPlan,
     FanoutResult,
@@ -25,7 +25,6 @@ from securechat.bench.driver import (
     OpenResult,
     Role,
     SessionSpec,
-    body_overhead,
 )
 from securechat.bench.harness import (
     BenchError,
@@ -39,6 +38,7 @@ from securechat.bench.probe import ProbeClient
 from securechat.bench.report import Check, PhaseProgress, Report
 from securechat.bench.stats import summarize_ns, summarize_values
 from securechat.bench.target import Target
+from securechat.bench.worker.wire import body_overhead
 from securechat.errors import ConfigError, ConnectionLost
 
 WORKLOADS = ("fanout-rate", "fanout-max", "connect", "idle", "scaling")
