@@ -6,21 +6,20 @@ the server's host name against the certificate's SANs. Keys are ECDSA P-256. Eve
 written to a temporary file in the same folder and renamed into place, so a crash leaves the
 old file or the whole new one; all new files are written before the first rename, so a
 certificate and its key change within microseconds of each other; key files are created
-0600, never readable by others even for a moment. The shape follows trustme: ``CertificateAuthority.create()`` then
-``ca.issue_server_cert(hosts)``. cryptography and OS errors become :class:`CertificateError`.
+0600, never readable by others even for a moment. The shape follows trustme:
+``CertificateAuthority.create()`` then ``ca.issue_server_cert(hosts)``. The same module
+reads and checks those files for ``serve``, the renewer and ``doctor``; the default SANs
+(this machine's names and addresses) come from :mod:`securechat.hostnames`. cryptography
+and OS errors become :class:`CertificateError`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import errno
 import ipaddress
-import re
-import socket
 import stat
-import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Self
 
@@ -33,6 +32,7 @@ from cryptography.x509.verification import PolicyBuilder, Store, VerificationErr
 
 from securechat.errors import CertificateError, ConfigError
 from securechat.files import write_files_atomic
+from securechat.hostnames import default_hosts, is_dns_name
 
 CA_CERT, CA_KEY = "ca.pem", "ca.key"
 CA_DER = "ca.crt"  # the CA certificate again, DER: double-click imports it on Windows and macOS
@@ -41,11 +41,6 @@ CA_DAYS = 3650
 SERVER_DAYS = 90
 #: Certificates start slightly in the past so a client whose clock lags still accepts them.
 _BACKDATE = dt.timedelta(minutes=5)
-_DNS_LABEL = r"[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?"
-_DNS_NAME = re.compile(rf"{_DNS_LABEL}(\.{_DNS_LABEL})*")
-_LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"}
-
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -178,7 +173,7 @@ def init_certs(
 ) -> CertReport:
     """Create a CA and a server certificate in ``directory``; with ``renew``, only the latter.
 
-    ``hosts=None`` means :func:`default_hosts`. Raises:
+    ``hosts=None`` means :func:`securechat.hostnames.default_hosts`. Raises:
         CertificateError: files exist without ``force``, ``renew`` finds no usable CA, or a
             file cannot be written.
         ConfigError: bad ``hosts`` or ``days``, or ``force`` together with ``renew``.
@@ -337,65 +332,12 @@ def read_certificate(path: Path) -> x509.Certificate:
         raise CertificateError(f"{path} is not a PEM certificate") from exc
 
 
-def default_hosts() -> list[str]:
-    """Names and addresses LAN clients may use to reach this machine.
-
-    Everything comes from this machine alone: its host name and the addresses of its
-    interfaces. Nothing is sent, not even a DNS query (so no ``getfqdn``): give other names,
-    such as ``chat.office.lan``, with ``--host``.
-    """
-    hostname = socket.gethostname().lower()
-    names = [hostname] if hostname not in _LOOPBACK_NAMES and _DNS_NAME.fullmatch(hostname) else []
-    addresses = [
-        str(a)
-        for a in _local_addresses()
-        if not (a.is_loopback or a.is_link_local or a.is_unspecified or a.is_multicast)
-    ]
-    return list(dict.fromkeys(["localhost", "127.0.0.1", "::1", *names, *addresses]))
-
-
-def _local_addresses() -> Iterable[IPAddress]:
-    """Interface addresses as the kernel reports them; only ioctls and /proc, nothing is sent."""
-    if sys.platform != "linux":
-        try:
-            infos = socket.getaddrinfo(socket.gethostname(), None, proto=socket.IPPROTO_TCP)
-        except socket.gaierror:
-            return []  # unresolvable host name: the printed SAN list shows what is covered
-        return [ipaddress.ip_address(info[4][0]) for info in infos]
-    import fcntl
-    import struct
-
-    siocgifaddr = 0x8915
-    found: list[IPAddress] = []
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        for _, ifname in socket.if_nameindex():
-            request = struct.pack("256s", ifname.encode()[:15])
-            try:
-                reply = fcntl.ioctl(probe.fileno(), siocgifaddr, request)
-            except OSError as exc:
-                if exc.errno in (errno.EADDRNOTAVAIL, errno.ENODEV):
-                    continue  # no IPv4 address, or the interface went away meanwhile
-                raise CertificateError(
-                    f"cannot read the address of {ifname} ({exc.strerror}); name hosts with --host"
-                ) from exc
-            found.append(ipaddress.IPv4Address(reply[20:24]))
-    try:
-        lines = Path("/proc/net/if_inet6").read_text().splitlines()
-    except FileNotFoundError:
-        lines = []  # IPv6 is disabled on this machine
-    for line in lines:
-        fields = line.split()
-        if len(fields) >= 4 and fields[3] == "00":  # global scope only
-            found.append(ipaddress.IPv6Address(bytes.fromhex(fields[0])))
-    return found
-
-
 def _general_name(host: str) -> x509.GeneralName:
     try:
         address = ipaddress.ip_address(host.strip())
     except ValueError as exc:
         name = host.strip().rstrip(".").lower()
-        if len(name) > 253 or not _DNS_NAME.fullmatch(name):
+        if not is_dns_name(name):
             raise ConfigError(f"{host!r} is neither a host name nor an IP address") from exc
         return x509.DNSName(name)
     if isinstance(address, ipaddress.IPv6Address) and address.scope_id:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import selectors
 import signal
 import socket
 import subprocess
@@ -15,10 +16,34 @@ from typing import Any
 import pytest
 
 from securechat.bench import BenchParams, require_loopback, run_workload
-from securechat.bench.driver import Endpoint
+from securechat.bench.commands import Endpoint, FanoutPlan, Role
 from securechat.bench.pool import WorkerPool
 from securechat.bench.stats import Samples, percentile, summarize_ns
+from securechat.bench.worker.connection import Connection, State
+from securechat.bench.worker.fanout import Fanout
+from securechat.bench.worker.wire import (
+    BYE_FRAME,
+    MAX_FRAME,
+    PONG_FRAME,
+    SendFrames,
+    login_frames,
+)
 from securechat.errors import ConfigError
+from securechat.protocol.frames import FrameDecoder, encode_frame
+from securechat.protocol.messages import (
+    Ack,
+    Auth,
+    Bye,
+    Join,
+    Message,
+    Ping,
+    Pong,
+    Presence,
+    Send,
+    decode_event,
+    decode_request,
+    encode,
+)
 from tests.conftest import TIMEOUT, CliRunner
 
 pytestmark = pytest.mark.slow
@@ -146,6 +171,63 @@ def test_percentile_is_nearest_rank() -> None:
     assert percentile([5], 0.99) == 5
     assert percentile(list(range(1, 101)), 0.99) == 99
     assert percentile(list(range(1, 101)), 0.50) == 50
+
+
+def _payloads(data: bytes) -> list[bytes]:
+    decoder = FrameDecoder(MAX_FRAME)
+    decoder.feed(data)
+    return list(iter(decoder.next_frame, None))
+
+
+def test_generator_sends_are_the_codecs_encoding_of_a_send() -> None:
+    frame = SendFrames("bench-fanout-max-abc123", "-1a2b3c4d-", 100).frame(123_456_789, 42)
+    [payload] = _payloads(frame)
+    body = f"{123_456_789:020d}-1a2b3c4d-".ljust(100, "x")
+    send = Send(body=body, room="bench-fanout-max-abc123", ref="-1a2b3c4d-42")
+    assert decode_request(payload) == send
+    assert frame == encode_frame(encode(send))
+
+
+def test_generator_logins_pongs_and_byes_are_valid_requests() -> None:
+    frames = login_frames("bench0", password="pw", room="bench-idle-abc123")
+    assert [decode_request(p) for p in _payloads(frames)] == [
+        Auth(user="bench0", password="pw"),
+        Join(room="bench-idle-abc123", ref="join"),
+    ]
+    assert [decode_request(p) for p in _payloads(login_frames("bench1", token="t0k"))] == [
+        Auth(user="bench1", token="t0k")
+    ]
+    assert [decode_request(p) for p in _payloads(PONG_FRAME + BYE_FRAME)] == [Pong(), Bye()]
+
+
+def test_generator_counts_the_servers_messages_and_acks_by_their_prefix() -> None:
+    """The receivers' bytes parsing agrees with the codec that writes the events."""
+    tag = "-1a2b3c4d-"
+    plan = FanoutPlan(tag=tag, body_bytes=64, senders=1, messages=1, start_ns=0, rate=1.0,
+                      window=1, grace_s=1.0, max_samples=10)  # fmt: skip
+    replies: list[tuple[str, Any]] = []
+    fanout = Fanout(plan, "room", replies.append)
+    endpoint = Endpoint("127.0.0.1", 1, "unused")
+    with selectors.DefaultSelector() as selector:
+        conn = Connection(selector, endpoint, user="bench0", role=Role.SENDER, sender=0, login=b"")
+        try:
+            conn.state = State.READY
+            conn.pending_ns[7] = 1_000
+            events = [
+                Message(id=1, sender="bench1", body=f"{400:020d}{tag}xx", ts="t", room="room"),
+                Message(id=2, sender="bench1", body=f"{400:020d}-other-run-", ts="t", room="room"),
+                Ack(id=3, ts="t", ref=f"{tag}7"),
+                Presence(user="bench2", online=True),
+                Ping(),
+            ]
+            conn.decoder.feed(b"".join(encode_frame(encode(e)) for e in events))
+            fanout.receive(conn, now=1_500)
+        finally:
+            conn.close(None)
+    assert (conn.deliveries, fanout.delivered, list(fanout.delivery.values)) == (1, 1, [1_100])
+    assert (conn.acked, fanout.acked, list(fanout.ack.values)) == (1, 1, [500])
+    assert conn.pending_ns == {}
+    assert [decode_event(p) for p in _payloads(b"".join(conn.queue))] == [Pong()]
 
 
 @pytest.mark.parametrize(("batch", "policy"), [(True, "SCHED_BATCH"), (False, "SCHED_OTHER")])

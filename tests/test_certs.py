@@ -108,16 +108,6 @@ def test_fingerprint_is_colon_separated_uppercase_sha256(ca: certs.CertificateAu
     assert ca.fingerprint() == certs.fingerprint(ca.cert)
 
 
-def test_default_hosts_cover_loopback_and_skip_link_local() -> None:
-    hosts = certs.default_hosts()
-    assert hosts[:3] == ["localhost", "127.0.0.1", "::1"]
-    assert len(hosts) == len(set(hosts))
-    for host in hosts:
-        assert not host.startswith("fe80:")
-        assert host == "127.0.0.1" or not host.startswith("127.")
-    certs.CertificateAuthority.create().issue_server_cert(hosts)  # every entry is a valid SAN
-
-
 def test_init_certs_writes_its_files_with_private_keys_0600(tmp_path: Path) -> None:
     directory = tmp_path / "certs"
     report = certs.init_certs(directory, hosts=["localhost"])

@@ -1,14 +1,18 @@
 """``securechat bench``: a load generator for sizing a securechat server.
 
-``workloads`` orchestrates one workload; ``driver`` is the worker process that multiplexes
-many non-blocking TLS connections; ``harness`` starts a throwaway server as a subprocess
-and reads its CPU and memory from /proc; ``report`` prints the progress bar, the summary
+In the parent process, ``workloads`` starts a run against a given server or a throwaway
+one (``harness`` starts it as a subprocess and reads its CPU and memory from /proc); the
+workloads themselves are ``chat`` (fanout-rate, fanout-max, scaling), ``connect`` and
+``idle``, standing on the shared steps in ``run``. ``pool`` starts the ``worker``
+processes, each multiplexing many non-blocking TLS connections, and ``commands`` holds
+what the two sides pass over their pipes. ``report`` prints the progress bar, the summary
 table and the JSON; ``plot`` draws the scaling chart (needs the optional ``bench`` extra).
 """
 
 from __future__ import annotations
 
+from securechat.bench.run import BenchParams
 from securechat.bench.target import Target, require_loopback
-from securechat.bench.workloads import WORKLOADS, BenchParams, run_workload
+from securechat.bench.workloads import WORKLOADS, run_workload
 
 __all__ = ["WORKLOADS", "BenchParams", "Target", "require_loopback", "run_workload"]

@@ -16,8 +16,9 @@ from multiprocessing.process import BaseProcess
 from types import TracebackType
 from typing import Any, Self
 
-from securechat.bench.driver import Endpoint, worker_main
+from securechat.bench.commands import Endpoint
 from securechat.bench.harness import BenchError, BenchTimeout, cpu_seconds, memory_mib
+from securechat.bench.worker import worker_main
 
 ProgressCallback = Callable[[dict[str, int]], None]
 CLOSE_TIMEOUT = 15.0

@@ -20,8 +20,9 @@ from typing import Annotated
 import typer
 
 from securechat.bench.report import print_json, print_table
+from securechat.bench.run import BenchParams
 from securechat.bench.target import Target, require_loopback
-from securechat.bench.workloads import BenchParams, run_workload
+from securechat.bench.workloads import run_workload
 from securechat.cli.app import app
 from securechat.config import DEFAULT_PORT
 from securechat.errors import ConfigError

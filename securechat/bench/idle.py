@@ -1,0 +1,113 @@
+"""The idle workload: how many idle sessions one server holds, level by level.
+
+At each level the sessions not yet open are logged in (they join no room), then a fresh
+probe session must log in and get quick ``pong`` replies, and the server's memory is read.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from securechat.bench.commands import OpenResult, Role, SessionSpec
+from securechat.bench.harness import BenchTimeout, memory_mib
+from securechat.bench.pool import WorkerPool
+from securechat.bench.probe import ProbeClient
+from securechat.bench.report import Check, Report
+from securechat.bench.run import Run, open_sessions
+from securechat.bench.stats import summarize_values
+from securechat.errors import ConnectionLost
+
+
+def idle_workload(run: Run, server: dict[str, Any]) -> Report:
+    """Hold ever more idle sessions, checking at each level that the server still answers."""
+    p = run.params
+    levels = sorted(p.levels)
+    report = Report("idle", server, {"levels": levels, "processes": p.processes})
+    t = run.target
+    fresh_user = t.user(max(levels))
+    rows: list[list[str]] = []
+    reached = 0
+    report.results["levels"] = []
+    with run.pool("idle") as pool:
+        held = 0
+        for level in levels:
+            specs = [SessionSpec(t.user(i), t.password, Role.IDLE) for i in range(held, level)]
+            started = time.monotonic()
+            try:
+                # Logins slow down as sessions grow (presence goes to everyone online).
+                opened = open_sessions(run, pool, specs, f"opening sessions up to {level}", 0.6)
+            except BenchTimeout as exc:
+                report.failures.append(f"{level} sessions: {exc.message}")
+                break
+            open_s = time.monotonic() - started
+            held = level
+            time.sleep(1.0)  # let presence broadcasts and the like settle
+            entry = _idle_level(run, pool, fresh_user, level, opened, open_s)
+            report.results["levels"].append(entry)
+            rows.append([str(level), f"{open_s:.1f}", f"{entry['ping_max_ms']}", entry["fresh_login"],
+                         f"{entry.get('server_rss_mib')}", f"{entry.get('server_hwm_mib')}",
+                         f"{entry.get('server_threads')}", "yes" if entry["ok"] else "no"])  # fmt: skip
+            if not entry["ok"]:
+                report.failures += entry["problems"]
+                break
+            reached = level
+    report.results["level_reached"] = reached
+    report.tables.append(("idle sessions", ["sessions", "open s", "ping max ms", "fresh login",
+                          "RSS MiB", "peak MiB", "threads", "ok"], rows))  # fmt: skip
+    report.rows.append(("level reached", str(reached)))
+    hwm = {e["sessions"]: e.get("server_hwm_mib") for e in report.results["levels"]}
+    for sessions, goal in (
+        (2000, "2,000 sessions, RSS < 300 MB"),
+        (5000, "5,000 sessions, RSS < 300 MB (stretch)"),
+    ):
+        peak = hwm.get(sessions)
+        met = (
+            None
+            if sessions not in hwm
+            else reached >= sessions and (peak is None or peak * 1.048576 < 300)
+        )
+        report.checks.append(
+            Check(f"idle {sessions}", goal, f"reached {reached}, peak {peak} MiB", met)
+        )
+    return report
+
+
+def _idle_level(
+    run: Run, pool: WorkerPool, fresh_user: str, level: int,
+    opened: OpenResult, open_s: float,
+) -> dict[str, Any]:  # fmt: skip
+    problems = list(opened.failures[:10])
+    if len(opened.failures) > 10:
+        problems.append(f"... {len(opened.failures)} sessions failed to open in all")
+    # A fresh session each level: a long-lived probe would need to answer heartbeats.
+    pings: list[float] = []
+    fresh = "failed"
+    t = run.target
+    try:
+        with ProbeClient(t.host, t.port, t.ca_file) as probe:
+            fresh = f"{probe.login(fresh_user, t.password) * 1000:.1f} ms"
+            pings = [probe.ping() for _ in range(10)]
+    except ConnectionLost as exc:
+        problems.append(f"probe: {exc.message}")
+    ping_max = max(pings, default=float("inf"))
+    if pings and ping_max >= 1.0:
+        problems.append(f"probe ping took {ping_max:.3f} s (limit 1 s)")
+    pool.send_all("status")
+    live = sum(c["sessions"] for c in pool.collect("status", timeout=30))
+    if live < level:
+        problems.append(f"only {live} of {level} sessions are still open")
+    entry: dict[str, Any] = {
+        "sessions": level,
+        "open_s": round(open_s, 2),
+        "connect_to_welcome": summarize_values(opened.connect_ns),
+        "ping_max_ms": round(ping_max * 1000, 2) if pings else None,
+        "fresh_login": fresh,
+        "ok": not problems,
+        "problems": problems,
+    }
+    if run.server_pid:
+        mem = memory_mib(run.server_pid)
+        entry.update(server_rss_mib=mem.get("VmRSS"), server_hwm_mib=mem.get("VmHWM"),
+                     server_threads=mem.get("Threads"))  # fmt: skip
+    return entry
