@@ -17,7 +17,6 @@ import json
 import multiprocessing
 import os
 import re
-import resource
 import shutil
 import signal
 import subprocess
@@ -53,6 +52,8 @@ class BenchTimeout(BenchError):
 
 def raise_fd_limit() -> int:
     """Lift the soft open-files limit to the hard one (inherited by workers and the server)."""
+    import resource  # POSIX only, like the bench; the CLI that lists it runs on Windows too
+
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))

@@ -15,14 +15,16 @@ from securechat.cli.app import app
 from securechat.client.escaping import escape
 from securechat.errors import SecureChatError
 
-__all__ = ["app", "main"]
+__all__ = ["COMMAND_MODULES", "app", "main"]
+
+#: The modules under securechat.cli that register commands on ``app`` when imported.
+COMMAND_MODULES = ("certs", "users", "db", "server", "client", "admin", "bench")
 
 
 def _register_commands() -> None:
-    # Command modules register themselves on ``app`` when imported.
     import importlib
 
-    for name in ("certs", "users", "db", "server", "client", "admin", "bench"):
+    for name in COMMAND_MODULES:
         importlib.import_module(f"securechat.cli.{name}")
 
 

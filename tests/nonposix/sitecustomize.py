@@ -17,8 +17,10 @@ import sys
 from collections.abc import Sequence
 from types import ModuleType
 
-for _name in ("poll", "epoll", "devpoll", "kqueue"):
-    if hasattr(select, _name):
+for _name in list(vars(select)):
+    if _name in ("poll", "epoll", "devpoll", "kqueue", "kevent") or _name.startswith(
+        ("POLL", "EPOLL", "KQ_")
+    ):
         delattr(select, _name)
 for _name in ("eventfd", "EFD_NONBLOCK", "EFD_CLOEXEC", "EFD_SEMAPHORE"):
     if hasattr(os, _name):

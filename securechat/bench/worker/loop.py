@@ -24,7 +24,6 @@ frames are written and read is in :mod:`.wire`, one connection's life in
 from __future__ import annotations
 
 import os
-import resource
 import selectors
 import signal
 import ssl
@@ -184,6 +183,8 @@ class Worker:
             self._close(conn, None)
         self._running = False
         if report:
+            import resource  # POSIX only, like the bench (the CLI must load on Windows)
+
             usage = resource.getrusage(resource.RUSAGE_SELF)
             self._pipe.send(("closed", usage.ru_utime + usage.ru_stime))
 
