@@ -73,8 +73,10 @@ from securechat.transport import TlsStream, format_address
 
 log = logging.getLogger("securechat.server")
 
-POLLIN, POLLOUT = select.POLLIN, select.POLLOUT
-POLL_ERRORS = select.POLLERR | select.POLLHUP | select.POLLNVAL
+# The server's loop is poll(2), which Windows lacks; the constants are read where they
+# exist so that the CLI, which imports every command's module, still loads there.
+POLLIN, POLLOUT = getattr(select, "POLLIN", 0), getattr(select, "POLLOUT", 0)
+POLL_ERRORS = sum(getattr(select, name, 0) for name in ("POLLERR", "POLLHUP", "POLLNVAL"))
 HIGH_WATER = 1024 * 1024
 BACKLOG_CHECK_SECONDS = 0.25
 FINAL_FLUSH_SECONDS = 1.0
