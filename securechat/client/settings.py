@@ -1,4 +1,4 @@
-"""Remembered connection defaults, so that a plain ``securechat connect`` works next time.
+r"""Remembered connection defaults, so that a plain ``securechat connect`` works next time.
 
 One small JSON file, ``client.json`` in the user's config directory (``platformdirs``:
 ``~/.config/securechat`` on Linux, ``~/Library/Application Support/securechat`` on macOS,
