@@ -40,7 +40,8 @@ from securechat.errors import ErrorCode, ServerError, StoreError
 from securechat.protocol.frames import encode_frame
 from securechat.protocol.messages import Ack, Error, Message, encode
 from securechat.server.hub import Hub, Member
-from securechat.store.chat import ChatStore, NewMessage, SaveResult, StoredMessage
+from securechat.store.chat import ChatStore
+from securechat.store.messages import NewMessage, SaveResult, StoredMessage
 
 log = logging.getLogger("securechat.server")
 

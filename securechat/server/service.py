@@ -53,7 +53,8 @@ from securechat.server.committer import Committer, PendingSend, to_event
 from securechat.server.hashpool import HashPool
 from securechat.server.hub import Hub, Member
 from securechat.server.throttle import LoginThrottle
-from securechat.store.chat import ChatStore, NewMessage
+from securechat.store.chat import ChatStore
+from securechat.store.messages import NewMessage
 
 log = logging.getLogger("securechat.server")
 
