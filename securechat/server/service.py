@@ -49,7 +49,8 @@ from securechat.protocol.messages import (
     encode_object,
 )
 from securechat.protocol.names import normalize_name
-from securechat.server.committer import Committer, PendingSend, to_event
+from securechat.server.committer import Committer
+from securechat.server.delivery import PendingSend, to_event
 from securechat.server.hashpool import HashPool
 from securechat.server.hub import Hub, Member
 from securechat.server.throttle import LoginThrottle
@@ -172,7 +173,7 @@ class ChatService:
     # --- requests ------------------------------------------------------------------
 
     def handle(self, session: Session, request: Request) -> list[Event]:
-        """The replies to ``request``; a ``send`` is answered later by the committer.
+        """The replies to ``request``; a ``send`` is answered later by the delivery thread.
 
         Raises:
             RequestError: the request is refused (not_member, no_such_user, ...).
