@@ -1,8 +1,8 @@
-"""One client connection, served by one thread that owns its TLS socket.
+"""One client connection: its thread, its TLS socket, and who may write to that socket.
 
 Theory of operation: the acceptor hands over a plain TCP socket. The connection's thread
 runs the TLS handshake under a deadline, sends ``hello``, then loops in ``poll()`` on two
-descriptors: the socket and its outbox's waker. Each turn it
+descriptors: the socket and its outbox's waker. Each time round it
 
 1. moves frames that other threads queued in the outbox (fan-out, acks) into the
    stream's write queue and writes as much as the socket takes, coalesced;
@@ -13,17 +13,19 @@ descriptors: the socket and its outbox's waker. Each turn it
    a writer that has made no progress for ``stuck_writer_timeout``.
 
 Only this thread reads the socket, touches the session, or closes the outbox. Other
-threads reach it through :meth:`send` and :meth:`request_close`. While more than
-``HIGH_WATER`` bytes wait to be written, it stops reading requests, so a peer that sends
-but never reads cannot make the server buffer without bound.
+threads reach it through :meth:`ServerConnection.send` (the hub's ``Member.send``) and
+:meth:`ServerConnection.request_close`. While more than ``HIGH_WATER`` bytes wait to be
+written, it stops reading requests, so a peer that sends but never reads cannot make the
+server buffer without bound.
 
-The socket is used by one thread at a time, but not always the same one: the
-connection's thread holds ``_io_lock`` for its whole turn and lets go only while it
-waits in ``poll()``. A thread that fans out a message (the committer) may take the free
-lock and write the frame to the socket itself, instead of waking this thread to do it:
-one write instead of a wake-up, a thread switch and a write, for each recipient of each
-message. If the lock is busy, the outbox is not empty (order), the socket is backed up or
-the write is left unfinished, the frame goes through the outbox and the wake-up as before.
+One writer at a time, not always the same thread: the socket is used only by the thread
+holding the connection's :class:`Turn`, which the stream asserts. The connection's thread
+holds it all the time except while it waits in ``poll()``. ``send`` from another thread
+(the delivery thread fanning out a message) takes a free turn and writes the frame itself
+if nothing waits before it (an empty outbox, an idle stream): one write instead of a
+wake-up, a thread switch and a write, for each recipient of each message. Otherwise (the
+turn is busy, frames wait, the write is left unfinished) the frame goes through the
+outbox and the wake-up. ``send`` never waits for the turn.
 """
 
 from __future__ import annotations
@@ -70,7 +72,7 @@ from securechat.protocol.session import ServerSession, State
 from securechat.server.outbox import Outbox
 from securechat.server.ratelimit import TokenBucket
 from securechat.server.service import ChatService
-from securechat.transport import TlsStream, format_address
+from securechat.transport import TlsStream, Turn, format_address
 
 log = logging.getLogger("securechat.server")
 
@@ -130,7 +132,7 @@ class ServerConnection:
         self._token: str | None = None  # the resume token this session logged in with or got
         self._close_request: _Close | None = None  # set by other threads, read by ours
         self._stream: TlsStream | None = None
-        self._io_lock = threading.Lock()  # held by whichever thread is using the socket
+        self._turn = Turn()  # held by whichever thread is using the socket
         self._open_stream: TlsStream | None = None  # set while other threads may write to it
         self.thread = threading.Thread(target=self.run, name=f"conn {self.peer}")
 
@@ -150,27 +152,22 @@ class ServerConnection:
         return self._account is not None
 
     def send(self, frame: bytes) -> None:
-        """Write ``frame`` now if the socket is free and idle, else queue it in the outbox."""
-        if self._io_lock.acquire(blocking=False):
+        """Write ``frame`` now if the turn is free and nothing waits, else queue it."""
+        turn = self._turn
+        if turn.try_take():
             try:
-                if self._write_now(frame):
+                stream = self._open_stream
+                if stream is not None and not stream.unsent and self._outbox.is_empty:
+                    try:
+                        if stream.write(frame):  # which asserts that this thread has the turn
+                            return
+                    except ConnectionLost:
+                        pass  # the connection's thread meets the same error next and closes
+                    self._outbox.interrupt()  # the rest waits for the connection's poll()
                     return
             finally:
-                self._io_lock.release()
+                turn.give_back()
         self._outbox.put(frame)
-
-    def _write_now(self, frame: bytes) -> bool:
-        """With ``_io_lock`` held: write ``frame`` directly; False if it must be queued."""
-        stream = self._open_stream
-        if stream is None or stream.unsent or not self._outbox.is_empty:
-            return False
-        try:
-            if stream.write(frame):
-                return True
-        except ConnectionLost:
-            pass  # the owner's next write or read meets the same error and closes
-        self._outbox.interrupt()  # the rest waits for the owner's poll(POLLOUT)
-        return True
 
     def request_close(self, reason: str, final: Event | None = None) -> None:
         """Ask the connection's thread to send ``final`` (if any) and close."""
@@ -180,14 +177,15 @@ class ServerConnection:
     # --- the connection's own thread -----------------------------------------------
 
     def run(self) -> None:
-        with self._io_lock:  # released only while the loop waits in poll()
+        with self._turn:  # given back only while the loop waits in poll()
             self._run()
 
     def _run(self) -> None:
         reason = "closed"
         try:
             stream = TlsStream(
-                self._tls.wrap_socket(self._sock, server_side=True, do_handshake_on_connect=False)
+                self._tls.wrap_socket(self._sock, server_side=True, do_handshake_on_connect=False),
+                self._turn,
             )
             self._stream = stream
             stream.handshake(self._handshake_deadline, interrupt=self._outbox.waker)
@@ -268,11 +266,11 @@ class ServerConnection:
             timeout = 0.0 if ready_now else self._next_timer(now, last_heard)
             if backlogged:
                 timeout = min(timeout, BACKLOG_CHECK_SECONDS)  # still see close requests
-            self._io_lock.release()
+            self._turn.give_back()
             try:
                 ready = poller.poll(timeout * 1000)
             finally:
-                self._io_lock.acquire()
+                self._turn.take()
             now = time.monotonic()
             readable = False
             woken = woken and backlogged  # a wake-up not yet acted on stays pending
