@@ -6,9 +6,8 @@ descriptors: the socket and its outbox's waker. Each time round it
 
 1. moves frames that other threads queued in the outbox (fan-out, acks) into the
    stream's write queue and writes as much as the socket takes, coalesced;
-2. reads what arrived, feeds the sans-I/O :class:`ServerSession`, charges each frame to
-   the token bucket before it is decoded, and answers each request directly (its own
-   replies bypass the outbox bound);
+2. reads what arrived and hands each complete frame to its :class:`RequestHandler`
+   (``requests.py``), whose replies it queues directly (they bypass the outbox bound);
 3. checks its clocks: login deadline (counted from accept), heartbeat, idle timeout and
    a writer that has made no progress for ``stuck_writer_timeout``.
 
@@ -31,6 +30,7 @@ outbox and the wake-up. ``send`` never waits for the turn.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import select
 import socket
@@ -42,35 +42,11 @@ from collections.abc import Callable
 from securechat import __version__
 from securechat.accounts import Account
 from securechat.config import Limits
-from securechat.errors import (
-    AuthenticationError,
-    ConnectionLost,
-    ErrorCode,
-    ProtocolError,
-    RateLimited,
-    RequestError,
-    SecureChatError,
-    TooManySessions,
-)
+from securechat.errors import ConnectionLost, ErrorCode
 from securechat.protocol.frames import encode_frame
-from securechat.protocol.messages import (
-    PROTOCOL_VERSION,
-    Auth,
-    Bye,
-    CACertificate,
-    Error,
-    Event,
-    GetCA,
-    Hello,
-    Ping,
-    Pong,
-    Request,
-    encode,
-    request_ref,
-)
-from securechat.protocol.session import ServerSession, State
+from securechat.protocol.messages import PROTOCOL_VERSION, Bye, Error, Event, Hello, Ping, encode
 from securechat.server.outbox import Outbox
-from securechat.server.ratelimit import TokenBucket
+from securechat.server.requests import Closing, RequestHandler
 from securechat.server.service import ChatService
 from securechat.transport import TlsStream, Turn, format_address
 
@@ -81,15 +57,6 @@ POLL_ERRORS = select.POLLERR | select.POLLHUP | select.POLLNVAL
 HIGH_WATER = 1024 * 1024
 BACKLOG_CHECK_SECONDS = 0.25
 FINAL_FLUSH_SECONDS = 1.0
-
-
-class _Close(Exception):
-    """Internal: end the loop, sending ``final`` first if the peer can still be told."""
-
-    def __init__(self, reason: str, final: Event | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.final = final
 
 
 class ServerConnection:
@@ -110,27 +77,24 @@ class ServerConnection:
         self.peer = format_address(address)
         self._sock = sock
         self._tls = tls
-        self._service = service
         self._limits = limits
-        self._ca_pem = ca_pem
-        self._on_authenticated = on_authenticated
         self._on_closed = on_closed
         self._auth_deadline = accepted_at + limits.auth_timeout
         self._handshake_deadline = accepted_at + min(limits.handshake_timeout, limits.auth_timeout)
         self._outbox = Outbox(max_frames=limits.outbox_frames, max_bytes=limits.outbox_bytes)
-        self._session = ServerSession(max_frame=limits.max_frame)
-        # Every frame costs a token before it is decoded. A frame that finds none is
-        # refused with rate_limited, which costs a token of the second bucket; a peer that
-        # empties both (twice the rate, sustained) is closed: it never gets unlimited answers.
-        self._bucket = TokenBucket(
-            rate=limits.rate_per_second, burst=limits.rate_burst, now=accepted_at
+        self._requests = RequestHandler(
+            self,
+            peer=(self.peer_host, self.peer),
+            accepted_at=accepted_at,
+            auth_deadline=self._auth_deadline,
+            service=service,
+            limits=limits,
+            ca_pem=ca_pem,
+            on_authenticated=functools.partial(on_authenticated, self),
+            reply=self._queue,
         )
-        self._refusals = TokenBucket(
-            rate=limits.rate_per_second, burst=limits.rate_burst, now=accepted_at
-        )
-        self._account: Account | None = None
-        self._token: str | None = None  # the resume token this session logged in with or got
-        self._close_request: _Close | None = None  # set by other threads, read by ours
+        self._session = self._requests.session
+        self._close_request: Closing | None = None  # set by other threads, read by ours
         self._stream: TlsStream | None = None
         self._turn = Turn()  # held by whichever thread is using the socket
         self._open_stream: TlsStream | None = None  # set while other threads may write to it
@@ -140,8 +104,9 @@ class ServerConnection:
 
     @property
     def account(self) -> Account:
-        assert self._account is not None, "not logged in"
-        return self._account
+        account = self._requests.account
+        assert account is not None, "not logged in"
+        return account
 
     @property
     def user(self) -> str:
@@ -149,7 +114,7 @@ class ServerConnection:
 
     @property
     def is_authenticated(self) -> bool:
-        return self._account is not None
+        return self._requests.account is not None
 
     def send(self, frame: bytes) -> None:
         """Write ``frame`` now if the turn is free and nothing waits, else queue it."""
@@ -171,7 +136,7 @@ class ServerConnection:
 
     def request_close(self, reason: str, final: Event | None = None) -> None:
         """Ask the connection's thread to send ``final`` (if any) and close."""
-        self._close_request = _Close(reason, final)
+        self._close_request = Closing(reason, final)
         self._outbox.interrupt()
 
     # --- the connection's own thread -----------------------------------------------
@@ -214,7 +179,7 @@ class ServerConnection:
         try:
             self._open_stream = stream
             self._loop(stream)
-        except _Close as close:
+        except Closing as close:
             if close.final is not None:
                 self._queue(close.final)
                 self._flush_before_close(stream)
@@ -244,7 +209,7 @@ class ServerConnection:
                 frames = outbox.take()
                 if outbox.overflowed:
                     log.warning("slow consumer %s: outbox full", self._who())
-                    raise _Close("slow consumer", Error(
+                    raise Closing("slow consumer", Error(
                         code=ErrorCode.SLOW_CONSUMER,
                         message="you are not reading fast enough; reconnect and sync",
                     ))  # fmt: skip
@@ -298,16 +263,16 @@ class ServerConnection:
     ) -> bool:
         limits = self._limits
         if stream.unsent and now - last_progress >= limits.stuck_writer_timeout:
-            raise _Close(f"slow consumer: nothing written for {limits.stuck_writer_timeout:.0f} s")
+            raise Closing(f"slow consumer: nothing written for {limits.stuck_writer_timeout:.0f} s")
         if not self._session.is_authenticated:
             if now >= self._auth_deadline:
-                raise _Close("login timed out", Error(
+                raise Closing("login timed out", Error(
                     code=ErrorCode.AUTH_REQUIRED, message="no login within the time allowed",
                 ))  # fmt: skip
             return pinged
         silent = now - last_heard
         if silent >= limits.idle_timeout:
-            raise _Close("idle", Bye(reason="idle"))
+            raise Closing("idle", Bye(reason="idle"))
         if silent >= limits.heartbeat and not pinged:
             self._queue(Ping())
             return True
@@ -315,95 +280,10 @@ class ServerConnection:
 
     def _process_requests(self, stream: TlsStream) -> bool:
         """Answer every complete request; True if some were left for lack of output room."""
-        session = self._session
-        while (frame := session.next_frame()) is not None:
-            item = frame if isinstance(frame, ProtocolError) else self._metered(frame)
-            if item is None:
-                pass  # refused unread: too many requests
-            elif isinstance(item, ProtocolError):
-                reply = Error(code=item.code, message=item.message, ref=item.ref)
-                if session.state is State.CLOSED:
-                    raise _Close(f"protocol error: {item.code}", reply)
-                self._queue(reply)
-            elif isinstance(item, Auth):
-                self._login(item)
-            elif isinstance(item, GetCA):
-                self._queue(CACertificate(pem=self._ca_pem, ref=item.ref))
-            elif isinstance(item, Bye):
-                if self._token is not None:
-                    self._service.end_session(self._token)
-                raise _Close("client said bye", Bye(reason="bye", ref=item.ref))
-            elif not isinstance(item, Pong):
-                self._answer(item)
+        while self._requests.answer_next():
             if stream.unsent >= HIGH_WATER:
                 return True
         return False
-
-    def _metered(self, payload: bytes) -> Request | ProtocolError | None:
-        """Charge a frame to the token bucket, then decode it; None if it was refused.
-
-        Raises:
-            _Close: refused before login, or the refusals themselves ran out.
-        """
-        now = time.monotonic()
-        wait = self._bucket.take(now)
-        if not wait:
-            return self._session.decode(payload)
-        retry_after = round(wait, 3)
-        if not self._session.is_authenticated:  # like any other error before login
-            raise _Close("too many requests before login", Error(
-                code=ErrorCode.RATE_LIMITED, message="too many requests", retry_after=retry_after,
-            ))  # fmt: skip
-        if self._refusals.take(now):
-            log.warning("closing %s: requests at twice the rate limit", self._who())
-            raise _Close("too many requests", Error(
-                code=ErrorCode.RATE_LIMITED, message="far too many requests; closing",
-                retry_after=retry_after,
-            ))  # fmt: skip
-        self._queue(Error(
-            code=ErrorCode.RATE_LIMITED, message="too many requests; slow down",
-            ref=request_ref(payload), retry_after=retry_after,
-        ))  # fmt: skip
-        return None
-
-    def _answer(self, request: object) -> None:
-        ref = getattr(request, "ref", None)
-        try:
-            events = self._service.handle(self, request)  # type: ignore[arg-type]
-        except RequestError as exc:
-            retry = exc.retry_after if isinstance(exc, RateLimited) else None
-            self._queue(Error(code=exc.code, message=exc.message, ref=ref, retry_after=retry))
-        except SecureChatError as exc:
-            log.error("request from %s failed: %s", self._who(), exc.message)
-            self._queue(Error(code=ErrorCode.SERVER_ERROR, message=exc.message, ref=ref))
-        else:
-            for event in events:
-                self._queue(event)
-
-    def _login(self, request: Auth) -> None:
-        session = self._session
-        try:
-            account, token = self._service.login(
-                request, address=self.peer_host, timeout=self._auth_deadline - time.monotonic()
-            )
-        except (AuthenticationError, RateLimited) as exc:
-            session.login_failed()
-            log.warning("login failed for %r from %s: %s", request.user[:40], self.peer, exc.code)
-            retry = exc.retry_after if isinstance(exc, RateLimited) else None
-            raise _Close(
-                "login failed", Error(code=exc.code, message=exc.message, retry_after=retry)
-            ) from None
-        try:
-            self._on_authenticated(self, account)
-        except TooManySessions as exc:
-            session.login_failed()
-            log.warning("login refused for %s from %s: %s", account.name, self.peer, exc.message)
-            raise _Close("too many sessions", Error(code=exc.code, message=exc.message)) from None
-        self._account, self._token = account, token
-        session.login_succeeded(account.name)
-        self._queue(self._service.welcome(self, token))
-        how = "resume token" if request.token is not None else "password"
-        log.info("login %s from %s (%s)", account.name, self.peer, how)
 
     def _queue(self, event: Event) -> None:
         assert self._stream is not None
@@ -414,8 +294,7 @@ class ServerConnection:
             stream.flush_until(time.monotonic() + FINAL_FLUSH_SECONDS)
 
     def _finish(self, reason: str) -> None:
-        if self._account is not None:
-            self._service.disconnect(self)
+        self._requests.disconnect()
         if self._stream is not None:
             self._stream.close()
         else:
@@ -426,4 +305,4 @@ class ServerConnection:
         log.info("disconnect %s: %s", self._who(), reason)
 
     def _who(self) -> str:
-        return f"{self._account.name}@{self.peer}" if self._account else self.peer
+        return self._requests.who()
