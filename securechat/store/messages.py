@@ -112,6 +112,8 @@ class _StaleReference(Exception):
 
 
 class MessageWriter:
+    """The group commit's write, on one of the two paths, chosen when it is made."""
+
     def __init__(
         self, database: Database, room_ids: dict[str, int], *, sqlite_cursor: bool | None = None
     ) -> None:
