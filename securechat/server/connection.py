@@ -84,7 +84,8 @@ class ServerConnection:
         self._outbox = Outbox(max_frames=limits.outbox_frames, max_bytes=limits.outbox_bytes)
         self._requests = RequestHandler(
             self,
-            peer=(self.peer_host, self.peer),
+            peer_host=self.peer_host,
+            peer=self.peer,
             accepted_at=accepted_at,
             auth_deadline=self._auth_deadline,
             service=service,

@@ -58,7 +58,8 @@ class RequestHandler:
         self,
         caller: Caller,
         *,
-        peer: tuple[str, str],
+        peer_host: str,
+        peer: str,
         accepted_at: float,
         auth_deadline: float,
         service: ChatService,
@@ -67,9 +68,10 @@ class RequestHandler:
         on_authenticated: Callable[[Account], None],
         reply: Callable[[Event], None],
     ) -> None:
-        """``caller`` is the connection; ``peer`` its (host, printable address)."""
+        """``caller`` is the connection; ``peer_host`` its address, ``peer`` with the port."""
         self._caller = caller
-        self._peer_host, self._peer = peer
+        self._peer_host = peer_host
+        self._peer = peer
         self._auth_deadline = auth_deadline
         self._service = service
         self._ca_pem = ca_pem
