@@ -105,7 +105,7 @@ class Turn:
 
     def try_take(self) -> bool:
         """Take the turn if it is free; never waits."""
-        if not self._lock.acquire(blocking=False):
+        if not self._lock.acquire(False):  # positional: no keyword parsing per send
             return False
         self.holder = get_ident()
         return True
