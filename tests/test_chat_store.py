@@ -71,6 +71,31 @@ def test_a_direct_message_to_an_unknown_user_is_refused_alone(
     assert _saved(results[1]).to == "alice"
 
 
+@pytest.mark.parametrize(
+    ("sqlite_cursor", "through_sqlalchemy"), [(None, 0), (True, 0), (False, 1)]
+)
+def test_rows_are_added_on_the_path_the_store_was_made_with(
+    db: Database, sqlite_cursor: bool | None, through_sqlalchemy: int
+) -> None:
+    """SQLite's default is its cursor path, which SQLAlchemy's events do not see."""
+    (alice,) = _users(db, "alice")
+    store = ChatStore(db, sqlite_cursor=sqlite_cursor)
+    store.join(alice, "general")
+    inserts: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if statement.lstrip().upper().startswith("INSERT INTO MESSAGES"):
+            inserts.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        saved = store.save_messages([NewMessage(alice, "alice", "hi", "r1", room="general")])
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
+    assert _saved(saved[0]).body == "hi"
+    assert len(inserts) == through_sqlalchemy
+
+
 def test_no_message_query_scans_the_whole_table(db: Database, store: ChatStore) -> None:
     """Every query on ``messages`` uses an index, so its cost does not grow with history."""
     alice, bob = _users(db, "alice", "bob")
