@@ -58,7 +58,9 @@ def server_key(host: str, port: int) -> str:
 
 
 def settings_file(environ: Mapping[str, str] = os.environ) -> Path:
-    directory = environ.get(CONFIG_DIR_ENV) or platformdirs.user_config_dir("securechat", appauthor=False)
+    directory = environ.get(CONFIG_DIR_ENV) or platformdirs.user_config_dir(
+        "securechat", appauthor=False
+    )
     return Path(directory) / FILE_NAME
 
 
