@@ -397,6 +397,7 @@ def test_answering_pings_keeps_a_connection_alive(server_factory) -> None:  # ty
 
 def test_client_that_never_reads_is_dropped_while_others_keep_receiving(
     server_factory,  # type: ignore[no-untyped-def]
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     running = server_factory(outbox_frames=1000, outbox_bytes=1024 * 1024, rate_per_second=10_000)
     sleeper = running.login("bob")
@@ -413,10 +414,14 @@ def test_client_that_never_reads_is_dropped_while_others_keep_receiving(
                 received = time.monotonic()
                 carol.expect("message", body=body)
                 assert time.monotonic() - received < 1
-    # The sleeper's connection was closed; what it can still read ends in slow_consumer.
+    # The sleeper's connection was closed as a slow consumer. The error frame goes out after
+    # what the socket already holds, within the final flush's second: it reaches a client
+    # that never reads only if the kernel's buffers had room left (they usually do, not
+    # always under load), so the log is the witness and the frame is checked when it came.
     events = sleeper.expect_closed(timeout=10)
-    assert events[-1]["code"] == "slow_consumer"
     assert len(events) < count
+    assert any("slow consumer bob" in record.getMessage() for record in caplog.records)
+    assert events[-1]["type"] == "message" or events[-1]["code"] == "slow_consumer"
 
 
 def test_restart_keeps_rooms_memberships_and_messages(server_factory) -> None:  # type: ignore[no-untyped-def]
