@@ -34,7 +34,7 @@ run: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check securechat tests migrations
 	$(BIN)/ruff format --check securechat tests migrations
-	$(BIN)/mypy --strict securechat
+	$(BIN)/mypy --strict securechat tests
 
 test: $(STAMP)
 	$(BIN)/pytest

@@ -6,19 +6,33 @@ import dataclasses
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Protocol, TypedDict, Unpack
 
 import pytest
 
 if TYPE_CHECKING:
+    from securechat.config import ThrottlePolicy
+    from securechat.server.server import ChatServer
     from securechat.store.database import Database
+    from tests.peer import Peer
+    from tests.serve_process import ServeProcess
 
 #: Upper bound, in seconds, for any single wait in a test.
 TIMEOUT = 10.0
 
-CliRunner = Callable[..., subprocess.CompletedProcess[str]]
+
+class CliRunner(Protocol):
+    """The ``run_cli`` fixture: ``run_cli("adduser", "alice", input=...)``."""
+
+    def __call__(
+        self,
+        *args: str,
+        input: str | None = None,
+        env: dict[str, str] | None = None,
+        timeout: float = 60.0,
+    ) -> subprocess.CompletedProcess[str]: ...
 
 
 @pytest.fixture
@@ -67,14 +81,14 @@ USERS = ("alice", "bob", "carol", "dave")
 
 @dataclasses.dataclass
 class RunningServer:
-    server: Any
+    server: ChatServer
     address: tuple[str, int]
     ca_file: Path
     db_url: str
-    peers: list[Any] = dataclasses.field(default_factory=list)
+    peers: list[Peer] = dataclasses.field(default_factory=list)
     web_address: tuple[str, int] | None = None  # with web_port=: where browsers connect
 
-    def peer(self, source: str | None = None) -> Any:
+    def peer(self, source: str | None = None) -> Peer:
         """A new raw-protocol connection (from ``source``, a loopback address), closed after."""
         from tests.peer import Peer
 
@@ -82,7 +96,7 @@ class RunningServer:
         self.peers.append(peer)
         return peer
 
-    def login(self, user: str, password: str = PASSWORD, source: str | None = None) -> Any:
+    def login(self, user: str, password: str = PASSWORD, source: str | None = None) -> Peer:
         peer = self.peer(source)
         peer.login(user, password)
         return peer
@@ -114,18 +128,70 @@ def db_url(tmp_path: Path) -> str:
     return url
 
 
+class LimitOverrides(TypedDict, total=False):
+    """``server_factory``'s keyword arguments that replace a default of ``config.Limits``."""
+
+    max_frame: int
+    max_body: int
+    max_connections: int
+    max_unauthenticated: int
+    max_unauthenticated_per_ip: int
+    max_sessions_per_user: int
+    max_sessions_per_address: int
+    handshake_timeout: float
+    auth_timeout: float
+    idle_timeout: float
+    heartbeat: int
+    outbox_frames: int
+    outbox_bytes: int
+    stuck_writer_timeout: float
+    rate_per_second: float
+    rate_burst: int
+    history_default: int
+    history_limit: int
+    sync_page: int
+    sync_reply_bytes: int
+    rooms_page: int
+    hash_concurrency: int
+    token_ttl: float
+    max_tokens_per_user: int
+    account_check_interval: float
+    certificate_check_interval: float
+    certificate_retry_interval: float
+    presence_interval: float
+    commit_batch: int
+    commit_queue: int
+    commit_queue_bytes: int
+    shutdown_grace: float
+
+
+class ServerFactory(Protocol):
+    """The ``server_factory`` fixture: ``server_factory(web_port=0, max_body=20)``."""
+
+    def __call__(
+        self,
+        port: int = 0,
+        throttle: ThrottlePolicy | None = None,
+        web_port: int | None = None,
+        **limits: Unpack[LimitOverrides],
+    ) -> RunningServer: ...
+
+
 @pytest.fixture
-def server_factory(certs_dir: Path, db_url: str) -> Iterator[Callable[..., RunningServer]]:
+def server_factory(certs_dir: Path, db_url: str) -> Iterator[ServerFactory]:
     """Start in-process servers on 127.0.0.1:0 with the cheap argon2 profile; stop them after."""
     from securechat.config import HashParams, Limits, ServerConfig, ThrottlePolicy
     from securechat.server.server import ChatServer
     from securechat.store.database import open_database
     from securechat.tls import server_context
 
-    started: list[tuple[RunningServer, Any]] = []
+    started: list[tuple[RunningServer, Database]] = []
 
     def start(
-        port: int = 0, throttle: Any = None, web_port: int | None = None, **limits: Any
+        port: int = 0,
+        throttle: ThrottlePolicy | None = None,
+        web_port: int | None = None,
+        **limits: Unpack[LimitOverrides],
     ) -> RunningServer:
         config = ServerConfig(
             host="127.0.0.1",
@@ -156,8 +222,17 @@ def server_factory(certs_dir: Path, db_url: str) -> Iterator[Callable[..., Runni
 
 
 @pytest.fixture
-def running_server(server_factory: Callable[..., RunningServer]) -> RunningServer:
+def running_server(server_factory: ServerFactory) -> RunningServer:
     return server_factory()
+
+
+@pytest.fixture
+def serve(certs_dir: Path, db_url: str) -> Iterator[list[ServeProcess]]:
+    """The ``securechat serve`` subprocesses a test appends here; all stopped after it."""
+    started: list[ServeProcess] = []
+    yield started
+    for process in started:
+        process.stop()
 
 
 # --- browser tests ----------------------------------------------------------------------

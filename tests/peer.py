@@ -6,6 +6,7 @@ over the wire, independent of ``securechat.client``.
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import json
 import socket
@@ -17,23 +18,16 @@ from typing import Any, Self
 
 from tests.conftest import TIMEOUT
 
-Event = dict[str, Any]
+Event = dict[str, Any]  # one decoded JSON frame, as the server sent it
 
 
-class Peer:
-    def __init__(
-        self,
-        address: tuple[str, int],
-        ca_file: Path,
-        *,
-        server_name: str = "localhost",
-        source: str | None = None,
-    ) -> None:
-        context = ssl.create_default_context(cafile=str(ca_file))
-        bind = None if source is None else (source, 0)
-        raw = socket.create_connection(address, timeout=TIMEOUT, source_address=bind)
-        self.sock = context.wrap_socket(raw, server_hostname=server_name)
-        self._buffer = b""
+class EventPeer(abc.ABC):
+    """What Peer and tests/web_peer.py's WebPeer share: waiting for events, logging in."""
+
+    #: What ``recv`` raises once the server has closed the connection.
+    closed_errors: tuple[type[Exception], ...]
+
+    def __init__(self) -> None:
         self.seen: list[Event] = []  # events skipped over by expect()
 
     def __enter__(self) -> Self:
@@ -42,11 +36,67 @@ class Peer:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
+    @abc.abstractmethod
+    def close(self) -> None: ...
+
+    @abc.abstractmethod
+    def send(self, **fields: object) -> None: ...
+
+    @abc.abstractmethod
+    def recv(self, timeout: float = TIMEOUT) -> Event:
+        """The next event; raises TimeoutError, or one of ``closed_errors``."""
+
+    def expect(self, type_: str, timeout: float = TIMEOUT, **match: object) -> Event:
+        """Skip events until one of ``type_`` whose fields include ``match``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            event = self.recv(max(deadline - time.monotonic(), 0.001))
+            if event.get("type") == type_ and all(event.get(k) == v for k, v in match.items()):
+                return event
+            self.seen.append(event)
+
+    def expect_closed(self, timeout: float = TIMEOUT) -> list[Event]:
+        """Read until the server closes; return what came before."""
+        events: list[Event] = []
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                events.append(self.recv(max(deadline - time.monotonic(), 0.001)))
+            except TimeoutError:
+                raise
+            except self.closed_errors:
+                return events
+
+    def login(self, user: str, password: str) -> Event:
+        hello = self.expect("hello")
+        assert hello["protocol"] == 1
+        self.send(type="auth", user=user, password=password)
+        return self.expect("welcome")
+
+
+class Peer(EventPeer):
+    closed_errors = (ConnectionError, ssl.SSLError, OSError)
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        ca_file: Path,
+        *,
+        server_name: str = "localhost",
+        source: str | None = None,
+    ) -> None:
+        super().__init__()
+        context = ssl.create_default_context(cafile=str(ca_file))
+        bind = None if source is None else (source, 0)
+        raw = socket.create_connection(address, timeout=TIMEOUT, source_address=bind)
+        self.sock = context.wrap_socket(raw, server_hostname=server_name)
+        self._buffer = b""
+
     def close(self) -> None:
         with contextlib.suppress(OSError):
             self.sock.close()
 
-    def send(self, **fields: Any) -> None:
+    def send(self, **fields: object) -> None:
         self.send_raw(json.dumps(fields).encode())
 
     def send_raw(self, payload: bytes) -> None:
@@ -71,30 +121,3 @@ class Peer:
             if not data:
                 raise ConnectionError("connection closed by the server")
             self._buffer += data
-
-    def expect(self, type_: str, timeout: float = TIMEOUT, **match: Any) -> Event:
-        """Skip events until one of ``type_`` whose fields include ``match``."""
-        deadline = time.monotonic() + timeout
-        while True:
-            event = self.recv(max(deadline - time.monotonic(), 0.001))
-            if event.get("type") == type_ and all(event.get(k) == v for k, v in match.items()):
-                return event
-            self.seen.append(event)
-
-    def expect_closed(self, timeout: float = TIMEOUT) -> list[Event]:
-        """Read until the server closes; return what came before."""
-        events: list[Event] = []
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                events.append(self.recv(max(deadline - time.monotonic(), 0.001)))
-            except TimeoutError:
-                raise
-            except (ConnectionError, ssl.SSLError, OSError):
-                return events
-
-    def login(self, user: str, password: str) -> Event:
-        hello = self.expect("hello")
-        assert hello["protocol"] == 1
-        self.send(type="auth", user=user, password=password)
-        return self.expect("welcome")

@@ -5,12 +5,12 @@ from __future__ import annotations
 import os
 import queue
 import re
-import signal
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
+from signal import Signals
 from typing import Self
 
 from tests.conftest import TIMEOUT
@@ -48,8 +48,8 @@ class ServeProcess:
         """Wait for a log line matching ``pattern``; raise if the process ends first."""
         deadline = time.monotonic() + timeout
         regex = re.compile(pattern)
-        for line in self.lines:
-            if match := regex.search(line):
+        for earlier in self.lines:
+            if match := regex.search(earlier):
                 return match
         while True:
             try:
@@ -70,10 +70,10 @@ class ServeProcess:
     def address(self) -> tuple[str, int]:
         return ("127.0.0.1", self.port)
 
-    def signal(self, signum: signal.Signals) -> None:
+    def signal(self, signum: Signals) -> None:
         self.proc.send_signal(signum)
 
-    def signal_group(self, signum: signal.Signals) -> None:
+    def signal_group(self, signum: Signals) -> None:
         """What a terminal does on Ctrl-C: signal the server and every process it started."""
         os.killpg(self.proc.pid, signum)
 

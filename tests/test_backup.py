@@ -18,7 +18,7 @@ from securechat.store.backup import summarize
 from securechat.store.database import open_database
 from securechat.store.lock import ServerLock, sqlite_file
 from securechat.store.migrate import alembic_config, head_revision
-from tests.conftest import PASSWORD, TIMEOUT, CliRunner, RunningServer
+from tests.conftest import PASSWORD, TIMEOUT, CliRunner, RunningServer, ServerFactory
 from tests.peer import Peer
 from tests.serve_process import ServeProcess
 
@@ -99,7 +99,7 @@ class _Sender(threading.Thread):
 
 
 def test_backup_during_a_burst_of_sends_keeps_every_acked_message(
-    server_factory: Callable[..., RunningServer], db_url: str, tmp_path: Path, run_cli: CliRunner
+    server_factory: ServerFactory, db_url: str, tmp_path: Path, run_cli: CliRunner
 ) -> None:
     # Each sender sends as soon as its last ack is back, faster than the default request
     # limit per connection allows: that limit is not what this test is about.

@@ -34,6 +34,7 @@ from securechat.protocol.messages import (
     Ack,
     Auth,
     Bye,
+    Event,
     Join,
     Message,
     Ping,
@@ -213,7 +214,7 @@ def test_generator_counts_the_servers_messages_and_acks_by_their_prefix() -> Non
         try:
             conn.state = State.READY
             conn.pending_ns[7] = 1_000
-            events = [
+            events: list[Event] = [
                 Message(id=1, sender="bench1", body=f"{400:020d}{tag}xx", ts="t", room="room"),
                 Message(id=2, sender="bench1", body=f"{400:020d}-other-run-", ts="t", room="room"),
                 Ack(id=3, ts="t", ref=f"{tag}7"),
@@ -265,7 +266,8 @@ def test_bench_stopped_by_sigterm_removes_its_server_and_folder(tmp_path: Path) 
          "--receivers", "2", "--senders", "1", "--rate", "20", "--processes", "1"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**env, "TMPDIR": str(temp)},
     )  # fmt: skip
-    folder, server_pids = None, []
+    folder = None
+    server_pids: list[int] = []
     try:
         deadline = time.monotonic() + 60
         while not server_pids:

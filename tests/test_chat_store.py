@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from collections.abc import Mapping, Sequence
 
 import pytest
 from sqlalchemy import event, select
@@ -13,6 +13,8 @@ from securechat.store.chat import ChatStore
 from securechat.store.database import Database
 from securechat.store.messages import NewMessage, StoredMessage
 from securechat.store.models import Membership, Room, User
+
+Parameters = Sequence[object] | Mapping[str, object]  # as a DB-API execute() takes them
 
 
 @pytest.fixture(params=["sqlite-cursor", "portable"])
@@ -47,7 +49,7 @@ def test_a_repeated_ref_returns_the_first_copy_within_and_across_batches(
         NewMessage(bob, "bob", "bob's r1 is another message", "r1", room="general"),
     ])  # fmt: skip
     original, again, bobs = (_saved(r) for r in first)
-    assert [r[1] for r in first] == [True, False, True]  # type: ignore[index]
+    assert [r[1] for r in first] == [True, False, True]
     assert again == original
     assert again.body == "hi"
     assert bobs.id != original.id
@@ -83,7 +85,7 @@ def test_rows_are_added_on_the_path_the_store_was_made_with(
     store.join(alice, "general")
     inserts: list[str] = []
 
-    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+    def record(_conn: object, _cursor: object, statement: str, *_: object) -> None:
         if statement.lstrip().upper().startswith("INSERT INTO MESSAGES"):
             inserts.append(statement)
 
@@ -105,9 +107,11 @@ def test_no_message_query_scans_the_whole_table(db: Database, store: ChatStore) 
             NewMessage(alice, "alice", f"m{page}-{i}", f"{page}-{i}", room="general")
             for i in range(100)
         ])  # fmt: skip
-    statements: list[tuple[str, Any]] = []
+    statements: list[tuple[str, Parameters]] = []
 
-    def record(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+    def record(
+        _conn: object, _cursor: object, statement: str, parameters: Parameters, *_: object
+    ) -> None:
         if "messages" in statement and statement.lstrip().upper().startswith("SELECT"):
             statements.append((statement, parameters))
 
@@ -166,7 +170,7 @@ def test_messages_without_a_ref_are_never_taken_for_resends(db: Database, store:
         NewMessage(alice, "alice", "same", None, room="general"),
     ])  # fmt: skip
     first, second = (_saved(r) for r in results)
-    assert [r[1] for r in results] == [True, True]  # type: ignore[index]
+    assert [r[1] for r in results] == [True, True]
     assert first.id < second.id
 
 
@@ -284,9 +288,11 @@ def test_sync_reads_only_id_ranges_of_indexes_and_never_sorts(db: Database) -> N
         NewMessage(alice, "alice", "to bob", "d2", to="bob"),
         NewMessage(alice, "alice", "hi", "g1", room="general"),
     ])  # fmt: skip
-    statements: list[tuple[str, Any]] = []
+    statements: list[tuple[str, Parameters]] = []
 
-    def record(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+    def record(
+        _conn: object, _cursor: object, statement: str, parameters: Parameters, *_: object
+    ) -> None:
         if "messages" in statement:
             statements.append((statement, parameters))
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import socket
 import sqlite3
+import subprocess
 from pathlib import Path
+from typing import Protocol
 
 import pytest
 
@@ -20,11 +22,21 @@ def _stored(db_url: str) -> list[tuple[str, str | None, str]]:
     return [tuple(row) for row in rows]
 
 
+class Send(Protocol):
+    """The ``send`` fixture: ``send("--room", "general", "localhost", "hi", password=...)``."""
+
+    def __call__(
+        self, *args: str, password: str = PASSWORD, input: str | None = None
+    ) -> subprocess.CompletedProcess[str]: ...
+
+
 @pytest.fixture
-def send(run_cli: CliRunner, running_server: RunningServer, tmp_path: Path) -> CliRunner:
+def send(run_cli: CliRunner, running_server: RunningServer, tmp_path: Path) -> Send:
     """``securechat send`` at the running server as alice; extra args come first."""
 
-    def run(*args: str, password: str = PASSWORD, input: str | None = None, **kw: object):  # type: ignore[no-untyped-def]
+    def run(
+        *args: str, password: str = PASSWORD, input: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
         options = ["--port", str(running_server.address[1]), "--user", "alice"]
         options += ["--ca", str(running_server.ca_file)]
         env = {"SECURECHAT_PASSWORD": password, "SECURECHAT_CONFIG_DIR": str(tmp_path / "cfg")}
@@ -33,16 +45,14 @@ def send(run_cli: CliRunner, running_server: RunningServer, tmp_path: Path) -> C
     return run
 
 
-def test_send_to_a_room_exits_zero_after_the_ack(
-    send: CliRunner, running_server: RunningServer
-) -> None:
+def test_send_to_a_room_exits_zero_after_the_ack(send: Send, running_server: RunningServer) -> None:
     result = send("--room", "general", "localhost", "build 42 passed ✓")
     assert (result.returncode, result.stderr) == (0, "")
     assert _stored(running_server.db_url) == [("alice", "general", "build 42 passed ✓")]
 
 
 def test_send_reads_stdin_and_joins_an_existing_room_first(
-    send: CliRunner, running_server: RunningServer
+    send: Send, running_server: RunningServer
 ) -> None:
     bob = running_server.login("bob")
     bob.send(type="join", room="ops", ref="j")
@@ -53,13 +63,13 @@ def test_send_reads_stdin_and_joins_an_existing_room_first(
     assert bob.expect("message")["body"] == "backup failed\non db1"
 
 
-def test_send_direct_message(send: CliRunner, running_server: RunningServer) -> None:
+def test_send_direct_message(send: Send, running_server: RunningServer) -> None:
     result = send("--to", "bob", "localhost", "psst")
     assert result.returncode == 0, result.stderr
     assert _stored(running_server.db_url) == [("alice", None, "psst")]
 
 
-def test_send_with_bad_password_fails_with_one_line(send: CliRunner) -> None:
+def test_send_with_bad_password_fails_with_one_line(send: Send) -> None:
     result = send("--room", "general", "localhost", "hi", password="wrong password")
     assert result.returncode == 1
     assert result.stderr == (
@@ -69,7 +79,7 @@ def test_send_with_bad_password_fails_with_one_line(send: CliRunner) -> None:
 
 
 def test_send_to_unknown_room_fails_without_creating_it(
-    send: CliRunner, running_server: RunningServer
+    send: Send, running_server: RunningServer
 ) -> None:
     result = send("--room", "genral", "localhost", "hi")
     assert result.returncode == 1
@@ -78,7 +88,7 @@ def test_send_to_unknown_room_fails_without_creating_it(
     assert _stored(running_server.db_url) == []
 
 
-def test_send_to_unknown_user_fails(send: CliRunner) -> None:
+def test_send_to_unknown_user_fails(send: Send) -> None:
     result = send("--to", "nobody", "localhost", "hi")
     assert result.returncode == 1
     assert "no user 'nobody'" in result.stderr

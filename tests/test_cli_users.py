@@ -7,7 +7,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-import pexpect  # type: ignore[import-untyped]
+import pexpect
 import pytest
 
 from securechat.accounts import AUTH_FAILED, Accounts
@@ -207,7 +207,7 @@ def test_users_on_an_empty_database_says_how_to_add_one(run_cli: CliRunner, db_u
     assert result.stdout == "no users yet: add one with `securechat adduser NAME`\n"
 
 
-def _spawn(tmp_path: Path, *args: str) -> pexpect.spawn:
+def _spawn(tmp_path: Path, *args: str) -> pexpect.spawn[str]:
     return pexpect.spawn(
         sys.executable,
         ["-m", "securechat", *args],

@@ -14,6 +14,7 @@ import time
 import types
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Protocol
 
 import pytest
 
@@ -38,16 +39,35 @@ from securechat.errors import (
 from securechat.protocol.frames import encode_frame
 from securechat.protocol.messages import Hello, MemberJoined, Message, encode
 from securechat.tls import server_context
-from tests.conftest import PASSWORD, TIMEOUT, RunningServer
+from tests.conftest import PASSWORD, TIMEOUT, RunningServer, ServerFactory
 
 FAST = Backoff(initial=0.05, cap=0.2)
 
 
+class Connect(Protocol):
+    """The ``connect`` fixture: ``connect("alice", port=..., reconnect=True, backoff=FAST)``."""
+
+    def __call__(
+        self,
+        user: str,
+        *,
+        port: int | None = None,
+        reconnect: bool = False,
+        backoff: Backoff | None = None,
+    ) -> Client: ...
+
+
 @pytest.fixture
-def connect(running_server: RunningServer) -> Iterator[Callable[..., Client]]:
+def connect(running_server: RunningServer) -> Iterator[Connect]:
     clients: list[Client] = []
 
-    def make(user: str, *, port: int | None = None, **options: object) -> Client:
+    def make(
+        user: str,
+        *,
+        port: int | None = None,
+        reconnect: bool = False,
+        backoff: Backoff | None = None,
+    ) -> Client:
         client = Client(
             "localhost",
             port or running_server.address[1],
@@ -55,7 +75,8 @@ def connect(running_server: RunningServer) -> Iterator[Callable[..., Client]]:
             user=user,
             password=PASSWORD,
             timeout=TIMEOUT,
-            **options,  # type: ignore[arg-type]
+            reconnect=reconnect,
+            backoff=backoff,
         )
         clients.append(client)
         return client.connect()
@@ -87,18 +108,19 @@ def stored_bodies(db_url: str) -> list[str]:
 # --- requests and events ---------------------------------------------------------------
 
 
-def test_client_send_returns_id_and_peer_gets_typed_message(connect: Callable[..., Client]) -> None:
+def test_client_send_returns_id_and_peer_gets_typed_message(connect: Connect) -> None:
     alice, bob = connect("alice"), connect("bob")
     assert alice.user == "alice"
     assert alice.rooms == ("general",)
     message_id = alice.send("héllo ✓", room="general")
     got = wait_for(bob, lambda e: isinstance(e, Message))
+    assert isinstance(got, Message)
     assert got == Message(
         id=message_id,
         sender="alice",
         body="héllo ✓",
         ts=got.ts,
-        room="general",  # type: ignore[union-attr]
+        room="general",
     )
     delivered = wait_for(alice, lambda e: isinstance(e, Delivered))
     assert isinstance(delivered, Delivered)
@@ -106,11 +128,13 @@ def test_client_send_returns_id_and_peer_gets_typed_message(connect: Callable[..
     assert delivered.message.sender == "alice"
 
 
-def test_client_direct_message_and_history(connect: Callable[..., Client]) -> None:
+def test_client_direct_message_and_history(connect: Connect) -> None:
     alice, bob = connect("alice"), connect("bob")
     first = alice.send("psst", to="bob")
     second = bob.send("yes?", to="alice")
-    assert wait_for(bob, lambda e: isinstance(e, Message)).body == "psst"  # type: ignore[union-attr]
+    psst = wait_for(bob, lambda e: isinstance(e, Message))
+    assert isinstance(psst, Message)
+    assert psst.body == "psst"
     page = alice.history(peer="bob")
     assert [(m.id, m.sender, m.body) for m in page.messages] == [
         (first, "alice", "psst"),
@@ -119,7 +143,7 @@ def test_client_direct_message_and_history(connect: Callable[..., Client]) -> No
     assert not page.more
 
 
-def test_client_join_leave_rooms_and_who(connect: Callable[..., Client]) -> None:
+def test_client_join_leave_rooms_and_who(connect: Connect) -> None:
     alice, bob = connect("alice"), connect("bob")
     joined = alice.join("Ops")
     assert (joined.room, joined.members) == ("ops", ("alice",))
@@ -130,13 +154,14 @@ def test_client_join_leave_rooms_and_who(connect: Callable[..., Client]) -> None
     assert rooms == {"general": (2, True), "ops": (2, True)}
     assert set(alice.who()) == {"alice", "bob"}
     alice.leave("ops")
+    alice = alice  # leave() changed alice.rooms: forget what mypy narrowed it to above
     assert alice.rooms == ("general",)
     with pytest.raises(NotMember):
         alice.send("still here?", room="ops")
 
 
 def test_client_list_rooms_follows_the_servers_pages(
-    server_factory: Callable[..., RunningServer],
+    server_factory: ServerFactory,
 ) -> None:
     running = server_factory(rooms_page=2)
     with Client(
@@ -148,7 +173,7 @@ def test_client_list_rooms_follows_the_servers_pages(
         assert [r.name for r in client.list_rooms()] == ["general", "r1", "r2", "r3", "r4", "r5"]
 
 
-def test_client_refusals_raise_and_emit_send_failed(connect: Callable[..., Client]) -> None:
+def test_client_refusals_raise_and_emit_send_failed(connect: Connect) -> None:
     alice = connect("alice")
     with pytest.raises(NoSuchUser):
         alice.send("hi", to="nobody")
@@ -160,12 +185,14 @@ def test_client_refusals_raise_and_emit_send_failed(connect: Callable[..., Clien
         alice.submit("hi")
 
 
-def test_client_sync_returns_what_was_missed(connect: Callable[..., Client]) -> None:
+def test_client_sync_returns_what_was_missed(connect: Connect) -> None:
     alice = connect("alice")
     ids = [alice.send(f"m{i}", room="general") for i in range(3)]
     bob = connect("bob")
     missed = bob.sync(since=ids[0])
-    assert [(m.id, m.body) for m in missed] == [(ids[1], "m1"), (ids[2], "m2")]
+    messages = [m for m in missed if isinstance(m, Message)]
+    assert messages == missed
+    assert [(m.id, m.body) for m in messages] == [(ids[1], "m1"), (ids[2], "m2")]
     assert bob.last_id == ids[2]
     assert not any(isinstance(e, Message) for e in drain(bob, 0.3))  # not repeated
 
@@ -333,12 +360,14 @@ def gate(running_server: RunningServer) -> Iterator[Gate]:
 
 
 def test_client_catches_up_and_resends_after_an_outage(
-    connect: Callable[..., Client], gate: Gate, running_server: RunningServer
+    connect: Connect, gate: Gate, running_server: RunningServer
 ) -> None:
     alice = connect("alice", port=gate.port, reconnect=True, backoff=FAST)
     bob = connect("bob")
     before = bob.send("before", room="general")
-    assert wait_for(alice, lambda e: isinstance(e, Message)).id == before  # type: ignore[union-attr]
+    first = wait_for(alice, lambda e: isinstance(e, Message))
+    assert isinstance(first, Message)
+    assert first.id == before
     gate.cut()
     assert isinstance(wait_for(alice, lambda e: isinstance(e, Reconnecting)), Reconnecting)
     missed = [bob.send(f"missed {i}", room="general") for i in range(3)]
@@ -356,7 +385,7 @@ def test_client_catches_up_and_resends_after_an_outage(
 
 
 def test_client_survives_a_server_restart_with_a_pending_message(
-    server_factory: Callable[..., RunningServer],
+    server_factory: ServerFactory,
 ) -> None:
     first = server_factory()
     port = first.address[1]
@@ -368,7 +397,8 @@ def test_client_survives_a_server_restart_with_a_pending_message(
         alice.send("before restart", room="general")
         first.server.shutdown()
         reconnecting = wait_for(alice, lambda e: isinstance(e, Reconnecting))
-        assert "restarting" in reconnecting.reason  # type: ignore[union-attr]
+        assert isinstance(reconnecting, Reconnecting)
+        assert "restarting" in reconnecting.reason
         pending = alice.submit("during restart", room="general")
         second = server_factory(port=port)
         bob = second.login("bob")
@@ -385,7 +415,7 @@ def test_client_survives_a_server_restart_with_a_pending_message(
         alice.close()
 
 
-def test_client_close_ends_event_iteration(connect: Callable[..., Client]) -> None:
+def test_client_close_ends_event_iteration(connect: Connect) -> None:
     alice = connect("alice")
     threading.Timer(0.2, alice.close).start()
     started = time.monotonic()
@@ -397,7 +427,7 @@ def test_client_close_ends_event_iteration(connect: Callable[..., Client]) -> No
 
 
 def test_client_reconnects_with_its_resume_token_not_the_password(
-    server_factory: Callable[..., RunningServer],
+    server_factory: ServerFactory,
 ) -> None:
     running = server_factory(port=0)
     port = running.address[1]
@@ -457,7 +487,8 @@ def test_client_drops_the_password_even_when_the_server_gives_no_resume_token(
             assert _holders(password) == []
             # The fake server hangs up after the welcome: without a token there is no way back.
             ended = wait_for(client, lambda e: isinstance(e, Disconnected))
-            assert "gave no resume token" in ended.reason  # type: ignore[union-attr]
+            assert isinstance(ended, Disconnected)
+            assert "gave no resume token" in ended.reason
         assert server.received == ["auth"]  # never a login without credentials
     finally:
         server.close()
@@ -468,7 +499,7 @@ def test_client_drops_the_password_even_when_the_server_gives_no_resume_token(
 
 def test_client_resends_a_send_refused_with_server_error_and_it_is_stored_once(
     running_server: RunningServer,
-    connect: Callable[..., Client],
+    connect: Connect,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     from securechat.store.database import SQLITE_BUSY_TIMEOUT_MS

@@ -14,13 +14,12 @@ import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 import securechat
-from tests.conftest import PASSWORD, TIMEOUT, RunningServer
+from tests.conftest import PASSWORD, TIMEOUT, RunningServer, ServerFactory
 
 NONPOSIX = Path(__file__).parent / "nonposix"
 PACKAGE = Path(securechat.__file__).parent
@@ -74,7 +73,7 @@ def test_every_command_loads_and_explains_itself_without_posix() -> None:
 
 
 def test_the_client_chats_and_reconnects_without_posix(
-    server_factory: Callable[..., RunningServer],
+    server_factory: ServerFactory,
 ) -> None:
     running = server_factory()
     port = running.address[1]

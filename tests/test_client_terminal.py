@@ -15,7 +15,7 @@ import pexpect
 import pytest
 
 from securechat.certs import fingerprint, read_certificate
-from tests.conftest import PASSWORD, TIMEOUT, RunningServer
+from tests.conftest import PASSWORD, TIMEOUT, RunningServer, ServerFactory
 
 # CSI/OSC sequences and the carriage returns prompt_toolkit uses to redraw.
 _CONTROL = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07]*\x07|\x1b[()][0-9A-Za-z]|\x1b[=>]|\r")
@@ -24,7 +24,7 @@ _CONTROL = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07]*\x07|\x1b[()][0-9A
 class Terminal:
     """One ``securechat connect`` as a user sees it: output with escape sequences removed."""
 
-    def __init__(self, child: pexpect.spawn) -> None:  # type: ignore[type-arg]
+    def __init__(self, child: pexpect.spawn[str]) -> None:
         self.child = child
         self.text = ""
         self.raw = ""  # exactly what reached the terminal
@@ -77,8 +77,8 @@ class Terminal:
 
 
 @pytest.fixture
-def terminal(tmp_path: Path) -> Iterator[Callable[..., Terminal]]:
-    started: list[pexpect.spawn] = []  # type: ignore[type-arg]
+def terminal(tmp_path: Path) -> Iterator[Callable[[RunningServer, str], Terminal]]:
+    started: list[pexpect.spawn[str]] = []
 
     def start(server: RunningServer, user: str) -> Terminal:
         env = {k: v for k, v in os.environ.items() if not k.startswith("SECURECHAT_")}
@@ -106,7 +106,7 @@ def terminal(tmp_path: Path) -> Iterator[Callable[..., Terminal]]:
 
 
 def test_two_users_chat_in_a_room_and_directly(
-    running_server: RunningServer, terminal: Callable[..., Terminal]
+    running_server: RunningServer, terminal: Callable[[RunningServer, str], Terminal]
 ) -> None:
     alice = terminal(running_server, "alice")
     bob = terminal(running_server, "bob")
@@ -124,7 +124,7 @@ def test_two_users_chat_in_a_room_and_directly(
 
 
 def test_incoming_lines_do_not_break_what_is_being_typed(
-    running_server: RunningServer, terminal: Callable[..., Terminal]
+    running_server: RunningServer, terminal: Callable[[RunningServer, str], Terminal]
 ) -> None:
     alice = terminal(running_server, "alice")
     bob = terminal(running_server, "bob")
@@ -140,7 +140,7 @@ def test_incoming_lines_do_not_break_what_is_being_typed(
 
 
 def test_help_who_and_history_show_what_they_should(
-    running_server: RunningServer, terminal: Callable[..., Terminal]
+    running_server: RunningServer, terminal: Callable[[RunningServer, str], Terminal]
 ) -> None:
     alice = terminal(running_server, "alice")
     for text in ("first", "second", "third"):
@@ -168,7 +168,7 @@ def test_help_who_and_history_show_what_they_should(
 
 
 def test_remote_control_characters_are_shown_escaped(
-    running_server: RunningServer, terminal: Callable[..., Terminal]
+    running_server: RunningServer, terminal: Callable[[RunningServer, str], Terminal]
 ) -> None:
     alice = terminal(running_server, "alice")
     mallory = running_server.login("bob")
@@ -181,7 +181,7 @@ def test_remote_control_characters_are_shown_escaped(
 
 
 def test_restart_while_a_message_is_pending_stores_and_shows_it_once(
-    server_factory: Callable[..., RunningServer], terminal: Callable[..., Terminal]
+    server_factory: ServerFactory, terminal: Callable[[RunningServer, str], Terminal]
 ) -> None:
     first = server_factory()
     port = first.address[1]
@@ -212,7 +212,9 @@ def test_restart_while_a_message_is_pending_stores_and_shows_it_once(
 
 
 def test_connect_remembers_everything_but_the_password(
-    running_server: RunningServer, terminal: Callable[..., Terminal], tmp_path: Path
+    running_server: RunningServer,
+    terminal: Callable[[RunningServer, str], Terminal],
+    tmp_path: Path,
 ) -> None:
     alice = terminal(running_server, "alice")
     alice.line("/quit")

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import queue
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 
 from securechat.config import Limits
 from securechat.errors import ErrorCode, ServerError, StoreError
@@ -141,14 +141,24 @@ class _HeldCommit(ChatStore):
         super().__init__(db)
         self._meanwhile = meanwhile
 
-    def save_messages(self, batch: Sequence[NewMessage], **kwargs: Any) -> list[SaveResult]:
-        hand_over = kwargs.pop("before_commit")
+    def save_messages(
+        self,
+        batch: Sequence[NewMessage],
+        *,
+        logins: Mapping[int, dt.datetime] | None = None,
+        connection: Connection | None = None,
+        before_commit: Callable[[list[SaveResult]], None] | None = None,
+    ) -> list[SaveResult]:
+        assert before_commit is not None  # the committer always hands its results over
+        hand_over = before_commit
 
         def held(results: list[SaveResult]) -> None:
             hand_over(results)
             self._meanwhile()
 
-        return super().save_messages(batch, before_commit=held, **kwargs)
+        return super().save_messages(
+            batch, logins=logins, connection=connection, before_commit=held
+        )
 
 
 def _room_of_three(db: Database) -> tuple[list[int], Hub, _Inbox, _Inbox]:
@@ -237,7 +247,8 @@ def test_sends_beyond_the_queue_bound_are_refused_as_overload(db: Database) -> N
         committer.stop()
     overloaded = "the server is overloaded; resend later with the same ref"
     assert outcomes == ["queued"] * 4 + [overloaded] * 4
-    assert [a.ref for a in sender.events(4)] == ["r0", "r1", "r2", "r3"]  # type: ignore[attr-defined]
+    acks = [e for e in sender.events(4) if isinstance(e, Ack)]
+    assert [a.ref for a in acks] == ["r0", "r1", "r2", "r3"]
 
 
 def test_sends_beyond_the_queued_bytes_bound_are_refused_as_overload(db: Database) -> None:

@@ -15,12 +15,12 @@ import ssl
 import struct
 import threading
 import time
-from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import PASSWORD, TIMEOUT, RunningServer
+from tests.conftest import PASSWORD, TIMEOUT, RunningServer, ServerFactory
 from tests.peer import Peer
 
 MAX_FRAME = 65536
@@ -91,7 +91,7 @@ def test_header_announcing_10_mb_is_refused_before_the_body_arrives(
 
 
 def test_10_mb_as_many_max_size_frames_is_answered_frame_by_frame(
-    server_factory: Callable[..., RunningServer],
+    server_factory: ServerFactory,
 ) -> None:
     running = server_factory(rate_per_second=10_000)
     bob = running.login("bob")
@@ -207,7 +207,7 @@ def test_error_echoes_a_valid_ref_when_another_field_is_wrong(
 
 
 def test_json_nested_100000_levels_is_bad_request(
-    server_factory: Callable[..., RunningServer],
+    server_factory: ServerFactory,
 ) -> None:
     running = server_factory(max_frame=1024 * 1024)  # so the frame itself is allowed
     bob = running.login("bob")
@@ -283,7 +283,7 @@ def _source(index: int) -> str:
     return f"127.0.0.{2 + index}"
 
 
-def _hold_silent_tls(address: tuple[str, int], ca_file: Any, source: str) -> ssl.SSLSocket | None:
+def _hold_silent_tls(address: tuple[str, int], ca_file: Path, source: str) -> ssl.SSLSocket | None:
     """Complete TLS and read ``hello``, then say nothing; None if the server refused us."""
     context = ssl.create_default_context(cafile=str(ca_file))
     raw = socket.create_connection(address, timeout=TIMEOUT, source_address=(source, 0))
@@ -396,7 +396,7 @@ def test_token_logins_beyond_the_sessions_per_user_cap_are_refused(
 
 
 def test_logins_beyond_the_sessions_per_address_cap_are_refused(
-    server_factory: Callable[..., RunningServer],
+    server_factory: ServerFactory,
 ) -> None:
     running = server_factory(max_sessions_per_address=3)
     for user in ("alice", "bob", "alice"):
@@ -480,7 +480,7 @@ def test_2000_malformed_frames_after_login_are_not_all_answered(
 
 
 def test_a_refused_request_is_told_its_ref_and_when_to_retry(
-    server_factory: Callable[..., RunningServer],
+    server_factory: ServerFactory,
 ) -> None:
     running = server_factory(rate_per_second=2, rate_burst=3)
     peer = running.login("alice")  # auth took one token

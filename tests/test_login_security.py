@@ -9,7 +9,6 @@ import statistics
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
 
 import pytest
 from sqlalchemy import update
@@ -21,9 +20,10 @@ from securechat.hashing import Hasher
 from securechat.server.throttle import LoginThrottle
 from securechat.store.database import open_database
 from securechat.store.models import User, utcnow
-from tests.conftest import PASSWORD, TIMEOUT, RunningServer
+from tests.conftest import PASSWORD, TIMEOUT, LimitOverrides, RunningServer, ServerFactory
+from tests.peer import Peer
 
-FAST_CHECKS = {"account_check_interval": 0.2}
+FAST_CHECKS: LimitOverrides = {"account_check_interval": 0.2}
 
 
 def _auth(running: RunningServer, *, source: str | None = None, **fields: str) -> dict[str, object]:
@@ -128,7 +128,7 @@ def test_only_the_token_hash_is_stored(running_server: RunningServer) -> None:
     assert len(stored[0]) == 64
 
 
-def test_expired_token_is_refused(server_factory: Callable[..., RunningServer]) -> None:
+def test_expired_token_is_refused(server_factory: ServerFactory) -> None:
     running = server_factory(token_ttl=0.5)
     token = str(_auth(running, user="alice", password=PASSWORD)["token"])
     time.sleep(1.0)
@@ -173,7 +173,7 @@ def test_bye_revokes_the_token_of_that_session_only(
 
 
 def test_a_login_past_the_token_cap_revokes_the_oldest_tokens(
-    server_factory: Callable[..., RunningServer],
+    server_factory: ServerFactory,
 ) -> None:
     running = server_factory(max_tokens_per_user=3)
     tokens = [str(_auth(running, user="alice", password=PASSWORD)["token"]) for _ in range(5)]
@@ -189,7 +189,7 @@ def test_a_login_past_the_token_cap_revokes_the_oldest_tokens(
 
 @pytest.mark.parametrize("change", ["passwd", "disable", "deluser"])
 def test_account_change_ends_live_sessions_and_revokes_tokens(
-    server_factory: Callable[..., RunningServer], change: str
+    server_factory: ServerFactory, change: str
 ) -> None:
     running = server_factory(**FAST_CHECKS)
     bob = running.peer()
@@ -212,7 +212,7 @@ def test_account_change_ends_live_sessions_and_revokes_tokens(
 
 
 def test_unrelated_account_changes_leave_sessions_alone(
-    server_factory: Callable[..., RunningServer],
+    server_factory: ServerFactory,
 ) -> None:
     running = server_factory(**FAST_CHECKS)
     bob = running.login("bob")
@@ -224,7 +224,7 @@ def test_unrelated_account_changes_leave_sessions_alone(
 
 @pytest.mark.parametrize("change", ["passwd", "disable and enable"])
 def test_login_racing_a_credential_change_is_refused_and_leaves_no_token(
-    server_factory: Callable[..., RunningServer], change: str
+    server_factory: ServerFactory, change: str
 ) -> None:
     running = server_factory(**FAST_CHECKS)
     held = _hold_password_checks(running)
@@ -245,19 +245,20 @@ def test_login_racing_a_credential_change_is_refused_and_leaves_no_token(
     assert _token_count(running, "bob") == 0
 
 
-def _join(peer: object, room: str) -> None:
-    peer.send(type="join", room=room, ref=f"join {room}")  # type: ignore[attr-defined]
-    peer.expect("joined", room=room)  # type: ignore[attr-defined]
+def _join(peer: Peer, room: str) -> None:
+    peer.send(type="join", room=room, ref=f"join {room}")
+    peer.expect("joined", room=room)
 
 
-def _members(peer: object, room: str) -> int:
-    peer.send(type="rooms", ref="r")  # type: ignore[attr-defined]
-    rooms = peer.expect("rooms", ref="r")["rooms"]  # type: ignore[attr-defined]
-    return next(info["members"] for info in rooms if info["name"] == room)
+def _members(peer: Peer, room: str) -> int:
+    peer.send(type="rooms", ref="r")
+    rooms = peer.expect("rooms", ref="r")["rooms"]
+    members: int = next(info["members"] for info in rooms if info["name"] == room)
+    return members
 
 
 def test_a_re_added_user_does_not_inherit_the_deleted_users_rooms_or_messages(
-    server_factory: Callable[..., RunningServer],
+    server_factory: ServerFactory,
 ) -> None:
     running = server_factory()  # no wait for the account watcher: the login itself checks
     alice, old_bob = running.login("alice"), running.login("bob")
@@ -280,7 +281,7 @@ def test_a_re_added_user_does_not_inherit_the_deleted_users_rooms_or_messages(
 
 
 def test_a_deleted_users_name_leaves_the_rooms_it_was_in(
-    server_factory: Callable[..., RunningServer],
+    server_factory: ServerFactory,
 ) -> None:
     running = server_factory(**FAST_CHECKS)
     alice, carol = running.login("alice"), running.login("carol")
@@ -326,7 +327,7 @@ def test_tokens_are_throttled_like_passwords(running_server: RunningServer) -> N
 
 
 def test_one_address_spraying_many_users_is_throttled(
-    server_factory: Callable[..., RunningServer],
+    server_factory: ServerFactory,
 ) -> None:
     running = server_factory(throttle=ThrottlePolicy(free_failures_per_address=4))
     for user in ("alice", "bob", "carol", "dave"):
@@ -337,7 +338,7 @@ def test_one_address_spraying_many_users_is_throttled(
 
 
 def test_parallel_guesses_from_one_address_get_no_more_checks_than_one_after_another(
-    server_factory: Callable[..., RunningServer],
+    server_factory: ServerFactory,
 ) -> None:
     running = server_factory()
     allowance = ThrottlePolicy().free_failures + 1  # the checks a key gets before its delay
@@ -365,7 +366,7 @@ def test_parallel_guesses_from_one_address_get_no_more_checks_than_one_after_ano
 
 
 def test_an_account_guessed_from_many_addresses_slows_down_but_spares_known_addresses(
-    server_factory: Callable[..., RunningServer],
+    server_factory: ServerFactory,
 ) -> None:
     running = server_factory(throttle=ThrottlePolicy(free_failures_per_account=3))
     assert _auth(running, source="127.0.0.2", user="alice", password=PASSWORD)["type"] == "welcome"

@@ -72,7 +72,7 @@ PROPERTY = settings(
 )
 
 
-def wire(obj: Any) -> bytes:
+def wire(obj: object) -> bytes:
     return json.dumps(obj).encode()
 
 
@@ -479,7 +479,7 @@ def test_decode_request_on_json_punctuation_only_raises_protocol_error(text: str
 
 @PROPERTY
 @given(json_values)
-def test_decode_request_on_arbitrary_json_only_raises_protocol_error(value: Any) -> None:
+def test_decode_request_on_arbitrary_json_only_raises_protocol_error(value: object) -> None:
     check_request_or_protocol_error(wire(value))
 
 

@@ -8,6 +8,7 @@ import unicodedata
 from collections.abc import Callable
 
 import pytest
+from prompt_toolkit.formatted_text import FormattedText
 
 from securechat.client.render import (
     conversation,
@@ -72,8 +73,8 @@ def _message(
     return Message(id=1, sender=sender, body=body, ts="2026-03-01T09:30:00.000Z", room=room, to=to)
 
 
-def _styles(line: object) -> dict[str, str]:
-    return {text.strip(): style for style, text, *_ in line}  # type: ignore[attr-defined]
+def _styles(line: FormattedText) -> dict[str, str]:
+    return {text.strip(): style for style, text, *_ in line}
 
 
 def test_message_lines_distinguish_own_mention_dm_and_plain() -> None:

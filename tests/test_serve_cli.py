@@ -7,7 +7,6 @@ import signal
 import socket
 import sqlite3
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,15 +14,6 @@ import pytest
 from tests.conftest import PASSWORD, CliRunner
 from tests.peer import Peer
 from tests.serve_process import ServeProcess
-
-
-@pytest.fixture
-def serve(certs_dir: Path, db_url: str) -> Iterator[list[ServeProcess]]:
-    """Start ``securechat serve`` processes with ``serve[0]...``; all are killed afterwards."""
-    started: list[ServeProcess] = []
-    yield started
-    for process in started:
-        process.stop()
 
 
 def _start(started: list[ServeProcess], certs_dir: Path, db_url: str) -> ServeProcess:

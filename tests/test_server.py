@@ -7,14 +7,14 @@ import socket
 import sqlite3
 import struct
 import time
-from typing import Any
+from collections.abc import Mapping
 
 import pytest
 
 from securechat.accounts import Accounts
 from securechat.config import HashParams, Limits
 from securechat.store.database import open_database
-from tests.conftest import PASSWORD, RunningServer
+from tests.conftest import PASSWORD, RunningServer, ServerFactory
 
 
 def _count_messages(db_url: str) -> int:
@@ -72,7 +72,7 @@ def test_server_auth_failures_look_identical(
     ]
 
 
-def test_server_closes_connection_that_never_logs_in(server_factory) -> None:  # type: ignore[no-untyped-def]
+def test_server_closes_connection_that_never_logs_in(server_factory: ServerFactory) -> None:
     running = server_factory(auth_timeout=0.5)
     peer = running.peer()
     started = time.monotonic()
@@ -82,7 +82,7 @@ def test_server_closes_connection_that_never_logs_in(server_factory) -> None:  #
     assert events[1]["code"] == "auth_required"
 
 
-def test_server_closes_socket_that_never_starts_tls(server_factory) -> None:  # type: ignore[no-untyped-def]
+def test_server_closes_socket_that_never_starts_tls(server_factory: ServerFactory) -> None:
     running = server_factory(auth_timeout=0.5)
     with socket.create_connection(running.address, timeout=5) as raw:
         started = time.monotonic()
@@ -104,7 +104,7 @@ def test_silent_connections_do_not_block_a_real_login(running_server: RunningSer
 
 
 def test_server_refuses_unauthenticated_connections_over_the_per_address_cap(
-    server_factory,  # type: ignore[no-untyped-def]
+    server_factory: ServerFactory,
 ) -> None:
     running = server_factory(max_unauthenticated_per_ip=3)
     held = [running.peer() for _ in range(3)]
@@ -146,7 +146,7 @@ def test_server_closes_on_frame_length_out_of_range(
     running_server.login("bob")  # the server still serves everyone else
 
 
-def test_server_refuses_body_over_max_body(server_factory) -> None:  # type: ignore[no-untyped-def]
+def test_server_refuses_body_over_max_body(server_factory: ServerFactory) -> None:
     running = server_factory(max_body=10)
     peer = running.login("alice")
     peer.send(type="send", room="general", body="x" * 11, ref="big")
@@ -154,7 +154,7 @@ def test_server_refuses_body_over_max_body(server_factory) -> None:  # type: ign
     assert (error["code"], error["ref"]) == ("too_large", "big")
 
 
-def test_server_rate_limits_without_disconnecting(server_factory) -> None:  # type: ignore[no-untyped-def]
+def test_server_rate_limits_without_disconnecting(server_factory: ServerFactory) -> None:
     running = server_factory(rate_per_second=5, rate_burst=5)
     peer = running.login("alice")
     for n in range(8):
@@ -280,7 +280,7 @@ def test_history_pages_backwards_oldest_first(running_server: RunningServer) -> 
     assert last["more"] is False
 
 
-def test_history_reply_never_exceeds_max_frame(server_factory) -> None:  # type: ignore[no-untyped-def]
+def test_history_reply_never_exceeds_max_frame(server_factory: ServerFactory) -> None:
     running = server_factory(max_frame=8192, max_body=4000)
     alice = running.login("alice")
     for n in range(6):
@@ -349,7 +349,7 @@ def test_who_and_presence(running_server: RunningServer) -> None:
 
 
 def test_presence_is_batched_and_a_visit_within_one_interval_is_not_announced(
-    server_factory,  # type: ignore[no-untyped-def]
+    server_factory: ServerFactory,
 ) -> None:
     running: RunningServer = server_factory(presence_interval=1.0)
     alice = running.login("alice")
@@ -373,7 +373,7 @@ def test_presence_is_batched_and_a_visit_within_one_interval_is_not_announced(
     }  # fmt: skip
 
 
-def test_ping_pong_and_idle_timeout(server_factory) -> None:  # type: ignore[no-untyped-def]
+def test_ping_pong_and_idle_timeout(server_factory: ServerFactory) -> None:
     running = server_factory(heartbeat=1, idle_timeout=2.5)
     alice = running.login("alice")
     alice.send(type="ping", ref="p")
@@ -384,7 +384,7 @@ def test_ping_pong_and_idle_timeout(server_factory) -> None:  # type: ignore[no-
     assert time.monotonic() - started < 3
 
 
-def test_answering_pings_keeps_a_connection_alive(server_factory) -> None:  # type: ignore[no-untyped-def]
+def test_answering_pings_keeps_a_connection_alive(server_factory: ServerFactory) -> None:
     running = server_factory(heartbeat=1, idle_timeout=1.5)
     alice = running.login("alice")
     deadline = time.monotonic() + 4
@@ -396,7 +396,7 @@ def test_answering_pings_keeps_a_connection_alive(server_factory) -> None:  # ty
 
 
 def test_client_that_never_reads_is_dropped_while_others_keep_receiving(
-    server_factory,  # type: ignore[no-untyped-def]
+    server_factory: ServerFactory,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     running = server_factory(outbox_frames=1000, outbox_bytes=1024 * 1024, rate_per_second=10_000)
@@ -424,7 +424,7 @@ def test_client_that_never_reads_is_dropped_while_others_keep_receiving(
     assert events[-1]["type"] == "message" or events[-1]["code"] == "slow_consumer"
 
 
-def test_restart_keeps_rooms_memberships_and_messages(server_factory) -> None:  # type: ignore[no-untyped-def]
+def test_restart_keeps_rooms_memberships_and_messages(server_factory: ServerFactory) -> None:
     first = server_factory()
     alice = first.login("alice")
     alice.send(type="join", room="ops")
@@ -442,7 +442,7 @@ def test_restart_keeps_rooms_memberships_and_messages(server_factory) -> None:  
     assert [m["body"] for m in alice.expect("history")["messages"]] == ["remember me"]
 
 
-def test_sync_pages_when_more_messages_wait(server_factory) -> None:  # type: ignore[no-untyped-def]
+def test_sync_pages_when_more_messages_wait(server_factory: ServerFactory) -> None:
     running = server_factory(sync_page=3)
     alice = running.login("alice")
     for n in range(7):
@@ -477,7 +477,9 @@ def test_server_offers_its_ca_certificate_before_login(running_server: RunningSe
     assert peer.expect("error")["code"] == "bad_request"  # only before login
 
 
-def test_full_login_places_evict_the_longest_waiting_connection(server_factory) -> None:  # type: ignore[no-untyped-def]
+def test_full_login_places_evict_the_longest_waiting_connection(
+    server_factory: ServerFactory,
+) -> None:
     running = server_factory(max_unauthenticated=3)
     silent = [
         socket.create_connection(running.address, source_address=(f"127.0.0.{n}", 0))
@@ -498,7 +500,7 @@ def test_full_login_places_evict_the_longest_waiting_connection(server_factory) 
             sock.close()
 
 
-def _wire_size(event: dict[str, Any]) -> int:
+def _wire_size(event: Mapping[str, object]) -> int:
     """The frame's size as the server sent it: compact UTF-8 JSON after a 4-byte header."""
     return 4 + len(json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode())
 
@@ -534,7 +536,7 @@ def test_sync_reply_never_exceeds_its_byte_budget_and_says_where_it_stopped(
 
 
 def test_rooms_reply_is_paged_to_fit_one_frame_and_resumes_after_a_name(
-    server_factory,  # type: ignore[no-untyped-def]
+    server_factory: ServerFactory,
     db_url: str,
 ) -> None:
     from securechat.store.models import Room

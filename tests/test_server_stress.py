@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
-from tests.conftest import USERS, RunningServer
+from tests.conftest import USERS, RunningServer, ServerFactory
 from tests.peer import Peer
 
 RECEIVERS = 60
@@ -17,7 +17,7 @@ def _threads() -> int:
     return sum(1 for t in threading.enumerate() if t.name.startswith("conn "))
 
 
-def test_heavy_fanout_drops_no_connection(server_factory) -> None:  # type: ignore[no-untyped-def]
+def test_heavy_fanout_drops_no_connection(server_factory: ServerFactory) -> None:
     running: RunningServer = server_factory(rate_per_second=100_000, rate_burst=100_000)
     receivers = [running.login(USERS[i % len(USERS)]) for i in range(RECEIVERS)]
     senders = [running.login("alice") for _ in range(SENDERS)]

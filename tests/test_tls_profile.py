@@ -211,8 +211,11 @@ def test_client_refuses_an_expired_server_certificate(
         client.connect()
 
 
+SendCli = Callable[[str, int, Path], subprocess.CompletedProcess[str]]
+
+
 @pytest.fixture
-def send_cli(run_cli: CliRunner, tmp_path: Path) -> CliRunner:
+def send_cli(run_cli: CliRunner, tmp_path: Path) -> SendCli:
     """``securechat send --room general HOST hi`` as alice; give --port and --ca."""
 
     def run(host: str, port: int, ca_file: Path) -> subprocess.CompletedProcess[str]:
@@ -226,7 +229,7 @@ def send_cli(run_cli: CliRunner, tmp_path: Path) -> CliRunner:
 
 
 def test_send_refuses_a_server_from_another_ca(
-    send_cli: CliRunner, running_server: RunningServer, tmp_path: Path
+    send_cli: SendCli, running_server: RunningServer, tmp_path: Path
 ) -> None:
     init_certs(tmp_path / "other", hosts=["localhost"])
     result = send_cli("localhost", running_server.address[1], tmp_path / "other" / "ca.pem")
@@ -238,7 +241,7 @@ def test_send_refuses_a_server_from_another_ca(
 
 
 def test_send_refuses_an_expired_server_certificate(
-    send_cli: CliRunner, expired_server: tuple[str, int], certs_dir: Path
+    send_cli: SendCli, expired_server: tuple[str, int], certs_dir: Path
 ) -> None:
     result = send_cli("localhost", expired_server[1], certs_dir / "ca.pem")
     assert result.returncode == 1
@@ -247,7 +250,7 @@ def test_send_refuses_an_expired_server_certificate(
 
 
 def test_send_refuses_a_host_name_the_certificate_does_not_name(
-    send_cli: CliRunner,
+    send_cli: SendCli,
     server_with_cert: Callable[[Path, Path], tuple[str, int]],
     certs_dir: Path,
     tmp_path: Path,

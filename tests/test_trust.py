@@ -18,9 +18,9 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
-import pexpect  # type: ignore[import-untyped]
+import pexpect
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
@@ -43,15 +43,27 @@ DER = Encoding.DER
 QUESTION = r'Trust this CA for localhost:\d+\? Type "yes" to continue: '
 
 
+class Connect(Protocol):
+    """The ``connect`` fixture: ``connect(port, "--ca", path, password=None)``."""
+
+    def __call__(self, port: int, *args: str, password: str | None = PASSWORD) -> Terminal: ...
+
+
+class StartChatServer(Protocol):
+    """The ``chat_server`` fixture: ``chat_server(certs_dir, port=0)`` -> the port."""
+
+    def __call__(self, certs: Path, port: int = 0) -> int: ...
+
+
 @pytest.fixture
 def config_dir(tmp_path: Path) -> Path:
     return tmp_path / "config"
 
 
 @pytest.fixture
-def connect(config_dir: Path, tmp_path: Path) -> Iterator[Callable[..., Terminal]]:
+def connect(config_dir: Path, tmp_path: Path) -> Iterator[Connect]:
     """Start ``securechat connect localhost --port PORT --user alice ARGS`` in a pty."""
-    children: list[pexpect.spawn] = []
+    children: list[pexpect.spawn[str]] = []
 
     def start(port: int, *args: str, password: str | None = PASSWORD) -> Terminal:
         env = {k: v for k, v in os.environ.items() if not k.startswith("SECURECHAT_")}
@@ -83,6 +95,7 @@ def connect(config_dir: Path, tmp_path: Path) -> Iterator[Callable[..., Terminal
 
 def _exit_status(term: Terminal) -> int | None:
     term.child.expect(pexpect.EOF, timeout=TIMEOUT)
+    assert term.child.before is not None  # a str once EOF is seen
     term.text += term.child.before  # the last words, for assertions on the whole output
     term.child.close()
     status: int | None = term.child.exitstatus
@@ -201,7 +214,7 @@ def fake_server() -> Iterator[Callable[[ssl.SSLContext, str], FakeServer]]:
 
 def test_first_connect_shows_the_admins_fingerprint_and_pins_on_yes(
     running_server: RunningServer,
-    connect: Callable[..., Terminal],
+    connect: Connect,
     run_cli: CliRunner,
     certs_dir: Path,
     config_dir: Path,
@@ -232,7 +245,7 @@ def test_first_connect_shows_the_admins_fingerprint_and_pins_on_yes(
 
 @pytest.mark.parametrize("answer", ["no", "y", ""])
 def test_anything_but_yes_pins_nothing_and_fails(
-    running_server: RunningServer, connect: Callable[..., Terminal], config_dir: Path, answer: str
+    running_server: RunningServer, connect: Connect, config_dir: Path, answer: str
 ) -> None:
     term = connect(running_server.address[1])
     term.expect(QUESTION)
@@ -288,7 +301,7 @@ def _pin_through_first_use(term: Terminal, fingerprint_shown: str) -> None:
 def test_a_different_ca_after_pinning_is_refused_before_any_password(
     deployments: tuple[Deployment, Deployment],
     fake_server: Callable[[ssl.SSLContext, str], FakeServer],
-    connect: Callable[..., Terminal],
+    connect: Connect,
     config_dir: Path,
     password: str | None,
 ) -> None:
@@ -322,7 +335,7 @@ def test_a_different_ca_after_pinning_is_refused_before_any_password(
 def test_a_ca_that_did_not_sign_the_servers_certificate_is_refused(
     deployments: tuple[Deployment, Deployment],
     fake_server: Callable[[ssl.SSLContext, str], FakeServer],
-    connect: Callable[..., Terminal],
+    connect: Connect,
     config_dir: Path,
 ) -> None:
     honest, impostor = deployments
@@ -411,7 +424,7 @@ def _hostile_ca() -> CertificateAuthority:
 
 
 @pytest.fixture
-def chat_server(db_url: str) -> Iterator[Callable[..., int]]:
+def chat_server(db_url: str) -> Iterator[StartChatServer]:
     """Start real ChatServers with the certificates in a given folder; returns the port."""
     from securechat.config import HashParams, ServerConfig
     from securechat.server.server import ChatServer
@@ -437,7 +450,7 @@ def chat_server(db_url: str) -> Iterator[Callable[..., int]]:
 
 
 @pytest.fixture
-def hostile_server(tmp_path: Path, chat_server: Callable[..., int]) -> tuple[int, str]:
+def hostile_server(tmp_path: Path, chat_server: StartChatServer) -> tuple[int, str]:
     """A real ChatServer whose certificate is from :func:`_hostile_ca`: (port, CA fingerprint)."""
     ca = _hostile_ca()
     issued = ca.issue_server_cert(["localhost", "127.0.0.1"])
@@ -452,7 +465,7 @@ def hostile_server(tmp_path: Path, chat_server: Callable[..., int]) -> tuple[int
 
 
 def test_first_use_prompt_escapes_the_ca_subject_and_shows_the_real_fingerprint_last(
-    hostile_server: tuple[int, str], connect: Callable[..., Terminal], config_dir: Path
+    hostile_server: tuple[int, str], connect: Connect, config_dir: Path
 ) -> None:
     port, real = hostile_server
     term = connect(port)
@@ -535,7 +548,7 @@ def _quit(term: Terminal) -> None:
 
 def test_connect_with_ca_copies_and_pins_it_so_later_runs_need_no_file(
     running_server: RunningServer,
-    connect: Callable[..., Terminal],
+    connect: Connect,
     config_dir: Path,
     tmp_path: Path,
 ) -> None:
@@ -558,7 +571,7 @@ def test_connect_with_ca_copies_and_pins_it_so_later_runs_need_no_file(
 
 def test_a_ca_file_remembered_by_an_older_version_is_pinned_after_login(
     running_server: RunningServer,
-    connect: Callable[..., Terminal],
+    connect: Connect,
     config_dir: Path,
     tmp_path: Path,
 ) -> None:
@@ -576,8 +589,8 @@ def test_a_ca_file_remembered_by_an_older_version_is_pinned_after_login(
 
 def test_a_ca_given_with_ca_replaces_the_pinned_one_after_login_and_says_so(
     running_server: RunningServer,
-    chat_server: Callable[..., int],
-    connect: Callable[..., Terminal],
+    chat_server: StartChatServer,
+    connect: Connect,
     config_dir: Path,
     tmp_path: Path,
 ) -> None:
@@ -601,7 +614,7 @@ def test_a_ca_given_with_ca_replaces_the_pinned_one_after_login_and_says_so(
 def test_a_pinned_ca_file_that_was_changed_is_refused_before_any_password(
     deployments: tuple[Deployment, Deployment],
     fake_server: Callable[[ssl.SSLContext, str], FakeServer],
-    connect: Callable[..., Terminal],
+    connect: Connect,
     config_dir: Path,
 ) -> None:
     honest, impostor = deployments

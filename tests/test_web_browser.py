@@ -10,9 +10,8 @@ from __future__ import annotations
 import os
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -21,6 +20,7 @@ from tests.conftest import (
     PASSWORD,
     TIMEOUT,
     RunningServer,
+    ServerFactory,
     browser_missing,
     skip_or_fail,
 )
@@ -28,7 +28,15 @@ from tests.conftest import (
 if (missing := browser_missing()) is not None:
     skip_or_fail(missing)
 
-from playwright.sync_api import BrowserContext, Page, Playwright, expect, sync_playwright
+from playwright.sync_api import (
+    BrowserContext,
+    Dialog,
+    Locator,
+    Page,
+    Playwright,
+    expect,
+    sync_playwright,
+)
 
 CHROMIUM_ARGS = [
     "--no-sandbox",  # the tests run as root in a container
@@ -98,17 +106,28 @@ def browser(
 
 
 @pytest.fixture
-def web(server_factory: Callable[..., RunningServer]) -> RunningServer:
+def web(server_factory: ServerFactory) -> RunningServer:
     return server_factory(web_port=0)
 
 
 @pytest.fixture
 def page(browser: BrowserContext) -> Iterator[Page]:
     page = browser.new_page()
-    page.dialogs = []  # type: ignore[attr-defined]
-    page.on("dialog", lambda dialog: (page.dialogs.append(dialog.message), dialog.dismiss()))  # type: ignore[attr-defined]
     yield page
     page.close()
+
+
+@pytest.fixture
+def dialogs(page: Page) -> list[str]:
+    """The messages of the dialogs ``page`` opens, each dismissed."""
+    opened: list[str] = []
+
+    def dismiss(dialog: Dialog) -> None:
+        opened.append(dialog.message)
+        dialog.dismiss()
+
+    page.on("dialog", dismiss)
+    return opened
 
 
 def _url(running: RunningServer) -> str:
@@ -131,7 +150,7 @@ def _logged_in(page: Page, running: RunningServer, user: str = "alice") -> None:
     expect(page.locator("#connection-status")).to_have_text("Online")
 
 
-def _messages(page: Page) -> Any:
+def _messages(page: Page) -> Locator:
     return page.locator("#messages li.message")
 
 
@@ -181,7 +200,7 @@ def test_browser_and_terminal_client_chat_both_ways(page: Page, web: RunningServ
 
 
 def test_browser_shows_a_refused_message_as_failed_with_a_retry(
-    page: Page, server_factory: Callable[..., RunningServer]
+    page: Page, server_factory: ServerFactory
 ) -> None:
     web = server_factory(web_port=0, max_body=20)
     _logged_in(page, web)
@@ -257,7 +276,7 @@ def test_browser_history_loads_older_pages_on_scroll(page: Page, web: RunningSer
 
 
 def test_browser_catches_up_once_after_a_server_restart(
-    page: Page, web: RunningServer, server_factory: Callable[..., RunningServer]
+    page: Page, web: RunningServer, server_factory: ServerFactory
 ) -> None:
     _logged_in(page, web)
     bob = web.login("bob")
@@ -287,7 +306,9 @@ def test_browser_catches_up_once_after_a_server_restart(
     assert len(ids) == len(set(ids))
 
 
-def test_browser_shows_markup_from_the_wire_as_text(page: Page, web: RunningServer) -> None:
+def test_browser_shows_markup_from_the_wire_as_text(
+    page: Page, web: RunningServer, dialogs: list[str]
+) -> None:
     _logged_in(page, web)
     bob = web.login("bob")
     payloads = [
@@ -300,7 +321,7 @@ def test_browser_shows_markup_from_the_wire_as_text(page: Page, web: RunningServ
     for body in payloads:
         expect(_messages(page).locator(".body", has_text=body)).to_have_text(body)
     page.wait_for_timeout(300)
-    assert page.dialogs == []  # type: ignore[attr-defined]
+    assert dialogs == []
     assert page.locator("#messages img, #messages script, #messages svg").count() == 0
 
 

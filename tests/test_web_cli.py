@@ -6,22 +6,11 @@ import http.client
 import shutil
 import socket
 import ssl
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import pytest
-
 from securechat.doctor import Installation, Status, examine
-from tests.conftest import TIMEOUT, CliRunner, RunningServer
+from tests.conftest import TIMEOUT, CliRunner, ServerFactory
 from tests.serve_process import ServeProcess
-
-
-@pytest.fixture
-def serve(certs_dir: Path, db_url: str) -> Iterator[list[ServeProcess]]:
-    started: list[ServeProcess] = []
-    yield started
-    for process in started:
-        process.stop()
 
 
 def _get_root(port: int, ca_file: Path) -> http.client.HTTPResponse:
@@ -97,7 +86,7 @@ def _web_finding(install: Installation) -> tuple[Status, str]:
 
 
 def test_doctor_recognizes_a_running_web_port(
-    server_factory: Callable[..., RunningServer], certs_dir: Path, db_url: str
+    server_factory: ServerFactory, certs_dir: Path, db_url: str
 ) -> None:
     running = server_factory(web_port=0)
     assert running.web_address is not None

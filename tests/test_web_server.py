@@ -7,9 +7,9 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Protocol, Unpack
 
 import pytest
 from cryptography import x509
@@ -22,14 +22,18 @@ from securechat.server.renewal import Credentials
 from securechat.server.webconnection import split_frames
 from securechat.server.webfiles import Origins, StaticFiles, load_package_files
 from securechat.tls import server_context
-from tests.conftest import PASSWORD, TIMEOUT, RunningServer
-from tests.web_peer import WebPeer, origin_of
+from tests.conftest import PASSWORD, TIMEOUT, RunningServer, ServerFactory
+from tests.web_peer import ConnectOptions, WebPeer, origin_of
 
-WebFactory = Callable[..., WebPeer]
+
+class WebFactory(Protocol):
+    """The ``web_peer`` fixture: ``web_peer(max_size=None)``."""
+
+    def __call__(self, **options: Unpack[ConnectOptions]) -> WebPeer: ...
 
 
 @pytest.fixture
-def web_server(server_factory: Callable[..., RunningServer]) -> RunningServer:
+def web_server(server_factory: ServerFactory) -> RunningServer:
     return server_factory(web_port=0)
 
 
@@ -38,7 +42,7 @@ def web_peer(web_server: RunningServer) -> Iterator[WebFactory]:
     """Open WebSocket sessions to ``web_server``; closed after the test."""
     peers: list[WebPeer] = []
 
-    def open_peer(**options: Any) -> WebPeer:
+    def open_peer(**options: Unpack[ConnectOptions]) -> WebPeer:
         assert web_server.web_address is not None
         peer = WebPeer(web_server.web_address, web_server.ca_file, **options)
         peers.append(peer)
@@ -171,7 +175,7 @@ def test_web_message_at_max_frame_is_read(web_peer: WebFactory) -> None:
     peer.expect("pong", ref="p")
 
 
-def test_web_sessions_are_rate_limited(server_factory: Callable[..., RunningServer]) -> None:
+def test_web_sessions_are_rate_limited(server_factory: ServerFactory) -> None:
     running = server_factory(web_port=0, rate_per_second=5, rate_burst=5)
     assert running.web_address is not None
     with WebPeer(running.web_address, running.ca_file) as peer:
@@ -225,7 +229,7 @@ def test_origins_are_the_certificate_names_with_the_port() -> None:
 
 
 def test_web_port_counts_against_the_per_address_login_cap(
-    server_factory: Callable[..., RunningServer],
+    server_factory: ServerFactory,
 ) -> None:
     running = server_factory(web_port=0, max_unauthenticated_per_ip=2)
     assert running.web_address is not None
@@ -314,7 +318,7 @@ def test_static_files_allowlist_is_the_package_folder() -> None:
 
 
 def test_shutdown_says_bye_to_web_sessions_and_leaves_no_thread(
-    server_factory: Callable[..., RunningServer],
+    server_factory: ServerFactory,
 ) -> None:
     before = set(threading.enumerate())
     running = server_factory(web_port=0)
@@ -334,7 +338,7 @@ def test_shutdown_says_bye_to_web_sessions_and_leaves_no_thread(
 
 
 def test_browser_that_never_reads_is_dropped_while_others_keep_receiving(
-    server_factory: Callable[..., RunningServer],
+    server_factory: ServerFactory,
 ) -> None:
     running = server_factory(
         web_port=0, outbox_frames=200, outbox_bytes=256 * 1024, rate_per_second=10_000
@@ -374,7 +378,7 @@ def _served_serial(address: tuple[str, int], ca_file: Path) -> int:
 
 
 def test_web_port_presents_the_chat_servers_current_certificate(
-    server_factory: Callable[..., RunningServer], certs_dir: Path, tmp_path: Path
+    server_factory: ServerFactory, certs_dir: Path, tmp_path: Path
 ) -> None:
     running = server_factory(web_port=0)
     assert running.web_address is not None
@@ -396,7 +400,7 @@ def test_split_frames_turns_a_fan_out_blob_into_payloads() -> None:
 
 
 def test_web_logins_are_throttled_like_the_chat_ports(
-    server_factory: Callable[..., RunningServer],
+    server_factory: ServerFactory,
 ) -> None:
     running = server_factory(web_port=0, throttle=ThrottlePolicy(free_failures=1, first_delay=60))
     assert running.web_address is not None
