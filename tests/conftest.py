@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import subprocess
@@ -14,6 +15,7 @@ import pytest
 
 if TYPE_CHECKING:
     from securechat.store.database import Database
+    from tests.postgres import PostgresCluster
 
 #: Upper bound, in seconds, for any single wait in a test.
 TIMEOUT = 10.0
@@ -88,30 +90,155 @@ class RunningServer:
         return peer
 
 
+# --- databases: a test that uses one runs on SQLite and on PostgreSQL ------------------
+
+DATABASE_KINDS = ("sqlite", "postgresql")
+#: The group commit's ways to add rows (store/messages.py) on each kind of database.
+WRITE_PATHS = {"sqlite": ("sqlite-cursor", "portable"), "postgresql": ("portable",)}
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Run each test that uses a database (through ``database_kind``) on both kinds, and
+    one that takes ``write_path`` on each path of each kind.
+
+    ``@pytest.mark.sqlite_only(reason=...)``, on a test or a module, keeps it to SQLite.
+    """
+    if "database_kind" not in metafunc.fixturenames:
+        return
+    marker = metafunc.definition.get_closest_marker("sqlite_only")
+    if marker is not None and not marker.kwargs.get("reason"):
+        raise pytest.UsageError(f"{metafunc.definition.nodeid}: sqlite_only needs reason=...")
+    kinds = ["sqlite"] if marker is not None else list(DATABASE_KINDS)
+    if "write_path" in metafunc.fixturenames:
+        pairs = [(kind, path) for kind in kinds for path in WRITE_PATHS[kind]]
+        metafunc.parametrize(("database_kind", "write_path"), pairs, indirect=True)
+    else:
+        metafunc.parametrize("database_kind", kinds, indirect=True)
+
+
 @pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
-    """A fresh, empty SQLite database at head, opened."""
-    from securechat.store.database import open_database
-
-    database = open_database(f"sqlite:///{tmp_path / 'empty.db'}")
-    yield database
-    database.dispose()
+def database_kind(request: pytest.FixtureRequest) -> str:
+    """``sqlite`` or ``postgresql``: the database this run of the test uses."""
+    kind: str = request.param
+    return kind
 
 
 @pytest.fixture
-def db_url(tmp_path: Path) -> str:
-    """A fresh SQLite database at head, with USERS (password PASSWORD) in it."""
+def write_path(request: pytest.FixtureRequest) -> str:
+    """How the group commit adds rows: ``sqlite-cursor`` or ``portable`` (ChatStore)."""
+    path: str = request.param
+    return path
+
+
+@dataclasses.dataclass(frozen=True)
+class PostgresFixture:
+    """The session's PostgreSQL cluster and its template databases (see ``postgres``)."""
+
+    cluster: PostgresCluster
+    at_head: str  # migrated, no users
+    with_users: str  # migrated, with USERS
+
+    @contextlib.contextmanager
+    def database(self, template: str | None) -> Iterator[str]:
+        """A new database for one test (a copy of ``template``), dropped after it."""
+        url = self.cluster.create_database(template=template)
+        try:
+            yield url
+        finally:
+            self.cluster.drop_database(url)
+
+
+def _make_template(cluster: PostgresCluster, name: str, users: Sequence[str]) -> str:
     from securechat.accounts import Accounts
     from securechat.config import HashParams
     from securechat.store.database import open_database
 
+    url = cluster.create_database(name=name)
+    database = open_database(url)
+    try:
+        accounts = Accounts(database, hash_params=HashParams.for_tests())
+        for user in users:
+            accounts.add(user, PASSWORD)
+    finally:
+        database.dispose()
+    return cluster.make_template(url)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresFixture]:
+    """A throwaway PostgreSQL cluster for the whole run (tests/postgres.py), started by the
+    first test that needs it; stopped and removed at the end, Ctrl-C included.
+
+    Two template databases make each test's database a ``CREATE DATABASE ... TEMPLATE``:
+    one migrated to head, one also holding USERS.
+    """
+    from tests.postgres import PostgresCluster, find_bindir, missing
+
+    reason = missing()
+    if reason is not None:
+        skip_or_fail(reason)
+    bindir = find_bindir()
+    assert bindir is not None
+    cluster = PostgresCluster(bindir)
+    try:
+        cluster.start()
+        yield PostgresFixture(
+            cluster,
+            at_head=_make_template(cluster, "template_at_head", ()),
+            with_users=_make_template(cluster, "template_users", USERS),
+        )
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def db(database_kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Database]:
+    """A fresh, empty database at head, opened: a SQLite file, or a PostgreSQL database."""
+    from securechat.store.database import open_database
+
+    with contextlib.ExitStack() as stack:
+        if database_kind == "postgresql":
+            postgres: PostgresFixture = request.getfixturevalue("postgres")
+            url = stack.enter_context(postgres.database(postgres.at_head))
+        else:
+            url = f"sqlite:///{tmp_path / 'empty.db'}"
+        database = open_database(url)
+        stack.callback(database.dispose)
+        yield database
+
+
+@pytest.fixture
+def db_url(database_kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh database at head with USERS (password PASSWORD) in it; its URL."""
+    from securechat.accounts import Accounts
+    from securechat.config import HashParams
+    from securechat.store.database import open_database
+
+    if database_kind == "postgresql":
+        postgres: PostgresFixture = request.getfixturevalue("postgres")
+        with postgres.database(postgres.with_users) as url:
+            yield url
+        return
     url = f"sqlite:///{tmp_path / 'chat.db'}"
     database = open_database(url)
     accounts = Accounts(database, hash_params=HashParams.for_tests())
     for user in USERS:
         accounts.add(user, PASSWORD)
     database.dispose()
-    return url
+    yield url
+
+
+@pytest.fixture
+def blank_db_url(
+    database_kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[str]:
+    """The URL of a database with nothing in it, not even a schema (SQLite: no file yet)."""
+    if database_kind == "postgresql":
+        postgres: PostgresFixture = request.getfixturevalue("postgres")
+        with postgres.database(None) as url:
+            yield url
+        return
+    yield f"sqlite:///{tmp_path / 'blank.db'}"
 
 
 @pytest.fixture
