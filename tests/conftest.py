@@ -15,7 +15,7 @@ import pytest
 
 if TYPE_CHECKING:
     from securechat.store.database import Database
-    from tests.postgres import PostgresCluster
+    from tests.postgres import DatabasePool, PostgresCluster
 
 #: Upper bound, in seconds, for any single wait in a test.
 TIMEOUT = 10.0
@@ -132,36 +132,24 @@ def write_path(request: pytest.FixtureRequest) -> str:
 
 @dataclasses.dataclass(frozen=True)
 class PostgresFixture:
-    """The session's PostgreSQL cluster and its template databases (see ``postgres``)."""
+    """The session's PostgreSQL cluster and its pool of databases at head (see ``postgres``)."""
 
     cluster: PostgresCluster
-    at_head: str  # migrated, no users
-    with_users: str  # migrated, with USERS
+    pool: DatabasePool
+    users: list[dict[str, Any]]  # the rows of USERS in the users table
+
+    def database(self, *, with_users: bool) -> contextlib.AbstractContextManager[str]:
+        """A database at head for one test, empty or holding only USERS."""
+        return self.pool.lease({"users": self.users} if with_users else None)
 
     @contextlib.contextmanager
-    def database(self, template: str | None) -> Iterator[str]:
-        """A new database for one test (a copy of ``template``), dropped after it."""
-        url = self.cluster.create_database(template=template)
+    def blank_database(self) -> Iterator[str]:
+        """A new database without even a schema, dropped after the test."""
+        url = self.cluster.create_database()
         try:
             yield url
         finally:
             self.cluster.drop_database(url)
-
-
-def _make_template(cluster: PostgresCluster, name: str, users: Sequence[str]) -> str:
-    from securechat.accounts import Accounts
-    from securechat.config import HashParams
-    from securechat.store.database import open_database
-
-    url = cluster.create_database(name=name)
-    database = open_database(url)
-    try:
-        accounts = Accounts(database, hash_params=HashParams.for_tests())
-        for user in users:
-            accounts.add(user, PASSWORD)
-    finally:
-        database.dispose()
-    return cluster.make_template(url)
 
 
 @pytest.fixture(scope="session")
@@ -169,10 +157,13 @@ def postgres() -> Iterator[PostgresFixture]:
     """A throwaway PostgreSQL cluster for the whole run (tests/postgres.py), started by the
     first test that needs it; stopped and removed at the end, Ctrl-C included.
 
-    Two template databases make each test's database a ``CREATE DATABASE ... TEMPLATE``:
-    one migrated to head, one also holding USERS.
+    The tests' databases come from a pool (``DatabasePool``): copies of one migrated
+    template, emptied before each test and given USERS again by copying their rows.
     """
-    from tests.postgres import PostgresCluster, find_bindir, missing
+    from securechat.accounts import Accounts
+    from securechat.config import HashParams
+    from securechat.store.database import open_database
+    from tests.postgres import DatabasePool, PostgresCluster, find_bindir, missing
 
     reason = missing()
     if reason is not None:
@@ -182,11 +173,16 @@ def postgres() -> Iterator[PostgresFixture]:
     cluster = PostgresCluster(bindir)
     try:
         cluster.start()
-        yield PostgresFixture(
-            cluster,
-            at_head=_make_template(cluster, "template_at_head", ()),
-            with_users=_make_template(cluster, "template_users", USERS),
-        )
+        database = open_database(cluster.create_database(name="template_at_head"))
+        try:
+            accounts = Accounts(database, hash_params=HashParams.for_tests())
+            for user in USERS:
+                accounts.add(user, PASSWORD)
+        finally:
+            database.dispose()
+        users = cluster.rows("template_at_head", "users")
+        cluster.execute("template_at_head", "TRUNCATE users RESTART IDENTITY CASCADE")
+        yield PostgresFixture(cluster, DatabasePool(cluster, "template_at_head"), users)
     finally:
         cluster.stop()
 
@@ -199,7 +195,7 @@ def db(database_kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> It
     with contextlib.ExitStack() as stack:
         if database_kind == "postgresql":
             postgres: PostgresFixture = request.getfixturevalue("postgres")
-            url = stack.enter_context(postgres.database(postgres.at_head))
+            url = stack.enter_context(postgres.database(with_users=False))
         else:
             url = f"sqlite:///{tmp_path / 'empty.db'}"
         database = open_database(url)
@@ -216,7 +212,7 @@ def db_url(database_kind: str, tmp_path: Path, request: pytest.FixtureRequest) -
 
     if database_kind == "postgresql":
         postgres: PostgresFixture = request.getfixturevalue("postgres")
-        with postgres.database(postgres.with_users) as url:
+        with postgres.database(with_users=True) as url:
             yield url
         return
     url = f"sqlite:///{tmp_path / 'chat.db'}"
@@ -235,7 +231,7 @@ def blank_db_url(
     """The URL of a database with nothing in it, not even a schema (SQLite: no file yet)."""
     if database_kind == "postgresql":
         postgres: PostgresFixture = request.getfixturevalue("postgres")
-        with postgres.database(None) as url:
+        with postgres.blank_database() as url:
             yield url
         return
     yield f"sqlite:///{tmp_path / 'blank.db'}"
