@@ -90,7 +90,7 @@ class RunningServer:
         return peer
 
 
-# --- databases: a test that uses one runs on SQLite and on PostgreSQL ------------------
+# --- databases: tests that touch SQL run on SQLite and on PostgreSQL -------------------
 
 DATABASE_KINDS = ("sqlite", "postgresql")
 #: The group commit's ways to add rows (store/messages.py) on each kind of database.
@@ -98,28 +98,32 @@ WRITE_PATHS = {"sqlite": ("sqlite-cursor", "portable"), "postgresql": ("portable
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """Run each test that uses a database (through ``database_kind``) on both kinds, and
-    one that takes ``write_path`` on each path of each kind.
+    """Run each test marked ``postgresql`` (on the test or its module) that uses a database
+    on both kinds, and one that takes ``write_path`` on each path of each kind.
 
-    ``@pytest.mark.sqlite_only(reason=...)``, on a test or a module, keeps it to SQLite.
+    The others use SQLite only: the PostgreSQL variants are kept to the tests that touch
+    SQL, so that ``make check`` stays within its time (docs/performance.md).
+    ``@pytest.mark.sqlite_only(reason=...)`` keeps one test of a marked module to SQLite.
     """
     if "database_kind" not in metafunc.fixturenames:
         return
     marker = metafunc.definition.get_closest_marker("sqlite_only")
     if marker is not None and not marker.kwargs.get("reason"):
         raise pytest.UsageError(f"{metafunc.definition.nodeid}: sqlite_only needs reason=...")
-    kinds = ["sqlite"] if marker is not None else list(DATABASE_KINDS)
+    on_postgresql = metafunc.definition.get_closest_marker("postgresql") is not None
+    kinds = list(DATABASE_KINDS) if on_postgresql and marker is None else ["sqlite"]
     if "write_path" in metafunc.fixturenames:
         pairs = [(kind, path) for kind in kinds for path in WRITE_PATHS[kind]]
         metafunc.parametrize(("database_kind", "write_path"), pairs, indirect=True)
-    else:
+    elif on_postgresql:
         metafunc.parametrize("database_kind", kinds, indirect=True)
 
 
 @pytest.fixture
 def database_kind(request: pytest.FixtureRequest) -> str:
-    """``sqlite`` or ``postgresql``: the database this run of the test uses."""
-    kind: str = request.param
+    """``sqlite`` or ``postgresql``: the database this run of the test uses (SQLite unless
+    the test is marked ``postgresql``)."""
+    kind: str = getattr(request, "param", "sqlite")
     return kind
 
 

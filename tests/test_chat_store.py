@@ -19,6 +19,8 @@ from securechat.store.database import Database, open_database
 from securechat.store.messages import NewMessage, StoredMessage
 from securechat.store.models import ChatMessage, Membership, Room, User
 
+pytestmark = pytest.mark.postgresql
+
 
 @pytest.fixture
 def store(write_path: str, db: Database) -> ChatStore:

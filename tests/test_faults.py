@@ -20,6 +20,8 @@ from securechat.store.database import LOCK_TIMEOUT_MS
 from tests.conftest import RunningServer
 from tests.sql import WriteLock, rows
 
+pytestmark = pytest.mark.postgresql
+
 LOCK_TIMEOUT = LOCK_TIMEOUT_MS / 1000
 #: What each database says when a write waited too long for a lock.
 LOCKED = {"sqlite": "database is locked", "postgresql": "canceling statement due to lock timeout"}

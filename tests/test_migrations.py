@@ -31,6 +31,8 @@ from securechat.store.migrate import (
 )
 from tests.conftest import CliRunner
 
+pytestmark = pytest.mark.postgresql
+
 REPO = Path(__file__).resolve().parent.parent
 
 

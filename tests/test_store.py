@@ -23,6 +23,8 @@ from securechat.store.database import (
 from securechat.store.models import User
 from tests.conftest import CliRunner
 
+pytestmark = pytest.mark.postgresql
+
 
 def _user(name: str, **fields: object) -> User:
     return User(name=name, password_hash="x", **fields)
