@@ -101,8 +101,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Run each test marked ``postgresql`` (on the test or its module) that uses a database
     on both kinds, and one that takes ``write_path`` on each path of each kind.
 
-    The others use SQLite only: the PostgreSQL variants are kept to the tests that touch
-    SQL, so that ``make check`` stays within its time (docs/performance.md).
+    The others use SQLite only: the PostgreSQL variants are kept to the modules that touch
+    SQL (store, migrations, committer, faults, accounts, server, CLI), so that ``make
+    check`` stays within its time on 2 cores.
     ``@pytest.mark.sqlite_only(reason=...)`` keeps one test of a marked module to SQLite.
     """
     if "database_kind" not in metafunc.fixturenames:
