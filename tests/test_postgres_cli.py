@@ -17,7 +17,7 @@ from sqlalchemy import create_engine, inspect
 from sqlalchemy.pool import NullPool
 
 from securechat.store.migrate import alembic_config, head_revision
-from tests.conftest import PASSWORD, CliRunner, PostgresFixture
+from tests.conftest import PASSWORD, TIMEOUT, CliRunner, PostgresFixture
 from tests.serve_process import ServeProcess
 from tests.sql import rows
 from tests.test_client_terminal import Terminal
@@ -87,7 +87,7 @@ def test_serve_adduser_connect_send_and_history_on_postgresql(
     alice: Terminal | None = None
     try:
         alice = _connect(server.port, certs_dir / "ca.pem", "alice", tmp_path / "alice")
-        alice.expect(r"\[general\] alice>")
+        alice.expect(r"\[general\] alice>", timeout=3 * TIMEOUT)  # a cold start, maybe loaded
         alice.line("hello from the terminal")
         alice.expect("alice: hello from the terminal")
 
