@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import subprocess
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, TypedDict, Unpack
+from typing import TYPE_CHECKING, Any, Protocol, TypedDict, Unpack
 
 import pytest
 
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
     from securechat.server.server import ChatServer
     from securechat.store.database import Database
     from tests.peer import Peer
+    from tests.postgres import DatabasePool, PostgresCluster
     from tests.serve_process import ServeProcess
 
 #: Upper bound, in seconds, for any single wait in a test.
@@ -102,30 +104,156 @@ class RunningServer:
         return peer
 
 
+# --- databases: tests that touch SQL run on SQLite and on PostgreSQL -------------------
+
+DATABASE_KINDS = ("sqlite", "postgresql")
+#: The group commit's ways to add rows (store/messages.py) on each kind of database.
+WRITE_PATHS = {"sqlite": ("sqlite-cursor", "portable"), "postgresql": ("portable",)}
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Run each test marked ``postgresql`` (on the test or its module) that uses a database
+    on both kinds, and one that takes ``write_path`` on each path of each kind.
+
+    The others use SQLite only: the PostgreSQL variants are kept to the modules that touch
+    SQL (store, migrations, committer, faults, accounts, server, CLI), so that ``make
+    check`` stays within its time on 2 cores.
+    ``@pytest.mark.sqlite_only(reason=...)`` keeps one test of a marked module to SQLite.
+    """
+    if "database_kind" not in metafunc.fixturenames:
+        return
+    marker = metafunc.definition.get_closest_marker("sqlite_only")
+    if marker is not None and not marker.kwargs.get("reason"):
+        raise pytest.UsageError(f"{metafunc.definition.nodeid}: sqlite_only needs reason=...")
+    on_postgresql = metafunc.definition.get_closest_marker("postgresql") is not None
+    kinds = list(DATABASE_KINDS) if on_postgresql and marker is None else ["sqlite"]
+    if "write_path" in metafunc.fixturenames:
+        pairs = [(kind, path) for kind in kinds for path in WRITE_PATHS[kind]]
+        metafunc.parametrize(("database_kind", "write_path"), pairs, indirect=True)
+    elif on_postgresql:
+        metafunc.parametrize("database_kind", kinds, indirect=True)
+
+
 @pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
-    """A fresh, empty SQLite database at head, opened."""
+def database_kind(request: pytest.FixtureRequest) -> str:
+    """``sqlite`` or ``postgresql``: the database this run of the test uses (SQLite unless
+    the test is marked ``postgresql``)."""
+    kind: str = getattr(request, "param", "sqlite")
+    return kind
+
+
+@pytest.fixture
+def write_path(request: pytest.FixtureRequest) -> str:
+    """How the group commit adds rows: ``sqlite-cursor`` or ``portable`` (ChatStore)."""
+    path: str = request.param
+    return path
+
+
+@dataclasses.dataclass(frozen=True)
+class PostgresFixture:
+    """The session's PostgreSQL cluster and its pool of databases at head (see ``postgres``)."""
+
+    cluster: PostgresCluster
+    pool: DatabasePool
+    users: list[dict[str, Any]]  # the rows of USERS in the users table
+
+    def database(self, *, with_users: bool) -> contextlib.AbstractContextManager[str]:
+        """A database at head for one test, empty or holding only USERS."""
+        return self.pool.lease({"users": self.users} if with_users else None)
+
+    @contextlib.contextmanager
+    def blank_database(self) -> Iterator[str]:
+        """A new database without even a schema, dropped after the test."""
+        url = self.cluster.create_database()
+        try:
+            yield url
+        finally:
+            self.cluster.drop_database(url)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresFixture]:
+    """A throwaway PostgreSQL cluster for the whole run (tests/postgres.py), started by the
+    first test that needs it; stopped and removed at the end, Ctrl-C included.
+
+    The tests' databases come from a pool (``DatabasePool``): copies of one migrated
+    template, emptied before each test and given USERS again by copying their rows.
+    """
+    from securechat.accounts import Accounts
+    from securechat.config import HashParams
+    from securechat.store.database import open_database
+    from tests.postgres import DatabasePool, PostgresCluster, find_bindir, missing
+
+    reason = missing()
+    if reason is not None:
+        skip_or_fail(reason)
+    bindir = find_bindir()
+    assert bindir is not None
+    cluster = PostgresCluster(bindir)
+    try:
+        cluster.start()
+        database = open_database(cluster.create_database(name="template_at_head"))
+        try:
+            accounts = Accounts(database, hash_params=HashParams.for_tests())
+            for user in USERS:
+                accounts.add(user, PASSWORD)
+        finally:
+            database.dispose()
+        users = cluster.rows("template_at_head", "users")
+        cluster.execute("template_at_head", "TRUNCATE users RESTART IDENTITY CASCADE")
+        yield PostgresFixture(cluster, DatabasePool(cluster, "template_at_head"), users)
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def db(database_kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Database]:
+    """A fresh, empty database at head, opened: a SQLite file, or a PostgreSQL database."""
     from securechat.store.database import open_database
 
-    database = open_database(f"sqlite:///{tmp_path / 'empty.db'}")
-    yield database
-    database.dispose()
+    with contextlib.ExitStack() as stack:
+        if database_kind == "postgresql":
+            postgres: PostgresFixture = request.getfixturevalue("postgres")
+            url = stack.enter_context(postgres.database(with_users=False))
+        else:
+            url = f"sqlite:///{tmp_path / 'empty.db'}"
+        database = open_database(url)
+        stack.callback(database.dispose)
+        yield database
 
 
 @pytest.fixture
-def db_url(tmp_path: Path) -> str:
-    """A fresh SQLite database at head, with USERS (password PASSWORD) in it."""
+def db_url(database_kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh database at head with USERS (password PASSWORD) in it; its URL."""
     from securechat.accounts import Accounts
     from securechat.config import HashParams
     from securechat.store.database import open_database
 
+    if database_kind == "postgresql":
+        postgres: PostgresFixture = request.getfixturevalue("postgres")
+        with postgres.database(with_users=True) as url:
+            yield url
+        return
     url = f"sqlite:///{tmp_path / 'chat.db'}"
     database = open_database(url)
     accounts = Accounts(database, hash_params=HashParams.for_tests())
     for user in USERS:
         accounts.add(user, PASSWORD)
     database.dispose()
-    return url
+    yield url
+
+
+@pytest.fixture
+def blank_db_url(
+    database_kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[str]:
+    """The URL of a database with nothing in it, not even a schema (SQLite: no file yet)."""
+    if database_kind == "postgresql":
+        postgres: PostgresFixture = request.getfixturevalue("postgres")
+        with postgres.blank_database() as url:
+            yield url
+        return
+    yield f"sqlite:///{tmp_path / 'blank.db'}"
 
 
 class LimitOverrides(TypedDict, total=False):

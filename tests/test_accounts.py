@@ -24,6 +24,8 @@ from securechat.protocol.names import NAME_RULE
 from securechat.store.database import Database
 from securechat.store.models import User
 
+pytestmark = pytest.mark.postgresql
+
 PASSWORD = "correct horse battery"
 
 

@@ -172,8 +172,15 @@ def test_backup_into_a_folder_writes_a_dated_file(
 def test_backup_refuses_other_databases_and_missing_files(
     run_cli: CliRunner, tmp_path: Path, db_url: str, db_file: Path
 ) -> None:
-    result = run_cli("backup", "b.db", "--db", "postgresql://chat:secret@localhost/chat")
-    _one_line_error(result, "use the database's own tools")
+    url = "postgresql+psycopg://chat:secret@localhost/chat"
+    result = run_cli("backup", "b.db", "--db", url)
+    _one_line_error(
+        result, "run: pg_dump --format=custom --file=b.db postgresql://chat@localhost/chat"
+    )
+    assert "secret" not in result.stderr
+    result = run_cli("restore", "b.db", "--yes", "--db", url)
+    _one_line_error(result, "stop the server, then run: pg_restore --clean --if-exists")
+    assert "--dbname=postgresql://chat@localhost/chat b.db" in result.stderr
     assert "secret" not in result.stderr
     _one_line_error(
         run_cli("backup", "b.db", "--db", f"sqlite:///{tmp_path / 'none.db'}"), "no database at"

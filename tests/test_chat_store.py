@@ -1,26 +1,33 @@
-"""ChatStore against a real SQLite file: group-commit semantics and query plans that scale."""
+"""ChatStore on SQLite and PostgreSQL: group-commit semantics and query plans that scale."""
 
 from __future__ import annotations
 
+import itertools
+import random
 import re
-from collections.abc import Mapping, Sequence
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import bindparam, event, select
 
 from securechat.errors import ErrorCode
 from securechat.store.chat import ChatStore
-from securechat.store.database import Database
+from securechat.store.database import Database, open_database
 from securechat.store.messages import NewMessage, StoredMessage
-from securechat.store.models import Membership, Room, User
+from securechat.store.models import ChatMessage, Membership, Room, User
+
+pytestmark = pytest.mark.postgresql
 
 Parameters = Sequence[object] | Mapping[str, object]  # as a DB-API execute() takes them
 
 
-@pytest.fixture(params=["sqlite-cursor", "portable"])
-def store(request: pytest.FixtureRequest, db: Database) -> ChatStore:
-    """Both group-commit paths: SQLite's own, and the one other databases take."""
-    return ChatStore(db, sqlite_cursor=request.param == "sqlite-cursor")
+@pytest.fixture
+def store(write_path: str, db: Database) -> ChatStore:
+    """Each group-commit path: SQLite's own, and the portable one (PostgreSQL's)."""
+    return ChatStore(db, sqlite_cursor=write_path == "sqlite-cursor")
 
 
 def _users(db: Database, *names: str) -> list[int]:
@@ -73,6 +80,7 @@ def test_a_direct_message_to_an_unknown_user_is_refused_alone(
     assert _saved(results[1]).to == "alice"
 
 
+@pytest.mark.sqlite_only(reason="SQLite's own cursor path; elsewhere the portable one is all")
 @pytest.mark.parametrize(
     ("sqlite_cursor", "through_sqlalchemy"), [(None, 0), (True, 0), (False, 1)]
 )
@@ -129,14 +137,82 @@ def test_no_message_query_scans_the_whole_table(db: Database, store: ChatStore) 
     finally:
         event.remove(db.engine, "before_cursor_execute", record)
     assert len(statements) >= 5
+    for statement, parameters in statements:
+        details = _plan(db, statement, parameters)
+        assert not any(d.startswith("SCAN messages") for d in details), (statement, details)
+
+
+def _plan(db: Database, statement: str, parameters: Any, *, sorts: bool = True) -> list[str]:
+    """The query plan of ``statement``, one line per step, in SQLite's words.
+
+    PostgreSQL's plan is told in them too: a read of ``messages`` is "SEARCH messages ..."
+    when index conditions bound it, else "SCAN messages ..."; a sort is "SORT". It is told
+    to avoid full scans (and sorts, unless ``sorts``) wherever it can: its choice on a
+    small test table says nothing, but one it cannot avoid means no index serves the query.
+    """
     raw = db.engine.raw_connection()
     try:
-        for statement, parameters in statements:
-            plan = raw.cursor().execute("EXPLAIN QUERY PLAN " + statement, parameters).fetchall()
-            details = [row[3] for row in plan]
-            assert not any(d.startswith("SCAN messages") for d in details), (statement, details)
+        cursor = raw.cursor()
+        if db.engine.dialect.name == "sqlite":
+            plan = cursor.execute("EXPLAIN QUERY PLAN " + statement, parameters).fetchall()
+            return [row[3] for row in plan]
+        for setting in ("enable_seqscan",) if sorts else ("enable_seqscan", "enable_sort"):
+            cursor.execute(f"SET LOCAL {setting} = off")
+        cursor.execute("EXPLAIN (FORMAT JSON) " + statement, parameters)
+        row = cursor.fetchone()
+        assert row is not None
+        return list(_postgresql_steps(row[0][0]["Plan"]))
     finally:
+        raw.rollback()
         raw.close()
+
+
+def _postgresql_steps(node: dict[str, Any]) -> Iterator[str]:
+    kind, table = node["Node Type"], node.get("Relation Name")
+    if kind in ("Sort", "Incremental Sort"):
+        yield f"SORT ({kind})"
+    elif table is not None and "Index Cond" in node:
+        yield f"SEARCH {table} USING INDEX {node['Index Name']} {node['Index Cond']}"
+    elif table is not None and kind == "Bitmap Heap Scan":  # rows the index scans below found
+        yield f"SEARCH {table} USING BITMAP {node['Recheck Cond']}"
+    elif table is not None:
+        yield f"SCAN {table} ({kind})"
+    else:
+        yield kind
+    for child in node.get("Plans", ()):
+        yield from _postgresql_steps(child)
+
+
+def test_room_history_reads_the_rooms_index_backwards_and_never_sorts(db: Database) -> None:
+    """A page of a room costs ``limit`` rows, however long the room's or others' history."""
+    alice, bob = _users(db, "alice", "bob")
+    store = ChatStore(db)
+    store.join(alice, "general")
+    store.join(bob, "other")
+    for page in range(5):
+        store.save_messages([
+            NewMessage(bob, "bob", "elsewhere", f"{page}-{i}", room="other") for i in range(200)
+        ])  # fmt: skip
+    store.save_messages([NewMessage(alice, "alice", "hi", "g1", room="general")])
+    statements: list[tuple[str, Any]] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        statements.append((statement, parameters))
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        assert [m.body for m in store.room_history("general", before=None, limit=5)[0]] == ["hi"]
+        store.room_history("general", before=900, limit=5)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
+    assert len(statements) == 2
+    for statement, parameters in statements:
+        details = _plan(db, statement, parameters, sorts=False)
+        assert not [d for d in details if "SORT" in d or "TEMP B-TREE" in d], details
+        reads = [d for d in details if " messages " in f"{d} "]
+        assert [d.split(" (")[0] for d in reads] == [
+            "SEARCH messages USING INDEX ix_messages_room_id_id"
+        ], details
 
 
 def test_a_resend_on_a_kept_connection_leaves_it_usable(db: Database, store: ChatStore) -> None:
@@ -274,6 +350,7 @@ def test_sync_reads_only_id_ranges_of_indexes_and_never_sorts(db: Database) -> N
 
     So SQLite merges the ranges and stops after ``limit`` ids: nothing is scanned, and
     nothing is gathered into a temporary B-tree to be sorted, however long the history.
+    PostgreSQL sorts, but only the first ``limit`` ids of each range.
     """
     alice, bob = _users(db, "alice", "bob")
     store = ChatStore(db)
@@ -305,16 +382,18 @@ def test_sync_reads_only_id_ranges_of_indexes_and_never_sorts(db: Database) -> N
         ]
     finally:
         event.remove(db.engine, "before_cursor_execute", record)
-    raw = db.engine.raw_connection()
-    try:
-        for statement, parameters in statements:
-            plan = raw.cursor().execute("EXPLAIN QUERY PLAN " + statement, parameters).fetchall()
-            details = [row[3] for row in plan]
-            assert not any("TEMP B-TREE" in d for d in details), (statement, details)
-            on_messages = [d for d in details if " messages " in f"{d} "]
-            assert all(_INDEX_RANGE.fullmatch(d) for d in on_messages), (statement, details)
-    finally:
-        raw.close()
+    for statement, parameters in statements:
+        details = _plan(db, statement, parameters, sorts=False)
+        if db.engine.dialect.name == "postgresql":
+            # Index ranges, each cut at the limit before they are sorted together.
+            for step, read in itertools.pairwise(details):
+                if " messages " in f"{read} ":
+                    assert read.startswith("SEARCH messages"), (statement, details)
+                    assert step == "Limit" or "(id = ANY " in read, (statement, details)
+            continue
+        assert not any("TEMP B-TREE" in d for d in details), (statement, details)
+        on_messages = [d for d in details if " messages " in f"{d} "]
+        assert all(_INDEX_RANGE.fullmatch(d) for d in on_messages), (statement, details)
 
 
 def test_a_row_whose_sender_was_deleted_is_refused_alone(db: Database, store: ChatStore) -> None:
@@ -359,3 +438,66 @@ def test_a_row_whose_room_was_deleted_is_refused_alone_and_the_name_can_come_bac
     again = store.save_messages([NewMessage(alice, "alice", "new other", "a3", room="other")])
     assert _saved(again[0]).room == "other"
     assert [m.body for m in store.room_history("other", before=None, limit=10)[0]] == ["new other"]
+
+
+# --- commit order across writers ---------------------------------------------------------
+
+
+def test_a_reader_tailing_by_id_misses_nothing_two_writers_commit(db: Database) -> None:
+    """Ids become visible in order, whoever writes: a reader that takes ``id > last seen``
+    (a client's sync, a server node tailing the table) never skips a row.
+
+    Two stores on two engines stand for two server processes sharing the database. Each
+    batch waits a little between its inserts and its COMMIT (as the fsync does), so on
+    PostgreSQL a writer that drew later ids could commit first, but for the commit-order
+    lock.
+    """
+    alice, bob = _users(db, "alice", "bob")
+    other = open_database(db.url)
+    stores = [(ChatStore(db), alice, "alice"), (ChatStore(other), bob, "bob")]
+    for store, user, name in stores:
+        store.join(user, "general")
+        store.save_messages([NewMessage(user, name, "first", f"{name}-first", room="general")])
+    stop = threading.Event()
+    failures: list[BaseException] = []
+
+    def write(store: ChatStore, user: int, name: str) -> None:
+        rng = random.Random(name)
+        try:
+            for n in itertools.count():
+                if stop.is_set():
+                    return
+                store.save_messages(
+                    [
+                        NewMessage(user, name, "x", f"{name}-{n}-{i}", room="general")
+                        for i in range(3)
+                    ],
+                    before_commit=lambda _results: time.sleep(rng.random() / 500),
+                )
+        except BaseException as exc:
+            failures.append(exc)
+
+    writers = [threading.Thread(target=write, args=args) for args in stores]
+    for thread in writers:
+        thread.start()
+    seen: set[int] = set()
+    last = 0
+    tail = select(ChatMessage.id).where(ChatMessage.id > bindparam("last")).order_by(ChatMessage.id)
+    try:
+        deadline = time.monotonic() + 1.5
+        while time.monotonic() < deadline and not failures:
+            with db.transaction() as conn:
+                new = conn.execute(tail, {"last": last}).scalars().all()
+            seen.update(new)
+            last = new[-1] if new else last
+    finally:
+        stop.set()
+        for thread in writers:
+            thread.join(timeout=10)
+        other.dispose()
+    assert not failures, failures
+    with db.transaction() as conn:
+        stored = set(conn.execute(select(ChatMessage.id)).scalars())
+        seen.update(conn.execute(tail, {"last": last}).scalars())
+    assert len(stored) > 20  # the writers did overlap for a while
+    assert sorted(stored - seen) == []  # committed behind the reader's back: never seen

@@ -24,6 +24,8 @@ from securechat.store.database import Database
 from securechat.store.messages import NewMessage, SaveResult
 from securechat.store.models import User
 
+pytestmark = pytest.mark.postgresql
+
 
 class _Inbox:
     """A hub member that keeps the frames the committer sends it."""

@@ -1,5 +1,8 @@
-"""Faults below the server: a database locked by someone else for longer than the busy timeout.
+"""Faults below the server: a database locked by someone else for longer than the lock timeout.
 
+On SQLite another connection holds the write lock (``BEGIN EXCLUSIVE``), on PostgreSQL it
+holds the tables (``LOCK TABLE ... IN ACCESS EXCLUSIVE MODE``): the server's write waits
+out SQLite's busy timeout or PostgreSQL's ``lock_timeout``, then fails with a clear error.
 A full or read-only disk cannot be simulated portably when the tests run as root (root
 writes through permissions, and filling a disk needs a dedicated file system); see the
 "Faults" section of docs/security.md.
@@ -8,55 +11,59 @@ writes through permissions, and filling a disk needs a dedicated file system); s
 from __future__ import annotations
 
 import logging
-import sqlite3
 import time
 from collections.abc import Iterator
 
 import pytest
 
-from securechat.store.database import SQLITE_BUSY_TIMEOUT_MS
+from securechat.store.database import LOCK_TIMEOUT_MS
 from tests.conftest import RunningServer
+from tests.sql import WriteLock, rows
 
-BUSY_TIMEOUT = SQLITE_BUSY_TIMEOUT_MS / 1000
+pytestmark = pytest.mark.postgresql
+
+LOCK_TIMEOUT = LOCK_TIMEOUT_MS / 1000
+#: What each database says when a write waited too long for a lock.
+LOCKED = {"sqlite": "database is locked", "postgresql": "canceling statement due to lock timeout"}
 
 
 def _rows_with_ref(db_url: str, ref: str) -> list[tuple[int, str]]:
-    with sqlite3.connect(db_url.removeprefix("sqlite:///")) as db:
-        return db.execute("SELECT id, body FROM messages WHERE ref = ?", (ref,)).fetchall()
+    return rows(db_url, "SELECT id, body FROM messages WHERE ref = :ref", ref=ref)
 
 
 @pytest.fixture
-def locker(running_server: RunningServer) -> Iterator[sqlite3.Connection]:
-    """A second sqlite3 connection to the server's database, in autocommit mode."""
-    db = sqlite3.connect(running_server.db_url.removeprefix("sqlite:///"), isolation_level=None)
-    yield db
-    if db.in_transaction:
-        db.execute("ROLLBACK")
-    db.close()
+def locker(running_server: RunningServer) -> Iterator[WriteLock]:
+    """Another connection to the server's database, ready to take its write lock."""
+    with WriteLock(running_server.db_url, tables=("messages", "rooms", "memberships")) as lock:
+        yield lock
 
 
 def test_locked_database_is_server_error_then_a_resend_is_stored_once(
-    running_server: RunningServer, locker: sqlite3.Connection, caplog: pytest.LogCaptureFixture
+    running_server: RunningServer,
+    locker: WriteLock,
+    caplog: pytest.LogCaptureFixture,
+    database_kind: str,
 ) -> None:
     caplog.set_level(logging.ERROR, logger="securechat.server")
     alice, bob = running_server.login("alice"), running_server.login("bob")
 
-    locker.execute("BEGIN EXCLUSIVE")
+    locker.hold()
     locked_at = time.monotonic()
     alice.send(type="send", room="general", body="while locked", ref="m-1")
-    error = alice.expect("error", timeout=BUSY_TIMEOUT + 10)
+    error = alice.expect("error", timeout=LOCK_TIMEOUT + 10)
     waited = time.monotonic() - locked_at
     assert error["code"] == "server_error"
     assert error["ref"] == "m-1"
-    assert BUSY_TIMEOUT - 0.5 <= waited < BUSY_TIMEOUT + 5  # it waited out the busy timeout
+    assert LOCK_TIMEOUT - 0.5 <= waited < LOCK_TIMEOUT + 5  # it waited out the lock timeout
     assert [e for e in alice.seen if e["type"] == "ack"] == []
     logged = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
-    assert any("could not store" in m and "database is locked" in m for m in logged), logged
+    locked = LOCKED[database_kind]
+    assert any("could not store" in m and locked in m for m in logged), logged
 
     # Still locked: the connection is alive and answers what needs no write.
     alice.send(type="ping", ref="alive")
     assert alice.expect("pong")["ref"] == "alive"
-    locker.execute("ROLLBACK")
+    locker.release()
     assert _rows_with_ref(running_server.db_url, "m-1") == []
 
     alice.send(type="send", room="general", body="while locked", ref="m-1")
@@ -71,13 +78,13 @@ def test_locked_database_is_server_error_then_a_resend_is_stored_once(
 
 
 def test_locked_database_fails_join_with_server_error_and_recovers(
-    running_server: RunningServer, locker: sqlite3.Connection
+    running_server: RunningServer, locker: WriteLock
 ) -> None:
     alice = running_server.login("alice")
-    locker.execute("BEGIN EXCLUSIVE")
+    locker.hold()
     alice.send(type="join", room="ops", ref="j-1")
-    error = alice.expect("error", timeout=BUSY_TIMEOUT + 10)
+    error = alice.expect("error", timeout=LOCK_TIMEOUT + 10)
     assert (error["code"], error["ref"]) == ("server_error", "j-1")
-    locker.execute("ROLLBACK")
+    locker.release()
     alice.send(type="join", room="ops", ref="j-2")
     assert alice.expect("joined", ref="j-2")["members"] == ["alice"]

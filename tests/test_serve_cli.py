@@ -5,7 +5,6 @@ from __future__ import annotations
 import shutil
 import signal
 import socket
-import sqlite3
 import time
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import pytest
 from tests.conftest import PASSWORD, CliRunner
 from tests.peer import Peer
 from tests.serve_process import ServeProcess
+from tests.sql import value
 
 
 def _start(started: list[ServeProcess], certs_dir: Path, db_url: str) -> ServeProcess:
@@ -74,6 +74,7 @@ def test_ctrl_c_in_a_terminal_stops_cleanly(
     assert "KeyboardInterrupt" not in output
 
 
+@pytest.mark.postgresql
 def test_acked_message_survives_kill_9(
     serve: list[ServeProcess], certs_dir: Path, db_url: str
 ) -> None:
@@ -92,8 +93,7 @@ def test_acked_message_survives_kill_9(
         assert [(m["id"], m["body"]) for m in messages] == [(ack["id"], "durable")]
         peer.send(type="send", room="general", body="durable", ref="k1")  # the client's resend
         assert peer.expect("ack")["id"] == ack["id"]
-    with sqlite3.connect(db_url.removeprefix("sqlite:///")) as db:
-        assert db.execute("SELECT count(*) FROM messages").fetchone() == (1,)
+    assert value(db_url, "SELECT count(*) FROM messages") == 1
 
 
 def test_serve_refuses_missing_certificates(

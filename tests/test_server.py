@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import socket
-import sqlite3
 import struct
 import time
 from collections.abc import Mapping
@@ -15,12 +14,11 @@ from securechat.accounts import Accounts
 from securechat.config import HashParams, Limits
 from securechat.store.database import open_database
 from tests.conftest import PASSWORD, RunningServer, ServerFactory
+from tests.sql import value
 
 
 def _count_messages(db_url: str) -> int:
-    with sqlite3.connect(db_url.removeprefix("sqlite:///")) as db:
-        (count,) = db.execute("SELECT count(*) FROM messages").fetchone()
-    return int(count)
+    return int(value(db_url, "SELECT count(*) FROM messages"))
 
 
 # --- login ---------------------------------------------------------------------------
@@ -173,6 +171,7 @@ def test_server_rate_limits_without_disconnecting(server_factory: ServerFactory)
 # --- rooms ---------------------------------------------------------------------------
 
 
+@pytest.mark.postgresql
 def test_join_creates_room_and_tells_the_members(running_server: RunningServer) -> None:
     alice, bob, carol = (running_server.login(u) for u in ("alice", "bob", "carol"))
     alice.send(type="join", room="Dev", ref="j1")
@@ -246,6 +245,7 @@ def test_direct_message_reaches_recipient_and_senders_other_sessions(
     assert alice1.expect("error")["code"] == "no_such_user"
 
 
+@pytest.mark.postgresql
 def test_resend_with_the_same_ref_stores_one_message(running_server: RunningServer) -> None:
     alice, bob = running_server.login("alice"), running_server.login("bob")
     for _ in range(3):
@@ -259,6 +259,7 @@ def test_resend_with_the_same_ref_stores_one_message(running_server: RunningServ
     assert not [e for e in bob.seen if e["type"] == "message"]
 
 
+@pytest.mark.postgresql
 def test_history_pages_backwards_oldest_first(running_server: RunningServer) -> None:
     alice = running_server.login("alice")
     for n in range(25):
@@ -292,6 +293,7 @@ def test_history_reply_never_exceeds_max_frame(server_factory: ServerFactory) ->
     assert [m["body"][0] for m in page["messages"]] == ["4", "5"]
 
 
+@pytest.mark.postgresql
 def test_history_of_a_direct_conversation_and_permissions(running_server: RunningServer) -> None:
     alice, bob = running_server.login("alice"), running_server.login("bob")
     alice.send(type="send", to="bob", body="one", ref="1")
@@ -309,6 +311,7 @@ def test_history_of_a_direct_conversation_and_permissions(running_server: Runnin
     assert carol.expect("error")["code"] == "not_member"
 
 
+@pytest.mark.postgresql
 def test_offline_user_catches_up_with_sync(running_server: RunningServer) -> None:
     bob = running_server.peer()
     last_id = bob.login("bob", PASSWORD)["last_id"]
@@ -424,6 +427,7 @@ def test_client_that_never_reads_is_dropped_while_others_keep_receiving(
     assert events[-1]["type"] == "message" or events[-1]["code"] == "slow_consumer"
 
 
+@pytest.mark.postgresql
 def test_restart_keeps_rooms_memberships_and_messages(server_factory: ServerFactory) -> None:
     first = server_factory()
     alice = first.login("alice")
@@ -442,6 +446,7 @@ def test_restart_keeps_rooms_memberships_and_messages(server_factory: ServerFact
     assert [m["body"] for m in alice.expect("history")["messages"]] == ["remember me"]
 
 
+@pytest.mark.postgresql
 def test_sync_pages_when_more_messages_wait(server_factory: ServerFactory) -> None:
     running = server_factory(sync_page=3)
     alice = running.login("alice")
@@ -535,6 +540,7 @@ def test_sync_reply_never_exceeds_its_byte_budget_and_says_where_it_stopped(
     assert pages == 4  # 256 KiB hold 31 of these messages
 
 
+@pytest.mark.postgresql
 def test_rooms_reply_is_paged_to_fit_one_frame_and_resumes_after_a_name(
     server_factory: ServerFactory,
     db_url: str,

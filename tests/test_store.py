@@ -1,4 +1,5 @@
-"""The store layer against a real SQLite file: pragmas, error translation, UTC datetimes."""
+"""The store layer on a real SQLite file and a real PostgreSQL: connection settings, error
+translation, UTC datetimes, file modes (SQLite)."""
 
 from __future__ import annotations
 
@@ -13,23 +14,36 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError, StatementError
 
 from securechat.errors import StoreError
-from securechat.store.database import SQLITE_BUSY_TIMEOUT_MS, Database, open_database
+from securechat.store.database import (
+    LOCK_TIMEOUT_MS,
+    SQLITE_BUSY_TIMEOUT_MS,
+    Database,
+    open_database,
+)
 from securechat.store.models import User
 from tests.conftest import CliRunner
+
+pytestmark = pytest.mark.postgresql
 
 
 def _user(name: str, **fields: object) -> User:
     return User(name=name, password_hash="x", **fields)
 
 
-def test_sqlite_pragmas_are_in_effect_on_every_connection(db: Database) -> None:
+def test_connection_settings_are_in_effect_on_every_connection(
+    db: Database, database_kind: str
+) -> None:
     # Two sessions at once check out two pooled connections; both must be configured.
     with db.session() as first, db.session() as second:
         for session in (first, second):
+            if database_kind == "postgresql":
+                lock_timeout = session.execute(text("SHOW lock_timeout")).scalar_one()
+                assert lock_timeout == f"{LOCK_TIMEOUT_MS // 1000}s"
+                continue
             assert session.execute(text("PRAGMA journal_mode")).scalar_one() == "wal"
             assert session.execute(text("PRAGMA foreign_keys")).scalar_one() == 1
             busy = session.execute(text("PRAGMA busy_timeout")).scalar_one()
-            assert busy == SQLITE_BUSY_TIMEOUT_MS
+            assert busy == SQLITE_BUSY_TIMEOUT_MS == LOCK_TIMEOUT_MS
             assert session.execute(text("PRAGMA synchronous")).scalar_one() == 2  # FULL
 
 

@@ -18,6 +18,7 @@ from securechat.store.backup import (
     DatabaseSummary,
     backup_database,
     check_not_in_use,
+    database_file,
     restore_database,
     summarize,
 )
@@ -36,7 +37,8 @@ def backup(
     force: Annotated[bool, typer.Option("--force", help="Replace DEST if it exists.")] = False,
     db: DbUrl = DB_DEFAULT,
 ) -> None:
-    """Copy the database to DEST, safely while the server runs (SQLite only).
+    """Copy the database to DEST, safely while the server runs (SQLite only; on PostgreSQL it
+    prints the pg_dump command to use).
 
     The copy is one consistent moment of the database, a single standalone file, mode 0600:
     it holds password hashes and every message, so keep it somewhere private.
@@ -61,6 +63,7 @@ def restore(
     Stop the server first: restore refuses to touch a database a server is using. Everything
     written since the backup was made is lost.
     """
+    database_file(db, "restore", src)  # on PostgreSQL: which command to run instead
     summary = summarize(src)
     typer.echo(f"{src}: {_contents(summary)}")
     target = check_not_in_use(db)

@@ -15,7 +15,10 @@ DbUrl = Annotated[
         "--db",
         envvar="SECURECHAT_DB",
         metavar="URL",
-        help="Database URL (any URL SQLAlchemy accepts).",
+        help=(
+            "Database URL: sqlite:////ABSOLUTE/PATH.db (or sqlite:///RELATIVE.db), or "
+            "postgresql+psycopg://USER@HOST/DB (pip install 'securechat[postgres]')."
+        ),
         show_default=True,
     ),
 ]

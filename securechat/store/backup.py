@@ -12,6 +12,10 @@ deletes the target's ``-wal``, ``-shm`` and ``-journal`` files (SQLite would oth
 replay the old database's log into the new one) and renames the copy over the target.
 Finally the schema is migrated to head, as every command does. Backups and databases hold
 password hashes and private messages, so every file written here is mode 0600.
+
+On PostgreSQL both commands refuse and print the ``pg_dump`` or ``pg_restore`` command
+that does the job for that URL (without its password: libpq asks for it, or reads
+``~/.pgpass`` or ``PGPASSWORD``).
 """
 
 from __future__ import annotations
@@ -20,12 +24,14 @@ import dataclasses
 import datetime as dt
 import os
 import secrets
+import shlex
 import sqlite3
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
 
 from alembic.script import ScriptDirectory
+from sqlalchemy import URL, make_url
 
 from securechat.errors import StoreError
 from securechat.store.database import SQLITE_BUSY_TIMEOUT_MS, open_database, safe_url
@@ -54,19 +60,43 @@ class RestoreReport:
     revision: str
 
 
-def database_file(db_url: str, command: str) -> Path:
-    """The SQLite file behind ``db_url``.
+def database_file(db_url: str, command: str, file: Path | None = None) -> Path:
+    """The SQLite file behind ``db_url``, for ``securechat COMMAND`` with the backup ``file``.
 
     Raises:
-        StoreError: not SQLite (use that database's own tools) or an in-memory database.
+        StoreError: not SQLite (on PostgreSQL, naming the command to use instead) or an
+            in-memory database.
     """
     path = sqlite_file(db_url)
     if path is None:
-        raise StoreError(
-            f"`securechat {command}` works on SQLite databases only; for "
-            f"{safe_url(db_url)} use the database's own tools (e.g. pg_dump and pg_restore)"
-        )
+        only = f"`securechat {command}` works on SQLite databases only"
+        if make_url(db_url).get_backend_name() == "postgresql":
+            first = "stop the server, then " if command == "restore" else ""
+            tool = postgresql_command(db_url, command, file)
+            raise StoreError(f"{only}; on PostgreSQL {first}run: {tool}")
+        raise StoreError(f"{only}; for {safe_url(db_url)} use the database's own tools")
     return path
+
+
+def postgresql_command(db_url: str, command: str, file: Path | None) -> str:
+    """The ``pg_dump`` (backup) or ``pg_restore`` (restore) command line for ``db_url``.
+
+    The URL loses its SQLAlchemy driver name and its password.
+    """
+    url = make_url(db_url)
+    libpq = URL.create(
+        "postgresql", url.username, None, url.host, url.port, url.database, url.query
+    )
+    target = shlex.quote(libpq.render_as_string(hide_password=False))
+    if command == "backup":
+        if file is None or file.is_dir():
+            stamp = f"securechat-{dt.datetime.now(dt.UTC):%Y%m%d-%H%M%S}.dump"
+            file = Path(stamp) if file is None else file / stamp
+        return f"pg_dump --format=custom --file={shlex.quote(str(file))} {target}"
+    source = shlex.quote(str(file or "FILE"))
+    return (
+        f"pg_restore --clean --if-exists --no-owner --single-transaction --dbname={target} {source}"
+    )
 
 
 def backup_database(db_url: str, dest: Path, *, force: bool = False) -> DatabaseSummary:
@@ -76,7 +106,7 @@ def backup_database(db_url: str, dest: Path, *, force: bool = False) -> Database
         StoreError: the database is missing or not a securechat database, ``dest`` exists
             and ``force`` is false, or a file cannot be read or written.
     """
-    source = database_file(db_url, "backup")
+    source = database_file(db_url, "backup", dest)
     if not source.is_file():
         raise StoreError(f"no database at {source}; check --db")
     if dest.is_dir():
@@ -123,13 +153,13 @@ def summarize(path: Path) -> DatabaseSummary:
     return DatabaseSummary(path, path.stat().st_size, revision, users, messages)
 
 
-def check_not_in_use(db_url: str) -> Path:
+def check_not_in_use(db_url: str, source: Path | None = None) -> Path:
     """The database file behind ``db_url``, provided no securechat server is using it.
 
-    Raises:
+    ``source`` is the backup to restore, for the message on other databases. Raises:
         StoreError: not SQLite, or a server holds the database's lock.
     """
-    target = database_file(db_url, "restore")
+    target = database_file(db_url, "restore", source)
     if ServerLock(db_url).is_held_elsewhere():
         raise StoreError(
             f"a securechat server is running on {target}; stop it first "
@@ -147,7 +177,7 @@ def restore_database(source: Path, db_url: str) -> RestoreReport:
     """
     source = source.absolute()
     summary = summarize(source)
-    target = check_not_in_use(db_url)
+    target = check_not_in_use(db_url, source)
     if _same_file(source, target):
         raise StoreError(f"{source} is the database itself; nothing to restore")
     if not target.parent.is_dir():

@@ -138,7 +138,10 @@ class ChatStore:
         self, room: str, *, before: int | None, limit: int
     ) -> tuple[list[StoredMessage], bool]:
         """The newest ``limit`` messages of ``room`` with id < ``before``, oldest first."""
-        return self._page(Room.name == room, before, limit)
+        # By the room's id, not its name through the join: then PostgreSQL too reads the
+        # (room_id, id) index backwards and stops at ``limit``, instead of sorting the room.
+        room_id = select(Room.id).where(Room.name == room).scalar_subquery()
+        return self._page(ChatMessage.room_id == room_id, before, limit)
 
     def direct_history(
         self, user_id: int, peer_id: int, *, before: int | None, limit: int
@@ -186,7 +189,8 @@ class ChatStore:
         One index range per source, in id order: each room the user is in, direct messages
         received, direct messages sent (to someone else: one to oneself is received too).
         SQLite merges the ranges (MERGE UNION ALL) and stops after ``limit`` ids, so the
-        cost is ``limit`` plus one probe per room, however long the history.
+        cost is ``limit`` plus one probe per room, however long the history. PostgreSQL
+        reads at most ``limit`` ids of each range and sorts those.
         """
         after = ChatMessage.id > since
         arms = [
@@ -200,6 +204,10 @@ class ChatStore:
         ]
         rooms = conn.execute(_MEMBER_ROOMS, {"user": user_id}).scalars()
         arms += [select(ChatMessage.id).where(ChatMessage.room_id == room, after) for room in rooms]
+        if conn.dialect.name == "postgresql":
+            # PostgreSQL appends the ranges and sorts them rather than merging: each range
+            # is cut at ``limit`` first, so it never reads the whole history after ``since``.
+            arms = [arm.order_by(ChatMessage.id).limit(limit) for arm in arms]
         ids: list[int] = []
         for start in range(0, len(arms), _ARMS_PER_QUERY):
             merged = union_all(*arms[start : start + _ARMS_PER_QUERY])

@@ -5,7 +5,12 @@ connection: write-ahead logging (readers do not block the writer), enforced fore
 a busy timeout instead of an immediate "database is locked", and ``synchronous=FULL`` so a
 committed message survives a power cut. A new SQLite file is created 0600 before SQLite
 opens it, whatever the umask; SQLite gives its -wal and -shm files the database's mode.
-Other URLs are passed to SQLAlchemy unchanged.
+
+PostgreSQL (``postgresql+psycopg://``, the ``postgres`` extra) gets the same lock wait as a
+``lock_timeout`` on every new connection, and pooled connections are pinged before use, so
+a database restart costs a reconnect rather than an error. Durability is the server's own
+setting there (``synchronous_commit``, on by default). Other URLs are passed to SQLAlchemy
+unchanged.
 
 SQLAlchemy errors that mean "the database is not usable" become :class:`StoreError` here,
 with a one-line message naming the URL (password hidden).
@@ -27,7 +32,12 @@ from securechat.errors import StoreError
 from securechat.store.lock import sqlite_file
 from securechat.store.migrate import upgrade_to_head
 
-SQLITE_BUSY_TIMEOUT_MS = 5000
+#: How long a statement waits for a lock another connection holds before it fails (SQLite's
+#: busy timeout, PostgreSQL's ``lock_timeout``): a write stuck behind someone else's long
+#: transaction ends in a clear error, and a sender gets ``server_error`` to resend, instead
+#: of hanging.
+LOCK_TIMEOUT_MS = 5000
+SQLITE_BUSY_TIMEOUT_MS = LOCK_TIMEOUT_MS
 
 #: A connection one thread keeps for many transactions (:meth:`Database.connect`, the group
 #: commit's), named so that the layers above hold one without naming SQLAlchemy.
@@ -50,6 +60,17 @@ def _apply_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
         cursor.close()
 
 
+_DRIVER_HINTS = {
+    "postgresql": "; use postgresql+psycopg://, after pip install 'securechat[postgres]'",
+}
+
+
+def _apply_postgresql_settings(dbapi_connection: Any, _record: Any) -> None:
+    with dbapi_connection.cursor() as cursor:
+        cursor.execute(f"SET lock_timeout = {LOCK_TIMEOUT_MS}")
+    dbapi_connection.commit()  # a SET in a transaction rolled back later would be undone
+
+
 def _reason(error: exc.DBAPIError | sqlite3.Error) -> str:
     """The driver's own message (e.g. "unable to open database file"), without SQL or URLs."""
     orig = error.orig if isinstance(error, exc.DBAPIError) else error
@@ -65,19 +86,23 @@ def safe_url(url: str) -> str:
 
 
 def create_database_engine(url: str) -> Engine:
-    """Create an engine for ``url``; SQLite connections get the pragmas above.
+    """Create an engine for ``url``; SQLite and PostgreSQL connections get the settings above.
 
     Raises:
         StoreError: the URL is malformed or names a dialect or driver that is not installed.
     """
     try:
-        engine = create_engine(url)
+        backend = make_url(url).get_backend_name()
+        engine = create_engine(url, pool_pre_ping=backend == "postgresql")
     except (exc.ArgumentError, exc.NoSuchModuleError) as error:
         raise StoreError(f"invalid database URL {safe_url(url)}: {error}") from error
     except ImportError as error:
-        raise StoreError(f"no driver for database URL {safe_url(url)}: {error}") from error
+        hint = _DRIVER_HINTS.get(backend, "")
+        raise StoreError(f"no driver for database URL {safe_url(url)}: {error}{hint}") from error
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _apply_sqlite_pragmas)
+    elif engine.dialect.name == "postgresql":
+        event.listen(engine, "connect", _apply_postgresql_settings)
     return engine
 
 

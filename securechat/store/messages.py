@@ -12,6 +12,18 @@ is stored. There are two ways to add the rows, chosen once per writer:
   a resend, looked up afterwards;
 - the portable path (every other database): earlier copies of the batch's refs are looked
   up first, then the new rows go in with one Core ``INSERT ... RETURNING``.
+
+Ids are committed in the order they are allocated, which is what lets a reader that has
+seen id n take every later message as ``id > n`` (a client's ``sync``, a server node
+tailing the table). SQLite's single write lock gives that order. A PostgreSQL sequence does
+not: ``nextval()`` hands out ids when rows are inserted, so a transaction that drew 11 may
+commit before the one that drew 10, and a reader already past 11 would never see 10. So on
+PostgreSQL every transaction that adds messages first takes the transaction-scoped advisory
+lock :data:`COMMIT_ORDER_LOCK` (:func:`lock_commit_order`) and keeps it until its COMMIT:
+ids are drawn and committed one transaction at a time, across every process sharing the
+database. The cost is SQLite's: writers take turns, each holding the lock for one batch's
+inserts and its COMMIT (the WAL flush); the group commit makes each turn carry many
+messages. The wait for the lock is bounded by the ``lock_timeout`` (``database.py``).
 """
 
 from __future__ import annotations
@@ -23,7 +35,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Mapping, Sequence
 
-from sqlalchemy import Connection, Row, bindparam, insert, select, update
+from sqlalchemy import Connection, Row, bindparam, func, insert, select, update
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import IntegrityError
 
@@ -107,6 +119,25 @@ _SQLITE_ADD = str(
 )
 
 
+#: The PostgreSQL advisory lock key that orders message commits ("securech" in ASCII): any
+#: transaction that adds rows to ``messages`` takes it first, through :func:`lock_commit_order`.
+COMMIT_ORDER_LOCK = 0x7365_6375_7265_6368
+_LOCK_COMMIT_ORDER = select(func.pg_advisory_xact_lock(COMMIT_ORDER_LOCK))
+
+
+def lock_commit_order(conn: Connection) -> None:
+    """On PostgreSQL, wait for :data:`COMMIT_ORDER_LOCK`, held until this transaction ends.
+
+    Call it in the transaction before its first insert into ``messages``, so ids are
+    committed in allocation order (see the module docstring). SQLite needs nothing.
+
+    Raises:
+        sqlalchemy.exc.OperationalError: waited longer than the lock timeout.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execute(_LOCK_COMMIT_ORDER)
+
+
 class _StaleReference(Exception):
     """Internal: an insert broke a foreign key; the transaction is rolled back."""
 
@@ -180,6 +211,7 @@ class MessageWriter:
         check_references: bool,
     ) -> list[SaveResult]:
         with self._db.transaction(connection) as conn:
+            lock_commit_order(conn)
             if logins:
                 conn.execute(_LAST_LOGIN, [{"uid": k, "at": v} for k, v in logins.items()])
             recipients = self._recipient_ids(conn, batch)

@@ -79,7 +79,8 @@ def foreign_keys_off(connection: Connection) -> Iterator[None]:
 
     A revision that rebuilds a table (batch mode: copy, drop, rename) would otherwise fire
     the ON DELETE actions of the rows it drops. The pragma does nothing inside a
-    transaction, so this must wrap the migration's transaction, not run in it.
+    transaction, so this must wrap the migration's transaction, not run in it. Elsewhere
+    (PostgreSQL) no revision rebuilds a table, and foreign keys stay on.
     """
     if connection.dialect.name != "sqlite":
         yield
