@@ -8,9 +8,14 @@ from alembic import command
 from sqlalchemy import text
 
 from securechat.store.chat import ChatStore
-from securechat.store.database import Database
+from securechat.store.database import Database, open_database
 from securechat.store.messages import NewMessage, StoredMessage
-from securechat.store.migrate import alembic_config, foreign_keys_off, upgrade_to_head
+from securechat.store.migrate import (
+    alembic_config,
+    foreign_keys_off,
+    schema_differences,
+    upgrade_to_head,
+)
 from securechat.store.models import User
 from securechat.store.search import _SQLITE, FTS_TABLE, fts5_string, like_pattern
 
@@ -231,3 +236,42 @@ def _tables(db: Database) -> set[str]:
     with db.engine.connect() as connection:
         names = connection.execute(text("SELECT name FROM sqlite_master")).scalars()
         return set(names)
+
+
+def test_search_on_postgresql_uses_the_trigram_index_and_the_same_rules() -> None:
+    """Revision 0007 on PostgreSQL (pg_trgm), and the ILIKE query with its escaping."""
+    pytest.importorskip("psycopg")
+    from tests.postgres import PostgresCluster, find_bindir
+
+    bindir = find_bindir()
+    if bindir is None:
+        pytest.skip("PostgreSQL is not installed")
+    cluster = PostgresCluster(bindir)
+    try:
+        cluster.start()
+        database = open_database(cluster.create_database())
+        try:
+            assert schema_differences(database.engine) == []
+            alice, bob, _carol = _users(database, "alice", "bob", "carol")
+            store = ChatStore(database)
+            for user, room in ((alice, "general"), (bob, "general"), (bob, "secret")):
+                store.join(user, room)
+            b = (bob, "bob")
+            for body, to in (("The Deploy 100% done_x", {"room": "general"}),
+                             ("deploy secret", {"room": "secret"}),
+                             ("deploy to carol", {"to": "carol"}),
+                             ("deploy to alice", {"to": "alice"})):  # fmt: skip
+                _send(store, b, body, **to)
+            assert _found(store, alice, "DEPLOY") == ["deploy to alice", "The Deploy 100% done_x"]
+            assert _found(store, alice, "0% done_") == ["The Deploy 100% done_x"]
+            assert _found(store, alice, "0%_d") == []  # % and _ are literal
+            with database.engine.connect() as connection:
+                indexes = connection.execute(
+                    text("SELECT indexdef FROM pg_indexes WHERE indexname = :name"),
+                    {"name": "ix_messages_body_trgm"},
+                ).scalars()
+                assert "gin_trgm_ops" in " ".join(indexes)
+        finally:
+            database.dispose()
+    finally:
+        cluster.stop()
