@@ -21,15 +21,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import insert, text
-
 from securechat.bench.report import Check, Report
 from securechat.bench.run import BenchParams, Run
 from securechat.bench.stats import summarize_values
 from securechat.bench.target import Target
 from securechat.client import Client
+from securechat.store import bulk
 from securechat.store.database import open_database
-from securechat.store.models import ChatMessage, Membership, Room, utcnow
 
 DEFAULT_MESSAGES = 1_000_000
 DEFAULT_QUERIES = 300
@@ -41,7 +39,6 @@ RARE_SHARE = 1e-5  # of messages: those with a rare word
 PAGE = 20
 BATCH = 20_000  # rows per transaction while filling
 TARGET_P99_MS = 100.0
-INDEX_TRIGGERS = ("messages_fts_insert", "messages_fts_update", "messages_fts_delete")
 
 WORDS = (  # noqa: SIM905  (a word list reads best as text)
     "the be to of and a in that have it for not on with he as you do at this but his by from "
@@ -78,29 +75,16 @@ def fill(db_url: str, *, messages: int, user_names: list[str], seed: int = 16) -
     rng = random.Random(seed)
     database = open_database(db_url)
     try:
-        with database.transaction() as conn:
-            user_ids = {name: id_ for name, id_ in conn.execute(text("SELECT name, id FROM users"))}
-            ids = [user_ids[name] for name in user_names]
-            now = utcnow()
-            conn.execute(
-                insert(Room), [{"name": room_name(r), "created_at": now} for r in range(ROOMS)]
-            )
-            room_ids = sorted(conn.execute(text("SELECT id FROM rooms")).scalars())
-            conn.execute(insert(Membership), [
-                {"room_id": room_id, "user_id": user_id, "joined_at": now}
-                for index, room_id in enumerate(room_ids)
-                for position, user_id in enumerate(ids)
-                if position > 0 or index < SEARCHER_ROOMS
-            ])  # fmt: skip
+        ids = bulk.user_ids(database, user_names)
+        members = {room_name(r): ids if r < SEARCHER_ROOMS else ids[1:] for r in range(ROOMS)}
+        room_ids = sorted(bulk.add_rooms(database, members).values())
         end_ms = int(time.time() * 1000)
         step_ms = max(365 * 86_400_000 // max(messages, 1), 1)  # a year of messages
         for start in range(0, messages, BATCH):
-            rows = [
+            bulk.add_messages(database, [
                 _row(rng, ids, user_names, room_ids, end_ms - (messages - n) * step_ms)
                 for n in range(start, min(start + BATCH, messages))
-            ]
-            with database.transaction() as conn:
-                conn.execute(insert(ChatMessage), rows)
+            ])  # fmt: skip
     finally:
         database.dispose()
     return time.perf_counter() - started
@@ -143,13 +127,11 @@ def preparer(params: BenchParams, server: dict[str, Any]) -> Callable[[str, Targ
 
 
 def drop_index_triggers(db_url: str, target: Target) -> None:
-    """Stop indexing new messages (the bench's ``--no-search-index``): drops revision 0007's
-    triggers, so a fan-out can be measured without the index's cost."""
+    """Stop indexing new messages (the bench's ``--no-search-index``), so a fan-out can be
+    measured without the index's cost."""
     database = open_database(db_url)
     try:
-        with database.transaction() as conn:
-            for trigger in INDEX_TRIGGERS:
-                conn.execute(text(f"DROP TRIGGER {trigger}"))
+        bulk.drop_search_triggers(database)
     finally:
         database.dispose()
 
