@@ -22,9 +22,16 @@ from sqlalchemy.engine import Connection
 from securechat.store.database import create_database_engine
 from securechat.store.migrate import foreign_keys_off
 from securechat.store.models import Base
+from securechat.store.search import is_search_object
 
 config = context.config
 target_metadata = Base.metadata
+
+
+def include_name(name: str | None, type_: str, parent_names: object) -> bool:
+    """The search index (revision 0007) is built in SQL, not modelled: not drift."""
+    return not is_search_object(name)
+
 
 if config.config_file_name is not None and config.attributes.get("connection") is None:
     fileConfig(config.config_file_name, disable_existing_loggers=False)
@@ -43,6 +50,7 @@ def _run_on(connection: Connection) -> None:
         target_metadata=target_metadata,
         render_as_batch=True,
         compare_type=True,
+        include_name=include_name,
     )
     with context.begin_transaction():
         context.run_migrations()
@@ -56,6 +64,7 @@ def run_migrations_offline() -> None:
         literal_binds=True,
         render_as_batch=True,
         compare_type=True,
+        include_name=include_name,
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -100,6 +100,8 @@ class Limits:
     sync_page: int = 1000  # messages in one sync reply, at most...
     sync_reply_bytes: int = 4 * 65536  # ...and bytes, as it is queued whole, outside the outbox
     rooms_page: int = 1000  # rooms in one rooms reply, at most, and never more than one frame
+    search_default: int = 20  # matches in one search reply when the client names no limit...
+    search_limit: int = 100  # ...and at most (and never more than one frame)
     hash_concurrency: int = 1  # argon2 checks at once; each already keeps 4 lanes busy
     token_ttl: float = 7 * 24 * 3600.0  # resume tokens: a week, then a password again
     max_tokens_per_user: int = 32  # a login past this revokes the user's oldest token

@@ -167,6 +167,29 @@ def test_help_who_and_history_show_what_they_should(
     assert bob.child.exitstatus == 0
 
 
+def test_search_shows_matches_newest_first_with_their_conversation(
+    running_server: RunningServer, terminal: Callable[..., Terminal]
+) -> None:
+    alice = terminal(running_server, "alice")
+    bob = terminal(running_server, "bob")
+    alice.line("the Deploy is done")
+    alice.expect("alice: the Deploy is done")
+    bob.line("/msg alice deploy notes for you")
+    bob.expect(r"bob: deploy notes for you")
+    bob.line("/msg carol a deploy alice must not find")
+    bob.expect("bob: a deploy alice must not find")
+    alice.line("/search DEPLOY")
+    alice.expect(r"2 message\(s\) with 'DEPLOY', newest first:")
+    alice.expect(r"\(dm\) bob: deploy notes for you")
+    alice.expect(r"#general alice: the Deploy is done")
+    alice.expect("end of results")
+    assert "must not find" not in alice.settle(0.3)
+    alice.line("/search xq")
+    alice.expect(r"usage: /search TEXT  \(3 to 200 characters\)")
+    alice.line("/search nowhere to be found")
+    alice.expect("nothing found for 'nowhere to be found'")
+
+
 def test_remote_control_characters_are_shown_escaped(
     running_server: RunningServer, terminal: Callable[[RunningServer, str], Terminal]
 ) -> None:

@@ -24,6 +24,7 @@ from securechat.store.database import Database, open_database
 from securechat.store.migrate import (
     alembic_config,
     current_revision,
+    foreign_keys_off,
     head_revision,
     schema_differences,
     script_location,
@@ -239,3 +240,96 @@ def test_installed_wheel_ships_the_migrations(tmp_path: Path) -> None:
         assert Accounts(database, hash_params=HashParams()).authenticate("alice", "horse 123")
     finally:
         database.dispose()
+
+
+def test_upgrade_from_0005_keeps_every_row_and_starts_everyone_read_up_to_now(
+    empty: Database,
+) -> None:
+    """Revision 0006 copies messages into a new table (SQLite): nothing may be lost."""
+    with empty.engine.connect() as connection, foreign_keys_off(connection), connection.begin():
+        command.upgrade(alembic_config(connection), "0005")
+        for statement in (
+            "INSERT INTO users (id, name, password_hash, created_at) VALUES"
+            " (1, 'alice', 'x', '2026-01-01 00:00:00'), (2, 'bob', 'x', '2026-01-01 00:00:00')",
+            "INSERT INTO rooms (id, name, created_at) VALUES (1, 'general', '2026-01-01 00:00:00')",
+            "INSERT INTO memberships VALUES (1, 1, '2026-01-01 00:00:00'),"
+            " (1, 2, '2026-01-01 00:00:00')",
+            "INSERT INTO messages (room_id, sender_id, sender, body, ts_ms, ref) VALUES"
+            " (1, 2, 'bob', 'hi', 1, 'r1'), (1, 1, 'alice', 'hello', 2, 'r1')",
+            "INSERT INTO messages (recipient_id, recipient, sender_id, sender, body, ts_ms) VALUES"
+            " (1, 'alice', 2, 'bob', 'psst', 3), (2, 'bob', 1, 'alice', 'yes?', 4)",
+            "INSERT INTO resume_tokens (user_id, token_hash, created_at, expires_at)"
+            " VALUES (2, 'h', '2026-01-01 00:00:00', '2026-01-08 00:00:00')",
+        ):
+            connection.execute(text(statement))
+    upgrade_to_head(empty.engine)
+    with empty.engine.connect() as connection:
+
+        def rows(query: str) -> list[tuple[object, ...]]:
+            return [tuple(row) for row in connection.execute(text(query))]
+
+        assert rows("SELECT id, name FROM users ORDER BY id") == [(1, "alice"), (2, "bob")]
+        assert rows("SELECT count(*) FROM resume_tokens") == [(1,)]
+        assert rows(
+            "SELECT id, room_id, recipient, sender_id, body, ts_ms, ref, kind, deleted"
+            " FROM messages ORDER BY id"
+        ) == [
+            (1, 1, None, 2, "hi", 1, "r1", "message", 0),
+            (2, 1, None, 1, "hello", 2, "r1", "message", 0),
+            (3, None, "alice", 2, "psst", 3, None, "message", 0),
+            (4, None, "bob", 1, "yes?", 4, None, "message", 0),
+        ]
+        assert rows(
+            "SELECT room_id, user_id, role, muted, last_read_id, left_at_id"
+            " FROM memberships ORDER BY user_id"
+        ) == [(1, 1, "member", 0, 4, None), (1, 2, "member", 0, 4, None)]
+        assert rows("SELECT name, is_private, topic, owner_id FROM rooms") == [
+            ("general", 0, None, None)
+        ]
+        assert rows("SELECT user_id, peer_id, last_read_id FROM dm_reads ORDER BY user_id") == [
+            (1, 2, 4),
+            (2, 1, 4),
+        ]
+        # The copy kept AUTOINCREMENT and the partial indexes, and foreign keys are on again.
+        assert rows("SELECT seq FROM sqlite_sequence WHERE name = 'messages'") == [(4,)]
+        partial = rows(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'messages'"
+            " AND sql LIKE '%WHERE%' ORDER BY name"
+        )
+        assert partial == [
+            ("ix_messages_direct_recipient_id_id",),
+            ("ix_messages_direct_sender_id_id",),
+            ("ix_messages_target_id",),
+        ]
+        assert connection.execute(text("PRAGMA foreign_keys")).scalar() == 1
+    assert schema_differences(empty.engine) == []
+    _check(empty.engine)
+
+
+def test_downgrade_from_0006_to_0005_keeps_the_messages(empty: Database) -> None:
+    upgrade_to_head(empty.engine)
+    with empty.engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO users (id, name, password_hash, created_at) VALUES"
+                " (1, 'alice', 'x', '2026-01-01 00:00:00')"
+            )
+        )
+        connection.execute(
+            text(
+                "INSERT INTO rooms (id, name, created_at) VALUES (1, 'ops', '2026-01-01 00:00:00')"
+            )
+        )
+        connection.execute(
+            text(
+                "INSERT INTO messages (room_id, sender_id, sender, body, ts_ms, kind, action) VALUES"
+                " (1, 1, 'alice', 'hi', 1, 'message', NULL), (1, 1, 'alice', '', 2, 'event', 'topic')"
+            )
+        )
+    with empty.engine.connect() as connection, foreign_keys_off(connection), connection.begin():
+        command.downgrade(alembic_config(connection), "0005")
+    with empty.engine.connect() as connection:
+        assert [tuple(r) for r in connection.execute(text("SELECT id, body FROM messages"))] == [
+            (1, "hi")
+        ]
+        assert "audit_log" not in inspect(connection).get_table_names()

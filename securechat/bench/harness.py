@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -102,8 +103,17 @@ def _add_users(db_url: str, names: list[str], password: str, params: HashParams)
 class ThrowawayServer:
     """Start a fresh server on 127.0.0.1 with ``users`` bench users; remove it all on exit."""
 
-    def __init__(self, *, users: int, cheap_logins: bool, limits: dict[str, float]) -> None:
+    def __init__(
+        self,
+        *,
+        users: int,
+        cheap_logins: bool,
+        limits: dict[str, float],
+        prepare: Callable[[str, Target], None] | None = None,
+    ) -> None:
+        """``prepare(db_url, target)`` runs once the users exist, before the server starts."""
         self._users = users
+        self._prepare = prepare
         self._cheap = cheap_logins
         self._limits = limits
         self._dir: Path | None = None
@@ -149,6 +159,8 @@ class ThrowawayServer:
         db_url = f"sqlite:///{self._dir / 'chat.db'}"
         target = Target(host="127.0.0.1", port=0, ca_file=certs / "ca.pem")
         self._create_users(db_url, [target.user(i) for i in range(self._users)], target.password)
+        if self._prepare is not None:
+            self._prepare(db_url, target)
         self._proc = self._spawn(certs, db_url)
         port = self._wait_listening()
         self.target = dataclasses.replace(target, port=port)

@@ -53,6 +53,8 @@ class BenchParams:
     levels: tuple[int, ...] = (500, 1000, 2000, 5000)
     sizes: tuple[int, ...] = (10, 50, 200, 1000)
     plot: Path | None = None
+    queries: int | None = None  # search: queries asked
+    search_index: bool = True  # False: the throwaway database indexes nothing (triggers dropped)
 
 
 @dataclasses.dataclass

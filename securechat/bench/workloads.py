@@ -1,11 +1,12 @@
-"""The five workloads, and how a run starts: against a given server or a throwaway one.
+"""The six workloads, and how a run starts: against a given server or a throwaway one.
 
 Every workload runs against ``--host``/``--port`` when given (users ``PREFIX0``,
 ``PREFIX1``... must exist there), or else against a :class:`ThrowawayServer` it starts
 and removes. Users are numbered so that no two roles in one run share a name. Each room
 is fresh per run (its name carries a random tag), so earlier runs' members do not count.
 The workloads themselves are in :mod:`.chat` (fanout-rate, fanout-max, scaling),
-:mod:`.connect` and :mod:`.idle`.
+:mod:`.connect`, :mod:`.idle` and :mod:`.search` (which fills its own throwaway database,
+so it has no ``--host``).
 """
 
 from __future__ import annotations
@@ -20,10 +21,12 @@ from securechat.bench.harness import BenchError, ThrowawayServer, raise_fd_limit
 from securechat.bench.idle import idle_workload
 from securechat.bench.report import PhaseProgress, Report
 from securechat.bench.run import BenchParams, Run, fanout_shape
+from securechat.bench.search import USERS as SEARCH_USERS
+from securechat.bench.search import drop_index_triggers, preparer, search_workload
 from securechat.bench.target import Target
 from securechat.errors import ConfigError
 
-WORKLOADS = ("fanout-rate", "fanout-max", "connect", "idle", "scaling")
+WORKLOADS = ("fanout-rate", "fanout-max", "connect", "idle", "scaling", "search")
 # Limits of the self-started server that would otherwise throttle the generator itself.
 BENCH_LIMITS: dict[str, float] = {
     "rate_per_second": 100_000,
@@ -41,6 +44,8 @@ def users_needed(name: str, p: BenchParams) -> int:
         return receivers + senders + p.logins
     if name == "idle":
         return max(p.levels) + 1
+    if name == "search":
+        return SEARCH_USERS
     return max(p.sizes)
 
 
@@ -60,7 +65,7 @@ def run_workload(
     """
     if name not in WORKLOADS:
         raise ConfigError(f"unknown workload {name!r}: choose one of {', '.join(WORKLOADS)}")
-    _check_params(name, params)
+    _check_params(name, params, target)
     raise_fd_limit()
     report = _run_workload(name, params, target, server_pid, show_progress)
     report.notes.append(_generator_note(params))
@@ -84,17 +89,23 @@ def _run_workload(
             return _WORKLOAD_FUNCTIONS[name](run, server)
         progress.phase("starting a throwaway server", 1)
         cheap = name != "connect"
+        server = {}
+        prepare = preparer(params, server) if name == "search" else None
+        if not params.search_index:
+            server["search_index"] = "none: revision 0007's triggers dropped before the start"
+            prepare = drop_index_triggers
         with ThrowawayServer(
-            users=users_needed(name, params), cheap_logins=cheap, limits=BENCH_LIMITS
-        ) as started:
+            users=users_needed(name, params), cheap_logins=cheap, limits=BENCH_LIMITS,
+            prepare=prepare,
+        ) as started:  # fmt: skip
             assert started.target is not None
             info = started.info
-            server = {
+            server.update({
                 "description": info.description,
                 "pid": info.pid,
                 "cheap_logins": info.cheap_logins,
                 "limits": BENCH_LIMITS,
-            }
+            })  # fmt: skip
             run = Run(name, started.target, info.pid, params, progress, external=False)
             try:
                 report = _WORKLOAD_FUNCTIONS[name](run, server)
@@ -118,7 +129,13 @@ def _generator_note(p: BenchParams) -> str:
     return "generator processes run under the normal scheduling policy"
 
 
-def _check_params(name: str, p: BenchParams) -> None:
+def _check_params(name: str, p: BenchParams, target: Target | None) -> None:
+    if name == "search" and target is not None:
+        raise ConfigError("search fills a throwaway database of its own: run it without --host")
+    if name == "search" and not p.search_index:
+        raise ConfigError("--no-search-index is for the fan-out workloads: search needs the index")
+    if not p.search_index and target is not None:
+        raise ConfigError("--no-search-index applies to the bench's own server: drop --host")
     if p.processes < 1:
         raise ConfigError("--processes must be at least 1")
     if p.batch_generator and not hasattr(os, "SCHED_BATCH"):
@@ -136,4 +153,5 @@ _WORKLOAD_FUNCTIONS: dict[str, Callable[[Run, dict[str, Any]], Report]] = {
     "connect": connect_workload,
     "idle": idle_workload,
     "scaling": scaling_workload,
+    "search": search_workload,
 }

@@ -42,6 +42,7 @@ class Workload(enum.StrEnum):
     connect = "connect"
     idle = "idle"
     scaling = "scaling"
+    search = "search"
 
 
 @contextmanager
@@ -76,12 +77,12 @@ def _numbers(text: str | None, option: str) -> tuple[int, ...] | None:
 
 @app.command()
 def bench(
-    workload: Annotated[Workload, typer.Argument(metavar="WORKLOAD", help="fanout-rate, fanout-max, connect, idle or scaling.", show_default=False)],
+    workload: Annotated[Workload, typer.Argument(metavar="WORKLOAD", help="fanout-rate, fanout-max, connect, idle, scaling or search.", show_default=False)],
     duration: Annotated[float | None, typer.Option(metavar="SECONDS", min=0.1, help="fanout-rate and scaling: how long each run sends [default: 10, scaling 5].", rich_help_panel=_LOAD)] = None,
     receivers: Annotated[int | None, typer.Option(metavar="N", min=0, help="Receiving sessions in the room [default: 50; connect: 20 in the background chat].", rich_help_panel=_LOAD)] = None,
     senders: Annotated[int | None, typer.Option(metavar="N", min=1, help="Sending sessions [default: 5; connect and scaling: 2].", rich_help_panel=_LOAD)] = None,
     rate: Annotated[float | None, typer.Option(metavar="PER_SECOND", min=0.1, help="Messages per second, all senders together [default: 200; connect: 50; scaling: 20].", rich_help_panel=_LOAD)] = None,
-    messages: Annotated[int | None, typer.Option(metavar="N", min=1, help="Messages per sender (fanout-max: 2000; fanout-rate: rate x duration / senders).", rich_help_panel=_LOAD)] = None,
+    messages: Annotated[int | None, typer.Option(metavar="N", min=1, help="Messages per sender (fanout-max: 2000; fanout-rate: rate x duration / senders); search: messages stored before the start [default: 1000000].", rich_help_panel=_LOAD)] = None,
     body_bytes: Annotated[int, typer.Option(metavar="BYTES", min=32, help="Message body size.", rich_help_panel=_LOAD)] = 100,
     window: Annotated[int, typer.Option(metavar="N", min=1, help="fanout-max: un-acked sends each sender keeps in flight.", rich_help_panel=_LOAD)] = 64,
     logins: Annotated[int, typer.Option(metavar="N", min=1, help="connect: password logins in the storm.", rich_help_panel=_LOAD)] = 200,
@@ -90,6 +91,8 @@ def bench(
     levels: Annotated[str | None, typer.Option(metavar="N,N,...", help="idle: session counts to hold, in order [default: 500,1000,2000,5000].", rich_help_panel=_LOAD)] = None,
     sizes: Annotated[str | None, typer.Option(metavar="N,N,...", help="scaling: room sizes [default: 10,50,200,1000].", rich_help_panel=_LOAD)] = None,
     plot: Annotated[Path | None, typer.Option(metavar="PNG", help="scaling: draw the chart here (needs matplotlib: securechat[bench]).", rich_help_panel=_LOAD)] = None,
+    queries: Annotated[int | None, typer.Option(metavar="N", min=1, help="search: queries asked, one at a time [default: 300].", rich_help_panel=_LOAD)] = None,
+    search_index: Annotated[bool, typer.Option(help="The bench's own server indexes messages for search (--no-search-index drops the index's triggers first, to measure what indexing costs a fan-out).", rich_help_panel=_LOAD)] = True,
     processes: Annotated[int, typer.Option(metavar="N", min=1, help="Generator processes, each multiplexing many connections.", rich_help_panel=_LOAD)] = 2,
     generator_policy: Annotated[GeneratorPolicy, typer.Option(help="Scheduling of the generator processes: batch (SCHED_BATCH: they never preempt the server when a message wakes them, as clients on other machines cannot) or normal.", rich_help_panel=_LOAD)] = GeneratorPolicy.batch,
     host: Annotated[str | None, typer.Option(metavar="ADDRESS", help="Load this server instead of starting one (loopback only without --allow-remote).", rich_help_panel=_EXTERNAL)] = None,
@@ -127,7 +130,8 @@ def bench(
         batch_generator=generator_policy is GeneratorPolicy.batch, logins=logins,
         resumes=resumes, concurrency=concurrency,
         levels=_numbers(levels, "--levels") or defaults.levels,
-        sizes=_numbers(sizes, "--sizes") or defaults.sizes, plot=plot,
+        sizes=_numbers(sizes, "--sizes") or defaults.sizes, plot=plot, queries=queries,
+        search_index=search_index,
     )  # fmt: skip
     with _sigterm_as_interrupt():
         report = run_workload(

@@ -34,6 +34,8 @@ from securechat.protocol.messages import (
     Online,
     RoomInfo,
     RoomList,
+    Search,
+    SearchResults,
     Sync,
     Synced,
     Who,
@@ -173,6 +175,18 @@ class Client:
         """The newest ``limit`` messages (oldest first) of a room or of a conversation with ``peer``."""
         request = History(room=room, peer=peer, before=before, limit=limit)
         return self._request(request, HistoryPage)
+
+    def search(
+        self, query: str, *, before: int | None = None, limit: int | None = None
+    ) -> SearchResults:
+        """Messages you may read whose text holds ``query`` (3 to 200 characters, any case),
+        newest first, each with its room or peer and time. For the next page, pass the
+        oldest id you got as ``before`` while ``more`` is true.
+
+        Raises:
+            MalformedMessage: ``query`` is too short or too long (code ``bad_request``).
+        """
+        return self._request(Search(query=query, before=before, limit=limit), SearchResults)
 
     def sync(self, since: int | None = None) -> list[Journal]:
         """Everything visible after ``since`` (default: the last id seen), in id order:

@@ -18,11 +18,12 @@ from prompt_toolkit.document import Document
 from securechat.client.api import Client
 from securechat.client.render import escape
 from securechat.errors import SecureChatError
-from securechat.protocol.messages import Message
+from securechat.protocol.messages import MAX_QUERY, MIN_QUERY, Message
 from securechat.protocol.names import normalize_name
 
 HISTORY_DEFAULT = 20
 HISTORY_MAX = 500
+SEARCH_PAGE = 20
 
 HELP = (
     ("/join ROOM", "join (or create) a room and make it current"),
@@ -33,6 +34,7 @@ HELP = (
     ("/rooms", "list the rooms on the server"),
     ("/who", "list who is online"),
     ("/history [N]", f"show the last N messages here (default {HISTORY_DEFAULT})"),
+    ("/search TEXT", f"find the newest {SEARCH_PAGE} messages you may read that hold TEXT"),
     ("/help", "show this help"),
     ("/quit", "leave (also Ctrl-D or Ctrl-C)"),
 )
@@ -212,6 +214,20 @@ class Commands:
         for message in page.messages:
             self.t.show(message)
         self.t.say("end of history")
+
+    def cmd_search(self, arg: str) -> None:
+        if not MIN_QUERY <= len(arg) <= MAX_QUERY:
+            self.t.fail(f"usage: /search TEXT  ({MIN_QUERY} to {MAX_QUERY} characters)")
+            return
+        page = self.t.client.search(arg, limit=SEARCH_PAGE)
+        quoted = escape(repr(arg))
+        if not page.messages:
+            self.t.say(f"nothing found for {quoted}")
+            return
+        self.t.say(f"{len(page.messages)} message(s) with {quoted}, newest first:")
+        for message in page.messages:
+            self.t.show(message)
+        self.t.say("older matches exist: search for more words" if page.more else "end of results")
 
 
 class UserCompleter(Completer):

@@ -32,6 +32,7 @@ from securechat.protocol.messages import (
     Ping,
     Pong,
     Request,
+    Search,
     Send,
     Sync,
     Who,
@@ -50,7 +51,7 @@ ALLOWED: dict[State, frozenset[type[Request]]] = {
     State.AWAITING_AUTH: frozenset({Auth, Bye, GetCA}),
     State.AUTHENTICATING: frozenset(),
     State.AUTHENTICATED: frozenset(
-        {Join, Leave, ListRooms, Send, History, Sync, Who, Ping, Pong, Bye}
+        {Join, Leave, ListRooms, Send, History, Sync, Who, Ping, Pong, Bye} | {Search}  # #16
     ),
     State.CLOSED: frozenset(),
 }

@@ -40,6 +40,7 @@ from securechat.protocol.messages import (
     Pong,
     Request,
     RoomList,
+    Search,
     Send,
     Sync,
     Synced,
@@ -53,6 +54,7 @@ from securechat.server.committer import Committer
 from securechat.server.delivery import PendingSend, to_event
 from securechat.server.hashpool import HashPool
 from securechat.server.hub import Hub, Member
+from securechat.server.search import SearchRequests
 from securechat.server.throttle import LoginThrottle
 from securechat.store.chat import ChatStore
 from securechat.store.messages import NewMessage
@@ -97,6 +99,7 @@ class ChatService:
             Sync: self._sync,
             Who: self._who,
             Ping: lambda _caller, request: [Pong(ref=request.ref)],
+            Search: SearchRequests(store, limits),
         }
 
     # --- login ---------------------------------------------------------------------

@@ -25,6 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from securechat.store import search
 from securechat.store.database import Database
 from securechat.store.messages import (
     MESSAGES,
@@ -35,6 +36,7 @@ from securechat.store.messages import (
     stored,
 )
 from securechat.store.models import ChatMessage, Membership, Room, User, utcnow
+from securechat.store.search import Match
 
 _LAST_ID = select(func.max(ChatMessage.id))
 _MEMBER_ROOMS = select(Membership.room_id).where(Membership.user_id == bindparam("user"))
@@ -214,3 +216,10 @@ class ChatStore:
             query = merged.order_by(merged.selected_columns.id).limit(limit)
             ids += conn.execute(query).scalars()
         return sorted(ids)[:limit]
+
+    def search(
+        self, user_id: int, query: str, *, before: int | None, limit: int
+    ) -> tuple[list[Match], bool]:
+        """Messages ``user_id`` may read that hold ``query``, newest first: :func:`search.find`."""
+        with self._db.transaction() as conn:
+            return search.find(conn, user_id, query, before=before, limit=limit)

@@ -109,6 +109,9 @@ _ADD_FIELDS = (
     "body",
     "ts_ms",
     "ref",
+    "kind",
+    "deleted",
+    "origin",
 )
 _SQLITE_ADD = str(
     sqlite.insert(ChatMessage)
@@ -164,6 +167,7 @@ class MessageWriter:
         self._db = database
         self._room_ids = room_ids
         self._sqlite_cursor = sqlite_cursor
+        self._origin: str | None = None  # the writing server's node id (server/bus.py)
 
     def save(
         self,
@@ -291,6 +295,9 @@ class MessageWriter:
             "body": message.body,
             "ts_ms": now_ms,
             "ref": message.ref,
+            "kind": "message",
+            "deleted": False,
+            "origin": self._origin,
         }
 
     def _first_copy(self, conn: Connection, message: NewMessage) -> StoredMessage | None:

@@ -27,6 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
+from securechat.protocol.messages import MAX_TOPIC
 from securechat.protocol.names import NAME_MAX
 
 #: Constraint names are derived, so revisions can refer to them (SQLite batch mode needs names).
@@ -95,17 +96,34 @@ class User(Base):
 
 
 class Room(Base):
-    """A chat room; created by the first ``join``, never deleted."""
+    """A chat room: created by ``create`` or the first ``join``; deleted by its owner or an admin.
+
+    A private room is listed to its members only and joined by invitation. ``owner_id``
+    names the one owner; NULL for an ownerless room (rooms from before revision 0006, the
+    default rooms, and a room whose owner left it last), which an admin may hand over.
+    """
 
     __tablename__ = "rooms"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(NAME_MAX), unique=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    is_private: Mapped[bool] = mapped_column(default=False, server_default=false())
+    topic: Mapped[str | None] = mapped_column(String(MAX_TOPIC))
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
 
 
 class Membership(Base):
+    """A user's place in a room. The row outlives a leave, a kick or a ban: ``left_at_id``
+    is then the newest journal id at that moment (NULL while a member), so a former
+    member's reach (search) ends there, and a mute survives leaving and joining again.
+
+    ``role`` is ``member`` or ``moderator``; the owner is ``rooms.owner_id``. ``last_read_id``
+    is the user's read marker in the room (journal ids; it only moves forward).
+    """
+
     __tablename__ = "memberships"
+    __table_args__ = (CheckConstraint("role IN ('member', 'moderator')", name="role"),)
 
     room_id: Mapped[int] = mapped_column(
         ForeignKey("rooms.id", ondelete="CASCADE"), primary_key=True
@@ -114,20 +132,86 @@ class Membership(Base):
         ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
     )
     joined_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    role: Mapped[str] = mapped_column(String(16), default="member", server_default="member")
+    muted: Mapped[bool] = mapped_column(default=False, server_default=false())
+    last_read_id: Mapped[int] = mapped_column(default=0, server_default="0")
+    left_at_id: Mapped[int | None]
+
+
+class RoomBan(Base):
+    """A user banned from a room: they cannot join it until unbanned."""
+
+    __tablename__ = "room_bans"
+
+    room_id: Mapped[int] = mapped_column(
+        ForeignKey("rooms.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    banned_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    banned_by: Mapped[str] = mapped_column(String(NAME_MAX))
+
+
+class RoomInvite(Base):
+    """A pending invitation: the one way into a private room; used up by the join."""
+
+    __tablename__ = "room_invites"
+
+    room_id: Mapped[int] = mapped_column(
+        ForeignKey("rooms.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    invited_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    invited_by: Mapped[str] = mapped_column(String(NAME_MAX))
+
+
+class DirectRead(Base):
+    """How far ``user_id`` has read the direct conversation with ``peer_id`` (journal ids)."""
+
+    __tablename__ = "dm_reads"
+
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    peer_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    last_read_id: Mapped[int] = mapped_column(default=0, server_default="0")
 
 
 class ChatMessage(Base):
-    """A stored message: to a room, or directly to one user.
+    """One row of the journal: the one id sequence of everything that fans out.
+
+    ``kind`` says what the row is:
+
+    - ``message``: a chat message, to a room or directly to one user. ``body`` is its text
+      now: ``edited_ms`` is the time of its last edit, and a deleted one has ``deleted``
+      true and an empty body (a tombstone).
+    - ``edit`` / ``delete``: message ``target_id`` was changed by ``sender``; an edit
+      carries the new text in ``body`` (emptied, and ``deleted`` set, when the message is
+      deleted later).
+    - ``event``: something happened to a room: ``action`` (create, invite, kick, ban, ...),
+      by ``sender`` (``console`` for the admin's command line), about user ``subject``;
+      ``body`` holds the topic (``topic``, ``create``), else is empty. A ``delete`` event
+      outlives its room: its ``room_id`` is NULL and ``body`` holds the room's name.
 
     Names are stored beside the ids so history still reads right after a user is deleted
     (the ids become NULL). ``ref`` is the sender's own id for the message; (sender, ref)
-    is unique, which is what makes a resend after a lost ack harmless.
+    is unique, which is what makes a resend after a lost ack harmless. ``origin`` names
+    the server process that wrote the row (NULL: the command line), so each server
+    delivers the rows others wrote (``server/bus.py``).
     """
 
     __tablename__ = "messages"
     __table_args__ = (
         UniqueConstraint("sender_id", "ref"),
-        CheckConstraint("(room_id IS NULL) <> (recipient IS NULL)", name="one_target"),
+        CheckConstraint(
+            "kind = 'event' OR (room_id IS NULL) <> (recipient IS NULL)", name="one_target"
+        ),
+        CheckConstraint("kind IN ('message', 'edit', 'delete', 'event')", name="kind"),
         Index("ix_messages_room_id_id", "room_id", "id"),
         Index("ix_messages_recipient_id_sender_id_id", "recipient_id", "sender_id", "id"),
         # For sync: a user's direct messages received and sent, each in id order. Partial
@@ -146,6 +230,13 @@ class ChatMessage(Base):
             sqlite_where=text("room_id IS NULL"),
             postgresql_where=text("room_id IS NULL"),
         ),
+        # Edits and deletions of one message, found when it is deleted.
+        Index(
+            "ix_messages_target_id",
+            "target_id",
+            sqlite_where=text("target_id IS NOT NULL"),
+            postgresql_where=text("target_id IS NOT NULL"),
+        ),
         {"sqlite_autoincrement": True},  # ids never reused: clients remember the last one
     )
 
@@ -158,6 +249,44 @@ class ChatMessage(Base):
     body: Mapped[str] = mapped_column(Text)
     ts_ms: Mapped[int] = mapped_column(BigInteger)
     ref: Mapped[str | None] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(8), default="message", server_default="message")
+    target_id: Mapped[int | None]
+    edited_ms: Mapped[int | None] = mapped_column(BigInteger)
+    deleted: Mapped[bool] = mapped_column(default=False, server_default=false())
+    action: Mapped[str | None] = mapped_column(String(16))
+    subject: Mapped[str | None] = mapped_column(String(NAME_MAX))
+    origin: Mapped[str | None] = mapped_column(String(32))
+
+
+class Mention(Base):
+    """``@name`` in a message's body, for a user who may read it: counted as unread mentions."""
+
+    __tablename__ = "mentions"
+
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    message_id: Mapped[int] = mapped_column(
+        ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+
+
+class AuditEntry(Base):
+    """Who did what to which room, and when: every moderation action, room creation and
+    deletion, deletion of another's message; the console's too. Names, not ids: the
+    record outlives the users and rooms it names."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_room_id", "room", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    actor: Mapped[str] = mapped_column(String(NAME_MAX))
+    action: Mapped[str] = mapped_column(String(16))
+    room: Mapped[str | None] = mapped_column(String(NAME_MAX))
+    target: Mapped[str | None] = mapped_column(String(NAME_MAX))
+    message_id: Mapped[int | None]
+    detail: Mapped[str | None] = mapped_column(Text)
 
 
 class ResumeToken(Base):

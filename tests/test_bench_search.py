@@ -1,0 +1,71 @@
+"""securechat bench search, and fan-outs without the search index: tiny parameters."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from securechat.bench import BenchParams, run_workload
+from securechat.bench.search import QUERIES, drop_index_triggers
+from securechat.bench.target import Target
+from securechat.errors import ConfigError
+from securechat.store.chat import ChatStore
+from securechat.store.database import Database
+from securechat.store.messages import NewMessage
+from securechat.store.models import User
+
+
+def test_bench_search_fills_its_database_and_times_each_kind_of_query() -> None:
+    params = BenchParams(messages=3000, queries=2 * sum(map(len, QUERIES.values())))
+    report = run_workload("search", params, show_progress=False)
+    assert report.failures == []
+    assert report.server["database"].startswith("3,000 messages stored")
+    sizes = report.results["first_page_sizes"]
+    assert sizes["the"] == sizes["meeting"] == 20, sizes
+    assert all(sizes[q] == 0 for q in QUERIES["absent"]), sizes
+    for kind in QUERIES:
+        assert report.results["latency"][kind]["count"] == 2 * len(QUERIES[kind])
+    assert 0 < report.results["overall"]["p50_ms"] <= report.results["overall"]["p99_ms"]
+    assert [c.name for c in report.checks] == ["search first page p99 (3,000 messages)"]
+
+
+def test_bench_fanout_runs_without_the_search_index_when_asked() -> None:
+    params = BenchParams(receivers=2, senders=1, messages=50, processes=1, search_index=False)
+    report = run_workload("fanout-max", params, show_progress=False)
+    assert report.failures == []
+    assert "triggers dropped" in report.server["search_index"]
+
+
+def test_dropping_the_index_triggers_stops_indexing_new_messages(db: Database) -> None:
+    with db.session() as s, s.begin():
+        user = User(name="alice", password_hash="x")
+        s.add(user)
+        s.flush()
+        alice = user.id
+    store = ChatStore(db)
+    store.join(alice, "general")
+    store.save_messages([NewMessage(alice, "alice", "indexed words", None, room="general")])
+    drop_index_triggers(db.url, Target("127.0.0.1", 0, Path("ca.pem")))
+    store.save_messages([NewMessage(alice, "alice", "unindexed words", None, room="general")])
+    assert [m.body for m in store.search(alice, "words", before=None, limit=5)[0]] == [
+        "indexed words"
+    ]
+    with db.engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM messages")).scalar() == 2
+
+
+@pytest.mark.parametrize(
+    ("name", "params"),
+    [("search", BenchParams(search_index=False)), ("fanout-max", BenchParams(search_index=False))],
+)
+def test_bench_refuses_search_options_that_cannot_work(name: str, params: BenchParams) -> None:
+    target = Target("127.0.0.1", 5050, Path("ca.pem")) if name == "fanout-max" else None
+    with pytest.raises(ConfigError):
+        run_workload(name, params, target=target, show_progress=False)
+
+
+def test_bench_search_refuses_an_external_server() -> None:
+    with pytest.raises(ConfigError, match="without --host"):
+        run_workload("search", BenchParams(), target=Target("127.0.0.1", 5050, Path("ca.pem")))

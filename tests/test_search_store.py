@@ -1,0 +1,277 @@
+"""Full-text search in the store: the index follows the journal, and a user finds only what
+they may read. Real SQLite files, real FTS5 (revision 0007)."""
+
+from __future__ import annotations
+
+import pytest
+from alembic import command
+from sqlalchemy import text
+
+from securechat.store.chat import ChatStore
+from securechat.store.database import Database, open_database
+from securechat.store.messages import NewMessage, StoredMessage
+from securechat.store.migrate import (
+    alembic_config,
+    foreign_keys_off,
+    schema_differences,
+    upgrade_to_head,
+)
+from securechat.store.models import User
+from securechat.store.search import _SQLITE, FTS_TABLE, fts5_string, like_pattern
+
+
+@pytest.fixture(params=["sqlite-cursor", "portable"])
+def store(request: pytest.FixtureRequest, db: Database) -> ChatStore:
+    """Both ways the group commit adds rows: the triggers index either."""
+    return ChatStore(db, sqlite_cursor=request.param == "sqlite-cursor")
+
+
+def _users(db: Database, *names: str) -> list[int]:
+    with db.session() as s, s.begin():
+        users = [User(name=name, password_hash="x") for name in names]
+        s.add_all(users)
+        s.flush()
+        return [user.id for user in users]
+
+
+def _send(store: ChatStore, sender: tuple[int, str], body: str, **to: str) -> int:
+    (result,) = store.save_messages([NewMessage(sender[0], sender[1], body, None, **to)])
+    assert isinstance(result, tuple), result
+    assert isinstance(result[0], StoredMessage)
+    return result[0].id
+
+
+def _found(store: ChatStore, user_id: int, query: str, **page: int) -> list[str]:
+    matches, _ = store.search(
+        user_id, query, before=page.get("before"), limit=page.get("limit", 50)
+    )
+    return [m.body for m in matches]
+
+
+def _sql(db: Database, statement: str, **params: object) -> None:
+    with db.engine.begin() as connection:
+        connection.execute(text(statement), params)
+
+
+def _indexed_rows(db: Database) -> int:
+    with db.engine.connect() as connection:
+        # The index's own count of documents (FTS5 keeps it in the averages record).
+        rows = connection.execute(text(f"SELECT count(*) FROM {FTS_TABLE}_docsize")).scalar()
+        assert isinstance(rows, int)
+        return rows
+
+
+def test_search_finds_any_substring_case_insensitively_newest_first(
+    db: Database, store: ChatStore
+) -> None:
+    (alice,) = _users(db, "alice")
+    store.join(alice, "general")
+    me = (alice, "alice")
+    for body in ("The deploy is DONE", "deployment at noon", "Grüße aus Köln", "nothing here"):
+        _send(store, me, body, room="general")
+    assert _found(store, alice, "deploy") == ["deployment at noon", "The deploy is DONE"]
+    assert _found(store, alice, "LOY") == ["deployment at noon", "The deploy is DONE"]
+    assert _found(store, alice, "s done") == ["The deploy is DONE"]
+    assert _found(store, alice, "köln") == ["Grüße aus Köln"]
+    assert _found(store, alice, "absent") == []
+    (match,), _ = store.search(alice, "noon", before=None, limit=5)
+    assert (match.sender, match.room, match.to, match.edited_ms) == ("alice", "general", None, None)
+    assert match.ts_ms > 0
+
+
+def test_search_takes_the_users_text_literally_not_as_fts5_syntax(
+    db: Database, store: ChatStore
+) -> None:
+    (alice,) = _users(db, "alice")
+    store.join(alice, "general")
+    bodies = ['say "hi" now', "tea OR coffee", "tea", "coffee", "col:umn", "100% sure_ok", "a*b*c"]
+    for body in bodies:
+        _send(store, (alice, "alice"), body, room="general")
+    assert _found(store, alice, "tea OR coffee") == ["tea OR coffee"]
+    assert _found(store, alice, '"hi"') == ['say "hi" now']
+    assert _found(store, alice, 'y "h') == ['say "hi" now']
+    assert _found(store, alice, "col:umn") == ["col:umn"]
+    assert _found(store, alice, "a*b*c") == ["a*b*c"]
+    assert _found(store, alice, "NEAR(tea coffee)") == []
+    assert _found(store, alice, "% sure_") == ["100% sure_ok"]
+    assert fts5_string('a"b') == '"a""b"'
+    assert like_pattern("5%_\\") == "%5\\%\\_\\\\%"
+
+
+def test_search_follows_edits_deletions_and_room_deletion(db: Database, store: ChatStore) -> None:
+    (alice,) = _users(db, "alice")
+    store.join(alice, "general")
+    store.join(alice, "doomed")
+    me = (alice, "alice")
+    edited = _send(store, me, "meet at the old place", room="general")
+    gone = _send(store, me, "a secret plan", room="general")
+    _send(store, me, "doomed room words", room="doomed")
+    assert _indexed_rows(db) == 3
+
+    _sql(db, "UPDATE messages SET body = 'meet at the new place', edited_ms = 5 WHERE id = :id",
+         id=edited)  # fmt: skip
+    assert _found(store, alice, "old place") == []
+    (match,), _ = store.search(alice, "new place", before=None, limit=5)
+    assert (match.id, match.edited_ms) == (edited, 5)
+
+    _sql(db, "UPDATE messages SET body = '', deleted = 1 WHERE id = :id", id=gone)  # tombstone
+    assert _found(store, alice, "secret") == []
+    _sql(db, "DELETE FROM rooms WHERE name = 'doomed'")  # its messages go by cascade
+    assert _found(store, alice, "doomed") == []
+    assert _indexed_rows(db) == 1
+
+
+def test_search_never_returns_edit_delete_or_event_rows(db: Database, store: ChatStore) -> None:
+    (alice,) = _users(db, "alice")
+    store.join(alice, "general")
+    original = _send(store, (alice, "alice"), "first words", room="general")
+    _sql(
+        db,
+        "INSERT INTO messages (room_id, sender_id, sender, body, ts_ms, kind, target_id, action)"
+        " SELECT id, :alice, 'alice', body, 1, kind, :target, action FROM rooms, (SELECT"
+        " 'edit' AS kind, 'edited words' AS body, NULL AS action UNION ALL SELECT 'event',"
+        " 'topic words', 'topic')",
+        alice=alice,
+        target=original,
+    )
+    assert _found(store, alice, "words") == ["first words"]
+    assert _indexed_rows(db) == 1
+
+
+def test_search_finds_only_what_the_user_may_read(db: Database, store: ChatStore) -> None:
+    alice, bob, carol = _users(db, "alice", "bob", "carol")
+    a, b, c = (alice, "alice"), (bob, "bob"), (carol, "carol")
+    for user in (alice, bob):
+        store.join(user, "general")
+    for user in (bob, carol):
+        store.join(user, "secret")  # alice is not in it (private or not)
+    store.join(alice, "former")
+    _send(store, b, "needle in general", room="general")
+    _send(store, c, "needle in secret", room="secret")
+    _send(store, a, "needle before leaving", room="former")
+    _send(store, b, "needle to alice", to="alice")
+    _send(store, a, "needle to bob", to="bob")
+    _send(store, b, "needle to carol", to="carol")
+    _send(store, c, "needle to bob from carol", to="bob")
+    # Alice leaves "former" (the row is kept, as the server does from revision 0006 on).
+    _sql(db, "UPDATE memberships SET left_at_id = (SELECT max(id) FROM messages)"
+             " WHERE user_id = :alice AND room_id = (SELECT id FROM rooms WHERE name = 'former')",
+         alice=alice)  # fmt: skip
+    store.join(bob, "former")
+    _send(store, b, "needle after alice left", room="former")
+
+    assert _found(store, alice, "needle") == [
+        "needle to bob",
+        "needle to alice",
+        "needle before leaving",
+        "needle in general",
+    ]
+    assert _found(store, carol, "needle") == [
+        "needle to bob from carol",
+        "needle to carol",
+        "needle in secret",
+    ]
+    matches, _ = store.search(alice, "needle to", before=None, limit=5)
+    assert [(m.sender, m.to, m.room) for m in matches] == [
+        ("alice", "bob", None),
+        ("bob", "alice", None),
+    ]
+
+
+def test_search_pages_newest_first_with_before(db: Database, store: ChatStore) -> None:
+    (alice,) = _users(db, "alice")
+    store.join(alice, "general")
+    ids = [_send(store, (alice, "alice"), f"page item {n}", room="general") for n in range(7)]
+    first, more = store.search(alice, "item", before=None, limit=3)
+    assert ([m.id for m in first], more) == (ids[:3:-1], True)
+    second, more = store.search(alice, "item", before=first[-1].id, limit=3)
+    assert ([m.id for m in second], more) == (ids[3:0:-1], True)
+    last, more = store.search(alice, "item", before=second[-1].id, limit=3)
+    assert ([m.id for m in last], more) == (ids[:1], False)
+
+
+def test_search_reads_matches_newest_first_without_sorting(db: Database) -> None:
+    """The plan walks the index in id order and stops at the limit, however many match."""
+    with db.engine.connect() as connection:
+        plan = connection.execute(
+            text(f"EXPLAIN QUERY PLAN {_SQLITE.text}"),
+            {"user": 1, "before": 10, "limit": 5, "match": '"abc"'},
+        ).all()
+    details = " | ".join(row[-1] for row in plan)
+    assert f"SCAN {FTS_TABLE} VIRTUAL TABLE" in details
+    assert "TEMP B-TREE" not in details, details
+
+
+def test_upgrading_a_0006_database_indexes_its_messages(db: Database) -> None:
+    with db.engine.connect() as connection, foreign_keys_off(connection), connection.begin():
+        command.downgrade(alembic_config(connection), "0006")
+    assert "messages_fts" not in _tables(db)
+    alice, bob = _users(db, "alice", "bob")
+    _sql(db, "INSERT INTO rooms (id, name, created_at) VALUES (1, 'ops', '2026-01-01 00:00:00')")
+    _sql(db, "INSERT INTO memberships (room_id, user_id, joined_at) VALUES"
+             " (1, :alice, '2026-01-01 00:00:00')", alice=alice)  # fmt: skip
+    _sql(
+        db,
+        "INSERT INTO messages (room_id, recipient_id, recipient, sender_id, sender, body, ts_ms,"
+        " deleted) VALUES (1, NULL, NULL, :bob, 'bob', 'old room text', 1, 0),"
+        " (NULL, :alice, 'alice', :bob, 'bob', 'old direct text', 2, 0),"
+        " (1, NULL, NULL, :bob, 'bob', '', 3, 1)",
+        alice=alice,
+        bob=bob,
+    )
+    upgrade_to_head(db.engine)
+    store = ChatStore(db)
+    assert _found(store, alice, "old") == ["old direct text", "old room text"]
+    assert _indexed_rows(db) == 2
+    _send(store, (bob, "bob"), "new room text", room="ops")  # the triggers came with it
+    assert _found(store, alice, "room text") == ["new room text", "old room text"]
+
+    with db.engine.connect() as connection, foreign_keys_off(connection), connection.begin():
+        command.downgrade(alembic_config(connection), "0006")
+    assert not {t for t in _tables(db) if t.startswith("messages_fts")}
+    _send(store, (bob, "bob"), "written without the index", room="ops")
+
+
+def _tables(db: Database) -> set[str]:
+    with db.engine.connect() as connection:
+        names = connection.execute(text("SELECT name FROM sqlite_master")).scalars()
+        return set(names)
+
+
+def test_search_on_postgresql_uses_the_trigram_index_and_the_same_rules() -> None:
+    """Revision 0007 on PostgreSQL (pg_trgm), and the ILIKE query with its escaping."""
+    pytest.importorskip("psycopg")
+    from tests.postgres import PostgresCluster, find_bindir
+
+    bindir = find_bindir()
+    if bindir is None:
+        pytest.skip("PostgreSQL is not installed")
+    cluster = PostgresCluster(bindir)
+    try:
+        cluster.start()
+        database = open_database(cluster.create_database())
+        try:
+            assert schema_differences(database.engine) == []
+            alice, bob, _carol = _users(database, "alice", "bob", "carol")
+            store = ChatStore(database)
+            for user, room in ((alice, "general"), (bob, "general"), (bob, "secret")):
+                store.join(user, room)
+            b = (bob, "bob")
+            for body, to in (("The Deploy 100% done_x", {"room": "general"}),
+                             ("deploy secret", {"room": "secret"}),
+                             ("deploy to carol", {"to": "carol"}),
+                             ("deploy to alice", {"to": "alice"})):  # fmt: skip
+                _send(store, b, body, **to)
+            assert _found(store, alice, "DEPLOY") == ["deploy to alice", "The Deploy 100% done_x"]
+            assert _found(store, alice, "0% done_") == ["The Deploy 100% done_x"]
+            assert _found(store, alice, "0%_d") == []  # % and _ are literal
+            with database.engine.connect() as connection:
+                indexes = connection.execute(
+                    text("SELECT indexdef FROM pg_indexes WHERE indexname = :name"),
+                    {"name": "ix_messages_body_trgm"},
+                ).scalars()
+                assert "gin_trgm_ops" in " ".join(indexes)
+        finally:
+            database.dispose()
+    finally:
+        cluster.stop()
