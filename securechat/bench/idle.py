@@ -1,7 +1,8 @@
 """The idle workload: how many idle sessions one server holds, level by level.
 
 At each level the sessions not yet open are logged in (they join no room), then a fresh
-probe session must log in and get quick ``pong`` replies, and the server's memory is read.
+probe session must log in and get quick ``pong`` replies, and the server's memory and
+threads are read. The probe uses the sessions' port: the web port with ``--transport ws``.
 """
 
 from __future__ import annotations
@@ -9,10 +10,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from securechat.bench.commands import OpenResult, Role, SessionSpec
+from securechat.bench.commands import OpenResult, Role, SessionSpec, Transport
 from securechat.bench.harness import BenchTimeout, memory_mib
 from securechat.bench.pool import WorkerPool
-from securechat.bench.probe import ProbeClient
+from securechat.bench.probe import open_probe
 from securechat.bench.report import Check, Report
 from securechat.bench.run import Run, open_sessions
 from securechat.bench.stats import summarize_values
@@ -57,6 +58,10 @@ def idle_workload(run: Run, server: dict[str, Any]) -> Report:
                           "RSS MiB", "peak MiB", "threads", "ok"], rows))  # fmt: skip
     report.rows.append(("level reached", str(reached)))
     hwm = {e["sessions"]: e.get("server_hwm_mib") for e in report.results["levels"]}
+    if p.transport is Transport.WS:
+        measured = f"reached {reached}, peak {hwm.get(500)} MiB"
+        met = None if max(levels) < 500 else reached >= 500
+        report.checks.append(Check("idle 500 (web)", "500 browser sessions held", measured, met))
     for sessions, goal in (
         (2000, "2,000 sessions, RSS < 300 MB"),
         (5000, "5,000 sessions, RSS < 300 MB (stretch)"),
@@ -85,7 +90,7 @@ def _idle_level(
     fresh = "failed"
     t = run.target
     try:
-        with ProbeClient(t.host, t.port, t.ca_file) as probe:
+        with open_probe(t, run.params.transport) as probe:
             fresh = f"{probe.login(fresh_user, t.password) * 1000:.1f} ms"
             pings = [probe.ping() for _ in range(10)]
     except ConnectionLost as exc:

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from securechat.bench.chat import fanout_workload, scaling_workload
+from securechat.bench.commands import Transport
 from securechat.bench.connect import connect_workload
 from securechat.bench.harness import BenchError, ThrowawayServer, raise_fd_limit
 from securechat.bench.idle import idle_workload
@@ -60,10 +61,16 @@ def run_workload(
     """
     if name not in WORKLOADS:
         raise ConfigError(f"unknown workload {name!r}: choose one of {', '.join(WORKLOADS)}")
-    _check_params(name, params)
+    _check_params(name, params, target)
     raise_fd_limit()
     report = _run_workload(name, params, target, server_pid, show_progress)
+    report.params = {"transport": params.transport.value, **report.params}
     report.notes.append(_generator_note(params))
+    if params.transport is Transport.WS:
+        report.notes.append(
+            "sessions use the web port: protocol v1 over WebSocket (wss://HOST:WEBPORT/ws),"
+            " as browsers do; the server runs three threads per such session"
+        )
     return report
 
 
@@ -76,8 +83,11 @@ def _run_workload(
 ) -> Report:
     with PhaseProgress(show_progress) as progress:
         if target is not None:
+            ports = f"port {target.port}"
+            if params.transport is Transport.WS:
+                ports = f"web port {target.web_port}"
             server: dict[str, Any] = {
-                "description": f"external: {target.host} port {target.port}",
+                "description": f"external: {target.host} {ports}",
                 "pid": server_pid,
             }
             run = Run(name, target, server_pid, params, progress, external=True)
@@ -118,9 +128,11 @@ def _generator_note(p: BenchParams) -> str:
     return "generator processes run under the normal scheduling policy"
 
 
-def _check_params(name: str, p: BenchParams) -> None:
+def _check_params(name: str, p: BenchParams, target: Target | None) -> None:
     if p.processes < 1:
         raise ConfigError("--processes must be at least 1")
+    if p.transport is Transport.WS and target is not None and target.web_port is None:
+        raise ConfigError("--transport ws with --host needs the server's --web-port")
     if p.batch_generator and not hasattr(os, "SCHED_BATCH"):
         raise ConfigError("--generator-policy batch needs Linux; use --generator-policy normal")
     receivers, senders = fanout_shape(name, p)

@@ -17,8 +17,8 @@ run side by side (a background chat load during a login storm):
 
 Each turn of the loop reads every socket the selector reported before handling any frame,
 so a delivery's latency never includes the time spent on other sockets' frames. How the
-frames are written and read is in :mod:`.wire`, one connection's life in
-:mod:`.connection`.
+frames are written and read is in :mod:`.wire`, how they travel on the chat port or the
+web port in :mod:`.framing`, one connection's life in :mod:`.connection`.
 """
 
 from __future__ import annotations
@@ -33,12 +33,20 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection as Pipe
 from pathlib import Path
 
-from securechat.bench.commands import Endpoint, FanoutPlan, LoginSpec, Role, SessionSpec
+from securechat.bench.commands import (
+    Endpoint,
+    FanoutPlan,
+    LoginSpec,
+    Role,
+    SessionSpec,
+    Transport,
+)
 from securechat.bench.worker.connection import READING, Closed, Connection, State
 from securechat.bench.worker.fanout import Fanout, receive_idle
+from securechat.bench.worker.framing import Framing, LengthPrefixed, WebSocketFraming
 from securechat.bench.worker.logins import Login, Logins
 from securechat.bench.worker.wire import BYE_FRAME
-from securechat.errors import ProtocolError
+from securechat.errors import ConnectionLost, ProtocolError
 from securechat.tls import client_context
 
 PROGRESS_NS = 100_000_000
@@ -208,6 +216,7 @@ class Worker:
             role=login.role,
             sender=login.sender,
             login=login.frames,
+            framing=self._framing(),
         )
         self._conns[conn.fd] = conn
         try:
@@ -215,6 +224,12 @@ class Worker:
         except Closed as closed:  # refused at once: settled here, the caller starts the next
             self._close(conn, str(closed))
             self._logins.failed(conn, str(closed))
+
+    def _framing(self) -> Framing:
+        endpoint = self._endpoint
+        if endpoint.transport is Transport.WS:
+            return WebSocketFraming(endpoint.host, endpoint.port)
+        return LengthPrefixed()
 
     def _on_event(self, conn: Connection, mask: int) -> None:
         try:
@@ -248,6 +263,8 @@ class Worker:
                 receive_idle(conn)
         except ProtocolError as exc:  # FrameTooLarge or MalformedMessage
             raise Closed(f"the server sent a bad frame: {exc}") from exc
+        except ConnectionLost as exc:  # the web port's upgrade refused, or its close
+            raise Closed(conn.error or exc.message) from exc
         if conn.queue:
             conn.flush()
 
