@@ -71,6 +71,25 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS  # utime, stime
 
 
+def context_switches(pid: int) -> int:
+    """Context switches of the threads of process ``pid`` alive now, voluntary or not.
+
+    Each wake-up of a thread (a queue handed over, the GIL passed on) costs one or two; a
+    thread that has ended no longer counts, so compare readings over an interval in which
+    the threads stay (a fan-out).
+    """
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            text = (task / "status").read_text()
+        except OSError:
+            continue  # the thread ended meanwhile
+        for line in text.splitlines():
+            if "ctxt_switches:" in line:
+                total += int(line.split(":")[1])
+    return total
+
+
 def memory_mib(pid: int) -> dict[str, float]:
     """Resident memory now (VmRSS) and at its peak (VmHWM), in MiB, and the thread count."""
     values: dict[str, float] = {}

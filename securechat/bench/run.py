@@ -208,6 +208,9 @@ def run_fanout(
             merged["server_cpu_us_per_delivery"] = round(
                 usage["server_cpu_s"] * 1e6 / merged["deliveries"], 2
             )
+            merged["server_switches_per_delivery"] = round(
+                usage["server_context_switches"] / merged["deliveries"], 2
+            )
     return merged, [f for r in results for f in r.failures]
 
 
@@ -232,6 +235,10 @@ def usage_rows(results: dict[str, Any]) -> list[tuple[str, str]]:
         rows.append(("server memory", f"RSS {mem.get('VmRSS')} MiB, peak {mem.get('VmHWM')} MiB, {mem.get('Threads')} threads"))  # fmt: skip
     if "server_cpu_us_per_delivery" in results:
         rows.append(("server CPU per delivery", f"{results['server_cpu_us_per_delivery']} µs"))
+    if "server_switches_per_delivery" in results:
+        rows.append(
+            ("server context switches per delivery", str(results["server_switches_per_delivery"]))
+        )
     if "generator_cpu_us_per_delivery" in results:
         rows.append(
             ("generator CPU per delivery", f"{results['generator_cpu_us_per_delivery']} µs")
