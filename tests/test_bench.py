@@ -33,6 +33,7 @@ from securechat.bench.worker.wire import (
     SendFrames,
     login_frames,
 )
+from securechat.config import Limits
 from securechat.errors import ConfigError, ConnectionLost, FrameTooLarge
 from securechat.protocol.frames import FrameDecoder, encode_frame
 from securechat.protocol.messages import (
@@ -124,6 +125,14 @@ def test_bench_idle_holds_each_level_and_reports_memory() -> None:
         assert level["ok"]
         assert 0 < level["ping_max_ms"] < 1000
         assert level["server_hwm_mib"] >= level["server_rss_mib"] > 0
+
+
+def test_bench_idle_holds_more_sessions_than_the_servers_cap_for_one_address() -> None:
+    """The throwaway server lifts max_sessions_per_address: every session comes from 127.0.0.1."""
+    above_cap = Limits().max_sessions_per_address + 1
+    report = run_workload("idle", BenchParams(levels=(above_cap,)), show_progress=False)
+    assert report.failures == []
+    assert report.results["level_reached"] == above_cap
 
 
 def test_bench_idle_over_websocket_holds_a_level_with_three_threads_a_session() -> None:

@@ -17,7 +17,7 @@ from securechat.bench.probe import open_probe
 from securechat.bench.report import Check, Report
 from securechat.bench.run import Run, open_sessions
 from securechat.bench.stats import summarize_values
-from securechat.errors import ConnectionLost
+from securechat.errors import SecureChatError
 
 
 def idle_workload(run: Run, server: dict[str, Any]) -> Report:
@@ -93,7 +93,7 @@ def _idle_level(
         with open_probe(t, run.params.transport) as probe:
             fresh = f"{probe.login(fresh_user, t.password) * 1000:.1f} ms"
             pings = [probe.ping() for _ in range(10)]
-    except ConnectionLost as exc:
+    except SecureChatError as exc:  # refused, lost or too slow: this level's problem
         problems.append(f"probe: {exc.message}")
     ping_max = max(pings, default=float("inf"))
     if pings and ping_max >= 1.0:
