@@ -99,9 +99,11 @@ def _idle_level(
     if pings and ping_max >= 1.0:
         problems.append(f"probe ping took {ping_max:.3f} s (limit 1 s)")
     pool.send_all("status")
-    live = sum(c["sessions"] for c in pool.collect("status", timeout=30))
+    statuses = pool.collect("status", timeout=30)
+    live = sum(c["sessions"] for c in statuses)
     if live < level:
         problems.append(f"only {live} of {level} sessions are still open")
+        problems += [reason for c in statuses for reason in c["lost"]]
     entry: dict[str, Any] = {
         "sessions": level,
         "open_s": round(open_s, 2),

@@ -12,7 +12,8 @@ run side by side (a background chat load during a login storm):
   Replies ``fanout_done`` with counts and latency samples (see :mod:`.fanout`).
 - ``storm``: one-shot logins (password or resume token), each closed after ``welcome``
   without a ``bye`` (which would revoke the token); replies ``storm_done``.
-- ``status``: reply ``status`` with the current counters (sessions open, deliveries...).
+- ``status``: reply ``status`` with the current counters (sessions open, deliveries...)
+  and why the first sessions lost outside a fan-out ended (``lost``).
 - ``close``: say ``bye`` everywhere and exit, replying ``closed`` with this process's CPU.
 
 Each turn of the loop reads every socket the selector reported before handling any frame,
@@ -50,6 +51,7 @@ from securechat.errors import ConnectionLost, ProtocolError
 from securechat.tls import client_context
 
 PROGRESS_NS = 100_000_000
+MAX_LOST = 10  # lost sessions reported with their reason; the rest are counted
 
 
 class Worker:
@@ -68,6 +70,7 @@ class Worker:
         self._buffered: set[Connection] = set()  # decrypted bytes left inside OpenSSL
         self._fanout: Fanout | None = None
         self._logins = Logins(room)
+        self._lost: list[str] = []  # the first sessions lost while no fan-out ran, and why
         self._running = True
         self._next_progress = 0
         self._commands: dict[str, Callable[..., None]] = {
@@ -77,7 +80,7 @@ class Worker:
             "expect": self._cmd_expect,
             "storm": self._cmd_storm,
             "close": self._cmd_close,
-            "status": lambda: self._pipe.send(("status", self._counters())),
+            "status": lambda: self._pipe.send(("status", {**self._counters(), "lost": self._lost})),
         }
 
     # --- the loop ---------------------------------------------------------------------
@@ -187,7 +190,7 @@ class Worker:
         for conn in list(self._conns.values()):
             if conn.state is State.READY:
                 conn.queue.append(BYE_FRAME)
-                conn.flush()
+                self._flush(conn)  # a session that broke meanwhile is settled as lost
             self._close(conn, None)
         self._running = False
         if report:
@@ -293,6 +296,8 @@ class Worker:
             self._start_logins()
         elif self._fanout is not None:
             self._fanout.failures.append(f"{conn.user}: disconnected: {reason}")
+        elif len(self._lost) < MAX_LOST:
+            self._lost.append(f"{conn.user}: disconnected: {reason}")
 
     def _close(self, conn: Connection, reason: str | None) -> None:
         if conn.state is State.CLOSED:
