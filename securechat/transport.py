@@ -1,14 +1,16 @@
 """TLS connections for both ends: connecting, and a non-blocking socket driven by one thread.
 
 OpenSSL does not promise that concurrent ``SSL_read`` and ``SSL_write`` on one connection
-are safe, so each TLS socket has a single owner thread that both reads and writes it. The
-owner waits for the socket and for a :class:`Waker` that other threads use to say "there
-is something to send". This is the only module that calls ``recv()`` and ``send()`` on a
-TLS socket, and the only one that opens a client connection (:func:`connect_tls`, whose
-errors tell a new user what to check); it turns ``OSError`` and ``ssl.SSLError`` into
-:class:`ConnectionLost` or :class:`CertificateError`. The blocking helpers
-(:meth:`TlsStream.flush_until`, :meth:`TlsStream.receive_until`) wait with ``selectors``,
-so the client runs wherever Python does, Windows included.
+are safe, so a TLS socket is used by one thread at a time: the client's I/O thread, or on
+the server whichever thread holds the connection's :class:`Turn` (a stream given one
+asserts that its caller holds it). The thread that waits on the socket also waits for a
+:class:`Waker` that other threads use to say "there is something to send". This is the
+only module that calls ``recv()`` and ``send()`` on a TLS socket, and the only one that
+opens a client connection (:func:`connect_tls`, whose errors tell a new user what to
+check); it turns ``OSError`` and ``ssl.SSLError`` into :class:`ConnectionLost` or
+:class:`CertificateError`. The blocking helpers (:meth:`TlsStream.flush_until`,
+:meth:`TlsStream.receive_until`) wait with ``selectors``, so the client runs wherever
+Python does, Windows included.
 
 Writes are coalesced: queued frames are joined into one chunk of up to ``WRITE_CHUNK``
 bytes per ``SSL_write``, so a burst of small frames costs a few TLS records, not one
@@ -24,8 +26,10 @@ import os
 import selectors
 import socket
 import ssl
+import threading
 import time
 from pathlib import Path
+from threading import get_ident
 
 from securechat.errors import CertificateError, ConnectionLost, HandshakeFailed, WrongCA
 
@@ -83,12 +87,55 @@ class Waker:
                 end.close()
 
 
-class TlsStream:
-    """The owner thread's handle on one non-blocking TLS socket."""
+class Turn:
+    """A lock that knows its holder: which thread may use a stream now.
 
-    def __init__(self, sock: ssl.SSLSocket) -> None:
+    Only the holder gives it back, and :class:`TlsStream` asserts that its caller holds it.
+    """
+
+    __slots__ = ("_lock", "holder")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.holder = 0  # the holding thread's ident, 0 when free; written by the holder
+
+    def take(self) -> None:
+        self._lock.acquire()
+        self.holder = get_ident()
+
+    def try_take(self) -> bool:
+        """Take the turn if it is free; never waits."""
+        if not self._lock.acquire(False):  # positional: no keyword parsing per send
+            return False
+        self.holder = get_ident()
+        return True
+
+    def give_back(self) -> None:
+        assert self.holder == get_ident(), "only the holder gives the turn back"
+        self.holder = 0
+        self._lock.release()
+
+    def __enter__(self) -> None:
+        self.take()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.give_back()
+
+
+_NOT_HOLDER = "a TlsStream used by a thread that does not hold its turn"
+
+
+class TlsStream:
+    """A thread's handle on one non-blocking TLS socket.
+
+    With a ``turn``, every method that touches the socket or the write queue asserts that
+    the calling thread holds it.
+    """
+
+    def __init__(self, sock: ssl.SSLSocket, turn: Turn | None = None) -> None:
         sock.setblocking(False)
         self._sock = sock
+        self._turn = turn
         self._chunk = b""  # cut for SSL_write; must be retried unchanged
         self._queue: list[bytes] = []
         self._queued = 0
@@ -116,6 +163,7 @@ class TlsStream:
         Raises:
             ConnectionLost: the peer failed the handshake, closed, or was too slow.
         """
+        assert self._turn is None or self._turn.holder == get_ident(), _NOT_HOLDER
         with selectors.DefaultSelector() as selector:
             selector.register(self._sock, selectors.EVENT_READ)
             if interrupt is not None:
@@ -143,6 +191,7 @@ class TlsStream:
         Raises:
             ConnectionLost: the peer closed the connection or it broke.
         """
+        assert self._turn is None or self._turn.holder == get_ident(), _NOT_HOLDER
         if self._ended is not None:
             raise self._ended
         parts: list[bytes] = []
@@ -181,13 +230,16 @@ class TlsStream:
     @property
     def has_buffered_input(self) -> bool:
         """Decrypted bytes wait inside OpenSSL, which poll() cannot see."""
+        assert self._turn is None or self._turn.holder == get_ident(), _NOT_HOLDER
         return self._sock.pending() > 0
 
     def queue(self, data: bytes) -> None:
+        assert self._turn is None or self._turn.holder == get_ident(), _NOT_HOLDER
         self._queue.append(data)
         self._queued += len(data)
 
     def queue_many(self, frames: list[bytes]) -> None:
+        assert self._turn is None or self._turn.holder == get_ident(), _NOT_HOLDER
         self._queue.extend(frames)
         self._queued += sum(map(len, frames))
 
@@ -200,16 +252,17 @@ class TlsStream:
         """Write ``data`` at once, nothing being queued; True when all of it went out.
 
         The fan-out's fast path: ``data`` becomes the chunk itself, skipping the queue and
-        the cutting (a quarter of the Python time per recipient). What the socket does
-        not take stays as the chunk for the next :meth:`flush`.
+        the cutting, which it does for every recipient of every message. What the socket
+        does not take stays as the chunk for the next :meth:`flush`.
 
         Raises:
             ConnectionLost: the connection broke.
         """
+        assert self._turn is None or self._turn.holder == get_ident(), _NOT_HOLDER
         assert not self._chunk, "write() would overtake a cut chunk"
         assert not self._queue, "write() would overtake queued frames"
         self._chunk = data
-        return self.flush()
+        return self._send()
 
     def flush(self) -> bool:
         """Write as much as the socket takes now; True when nothing is left.
@@ -217,6 +270,10 @@ class TlsStream:
         Raises:
             ConnectionLost: the connection broke.
         """
+        assert self._turn is None or self._turn.holder == get_ident(), _NOT_HOLDER
+        return self._send()
+
+    def _send(self) -> bool:
         while True:
             if not self._chunk:
                 if not self._queue:
@@ -279,6 +336,7 @@ class TlsStream:
 
     def close(self) -> None:
         """Close without a TLS close_notify exchange (which could block on a dead peer)."""
+        assert self._turn is None or self._turn.holder == get_ident(), _NOT_HOLDER
         with contextlib.suppress(OSError):  # already disconnected
             self._sock.shutdown(socket.SHUT_RDWR)
         self._sock.close()

@@ -6,23 +6,19 @@ import re
 from typing import Any
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, select
 
 from securechat.errors import ErrorCode
-from securechat.store import chat
-from securechat.store.chat import ChatStore, NewMessage, StoredMessage
+from securechat.store.chat import ChatStore
 from securechat.store.database import Database
+from securechat.store.messages import NewMessage, StoredMessage
 from securechat.store.models import Membership, Room, User
 
 
-@pytest.fixture(params=["sqlite", "portable"])
-def store(
-    request: pytest.FixtureRequest, db: Database, monkeypatch: pytest.MonkeyPatch
-) -> ChatStore:
+@pytest.fixture(params=["sqlite-cursor", "portable"])
+def store(request: pytest.FixtureRequest, db: Database) -> ChatStore:
     """Both group-commit paths: SQLite's own, and the one other databases take."""
-    if request.param == "portable":
-        monkeypatch.setattr(chat, "_FAST_DIALECTS", frozenset())
-    return ChatStore(db)
+    return ChatStore(db, sqlite_cursor=request.param == "sqlite-cursor")
 
 
 def _users(db: Database, *names: str) -> list[int]:
@@ -73,6 +69,31 @@ def test_a_direct_message_to_an_unknown_user_is_refused_alone(
     ])  # fmt: skip
     assert results[0] == ErrorCode.NO_SUCH_USER
     assert _saved(results[1]).to == "alice"
+
+
+@pytest.mark.parametrize(
+    ("sqlite_cursor", "through_sqlalchemy"), [(None, 0), (True, 0), (False, 1)]
+)
+def test_rows_are_added_on_the_path_the_store_was_made_with(
+    db: Database, sqlite_cursor: bool | None, through_sqlalchemy: int
+) -> None:
+    """SQLite's default is its cursor path, which SQLAlchemy's events do not see."""
+    (alice,) = _users(db, "alice")
+    store = ChatStore(db, sqlite_cursor=sqlite_cursor)
+    store.join(alice, "general")
+    inserts: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if statement.lstrip().upper().startswith("INSERT INTO MESSAGES"):
+            inserts.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        saved = store.save_messages([NewMessage(alice, "alice", "hi", "r1", room="general")])
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
+    assert _saved(saved[0]).body == "hi"
+    assert len(inserts) == through_sqlalchemy
 
 
 def test_no_message_query_scans_the_whole_table(db: Database, store: ChatStore) -> None:
@@ -309,3 +330,26 @@ def test_a_row_whose_sender_was_deleted_is_refused_alone(db: Database, store: Ch
     assert [m.body for m in history] == ["before", "one", "two"]
     later = store.save_messages([NewMessage(carol, "carol", "four", "c2", room="general")])
     assert _saved(later[0]).body == "four"  # the store, and a kept connection, still work
+
+
+def test_a_row_whose_room_was_deleted_is_refused_alone_and_the_name_can_come_back(
+    db: Database, store: ChatStore
+) -> None:
+    alice, bob = _users(db, "alice", "bob")
+    for room in ("general", "other"):
+        store.join(alice, room)
+        store.join(bob, room)
+    store.save_messages([NewMessage(bob, "bob", "before", "b0", room="other")])  # id cached
+    with db.session() as s, s.begin():  # the room goes while bob's next send waits
+        s.delete(s.scalars(select(Room).where(Room.name == "other")).one())
+    results = store.save_messages([
+        NewMessage(alice, "alice", "one", "a1", room="general"),
+        NewMessage(bob, "bob", "to a deleted room", "b1", room="other"),
+        NewMessage(alice, "alice", "two", "a2", room="general"),
+    ])  # fmt: skip
+    assert results[1] == ErrorCode.NO_SUCH_ROOM
+    assert [_saved(results[i]).body for i in (0, 2)] == ["one", "two"]
+    store.join(alice, "other")  # the name again, a new room with a new id
+    again = store.save_messages([NewMessage(alice, "alice", "new other", "a3", room="other")])
+    assert _saved(again[0]).room == "other"
+    assert [m.body for m in store.room_history("other", before=None, limit=10)[0]] == ["new other"]

@@ -16,10 +16,12 @@ from securechat.config import Limits
 from securechat.errors import ErrorCode, ServerError, StoreError
 from securechat.protocol.frames import FrameDecoder
 from securechat.protocol.messages import Ack, Error, decode_event
-from securechat.server.committer import LOGIN_FLUSH_SECONDS, Committer, PendingSend
+from securechat.server.committer import LOGIN_FLUSH_SECONDS, Committer
+from securechat.server.delivery import PendingSend
 from securechat.server.hub import Hub
-from securechat.store.chat import ChatStore, NewMessage, SaveResult
+from securechat.store.chat import ChatStore
 from securechat.store.database import Database
+from securechat.store.messages import NewMessage, SaveResult
 from securechat.store.models import User
 
 

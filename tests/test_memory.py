@@ -23,8 +23,9 @@ import pytest
 
 from securechat.accounts import Accounts
 from securechat.config import HashParams, Limits
-from securechat.store.chat import ChatStore, NewMessage
+from securechat.store.chat import ChatStore
 from securechat.store.database import open_database
+from securechat.store.messages import NewMessage
 from tests.conftest import PASSWORD, TIMEOUT
 from tests.peer import Peer
 from tests.serve_process import ServeProcess

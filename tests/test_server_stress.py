@@ -32,7 +32,7 @@ def test_heavy_fanout_drops_no_connection(server_factory) -> None:  # type: igno
                 event = peer.recv(timeout=20)
                 if event["type"] == "message":
                     counts[index] += 1
-                    # Written directly by the committer or queued for the connection's own
+                    # Written directly by the delivery thread or queued for the connection's own
                     # thread: either way, each session sees the messages in id order.
                     if event["id"] <= last_id:
                         failures.append(f"receiver {index}: id {event['id']} after {last_id}")

@@ -12,13 +12,12 @@ from pathlib import Path
 import pytest
 
 from securechat import certs, tls
-from securechat.transport import TlsStream
+from securechat.transport import TlsStream, Turn
 from tests.conftest import TIMEOUT
 
 
-@pytest.fixture
-def pair(certs_dir: Path) -> Iterator[tuple[TlsStream, ssl.SSLSocket]]:
-    """(the server's non-blocking stream, the client's blocking TLS socket)."""
+def _connected(certs_dir: Path) -> tuple[ssl.SSLSocket, ssl.SSLSocket]:
+    """(the server's TLS socket, the client's blocking one), handshake done."""
     server_ctx = tls.server_context(certs_dir / certs.SERVER_CERT, certs_dir / certs.SERVER_KEY)
     client_ctx = tls.client_context(certs_dir / certs.CA_CERT)
     with socket.create_server(("127.0.0.1", 0)) as listener:
@@ -32,7 +31,14 @@ def pair(certs_dir: Path) -> Iterator[tuple[TlsStream, ssl.SSLSocket]]:
     handshake.start()
     client = client_ctx.wrap_socket(raw_client, server_hostname="localhost")
     handshake.join(TIMEOUT)
-    stream = TlsStream(accepted[0])
+    return accepted[0], client
+
+
+@pytest.fixture
+def pair(certs_dir: Path) -> Iterator[tuple[TlsStream, ssl.SSLSocket]]:
+    """(the server's non-blocking stream, the client's blocking TLS socket)."""
+    server, client = _connected(certs_dir)
+    stream = TlsStream(server)
     yield stream, client
     client.close()
     stream.close()
@@ -74,3 +80,32 @@ def test_a_direct_write_that_backs_up_is_finished_by_flush_in_order(
     assert received == sent
     assert stream.write(b"after") is True  # idle again: the next write goes straight out
     assert client.recv(5) == b"after"
+
+
+def test_a_stream_with_a_turn_refuses_every_thread_but_the_holder(certs_dir: Path) -> None:
+    server, client = _connected(certs_dir)
+    turn = Turn()
+    stream = TlsStream(server, turn)
+    refused: list[str] = []
+
+    def queue_from_another_thread() -> None:
+        try:
+            stream.queue(b"not mine")
+        except AssertionError as exc:
+            refused.append(str(exc))
+
+    try:
+        with pytest.raises(AssertionError, match="does not hold its turn"):
+            stream.write(b"nobody holds the turn")
+        with turn:
+            assert stream.write(b"mine")
+            other = threading.Thread(target=queue_from_another_thread)
+            other.start()
+            other.join(TIMEOUT)
+        assert refused == ["a TlsStream used by a thread that does not hold its turn"]
+        assert stream.unsent == 0
+        assert client.recv(4) == b"mine"
+    finally:
+        client.close()
+        with turn:
+            stream.close()

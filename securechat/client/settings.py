@@ -1,7 +1,8 @@
-"""Remembered connection defaults, so that a plain ``securechat connect`` works next time.
+r"""Remembered connection defaults, so that a plain ``securechat connect`` works next time.
 
 One small JSON file, ``client.json`` in the user's config directory (``platformdirs``:
-``~/.config/securechat`` on Linux, ``%APPDATA%`` on Windows, or ``$SECURECHAT_CONFIG_DIR``).
+``~/.config/securechat`` on Linux, ``~/Library/Application Support/securechat`` on macOS,
+``%LOCALAPPDATA%\securechat`` on Windows, or ``$SECURECHAT_CONFIG_DIR``).
 It holds the last server, port, user and CA path, never a password, and under ``trusted``
 the CAs pinned (accepted on first use, or copied from ``--ca FILE``), one per server
 (``host:port``), with when and which fingerprint: each read of a pinned file is checked
@@ -57,7 +58,9 @@ def server_key(host: str, port: int) -> str:
 
 
 def settings_file(environ: Mapping[str, str] = os.environ) -> Path:
-    directory = environ.get(CONFIG_DIR_ENV) or platformdirs.user_config_dir("securechat")
+    directory = environ.get(CONFIG_DIR_ENV) or platformdirs.user_config_dir(
+        "securechat", appauthor=False
+    )
     return Path(directory) / FILE_NAME
 
 

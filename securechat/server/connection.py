@@ -1,34 +1,36 @@
-"""One client connection, served by one thread that owns its TLS socket.
+"""One client connection: its thread, its TLS socket, and who may write to that socket.
 
 Theory of operation: the acceptor hands over a plain TCP socket. The connection's thread
 runs the TLS handshake under a deadline, sends ``hello``, then loops in ``poll()`` on two
-descriptors: the socket and its outbox's waker. Each turn it
+descriptors: the socket and its outbox's waker. Each time round it
 
 1. moves frames that other threads queued in the outbox (fan-out, acks) into the
    stream's write queue and writes as much as the socket takes, coalesced;
-2. reads what arrived, feeds the sans-I/O :class:`ServerSession`, charges each frame to
-   the token bucket before it is decoded, and answers each request directly (its own
-   replies bypass the outbox bound);
+2. reads what arrived and hands each complete frame to its :class:`RequestHandler`
+   (``requests.py``), whose replies it queues directly (they bypass the outbox bound);
 3. checks its clocks: login deadline (counted from accept), heartbeat, idle timeout and
    a writer that has made no progress for ``stuck_writer_timeout``.
 
 Only this thread reads the socket, touches the session, or closes the outbox. Other
-threads reach it through :meth:`send` and :meth:`request_close`. While more than
-``HIGH_WATER`` bytes wait to be written, it stops reading requests, so a peer that sends
-but never reads cannot make the server buffer without bound.
+threads reach it through :meth:`ServerConnection.send` (the hub's ``Member.send``) and
+:meth:`ServerConnection.request_close`. While more than ``HIGH_WATER`` bytes wait to be
+written, it stops reading requests, so a peer that sends but never reads cannot make the
+server buffer without bound.
 
-The socket is used by one thread at a time, but not always the same one: the
-connection's thread holds ``_io_lock`` for its whole turn and lets go only while it
-waits in ``poll()``. A thread that fans out a message (the committer) may take the free
-lock and write the frame to the socket itself, instead of waking this thread to do it:
-one write instead of a wake-up, a thread switch and a write, for each recipient of each
-message. If the lock is busy, the outbox is not empty (order), the socket is backed up or
-the write is left unfinished, the frame goes through the outbox and the wake-up as before.
+One writer at a time, not always the same thread: the socket is used only by the thread
+holding the connection's :class:`Turn`, which the stream asserts. The connection's thread
+holds it all the time except while it waits in ``poll()``. ``send`` from another thread
+(the delivery thread fanning out a message) takes a free turn and writes the frame itself
+if nothing waits before it (an empty outbox, an idle stream): one write instead of a
+wake-up, a thread switch and a write, for each recipient of each message. Otherwise (the
+turn is busy, frames wait, the write is left unfinished) the frame goes through the
+outbox and the wake-up. ``send`` never waits for the turn.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import select
 import socket
@@ -40,36 +42,13 @@ from collections.abc import Callable
 from securechat import __version__
 from securechat.accounts import Account
 from securechat.config import Limits
-from securechat.errors import (
-    AuthenticationError,
-    ConnectionLost,
-    ErrorCode,
-    ProtocolError,
-    RateLimited,
-    TooManySessions,
-)
+from securechat.errors import ConnectionLost, ErrorCode
 from securechat.protocol.frames import encode_frame
-from securechat.protocol.messages import (
-    PROTOCOL_VERSION,
-    Auth,
-    Bye,
-    CACertificate,
-    Error,
-    Event,
-    GetCA,
-    Hello,
-    Ping,
-    Pong,
-    Request,
-    encode,
-    request_ref,
-)
-from securechat.protocol.session import ServerSession, State
-from securechat.server.dispatch import answer_request
+from securechat.protocol.messages import PROTOCOL_VERSION, Bye, Error, Event, Hello, Ping, encode
 from securechat.server.outbox import Outbox
-from securechat.server.ratelimit import TokenBucket
+from securechat.server.requests import Closing, RequestHandler
 from securechat.server.service import ChatService
-from securechat.transport import TlsStream, format_address
+from securechat.transport import TlsStream, Turn, format_address
 
 log = logging.getLogger("securechat.server")
 
@@ -80,15 +59,6 @@ POLL_ERRORS = sum(getattr(select, name, 0) for name in ("POLLERR", "POLLHUP", "P
 HIGH_WATER = 1024 * 1024
 BACKLOG_CHECK_SECONDS = 0.25
 FINAL_FLUSH_SECONDS = 1.0
-
-
-class _Close(Exception):
-    """Internal: end the loop, sending ``final`` first if the peer can still be told."""
-
-    def __init__(self, reason: str, final: Event | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.final = final
 
 
 class ServerConnection:
@@ -109,29 +79,27 @@ class ServerConnection:
         self.peer = format_address(address)
         self._sock = sock
         self._tls = tls
-        self._service = service
         self._limits = limits
-        self._ca_pem = ca_pem
-        self._on_authenticated = on_authenticated
         self._on_closed = on_closed
         self._auth_deadline = accepted_at + limits.auth_timeout
         self._handshake_deadline = accepted_at + min(limits.handshake_timeout, limits.auth_timeout)
         self._outbox = Outbox(max_frames=limits.outbox_frames, max_bytes=limits.outbox_bytes)
-        self._session = ServerSession(max_frame=limits.max_frame)
-        # Every frame costs a token before it is decoded. A frame that finds none is
-        # refused with rate_limited, which costs a token of the second bucket; a peer that
-        # empties both (twice the rate, sustained) is closed: it never gets unlimited answers.
-        self._bucket = TokenBucket(
-            rate=limits.rate_per_second, burst=limits.rate_burst, now=accepted_at
+        self._requests = RequestHandler(
+            self,
+            peer_host=self.peer_host,
+            peer=self.peer,
+            accepted_at=accepted_at,
+            auth_deadline=self._auth_deadline,
+            service=service,
+            limits=limits,
+            ca_pem=ca_pem,
+            on_authenticated=functools.partial(on_authenticated, self),
+            reply=self._queue,
         )
-        self._refusals = TokenBucket(
-            rate=limits.rate_per_second, burst=limits.rate_burst, now=accepted_at
-        )
-        self._account: Account | None = None
-        self._token: str | None = None  # the resume token this session logged in with or got
-        self._close_request: _Close | None = None  # set by other threads, read by ours
+        self._session = self._requests.session
+        self._close_request: Closing | None = None  # set by other threads, read by ours
         self._stream: TlsStream | None = None
-        self._io_lock = threading.Lock()  # held by whichever thread is using the socket
+        self._turn = Turn()  # held by whichever thread is using the socket
         self._open_stream: TlsStream | None = None  # set while other threads may write to it
         self.thread = threading.Thread(target=self.run, name=f"conn {self.peer}")
 
@@ -139,8 +107,9 @@ class ServerConnection:
 
     @property
     def account(self) -> Account:
-        assert self._account is not None, "not logged in"
-        return self._account
+        account = self._requests.account
+        assert account is not None, "not logged in"
+        return account
 
     @property
     def user(self) -> str:
@@ -148,47 +117,43 @@ class ServerConnection:
 
     @property
     def is_authenticated(self) -> bool:
-        return self._account is not None
+        return self._requests.account is not None
 
     def send(self, frame: bytes) -> None:
-        """Write ``frame`` now if the socket is free and idle, else queue it in the outbox."""
-        if self._io_lock.acquire(blocking=False):
+        """Write ``frame`` now if the turn is free and nothing waits, else queue it."""
+        turn = self._turn
+        if turn.try_take():
             try:
-                if self._write_now(frame):
+                stream = self._open_stream
+                if stream is not None and not stream.unsent and self._outbox.is_empty:
+                    try:
+                        if stream.write(frame):  # which asserts that this thread has the turn
+                            return
+                    except ConnectionLost:
+                        pass  # the connection's thread meets the same error next and closes
+                    self._outbox.interrupt()  # the rest waits for the connection's poll()
                     return
             finally:
-                self._io_lock.release()
+                turn.give_back()
         self._outbox.put(frame)
-
-    def _write_now(self, frame: bytes) -> bool:
-        """With ``_io_lock`` held: write ``frame`` directly; False if it must be queued."""
-        stream = self._open_stream
-        if stream is None or stream.unsent or not self._outbox.is_empty:
-            return False
-        try:
-            if stream.write(frame):
-                return True
-        except ConnectionLost:
-            pass  # the owner's next write or read meets the same error and closes
-        self._outbox.interrupt()  # the rest waits for the owner's poll(POLLOUT)
-        return True
 
     def request_close(self, reason: str, final: Event | None = None) -> None:
         """Ask the connection's thread to send ``final`` (if any) and close."""
-        self._close_request = _Close(reason, final)
+        self._close_request = Closing(reason, final)
         self._outbox.interrupt()
 
     # --- the connection's own thread -----------------------------------------------
 
     def run(self) -> None:
-        with self._io_lock:  # released only while the loop waits in poll()
+        with self._turn:  # given back only while the loop waits in poll()
             self._run()
 
     def _run(self) -> None:
         reason = "closed"
         try:
             stream = TlsStream(
-                self._tls.wrap_socket(self._sock, server_side=True, do_handshake_on_connect=False)
+                self._tls.wrap_socket(self._sock, server_side=True, do_handshake_on_connect=False),
+                self._turn,
             )
             self._stream = stream
             stream.handshake(self._handshake_deadline, interrupt=self._outbox.waker)
@@ -217,7 +182,7 @@ class ServerConnection:
         try:
             self._open_stream = stream
             self._loop(stream)
-        except _Close as close:
+        except Closing as close:
             if close.final is not None:
                 self._queue(close.final)
                 self._flush_before_close(stream)
@@ -247,7 +212,7 @@ class ServerConnection:
                 frames = outbox.take()
                 if outbox.overflowed:
                     log.warning("slow consumer %s: outbox full", self._who())
-                    raise _Close("slow consumer", Error(
+                    raise Closing("slow consumer", Error(
                         code=ErrorCode.SLOW_CONSUMER,
                         message="you are not reading fast enough; reconnect and sync",
                     ))  # fmt: skip
@@ -269,11 +234,11 @@ class ServerConnection:
             timeout = 0.0 if ready_now else self._next_timer(now, last_heard)
             if backlogged:
                 timeout = min(timeout, BACKLOG_CHECK_SECONDS)  # still see close requests
-            self._io_lock.release()
+            self._turn.give_back()
             try:
                 ready = poller.poll(timeout * 1000)
             finally:
-                self._io_lock.acquire()
+                self._turn.take()
             now = time.monotonic()
             readable = False
             woken = woken and backlogged  # a wake-up not yet acted on stays pending
@@ -301,16 +266,16 @@ class ServerConnection:
     ) -> bool:
         limits = self._limits
         if stream.unsent and now - last_progress >= limits.stuck_writer_timeout:
-            raise _Close(f"slow consumer: nothing written for {limits.stuck_writer_timeout:.0f} s")
+            raise Closing(f"slow consumer: nothing written for {limits.stuck_writer_timeout:.0f} s")
         if not self._session.is_authenticated:
             if now >= self._auth_deadline:
-                raise _Close("login timed out", Error(
+                raise Closing("login timed out", Error(
                     code=ErrorCode.AUTH_REQUIRED, message="no login within the time allowed",
                 ))  # fmt: skip
             return pinged
         silent = now - last_heard
         if silent >= limits.idle_timeout:
-            raise _Close("idle", Bye(reason="idle"))
+            raise Closing("idle", Bye(reason="idle"))
         if silent >= limits.heartbeat and not pinged:
             self._queue(Ping())
             return True
@@ -318,85 +283,10 @@ class ServerConnection:
 
     def _process_requests(self, stream: TlsStream) -> bool:
         """Answer every complete request; True if some were left for lack of output room."""
-        session = self._session
-        while (frame := session.next_frame()) is not None:
-            item = frame if isinstance(frame, ProtocolError) else self._metered(frame)
-            if item is None:
-                pass  # refused unread: too many requests
-            elif isinstance(item, ProtocolError):
-                reply = Error(code=item.code, message=item.message, ref=item.ref)
-                if session.state is State.CLOSED:
-                    raise _Close(f"protocol error: {item.code}", reply)
-                self._queue(reply)
-            elif isinstance(item, Auth):
-                self._login(item)
-            elif isinstance(item, GetCA):
-                self._queue(CACertificate(pem=self._ca_pem, ref=item.ref))
-            elif isinstance(item, Bye):
-                if self._token is not None:
-                    self._service.end_session(self._token)
-                raise _Close("client said bye", Bye(reason="bye", ref=item.ref))
-            elif not isinstance(item, Pong):
-                self._answer(item)
+        while self._requests.answer_next():
             if stream.unsent >= HIGH_WATER:
                 return True
         return False
-
-    def _metered(self, payload: bytes) -> Request | ProtocolError | None:
-        """Charge a frame to the token bucket, then decode it; None if it was refused.
-
-        Raises:
-            _Close: refused before login, or the refusals themselves ran out.
-        """
-        now = time.monotonic()
-        wait = self._bucket.take(now)
-        if not wait:
-            return self._session.decode(payload)
-        retry_after = round(wait, 3)
-        if not self._session.is_authenticated:  # like any other error before login
-            raise _Close("too many requests before login", Error(
-                code=ErrorCode.RATE_LIMITED, message="too many requests", retry_after=retry_after,
-            ))  # fmt: skip
-        if self._refusals.take(now):
-            log.warning("closing %s: requests at twice the rate limit", self._who())
-            raise _Close("too many requests", Error(
-                code=ErrorCode.RATE_LIMITED, message="far too many requests; closing",
-                retry_after=retry_after,
-            ))  # fmt: skip
-        self._queue(Error(
-            code=ErrorCode.RATE_LIMITED, message="too many requests; slow down",
-            ref=request_ref(payload), retry_after=retry_after,
-        ))  # fmt: skip
-        return None
-
-    def _answer(self, request: Request) -> None:
-        for event in answer_request(self._service, self, request, who=self._who()):
-            self._queue(event)
-
-    def _login(self, request: Auth) -> None:
-        session = self._session
-        try:
-            account, token = self._service.login(
-                request, address=self.peer_host, timeout=self._auth_deadline - time.monotonic()
-            )
-        except (AuthenticationError, RateLimited) as exc:
-            session.login_failed()
-            log.warning("login failed for %r from %s: %s", request.user[:40], self.peer, exc.code)
-            retry = exc.retry_after if isinstance(exc, RateLimited) else None
-            raise _Close(
-                "login failed", Error(code=exc.code, message=exc.message, retry_after=retry)
-            ) from None
-        try:
-            self._on_authenticated(self, account)
-        except TooManySessions as exc:
-            session.login_failed()
-            log.warning("login refused for %s from %s: %s", account.name, self.peer, exc.message)
-            raise _Close("too many sessions", Error(code=exc.code, message=exc.message)) from None
-        self._account, self._token = account, token
-        session.login_succeeded(account.name)
-        self._queue(self._service.welcome(self, token))
-        how = "resume token" if request.token is not None else "password"
-        log.info("login %s from %s (%s)", account.name, self.peer, how)
 
     def _queue(self, event: Event) -> None:
         assert self._stream is not None
@@ -407,8 +297,7 @@ class ServerConnection:
             stream.flush_until(time.monotonic() + FINAL_FLUSH_SECONDS)
 
     def _finish(self, reason: str) -> None:
-        if self._account is not None:
-            self._service.disconnect(self)
+        self._requests.disconnect()
         if self._stream is not None:
             self._stream.close()
         else:
@@ -419,4 +308,4 @@ class ServerConnection:
         log.info("disconnect %s: %s", self._who(), reason)
 
     def _who(self) -> str:
-        return f"{self._account.name}@{self.peer}" if self._account else self.peer
+        return self._requests.who()

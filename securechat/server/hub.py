@@ -1,10 +1,8 @@
 """Who is online and who is in which room: the server's only shared mutable state.
 
 One lock guards all of it. The hub never touches a socket: it hands already-encoded
-frames to each member's ``send()``, which never blocks (it writes to an idle socket that
-no other thread is using, or appends to a bounded outbox). Broadcasts take a snapshot of
-their targets under the lock and deliver after releasing it, so no member's state can
-hold up another's.
+frames to each member's :meth:`Member.send`. Broadcasts take a snapshot of their targets
+under the lock and deliver after releasing it, so no member's state can hold up another's.
 
 Presence is announced in batches: logins and logouts only record the change, and
 :meth:`flush_presence`, called every ``presence_interval`` by the server's presence
@@ -39,7 +37,11 @@ class Member(Protocol):
     def user(self) -> str: ...
 
     def send(self, frame: bytes) -> None:
-        """Queue an encoded frame; never blocks."""
+        """Deliver an encoded frame, from any thread, without blocking.
+
+        Frames sent by one thread arrive in the order sent. A member that cannot keep up
+        is closed as a slow consumer; its ``send`` does not fail for the caller.
+        """
 
 
 def _frame(event: MemberJoined | MemberLeft | Presence) -> bytes:

@@ -1,6 +1,6 @@
 """The bounded queue of frames waiting for one connection's writer.
 
-Any thread may ``put()`` (the committer fanning out, other connections announcing a
+Any thread may ``put()`` (the delivery thread fanning out, other connections announcing a
 join); only the connection's own thread ``take()``s. A full outbox never blocks the
 producer: it marks the connection as a slow consumer and wakes its owner, who closes it.
 """

@@ -49,17 +49,19 @@ from securechat.protocol.messages import (
     encode_object,
 )
 from securechat.protocol.names import normalize_name
-from securechat.server.committer import Committer, PendingSend, to_event
+from securechat.server.committer import Committer
+from securechat.server.delivery import PendingSend, to_event
 from securechat.server.hashpool import HashPool
 from securechat.server.hub import Hub, Member
 from securechat.server.throttle import LoginThrottle
-from securechat.store.chat import ChatStore, NewMessage
+from securechat.store.chat import ChatStore
+from securechat.store.messages import NewMessage
 
 log = logging.getLogger("securechat.server")
 
 
-class Session(Member, Protocol):
-    """A logged-in connection as the service needs it."""
+class Caller(Member, Protocol):
+    """Who makes a request: a logged-in connection, as the hub's member and its account."""
 
     @property
     def account(self) -> Account: ...
@@ -86,7 +88,7 @@ class ChatService:
         self._default_rooms = default_rooms
         self._hash_pool = hash_pool  # the same one ``accounts`` hashes with
         self._throttle = LoginThrottle(throttle)
-        self._handlers: dict[type[Request], Callable[[Session, Any], list[Event]]] = {
+        self._handlers: dict[type[Request], Callable[[Caller, Any], list[Event]]] = {
             Join: self._join,
             Leave: self._leave,
             ListRooms: self._rooms,
@@ -94,7 +96,7 @@ class ChatService:
             History: self._history,
             Sync: self._sync,
             Who: self._who,
-            Ping: lambda _session, request: [Pong(ref=request.ref)],
+            Ping: lambda _caller, request: [Pong(ref=request.ref)],
         }
 
     # --- login ---------------------------------------------------------------------
@@ -137,7 +139,7 @@ class ChatService:
             )
 
     def end_session(self, token: str) -> None:
-        """The client said ``bye``: revoke the token its session logged in with or was given."""
+        """The client said ``bye``: revoke the token it logged in with or was given."""
         try:
             self._accounts.revoke_token(token)
         except StoreError as exc:  # the token still expires after token_ttl
@@ -148,16 +150,16 @@ class ChatService:
         self._hub.forget(name, user_id)
         self._throttle.forget_user(name, user_id)
 
-    def welcome(self, session: Session, token: str) -> Welcome:
-        """Register the session with the hub; a user in no room joins the default rooms."""
-        account = session.account
+    def welcome(self, caller: Caller, token: str) -> Welcome:
+        """Register the caller with the hub; a user in no room joins the default rooms."""
+        account = caller.account
         self._hub.claim(account.name, account.id)
         if not self._hub.rooms_of(account.name):
             for room in self._default_rooms:
                 if not self._hub.is_member(room, account.name):
                     self._store.join(account.id, room)
-                    self._hub.add_member(room, session)
-        self._hub.connect(session)
+                    self._hub.add_member(room, caller)
+        self._hub.connect(caller)
         return Welcome(
             user=account.name,
             rooms=tuple(self._hub.rooms_of(account.name)),
@@ -165,36 +167,36 @@ class ChatService:
             token=token,
         )
 
-    def disconnect(self, session: Session) -> None:
-        self._hub.disconnect(session)
+    def disconnect(self, caller: Caller) -> None:
+        self._hub.disconnect(caller)
 
     # --- requests ------------------------------------------------------------------
 
-    def handle(self, session: Session, request: Request) -> list[Event]:
-        """The replies to ``request``; a ``send`` is answered later by the committer.
+    def handle(self, caller: Caller, request: Request) -> list[Event]:
+        """The replies to ``request``; a ``send`` is answered later by the delivery thread.
 
         Raises:
             RequestError: the request is refused (not_member, no_such_user, ...).
         """
-        return self._handlers[type(request)](session, request)
+        return self._handlers[type(request)](caller, request)
 
-    def _join(self, session: Session, request: Join) -> list[Event]:
-        self._store.join(session.account.id, request.room)
-        members, online = self._hub.add_member(request.room, session)
+    def _join(self, caller: Caller, request: Join) -> list[Event]:
+        self._store.join(caller.account.id, request.room)
+        members, online = self._hub.add_member(request.room, caller)
         return [
             Joined(room=request.room, members=tuple(members), online=tuple(online), ref=request.ref)
         ]
 
-    def _leave(self, session: Session, request: Leave) -> list[Event]:
-        self._require_member(request.room, session.user)
-        self._store.leave(session.account.id, request.room)
-        self._hub.remove_member(request.room, session)
+    def _leave(self, caller: Caller, request: Leave) -> list[Event]:
+        self._require_member(request.room, caller.user)
+        self._store.leave(caller.account.id, request.room)
+        self._hub.remove_member(request.room, caller)
         return [Left(room=request.room, ref=request.ref)]
 
-    def _rooms(self, session: Session, request: ListRooms) -> list[Event]:
+    def _rooms(self, caller: Caller, request: ListRooms) -> list[Event]:
         """One page of rooms after ``request.after``: at most ``rooms_page``, and one frame."""
         rooms, more = self._hub.room_list(
-            session.user, after=request.after, limit=self._limits.rooms_page
+            caller.user, after=request.after, limit=self._limits.rooms_page
         )
         budget = self._limits.max_frame - HEADER_SIZE
         size = len(encode(RoomList(rooms=(), more=True, ref=request.ref)))
@@ -205,25 +207,25 @@ class ChatService:
                 break
         return [RoomList(rooms=tuple(rooms), more=more, ref=request.ref)]
 
-    def _who(self, session: Session, request: Who) -> list[Event]:
+    def _who(self, caller: Caller, request: Who) -> list[Event]:
         return [Online(online=tuple(self._hub.online_users()), ref=request.ref)]
 
-    def _send(self, session: Session, request: Send) -> list[Event]:
+    def _send(self, caller: Caller, request: Send) -> list[Event]:
         if len(request.body) > self._limits.max_body:
             raise TooLarge(f"message body longer than {self._limits.max_body} characters")
         if request.room is not None:
-            self._require_member(request.room, session.user)
-        account = session.account
-        self._committer.submit(PendingSend(origin=session, message=NewMessage(
+            self._require_member(request.room, caller.user)
+        account = caller.account
+        self._committer.submit(PendingSend(origin=caller, message=NewMessage(
             sender_id=account.id, sender=account.name, body=request.body,
             ref=request.ref, room=request.room, to=request.to,
         )))  # fmt: skip
         return []
 
-    def _history(self, session: Session, request: History) -> list[Event]:
+    def _history(self, caller: Caller, request: History) -> list[Event]:
         limit = min(request.limit or self._limits.history_default, self._limits.history_limit)
         if request.room is not None:
-            self._require_member(request.room, session.user)
+            self._require_member(request.room, caller.user)
             page, more = self._store.room_history(request.room, before=request.before, limit=limit)
         else:
             assert request.peer is not None
@@ -231,7 +233,7 @@ class ChatService:
             if peer_id is None:
                 raise NoSuchUser(f"no user {request.peer!r}")
             page, more = self._store.direct_history(
-                session.account.id, peer_id, before=request.before, limit=limit
+                caller.account.id, peer_id, before=request.before, limit=limit
             )
         return [self._fit_page([to_event(m) for m in page], more, request.ref)]
 
@@ -248,7 +250,7 @@ class ChatService:
                 break
         return HistoryPage(messages=tuple(messages[len(messages) - keep :]), more=more, ref=ref)
 
-    def _sync(self, session: Session, request: Sync) -> list[Event]:
+    def _sync(self, caller: Caller, request: Sync) -> list[Event]:
         """Messages after ``since``, then ``synced``: at most ``sync_reply_bytes`` in all.
 
         The reply is queued whole, beside the outbox and its bound, so it is cut by bytes
@@ -257,7 +259,7 @@ class ChatService:
         newest = self._store.last_message_id()  # read first: later commits get larger ids
         limits = self._limits
         page, more = self._store.sync(
-            session.account.id,
+            caller.account.id,
             since=request.since,
             limit=limits.sync_page,
             max_chars=limits.sync_reply_bytes,  # a character is at least a byte in the reply

@@ -5,8 +5,10 @@ thread, which runs the TLS and HTTP handshakes and then :meth:`WebConnection.ser
 threads touch a connection:
 
 1. the handler thread (``thread``) is the reader: it sends ``hello``, reads one message at
-   a time with a timeout for its clocks (login deadline, heartbeat, idle), feeds the
-   sans-I/O :class:`ServerSession` and answers each request itself. Its sends block while
+   a time with a timeout for its clocks (login deadline, heartbeat, idle) and hands each
+   to the connection's :class:`RequestHandler` (server/requests.py, shared with the chat
+   port: metering, login, the session caps, bye, the service's answers), which replies
+   through this thread. Its sends block while
    the browser does not read, so it stops reading requests, as the TLS side does;
 2. websockets' own receiving thread parses WebSocket frames (the library's, joined before
    the handler thread ends);
@@ -39,32 +41,20 @@ from securechat import __version__
 from securechat.accounts import Account
 from securechat.config import Limits
 from securechat.errors import (
-    AuthenticationError,
     ErrorCode,
-    ProtocolError,
-    RateLimited,
-    TooManySessions,
 )
 from securechat.protocol.frames import HEADER, HEADER_SIZE
 from securechat.protocol.messages import (
     PROTOCOL_VERSION,
-    Auth,
     Bye,
-    CACertificate,
     Error,
     Event,
-    GetCA,
     Hello,
     Ping,
-    Pong,
-    Request,
     encode,
-    request_ref,
 )
-from securechat.protocol.session import ServerSession, State
-from securechat.server.dispatch import answer_request
 from securechat.server.outbox import Outbox
-from securechat.server.ratelimit import TokenBucket
+from securechat.server.requests import Closing, RequestHandler
 from securechat.server.service import ChatService
 from securechat.transport import format_address
 
@@ -72,15 +62,6 @@ log = logging.getLogger("securechat.server")
 
 #: Seconds to get the final event and the WebSocket close out before giving up.
 CLOSE_TIMEOUT = 1.0
-
-
-class _Close(Exception):
-    """Internal: end the connection, sending ``final`` first if the browser can be told."""
-
-    def __init__(self, reason: str, final: Event | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.final = final
 
 
 def split_frames(blob: bytes) -> list[bytes]:
@@ -108,22 +89,22 @@ class WebConnection:
         self.peer_host = address[0]
         self.peer = format_address(address)
         self.thread = threading.current_thread()  # websockets' handler thread for the socket
-        self._service = service
         self._limits = limits
-        self._ca_pem = ca_pem
-        self._on_authenticated = on_authenticated
         self._auth_deadline = accepted_at + limits.auth_timeout
         self._outbox = Outbox(max_frames=limits.outbox_frames, max_bytes=limits.outbox_bytes)
-        self._session = ServerSession(max_frame=limits.max_frame)
-        self._bucket = TokenBucket(
-            rate=limits.rate_per_second, burst=limits.rate_burst, now=accepted_at
+        self._requests = RequestHandler(
+            self,
+            peer_host=self.peer_host,
+            peer=self.peer,
+            accepted_at=accepted_at,
+            auth_deadline=self._auth_deadline,
+            service=service,
+            limits=limits,
+            ca_pem=ca_pem,
+            on_authenticated=lambda account: on_authenticated(self, account),
+            reply=self._send,
         )
-        self._refusals = TokenBucket(
-            rate=limits.rate_per_second, burst=limits.rate_burst, now=accepted_at
-        )
-        self._account: Account | None = None
-        self._token: str | None = None  # the resume token this session logged in with or got
-        self._close_request: _Close | None = None  # set by other threads, acted on by the writer
+        self._close_request: Closing | None = None  # set by other threads, acted on by the writer
         self._ended = False  # set by the handler thread when it is done
         self._sending = False  # the writer is inside a send (it may be blocked there)
         self._dropped = False  # the outbox overflowed: this connection is being dropped
@@ -136,8 +117,9 @@ class WebConnection:
 
     @property
     def account(self) -> Account:
-        assert self._account is not None, "not logged in"
-        return self._account
+        account = self._requests.account
+        assert account is not None, "not logged in"
+        return account
 
     @property
     def user(self) -> str:
@@ -145,7 +127,7 @@ class WebConnection:
 
     @property
     def is_authenticated(self) -> bool:
-        return self._account is not None
+        return self._requests.account is not None
 
     def send(self, frame: bytes) -> None:
         """Queue a blob of frames for the writer thread; never blocks.
@@ -169,7 +151,7 @@ class WebConnection:
 
         Still in the TLS or HTTP handshake, there is nobody to tell: the socket is cut.
         """
-        self._close_request = _Close(reason, final)
+        self._close_request = Closing(reason, final)
         self._writing.set()
         self._outbox.interrupt()
         if self._ws is None:
@@ -207,7 +189,7 @@ class WebConnection:
                 max_frame=self._limits.max_frame, heartbeat=self._limits.heartbeat,
             ))  # fmt: skip
             self._read_loop(ws)
-        except _Close as close:
+        except Closing as close:
             reason = close.reason
             self._close(close.final)
         except ConnectionClosed as exc:
@@ -232,108 +214,37 @@ class WebConnection:
                 pinged = self._check_timers(time.monotonic(), last_heard, pinged)
                 continue
             last_heard, pinged = time.monotonic(), False
-            self._session.receive_message(data)
+            self._requests.session.receive_message(data)
             self._process_requests()
 
     def _next_timer(self, now: float, last_heard: float) -> float:
         limits = self._limits
-        if not self._session.is_authenticated:
+        if not self._requests.session.is_authenticated:
             return max(self._auth_deadline - now, 0.0)
         return max(min(limits.heartbeat, limits.idle_timeout) - (now - last_heard), 0.05) + 0.01
 
     def _check_timers(self, now: float, last_heard: float, pinged: bool) -> bool:
         limits = self._limits
-        if not self._session.is_authenticated:
+        if not self._requests.session.is_authenticated:
             if now >= self._auth_deadline:
-                raise _Close("login timed out", Error(
+                raise Closing("login timed out", Error(
                     code=ErrorCode.AUTH_REQUIRED, message="no login within the time allowed",
                 ))  # fmt: skip
             return pinged
         silent = now - last_heard
         if silent >= limits.idle_timeout:
-            raise _Close("idle", Bye(reason="idle"))
+            raise Closing("idle", Bye(reason="idle"))
         if silent >= limits.heartbeat and not pinged:
             self._send(Ping())
             return True
         return pinged
 
     def _process_requests(self) -> None:
-        session = self._session
-        while (frame := session.next_frame()) is not None:
-            item = frame if isinstance(frame, ProtocolError) else self._metered(frame)
-            if item is None:
-                pass  # refused unread: too many requests
-            elif isinstance(item, ProtocolError):
-                reply = Error(code=item.code, message=item.message, ref=item.ref)
-                if session.state is State.CLOSED:
-                    raise _Close(f"protocol error: {item.code}", reply)
-                self._send(reply)
-            elif isinstance(item, Auth):
-                self._login(item)
-            elif isinstance(item, GetCA):
-                self._send(CACertificate(pem=self._ca_pem, ref=item.ref))
-            elif isinstance(item, Bye):
-                if self._token is not None:
-                    self._service.end_session(self._token)
-                raise _Close("client said bye", Bye(reason="bye", ref=item.ref))
-            elif not isinstance(item, Pong):
-                for event in answer_request(self._service, self, item, who=self._who()):
-                    self._send(event)
-
-    def _metered(self, payload: bytes) -> Request | ProtocolError | None:
-        """Charge a message to the token bucket, then decode it; None if it was refused.
-
-        The same rule as the chat port's (server/connection.py).
-
-        Raises:
-            _Close: refused before login, or the refusals themselves ran out.
-        """
-        now = time.monotonic()
-        wait = self._bucket.take(now)
-        if not wait:
-            return self._session.decode(payload)
-        retry_after = round(wait, 3)
-        if not self._session.is_authenticated:  # like any other error before login
-            raise _Close("too many requests before login", Error(
-                code=ErrorCode.RATE_LIMITED, message="too many requests", retry_after=retry_after,
-            ))  # fmt: skip
-        if self._refusals.take(now):
-            log.warning("closing %s: requests at twice the rate limit", self._who())
-            raise _Close("too many requests", Error(
-                code=ErrorCode.RATE_LIMITED, message="far too many requests; closing",
-                retry_after=retry_after,
-            ))  # fmt: skip
-        self._send(Error(
-            code=ErrorCode.RATE_LIMITED, message="too many requests; slow down",
-            ref=request_ref(payload), retry_after=retry_after,
-        ))  # fmt: skip
-        return None
-
-    def _login(self, request: Auth) -> None:
-        try:
-            account, token = self._service.login(
-                request, address=self.peer_host, timeout=self._auth_deadline - time.monotonic()
-            )
-        except (AuthenticationError, RateLimited) as exc:
-            self._session.login_failed()
-            log.warning("login failed for %r from %s: %s", request.user[:40], self.peer, exc.code)
-            retry = exc.retry_after if isinstance(exc, RateLimited) else None
-            raise _Close(
-                "login failed", Error(code=exc.code, message=exc.message, retry_after=retry)
-            ) from None
-        try:
-            self._on_authenticated(self, account)
-        except TooManySessions as exc:
-            self._session.login_failed()
-            log.warning("login refused for %s from %s: %s", account.name, self.peer, exc.message)
-            raise _Close("too many sessions", Error(code=exc.code, message=exc.message)) from None
-        self._account, self._token = account, token
-        self._session.login_succeeded(account.name)
-        self._send(self._service.welcome(self, token))
-        self._writing.set()  # fan-out queued since the hub learnt of us may follow now
-        self._outbox.interrupt()
-        how = "resume token" if request.token is not None else "password"
-        log.info("login %s from %s (web, %s)", account.name, self.peer, how)
+        """Answer every complete request (see server/requests.py); the writer starts at login."""
+        while self._requests.answer_next():
+            if self._requests.account is not None and not self._writing.is_set():
+                self._writing.set()  # welcome is out: the fan-out queued since may follow
+                self._outbox.interrupt()
 
     def _send(self, event: Event) -> None:
         assert self._ws is not None
@@ -351,9 +262,8 @@ class WebConnection:
             pass  # the browser is gone or stuck; nothing more to tell it
 
     def _finish(self, reason: str) -> None:
-        if self._account is not None:
-            self._service.disconnect(self)
-        self._session.close()
+        self._requests.disconnect()
+        self._requests.session.close()
         self._ended = True
         self._writing.set()
         self._outbox.interrupt()
@@ -399,10 +309,10 @@ class WebConnection:
         self._ws.send(payload.decode())
 
     def _who(self) -> str:
-        return f"{self._account.name}@{self.peer}" if self._account else self.peer
+        return self._requests.who()
 
 
-def _closed_reason(exc: ConnectionClosed, request: _Close | None) -> str:
+def _closed_reason(exc: ConnectionClosed, request: Closing | None) -> str:
     if exc.sent is not None and exc.sent.code == CloseCode.MESSAGE_TOO_BIG:
         return "message too big"
     if request is not None:

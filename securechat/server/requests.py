@@ -1,0 +1,196 @@
+"""What a connection does with each frame it receives: meter, decode, log in, answer.
+
+A :class:`RequestHandler` belongs to one connection and runs in that connection's thread
+only. It holds the sans-I/O :class:`ServerSession` (which decides what may be sent in
+which state), the two token buckets that meter the peer, and who logged in. Each frame
+costs a token before it is decoded. ``auth`` logs in through the service and the server's
+session caps, ``get_ca`` and ``bye`` are answered here, and every other request goes to
+:class:`ChatService`. Replies go to the ``reply`` callable (the connection queues them on
+its own stream); a reason to end the connection is raised as :class:`Closing`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from securechat.accounts import Account
+from securechat.config import Limits
+from securechat.errors import (
+    AuthenticationError,
+    ErrorCode,
+    ProtocolError,
+    RateLimited,
+    RequestError,
+    SecureChatError,
+    TooManySessions,
+)
+from securechat.protocol.messages import (
+    Auth,
+    Bye,
+    CACertificate,
+    Error,
+    Event,
+    GetCA,
+    Pong,
+    Request,
+    request_ref,
+)
+from securechat.protocol.session import ServerSession, State
+from securechat.server.ratelimit import TokenBucket
+from securechat.server.service import Caller, ChatService
+
+log = logging.getLogger("securechat.server")
+
+
+class Closing(Exception):
+    """End the connection, sending ``final`` first if the peer can still be told."""
+
+    def __init__(self, reason: str, final: Event | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.final = final
+
+
+class RequestHandler:
+    def __init__(
+        self,
+        caller: Caller,
+        *,
+        peer_host: str,
+        peer: str,
+        accepted_at: float,
+        auth_deadline: float,
+        service: ChatService,
+        limits: Limits,
+        ca_pem: str,
+        on_authenticated: Callable[[Account], None],
+        reply: Callable[[Event], None],
+    ) -> None:
+        """``caller`` is the connection; ``peer_host`` its address, ``peer`` with the port."""
+        self._caller = caller
+        self._peer_host = peer_host
+        self._peer = peer
+        self._auth_deadline = auth_deadline
+        self._service = service
+        self._ca_pem = ca_pem
+        self._on_authenticated = on_authenticated
+        self._reply = reply
+        self.session = ServerSession(max_frame=limits.max_frame)
+        # Every frame costs a token before it is decoded. A frame that finds none is
+        # refused with rate_limited, which costs a token of the second bucket; a peer that
+        # empties both (twice the rate, sustained) is closed: it never gets unlimited answers.
+        self._bucket = TokenBucket(
+            rate=limits.rate_per_second, burst=limits.rate_burst, now=accepted_at
+        )
+        self._refusals = TokenBucket(
+            rate=limits.rate_per_second, burst=limits.rate_burst, now=accepted_at
+        )
+        self.account: Account | None = None
+        self._token: str | None = None  # the resume token this session logged in with or got
+
+    def answer_next(self) -> bool:
+        """Answer the next complete request; False if none is waiting.
+
+        Raises:
+            Closing: the request ends the connection (a failed login, ``bye``, a protocol
+                error that closes the session, far too many requests).
+        """
+        frame = self.session.next_frame()
+        if frame is None:
+            return False
+        item = frame if isinstance(frame, ProtocolError) else self._metered(frame)
+        if item is None:
+            pass  # refused unread: too many requests
+        elif isinstance(item, ProtocolError):
+            reply = Error(code=item.code, message=item.message, ref=item.ref)
+            if self.session.state is State.CLOSED:
+                raise Closing(f"protocol error: {item.code}", reply)
+            self._reply(reply)
+        elif isinstance(item, Auth):
+            self._login(item)
+        elif isinstance(item, GetCA):
+            self._reply(CACertificate(pem=self._ca_pem, ref=item.ref))
+        elif isinstance(item, Bye):
+            if self._token is not None:
+                self._service.end_session(self._token)
+            raise Closing("client said bye", Bye(reason="bye", ref=item.ref))
+        elif not isinstance(item, Pong):
+            self._answer(item)
+        return True
+
+    def disconnect(self) -> None:
+        """The connection is closing: a logged-in caller leaves the hub."""
+        if self.account is not None:
+            self._service.disconnect(self._caller)
+
+    def who(self) -> str:
+        """``user@address`` once logged in, else the address: for the log."""
+        return f"{self.account.name}@{self._peer}" if self.account else self._peer
+
+    def _metered(self, payload: bytes) -> Request | ProtocolError | None:
+        """Charge a frame to the token bucket, then decode it; None if it was refused.
+
+        Raises:
+            Closing: refused before login, or the refusals themselves ran out.
+        """
+        now = time.monotonic()
+        wait = self._bucket.take(now)
+        if not wait:
+            return self.session.decode(payload)
+        retry_after = round(wait, 3)
+        if not self.session.is_authenticated:  # like any other error before login
+            raise Closing("too many requests before login", Error(
+                code=ErrorCode.RATE_LIMITED, message="too many requests", retry_after=retry_after,
+            ))  # fmt: skip
+        if self._refusals.take(now):
+            log.warning("closing %s: requests at twice the rate limit", self.who())
+            raise Closing("too many requests", Error(
+                code=ErrorCode.RATE_LIMITED, message="far too many requests; closing",
+                retry_after=retry_after,
+            ))  # fmt: skip
+        self._reply(Error(
+            code=ErrorCode.RATE_LIMITED, message="too many requests; slow down",
+            ref=request_ref(payload), retry_after=retry_after,
+        ))  # fmt: skip
+        return None
+
+    def _answer(self, request: Request) -> None:
+        ref = getattr(request, "ref", None)
+        try:
+            events = self._service.handle(self._caller, request)
+        except RequestError as exc:
+            retry = exc.retry_after if isinstance(exc, RateLimited) else None
+            self._reply(Error(code=exc.code, message=exc.message, ref=ref, retry_after=retry))
+        except SecureChatError as exc:
+            log.error("request from %s failed: %s", self.who(), exc.message)
+            self._reply(Error(code=ErrorCode.SERVER_ERROR, message=exc.message, ref=ref))
+        else:
+            for event in events:
+                self._reply(event)
+
+    def _login(self, request: Auth) -> None:
+        session = self.session
+        try:
+            account, token = self._service.login(
+                request, address=self._peer_host, timeout=self._auth_deadline - time.monotonic()
+            )
+        except (AuthenticationError, RateLimited) as exc:
+            session.login_failed()
+            log.warning("login failed for %r from %s: %s", request.user[:40], self._peer, exc.code)
+            retry = exc.retry_after if isinstance(exc, RateLimited) else None
+            raise Closing(
+                "login failed", Error(code=exc.code, message=exc.message, retry_after=retry)
+            ) from None
+        try:
+            self._on_authenticated(account)
+        except TooManySessions as exc:
+            session.login_failed()
+            log.warning("login refused for %s from %s: %s", account.name, self._peer, exc.message)
+            raise Closing("too many sessions", Error(code=exc.code, message=exc.message)) from None
+        self.account, self._token = account, token
+        session.login_succeeded(account.name)
+        self._reply(self._service.welcome(self._caller, token))
+        how = "resume token" if request.token is not None else "password"
+        log.info("login %s from %s (%s)", account.name, self._peer, how)

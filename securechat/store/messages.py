@@ -1,0 +1,342 @@
+"""The group commit's write: a batch of messages in one transaction, and the message values.
+
+:meth:`MessageWriter.save` runs for every message the server accepts, so it skips the ORM:
+Core statements built once, and on SQLite the driver's own cursor. A batch is
+de-duplicated on (sender, ref): a resent message returns its first copy. A row whose
+sender, room or recipient was deleted meanwhile is refused alone and the rest of the batch
+is stored. There are two ways to add the rows, chosen once per writer:
+
+- the SQLite cursor path (SQLite's default): one prebuilt ``INSERT ... ON CONFLICT
+  (sender_id, ref) DO NOTHING RETURNING id`` per row on the sqlite3 cursor, SQLAlchemy's
+  work per statement being dearer than SQLite's own; a row refused by the unique index is
+  a resend, looked up afterwards;
+- the portable path (every other database): earlier copies of the batch's refs are looked
+  up first, then the new rows go in with one Core ``INSERT ... RETURNING``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import functools
+import sqlite3
+import time
+from collections.abc import Callable, Mapping, Sequence
+
+from sqlalchemy import Connection, Row, bindparam, insert, select, update
+from sqlalchemy.dialects import sqlite
+from sqlalchemy.exc import IntegrityError
+
+from securechat.errors import ErrorCode, StoreError
+from securechat.store.database import Database
+from securechat.store.models import ChatMessage, Room, User
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class NewMessage:
+    sender_id: int
+    sender: str
+    body: str
+    ref: str | None
+    room: str | None = None
+    to: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class StoredMessage:
+    id: int
+    sender: str
+    body: str
+    ts_ms: int
+    room: str | None
+    to: str | None
+
+
+SaveResult = tuple[StoredMessage, bool] | ErrorCode  # (message, is_new) or the refusal
+
+#: Every query of stored messages starts from this one (select statements are immutable);
+#: :func:`stored` reads its rows.
+MESSAGES = select(
+    ChatMessage.id,
+    ChatMessage.sender,
+    ChatMessage.body,
+    ChatMessage.ts_ms,
+    Room.name,
+    ChatMessage.recipient,
+).outerjoin(Room, ChatMessage.room_id == Room.id)
+
+
+def stored(row: Row[int, str, str, int, str, str | None]) -> StoredMessage:
+    return StoredMessage(row[0], row[1], row[2], row[3], row[4], row[5])
+
+
+# The write's statements, built once: their compiled forms stay cached.
+# Searched through the unique (sender_id, ref) index; a row-value "(sender, ref) IN"
+# would make SQLite scan every stored message.
+_RESENT = MESSAGES.add_columns(ChatMessage.ref).where(
+    ChatMessage.sender_id == bindparam("sender"),
+    ChatMessage.ref.in_(bindparam("refs", expanding=True)),
+)
+_RESENT_ONE = MESSAGES.add_columns(ChatMessage.ref).where(
+    ChatMessage.sender_id == bindparam("sender"), ChatMessage.ref == bindparam("ref")
+)
+_USER_IDS = select(User.name, User.id).where(User.name.in_(bindparam("names", expanding=True)))
+_ROOM_ID = select(Room.id).where(Room.name == bindparam("name"))
+_LAST_LOGIN = update(User).where(User.id == bindparam("uid")).values(last_login_at=bindparam("at"))
+_USERS_LEFT = select(User.id).where(User.id.in_(bindparam("ids", expanding=True)))
+_ROOMS_LEFT = select(Room.name).where(Room.name.in_(bindparam("names", expanding=True)))
+_INSERT = insert(ChatMessage).returning(ChatMessage.id, sort_by_parameter_order=True)
+
+# The SQLite cursor path's one statement, written by SQLAlchemy from the model, once.
+_ADD_FIELDS = (
+    "room_id",
+    "recipient_id",
+    "recipient",
+    "sender_id",
+    "sender",
+    "body",
+    "ts_ms",
+    "ref",
+)
+_SQLITE_ADD = str(
+    sqlite.insert(ChatMessage)
+    .values({field: bindparam(field) for field in _ADD_FIELDS})
+    .on_conflict_do_nothing(index_elements=["sender_id", "ref"])
+    .returning(ChatMessage.id)
+    .compile(dialect=sqlite.dialect(paramstyle="named"))
+)
+
+
+class _StaleReference(Exception):
+    """Internal: an insert broke a foreign key; the transaction is rolled back."""
+
+
+class MessageWriter:
+    """The group commit's write, on one of the two paths, chosen when it is made."""
+
+    def __init__(
+        self, database: Database, room_ids: dict[str, int], *, sqlite_cursor: bool | None = None
+    ) -> None:
+        """Write batches to ``database``; ``room_ids`` is the store's cache of room ids by name.
+
+        ``sqlite_cursor`` picks how rows are added: through the sqlite3 cursor (SQLite only;
+        the default there) or the portable path (the default elsewhere).
+
+        Raises:
+            ValueError: the SQLite cursor path asked for on another database.
+        """
+        dialect = database.engine.dialect.name
+        if sqlite_cursor is None:
+            sqlite_cursor = dialect == "sqlite"
+        elif sqlite_cursor and dialect != "sqlite":
+            raise ValueError(f"the SQLite cursor path cannot write to {dialect}")
+        self._db = database
+        self._room_ids = room_ids
+        self._sqlite_cursor = sqlite_cursor
+
+    def save(
+        self,
+        batch: Sequence[NewMessage],
+        *,
+        logins: Mapping[int, dt.datetime] | None = None,
+        connection: Connection | None = None,
+        before_commit: Callable[[list[SaveResult]], None] | None = None,
+    ) -> list[SaveResult]:
+        """Store a batch in one transaction; a repeated (sender, ref) returns the first copy.
+
+        It runs on the caller's ``connection`` (from :meth:`Database.connect`) if given: no
+        pool checkout and reset per commit. The same transaction sets ``last_login_at`` for
+        the ids in ``logins``. ``before_commit`` gets the results as soon as the rows are
+        written, before the COMMIT and its fsync: work that needs the ids can overlap the
+        disk wait, but nothing may be sent until this method has returned.
+
+        A row whose sender or room was deleted after it was sent breaks a foreign key.
+        Then the batch is written again, in a new transaction that first looks up which
+        senders and rooms are left: such a row gets ``server_error`` (its sender is gone)
+        or ``no_such_room``, and every other row is stored. Looking first costs a query, so
+        it is done only after a failure.
+
+        Raises:
+            StoreError: the transaction could not be committed; nothing of it was stored.
+        """
+        now_ms = int(time.time() * 1000)
+        write = functools.partial(self._save, batch, logins, connection, before_commit, now_ms)
+        try:
+            return write(check_references=False)
+        except _StaleReference:
+            try:
+                return write(check_references=True)
+            except _StaleReference as exc:  # another deletion raced the second attempt
+                raise StoreError(f"could not store the batch: {exc.__cause__}") from exc
+
+    def _save(
+        self,
+        batch: Sequence[NewMessage],
+        logins: Mapping[int, dt.datetime] | None,
+        connection: Connection | None,
+        before_commit: Callable[[list[SaveResult]], None] | None,
+        now_ms: int,
+        *,
+        check_references: bool,
+    ) -> list[SaveResult]:
+        with self._db.transaction(connection) as conn:
+            if logins:
+                conn.execute(_LAST_LOGIN, [{"uid": k, "at": v} for k, v in logins.items()])
+            recipients = self._recipient_ids(conn, batch)
+            gone = self._gone(conn, batch) if check_references else {}
+            try:
+                if self._sqlite_cursor:
+                    results = self._add_each(conn, batch, recipients, now_ms, gone)
+                else:
+                    existing = self._existing(conn, batch)
+                    results = self._insert(conn, batch, existing, recipients, now_ms, gone)
+            except (IntegrityError, sqlite3.IntegrityError) as exc:
+                raise _StaleReference from exc
+            if before_commit is not None:
+                before_commit(results)
+        return results
+
+    def _gone(self, conn: Connection, batch: Sequence[NewMessage]) -> dict[int, ErrorCode]:
+        """The refusal for each row (by index) whose sender or room no longer exists."""
+        senders = list({m.sender_id for m in batch})
+        users_left = set(conn.execute(_USERS_LEFT, {"ids": senders}).scalars())
+        names = list({m.room for m in batch if m.room is not None})
+        rooms_left = set(conn.execute(_ROOMS_LEFT, {"names": names}).scalars()) if names else set()
+        for room in names:  # a cached id may be a deleted room's, even if the name is back
+            self._room_ids.pop(room, None)
+        gone: dict[int, ErrorCode] = {}
+        for index, message in enumerate(batch):
+            if message.sender_id not in users_left:
+                gone[index] = ErrorCode.SERVER_ERROR
+            elif message.room is not None and message.room not in rooms_left:
+                gone[index] = ErrorCode.NO_SUCH_ROOM
+        return gone
+
+    def _add_each(
+        self,
+        conn: Connection,
+        batch: Sequence[NewMessage],
+        recipients: Mapping[str, int],
+        now_ms: int,
+        gone: Mapping[int, ErrorCode],
+    ) -> list[SaveResult]:
+        """The SQLite cursor path: row by row, looking up earlier copies only of refused rows."""
+        driver = conn.connection.driver_connection
+        assert driver is not None, "a connection in a transaction is open"
+        cursor = driver.cursor()
+        results: list[SaveResult] = []
+        for index, message in enumerate(batch):
+            if index in gone:
+                results.append(gone[index])
+                continue
+            if message.to is not None and message.to not in recipients:
+                first = self._first_copy(conn, message)  # stored before the user was deleted?
+                results.append(ErrorCode.NO_SUCH_USER if first is None else (first, False))
+                continue
+            row = cursor.execute(_SQLITE_ADD, self._row(conn, message, recipients, now_ms))
+            if (added := row.fetchone()) is not None:
+                m = message
+                results.append(
+                    (StoredMessage(added[0], m.sender, m.body, now_ms, m.room, m.to), True)
+                )
+                continue
+            # Refused by the unique index: a resend of a stored (sender, ref), maybe from
+            # this very batch. The earlier copy is visible inside the transaction.
+            first = self._first_copy(conn, message)
+            assert first is not None, "ON CONFLICT DO NOTHING skipped a row without a copy"
+            results.append((first, False))
+        return results
+
+    def _row(
+        self, conn: Connection, message: NewMessage, recipients: Mapping[str, int], now_ms: int
+    ) -> dict[str, object]:
+        return {
+            "room_id": None if message.room is None else self._room_id(conn, message.room),
+            "recipient_id": recipients.get(message.to) if message.to else None,
+            "recipient": message.to,
+            "sender_id": message.sender_id,
+            "sender": message.sender,
+            "body": message.body,
+            "ts_ms": now_ms,
+            "ref": message.ref,
+        }
+
+    def _first_copy(self, conn: Connection, message: NewMessage) -> StoredMessage | None:
+        if message.ref is None:
+            return None
+        row = conn.execute(_RESENT_ONE, {"sender": message.sender_id, "ref": message.ref}).first()
+        return None if row is None else stored(row)
+
+    def _insert(
+        self,
+        conn: Connection,
+        batch: Sequence[NewMessage],
+        existing: Mapping[tuple[int, str | None], StoredMessage],
+        recipients: Mapping[str, int],
+        now_ms: int,
+        gone: Mapping[int, ErrorCode],
+    ) -> list[SaveResult]:
+        """The portable path: insert what is new; ``existing`` holds earlier copies of refs."""
+        results: list[SaveResult | None] = [None] * len(batch)
+        first_of: dict[tuple[int, str], int] = {}  # (sender, ref) -> its first index here
+        rows: list[dict[str, object]] = []
+        inserted: list[int] = []
+        for index, message in enumerate(batch):
+            if index in gone:
+                results[index] = gone[index]
+                continue
+            if message.ref is not None:
+                key = (message.sender_id, message.ref)
+                if key in existing:
+                    results[index] = (existing[key], False)
+                    continue
+                if key in first_of:
+                    continue  # resolved below, once the first copy has its id
+                first_of[key] = index
+            if message.to is not None and message.to not in recipients:
+                results[index] = ErrorCode.NO_SUCH_USER
+                continue
+            inserted.append(index)
+            rows.append(self._row(conn, message, recipients, now_ms))
+        if rows:
+            ids = conn.execute(_INSERT, rows[0] if len(rows) == 1 else rows).scalars().all()
+            for index, message_id in zip(inserted, ids, strict=True):
+                m = batch[index]
+                stored = StoredMessage(message_id, m.sender, m.body, now_ms, m.room, m.to)
+                results[index] = (stored, True)
+        for index, message in enumerate(batch):
+            if results[index] is None:  # a ref repeated inside this batch
+                assert message.ref is not None
+                first = results[first_of[(message.sender_id, message.ref)]]
+                results[index] = (first[0], False) if isinstance(first, tuple) else first
+        return [r for r in results if r is not None]
+
+    def _room_id(self, conn: Connection, room: str) -> int:
+        room_id = self._room_ids.get(room)
+        if room_id is None:
+            room_id = conn.execute(_ROOM_ID, {"name": room}).scalar_one()
+            self._room_ids[room] = room_id
+        return room_id
+
+    def _existing(
+        self, conn: Connection, batch: Sequence[NewMessage]
+    ) -> dict[tuple[int, str | None], StoredMessage]:
+        refs: dict[int, set[str]] = {}
+        for m in batch:
+            if m.ref is not None:
+                refs.setdefault(m.sender_id, set()).add(m.ref)
+        found: dict[tuple[int, str | None], StoredMessage] = {}
+        for sender, sender_refs in refs.items():
+            if len(sender_refs) == 1:  # the usual case, without rendering an expanding IN
+                (ref,) = sender_refs
+                rows = conn.execute(_RESENT_ONE, {"sender": sender, "ref": ref})
+            else:
+                rows = conn.execute(_RESENT, {"sender": sender, "refs": list(sender_refs)})
+            found.update(((sender, row[6]), stored(row)) for row in rows)
+        return found
+
+    def _recipient_ids(self, conn: Connection, batch: Sequence[NewMessage]) -> dict[str, int]:
+        names = {m.to for m in batch if m.to is not None}
+        if not names:
+            return {}
+        return {name: user_id for name, user_id in conn.execute(_USER_IDS, {"names": list(names)})}
