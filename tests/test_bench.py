@@ -92,10 +92,13 @@ def test_bench_fanout_rate_over_websocket_counts_every_delivery() -> None:
     assert results["server_memory_mib"]["Threads"] >= 3 * 5
 
 
-def test_bench_fanout_max_keeps_a_window_and_loses_nothing() -> None:
-    params = BenchParams(receivers=3, senders=2, messages=150, window=8, processes=1)
+@pytest.mark.parametrize("transport", [Transport.TLS, Transport.WS])
+def test_bench_fanout_max_keeps_a_window_and_loses_nothing(transport: Transport) -> None:
+    params = BenchParams(receivers=3, senders=2, messages=150, window=8, processes=1,
+                         transport=transport)  # fmt: skip
     report = run_workload("fanout-max", params, show_progress=False)
     assert report.failures == []
+    assert report.params["transport"] == transport.value
     assert report.results["deliveries"] == report.results["expected_deliveries"] == 300 * 4
     assert report.results["deliveries_per_s"] > 0
     _assert_latency(report.results["ack_latency"], 300)
@@ -147,6 +150,7 @@ def test_bench_idle_over_websocket_holds_a_level_with_three_threads_a_session() 
     assert second["ok"]
     assert 0 < second["ping_max_ms"] < 1000
     assert second["fresh_login"].endswith(" ms")
+    assert 0 <= second["server_held_cpu_pct"] < 100  # ten sessions sitting there
     # Three server threads a session (the probe's may still be ending: at least that).
     assert second["server_threads"] >= 3 * 10
     assert second["server_threads"] - first["server_threads"] >= 3 * (10 - 4) - 3
