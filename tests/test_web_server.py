@@ -21,7 +21,7 @@ from securechat.certs import load_ca
 from securechat.config import ThrottlePolicy
 from securechat.protocol.frames import encode_frame
 from securechat.server.renewal import Credentials
-from securechat.server.webconnection import WebSocket, split_frames
+from securechat.server.webconnection import WebSocket, split_frames, text_frames
 from securechat.server.webfiles import Origins, StaticFiles, load_package_files
 from securechat.tls import server_context
 from tests.conftest import PASSWORD, TIMEOUT, RunningServer
@@ -445,7 +445,7 @@ def _open_websocket_pair() -> tuple[WebSocket, socket.socket]:
 def test_websocket_write_now_sends_each_payload_as_one_text_message() -> None:
     ws, peer = _open_websocket_pair()
     try:
-        assert ws.write_now([b'{"type":"ping"}', b"x" * 300], 400)
+        assert ws.write_now(encode_frame(b'{"type":"ping"}') + encode_frame(b"x" * 300))
         expected = b"\x81\x0f" + b'{"type":"ping"}' + b"\x81\x7e\x01\x2c" + b"x" * 300
         received = b""
         while len(received) < len(expected):
@@ -457,6 +457,17 @@ def test_websocket_write_now_sends_each_payload_as_one_text_message() -> None:
         peer.close()
 
 
+@pytest.mark.parametrize("size", [0, 125, 126, 65535, 65536])
+def test_text_frames_are_what_websockets_writes_for_send_text(size: int) -> None:
+    protocol = ServerProtocol()
+    protocol.state = OPEN
+    payloads = [b"a" * size, b'{"type":"pong"}']
+    for payload in payloads:
+        protocol.send_text(payload)
+    expected = b"".join(protocol.data_to_send())
+    assert text_frames(b"".join(encode_frame(p) for p in payloads)) == expected
+
+
 def test_websocket_write_now_declines_rather_than_waits_for_a_peer_that_never_reads() -> None:
     ws, peer = _open_websocket_pair()
     try:
@@ -464,7 +475,7 @@ def test_websocket_write_now_declines_rather_than_waits_for_a_peer_that_never_re
         declined = False
         for _ in range(10_000):  # far more than the socket buffers hold
             started = time.monotonic()
-            sent = ws.write_now([payload], len(payload) + 64)
+            sent = ws.write_now(encode_frame(payload))
             assert time.monotonic() - started < 1
             if not sent:
                 declined = True

@@ -93,7 +93,7 @@ def bench(
     plot: Annotated[Path | None, typer.Option(metavar="PNG", help="scaling: draw the chart here (needs matplotlib: securechat[bench]).", rich_help_panel=_LOAD)] = None,
     processes: Annotated[int, typer.Option(metavar="N", min=1, help="Generator processes, each multiplexing many connections.", rich_help_panel=_LOAD)] = 2,
     generator_policy: Annotated[GeneratorPolicy, typer.Option(help="Scheduling of the generator processes: batch (SCHED_BATCH: they never preempt the server when a message wakes them, as clients on other machines cannot) or normal.", rich_help_panel=_LOAD)] = GeneratorPolicy.batch,
-    transport: Annotated[Transport, typer.Option(help="How sessions connect: tls (the chat port, as terminal clients) or ws (the web port: WebSocket with the server's own Origin, as browsers).", rich_help_panel=_LOAD)] = Transport.TLS,
+    transport: Annotated[Transport, typer.Option(help="How sessions connect: tls (the chat port, as terminal clients) or ws (the web port: wss://HOST:WEBPORT/ws with the server's own Origin, as browsers). Compare the two with interleaved runs.", rich_help_panel=_LOAD)] = Transport.TLS,
     host: Annotated[str | None, typer.Option(metavar="ADDRESS", help="Load this server instead of starting one (loopback only without --allow-remote).", rich_help_panel=_EXTERNAL)] = None,
     port: Annotated[int, typer.Option(min=1, max=65535, metavar="PORT", help="Port of the --host server.", rich_help_panel=_EXTERNAL)] = DEFAULT_PORT,
     web_port: Annotated[int, typer.Option(min=1, max=65535, metavar="PORT", help="Web port of the --host server, for --transport ws.", rich_help_panel=_EXTERNAL)] = DEFAULT_WEB_PORT,
@@ -107,6 +107,8 @@ def bench(
     """Measure a server under load: latency, throughput, CPU and memory.
 
     Without --host, starts a throwaway server on 127.0.0.1 and removes it afterwards.
+    With --transport ws the sessions are browsers' (WebSocket on the web port), e.g.
+    `securechat bench fanout-rate --transport ws`; on a --host server, give its --web-port.
     Exits with status 1 when the run saw failures (drops, missing deliveries, errors).
     """
     target = None

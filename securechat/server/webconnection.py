@@ -35,6 +35,7 @@ import contextlib
 import logging
 import select
 import socket
+import struct
 import sys
 import threading
 import time
@@ -76,28 +77,45 @@ DIRECT_WRITE_MAX = 16 * 1024
 if sys.platform == "linux":
     import fcntl
 
-    _SIOCOUTQ, _SIOCOUTQNSD = 0x5411, 0x894B  # bytes not acked by the peer / not yet sent
-
-    def _queued(sock: socket.socket, request: int) -> int:
-        try:
-            out = fcntl.ioctl(sock.fileno(), request, b"\0\0\0\0")
-        except OSError:  # closed meanwhile
-            return -1
-        return int.from_bytes(out, sys.byteorder, signed=True)
+    _SIOCOUTQ = 0x5411  # bytes the kernel holds for the peer: not yet sent or not yet acked
 
     def _room_for(sock: socket.socket, size: int, budget: int) -> bool:
-        """Whether the kernel takes ``size`` more bytes at once: nothing waits to be sent
-        (the peer's window is open) and what waits for the peer's ack is well within the
-        send buffer (``budget``, a quarter of it)."""
-        if _queued(sock, _SIOCOUTQNSD) != 0:
+        """Whether the kernel takes ``size`` more bytes at once: what it still holds for
+        the peer, plus them, stays within ``budget`` (a quarter of the send buffer)."""
+        try:
+            out = fcntl.ioctl(sock.fileno(), _SIOCOUTQ, b"\0\0\0\0")
+        except OSError:  # closed meanwhile
             return False
-        unacked = _queued(sock, _SIOCOUTQ)
-        return unacked >= 0 and unacked + size <= budget
+        held = int.from_bytes(out, sys.byteorder, signed=True)
+        return held >= 0 and held + size <= budget
 
 else:  # elsewhere every frame goes through the writer thread
 
     def _room_for(sock: socket.socket, size: int, budget: int) -> bool:
         return False
+
+
+_TEXT_HEAD = (struct.Struct("!BB"), struct.Struct("!BBH"), struct.Struct("!BBQ"))
+
+
+def text_frames(blob: bytes) -> bytes:
+    """Each length-prefixed frame of ``blob`` as an unmasked, unfragmented WebSocket text
+    frame (RFC 6455 5.2): what websockets writes for ``send_text`` on the server side when
+    no extension is on, in one pass over the blob."""
+    short, medium, long = _TEXT_HEAD
+    parts, pos, end = [], 0, len(blob)
+    while pos < end:
+        (length,) = HEADER.unpack_from(blob, pos)
+        pos += HEADER_SIZE
+        if length < 126:
+            parts.append(short.pack(0x81, length))
+        elif length < 65536:
+            parts.append(medium.pack(0x81, 126, length))
+        else:
+            parts.append(long.pack(0x81, 127, length))
+        parts.append(blob[pos : pos + length])
+        pos += length
+    return b"".join(parts)
 
 
 def split_frames(blob: bytes) -> list[bytes]:
@@ -116,13 +134,14 @@ class WebSocket(ServerConnection):
 
     _budget = 0  # bytes write_now() may leave unacked in the kernel: a quarter of SO_SNDBUF
 
-    def write_now(self, payloads: list[bytes], size: int) -> bool:
-        """Send each payload as a text message if that cannot block; False: nothing sent.
+    def write_now(self, blob: bytes) -> bool:
+        """Send each frame of ``blob`` (length-prefixed) as one text message if that cannot
+        block; False: nothing was sent.
 
-        ``size`` bounds the bytes that go out. It cannot block when websockets' lock is
-        free, the connection is open and the kernel has room for it at once (so a peer
-        that stopped reading is never written to here). A write that fails all the same
-        cuts the connection, whose threads then end it as for any broken socket.
+        It cannot block when websockets' lock is free, the connection is open and the
+        kernel has room for it at once (so a peer that stopped reading is never written
+        to here). A write that fails all the same cuts the connection, whose threads then
+        end it as for any broken socket.
         """
         mutex = self.protocol_mutex
         if not mutex.acquire(False):
@@ -136,11 +155,16 @@ class WebSocket(ServerConnection):
                     self._budget = sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) // 4
                 except OSError:  # closed meanwhile
                     return False
-            if not _room_for(sock, size, self._budget):
+            if not _room_for(sock, len(blob) + 64, self._budget):
                 return False
-            for payload in payloads:
-                protocol.send_text(payload)
-            data = b"".join(protocol.data_to_send())
+            if protocol.extensions or protocol.expect_continuation_frame:
+                for payload in split_frames(blob):
+                    protocol.send_text(payload)  # which checks and frames as it must
+                data = b"".join(protocol.data_to_send())
+            else:
+                # Whoever held the lock before sent what the protocol had queued; anything
+                # left (a failed send) goes first all the same.
+                data = b"".join([*protocol.data_to_send(), text_frames(blob)])
             try:
                 sock.sendall(data)
             except OSError as exc:
@@ -222,7 +246,7 @@ class WebConnection:
                     and self._close_request is None
                     and not self._ended
                     and self._outbox.is_empty
-                    and direct.write_now(split_frames(frame), len(frame) + 64)
+                    and direct.write_now(frame)
                 ):
                     return
             finally:
