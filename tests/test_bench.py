@@ -10,17 +10,22 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from websockets.frames import CloseCode, Frame, Opcode
+from websockets.http11 import Request
+from websockets.server import ServerProtocol
 
 from securechat.bench import BenchParams, require_loopback, run_workload
-from securechat.bench.commands import Endpoint, FanoutPlan, Role
+from securechat.bench.commands import Endpoint, FanoutPlan, Role, Transport
 from securechat.bench.pool import WorkerPool
 from securechat.bench.stats import Samples, percentile, summarize_ns
 from securechat.bench.worker.connection import Connection, State
 from securechat.bench.worker.fanout import Fanout
+from securechat.bench.worker.framing import Framing, LengthPrefixed, WebSocketFraming
 from securechat.bench.worker.wire import (
     BYE_FRAME,
     MAX_FRAME,
@@ -28,13 +33,15 @@ from securechat.bench.worker.wire import (
     SendFrames,
     login_frames,
 )
-from securechat.errors import ConfigError
+from securechat.config import Limits
+from securechat.errors import ConfigError, ConnectionLost, FrameTooLarge
 from securechat.protocol.frames import FrameDecoder, encode_frame
 from securechat.protocol.messages import (
     Ack,
     Auth,
     Bye,
     Event,
+    Hello,
     Join,
     Message,
     Ping,
@@ -69,10 +76,29 @@ def test_bench_fanout_rate_counts_every_delivery() -> None:
     assert [c.name for c in report.checks] == ["fanout-rate delivery p99"]
 
 
-def test_bench_fanout_max_keeps_a_window_and_loses_nothing() -> None:
-    params = BenchParams(receivers=3, senders=2, messages=150, window=8, processes=1)
+def test_bench_fanout_rate_over_websocket_counts_every_delivery() -> None:
+    params = BenchParams(receivers=3, senders=2, rate=200, duration=0.5, processes=1,
+                         transport=Transport.WS)  # fmt: skip
+    report = run_workload("fanout-rate", params, show_progress=False)
+    assert report.failures == []
+    assert report.params["transport"] == "ws"
+    results = report.results
+    assert results["messages_sent"] == results["acks"] == 100
+    assert results["deliveries"] == results["expected_deliveries"] == 100 * (3 + 2 - 1)
+    _assert_latency(results["delivery_latency"], 400)
+    assert results["generator_cpu_us_per_delivery"] > 0
+    assert results["server_cpu_us_per_delivery"] > 0
+    # Each browser session is served by three server threads (see server/webconnection.py).
+    assert results["server_memory_mib"]["Threads"] >= 3 * 5
+
+
+@pytest.mark.parametrize("transport", [Transport.TLS, Transport.WS])
+def test_bench_fanout_max_keeps_a_window_and_loses_nothing(transport: Transport) -> None:
+    params = BenchParams(receivers=3, senders=2, messages=150, window=8, processes=1,
+                         transport=transport)  # fmt: skip
     report = run_workload("fanout-max", params, show_progress=False)
     assert report.failures == []
+    assert report.params["transport"] == transport.value
     assert report.results["deliveries"] == report.results["expected_deliveries"] == 300 * 4
     assert report.results["deliveries_per_s"] > 0
     _assert_latency(report.results["ack_latency"], 300)
@@ -102,6 +128,32 @@ def test_bench_idle_holds_each_level_and_reports_memory() -> None:
         assert level["ok"]
         assert 0 < level["ping_max_ms"] < 1000
         assert level["server_hwm_mib"] >= level["server_rss_mib"] > 0
+
+
+def test_bench_idle_holds_more_sessions_than_the_servers_cap_for_one_address() -> None:
+    """The throwaway server lifts max_sessions_per_address: every session comes from 127.0.0.1."""
+    above_cap = Limits().max_sessions_per_address + 1
+    report = run_workload("idle", BenchParams(levels=(above_cap,)), show_progress=False)
+    assert report.failures == []
+    assert report.results["level_reached"] == above_cap
+
+
+def test_bench_idle_over_websocket_holds_a_level_with_three_threads_a_session() -> None:
+    report = run_workload(
+        "idle", BenchParams(levels=(4, 10), processes=1, transport=Transport.WS),
+        show_progress=False,
+    )  # fmt: skip
+    assert report.failures == []
+    assert report.results["level_reached"] == 10
+    first, second = report.results["levels"]
+    assert first["ok"]
+    assert second["ok"]
+    assert 0 < second["ping_max_ms"] < 1000
+    assert second["fresh_login"].endswith(" ms")
+    assert 0 <= second["server_held_cpu_pct"] < 100  # ten sessions sitting there
+    # Three server threads a session (the probe's may still be ending: at least that).
+    assert second["server_threads"] >= 3 * 10
+    assert second["server_threads"] - first["server_threads"] >= 3 * (10 - 4) - 3
 
 
 def test_bench_scaling_measures_each_room_size() -> None:
@@ -201,7 +253,26 @@ def test_generator_logins_pongs_and_byes_are_valid_requests() -> None:
     assert [decode_request(p) for p in _payloads(PONG_FRAME + BYE_FRAME)] == [Pong(), Bye()]
 
 
-def test_generator_counts_the_servers_messages_and_acks_by_their_prefix() -> None:
+def _server_side(framing: Framing) -> Callable[[bytes], bytes]:
+    """What a server writes for a blob of frames, on the framing's port (already upgraded)."""
+    if not isinstance(framing, WebSocketFraming):
+        return lambda frames: frames
+    server = _accepting_server(framing)
+    framing.feed(b"".join(server.data_to_send()))
+    assert framing.upgraded()
+
+    def write(frames: bytes) -> bytes:
+        for payload in _payloads(frames):
+            server.send_text(payload)
+        return b"".join(server.data_to_send())
+
+    return write
+
+
+@pytest.mark.parametrize("transport", list(Transport))
+def test_generator_counts_the_servers_messages_and_acks_by_their_prefix(
+    transport: Transport,
+) -> None:
     """The receivers' bytes parsing agrees with the codec that writes the events."""
     tag = "-1a2b3c4d-"
     plan = FanoutPlan(tag=tag, body_bytes=64, senders=1, messages=1, start_ns=0, rate=1.0,
@@ -210,7 +281,12 @@ def test_generator_counts_the_servers_messages_and_acks_by_their_prefix() -> Non
     fanout = Fanout(plan, "room", replies.append)
     endpoint = Endpoint("127.0.0.1", 1, "unused")
     with selectors.DefaultSelector() as selector:
-        conn = Connection(selector, endpoint, user="bench0", role=Role.SENDER, sender=0, login=b"")
+        framing: Framing = (
+            LengthPrefixed() if transport is Transport.TLS else WebSocketFraming("127.0.0.1", 1)
+        )
+        server_writes = _server_side(framing)
+        conn = Connection(selector, endpoint, user="bench0", role=Role.SENDER, sender=0, login=b"",
+                          framing=framing)  # fmt: skip
         try:
             conn.state = State.READY
             conn.pending_ns[7] = 1_000
@@ -221,7 +297,7 @@ def test_generator_counts_the_servers_messages_and_acks_by_their_prefix() -> Non
                 Presence(user="bench2", online=True),
                 Ping(),
             ]
-            conn.decoder.feed(b"".join(encode_frame(encode(e)) for e in events))
+            framing.feed(server_writes(b"".join(encode_frame(encode(e)) for e in events)))
             fanout.receive(conn, now=1_500)
         finally:
             conn.close(None)
@@ -229,6 +305,109 @@ def test_generator_counts_the_servers_messages_and_acks_by_their_prefix() -> Non
     assert (conn.acked, fanout.acked, list(fanout.ack.values)) == (1, 1, [500])
     assert conn.pending_ns == {}
     assert [decode_event(p) for p in _payloads(b"".join(conn.queue))] == [Pong()]
+
+
+# --- the web port's framing (securechat.bench.worker.framing) --------------------------
+
+
+def _accepting_server(client: WebSocketFraming) -> ServerProtocol:
+    """websockets' own server side, sans-I/O, having read and accepted the upgrade."""
+    server = ServerProtocol(max_size=MAX_FRAME)
+    server.receive_data(client.opening())
+    [request] = server.events_received()
+    assert isinstance(request, Request)
+    server.send_response(server.accept(request))
+    return server
+
+
+def test_websocket_framing_upgrades_to_ws_with_the_servers_origin() -> None:
+    client = WebSocketFraming("127.0.0.1", 5443)
+    server = ServerProtocol()
+    server.receive_data(client.opening())
+    [request] = server.events_received()
+    assert isinstance(request, Request)
+    assert request.path == "/ws"
+    assert request.headers["Host"] == "127.0.0.1:5443"
+    assert request.headers["Origin"] == "https://127.0.0.1:5443"
+    assert "Sec-WebSocket-Extensions" not in request.headers  # no compression
+    assert not client.upgraded()
+    server.send_response(server.accept(request))
+    response = b"".join(server.data_to_send())
+    client.feed(response[:20])  # a partial response is not an upgrade yet
+    assert not client.upgraded()
+    client.feed(response[20:])
+    assert client.upgraded()
+    assert WebSocketFraming("::1", 5443).opening().count(b"Origin: https://[::1]:5443\r\n") == 1
+
+
+def test_websocket_framing_sends_each_request_as_one_masked_text_message() -> None:
+    client = WebSocketFraming("localhost", 5443)
+    server = _accepting_server(client)
+    client.feed(b"".join(server.data_to_send()))
+    assert client.upgraded()
+    send = SendFrames("bench-room-abc123", "-1a2b3c4d-", 100).frame(123, 4)
+    wire = client.encode(login_frames("bench0", password="pw", room="lobby") + send + PONG_FRAME)
+    assert wire[0] == 0x81  # FIN, text
+    assert wire[1] & 0x80  # masked, as RFC 6455 requires of a client
+    server.receive_data(wire)  # websockets' server refuses unmasked frames
+    frames = [f for f in server.events_received() if isinstance(f, Frame)]
+    assert server.parser_exc is None
+    assert [f.opcode for f in frames] == [Opcode.TEXT] * 4
+    assert [decode_request(bytes(f.data)) for f in frames] == [
+        Auth(user="bench0", password="pw"),
+        Join(room="lobby", ref="join"),
+        decode_request(_payloads(send)[0]),
+        Pong(),
+    ]
+
+
+def test_websocket_framing_reads_each_text_message_as_one_event() -> None:
+    client = WebSocketFraming("127.0.0.1", 5443)
+    server = _accepting_server(client)
+    events: list[Event] = [Hello(protocol=1, server="securechat", max_frame=65536, heartbeat=30),
+              Message(id=1, sender="bench1", body="hi", ts="t", room="r"), Ping()]  # fmt: skip
+    for event in events:
+        server.send_text(encode(event))
+    server.send_text(b'{"type":"pong",', fin=False)  # one message in two frames
+    server.send_continuation(b'"ref":"p1"}', fin=True)
+    wire = b"".join(server.data_to_send())
+    client.feed(wire[:7])
+    client.feed(wire[7:])
+    received = list(iter(client.next_frame, None))
+    assert [decode_event(p) for p in received] == [*events, Pong(ref="p1")]
+
+
+def test_websocket_framing_reports_the_servers_close_after_what_came_before() -> None:
+    client = WebSocketFraming("127.0.0.1", 5443)
+    server = _accepting_server(client)
+    server.send_text(encode(Bye(reason="idle")))
+    server.send_close(CloseCode.NORMAL_CLOSURE)
+    client.feed(b"".join(server.data_to_send()))
+    assert decode_event(client.next_frame() or b"") == Bye(reason="idle")
+    with pytest.raises(ConnectionLost, match="WebSocket close 1000"):
+        client.next_frame()
+    assert client.encode(PONG_FRAME).startswith(b"\x88")  # only the close's echo goes out
+
+
+def test_websocket_framing_reports_a_refused_upgrade() -> None:
+    client = WebSocketFraming("127.0.0.1", 5443)
+    server = ServerProtocol()
+    server.receive_data(client.opening())
+    server.events_received()
+    server.send_response(server.reject(403, "this origin may not connect"))
+    client.feed(b"".join(server.data_to_send()))
+    with pytest.raises(ConnectionLost, match="HTTP 403"):
+        client.upgraded()
+
+
+def test_websocket_framing_refuses_a_message_over_its_limit_by_its_header() -> None:
+    client = WebSocketFraming("127.0.0.1", 5443)
+    server = _accepting_server(client)
+    client.feed(b"".join(server.data_to_send()))
+    assert client.upgraded()
+    client.feed(bytes([0x81, 127]) + (MAX_FRAME + 1).to_bytes(8, "big"))
+    with pytest.raises(FrameTooLarge):
+        client.next_frame()
 
 
 @pytest.mark.parametrize(("batch", "policy"), [(True, "SCHED_BATCH"), (False, "SCHED_OTHER")])
@@ -266,7 +445,7 @@ def test_bench_stopped_by_sigterm_removes_its_server_and_folder(tmp_path: Path) 
          "--receivers", "2", "--senders", "1", "--rate", "20", "--processes", "1"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**env, "TMPDIR": str(temp)},
     )  # fmt: skip
-    folder = None
+    folder: Path | None = None
     server_pids: list[int] = []
     try:
         deadline = time.monotonic() + 60

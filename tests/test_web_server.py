@@ -9,17 +9,20 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Protocol, Unpack
+from typing import Protocol, Unpack, cast
 
 import pytest
 from cryptography import x509
 from websockets.exceptions import InvalidHandshake, InvalidStatus
+from websockets.protocol import OPEN
+from websockets.server import ServerProtocol
+from websockets.sync.server import Server
 
 from securechat.certs import load_ca
 from securechat.config import ThrottlePolicy
 from securechat.protocol.frames import encode_frame
 from securechat.server.renewal import Credentials
-from securechat.server.webconnection import split_frames
+from securechat.server.webconnection import WebSocket, split_frames, text_frames
 from securechat.server.webfiles import Origins, StaticFiles, load_package_files
 from securechat.tls import server_context
 from tests.conftest import PASSWORD, TIMEOUT, RunningServer, ServerFactory
@@ -432,3 +435,59 @@ def test_web_requests_leave_no_descriptor_behind(web_server: RunningServer) -> N
     while descriptors() - before >= 5 and time.monotonic() < deadline:
         time.sleep(0.05)
     assert descriptors() - before < 5
+
+
+def _open_websocket_pair() -> tuple[WebSocket, socket.socket]:
+    """A server-side WebSocket already open on a loopback TCP socket, and the raw peer."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        peer = socket.create_connection(listener.getsockname(), timeout=TIMEOUT)
+        server_side, _ = listener.accept()
+    protocol = ServerProtocol()
+    protocol.state = OPEN
+    # No handshake happens here, so the connection never uses its server object.
+    return WebSocket(server_side, protocol, server=cast(Server, None)), peer
+
+
+def test_websocket_write_now_sends_each_payload_as_one_text_message() -> None:
+    ws, peer = _open_websocket_pair()
+    try:
+        assert ws.write_now(encode_frame(b'{"type":"ping"}') + encode_frame(b"x" * 300))
+        expected = b"\x81\x0f" + b'{"type":"ping"}' + b"\x81\x7e\x01\x2c" + b"x" * 300
+        received = b""
+        while len(received) < len(expected):
+            received += peer.recv(4096)
+        assert received == expected
+    finally:
+        ws.close_socket()
+        ws.recv_events_thread.join(TIMEOUT)
+        peer.close()
+
+
+@pytest.mark.parametrize("size", [0, 125, 126, 65535, 65536])
+def test_text_frames_are_what_websockets_writes_for_send_text(size: int) -> None:
+    protocol = ServerProtocol()
+    protocol.state = OPEN
+    payloads = [b"a" * size, b'{"type":"pong"}']
+    for payload in payloads:
+        protocol.send_text(payload)
+    expected = b"".join(protocol.data_to_send())
+    assert text_frames(b"".join(encode_frame(p) for p in payloads)) == expected
+
+
+def test_websocket_write_now_declines_rather_than_waits_for_a_peer_that_never_reads() -> None:
+    ws, peer = _open_websocket_pair()
+    try:
+        payload = b"x" * 8000
+        declined = False
+        for _ in range(10_000):  # far more than the socket buffers hold
+            started = time.monotonic()
+            sent = ws.write_now(encode_frame(payload))
+            assert time.monotonic() - started < 1
+            if not sent:
+                declined = True
+                break
+        assert declined
+    finally:
+        ws.close_socket()
+        ws.recv_events_thread.join(TIMEOUT)
+        peer.close()

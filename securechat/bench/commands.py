@@ -20,11 +20,19 @@ class Role(enum.StrEnum):
     ONESHOT = "oneshot"  # a storm login: closed right after welcome
 
 
+class Transport(enum.StrEnum):
+    """Which port the generator's sessions use."""
+
+    TLS = "tls"  # the chat port: length-prefixed frames over TLS
+    WS = "ws"  # the web port: one message per WebSocket text message, as browsers do
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Endpoint:
     host: str
-    port: int
+    port: int  # of the chat port, or of the web port for Transport.WS
     ca_file: str
+    transport: Transport = Transport.TLS
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -2,6 +2,9 @@
 
 The server runs as a separate process so that its CPU time (``/proc/PID/stat``) and memory
 (``VmRSS``/``VmHWM`` in ``/proc/PID/status``) are measured apart from the generator's.
+It listens on 127.0.0.1 with free ports for the chat port and the web port (browsers:
+``--transport ws``), both read from its start-up log; its certificate names localhost and
+127.0.0.1, so the web port's origin check admits ``https://127.0.0.1:WEBPORT``.
 With ``cheap_logins`` it runs through :mod:`securechat.bench.throwaway`, which is
 ``securechat serve`` with the test suite's cheap argon2 profile, because ``serve`` itself
 hashes with the default profile and would re-hash cheap passwords on their first login.
@@ -39,6 +42,7 @@ MARKER = "securechat-bench.marker"  # only a directory made by the bench holds t
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 15.0
 _LISTENING = re.compile(r"listening on \S+ port (\d+)")
+_WEB_LISTENING = re.compile(r"web client on port (\d+)")
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 _SERVE_OPTIONS = {"rate_per_second": "rate"}  # Limits field -> `securechat serve` option
 
@@ -66,6 +70,25 @@ def cpu_seconds(pid: int) -> float:
     stat = Path(f"/proc/{pid}/stat").read_text()
     fields = stat[stat.rindex(")") + 2 :].split()
     return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS  # utime, stime
+
+
+def context_switches(pid: int) -> int:
+    """Context switches of the threads of process ``pid`` alive now, voluntary or not.
+
+    Each wake-up of a thread (a queue handed over, the GIL passed on) costs one or two; a
+    thread that has ended no longer counts, so compare readings over an interval in which
+    the threads stay (a fan-out).
+    """
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            text = (task / "status").read_text()
+        except OSError:
+            continue  # the thread ended meanwhile
+        for line in text.splitlines():
+            if "ctxt_switches:" in line:
+                total += int(line.split(":")[1])
+    return total
 
 
 def memory_mib(pid: int) -> dict[str, float]:
@@ -162,8 +185,8 @@ class ThrowawayServer:
         if self._prepare is not None:
             self._prepare(db_url, target)
         self._proc = self._spawn(certs, db_url)
-        port = self._wait_listening()
-        self.target = dataclasses.replace(target, port=port)
+        port, web_port = self._wait_listening()
+        self.target = dataclasses.replace(target, port=port, web_port=web_port)
 
     def _create_users(self, db_url: str, names: list[str], password: str) -> None:
         params = HashParams.for_tests() if self._cheap else HashParams()
@@ -188,7 +211,7 @@ class ThrowawayServer:
             argv = [sys.executable, "-m", "securechat.bench.throwaway", str(config)]
         else:
             argv = [sys.executable, "-m", "securechat", "serve", "--host", "127.0.0.1",
-                    "--port", "0", "--no-web", "--certs", str(certs), "--db", db_url]  # fmt: skip
+                    "--port", "0", "--web-port", "0", "--certs", str(certs), "--db", db_url]  # fmt: skip
             for name, value in self._limits.items():
                 option = _SERVE_OPTIONS.get(name, name).replace("_", "-")
                 argv += [f"--{option}", str(value)]
@@ -200,13 +223,15 @@ class ThrowawayServer:
                 start_new_session=True,
             )  # fmt: skip
 
-    def _wait_listening(self) -> int:
+    def _wait_listening(self) -> tuple[int, int]:
+        """The chat port and the web port, once the server has logged both."""
         assert self._proc is not None
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             text = self.log_file.read_text(errors="replace")
-            if match := _LISTENING.search(text):
-                return int(match.group(1))
+            chat, web = _LISTENING.search(text), _WEB_LISTENING.search(text)
+            if chat and web:
+                return int(chat.group(1)), int(web.group(1))
             if self._proc.poll() is not None:
                 raise BenchError(f"the bench server exited at start:\n{text[-2000:]}")
             time.sleep(0.05)

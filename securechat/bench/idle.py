@@ -1,7 +1,9 @@
 """The idle workload: how many idle sessions one server holds, level by level.
 
-At each level the sessions not yet open are logged in (they join no room), then a fresh
-probe session must log in and get quick ``pong`` replies, and the server's memory is read.
+At each level the sessions not yet open are logged in (they join no room), the server's CPU
+is read over a few seconds in which they only sit there (heartbeats, timers), then a fresh
+probe session must log in and get quick ``pong`` replies, and the server's memory and
+threads are read. The probe uses the sessions' port: the web port with ``--transport ws``.
 """
 
 from __future__ import annotations
@@ -9,14 +11,17 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from securechat.bench.commands import OpenResult, Role, SessionSpec
-from securechat.bench.harness import BenchTimeout, memory_mib
+from securechat.bench.commands import OpenResult, Role, SessionSpec, Transport
+from securechat.bench.harness import BenchTimeout, cpu_seconds, memory_mib
 from securechat.bench.pool import WorkerPool
-from securechat.bench.probe import ProbeClient
+from securechat.bench.probe import open_probe
 from securechat.bench.report import Check, Report
 from securechat.bench.run import Run, open_sessions
 from securechat.bench.stats import summarize_values
-from securechat.errors import ConnectionLost
+from securechat.errors import SecureChatError
+
+SETTLE_S = 1.0  # after the last login: presence broadcasts and the like die down
+HOLD_S = 2.0  # the server's CPU is measured over this much quiet holding
 
 
 def idle_workload(run: Run, server: dict[str, Any]) -> Report:
@@ -42,21 +47,28 @@ def idle_workload(run: Run, server: dict[str, Any]) -> Report:
                 break
             open_s = time.monotonic() - started
             held = level
-            time.sleep(1.0)  # let presence broadcasts and the like settle
+            time.sleep(SETTLE_S)
+            held_cpu = _held_cpu_pct(run.server_pid)
             entry = _idle_level(run, pool, fresh_user, level, opened, open_s)
+            entry["server_held_cpu_pct"] = held_cpu
             report.results["levels"].append(entry)
             rows.append([str(level), f"{open_s:.1f}", f"{entry['ping_max_ms']}", entry["fresh_login"],
                          f"{entry.get('server_rss_mib')}", f"{entry.get('server_hwm_mib')}",
-                         f"{entry.get('server_threads')}", "yes" if entry["ok"] else "no"])  # fmt: skip
+                         f"{entry.get('server_threads')}", f"{held_cpu}",
+                         "yes" if entry["ok"] else "no"])  # fmt: skip
             if not entry["ok"]:
                 report.failures += entry["problems"]
                 break
             reached = level
     report.results["level_reached"] = reached
     report.tables.append(("idle sessions", ["sessions", "open s", "ping max ms", "fresh login",
-                          "RSS MiB", "peak MiB", "threads", "ok"], rows))  # fmt: skip
+                          "RSS MiB", "peak MiB", "threads", "held CPU %", "ok"], rows))  # fmt: skip
     report.rows.append(("level reached", str(reached)))
     hwm = {e["sessions"]: e.get("server_hwm_mib") for e in report.results["levels"]}
+    if p.transport is Transport.WS:
+        measured = f"reached {reached}, peak {hwm.get(500)} MiB"
+        met = None if max(levels) < 500 else reached >= 500
+        report.checks.append(Check("idle 500 (web)", "500 browser sessions held", measured, met))
     for sessions, goal in (
         (2000, "2,000 sessions, RSS < 300 MB"),
         (5000, "5,000 sessions, RSS < 300 MB (stretch)"),
@@ -73,6 +85,15 @@ def idle_workload(run: Run, server: dict[str, Any]) -> Report:
     return report
 
 
+def _held_cpu_pct(server_pid: int | None) -> float | None:
+    """The server's CPU, in % of one core, while the open sessions only sit there."""
+    if not server_pid:
+        return None
+    started, cpu0 = time.monotonic(), cpu_seconds(server_pid)
+    time.sleep(HOLD_S)
+    return round(100 * (cpu_seconds(server_pid) - cpu0) / (time.monotonic() - started), 1)
+
+
 def _idle_level(
     run: Run, pool: WorkerPool, fresh_user: str, level: int,
     opened: OpenResult, open_s: float,
@@ -85,18 +106,20 @@ def _idle_level(
     fresh = "failed"
     t = run.target
     try:
-        with ProbeClient(t.host, t.port, t.ca_file) as probe:
+        with open_probe(t, run.params.transport) as probe:
             fresh = f"{probe.login(fresh_user, t.password) * 1000:.1f} ms"
             pings = [probe.ping() for _ in range(10)]
-    except ConnectionLost as exc:
+    except SecureChatError as exc:  # refused, lost or too slow: this level's problem
         problems.append(f"probe: {exc.message}")
     ping_max = max(pings, default=float("inf"))
     if pings and ping_max >= 1.0:
         problems.append(f"probe ping took {ping_max:.3f} s (limit 1 s)")
     pool.send_all("status")
-    live = sum(c["sessions"] for c in pool.collect("status", timeout=30))
+    statuses = pool.collect("status", timeout=30)
+    live = sum(c["sessions"] for c in statuses)
     if live < level:
         problems.append(f"only {live} of {level} sessions are still open")
+        problems += [reason for c in statuses for reason in c["lost"]]
     entry: dict[str, Any] = {
         "sessions": level,
         "open_s": round(open_s, 2),

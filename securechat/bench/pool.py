@@ -17,7 +17,13 @@ from types import TracebackType
 from typing import Any, Self
 
 from securechat.bench.commands import Endpoint
-from securechat.bench.harness import BenchError, BenchTimeout, cpu_seconds, memory_mib
+from securechat.bench.harness import (
+    BenchError,
+    BenchTimeout,
+    context_switches,
+    cpu_seconds,
+    memory_mib,
+)
 from securechat.bench.worker import worker_main
 
 ProgressCallback = Callable[[dict[str, int]], None]
@@ -149,7 +155,7 @@ class WorkerPool:
 
 
 class Meter:
-    """Wall time, server CPU and generator CPU over one measured interval."""
+    """Wall time, server CPU and context switches, and generator CPU over one interval."""
 
     def __init__(self, server_pid: int | None, pool: WorkerPool) -> None:
         self._server_pid = server_pid
@@ -157,10 +163,13 @@ class Meter:
         self._start = 0.0
         self._server0 = 0.0
         self._gen0 = 0.0
+        self._switches0 = 0
 
     def start(self) -> None:
         self._start = time.monotonic()
-        self._server0 = cpu_seconds(self._server_pid) if self._server_pid else 0.0
+        if self._server_pid:
+            self._server0 = cpu_seconds(self._server_pid)
+            self._switches0 = context_switches(self._server_pid)
         self._gen0 = self._pool.cpu_seconds()
 
     def stop(self) -> dict[str, Any]:
@@ -174,5 +183,7 @@ class Meter:
             server = cpu_seconds(self._server_pid) - self._server0
             result["server_cpu_s"] = round(server, 2)
             result["server_cpu_pct"] = round(100 * server / wall, 1)
+            switches = context_switches(self._server_pid) - self._switches0
+            result["server_context_switches"] = switches
             result["server_memory_mib"] = memory_mib(self._server_pid)
         return result

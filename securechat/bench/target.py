@@ -17,6 +17,7 @@ class Target:
     host: str
     port: int
     ca_file: Path
+    web_port: int | None = None  # HTTPS and WebSocket, for --transport ws
     user_prefix: str = "bench"
     password: str = "bench-password-1"  # the throwaway server's users; never a real one
 

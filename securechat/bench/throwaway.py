@@ -36,6 +36,7 @@ def load_config(path: Path) -> ServerConfig:
     return ServerConfig(
         host="127.0.0.1",
         port=0,
+        web_port=0,  # for --transport ws; the bench reads both ports from the log
         certs_dir=Path(raw["certs"]),
         db_url=db_url,
         limits=limits,

@@ -19,12 +19,13 @@ from typing import Annotated
 
 import typer
 
+from securechat.bench.commands import Transport
 from securechat.bench.report import print_json, print_table
 from securechat.bench.run import BenchParams
 from securechat.bench.target import Target, require_loopback
 from securechat.bench.workloads import run_workload
 from securechat.cli.app import app
-from securechat.config import DEFAULT_PORT
+from securechat.config import DEFAULT_PORT, DEFAULT_WEB_PORT
 from securechat.errors import ConfigError
 
 _LOAD = "Load"
@@ -95,8 +96,10 @@ def bench(
     search_index: Annotated[bool, typer.Option(help="The bench's own server indexes messages for search (--no-search-index drops the index's triggers first, to measure what indexing costs a fan-out).", rich_help_panel=_LOAD)] = True,
     processes: Annotated[int, typer.Option(metavar="N", min=1, help="Generator processes, each multiplexing many connections.", rich_help_panel=_LOAD)] = 2,
     generator_policy: Annotated[GeneratorPolicy, typer.Option(help="Scheduling of the generator processes: batch (SCHED_BATCH: they never preempt the server when a message wakes them, as clients on other machines cannot) or normal.", rich_help_panel=_LOAD)] = GeneratorPolicy.batch,
+    transport: Annotated[Transport, typer.Option(help="How sessions connect: tls (the chat port, as terminal clients) or ws (the web port: wss://HOST:WEBPORT/ws with the server's own Origin, as browsers). Compare the two with interleaved runs.", rich_help_panel=_LOAD)] = Transport.TLS,
     host: Annotated[str | None, typer.Option(metavar="ADDRESS", help="Load this server instead of starting one (loopback only without --allow-remote).", rich_help_panel=_EXTERNAL)] = None,
     port: Annotated[int, typer.Option(min=1, max=65535, metavar="PORT", help="Port of the --host server.", rich_help_panel=_EXTERNAL)] = DEFAULT_PORT,
+    web_port: Annotated[int, typer.Option(min=1, max=65535, metavar="PORT", help="Web port of the --host server, for --transport ws.", rich_help_panel=_EXTERNAL)] = DEFAULT_WEB_PORT,
     ca: Annotated[Path | None, typer.Option(metavar="FILE", help="The --host server's ca.pem.", rich_help_panel=_EXTERNAL)] = None,
     user_prefix: Annotated[str, typer.Option(metavar="PREFIX", help="Bench users on the --host server are PREFIX0, PREFIX1, ...", rich_help_panel=_EXTERNAL)] = "bench",
     password: Annotated[str | None, typer.Option(metavar="PASSWORD", envvar="SECURECHAT_BENCH_PASSWORD", help="Their common password (or set SECURECHAT_BENCH_PASSWORD).", show_default=False, rich_help_panel=_EXTERNAL)] = None,
@@ -107,6 +110,8 @@ def bench(
     """Measure a server under load: latency, throughput, CPU and memory.
 
     Without --host, starts a throwaway server on 127.0.0.1 and removes it afterwards.
+    With --transport ws the sessions are browsers' (WebSocket on the web port), e.g.
+    `securechat bench fanout-rate --transport ws`; on a --host server, give its --web-port.
     Exits with status 1 when the run saw failures (drops, missing deliveries, errors).
     """
     target = None
@@ -119,15 +124,16 @@ def bench(
                 "--host needs the bench users' password: --password or SECURECHAT_BENCH_PASSWORD"
             )
         target = Target(
-            host=host, port=port, ca_file=ca, user_prefix=user_prefix, password=password
-        )
+            host=host, port=port, ca_file=ca, web_port=web_port, user_prefix=user_prefix,
+            password=password,
+        )  # fmt: skip
     elif server_pid is not None or allow_remote:
         raise ConfigError("--server-pid and --allow-remote only apply with --host")
     defaults = BenchParams()
     params = BenchParams(
         duration=duration, receivers=receivers, senders=senders, rate=rate, messages=messages,
         body_bytes=body_bytes, window=window, processes=processes,
-        batch_generator=generator_policy is GeneratorPolicy.batch, logins=logins,
+        batch_generator=generator_policy is GeneratorPolicy.batch, transport=transport, logins=logins,
         resumes=resumes, concurrency=concurrency,
         levels=_numbers(levels, "--levels") or defaults.levels,
         sizes=_numbers(sizes, "--sizes") or defaults.sizes, plot=plot, queries=queries,

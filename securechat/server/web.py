@@ -38,7 +38,7 @@ from securechat.errors import ConfigError, ErrorCode
 from securechat.protocol.messages import Error, encode
 from securechat.server.renewal import Credentials
 from securechat.server.service import ChatService
-from securechat.server.webconnection import CLOSE_TIMEOUT, WebConnection
+from securechat.server.webconnection import CLOSE_TIMEOUT, WebConnection, WebSocket
 from securechat.server.webfiles import (
     WEBSOCKET_PATH,
     Answer,
@@ -55,7 +55,7 @@ log = logging.getLogger("securechat.server")
 Admit = Callable[[str, Callable[[], WebConnection]], WebConnection | None]
 
 
-class _TellingConnection(ServerConnection):
+class _TellingConnection(WebSocket):
     """Sends ``error`` ``frame_too_large`` before the close for an over-limit message.
 
     websockets refuses a message over ``max_size`` by its header alone and queues a close

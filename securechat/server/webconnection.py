@@ -18,6 +18,12 @@ threads touch a connection:
    it carries out :meth:`request_close` from other threads: final event, then close.
 
 :meth:`send` never blocks: a full outbox marks a slow consumer, whom the writer drops.
+As on the chat port, a sender (the delivery thread fanning out) writes the blob itself
+when that cannot wait: the connection's :class:`Turn` is free (the writer holds it from
+taking blobs until they are sent), nothing waits in the outbox, websockets' lock is free
+and the kernel holds nothing unsent for the socket (:meth:`WebSocket.write_now`). That is
+one write instead of a wake-up, a thread switch (and a GIL hand-over) and a write, for
+each recipient of each message; anything else goes through the outbox as before.
 A send that makes no progress for ``stuck_writer_timeout`` fails (the socket's timeout),
 which ends the connection too. ``websockets`` sends from several threads under its own
 lock, so each message goes out whole.
@@ -29,12 +35,15 @@ import contextlib
 import logging
 import select
 import socket
+import struct
+import sys
 import threading
 import time
 from collections.abc import Callable
 
 from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode
+from websockets.protocol import OPEN
 from websockets.sync.server import ServerConnection
 
 from securechat import __version__
@@ -56,12 +65,57 @@ from securechat.protocol.messages import (
 from securechat.server.outbox import Outbox
 from securechat.server.requests import Closing, RequestHandler
 from securechat.server.service import ChatService
-from securechat.transport import format_address
+from securechat.transport import Turn, format_address
 
 log = logging.getLogger("securechat.server")
 
 #: Seconds to get the final event and the WebSocket close out before giving up.
 CLOSE_TIMEOUT = 1.0
+#: The largest blob a sender writes itself: an empty send buffer takes it whole at once.
+DIRECT_WRITE_MAX = 16 * 1024
+
+if sys.platform == "linux":
+    import fcntl
+
+    _SIOCOUTQ = 0x5411  # bytes the kernel holds for the peer: not yet sent or not yet acked
+
+    def _room_for(sock: socket.socket, size: int, budget: int) -> bool:
+        """Whether the kernel takes ``size`` more bytes at once: what it still holds for
+        the peer, plus them, stays within ``budget`` (a quarter of the send buffer)."""
+        try:
+            out = fcntl.ioctl(sock.fileno(), _SIOCOUTQ, b"\0\0\0\0")
+        except OSError:  # closed meanwhile
+            return False
+        held = int.from_bytes(out, sys.byteorder, signed=True)
+        return held >= 0 and held + size <= budget
+
+else:  # elsewhere every frame goes through the writer thread
+
+    def _room_for(sock: socket.socket, size: int, budget: int) -> bool:
+        return False
+
+
+_TEXT_HEAD = (struct.Struct("!BB"), struct.Struct("!BBH"), struct.Struct("!BBQ"))
+
+
+def text_frames(blob: bytes) -> bytes:
+    """Each length-prefixed frame of ``blob`` as an unmasked, unfragmented WebSocket text
+    frame (RFC 6455 5.2): what websockets writes for ``send_text`` on the server side when
+    no extension is on, in one pass over the blob."""
+    short, medium, long = _TEXT_HEAD
+    parts, pos, end = [], 0, len(blob)
+    while pos < end:
+        (length,) = HEADER.unpack_from(blob, pos)
+        pos += HEADER_SIZE
+        if length < 126:
+            parts.append(short.pack(0x81, length))
+        elif length < 65536:
+            parts.append(medium.pack(0x81, 126, length))
+        else:
+            parts.append(long.pack(0x81, 127, length))
+        parts.append(blob[pos : pos + length])
+        pos += length
+    return b"".join(parts)
 
 
 def split_frames(blob: bytes) -> list[bytes]:
@@ -73,6 +127,53 @@ def split_frames(blob: bytes) -> list[bytes]:
         payloads.append(blob[pos : pos + length])
         pos += length
     return payloads
+
+
+class WebSocket(ServerConnection):
+    """websockets' server connection, plus a write for senders that must never wait."""
+
+    _budget = 0  # bytes write_now() may leave unacked in the kernel: a quarter of SO_SNDBUF
+
+    def write_now(self, blob: bytes) -> bool:
+        """Send each frame of ``blob`` (length-prefixed) as one text message if that cannot
+        block; False: nothing was sent.
+
+        It cannot block when websockets' lock is free, the connection is open and the
+        kernel has room for it at once (so a peer that stopped reading is never written
+        to here). A write that fails all the same cuts the connection, whose threads then
+        end it as for any broken socket.
+        """
+        mutex = self.protocol_mutex
+        if not mutex.acquire(False):
+            return False
+        try:
+            protocol, sock = self.protocol, self.socket
+            if protocol.state is not OPEN:
+                return False
+            if not self._budget:
+                try:
+                    self._budget = sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) // 4
+                except OSError:  # closed meanwhile
+                    return False
+            if not _room_for(sock, len(blob) + 64, self._budget):
+                return False
+            if protocol.extensions or protocol.expect_continuation_frame:
+                for payload in split_frames(blob):
+                    protocol.send_text(payload)  # which checks and frames as it must
+                data = b"".join(protocol.data_to_send())
+            else:
+                # Whoever held the lock before sent what the protocol had queued; anything
+                # left (a failed send) goes first all the same.
+                data = b"".join([*protocol.data_to_send(), text_frames(blob)])
+            try:
+                sock.sendall(data)
+            except OSError as exc:
+                self.set_connection_exc(exc)
+                with contextlib.suppress(OSError):  # already cut: nothing more to do
+                    socket.socket.shutdown(sock, socket.SHUT_RDWR)
+            return True
+        finally:
+            mutex.release()
 
 
 class WebConnection:
@@ -110,6 +211,8 @@ class WebConnection:
         self._dropped = False  # the outbox overflowed: this connection is being dropped
         self._writing = threading.Event()  # the writer may start: welcome is out, or closing
         self._ws: ServerConnection | None = None
+        self._direct: WebSocket | None = None  # self._ws, when senders may write to it
+        self._turn = Turn()  # held by the writer from take() to sent, or by a direct write
         self._writer = threading.Thread(target=self._write_loop, name=f"web-writer {self.peer}")
         self.socket: socket.socket | None = None  # the accepted socket, for abort()
 
@@ -130,11 +233,24 @@ class WebConnection:
         return self._requests.account is not None
 
     def send(self, frame: bytes) -> None:
-        """Queue a blob of frames for the writer thread; never blocks.
+        """Write a blob of frames now if that cannot wait, else queue it; never blocks.
 
         When the outbox overflows, the browser is dropped as a slow consumer: told so by
         the writer if it is free, cut off at once if the writer is stuck in a send to it.
         """
+        direct = self._direct
+        if direct is not None and len(frame) <= DIRECT_WRITE_MAX and self._turn.try_take():
+            try:
+                if (
+                    self._writing.is_set()  # welcome is out (or closing: checked next)
+                    and self._close_request is None
+                    and not self._ended
+                    and self._outbox.is_empty
+                    and direct.write_now(frame)
+                ):
+                    return
+            finally:
+                self._turn.give_back()
         if self._outbox.put(frame) or self._dropped or not self._outbox.overflowed:
             return  # queued, already being dropped, or closed (a stale fan-out snapshot)
         self._dropped = True
@@ -179,6 +295,8 @@ class WebConnection:
     def serve(self, ws: ServerConnection) -> None:
         """Run the session on an open WebSocket until it ends; closes it."""
         self._ws = ws
+        if isinstance(ws, WebSocket):
+            self._direct = ws
         reason = "closed"
         try:
             ws.socket.settimeout(self._limits.stuck_writer_timeout)  # bounds a blocked send
@@ -289,17 +407,18 @@ class WebConnection:
         self._writing.wait()
         try:
             while not self._ended:
-                if self._close_request is not None:
-                    self._close(self._close_request.final)
-                    return
-                blobs = outbox.take()
-                if outbox.overflowed:
-                    continue  # send() has asked for the close
-                self._sending = True
-                for blob in blobs:
-                    for payload in split_frames(blob):
-                        self._ws_send(payload)
-                self._sending = False
+                with self._turn:  # no direct write overtakes what is taken here
+                    if self._close_request is not None:
+                        self._close(self._close_request.final)
+                        return
+                    blobs = outbox.take()
+                    if outbox.overflowed:
+                        continue  # send() has asked for the close
+                    self._sending = True
+                    for blob in blobs:
+                        for payload in split_frames(blob):
+                            self._ws_send(payload)
+                    self._sending = False
                 poller.poll()
         except (ConnectionClosed, OSError):
             pass  # the reader meets the same end and reports it

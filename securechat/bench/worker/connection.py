@@ -2,8 +2,10 @@
 
 Everything is non-blocking and driven by the worker's loop, which calls in when the
 selector reports the socket; a connection changes only what the selector watches for it
-(:meth:`Connection.watch`). Its states run CONNECTING -> HANDSHAKE -> LOGIN (-> JOINING)
--> READY, and CLOSED from any of them. A connection that ends raises :class:`Closed`,
+(:meth:`Connection.watch`). Its states run CONNECTING -> HANDSHAKE (-> UPGRADE, on the
+web port) -> LOGIN (-> JOINING) -> READY, and CLOSED from any of them. Its
+:class:`~.framing.Framing` turns the frames it queues into what the socket carries and
+the bytes it reads back into payloads. A connection that ends raises :class:`Closed`,
 whose message says why, and the worker settles the rest (a failed login, a lost session).
 The fan-out counters live here too, one set per session, reset for each run.
 """
@@ -19,8 +21,8 @@ import ssl
 import time
 
 from securechat.bench.commands import Endpoint, Role
-from securechat.bench.worker.wire import MAX_FRAME, read_event
-from securechat.protocol.frames import FrameDecoder
+from securechat.bench.worker.framing import Framing
+from securechat.bench.worker.wire import read_event
 from securechat.protocol.messages import Bye, Error, Joined, Welcome
 
 READ_SIZE = 256 * 1024
@@ -31,13 +33,14 @@ READ_BUDGET = 1024 * 1024  # bytes read from one socket per turn, so no socket s
 class State(enum.Enum):
     CONNECTING = "connecting"
     HANDSHAKE = "handshake"
+    UPGRADE = "upgrade"  # the web port's HTTP upgrade, answered before the login goes out
     LOGIN = "login"
     JOINING = "joining"
     READY = "ready"
     CLOSED = "closed"
 
 
-READING = frozenset({State.LOGIN, State.JOINING, State.READY})
+READING = frozenset({State.UPGRADE, State.LOGIN, State.JOINING, State.READY})
 
 
 class Closed(Exception):
@@ -50,10 +53,10 @@ class Connection:
     __slots__ = (
         "acked",
         "chunk",
-        "decoder",
         "deliveries",
         "error",
         "fd",
+        "framing",
         "login",
         "mask",
         "next_seq",
@@ -80,6 +83,7 @@ class Connection:
         role: Role,
         sender: int,
         login: bytes,
+        framing: Framing,
     ) -> None:
         family = socket.AF_INET6 if ":" in endpoint.host else socket.AF_INET
         self.sock: socket.socket = socket.socket(family, socket.SOCK_STREAM)
@@ -92,7 +96,7 @@ class Connection:
         self.sender = sender
         self.login = login  # the frames to send once the handshake is through
         self.state = State.CONNECTING
-        self.decoder = FrameDecoder(MAX_FRAME)
+        self.framing = framing
         self.chunk = b""
         self.queue: list[bytes] = []
         self.mask = 0
@@ -144,7 +148,7 @@ class Connection:
         self.handshake()
 
     def handshake(self) -> None:
-        """Go on with the handshake; once through, send the login frames."""
+        """Go on with the handshake; once through, send the opening or the login frames."""
         sock = self.sock
         assert isinstance(sock, ssl.SSLSocket)
         try:
@@ -157,8 +161,13 @@ class Connection:
             return
         except (ssl.SSLError, OSError) as exc:
             raise Closed(f"TLS handshake failed: {exc}") from exc
-        self.state = State.LOGIN
-        self.queue.append(self.login)
+        opening = self.framing.opening()
+        if opening:
+            self.state = State.UPGRADE
+            self.chunk = opening  # as it is: the upgrade request is not a frame
+        else:
+            self.state = State.LOGIN
+            self.queue.append(self.login)
         self.flush()
 
     def receive_login(self, now: int) -> bool:
@@ -167,9 +176,16 @@ class Connection:
         A one-shot login is through at ``welcome``; its token, if any, is in ``token``.
         Raises:
             Closed: the server refused the login or said bye.
+            ConnectionLost: the server refused the upgrade or closed.
             MalformedMessage, FrameTooLarge: the server broke the protocol.
         """
-        while payload := self.decoder.next_frame():
+        if self.state is State.UPGRADE:
+            if not self.framing.upgraded():
+                return False
+            self.state = State.LOGIN
+            self.queue.append(self.login)
+            self.flush()
+        while payload := self.framing.next_frame():
             event = read_event(payload)
             if isinstance(event, Error):
                 self.error = f"{event.code}: {event.message}"
@@ -191,21 +207,21 @@ class Connection:
     # --- reading and writing ----------------------------------------------------------
 
     def read(self) -> bool:
-        """Move what the socket has into the decoder and note when (``read_ns``).
+        """Move what the socket has into the framing and note when (``read_ns``).
 
         Returns True when the read budget ran out first: more may wait inside OpenSSL,
         where the selector cannot see it.
         """
         sock = self.sock
         assert isinstance(sock, ssl.SSLSocket)
-        decoder = self.decoder
+        feed = self.framing.feed
         total = 0
         try:
             while total < READ_BUDGET:
                 data = sock.recv(READ_SIZE)
                 if not data:
                     raise Closed(self.error or "closed by the server")
-                decoder.feed(data)
+                feed(data)
                 total += len(data)
                 if len(data) < TLS_RECORD and not sock.pending():
                     # A short record ends what the server wrote: skip the recv() that
@@ -228,7 +244,7 @@ class Connection:
                 if not self.chunk:
                     if not self.queue:
                         break
-                    self.chunk = b"".join(self.queue)
+                    self.chunk = self.framing.encode(b"".join(self.queue))
                     self.queue.clear()
                 sent = sock.send(self.chunk)
                 self.chunk = self.chunk[sent:]

@@ -72,8 +72,9 @@ class Fanout:
         the measurement (see :mod:`securechat.bench.worker.wire`).
         Raises:
             MalformedMessage, FrameTooLarge: the server broke the protocol.
+            ConnectionLost: the server closed the WebSocket.
         """
-        next_frame = conn.decoder.next_frame
+        next_frame = conn.framing.next_frame
         while payload := next_frame():
             if payload.startswith(MESSAGE_PREFIX):
                 at = payload.find(BODY_KEY, _BODY_AT) + _STAMP_AT
@@ -195,8 +196,9 @@ def receive_idle(conn: Connection) -> None:
 
     Raises:
         MalformedMessage, FrameTooLarge: the server broke the protocol.
+        ConnectionLost: the server closed the WebSocket.
     """
-    next_frame = conn.decoder.next_frame
+    next_frame = conn.framing.next_frame
     while payload := next_frame():
         if payload.startswith(MESSAGE_PREFIX):
             continue

@@ -12,13 +12,14 @@ run side by side (a background chat load during a login storm):
   Replies ``fanout_done`` with counts and latency samples (see :mod:`.fanout`).
 - ``storm``: one-shot logins (password or resume token), each closed after ``welcome``
   without a ``bye`` (which would revoke the token); replies ``storm_done``.
-- ``status``: reply ``status`` with the current counters (sessions open, deliveries...).
+- ``status``: reply ``status`` with the current counters (sessions open, deliveries...)
+  and why the first sessions lost outside a fan-out ended (``lost``).
 - ``close``: say ``bye`` everywhere and exit, replying ``closed`` with this process's CPU.
 
 Each turn of the loop reads every socket the selector reported before handling any frame,
 so a delivery's latency never includes the time spent on other sockets' frames. How the
-frames are written and read is in :mod:`.wire`, one connection's life in
-:mod:`.connection`.
+frames are written and read is in :mod:`.wire`, how they travel on the chat port or the
+web port in :mod:`.framing`, one connection's life in :mod:`.connection`.
 """
 
 from __future__ import annotations
@@ -33,15 +34,24 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection as Pipe
 from pathlib import Path
 
-from securechat.bench.commands import Endpoint, FanoutPlan, LoginSpec, Role, SessionSpec
+from securechat.bench.commands import (
+    Endpoint,
+    FanoutPlan,
+    LoginSpec,
+    Role,
+    SessionSpec,
+    Transport,
+)
 from securechat.bench.worker.connection import READING, Closed, Connection, State
 from securechat.bench.worker.fanout import Fanout, receive_idle
+from securechat.bench.worker.framing import Framing, LengthPrefixed, WebSocketFraming
 from securechat.bench.worker.logins import Login, Logins
 from securechat.bench.worker.wire import BYE_FRAME
-from securechat.errors import ProtocolError
+from securechat.errors import ConnectionLost, ProtocolError
 from securechat.tls import client_context
 
 PROGRESS_NS = 100_000_000
+MAX_LOST = 10  # lost sessions reported with their reason; the rest are counted
 
 
 class Worker:
@@ -60,6 +70,7 @@ class Worker:
         self._buffered: set[Connection] = set()  # decrypted bytes left inside OpenSSL
         self._fanout: Fanout | None = None
         self._logins = Logins(room)
+        self._lost: list[str] = []  # the first sessions lost while no fan-out ran, and why
         self._running = True
         self._next_progress = 0
         self._commands: dict[str, Callable[..., None]] = {
@@ -69,7 +80,7 @@ class Worker:
             "expect": self._cmd_expect,
             "storm": self._cmd_storm,
             "close": self._cmd_close,
-            "status": lambda: self._pipe.send(("status", self._counters())),
+            "status": lambda: self._pipe.send(("status", {**self._counters(), "lost": self._lost})),
         }
 
     # --- the loop ---------------------------------------------------------------------
@@ -179,7 +190,7 @@ class Worker:
         for conn in list(self._conns.values()):
             if conn.state is State.READY:
                 conn.queue.append(BYE_FRAME)
-                conn.flush()
+                self._flush(conn)  # a session that broke meanwhile is settled as lost
             self._close(conn, None)
         self._running = False
         if report:
@@ -208,6 +219,7 @@ class Worker:
             role=login.role,
             sender=login.sender,
             login=login.frames,
+            framing=self._framing(),
         )
         self._conns[conn.fd] = conn
         try:
@@ -215,6 +227,12 @@ class Worker:
         except Closed as closed:  # refused at once: settled here, the caller starts the next
             self._close(conn, str(closed))
             self._logins.failed(conn, str(closed))
+
+    def _framing(self) -> Framing:
+        endpoint = self._endpoint
+        if endpoint.transport is Transport.WS:
+            return WebSocketFraming(endpoint.host, endpoint.port)
+        return LengthPrefixed()
 
     def _on_event(self, conn: Connection, mask: int) -> None:
         try:
@@ -248,6 +266,8 @@ class Worker:
                 receive_idle(conn)
         except ProtocolError as exc:  # FrameTooLarge or MalformedMessage
             raise Closed(f"the server sent a bad frame: {exc}") from exc
+        except ConnectionLost as exc:  # the web port's upgrade refused, or its close
+            raise Closed(conn.error or exc.message) from exc
         if conn.queue:
             conn.flush()
 
@@ -276,6 +296,8 @@ class Worker:
             self._start_logins()
         elif self._fanout is not None:
             self._fanout.failures.append(f"{conn.user}: disconnected: {reason}")
+        elif len(self._lost) < MAX_LOST:
+            self._lost.append(f"{conn.user}: disconnected: {reason}")
 
     def _close(self, conn: Connection, reason: str | None) -> None:
         if conn.state is State.CLOSED:
