@@ -178,7 +178,8 @@ def test_join_creates_room_and_tells_the_members(running_server: RunningServer) 
     alice.send(type="join", room="Dev", ref="j1")
     joined = alice.expect("joined")
     assert joined == {
-        "type": "joined", "room": "dev", "members": ["alice"], "online": ["alice"], "ref": "j1"
+        "type": "joined", "room": "dev", "members": ["alice"], "online": ["alice"], "ref": "j1",
+        "role": "member",  # #16: a room made by join has no owner (create makes one)
     }  # fmt: skip
     bob.send(type="join", room="dev")
     assert bob.expect("joined")["members"] == ["alice", "bob"]

@@ -24,11 +24,17 @@ from securechat.protocol.frames import FrameDecoder
 from securechat.protocol.messages import (
     Auth,
     Bye,
+    Create,
+    Delete,
+    Edit,
     GetCA,
+    GetUnread,
     History,
     Join,
     Leave,
     ListRooms,
+    MarkRead,
+    Moderate,
     Ping,
     Pong,
     Request,
@@ -51,6 +57,7 @@ ALLOWED: dict[State, frozenset[type[Request]]] = {
     State.AUTHENTICATING: frozenset(),
     State.AUTHENTICATED: frozenset(
         {Join, Leave, ListRooms, Send, History, Sync, Who, Ping, Pong, Bye}
+        | {Create, Moderate, Edit, Delete, MarkRead, GetUnread}  # #16; search comes later
     ),
     State.CLOSED: frozenset(),
 }
