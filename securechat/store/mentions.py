@@ -36,7 +36,10 @@ def add_mentions(
     if not wanted:
         return
     every = sorted({name for _, names in wanted for name in names})
-    ids = dict(conn.execute(select(User.name, User.id).where(User.name.in_(every))).tuples())
+    ids = {
+        name: user_id
+        for name, user_id in conn.execute(select(User.name, User.id).where(User.name.in_(every)))
+    }
     rows: list[dict[str, int]] = []
     for (message_id, _, room_id, recipient_id, sender_id), names in wanted:
         users = {ids[name] for name in names if name in ids}
