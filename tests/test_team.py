@@ -326,3 +326,36 @@ def test_admin_acts_as_owner_in_every_room(running_server: RunningServer) -> Non
         "done"
     )
     assert alice.expect("left")["room"] == "ops"
+
+
+# --- room deletion (finding 13 of #13: rooms could never be deleted) ------------------------
+
+
+def test_owner_deletes_a_room_and_its_members_leave_it_at_once(
+    running_server: RunningServer,
+) -> None:
+    alice, bob, carol = (running_server.login(name) for name in ("alice", "bob", "carol"))
+    _ask(alice, "c", type="create", room="ops")
+    _ask(bob, "j", type="join", room="ops")
+    _ask(bob, "s", type="send", room="ops", body="secret plans")
+    refused = _ask(bob, "d0", type="moderate", room="ops", action="delete")
+    assert (refused["code"], refused["message"]) == (
+        "forbidden", "only the owner of #ops can delete it",
+    )  # fmt: skip
+    assert _ask(alice, "d", type="moderate", room="ops", action="delete") == {
+        "type": "done", "ref": "d",
+    }  # fmt: skip
+    event = bob.expect("room_event", room="ops")
+    assert (event["action"], event["actor"]) == ("delete", "alice")
+    assert bob.expect("left") == {"type": "left", "room": "ops"}
+    assert _ask(bob, "h", type="history", room="ops")["code"] == "no_such_room"
+    assert "ops" not in [room["name"] for room in _ask(carol, "l", type="rooms")["rooms"]]
+    with sqlite3.connect(running_server.db_url.removeprefix("sqlite:///")) as db:
+        assert db.execute("SELECT count(*) FROM rooms WHERE name = 'ops'").fetchone() == (0,)
+        assert db.execute(
+            "SELECT count(*) FROM messages WHERE body = 'secret plans'"
+        ).fetchone() == (0,)
+    assert ("alice", "delete", "ops", None) in _audit(running_server.db_url)
+    # The name is free again, for a new room that starts empty.
+    assert _ask(carol, "c2", type="create", room="ops")["members"] == ["carol"]
+    assert _ask(carol, "h2", type="history", room="ops")["messages"] == []
