@@ -35,6 +35,7 @@ class Peer:
         self.sock = context.wrap_socket(raw, server_hostname=server_name)
         self._buffer = b""
         self.seen: list[Event] = []  # events skipped over by expect()
+        self.last_payload = b""  # the last frame's payload, as the server sent it
 
     def __enter__(self) -> Self:
         return self
@@ -61,6 +62,7 @@ class Peer:
                 if len(self._buffer) >= 4 + length:
                     payload = self._buffer[4 : 4 + length]
                     self._buffer = self._buffer[4 + length :]
+                    self.last_payload = payload
                     event: Event = json.loads(payload)
                     return event
             remaining = deadline - time.monotonic()
