@@ -113,6 +113,10 @@ class Limits:
     commit_queue: int = 50_000  # sends waiting for the disk; more are refused as overload...
     commit_queue_bytes: int = 32 * 1024 * 1024  # ...as are more than this in their bodies
     shutdown_grace: float = 3.0
+    operation_timeout: float = 30.0  # a team operation (join, moderate, edit...) waits this long
+    journal_poll_interval: float = 0.25  # how soon rows the command line wrote reach sessions
+    unread_page: int = 500  # conversations in one unread reply, at most (and one frame)
+    unread_cap: int = 1000  # an unread count stops here: "1000" means at least that many
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

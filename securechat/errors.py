@@ -15,7 +15,10 @@ boundary that calls the library, with ``raise ... from exc``::
     ├── RequestError                  a well-formed request that cannot be served
     │   ├── NotMember                 not_member
     │   ├── NoSuchUser                no_such_user
-    │   ├── NoSuchRoom                no_such_room
+    │   ├── NoSuchRoom                no_such_room (also: a private room you may not see)
+    │   ├── NoSuchMessage             no_such_message
+    │   ├── Forbidden                 forbidden (role too low, muted, banned)
+    │   ├── RoomExists                room_exists
     │   ├── TooLarge                  too_large
     │   └── RateLimited               rate_limited (carries retry_after)
     ├── AuthenticationError           auth_failed
@@ -50,6 +53,9 @@ class ErrorCode(enum.StrEnum):
     NOT_MEMBER = "not_member"
     NO_SUCH_USER = "no_such_user"
     NO_SUCH_ROOM = "no_such_room"
+    NO_SUCH_MESSAGE = "no_such_message"
+    FORBIDDEN = "forbidden"
+    ROOM_EXISTS = "room_exists"
     TOO_LARGE = "too_large"
     FRAME_TOO_LARGE = "frame_too_large"
     SLOW_CONSUMER = "slow_consumer"
@@ -125,6 +131,24 @@ class NoSuchUser(RequestError):
 
 class NoSuchRoom(RequestError):
     code = ErrorCode.NO_SUCH_ROOM
+
+
+class NoSuchMessage(RequestError):
+    """No message of that id that you may see (or the id is an edit, a deletion, an event)."""
+
+    code = ErrorCode.NO_SUCH_MESSAGE
+
+
+class Forbidden(RequestError):
+    """Your role in the room is too low, or you are muted or banned there; says which."""
+
+    code = ErrorCode.FORBIDDEN
+
+
+class RoomExists(RequestError):
+    """``create`` of a name that is taken (the one way to learn a private room's name)."""
+
+    code = ErrorCode.ROOM_EXISTS
 
 
 class TooLarge(RequestError):

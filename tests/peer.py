@@ -29,6 +29,7 @@ class EventPeer(abc.ABC):
 
     def __init__(self) -> None:
         self.seen: list[Event] = []  # events skipped over by expect()
+        self.last_payload = b""  # the last frame's payload, as the server sent it
 
     def __enter__(self) -> Self:
         return self
@@ -111,6 +112,7 @@ class Peer(EventPeer):
                 if len(self._buffer) >= 4 + length:
                     payload = self._buffer[4 : 4 + length]
                     self._buffer = self._buffer[4 + length :]
+                    self.last_payload = payload
                     event: Event = json.loads(payload)
                     return event
             remaining = deadline - time.monotonic()

@@ -163,6 +163,25 @@ NOT_REQUESTS: dict[str, bytes] = {
     "missing-since": b'{"type":"sync"}',
     "lone-surrogate": b'{"type":"send","room":"general","body":"\\ud800"}',
     "nested-17": b'{"type":"ping","x":' + b"[" * 16 + b"]" * 16 + b"}",
+    # #16's requests
+    "topic-301-chars": b'{"type":"moderate","room":"general","action":"topic","topic":"'
+    + b"t" * 301
+    + b'"}',
+    "create-topic-301": b'{"type":"create","room":"ops","topic":"' + b"t" * 301 + b'"}',
+    "moderate-unknown-action": b'{"type":"moderate","room":"general","action":"nuke"}',
+    "kick-without-user": b'{"type":"moderate","room":"general","action":"kick"}',
+    "private-with-user": b'{"type":"moderate","room":"general","action":"private","user":"bob"}',
+    "topic-without-topic": b'{"type":"moderate","room":"general","action":"topic"}',
+    "action-wrong-type": b'{"type":"moderate","room":"general","action":["kick"],"user":"bob"}',
+    "create-private-string": b'{"type":"create","room":"ops","private":"yes"}',
+    "edit-empty-body": b'{"type":"edit","id":1,"body":""}',
+    "edit-id-zero": b'{"type":"edit","id":0,"body":"x"}',
+    "edit-id-string": b'{"type":"edit","id":"1","body":"x"}',
+    "delete-id-2^63": b'{"type":"delete","id":9223372036854775808}',
+    "read-room-and-with": b'{"type":"read","id":1,"room":"general","with":"bob"}',
+    "read-without-id": b'{"type":"read","room":"general"}',
+    "unread-after-81-chars": b'{"type":"unread","after":"' + b"k" * 81 + b'"}',
+    "history-before-and-after": b'{"type":"history","room":"general","before":5,"after":1}',
 }
 
 
@@ -493,3 +512,57 @@ def test_a_refused_request_is_told_its_ref_and_when_to_retry(
     time.sleep(refused["retry_after"])
     peer.send(type="who", ref="again")
     assert peer.expect("who")["ref"] == "again"
+
+
+# --- #16: well-formed team requests that must be refused, never crash the server ------------
+
+
+def _team_refusals(alice: Peer, bob: Peer) -> list[tuple[Peer, dict[str, Any], str]]:
+    """(who, request, the code it must get), in a room alice owns and bob is in."""
+    alice.send(type="create", room="ops", ref="c")
+    alice.expect("joined", ref="c")
+    bob.send(type="join", room="ops", ref="j")
+    bob.expect("joined", ref="j")
+    bob.send(type="send", room="ops", body="bob's", ref="s")
+    bobs = bob.expect("ack", ref="s")["id"]
+    alice.send(type="moderate", room="ops", action="topic", topic="x", ref="t")
+    alice.expect("done", ref="t")
+    bob.send(type="sync", since=bobs, ref="y")
+    event_id = bob.expect("room_event", action="topic")["id"]
+    huge = "x" * 4001
+    return [
+        (alice, {"type": "edit", "id": bobs, "body": "mine now"}, "forbidden"),
+        (alice, {"type": "edit", "id": bobs, "body": huge}, "too_large"),
+        (bob, {"type": "edit", "id": bobs, "body": huge}, "too_large"),
+        (alice, {"type": "delete", "id": event_id}, "no_such_message"),
+        (alice, {"type": "edit", "id": event_id, "body": "x"}, "no_such_message"),
+        (alice, {"type": "delete", "id": 2**62}, "no_such_message"),
+        (alice, {"type": "moderate", "room": "ops", "action": "ban", "user": "alice"}, "forbidden"),
+        (alice, {"type": "moderate", "room": "ops", "action": "kick", "user": "alice"}, "forbidden"),
+        (alice, {"type": "moderate", "room": "ops", "action": "transfer", "user": "carol"},
+         "not_member"),
+        (alice, {"type": "moderate", "room": "ops", "action": "transfer", "user": "nobody"},
+         "no_such_user"),
+        (alice, {"type": "moderate", "room": "ops", "action": "kick", "user": "carol"},
+         "not_member"),
+        (bob, {"type": "moderate", "room": "ops", "action": "deop", "user": "alice"}, "forbidden"),
+        (bob, {"type": "moderate", "room": "ops", "action": "delete"}, "forbidden"),
+        (bob, {"type": "moderate", "room": "nothere", "action": "delete"}, "no_such_room"),
+        (bob, {"type": "create", "room": "ops"}, "room_exists"),
+        (bob, {"type": "read", "id": 2**62, "with": "nobody"}, "no_such_user"),
+        (alice, {"type": "leave", "room": "ops"}, "forbidden"),
+    ]  # fmt: skip
+
+
+def test_team_requests_that_must_be_refused_are_refused_and_nothing_breaks(
+    chat: tuple[RunningServer, Peer],
+) -> None:
+    running, bob_general = chat
+    alice, bob = running.login("alice"), running.login("bob")
+    for number, (peer, request, code) in enumerate(_team_refusals(alice, bob)):
+        peer.send(ref=f"r{number}", **request)
+        error = peer.expect("error", ref=f"r{number}")
+        assert error["code"] == code, (request, error)
+    bob.send(type="read", room="ops", id=2**62, ref="far")  # capped at the newest id
+    assert bob.expect("read", ref="far")["id"] < 2**62
+    _assert_serving(running, bob_general)

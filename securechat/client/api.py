@@ -22,7 +22,14 @@ from securechat.config import DEFAULT_PORT
 from securechat.errors import ConnectionLost
 from securechat.protocol.client import Asked, ClientSession
 from securechat.protocol.messages import (
+    Ack,
+    Conversation,
+    Create,
+    Delete,
+    Done,
+    Edit,
     Event,
+    GetUnread,
     History,
     HistoryPage,
     Join,
@@ -31,13 +38,17 @@ from securechat.protocol.messages import (
     Leave,
     Left,
     ListRooms,
+    MarkRead,
+    Moderate,
     Online,
+    ReadMarker,
     RoomInfo,
     RoomList,
     Search,
     SearchResults,
     Sync,
     Synced,
+    UnreadList,
     Who,
 )
 
@@ -171,10 +182,112 @@ class Client:
         peer: str | None = None,
         before: int | None = None,
         limit: int | None = None,
+        after: int | None = None,
     ) -> HistoryPage:
-        """The newest ``limit`` messages (oldest first) of a room or of a conversation with ``peer``."""
-        request = History(room=room, peer=peer, before=before, limit=limit)
+        """The newest ``limit`` messages (oldest first) of a room or of a conversation with
+        ``peer``; with ``after`` (e.g. a read marker), the oldest ``limit`` after that id.
+        Messages come as they are now: ``edited`` set, or a ``deleted`` tombstone."""
+        request = History(room=room, peer=peer, before=before, limit=limit, after=after)
         return self._request(request, HistoryPage)
+
+    # --- #16: rooms a team runs, edits, read state -----------------------------------
+
+    def create(self, room: str, *, private: bool = False, topic: str | None = None) -> Joined:
+        """Create ``room``, owned by us: public, or private (invitation only).
+
+        Raises:
+            RoomExists: the name is taken (perhaps by a private room we cannot see).
+        """
+        return self._request(Create(room=room, private=private, topic=topic), Joined)
+
+    def moderate(
+        self, room: str, action: str, *, user: str | None = None, topic: str | None = None
+    ) -> Done:
+        """One moderation action in ``room``: on ``user`` (invite, kick, ban, unban, mute,
+        unmute, op, deop, transfer) or on the room (private, public, topic, delete).
+
+        Raises:
+            Forbidden: our role is too low, or the target is protected (the owner).
+            NoSuchRoom, NoSuchUser, NotMember: see docs/protocol.md, "Moderation".
+        """
+        return self._request(Moderate(room=room, action=action, user=user, topic=topic), Done)
+
+    def invite(self, room: str, user: str) -> Done:
+        return self.moderate(room, "invite", user=user)
+
+    def kick(self, room: str, user: str) -> Done:
+        return self.moderate(room, "kick", user=user)
+
+    def ban(self, room: str, user: str) -> Done:
+        return self.moderate(room, "ban", user=user)
+
+    def unban(self, room: str, user: str) -> Done:
+        return self.moderate(room, "unban", user=user)
+
+    def mute(self, room: str, user: str) -> Done:
+        return self.moderate(room, "mute", user=user)
+
+    def unmute(self, room: str, user: str) -> Done:
+        return self.moderate(room, "unmute", user=user)
+
+    def op(self, room: str, user: str) -> Done:
+        """Make ``user`` a moderator of ``room`` (owner only)."""
+        return self.moderate(room, "op", user=user)
+
+    def deop(self, room: str, user: str) -> Done:
+        return self.moderate(room, "deop", user=user)
+
+    def transfer(self, room: str, user: str) -> Done:
+        """Hand ``room`` over to ``user`` (a member); we stay on as a moderator."""
+        return self.moderate(room, "transfer", user=user)
+
+    def set_topic(self, room: str, topic: str) -> Done:
+        """Set (an empty ``topic``: clear) the room's topic."""
+        return self.moderate(room, "topic", topic=topic)
+
+    def set_private(self, room: str, private: bool = True) -> Done:
+        return self.moderate(room, "private" if private else "public")
+
+    def delete_room(self, room: str) -> Done:
+        """Delete ``room`` and everything in it (owner or admin)."""
+        return self.moderate(room, "delete")
+
+    def edit(self, message_id: int, body: str) -> Ack:
+        """Replace the text of our own message; the ack's ``id`` is the edit's place in
+        the journal.
+
+        Raises:
+            NoSuchMessage: no message of that id that we can see. Forbidden: not ours.
+        """
+        return self._request(Edit(id=message_id, body=body), Ack)
+
+    def delete(self, message_id: int) -> Ack:
+        """Delete a message: ours, or any in a room we moderate. It becomes a tombstone.
+
+        Raises:
+            NoSuchMessage: no message of that id that we can see. Forbidden: not allowed.
+        """
+        return self._request(Delete(id=message_id), Ack)
+
+    def mark_read(
+        self, message_id: int, *, room: str | None = None, peer: str | None = None
+    ) -> ReadMarker:
+        """Everything up to ``message_id`` in a room or the conversation with ``peer`` is
+        read (on every device); returns the marker as it is now (it never moves back)."""
+        if (room is None) == (peer is None):
+            raise ValueError("give exactly one of room= or peer=")
+        return self._request(MarkRead(id=message_id, room=room, peer=peer), ReadMarker)
+
+    def unread(self) -> tuple[Conversation, ...]:
+        """Every conversation with unread messages: counts, mentions and read markers."""
+        found: list[Conversation] = []
+        after: str | None = None
+        while True:  # the server pages long lists by key
+            page = self._request(GetUnread(after=after), UnreadList)
+            found.extend(page.conversations)
+            if not page.more or not page.conversations:
+                return tuple(found)
+            after = page.conversations[-1].key
 
     def search(
         self, query: str, *, before: int | None = None, limit: int | None = None

@@ -24,11 +24,17 @@ from securechat.protocol.frames import FrameDecoder
 from securechat.protocol.messages import (
     Auth,
     Bye,
+    Create,
+    Delete,
+    Edit,
     GetCA,
+    GetUnread,
     History,
     Join,
     Leave,
     ListRooms,
+    MarkRead,
+    Moderate,
     Ping,
     Pong,
     Request,
@@ -51,7 +57,8 @@ ALLOWED: dict[State, frozenset[type[Request]]] = {
     State.AWAITING_AUTH: frozenset({Auth, Bye, GetCA}),
     State.AUTHENTICATING: frozenset(),
     State.AUTHENTICATED: frozenset(
-        {Join, Leave, ListRooms, Send, History, Sync, Who, Ping, Pong, Bye} | {Search}  # #16
+        {Join, Leave, ListRooms, Send, History, Sync, Who, Ping, Pong, Bye}
+        | {Create, Moderate, Edit, Delete, MarkRead, GetUnread, Search}  # #16
     ),
     State.CLOSED: frozenset(),
 }

@@ -14,6 +14,14 @@ meanwhile) gets its own error; the rest of its batch is stored and acked. The se
 waiting for the disk are bounded in count (``commit_queue``) and in bytes
 (``commit_queue_bytes``): beyond either, a send is refused at once.
 
+Team operations (joins, room creation, moderation, edits, deletions, read markers:
+:meth:`Committer.perform`) go through the same thread, each in a transaction of its own
+right after the sends queued before it, so this thread writes every journal row and the
+ids are allocated in the order things happened. The caller's thread waits for the
+outcome (as a join always waited for its write); the hub is updated (``effects.py``)
+before it hears back, so its next request sees the change, and the events go to the
+delivery thread behind the batches committed before.
+
 The same transaction records when users last logged in (``note_login``). Login times wait
 for the next message commit, or at most ``LOGIN_FLUSH_SECONDS``, so a reconnect storm
 after a restart costs about one commit a second instead of one per login, and logins never
@@ -32,13 +40,19 @@ import queue
 import sys
 import threading
 import time
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
 
 from securechat.config import Limits
-from securechat.errors import ServerError, StoreError
+from securechat.errors import SecureChatError, ServerError, StoreError
 from securechat.server.delivery import Delivery, PendingSend, WrittenBatch
-from securechat.server.hub import Hub
+from securechat.server.effects import Effects
+from securechat.server.hub import Hub, Member
 from securechat.store.chat import ChatStore
 from securechat.store.database import CommitConnection
+from securechat.store.journal import Tx
+
+T = TypeVar("T")
 
 log = logging.getLogger("securechat.server")
 
@@ -47,6 +61,30 @@ log = logging.getLogger("securechat.server")
 class _LoginSeen:
     user_id: int
     at: dt.datetime
+
+
+class _PendingOperation(Generic[T]):
+    """A team operation on its way: run by the committer, waited for by its caller."""
+
+    __slots__ = ("_done", "error", "operation", "origin", "result")
+
+    def __init__(self, operation: Callable[[Tx], T], origin: Member | None) -> None:
+        self.operation = operation
+        self.origin = origin
+        self.result: T | None = None
+        self.error: SecureChatError | None = None
+        self._done = threading.Event()
+
+    def settle(self, result: T | None, error: SecureChatError | None = None) -> None:
+        self.result, self.error = result, error
+        self._done.set()
+
+    def wait(self, timeout: float) -> T:
+        if not self._done.wait(timeout):
+            raise ServerError("the server is too busy to do that now; try again")
+        if self.error is not None:
+            raise self.error
+        return self.result  # type: ignore[return-value]
 
 
 _STOP = object()
@@ -66,11 +104,20 @@ class Committer:
         # wakes the committer sooner than queue.Queue, and this wake-up is on every
         # message's path. Its bounds are checked before each put, under _queued_lock with
         # the put: the count is never exceeded, the bytes by one send at most.
-        self._queue: queue.SimpleQueue[PendingSend | _LoginSeen | object] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[
+            PendingSend | _LoginSeen | _PendingOperation[Any] | object
+        ] = queue.SimpleQueue()
         self._queued_lock = threading.Lock()
         self._queued_bytes = 0  # guarded by _queued_lock: the waiting sends' bodies, in memory
         self._delivery = Delivery(hub)
+        self._effects = Effects(hub)
+        self._operation_timeout = limits.operation_timeout
         self._thread = threading.Thread(target=self._run, name="committer")
+
+    @property
+    def delivery(self) -> Delivery:
+        """The delivery thread, which the journal tail hands its events to as well."""
+        return self._delivery
 
     def start(self) -> None:
         self._delivery.start()
@@ -91,6 +138,17 @@ class Committer:
                 raise ServerError("the server is overloaded; resend later with the same ref")
             self._queued_bytes += size
             self._queue.put(pending)
+
+    def perform(self, operation: Callable[[Tx], T], *, origin: Member | None) -> T:
+        """Run a team operation in the commit thread, apply its effects, return its result.
+
+        Raises:
+            RequestError: the operation was refused (nothing was written).
+            StoreError: it could not be committed. ServerError: no answer in time.
+        """
+        pending = _PendingOperation(operation, origin)
+        self._queue.put(pending)
+        return pending.wait(self._operation_timeout)
 
     def note_login(self, user_id: int) -> None:
         """Record, with the next commit, that ``user_id`` logged in now."""
@@ -139,6 +197,11 @@ class Committer:
                     if not logins:
                         logins_due = time.monotonic() + LOGIN_FLUSH_SECONDS
                     logins[item.user_id] = item.at
+                elif isinstance(item, _PendingOperation):
+                    if batch:  # the sends queued before it are committed before it
+                        self._commit_sends(batch, logins, connection)
+                        batch, logins = [], {}
+                    self._perform(item, connection)
                 else:
                     assert isinstance(item, PendingSend)
                     batch.append(item)
@@ -148,18 +211,47 @@ class Committer:
                     item = self._queue.get_nowait()
                 except queue.Empty:
                     break
-            if batch:
-                taken = sum(sys.getsizeof(pending.message.body) for pending in batch)
-                with self._queued_lock:
-                    self._queued_bytes -= taken
             if batch or (
                 logins
                 and (
                     not running or len(logins) >= self._max_batch or time.monotonic() >= logins_due
                 )
             ):
-                self._commit(batch, logins, connection)
+                self._commit_sends(batch, logins, connection)
                 logins = {}
+
+    def _commit_sends(
+        self,
+        batch: list[PendingSend],
+        logins: dict[int, dt.datetime],
+        connection: CommitConnection | None,
+    ) -> None:
+        if batch:
+            taken = sum(sys.getsizeof(pending.message.body) for pending in batch)
+            with self._queued_lock:
+                self._queued_bytes -= taken
+        self._commit(batch, logins, connection)
+
+    def _perform(
+        self, pending: _PendingOperation[Any], connection: CommitConnection | None
+    ) -> None:
+        """Run one team operation in its own transaction, then its effects, then answer."""
+        try:
+            result = self._store.perform(pending.operation, connection=connection)
+        except SecureChatError as exc:  # refused (RequestError), or not stored (StoreError)
+            if isinstance(exc, StoreError):
+                log.error("could not store a team operation: %s", exc.message)
+            pending.settle(None, exc)
+            return
+        except Exception:  # a bug: keep the committer alive for everyone else
+            log.exception("internal error in a team operation")
+            pending.settle(None, ServerError("internal error; the request was not done"))
+            return
+        try:
+            self._delivery.deliver(self._effects.of(result, pending.origin))
+        except Exception:  # a bug: the change is stored; clients catch up with sync
+            log.exception("internal error announcing a team operation")
+        pending.settle(result)
 
     def _commit(
         self,

@@ -25,7 +25,16 @@ import threading
 
 from securechat.errors import ErrorCode
 from securechat.protocol.frames import encode_frame
-from securechat.protocol.messages import Ack, Error, Message, encode
+from securechat.protocol.messages import (
+    Ack,
+    Deleted,
+    Edited,
+    Error,
+    Journal,
+    Message,
+    RoomEvent,
+    encode,
+)
 from securechat.server.hub import Hub, Member
 from securechat.store.messages import NewMessage, SaveResult, StoredMessage
 
@@ -48,7 +57,7 @@ def format_ts(ts_ms: int) -> str:
 
 
 def to_event(stored: StoredMessage) -> Message:
-    """A stored message as the ``message`` event clients receive."""
+    """A stored message as the ``message`` event clients receive, as it is now."""
     return Message(
         id=stored.id,
         sender=stored.sender,
@@ -56,7 +65,35 @@ def to_event(stored: StoredMessage) -> Message:
         ts=format_ts(stored.ts_ms),
         room=stored.room,
         to=stored.to,
+        edited=None if stored.edited_ms is None else format_ts(stored.edited_ms),
+        deleted=True if stored.deleted else None,
     )
+
+
+def journal_event(stored: StoredMessage) -> Journal:
+    """Any journal row as the event clients receive: message, edited, deleted, room_event."""
+    ts = format_ts(stored.ts_ms)
+    if stored.kind == "edit":
+        assert stored.target_id is not None
+        return Edited(
+            id=stored.id, target=stored.target_id, sender=stored.sender, body=stored.body,
+            ts=ts, room=stored.room, to=stored.to,
+        )  # fmt: skip
+    if stored.kind == "delete":
+        assert stored.target_id is not None
+        return Deleted(
+            id=stored.id, target=stored.target_id, by=stored.sender, ts=ts, room=stored.room,
+            to=stored.to,
+        )  # fmt: skip
+    if stored.kind == "event":
+        assert stored.room is not None
+        assert stored.action is not None
+        return RoomEvent(
+            id=stored.id, room=stored.room, action=stored.action, actor=stored.sender, ts=ts,
+            user=stored.subject,
+            topic=(stored.body or None) if stored.action in ("topic", "create") else None,
+        )  # fmt: skip
+    return to_event(stored)
 
 
 def _refusal(code: ErrorCode, message: NewMessage) -> str:
@@ -124,6 +161,12 @@ class Delivery:
         if written.batch:
             written.results = results
             self._queue.put(written)
+
+    def deliver(self, writes: list[tuple[Member, bytes]]) -> None:
+        """Send ``writes`` after everything handed over before (the team operations' and
+        the journal tail's events, in commit order)."""
+        if writes:
+            self._queue.put(writes)
 
     def refuse(self, batch: list[PendingSend]) -> None:
         """Answer every send of a batch that could not be stored (after earlier acks)."""

@@ -1,4 +1,5 @@
-"""Who is online and who is in which room: the server's only shared mutable state.
+"""Who is online, who is in which room, and each room's settings and roles: the server's
+only shared mutable state.
 
 One lock guards all of it. The hub never touches a socket: it hands already-encoded
 frames to each member's :meth:`Member.send`. Broadcasts take a snapshot of their targets
@@ -12,6 +13,11 @@ after a restart *n*² in all; with it, a flush costs one write per online sessio
 many users came and went. A user who comes and goes within one interval (or goes and
 comes back) is not announced at all.
 
+Rooms change through :meth:`Hub.update_room`, with what the store says after each
+operation (or after a row another writer committed): the hub mirrors the database and
+answers the checks on the hot path (may this user send here?) without a query. It only
+reports who came and went; ``effects.py`` decides what to tell whom.
+
 State is keyed by user name, so the hub also records which account (id) each name's
 memberships and sessions belong to. ``deluser`` followed by ``adduser`` of the same name
 makes a new account with a new id: its first login (:meth:`claim`) or the server's account
@@ -22,12 +28,16 @@ of its rooms and receives none of its messages.
 from __future__ import annotations
 
 import bisect
+import dataclasses
+import itertools
 import threading
 from collections.abc import Iterable, Mapping
 from typing import Protocol
 
+from securechat.permissions import Role
 from securechat.protocol.frames import encode_frame
-from securechat.protocol.messages import MemberJoined, MemberLeft, Presence, RoomInfo, encode
+from securechat.protocol.messages import MemberLeft, Presence, RoomInfo, encode
+from securechat.store.rooms import RoomMeta
 
 
 class Member(Protocol):
@@ -44,20 +54,47 @@ class Member(Protocol):
         """
 
 
-def _frame(event: MemberJoined | MemberLeft | Presence) -> bytes:
+def _frame(event: MemberLeft | Presence) -> bytes:
     return encode_frame(encode(event))
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Standing:
+    """A user's place in a room: what the service checks a request against."""
+
+    private: bool
+    role: Role
+    muted: bool
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RoomChange:
+    """What :meth:`Hub.update_room` did: who came and went, and the room's sessions
+    before and after (a snapshot each)."""
+
+    room: str
+    meta: RoomMeta | None
+    added: list[str]
+    removed: list[str]
+    before: tuple[Member, ...]
+    after: tuple[Member, ...]
 
 
 class Hub:
     def __init__(
-        self, memberships: Mapping[str, Iterable[str]], owners: Mapping[str, int] | None = None
+        self,
+        memberships: Mapping[str, Iterable[str]],
+        owners: Mapping[str, int] | None = None,
+        rooms: Mapping[str, RoomMeta] | None = None,
     ) -> None:
-        """``owners``: each user name's account id, read before ``memberships``."""
+        """``owners``: each user name's account id, read before ``memberships``; ``rooms``:
+        each room's settings and roles (default: public, ownerless)."""
         self._lock = threading.Lock()
         # Everything below is guarded by _lock.
         self._members: dict[str, set[str]] = {
             room: set(users) for room, users in memberships.items()
         }
+        self._meta: dict[str, RoomMeta] = dict(rooms or {})
         self._owners: dict[str, int] = dict(owners or {})  # name -> the account id it means
         self._names = sorted(self._members)  # every room, for paging through them by name
         self._rooms_of: dict[str, set[str]] = {}
@@ -170,32 +207,69 @@ class Hub:
 
     # --- rooms ---------------------------------------------------------------------
 
-    def add_member(self, room: str, joiner: Member) -> tuple[list[str], list[str]]:
-        """Record that ``joiner.user`` is in ``room`` (already stored); return members, online."""
-        user = joiner.user
-        with self._lock:
-            if room not in self._members:
-                bisect.insort(self._names, room)
-            members = self._members.setdefault(room, set())
-            is_new = user not in members
-            members.add(user)
-            self._rooms_of.setdefault(user, set()).add(room)
-            self._targets.pop(room, None)
-            self.generation += 1
-            others = [m for m in self._room_targets(room) if m is not joiner] if is_new else []
-            listing = sorted(members), sorted(u for u in members if u in self._sessions)
-        self.broadcast(_frame(MemberJoined(room=room, user=user)), others)
-        return listing
+    def update_room(
+        self,
+        room: str,
+        meta: RoomMeta | None,
+        *,
+        added: Iterable[str] = (),
+        removed: Iterable[str] = (),
+        members: Iterable[str] | None = None,
+    ) -> RoomChange:
+        """Make the hub's ``room`` match the store: its settings (None: deleted) and its
+        members, as a change (``added``, ``removed``) or whole (``members``).
 
-    def remove_member(self, room: str, leaver: Member) -> None:
-        user = leaver.user
+        Returns who came and went and the room's online sessions before and after, for
+        the caller to address what happened; the hub itself announces nothing here.
+        """
         with self._lock:
-            others = [m for m in self._room_targets(room) if m is not leaver]
-            self._members.get(room, set()).discard(user)
-            self._rooms_of.get(user, set()).discard(room)
+            before = self._room_targets(room)
+            current = self._members.get(room, set())
+            if meta is None:
+                came, went = set(), set(current)
+            elif members is not None:
+                wanted = set(members)
+                came, went = wanted - current, current - wanted
+            else:
+                came, went = set(added) - current, set(removed) & current
+            if meta is None:
+                if room in self._members:
+                    del self._members[room]
+                    self._names.pop(bisect.bisect_left(self._names, room))
+                self._meta.pop(room, None)
+            else:
+                if room not in self._members:
+                    bisect.insort(self._names, room)
+                    self._members[room] = set()
+                self._members[room] |= came
+                self._members[room] -= went
+                self._meta[room] = meta
+            for user in came:
+                self._rooms_of.setdefault(user, set()).add(room)
+            for user in went:
+                self._rooms_of.get(user, set()).discard(room)
             self._targets.pop(room, None)
             self.generation += 1
-        self.broadcast(_frame(MemberLeft(room=room, user=user)), others)
+            after = self._room_targets(room) if meta is not None else ()
+        return RoomChange(room, meta, sorted(came), sorted(went), before, after)
+
+    def standing(self, room: str, user: str) -> Standing | None:
+        """``user``'s place in ``room`` (None: there is no such room), in one look."""
+        with self._lock:
+            members = self._members.get(room)
+            if members is None:
+                return None
+            meta = self._meta.get(room) or RoomMeta(room)
+            is_member = user in members
+            role = meta.role_of(user, is_member=is_member)
+            return Standing(meta.private, role, is_member and user in meta.muted)
+
+    def joined_view(self, room: str, user: str) -> tuple[list[str], list[str], RoomMeta]:
+        """Members, those online, and the settings of ``room``: for a ``joined`` reply."""
+        with self._lock:
+            members = self._members.get(room, set())
+            meta = self._meta.get(room) or RoomMeta(room)
+            return sorted(members), sorted(u for u in members if u in self._sessions), meta
 
     def room_exists(self, room: str) -> bool:
         with self._lock:
@@ -209,18 +283,28 @@ class Hub:
         with self._lock:
             return sorted(self._rooms_of.get(user, ()))
 
-    def room_list(self, user: str, *, after: str | None, limit: int) -> tuple[list[RoomInfo], bool]:
-        """Up to ``limit`` rooms named after ``after``, in name order; True if more follow."""
+    def room_list(
+        self, user: str, *, after: str | None, limit: int, is_admin: bool = False
+    ) -> tuple[list[RoomInfo], bool]:
+        """Up to ``limit`` rooms ``user`` may see named after ``after``, in name order; True
+        if more follow. A private room is listed to its members and to admins only."""
+        page: list[RoomInfo] = []
         with self._lock:
             start = 0 if after is None else bisect.bisect_right(self._names, after)
-            names = self._names[start : start + limit + 1]
-            page = [
-                RoomInfo(
-                    name=room, members=len(self._members[room]), joined=user in self._members[room]
-                )
-                for room in names[:limit]
-            ]
-        return page, len(names) > limit
+            for room in itertools.islice(self._names, start, None):
+                members = self._members[room]
+                meta = self._meta.get(room)
+                private = meta is not None and meta.private
+                if private and not is_admin and user not in members:
+                    continue
+                if len(page) == limit:
+                    return page, True
+                page.append(RoomInfo(
+                    name=room, members=len(members), joined=user in members,
+                    private=private or None,
+                    topic=None if meta is None else meta.topic,
+                ))  # fmt: skip
+        return page, False
 
     def room_targets(self, room: str) -> tuple[Member, ...]:
         """Every online session of every member of ``room`` (a snapshot)."""
@@ -249,6 +333,12 @@ class Hub:
         for room in rooms:
             self._members[room].discard(user)
             self._targets.pop(room, None)
+            meta = self._meta.get(room)
+            if meta is not None and user in (meta.owner, *meta.moderators, *meta.muted):
+                self._meta[room] = dataclasses.replace(
+                    meta, owner=None if meta.owner == user else meta.owner,
+                    moderators=meta.moderators - {user}, muted=meta.muted - {user},
+                )  # fmt: skip
         if self._sessions.pop(user, None):
             self._presence_changed(user, online=False)
         self.generation += 1

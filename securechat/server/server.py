@@ -6,7 +6,9 @@ in yet, overall and per source address, so a flood of silent sockets cannot crow
 real users. Everything else, including the TLS handshake, runs in the connection's own
 thread (see ``connection.py``). Sends go to the :class:`Committer`, whose thread stores
 them in batches and whose delivery thread then acks them and fans them out to the
-recipients the :class:`Hub` names. Password checks run in a separate process
+recipients the :class:`Hub` names; the committer also runs every other write (joins,
+moderation, edits: the team operations). The journal tail (``bus.py``) brings the rows
+that ``securechat room ...`` writes from another process to live sessions. Password checks run in a separate process
 (``hashpool.py``). Three more threads wake now and then: the account watcher, the
 certificate renewer and the presence announcer. The renewer (``renewal.py``) may swap the
 server's :class:`Credentials`, a TLS context and the CA it offers; each connection is
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import secrets
 import select
 import socket
 import ssl
@@ -40,8 +43,10 @@ from securechat.certs import SERVER_CERT, read_ca_pem, server_cert_info
 from securechat.config import ServerConfig
 from securechat.errors import ConfigError, ErrorCode, StoreError, TooManySessions
 from securechat.protocol.messages import Bye, Error
+from securechat.server.bus import PollingBus
 from securechat.server.committer import Committer
 from securechat.server.connection import ServerConnection
+from securechat.server.effects import Effects
 from securechat.server.hashpool import HashPool
 from securechat.server.hub import Hub
 from securechat.server.renewal import CertificateRenewer, Credentials
@@ -49,6 +54,7 @@ from securechat.server.service import ChatService
 from securechat.server.web import WebServer
 from securechat.store.chat import ChatStore
 from securechat.store.database import Database
+from securechat.store.messages import StoredMessage
 from securechat.transport import Waker
 
 log = logging.getLogger("securechat.server")
@@ -84,13 +90,27 @@ class ChatServer:
         # ca_pem is public: offered for trust on first use.
         self._credentials = Credentials(tls, read_ca_pem(config.certs_dir))
         limits = config.limits
-        store = ChatStore(database)
+        origin = f"n-{secrets.token_hex(8)}"  # this process's name on its journal rows
+        store = ChatStore(database, origin=origin)
+        self._store = store
         self._hash_pool = HashPool(config.hash_params, limits.hash_concurrency)
         self._accounts = Accounts(database, hash_params=config.hash_params, hasher=self._hash_pool)
         # Ids first: a name deleted and added again in between then looks replaced, not new.
         owners = self._accounts.ids()
-        self._hub = Hub(store.memberships(), owners)
+        # The journal's end before the rooms: what is written meanwhile is applied again.
+        tail_from = store.last_message_id()
+        states = store.room_states()
+        self._hub = Hub(
+            {room: state.members for room, state in states.items()},
+            owners,
+            {room: state.meta for room, state in states.items()},
+        )
         self._committer = Committer(store, self._hub, limits)
+        self._effects = Effects(self._hub)
+        self._bus = PollingBus(
+            store, origin=origin, after=tail_from, interval=limits.journal_poll_interval
+        )
+        self._bus.subscribe(self._apply_external)
         self._service = ChatService(
             store=store,
             accounts=self._accounts,
@@ -178,6 +198,7 @@ class ChatServer:
         scheduling = ", ".join(sorted({sched for _, sched in workers}))
         self.password_checks = f"{processes} process(es): {scheduling}"
         self._committer.start()
+        self._bus.start()
         self._acceptor.start()
         self._watcher.start()
         self._renewal.start()
@@ -208,6 +229,7 @@ class ChatServer:
         for thread in (self._acceptor, self._watcher, self._renewal, self._presence):
             if thread.is_alive():
                 thread.join()
+        self._bus.stop()
         with self._lock:
             connections = list(self._connections)
         for connection in connections:
@@ -319,6 +341,19 @@ class ChatServer:
                     code=ErrorCode.AUTH_FAILED,
                     message="your account was changed or disabled; log in again",
                 ))  # fmt: skip
+
+    # --- the journal tail: rows the command line (or another server) wrote ----------
+
+    def _apply_external(self, rows: list[StoredMessage]) -> None:
+        """Apply rows written elsewhere to the hub and deliver them (the tail's thread)."""
+        for row in rows:
+            state = None
+            if row.kind == "event" and row.room is not None:
+                if row.action == "delete":
+                    self._store.forget_room(row.room)
+                else:
+                    state = self._store.room_state(row.room)
+            self._committer.delivery.deliver(self._effects.external(row, state))
 
     # --- the certificate renewer: new TLS credentials for new connections ------------
 

@@ -3,47 +3,67 @@
 A connection thread calls :meth:`ChatService.handle` with a validated request and sends
 back the events it returns. Nothing here touches a socket. Refusals are raised as
 :class:`RequestError` subclasses, which the connection turns into ``error`` frames.
+
+Sends are checked against the hub (member? muted?) and queued for the group commit.
+Everything else that writes (join, leave, create, moderate, edit, delete, read) is a team
+operation of the store, run by the committer (:meth:`Committer.perform`), which checks it
+against the database and the permission table; this thread waits for its outcome and
+answers. Reads (history, sync, unread) query the store directly.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import time
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from securechat.accounts import Account, Accounts
 from securechat.config import Limits, ThrottlePolicy
 from securechat.errors import (
     AuthenticationError,
-    NoSuchRoom,
+    Forbidden,
     NoSuchUser,
-    NotMember,
+    RequestError,
     StoreError,
     TooLarge,
 )
+from securechat.permissions import Role, may_see, no_such_room, not_member
 from securechat.protocol.frames import HEADER_SIZE
 from securechat.protocol.messages import (
+    Ack,
     Auth,
+    Conversation,
+    Create,
+    Delete,
+    Done,
+    Edit,
     Event,
+    GetUnread,
     History,
     HistoryPage,
     Join,
     Joined,
+    Journal,
     Leave,
     Left,
     ListRooms,
+    MarkRead,
     Message,
+    Moderate,
     Online,
     Ping,
     Pong,
+    ReadMarker,
     Request,
     RoomList,
     Search,
     Send,
     Sync,
     Synced,
+    UnreadList,
     Welcome,
     Who,
     encode,
@@ -51,13 +71,17 @@ from securechat.protocol.messages import (
 )
 from securechat.protocol.names import normalize_name
 from securechat.server.committer import Committer
-from securechat.server.delivery import PendingSend, to_event
+from securechat.server.delivery import PendingSend, format_ts, journal_event, to_event
 from securechat.server.hashpool import HashPool
 from securechat.server.hub import Hub, Member
 from securechat.server.search import SearchRequests
 from securechat.server.throttle import LoginThrottle
+from securechat.store import edits, reads, rooms
 from securechat.store.chat import ChatStore
+from securechat.store.journal import Actor, Tx
 from securechat.store.messages import NewMessage
+
+T = TypeVar("T")
 
 log = logging.getLogger("securechat.server")
 
@@ -99,6 +123,12 @@ class ChatService:
             Sync: self._sync,
             Who: self._who,
             Ping: lambda _caller, request: [Pong(ref=request.ref)],
+            Create: self._create,
+            Moderate: self._moderate,
+            Edit: self._edit,
+            Delete: self._delete,
+            MarkRead: self._read,
+            GetUnread: self._unread,
             Search: SearchRequests(store, limits),
         }
 
@@ -159,9 +189,11 @@ class ChatService:
         self._hub.claim(account.name, account.id)
         if not self._hub.rooms_of(account.name):
             for room in self._default_rooms:
-                if not self._hub.is_member(room, account.name):
-                    self._store.join(account.id, room)
-                    self._hub.add_member(room, caller)
+                join = functools.partial(rooms.join, actor=_actor(caller), room=room)
+                try:
+                    self._perform(caller, join)
+                except RequestError as exc:  # made private, or the user is banned from it
+                    log.info("%s does not join default room %s: %s", account.name, room, exc.code)
         self._hub.connect(caller)
         return Welcome(
             user=account.name,
@@ -183,41 +215,115 @@ class ChatService:
         """
         return self._handlers[type(request)](caller, request)
 
+    def _perform(self, caller: Caller, operation: Callable[[Tx], T]) -> T:
+        return self._committer.perform(operation, origin=caller)
+
+    def _joined(self, room: str, user: str, ref: str | None) -> Joined:
+        members, online, meta = self._hub.joined_view(room, user)
+        return Joined(
+            room=room, members=tuple(members), online=tuple(online), ref=ref,
+            private=meta.private or None, topic=meta.topic,
+            role=meta.role_of(user, is_member=True).label, muted=(user in meta.muted) or None,
+        )  # fmt: skip
+
     def _join(self, caller: Caller, request: Join) -> list[Event]:
-        self._store.join(caller.account.id, request.room)
-        members, online = self._hub.add_member(request.room, caller)
-        return [
-            Joined(room=request.room, members=tuple(members), online=tuple(online), ref=request.ref)
-        ]
+        self._perform(
+            caller, functools.partial(rooms.join, actor=_actor(caller), room=request.room)
+        )
+        return [self._joined(request.room, caller.user, request.ref)]
 
     def _leave(self, caller: Caller, request: Leave) -> list[Event]:
-        self._require_member(request.room, caller.user)
-        self._store.leave(caller.account.id, request.room)
-        self._hub.remove_member(request.room, caller)
+        self._perform(
+            caller, functools.partial(rooms.leave, actor=_actor(caller), room=request.room)
+        )
         return [Left(room=request.room, ref=request.ref)]
+
+    def _create(self, caller: Caller, request: Create) -> list[Event]:
+        create = functools.partial(
+            rooms.create, actor=_actor(caller), room=request.room, private=request.private,
+            topic=(request.topic or "").strip() or None,
+        )  # fmt: skip
+        self._perform(caller, create)
+        return [self._joined(request.room, caller.user, request.ref)]
+
+    def _moderate(self, caller: Caller, request: Moderate) -> list[Event]:
+        moderate = functools.partial(
+            rooms.moderate, actor=_actor(caller), room=request.room, action=request.action,
+            user=request.user, topic=request.topic,
+        )  # fmt: skip
+        self._perform(caller, moderate)
+        return [Done(ref=request.ref)]
+
+    def _edit(self, caller: Caller, request: Edit) -> list[Event]:
+        self._check_body(request.body)
+        edit = functools.partial(
+            edits.edit, actor=_actor(caller), message_id=request.id, body=request.body
+        )
+        entry = self._perform(caller, edit)
+        return [Ack(id=entry.id, ts=format_ts(entry.ts_ms), ref=request.ref)]
+
+    def _delete(self, caller: Caller, request: Delete) -> list[Event]:
+        entry = self._perform(
+            caller, functools.partial(edits.delete, actor=_actor(caller), message_id=request.id)
+        )
+        return [Ack(id=entry.id, ts=format_ts(entry.ts_ms), ref=request.ref)]
+
+    def _read(self, caller: Caller, request: MarkRead) -> list[Event]:
+        mark = functools.partial(
+            reads.mark_read, actor=_actor(caller), message_id=request.id, room=request.room,
+            peer=request.peer,
+        )  # fmt: skip
+        marker = self._perform(caller, mark)
+        return [ReadMarker(id=marker.id, room=marker.room, peer=marker.peer, ref=request.ref)]
+
+    def _unread(self, caller: Caller, request: GetUnread) -> list[Event]:
+        """Conversations with unread messages after the key ``after``: one frame at most."""
+        limits = self._limits
+        found, more = self._store.unread(
+            caller.account.id, after=request.after, limit=limits.unread_page,
+            cap=limits.unread_cap,
+        )  # fmt: skip
+        budget = limits.max_frame - HEADER_SIZE
+        size = len(encode(UnreadList(conversations=(), more=True, ref=request.ref)))
+        page: list[Conversation] = []
+        for item in found:
+            conversation = Conversation(
+                key=item.key, count=item.count, mentions=item.mentions, last_read=item.last_read,
+                room=item.room, peer=item.peer,
+            )  # fmt: skip
+            size += len(encode_object(_wire_conversation(conversation))) + 1
+            if size > budget:
+                more = True
+                break
+            page.append(conversation)
+        return [UnreadList(conversations=tuple(page), more=more, ref=request.ref)]
 
     def _rooms(self, caller: Caller, request: ListRooms) -> list[Event]:
         """One page of rooms after ``request.after``: at most ``rooms_page``, and one frame."""
-        rooms, more = self._hub.room_list(
-            caller.user, after=request.after, limit=self._limits.rooms_page
-        )
+        listed, more = self._hub.room_list(
+            caller.user, after=request.after, limit=self._limits.rooms_page,
+            is_admin=caller.account.is_admin,
+        )  # fmt: skip
         budget = self._limits.max_frame - HEADER_SIZE
         size = len(encode(RoomList(rooms=(), more=True, ref=request.ref)))
-        for keep, room in enumerate(rooms):
+        for keep, room in enumerate(listed):
             size += len(encode_object(dataclasses.asdict(room))) + 1  # and a comma
             if size > budget:
-                rooms, more = rooms[:keep], True
+                listed, more = listed[:keep], True
                 break
-        return [RoomList(rooms=tuple(rooms), more=more, ref=request.ref)]
+        return [RoomList(rooms=tuple(listed), more=more, ref=request.ref)]
 
     def _who(self, caller: Caller, request: Who) -> list[Event]:
         return [Online(online=tuple(self._hub.online_users()), ref=request.ref)]
 
-    def _send(self, caller: Caller, request: Send) -> list[Event]:
-        if len(request.body) > self._limits.max_body:
+    def _check_body(self, body: str) -> None:
+        if len(body) > self._limits.max_body:
             raise TooLarge(f"message body longer than {self._limits.max_body} characters")
+
+    def _send(self, caller: Caller, request: Send) -> list[Event]:
+        self._check_body(request.body)
         if request.room is not None:
-            self._require_member(request.room, caller.user)
+            self._require_member(request.room, caller, sending=True)
         account = caller.account
         self._committer.submit(PendingSend(origin=caller, message=NewMessage(
             sender_id=account.id, sender=account.name, body=request.body,
@@ -228,30 +334,38 @@ class ChatService:
     def _history(self, caller: Caller, request: History) -> list[Event]:
         limit = min(request.limit or self._limits.history_default, self._limits.history_limit)
         if request.room is not None:
-            self._require_member(request.room, caller.user)
-            page, more = self._store.room_history(request.room, before=request.before, limit=limit)
+            self._require_member(request.room, caller)
+            page, more = self._store.room_history(
+                request.room, before=request.before, limit=limit, after=request.after
+            )
         else:
             assert request.peer is not None
             peer_id = self._store.user_id(request.peer)
             if peer_id is None:
                 raise NoSuchUser(f"no user {request.peer!r}")
             page, more = self._store.direct_history(
-                caller.account.id, peer_id, before=request.before, limit=limit
-            )
-        return [self._fit_page([to_event(m) for m in page], more, request.ref)]
+                caller.account.id, peer_id, before=request.before, limit=limit,
+                after=request.after,
+            )  # fmt: skip
+        messages = [to_event(m) for m in page]
+        return [self._fit_page(messages, more, request.ref, forward=request.after is not None)]
 
-    def _fit_page(self, messages: list[Message], more: bool, ref: str | None) -> HistoryPage:
-        """Drop the oldest messages until the reply fits in one frame."""
+    def _fit_page(
+        self, messages: list[Message], more: bool, ref: str | None, *, forward: bool = False
+    ) -> HistoryPage:
+        """Drop messages until the reply fits in one frame: the oldest, or reading forward
+        (``after``), the newest."""
         budget = self._limits.max_frame - HEADER_SIZE
         size = len(encode(HistoryPage(messages=(), more=True, ref=ref)))
+        order = range(len(messages)) if forward else range(len(messages) - 1, -1, -1)
         keep = len(messages)
-        for index in range(len(messages) - 1, -1, -1):
+        for count, index in enumerate(order):
             size += len(encode(messages[index])) + 1
             if size > budget:
-                keep = len(messages) - 1 - index
-                more = True
+                keep, more = count, True
                 break
-        return HistoryPage(messages=tuple(messages[len(messages) - keep :]), more=more, ref=ref)
+        kept = messages[:keep] if forward else messages[len(messages) - keep :]
+        return HistoryPage(messages=tuple(kept), more=more, ref=ref)
 
     def _sync(self, caller: Caller, request: Sync) -> list[Event]:
         """Messages after ``since``, then ``synced``: at most ``sync_reply_bytes`` in all.
@@ -268,9 +382,9 @@ class ChatService:
             max_chars=limits.sync_reply_bytes,  # a character is at least a byte in the reply
         )
         size = HEADER_SIZE + len(encode(Synced(last_id=2**63 - 1, more=True, ref=request.ref)))
-        messages: list[Message] = []
+        messages: list[Journal] = []
         for stored in page:
-            message = to_event(stored)
+            message = journal_event(stored)
             size += HEADER_SIZE + len(encode(message))
             if messages and size > limits.sync_reply_bytes:
                 more = True
@@ -281,8 +395,32 @@ class ChatService:
         )
         return [*messages, Synced(last_id=last_id, more=more, ref=request.ref)]
 
-    def _require_member(self, room: str, user: str) -> None:
-        if not self._hub.is_member(room, user):
-            if not self._hub.room_exists(room):
-                raise NoSuchRoom(f"no room {room!r}")
-            raise NotMember(f"you are not in room {room!r}; join it first")
+    def _require_member(self, room: str, caller: Caller, *, sending: bool = False) -> None:
+        """Refuse unless the caller is in ``room`` (and, ``sending``, not muted there).
+
+        Raises:
+            NoSuchRoom: no such room, or a private one the caller may not see.
+            NotMember: not in it. Forbidden: muted, for a send.
+        """
+        user = caller.user
+        standing = self._hub.standing(room, user)
+        if standing is None or not may_see(
+            private=standing.private, role=standing.role, is_admin=caller.account.is_admin
+        ):
+            raise no_such_room(room)
+        if standing.role is Role.NONE:
+            raise not_member(room)
+        if sending and standing.muted:
+            raise Forbidden(f"you are muted in #{room}")
+
+
+def _actor(caller: Caller) -> Actor:
+    account = caller.account
+    return Actor(account.id, account.name, account.is_admin)
+
+
+def _wire_conversation(conversation: Conversation) -> dict[str, Any]:
+    wire = {k: v for k, v in dataclasses.asdict(conversation).items() if v is not None}
+    if "peer" in wire:
+        wire["with"] = wire.pop("peer")
+    return wire

@@ -2,31 +2,36 @@
 
 Every method opens its own session, so one ``ChatStore`` may be shared by all threads.
 Results are frozen values; ORM rows never leave ``store``. :meth:`ChatStore.save_messages`
-is the group commit's write (``messages.py``).
+is the group commit's write (``messages.py``); :meth:`ChatStore.perform` runs one team
+operation (``rooms.py``, ``edits.py``, ``reads.py``) in a transaction of its own.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
+from typing import TypeVar
 
 from sqlalchemy import (
     ColumnElement,
     Connection,
     and_,
     bindparam,
-    delete,
     func,
     or_,
     select,
     union_all,
+    update,
 )
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from securechat.store import search
+from securechat.store import reads, rooms, search
 from securechat.store.database import Database
+from securechat.store.journal import Tx
 from securechat.store.messages import (
     MESSAGES,
     MessageWriter,
@@ -35,11 +40,28 @@ from securechat.store.messages import (
     StoredMessage,
     stored,
 )
-from securechat.store.models import ChatMessage, Membership, Room, User, utcnow
+from securechat.store.models import AuditEntry, ChatMessage, Membership, Room, User, utcnow
 from securechat.store.search import Match
 
+T = TypeVar("T")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class AuditRecord:
+    id: int
+    at: dt.datetime
+    actor: str
+    action: str
+    room: str | None
+    target: str | None
+    message_id: int | None
+    detail: str | None
+
+
 _LAST_ID = select(func.max(ChatMessage.id))
-_MEMBER_ROOMS = select(Membership.room_id).where(Membership.user_id == bindparam("user"))
+_MEMBER_ROOMS = select(Membership.room_id).where(
+    Membership.user_id == bindparam("user"), Membership.left_at_id.is_(None)
+)
 _BY_IDS = MESSAGES.where(ChatMessage.id.in_(bindparam("ids", expanding=True))).order_by(
     ChatMessage.id
 )
@@ -49,36 +71,97 @@ _ARMS_PER_QUERY = 400
 
 
 class ChatStore:
-    def __init__(self, database: Database, *, sqlite_cursor: bool | None = None) -> None:
-        """``sqlite_cursor``: how the group commit adds rows (see :class:`MessageWriter`)."""
+    def __init__(
+        self, database: Database, *, sqlite_cursor: bool | None = None, origin: str | None = None
+    ) -> None:
+        """``sqlite_cursor``: how the group commit adds rows (see :class:`MessageWriter`);
+        ``origin``: the writer's name on every journal row (NULL: the command line)."""
         self._db = database
+        self.origin = origin
         # Room ids by name, shared with the writer, which forgets those of a batch whose
         # room may have been deleted.
         self._room_ids: dict[str, int] = {}
-        self._writer = MessageWriter(database, self._room_ids, sqlite_cursor=sqlite_cursor)
+        self._writer = MessageWriter(
+            database, self._room_ids, sqlite_cursor=sqlite_cursor, origin=origin
+        )
+
+    # --- team operations -------------------------------------------------------------
+
+    def perform(self, operation: Callable[[Tx], T], *, connection: Connection | None = None) -> T:
+        """Run one team operation in a transaction of its own (on ``connection`` if given).
+
+        Raises:
+            RequestError: the operation was refused; nothing was written.
+            StoreError: the transaction could not be committed.
+        """
+        with self._db.transaction(connection) as conn:
+            result = operation(Tx(conn, origin=self.origin, now_ms=int(time.time() * 1000)))
+        if isinstance(result, rooms.Outcome) and result.meta is None:
+            self.forget_room(result.room)
+        return result
+
+    def forget_room(self, room: str) -> None:
+        """``room`` was deleted: its cached id must not reach a room made later."""
+        self._room_ids.pop(room, None)
+
+    def room_states(self) -> dict[str, rooms.RoomState]:
+        """Every room, its settings and its members."""
+        with self._db.transaction() as conn:
+            return rooms.room_states(conn)
+
+    def room_state(self, room: str) -> rooms.RoomState | None:
+        with self._db.transaction() as conn:
+            return rooms.room_state(conn, room)
+
+    def unread(
+        self, user_id: int, *, after: str | None, limit: int, cap: int
+    ) -> tuple[list[reads.UnreadCount], bool]:
+        """See :func:`reads.unread`."""
+        with self._db.transaction() as conn:
+            return reads.unread(conn, user_id, after=after, limit=limit, cap=cap)
+
+    def audit_log(self, room: str | None, *, limit: int) -> list[AuditRecord]:
+        """The newest ``limit`` audit entries (of ``room``, if given), oldest first."""
+        query = select(
+            AuditEntry.id, AuditEntry.at, AuditEntry.actor, AuditEntry.action, AuditEntry.room,
+            AuditEntry.target, AuditEntry.message_id, AuditEntry.detail,
+        )  # fmt: skip
+        if room is not None:
+            query = query.where(AuditEntry.room == room)
+        with self._db.transaction() as conn:
+            rows = conn.execute(query.order_by(AuditEntry.id.desc()).limit(limit)).all()
+        return [AuditRecord(*row) for row in reversed(rows)]
 
     # --- rooms and memberships -----------------------------------------------------
 
     def memberships(self) -> dict[str, list[str]]:
         """Every room with its members' names (rooms without members included)."""
         with self._db.session() as s:
-            rooms: dict[str, list[str]] = {name: [] for name in s.scalars(select(Room.name))}
+            names: dict[str, list[str]] = {name: [] for name in s.scalars(select(Room.name))}
             rows = s.execute(
                 select(Room.name, User.name)
                 .join(Membership, Membership.room_id == Room.id)
                 .join(User, User.id == Membership.user_id)
+                .where(Membership.left_at_id.is_(None))
             )
             for room, user in rows:
-                rooms[room].append(user)
-        return rooms
+                names[room].append(user)
+        return names
 
     def join(self, user_id: int, room: str) -> None:
-        """Make ``user_id`` a member of ``room``, creating the room if new. Idempotent."""
+        """Make ``user_id`` a member of ``room``, creating the room if new. Idempotent.
+
+        A plain write without the permission checks, for tests and tools; the server
+        joins through :func:`rooms.join`.
+        """
         try:
             with self._db.session() as s, s.begin():
                 room_id = self._ensure_room(s, room)
-                if s.get(Membership, (room_id, user_id)) is None:
+                membership = s.get(Membership, (room_id, user_id))
+                if membership is None:
                     s.add(Membership(room_id=room_id, user_id=user_id, joined_at=utcnow()))
+                else:
+                    membership.left_at_id = None
         except IntegrityError:
             pass  # the same user joined concurrently from another session: already a member
 
@@ -96,13 +179,15 @@ class ChatStore:
         return room_id
 
     def leave(self, user_id: int, room: str) -> None:
+        """End a membership (its row is kept); the plain counterpart of :meth:`join`."""
         with self._db.session() as s, s.begin():
             room_id = s.scalar(select(Room.id).where(Room.name == room))
             if room_id is not None:
+                last = s.scalar(_LAST_ID) or 0
                 s.execute(
-                    delete(Membership).where(
-                        Membership.room_id == room_id, Membership.user_id == user_id
-                    )
+                    update(Membership)
+                    .where(Membership.room_id == room_id, Membership.user_id == user_id)
+                    .values(left_at_id=last)
                 )
 
     def user_id(self, name: str) -> int | None:
@@ -114,6 +199,32 @@ class ChatStore:
     def last_message_id(self) -> int:
         with self._db.transaction() as connection:  # every login asks: skip the ORM
             return connection.execute(_LAST_ID).scalar_one() or 0
+
+    def journal_after(
+        self, after: int, *, exclude_origin: str, limit: int
+    ) -> tuple[list[StoredMessage], int, bool]:
+        """Rows after id ``after`` written by others than ``exclude_origin``, in id order.
+
+        Returns at most ``limit`` rows, the id to read after next time, and whether more
+        may follow at once. The newest id is read first and the rows only up to it, so
+        every row at or below it is committed (see ``server/bus.py``).
+        """
+        with self._db.transaction() as conn:
+            newest = conn.execute(_LAST_ID).scalar_one() or 0
+            if newest <= after:
+                return [], after, False
+            rows = conn.execute(
+                MESSAGES.where(
+                    ChatMessage.id > after,
+                    ChatMessage.id <= newest,
+                    ChatMessage.origin.is_distinct_from(exclude_origin),
+                )
+                .order_by(ChatMessage.id)
+                .limit(limit)
+            ).all()
+        if len(rows) == limit:
+            return [stored(row) for row in rows], rows[-1][0], True
+        return [stored(row) for row in rows], newest, False
 
     def connect(self) -> AbstractContextManager[Connection]:
         """A connection for one thread's stream of :meth:`save_messages` calls."""
@@ -137,33 +248,40 @@ class ChatStore:
         )
 
     def room_history(
-        self, room: str, *, before: int | None, limit: int
+        self, room: str, *, before: int | None, limit: int, after: int | None = None
     ) -> tuple[list[StoredMessage], bool]:
-        """The newest ``limit`` messages of ``room`` with id < ``before``, oldest first."""
+        """The newest ``limit`` messages of ``room`` with id < ``before``, oldest first; with
+        ``after``, the oldest ``limit`` with id > ``after``. As they are now (edited, deleted)."""
         # By the room's id, not its name through the join: then PostgreSQL too reads the
         # (room_id, id) index backwards and stops at ``limit``, instead of sorting the room.
         room_id = select(Room.id).where(Room.name == room).scalar_subquery()
-        return self._page(ChatMessage.room_id == room_id, before, limit)
+        return self._page(ChatMessage.room_id == room_id, before, limit, after)
 
     def direct_history(
-        self, user_id: int, peer_id: int, *, before: int | None, limit: int
-    ) -> tuple[list[StoredMessage], bool]:
+        self, user_id: int, peer_id: int, *, before: int | None, limit: int,
+        after: int | None = None,
+    ) -> tuple[list[StoredMessage], bool]:  # fmt: skip
         between = or_(
             and_(ChatMessage.sender_id == user_id, ChatMessage.recipient_id == peer_id),
             and_(ChatMessage.sender_id == peer_id, ChatMessage.recipient_id == user_id),
         )
-        return self._page(between, before, limit)
+        return self._page(between, before, limit, after)
 
     def _page(
-        self, condition: ColumnElement[bool], before: int | None, limit: int
+        self, condition: ColumnElement[bool], before: int | None, limit: int, after: int | None
     ) -> tuple[list[StoredMessage], bool]:
-        query = MESSAGES.where(condition)
-        if before is not None:
-            query = query.where(ChatMessage.id < before)
+        query = MESSAGES.where(condition, ChatMessage.kind == "message")
+        if after is not None:
+            query = query.where(ChatMessage.id > after).order_by(ChatMessage.id)
+        else:
+            if before is not None:
+                query = query.where(ChatMessage.id < before)
+            query = query.order_by(ChatMessage.id.desc())
         with self._db.session() as s:
-            rows = s.execute(query.order_by(ChatMessage.id.desc()).limit(limit + 1)).all()
+            rows = s.execute(query.limit(limit + 1)).all()
         more = len(rows) > limit
-        return [stored(row) for row in reversed(rows[:limit])], more
+        page = rows[:limit] if after is not None else reversed(rows[:limit])
+        return [stored(row) for row in page], more
 
     def sync(
         self, user_id: int, *, since: int, limit: int, max_chars: int
@@ -181,7 +299,10 @@ class ChatStore:
             for row in conn.execute(_BY_IDS, {"ids": ids[:limit]}) if ids else ():
                 if chars >= max_chars:
                     return page, True
-                page.append(stored(row))
+                entry = stored(row)
+                if entry.kind == "edit" and entry.deleted:
+                    continue  # an edit of a message deleted since: its text is gone
+                page.append(entry)
                 chars += len(row[2])
         return page, more
 
@@ -201,11 +322,14 @@ class ChatStore:
                 ChatMessage.sender_id == user_id,
                 ChatMessage.room_id.is_(None),
                 ChatMessage.recipient_id.is_distinct_from(user_id),
+                ChatMessage.recipient.is_not(None),  # not a deleted room's last event
                 after,
             ),
         ]
-        rooms = conn.execute(_MEMBER_ROOMS, {"user": user_id}).scalars()
-        arms += [select(ChatMessage.id).where(ChatMessage.room_id == room, after) for room in rooms]
+        room_ids = conn.execute(_MEMBER_ROOMS, {"user": user_id}).scalars()
+        arms += [
+            select(ChatMessage.id).where(ChatMessage.room_id == room, after) for room in room_ids
+        ]
         if conn.dialect.name == "postgresql":
             # PostgreSQL appends the ranges and sorts them rather than merging: each range
             # is cut at ``limit`` first, so it never reads the whole history after ``since``.

@@ -34,6 +34,7 @@ import functools
 import sqlite3
 import time
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from sqlalchemy import Connection, Row, bindparam, func, insert, select, update
 from sqlalchemy.dialects import sqlite
@@ -41,6 +42,7 @@ from sqlalchemy.exc import IntegrityError
 
 from securechat.errors import ErrorCode, StoreError
 from securechat.store.database import Database
+from securechat.store.mentions import add_mentions
 from securechat.store.models import ChatMessage, Room, User
 
 
@@ -56,12 +58,20 @@ class NewMessage:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class StoredMessage:
+    """One journal row (models.ChatMessage says what each kind means)."""
+
     id: int
     sender: str
     body: str
     ts_ms: int
     room: str | None
     to: str | None
+    kind: str = "message"
+    target_id: int | None = None
+    edited_ms: int | None = None
+    deleted: bool = False
+    action: str | None = None
+    subject: str | None = None
 
 
 SaveResult = tuple[StoredMessage, bool] | ErrorCode  # (message, is_new) or the refusal
@@ -75,11 +85,24 @@ MESSAGES = select(
     ChatMessage.ts_ms,
     Room.name,
     ChatMessage.recipient,
+    ChatMessage.kind,
+    ChatMessage.target_id,
+    ChatMessage.edited_ms,
+    ChatMessage.deleted,
+    ChatMessage.action,
+    ChatMessage.subject,
 ).outerjoin(Room, ChatMessage.room_id == Room.id)
+_REF = len(MESSAGES.selected_columns)  # where _RESENT's ref column is
 
 
-def stored(row: Row[int, str, str, int, str, str | None]) -> StoredMessage:
-    return StoredMessage(row[0], row[1], row[2], row[3], row[4], row[5])
+def stored(row: Row[*tuple[Any, ...]]) -> StoredMessage:
+    room = row[4]
+    if room is None and row[5] is None:  # a room's deletion outlives the room: its name
+        room = row[2]
+    return StoredMessage(
+        row[0], row[1], row[2], row[3], room, row[5], row[6], row[7], row[8], bool(row[9]),
+        row[10], row[11],
+    )  # fmt: skip
 
 
 # The write's statements, built once: their compiled forms stay cached.
@@ -149,9 +172,15 @@ class MessageWriter:
     """The group commit's write, on one of the two paths, chosen when it is made."""
 
     def __init__(
-        self, database: Database, room_ids: dict[str, int], *, sqlite_cursor: bool | None = None
+        self,
+        database: Database,
+        room_ids: dict[str, int],
+        *,
+        sqlite_cursor: bool | None = None,
+        origin: str | None = None,
     ) -> None:
         """Write batches to ``database``; ``room_ids`` is the store's cache of room ids by name.
+        ``origin`` marks each row as this writer's (``models.ChatMessage``).
 
         ``sqlite_cursor`` picks how rows are added: through the sqlite3 cursor (SQLite only;
         the default there) or the portable path (the default elsewhere).
@@ -167,7 +196,7 @@ class MessageWriter:
         self._db = database
         self._room_ids = room_ids
         self._sqlite_cursor = sqlite_cursor
-        self._origin: str | None = None  # the writing server's node id (server/bus.py)
+        self._origin = origin
 
     def save(
         self,
@@ -228,9 +257,29 @@ class MessageWriter:
                     results = self._insert(conn, batch, existing, recipients, now_ms, gone)
             except (IntegrityError, sqlite3.IntegrityError) as exc:
                 raise _StaleReference from exc
+            if any("@" in message.body for message in batch):
+                self._mentions(conn, batch, results, recipients)
             if before_commit is not None:
                 before_commit(results)
         return results
+
+    def _mentions(
+        self,
+        conn: Connection,
+        batch: Sequence[NewMessage],
+        results: Sequence[SaveResult],
+        recipients: Mapping[str, int],
+    ) -> None:
+        """Record the mentions in the batch's new messages (mentions.py)."""
+        add_mentions(conn, [
+            (
+                result[0].id, message.body,
+                None if message.room is None else self._room_id(conn, message.room),
+                recipients.get(message.to) if message.to else None, message.sender_id,
+            )
+            for message, result in zip(batch, results, strict=True)
+            if isinstance(result, tuple) and result[1] and "@" in message.body
+        ])  # fmt: skip
 
     def _gone(self, conn: Connection, batch: Sequence[NewMessage]) -> dict[int, ErrorCode]:
         """The refusal for each row (by index) whose sender or room no longer exists."""
@@ -371,7 +420,7 @@ class MessageWriter:
                 rows = conn.execute(_RESENT_ONE, {"sender": sender, "ref": ref})
             else:
                 rows = conn.execute(_RESENT, {"sender": sender, "refs": list(sender_refs)})
-            found.update(((sender, row[6]), stored(row)) for row in rows)
+            found.update(((sender, row[_REF]), stored(row)) for row in rows)
         return found
 
     def _recipient_ids(self, conn: Connection, batch: Sequence[NewMessage]) -> dict[str, int]:

@@ -1,0 +1,509 @@
+"""Rooms as a team runs them: create, join, leave and every moderation action.
+
+Each operation takes a :class:`Tx` (one transaction, the group commit's or the command
+line's), so the server and ``securechat room`` run the very same code. It judges the
+request against the database (the truth) and ``securechat.permissions`` (the rules),
+raising a :class:`RequestError` before it writes anything; then it changes the room,
+appends its event to the journal, records it in the audit log, and returns an
+:class:`Outcome`: the room as it is now and who came or went, for the hub. An action that
+changes nothing (muting the muted) writes nothing and returns ``changed=False``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+from sqlalchemy import Connection, delete, exists, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from securechat.errors import Forbidden, NoSuchUser, NotMember, RoomExists
+from securechat.permissions import (
+    Role,
+    check,
+    check_target,
+    may_see,
+    no_such_room,
+)
+from securechat.store.journal import Actor, Place, Tx
+from securechat.store.messages import StoredMessage
+from securechat.store.models import Membership, Room, RoomBan, RoomInvite, User, utcnow
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RoomMeta:
+    """A room's settings and its members' roles, as the hub keeps them."""
+
+    name: str
+    private: bool = False
+    topic: str | None = None
+    owner: str | None = None
+    moderators: frozenset[str] = frozenset()
+    muted: frozenset[str] = frozenset()
+
+    def role_of(self, user: str, *, is_member: bool) -> Role:
+        if not is_member:
+            return Role.NONE
+        if user == self.owner:
+            return Role.OWNER
+        return Role.MODERATOR if user in self.moderators else Role.MEMBER
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RoomState:
+    """A room's settings and every member: what a server loads, or re-reads after a row
+    written elsewhere."""
+
+    meta: RoomMeta
+    members: frozenset[str]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Outcome:
+    """What an operation did: ``meta`` None once the room is deleted."""
+
+    room: str
+    meta: RoomMeta | None
+    entries: tuple[StoredMessage, ...] = ()
+    added: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    changed: bool = True
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RoomRow:
+    id: int
+    name: str
+    private: bool
+    owner_id: int | None
+
+
+# --- reading --------------------------------------------------------------------------
+
+
+def _find_room(conn: Connection, name: str) -> RoomRow | None:
+    row = conn.execute(
+        select(Room.id, Room.is_private, Room.owner_id).where(Room.name == name)
+    ).first()
+    return None if row is None else RoomRow(row[0], name, bool(row[1]), row[2])
+
+
+def _user_id(conn: Connection, name: str) -> int | None:
+    return conn.execute(select(User.id).where(User.name == name)).scalar()
+
+
+def _membership(conn: Connection, room_id: int, user_id: int | None) -> tuple[str, bool] | None:
+    """(role, muted) of a current member, None for anyone else."""
+    if user_id is None:
+        return None
+    row = conn.execute(
+        select(Membership.role, Membership.muted).where(
+            Membership.room_id == room_id,
+            Membership.user_id == user_id,
+            Membership.left_at_id.is_(None),
+        )
+    ).first()
+    return None if row is None else (row[0], bool(row[1]))
+
+
+def _role(conn: Connection, room: RoomRow, user_id: int | None) -> Role:
+    membership = _membership(conn, room.id, user_id)
+    if membership is None:
+        return Role.NONE
+    if user_id == room.owner_id:
+        return Role.OWNER
+    return Role.MODERATOR if membership[0] == "moderator" else Role.MEMBER
+
+
+def _is_banned(conn: Connection, room_id: int, user_id: int) -> bool:
+    return bool(
+        conn.execute(
+            select(exists().where(RoomBan.room_id == room_id, RoomBan.user_id == user_id))
+        ).scalar()
+    )
+
+
+def room_meta(conn: Connection, room: str) -> RoomMeta | None:
+    """A room's settings, owner, moderators and muted members; None if there is no room."""
+    row = conn.execute(
+        select(Room.id, Room.is_private, Room.topic, User.name)
+        .outerjoin(User, User.id == Room.owner_id)
+        .where(Room.name == room)
+    ).first()
+    if row is None:
+        return None
+    special = conn.execute(
+        select(User.name, Membership.role, Membership.muted)
+        .join(User, User.id == Membership.user_id)
+        .where(
+            Membership.room_id == row[0],
+            Membership.left_at_id.is_(None),
+            (Membership.role == "moderator") | Membership.muted,
+        )
+    ).all()
+    return RoomMeta(
+        name=room, private=bool(row[1]), topic=row[2], owner=row[3],
+        moderators=frozenset(name for name, role, _ in special if role == "moderator"),
+        muted=frozenset(name for name, _, muted in special if muted),
+    )  # fmt: skip
+
+
+def room_state(conn: Connection, room: str) -> RoomState | None:
+    """A room's settings and every member's name; None if there is no room."""
+    meta = room_meta(conn, room)
+    if meta is None:
+        return None
+    members = conn.execute(
+        select(User.name)
+        .join(Membership, Membership.user_id == User.id)
+        .join(Room, Room.id == Membership.room_id)
+        .where(Room.name == room, Membership.left_at_id.is_(None))
+    ).scalars()
+    return RoomState(meta, frozenset(members))
+
+
+def visible(conn: Connection, actor: Actor, room: str) -> tuple[RoomRow, Role]:
+    """The room and the actor's role in it, if the actor may see it.
+
+    Raises:
+        NoSuchRoom: no such room, or a private one the actor may not see.
+    """
+    found = _find_room(conn, room)
+    if found is None:
+        raise no_such_room(room)
+    role = _role(conn, found, actor.id)
+    if not may_see(private=found.private, role=role, is_admin=actor.is_admin):
+        raise no_such_room(room)
+    return found, role
+
+
+# --- writing --------------------------------------------------------------------------
+
+
+def _outcome(
+    tx: Tx, room: str, entry: StoredMessage | None = None, *, added: tuple[str, ...] = (),
+    removed: tuple[str, ...] = (), changed: bool = True,
+) -> Outcome:  # fmt: skip
+    entries = () if entry is None else (entry,)
+    return Outcome(room, room_meta(tx.conn, room), entries, added, removed, changed)
+
+
+def _event(tx: Tx, actor: Actor, room: RoomRow, action: str, **fields: str | None) -> StoredMessage:
+    """Append a room event and its audit entry."""
+    subject, body = fields.get("subject"), fields.get("body") or ""
+    entry = tx.append(
+        Place(room_id=room.id, room=room.name), actor, kind="event", action=action,
+        subject=subject, body=body,
+    )  # fmt: skip
+    tx.audit(
+        actor, action, room=room.name, target=subject, message_id=entry.id, detail=body or None
+    )
+    return entry
+
+
+def _add_member(tx: Tx, room_id: int, user_id: int, *, role: str = "member") -> None:
+    """Make ``user_id`` a member: a new row, or a former member's kept row (mute kept)."""
+    conn, last = tx.conn, tx.last_id()
+    updated = conn.execute(
+        update(Membership)
+        .where(Membership.room_id == room_id, Membership.user_id == user_id)
+        .values(left_at_id=None, role=role, joined_at=utcnow(), last_read_id=last)
+    )
+    if not updated.rowcount:
+        conn.execute(
+            insert(Membership).values(
+                room_id=room_id, user_id=user_id, role=role, joined_at=utcnow(),
+                muted=False, last_read_id=last,
+            )
+        )  # fmt: skip
+    conn.execute(
+        delete(RoomInvite).where(RoomInvite.room_id == room_id, RoomInvite.user_id == user_id)
+    )
+
+
+def _remove_member(tx: Tx, room: RoomRow, user_id: int) -> None:
+    """End a membership, keeping its row (left_at_id); an owner leaves the room ownerless."""
+    tx.conn.execute(
+        update(Membership)
+        .where(Membership.room_id == room.id, Membership.user_id == user_id)
+        .values(left_at_id=tx.last_id(), role="member")
+    )
+    if room.owner_id == user_id:
+        tx.conn.execute(update(Room).where(Room.id == room.id).values(owner_id=None))
+
+
+def _make_room(
+    tx: Tx, room: str, *, private: bool, topic: str | None, owner_id: int | None
+) -> RoomRow:
+    """Insert a new room.
+
+    Raises:
+        RoomExists: the name is taken (by a room the actor may not even see).
+    """
+    if _find_room(tx.conn, room) is not None:
+        raise RoomExists(f"a room named {room!r} exists already")
+    try:
+        room_id = tx.conn.execute(
+            insert(Room)
+            .values(name=room, created_at=utcnow(), is_private=private, topic=topic,
+                    owner_id=owner_id)
+            .returning(Room.id)
+        ).scalar_one()  # fmt: skip
+    except IntegrityError as exc:  # created by another writer meanwhile: the caller rolls back
+        raise RoomExists(f"a room named {room!r} exists already") from exc
+    return RoomRow(room_id, room, private, owner_id)
+
+
+def create(
+    tx: Tx, actor: Actor, room: str, *, private: bool = False, topic: str | None = None,
+    owner: str | None = None,
+) -> Outcome:  # fmt: skip
+    """Create ``room`` owned by ``owner`` (default: the actor; the console's is ownerless).
+
+    Raises:
+        RoomExists: the name is taken. NoSuchUser: ``owner`` does not exist.
+    """
+    owner_name = owner or (actor.name if actor.id is not None else None)
+    owner_id = None if owner_name is None else _user_id(tx.conn, owner_name)
+    if owner_name is not None and owner_id is None:
+        raise NoSuchUser(f"no user {owner_name!r}")
+    made = _make_room(tx, room, private=private, topic=topic or None, owner_id=owner_id)
+    if owner_id is not None:
+        _add_member(tx, made.id, owner_id)
+    entry = _event(tx, actor, made, "create", subject=owner_name, body=topic)
+    return _outcome(tx, room, entry, added=() if owner_name is None else (owner_name,))
+
+
+def join(tx: Tx, actor: Actor, room: str) -> Outcome:
+    """Join ``room``, creating it if new: public and ownerless, as before #16 (``create``
+    makes a room its creator owns), so a client that only joins never owns a room it
+    could not leave.
+
+    Raises:
+        NoSuchRoom: a private room without an invitation (or one you are banned from).
+        Forbidden: banned from a public room.
+    """
+    assert actor.id is not None, "the console joins no room"
+    found = _find_room(tx.conn, room)
+    if found is None:  # as before #16: a public room, made without an event
+        made = _make_room(tx, room, private=False, topic=None, owner_id=None)
+        _add_member(tx, made.id, actor.id)
+        return _outcome(tx, room, added=(actor.name,))
+    if _membership(tx.conn, found.id, actor.id) is not None:
+        return _outcome(tx, room, changed=False)
+    if _is_banned(tx.conn, found.id, actor.id):
+        if found.private:
+            raise no_such_room(room)
+        raise Forbidden(f"you are banned from #{room}")
+    if found.private and not actor.is_admin:
+        invited = tx.conn.execute(
+            select(exists().where(RoomInvite.room_id == found.id, RoomInvite.user_id == actor.id))
+        ).scalar()
+        if not invited:
+            raise no_such_room(room)
+    _add_member(tx, found.id, actor.id)
+    return _outcome(tx, room, added=(actor.name,))
+
+
+def leave(tx: Tx, actor: Actor, room: str) -> Outcome:
+    """Leave ``room``; its owner hands it over first, unless nobody else is left.
+
+    Raises:
+        NoSuchRoom, NotMember: not in that room. Forbidden: the owner, with others left.
+    """
+    found, role = visible(tx.conn, actor, room)
+    check("leave", room, role=role, is_admin=False)
+    assert actor.id is not None
+    if role is Role.OWNER:
+        others = tx.conn.execute(
+            select(exists().where(
+                Membership.room_id == found.id, Membership.user_id != actor.id,
+                Membership.left_at_id.is_(None),
+            ))
+        ).scalar()  # fmt: skip
+        if others:
+            raise Forbidden(f"you own #{room}: transfer ownership first")
+    _remove_member(tx, found, actor.id)
+    return _outcome(tx, room, removed=(actor.name,))
+
+
+def moderate(
+    tx: Tx, actor: Actor, room: str, action: str, *, user: str | None = None,
+    topic: str | None = None,
+) -> Outcome:  # fmt: skip
+    """One moderation action (``permissions.PERMISSIONS``) by ``actor`` in ``room``.
+
+    Raises:
+        NoSuchRoom: no such room, or a private one the actor may not see.
+        Forbidden: the actor's role is too low, or the target is protected.
+        NoSuchUser: the target does not exist. NotMember: the target is not a member
+            where it must be.
+    """
+    found, role = visible(tx.conn, actor, room)
+    check(action, room, role=role, is_admin=actor.is_admin)
+    if user is None:
+        return _room_action(tx, actor, found, action, topic)
+    target_id = _user_id(tx.conn, user)
+    if target_id is None:
+        raise NoSuchUser(f"no user {user!r}")
+    target_role = _role(tx.conn, found, target_id)
+    check_target(
+        action, room, actor=actor.name, target=user, actor_role=role,
+        target_role=target_role, is_admin=actor.is_admin,
+    )  # fmt: skip
+    return _USER_ACTIONS[action](tx, actor, found, user, target_id, target_role)
+
+
+def _room_action(tx: Tx, actor: Actor, room: RoomRow, action: str, topic: str | None) -> Outcome:
+    conn = tx.conn
+    if action == "delete":
+        members = room_state(conn, room.name)
+        entry = tx.append(Place(), actor, kind="event", action="delete", body=room.name)
+        tx.audit(actor, "delete", room=room.name, message_id=entry.id)
+        conn.execute(delete(Room).where(Room.id == room.id))  # and, by cascade, its rows
+        removed = () if members is None else tuple(sorted(members.members))
+        return Outcome(room.name, None, (entry,), removed=removed)
+    if action in ("private", "public"):
+        private = action == "private"
+        if room.private == private:
+            return _outcome(tx, room.name, changed=False)
+        conn.execute(update(Room).where(Room.id == room.id).values(is_private=private))
+        return _outcome(tx, room.name, _event(tx, actor, room, action))
+    assert action == "topic", action
+    text = (topic or "").strip() or None
+    current = conn.execute(select(Room.topic).where(Room.id == room.id)).scalar()
+    if current == text:
+        return _outcome(tx, room.name, changed=False)
+    conn.execute(update(Room).where(Room.id == room.id).values(topic=text))
+    return _outcome(tx, room.name, _event(tx, actor, room, "topic", body=text))
+
+
+def _require_member(room: RoomRow, user: str, target_role: Role) -> None:
+    if target_role is Role.NONE:
+        raise NotMember(f"{user} is not in #{room.name}")
+
+
+def _invite(tx: Tx, actor: Actor, room: RoomRow, user: str, uid: int, target: Role) -> Outcome:
+    if _is_banned(tx.conn, room.id, uid):
+        raise Forbidden(f"{user} is banned from #{room.name}; unban them first")
+    pending = tx.conn.execute(
+        select(exists().where(RoomInvite.room_id == room.id, RoomInvite.user_id == uid))
+    ).scalar()
+    if target is not Role.NONE or pending:
+        return _outcome(tx, room.name, changed=False)
+    tx.conn.execute(
+        insert(RoomInvite).values(
+            room_id=room.id, user_id=uid, invited_at=utcnow(), invited_by=actor.name
+        )
+    )
+    return _outcome(tx, room.name, _event(tx, actor, room, "invite", subject=user))
+
+
+def _kick(tx: Tx, actor: Actor, room: RoomRow, user: str, uid: int, target: Role) -> Outcome:
+    _require_member(room, user, target)
+    _remove_member(tx, room, uid)
+    return _outcome(tx, room.name, _event(tx, actor, room, "kick", subject=user), removed=(user,))
+
+
+def _ban(tx: Tx, actor: Actor, room: RoomRow, user: str, uid: int, target: Role) -> Outcome:
+    if _is_banned(tx.conn, room.id, uid):
+        return _outcome(tx, room.name, changed=False)
+    tx.conn.execute(
+        insert(RoomBan).values(
+            room_id=room.id, user_id=uid, banned_at=utcnow(), banned_by=actor.name
+        )
+    )
+    tx.conn.execute(
+        delete(RoomInvite).where(RoomInvite.room_id == room.id, RoomInvite.user_id == uid)
+    )
+    if target is not Role.NONE:
+        _remove_member(tx, room, uid)
+    removed = () if target is Role.NONE else (user,)
+    return _outcome(tx, room.name, _event(tx, actor, room, "ban", subject=user), removed=removed)
+
+
+def _unban(tx: Tx, actor: Actor, room: RoomRow, user: str, uid: int, target: Role) -> Outcome:
+    gone = tx.conn.execute(
+        delete(RoomBan).where(RoomBan.room_id == room.id, RoomBan.user_id == uid)
+    )
+    if not gone.rowcount:
+        return _outcome(tx, room.name, changed=False)
+    return _outcome(tx, room.name, _event(tx, actor, room, "unban", subject=user))
+
+
+def _set_membership(tx: Tx, room: RoomRow, uid: int, **values: object) -> bool:
+    """Change a member's row where it differs; True if it did."""
+    differs = [getattr(Membership, key) != value for key, value in values.items()]
+    changed = tx.conn.execute(
+        update(Membership)
+        .where(Membership.room_id == room.id, Membership.user_id == uid, or_(*differs))
+        .values(**values)
+    )
+    return bool(changed.rowcount)
+
+
+_UserAction = Callable[[Tx, Actor, RoomRow, str, int, Role], Outcome]
+
+
+def _flag(action: str, **values: object) -> _UserAction:
+    def act(tx: Tx, actor: Actor, room: RoomRow, user: str, uid: int, target: Role) -> Outcome:
+        _require_member(room, user, target)
+        if action == "op" and target is Role.OWNER:
+            return _outcome(tx, room.name, changed=False)
+        if not _set_membership(tx, room, uid, **values):
+            return _outcome(tx, room.name, changed=False)
+        return _outcome(tx, room.name, _event(tx, actor, room, action, subject=user))
+
+    return act
+
+
+def _transfer(tx: Tx, actor: Actor, room: RoomRow, user: str, uid: int, target: Role) -> Outcome:
+    _require_member(room, user, target)
+    if target is Role.OWNER:
+        return _outcome(tx, room.name, changed=False)
+    conn = tx.conn
+    if room.owner_id is not None:  # the old owner stays on as a moderator
+        _set_membership(tx, room, room.owner_id, role="moderator")
+    _set_membership(tx, room, uid, role="moderator")
+    conn.execute(update(Room).where(Room.id == room.id).values(owner_id=uid))
+    return _outcome(tx, room.name, _event(tx, actor, room, "transfer", subject=user))
+
+
+_USER_ACTIONS: dict[str, _UserAction] = {
+    "invite": _invite,
+    "kick": _kick,
+    "ban": _ban,
+    "unban": _unban,
+    "mute": _flag("mute", muted=True),
+    "unmute": _flag("unmute", muted=False),
+    "op": _flag("op", role="moderator"),
+    "deop": _flag("deop", role="member"),
+    "transfer": _transfer,
+}
+
+
+def room_states(conn: Connection) -> dict[str, RoomState]:
+    """Every room's state, for a server starting up."""
+    names = conn.execute(select(Room.name)).scalars().all()
+    states = {}
+    for name in names:
+        state = room_state(conn, name)
+        if state is not None:
+            states[name] = state
+    return states
+
+
+__all__ = [
+    "Outcome",
+    "RoomMeta",
+    "RoomRow",
+    "RoomState",
+    "create",
+    "join",
+    "leave",
+    "moderate",
+    "room_meta",
+    "room_state",
+    "room_states",
+    "visible",
+]

@@ -1,0 +1,361 @@
+"""Team chat (#16) on a real server over TLS: rooms a team runs, moderation taking effect on
+live sessions, edits and deletions, read state and unread counts, the audit log."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from securechat.accounts import Accounts
+from securechat.config import HashParams
+from securechat.store.database import open_database
+from tests.conftest import PASSWORD, RunningServer
+from tests.peer import Peer
+
+
+def _audit(db_url: str) -> list[tuple[Any, ...]]:
+    with sqlite3.connect(db_url.removeprefix("sqlite:///")) as db:
+        return db.execute(
+            "SELECT actor, action, room, target FROM audit_log ORDER BY id"
+        ).fetchall()
+
+
+def _ask(peer: Peer, ref: str, **request: Any) -> dict[str, Any]:
+    """Send a request and return its reply (the event carrying ``ref``)."""
+    peer.send(ref=ref, **request)
+    while True:
+        event = peer.recv()
+        if event.get("ref") == ref:
+            return event
+        peer.seen.append(event)
+
+
+def _add_admin(db_url: str, name: str) -> None:
+    database = open_database(db_url)
+    Accounts(database, hash_params=HashParams.for_tests()).add(name, PASSWORD, admin=True)
+    database.dispose()
+
+
+@pytest.fixture
+def team(running_server: RunningServer) -> Callable[[str], Peer]:
+    return running_server.login
+
+
+# --- create and roles ------------------------------------------------------------------
+
+
+def test_create_makes_the_creator_owner_and_a_private_room_hidden(
+    running_server: RunningServer,
+) -> None:
+    alice, bob = running_server.login("alice"), running_server.login("bob")
+    joined = _ask(alice, "c", type="create", room="ops", private=True, topic="on call")
+    assert joined == {
+        "type": "joined", "room": "ops", "members": ["alice"], "online": ["alice"], "ref": "c",
+        "private": True, "topic": "on call", "role": "owner",
+    }  # fmt: skip
+    listed = _ask(bob, "l", type="rooms")
+    assert [room["name"] for room in listed["rooms"]] == ["general"]
+    assert _ask(bob, "j", type="join", room="ops")["code"] == "no_such_room"
+    taken = _ask(bob, "t", type="create", room="ops")
+    assert taken["code"] == "room_exists"
+    assert ("alice", "create", "ops", "alice") in _audit(running_server.db_url)
+
+
+def test_invitation_lets_one_into_a_private_room_once(running_server: RunningServer) -> None:
+    alice, bob = running_server.login("alice"), running_server.login("bob")
+    _ask(alice, "c", type="create", room="ops", private=True)
+    assert _ask(alice, "i", type="moderate", room="ops", action="invite", user="bob") == {
+        "type": "done", "ref": "i",
+    }  # fmt: skip
+    event = bob.expect("room_event", room="ops")
+    assert (event["action"], event["actor"], event["user"]) == ("invite", "alice", "bob")
+    joined = _ask(bob, "j", type="join", room="ops")
+    assert (joined["type"], joined["role"], joined["private"]) == ("joined", "member", True)
+    assert _ask(bob, "l", type="leave", room="ops")["type"] == "left"
+    assert _ask(bob, "j2", type="join", room="ops")["code"] == "no_such_room"  # used up
+
+
+def test_only_moderators_moderate_and_the_refusal_says_so(running_server: RunningServer) -> None:
+    alice, bob = running_server.login("alice"), running_server.login("bob")
+    running_server.login("carol")
+    _ask(alice, "c", type="create", room="ops")
+    _ask(bob, "j", type="join", room="ops")
+    refused = _ask(bob, "k", type="moderate", room="ops", action="kick", user="alice")
+    assert refused == {
+        "type": "error", "code": "forbidden", "message": "only moderators of #ops can kick",
+        "ref": "k",
+    }  # fmt: skip
+    assert _ask(alice, "o", type="moderate", room="ops", action="op", user="bob")["type"] == "done"
+    refused = _ask(bob, "k2", type="moderate", room="ops", action="kick", user="alice")
+    assert refused["code"] == "forbidden"
+    assert "owner" in refused["message"]
+    refused = _ask(bob, "p", type="moderate", room="ops", action="private")
+    assert refused["message"] == "only the owner of #ops can make it private"
+
+
+def test_owner_hands_over_before_leaving(running_server: RunningServer) -> None:
+    alice, bob = running_server.login("alice"), running_server.login("bob")
+    _ask(alice, "c", type="create", room="ops")
+    _ask(bob, "j", type="join", room="ops")
+    refused = _ask(alice, "l", type="leave", room="ops")
+    assert (refused["code"], refused["message"]) == (
+        "forbidden", "you own #ops: transfer ownership first",
+    )  # fmt: skip
+    refused = _ask(alice, "t", type="moderate", room="ops", action="transfer", user="carol")
+    assert refused["code"] == "not_member"
+    _ask(alice, "t2", type="moderate", room="ops", action="transfer", user="bob")
+    event = bob.expect("room_event", action="transfer")
+    assert (event["actor"], event["user"]) == ("alice", "bob")
+    assert _ask(alice, "l2", type="leave", room="ops")["type"] == "left"
+    assert _ask(bob, "l3", type="leave", room="ops")["type"] == "left"  # the last one: ownerless
+
+
+# --- live effect -------------------------------------------------------------------------
+
+
+def test_kick_removes_every_session_of_the_member_at_once(running_server: RunningServer) -> None:
+    alice = running_server.login("alice")
+    bob1, bob2 = running_server.login("bob"), running_server.login("bob")
+    carol = running_server.login("carol")
+    _ask(alice, "c", type="create", room="ops")
+    _ask(bob1, "j", type="join", room="ops")
+    _ask(carol, "j", type="join", room="ops")
+    assert (
+        _ask(alice, "k", type="moderate", room="ops", action="kick", user="bob")["type"] == "done"
+    )
+    for bob in (bob1, bob2):
+        event = bob.expect("room_event", room="ops")
+        assert (event["action"], event["actor"], event["user"]) == ("kick", "alice", "bob")
+        assert bob.expect("left") == {"type": "left", "room": "ops"}
+    assert carol.expect("room_event", room="ops")["action"] == "kick"
+    assert carol.expect("member_left") == {"type": "member_left", "room": "ops", "user": "bob"}
+    refused = _ask(bob1, "s", type="send", room="ops", body="still here?")
+    assert refused["code"] == "not_member"
+    assert ("alice", "kick", "ops", "bob") in _audit(running_server.db_url)
+
+
+def test_ban_keeps_a_member_out_until_unbanned(running_server: RunningServer) -> None:
+    alice, bob = running_server.login("alice"), running_server.login("bob")
+    _ask(alice, "c", type="create", room="ops")
+    _ask(bob, "j", type="join", room="ops")
+    _ask(alice, "b", type="moderate", room="ops", action="ban", user="bob")
+    assert bob.expect("left") == {"type": "left", "room": "ops"}
+    refused = _ask(bob, "j2", type="join", room="ops")
+    assert (refused["code"], refused["message"]) == ("forbidden", "you are banned from #ops")
+    refused = _ask(alice, "self", type="moderate", room="ops", action="ban", user="alice")
+    assert refused["code"] == "forbidden"
+    _ask(alice, "u", type="moderate", room="ops", action="unban", user="bob")
+    assert _ask(bob, "j3", type="join", room="ops")["type"] == "joined"
+    actions = [row[1] for row in _audit(running_server.db_url)]
+    assert actions[-2:] == ["ban", "unban"]
+
+
+def test_muted_member_reads_but_cannot_send(running_server: RunningServer) -> None:
+    alice, bob = running_server.login("alice"), running_server.login("bob")
+    _ask(alice, "c", type="create", room="ops")
+    _ask(bob, "j", type="join", room="ops")
+    _ask(alice, "m", type="moderate", room="ops", action="mute", user="bob")
+    refused = _ask(bob, "s", type="send", room="ops", body="hello?")
+    assert (refused["code"], refused["message"]) == ("forbidden", "you are muted in #ops")
+    _ask(alice, "s", type="send", room="ops", body="quiet please")
+    assert bob.expect("message", room="ops")["body"] == "quiet please"
+    _ask(alice, "u", type="moderate", room="ops", action="unmute", user="bob")
+    assert _ask(bob, "s2", type="send", room="ops", body="thanks")["type"] == "ack"
+
+
+def test_topic_is_shown_to_the_room_and_listed(running_server: RunningServer) -> None:
+    alice, bob = running_server.login("alice"), running_server.login("bob")
+    _ask(alice, "c", type="create", room="ops")
+    _ask(bob, "j", type="join", room="ops")
+    too_long = _ask(alice, "t0", type="moderate", room="ops", action="topic", topic="x" * 301)
+    assert too_long["code"] == "bad_request"
+    _ask(alice, "t", type="moderate", room="ops", action="topic", topic="deploys at 5")
+    event = bob.expect("room_event", action="topic")
+    assert (event["topic"], event["actor"]) == ("deploys at 5", "alice")
+    rooms = _ask(bob, "l", type="rooms")["rooms"]
+    assert {"name": "ops", "members": 2, "joined": True, "topic": "deploys at 5"} in rooms
+
+
+def test_room_events_come_back_with_sync(running_server: RunningServer) -> None:
+    alice, bob = running_server.login("alice"), running_server.login("bob")
+    _ask(alice, "c", type="create", room="ops")
+    _ask(bob, "j", type="join", room="ops")
+    since = _ask(bob, "s0", type="sync", since=0)["last_id"]
+    _ask(alice, "t", type="moderate", room="ops", action="topic", topic="new")
+    _ask(alice, "m", type="moderate", room="ops", action="mute", user="bob")
+    bob.expect("room_event", action="mute")  # live first
+    bob.send(type="sync", since=since, ref="s1")
+    events = []
+    while (event := bob.recv())["type"] != "synced":
+        events.append(event)
+    assert [(e["type"], e["action"]) for e in events if e["type"] == "room_event"] == [
+        ("room_event", "topic"), ("room_event", "mute"),
+    ]  # fmt: skip
+
+
+# --- edit and delete -----------------------------------------------------------------------
+
+
+def test_edit_and_delete_fan_out_and_survive_in_history(running_server: RunningServer) -> None:
+    alice, bob = running_server.login("alice"), running_server.login("bob")
+    sent = _ask(alice, "s", type="send", room="general", body="helo")
+    bob.expect("message", id=sent["id"])
+    edit = _ask(alice, "e", type="edit", id=sent["id"], body="hello")
+    assert edit["type"] == "ack"
+    assert edit["id"] > sent["id"]
+    edited = bob.expect("edited")
+    assert (edited["target"], edited["body"], edited["from"]) == (sent["id"], "hello", "alice")
+    refused = _ask(bob, "e2", type="edit", id=sent["id"], body="mine now")
+    assert (refused["code"], refused["message"]) == (
+        "forbidden", "you can edit only your own messages",
+    )  # fmt: skip
+    page = _ask(bob, "h", type="history", room="general")["messages"]
+    assert page[-1]["body"] == "hello"
+    assert "edited" in page[-1]
+    deleted = _ask(alice, "d", type="delete", id=sent["id"])
+    assert deleted["type"] == "ack"
+    assert bob.expect("deleted")["target"] == sent["id"]
+    page = _ask(bob, "h2", type="history", room="general")["messages"]
+    assert (page[-1]["id"], page[-1]["body"], page[-1]["deleted"]) == (sent["id"], "", True)
+    assert _ask(alice, "d2", type="delete", id=sent["id"])["code"] == "no_such_message"
+    assert _ask(alice, "d3", type="delete", id=edit["id"])["code"] == "no_such_message"
+
+
+def test_moderator_deletes_others_messages_and_it_is_audited(
+    running_server: RunningServer,
+) -> None:
+    alice, bob = running_server.login("alice"), running_server.login("bob")
+    _ask(alice, "c", type="create", room="ops")
+    _ask(bob, "j", type="join", room="ops")
+    sent = _ask(bob, "s", type="send", room="ops", body="oops, a password")
+    refused = _ask(bob, "d0", type="delete", id=sent["id"] + 100)
+    assert refused["code"] == "no_such_message"
+    assert _ask(alice, "d", type="delete", id=sent["id"])["type"] == "ack"
+    assert bob.expect("deleted")["by"] == "alice"
+    assert ("alice", "delete_message", "ops", "bob") in _audit(running_server.db_url)
+    with sqlite3.connect(running_server.db_url.removeprefix("sqlite:///")) as db:
+        bodies = [row[0] for row in db.execute("SELECT body FROM messages")]
+    assert "oops, a password" not in bodies
+
+
+def test_edit_of_a_direct_message_reaches_both_parties_only(
+    running_server: RunningServer,
+) -> None:
+    alice, bob, carol = (running_server.login(name) for name in ("alice", "bob", "carol"))
+    sent = _ask(alice, "s", type="send", to="bob", body="psst")
+    assert _ask(carol, "e", type="edit", id=sent["id"], body="x")["code"] == "no_such_message"
+    _ask(alice, "e", type="edit", id=sent["id"], body="psst!")
+    assert bob.expect("edited")["to"] == "bob"
+    carol.send(type="ping", ref="p")
+    assert carol.expect("pong")["ref"] == "p"
+    assert not [e for e in carol.seen if e["type"] == "edited"]
+
+
+# --- read state ----------------------------------------------------------------------------
+
+
+def test_read_marker_moves_on_every_session_and_unread_counts(
+    running_server: RunningServer,
+) -> None:
+    alice = running_server.login("alice")
+    bob1, bob2 = running_server.login("bob"), running_server.login("bob")
+    first = _ask(alice, "s1", type="send", room="general", body="one @bob")
+    last = _ask(alice, "s2", type="send", room="general", body="two")
+    unread = _ask(bob1, "u", type="unread")
+    assert unread["conversations"] == [
+        {"key": "r:general", "count": 2, "mentions": 1, "last_read": first["id"] - 1,
+         "room": "general"},
+    ]  # fmt: skip
+    marker = _ask(bob1, "r", type="read", room="general", id=last["id"])
+    assert marker == {"type": "read", "id": last["id"], "room": "general", "ref": "r"}
+    assert bob2.expect("read") == {"type": "read", "id": last["id"], "room": "general"}
+    back = _ask(bob1, "r2", type="read", room="general", id=first["id"])
+    assert back["id"] == last["id"]  # a marker never moves back
+    assert _ask(bob2, "u2", type="unread")["conversations"] == []
+    after = _ask(bob1, "h", type="history", room="general", after=first["id"])
+    assert [m["id"] for m in after["messages"]] == [last["id"]]
+
+
+def test_direct_message_waits_for_a_first_login(running_server: RunningServer) -> None:
+    carol = running_server.login("carol")
+    sent = _ask(carol, "s", type="send", to="dave", body="welcome aboard, @dave")
+    dave = running_server.login("dave")
+    unread = _ask(dave, "u", type="unread")["conversations"]
+    assert unread == [
+        {"key": "u:carol", "count": 1, "mentions": 1, "last_read": 0, "with": "carol"},
+    ]
+    page = _ask(dave, "h", type="history", **{"with": "carol"}, after=0)["messages"]
+    assert [m["id"] for m in page] == [sent["id"]]
+    _ask(dave, "r", type="read", id=sent["id"], **{"with": "carol"})
+    assert _ask(dave, "u2", type="unread")["conversations"] == []
+
+
+# --- both transports -----------------------------------------------------------------------
+
+
+def test_moderation_reaches_sessions_on_the_web_port(server_factory: Any) -> None:
+    from tests.web_peer import WebPeer
+
+    running = server_factory(web_port=0)
+    alice = running.login("alice")
+    with WebPeer(running.web_address, running.ca_file) as bob:
+        bob.login("bob", PASSWORD)
+        _ask(alice, "c", type="create", room="ops")
+        bob.send(type="join", room="ops", ref="j")
+        assert bob.expect("joined")["role"] == "member"
+        bob.send(type="moderate", room="ops", action="kick", user="alice", ref="k")
+        assert bob.expect("error", ref="k")["code"] == "forbidden"
+        _ask(alice, "k", type="moderate", room="ops", action="kick", user="bob")
+        assert bob.expect("room_event")["action"] == "kick"
+        assert bob.expect("left")["room"] == "ops"
+
+
+def test_admin_acts_as_owner_in_every_room(running_server: RunningServer) -> None:
+    _add_admin(running_server.db_url, "root")
+    alice, bob = running_server.login("alice"), running_server.login("bob")
+    root = running_server.login("root")
+    _ask(alice, "c", type="create", room="ops", private=True)
+    listed = _ask(root, "l", type="rooms")["rooms"]
+    assert {"name": "ops", "members": 1, "joined": False, "private": True} in listed
+    _ask(root, "i", type="moderate", room="ops", action="invite", user="bob")
+    _ask(bob, "j", type="join", room="ops")
+    assert _ask(root, "t", type="moderate", room="ops", action="kick", user="alice")["type"] == (
+        "done"
+    )
+    assert alice.expect("left")["room"] == "ops"
+
+
+# --- room deletion (finding 13 of #13: rooms could never be deleted) ------------------------
+
+
+def test_owner_deletes_a_room_and_its_members_leave_it_at_once(
+    running_server: RunningServer,
+) -> None:
+    alice, bob, carol = (running_server.login(name) for name in ("alice", "bob", "carol"))
+    _ask(alice, "c", type="create", room="ops")
+    _ask(bob, "j", type="join", room="ops")
+    _ask(bob, "s", type="send", room="ops", body="secret plans")
+    refused = _ask(bob, "d0", type="moderate", room="ops", action="delete")
+    assert (refused["code"], refused["message"]) == (
+        "forbidden", "only the owner of #ops can delete it",
+    )  # fmt: skip
+    assert _ask(alice, "d", type="moderate", room="ops", action="delete") == {
+        "type": "done", "ref": "d",
+    }  # fmt: skip
+    event = bob.expect("room_event", room="ops")
+    assert (event["action"], event["actor"]) == ("delete", "alice")
+    assert bob.expect("left") == {"type": "left", "room": "ops"}
+    assert _ask(bob, "h", type="history", room="ops")["code"] == "no_such_room"
+    assert "ops" not in [room["name"] for room in _ask(carol, "l", type="rooms")["rooms"]]
+    with sqlite3.connect(running_server.db_url.removeprefix("sqlite:///")) as db:
+        assert db.execute("SELECT count(*) FROM rooms WHERE name = 'ops'").fetchone() == (0,)
+        assert db.execute(
+            "SELECT count(*) FROM messages WHERE body = 'secret plans'"
+        ).fetchone() == (0,)
+    assert ("alice", "delete", "ops", None) in _audit(running_server.db_url)
+    # The name is free again, for a new room that starts empty.
+    assert _ask(carol, "c2", type="create", room="ops")["members"] == ["carol"]
+    assert _ask(carol, "h2", type="history", room="ops")["messages"] == []
