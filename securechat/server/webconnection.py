@@ -74,12 +74,27 @@ CLOSE_TIMEOUT = 1.0
 #: The largest blob a sender writes itself: an empty send buffer takes it whole at once.
 DIRECT_WRITE_MAX = 16 * 1024
 
-if sys.platform == "linux":
-    import fcntl
+_SIOCOUTQ = 0x5411  # Linux: bytes the kernel holds for the peer, not yet sent or not yet acked
 
-    _SIOCOUTQ = 0x5411  # bytes the kernel holds for the peer: not yet sent or not yet acked
 
-    def _room_for(sock: socket.socket, size: int, budget: int) -> bool:
+def _no_room(sock: socket.socket, size: int, budget: int) -> bool:
+    return False  # without a way to ask the kernel, every frame goes through the writer thread
+
+
+def _kernel_room_check() -> Callable[[socket.socket, int, int], bool]:
+    """The question a direct write asks first, where the kernel can answer it (Linux).
+
+    fcntl is imported here, not at the top: every module the CLI loads must load where
+    there is no fcntl (tests/test_client_portability.py).
+    """
+    if sys.platform != "linux":
+        return _no_room
+    try:
+        import fcntl
+    except ImportError:
+        return _no_room
+
+    def room_for(sock: socket.socket, size: int, budget: int) -> bool:
         """Whether the kernel takes ``size`` more bytes at once: what it still holds for
         the peer, plus them, stays within ``budget`` (a quarter of the send buffer)."""
         try:
@@ -89,10 +104,10 @@ if sys.platform == "linux":
         held = int.from_bytes(out, sys.byteorder, signed=True)
         return held >= 0 and held + size <= budget
 
-else:  # elsewhere every frame goes through the writer thread
+    return room_for
 
-    def _room_for(sock: socket.socket, size: int, budget: int) -> bool:
-        return False
+
+_room_for = _kernel_room_check()
 
 
 _TEXT_HEAD = (struct.Struct("!BB"), struct.Struct("!BBH"), struct.Struct("!BBQ"))
