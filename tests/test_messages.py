@@ -440,7 +440,7 @@ def test_decode_event_rejects_request_type() -> None:
 
 # Every request the protocol knows, and every field any of them has on the wire (read from
 # the dataclasses, so a request added later is fuzzed too).
-REQUEST_CLASSES: tuple[type, ...] = typing.get_args(Request)
+REQUEST_CLASSES = typing.get_args(Request)
 REQUEST_TYPES = sorted(str(cls.TYPE) for cls in REQUEST_CLASSES)
 FIELDS = sorted({wire for cls in REQUEST_CLASSES for _, wire in _wire_fields(cls)})
 
