@@ -380,6 +380,169 @@ def test_browser_page_runs_under_its_csp_without_violations(page: Page, web: Run
     assert errors == []
 
 
+def _badge(page: Page, key: str, kind: str = "unread") -> Locator:
+    return page.locator(f'#sidebar button[data-key="{key}"] .badge.{kind}')
+
+
+def _type(page: Page, text: str) -> None:
+    composer = page.get_by_label("Message", exact=True)
+    composer.fill(text)
+    composer.press("Enter")
+
+
+def test_browser_unread_kept_by_the_server_and_read_on_one_session_clears_another(
+    page: Page, web: RunningServer
+) -> None:
+    carol = web.login("carol")
+    carol.send(type="send", to="dave", body="welcome aboard, dave", ref="d1")
+    carol.expect("ack", ref="d1")  # dave has never logged in
+    elsewhere = web.login("dave")  # dave's terminal, in #dev before it gets busy
+    for peer in (elsewhere, carol):
+        peer.send(type="join", room="dev", ref="j")
+        peer.expect("joined", ref="j")
+    for n, body in enumerate(["first unread", "second", "@dave can you look?"]):
+        carol.send(type="send", room="dev", body=body, ref=f"m{n}")
+    newest = carol.expect("ack", ref="m2")["id"]
+    _logged_in(page, web, "dave")
+    expect(_badge(page, "dm:carol")).to_have_text("1")
+    expect(_badge(page, "room:dev")).to_have_text("3")
+    expect(_badge(page, "room:dev", "mention")).to_have_text("@1")
+    expect(page.locator("#conversation-title")).to_have_text("#general")
+    page.locator('#room-list button[data-key="room:dev"]').click()
+    expect(page.locator("#messages li.divider")).to_have_text("New messages")
+    expect(page.locator("#messages li.divider + li")).to_contain_text("first unread")
+    expect(_badge(page, "room:dev")).to_have_count(0)
+    expect(_badge(page, "room:dev", "mention")).to_have_count(0)
+    assert elsewhere.expect("read", room="dev")["id"] == newest  # read here: read there
+    carol.send(type="send", to="dave", body="still there?", ref="d2")
+    latest = carol.expect("ack", ref="d2")["id"]
+    expect(_badge(page, "dm:carol")).to_have_text("2")
+    elsewhere.send(type="read", **{"with": "carol"}, id=latest, ref="r")
+    elsewhere.expect("read", ref="r")
+    expect(_badge(page, "dm:carol")).to_have_count(0)  # read there: read here
+    expect(page).to_have_title("securechat")
+
+
+def test_browser_edits_and_deletes_live_both_ways(page: Page, web: RunningServer) -> None:
+    _logged_in(page, web)
+    bob = web.login("bob")
+    composer = page.get_by_label("Message", exact=True)
+    _type(page, "a mesage with a typo")
+    target = bob.expect("message", body="a mesage with a typo")["id"]
+    composer.press("ArrowUp")  # in an empty composer: edit the last message of mine
+    expect(page.locator("#edit-bar")).to_be_visible()
+    expect(composer).to_have_value("a mesage with a typo")
+    composer.fill("a message, fixed")
+    composer.press("Enter")
+    assert bob.expect("edited", target=target)["body"] == "a message, fixed"
+    mine = page.locator(f'#messages li[data-id="{target}"]')
+    expect(mine.locator(".body")).to_have_text("a message, fixed")
+    expect(mine.locator(".edited")).to_have_text("(edited)")
+    mine.get_by_role("button", name="Delete message").click()
+    confirm = mine.get_by_role("button", name="Yes, delete the message")
+    expect(confirm).to_be_focused()
+    page.keyboard.press("Enter")
+    assert bob.expect("deleted", target=target)["by"] == "alice"
+    expect(mine.locator(".body")).to_have_text("message deleted")
+    expect(mine.get_by_role("button")).to_have_count(0)
+    bob.send(type="send", room="general", body="bob says hi", ref="b1")
+    theirs_id = bob.expect("ack", ref="b1")["id"]
+    theirs = page.locator(f'#messages li[data-id="{theirs_id}"]')
+    expect(theirs.locator(".body")).to_have_text("bob says hi")
+    expect(theirs.get_by_role("button")).to_have_count(0)  # not ours, not our room to run
+    bob.send(type="edit", id=theirs_id, body="bob says hello", ref="e1")
+    expect(theirs.locator(".body")).to_have_text("bob says hello")
+    expect(theirs.locator(".edited")).to_have_text("(edited)")
+    bob.send(type="delete", id=theirs_id, ref="x1")
+    expect(theirs.locator(".body")).to_have_text("message deleted")
+    page.reload()  # history shows them the same way
+    _logged_in(page, web)
+    expect(page.locator(f'#messages li[data-id="{theirs_id}"] .body')).to_have_text(
+        "message deleted"
+    )
+    expect(page.locator(f'#messages li[data-id="{target}"] .body')).to_have_text("message deleted")
+
+
+def test_browser_moderates_with_slash_commands_and_shows_room_events(
+    page: Page, web: RunningServer
+) -> None:
+    _logged_in(page, web)
+    bob = web.login("bob")
+    _type(page, "/create ops private")
+    expect(page.locator("#conversation-title")).to_have_text("#ops")
+    expect(page.locator("#conversation-private")).to_be_visible()
+    _type(page, "/invite bob")
+    bob.expect("room_event", room="ops", action="invite", user="bob")
+    expect(page.locator("#messages li.system").last).to_have_text("You invited bob")
+    bob.send(type="join", room="ops", ref="j")
+    bob.expect("joined", ref="j")
+    _type(page, "/topic deploys at 17:00")
+    expect(page.locator("#conversation-topic")).to_have_text("deploys at 17:00")
+    expect(page.locator("#messages li.system").last).to_have_text(
+        "topic changed to “deploys at 17:00” by you"
+    )
+    bob.send(type="send", room="ops", body="oops, wrong room", ref="w")
+    wrong = page.locator(f'#messages li[data-id="{bob.expect("ack", ref="w")["id"]}"]')
+    wrong.get_by_role("button", name="Delete message").click()  # the owner deletes others'
+    wrong.get_by_role("button", name="Yes, delete the message").click()
+    expect(wrong.locator(".body")).to_have_text("message deleted")
+    _type(page, "/kick bob")
+    bob.expect("left", room="ops")
+    expect(page.locator("#messages li.system").last).to_have_text("You kicked bob")
+    _type(page, "/kick")
+    expect(page.locator("#composer-error")).to_have_text("usage: /kick USER")
+    page.locator('#room-list button[data-key="room:general"]').click()
+    _type(page, "/kick bob")  # #general has no owner: the server refuses
+    expect(page.locator("#composer-error")).to_have_text("only moderators of #general can kick")
+    bob.send(type="create", room="quiet", ref="c")
+    bob.expect("joined", ref="c")
+    bob.send(type="moderate", room="quiet", action="invite", user="alice", ref="i")
+    bob.expect("done", ref="i")
+    _type(page, "/join quiet")
+    expect(page.locator("#conversation-title")).to_have_text("#quiet")
+    bob.send(type="moderate", room="quiet", action="mute", user="alice", ref="m")
+    bob.expect("done", ref="m")
+    expect(page.locator("#messages li.system").last).to_have_text("bob muted you")
+    _type(page, "may I speak?")
+    expect(_messages(page).filter(has_text="may I speak?")).to_have_attribute(
+        "data-status", "failed"
+    )
+    expect(page.locator("#composer-error")).to_have_text("Not sent: you are muted in #quiet")
+    bob.send(type="moderate", room="quiet", action="ban", user="alice", ref="b")
+    bob.expect("done", ref="b")
+    expect(page.locator("#notice")).to_have_text("You are no longer in #quiet: bob banned you.")
+    expect(page.locator('#room-list button[data-key="room:quiet"]')).to_have_count(0)
+    expect(page.locator("#conversation-title")).to_have_text("#general")
+
+
+def test_browser_searches_pages_and_opens_a_result(page: Page, web: RunningServer) -> None:
+    bob, carol = web.login("bob"), web.login("carol")
+    for n in range(25):
+        bob.send(type="send", room="general", body=f"needle {n:02d}", ref=f"n{n}")
+    bob.expect("ack", ref="n24")
+    carol.send(type="send", to="alice", body="a needle in a DM", ref="d")
+    carol.expect("ack", ref="d")
+    bob.send(type="send", room="general", body="no match here", ref="x")
+    bob.expect("ack", ref="x")
+    _logged_in(page, web)
+    page.get_by_label("Search", exact=True).fill("NEEDLE")
+    page.get_by_label("Search", exact=True).press("Enter")
+    results = page.locator("#search-results .result")
+    expect(results).to_have_count(20)
+    expect(results.first.locator(".body")).to_have_text("a needle in a DM")
+    expect(results.first.locator(".where")).to_have_text("carol")
+    expect(results.nth(1).locator(".where")).to_have_text("#general")
+    expect(results.first.locator("time")).to_have_count(1)
+    page.get_by_role("button", name="More results").click()
+    expect(results).to_have_count(26)
+    expect(results.last.locator(".body")).to_have_text("needle 00")
+    expect(page.get_by_role("button", name="More results")).to_be_hidden()
+    results.filter(has_text="needle 03").click()
+    expect(page.locator("#search-view")).to_be_hidden()
+    expect(page.locator("#conversation-title")).to_have_text("#general")
+    expect(page.locator("#messages li.found .body")).to_have_text("needle 03")
+
+
 def test_browser_screenshot_for_the_readme(page: Page, web: RunningServer, tmp_path: Path) -> None:
     """A screenshot (logged in, two rooms, a few messages) for the README: docs/web.png.
 

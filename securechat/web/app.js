@@ -147,7 +147,7 @@ class App {
     this.whoTimer = null;
     this.roomInfo = new Map(); // room -> { role, topic, private, muted } from `joined` and events
     this.quietRefs = new Set(); // `join`s that only ask a room's details: no view change
-    this.commandRefs = new Set(); // requests typed as slash commands: refusals go inline
+    this.commandRefs = new Map(); // ref -> last id seen, of requests typed as slash commands
     this.unreadPages = null; // conversations gathered from `unread` pages, while paging
     this.unreadAgain = false; // a refresh was asked for while one was running
     this.unreadTimer = null;
@@ -421,7 +421,9 @@ class App {
   }
 
   reply(ref, asked, event) {
-    const command = this.commandRefs.delete(ref);
+    const command = this.commandRefs.has(ref);
+    const seenBefore = this.commandRefs.get(ref);
+    this.commandRefs.delete(ref);
     const quiet = this.quietRefs.delete(ref);
     if (event.type === "error" && command) {
       this.composerError(event.message);
@@ -458,8 +460,15 @@ class App {
       case "search":
         this.searchPage(asked, event);
         break;
+      case "moderate":
+        // The server tells the room but not the session that acted: the event is in the
+        // journal, so a sync from before the command brings it (what else it brings was seen).
+        if (event.type === "done" && seenBefore !== undefined) {
+          this.session.request({ type: "sync", since: seenBefore });
+        }
+        break;
       default:
-        break; // `done` of a moderation command: its room event tells the room
+        break;
     }
   }
 
@@ -931,7 +940,8 @@ class App {
         return;
       }
       input.value = "";
-      this.commandRefs.add(this.session.request(command.request));
+      const seen = this.session.lastId;
+      this.commandRefs.set(this.session.request(command.request), seen);
       this.pump();
       return;
     }
