@@ -352,6 +352,12 @@ def test_browser_works_from_the_keyboard_at_360_px(
         page.press("#join-room", "Enter")
         expect(page.locator("#conversation-title")).to_have_text("#dev")
         expect(page.locator("#sidebar")).to_be_hidden()
+        page.keyboard.type("a message of mine, with its Edit and Delete buttons")
+        page.keyboard.press("Enter")
+        expect(_messages(page).get_by_role("button", name="Edit message")).to_have_count(1)
+        page.keyboard.press("ArrowUp")
+        expect(page.locator("#edit-bar")).to_be_visible()
+        assert page.evaluate("document.documentElement.scrollWidth") <= 360
     finally:
         page.close()
 
@@ -489,6 +495,10 @@ def test_browser_moderates_with_slash_commands_and_shows_room_events(
     _type(page, "/kick bob")
     bob.expect("left", room="ops")
     expect(page.locator("#messages li.system").last).to_have_text("You kicked bob")
+    page.fill("#join-room", "lounge")  # the sidebar's form creates rooms too, public unless ticked
+    page.get_by_role("button", name="Create").click()
+    expect(page.locator("#conversation-title")).to_have_text("#lounge")
+    expect(page.locator("#conversation-private")).to_be_hidden()
     _type(page, "/kick")
     expect(page.locator("#composer-error")).to_have_text("usage: /kick USER")
     page.locator('#room-list button[data-key="room:general"]').click()

@@ -4,7 +4,7 @@
 // markup. The resume token lives only in this module's memory: a reload asks for the
 // password again (docs/security.md, "Web client").
 
-import { conversationKey, mentions, parseCommand, roomEventText, unreadKey } from "./chat.js";
+import { conversationKey, mentionSpans, mentions, parseCommand, roomEventText, unreadKey } from "./chat.js";
 import { ChatSession, reconnectDelay } from "./session.js";
 
 const HISTORY_PAGE = 50;
@@ -59,6 +59,19 @@ function timeOf(ts, withDate = false) {
     : { hour: "2-digit", minute: "2-digit" };
   const text = Number.isNaN(when.getTime()) ? ts : when.toLocaleString([], options);
   return el("time", { attrs: { datetime: ts } }, text);
+}
+
+// A body as text nodes, with each @mention of `user` in a <mark>: still text, never markup.
+function withMentions(body, user) {
+  const parts = [];
+  let at = 0;
+  for (const [start, end] of mentionSpans(body, user)) {
+    if (start > at) parts.push(body.slice(at, start));
+    parts.push(el("mark", { className: "at-me" }, body.slice(start, end)));
+    at = end;
+  }
+  if (at < body.length || parts.length === 0) parts.push(body.slice(at));
+  return parts;
 }
 
 function randomPrefix() {
@@ -392,8 +405,9 @@ class App {
     if (conversation.kind === "dm") this.rememberDm(conversation.name);
     else this.rooms.add(conversation.name); // joined from another session, say
     conversation.messages.set(message.id, message);
-    if (message.from !== me && message.id > conversation.lastRead && !message.deleted) {
-      if (key === this.current && !pageSeen() && conversation.divider === null) {
+    const seen = key === this.current && pageSeen() && this.search === null;
+    if (message.from !== me && message.id > conversation.lastRead && !message.deleted && !seen) {
+      if (key === this.current && conversation.divider === null) {
         conversation.divider = conversation.lastRead; // what arrives while away is new
       }
       conversation.unread += 1;
@@ -401,7 +415,10 @@ class App {
     }
     this.notify(message, key);
     this.renderSidebar();
-    if (key === this.current) this.renderMessages();
+    if (key === this.current) {
+      this.renderMessages();
+      this.markRead();
+    }
   }
 
   delivered(ref, message) {
@@ -476,7 +493,11 @@ class App {
     const key = asked.room !== undefined ? `room:${asked.room}` : `dm:${asked.with}`;
     const conversation = this.conversation(key);
     conversation.loading = false;
-    if (event.type !== "history") return; // failed (e.g. the connection dropped): try again later
+    if (event.type !== "history") {
+      // Cut short by a drop: asked again after the login. Else refused (a room left since).
+      if (event.code !== "shutting_down" && key === this.current) this.composerError(event.message);
+      return;
+    }
     const first = !conversation.loaded;
     conversation.loaded = true;
     for (const message of event.messages) conversation.messages.set(message.id, message);
@@ -520,6 +541,7 @@ class App {
       $("join-error").textContent = "";
     }
     this.open(`room:${event.room}`);
+    $("composer-input").focus();
   }
 
   pushed(event) {
@@ -1066,6 +1088,8 @@ class App {
     if (isOpen && !wasOpen) {
       const first = $("sidebar").querySelector("button, input");
       if (first) first.focus(); // keyboard users land in the menu they opened
+    } else if (!isOpen && wasOpen && $("sidebar").contains(document.activeElement)) {
+      $("composer-input").focus(); // ...and in the composer when a choice there closes it
     }
   }
 
@@ -1179,8 +1203,8 @@ class App {
     }
     const dataset = message.id !== undefined ? { id: message.id } : {};
     if (status !== null) dataset.status = status;
-    const body = message.deleted ? "message deleted" : message.body;
-    return el("li", { className: classes.join(" "), dataset }, meta, el("p", { className: "body" }, body));
+    const body = message.deleted ? ["message deleted"] : withMentions(message.body, me);
+    return el("li", { className: classes.join(" "), dataset }, meta, el("p", { className: "body" }, ...body));
   }
 
   // Edit and delete on one's own messages; delete on others' for a room's moderators.

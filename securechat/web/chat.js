@@ -13,10 +13,24 @@ export function unreadKey(entry) {
   return typeof entry.room === "string" ? `room:${entry.room}` : `dm:${entry.with}`;
 }
 
+function mentionPattern(user, flags) {
+  const escaped = user.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  return new RegExp(`(^|[^a-z0-9._-])(@${escaped})(?![a-z0-9._-])`, flags);
+}
+
 // Whether `body` mentions `user` as @name: the server's rule (a name stands alone).
 export function mentions(body, user) {
-  const escaped = user.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
-  return new RegExp(`(^|[^a-z0-9._-])@${escaped}(?![a-z0-9._-])`, "i").test(body);
+  return mentionPattern(user, "i").test(body);
+}
+
+// Where `body` mentions `user`: [start, end) of each "@name", for highlighting.
+export function mentionSpans(body, user) {
+  const spans = [];
+  for (const match of body.matchAll(mentionPattern(user, "gi"))) {
+    const start = match.index + match[1].length;
+    spans.push([start, start + match[2].length]);
+  }
+  return spans;
 }
 
 // The commands that act on a user in the current room: /kick USER and so on.

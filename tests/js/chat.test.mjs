@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 
 const module = process.env.CHAT_MODULE || new URL("../../securechat/web/chat.js", import.meta.url).href;
-const { conversationKey, mentions, parseCommand, roomEventText, unreadKey } = await import(module);
+const { conversationKey, mentionSpans, mentions, parseCommand, roomEventText, unreadKey } = await import(module);
 
 test("moderation commands act on the current room, with the target's name normalized", () => {
   assert.deepEqual(parseCommand("/kick @Bob", "ops"), {
@@ -65,4 +65,6 @@ test("conversation keys, unread keys and mentions", () => {
   assert.equal(mentions("mail alice@example.org", "alice"), false);
   assert.equal(mentions("@alice.b is someone else", "alice"), false);
   assert.equal(mentions("@al", "alice"), false);
+  assert.deepEqual(mentionSpans("@alice, @ALICE and @alice.b or x@alice", "alice"), [[0, 6], [8, 14]]);
+  assert.deepEqual(mentionSpans("no one", "alice"), []);
 });
