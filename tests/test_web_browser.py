@@ -63,6 +63,16 @@ if (window.Notification) {
 }
 """
 SCREENSHOT = Path(__file__).resolve().parent.parent / "docs" / "web.png"
+#: The page's visibility as when another window covers it, and back (headless Chromium
+#: shows every page): the test's stand-in for a user looking elsewhere.
+HIDE_PAGE = """
+Object.defineProperty(document, "visibilityState", { configurable: true, get: () => "hidden" });
+document.dispatchEvent(new Event("visibilitychange"));
+"""
+SHOW_PAGE = """
+delete document.visibilityState;
+document.dispatchEvent(new Event("visibilitychange"));
+"""
 
 
 @pytest.fixture(scope="module")
@@ -427,6 +437,15 @@ def test_browser_unread_kept_by_the_server_and_read_on_one_session_clears_anothe
     elsewhere.expect("read", ref="r")
     expect(_badge(page, "dm:carol")).to_have_count(0)  # read there: read here
     expect(page).to_have_title("securechat")
+    # Another window in front: what arrives in #dev is not read until the page is seen.
+    page.evaluate(HIDE_PAGE)
+    carol.send(type="send", room="dev", body="while you were away", ref="m3")
+    away = carol.expect("ack", ref="m3")["id"]
+    expect(_badge(page, "room:dev")).to_have_text("1")
+    expect(page.locator("#messages li.divider + li")).to_contain_text("while you were away")
+    page.evaluate(SHOW_PAGE)
+    assert elsewhere.expect("read", room="dev")["id"] == away
+    expect(_badge(page, "room:dev")).to_have_count(0)
 
 
 def test_browser_edits_and_deletes_live_both_ways(page: Page, web: RunningServer) -> None:

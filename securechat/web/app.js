@@ -407,7 +407,7 @@ class App {
     conversation.messages.set(message.id, message);
     const seen = key === this.current && pageSeen() && this.search === null;
     if (message.from !== me && message.id > conversation.lastRead && !message.deleted && !seen) {
-      if (key === this.current && conversation.divider === null) {
+      if (key === this.current && conversation.unread === 0) {
         conversation.divider = conversation.lastRead; // what arrives while away is new
       }
       conversation.unread += 1;
