@@ -285,6 +285,29 @@ def test_browser_history_loads_older_pages_on_scroll(page: Page, web: RunningSer
     expect(page.locator("#messages .older")).to_have_text("Start of the conversation")
 
 
+def test_browser_opens_at_the_first_unread_and_loads_newer_pages_on_scroll(
+    page: Page, web: RunningServer
+) -> None:
+    alice, bob = web.login("alice"), web.login("bob")
+    alice.send(type="join", room="general", ref="j")  # a member since before the messages
+    alice.expect("joined", ref="j")
+    count = 70
+    for n in range(count):
+        bob.send(type="send", room="general", body=f"unread {n:02d}", ref=f"u{n}")
+    bob.expect("ack", ref=f"u{count - 1}")
+    _logged_in(page, web)
+    expect(page.locator("#messages li.divider + li")).to_contain_text("unread 00")
+    expect(_messages(page)).to_have_count(50)
+    expect(_messages(page).last).to_contain_text("unread 49")
+    expect(_badge(page, "room:general")).to_have_text("20")  # read up to what is shown
+    page.locator("#messages").evaluate("list => list.scrollTo(0, list.scrollHeight)")
+    expect(_messages(page)).to_have_count(count)
+    expect(_messages(page).last).to_contain_text("unread 69")
+    expect(_badge(page, "room:general")).to_have_count(0)
+    alice.send(type="unread", ref="u")
+    assert alice.expect("unread", ref="u")["conversations"] == []
+
+
 def test_browser_catches_up_once_after_a_server_restart(
     page: Page, web: RunningServer, server_factory: ServerFactory
 ) -> None:

@@ -164,6 +164,7 @@ class App {
     this.unreadPages = null; // conversations gathered from `unread` pages, while paging
     this.unreadAgain = false; // a refresh was asked for while one was running
     this.unreadTimer = null;
+    this.whenUnreadKnown = null; // the first view, opened once the unread counts are in
     this.editing = null; // { key, id } while the composer edits a message
     this.search = null; // { query, results, more, loading }
     this.notices = new Map(); // room -> why we were removed, told when `left` comes
@@ -357,6 +358,9 @@ class App {
     this.attempt = 0;
     this.setStatus("online");
     const user = welcome.user;
+    if (resumed) {
+      for (const room of [...this.rooms]) if (!welcome.rooms.includes(room)) this.removeRoom(room);
+    }
     for (const room of welcome.rooms) this.rooms.add(room);
     this.session.request({ type: "who" });
     this.refreshUnread(); // after a drop too: what was read elsewhere meanwhile
@@ -381,9 +385,9 @@ class App {
     $("chat-view").hidden = false;
     const last = prefs.get(user, "last", null);
     const valid = typeof last === "string" && (last.startsWith("dm:") || this.rooms.has(last.slice(5)));
-    if (valid) this.open(last);
-    else if (this.rooms.has(DEFAULT_ROOM)) this.open(`room:${DEFAULT_ROOM}`);
-    else this.join(DEFAULT_ROOM);
+    const first = valid ? last : this.rooms.has(DEFAULT_ROOM) ? `room:${DEFAULT_ROOM}` : null;
+    // Opened with its unread count known, so that it opens at the first unread message.
+    this.whenUnreadKnown = () => (first !== null ? this.open(first) : this.join(DEFAULT_ROOM));
     $("composer-input").focus();
   }
 
@@ -517,6 +521,7 @@ class App {
     }
     this.markRead();
     this.maybeLoadOlder(); // a page that does not fill the view cannot be scrolled
+    this.maybeLoadNewer();
   }
 
   joinedReply(asked, event, { quiet, command }) {
@@ -579,6 +584,12 @@ class App {
     this.session.request({ type: "unread" });
   }
 
+  firstView() {
+    const open = this.whenUnreadKnown;
+    this.whenUnreadKnown = null;
+    if (open !== null) open();
+  }
+
   // Asked for after a read marker this page cannot settle alone; bursts become one request.
   refreshUnreadSoon() {
     clearTimeout(this.unreadTimer);
@@ -592,6 +603,7 @@ class App {
   unreadPage(event) {
     if (event.type !== "unread" || this.unreadPages === null) {
       this.unreadPages = null; // cut short: the next login asks again
+      this.firstView();
       return;
     }
     this.unreadPages.push(...event.conversations);
@@ -614,6 +626,7 @@ class App {
       conversation.lastRead = Math.max(conversation.lastRead, entry.last_read);
     }
     this.renderSidebar();
+    this.firstView();
     this.markRead();
     if (this.unreadAgain) {
       this.unreadAgain = false;
@@ -626,7 +639,8 @@ class App {
     const conversation = this.conversations.get(this.current);
     if (!conversation || this.session === null || !this.session.isReady) return;
     if (!pageSeen() || this.search !== null) return;
-    const newest = conversation.newestId();
+    // Up to the last message shown in a row: not past a gap that newer pages will fill.
+    const newest = conversation.newerFrom !== null ? conversation.newerFrom : conversation.newestId();
     if (newest === null || newest <= conversation.lastRead || newest <= conversation.readAsked) return;
     conversation.readAsked = newest;
     this.session.request({ type: "read", ...conversation.where(), id: newest });
@@ -788,7 +802,11 @@ class App {
 
   searchFrom(before) {
     const search = this.search;
-    if (search === null || search.loading || !this.session.isReady) return;
+    if (search === null || search.loading) return;
+    if (!this.session.isReady) {
+      this.renderSearch("Not connected; try again in a moment.");
+      return;
+    }
     search.loading = true;
     const request = { type: "search", query: search.query, limit: SEARCH_PAGE };
     if (before !== null) request.before = before;
@@ -868,7 +886,7 @@ class App {
     this.renderMessages({ toBottom: true });
     if (!conversation.loaded) {
       // With unread messages: from the read marker on, so the first unread is in view.
-      const after = conversation.unread > 0 && conversation.lastRead > 0 ? conversation.lastRead : null;
+      const after = conversation.unread > 0 ? conversation.lastRead : null;
       this.loadHistory(conversation, { after });
     } else {
       const divider = $("messages").querySelector(".divider");
@@ -1034,6 +1052,7 @@ class App {
     this.quietRefs.clear();
     this.commandRefs.clear();
     this.notices.clear();
+    this.whenUnreadKnown = null;
     this.unreadPages = null;
     this.unreadAgain = false;
     this.stopEditing(true);
