@@ -503,6 +503,11 @@ def test_browser_edits_and_deletes_live_both_ways(page: Page, web: RunningServer
     expect(theirs.locator(".edited")).to_have_text("(edited)")
     bob.send(type="delete", id=theirs_id, ref="x1")
     expect(theirs.locator(".body")).to_have_text("message deleted")
+    bob.send(type="send", to="alice", body="oops, not for you", ref="b2")
+    unsent_id = bob.expect("ack", ref="b2")["id"]
+    expect(_badge(page, "dm:bob")).to_have_text("1")
+    bob.send(type="delete", id=unsent_id, ref="x2")
+    expect(_badge(page, "dm:bob")).to_have_count(0)  # a deleted message is not unread
     page.reload()  # history shows them the same way
     _logged_in(page, web)
     expect(page.locator(f'#messages li[data-id="{theirs_id}"] .body')).to_have_text(

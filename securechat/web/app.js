@@ -537,7 +537,10 @@ class App {
       muted: event.muted === true,
     });
     if (quiet) {
-      if (this.current === `room:${event.room}`) this.renderHeader();
+      if (this.current === `room:${event.room}`) {
+        this.renderHeader();
+        this.renderMessages(); // a moderator's Delete buttons on others' messages
+      }
       return;
     }
     if (!command) {
@@ -735,8 +738,18 @@ class App {
   changedElsewhere(event) {
     const found = this.findMessage(event.target);
     if (found === null) return; // not loaded here: history will show it as it is now
-    if (event.type === "edited") this.apply(found, { body: event.body, edited: event.ts });
-    else this.apply(found, { body: "", deleted: true });
+    if (event.type === "edited") {
+      this.apply(found, { body: event.body, edited: event.ts });
+      return;
+    }
+    const { conversation, message } = found;
+    const me = this.session.user;
+    if (message.from !== me && message.id > conversation.lastRead && conversation.unread > 0 && !message.deleted) {
+      conversation.unread -= 1; // as the server counts: deleted messages are not unread
+      if (mentions(message.body, me) && conversation.mentions > 0) conversation.mentions -= 1;
+      this.renderSidebar();
+    }
+    this.apply(found, { body: "", deleted: true });
   }
 
   apply({ conversation, message }, change) {
