@@ -1277,7 +1277,8 @@ class App {
     $("search-results").replaceChildren(
       ...results.map((message) => {
         const key = conversationKey(message, this.session.user);
-        const label = new Conversation(key).label;
+        const where = new Conversation(key);
+        const label = where.kind === "room" ? where.label : `DM with ${where.name}`;
         const button = el(
           "button",
           { className: "result", attrs: { type: "button" }, dataset: { id: message.id, key } },
