@@ -246,6 +246,15 @@ def test_browser_direct_message_notifies_and_counts_unread(
     page.wait_for_timeout(200)
     # In view and visible: neither the room message nor the mention notifies.
     assert len(page.evaluate("window.__notifications")) == 1
+    page.fill("#join-room", "dev")
+    page.press("#join-room", "Enter")
+    expect(page.locator("#conversation-title")).to_have_text("#dev")
+    bob.send(type="send", room="general", body="@alice lunch?", ref="g3")
+    expect(_badge(page, "room:general", "mention")).to_have_text("@1")
+    # Not in view: the mention notifies (the page notifies before it draws the badge).
+    assert page.evaluate("window.__notifications")[1:] == [
+        {"title": "bob in #general", "body": "@alice lunch?"}
+    ]
     dm.click()
     expect(page.locator("#conversation-title")).to_have_text("bob")
     expect(dm.locator(".badge")).to_have_count(0)
