@@ -63,6 +63,16 @@ if (window.Notification) {
 }
 """
 SCREENSHOT = Path(__file__).resolve().parent.parent / "docs" / "web.png"
+#: The page's visibility as when another window covers it, and back (headless Chromium
+#: shows every page): the test's stand-in for a user looking elsewhere.
+HIDE_PAGE = """
+Object.defineProperty(document, "visibilityState", { configurable: true, get: () => "hidden" });
+document.dispatchEvent(new Event("visibilitychange"));
+"""
+SHOW_PAGE = """
+delete document.visibilityState;
+document.dispatchEvent(new Event("visibilitychange"));
+"""
 
 
 @pytest.fixture(scope="module")
@@ -236,6 +246,15 @@ def test_browser_direct_message_notifies_and_counts_unread(
     page.wait_for_timeout(200)
     # In view and visible: neither the room message nor the mention notifies.
     assert len(page.evaluate("window.__notifications")) == 1
+    page.fill("#join-room", "dev")
+    page.press("#join-room", "Enter")
+    expect(page.locator("#conversation-title")).to_have_text("#dev")
+    bob.send(type="send", room="general", body="@alice lunch?", ref="g3")
+    expect(_badge(page, "room:general", "mention")).to_have_text("@1")
+    # Not in view: the mention notifies (the page notifies before it draws the badge).
+    assert page.evaluate("window.__notifications")[1:] == [
+        {"title": "bob in #general", "body": "@alice lunch?"}
+    ]
     dm.click()
     expect(page.locator("#conversation-title")).to_have_text("bob")
     expect(dm.locator(".badge")).to_have_count(0)
@@ -273,6 +292,29 @@ def test_browser_history_loads_older_pages_on_scroll(page: Page, web: RunningSer
         expect(_messages(page)).to_have_count(expected)
     expect(_messages(page).first).to_contain_text("old message 000")
     expect(page.locator("#messages .older")).to_have_text("Start of the conversation")
+
+
+def test_browser_opens_at_the_first_unread_and_loads_newer_pages_on_scroll(
+    page: Page, web: RunningServer
+) -> None:
+    alice, bob = web.login("alice"), web.login("bob")
+    alice.send(type="join", room="general", ref="j")  # a member since before the messages
+    alice.expect("joined", ref="j")
+    count = 70
+    for n in range(count):
+        bob.send(type="send", room="general", body=f"unread {n:02d}", ref=f"u{n}")
+    bob.expect("ack", ref=f"u{count - 1}")
+    _logged_in(page, web)
+    expect(page.locator("#messages li.divider + li")).to_contain_text("unread 00")
+    expect(_messages(page)).to_have_count(50)
+    expect(_messages(page).last).to_contain_text("unread 49")
+    expect(_badge(page, "room:general")).to_have_text("20")  # read up to what is shown
+    page.locator("#messages").evaluate("list => list.scrollTo(0, list.scrollHeight)")
+    expect(_messages(page)).to_have_count(count)
+    expect(_messages(page).last).to_contain_text("unread 69")
+    expect(_badge(page, "room:general")).to_have_count(0)
+    alice.send(type="unread", ref="u")
+    assert alice.expect("unread", ref="u")["conversations"] == []
 
 
 def test_browser_catches_up_once_after_a_server_restart(
@@ -352,6 +394,12 @@ def test_browser_works_from_the_keyboard_at_360_px(
         page.press("#join-room", "Enter")
         expect(page.locator("#conversation-title")).to_have_text("#dev")
         expect(page.locator("#sidebar")).to_be_hidden()
+        page.keyboard.type("a message of mine, with its Edit and Delete buttons")
+        page.keyboard.press("Enter")
+        expect(_messages(page).get_by_role("button", name="Edit message")).to_have_count(1)
+        page.keyboard.press("ArrowUp")
+        expect(page.locator("#edit-bar")).to_be_visible()
+        assert page.evaluate("document.documentElement.scrollWidth") <= 360
     finally:
         page.close()
 
@@ -380,6 +428,187 @@ def test_browser_page_runs_under_its_csp_without_violations(page: Page, web: Run
     assert errors == []
 
 
+def _badge(page: Page, key: str, kind: str = "unread") -> Locator:
+    return page.locator(f'#sidebar button[data-key="{key}"] .badge.{kind}')
+
+
+def _type(page: Page, text: str) -> None:
+    composer = page.get_by_label("Message", exact=True)
+    composer.fill(text)
+    composer.press("Enter")
+
+
+def test_browser_unread_kept_by_the_server_and_read_on_one_session_clears_another(
+    page: Page, web: RunningServer
+) -> None:
+    carol = web.login("carol")
+    carol.send(type="send", to="dave", body="welcome aboard, dave", ref="d1")
+    carol.expect("ack", ref="d1")  # dave has never logged in
+    elsewhere = web.login("dave")  # dave's terminal, in #dev before it gets busy
+    for peer in (elsewhere, carol):
+        peer.send(type="join", room="dev", ref="j")
+        peer.expect("joined", ref="j")
+    for n, body in enumerate(["first unread", "second", "@dave can you look?"]):
+        carol.send(type="send", room="dev", body=body, ref=f"m{n}")
+    newest = carol.expect("ack", ref="m2")["id"]
+    _logged_in(page, web, "dave")
+    expect(_badge(page, "dm:carol")).to_have_text("1")
+    expect(_badge(page, "room:dev")).to_have_text("3")
+    expect(_badge(page, "room:dev", "mention")).to_have_text("@1")
+    expect(page.locator("#conversation-title")).to_have_text("#general")
+    page.locator('#room-list button[data-key="room:dev"]').click()
+    expect(page.locator("#messages li.divider")).to_have_text("New messages")
+    expect(page.locator("#messages li.divider + li")).to_contain_text("first unread")
+    expect(_badge(page, "room:dev")).to_have_count(0)
+    expect(_badge(page, "room:dev", "mention")).to_have_count(0)
+    assert elsewhere.expect("read", room="dev")["id"] == newest  # read here: read there
+    carol.send(type="send", to="dave", body="still there?", ref="d2")
+    latest = carol.expect("ack", ref="d2")["id"]
+    expect(_badge(page, "dm:carol")).to_have_text("2")
+    elsewhere.send(type="read", **{"with": "carol"}, id=latest, ref="r")
+    elsewhere.expect("read", ref="r")
+    expect(_badge(page, "dm:carol")).to_have_count(0)  # read there: read here
+    expect(page).to_have_title("securechat")
+    # Another window in front: what arrives in #dev is not read until the page is seen.
+    page.evaluate(HIDE_PAGE)
+    carol.send(type="send", room="dev", body="while you were away", ref="m3")
+    away = carol.expect("ack", ref="m3")["id"]
+    expect(_badge(page, "room:dev")).to_have_text("1")
+    expect(page.locator("#messages li.divider + li")).to_contain_text("while you were away")
+    page.evaluate(SHOW_PAGE)
+    assert elsewhere.expect("read", room="dev")["id"] == away
+    expect(_badge(page, "room:dev")).to_have_count(0)
+
+
+def test_browser_edits_and_deletes_live_both_ways(page: Page, web: RunningServer) -> None:
+    _logged_in(page, web)
+    bob = web.login("bob")
+    composer = page.get_by_label("Message", exact=True)
+    _type(page, "a mesage with a typo")
+    target = bob.expect("message", body="a mesage with a typo")["id"]
+    composer.press("ArrowUp")  # in an empty composer: edit the last message of mine
+    expect(page.locator("#edit-bar")).to_be_visible()
+    expect(composer).to_have_value("a mesage with a typo")
+    composer.fill("a message, fixed")
+    composer.press("Enter")
+    assert bob.expect("edited", target=target)["body"] == "a message, fixed"
+    mine = page.locator(f'#messages li[data-id="{target}"]')
+    expect(mine.locator(".body")).to_have_text("a message, fixed")
+    expect(mine.locator(".edited")).to_have_text("(edited)")
+    mine.get_by_role("button", name="Delete message").click()
+    confirm = mine.get_by_role("button", name="Yes, delete the message")
+    expect(confirm).to_be_focused()
+    page.keyboard.press("Enter")
+    assert bob.expect("deleted", target=target)["by"] == "alice"
+    expect(mine.locator(".body")).to_have_text("message deleted")
+    expect(mine.get_by_role("button")).to_have_count(0)
+    bob.send(type="send", room="general", body="bob says hi", ref="b1")
+    theirs_id = bob.expect("ack", ref="b1")["id"]
+    theirs = page.locator(f'#messages li[data-id="{theirs_id}"]')
+    expect(theirs.locator(".body")).to_have_text("bob says hi")
+    expect(theirs.get_by_role("button")).to_have_count(0)  # not ours, not our room to run
+    bob.send(type="edit", id=theirs_id, body="bob says hello", ref="e1")
+    expect(theirs.locator(".body")).to_have_text("bob says hello")
+    expect(theirs.locator(".edited")).to_have_text("(edited)")
+    bob.send(type="delete", id=theirs_id, ref="x1")
+    expect(theirs.locator(".body")).to_have_text("message deleted")
+    bob.send(type="send", to="alice", body="oops, not for you", ref="b2")
+    unsent_id = bob.expect("ack", ref="b2")["id"]
+    expect(_badge(page, "dm:bob")).to_have_text("1")
+    bob.send(type="delete", id=unsent_id, ref="x2")
+    expect(_badge(page, "dm:bob")).to_have_count(0)  # a deleted message is not unread
+    page.reload()  # history shows them the same way
+    _logged_in(page, web)
+    expect(page.locator(f'#messages li[data-id="{theirs_id}"] .body')).to_have_text(
+        "message deleted"
+    )
+    expect(page.locator(f'#messages li[data-id="{target}"] .body')).to_have_text("message deleted")
+
+
+def test_browser_moderates_with_slash_commands_and_shows_room_events(
+    page: Page, web: RunningServer
+) -> None:
+    _logged_in(page, web)
+    bob = web.login("bob")
+    _type(page, "/create ops private")
+    expect(page.locator("#conversation-title")).to_have_text("#ops")
+    expect(page.locator("#conversation-private")).to_be_visible()
+    _type(page, "/invite bob")
+    bob.expect("room_event", room="ops", action="invite", user="bob")
+    expect(page.locator("#messages li.system").last).to_have_text("You invited bob")
+    bob.send(type="join", room="ops", ref="j")
+    bob.expect("joined", ref="j")
+    _type(page, "/topic deploys at 17:00")
+    expect(page.locator("#conversation-topic")).to_have_text("deploys at 17:00")
+    expect(page.locator("#messages li.system").last).to_have_text(
+        "topic changed to “deploys at 17:00” by you"
+    )
+    bob.send(type="send", room="ops", body="oops, wrong room", ref="w")
+    wrong = page.locator(f'#messages li[data-id="{bob.expect("ack", ref="w")["id"]}"]')
+    wrong.get_by_role("button", name="Delete message").click()  # the owner deletes others'
+    wrong.get_by_role("button", name="Yes, delete the message").click()
+    expect(wrong.locator(".body")).to_have_text("message deleted")
+    _type(page, "/kick bob")
+    bob.expect("left", room="ops")
+    expect(page.locator("#messages li.system").last).to_have_text("You kicked bob")
+    page.fill("#join-room", "lounge")  # the sidebar's form creates rooms too, public unless ticked
+    page.get_by_role("button", name="Create").click()
+    expect(page.locator("#conversation-title")).to_have_text("#lounge")
+    expect(page.locator("#conversation-private")).to_be_hidden()
+    _type(page, "/kick")
+    expect(page.locator("#composer-error")).to_have_text("usage: /kick USER")
+    page.locator('#room-list button[data-key="room:general"]').click()
+    _type(page, "/kick bob")  # #general has no owner: the server refuses
+    expect(page.locator("#composer-error")).to_have_text("only moderators of #general can kick")
+    bob.send(type="create", room="quiet", ref="c")
+    bob.expect("joined", ref="c")
+    bob.send(type="moderate", room="quiet", action="invite", user="alice", ref="i")
+    bob.expect("done", ref="i")
+    _type(page, "/join quiet")
+    expect(page.locator("#conversation-title")).to_have_text("#quiet")
+    bob.send(type="moderate", room="quiet", action="mute", user="alice", ref="m")
+    bob.expect("done", ref="m")
+    expect(page.locator("#messages li.system").last).to_have_text("bob muted you")
+    _type(page, "may I speak?")
+    expect(_messages(page).filter(has_text="may I speak?")).to_have_attribute(
+        "data-status", "failed"
+    )
+    expect(page.locator("#composer-error")).to_have_text("Not sent: you are muted in #quiet")
+    bob.send(type="moderate", room="quiet", action="ban", user="alice", ref="b")
+    bob.expect("done", ref="b")
+    expect(page.locator("#notice")).to_have_text("You are no longer in #quiet: bob banned you.")
+    expect(page.locator('#room-list button[data-key="room:quiet"]')).to_have_count(0)
+    expect(page.locator("#conversation-title")).to_have_text("#general")
+
+
+def test_browser_searches_pages_and_opens_a_result(page: Page, web: RunningServer) -> None:
+    bob, carol = web.login("bob"), web.login("carol")
+    for n in range(25):
+        bob.send(type="send", room="general", body=f"needle {n:02d}", ref=f"n{n}")
+    bob.expect("ack", ref="n24")
+    carol.send(type="send", to="alice", body="a needle in a DM", ref="d")
+    carol.expect("ack", ref="d")
+    bob.send(type="send", room="general", body="no match here", ref="x")
+    bob.expect("ack", ref="x")
+    _logged_in(page, web)
+    page.get_by_label("Search", exact=True).fill("NEEDLE")
+    page.get_by_label("Search", exact=True).press("Enter")
+    results = page.locator("#search-results .result")
+    expect(results).to_have_count(20)
+    expect(results.first.locator(".body")).to_have_text("a needle in a DM")
+    expect(results.first.locator(".where")).to_have_text("DM with carol")
+    expect(results.nth(1).locator(".where")).to_have_text("#general")
+    expect(results.first.locator("time")).to_have_count(1)
+    page.get_by_role("button", name="More results").click()
+    expect(results).to_have_count(26)
+    expect(results.last.locator(".body")).to_have_text("needle 00")
+    expect(page.get_by_role("button", name="More results")).to_be_hidden()
+    results.filter(has_text="needle 03").click()
+    expect(page.locator("#search-view")).to_be_hidden()
+    expect(page.locator("#conversation-title")).to_have_text("#general")
+    expect(page.locator("#messages li.found .body")).to_have_text("needle 03")
+
+
 def test_browser_screenshot_for_the_readme(page: Page, web: RunningServer, tmp_path: Path) -> None:
     """A screenshot (logged in, two rooms, a few messages) for the README: docs/web.png.
 
@@ -391,9 +620,10 @@ def test_browser_screenshot_for_the_readme(page: Page, web: RunningServer, tmp_p
     page.set_viewport_size({"width": 1000, "height": 560})
     _logged_in(page, web)
     bob, carol = web.login("bob"), web.login("carol")
-    page.fill("#join-room", "dev")
-    page.press("#join-room", "Enter")
+    _type(page, "/create dev")
     expect(page.locator("#conversation-title")).to_have_text("#dev")
+    _type(page, "/topic Release 1.4: certificates and docs")
+    expect(page.locator("#conversation-topic")).to_have_text("Release 1.4: certificates and docs")
     for peer in (bob, carol):
         peer.send(type="join", room="dev", ref="j")
         peer.expect("joined", ref="j")

@@ -1,11 +1,14 @@
-"""The browser's sans-I/O ChatSession (securechat/web/session.js) under Node's test runner.
+"""The browser client's JavaScript without a browser: its pure modules under Node's test
+runner, and a check of every script for ways to turn a string into markup.
 
-tests/js/session.test.mjs holds the cases; this runs them with the suite. Without Node the
-test is skipped with one line saying how to get it.
+tests/js/ holds the Node cases (session.test.mjs for ChatSession in session.js,
+chat.test.mjs for the page's rules in chat.js); this runs them with the suite. Without
+Node those are skipped with one line saying how to get it.
 """
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -15,23 +18,48 @@ import pytest
 from tests.conftest import TIMEOUT
 
 ROOT = Path(__file__).resolve().parent.parent
+WEB = ROOT / "securechat" / "web"
+#: Module under test -> its Node test file and the variable that points it at a copy.
+NODE_SUITES = {
+    "session.js": ("session.test.mjs", "SESSION_MODULE"),
+    "chat.js": ("chat.test.mjs", "CHAT_MODULE"),
+}
+#: What would let text from the wire become markup or code in the page.
+MARKUP_SINKS = re.compile(
+    r"innerHTML|outerHTML|insertAdjacentHTML|document\.write|\beval\s*\(|new\s+Function\b"
+    r"|setAttribute\(\s*[\"']on|\.srcdoc\b|createContextualFragment"
+)
 
 
-def test_web_session_js_mirrors_the_client_session(tmp_path: Path) -> None:
+@pytest.mark.parametrize("module", sorted(NODE_SUITES))
+def test_web_js_module_under_node(module: str, tmp_path: Path) -> None:
     node = shutil.which("node")
     if node is None:
         pytest.skip(
             "JS SESSION TESTS SKIPPED: node not found; install with `apt-get install nodejs`"
         )
-    module = tmp_path / "session.mjs"
-    shutil.copy(ROOT / "securechat" / "web" / "session.js", module)
+    tests, variable = NODE_SUITES[module]
+    copy = tmp_path / module.replace(".js", ".mjs")  # for Nodes that do not detect modules
+    shutil.copy(WEB / module, copy)
     result = subprocess.run(
-        [node, "--test", str(ROOT / "tests" / "js" / "session.test.mjs")],
+        [node, "--test", str(ROOT / "tests" / "js" / tests)],
         capture_output=True,
         text=True,
         timeout=TIMEOUT * 3,
-        env={"SESSION_MODULE": module.as_uri(), "PATH": "/usr/bin:/bin"},
+        env={variable: copy.as_uri(), "PATH": "/usr/bin:/bin"},
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "# fail 0" in result.stdout
+
+
+def test_web_scripts_never_turn_strings_into_markup() -> None:
+    scripts = sorted(WEB.glob("*.js"))
+    assert {path.name for path in scripts} >= {"app.js", "chat.js", "session.js"}
+    found = [
+        f"{path.name}:{number}: {line.strip()}"
+        for path in scripts
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if MARKUP_SINKS.search(line)
+    ]
+    assert found == []

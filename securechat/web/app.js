@@ -4,12 +4,17 @@
 // markup. The resume token lives only in this module's memory: a reload asks for the
 // password again (docs/security.md, "Web client").
 
+import { conversationKey, mentionSpans, mentions, parseCommand, roomEventText, unreadKey } from "./chat.js";
 import { ChatSession, reconnectDelay } from "./session.js";
 
 const HISTORY_PAGE = 50;
+const SEARCH_PAGE = 20;
 const OLDER_TRIGGER_PX = 48; // scrolled this close to the top: load an older page
+const NEWER_TRIGGER_PX = 48; // ...or this close to the bottom: a newer one (after a jump)
 const DEFAULT_ROOM = "general";
 const WHO_EVERY = 60; // seconds: presence events cover shared rooms only, `who` everyone
+const UNREAD_REFRESH_MS = 150; // read markers from elsewhere come in bursts: ask once
+const MODERATORS = new Set(["owner", "moderator"]);
 
 const $ = (id) => document.getElementById(id);
 const now = () => performance.now() / 1000;
@@ -46,39 +51,56 @@ const prefs = {
   },
 };
 
+// A message time as a <time> element: the hour, or the date and hour (search results).
+function timeOf(ts, withDate = false) {
+  const when = new Date(ts);
+  const options = withDate
+    ? { year: "numeric", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" }
+    : { hour: "2-digit", minute: "2-digit" };
+  const text = Number.isNaN(when.getTime()) ? ts : when.toLocaleString([], options);
+  return el("time", { attrs: { datetime: ts } }, text);
+}
+
+// A body as text nodes, with each @mention of `user` in a <mark>: still text, never markup.
+function withMentions(body, user) {
+  const parts = [];
+  let at = 0;
+  for (const [start, end] of mentionSpans(body, user)) {
+    if (start > at) parts.push(body.slice(at, start));
+    parts.push(el("mark", { className: "at-me" }, body.slice(start, end)));
+    at = end;
+  }
+  if (at < body.length || parts.length === 0) parts.push(body.slice(at));
+  return parts;
+}
+
 function randomPrefix() {
   const bytes = new Uint8Array(6);
   crypto.getRandomValues(bytes);
   return "w" + Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-function conversationKey(message, me) {
-  if (message.room !== undefined) return `room:${message.room}`;
-  return `dm:${message.from === me ? message.to : message.from}`;
-}
-
-function mentions(body, user) {
-  const escaped = user.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
-  return new RegExp(`(^|[^a-z0-9._-])@${escaped}(?![a-z0-9._-])`, "i").test(body);
-}
-
-// Whether a message that just arrived adds to its conversation's unread count. The one
-// place that decides it, so that server-side read state can replace it later.
-function countsAsUnread(message, key, app) {
-  if (message.from === app.session.user) return false;
-  return key !== app.current || document.visibilityState !== "visible";
+// Whether the user can be taken to be looking at the page: read markers move only then.
+function pageSeen() {
+  return document.visibilityState === "visible" && document.hasFocus();
 }
 
 class Conversation {
   constructor(key) {
     this.key = key;
     [this.kind, this.name] = key.split(/:(.*)/s);
-    this.messages = new Map(); // id -> message
+    this.messages = new Map(); // id -> message, or a room event (type "room_event")
     this.pending = new Map(); // ref -> { send, status: "sending" | "failed", reason }
-    this.unread = 0;
+    this.unread = 0; // the server's count (unread), plus what arrived since
+    this.mentions = 0;
+    this.lastRead = 0; // the read marker, as the server last said
+    this.readAsked = 0; // the highest id a `read` was sent for
+    this.divider = null; // "new messages" after this id, while the conversation is open
     this.more = true; // older messages may exist
+    this.newerFrom = null; // opened at the read marker: newer pages follow from this id
     this.loading = false;
-    this.loaded = false; // the newest page has been asked for and received
+    this.loaded = false; // a first page has been asked for and received
+    this.confirmDelete = null; // the id whose deletion waits for a confirmation
   }
 
   get label() {
@@ -89,10 +111,36 @@ class Conversation {
     return this.kind === "room" ? { room: this.name } : { to: this.name };
   }
 
+  // How history and read markers name the conversation.
+  where() {
+    return this.kind === "room" ? { room: this.name } : { with: this.name };
+  }
+
   oldestId() {
     let oldest = null;
     for (const id of this.messages.keys()) if (oldest === null || id < oldest) oldest = id;
     return oldest;
+  }
+
+  newestId() {
+    let newest = null;
+    for (const id of this.messages.keys()) if (newest === null || id > newest) newest = id;
+    return newest;
+  }
+
+  // The newest message of `user` that can still be edited: what ArrowUp edits.
+  lastOwn(user) {
+    let last = null;
+    for (const message of this.messages.values()) {
+      if (message.type === "room_event" || message.from !== user || message.deleted) continue;
+      if (last === null || message.id > last.id) last = message;
+    }
+    return last;
+  }
+
+  clearUnread() {
+    this.unread = 0;
+    this.mentions = 0;
   }
 }
 
@@ -110,6 +158,16 @@ class App {
     this.current = null;
     this.stopped = true; // no reconnecting: logged out, refused, or never logged in
     this.whoTimer = null;
+    this.roomInfo = new Map(); // room -> { role, topic, private, muted } from `joined` and events
+    this.quietRefs = new Set(); // `join`s that only ask a room's details: no view change
+    this.commandRefs = new Map(); // ref -> last id seen, of requests typed as slash commands
+    this.unreadPages = null; // conversations gathered from `unread` pages, while paging
+    this.unreadAgain = false; // a refresh was asked for while one was running
+    this.unreadTimer = null;
+    this.whenUnreadKnown = null; // the first view, opened once the unread counts are in
+    this.editing = null; // { key, id } while the composer edits a message
+    this.search = null; // { query, results, more, loading }
+    this.notices = new Map(); // room -> why we were removed, told when `left` comes
     this.bind();
   }
 
@@ -124,6 +182,14 @@ class App {
       e.preventDefault();
       this.join($("join-room").value);
     });
+    $("create-button").addEventListener("click", () => this.create($("join-room").value, $("create-private").checked));
+    $("search-form").addEventListener("submit", (e) => {
+      e.preventDefault();
+      this.startSearch($("search-input").value);
+    });
+    $("search-more").addEventListener("click", () => this.searchMore());
+    $("search-close").addEventListener("click", () => this.closeSearch());
+    $("edit-cancel").addEventListener("click", () => this.stopEditing(true));
     $("composer").addEventListener("submit", (e) => {
       e.preventDefault();
       this.sendComposed();
@@ -132,9 +198,23 @@ class App {
       if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
         e.preventDefault();
         this.sendComposed();
+      } else if (e.key === "ArrowUp" && e.target.value === "" && this.editing === null) {
+        const conversation = this.conversations.get(this.current);
+        const last = conversation ? conversation.lastOwn(this.session.user) : null;
+        if (last !== null) {
+          e.preventDefault();
+          this.startEditing(conversation, last);
+        }
+      } else if (e.key === "Escape" && this.editing !== null) {
+        e.preventDefault();
+        e.stopPropagation();
+        this.stopEditing(true);
       }
     });
-    $("messages").addEventListener("scroll", () => this.maybeLoadOlder());
+    $("messages").addEventListener("scroll", () => {
+      this.maybeLoadOlder();
+      this.maybeLoadNewer();
+    });
     $("menu-toggle").addEventListener("click", () => this.toggleMenu());
     $("logout-button").addEventListener("click", () => this.logout());
     $("notify-button").addEventListener("click", () => this.askNotifications());
@@ -144,13 +224,8 @@ class App {
         $("menu-toggle").focus();
       }
     });
-    document.addEventListener("visibilitychange", () => {
-      const conversation = this.conversations.get(this.current);
-      if (document.visibilityState === "visible" && conversation) {
-        conversation.unread = 0;
-        this.renderSidebar();
-      }
-    });
+    document.addEventListener("visibilitychange", () => this.markRead());
+    window.addEventListener("focus", () => this.markRead());
     this.updateNotifyButton();
   }
 
@@ -266,7 +341,7 @@ class App {
         this.sendFailed(event);
         break;
       case "reply":
-        this.reply(event.asked, event.event);
+        this.reply(event.ref, event.asked, event.event);
         break;
       case "pushed":
         this.pushed(event.event);
@@ -283,8 +358,12 @@ class App {
     this.attempt = 0;
     this.setStatus("online");
     const user = welcome.user;
+    if (resumed) {
+      for (const room of [...this.rooms]) if (!welcome.rooms.includes(room)) this.removeRoom(room);
+    }
     for (const room of welcome.rooms) this.rooms.add(room);
     this.session.request({ type: "who" });
+    this.refreshUnread(); // after a drop too: what was read elsewhere meanwhile
     if (resumed) {
       this.renderSidebar();
       const current = this.conversations.get(this.current);
@@ -306,9 +385,9 @@ class App {
     $("chat-view").hidden = false;
     const last = prefs.get(user, "last", null);
     const valid = typeof last === "string" && (last.startsWith("dm:") || this.rooms.has(last.slice(5)));
-    if (valid) this.open(last);
-    else if (this.rooms.has(DEFAULT_ROOM)) this.open(`room:${DEFAULT_ROOM}`);
-    else this.join(DEFAULT_ROOM);
+    const first = valid ? last : this.rooms.has(DEFAULT_ROOM) ? `room:${DEFAULT_ROOM}` : null;
+    // Opened with its unread count known, so that it opens at the first unread message.
+    this.whenUnreadKnown = () => (first !== null ? this.open(first) : this.join(DEFAULT_ROOM));
     $("composer-input").focus();
   }
 
@@ -330,10 +409,20 @@ class App {
     if (conversation.kind === "dm") this.rememberDm(conversation.name);
     else this.rooms.add(conversation.name); // joined from another session, say
     conversation.messages.set(message.id, message);
-    if (countsAsUnread(message, key, this)) conversation.unread += 1;
+    const seen = key === this.current && pageSeen() && this.search === null;
+    if (message.from !== me && message.id > conversation.lastRead && !message.deleted && !seen) {
+      if (key === this.current && conversation.unread === 0) {
+        conversation.divider = conversation.lastRead; // what arrives while away is new
+      }
+      conversation.unread += 1;
+      if (mentions(message.body, me)) conversation.mentions += 1;
+    }
     this.notify(message, key);
     this.renderSidebar();
-    if (key === this.current) this.renderMessages();
+    if (key === this.current) {
+      this.renderMessages();
+      this.markRead();
+    }
   }
 
   delivered(ref, message) {
@@ -346,49 +435,432 @@ class App {
   sendFailed({ ref, send, code, reason }) {
     const conversation = this.conversation(conversationKey({ ...send, from: this.session.user }, this.session.user));
     conversation.pending.set(ref, { send, status: "failed", reason: `${reason} (${code})` });
-    if (conversation.key === this.current) this.renderMessages();
-  }
-
-  reply(asked, event) {
-    if (asked.type === "history") {
-      const key = asked.room !== undefined ? `room:${asked.room}` : `dm:${asked.with}`;
-      const conversation = this.conversation(key);
-      conversation.loading = false;
-      if (event.type !== "history") return; // failed (e.g. the connection dropped): try again later
-      conversation.loaded = true;
-      conversation.more = event.more;
-      for (const message of event.messages) conversation.messages.set(message.id, message);
-      if (key === this.current) {
-        this.renderMessages({ keepPosition: asked.before !== undefined });
-        this.maybeLoadOlder(); // a page that does not fill the view cannot be scrolled
-      }
-    } else if (asked.type === "join") {
-      if (event.type === "joined") {
-        this.rooms.add(event.room);
-        $("join-room").value = "";
-        $("join-error").textContent = "";
-        this.open(`room:${event.room}`);
-      } else {
-        $("join-error").textContent = event.message;
-      }
-    } else if (asked.type === "who" && event.type === "who") {
-      this.online = new Set(event.online);
-      this.renderSidebar();
+    if (conversation.key === this.current) {
+      this.renderMessages();
+      this.composerError(`Not sent: ${reason}`); // e.g. "you are muted in #ops"
     }
   }
 
+  reply(ref, asked, event) {
+    const command = this.commandRefs.has(ref);
+    const seenBefore = this.commandRefs.get(ref);
+    this.commandRefs.delete(ref);
+    const quiet = this.quietRefs.delete(ref);
+    if (event.type === "error" && command) {
+      this.composerError(event.message);
+      return;
+    }
+    switch (asked.type) {
+      case "history":
+        this.historyPage(asked, event);
+        break;
+      case "join":
+      case "create":
+        this.joinedReply(asked, event, { quiet, command });
+        break;
+      case "leave":
+        if (event.type === "left") this.removeRoom(event.room);
+        break;
+      case "who":
+        if (event.type === "who") {
+          this.online = new Set(event.online);
+          this.renderSidebar();
+        }
+        break;
+      case "unread":
+        this.unreadPage(event);
+        break;
+      case "read":
+        if (event.type === "read") this.readMarker(event);
+        break;
+      case "edit":
+      case "delete":
+        if (event.type === "ack") this.changed(asked, event.ts);
+        else this.composerError(event.message);
+        break;
+      case "search":
+        this.searchPage(asked, event);
+        break;
+      case "moderate":
+        // The server tells the room but not the session that acted: the event is in the
+        // journal, so a sync from before the command brings it (what else it brings was seen).
+        if (event.type === "done" && seenBefore !== undefined) {
+          this.session.request({ type: "sync", since: seenBefore });
+        }
+        break;
+      default:
+        break;
+    }
+  }
+
+  historyPage(asked, event) {
+    const key = asked.room !== undefined ? `room:${asked.room}` : `dm:${asked.with}`;
+    const conversation = this.conversation(key);
+    conversation.loading = false;
+    if (event.type !== "history") {
+      // Cut short by a drop: asked again after the login. Else refused (a room left since).
+      if (event.code !== "shutting_down" && key === this.current) this.composerError(event.message);
+      return;
+    }
+    const first = !conversation.loaded;
+    conversation.loaded = true;
+    for (const message of event.messages) conversation.messages.set(message.id, message);
+    if (asked.after !== undefined) {
+      const last = event.messages.length > 0 ? event.messages[event.messages.length - 1].id : null;
+      conversation.newerFrom = event.more && last !== null ? last : null;
+    } else {
+      conversation.more = event.more;
+    }
+    if (key !== this.current) return;
+    if (first && asked.after !== undefined) {
+      this.renderMessages();
+      const divider = $("messages").querySelector(".divider");
+      if (divider) divider.scrollIntoView({ block: "start" });
+    } else {
+      this.renderMessages({ keepPosition: asked.before !== undefined });
+    }
+    this.markRead();
+    this.maybeLoadOlder(); // a page that does not fill the view cannot be scrolled
+    this.maybeLoadNewer();
+  }
+
+  joinedReply(asked, event, { quiet, command }) {
+    if (event.type !== "joined") {
+      if (!quiet) $("join-error").textContent = event.message;
+      return;
+    }
+    this.rooms.add(event.room);
+    this.roomInfo.set(event.room, {
+      role: event.role || "member",
+      topic: event.topic || "",
+      private: event.private === true,
+      muted: event.muted === true,
+    });
+    if (quiet) {
+      if (this.current === `room:${event.room}`) {
+        this.renderHeader();
+        this.renderMessages(); // a moderator's Delete buttons on others' messages
+      }
+      return;
+    }
+    if (!command) {
+      $("join-room").value = "";
+      $("create-private").checked = false;
+      $("join-error").textContent = "";
+    }
+    this.open(`room:${event.room}`);
+    $("composer-input").focus();
+  }
+
   pushed(event) {
+    const me = this.session.user;
     if (event.type === "presence") {
       if (event.online) this.online.add(event.user);
       else this.online.delete(event.user);
       this.renderSidebar();
-    } else if ((event.type === "member_joined" || event.type === "member_left") && event.user === this.session.user) {
+    } else if ((event.type === "member_joined" || event.type === "member_left") && event.user === me) {
       // This user joined or left in another session (the terminal client, another tab).
       if (event.type === "member_joined") this.rooms.add(event.room);
-      else this.rooms.delete(event.room);
+      else this.removeRoom(event.room);
       this.renderSidebar();
+    } else if (event.type === "left") {
+      this.removeRoom(event.room); // kicked, banned, or the room was deleted
+    } else if (event.type === "room_event") {
+      this.roomEvent(event);
+    } else if (event.type === "edited" || event.type === "deleted") {
+      this.changedElsewhere(event);
+    } else if (event.type === "read") {
+      this.readMarker(event);
     } else if (event.type === "error") {
       this.setStatus(this.session && this.session.isReady ? "online" : "offline", event.message);
+    }
+  }
+
+  // --- unread and read markers, kept by the server -----------------------------------------
+
+  refreshUnread() {
+    if (this.unreadPages !== null) {
+      this.unreadAgain = true;
+      return;
+    }
+    this.unreadPages = [];
+    this.session.request({ type: "unread" });
+  }
+
+  firstView() {
+    const open = this.whenUnreadKnown;
+    this.whenUnreadKnown = null;
+    if (open !== null) open();
+  }
+
+  // Asked for after a read marker this page cannot settle alone; bursts become one request.
+  refreshUnreadSoon() {
+    clearTimeout(this.unreadTimer);
+    this.unreadTimer = setTimeout(() => {
+      if (this.session === null || !this.session.isReady) return;
+      this.refreshUnread();
+      this.pump();
+    }, UNREAD_REFRESH_MS);
+  }
+
+  unreadPage(event) {
+    if (event.type !== "unread" || this.unreadPages === null) {
+      this.unreadPages = null; // cut short: the next login asks again
+      this.firstView();
+      return;
+    }
+    this.unreadPages.push(...event.conversations);
+    const last = event.conversations[event.conversations.length - 1];
+    if (event.more && last !== undefined) {
+      this.session.request({ type: "unread", after: last.key });
+      return;
+    }
+    const counts = new Map(this.unreadPages.map((entry) => [unreadKey(entry), entry]));
+    this.unreadPages = null;
+    for (const [key, conversation] of this.conversations) {
+      if (!counts.has(key)) conversation.clearUnread();
+    }
+    for (const [key, entry] of counts) {
+      const conversation = this.conversation(key);
+      if (conversation.kind === "dm") this.rememberDm(conversation.name);
+      else this.rooms.add(conversation.name);
+      conversation.unread = entry.count;
+      conversation.mentions = entry.mentions;
+      conversation.lastRead = Math.max(conversation.lastRead, entry.last_read);
+    }
+    this.renderSidebar();
+    this.firstView();
+    this.markRead();
+    if (this.unreadAgain) {
+      this.unreadAgain = false;
+      this.refreshUnread();
+    }
+  }
+
+  // Send `read` up to the newest message shown, when the user can see it.
+  markRead() {
+    const conversation = this.conversations.get(this.current);
+    if (!conversation || this.session === null || !this.session.isReady) return;
+    if (!pageSeen() || this.search !== null) return;
+    // Up to the last message shown in a row: not past a gap that newer pages will fill.
+    const newest = conversation.newerFrom !== null ? conversation.newerFrom : conversation.newestId();
+    if (newest === null || newest <= conversation.lastRead || newest <= conversation.readAsked) return;
+    conversation.readAsked = newest;
+    this.session.request({ type: "read", ...conversation.where(), id: newest });
+    this.pump();
+  }
+
+  // A read marker: the reply to ours, or news from another session of this user.
+  readMarker(event) {
+    const key = typeof event.room === "string" ? `room:${event.room}` : `dm:${event.with}`;
+    const conversation = this.conversation(key);
+    conversation.lastRead = Math.max(conversation.lastRead, event.id);
+    const newest = conversation.newestId();
+    if (newest !== null && event.id >= newest && conversation.newerFrom === null) {
+      conversation.clearUnread();
+    } else {
+      this.refreshUnreadSoon(); // only the server knows what is left unread
+    }
+    this.renderSidebar();
+  }
+
+  // --- rooms: details, events, removal -------------------------------------------------------
+
+  roomEvent(event) {
+    const me = this.session.user;
+    const room = event.room;
+    const info = this.roomInfo.get(room);
+    if (info !== undefined) {
+      if (event.action === "topic") info.topic = event.topic || "";
+      else if (event.action === "private" || event.action === "public") info.private = event.action === "private";
+      else if (event.user === me && (event.action === "op" || event.action === "deop")) {
+        info.role = event.action === "op" ? "moderator" : "member";
+      } else if (event.action === "transfer") {
+        if (event.user === me) info.role = "owner";
+        else if (info.role === "owner") info.role = "moderator";
+      } else if (event.user === me && (event.action === "mute" || event.action === "unmute")) {
+        info.muted = event.action === "mute";
+      }
+    }
+    if (event.action === "create" && event.actor === me) this.rooms.add(room); // another session
+    const text = roomEventText(event, me);
+    if ((event.user === me && (event.action === "kick" || event.action === "ban")) || event.action === "delete") {
+      this.notices.set(room, text);
+    }
+    const conversation = this.conversation(`room:${room}`);
+    conversation.messages.set(event.id, { ...event, text });
+    if (conversation.key === this.current) {
+      this.renderHeader();
+      this.renderMessages();
+    }
+    this.renderSidebar();
+  }
+
+  removeRoom(room) {
+    if (!this.rooms.has(room)) return;
+    this.rooms.delete(room);
+    this.roomInfo.delete(room);
+    const key = `room:${room}`;
+    const conversation = this.conversations.get(key);
+    if (conversation) conversation.clearUnread();
+    const why = this.notices.get(room);
+    this.notices.delete(room);
+    this.showNotice(why ? `You are no longer in #${room}: ${why}.` : `You are no longer in #${room}.`);
+    if (this.current === key) {
+      this.conversations.delete(key);
+      const next = this.rooms.has(DEFAULT_ROOM) ? DEFAULT_ROOM : [...this.rooms].sort()[0];
+      if (next !== undefined) this.open(`room:${next}`, { keepNotice: true });
+      else this.openNothing();
+    } else {
+      this.conversations.delete(key);
+    }
+    this.renderSidebar();
+  }
+
+  // --- edit and delete --------------------------------------------------------------------------
+
+  findMessage(id) {
+    for (const conversation of this.conversations.values()) {
+      const message = conversation.messages.get(id);
+      if (message !== undefined && message.type !== "room_event") return { conversation, message };
+    }
+    return null;
+  }
+
+  // Our own edit or deletion was acknowledged: show it as the other sessions will.
+  changed(asked, ts) {
+    const found = this.findMessage(asked.id);
+    if (found === null) return;
+    if (asked.type === "edit") this.apply(found, { body: asked.body, edited: ts });
+    else this.apply(found, { body: "", deleted: true });
+  }
+
+  changedElsewhere(event) {
+    const found = this.findMessage(event.target);
+    if (found === null) return; // not loaded here: history will show it as it is now
+    if (event.type === "edited") {
+      this.apply(found, { body: event.body, edited: event.ts });
+      return;
+    }
+    const { conversation, message } = found;
+    const me = this.session.user;
+    if (message.from !== me && message.id > conversation.lastRead && conversation.unread > 0 && !message.deleted) {
+      conversation.unread -= 1; // as the server counts: deleted messages are not unread
+      if (mentions(message.body, me) && conversation.mentions > 0) conversation.mentions -= 1;
+      this.renderSidebar();
+    }
+    this.apply(found, { body: "", deleted: true });
+  }
+
+  apply({ conversation, message }, change) {
+    conversation.messages.set(message.id, { ...message, ...change });
+    if (change.deleted && this.editing !== null && this.editing.id === message.id) this.stopEditing(true);
+    if (conversation.key === this.current) this.renderMessages();
+  }
+
+  startEditing(conversation, message) {
+    this.editing = { key: conversation.key, id: message.id };
+    const input = $("composer-input");
+    input.value = message.body;
+    $("edit-bar").hidden = false;
+    input.focus();
+    input.setSelectionRange(input.value.length, input.value.length);
+  }
+
+  stopEditing(clear) {
+    if (this.editing === null) return;
+    this.editing = null;
+    $("edit-bar").hidden = true;
+    if (clear) $("composer-input").value = "";
+  }
+
+  askDelete(conversation, id) {
+    conversation.confirmDelete = id;
+    this.renderMessages();
+    const yes = $("messages").querySelector("[data-confirm='yes']");
+    if (yes) yes.focus();
+  }
+
+  confirmDelete(conversation, id, yes) {
+    conversation.confirmDelete = null;
+    if (yes) {
+      this.session.request({ type: "delete", id });
+      this.pump();
+    }
+    this.renderMessages();
+    $("composer-input").focus();
+  }
+
+  canDeleteOthers(conversation) {
+    if (conversation.kind !== "room") return false;
+    const info = this.roomInfo.get(conversation.name);
+    return info !== undefined && MODERATORS.has(info.role);
+  }
+
+  // --- search -------------------------------------------------------------------------------------
+
+  startSearch(raw) {
+    const query = raw.trim();
+    this.toggleMenu(false);
+    $("search-view").hidden = false;
+    $("messages").hidden = true;
+    if (query.length < 3) {
+      this.search = { query, results: [], more: false, loading: false };
+      this.renderSearch("Type at least 3 characters.");
+      return;
+    }
+    this.search = { query, results: [], more: false, loading: false };
+    this.searchFrom(null);
+  }
+
+  searchFrom(before) {
+    const search = this.search;
+    if (search === null || search.loading) return;
+    if (!this.session.isReady) {
+      this.renderSearch("Not connected; try again in a moment.");
+      return;
+    }
+    search.loading = true;
+    const request = { type: "search", query: search.query, limit: SEARCH_PAGE };
+    if (before !== null) request.before = before;
+    this.session.request(request);
+    this.pump();
+    this.renderSearch();
+  }
+
+  searchMore() {
+    const results = this.search ? this.search.results : [];
+    if (results.length > 0) this.searchFrom(results[results.length - 1].id);
+  }
+
+  searchPage(asked, event) {
+    const search = this.search;
+    if (search === null || asked.query !== search.query) return; // a search since replaced
+    search.loading = false;
+    if (event.type !== "search") {
+      this.renderSearch(event.message);
+      return;
+    }
+    search.results.push(...event.messages);
+    search.more = event.more;
+    this.renderSearch();
+  }
+
+  closeSearch() {
+    this.search = null;
+    $("search-view").hidden = true;
+    $("messages").hidden = false;
+    this.markRead();
+  }
+
+  openResult(message) {
+    this.closeSearch();
+    const key = conversationKey(message, this.session.user);
+    this.open(key);
+    const item = $("messages").querySelector(`[data-id="${Number(message.id)}"]`);
+    if (item) {
+      item.classList.add("found");
+      item.scrollIntoView({ block: "center" });
     }
   }
 
@@ -403,28 +875,68 @@ class App {
     return conversation;
   }
 
-  open(key) {
+  open(key, { keepNotice = false } = {}) {
+    const previous = this.conversations.get(this.current);
+    if (previous && previous.key !== key) {
+      previous.divider = null;
+      previous.confirmDelete = null;
+    }
+    if (this.editing !== null && this.editing.key !== key) this.stopEditing(true);
+    if (this.search !== null) this.closeSearch();
+    if (!keepNotice) this.showNotice("");
+    this.composerError("");
     const conversation = this.conversation(key);
     if (conversation.kind === "dm") this.rememberDm(conversation.name);
     this.current = key;
-    conversation.unread = 0;
     prefs.set(this.session.user, "last", key);
-    $("conversation-title").textContent = conversation.label;
+    if (conversation.unread > 0 && conversation.divider === null) conversation.divider = conversation.lastRead;
+    if (conversation.kind === "room" && !this.roomInfo.has(conversation.name) && this.rooms.has(conversation.name)) {
+      this.askRoomDetails(conversation.name);
+    }
+    this.renderHeader();
     this.toggleMenu(false);
     this.renderSidebar();
     this.renderMessages({ toBottom: true });
-    if (!conversation.loaded) this.loadHistory(conversation);
+    if (!conversation.loaded) {
+      // With unread messages: from the read marker on, so the first unread is in view.
+      const after = conversation.unread > 0 ? conversation.lastRead : null;
+      this.loadHistory(conversation, { after });
+    } else {
+      const divider = $("messages").querySelector(".divider");
+      if (divider) divider.scrollIntoView({ block: "start" });
+      this.markRead();
+    }
   }
 
-  loadHistory(conversation, before = null) {
+  openNothing() {
+    this.current = null;
+    this.renderHeader();
+    this.renderMessages();
+  }
+
+  // A member's `join` changes nothing and answers with the room's role, topic and privacy.
+  askRoomDetails(room) {
+    if (!this.session.isReady) return;
+    this.quietRefs.add(this.session.request({ type: "join", room }));
+    this.pump();
+  }
+
+  loadHistory(conversation, { before = null, after = null } = {}) {
     if (conversation.loading || !this.session.isReady) return;
     conversation.loading = true;
-    const request = { type: "history", limit: HISTORY_PAGE };
-    if (conversation.kind === "room") request.room = conversation.name;
-    else request.with = conversation.name;
+    const request = { type: "history", limit: HISTORY_PAGE, ...conversation.where() };
     if (before !== null) request.before = before;
+    if (after !== null) request.after = after;
     this.session.request(request);
     this.pump();
+  }
+
+  maybeLoadNewer() {
+    const conversation = this.conversations.get(this.current);
+    if (!conversation || conversation.newerFrom === null) return;
+    const list = $("messages");
+    if (list.scrollHeight - list.scrollTop - list.clientHeight > NEWER_TRIGGER_PX) return;
+    this.loadHistory(conversation, { after: conversation.newerFrom });
   }
 
   maybeLoadOlder() {
@@ -432,17 +944,25 @@ class App {
     if (!conversation || !conversation.loaded || !conversation.more) return;
     if ($("messages").scrollTop > OLDER_TRIGGER_PX) return;
     const oldest = conversation.oldestId();
-    if (oldest !== null) this.loadHistory(conversation, oldest);
+    if (oldest !== null) this.loadHistory(conversation, { before: oldest });
   }
 
   join(raw) {
+    this.roomRequest(raw, (room) => ({ type: "join", room }));
+  }
+
+  create(raw, isPrivate) {
+    this.roomRequest(raw, (room) => ({ type: "create", room, private: isPrivate }));
+  }
+
+  roomRequest(raw, build) {
     const room = raw.trim().toLowerCase().replace(/^#/, "");
     if (!room) return;
     if (!this.session.isReady) {
       $("join-error").textContent = "Not connected; try again in a moment.";
       return;
     }
-    this.session.request({ type: "join", room });
+    this.session.request(build(room));
     this.pump();
   }
 
@@ -454,11 +974,46 @@ class App {
 
   sendComposed() {
     const input = $("composer-input");
-    const body = input.value;
+    let body = input.value;
     const conversation = this.conversations.get(this.current);
     if (!body.trim() || !conversation) return;
+    this.composerError("");
+    if (this.editing !== null) {
+      this.sendEdit(body);
+      return;
+    }
+    const command = parseCommand(body, conversation.kind === "room" ? conversation.name : null);
+    if (command !== null && command.error !== undefined) {
+      this.composerError(command.error); // the text stays, to be corrected
+      return;
+    }
+    if (command !== null && command.request !== undefined) {
+      if (!this.session.isReady) {
+        this.composerError("Not connected; try again in a moment.");
+        return;
+      }
+      input.value = "";
+      const seen = this.session.lastId;
+      this.commandRefs.set(this.session.request(command.request), seen);
+      this.pump();
+      return;
+    }
+    if (command !== null) body = command.send;
     input.value = "";
     this.submit(conversation, body);
+  }
+
+  sendEdit(body) {
+    const { id } = this.editing;
+    const found = this.findMessage(id);
+    this.stopEditing(true);
+    if (found === null || found.message.body === body) return; // nothing to change
+    if (!this.session.isReady) {
+      this.composerError("Not connected: the message was not edited.");
+      return;
+    }
+    this.session.request({ type: "edit", id, body });
+    this.pump();
   }
 
   submit(conversation, body) {
@@ -505,6 +1060,17 @@ class App {
 
   showLogin(text) {
     clearInterval(this.whoTimer);
+    clearTimeout(this.unreadTimer);
+    this.roomInfo.clear();
+    this.quietRefs.clear();
+    this.commandRefs.clear();
+    this.notices.clear();
+    this.whenUnreadKnown = null;
+    this.unreadPages = null;
+    this.unreadAgain = false;
+    this.stopEditing(true);
+    if (this.search !== null) this.closeSearch();
+    this.showNotice("");
     $("chat-view").hidden = true;
     $("login-view").hidden = false;
     $("login-submit").disabled = false;
@@ -519,6 +1085,23 @@ class App {
 
   loginError(text) {
     $("login-error").textContent = text;
+  }
+
+  composerError(text) {
+    $("composer-error").textContent = text;
+  }
+
+  showNotice(text) {
+    $("notice").textContent = text;
+    $("notice").hidden = text === "";
+  }
+
+  renderHeader() {
+    const conversation = this.conversations.get(this.current);
+    const info = conversation && conversation.kind === "room" ? this.roomInfo.get(conversation.name) : undefined;
+    $("conversation-title").textContent = conversation ? conversation.label : "";
+    $("conversation-topic").textContent = info ? info.topic : "";
+    $("conversation-private").hidden = !(info && info.private);
   }
 
   setStatus(state, text) {
@@ -537,6 +1120,8 @@ class App {
     if (isOpen && !wasOpen) {
       const first = $("sidebar").querySelector("button, input");
       if (first) first.focus(); // keyboard users land in the menu they opened
+    } else if (!isOpen && wasOpen && $("sidebar").contains(document.activeElement)) {
+      $("composer-input").focus(); // ...and in the composer when a choice there closes it
     }
   }
 
@@ -546,10 +1131,16 @@ class App {
       const conversation = this.conversation(key);
       const button = el("button", { attrs: { type: "button" }, dataset: { key } }, conversation.label);
       if (key === this.current) button.setAttribute("aria-current", "true");
+      const badges = el("span", { className: "badges" });
+      if (conversation.mentions > 0) {
+        const label = `${conversation.mentions} unread ${conversation.mentions === 1 ? "mention" : "mentions"}`;
+        badges.append(el("span", { className: "badge mention", attrs: { "aria-label": label } }, `@${conversation.mentions}`));
+      }
       if (conversation.unread > 0) {
         const label = `${conversation.unread} unread`;
-        button.append(el("span", { className: "badge", attrs: { "aria-label": label } }, String(conversation.unread)));
+        badges.append(el("span", { className: "badge unread", attrs: { "aria-label": label } }, String(conversation.unread)));
       }
+      if (badges.childElementCount > 0) button.append(badges);
       button.addEventListener("click", () => this.open(key));
       return el("li", {}, button);
     };
@@ -591,9 +1182,21 @@ class App {
       items.push(el("li", { className: "older" }, "Loading older messages…"));
     }
     const ids = [...conversation.messages.keys()].sort((a, b) => a - b);
+    let divided = conversation.divider === null;
     for (const id of ids) {
       const message = conversation.messages.get(id);
-      items.push(this.messageItem(message, message.from === me ? "sent" : null));
+      if (!divided && id > conversation.divider && message.from !== me) {
+        items.push(el("li", { className: "divider", attrs: { role: "separator" } }, "New messages"));
+        divided = true;
+      }
+      if (message.type === "room_event") {
+        items.push(el("li", { className: "system", dataset: { id } }, message.text));
+      } else {
+        items.push(this.messageItem(message, message.from === me ? "sent" : null, null, conversation));
+      }
+    }
+    if (conversation.newerFrom !== null) {
+      items.push(el("li", { className: "older" }, "Scroll down for newer messages…"));
     }
     for (const [ref, entry] of conversation.pending) {
       const draft = { from: me, body: entry.send.body, ts: null };
@@ -604,16 +1207,16 @@ class App {
     else if (toBottom || atBottom) list.scrollTop = list.scrollHeight;
   }
 
-  messageItem(message, status, failed = null) {
+  messageItem(message, status, failed = null, conversation = null) {
     const me = this.session.user;
     const classes = ["message"];
     if (message.from === me) classes.push("mine");
     else if (mentions(message.body, me)) classes.push("mention");
+    if (message.deleted) classes.push("deleted");
     const meta = el("div", { className: "meta" }, el("span", { className: "from" }, message.from));
-    if (message.ts) {
-      const when = new Date(message.ts);
-      const text = Number.isNaN(when.getTime()) ? message.ts : when.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
-      meta.append(el("time", { attrs: { datetime: message.ts } }, text));
+    if (message.ts) meta.append(timeOf(message.ts));
+    if (message.edited && !message.deleted) {
+      meta.append(el("span", { className: "edited", attrs: { title: `edited ${message.edited}` } }, "(edited)"));
     }
     if (status !== null) {
       const labels = { sending: "sending…", sent: "sent", failed: "failed" };
@@ -626,9 +1229,67 @@ class App {
       }
       meta.append(badge);
     }
+    if (conversation !== null && message.id !== undefined && !message.deleted) {
+      const actions = this.messageActions(conversation, message);
+      if (actions !== null) meta.append(actions);
+    }
     const dataset = message.id !== undefined ? { id: message.id } : {};
     if (status !== null) dataset.status = status;
-    return el("li", { className: classes.join(" "), dataset }, meta, el("p", { className: "body" }, message.body));
+    const body = message.deleted ? ["message deleted"] : withMentions(message.body, me);
+    return el("li", { className: classes.join(" "), dataset }, meta, el("p", { className: "body" }, ...body));
+  }
+
+  // Edit and delete on one's own messages; delete on others' for a room's moderators.
+  messageActions(conversation, message) {
+    const mine = message.from === this.session.user;
+    if (!mine && !this.canDeleteOthers(conversation)) return null;
+    const button = (label, name, action, dataset = {}) => {
+      const node = el("button", { className: "quiet small", attrs: { type: "button", "aria-label": label }, dataset }, name);
+      node.addEventListener("click", action);
+      return node;
+    };
+    if (conversation.confirmDelete === message.id) {
+      return el(
+        "span",
+        { className: "actions confirm" },
+        "Delete this message?",
+        button("Yes, delete the message", "Delete", () => this.confirmDelete(conversation, message.id, true), { confirm: "yes" }),
+        button("Keep the message", "Cancel", () => this.confirmDelete(conversation, message.id, false)),
+      );
+    }
+    const actions = el("span", { className: "actions" });
+    if (mine) actions.append(button("Edit message", "Edit", () => this.startEditing(conversation, message)));
+    actions.append(button("Delete message", "Delete", () => this.askDelete(conversation, message.id)));
+    return actions;
+  }
+
+  renderSearch(status = null) {
+    const search = this.search;
+    if (search === null) return;
+    const results = search.results;
+    let text = status;
+    if (text === null) {
+      if (search.loading) text = `Searching for “${search.query}”…`;
+      else if (results.length === 0) text = `Nothing found for “${search.query}”.`;
+      else text = `${results.length}${search.more ? "+" : ""} found for “${search.query}”, newest first.`;
+    }
+    $("search-status").textContent = text;
+    $("search-results").replaceChildren(
+      ...results.map((message) => {
+        const key = conversationKey(message, this.session.user);
+        const where = new Conversation(key);
+        const label = where.kind === "room" ? where.label : `DM with ${where.name}`;
+        const button = el(
+          "button",
+          { className: "result", attrs: { type: "button" }, dataset: { id: message.id, key } },
+          el("span", { className: "meta" }, el("span", { className: "where" }, label), el("span", { className: "from" }, message.from), timeOf(message.ts, true)),
+          el("span", { className: "body" }, message.body),
+        );
+        button.addEventListener("click", () => this.openResult(message));
+        return el("li", {}, button);
+      }),
+    );
+    $("search-more").hidden = !search.more || search.loading;
   }
 }
 

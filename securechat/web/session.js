@@ -11,13 +11,15 @@
 // A later login is a resumption: it asks for sync from the last message id seen, page
 // after page, and resends every send not yet acknowledged under its original ref, which
 // the server de-duplicates. Message ids already seen are dropped, so a catch-up never
-// shows a message twice.
+// shows a message twice. Edits, deletions and room events share the messages' id sequence
+// (the journal): they move the last id seen too, and a catch-up drops the ones already seen.
 
 export const PROTOCOL_VERSION = 1;
 export const PONG_TIMEOUT = 10; // seconds an unanswered heartbeat ping may wait
 const SEEN_IDS = 20000; // message ids remembered for de-duplication
 const RETRY_FIRST = 1; // seconds before resending a send refused with server_error, doubling...
 const RETRY_CAP = 30; // ...up to this
+const JOURNAL = new Set(["edited", "deleted", "room_event"]); // pushed with a journal id
 
 export const State = Object.freeze({
   DISCONNECTED: "disconnected",
@@ -185,6 +187,7 @@ export class ChatSession {
       this.end(event.reason === "shutting_down" ? "the server is restarting" : event.reason || "closed");
     } else if (this.state === State.AWAITING_HELLO) this.onHello(event);
     else if (this.state === State.AUTHENTICATING) this.onLogin(event);
+    else if (JOURNAL.has(type) && Number.isInteger(event.id)) this.receiveJournal(event);
     else if (type === "ack") this.acknowledge(event);
     else if (type === "error") this.refused(event, now);
     else if (type === "synced" && event.ref === this.catchUpRef) {
@@ -253,6 +256,15 @@ export class ChatSession {
     if (this.markSeen(message.id)) this.events.push({ kind: "message", message });
   }
 
+  receiveJournal(event) {
+    if (this.noteJournal(event.id)) this.events.push({ kind: "pushed", event });
+  }
+
+  noteJournal(id) {
+    this.lastId = Math.max(this.lastId, id);
+    return this.markSeen(id);
+  }
+
   markSeen(id) {
     if (this.seen.has(id)) return false;
     this.seen.add(id);
@@ -264,8 +276,9 @@ export class ChatSession {
   acknowledge(ack) {
     const send = this.unacked.get(ack.ref);
     if (send === undefined) {
-      this.answer(ack); // a duplicate ack after a resend, or a stray one: dropped
-      return;
+      // An edit's or a deletion's ack: its id is the change's, which a catch-up would repeat.
+      if (this.answer(ack) && Number.isInteger(ack.id)) this.noteJournal(ack.id);
+      return; // else a duplicate ack after a resend, or a stray one: dropped
     }
     this.forget(ack.ref);
     const message = { type: "message", id: ack.id, from: this.user, body: send.body, ts: ack.ts };

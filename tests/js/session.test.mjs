@@ -103,6 +103,26 @@ test("a message id is shown once, whether it comes live, from a catch-up or as a
   assert.deepEqual(kinds(session), []);
 });
 
+test("edits, deletions and room events move the last id and are shown once", () => {
+  const session = loggedIn();
+  const edited = { type: "edited", id: 14, target: 12, room: "general", from: "bob", body: "hi!", ts: "t" };
+  const event = { type: "room_event", id: 15, room: "general", action: "topic", actor: "bob", topic: "x", ts: "t" };
+  receive(session, edited);
+  receive(session, event);
+  receive(session, edited); // again, from a catch-up after a drop
+  receive(session, event);
+  const events = session.takeEvents();
+  assert.deepEqual(events.map((e) => [e.kind, e.event.type]), [["pushed", "edited"], ["pushed", "room_event"]]);
+  assert.equal(session.lastId, 15);
+  const ref = session.request({ type: "delete", id: 12 });
+  sent(session);
+  receive(session, { type: "ack", id: 16, ts: "t", ref });
+  assert.deepEqual(session.takeEvents().map((e) => [e.kind, e.asked.type]), [["reply", "delete"]]);
+  receive(session, { type: "deleted", id: 16, target: 12, room: "general", by: "alice", ts: "t" });
+  assert.deepEqual(kinds(session), []); // our own deletion, already known from its ack
+  assert.equal(session.lastId, 16);
+});
+
 test("a send refused for a while is retried under its ref; one refused for good fails", () => {
   const session = loggedIn();
   const send = session.submit("hello", { room: "general" });

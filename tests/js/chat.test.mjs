@@ -1,0 +1,70 @@
+// The page's pure rules (securechat/web/chat.js): slash commands, room event lines,
+// conversation keys and mentions. Run by tests/test_web_session_js.py.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+
+const module = process.env.CHAT_MODULE || new URL("../../securechat/web/chat.js", import.meta.url).href;
+const { conversationKey, mentionSpans, mentions, parseCommand, roomEventText, unreadKey } = await import(module);
+
+test("moderation commands act on the current room, with the target's name normalized", () => {
+  assert.deepEqual(parseCommand("/kick @Bob", "ops"), {
+    request: { type: "moderate", room: "ops", action: "kick", user: "bob" },
+  });
+  for (const action of ["invite", "ban", "unban", "mute", "unmute", "op", "deop"]) {
+    assert.equal(parseCommand(`/${action} carol`, "ops").request.action, action);
+  }
+  assert.deepEqual(parseCommand("/topic  deploys at 17:00 ", "ops"), {
+    request: { type: "moderate", room: "ops", action: "topic", topic: "deploys at 17:00" },
+  });
+  assert.equal(parseCommand("/topic", "ops").request.topic, ""); // clears it
+  assert.deepEqual(parseCommand("/private", "ops").request, { type: "moderate", room: "ops", action: "private" });
+  assert.deepEqual(parseCommand("/PUBLIC", "ops").request, { type: "moderate", room: "ops", action: "public" });
+  assert.deepEqual(parseCommand("/leave", "ops").request, { type: "leave", room: "ops" });
+});
+
+test("create and join name their own room; the rest need one", () => {
+  assert.deepEqual(parseCommand("/create #Ops private", null).request, { type: "create", room: "ops", private: true });
+  assert.deepEqual(parseCommand("/create ops", "general").request, { type: "create", room: "ops", private: false });
+  assert.deepEqual(parseCommand("/join #dev", null).request, { type: "join", room: "dev" });
+  assert.deepEqual(parseCommand("/kick bob", null), { error: "/kick works in a room" });
+  assert.deepEqual(parseCommand("/topic hi", null), { error: "/topic works in a room" });
+});
+
+test("wrong usage and unknown commands are errors; // sends a slash; text is no command", () => {
+  assert.deepEqual(parseCommand("/kick", "ops"), { error: "usage: /kick USER" });
+  assert.deepEqual(parseCommand("/kick bob carol", "ops"), { error: "usage: /kick USER" });
+  assert.deepEqual(parseCommand("/create ops secret", "ops"), { error: "usage: /create ROOM [private]" });
+  assert.deepEqual(parseCommand("/private now", "ops"), { error: "usage: /private" });
+  assert.match(parseCommand("/shrug", "ops").error, /^unknown command \/shrug; try \/create ROOM/);
+  assert.deepEqual(parseCommand("//not a command", "ops"), { send: "/not a command" });
+  assert.equal(parseCommand("hello /kick bob", "ops"), null);
+});
+
+test("room events read as lines, with 'you' for this user", () => {
+  const event = (fields) => ({ type: "room_event", id: 1, room: "ops", actor: "bob", ts: "t", ...fields });
+  assert.equal(roomEventText(event({ action: "kick", user: "carol" }), "alice"), "bob kicked carol");
+  assert.equal(roomEventText(event({ action: "ban", user: "alice" }), "alice"), "bob banned you");
+  assert.equal(roomEventText(event({ action: "mute", actor: "alice", user: "carol" }), "alice"), "You muted carol");
+  assert.equal(roomEventText(event({ action: "op", user: "carol" }), "alice"), "bob made carol a moderator");
+  assert.equal(roomEventText(event({ action: "deop", user: "carol" }), "alice"), "bob made carol a member again");
+  assert.equal(roomEventText(event({ action: "transfer", user: "carol" }), "alice"), "bob handed #ops over to carol");
+  assert.equal(roomEventText(event({ action: "private" }), "alice"), "#ops is now private (by bob)");
+  assert.equal(roomEventText(event({ action: "topic", topic: "on call" }), "alice"), "topic changed to “on call” by bob");
+  assert.equal(roomEventText(event({ action: "topic", topic: "" }), "alice"), "topic cleared by bob");
+  assert.equal(roomEventText(event({ action: "delete" }), "alice"), "bob deleted #ops");
+  assert.equal(roomEventText(event({ action: "something-new", user: "carol" }), "alice"), "bob: something-new carol");
+});
+
+test("conversation keys, unread keys and mentions", () => {
+  assert.equal(conversationKey({ room: "ops", from: "bob" }, "alice"), "room:ops");
+  assert.equal(conversationKey({ to: "alice", from: "bob" }, "alice"), "dm:bob");
+  assert.equal(conversationKey({ to: "bob", from: "alice" }, "alice"), "dm:bob");
+  assert.equal(unreadKey({ key: "r:ops", room: "ops" }), "room:ops");
+  assert.equal(unreadKey({ key: "u:carol", with: "carol" }), "dm:carol");
+  assert.equal(mentions("hey @Alice, look", "alice"), true);
+  assert.equal(mentions("mail alice@example.org", "alice"), false);
+  assert.equal(mentions("@alice.b is someone else", "alice"), false);
+  assert.equal(mentions("@al", "alice"), false);
+  assert.deepEqual(mentionSpans("@alice, @ALICE and @alice.b or x@alice", "alice"), [[0, 6], [8, 14]]);
+  assert.deepEqual(mentionSpans("no one", "alice"), []);
+});
