@@ -115,8 +115,8 @@ class TeamCommands:
             return
         self.t.known_rooms.add(joined.room)
         self.t.target = Target(room=joined.room)
-        kind = "private room (invitation only: /invite USER)" if private else "room"
-        self.t.say(f"created the {kind} #{escape(joined.room)}; you own it and are in it")
+        kind = ", a private room (invitation only: /invite USER)" if private else ""
+        self.t.say(f"created #{escape(joined.room)}{kind}; you own it and are in it")
 
     def cmd_topic(self, arg: str) -> None:
         room = self._room_here("/topic")

@@ -257,7 +257,8 @@ class ChatTerminal:
         self.say(f"unread in {escape(target.label)} ({unread.count}{mentions}):")
         if earlier:
             more = min(len(page.messages) + earlier, HISTORY_MAX)
-            self.say(f"… {earlier} earlier unread not shown: /history {more} shows them")
+            there = "" if target == self.target else f"{_switch(target)}, then "
+            self.say(f"… {earlier} earlier unread not shown: {there}/history {more} shows them")
         self.show_page(page.messages, target)
         return True
 
@@ -412,6 +413,11 @@ def _first_target(rooms: tuple[str, ...]) -> Target | None:
     if "general" in rooms:
         return Target(room="general")
     return Target(room=rooms[0]) if rooms else None
+
+
+def _switch(target: Target) -> str:
+    """The command that makes ``target`` current."""
+    return f"/room {escape(target.room)}" if target.room else f"/query {escape(target.peer or '')}"
 
 
 def _rooms(rooms: tuple[str, ...]) -> str:
