@@ -118,7 +118,11 @@ def test_moderation_commands_act_on_the_current_room_and_on_live_sessions(
     _run(bob, "/kick alice", "moderators cannot kick the owner of #ops")
     _run(alice, "/deop bob", "you made bob a plain member of #ops")
 
-    _run(alice, "/kick bob", "you kicked bob from #ops")
+    alice.type("/ki\t")  # Tab completes the command, then the user
+    alice.type(" bo\t")
+    alice.line("")
+    alice.expect("» /kick bob")
+    alice.expect("you kicked bob from #ops")
     bob.expect("alice kicked you from #ops")
     bob.expect(r"you are no longer in #ops; now in #general")
     bob.expect(r"\[general\] bob>")
@@ -134,6 +138,8 @@ def test_moderation_commands_act_on_the_current_room_and_on_live_sessions(
     _run(bob, "/query alice", r"\[@alice\] bob>")
     _run(bob, "/kick alice", r"/kick needs a room: /room NAME first")
     _run(bob, "/topic x", r"/topic needs a room: /room NAME first")
+    for line in ("you kicked bob from #ops", "topic of #ops: deploys at 17:00 (set by you)"):
+        assert alice.text.count(line) == 1  # the room's copy of our own action is not repeated
 
 
 def test_edit_and_delete_reach_the_other_screen_and_history(

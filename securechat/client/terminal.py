@@ -338,6 +338,9 @@ class ChatTerminal:
                 self._status = None
             self.known_rooms.update(event.rooms)
             self.say("reconnected; catching up on missed messages")
+            target = self.target
+            if target is not None and target.room is not None and target.room not in event.rooms:
+                self._on_removed(target.room)  # kicked or banned while we were away
         elif isinstance(event, Disconnected):
             self.fail(f"disconnected: {escape(event.reason)}")
         elif isinstance(event, MemberJoined | MemberLeft):
