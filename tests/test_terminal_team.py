@@ -3,6 +3,7 @@ login, the moderation commands, /edit and /delete, and the bell."""
 
 from __future__ import annotations
 
+import re
 import time
 
 from securechat.client import Client
@@ -88,11 +89,13 @@ def test_moderation_commands_act_on_the_current_room_and_on_live_sessions(
     running_server: RunningServer, terminal: StartTerminal
 ) -> None:
     alice, bob = terminal(running_server, "alice"), terminal(running_server, "bob")
-    _run(
-        alice,
-        "/create ops private",
-        r"created #ops, a private room \(invitation only: /invite USER\)",
-    )
+    bob.line("/help")
+    for usage in ("/create ROOM [private]", "/invite USER", "/ban USER", "/unmute USER"):
+        bob.expect(re.escape(usage))
+    for usage in ("/deop USER", "/topic [TEXT]", "/public", "/edit [N] TEXT", "/delete [N]"):
+        bob.expect(re.escape(usage))
+    private = r"created #ops, a private room \(invitation only: /invite USER\)"
+    _run(alice, "/create ops private", private)
     _run(alice, "/create ops", r"#ops exists already: /join ops, or another name")
     _run(bob, "/join ops", r"no room 'ops'")  # private: as if it did not exist
     _run(alice, "/invite bob", "you invited bob to #ops")
@@ -159,6 +162,7 @@ def test_edit_and_delete_reach_the_other_screen_and_history(
     bob.expect(r"alice: hello, world \(edited\)")
     _run(alice, "/delete 9", "fewer than 9 messages of yours to delete in #general")
     _run(bob, "/edit oops", "no message of yours to edit in #general")
+    _run(bob, "/edit 2", r"usage: /edit \[N\] TEXT")
     _run(bob, "/delete x", r"usage: /delete \[N\]")
     _run(bob, "/history 3", r"last \d message\(s\) in #general:")
     bob.expect(r"alice: hello, world \(edited\)")

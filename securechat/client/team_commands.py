@@ -80,10 +80,11 @@ class TeamCommands:
     ) -> None:
         """Ask the server; print the outcome as the room will see it, or the refusal."""
         me = self.t.client.user
-        self.t.expect_event(room, action, user)
+        self.t.expect_event((room, action, user))
         try:
             self.t.client.moderate(room, action, user=user, topic=topic)
         except Refused as exc:
+            self.t.expect_event(None)
             self.t.fail(refusal(exc, room, action, user))
             return
         event = RoomEvent(id=0, room=room, action=action, actor=me, ts="", user=user, topic=topic)
@@ -145,9 +146,9 @@ class TeamCommands:
 
     def cmd_edit(self, arg: str) -> None:
         first, _, rest = arg.partition(" ")
-        nth, text = (int(first), rest.strip()) if first.isdecimal() and rest.strip() else (1, arg)
+        nth, text = (int(first), rest.strip()) if first.isdecimal() else (1, arg)
         target = self.t.target
-        if target is None or not text:
+        if target is None or not text:  # "/edit 2" alone is taken for a missing TEXT
             self.t.fail("usage: /edit [N] TEXT  (in a room or a conversation)")
             return
         message_id = self._own(target, nth, "edit")

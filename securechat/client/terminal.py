@@ -180,22 +180,27 @@ class ChatTerminal:
                 room=event.room, to=event.to, edited=event.ts,
             )  # fmt: skip
             line = message_line(message, me)
+        elif author is None:  # not one we showed: whose it was is not known here
+            self.reads.forget(event.target)
+            where = f"#{event.room}" if event.room else f"@{event.to}"
+            by = "you" if event.by == me else escape(event.by)
+            line = system_line(f"a message in {escape(where)} was deleted by {by}")
         else:
             self.reads.forget(event.target)
-            sender = author or event.by
             message = Message(
-                id=event.target, sender=sender, body="", ts=event.ts, room=event.room,
+                id=event.target, sender=author, body="", ts=event.ts, room=event.room,
                 to=event.to, deleted=True,
             )  # fmt: skip
             line = message_line(message, me)
-            if event.by != sender:
+            if event.by != author:
                 line.append(("class:system", f" by {escape(event.by)}"))
         print_formatted_text(line, style=STYLE)
 
-    def expect_event(self, room: str, action: str, user: str | None) -> None:
-        """Our own moderation: its room event is not printed (the command prints it)."""
+    def expect_event(self, expected: tuple[str, str, str | None] | None) -> None:
+        """Our own moderation (room, action, user) under way: its room event is not printed,
+        the command prints the outcome; None once it was refused."""
         with self._lock:
-            self._expected = (room, action, user)
+            self._expected = expected
 
     def submit(self, body: str, target: Target) -> None:
         try:
