@@ -219,23 +219,28 @@ class ChatTerminal:
             f"({escape(client.server)}). Type /help for commands."
         )
         try:
-            unread = client.unread()
+            self._catch_up()
         except SecureChatError as exc:
-            self.fail(f"cannot load what is unread: {escape(exc.message)}")
-            unread = ()
+            self.fail(f"cannot show what you missed: {escape(exc.message)}")
+        if self.target is None:
+            self.say("you are in no room yet: /join ROOM, or /msg USER TEXT")
+        else:
+            self.say(f"you are in {escape(self.target.label)}; rooms: {_rooms(client.rooms)}")
+
+    def _catch_up(self) -> None:
+        """The summary of what is unread, the unread direct messages, then the current
+        conversation's unread (or its last messages when nothing there is unread)."""
+        unread = self.client.unread()
         for item in unread:
             self.reads.set_marker(item.key, item.last_read)
         self.say(unread_summary(unread, UNREAD_CAP) or "no unread messages")
         for item in unread:  # direct messages are for us: shown wherever we are
             if item.peer is not None and Target(peer=item.peer) != self.target:
                 self._show_unread(Target(peer=item.peer), item)
-        if self.target is None:
-            self.say("you are in no room yet: /join ROOM, or /msg USER TEXT")
-            return
-        here = next((item for item in unread if item.key == self.target.key), None)
-        if not self.enter(self.target, here or _NOTHING):
-            self._show_recent(self.target)
-        self.say(f"you are in {escape(self.target.label)}; rooms: {_rooms(client.rooms)}")
+        if self.target is not None:
+            here = next((item for item in unread if item.key == self.target.key), _NOTHING)
+            if not self.enter(self.target, here):
+                self._show_recent(self.target)
 
     def _show_recent(self, target: Target) -> None:
         try:
