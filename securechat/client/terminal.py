@@ -7,14 +7,14 @@ being sent sit just above the prompt, dimmed, until their ``ack`` arrives; then 
 into the scrollback as normal lines (once: lines are de-duplicated by message id). The
 prompt also carries the reconnect countdown.
 
-At login the screen shows what was missed (client/catchup.py keeps the state): a summary
-of the unread conversations, the unread direct messages, then what is unread in the
-current conversation; entering a conversation shows what is unread there. Whatever is
-shown of the current conversation is marked read, so the user's other devices see it
-read. A mention (``@me``) or a direct message elsewhere than the current conversation
-rings the terminal's bell. ``_lock`` guards ``_pending``, ``_status``, ``_shown``,
-``_authors`` and ``_expected``, which both threads touch; ``target`` is replaced whole
-(by the main thread, or by the event thread when we are removed from the room).
+At login the screen shows what was missed (client/missed.py; client/catchup.py keeps
+the state): a summary of the unread conversations, the unread direct messages, then what
+is unread in the current conversation; entering a conversation shows what is unread
+there. Whatever is shown of the current conversation is marked read, so the user's other
+devices see it read. A mention (``@me``) or a direct message elsewhere than the current
+conversation rings the terminal's bell. ``_lock`` guards ``_pending``, ``_status``,
+``_shown``, ``_authors`` and ``_expected``, which both threads touch; ``target`` is
+replaced whole (by the main thread, or by the event thread when we leave a room by force).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from prompt_toolkit.patch_stdout import patch_stdout
 
 from securechat.client.api import Client
 from securechat.client.catchup import ReadMarks, ReadState, key_of, key_of_message
-from securechat.client.commands import HISTORY_MAX, Commands, UserCompleter
+from securechat.client.commands import Commands, UserCompleter
 from securechat.client.events import (
     ClientEvent,
     Delivered,
@@ -42,6 +42,7 @@ from securechat.client.events import (
     Reconnecting,
     SendFailed,
 )
+from securechat.client.missed import catch_up, show_unread
 from securechat.client.outgoing import Outgoing
 from securechat.client.render import (
     STYLE,
@@ -51,7 +52,6 @@ from securechat.client.render import (
     pending_line,
     room_event_text,
     system_line,
-    unread_summary,
 )
 from securechat.client.screen import Target
 from securechat.config import Limits
@@ -71,8 +71,6 @@ from securechat.protocol.messages import (
 )
 
 QUIT_WAIT = 5.0  # seconds /quit waits for pending messages to be acknowledged
-RECENT = 10  # messages of the current room shown at start when nothing there is unread
-SCREENFUL = 20  # unread messages shown on entering a conversation; /history shows more
 AUTHORS_KEPT = 2000  # senders of shown messages remembered, to say whose message was deleted
 UNREAD_CAP = Limits().unread_cap  # the server's cap on an unread count (docs/protocol.md)
 
@@ -164,7 +162,7 @@ class ChatTerminal:
         ``unread`` is the server's count for it, when just asked; else it is asked now.
         """
         self.target = target
-        return self._show_unread(target, unread)
+        return show_unread(self, target, unread)
 
     def changed(self, event: Edited | Deleted) -> None:
         """Show an edit or a deletion (once: our own come from the command and the server)."""
@@ -219,58 +217,13 @@ class ChatTerminal:
             f"({escape(client.server)}). Type /help for commands."
         )
         try:
-            self._catch_up()
+            catch_up(self, UNREAD_CAP)
         except SecureChatError as exc:
             self.fail(f"cannot show what you missed: {escape(exc.message)}")
         if self.target is None:
             self.say("you are in no room yet: /join ROOM, or /msg USER TEXT")
         else:
             self.say(f"you are in {escape(self.target.label)}; rooms: {_rooms(client.rooms)}")
-
-    def _catch_up(self) -> None:
-        """The summary of what is unread, the unread direct messages, then the current
-        conversation's unread (or its last messages when nothing there is unread)."""
-        unread = self.client.unread()
-        for item in unread:
-            self.reads.set_marker(item.key, item.last_read)
-        self.say(unread_summary(unread, UNREAD_CAP) or "no unread messages")
-        for item in unread:  # direct messages are for us: shown wherever we are
-            if item.peer is not None and Target(peer=item.peer) != self.target:
-                self._show_unread(Target(peer=item.peer), item)
-        if self.target is not None:
-            here = next((item for item in unread if item.key == self.target.key), _NOTHING)
-            if not self.enter(self.target, here):
-                self._show_recent(self.target)
-
-    def _show_recent(self, target: Target) -> None:
-        try:
-            page = self.client.history(**target.history_query(), limit=RECENT)
-        except SecureChatError as exc:
-            self.fail(f"cannot load recent messages: {escape(exc.message)}")
-            return
-        self.show_page(page.messages, target)
-
-    def _show_unread(self, target: Target, unread: Conversation | None) -> bool:
-        """Show the unread messages of ``target`` (a screenful, the newest) and mark them read."""
-        if unread is None:
-            unread = next((c for c in self.client.unread() if c.key == target.key), _NOTHING)
-        if unread.count <= 0:
-            return False
-        query = target.history_query()
-        page = self.client.history(**query, after=unread.last_read, limit=SCREENFUL)
-        earlier = 0
-        if page.more:  # more than a screenful: the newest, and how to see the rest
-            page = self.client.history(**query, limit=SCREENFUL)
-            seen = sum(1 for m in page.messages if m.sender != self.client.user and not m.deleted)
-            earlier = max(unread.count - seen, 0)
-        mentions = f", {unread.mentions} mentioning you" if unread.mentions else ""
-        self.say(f"unread in {escape(target.label)} ({unread.count}{mentions}):")
-        if earlier:
-            more = min(len(page.messages) + earlier, HISTORY_MAX)
-            there = "" if target == self.target else f"{_switch(target)}, then "
-            self.say(f"… {earlier} earlier unread not shown: {there}/history {more} shows them")
-        self.show_page(page.messages, target)
-        return True
 
     def _leave(self) -> None:
         self._ended.set()
@@ -419,18 +372,10 @@ class ChatTerminal:
         )
 
 
-_NOTHING = Conversation(key="", count=0, mentions=0, last_read=0)  # nothing unread
-
-
 def _first_target(rooms: tuple[str, ...]) -> Target | None:
     if "general" in rooms:
         return Target(room="general")
     return Target(room=rooms[0]) if rooms else None
-
-
-def _switch(target: Target) -> str:
-    """The command that makes ``target`` current."""
-    return f"/room {escape(target.room)}" if target.room else f"/query {escape(target.peer or '')}"
 
 
 def _rooms(rooms: tuple[str, ...]) -> str:
