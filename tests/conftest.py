@@ -7,7 +7,7 @@ import dataclasses
 import os
 import subprocess
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypedDict, Unpack
 
@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from securechat.store.database import Database
     from tests.peer import Peer
     from tests.postgres import DatabasePool, PostgresCluster
+    from tests.pty_terminal import Terminal
     from tests.serve_process import ServeProcess
 
 #: Upper bound, in seconds, for any single wait in a test.
@@ -402,3 +403,43 @@ def browser_missing() -> str | None:
         f"BROWSER TESTS SKIPPED: {', '.join(missing)} not found; "
         f"install with `{INSTALL_BROWSER}` (Debian/Ubuntu)"
     )
+
+
+# --- the terminal client in a pseudo-terminal ----------------------------------------------
+
+#: The ``terminal`` fixture: ``terminal(server, "alice")`` is alice's ``securechat connect``.
+StartTerminal = Callable[["RunningServer", str], "Terminal"]
+
+
+@pytest.fixture
+def terminal(tmp_path: Path) -> Iterator[StartTerminal]:
+    """Start ``securechat connect`` for a user in a pty, once its prompt shows; killed after."""
+    import pexpect
+
+    from tests.pty_terminal import Terminal
+
+    started: list[pexpect.spawn[str]] = []
+
+    def start(server: RunningServer, user: str) -> Terminal:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SECURECHAT_")}
+        env.update(
+            SECURECHAT_PASSWORD=PASSWORD,
+            SECURECHAT_CONFIG_DIR=str(tmp_path / f"config-{user}"),
+            TERM="xterm",
+            NO_COLOR="1",
+            PROMPT_TOOLKIT_NO_CPR="1",
+        )
+        argv = ["-m", "securechat", "connect", "localhost", "--port", str(server.address[1])]
+        argv += ["--user", user, "--ca", str(server.ca_file)]
+        child = pexpect.spawn(
+            sys.executable, argv, env=env, encoding="utf-8", dimensions=(30, 120), cwd=tmp_path
+        )
+        started.append(child)
+        term = Terminal(child)
+        term.expect(rf"\[general\] {user}>")
+        return term
+
+    yield start
+    for child in started:
+        child.terminate(force=True)
+        child.close()

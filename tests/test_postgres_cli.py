@@ -18,9 +18,9 @@ from sqlalchemy.pool import NullPool
 
 from securechat.store.migrate import alembic_config, head_revision
 from tests.conftest import PASSWORD, TIMEOUT, CliRunner, PostgresFixture
+from tests.pty_terminal import Terminal
 from tests.serve_process import ServeProcess
 from tests.sql import rows
-from tests.test_client_terminal import Terminal
 
 
 @pytest.fixture

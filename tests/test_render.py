@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import sys
 import unicodedata
@@ -13,12 +14,15 @@ from prompt_toolkit.formatted_text import FormattedText
 from securechat.client.render import (
     conversation,
     escape,
+    is_mentioned,
     local_time,
     mentions,
     message_line,
     pending_line,
+    room_event_text,
+    unread_summary,
 )
-from securechat.protocol.messages import Message
+from securechat.protocol.messages import Conversation, Message, RoomEvent
 
 
 @pytest.mark.parametrize(
@@ -102,6 +106,67 @@ def test_conversation_names_the_room_or_the_other_person() -> None:
     assert conversation(_message("bob", "x"), "alice") == "#general"
     assert conversation(_message("bob", "x", room=None, to="alice"), "alice") == "@bob"
     assert conversation(_message("alice", "x", room=None, to="bob"), "alice") == "@bob"
+
+
+def _text(line: FormattedText) -> str:
+    return "".join(fragment[1] for fragment in line)
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ("@alice look", True),
+        ("ping @Alice.", True),
+        ("hi alice", False),  # highlighted (mentions), but not a mention: no bell
+        ("@alice_b here", False),
+        ("mail@alice", False),
+    ],
+)
+def test_is_mentioned_needs_the_at_sign_as_the_server_does(body: str, expected: bool) -> None:
+    assert is_mentioned(body, "alice") is expected
+
+
+def test_edited_and_deleted_messages_are_marked() -> None:
+    edited = dataclasses.replace(_message("bob", "fixed"), edited="2026-03-01T09:31:00.000Z")
+    assert _text(message_line(edited, "alice")).endswith("bob: fixed (edited)")
+    gone = dataclasses.replace(_message("bob", ""), deleted=True, edited="x")
+    line = message_line(gone, "alice")
+    assert _text(line).endswith("bob: message deleted")
+    assert _styles(line)["message deleted"] == "class:system"
+
+
+@pytest.mark.parametrize(
+    ("action", "user", "topic", "shown"),
+    [
+        ("kick", "carol", None, "bob kicked carol from #ops"),
+        ("ban", "alice", None, "bob banned you from #ops"),
+        ("invite", "alice", None, "bob invited you to #ops: /join ops to enter"),
+        ("invite", "carol", None, "bob invited carol to #ops"),
+        ("op", "carol", None, "bob made carol a moderator of #ops"),
+        ("private", None, None, "#ops is now private (invitation only), by bob"),
+        ("topic", None, "deploys\x1b at 17", "topic of #ops: deploys\\x1b at 17 (set by bob)"),
+        ("topic", None, "", "bob cleared the topic of #ops"),
+        ("create", None, "on call", "bob created #ops (topic: on call)"),
+        ("rename", None, None, "bob: rename in #ops"),  # an action a newer server may add
+    ],
+)
+def test_room_events_read_as_sentences(
+    action: str, user: str | None, topic: str | None, shown: str
+) -> None:
+    event = RoomEvent(id=9, room="ops", action=action, actor="bob", ts="", user=user, topic=topic)
+    assert room_event_text(event, "alice") == shown
+
+
+def test_unread_summary_counts_mentions_and_the_cap() -> None:
+    found = [
+        Conversation(key="r:ops", count=3, mentions=1, last_read=5, room="ops"),
+        Conversation(key="u:carol", count=1, mentions=0, last_read=0, peer="carol"),
+        Conversation(key="u:dave", count=1000, mentions=2, last_read=0, peer="dave"),
+    ]
+    assert unread_summary(found, 1000) == (
+        "3 unread in #ops (1 mention), 1 in @carol, 1000+ in @dave (2 mentions)"
+    )
+    assert unread_summary([], 1000) is None
 
 
 def test_pending_line_is_marked_and_escaped() -> None:

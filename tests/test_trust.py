@@ -33,7 +33,7 @@ from securechat.client.trust import check_offer, pin_file
 from securechat.errors import CertificateError
 from securechat.tls import server_context
 from tests.conftest import PASSWORD, TIMEOUT, CliRunner, RunningServer
-from tests.test_client_terminal import Terminal
+from tests.pty_terminal import Terminal
 
 if TYPE_CHECKING:
     from securechat.server.server import ChatServer

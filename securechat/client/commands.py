@@ -8,18 +8,19 @@ red line, never a traceback.
 
 from __future__ import annotations
 
-import dataclasses
+import functools
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, Protocol
 
 from prompt_toolkit.completion import CompleteEvent, Completer, Completion
 from prompt_toolkit.document import Document
 
-from securechat.client.api import Client
 from securechat.client.render import escape
+from securechat.client.screen import Screen, Target
+from securechat.client.team_commands import TEAM_HELP, USER_ACTIONS, TeamCommands
 from securechat.errors import SecureChatError
-from securechat.protocol.messages import MAX_QUERY, MIN_QUERY, Message
-from securechat.protocol.names import normalize_name
+from securechat.protocol.messages import MAX_QUERY, MIN_QUERY
+
+__all__ = ["COMMANDS", "HELP", "Commands", "Screen", "Target", "UserCompleter"]
 
 HISTORY_DEFAULT = 20
 HISTORY_MAX = 500
@@ -35,52 +36,15 @@ HELP = (
     ("/who", "list who is online"),
     ("/history [N]", f"show the last N messages here (default {HISTORY_DEFAULT})"),
     ("/search TEXT", f"find the newest {SEARCH_PAGE} messages you may read that hold TEXT"),
+    *TEAM_HELP,
     ("/help", "show this help"),
     ("/quit", "leave (also Ctrl-D or Ctrl-C)"),
 )
 COMMANDS = tuple(usage.split()[0] for usage, _ in HELP)
+USER_COMMANDS = ("/msg", "/query", *(f"/{action}" for action in USER_ACTIONS))
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Target:
-    """Where plain text goes: a room, or a direct conversation with ``peer``."""
-
-    room: str | None = None
-    peer: str | None = None
-
-    @property
-    def label(self) -> str:
-        return f"#{self.room}" if self.room else f"@{self.peer}"
-
-    @property
-    def prompt(self) -> str:
-        return self.room or f"@{self.peer}"
-
-    def address(self) -> dict[str, str]:
-        return {"room": self.room} if self.room else {"to": self.peer or ""}
-
-    def history_query(self) -> dict[str, Any]:
-        return {"room": self.room} if self.room else {"peer": self.peer}
-
-
-class Screen(Protocol):
-    """What the commands need of the chat screen (client/terminal.py's ChatTerminal)."""
-
-    client: Client
-    target: Target | None
-    known_users: set[str]
-    known_rooms: set[str]
-
-    def say(self, text: str, style: str = ...) -> None: ...
-    def fail(self, text: str) -> None: ...
-    def show(self, message: Message) -> None: ...
-    def submit(self, body: str, target: Target) -> None: ...
-
-
-class Commands:
-    def __init__(self, terminal: Screen) -> None:
-        self.t = terminal
-
+class Commands(TeamCommands):
     def handle(self, line: str) -> bool:
         """Act on one input line; False means quit."""
         text = line.strip()
@@ -94,7 +58,10 @@ class Commands:
         name, _, rest = text.partition(" ")
         if name in ("/quit", "/exit"):
             return False
-        method: Callable[[str], None] | None = getattr(self, f"cmd_{name[1:].lower()}", None)
+        command = name[1:].lower()
+        method: Callable[[str], None] | None = getattr(self, f"cmd_{command}", None)
+        if command in USER_ACTIONS:
+            method = functools.partial(self.on_user, command)
         if method is None:
             self.t.fail(f"unknown command {escape(name)}: /help lists them")
             return True
@@ -111,12 +78,6 @@ class Commands:
             self.t.submit(body, self.t.target)
         return True
 
-    def _name(self, raw: str, what: str, usage: str) -> str | None:
-        name = normalize_name(raw.split()[0]) if raw.split() else None
-        if name is None:
-            self.t.fail(f"usage: {usage}  ({what} names are 2-32 of a-z 0-9 . _ -)")
-        return name
-
     def cmd_help(self, _: str) -> None:
         width = max(len(usage) for usage, _ in HELP)
         self.t.say("commands (Tab completes; Up/Down recall what you typed):")
@@ -131,11 +92,13 @@ class Commands:
         joined = self.t.client.join(room)
         self.t.known_rooms.add(joined.room)
         self.t.known_users.update(joined.members)
-        self.t.target = Target(room=joined.room)
         online = ", ".join(escape(u) for u in joined.online)
+        topic = f"; topic: {escape(joined.topic)}" if joined.topic else ""
         self.t.say(
             f"joined #{escape(joined.room)}: {len(joined.members)} member(s), online: {online}"
+            f"{topic}"
         )
+        self.t.enter(Target(room=joined.room))
 
     def cmd_leave(self, arg: str) -> None:
         current = self.t.target.room if self.t.target else None
@@ -145,11 +108,16 @@ class Commands:
                 self.t.fail("usage: /leave ROOM  (the current conversation is not a room)")
             return
         self.t.client.leave(room)
-        if current == room:
-            rest = self.t.client.rooms
-            self.t.target = Target(room=rest[0]) if rest else None
-        where = self.t.target.label if self.t.target else "no room: /join ROOM"
-        self.t.say(f"left #{escape(room)}; now in {escape(where)}")
+        rest = self.t.client.rooms
+        if current == room and rest:
+            self.t.say(f"left #{escape(room)}; now in #{escape(rest[0])}")
+            self.t.enter(Target(room=rest[0]))
+        elif current == room:
+            self.t.target = None
+            self.t.say(f"left #{escape(room)}; now in no room: /join ROOM")
+        else:
+            where = self.t.target.label if self.t.target else "no room"
+            self.t.say(f"left #{escape(room)}; still in {escape(where)}")
 
     def cmd_room(self, arg: str) -> None:
         room = self._name(arg, "room", "/room ROOM")
@@ -158,8 +126,8 @@ class Commands:
         if room not in self.t.client.rooms:
             self.t.fail(f"you are not in #{escape(room)}: /join {escape(room)} first")
             return
-        self.t.target = Target(room=room)
         self.t.say(f"now in #{escape(room)}")
+        self.t.enter(Target(room=room))
 
     def cmd_msg(self, arg: str) -> None:
         user = self._name(arg, "user", "/msg USER TEXT")
@@ -178,10 +146,10 @@ class Commands:
             return
         page = self.t.client.history(peer=user, limit=10)  # also checks that the user exists
         self.t.known_users.add(user)
-        self.t.target = Target(peer=user)
-        for message in page.messages:
-            self.t.show(message)
         self.t.say(f"now talking to @{escape(user)}; /room ROOM to go back")
+        target = Target(peer=user)
+        if not self.t.enter(target):
+            self.t.show_page(page.messages, target)
 
     def cmd_rooms(self, _: str) -> None:
         rooms = self.t.client.list_rooms()
@@ -211,8 +179,7 @@ class Commands:
             self.t.say(f"no messages in {escape(target.label)} yet")
             return
         self.t.say(f"last {len(page.messages)} message(s) in {escape(target.label)}:")
-        for message in page.messages:
-            self.t.show(message)
+        self.t.show_page(page.messages, target)
         self.t.say("end of history")
 
     def cmd_search(self, arg: str) -> None:
@@ -225,8 +192,7 @@ class Commands:
             self.t.say(f"nothing found for {quoted}")
             return
         self.t.say(f"{len(page.messages)} message(s) with {quoted}, newest first:")
-        for message in page.messages:
-            self.t.show(message)
+        self.t.show_page(page.messages, None)
         self.t.say("older matches exist: search for more words" if page.more else "end of results")
 
 
@@ -245,7 +211,7 @@ class UserCompleter(Completer):
             yield from _matching(COMMANDS, word)
         elif text.startswith("/") and arg_index == 1 and words[0] in ("/join", "/leave", "/room"):
             yield from _matching(self.t.known_rooms | set(self.t.client.rooms), word)
-        elif text.startswith("/") and arg_index == 1 and words[0] in ("/msg", "/query"):
+        elif text.startswith("/") and arg_index == 1 and words[0] in USER_COMMANDS:
             yield from _matching(self.t.known_users - {self.t.client.user}, word)
         elif not text.startswith("/") or words[0] == "/msg":
             prefix = "@" if word.startswith("@") else ""

@@ -11,22 +11,26 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Iterable
 
 from prompt_toolkit.formatted_text import FormattedText
 from prompt_toolkit.styles import Style
 
 from securechat.client.escaping import escape
-from securechat.protocol.messages import Message
+from securechat.protocol.messages import Conversation, Message, RoomEvent
 
 __all__ = [
     "STYLE",
     "conversation",
     "escape",
+    "is_mentioned",
     "local_time",
     "mentions",
     "message_line",
     "pending_line",
+    "room_event_text",
     "system_line",
+    "unread_summary",
 ]
 
 STYLE = Style.from_dict(
@@ -68,6 +72,13 @@ def mentions(body: str, user: str) -> bool:
     return re.search(rf"(?<![\w.-]){re.escape(user)}(?![\w-])", body, re.IGNORECASE) is not None
 
 
+def is_mentioned(body: str, user: str) -> bool:
+    """Whether ``body`` mentions ``user`` as ``@user``: the server's rule for a mention, the
+    one that rings the bell (:func:`mentions` is the looser rule for highlighting)."""
+    pattern = rf"(?<![\w.-])@{re.escape(user)}(?![\w-])"
+    return re.search(pattern, body, re.IGNORECASE) is not None
+
+
 def conversation(message: Message, me: str) -> str:
     """Where a message belongs: ``#room``, or ``@peer`` for a direct message."""
     if message.room is not None:
@@ -89,14 +100,75 @@ def message_line(message: Message, me: str, *, now: dt.datetime | None = None) -
     if not own and mentions(message.body, me):
         body_style = "class:mention"
     body = escape(message.body, keep_newlines=True).replace("\n", "\n      ")
-    return FormattedText(
-        [
-            ("class:time", f"{local_time(message.ts, now=now)} "),
-            ("class:room", f"{escape(where)} "),
-            (f"class:{kind}.sender" if kind else "class:sender", f"{escape(message.sender)}: "),
-            (body_style, body),
-        ]
-    )
+    if message.deleted:
+        body_style, body = "class:system", "message deleted"
+    line = [
+        ("class:time", f"{local_time(message.ts, now=now)} "),
+        ("class:room", f"{escape(where)} "),
+        (f"class:{kind}.sender" if kind else "class:sender", f"{escape(message.sender)}: "),
+        (body_style, body),
+    ]
+    if message.edited and not message.deleted:
+        line.append(("class:system", " (edited)"))
+    return FormattedText(line)
+
+
+# What a room event says, by action: {actor}, {user}, {room} (with its #) and {topic}.
+_ROOM_EVENTS = {
+    "create": "{actor} created {room}",
+    "invite": "{actor} invited {user} to {room}",
+    "kick": "{actor} kicked {user} from {room}",
+    "ban": "{actor} banned {user} from {room}",
+    "unban": "{actor} unbanned {user} in {room}",
+    "mute": "{actor} muted {user} in {room}",
+    "unmute": "{actor} unmuted {user} in {room}",
+    "op": "{actor} made {user} a moderator of {room}",
+    "deop": "{actor} made {user} a plain member of {room}",
+    "transfer": "{actor} handed {room} over to {user}",
+    "private": "{room} is now private (invitation only), by {actor}",
+    "public": "{room} is now public, by {actor}",
+    "topic": "topic of {room}: {topic} (set by {actor})",
+    "delete": "{actor} deleted {room}",
+}
+
+
+def room_event_text(event: RoomEvent, me: str) -> str:
+    """A room event as one escaped sentence, e.g. ``alice kicked you from #ops``."""
+    template = _ROOM_EVENTS.get(event.action, "{actor}: " + escape(event.action) + " in {room}")
+    if event.action == "topic" and not event.topic:
+        template = "{actor} cleared the topic of {room}"
+    elif event.action == "create" and event.topic:
+        template += " (topic: {topic})"
+    elif event.action == "invite" and event.user == me:
+        template += ": /join {name} to enter"
+
+    def who(name: str | None) -> str:
+        return "you" if name == me else escape(name or "?")
+
+    return template.format(
+        actor=who(event.actor), user=who(event.user), room=f"#{escape(event.room)}",
+        name=escape(event.room), topic=escape(event.topic or ""),
+    )  # fmt: skip
+
+
+def unread_summary(conversations: Iterable[Conversation], cap: int) -> str | None:
+    """``3 unread in #ops (1 mention), 1 in @carol``; None when nothing is unread.
+
+    ``cap`` is the server's count limit: a count that reaches it reads ``1000+``.
+    """
+    parts = []
+    for item in conversations:
+        if item.count <= 0:
+            continue
+        where = f"#{escape(item.room)}" if item.room else f"@{escape(item.peer or '?')}"
+        count = f"{item.count}+" if item.count >= cap else str(item.count)
+        part = f"{count} in {where}"
+        if item.mentions:
+            part += f" ({item.mentions} mention{'s' if item.mentions > 1 else ''})"
+        parts.append(part)
+    if not parts:
+        return None
+    return f"{parts[0].replace(' in ', ' unread in ', 1)}{''.join(', ' + p for p in parts[1:])}"
 
 
 def system_line(text: str, *, style: str = "class:system") -> FormattedText:

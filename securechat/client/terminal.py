@@ -5,8 +5,16 @@ thread reads ``Client.events()`` and prints each line with ``print_formatted_tex
 prompt_toolkit draws above the input line without touching what is being typed. Messages
 being sent sit just above the prompt, dimmed, until their ``ack`` arrives; then they move
 into the scrollback as normal lines (once: lines are de-duplicated by message id). The
-prompt also carries the reconnect countdown. ``_lock`` guards ``_pending`` and ``_status``,
-which both threads touch; everything else belongs to one thread.
+prompt also carries the reconnect countdown.
+
+At login the screen shows what was missed (client/missed.py; client/catchup.py keeps
+the state): a summary of the unread conversations, the unread direct messages, then what
+is unread in the current conversation; entering a conversation shows what is unread
+there. Whatever is shown of the current conversation is marked read, so the user's other
+devices see it read. A mention (``@me``) or a direct message elsewhere than the current
+conversation rings the terminal's bell. ``_lock`` guards ``_pending``, ``_status``,
+``_shown``, ``_authors`` and ``_expected``, which both threads touch; ``target`` is
+replaced whole (by the main thread, or by the event thread when we leave a room by force).
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ from __future__ import annotations
 import functools
 import threading
 import time
+from collections.abc import Sequence
 
 from prompt_toolkit import PromptSession, print_formatted_text
 from prompt_toolkit.formatted_text import FormattedText, StyleAndTextTuples
@@ -23,7 +32,8 @@ from prompt_toolkit.output import Output
 from prompt_toolkit.patch_stdout import patch_stdout
 
 from securechat.client.api import Client
-from securechat.client.commands import Commands, Target, UserCompleter
+from securechat.client.catchup import ReadMarks, ReadState, key_of, key_of_message
+from securechat.client.commands import Commands, UserCompleter
 from securechat.client.events import (
     ClientEvent,
     Delivered,
@@ -32,19 +42,37 @@ from securechat.client.events import (
     Reconnecting,
     SendFailed,
 )
+from securechat.client.missed import catch_up, show_unread
 from securechat.client.outgoing import Outgoing
 from securechat.client.render import (
     STYLE,
     escape,
+    is_mentioned,
     message_line,
     pending_line,
+    room_event_text,
     system_line,
 )
+from securechat.client.screen import Target
+from securechat.config import Limits
 from securechat.errors import SecureChatError
-from securechat.protocol.messages import Error, MemberJoined, MemberLeft, Message, Presence
+from securechat.protocol.messages import (
+    Conversation,
+    Deleted,
+    Edited,
+    Error,
+    Left,
+    MemberJoined,
+    MemberLeft,
+    Message,
+    Presence,
+    ReadMarker,
+    RoomEvent,
+)
 
 QUIT_WAIT = 5.0  # seconds /quit waits for pending messages to be acknowledged
-RECENT = 10  # messages of the current room shown at start
+AUTHORS_KEPT = 2000  # senders of shown messages remembered, to say whose message was deleted
+UNREAD_CAP = Limits().unread_cap  # the server's cap on an unread count (docs/protocol.md)
 
 
 class ChatTerminal:
@@ -61,8 +89,12 @@ class ChatTerminal:
         self.target: Target | None = _first_target(client.rooms)
         self.known_users: set[str] = {client.user}
         self.known_rooms: set[str] = set(client.rooms)
-        self._shown: set[int] = set()
+        self.reads = ReadState(client.user)
+        self._marks = ReadMarks(client, self.reads)
         self._lock = threading.Lock()
+        self._shown: set[int] = set()  # journal ids printed (messages, edits, deletions)
+        self._authors: dict[int, str] = {}  # message id -> sender, the newest AUTHORS_KEPT
+        self._expected: tuple[str, str, str | None] | None = None  # our last moderation
         self._pending: dict[str, tuple[Outgoing, str]] = {}  # ref -> (outgoing, target label)
         self._status: tuple[int, float] | None = None  # (attempt, countdown end)
         self._ended = threading.Event()
@@ -84,6 +116,7 @@ class ChatTerminal:
     def run(self) -> None:
         """Run until /quit, Ctrl-C, Ctrl-D or a fatal disconnect, then close the client."""
         with patch_stdout(raw=True):
+            self._marks.start()
             self._greet()
             reader = threading.Thread(target=self._read_events, name="events", daemon=True)
             reader.start()
@@ -108,7 +141,64 @@ class ChatTerminal:
         self.say(text, "class:error")
 
     def show(self, message: Message) -> None:
+        with self._lock:
+            self._shown.add(message.id)
+            self._authors[message.id] = message.sender
+            while len(self._authors) > AUTHORS_KEPT:
+                del self._authors[next(iter(self._authors))]
         print_formatted_text(message_line(message, self.client.user), style=STYLE)
+
+    def show_page(self, messages: Sequence[Message], target: Target | None) -> None:
+        """Show stored messages; with ``target`` (where they all are), they are now read."""
+        for message in messages:
+            self.show(message)
+        self.reads.note(messages)
+        if target is not None and messages:
+            self._marks.mark(target.room, target.peer, messages[-1].id)
+
+    def enter(self, target: Target, unread: Conversation | None = None) -> bool:
+        """Make ``target`` current and show what is unread there; False if nothing is.
+
+        ``unread`` is the server's count for it, when just asked; else it is asked now.
+        """
+        self.target = target
+        return show_unread(self, target, unread)
+
+    def changed(self, event: Edited | Deleted) -> None:
+        """Show an edit or a deletion (once: our own come from the command and the server)."""
+        with self._lock:
+            if event.id in self._shown:
+                return
+            self._shown.add(event.id)
+            author = self._authors.get(event.target)
+        me = self.client.user
+        if isinstance(event, Edited):
+            message = Message(
+                id=event.target, sender=event.sender, body=event.body, ts=event.ts,
+                room=event.room, to=event.to, edited=event.ts,
+            )  # fmt: skip
+            line = message_line(message, me)
+        elif author is None:  # not one we showed: whose it was is not known here
+            self.reads.forget(event.target)
+            where = f"#{event.room}" if event.room else f"@{event.to}"
+            by = "you" if event.by == me else escape(event.by)
+            line = system_line(f"a message in {escape(where)} was deleted by {by}")
+        else:
+            self.reads.forget(event.target)
+            message = Message(
+                id=event.target, sender=author, body="", ts=event.ts, room=event.room,
+                to=event.to, deleted=True,
+            )  # fmt: skip
+            line = message_line(message, me)
+            if event.by != author:
+                line.append(("class:system", f" by {escape(event.by)}"))
+        print_formatted_text(line, style=STYLE)
+
+    def expect_event(self, expected: tuple[str, str, str | None] | None) -> None:
+        """Our own moderation (room, action, user) under way: its room event is not printed,
+        the command prints the outcome; None once it was refused."""
+        with self._lock:
+            self._expected = expected
 
     def submit(self, body: str, target: Target) -> None:
         try:
@@ -126,18 +216,14 @@ class ChatTerminal:
             f"connected to {escape(self.label)} as {escape(client.user)} "
             f"({escape(client.server)}). Type /help for commands."
         )
+        try:
+            catch_up(self, UNREAD_CAP)
+        except SecureChatError as exc:
+            self.fail(f"cannot show what you missed: {escape(exc.message)}")
         if self.target is None:
             self.say("you are in no room yet: /join ROOM, or /msg USER TEXT")
-            return
-        try:
-            page = client.history(self.target.room, limit=RECENT)
-        except SecureChatError as exc:
-            self.fail(f"cannot load recent messages: {escape(exc.message)}")
-            return
-        for message in page.messages:
-            self._shown.add(message.id)
-            self.show(message)
-        self.say(f"you are in {escape(self.target.label)}; rooms: {_rooms(client.rooms)}")
+        else:
+            self.say(f"you are in {escape(self.target.label)}; rooms: {_rooms(client.rooms)}")
 
     def _leave(self) -> None:
         self._ended.set()
@@ -148,6 +234,7 @@ class ChatTerminal:
             for outgoing in waiting:
                 if not outgoing.is_done:
                     _wait_quietly(outgoing, deadline)
+        self._marks.close()
         self.client.close()
         for outgoing, label in self._pending_items():
             if not outgoing.is_done:
@@ -189,11 +276,19 @@ class ChatTerminal:
 
     def _on_event(self, event: ClientEvent) -> None:
         if isinstance(event, Message):
-            self._on_message(event)
+            self._on_message(event, live=True)
         elif isinstance(event, Delivered):
-            self._on_message(event.message)
+            self._on_message(event.message, live=False)
             with self._lock:
                 self._pending.pop(event.ref, None)
+        elif isinstance(event, Edited | Deleted):
+            self.changed(event)
+        elif isinstance(event, RoomEvent):
+            self._on_room_event(event)
+        elif isinstance(event, Left):
+            self._on_removed(event.room)
+        elif isinstance(event, ReadMarker):
+            self.reads.set_marker(key_of(event.room, event.peer), event.id)  # another device
         elif isinstance(event, SendFailed):
             self._on_send_failed(event)
         elif isinstance(event, Reconnecting):
@@ -206,6 +301,9 @@ class ChatTerminal:
                 self._status = None
             self.known_rooms.update(event.rooms)
             self.say("reconnected; catching up on missed messages")
+            target = self.target
+            if target is not None and target.room is not None and target.room not in event.rooms:
+                self._on_removed(target.room)  # kicked or banned while we were away
         elif isinstance(event, Disconnected):
             self.fail(f"disconnected: {escape(event.reason)}")
         elif isinstance(event, MemberJoined | MemberLeft):
@@ -219,11 +317,50 @@ class ChatTerminal:
             self.fail(f"server: {escape(event.message)} ({escape(event.code)})")
         # anything else a newer server pushes is not for this version's screen
 
-    def _on_message(self, message: Message) -> None:
+    def _on_message(self, message: Message, *, live: bool) -> None:
+        me = self.client.user
         self.known_users.add(message.sender)
-        if message.id not in self._shown:
-            self._shown.add(message.id)
-            self.show(message)
+        with self._lock:
+            if message.id in self._shown:
+                return
+        self.show(message)
+        self.reads.note([message])
+        target = self.target
+        if target is not None and key_of_message(message, me) == target.key:
+            self._marks.mark(target.room, target.peer, message.id)  # seen where we look
+        elif (
+            live
+            and message.sender != me
+            and (message.room is None or is_mentioned(message.body, me))
+        ):
+            self._ring()
+
+    def _on_room_event(self, event: RoomEvent) -> None:
+        with self._lock:
+            ours = self._expected == (event.room, event.action, event.user)
+            if ours and event.actor == self.client.user:
+                self._expected = None
+                return
+        if event.action == "create" and event.actor == self.client.user:
+            self.known_rooms.add(event.room)  # made on another device: we are in it
+        self.say(room_event_text(event, self.client.user))
+
+    def _on_removed(self, room: str) -> None:
+        """Kicked, banned, or the room deleted: it is no longer ours to be in."""
+        target = self.target
+        if target is None or target.room != room:
+            self.fail(f"you are no longer in #{escape(room)}")
+            return
+        rest = self.client.rooms
+        self.target = Target(room=rest[0]) if rest else None
+        where = f"#{escape(rest[0])}" if rest else "no room: /join ROOM"
+        self.fail(f"you are no longer in #{escape(room)}; now in {where}")
+
+    def _ring(self) -> None:
+        """The terminal's bell, written by prompt_toolkit so the prompt stays intact."""
+        app, loop = self._session.app, self._session.app.loop
+        if app.is_running and loop is not None:
+            loop.call_soon_threadsafe(app.output.bell)
 
     def _on_send_failed(self, event: SendFailed) -> None:
         with self._lock:

@@ -1,0 +1,83 @@
+"""What you missed: the catch-up at login and the unread shown on entering a conversation.
+
+The server counts, per conversation, what arrived after your read marker (``unread``);
+these functions show it through the chat screen (client/screen.py) and, by showing it,
+mark it read (``Screen.show_page``). Direct messages are for you, so the login shows
+every unread one wherever you are; rooms only say how much is waiting until you enter.
+"""
+
+from __future__ import annotations
+
+from securechat.client.commands import HISTORY_MAX
+from securechat.client.render import escape, unread_summary
+from securechat.client.screen import Screen, Target
+from securechat.errors import SecureChatError
+from securechat.protocol.messages import Conversation
+
+__all__ = ["RECENT", "SCREENFUL", "catch_up", "show_unread"]
+
+RECENT = 10  # messages of the current room shown at login when nothing there is unread
+SCREENFUL = 20  # unread messages shown on entering a conversation; /history shows more
+
+_NOTHING = Conversation(key="", count=0, mentions=0, last_read=0)
+
+
+def catch_up(screen: Screen, cap: int) -> None:
+    """The summary of what is unread (``cap``: the server's count limit), the unread
+    direct messages, then the current conversation's unread (or, when nothing there is
+    unread, its last messages).
+
+    Raises:
+        SecureChatError: the server could not be asked.
+    """
+    unread = screen.client.unread()
+    for item in unread:
+        screen.reads.set_marker(item.key, item.last_read)
+    screen.say(unread_summary(unread, cap) or "no unread messages")
+    target = screen.target
+    for item in unread:
+        if item.peer is not None and Target(peer=item.peer) != target:
+            show_unread(screen, Target(peer=item.peer), item)
+    if target is not None:
+        here = next((item for item in unread if item.key == target.key), _NOTHING)
+        if not screen.enter(target, here):
+            _show_recent(screen, target)
+
+
+def show_unread(screen: Screen, target: Target, unread: Conversation | None) -> bool:
+    """Show the unread messages of ``target`` (a screenful, the newest) and mark them read;
+    False if there are none. ``unread`` is its entry in ``unread``, asked now when None."""
+    client = screen.client
+    if unread is None:
+        unread = next((c for c in client.unread() if c.key == target.key), _NOTHING)
+    if unread.count <= 0:
+        return False
+    query = target.history_query()
+    page = client.history(**query, after=unread.last_read, limit=SCREENFUL)
+    earlier = 0
+    if page.more:  # more than a screenful: the newest, and how to see the rest
+        page = client.history(**query, limit=SCREENFUL)
+        seen = sum(1 for m in page.messages if m.sender != client.user and not m.deleted)
+        earlier = max(unread.count - seen, 0)
+    mentions = f", {unread.mentions} mentioning you" if unread.mentions else ""
+    screen.say(f"unread in {escape(target.label)} ({unread.count}{mentions}):")
+    if earlier:
+        more = min(len(page.messages) + earlier, HISTORY_MAX)
+        there = "" if target == screen.target else f"{_switch(target)}, then "
+        screen.say(f"… {earlier} earlier unread not shown: {there}/history {more} shows them")
+    screen.show_page(page.messages, target)
+    return True
+
+
+def _show_recent(screen: Screen, target: Target) -> None:
+    try:
+        page = screen.client.history(**target.history_query(), limit=RECENT)
+    except SecureChatError as exc:
+        screen.fail(f"cannot load recent messages: {escape(exc.message)}")
+        return
+    screen.show_page(page.messages, target)
+
+
+def _switch(target: Target) -> str:
+    """The command that makes ``target`` current."""
+    return f"/room {escape(target.room)}" if target.room else f"/query {escape(target.peer or '')}"
