@@ -115,6 +115,11 @@ class Limits:
     shutdown_grace: float = 3.0
     operation_timeout: float = 30.0  # a team operation (join, moderate, edit...) waits this long
     journal_poll_interval: float = 0.25  # how soon rows the command line wrote reach sessions
+    # Several nodes on one PostgreSQL database (server/bus.py, server/nodes.py):
+    bus_check_interval: float = 5.0  # the table is read this often even if no NOTIFY came
+    bus_retry_interval: float = 1.0  # a lost listening connection is opened again this soon
+    node_heartbeat_interval: float = 1.0  # each node writes its live users this often...
+    node_ttl: float = 10.0  # ...and one silent this long is dead: its users go offline
     unread_page: int = 500  # conversations in one unread reply, at most (and one frame)
     unread_cap: int = 1000  # an unread count stops here: "1000" means at least that many
 

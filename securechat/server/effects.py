@@ -83,9 +83,12 @@ class Effects:
         """Apply an operation's outcome to the hub; the frames it makes."""
         if not outcome.changed:
             return []
-        change = self._hub.update_room(
-            outcome.room, outcome.meta, added=outcome.added, removed=outcome.removed
-        )
+        if outcome.members is not None:  # what other nodes did to the room counts too
+            change = self._hub.update_room(outcome.room, outcome.meta, members=outcome.members)
+        else:
+            change = self._hub.update_room(
+                outcome.room, outcome.meta, added=outcome.added, removed=outcome.removed
+            )
         return self._announce(change, outcome.entries, origin)
 
     def journal_row(self, entry: StoredMessage, origin: Member | None) -> Writes:
@@ -110,6 +113,13 @@ class Effects:
             meta, members = None, None
         change = self._hub.update_room(entry.room, meta, members=members)
         return self._announce(change, (entry,), None)
+
+    def room_reloaded(self, room: str, state: RoomState | None) -> Writes:
+        """``room`` as the store has it now (``state``; None: gone), after another node
+        changed it without a journal row: a plain join or leave."""
+        meta, members = (None, None) if state is None else (state.meta, state.members)
+        change = self._hub.update_room(room, meta, members=members)
+        return self._announce(change, (), None)
 
     def _announce(
         self, change: RoomChange, entries: Iterable[StoredMessage], origin: Member | None

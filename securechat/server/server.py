@@ -8,7 +8,8 @@ thread (see ``connection.py``). Sends go to the :class:`Committer`, whose thread
 them in batches and whose delivery thread then acks them and fans them out to the
 recipients the :class:`Hub` names; the committer also runs every other write (joins,
 moderation, edits: the team operations). The journal tail (``bus.py``) brings the rows
-that ``securechat room ...`` writes from another process to live sessions. Password checks run in a separate process
+that ``securechat room ...`` or another node writes to live sessions; on PostgreSQL the
+heartbeat thread (``nodes.py``) shares who is online with the other nodes. Password checks run in a separate process
 (``hashpool.py``). Three more threads wake now and then: the account watcher, the
 certificate renewer and the presence announcer. The renewer (``renewal.py``) may swap the
 server's :class:`Credentials`, a TLS context and the CA it offers; each connection is
@@ -43,18 +44,22 @@ from securechat.certs import SERVER_CERT, read_ca_pem, server_cert_info
 from securechat.config import ServerConfig
 from securechat.errors import ConfigError, ErrorCode, StoreError, TooManySessions
 from securechat.protocol.messages import Bye, Error
-from securechat.server.bus import PollingBus
+from securechat.server.bus import Bus, NotifyBus, PollingBus
 from securechat.server.committer import Committer
 from securechat.server.connection import ServerConnection
 from securechat.server.effects import Effects
 from securechat.server.hashpool import HashPool
 from securechat.server.hub import Hub
+from securechat.server.nodes import NodePresence
 from securechat.server.renewal import CertificateRenewer, Credentials
 from securechat.server.service import ChatService
 from securechat.server.web import WebServer
 from securechat.store.chat import ChatStore
 from securechat.store.database import Database
+from securechat.store.listener import JournalListener
 from securechat.store.messages import StoredMessage
+from securechat.store.news import News, Resync, RoomTouched
+from securechat.store.nodes import NodeTable
 from securechat.transport import Waker
 
 log = logging.getLogger("securechat.server")
@@ -107,10 +112,23 @@ class ChatServer:
         )
         self._committer = Committer(store, self._hub, limits)
         self._effects = Effects(self._hub)
-        self._bus = PollingBus(
-            store, origin=origin, after=tail_from, interval=limits.journal_poll_interval
-        )
+        self.origin = origin
+        self._bus: Bus
+        self._nodes: NodePresence | None = None
+        if database.engine.dialect.name == "postgresql":  # possibly one node of several
+            self._bus = NotifyBus(
+                store, JournalListener(database.url, name=f"securechat {origin}"),
+                origin=origin, after=tail_from, check_interval=limits.bus_check_interval,
+                retry_interval=limits.bus_retry_interval,
+            )  # fmt: skip
+            table = NodeTable(database, origin, ttl=limits.node_ttl)
+            self._nodes = NodePresence(table, self._hub, interval=limits.node_heartbeat_interval)
+        else:
+            self._bus = PollingBus(
+                store, origin=origin, after=tail_from, interval=limits.journal_poll_interval
+            )
         self._bus.subscribe(self._apply_external)
+        self._bus.subscribe_news(self._apply_news)
         self._service = ChatService(
             store=store,
             accounts=self._accounts,
@@ -199,6 +217,8 @@ class ChatServer:
         self.password_checks = f"{processes} process(es): {scheduling}"
         self._committer.start()
         self._bus.start()
+        if self._nodes is not None:
+            self._nodes.start()
         self._acceptor.start()
         self._watcher.start()
         self._renewal.start()
@@ -230,6 +250,8 @@ class ChatServer:
             if thread.is_alive():
                 thread.join()
         self._bus.stop()
+        if self._nodes is not None:
+            self._nodes.stop()
         with self._lock:
             connections = list(self._connections)
         for connection in connections:
@@ -354,6 +376,18 @@ class ChatServer:
                 else:
                     state = self._store.room_state(row.room)
             self._committer.delivery.deliver(self._effects.external(row, state))
+
+    def _apply_news(self, news: News) -> None:
+        """Apply another node's news that has no journal row (the bus's thread)."""
+        deliver = self._committer.delivery.deliver
+        if isinstance(news, RoomTouched):
+            deliver(self._effects.room_reloaded(news.room, self._store.room_state(news.room)))
+        elif isinstance(news, Resync):
+            states = self._store.room_states()
+            for room in {*states, *self._hub.room_names()}:
+                deliver(self._effects.room_reloaded(room, states.get(room)))
+        else:
+            deliver(self._effects.of(news, None))
 
     # --- the certificate renewer: new TLS credentials for new connections ------------
 
