@@ -6,13 +6,22 @@ real processes). The shared parts are the test PostgreSQL's."""
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import TIMEOUT, PostgresFixture, RunningServer, ServerFactory
+from tests.conftest import (
+    PASSWORD,
+    TIMEOUT,
+    CliRunner,
+    PostgresFixture,
+    RunningServer,
+    ServerFactory,
+)
 from tests.peer import Peer
 
 pytestmark = [pytest.mark.postgresql, pytest.mark.postgresql_only]
@@ -153,3 +162,20 @@ def test_a_killed_listening_connection_is_reopened_and_nothing_is_missed_or_repe
     acks.append(alice.expect("ack", ref="last")["id"])
     got = [bob.expect("message", room="general")["id"] for _ in acks]
     assert got == acks  # each once, in commit order: "last" came after the other 20
+
+
+def test_send_given_several_nodes_skips_one_that_is_down(
+    nodes: list[RunningServer], run_cli: CliRunner, tmp_path: Path
+) -> None:
+    bob = nodes[2].login("bob")
+    with socket.socket() as probe:  # a port nothing listens on: a dead node
+        probe.bind(("127.0.0.1", 0))
+        dead = probe.getsockname()[1]
+    hosts = f"127.0.0.1:{dead},127.0.0.1:{nodes[1].address[1]}"
+    env = {"SECURECHAT_PASSWORD": PASSWORD, "SECURECHAT_CONFIG_DIR": str(tmp_path / "cfg")}
+    done = run_cli(
+        "send", "--user", "alice", "--ca", str(nodes[0].ca_file), "--room", "general", hosts,
+        "via the second node", env=env, timeout=30,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert bob.expect("message", body="via the second node")["from"] == "alice"

@@ -29,6 +29,7 @@ import typer
 from securechat.cli.app import app
 from securechat.client import Client
 from securechat.client.escaping import escape
+from securechat.client.link import with_port
 from securechat.client.settings import (
     ClientSettings,
     TrustedCA,
@@ -64,7 +65,9 @@ SUBJECT_SHOWN = 200
 Host = Annotated[
     str | None,
     typer.Argument(
-        metavar="[HOST]", help="Server name or address (default: the last one used).",
+        metavar="[HOST]",
+        help="Server name or address (default: the last one used); several nodes of one "
+        "service as a comma list (a,b:5001,c), tried in turn when one is down.",
         show_default=False,
     ),
 ]  # fmt: skip
@@ -107,6 +110,7 @@ class Destination:
     ca_file: Path | None
     pin: TrustedCA | None = None  # set when ca_file is the CA pinned for this server
     ca: CandidateCA | None = None  # what ca_file held when read (checked against the pin)
+    also: tuple[str, ...] = ()  # more nodes of the service, after a comma: same CA
 
     @property
     def label(self) -> str:
@@ -219,6 +223,9 @@ def resolve(
         CertificateError: the CA file is not exactly one CA certificate, or a pinned one
             no longer holds the certificate that was pinned.
     """
+    also: tuple[str, ...] = ()
+    if host is not None and "," in host:  # several nodes: the first may name its port
+        host, port, also = _nodes(host, port)
     same_server = host is None or host == remembered.host
     host, port = _server(host, port, remembered, command=command)
     pin = None if ca else remembered.trusted.get(server_key(host, port))
@@ -243,7 +250,29 @@ def resolve(
         if not sys.stdin.isatty():
             raise ConfigError("no user given: pass --user NAME")
         user = typer.prompt("User name")
-    return Destination(host, port, user, ca.resolve() if ca else None, pin, candidate)
+    return Destination(
+        host, port, user, ca.resolve() if ca else None, pin, candidate,
+        also,
+    )  # fmt: skip
+
+
+def _nodes(hosts: str, port: int | None) -> tuple[str, int | None, tuple[str, ...]]:
+    """``a:5001,b,c`` as the first host, its port (if given) and the others.
+
+    Raises:
+        ConfigError: a port is not a number.
+    """
+    addresses = [address.strip() for address in hosts.split(",") if address.strip()]
+    if not addresses:
+        raise ConfigError(f"no server in {hosts!r}")
+    first, *others = addresses
+    try:
+        for address in others:
+            with_port(address, 0)
+        host, given = with_port(first, port or 0)
+    except ValueError as exc:
+        raise ConfigError(f"not a port number in {hosts!r}") from exc
+    return host, port or given or None, tuple(others)
 
 
 def read_password(from_stdin: bool, to: Destination) -> str:
@@ -299,7 +328,7 @@ def _log_in(to: Destination, password_stdin: bool, *, reconnect: bool = False) -
     ca_file, fingerprint = _ca_of(to)
     return Client(
         to.host, to.port, ca_file=ca_file, ca_fingerprint=fingerprint, user=to.user,
-        password=read_password(password_stdin, to), reconnect=reconnect,
+        password=read_password(password_stdin, to), reconnect=reconnect, also=to.also,
     ).connect()  # fmt: skip
 
 
