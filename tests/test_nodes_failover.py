@@ -6,6 +6,8 @@ go offline on the others within its ttl."""
 from __future__ import annotations
 
 import signal
+import socket
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -15,7 +17,7 @@ import pytest
 from securechat.client import Backoff, Client
 from securechat.client.events import Reconnected
 from securechat.protocol.messages import Message, Presence
-from tests.conftest import PASSWORD, TIMEOUT
+from tests.conftest import PASSWORD, TIMEOUT, skip_or_fail
 from tests.serve_process import ServeProcess
 from tests.sql import value
 from tests.test_nodes import _eventually
@@ -92,3 +94,83 @@ def test_clients_of_a_killed_node_fail_over_and_every_acked_message_arrives_once
         assert "carol" not in bob.who()
         assert alice.is_connected
         assert any(isinstance(event, Reconnected) for event in alice.events(0.01))
+
+
+HAPROXY = Path("/usr/sbin/haproxy")
+
+
+def _haproxy_config(nodes: list[ServeProcess], chat_port: int, web_port: int) -> str:
+    """docs/deploy.md's HAProxy example, pointed at ``nodes`` on 127.0.0.1."""
+    doc = (Path(__file__).parent.parent / "docs" / "deploy.md").read_text()
+    after_title = doc.split("# /etc/haproxy/haproxy.cfg", 1)[1].split("\n", 1)[1]
+    config = after_title.split("```", 1)[0]
+    for node, lan in zip(nodes, ("192.168.1.10", "192.168.1.11"), strict=True):
+        web = node.wait_for(r"web client on port (\d+)").group(1)
+        config = config.replace(f"{lan}:5050", f"127.0.0.1:{node.port}")
+        config = config.replace(f"{lan}:5443", f"127.0.0.1:{web}")
+    config = config.replace("bind :5050", f"bind 127.0.0.1:{chat_port}")
+    return config.replace("bind :5443", f"bind 127.0.0.1:{web_port}")
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def test_haproxy_in_tcp_mode_as_deploy_md_shows_moves_clients_off_a_killed_node(
+    certs_dir: Path, db_url: str, serve: list[ServeProcess], tmp_path: Path
+) -> None:
+    if not HAPROXY.is_file():
+        skip_or_fail("HAPROXY TEST SKIPPED: no haproxy; install it with `apt-get install haproxy`")
+    nodes = [_node(certs_dir, db_url, serve) for _ in range(2)]
+    port = _free_port()
+    config = tmp_path / "haproxy.cfg"
+    config.write_text(_haproxy_config(nodes, port, _free_port()))
+    proxy = subprocess.Popen(
+        [str(HAPROXY), "-db", "-f", str(config)], stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        _eventually(lambda: _accepts(port) or proxy.poll() is not None)
+        assert proxy.poll() is None, proxy.communicate()[1]
+        via_proxy = Client(
+            "127.0.0.1", port, ca_file=certs_dir / "ca.pem", user="alice", password=PASSWORD,
+            timeout=TIMEOUT, reconnect=True, backoff=Backoff(initial=0.05, cap=0.2),
+        )  # fmt: skip
+        with via_proxy as alice:
+            on, other = _node_of("alice", nodes)
+            with _client("bob", [other], certs_dir) as bob:
+                first = alice.send("before", room="general")
+                on.signal(signal.SIGKILL)
+                second = alice.send("after", room="general")  # through HAProxy, to the other
+                bodies: dict[int, str] = {}
+                while len(bodies) < 2:
+                    event = bob.next_event(TIMEOUT)
+                    assert event is not None
+                    if isinstance(event, Message) and event.sender == "alice":
+                        bodies[event.id] = event.body
+                assert bodies == {first: "before", second: "after"}
+    finally:
+        proxy.terminate()
+        proxy.communicate(timeout=TIMEOUT)
+
+
+def _accepts(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1.0).close()
+    except OSError:
+        return False
+    return True
+
+
+def _node_of(user: str, nodes: list[ServeProcess]) -> tuple[ServeProcess, ServeProcess]:
+    """The node ``user`` logged in on (from its log), and the other one."""
+    first, second = nodes
+    try:
+        first.wait_for(f"login {user} from", timeout=2.0)
+    except TimeoutError:
+        second.wait_for(f"login {user} from", timeout=TIMEOUT)
+        return second, first
+    return first, second

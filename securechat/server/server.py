@@ -60,6 +60,7 @@ from securechat.store.listener import JournalListener
 from securechat.store.messages import StoredMessage
 from securechat.store.news import News, Resync, RoomTouched
 from securechat.store.nodes import NodeTable
+from securechat.store.rooms import RoomState
 from securechat.transport import Waker
 
 log = logging.getLogger("securechat.server")
@@ -368,14 +369,18 @@ class ChatServer:
 
     def _apply_external(self, rows: list[StoredMessage]) -> None:
         """Apply rows written elsewhere to the hub and deliver them (the tail's thread)."""
-        for row in rows:
-            state = None
-            if row.kind == "event" and row.room is not None:
-                if row.action == "delete":
-                    self._store.forget_room(row.room)
-                else:
-                    state = self._store.room_state(row.room)
-            self._committer.delivery.deliver(self._effects.external(row, state))
+        self._committer.delivery.deliver(
+            self._effects.external_rows((row, self._state_for(row)) for row in rows)
+        )
+
+    def _state_for(self, row: StoredMessage) -> RoomState | None:
+        """The room of an event row as the store has it now (None: not an event, or gone)."""
+        if row.kind != "event" or row.room is None:
+            return None
+        if row.action == "delete":
+            self._store.forget_room(row.room)
+            return None
+        return self._store.room_state(row.room)
 
     def _apply_news(self, news: News) -> None:
         """Apply another node's news that has no journal row (the bus's thread)."""
