@@ -39,6 +39,7 @@ from typing import Protocol
 
 from securechat.errors import StoreError
 from securechat.store.chat import ChatStore
+from securechat.store.database import CommitConnection
 from securechat.store.listener import JournalListener
 from securechat.store.messages import StoredMessage
 from securechat.store.news import News, Resync, decode
@@ -80,6 +81,7 @@ class _Tail:
         self._last = after  # owned by whichever thread polls (the bus's, or a test's)
         self._subscribers: list[Subscriber] = []
         self._news_subscribers: list[NewsSubscriber] = []
+        self._connection: CommitConnection | None = None  # the polling thread's own, if any
 
     def subscribe(self, callback: Subscriber) -> None:
         self._subscribers.append(callback)
@@ -90,8 +92,9 @@ class _Tail:
     def poll(self) -> None:
         while True:
             rows, self._last, more = self._store.journal_after(
-                self._last, exclude_origin=self._origin, limit=TAIL_BATCH
-            )
+                self._last, exclude_origin=self._origin, limit=TAIL_BATCH,
+                connection=self._connection,
+            )  # fmt: skip
             if rows:
                 for callback in self._subscribers:
                     callback(rows)
@@ -154,6 +157,9 @@ class NotifyBus(_Tail):
         self._waker = Waker()
         self._thread = threading.Thread(target=self._run, name="journal-listener")
         self.connected = threading.Event()  # set while listening, after catching up
+        # The bus's thread: whether it listened before (the first time follows the hub's
+        # load from the table; a later one may have missed news).
+        self._has_listened = False
 
     def start(self) -> None:
         self._thread.start()
@@ -166,17 +172,10 @@ class NotifyBus(_Tail):
         self._waker.close()
 
     def _run(self) -> None:
-        reconnecting = False  # the first connection follows the hub's load from the table
         while not self._stopping.is_set():
             try:
                 self._listener.open()
-                self.poll()  # what was committed before the LISTEN, or while it was down
-                if reconnecting:
-                    self._tell(Resync())
-                reconnecting = True
-                self.connected.set()
-                log.info("listening for other nodes' journal rows")
-                self._listen()
+                self._serve()
             except StoreError as exc:
                 log.warning(
                     "journal listener: %s; again in %.1f s", exc.message, self._retry_interval
@@ -187,6 +186,26 @@ class NotifyBus(_Tail):
                 self.connected.clear()
                 self._listener.close()
             self._sleep(self._retry_interval)
+
+    def _serve(self) -> None:
+        """Catch up, then listen, reading on a connection of the thread's own (a read per
+        wake-up, without a pool checkout and its ping).
+
+        Raises:
+            StoreError: the database or the listening connection was lost.
+        """
+        with self._store.connect() as connection:
+            self._connection = connection
+            try:
+                self.poll()  # what was committed before the LISTEN, or while it was down
+                if self._has_listened:
+                    self._tell(Resync())
+                self._has_listened = True
+                self.connected.set()
+                log.info("listening for other nodes' journal rows")
+                self._listen()
+            finally:
+                self._connection = None
 
     def _listen(self) -> None:
         """Read the table whenever another writer's commit is announced, until stopped.

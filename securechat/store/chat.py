@@ -209,15 +209,16 @@ class ChatStore:
             return connection.execute(_LAST_ID).scalar_one() or 0
 
     def journal_after(
-        self, after: int, *, exclude_origin: str, limit: int
+        self, after: int, *, exclude_origin: str, limit: int, connection: Connection | None = None
     ) -> tuple[list[StoredMessage], int, bool]:
         """Rows after id ``after`` written by others than ``exclude_origin``, in id order.
 
         Returns at most ``limit`` rows, the id to read after next time, and whether more
         may follow at once. The newest id is read first and the rows only up to it, so
-        every row at or below it is committed (see ``server/bus.py``).
+        every row at or below it is committed (see ``server/bus.py``). ``connection``: one the
+        caller keeps (from :meth:`connect`), instead of one from the pool.
         """
-        with self._db.transaction() as conn:
+        with self._db.transaction(connection) as conn:
             newest = conn.execute(_LAST_ID).scalar_one() or 0
             if newest <= after:
                 return [], after, False
