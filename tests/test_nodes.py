@@ -164,6 +164,19 @@ def test_a_killed_listening_connection_is_reopened_and_nothing_is_missed_or_repe
     assert got == acks  # each once, in commit order: "last" came after the other 20
 
 
+def test_news_missed_while_the_listener_was_down_is_made_up_by_reading_the_rooms(
+    server_factory: ServerFactory, postgres: PostgresFixture, db_url: str
+) -> None:
+    a = server_factory(**FAST_NODES)  # type: ignore[arg-type]
+    b = server_factory(**{**FAST_NODES, "bus_retry_interval": 2.0})  # type: ignore[arg-type]
+    alice, bob = a.login("alice"), b.login("bob")
+    _ask(bob, "j0", type="join", room="lunch")
+    [old] = _listeners(postgres, db_url, b)
+    postgres.cluster.execute(db_url.rsplit("/", 1)[1], f"SELECT pg_terminate_backend({old})")
+    _ask(alice, "j1", type="join", room="lunch")  # no journal row: news, while B is deaf
+    bob.expect("member_joined", room="lunch", user="alice")  # after B listens again
+
+
 def test_send_given_several_nodes_skips_one_that_is_down(
     nodes: list[RunningServer], run_cli: CliRunner, tmp_path: Path
 ) -> None:

@@ -147,7 +147,7 @@ def connect(
     path = settings_file()
     remembered = load_settings(path)
     if forget:
-        _forget(*_server(host, port, remembered, command="connect"), path)
+        _forget(*_server(host, port, remembered, command="connect")[:2], path)
         return
     to = resolve(host, port, user, ca, remembered, command="connect")
     if to.ca_file is None:
@@ -223,11 +223,8 @@ def resolve(
         CertificateError: the CA file is not exactly one CA certificate, or a pinned one
             no longer holds the certificate that was pinned.
     """
-    also: tuple[str, ...] = ()
-    if host is not None and "," in host:  # several nodes: the first may name its port
-        host, port, also = _nodes(host, port)
     same_server = host is None or host == remembered.host
-    host, port = _server(host, port, remembered, command=command)
+    host, port, also = _server(host, port, remembered, command=command)
     pin = None if ca else remembered.trusted.get(server_key(host, port))
     ca = ca or (pin.ca_file if pin else None)
     pinned_files = {trusted.ca_file for trusted in remembered.trusted.values()}
@@ -295,17 +292,22 @@ def read_password(from_stdin: bool, to: Destination) -> str:
 
 def _server(
     host: str | None, port: int | None, remembered: ClientSettings, *, command: str
-) -> tuple[str, int]:
-    """The host and port: given, else remembered (the port only for the same host).
+) -> tuple[str, int, tuple[str, ...]]:
+    """The host and port, given, else remembered (the port only for the same host), and
+    the service's other nodes when a comma list names several (``a:5001,b``).
 
     Raises:
-        ConfigError: no host given and none remembered.
+        ConfigError: no host given and none remembered; a port in the list is not a number.
     """
     same_server = host is None or host == remembered.host
     host = host or remembered.host
     if not host:
         raise ConfigError(f"no server given: securechat {command} HOST")
-    return host, port or (remembered.port if same_server else None) or DEFAULT_PORT
+    also: tuple[str, ...] = ()
+    if "," in host:
+        host, given, also = _nodes(host, port)
+        port = port or given
+    return host, port or (remembered.port if same_server else None) or DEFAULT_PORT, also
 
 
 def _ca_of(to: Destination) -> tuple[Path, str]:
@@ -338,7 +340,9 @@ def _remember(settings_path: Path, to: Destination, user: str) -> None:
     latest = load_settings(settings_path)
     save_settings(
         settings_path,
-        dataclasses.replace(latest, host=to.host, port=to.port, user=user, ca_file=ca_file),
+        dataclasses.replace(
+            latest, host=",".join((to.host, *to.also)), port=to.port, user=user, ca_file=ca_file
+        ),
     )
 
 
