@@ -15,7 +15,9 @@ With ``reconnect`` the I/O thread survives a lost connection: it backs off (full
 0.5 s doubling to 30 s) and logs in again; the session does the rest (resume token,
 catch-up, resends). Requests fail fast while disconnected; sends are kept. Given several
 endpoints (the nodes of one service, #17), each login tries them in turn, starting with
-the one after the endpoint last lost, so a dead node costs one failed attempt.
+the one after the endpoint last lost, so a dead node costs one failed attempt. One name
+with several addresses (DNS round-robin) is tried address by address within each attempt
+(``socket.create_connection`` in ``transport.connect_tls``).
 """
 
 from __future__ import annotations
