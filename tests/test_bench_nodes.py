@@ -3,6 +3,8 @@ PostgreSQL cluster, every delivery counted; and what it refuses."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from securechat.bench import BenchParams, run_workload
@@ -15,12 +17,16 @@ pytestmark = pytest.mark.postgresql
 
 
 @pytest.mark.timeout(180)
-def test_bench_nodes_counts_every_delivery_on_sqlite_and_across_two_postgresql_nodes() -> None:
+def test_bench_nodes_counts_every_delivery_on_sqlite_and_across_two_postgresql_nodes(
+    tmp_path: Path,
+) -> None:
     if (reason := missing()) is not None:
         skip_or_fail(reason)
+    plot = tmp_path / "nodes.png"
     params = BenchParams(
-        receivers=3, senders=2, rate=100, duration=0.5, messages=20, processes=1, nodes=(2,)
-    )
+        receivers=3, senders=2, rate=100, duration=0.5, messages=20, processes=1, nodes=(2,),
+        plot=plot,
+    )  # fmt: skip
     report = run_workload("nodes", params, show_progress=False)
     assert report.ok, report.failures
     points = report.results["points"]
@@ -29,6 +35,7 @@ def test_bench_nodes_counts_every_delivery_on_sqlite_and_across_two_postgresql_n
         assert point["office_deliveries"] == point["office_expected"] > 0
         assert point["max_deliveries"] == point["max_expected"] > 0
         assert point["office_p99_ms"] > 0
+    assert plot.read_bytes().startswith(b"\x89PNG")
 
 
 @pytest.mark.parametrize(

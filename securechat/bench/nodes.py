@@ -129,6 +129,11 @@ def nodes_workload(
         "crosses nodes with 2 or more); throughput: sessions dealt round-robin over the nodes"
     )
     report.notes.append("PostgreSQL: the bench's own cluster on 127.0.0.1, fsync on")
+    if params.plot is not None and points:
+        from securechat.bench.plot import plot_nodes
+
+        plot_nodes(points, params.plot)
+        report.rows.append(("plot", str(params.plot)))
     return report
 
 

@@ -93,7 +93,7 @@ def bench(
     levels: Annotated[str | None, typer.Option(metavar="N,N,...", help="idle: session counts to hold, in order [default: 500,1000,2000,5000].", rich_help_panel=_LOAD)] = None,
     sizes: Annotated[str | None, typer.Option(metavar="N,N,...", help="scaling: room sizes [default: 10,50,200,1000].", rich_help_panel=_LOAD)] = None,
     nodes: Annotated[str | None, typer.Option(metavar="N,N,...", help="nodes: how many server nodes on one PostgreSQL, after one on SQLite [default: 1,2,3].", rich_help_panel=_LOAD)] = None,
-    plot: Annotated[Path | None, typer.Option(metavar="PNG", help="scaling: draw the chart here (needs matplotlib: securechat[bench]).", rich_help_panel=_LOAD)] = None,
+    plot: Annotated[Path | None, typer.Option(metavar="PNG", help="scaling and nodes: draw the chart here (needs matplotlib: securechat[bench]).", rich_help_panel=_LOAD)] = None,
     queries: Annotated[int | None, typer.Option(metavar="N", min=1, help="search: queries asked, one at a time [default: 300].", rich_help_panel=_LOAD)] = None,
     search_index: Annotated[bool, typer.Option(help="The bench's own server indexes messages for search (--no-search-index drops the index's triggers first, to measure what indexing costs a fan-out).", rich_help_panel=_LOAD)] = True,
     processes: Annotated[int, typer.Option(metavar="N", min=1, help="Generator processes, each multiplexing many connections.", rich_help_panel=_LOAD)] = 2,
