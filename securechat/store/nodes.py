@@ -4,8 +4,9 @@ Each node writes, every heartbeat, its row in ``nodes`` (``seen_at`` = the datab
 ``now()``) and the set of users with a session on it in ``node_sessions`` (only what
 changed since its last beat). Every node reads the users online on the *other* nodes
 seen within the ttl: a node killed with SIGKILL stops beating, and its users go offline
-everywhere after at most ttl plus a heartbeat. The first beat after that deletes the
-dead node's row, and its sessions with it (ON DELETE CASCADE).
+everywhere after at most ttl plus a heartbeat. A node silent for three ttls has its row
+deleted by the next beat of any other, and its sessions with it (ON DELETE CASCADE); one
+that comes back after that writes its row and its users again.
 """
 
 from __future__ import annotations
