@@ -23,6 +23,7 @@ from securechat.store.chat import ChatStore
 from securechat.store.database import Database
 from securechat.store.messages import NewMessage, SaveResult
 from securechat.store.models import User
+from securechat.store.search import IndexPass
 
 pytestmark = pytest.mark.postgresql
 
@@ -150,6 +151,7 @@ class _HeldCommit(ChatStore):
         logins: Mapping[int, dt.datetime] | None = None,
         connection: Connection | None = None,
         before_commit: Callable[[list[SaveResult]], None] | None = None,
+        index: IndexPass | None = None,
     ) -> list[SaveResult]:
         assert before_commit is not None  # the committer always hands its results over
         hand_over = before_commit
@@ -159,7 +161,7 @@ class _HeldCommit(ChatStore):
             self._meanwhile()
 
         return super().save_messages(
-            batch, logins=logins, connection=connection, before_commit=held
+            batch, logins=logins, connection=connection, before_commit=held, index=index
         )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+import typing
 from typing import Any
 
 import pytest
@@ -57,6 +58,7 @@ from securechat.protocol.messages import (
     UnreadList,
     Welcome,
     Who,
+    _wire_fields,
     decode_event,
     decode_request,
     encode,
@@ -436,8 +438,11 @@ def test_decode_event_rejects_request_type() -> None:
 
 # --- properties ------------------------------------------------------------------------
 
-REQUEST_TYPES = ["auth", "join", "leave", "rooms", "send", "history", "sync", "who", "ping"]
-FIELDS = ["user", "password", "room", "to", "with", "body", "before", "limit", "since", "ref"]
+# Every request the protocol knows, and every field any of them has on the wire (read from
+# the dataclasses, so a request added later is fuzzed too).
+REQUEST_CLASSES = typing.get_args(Request)
+REQUEST_TYPES = sorted(str(cls.TYPE) for cls in REQUEST_CLASSES)
+FIELDS = sorted({wire for cls in REQUEST_CLASSES for _, wire in _wire_fields(cls)})
 
 json_values = st.recursive(
     st.none()

@@ -17,13 +17,25 @@ from securechat.store.migrate import (
     upgrade_to_head,
 )
 from securechat.store.models import User
-from securechat.store.search import _SQLITE, FTS_TABLE, fts5_string, like_pattern
+from securechat.store.search import _SQLITE, FTS_TABLE, IndexPass, fts5_string, like_pattern
+
+_ALL = 1_000_000  # an index pass that takes the whole backlog
 
 
-@pytest.fixture(params=["sqlite-cursor", "portable"])
-def store(request: pytest.FixtureRequest, db: Database) -> ChatStore:
-    """Both ways the group commit adds rows: the triggers index either."""
-    return ChatStore(db, sqlite_cursor=request.param == "sqlite-cursor")
+class _SearchStore(ChatStore):
+    """A store whose :func:`_send` either indexes each message at once (as the group commit
+    does at office load) or leaves it in the backlog (as in a burst)."""
+
+    def __init__(self, db: Database, *, sqlite_cursor: bool, indexes: bool) -> None:
+        super().__init__(db, sqlite_cursor=sqlite_cursor)
+        self.indexes = indexes
+
+
+@pytest.fixture(params=["sqlite-cursor/indexed", "sqlite-cursor/backlog", "portable/indexed"])
+def store(request: pytest.FixtureRequest, db: Database) -> _SearchStore:
+    """Both ways the group commit adds rows, and both places a message may be searched in."""
+    path, where = request.param.split("/")
+    return _SearchStore(db, sqlite_cursor=path == "sqlite-cursor", indexes=where == "indexed")
 
 
 def _users(db: Database, *names: str) -> list[int]:
@@ -35,7 +47,11 @@ def _users(db: Database, *names: str) -> list[int]:
 
 
 def _send(store: ChatStore, sender: tuple[int, str], body: str, **to: str) -> int:
-    (result,) = store.save_messages([NewMessage(sender[0], sender[1], body, None, **to)])
+    indexes = isinstance(store, _SearchStore) and store.indexes
+    (result,) = store.save_messages(
+        [NewMessage(sender[0], sender[1], body, None, **to)],
+        index=IndexPass(_ALL) if indexes else None,
+    )
     assert isinstance(result, tuple), result
     assert isinstance(result[0], StoredMessage)
     return result[0].id
@@ -51,6 +67,14 @@ def _found(store: ChatStore, user_id: int, query: str, **page: int) -> list[str]
 def _sql(db: Database, statement: str, **params: object) -> None:
     with db.engine.begin() as connection:
         connection.execute(text(statement), params)
+
+
+def _check_index(db: Database) -> None:
+    """FTS5's own check that the index holds exactly what ``messages`` says it should."""
+    with db.engine.begin() as connection:
+        connection.execute(
+            text(f"INSERT INTO {FTS_TABLE} ({FTS_TABLE}) VALUES ('integrity-check')")
+        )
 
 
 def _indexed_rows(db: Database) -> int:
@@ -98,7 +122,9 @@ def test_search_takes_the_users_text_literally_not_as_fts5_syntax(
     assert like_pattern("5%_\\") == "%5\\%\\_\\\\%"
 
 
-def test_search_follows_edits_deletions_and_room_deletion(db: Database, store: ChatStore) -> None:
+def test_search_follows_edits_deletions_and_room_deletion(
+    db: Database, store: _SearchStore
+) -> None:
     (alice,) = _users(db, "alice")
     store.join(alice, "general")
     store.join(alice, "doomed")
@@ -106,7 +132,7 @@ def test_search_follows_edits_deletions_and_room_deletion(db: Database, store: C
     edited = _send(store, me, "meet at the old place", room="general")
     gone = _send(store, me, "a secret plan", room="general")
     _send(store, me, "doomed room words", room="doomed")
-    assert _indexed_rows(db) == 3
+    assert _indexed_rows(db) == (3 if store.indexes else 0)
 
     _sql(db, "UPDATE messages SET body = 'meet at the new place', edited_ms = 5 WHERE id = :id",
          id=edited)  # fmt: skip
@@ -118,7 +144,11 @@ def test_search_follows_edits_deletions_and_room_deletion(db: Database, store: C
     assert _found(store, alice, "secret") == []
     _sql(db, "DELETE FROM rooms WHERE name = 'doomed'")  # its messages go by cascade
     assert _found(store, alice, "doomed") == []
+    # What was indexed followed each change; what was not is indexed as it is now.
+    assert store.index_for_search(_ALL) == 0
     assert _indexed_rows(db) == 1
+    _check_index(db)
+    assert _found(store, alice, "place") == ["meet at the new place"]
 
 
 def test_search_never_returns_edit_delete_or_event_rows(db: Database, store: ChatStore) -> None:
@@ -135,6 +165,7 @@ def test_search_never_returns_edit_delete_or_event_rows(db: Database, store: Cha
         target=original,
     )
     assert _found(store, alice, "words") == ["first words"]
+    store.index_for_search(_ALL)
     assert _indexed_rows(db) == 1
 
 
@@ -223,13 +254,55 @@ def test_upgrading_a_0006_database_indexes_its_messages(db: Database) -> None:
     store = ChatStore(db)
     assert _found(store, alice, "old") == ["old direct text", "old room text"]
     assert _indexed_rows(db) == 2
-    _send(store, (bob, "bob"), "new room text", room="ops")  # the triggers came with it
+    _send(store, (bob, "bob"), "new room text", room="ops")  # in the backlog (0008)
     assert _found(store, alice, "room text") == ["new room text", "old room text"]
 
     with db.engine.connect() as connection, foreign_keys_off(connection), connection.begin():
         command.downgrade(alembic_config(connection), "0006")
     assert not {t for t in _tables(db) if t.startswith("messages_fts")}
     _send(store, (bob, "bob"), "written without the index", room="ops")
+
+
+def test_search_pages_across_the_index_and_the_backlog(db: Database) -> None:
+    store = ChatStore(db)
+    (alice,) = _users(db, "alice")
+    store.join(alice, "general")
+    ids = [_send(store, (alice, "alice"), f"mixed item {n}", room="general") for n in range(6)]
+    assert store.search_backlog() == 6
+    assert store.index_for_search(3) == 3  # oldest first
+    assert _indexed_rows(db) == 3
+    pages, before, more = [], None, True
+    while more:
+        page, more = store.search(alice, "ITEM", before=before, limit=2)
+        pages.append([m.id for m in page])
+        before = page[-1].id
+    assert pages == [ids[:3:-1], ids[3:1:-1], ids[1::-1]]  # the mark is inside page 2
+    assert store.index_for_search(_ALL) == 0
+    _check_index(db)
+    assert [m.id for m in store.search(alice, "item", before=None, limit=9)[0]] == ids[::-1]
+
+
+def test_revision_0008_keeps_the_index_and_its_downgrade_completes_it(db: Database) -> None:
+    (alice,) = _users(db, "alice")
+    store = ChatStore(db)
+    store.join(alice, "general")
+    with db.engine.connect() as connection, foreign_keys_off(connection), connection.begin():
+        command.downgrade(alembic_config(connection), "0007")  # the insert trigger indexes
+    _send(store, (alice, "alice"), "indexed by the trigger", room="general")
+    assert _indexed_rows(db) == 1
+    upgrade_to_head(db.engine)
+    assert store.search_backlog() == 0  # the mark starts at the newest id
+    _send(store, (alice, "alice"), "left in the backlog", room="general")
+    assert (_indexed_rows(db), store.search_backlog()) == (1, 1)
+    with db.engine.connect() as connection, foreign_keys_off(connection), connection.begin():
+        command.downgrade(alembic_config(connection), "0007")
+    assert _indexed_rows(db) == 2  # the backlog, indexed on the way down
+    _send(store, (alice, "alice"), "indexed by the trigger again", room="general")
+    assert _indexed_rows(db) == 3
+    _check_index(db)
+    upgrade_to_head(db.engine)
+    assert store.search_backlog() == 0
+    assert len(_found(store, alice, "index")) == 2
 
 
 def _tables(db: Database) -> set[str]:

@@ -1,8 +1,8 @@
 """The search workload: how long the first page of a ``search`` takes over a full database.
 
 The throwaway database is filled before its server starts (:func:`fill`), straight
-through the store's engine in large transactions, so the index triggers of revision 0007
-index every row as the server would. Bodies are 4 to 20 words from a list of everyday
+through the store's engine in large transactions, each of which indexes its rows for
+search as the server's group commit would. Bodies are 4 to 20 words from a list of everyday
 words; about one message in 100,000 carries one of a few rare words. The messages are
 spread over :data:`ROOMS` rooms and direct conversations among the bench users; the
 searching user (``PREFIX0``) is in a quarter of the rooms, so about three matches in four
@@ -126,12 +126,12 @@ def preparer(params: BenchParams, server: dict[str, Any]) -> Callable[[str, Targ
     return prepare
 
 
-def drop_index_triggers(db_url: str, target: Target) -> None:
-    """Stop indexing new messages (the bench's ``--no-search-index``), so a fan-out can be
-    measured without the index's cost."""
+def drop_index(db_url: str, target: Target) -> None:
+    """No search index (the bench's ``--no-search-index``), so a fan-out can be measured
+    without the index's cost."""
     database = open_database(db_url)
     try:
-        bulk.drop_search_triggers(database)
+        bulk.drop_search_index(database)
     finally:
         database.dispose()
 

@@ -25,7 +25,7 @@ from securechat.bench.nodes import nodes_workload
 from securechat.bench.report import PhaseProgress, Report
 from securechat.bench.run import BenchParams, Run, fanout_shape
 from securechat.bench.search import USERS as SEARCH_USERS
-from securechat.bench.search import drop_index_triggers, preparer, search_workload
+from securechat.bench.search import drop_index, preparer, search_workload
 from securechat.bench.target import Target
 from securechat.errors import ConfigError
 
@@ -111,8 +111,8 @@ def _run_workload(
         server = {}
         prepare = preparer(params, server) if name == "search" else None
         if not params.search_index:
-            server["search_index"] = "none: revision 0007's triggers dropped before the start"
-            prepare = drop_index_triggers
+            server["search_index"] = "none: the search index dropped before the start"
+            prepare = drop_index
         with ThrowawayServer(
             users=users_needed(name, params), cheap_logins=cheap, limits=limits,
             prepare=prepare,

@@ -95,7 +95,7 @@ def bench(
     nodes: Annotated[str | None, typer.Option(metavar="N,N,...", help="nodes: how many server nodes on one PostgreSQL, after one on SQLite [default: 1,2,3].", rich_help_panel=_LOAD)] = None,
     plot: Annotated[Path | None, typer.Option(metavar="PNG", help="scaling and nodes: draw the chart here (needs matplotlib: securechat[bench]).", rich_help_panel=_LOAD)] = None,
     queries: Annotated[int | None, typer.Option(metavar="N", min=1, help="search: queries asked, one at a time [default: 300].", rich_help_panel=_LOAD)] = None,
-    search_index: Annotated[bool, typer.Option(help="The bench's own server indexes messages for search (--no-search-index drops the index's triggers first, to measure what indexing costs a fan-out).", rich_help_panel=_LOAD)] = True,
+    search_index: Annotated[bool, typer.Option(help="The bench's own server indexes messages for search (--no-search-index drops the index first, to measure what indexing costs a fan-out).", rich_help_panel=_LOAD)] = True,
     processes: Annotated[int, typer.Option(metavar="N", min=1, help="Generator processes, each multiplexing many connections.", rich_help_panel=_LOAD)] = 2,
     generator_policy: Annotated[GeneratorPolicy, typer.Option(help="Scheduling of the generator processes: batch (SCHED_BATCH: they never preempt the server when a message wakes them, as clients on other machines cannot) or normal.", rich_help_panel=_LOAD)] = GeneratorPolicy.batch,
     transport: Annotated[Transport, typer.Option(help="How sessions connect: tls (the chat port, as terminal clients) or ws (the web port: wss://HOST:WEBPORT/ws with the server's own Origin, as browsers). Compare the two with interleaved runs.", rich_help_panel=_LOAD)] = Transport.TLS,

@@ -27,6 +27,9 @@ for the next message commit, or at most ``LOGIN_FLUSH_SECONDS``, so a reconnect 
 after a restart costs about one commit a second instead of one per login, and logins never
 compete with messages for SQLite's single write lock. A crash loses at most that last
 second of "last login" times, never a message.
+
+Search indexing (SQLite) rides along too: quiet batches index their rows in their own
+transaction, bursts leave them for when the queue is idle (``indexing.py``).
 """
 
 from __future__ import annotations
@@ -48,9 +51,11 @@ from securechat.errors import SecureChatError, ServerError, StoreError
 from securechat.server.delivery import Delivery, PendingSend, WrittenBatch
 from securechat.server.effects import Effects
 from securechat.server.hub import Hub, Member
+from securechat.server.indexing import SearchIndexing
 from securechat.store.chat import ChatStore
 from securechat.store.database import CommitConnection
 from securechat.store.journal import Tx
+from securechat.store.search import IndexPass
 
 T = TypeVar("T")
 
@@ -111,6 +116,7 @@ class Committer:
         self._queued_bytes = 0  # guarded by _queued_lock: the waiting sends' bodies, in memory
         self._delivery = Delivery(hub)
         self._effects = Effects(hub)
+        self._indexing = SearchIndexing(store, limits)
         self._operation_timeout = limits.operation_timeout
         self._thread = threading.Thread(target=self._run, name="committer")
 
@@ -172,6 +178,7 @@ class Committer:
                 connection = stack.enter_context(self._store.connect())
             except StoreError as exc:  # each commit then takes a connection from the pool
                 log.warning("the group commit has no connection of its own: %s", exc.message)
+            self._indexing.start()
             self._commit_loop(connection)
 
     def _commit_loop(self, connection: CommitConnection | None) -> None:
@@ -180,14 +187,17 @@ class Committer:
         logins_due = 0.0  # monotonic time by which the pending login times are written
         while running:
             batch: list[PendingSend] = []
+            waits = [logins_due - time.monotonic()] if logins else []
+            if (idle := self._indexing.idle_wait()) is not None:
+                waits.append(idle)
             try:
-                if logins:
-                    item = self._queue.get(timeout=max(logins_due - time.monotonic(), 0.0))
+                item = self._queue.get(timeout=max(min(waits), 0.0)) if waits else self._queue.get()
+            except queue.Empty:  # nothing came along in time
+                if logins and time.monotonic() >= logins_due:  # write the logins alone
+                    self._commit(batch, logins, connection)
+                    logins = {}
                 else:
-                    item = self._queue.get()
-            except queue.Empty:  # no message came along in time: write the logins alone
-                self._commit(batch, logins, connection)
-                logins = {}
+                    self._indexing.catch_up(connection)
                 continue
             while True:
                 if item is _STOP:
@@ -260,22 +270,28 @@ class Committer:
         connection: CommitConnection | None,
     ) -> None:
         written = WrittenBatch(batch)
+        index = self._indexing.for_batch(len(batch), others_waiting=not self._queue.empty())
         try:
             self._store.save_messages(
                 [p.message for p in batch],
                 logins=logins,
                 connection=connection,
                 before_commit=functools.partial(self._delivery.hand_over, written),
+                index=index,
             )
         except StoreError as exc:
             log.error("could not store %d message(s): %s", len(batch), exc.message)
-            written.settle(durable=False)
-            self._delivery.refuse(batch)
+            self._refuse(written, index)
             return
         except Exception:
             # A bug, not a full disk: keep the committer alive for everyone else.
             log.exception("internal error storing %d message(s)", len(batch))
-            written.settle(durable=False)
-            self._delivery.refuse(batch)
+            self._refuse(written, index)
             return
         written.settle(durable=True)
+        self._indexing.saved(index)
+
+    def _refuse(self, written: WrittenBatch, index: IndexPass | None) -> None:
+        written.settle(durable=False)
+        self._delivery.refuse(written.batch)
+        self._indexing.not_saved(index)

@@ -1,7 +1,7 @@
 """Bulk writes for tools that fill a throwaway database (the bench): no checks, few commits.
 
-Rows go in through Core ``executemany`` in one transaction per call, so the index
-triggers of revision 0007 see every row, as they do the server's.
+Rows go in through Core ``executemany`` in one transaction per call, which also indexes
+them for search, as the server's group commit does when it is not busy.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 
 from sqlalchemy import insert, select
 
+from securechat.store import search
 from securechat.store.database import Database
 from securechat.store.models import ChatMessage, Membership, Room, User, utcnow
 
@@ -37,13 +38,17 @@ def add_rooms(database: Database, members: Mapping[str, Sequence[int]]) -> dict[
 
 
 def add_messages(database: Database, rows: Sequence[Mapping[str, object]]) -> None:
-    """Insert chat messages (``messages`` columns by name) in one transaction."""
+    """Insert chat messages (``messages`` columns by name) in one transaction, indexed."""
     with database.transaction() as conn:
         conn.execute(insert(ChatMessage), list(rows))
+        search.index_pending(conn, len(rows))
 
 
-def drop_search_triggers(database: Database) -> None:
-    """Stop indexing new messages for search: drop revision 0007's triggers (SQLite)."""
+def drop_search_index(database: Database) -> None:
+    """No search index at all (SQLite), to measure what indexing costs: drop the index,
+    its mark and its triggers; the server then indexes nothing (``search.backlog``)."""
     with database.transaction() as conn:
-        for trigger in ("messages_fts_insert", "messages_fts_update", "messages_fts_delete"):
+        for trigger in ("messages_fts_update", "messages_fts_delete"):
             conn.exec_driver_sql(f"DROP TRIGGER {trigger}")
+        conn.exec_driver_sql(f"DROP TABLE {search.STATE_TABLE}")
+        conn.exec_driver_sql(f"DROP TABLE {search.FTS_TABLE}")

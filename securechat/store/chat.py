@@ -246,6 +246,7 @@ class ChatStore:
         logins: Mapping[int, dt.datetime] | None = None,
         connection: Connection | None = None,
         before_commit: Callable[[list[SaveResult]], None] | None = None,
+        index: search.IndexPass | None = None,
     ) -> list[SaveResult]:
         """Store a batch in one transaction: :meth:`MessageWriter.save`.
 
@@ -253,8 +254,20 @@ class ChatStore:
             StoreError: the transaction could not be committed; nothing of it was stored.
         """
         return self._writer.save(
-            batch, logins=logins, connection=connection, before_commit=before_commit
+            batch, logins=logins, connection=connection, before_commit=before_commit, index=index
         )
+
+    def search_backlog(self) -> int | None:
+        """How many ids the search index trails the journal by; None: nothing to index here
+        (PostgreSQL keeps its index in each transaction, or there is no index)."""
+        with self._db.engine.connect() as conn:
+            return search.backlog(conn)
+
+    def index_for_search(self, limit: int, *, connection: Connection | None = None) -> int:
+        """Index up to ``limit`` ids of the search backlog in a transaction of their own;
+        returns how many are left (:func:`search.index_pending`)."""
+        with self._db.transaction(connection) as conn:
+            return search.index_pending(conn, limit)
 
     def room_history(
         self, room: str, *, before: int | None, limit: int, after: int | None = None

@@ -3,7 +3,8 @@
 SQLite is the default and gets the settings a multi-threaded server needs on every new
 connection: write-ahead logging (readers do not block the writer), enforced foreign keys,
 a busy timeout instead of an immediate "database is locked", and ``synchronous=FULL`` so a
-committed message survives a power cut. A new SQLite file is created 0600 before SQLite
+committed message survives a power cut; and the function search matches the messages not
+yet indexed with (``store/search.py``). A new SQLite file is created 0600 before SQLite
 opens it, whatever the umask; SQLite gives its -wal and -shm files the database's mode.
 
 PostgreSQL (``postgresql+psycopg://``, the ``postgres`` extra) gets the same lock wait as a
@@ -31,6 +32,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from securechat.errors import StoreError
 from securechat.store.lock import sqlite_file
 from securechat.store.migrate import upgrade_to_head
+from securechat.store.search import CONTAINS_FUNCTION, contains
 
 #: How long a statement waits for a lock another connection holds before it fails (SQLite's
 #: busy timeout, PostgreSQL's ``lock_timeout``): a write stuck behind someone else's long
@@ -52,6 +54,7 @@ _SQLITE_PRAGMAS = (
 
 
 def _apply_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.create_function(CONTAINS_FUNCTION, 2, contains, deterministic=True)
     cursor = dbapi_connection.cursor()
     try:
         for pragma in _SQLITE_PRAGMAS:

@@ -44,6 +44,7 @@ from securechat.errors import ErrorCode, StoreError
 from securechat.store.database import Database
 from securechat.store.mentions import add_mentions
 from securechat.store.models import ChatMessage, Room, User
+from securechat.store.search import IndexPass, index_pending
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -215,6 +216,7 @@ class MessageWriter:
         logins: Mapping[int, dt.datetime] | None = None,
         connection: Connection | None = None,
         before_commit: Callable[[list[SaveResult]], None] | None = None,
+        index: IndexPass | None = None,
     ) -> list[SaveResult]:
         """Store a batch in one transaction; a repeated (sender, ref) returns the first copy.
 
@@ -222,7 +224,9 @@ class MessageWriter:
         pool checkout and reset per commit. The same transaction sets ``last_login_at`` for
         the ids in ``logins``. ``before_commit`` gets the results as soon as the rows are
         written, before the COMMIT and its fsync: work that needs the ids can overlap the
-        disk wait, but nothing may be sent until this method has returned.
+        disk wait, but nothing may be sent until this method has returned. With ``index``,
+        the same transaction then indexes up to ``index.limit`` ids of the search backlog,
+        oldest first (this batch's rows once the older ones are done).
 
         A row whose sender or room was deleted after it was sent breaks a foreign key.
         Then the batch is written again, in a new transaction that first looks up which
@@ -234,7 +238,9 @@ class MessageWriter:
             StoreError: the transaction could not be committed; nothing of it was stored.
         """
         now_ms = int(time.time() * 1000)
-        write = functools.partial(self._save, batch, logins, connection, before_commit, now_ms)
+        write = functools.partial(
+            self._save, batch, logins, connection, before_commit, index, now_ms
+        )
         try:
             return write(check_references=False)
         except _StaleReference:
@@ -249,6 +255,7 @@ class MessageWriter:
         logins: Mapping[int, dt.datetime] | None,
         connection: Connection | None,
         before_commit: Callable[[list[SaveResult]], None] | None,
+        index: IndexPass | None,
         now_ms: int,
         *,
         check_references: bool,
@@ -271,6 +278,8 @@ class MessageWriter:
                 self._mentions(conn, batch, results, recipients)
             if before_commit is not None:
                 before_commit(results)
+            if index is not None:  # after the hand-over: delivery encodes meanwhile
+                index.backlog = index_pending(conn, index.limit)
         return results
 
     def _mentions(
