@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import pwd
 import shutil
 import socket
 import subprocess
@@ -60,6 +59,8 @@ class PostgresCluster:
 
     @property
     def superuser(self) -> str:
+        import pwd  # POSIX only, like the cluster; the CLI that loads this runs on Windows too
+
         return self._owner or pwd.getpwuid(os.geteuid()).pw_name
 
     def url(self, database: str) -> str:
@@ -67,6 +68,8 @@ class PostgresCluster:
 
     def start(self) -> None:
         if self._owner is not None:
+            import pwd
+
             entry = pwd.getpwnam(self._owner)
             os.chown(self._root, entry.pw_uid, entry.pw_gid)
         self._run("initdb", "-D", str(self._data), "--auth=trust", "--encoding=UTF8",
