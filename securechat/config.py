@@ -117,6 +117,11 @@ class Limits:
     journal_poll_interval: float = 0.25  # how soon rows the command line wrote reach sessions
     search_index_lag: int = 20_000  # ids the search index may trail by in a burst (SQLite)...
     search_index_step: int = 64  # ...and ids indexed at once when catching up (~4 ms of CPU)
+    # Several nodes on one PostgreSQL database (server/bus.py, server/nodes.py):
+    bus_check_interval: float = 5.0  # the table is read this often even if no NOTIFY came
+    bus_retry_interval: float = 1.0  # a lost listening connection is opened again this soon
+    node_heartbeat_interval: float = 1.0  # each node writes its live users this often...
+    node_ttl: float = 10.0  # ...and one silent this long is dead: its users go offline
     unread_page: int = 500  # conversations in one unread reply, at most (and one frame)
     unread_cap: int = 1000  # an unread count stops here: "1000" means at least that many
 

@@ -119,7 +119,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     The others use SQLite only: the PostgreSQL variants are kept to the modules that touch
     SQL (store, migrations, committer, faults, accounts, server, CLI), so that ``make
     check`` stays within its time on 2 cores.
-    ``@pytest.mark.sqlite_only(reason=...)`` keeps one test of a marked module to SQLite.
+    ``@pytest.mark.sqlite_only(reason=...)`` keeps one test of a marked module to SQLite;
+    ``@pytest.mark.postgresql_only`` (with ``postgresql``) runs it on PostgreSQL alone.
     """
     if "database_kind" not in metafunc.fixturenames:
         return
@@ -128,6 +129,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         raise pytest.UsageError(f"{metafunc.definition.nodeid}: sqlite_only needs reason=...")
     on_postgresql = metafunc.definition.get_closest_marker("postgresql") is not None
     kinds = list(DATABASE_KINDS) if on_postgresql and marker is None else ["sqlite"]
+    if metafunc.definition.get_closest_marker("postgresql_only") is not None:
+        on_postgresql, kinds = True, ["postgresql"]
     if "write_path" in metafunc.fixturenames:
         pairs = [(kind, path) for kind in kinds for path in WRITE_PATHS[kind]]
         metafunc.parametrize(("database_kind", "write_path"), pairs, indirect=True)
@@ -292,6 +295,10 @@ class LimitOverrides(TypedDict, total=False):
     commit_queue: int
     commit_queue_bytes: int
     shutdown_grace: float
+    bus_check_interval: float
+    bus_retry_interval: float
+    node_heartbeat_interval: float
+    node_ttl: float
 
 
 class ServerFactory(Protocol):

@@ -1,180 +1,19 @@
-"""A throwaway PostgreSQL cluster for the tests: initdb in a temporary folder, pg_ctl on a
-free loopback port, stopped and removed at the end.
-
-It uses Debian's ``postgresql`` package (``/usr/lib/postgresql/<version>/bin``). PostgreSQL
-refuses to run as root, so when the tests run as root (CI does) the cluster is owned by
-the unprivileged ``nobody`` user, in a folder of its own under /tmp (the tests' own
-temporary folders are private to root). The cluster trusts connections from 127.0.0.1
-only, and skips fsync: it holds test data that is thrown away.
+"""The tests' PostgreSQL: the session's throwaway cluster (``securechat.bench.postgres``, which
+the bench shares: initdb in a temporary folder, pg_ctl on a free loopback port, owned by
+``nobody`` under root, fsync off) and a pool of databases at head for the tests.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
-import pwd
-import shutil
-import socket
-import subprocess
-import tempfile
-import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
+from securechat.bench.postgres import PostgresCluster, find_bindir
+
+__all__ = ["INSTALL_HINT", "DatabasePool", "PostgresCluster", "find_bindir", "missing"]
+
 INSTALL_HINT = "apt-get install postgresql (Debian's package; the tests start their own cluster)"
-START_TIMEOUT = 30.0
-
-
-def find_bindir() -> Path | None:
-    """The newest Debian PostgreSQL server binaries, or None when the package is missing."""
-    root = Path("/usr/lib/postgresql")
-    if not root.is_dir():
-        return None
-    versions = sorted(
-        (p for p in root.iterdir() if (p / "bin" / "pg_ctl").is_file()),
-        key=lambda p: int(p.name) if p.name.isdigit() else 0,
-    )
-    return versions[-1] / "bin" if versions else None
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-class PostgresCluster:
-    """One running cluster; :meth:`create_database` hands out fresh, empty databases."""
-
-    def __init__(self, bindir: Path) -> None:
-        self._bin = bindir
-        self._owner = "nobody" if os.geteuid() == 0 else None
-        self._root = Path(tempfile.mkdtemp(prefix="securechat-pg-"))
-        self._data = self._root / "data"
-        self.port = _free_port()
-        self._databases = 0
-        self._started = False
-        self._admin_connection: Any = None
-
-    @property
-    def superuser(self) -> str:
-        return self._owner or pwd.getpwuid(os.geteuid()).pw_name
-
-    def url(self, database: str) -> str:
-        return f"postgresql+psycopg://{self.superuser}@127.0.0.1:{self.port}/{database}"
-
-    def start(self) -> None:
-        if self._owner is not None:
-            entry = pwd.getpwnam(self._owner)
-            os.chown(self._root, entry.pw_uid, entry.pw_gid)
-        self._run("initdb", "-D", str(self._data), "--auth=trust", "--encoding=UTF8",
-                  "--locale=C.UTF-8", "-U", self.superuser)  # fmt: skip
-        options = (
-            f"-c listen_addresses=127.0.0.1 -c port={self.port} "
-            f"-c unix_socket_directories={self._root} -c fsync=off "
-            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
-        )
-        self._run("pg_ctl", "-D", str(self._data), "-o", options, "-l",
-                  str(self._root / "log"), "-w", "-t", str(int(START_TIMEOUT)), "start")  # fmt: skip
-        self._started = True
-
-    def create_database(self, *, template: str | None = None, name: str | None = None) -> str:
-        """A new database, empty or a copy of ``template``; returns its SQLAlchemy URL.
-
-        Copying a template costs a file copy: no migration, no password hashing.
-        """
-        if name is None:
-            self._databases += 1
-            name = f"test_{self._databases}"
-        copy = f' TEMPLATE "{template}" STRATEGY FILE_COPY' if template else ""
-        self._admin().execute(f'CREATE DATABASE "{name}"{copy}')
-        return self.url(name)
-
-    def drop_database(self, url: str) -> None:
-        """Drop the database behind ``url``, ending any connection still open to it."""
-        name = url.rsplit("/", 1)[1]
-        self._admin().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-    def make_template(self, url: str) -> str:
-        """Mark the database behind ``url`` as a template (nobody connects to it again)."""
-        name = url.rsplit("/", 1)[1]
-        self._admin().execute(
-            f'ALTER DATABASE "{name}" WITH IS_TEMPLATE true ALLOW_CONNECTIONS false'
-        )
-        return name
-
-    def _admin(self) -> Any:
-        """One autocommit connection to the ``postgres`` database, kept for the session."""
-        import psycopg
-
-        if self._admin_connection is None or self._admin_connection.closed:
-            self._admin_connection = psycopg.connect(self.dsn("postgres"), autocommit=True)
-        return self._admin_connection
-
-    def execute(self, database: str, sql: str) -> None:
-        """Run ``sql`` as the superuser (e.g. ``pg_terminate_backend``)."""
-        import psycopg
-
-        with psycopg.connect(self.dsn(database), autocommit=True) as connection:
-            connection.execute(sql)
-
-    def query(self, database: str, sql: str) -> list[tuple[Any, ...]]:
-        """The rows ``sql`` selects in ``database``."""
-        import psycopg
-
-        with psycopg.connect(self.dsn(database), autocommit=True) as connection:
-            return list(connection.execute(sql))
-
-    def rows(self, database: str, table: str) -> list[dict[str, Any]]:
-        """Every row of ``table`` in ``database``, by id, as column -> value."""
-        import psycopg
-        from psycopg import sql
-        from psycopg.rows import dict_row
-
-        with psycopg.connect(self.dsn(database), row_factory=dict_row) as connection:
-            query = sql.SQL("SELECT * FROM {} ORDER BY id").format(sql.Identifier(table))
-            return list(connection.execute(query))
-
-    def terminate_connections(self, database: str) -> None:
-        """End every connection to ``database`` (a test's server may have left some)."""
-        self._admin().execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-            " WHERE datname = %s AND pid <> pg_backend_pid()",
-            (database,),
-        )
-
-    def dsn(self, database: str) -> str:
-        return f"host=127.0.0.1 port={self.port} user={self.superuser} dbname={database}"
-
-    def stop(self) -> None:
-        if self._admin_connection is not None:
-            self._admin_connection.close()
-            self._admin_connection = None
-        if self._started:
-            with contextlib.suppress(subprocess.CalledProcessError, subprocess.TimeoutExpired):
-                self._run("pg_ctl", "-D", str(self._data), "-m", "immediate", "-w", "stop")
-            self._started = False
-        shutil.rmtree(self._root, ignore_errors=True)
-
-    def _run(self, program: str, *args: str) -> None:
-        started = time.monotonic()
-        result = subprocess.run(
-            [str(self._bin / program), *args],
-            capture_output=True,
-            text=True,
-            user=self._owner,
-            cwd=self._root,
-            timeout=START_TIMEOUT,
-            check=False,
-        )
-        if result.returncode != 0:
-            log = (self._root / "log").read_text() if (self._root / "log").exists() else ""
-            raise RuntimeError(
-                f"{program} failed after {time.monotonic() - started:.1f} s "
-                f"({result.returncode}): {result.stderr.strip()} {log[-2000:]}"
-            )
 
 
 #: What a test may change in its database without costing the next test a new copy: rows

@@ -43,6 +43,7 @@ class SessionSpec:
     password: str
     role: Role
     sender: int = -1
+    port: int = 0  # another node's port (bench nodes); 0: the pool's endpoint
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -9,7 +9,8 @@ With ``cheap_logins`` it runs through :mod:`securechat.bench.throwaway`, which i
 ``securechat serve`` with the test suite's cheap argon2 profile, because ``serve`` itself
 hashes with the default profile and would re-hash cheap passwords on their first login.
 Without it (the connect workload) it is the real ``securechat serve`` and the users'
-passwords are hashed with the default profile, so login rates are honest.
+passwords are hashed with the default profile, so login rates are honest. ``bench nodes``
+starts several such processes on one PostgreSQL database (``db_url``), one log each.
 """
 
 from __future__ import annotations
@@ -133,20 +134,35 @@ class ThrowawayServer:
         cheap_logins: bool,
         limits: dict[str, float],
         prepare: Callable[[str, Target], None] | None = None,
+        db_url: str | None = None,
+        nodes: int = 1,
     ) -> None:
-        """``prepare(db_url, target)`` runs once the users exist, before the server starts."""
+        """``prepare(db_url, target)`` runs once the users exist, before the server starts.
+        ``db_url``: a PostgreSQL database the bench made, for ``nodes`` servers (default:
+        one server on a SQLite file of its own)."""
         self._users = users
+        self._db_url = db_url
+        self._nodes = nodes
         self._prepare = prepare
         self._cheap = cheap_logins
         self._limits = limits
         self._dir: Path | None = None
-        self._proc: subprocess.Popen[bytes] | None = None
+        self._procs: list[subprocess.Popen[bytes]] = []
         self.target: Target | None = None
+        self.node_ports: list[int] = []  # every node's chat port, the target's first
+
+    @property
+    def _proc(self) -> subprocess.Popen[bytes] | None:
+        return self._procs[0] if self._procs else None
 
     @property
     def pid(self) -> int:
         assert self._proc is not None
         return self._proc.pid
+
+    @property
+    def pids(self) -> list[int]:
+        return [proc.pid for proc in self._procs]
 
     @property
     def info(self) -> ServerInfo:
@@ -158,8 +174,11 @@ class ThrowawayServer:
 
     @property
     def log_file(self) -> Path:
+        return self._log_of(0)
+
+    def _log_of(self, node: int) -> Path:
         assert self._dir is not None
-        return self._dir / "server.log"
+        return self._dir / ("server.log" if node == 0 else f"server-{node}.log")
 
     def __enter__(self) -> Self:
         try:
@@ -179,14 +198,16 @@ class ThrowawayServer:
         (self._dir / MARKER).write_text("made by securechat bench; deleted when it ends\n")
         certs = self._dir / "certs"
         init_certs(certs, hosts=["localhost", "127.0.0.1", "::1"])
-        db_url = f"sqlite:///{self._dir / 'chat.db'}"
+        db_url = self._db_url or f"sqlite:///{self._dir / 'chat.db'}"
         target = Target(host="127.0.0.1", port=0, ca_file=certs / "ca.pem")
         self._create_users(db_url, [target.user(i) for i in range(self._users)], target.password)
         if self._prepare is not None:
             self._prepare(db_url, target)
-        self._proc = self._spawn(certs, db_url)
-        port, web_port = self._wait_listening()
-        self.target = dataclasses.replace(target, port=port, web_port=web_port)
+        for node in range(self._nodes):
+            self._procs.append(self._spawn(certs, db_url, node))
+        ports = [self._wait_listening(node) for node in range(self._nodes)]
+        self.node_ports = [chat for chat, _ in ports]
+        self.target = dataclasses.replace(target, port=ports[0][0], web_port=ports[0][1])
 
     def _create_users(self, db_url: str, names: list[str], password: str) -> None:
         params = HashParams.for_tests() if self._cheap else HashParams()
@@ -201,7 +222,7 @@ class ThrowawayServer:
             for future in [pool.submit(_add_users, db_url, h, password, params) for h in halves]:
                 future.result()
 
-    def _spawn(self, certs: Path, db_url: str) -> subprocess.Popen[bytes]:
+    def _spawn(self, certs: Path, db_url: str, node: int) -> subprocess.Popen[bytes]:
         assert self._dir is not None
         if self._cheap:
             config = self._dir / "server.json"
@@ -216,23 +237,23 @@ class ThrowawayServer:
                 option = _SERVE_OPTIONS.get(name, name).replace("_", "-")
                 argv += [f"--{option}", str(value)]
         env = {k: v for k, v in os.environ.items() if not k.startswith("SECURECHAT_")}
-        with self.log_file.open("wb") as log:
+        with self._log_of(node).open("wb") as log:
             # A session of its own: a Ctrl-C in the terminal reaches us, and we stop it.
             return subprocess.Popen(
                 argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env,
                 start_new_session=True,
             )  # fmt: skip
 
-    def _wait_listening(self) -> tuple[int, int]:
+    def _wait_listening(self, node: int = 0) -> tuple[int, int]:
         """The chat port and the web port, once the server has logged both."""
-        assert self._proc is not None
+        proc = self._procs[node]
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
-            text = self.log_file.read_text(errors="replace")
+            text = self._log_of(node).read_text(errors="replace")
             chat, web = _LISTENING.search(text), _WEB_LISTENING.search(text)
             if chat and web:
                 return int(chat.group(1)), int(web.group(1))
-            if self._proc.poll() is not None:
+            if proc.poll() is not None:
                 raise BenchError(f"the bench server exited at start:\n{text[-2000:]}")
             time.sleep(0.05)
         raise BenchError(f"the bench server did not start within {START_TIMEOUT:.0f} s")
@@ -245,9 +266,11 @@ class ThrowawayServer:
 
     def stop(self) -> None:
         """SIGTERM (a clean shutdown), SIGKILL if that takes too long; delete the directory."""
-        proc, self._proc = self._proc, None
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
+        procs, self._procs = self._procs, []
+        for proc in procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in procs:
             try:
                 proc.wait(STOP_TIMEOUT)
             except subprocess.TimeoutExpired:

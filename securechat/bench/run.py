@@ -54,6 +54,7 @@ class BenchParams:
     concurrency: int | None = None
     levels: tuple[int, ...] = (500, 1000, 2000, 5000)
     sizes: tuple[int, ...] = (10, 50, 200, 1000)
+    nodes: tuple[int, ...] = (1, 2, 3)  # nodes: server nodes on one PostgreSQL
     plot: Path | None = None
     queries: int | None = None  # search: queries asked
     search_index: bool = True  # False: the throwaway database indexes nothing (triggers dropped)

@@ -3,7 +3,9 @@
 Run as ``python -m securechat.bench.throwaway CONFIG.json`` by :mod:`securechat.bench.harness`.
 The cheap profile is never selectable from the command line because a real server that
 used it would downgrade every password hash it re-hashes; so this module refuses to run
-unless the database sits in a directory that the bench created (it holds the marker file).
+unless the database sits in a directory that the bench created (it holds the marker file),
+or is a PostgreSQL database on 127.0.0.1 that the bench made beside such a directory
+(``bench nodes``: its own throwaway cluster).
 """
 
 from __future__ import annotations
@@ -27,8 +29,12 @@ def load_config(path: Path) -> ServerConfig:
     """
     raw = json.loads(path.read_text())
     db_url: str = raw["db"]
-    db_file = Path(db_url.removeprefix("sqlite:///"))
-    if not db_url.startswith("sqlite:///") or not (db_file.parent / MARKER).is_file():
+    if db_url.startswith("postgresql+psycopg://"):
+        is_bench = "@127.0.0.1:" in db_url and (Path(raw["certs"]).parent / MARKER).is_file()
+    else:
+        db_file = Path(db_url.removeprefix("sqlite:///"))
+        is_bench = db_url.startswith("sqlite:///") and (db_file.parent / MARKER).is_file()
+    if not is_bench:
         raise ConfigError(f"{db_url} is not a bench database; use `securechat serve`")
     limits = dataclasses.replace(Limits(), **raw["limits"])
     if "rate_per_second" in raw["limits"]:

@@ -1,12 +1,13 @@
-"""The six workloads, and how a run starts: against a given server or a throwaway one.
+"""The seven workloads, and how a run starts: against a given server or a throwaway one.
 
 Every workload runs against ``--host``/``--port`` when given (users ``PREFIX0``,
 ``PREFIX1``... must exist there), or else against a :class:`ThrowawayServer` it starts
 and removes. Users are numbered so that no two roles in one run share a name. Each room
 is fresh per run (its name carries a random tag), so earlier runs' members do not count.
 The workloads themselves are in :mod:`.chat` (fanout-rate, fanout-max, scaling),
-:mod:`.connect`, :mod:`.idle` and :mod:`.search` (which fills its own throwaway database,
-so it has no ``--host``).
+:mod:`.connect`, :mod:`.idle`, :mod:`.search` (which fills its own throwaway database,
+so it has no ``--host``) and :mod:`.nodes` (several servers on its own PostgreSQL: no
+``--host`` either).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from securechat.bench.commands import Transport
 from securechat.bench.connect import connect_workload
 from securechat.bench.harness import BenchError, ThrowawayServer, raise_fd_limit
 from securechat.bench.idle import idle_workload
+from securechat.bench.nodes import nodes_workload
 from securechat.bench.report import PhaseProgress, Report
 from securechat.bench.run import BenchParams, Run, fanout_shape
 from securechat.bench.search import USERS as SEARCH_USERS
@@ -27,7 +29,7 @@ from securechat.bench.search import drop_index, preparer, search_workload
 from securechat.bench.target import Target
 from securechat.errors import ConfigError
 
-WORKLOADS = ("fanout-rate", "fanout-max", "connect", "idle", "scaling", "search")
+WORKLOADS = ("fanout-rate", "fanout-max", "connect", "idle", "scaling", "search", "nodes")
 # Limits of the self-started server that would otherwise throttle the generator itself.
 BENCH_LIMITS: dict[str, float] = {
     "rate_per_second": 100_000,
@@ -101,6 +103,8 @@ def _run_workload(
             }
             run = Run(name, target, server_pid, params, progress, external=True)
             return _WORKLOAD_FUNCTIONS[name](run, server)
+        if name == "nodes":
+            return nodes_workload(params, progress, CHEAP_SERVER_LIMITS, params.nodes)
         progress.phase("starting a throwaway server", 1)
         cheap = name != "connect"
         limits = CHEAP_SERVER_LIMITS if cheap else BENCH_LIMITS
@@ -145,8 +149,10 @@ def _generator_note(p: BenchParams) -> str:
 
 
 def _check_params(name: str, p: BenchParams, target: Target | None) -> None:
-    if name == "search" and target is not None:
-        raise ConfigError("search fills a throwaway database of its own: run it without --host")
+    if name in ("search", "nodes") and target is not None:
+        raise ConfigError(f"{name} starts servers of its own: run it without --host")
+    if name == "nodes" and p.transport is Transport.WS:
+        raise ConfigError("nodes runs on the chat port only: drop --transport ws")
     if name == "search" and not p.search_index:
         raise ConfigError("--no-search-index is for the fan-out workloads: search needs the index")
     if not p.search_index and target is not None:

@@ -43,6 +43,7 @@ class Workload(enum.StrEnum):
     connect = "connect"
     idle = "idle"
     scaling = "scaling"
+    nodes = "nodes"
     search = "search"
 
 
@@ -78,7 +79,7 @@ def _numbers(text: str | None, option: str) -> tuple[int, ...] | None:
 
 @app.command()
 def bench(
-    workload: Annotated[Workload, typer.Argument(metavar="WORKLOAD", help="fanout-rate, fanout-max, connect, idle, scaling or search.", show_default=False)],
+    workload: Annotated[Workload, typer.Argument(metavar="WORKLOAD", help="fanout-rate, fanout-max, connect, idle, scaling, search or nodes.", show_default=False)],
     duration: Annotated[float | None, typer.Option(metavar="SECONDS", min=0.1, help="fanout-rate and scaling: how long each run sends [default: 10, scaling 5].", rich_help_panel=_LOAD)] = None,
     receivers: Annotated[int | None, typer.Option(metavar="N", min=0, help="Receiving sessions in the room [default: 50; connect: 20 in the background chat].", rich_help_panel=_LOAD)] = None,
     senders: Annotated[int | None, typer.Option(metavar="N", min=1, help="Sending sessions [default: 5; connect and scaling: 2].", rich_help_panel=_LOAD)] = None,
@@ -91,7 +92,8 @@ def bench(
     concurrency: Annotated[int | None, typer.Option(metavar="N", min=1, help="Logins in progress at once [default: 64 sessions, 8 password storm, 32 resumes; at most 24 on an external server].", rich_help_panel=_LOAD)] = None,
     levels: Annotated[str | None, typer.Option(metavar="N,N,...", help="idle: session counts to hold, in order [default: 500,1000,2000,5000].", rich_help_panel=_LOAD)] = None,
     sizes: Annotated[str | None, typer.Option(metavar="N,N,...", help="scaling: room sizes [default: 10,50,200,1000].", rich_help_panel=_LOAD)] = None,
-    plot: Annotated[Path | None, typer.Option(metavar="PNG", help="scaling: draw the chart here (needs matplotlib: securechat[bench]).", rich_help_panel=_LOAD)] = None,
+    nodes: Annotated[str | None, typer.Option(metavar="N,N,...", help="nodes: how many server nodes on one PostgreSQL, after one on SQLite [default: 1,2,3].", rich_help_panel=_LOAD)] = None,
+    plot: Annotated[Path | None, typer.Option(metavar="PNG", help="scaling and nodes: draw the chart here (needs matplotlib: securechat[bench]).", rich_help_panel=_LOAD)] = None,
     queries: Annotated[int | None, typer.Option(metavar="N", min=1, help="search: queries asked, one at a time [default: 300].", rich_help_panel=_LOAD)] = None,
     search_index: Annotated[bool, typer.Option(help="The bench's own server indexes messages for search (--no-search-index drops the index first, to measure what indexing costs a fan-out).", rich_help_panel=_LOAD)] = True,
     processes: Annotated[int, typer.Option(metavar="N", min=1, help="Generator processes, each multiplexing many connections.", rich_help_panel=_LOAD)] = 2,
@@ -137,6 +139,7 @@ def bench(
         resumes=resumes, concurrency=concurrency,
         levels=_numbers(levels, "--levels") or defaults.levels,
         sizes=_numbers(sizes, "--sizes") or defaults.sizes, plot=plot, queries=queries,
+        nodes=_numbers(nodes, "--nodes") or defaults.nodes,
         search_index=search_index,
     )  # fmt: skip
     with _sigterm_as_interrupt():

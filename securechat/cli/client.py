@@ -29,6 +29,7 @@ import typer
 from securechat.cli.app import app
 from securechat.client import Client
 from securechat.client.escaping import escape
+from securechat.client.link import with_port
 from securechat.client.settings import (
     ClientSettings,
     TrustedCA,
@@ -64,7 +65,9 @@ SUBJECT_SHOWN = 200
 Host = Annotated[
     str | None,
     typer.Argument(
-        metavar="[HOST]", help="Server name or address (default: the last one used).",
+        metavar="[HOST]",
+        help="Server name or address (default: the last one used); several nodes of one "
+        "service as a comma list (a,b:5001,c), tried in turn when one is down.",
         show_default=False,
     ),
 ]  # fmt: skip
@@ -107,6 +110,7 @@ class Destination:
     ca_file: Path | None
     pin: TrustedCA | None = None  # set when ca_file is the CA pinned for this server
     ca: CandidateCA | None = None  # what ca_file held when read (checked against the pin)
+    also: tuple[str, ...] = ()  # more nodes of the service, after a comma: same CA
 
     @property
     def label(self) -> str:
@@ -143,7 +147,7 @@ def connect(
     path = settings_file()
     remembered = load_settings(path)
     if forget:
-        _forget(*_server(host, port, remembered, command="connect"), path)
+        _forget(*_server(host, port, remembered, command="connect")[:2], path)
         return
     to = resolve(host, port, user, ca, remembered, command="connect")
     if to.ca_file is None:
@@ -220,7 +224,7 @@ def resolve(
             no longer holds the certificate that was pinned.
     """
     same_server = host is None or host == remembered.host
-    host, port = _server(host, port, remembered, command=command)
+    host, port, also = _server(host, port, remembered, command=command)
     pin = None if ca else remembered.trusted.get(server_key(host, port))
     ca = ca or (pin.ca_file if pin else None)
     pinned_files = {trusted.ca_file for trusted in remembered.trusted.values()}
@@ -243,7 +247,29 @@ def resolve(
         if not sys.stdin.isatty():
             raise ConfigError("no user given: pass --user NAME")
         user = typer.prompt("User name")
-    return Destination(host, port, user, ca.resolve() if ca else None, pin, candidate)
+    return Destination(
+        host, port, user, ca.resolve() if ca else None, pin, candidate,
+        also,
+    )  # fmt: skip
+
+
+def _nodes(hosts: str, port: int | None) -> tuple[str, int | None, tuple[str, ...]]:
+    """``a:5001,b,c`` as the first host, its port (if given) and the others.
+
+    Raises:
+        ConfigError: a port is not a number.
+    """
+    addresses = [address.strip() for address in hosts.split(",") if address.strip()]
+    if not addresses:
+        raise ConfigError(f"no server in {hosts!r}")
+    first, *others = addresses
+    try:
+        for address in others:
+            with_port(address, 0)
+        host, given = with_port(first, port or 0)
+    except ValueError as exc:
+        raise ConfigError(f"not a port number in {hosts!r}") from exc
+    return host, port or given or None, tuple(others)
 
 
 def read_password(from_stdin: bool, to: Destination) -> str:
@@ -266,17 +292,22 @@ def read_password(from_stdin: bool, to: Destination) -> str:
 
 def _server(
     host: str | None, port: int | None, remembered: ClientSettings, *, command: str
-) -> tuple[str, int]:
-    """The host and port: given, else remembered (the port only for the same host).
+) -> tuple[str, int, tuple[str, ...]]:
+    """The host and port, given, else remembered (the port only for the same host), and
+    the service's other nodes when a comma list names several (``a:5001,b``).
 
     Raises:
-        ConfigError: no host given and none remembered.
+        ConfigError: no host given and none remembered; a port in the list is not a number.
     """
     same_server = host is None or host == remembered.host
     host = host or remembered.host
     if not host:
         raise ConfigError(f"no server given: securechat {command} HOST")
-    return host, port or (remembered.port if same_server else None) or DEFAULT_PORT
+    also: tuple[str, ...] = ()
+    if "," in host:
+        host, given, also = _nodes(host, port)
+        port = port or given
+    return host, port or (remembered.port if same_server else None) or DEFAULT_PORT, also
 
 
 def _ca_of(to: Destination) -> tuple[Path, str]:
@@ -299,7 +330,7 @@ def _log_in(to: Destination, password_stdin: bool, *, reconnect: bool = False) -
     ca_file, fingerprint = _ca_of(to)
     return Client(
         to.host, to.port, ca_file=ca_file, ca_fingerprint=fingerprint, user=to.user,
-        password=read_password(password_stdin, to), reconnect=reconnect,
+        password=read_password(password_stdin, to), reconnect=reconnect, also=to.also,
     ).connect()  # fmt: skip
 
 
@@ -309,7 +340,9 @@ def _remember(settings_path: Path, to: Destination, user: str) -> None:
     latest = load_settings(settings_path)
     save_settings(
         settings_path,
-        dataclasses.replace(latest, host=to.host, port=to.port, user=user, ca_file=ca_file),
+        dataclasses.replace(
+            latest, host=",".join((to.host, *to.also)), port=to.port, user=user, ca_file=ca_file
+        ),
     )
 
 

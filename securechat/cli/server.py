@@ -51,6 +51,7 @@ def serve(
     max_frame: Annotated[int, typer.Option(metavar="BYTES", min=1024, max=16 * 1024 * 1024, help="Largest frame (and WebSocket message) accepted, in bytes.", rich_help_panel=_LIMITS)] = _DEFAULTS.max_frame,
     max_body: Annotated[int, typer.Option(metavar="CHARS", min=1, help="Longest message body, in characters.", rich_help_panel=_LIMITS)] = _DEFAULTS.max_body,
     rate: Annotated[float, typer.Option(metavar="PER_SECOND", min=1, help="Requests per second allowed per connection (bursts of twice that).", rich_help_panel=_LIMITS)] = _DEFAULTS.rate_per_second,
+    node_ttl: Annotated[float, typer.Option(metavar="SECONDS", min=1, help="Several nodes on one PostgreSQL: a node silent this long is taken for dead and its users for offline (heartbeats come every second).", rich_help_panel=_LIMITS)] = _DEFAULTS.node_ttl,
 ) -> None:  # fmt: skip
     """Run the chat server until Ctrl-C or SIGTERM.
 
@@ -76,6 +77,7 @@ def serve(
         max_body=min(max_body, max_frame),
         rate_per_second=rate,
         rate_burst=max(int(rate * 2), 1),
+        node_ttl=max(node_ttl, 2 * _DEFAULTS.node_heartbeat_interval),
     )
     config = ServerConfig(
         host=host,

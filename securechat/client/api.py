@@ -9,13 +9,13 @@ thread of a :class:`Connection` (client/connection.py).
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Self, TypeVar
 
 from securechat.client.connection import Connection
 from securechat.client.events import Backoff, ClientEvent
-from securechat.client.link import Endpoint
+from securechat.client.link import Endpoint, with_port
 from securechat.client.outgoing import Outgoing, Slot, request_error
 from securechat.client.trust import trusted_context
 from securechat.config import DEFAULT_PORT
@@ -78,8 +78,15 @@ class Client:
         server_name: str | None = None,
         heartbeat: float | None = None,
         backoff: Backoff | None = None,
+        also: Sequence[str] = (),
     ) -> None:
-        self._endpoint = Endpoint(host, port, Path(ca_file), server_name)
+        """``also``: more nodes of the same service (``host`` or ``host:port``, the port
+        defaulting to ``port``), tried in turn when one cannot be reached."""
+        self._endpoints = [
+            Endpoint(*with_port(address, port), Path(ca_file), server_name)
+            for address in (host, *also)
+        ]
+        self._endpoint = self._endpoints[0]
         self._ca_fingerprint = ca_fingerprint
         self._reconnect = reconnect
         self._timeout = timeout
@@ -134,7 +141,7 @@ class Client:
             raise ConnectionLost("this client has already connected once; make a new Client")
         context = trusted_context(self._endpoint.ca_file, ca_fingerprint=self._ca_fingerprint)
         self._connection = Connection(
-            self._endpoint, self._session, context,
+            self._endpoints, self._session, context,
             reconnect=self._reconnect, timeout=self._timeout, backoff=self._backoff,
         )  # fmt: skip
         self._connection.start()

@@ -13,7 +13,11 @@ I/O thread and read by its caller once its event is set.
 
 With ``reconnect`` the I/O thread survives a lost connection: it backs off (full jitter,
 0.5 s doubling to 30 s) and logs in again; the session does the rest (resume token,
-catch-up, resends). Requests fail fast while disconnected; sends are kept.
+catch-up, resends). Requests fail fast while disconnected; sends are kept. Given several
+endpoints (the nodes of one service, #17), each login tries them in turn, starting with
+the one after the endpoint last lost, so a dead node costs one failed attempt. One name
+with several addresses (DNS round-robin) is tried address by address within each attempt
+(``socket.create_connection`` in ``transport.connect_tls``).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import selectors
 import ssl
 import threading
 import time
+from collections.abc import Sequence
 
 from securechat.client.escaping import escape
 from securechat.client.events import (
@@ -70,7 +75,7 @@ class Connection:
 
     def __init__(
         self,
-        endpoint: Endpoint,
+        endpoints: Sequence[Endpoint],
         session: ClientSession,
         context: ssl.SSLContext,
         *,
@@ -78,7 +83,9 @@ class Connection:
         timeout: float,
         backoff: Backoff,
     ) -> None:
-        self._endpoint = endpoint
+        self._endpoints = tuple(endpoints)
+        self._endpoint = self._endpoints[0]  # the one connected to, or tried last
+        self._has_connected = False  # I/O thread (the caller's, before it starts)
         self._context = context
         self._reconnect = reconnect
         self._timeout = timeout
@@ -198,9 +205,7 @@ class Connection:
                 f"{self._endpoint.label} gave no resume token at login, so this client cannot "
                 "log in again by itself: connect again"
             )
-        stream, events = log_in(
-            self._endpoint, self._context, self._session, timeout=self._timeout, guard=self._lock
-        )
+        stream, events = self._log_in_any()
         try:
             self._route(events)
         except BaseException:
@@ -210,7 +215,30 @@ class Connection:
             raise
         assert self._session.hello is not None
         self.server = self._session.hello.server
+        self._has_connected = True
         self._stream = stream
+
+    def _log_in_any(self) -> tuple[TlsStream, list[SessionEvent | Event]]:
+        """Log in at the first endpoint that answers, from the one after the last lost.
+
+        Raises:
+            ConnectionLost: none answered (the last one's error). Others as ``log_in``.
+        """
+        count = len(self._endpoints)
+        start = self._endpoints.index(self._endpoint)
+        if self._has_connected:  # a reconnect: the endpoint last used may be the dead one
+            start = (start + 1) % count
+        for turn in range(count):
+            self._endpoint = self._endpoints[(start + turn) % count]
+            try:
+                return log_in(
+                    self._endpoint, self._context, self._session, timeout=self._timeout,
+                    guard=self._lock,
+                )  # fmt: skip
+            except ConnectionLost:
+                if turn == count - 1:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _run(self) -> None:
         error: SecureChatError = ConnectionLost("the client was closed")

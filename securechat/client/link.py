@@ -67,6 +67,21 @@ class Endpoint:
         )  # fmt: skip
 
 
+def with_port(address: str, default_port: int) -> tuple[str, int]:
+    """``host``, ``host:port`` or ``[v6]:port`` as (host, port).
+
+    Raises:
+        ValueError: the port is not a number.
+    """
+    if address.startswith("[") and "]" in address:
+        host, _, rest = address[1:].partition("]")
+        return host, int(rest[1:]) if rest.startswith(":") else default_port
+    if address.count(":") == 1:
+        host, _, port = address.partition(":")
+        return host, int(port)
+    return address, default_port
+
+
 def converse(
     stream: TlsStream,
     session: ClientSession,

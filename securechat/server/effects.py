@@ -51,15 +51,15 @@ class _Outgoing:
     """Frames per member, in the order added; one write per member."""
 
     def __init__(self) -> None:
-        self._blobs: dict[Member, bytes] = {}
+        self._frames: dict[Member, list[bytes]] = {}
 
     def add(self, members: Iterable[Member], frame: bytes, *, skip: Member | None = None) -> None:
         for member in members:
             if member is not skip:
-                self._blobs[member] = self._blobs.get(member, b"") + frame
+                self._frames.setdefault(member, []).append(frame)
 
     def writes(self) -> Writes:
-        return list(self._blobs.items())
+        return [(member, b"".join(frames)) for member, frames in self._frames.items()]
 
 
 class Effects:
@@ -83,9 +83,12 @@ class Effects:
         """Apply an operation's outcome to the hub; the frames it makes."""
         if not outcome.changed:
             return []
-        change = self._hub.update_room(
-            outcome.room, outcome.meta, added=outcome.added, removed=outcome.removed
-        )
+        if outcome.members is not None:  # what other nodes did to the room counts too
+            change = self._hub.update_room(outcome.room, outcome.meta, members=outcome.members)
+        else:
+            change = self._hub.update_room(
+                outcome.room, outcome.meta, added=outcome.added, removed=outcome.removed
+            )
         return self._announce(change, outcome.entries, origin)
 
     def journal_row(self, entry: StoredMessage, origin: Member | None) -> Writes:
@@ -110,6 +113,22 @@ class Effects:
             meta, members = None, None
         change = self._hub.update_room(entry.room, meta, members=members)
         return self._announce(change, (entry,), None)
+
+    def external_rows(self, rows: Iterable[tuple[StoredMessage, RoomState | None]]) -> Writes:
+        """:meth:`external` for a batch of rows in commit order: one write per member for
+        the lot (the journal tail reads up to a thousand rows at once)."""
+        out = _Outgoing()
+        for entry, state in rows:
+            for member, data in self.external(entry, state):
+                out.add((member,), data)
+        return out.writes()
+
+    def room_reloaded(self, room: str, state: RoomState | None) -> Writes:
+        """``room`` as the store has it now (``state``; None: gone), after another node
+        changed it without a journal row: a plain join or leave."""
+        meta, members = (None, None) if state is None else (state.meta, state.members)
+        change = self._hub.update_room(room, meta, members=members)
+        return self._announce(change, (), None)
 
     def _announce(
         self, change: RoomChange, entries: Iterable[StoredMessage], origin: Member | None

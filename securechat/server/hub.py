@@ -11,7 +11,9 @@ thread, sends each watcher all the changes it should hear about as one write. Wi
 that, each login among *n* online colleagues would cost *n* writes, a reconnect storm
 after a restart *n*² in all; with it, a flush costs one write per online session however
 many users came and went. A user who comes and goes within one interval (or goes and
-comes back) is not announced at all.
+comes back) is not announced at all. With several nodes on one database (``nodes.py``),
+a user online on another node counts as online here too (:meth:`Hub.set_elsewhere`):
+presence changes only when the user's first session anywhere starts or the last ends.
 
 Rooms change through :meth:`Hub.update_room`, with what the store says after each
 operation (or after a row another writer committed): the hub mirrors the database and
@@ -104,6 +106,7 @@ class Hub:
         self._sessions: dict[str, list[Member]] = {}
         self._targets: dict[str, tuple[Member, ...]] = {}  # room -> online sessions, cached
         self._presence: dict[str, bool] = {}  # user -> online, not yet announced
+        self._elsewhere: frozenset[str] = frozenset()  # users online on other nodes
         # Bumped (under _lock) whenever a session or a membership comes or goes, i.e.
         # whenever a snapshot of targets may be stale; read without the lock.
         self.generation = 0
@@ -147,7 +150,7 @@ class Hub:
             sessions.append(member)
             self._invalidate_rooms_of(member.user)
             self.generation += 1
-            if len(sessions) == 1:
+            if len(sessions) == 1 and member.user not in self._elsewhere:
                 self._presence_changed(member.user, online=True)
 
     def disconnect(self, member: Member) -> None:
@@ -161,7 +164,8 @@ class Hub:
             self.generation += 1
             if not sessions:
                 del self._sessions[member.user]
-                self._presence_changed(member.user, online=False)
+                if member.user not in self._elsewhere:
+                    self._presence_changed(member.user, online=False)
 
     def flush_presence(self) -> None:
         """Send every watcher the presence changes since the last flush, in one write."""
@@ -202,8 +206,24 @@ class Hub:
             return [m for sessions in self._sessions.values() for m in sessions]
 
     def online_users(self) -> list[str]:
+        """Users with a session here or on another node."""
         with self._lock:
-            return sorted(self._sessions)
+            return sorted(self._elsewhere.union(self._sessions))
+
+    def local_user_ids(self) -> set[int]:
+        """The account ids of the users with a session on this node (for ``nodes.py``)."""
+        with self._lock:
+            return {self._owners[u] for u in self._sessions if u in self._owners}
+
+    def set_elsewhere(self, users: Iterable[str]) -> None:
+        """The users online on other nodes are now ``users``; changes are announced at the
+        next :meth:`flush_presence`, for users with no session here."""
+        with self._lock:
+            now = frozenset(users)
+            for user in now.symmetric_difference(self._elsewhere):
+                if user not in self._sessions:
+                    self._presence_changed(user, online=user in now)
+            self._elsewhere = now
 
     # --- rooms ---------------------------------------------------------------------
 
@@ -269,7 +289,12 @@ class Hub:
         with self._lock:
             members = self._members.get(room, set())
             meta = self._meta.get(room) or RoomMeta(room)
-            return sorted(members), sorted(u for u in members if u in self._sessions), meta
+            online = sorted(u for u in members if u in self._sessions or u in self._elsewhere)
+            return sorted(members), online, meta
+
+    def room_names(self) -> list[str]:
+        with self._lock:
+            return list(self._names)
 
     def room_exists(self, room: str) -> bool:
         with self._lock:

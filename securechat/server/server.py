@@ -8,7 +8,8 @@ thread (see ``connection.py``). Sends go to the :class:`Committer`, whose thread
 them in batches and whose delivery thread then acks them and fans them out to the
 recipients the :class:`Hub` names; the committer also runs every other write (joins,
 moderation, edits: the team operations). The journal tail (``bus.py``) brings the rows
-that ``securechat room ...`` writes from another process to live sessions. Password checks run in a separate process
+that ``securechat room ...`` or another node writes to live sessions; on PostgreSQL the
+heartbeat thread (``nodes.py``) shares who is online with the other nodes. Password checks run in a separate process
 (``hashpool.py``). Three more threads wake now and then: the account watcher, the
 certificate renewer and the presence announcer. The renewer (``renewal.py``) may swap the
 server's :class:`Credentials`, a TLS context and the CA it offers; each connection is
@@ -43,18 +44,23 @@ from securechat.certs import SERVER_CERT, read_ca_pem, server_cert_info
 from securechat.config import ServerConfig
 from securechat.errors import ConfigError, ErrorCode, StoreError, TooManySessions
 from securechat.protocol.messages import Bye, Error
-from securechat.server.bus import PollingBus
+from securechat.server.bus import Bus, NotifyBus, PollingBus
 from securechat.server.committer import Committer
 from securechat.server.connection import ServerConnection
 from securechat.server.effects import Effects
 from securechat.server.hashpool import HashPool
 from securechat.server.hub import Hub
+from securechat.server.nodes import NodePresence
 from securechat.server.renewal import CertificateRenewer, Credentials
 from securechat.server.service import ChatService
 from securechat.server.web import WebServer
 from securechat.store.chat import ChatStore
 from securechat.store.database import Database
+from securechat.store.listener import JournalListener
 from securechat.store.messages import StoredMessage
+from securechat.store.news import News, Resync, RoomTouched
+from securechat.store.nodes import NodeTable
+from securechat.store.rooms import RoomState
 from securechat.transport import Waker
 
 log = logging.getLogger("securechat.server")
@@ -107,10 +113,23 @@ class ChatServer:
         )
         self._committer = Committer(store, self._hub, limits)
         self._effects = Effects(self._hub)
-        self._bus = PollingBus(
-            store, origin=origin, after=tail_from, interval=limits.journal_poll_interval
-        )
+        self.origin = origin
+        self._bus: Bus
+        self._nodes: NodePresence | None = None
+        if database.engine.dialect.name == "postgresql":  # possibly one node of several
+            self._bus = NotifyBus(
+                store, JournalListener(database.url, name=f"securechat {origin}"),
+                origin=origin, after=tail_from, check_interval=limits.bus_check_interval,
+                retry_interval=limits.bus_retry_interval,
+            )  # fmt: skip
+            table = NodeTable(database, origin, ttl=limits.node_ttl)
+            self._nodes = NodePresence(table, self._hub, interval=limits.node_heartbeat_interval)
+        else:
+            self._bus = PollingBus(
+                store, origin=origin, after=tail_from, interval=limits.journal_poll_interval
+            )
         self._bus.subscribe(self._apply_external)
+        self._bus.subscribe_news(self._apply_news)
         self._service = ChatService(
             store=store,
             accounts=self._accounts,
@@ -199,6 +218,8 @@ class ChatServer:
         self.password_checks = f"{processes} process(es): {scheduling}"
         self._committer.start()
         self._bus.start()
+        if self._nodes is not None:
+            self._nodes.start()
         self._acceptor.start()
         self._watcher.start()
         self._renewal.start()
@@ -230,6 +251,8 @@ class ChatServer:
             if thread.is_alive():
                 thread.join()
         self._bus.stop()
+        if self._nodes is not None:
+            self._nodes.stop()
         with self._lock:
             connections = list(self._connections)
         for connection in connections:
@@ -346,14 +369,30 @@ class ChatServer:
 
     def _apply_external(self, rows: list[StoredMessage]) -> None:
         """Apply rows written elsewhere to the hub and deliver them (the tail's thread)."""
-        for row in rows:
-            state = None
-            if row.kind == "event" and row.room is not None:
-                if row.action == "delete":
-                    self._store.forget_room(row.room)
-                else:
-                    state = self._store.room_state(row.room)
-            self._committer.delivery.deliver(self._effects.external(row, state))
+        self._committer.delivery.deliver(
+            self._effects.external_rows((row, self._state_for(row)) for row in rows)
+        )
+
+    def _state_for(self, row: StoredMessage) -> RoomState | None:
+        """The room of an event row as the store has it now (None: not an event, or gone)."""
+        if row.kind != "event" or row.room is None:
+            return None
+        if row.action == "delete":
+            self._store.forget_room(row.room)
+            return None
+        return self._store.room_state(row.room)
+
+    def _apply_news(self, news: News) -> None:
+        """Apply another node's news that has no journal row (the bus's thread)."""
+        deliver = self._committer.delivery.deliver
+        if isinstance(news, RoomTouched):
+            deliver(self._effects.room_reloaded(news.room, self._store.room_state(news.room)))
+        elif isinstance(news, Resync):
+            states = self._store.room_states()
+            for room in {*states, *self._hub.room_names()}:
+                deliver(self._effects.room_reloaded(room, states.get(room)))
+        else:
+            deliver(self._effects.of(news, None))
 
     # --- the certificate renewer: new TLS credentials for new connections ------------
 

@@ -38,9 +38,11 @@ from securechat.store.messages import (
     NewMessage,
     SaveResult,
     StoredMessage,
+    lock_commit_order,
     stored,
 )
 from securechat.store.models import AuditEntry, ChatMessage, Membership, Room, User, utcnow
+from securechat.store.news import announce, news_of
 from securechat.store.search import Match
 
 T = TypeVar("T")
@@ -95,7 +97,13 @@ class ChatStore:
             StoreError: the transaction could not be committed.
         """
         with self._db.transaction(connection) as conn:
+            # First, before any row lock: journal ids commit in order (messages.py).
+            lock_commit_order(conn, self.origin)
             result = operation(Tx(conn, origin=self.origin, now_ms=int(time.time() * 1000)))
+            if (news := news_of(result)) is not None:
+                announce(conn, self.origin, news)
+            if conn.dialect.name == "postgresql":  # perhaps one node of several
+                result = _with_members(conn, result)
         if isinstance(result, rooms.Outcome) and result.meta is None:
             self.forget_room(result.room)
         return result
@@ -201,15 +209,16 @@ class ChatStore:
             return connection.execute(_LAST_ID).scalar_one() or 0
 
     def journal_after(
-        self, after: int, *, exclude_origin: str, limit: int
+        self, after: int, *, exclude_origin: str, limit: int, connection: Connection | None = None
     ) -> tuple[list[StoredMessage], int, bool]:
         """Rows after id ``after`` written by others than ``exclude_origin``, in id order.
 
         Returns at most ``limit`` rows, the id to read after next time, and whether more
         may follow at once. The newest id is read first and the rows only up to it, so
-        every row at or below it is committed (see ``server/bus.py``).
+        every row at or below it is committed (see ``server/bus.py``). ``connection``: one the
+        caller keeps (from :meth:`connect`), instead of one from the pool.
         """
-        with self._db.transaction() as conn:
+        with self._db.transaction(connection) as conn:
             newest = conn.execute(_LAST_ID).scalar_one() or 0
             if newest <= after:
                 return [], after, False
@@ -360,3 +369,13 @@ class ChatStore:
         """Messages ``user_id`` may read that hold ``query``, newest first: :func:`search.find`."""
         with self._db.transaction() as conn:
             return search.find(conn, user_id, query, before=before, limit=limit)
+
+
+def _with_members(conn: Connection, result: T) -> T:
+    """A changed room's outcome with every member, for a hub that may not have heard of
+    another node's join yet (its news can come after this operation)."""
+    if not isinstance(result, rooms.Outcome) or not result.changed or result.meta is None:
+        return result
+    state = rooms.room_state(conn, result.room)
+    members = None if state is None else state.members
+    return dataclasses.replace(result, members=members)

@@ -149,11 +149,21 @@ _SQLITE_ADD = str(
 #: The PostgreSQL advisory lock key that orders message commits ("securech" in ASCII): any
 #: transaction that adds rows to ``messages`` takes it first, through :func:`lock_commit_order`.
 COMMIT_ORDER_LOCK = 0x7365_6375_7265_6368
-_LOCK_COMMIT_ORDER = select(func.pg_advisory_xact_lock(COMMIT_ORDER_LOCK))
+#: The channel a PostgreSQL transaction that takes the lock NOTIFYs at its COMMIT, with the
+#: writer's origin as the payload (identifiers only: the rows are read from the table). The
+#: nodes of one service LISTEN on it (``server/bus.py``).
+JOURNAL_CHANNEL = "securechat_journal"
+#: The payload of the command line's transactions, which have no origin.
+CONSOLE_ORIGIN = "-"
+_LOCK_COMMIT_ORDER = select(
+    func.pg_advisory_xact_lock(COMMIT_ORDER_LOCK),
+    func.pg_notify(JOURNAL_CHANNEL, bindparam("origin")),
+)
 
 
-def lock_commit_order(conn: Connection) -> None:
-    """On PostgreSQL, wait for :data:`COMMIT_ORDER_LOCK`, held until this transaction ends.
+def lock_commit_order(conn: Connection, origin: str | None = None) -> None:
+    """On PostgreSQL, wait for :data:`COMMIT_ORDER_LOCK`, held until this transaction ends,
+    and have its COMMIT notify :data:`JOURNAL_CHANNEL` that ``origin`` wrote.
 
     Call it in the transaction before its first insert into ``messages``, so ids are
     committed in allocation order (see the module docstring). SQLite needs nothing.
@@ -162,7 +172,7 @@ def lock_commit_order(conn: Connection) -> None:
         sqlalchemy.exc.OperationalError: waited longer than the lock timeout.
     """
     if conn.dialect.name == "postgresql":
-        conn.execute(_LOCK_COMMIT_ORDER)
+        conn.execute(_LOCK_COMMIT_ORDER, {"origin": origin or CONSOLE_ORIGIN})
 
 
 class _StaleReference(Exception):
@@ -251,7 +261,7 @@ class MessageWriter:
         check_references: bool,
     ) -> list[SaveResult]:
         with self._db.transaction(connection) as conn:
-            lock_commit_order(conn)
+            lock_commit_order(conn, self._origin)
             if logins:
                 conn.execute(_LAST_LOGIN, [{"uid": k, "at": v} for k, v in logins.items()])
             recipients = self._recipient_ids(conn, batch)

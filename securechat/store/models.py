@@ -299,3 +299,30 @@ class ResumeToken(Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[dt.datetime]
+
+
+class Node(Base):
+    """A running server sharing the database (#17): its origin and its last heartbeat.
+
+    ``seen_at`` is the database's clock, so nodes on several machines agree on who is
+    late. A node unseen for ``node_ttl`` is dead: its users count as offline, and the
+    first node to notice deletes its row (and its sessions with it).
+    """
+
+    __tablename__ = "nodes"
+
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    seen_at: Mapped[dt.datetime]
+
+
+class NodeSession(Base):
+    """A user with at least one session on node ``node``: presence shared between nodes."""
+
+    __tablename__ = "node_sessions"
+
+    node: Mapped[str] = mapped_column(
+        ForeignKey("nodes.name", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
+    )

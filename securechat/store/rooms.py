@@ -68,6 +68,8 @@ class Outcome:
     added: tuple[str, ...] = ()
     removed: tuple[str, ...] = ()
     changed: bool = True
+    # Every member after it, when other nodes may have changed the room meanwhile (#17).
+    members: frozenset[str] | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

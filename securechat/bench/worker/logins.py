@@ -23,6 +23,7 @@ class Login(NamedTuple):
     role: Role
     sender: int
     frames: bytes
+    port: int = 0  # another node's port; 0: the worker's endpoint
 
 
 class Logins:
@@ -67,7 +68,7 @@ class Logins:
             room = None if spec.role is Role.IDLE else self._room
             self._opening += 1
             frames = login_frames(spec.user, password=spec.password, room=room)
-            return Login(spec.user, spec.role, spec.sender, frames)
+            return Login(spec.user, spec.role, spec.sender, frames, spec.port)
         if self._storm_todo:
             one = self._storm_todo.pop()
             self._storming += 1

@@ -24,6 +24,7 @@ web port in :mod:`.framing`, one connection's life in :mod:`.connection`.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import selectors
 import signal
@@ -222,8 +223,11 @@ class Worker:
             framing=self._framing(),
         )
         self._conns[conn.fd] = conn
+        endpoint = self._endpoint
+        if login.port:
+            endpoint = dataclasses.replace(endpoint, port=login.port)
         try:
-            conn.connect(self._endpoint)
+            conn.connect(endpoint)
         except Closed as closed:  # refused at once: settled here, the caller starts the next
             self._close(conn, str(closed))
             self._logins.failed(conn, str(closed))

@@ -1,0 +1,176 @@
+"""A node killed with SIGKILL under load (#17): real ``securechat serve`` processes on one
+test PostgreSQL, and :class:`Client` failing over to the next node with its resume token.
+Every acknowledged message is stored and delivered exactly once; the dead node's users
+go offline on the others within its ttl."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from securechat.client import Backoff, Client
+from securechat.client.events import Reconnected
+from securechat.protocol.messages import Message, Presence
+from tests.conftest import PASSWORD, TIMEOUT, skip_or_fail
+from tests.serve_process import ServeProcess
+from tests.sql import value
+from tests.test_nodes import _eventually
+
+pytestmark = [pytest.mark.postgresql, pytest.mark.postgresql_only]
+
+NODE_TTL = 3.0
+SENDS = 300
+
+
+def _node(certs_dir: Path, db_url: str, serve: list[ServeProcess]) -> ServeProcess:
+    process = ServeProcess(certs_dir, db_url, "--node-ttl", str(NODE_TTL))
+    serve.append(process)
+    return process.start()
+
+
+def _client(user: str, nodes: list[ServeProcess], certs_dir: Path) -> Client:
+    first, *others = (f"127.0.0.1:{node.port}" for node in nodes)
+    return Client(
+        first, ca_file=certs_dir / "ca.pem", user=user, password=PASSWORD, timeout=TIMEOUT,
+        reconnect=True, backoff=Backoff(initial=0.05, cap=0.2), also=others,
+    )  # fmt: skip
+
+
+def test_clients_of_a_killed_node_fail_over_and_every_acked_message_arrives_once(
+    certs_dir: Path, db_url: str, serve: list[ServeProcess]
+) -> None:
+    a, b = _node(certs_dir, db_url, serve), _node(certs_dir, db_url, serve)
+    with (
+        _client("alice", [a, b], certs_dir) as alice,
+        _client("bob", [b, a], certs_dir) as bob,
+        _client("carol", [a], certs_dir),  # no other node: she goes offline
+    ):
+        _eventually(lambda: {"alice", "carol"} <= set(bob.who()))
+        acked: list[int] = []
+        sender_failed: list[BaseException] = []
+
+        def send_all() -> None:
+            try:
+                handles = []
+                for n in range(SENDS):
+                    handles.append(alice.submit(f"load {n}", room="general"))
+                    time.sleep(0.002)
+                acked.extend(handle.wait(30.0).id for handle in handles)
+            except BaseException as exc:  # reported by the test's thread
+                sender_failed.append(exc)
+
+        sender = threading.Thread(target=send_all)
+        sender.start()
+        time.sleep(0.2)  # under way: some sends acked by node A, some in flight
+        a.signal(signal.SIGKILL)
+        killed_at = time.monotonic()
+        sender.join(60.0)
+        assert not sender.is_alive()
+        assert not sender_failed, sender_failed
+        received: dict[int, int] = {}
+        carol_offline_after: float | None = None
+        deadline = time.monotonic() + 30.0
+        while len(received) < SENDS or carol_offline_after is None:
+            event = bob.next_event(max(deadline - time.monotonic(), 0.01))
+            assert event is not None, (
+                f"{len(received)} of {SENDS} arrived; carol gone: {carol_offline_after}"
+            )
+            if isinstance(event, Message) and event.sender == "alice":
+                received[event.id] = received.get(event.id, 0) + 1
+            elif isinstance(event, Presence) and event.user == "carol" and not event.online:
+                carol_offline_after = time.monotonic() - killed_at
+        assert sorted(received) == sorted(acked)  # every acked message, and no other
+        assert set(received.values()) == {1}  # each once
+        assert len(set(acked)) == SENDS  # a resend after the failover got its first copy
+        stored = value(db_url, "SELECT count(*) FROM messages WHERE sender = 'alice'")
+        assert stored == SENDS
+        assert carol_offline_after < NODE_TTL + 3.0
+        assert "carol" not in bob.who()
+        assert alice.is_connected
+        assert any(isinstance(event, Reconnected) for event in alice.events(0.01))
+
+
+HAPROXY = Path("/usr/sbin/haproxy")
+
+
+def _haproxy_config(nodes: list[ServeProcess], chat_port: int, web_port: int) -> str:
+    """docs/deploy.md's HAProxy example, pointed at ``nodes`` on 127.0.0.1."""
+    doc = (Path(__file__).parent.parent / "docs" / "deploy.md").read_text()
+    after_title = doc.split("# /etc/haproxy/haproxy.cfg", 1)[1].split("\n", 1)[1]
+    config = after_title.split("```", 1)[0]
+    for node, lan in zip(nodes, ("192.168.1.10", "192.168.1.11"), strict=True):
+        web = node.wait_for(r"web client on port (\d+)").group(1)
+        config = config.replace(f"{lan}:5050", f"127.0.0.1:{node.port}")
+        config = config.replace(f"{lan}:5443", f"127.0.0.1:{web}")
+    config = config.replace("bind :5050", f"bind 127.0.0.1:{chat_port}")
+    return config.replace("bind :5443", f"bind 127.0.0.1:{web_port}")
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def test_haproxy_in_tcp_mode_as_deploy_md_shows_moves_clients_off_a_killed_node(
+    certs_dir: Path, db_url: str, serve: list[ServeProcess], tmp_path: Path
+) -> None:
+    if not HAPROXY.is_file():
+        skip_or_fail("HAPROXY TEST SKIPPED: no haproxy; install it with `apt-get install haproxy`")
+    nodes = [_node(certs_dir, db_url, serve) for _ in range(2)]
+    port = _free_port()
+    config = tmp_path / "haproxy.cfg"
+    config.write_text(_haproxy_config(nodes, port, _free_port()))
+    proxy = subprocess.Popen(
+        [str(HAPROXY), "-db", "-f", str(config)], stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        _eventually(lambda: _accepts(port) or proxy.poll() is not None)
+        assert proxy.poll() is None, proxy.communicate()[1]
+        via_proxy = Client(
+            "127.0.0.1", port, ca_file=certs_dir / "ca.pem", user="alice", password=PASSWORD,
+            timeout=TIMEOUT, reconnect=True, backoff=Backoff(initial=0.05, cap=0.2),
+        )  # fmt: skip
+        with via_proxy as alice:
+            on, other = _node_of("alice", nodes)
+            with _client("bob", [other], certs_dir) as bob:
+                first = alice.send("before", room="general")
+                on.signal(signal.SIGKILL)
+                second = alice.send("after", room="general")  # through HAProxy, to the other
+                bodies: dict[int, str] = {}
+                while len(bodies) < 2:
+                    event = bob.next_event(TIMEOUT)
+                    assert event is not None
+                    if isinstance(event, Message) and event.sender == "alice":
+                        bodies[event.id] = event.body
+                assert bodies == {first: "before", second: "after"}
+    finally:
+        proxy.terminate()
+        proxy.communicate(timeout=TIMEOUT)
+
+
+def _accepts(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1.0).close()
+    except OSError:
+        return False
+    return True
+
+
+def _node_of(user: str, nodes: list[ServeProcess]) -> tuple[ServeProcess, ServeProcess]:
+    """The node ``user`` logged in on (from its log), and the other one."""
+    first, second = nodes
+    try:
+        first.wait_for(f"login {user} from", timeout=2.0)
+    except TimeoutError:
+        second.wait_for(f"login {user} from", timeout=TIMEOUT)
+        return second, first
+    return first, second
