@@ -1,7 +1,8 @@
-"""A node killed with SIGKILL under load (#17): real ``securechat serve`` processes on one
-test PostgreSQL, and :class:`Client` failing over to the next node with its resume token.
-Every acknowledged message is stored and delivered exactly once; the dead node's users
-go offline on the others within its ttl."""
+"""Several nodes as real ``securechat serve`` processes on one test PostgreSQL (#17): three
+of them as one chat service (fan-out, direct messages, presence and ``who`` across them),
+and a node killed with SIGKILL under load, :class:`Client` failing over to the next node
+with its resume token: every acknowledged message is stored and delivered exactly once;
+the dead node's users go offline on the others within its ttl."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import subprocess
 import threading
 import time
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -23,6 +25,8 @@ from tests.sql import value
 from tests.test_nodes import _eventually
 
 pytestmark = [pytest.mark.postgresql, pytest.mark.postgresql_only]
+
+E = TypeVar("E")
 
 NODE_TTL = 3.0
 SENDS = 300
@@ -40,6 +44,46 @@ def _client(user: str, nodes: list[ServeProcess], certs_dir: Path) -> Client:
         first, ca_file=certs_dir / "ca.pem", user=user, password=PASSWORD, timeout=TIMEOUT,
         reconnect=True, backoff=Backoff(initial=0.05, cap=0.2), also=others,
     )  # fmt: skip
+
+
+def _next_of(client: Client, kind: type[E], user: str | None = None) -> E:
+    """The next event of ``kind`` (about ``user``, if given) that ``client`` gets; others
+    are passed over."""
+    deadline = time.monotonic() + TIMEOUT
+    while (event := client.next_event(max(deadline - time.monotonic(), 0.01))) is not None:
+        if isinstance(event, kind) and user in (None, getattr(event, "user", None)):
+            return event
+    raise AssertionError(f"no {kind.__name__} in time")
+
+
+def test_three_node_processes_are_one_chat_service(
+    certs_dir: Path, db_url: str, serve: list[ServeProcess]
+) -> None:
+    a, b, c = (_node(certs_dir, db_url, serve) for _ in range(3))
+    with (
+        _client("alice", [a], certs_dir) as alice,
+        _client("bob", [b], certs_dir) as bob,
+        _client("carol", [c], certs_dir) as carol,
+    ):
+        # Presence and who: each node sees the users of the other two.
+        _eventually(lambda: {"alice", "bob"} <= set(carol.who()))
+        _eventually(lambda: {"bob", "carol"} <= set(alice.who()))
+        # A room message on node A reaches node B and node C, once each.
+        sent = alice.send("from node A", room="general")
+        for reader in (bob, carol):
+            message = _next_of(reader, Message)
+            assert (message.id, message.sender, message.body) == (sent, "alice", "from node A")
+        # A direct message from node B to node C, and the reply back.
+        bob.send("a DM across nodes", to="carol")
+        dm = _next_of(carol, Message)
+        assert (dm.sender, dm.to, dm.body) == ("bob", "carol", "a DM across nodes")
+        carol.send("and back", to="bob")
+        reply = _next_of(bob, Message)
+        assert (reply.sender, reply.body) == ("carol", "and back")
+        # dave logging in on node B is presence news on node A and in who on node C.
+        with _client("dave", [b], certs_dir):
+            assert _next_of(alice, Presence, user="dave").online
+            assert "dave" in carol.who()
 
 
 def test_clients_of_a_killed_node_fail_over_and_every_acked_message_arrives_once(
