@@ -21,6 +21,8 @@ from securechat.store.database import open_database
 from tests.conftest import PASSWORD, RunningServer
 from tests.peer import Peer
 
+pytestmark = pytest.mark.postgresql
+
 KINDS = ("owner", "moderator", "member", "muted", "banned", "outsider", "admin")
 USER_OF = {
     "owner": "alice", "moderator": "bob", "member": "carol", "muted": "dave",

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from tests.conftest import CliRunner, RunningServer
+
+pytestmark = pytest.mark.postgresql
 
 
 def _ok(run_cli: CliRunner, db_url: str, *args: str) -> str:

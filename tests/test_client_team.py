@@ -20,6 +20,8 @@ from securechat.protocol.messages import (
 )
 from tests.conftest import PASSWORD, TIMEOUT, RunningServer
 
+pytestmark = pytest.mark.postgresql
+
 
 @pytest.fixture
 def connect(running_server: RunningServer) -> Iterator[Callable[[str], Client]]:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import sqlite3
 import statistics
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable, Iterator
 
 import pytest
 from sqlalchemy import update
@@ -18,10 +18,13 @@ from securechat.config import HashParams, ThrottlePolicy
 from securechat.errors import AuthenticationError, RateLimited
 from securechat.hashing import Hasher
 from securechat.server.throttle import LoginThrottle
-from securechat.store.database import open_database
+from securechat.store.database import Database, open_database
 from securechat.store.models import User, utcnow
 from tests.conftest import PASSWORD, TIMEOUT, LimitOverrides, RunningServer, ServerFactory
 from tests.peer import Peer
+from tests.sql import rows, value
+
+pytestmark = pytest.mark.postgresql
 
 FAST_CHECKS: LimitOverrides = {"account_check_interval": 0.2}
 
@@ -37,14 +40,27 @@ def _auth(running: RunningServer, *, source: str | None = None, **fields: str) -
     return event
 
 
-def _accounts(running: RunningServer) -> Accounts:
-    return Accounts(open_database(running.db_url), hash_params=HashParams.for_tests())
+AccountsOf = Callable[[RunningServer], Accounts]
+
+
+@pytest.fixture
+def accounts_of() -> Iterator[AccountsOf]:
+    """Accounts on a running server's database, as an admin's command line has them; their
+    connections are closed when the test ends (PostgreSQL's would linger otherwise)."""
+    databases: list[Database] = []
+
+    def accounts(running: RunningServer) -> Accounts:
+        databases.append(open_database(running.db_url))
+        return Accounts(databases[-1], hash_params=HashParams.for_tests())
+
+    yield accounts
+    for database in databases:
+        database.dispose()
 
 
 def _token_count(running: RunningServer, user: str) -> int:
-    with sqlite3.connect(running.db_url.removeprefix("sqlite:///")) as db:
-        query = "SELECT count(*) FROM resume_tokens JOIN users ON users.id = user_id WHERE name = ?"
-        count: int = db.execute(query, (user,)).fetchone()[0]
+    query = "SELECT count(*) FROM resume_tokens JOIN users ON users.id = user_id WHERE name = :user"
+    count: int = value(running.db_url, query, user=user)
     return count
 
 
@@ -86,8 +102,10 @@ def test_token_from_welcome_logs_in_without_password(running_server: RunningServ
     assert (again["type"], again["user"], again["token"]) == ("welcome", "alice", token)
 
 
-def test_password_and_token_logins_record_the_login_time(running_server: RunningServer) -> None:
-    accounts = _accounts(running_server)
+def test_password_and_token_logins_record_the_login_time(
+    running_server: RunningServer, accounts_of: AccountsOf
+) -> None:
+    accounts = accounts_of(running_server)
     assert accounts.get("alice").last_login_at is None
     token = str(_auth(running_server, user="alice", password=PASSWORD)["token"])
     first = _wait_for_login_time(accounts, "alice", after=None)
@@ -118,11 +136,8 @@ def test_unknown_token_is_auth_failed(running_server: RunningServer) -> None:
 
 
 def test_only_the_token_hash_is_stored(running_server: RunningServer) -> None:
-    import sqlite3
-
     token = str(_auth(running_server, user="alice", password=PASSWORD)["token"])
-    with sqlite3.connect(running_server.db_url.removeprefix("sqlite:///")) as db:
-        stored = [row[0] for row in db.execute("SELECT token_hash FROM resume_tokens")]
+    stored = [h for (h,) in rows(running_server.db_url, "SELECT token_hash FROM resume_tokens")]
     assert len(stored) == 1
     assert token not in stored[0]
     assert len(stored[0]) == 64
@@ -189,13 +204,13 @@ def test_a_login_past_the_token_cap_revokes_the_oldest_tokens(
 
 @pytest.mark.parametrize("change", ["passwd", "disable", "deluser"])
 def test_account_change_ends_live_sessions_and_revokes_tokens(
-    server_factory: ServerFactory, change: str
+    server_factory: ServerFactory, change: str, accounts_of: AccountsOf
 ) -> None:
     running = server_factory(**FAST_CHECKS)
     bob = running.peer()
     token = str(bob.login("bob", PASSWORD)["token"])
     alice = running.login("alice")
-    accounts = _accounts(running)
+    accounts = accounts_of(running)
     started = time.monotonic()
     if change == "passwd":
         accounts.set_password("bob", "a brand new password")
@@ -212,11 +227,11 @@ def test_account_change_ends_live_sessions_and_revokes_tokens(
 
 
 def test_unrelated_account_changes_leave_sessions_alone(
-    server_factory: ServerFactory,
+    server_factory: ServerFactory, accounts_of: AccountsOf
 ) -> None:
     running = server_factory(**FAST_CHECKS)
     bob = running.login("bob")
-    _accounts(running).set_password("carol", "carol's new password")
+    accounts_of(running).set_password("carol", "carol's new password")
     time.sleep(0.8)
     bob.send(type="ping", ref="p")
     assert bob.expect("pong")["ref"] == "p"
@@ -224,7 +239,7 @@ def test_unrelated_account_changes_leave_sessions_alone(
 
 @pytest.mark.parametrize("change", ["passwd", "disable and enable"])
 def test_login_racing_a_credential_change_is_refused_and_leaves_no_token(
-    server_factory: ServerFactory, change: str
+    server_factory: ServerFactory, change: str, accounts_of: AccountsOf
 ) -> None:
     running = server_factory(**FAST_CHECKS)
     held = _hold_password_checks(running)
@@ -232,7 +247,7 @@ def test_login_racing_a_credential_change_is_refused_and_leaves_no_token(
     bob.expect("hello")
     bob.send(type="auth", user="bob", password=PASSWORD)
     assert held.checking.wait(TIMEOUT)  # the server is now checking bob's current password
-    accounts = _accounts(running)
+    accounts = accounts_of(running)
     if change == "passwd":
         accounts.set_password("bob", "a brand new password")
     else:
@@ -258,14 +273,14 @@ def _members(peer: Peer, room: str) -> int:
 
 
 def test_a_re_added_user_does_not_inherit_the_deleted_users_rooms_or_messages(
-    server_factory: ServerFactory,
+    server_factory: ServerFactory, accounts_of: AccountsOf
 ) -> None:
     running = server_factory()  # no wait for the account watcher: the login itself checks
     alice, old_bob = running.login("alice"), running.login("bob")
     _join(alice, "secret")
     _join(old_bob, "secret")
     old_bob.close()
-    accounts = _accounts(running)
+    accounts = accounts_of(running)
     accounts.delete("bob")
     accounts.add("bob", "the new bob's password")
     new_bob = running.login("bob", "the new bob's password")
@@ -281,7 +296,7 @@ def test_a_re_added_user_does_not_inherit_the_deleted_users_rooms_or_messages(
 
 
 def test_a_deleted_users_name_leaves_the_rooms_it_was_in(
-    server_factory: ServerFactory,
+    server_factory: ServerFactory, accounts_of: AccountsOf
 ) -> None:
     running = server_factory(**FAST_CHECKS)
     alice, carol = running.login("alice"), running.login("carol")
@@ -289,7 +304,7 @@ def test_a_deleted_users_name_leaves_the_rooms_it_was_in(
     _join(carol, "secret")
     carol.close()
     assert _members(alice, "secret") == 2
-    _accounts(running).delete("carol")
+    accounts_of(running).delete("carol")
     assert alice.expect("member_left", room="secret", timeout=5) == {
         "type": "member_left", "room": "secret", "user": "carol"
     }  # fmt: skip
@@ -474,17 +489,24 @@ def test_throttle_table_is_bounded() -> None:
 # --- what a failed login costs and reveals ----------------------------------------------
 
 
-def test_absurdly_long_password_is_refused_without_hashing(db_url: str) -> None:
-    accounts = Accounts(open_database(db_url), hash_params=HashParams())
+@pytest.fixture
+def real_cost_accounts(db_url: str) -> Iterator[Accounts]:
+    """The test database's accounts, hashing with the real argon2 parameters."""
+    database = open_database(db_url)
+    yield Accounts(database, hash_params=HashParams())
+    database.dispose()
+
+
+def test_absurdly_long_password_is_refused_without_hashing(real_cost_accounts: Accounts) -> None:
+    accounts = real_cost_accounts
     started = time.perf_counter()
     with pytest.raises(AuthenticationError):
         accounts.authenticate("alice", "x" * 60_000)
     assert time.perf_counter() - started < 0.02  # one argon2id verify takes ~50+ ms here
 
 
-def test_failed_logins_take_about_the_same_time(db_url: str) -> None:
-    database = open_database(db_url)
-    accounts = Accounts(database, hash_params=HashParams())  # the real cost
+def test_failed_logins_take_about_the_same_time(real_cost_accounts: Accounts) -> None:
+    accounts = real_cost_accounts
     accounts.set_disabled("carol", True)
     accounts.set_password("dave", PASSWORD)  # re-hash with the real parameters
     accounts.set_password("carol", PASSWORD)

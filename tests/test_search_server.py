@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Callable
 from typing import Any
 
@@ -14,6 +13,9 @@ from securechat.errors import MalformedMessage
 from securechat.protocol.messages import SearchResults
 from tests.conftest import PASSWORD, TIMEOUT, RunningServer
 from tests.peer import Peer
+from tests.sql import execute
+
+pytestmark = pytest.mark.postgresql
 
 
 def _say(peer: Peer, ref: str, **message: str) -> int:
@@ -33,8 +35,7 @@ def _bodies(reply: dict[str, Any]) -> list[str]:
 
 
 def _make_private(db_url: str, room: str) -> None:
-    with sqlite3.connect(db_url.removeprefix("sqlite:///")) as db:
-        db.execute("UPDATE rooms SET is_private = 1 WHERE name = ?", (room,))
+    execute(db_url, "UPDATE rooms SET is_private = true WHERE name = :room", room=room)
 
 
 def _join(peer: Peer, room: str) -> None:

@@ -3,7 +3,6 @@ live sessions, edits and deletions, read state and unread counts, the audit log.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
 from typing import Any
 
@@ -14,13 +13,13 @@ from securechat.config import HashParams
 from securechat.store.database import open_database
 from tests.conftest import PASSWORD, RunningServer
 from tests.peer import Peer
+from tests.sql import rows, value
+
+pytestmark = pytest.mark.postgresql
 
 
 def _audit(db_url: str) -> list[tuple[Any, ...]]:
-    with sqlite3.connect(db_url.removeprefix("sqlite:///")) as db:
-        return db.execute(
-            "SELECT actor, action, room, target FROM audit_log ORDER BY id"
-        ).fetchall()
+    return rows(db_url, "SELECT actor, action, room, target FROM audit_log ORDER BY id")
 
 
 def _ask(peer: Peer, ref: str, **request: Any) -> dict[str, Any]:
@@ -236,8 +235,7 @@ def test_moderator_deletes_others_messages_and_it_is_audited(
     assert _ask(alice, "d", type="delete", id=sent["id"])["type"] == "ack"
     assert bob.expect("deleted")["by"] == "alice"
     assert ("alice", "delete_message", "ops", "bob") in _audit(running_server.db_url)
-    with sqlite3.connect(running_server.db_url.removeprefix("sqlite:///")) as db:
-        bodies = [row[0] for row in db.execute("SELECT body FROM messages")]
+    bodies = [body for (body,) in rows(running_server.db_url, "SELECT body FROM messages")]
     assert "oops, a password" not in bodies
 
 
@@ -350,11 +348,9 @@ def test_owner_deletes_a_room_and_its_members_leave_it_at_once(
     assert bob.expect("left") == {"type": "left", "room": "ops"}
     assert _ask(bob, "h", type="history", room="ops")["code"] == "no_such_room"
     assert "ops" not in [room["name"] for room in _ask(carol, "l", type="rooms")["rooms"]]
-    with sqlite3.connect(running_server.db_url.removeprefix("sqlite:///")) as db:
-        assert db.execute("SELECT count(*) FROM rooms WHERE name = 'ops'").fetchone() == (0,)
-        assert db.execute(
-            "SELECT count(*) FROM messages WHERE body = 'secret plans'"
-        ).fetchone() == (0,)
+    url = running_server.db_url
+    assert value(url, "SELECT count(*) FROM rooms WHERE name = 'ops'") == 0
+    assert value(url, "SELECT count(*) FROM messages WHERE body = 'secret plans'") == 0
     assert ("alice", "delete", "ops", None) in _audit(running_server.db_url)
     # The name is free again, for a new room that starts empty.
     assert _ask(carol, "c2", type="create", room="ops")["members"] == ["carol"]
