@@ -1,5 +1,6 @@
 """Several nodes as real ``securechat serve`` processes on one test PostgreSQL (#17): three
-of them as one chat service (fan-out, direct messages, presence and ``who`` across them),
+of them as one chat service (fan-out, direct messages, presence and ``who`` across them,
+their listening connections killed with ``pg_terminate_backend``),
 and a node killed with SIGKILL under load, :class:`Client` failing over to the next node
 with its resume token: every acknowledged message is stored and delivered exactly once;
 the dead node's users go offline on the others within its ttl."""
@@ -84,6 +85,22 @@ def test_three_node_processes_are_one_chat_service(
         with _client("dave", [b], certs_dir):
             assert _next_of(alice, Presence, user="dave").online
             assert "dave" in carol.who()
+        # Every node's listening connection killed: what is committed meanwhile reaches
+        # the other nodes all the same, each message once and in order.
+        deaf = value(
+            db_url,
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE application_name LIKE 'securechat n-%'",
+        )
+        assert deaf == 3
+        sent_ids = [alice.send(f"while deaf {n}", room="general") for n in range(20)]
+        for reader in (bob, carol):
+            got: list[int] = []
+            while len(got) < len(sent_ids):
+                message = _next_of(reader, Message)
+                if message.sender == "alice":
+                    got.append(message.id)
+            assert got == sent_ids
 
 
 def test_clients_of_a_killed_node_fail_over_and_every_acked_message_arrives_once(
