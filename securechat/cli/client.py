@@ -177,7 +177,7 @@ def send(
             help="The message, or - to read it from standard input; a server name may come first.",
         ),
     ] = None,
-    room: Annotated[str | None, typer.Option(metavar="ROOM", help="Send to this room (joined first if needed).", show_default=False)] = None,
+    room: Annotated[str | None, typer.Option(metavar="ROOM", help="Send to this room, which must exist (you are joined to it first if needed; a room is created with /join or /create in `securechat connect`).", show_default=False)] = None,
     to: Annotated[str | None, typer.Option("--to", metavar="USER", help="Send a direct message to this user.", show_default=False)] = None,
     port: Port = None,
     user: User = None,
