@@ -178,7 +178,8 @@ class PostgresFixture:
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[PostgresFixture]:
     """A throwaway PostgreSQL cluster for the whole run (tests/postgres.py), started by the
-    first test that needs it; stopped and removed at the end, Ctrl-C included.
+    first test that needs it; stopped and removed at the end, by its watchdog even when the
+    run is killed (SIGTERM, SIGKILL).
 
     The tests' databases come from a pool (``DatabasePool``): copies of one migrated
     template, emptied before each test and given USERS again by copying their rows.

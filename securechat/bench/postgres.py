@@ -7,6 +7,10 @@ refuses to run as root, so when run as root (CI does) the cluster is owned by th
 unprivileged ``nobody`` user, in a folder of its own under /tmp. The cluster trusts
 connections from 127.0.0.1 only. Unless made ``durable`` it skips fsync: the tests' data is
 thrown away, and a bench that compares with SQLite's ``synchronous=FULL`` must not.
+
+A watchdog process (``pg_watchdog.py``) stops the cluster and removes its folder once the
+process that started it ends, even by SIGTERM or SIGKILL, so a killed test run or bench
+leaves no PostgreSQL behind; :meth:`PostgresCluster.stop` lets it do so at once.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -56,6 +61,8 @@ class PostgresCluster:
         self._databases = 0
         self._started = False
         self._admin_connection: Any = None
+        self._watchdog: subprocess.Popen[bytes] | None = None
+        self._lifeline: int | None = None  # the pipe's write end: open while we live
 
     @property
     def superuser(self) -> str:
@@ -80,9 +87,26 @@ class PostgresCluster:
         )
         if not self._durable:
             options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        self._watch()
         self._run("pg_ctl", "-D", str(self._data), "-o", options, "-l",
                   str(self._root / "log"), "-w", "-t", str(int(START_TIMEOUT)), "start")  # fmt: skip
         self._started = True
+
+    def _watch(self) -> None:
+        """Start the watchdog, before the cluster, so no moment has a cluster unwatched."""
+        read_end, self._lifeline = os.pipe()
+        os.set_inheritable(read_end, True)
+        argv = [sys.executable, "-m", "securechat.bench.pg_watchdog", str(read_end),
+                str(self._bin / "pg_ctl"), str(self._data), str(self._root)]  # fmt: skip
+        if self._owner is not None:
+            argv.append(self._owner)
+        try:
+            self._watchdog = subprocess.Popen(
+                argv, pass_fds=(read_end,), start_new_session=True,  # Ctrl-C is not for it
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )  # fmt: skip
+        finally:
+            os.close(read_end)
 
     def create_database(self, *, template: str | None = None, name: str | None = None) -> str:
         """A new database, empty or a copy of ``template``; returns its SQLAlchemy URL.
@@ -156,10 +180,17 @@ class PostgresCluster:
         if self._admin_connection is not None:
             self._admin_connection.close()
             self._admin_connection = None
-        if self._started:
+        if self._lifeline is not None:  # the watchdog stops the cluster and removes it
+            os.close(self._lifeline)
+            self._lifeline = None
+        if self._watchdog is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):  # then do it here as well
+                self._watchdog.wait(START_TIMEOUT)
+            self._watchdog = None
+        if self._started and (self._data / "postmaster.pid").exists():
             with contextlib.suppress(subprocess.CalledProcessError, subprocess.TimeoutExpired):
                 self._run("pg_ctl", "-D", str(self._data), "-m", "immediate", "-w", "stop")
-            self._started = False
+        self._started = False
         shutil.rmtree(self._root, ignore_errors=True)
 
     def _run(self, program: str, *args: str) -> None:
