@@ -111,6 +111,9 @@ def browser(
     )
     context.add_init_script(COUNT_NOTIFICATIONS)
     context.set_default_timeout(TIMEOUT * 1000)
+    # expect() has its own 5 s default, too short when two test workers fill both cores
+    # (a search result list once took longer in a full run).
+    expect.set_options(timeout=TIMEOUT * 1000)
     yield context
     context.close()
 

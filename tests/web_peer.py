@@ -19,6 +19,10 @@ from websockets.typing import Origin
 from tests.conftest import TIMEOUT
 from tests.peer import Event, EventPeer
 
+#: How long a WebSocket session's opening (TLS, then the HTTP upgrade) may take in the
+#: tests: several thread hand-overs on each side, slow when two test workers fill both cores.
+HANDSHAKE_TIMEOUT = 3 * TIMEOUT
+
 
 class ConnectOptions(TypedDict, total=False):
     """What a test may change in ``websockets.sync.client.connect``."""
@@ -50,7 +54,7 @@ class WebPeer(EventPeer):
             f"wss://{host}:{address[1]}/ws",
             ssl=context,
             origin=Origin(origin or origin_of(address, host)),
-            open_timeout=TIMEOUT,
+            open_timeout=HANDSHAKE_TIMEOUT,
             compression=None,
             **options,
         ))  # fmt: skip
