@@ -84,7 +84,7 @@ def test_three_node_processes_are_one_chat_service(
         # dave logging in on node B is presence news on node A and in who on node C.
         with _client("dave", [b], certs_dir):
             assert _next_of(alice, Presence, user="dave").online
-            assert "dave" in carol.who()
+            _eventually(lambda: "dave" in carol.who())  # who: within a heartbeat
         # Every node's listening connection killed: what is committed meanwhile reaches
         # the other nodes all the same, each message once and in order.
         deaf = value(
