@@ -377,6 +377,56 @@ def test_websocket_framing_reads_each_text_message_as_one_event() -> None:
     assert [decode_event(p) for p in received] == [*events, Pong(ref="p1")]
 
 
+@pytest.mark.parametrize("step", [1, 3, 7, 4096, 1 << 20])
+def test_websocket_framing_cuts_text_frames_itself_then_hands_the_rest_to_the_protocol(
+    step: int,
+) -> None:
+    """The upgrade, then text frames of each header size, fed in slices that cut heads,
+    headers and payloads, read by the framing's own cut; the first ping goes to the protocol, which answers
+    it, and everything after it (text, a fragmented message, the close) is read too."""
+    client = WebSocketFraming("127.0.0.1", 5443)
+    server = _accepting_server(client)
+    sizes = [0, 1, 125, 126, 65535, 65536, 70000]
+    before = [b'"' + b"a" * max(n - 2, 0) + b'"' if n >= 2 else b"1" * n for n in sizes]
+    for payload in before:
+        server.send_text(payload)
+    server.send_ping(b"are you there")
+    server.send_text(b'{"after":"the ping"}')
+    server.send_text(b'{"in":', fin=False)
+    server.send_continuation(b'"two"}', fin=True)
+    server.send_close(CloseCode.GOING_AWAY)
+    wire = b"".join(server.data_to_send())
+    assert wire.startswith(b"HTTP/1.1 101 ")  # the upgrade, sliced like the rest
+    read: list[bytes] = []
+
+    def read_all() -> None:
+        for start in range(0, len(wire), step):
+            client.feed(wire[start : start + step])
+            while (payload := client.next_frame()) is not None:
+                read.append(payload)
+
+    with pytest.raises(ConnectionLost, match="WebSocket close 1001"):
+        read_all()
+    assert read == [*before, b'{"after":"the ping"}', b'{"in":"two"}']
+    server.receive_data(client.encode(b""))
+    assert [f.opcode for f in server.events_received() if isinstance(f, Frame)] == [
+        Opcode.PONG,
+        Opcode.CLOSE,
+    ]
+    assert server.parser_exc is None
+
+
+def test_websocket_framing_reads_frames_that_came_with_the_upgrade() -> None:
+    client = WebSocketFraming("127.0.0.1", 5443)
+    server = _accepting_server(client)
+    server.send_text(encode(Hello(protocol=1, server="s", max_frame=65536, heartbeat=30)))
+    client.feed(b"".join(server.data_to_send()))  # the 101 and hello in one read
+    assert decode_event(client.next_frame() or b"") == Hello(
+        protocol=1, server="s", max_frame=65536, heartbeat=30
+    )
+    assert client.next_frame() is None
+
+
 def test_websocket_framing_reports_the_servers_close_after_what_came_before() -> None:
     client = WebSocketFraming("127.0.0.1", 5443)
     server = _accepting_server(client)

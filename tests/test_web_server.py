@@ -22,7 +22,7 @@ from securechat.certs import load_ca
 from securechat.config import ThrottlePolicy
 from securechat.protocol.frames import encode_frame
 from securechat.server.renewal import Credentials
-from securechat.server.webconnection import WebSocket, split_frames, text_frames
+from securechat.server.webconnection import FramedOnce, WebSocket, split_frames, text_frames
 from securechat.server.webfiles import Origins, StaticFiles, load_package_files
 from securechat.tls import server_context
 from tests.conftest import PASSWORD, TIMEOUT, RunningServer, ServerFactory
@@ -496,3 +496,15 @@ def test_websocket_write_now_declines_rather_than_waits_for_a_peer_that_never_re
         ws.close_socket()
         ws.recv_events_thread.join(TIMEOUT)
         peer.close()
+
+
+def test_a_fan_out_blob_is_framed_once_for_every_browser() -> None:
+    framed = FramedOnce()
+    blob = encode_frame(b'{"type":"message"}') + encode_frame(b"y" * 200)
+    first = framed(blob)
+    assert first == text_frames(blob)
+    assert framed(blob) is first  # the same blob again: not framed again
+    other = bytes(bytearray(blob))  # equal, another object (another fan-out)
+    assert framed(other) == first
+    assert framed(other) is not first
+    assert framed(encode_frame(b"z")) == b"\x81\x01z"

@@ -38,7 +38,7 @@ from securechat.errors import ConfigError, ErrorCode
 from securechat.protocol.messages import Error, encode
 from securechat.server.renewal import Credentials
 from securechat.server.service import ChatService
-from securechat.server.webconnection import CLOSE_TIMEOUT, WebConnection, WebSocket
+from securechat.server.webconnection import CLOSE_TIMEOUT, FramedOnce, WebConnection, WebSocket
 from securechat.server.webfiles import (
     WEBSOCKET_PATH,
     Answer,
@@ -112,6 +112,7 @@ class WebServer:
         self._lock = threading.Lock()
         self._live: set[WebConnection] = set()  # guarded by _lock: admitted, not yet ended
         self._local = threading.local()  # .connection: the one this handler thread serves
+        self._framed = FramedOnce()  # a fan-out's blob framed once for all its browsers
 
     def start(self) -> None:
         """Bind the web port and start accepting.
@@ -206,6 +207,7 @@ class WebServer:
             limits=self._limits,
             ca_pem=ca_pem,
             on_authenticated=self._on_authenticated,
+            framed=self._framed,
         )
 
     def _handle(self, ws: ServerConnection) -> None:

@@ -133,6 +133,28 @@ def text_frames(blob: bytes) -> bytes:
     return b"".join(parts)
 
 
+class FramedOnce:
+    """:func:`text_frames` of the last blob asked for: a fan-out hands the same blob object
+    to every browser in the room (server/delivery.py), framed here once for all of them.
+
+    Shared by a web port's connections; any thread may call it: the entry is one tuple,
+    read and replaced whole, and a miss only frames again.
+    """
+
+    __slots__ = ("_last",)
+
+    def __init__(self) -> None:
+        self._last: tuple[bytes, bytes] | None = None
+
+    def __call__(self, blob: bytes) -> bytes:
+        last = self._last
+        if last is not None and last[0] is blob:
+            return last[1]
+        frames = text_frames(blob)
+        self._last = (blob, frames)
+        return frames
+
+
 def split_frames(blob: bytes) -> list[bytes]:
     """The payloads of a blob of length-prefixed frames (as the hub and committer send)."""
     payloads, pos = [], 0
@@ -149,9 +171,10 @@ class WebSocket(ServerConnection):
 
     _budget = 0  # bytes write_now() may leave unacked in the kernel: a quarter of SO_SNDBUF
 
-    def write_now(self, blob: bytes) -> bool:
+    def write_now(self, blob: bytes, framed: Callable[[bytes], bytes] = text_frames) -> bool:
         """Send each frame of ``blob`` (length-prefixed) as one text message if that cannot
-        block; False: nothing was sent.
+        block; False: nothing was sent. ``framed`` turns a blob into WebSocket frames (a
+        :class:`FramedOnce` shared by the port's connections).
 
         It cannot block when websockets' lock is free, the connection is open and the
         kernel has room for it at once (so a peer that stopped reading is never written
@@ -179,9 +202,14 @@ class WebSocket(ServerConnection):
             else:
                 # Whoever held the lock before sent what the protocol had queued; anything
                 # left (a failed send) goes first all the same.
-                data = b"".join([*protocol.data_to_send(), text_frames(blob)])
+                queued = protocol.data_to_send()
+                data = b"".join([*queued, framed(blob)]) if queued else framed(blob)
             try:
-                sock.sendall(data)
+                # One SSL_write: send() writes it all (no partial writes on an SSLSocket),
+                # without sendall()'s loop over a memoryview.
+                sent = sock.send(data)
+                if sent < len(data):
+                    sock.sendall(data[sent:])
             except OSError as exc:
                 self.set_connection_exc(exc)
                 with contextlib.suppress(OSError):  # already cut: nothing more to do
@@ -201,11 +229,13 @@ class WebConnection:
         limits: Limits,
         ca_pem: str,
         on_authenticated: Callable[[WebConnection, Account], None],
+        framed: Callable[[bytes], bytes] = text_frames,
     ) -> None:
         self.peer_host = address[0]
         self.peer = format_address(address)
         self.thread = threading.current_thread()  # websockets' handler thread for the socket
         self._limits = limits
+        self._framed = framed
         self._auth_deadline = accepted_at + limits.auth_timeout
         self._outbox = Outbox(max_frames=limits.outbox_frames, max_bytes=limits.outbox_bytes)
         self._requests = RequestHandler(
@@ -261,7 +291,7 @@ class WebConnection:
                     and self._close_request is None
                     and not self._ended
                     and self._outbox.is_empty
-                    and direct.write_now(frame)
+                    and direct.write_now(frame, self._framed)
                 ):
                     return
             finally:
