@@ -165,3 +165,26 @@ def test_serve_max_sessions_per_user_refuses_one_more_login(
             second.send(type="auth", user="alice", token=token)
             assert [e.get("code") for e in second.expect_closed()] == ["too_many_sessions"]
         server.wait_for(r"login refused for alice from 127\.0\.0\.1:\d+: alice already has 1 ")
+
+
+def test_start_up_objects_leave_the_collectors_walks_and_new_cycles_are_still_collected() -> None:
+    import gc
+    import weakref
+
+    from securechat.server.runner import freeze_start_up_objects
+
+    class Node:
+        partner: Node | None = None
+
+    gc.unfreeze()
+    try:
+        freeze_start_up_objects()
+        assert gc.get_freeze_count() > 1000  # this process's modules, at least
+        a, b = Node(), Node()
+        a.partner, b.partner = b, a  # a cycle made after start-up
+        gone = weakref.ref(a)
+        del a, b
+        gc.collect()
+        assert gone() is None
+    finally:
+        gc.unfreeze()

@@ -11,6 +11,7 @@ SIGINT and SIGTERM stop the server cleanly; SIGHUP makes it load its certificate
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 import threading
@@ -29,6 +30,20 @@ from securechat.tls import server_context
 log = logging.getLogger("securechat.server")
 
 LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+
+
+def freeze_start_up_objects() -> None:
+    """Take what start-up made out of the cyclic collector's walks.
+
+    Modules, SQLAlchemy's mappers and compiled statements, the TLS contexts: some 100,000
+    objects that live as long as the process, yet every full collection walked them all,
+    holding the GIL 60-90 ms on the reference VM and so stalling every session at once
+    (fanout-rate's delivery max was 56-218 ms in most runs; docs/performance.md, "Pauses
+    of the garbage collector"). Objects made afterwards are collected as before, cycles
+    included.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def configure_logging(level: str) -> None:
@@ -81,6 +96,7 @@ def run_server(config: ServerConfig) -> None:
         log.info("password checks in %s", server.password_checks)
         if not Accounts(database, hash_params=config.hash_params).list():
             log.warning("no users yet: add one with `securechat adduser NAME`")
+        freeze_start_up_objects()
         while not stop.wait(1.0):
             pass
     finally:
