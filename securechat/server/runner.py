@@ -38,9 +38,9 @@ def freeze_start_up_objects() -> None:
     Modules, SQLAlchemy's mappers and compiled statements, the TLS contexts: some 100,000
     objects that live as long as the process, yet every full collection walked them all,
     holding the GIL 60-90 ms on the reference VM and so stalling every session at once
-    (fanout-rate's delivery max was 56-218 ms in most runs; docs/performance.md, "Pauses
-    of the garbage collector"). Objects made afterwards are collected as before, cycles
-    included.
+    (fanout-rate's delivery max was 56-218 ms in most runs; docs/performance.md, "The
+    WebSocket transport within 1.5x (#15), and the collector's pauses"). Objects made
+    afterwards are collected as before, cycles included.
     """
     gc.collect()
     gc.freeze()
