@@ -28,6 +28,12 @@ def _free_port() -> int:
     return port
 
 
+def _free_web_port() -> list[str]:
+    """doctor's --web-port on a free port: the default, 5443, may be a securechat that a
+    developer runs (`make run`) beside the suite, whose certificate is another CA's."""
+    return ["--web-port", str(_free_port())]
+
+
 @pytest.fixture
 def install(tmp_path: Path) -> Installation:
     """A healthy installation: certificates for localhost, an admin, a free port."""
@@ -74,7 +80,7 @@ def test_doctor_finds_nothing_wrong_with_a_healthy_installation(
     assert "free" in _only(findings, "port").detail
     result = run_cli(
         "doctor", "--certs", str(install.certs_dir), "--db", install.db_url,
-        "--port", str(install.port), "--host", "localhost",
+        "--port", str(install.port), *_free_web_port(), "--host", "localhost",
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.splitlines()[0].startswith("OK    certificates  ")
@@ -90,7 +96,7 @@ def test_doctor_fails_on_missing_certificates_and_exits_1(
     assert "server.pem not found; run `securechat init-certs" in finding.detail
     result = run_cli(
         "doctor", "--certs", str(install.certs_dir), "--db", install.db_url,
-        "--port", str(install.port),
+        "--port", str(install.port), *_free_web_port(),
     )  # fmt: skip
     assert result.returncode == 1
     assert "FAIL  certificates" in result.stdout
@@ -136,7 +142,7 @@ def test_doctor_warns_about_a_certificate_that_expires_soon(
     assert "expires in 9 days" in expiry.detail or "expires in 10 days" in expiry.detail
     result = run_cli(
         "doctor", "--certs", str(install.certs_dir), "--db", install.db_url,
-        "--port", str(install.port),
+        "--port", str(install.port), *_free_web_port(),
     )  # fmt: skip
     assert result.returncode == 0  # a warning is not a failure
     assert result.stdout.endswith("0 failures, 1 warning\n")
