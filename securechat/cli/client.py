@@ -156,14 +156,15 @@ def connect(
         ca_file, fingerprint = _ca_of(to)
         with _explain_wrong_ca(to):
             verify_server(
-                to.host, to.port, ca_file, ca_fingerprint=fingerprint, timeout=PROBE_TIMEOUT
-            )
+                to.host, to.port, ca_file, ca_fingerprint=fingerprint, timeout=PROBE_TIMEOUT,
+                also=to.also,
+            )  # fmt: skip
     with _explain_wrong_ca(to):
         client = _log_in(to, password_stdin, reconnect=True)
     try:
         _remember(path, to, client.user)
         with _terminal_input() as terminal_input:
-            ChatTerminal(client, label=to.label, input=terminal_input).run()
+            ChatTerminal(client, label=client.address, input=terminal_input).run()
     finally:
         client.close()
 

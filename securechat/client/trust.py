@@ -29,6 +29,7 @@ import ipaddress
 import os
 import re
 import ssl
+from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import quote
 
@@ -38,7 +39,7 @@ from cryptography.hazmat.primitives import serialization
 
 from securechat.certs import fingerprint
 from securechat.client.escaping import escape
-from securechat.client.link import Endpoint, probe
+from securechat.client.link import Endpoint, first_answering, nodes, probe
 from securechat.client.settings import (
     TrustedCA,
     load_settings,
@@ -202,18 +203,24 @@ def trusted_context(ca_file: Path, *, ca_fingerprint: str | None = None) -> ssl.
 
 
 def verify_server(
-    host: str, port: int, ca_file: Path, *, ca_fingerprint: str | None, timeout: float
-) -> None:
+    host: str, port: int, ca_file: Path, *, ca_fingerprint: str | None, timeout: float,
+    also: Sequence[str] = (),
+) -> None:  # fmt: skip
     """Complete a verified TLS handshake and say ``bye``: a check before asking a password.
+    With ``also`` (more nodes of the service), the first node that answers is checked.
 
     Raises:
         CertificateError: the CA file is not the one expected (see trusted_context), or the
             server's certificate does not verify (``WrongCA``: another CA).
-        ConnectionLost: unreachable, or not a securechat server.
+        ConnectionLost: unreachable, or not a securechat server (every node, with ``also``).
     """
     context = trusted_context(ca_file, ca_fingerprint=ca_fingerprint)
-    endpoint = Endpoint(host, port, ca_file)
-    probe(endpoint.connect(context, timeout=timeout), label=endpoint.label, timeout=timeout)
+
+    def check(endpoint: Endpoint) -> None:
+        stream = endpoint.connect(context, timeout=timeout)
+        probe(stream, label=endpoint.label, timeout=timeout)
+
+    first_answering(nodes(host, port, also, ca_file), check)
 
 
 def pin_file(config_dir: Path, host: str, port: int) -> Path:
