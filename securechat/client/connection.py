@@ -105,7 +105,11 @@ class Connection:
 
     @property
     def endpoint(self) -> Endpoint:
-        """The endpoint connected to, or the one tried last while disconnected."""
+        """The endpoint connected to, or the one tried last while disconnected.
+
+        Read without ``_lock``: the I/O thread replaces the reference whole, and a reader
+        after a reconnect may see either node, both of which are true at some instant.
+        """
         return self._endpoint
 
     @property
