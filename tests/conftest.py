@@ -7,7 +7,7 @@ import dataclasses
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypedDict, Unpack
 
@@ -415,8 +415,17 @@ def browser_missing() -> str | None:
 
 # --- the terminal client in a pseudo-terminal ----------------------------------------------
 
-#: The ``terminal`` fixture: ``terminal(server, "alice")`` is alice's ``securechat connect``.
-StartTerminal = Callable[["RunningServer", str], "Terminal"]
+
+class StartTerminal(Protocol):
+    """The ``terminal`` fixture: ``terminal(server, "alice")`` is alice's ``securechat connect``;
+    ``hosts="a:1,b:2"`` connects to that list instead of the server's address, and
+    ``typed_password=True`` types the password at the hidden prompt instead of passing it in
+    the environment."""
+
+    def __call__(
+        self, server: RunningServer, user: str, *, hosts: str | None = None,
+        typed_password: bool = False,
+    ) -> Terminal: ...  # fmt: skip
 
 
 @pytest.fixture
@@ -428,22 +437,28 @@ def terminal(tmp_path: Path) -> Iterator[StartTerminal]:
 
     started: list[pexpect.spawn[str]] = []
 
-    def start(server: RunningServer, user: str) -> Terminal:
+    def start(
+        server: RunningServer, user: str, *, hosts: str | None = None, typed_password: bool = False
+    ) -> Terminal:
         env = {k: v for k, v in os.environ.items() if not k.startswith("SECURECHAT_")}
         env.update(
-            SECURECHAT_PASSWORD=PASSWORD,
             SECURECHAT_CONFIG_DIR=str(tmp_path / f"config-{user}"),
             TERM="xterm",
             NO_COLOR="1",
             PROMPT_TOOLKIT_NO_CPR="1",
         )
-        argv = ["-m", "securechat", "connect", "localhost", "--port", str(server.address[1])]
-        argv += ["--user", user, "--ca", str(server.ca_file)]
+        if not typed_password:
+            env["SECURECHAT_PASSWORD"] = PASSWORD
+        where = [hosts] if hosts else ["localhost", "--port", str(server.address[1])]
+        argv = ["-m", "securechat", "connect", *where, "--user", user, "--ca", str(server.ca_file)]
         child = pexpect.spawn(
             sys.executable, argv, env=env, encoding="utf-8", dimensions=(30, 120), cwd=tmp_path
         )
         started.append(child)
         term = Terminal(child)
+        if typed_password:
+            term.expect(rf"Password for {user} on \S+: ")
+            term.line(PASSWORD)
         term.expect(rf"\[general\] {user}>")
         return term
 

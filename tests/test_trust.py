@@ -44,9 +44,12 @@ QUESTION = r'Trust this CA for localhost:\d+\? Type "yes" to continue: '
 
 
 class Connect(Protocol):
-    """The ``connect`` fixture: ``connect(port, "--ca", path, password=None)``."""
+    """The ``connect`` fixture: ``connect(port, "--ca", path, password=None)``; ``host`` may
+    be a comma list, whose first entry then takes ``port``."""
 
-    def __call__(self, port: int, *args: str, password: str | None = PASSWORD) -> Terminal: ...
+    def __call__(
+        self, port: int, *args: str, password: str | None = PASSWORD, host: str = "localhost"
+    ) -> Terminal: ...
 
 
 class StartChatServer(Protocol):
@@ -65,7 +68,9 @@ def connect(config_dir: Path, tmp_path: Path) -> Iterator[Connect]:
     """Start ``securechat connect localhost --port PORT --user alice ARGS`` in a pty."""
     children: list[pexpect.spawn[str]] = []
 
-    def start(port: int, *args: str, password: str | None = PASSWORD) -> Terminal:
+    def start(
+        port: int, *args: str, password: str | None = PASSWORD, host: str = "localhost"
+    ) -> Terminal:
         env = {k: v for k, v in os.environ.items() if not k.startswith("SECURECHAT_")}
         env.update(
             SECURECHAT_CONFIG_DIR=str(config_dir),
@@ -75,7 +80,7 @@ def connect(config_dir: Path, tmp_path: Path) -> Iterator[Connect]:
         )
         if password is not None:
             env["SECURECHAT_PASSWORD"] = password
-        argv = ["-m", "securechat", "connect", "localhost", "--port", str(port), "--user"]
+        argv = ["-m", "securechat", "connect", host, "--port", str(port), "--user"]
         child = pexpect.spawn(
             sys.executable,
             [*argv, "alice", *args],
@@ -241,6 +246,34 @@ def test_first_connect_shows_the_admins_fingerprint_and_pins_on_yes(
     assert "Trust this CA" not in again.text
     again.line("/quit")
     assert _exit_status(again) == 0
+
+
+def test_first_use_with_a_host_list_asks_the_first_host_that_answers(
+    running_server: RunningServer, connect: Connect, config_dir: Path
+) -> None:
+    live = running_server.address[1]
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))  # bound, not listening: refused
+        dead = probe.getsockname()[1]
+        hosts = f"127.0.0.1:{dead},127.0.0.1:{live}"
+        term = connect(dead, password=None, host=hosts)
+        term.expect(f"127.0.0.1:{live} is new to this computer")
+        term.expect(r"SHA-256 fingerprint: ")
+        term.expect(re.escape(f'Trust this CA for {hosts}? Type "yes" to continue: '))
+        term.child.sendline("yes")
+        term.expect(re.escape(f"Password for alice on {hosts}: "))
+        term.child.sendline(PASSWORD)
+        term.expect(r"\[general\] alice>")
+    assert f"connected to 127.0.0.1:{live} as alice" in term.text
+    # The pin belongs to the list's first entry, the key a later connect to the list uses.
+    remembered = json.loads((config_dir / "client.json").read_text())
+    assert list(remembered["trusted"]) == [f"127.0.0.1:{dead}"]
+    assert (remembered["host"], remembered["port"]) == (f"127.0.0.1,127.0.0.1:{live}", dead)
+    assert pin_file(config_dir, "127.0.0.1", dead).read_bytes() == (
+        running_server.ca_file.read_bytes()
+    )
+    term.line("/quit")
+    assert _exit_status(term) == 0
 
 
 @pytest.mark.parametrize("answer", ["no", "y", ""])

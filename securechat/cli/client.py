@@ -116,6 +116,11 @@ class Destination:
     def label(self) -> str:
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
+    @property
+    def service(self) -> str:
+        """The label, followed by the other nodes when several were given."""
+        return ",".join((self.label, *self.also))
+
 
 @app.command()
 def connect(
@@ -156,14 +161,15 @@ def connect(
         ca_file, fingerprint = _ca_of(to)
         with _explain_wrong_ca(to):
             verify_server(
-                to.host, to.port, ca_file, ca_fingerprint=fingerprint, timeout=PROBE_TIMEOUT
-            )
+                to.host, to.port, ca_file, ca_fingerprint=fingerprint, timeout=PROBE_TIMEOUT,
+                also=to.also,
+            )  # fmt: skip
     with _explain_wrong_ca(to):
         client = _log_in(to, password_stdin, reconnect=True)
     try:
         _remember(path, to, client.user)
         with _terminal_input() as terminal_input:
-            ChatTerminal(client, label=to.label, input=terminal_input).run()
+            ChatTerminal(client, label=client.address, input=terminal_input).run()
     finally:
         client.close()
 
@@ -287,7 +293,7 @@ def read_password(from_stdin: bool, to: Destination) -> str:
         return password
     if not sys.stdin.isatty():
         raise ConfigError(f"no password: set {PASSWORD_ENV} or pass --password-stdin")
-    return getpass.getpass(f"Password for {to.user} on {to.label}: ")
+    return getpass.getpass(f"Password for {to.user} on {to.service}: ")
 
 
 def _server(
@@ -382,14 +388,14 @@ def _trust_on_first_use(to: Destination, settings_path: Path) -> Destination:
     """
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         raise _no_ca(to)  # trust on first use needs a person comparing fingerprints
-    offered = fetch_ca(to.host, to.port, timeout=PROBE_TIMEOUT)
+    offered = fetch_ca(to.host, to.port, timeout=PROBE_TIMEOUT, also=to.also)
     subject = escape(offered.subject)  # the server chose it: no control character gets through
     if len(subject) > SUBJECT_SHOWN:
         subject = subject[: SUBJECT_SHOWN - 1] + "…"
     # The fingerprint, computed here, comes last, right above the question: nothing the
     # server chose is printed between them.
     typer.echo(
-        f"{to.label} is new to this computer: you have no CA certificate for it yet.\n"
+        f"{offered.source} is new to this computer: you have no CA certificate for it yet.\n"
         "It offers this certificate authority (CA), which signed the certificate it presented:\n"
         f"  Subject: {subject}\n"
         f"  Expires: {offered.not_after:%Y-%m-%d}\n"
@@ -399,18 +405,18 @@ def _trust_on_first_use(to: Destination, settings_path: Path) -> Destination:
         f"  SHA-256 fingerprint: {offered.fingerprint}"
     )
     try:
-        answer = input(f'Trust this CA for {to.label}? Type "yes" to continue: ')
+        answer = input(f'Trust this CA for {to.service}? Type "yes" to continue: ')
     except EOFError:
         answer = ""  # Ctrl-D: no
     if answer.strip().lower() != "yes":
         raise CertificateError(
-            f"the CA of {to.label} was not trusted and nothing was saved; get ca.pem from your "
+            f"the CA of {to.service} was not trusted and nothing was saved; get ca.pem from your "
             "admin and pass --ca FILE, or connect again to compare once more"
         )
     pin = pin_ca(settings_path, to.host, to.port, offered)
     typer.echo(
         f"Trusted; saved in {pin.ca_file}.\n"
-        f"You will be warned if {to.label} ever presents a certificate from another CA."
+        f"You will be warned if {to.service} ever presents a certificate from another CA."
     )
     return dataclasses.replace(to, ca_file=pin.ca_file, pin=pin, ca=offered)
 

@@ -15,7 +15,7 @@ from typing import Self, TypeVar
 
 from securechat.client.connection import Connection
 from securechat.client.events import Backoff, ClientEvent
-from securechat.client.link import Endpoint, with_port
+from securechat.client.link import nodes
 from securechat.client.outgoing import Outgoing, Slot, request_error
 from securechat.client.trust import trusted_context
 from securechat.config import DEFAULT_PORT
@@ -82,10 +82,7 @@ class Client:
     ) -> None:
         """``also``: more nodes of the same service (``host`` or ``host:port``, the port
         defaulting to ``port``), tried in turn when one cannot be reached."""
-        self._endpoints = [
-            Endpoint(*with_port(address, port), Path(ca_file), server_name)
-            for address in (host, *also)
-        ]
+        self._endpoints = nodes(host, port, also, Path(ca_file), server_name)
         self._endpoint = self._endpoints[0]
         self._ca_fingerprint = ca_fingerprint
         self._reconnect = reconnect
@@ -116,6 +113,11 @@ class Client:
     def server(self) -> str:
         """The server's free-form ``hello`` string, e.g. ``securechat 0.1.0``."""
         return self._connection.server if self._connection else ""
+
+    @property
+    def address(self) -> str:
+        """``host:port`` of the node connected to (or tried last), one of several given."""
+        return self._connection.endpoint.label if self._connection else self._endpoint.label
 
     @property
     def is_connected(self) -> bool:

@@ -40,7 +40,7 @@ from securechat.client.events import (
     Reconnected,
     Reconnecting,
 )
-from securechat.client.link import Endpoint, log_in
+from securechat.client.link import Endpoint, first_answering, log_in
 from securechat.client.outgoing import Outgoing, Slot
 from securechat.errors import (
     AuthenticationError,
@@ -102,6 +102,15 @@ class Connection:
         self._outgoing: dict[str, Outgoing] = {}  # insertion order = send order
         self._stream: TlsStream | None = None  # owned by the I/O thread once it runs
         self.server = ""  # hello's free-form server string; written by the I/O thread
+
+    @property
+    def endpoint(self) -> Endpoint:
+        """The endpoint connected to, or the one tried last while disconnected.
+
+        Read without ``_lock``: the I/O thread replaces the reference whole, and a reader
+        after a reconnect may see either node, both of which are true at some instant.
+        """
+        return self._endpoint
 
     @property
     def unacknowledged(self) -> list[Outgoing]:
@@ -222,23 +231,21 @@ class Connection:
         """Log in at the first endpoint that answers, from the one after the last lost.
 
         Raises:
-            ConnectionLost: none answered (the last one's error). Others as ``log_in``.
+            ConnectionLost: none answered (see ``first_answering``). Others as ``log_in``.
         """
         count = len(self._endpoints)
         start = self._endpoints.index(self._endpoint)
         if self._has_connected:  # a reconnect: the endpoint last used may be the dead one
             start = (start + 1) % count
-        for turn in range(count):
-            self._endpoint = self._endpoints[(start + turn) % count]
-            try:
-                return log_in(
-                    self._endpoint, self._context, self._session, timeout=self._timeout,
-                    guard=self._lock,
-                )  # fmt: skip
-            except ConnectionLost:
-                if turn == count - 1:
-                    raise
-        raise AssertionError("unreachable")  # pragma: no cover
+        in_turn = [self._endpoints[(start + turn) % count] for turn in range(count)]
+
+        def attempt(endpoint: Endpoint) -> tuple[TlsStream, list[SessionEvent | Event]]:
+            self._endpoint = endpoint
+            return log_in(
+                endpoint, self._context, self._session, timeout=self._timeout, guard=self._lock
+            )
+
+        return first_answering(in_turn, attempt)
 
     def _run(self) -> None:
         error: SecureChatError = ConnectionLost("the client was closed")

@@ -15,9 +15,10 @@ import contextlib
 import dataclasses
 import ssl
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import TypeVar
 
 from securechat.client.escaping import escape
 from securechat.errors import (
@@ -43,6 +44,7 @@ from securechat.protocol.messages import PROTOCOL_VERSION, Error, Event, Hello
 from securechat.transport import TlsStream, connect_tls, format_address
 
 ClientEvent = SessionEvent | Event
+T = TypeVar("T")
 BYE_GRACE = 1.0  # how long a bye may take to leave before the socket is closed
 
 
@@ -80,6 +82,40 @@ def with_port(address: str, default_port: int) -> tuple[str, int]:
         host, _, port = address.partition(":")
         return host, int(port)
     return address, default_port
+
+
+def nodes(
+    host: str, port: int, also: Sequence[str], ca_file: Path, server_name: str | None = None
+) -> list[Endpoint]:
+    """``host:port``, then each of ``also`` (``host`` or ``host:port``, the port defaulting
+    to ``port``): the nodes of one service, which share a CA.
+
+    Raises:
+        ValueError: a port in ``also`` is not a number.
+    """
+    return [Endpoint(*with_port(address, port), ca_file, server_name) for address in (host, *also)]
+
+
+def first_answering(endpoints: Sequence[Endpoint], attempt: Callable[[Endpoint], T]) -> T:
+    """``attempt`` on each endpoint in turn; the result of the first that is not lost.
+
+    Raises:
+        ConnectionLost: every attempt was; with several endpoints, one message naming each
+            with its reason, so that the user sees the whole list was tried.
+        Others: as ``attempt`` (a wrong password on one node is not worth another try).
+    """
+    failures: list[ConnectionLost] = []
+    for endpoint in endpoints:
+        try:
+            return attempt(endpoint)
+        except ConnectionLost as exc:
+            if len(endpoints) == 1:
+                raise
+            failures.append(exc)
+    reasons = "".join(f"\n  {failure.message}" for failure in failures)
+    raise ConnectionLost(f"none of the {len(endpoints)} servers answered:{reasons}") from (
+        failures[-1] if failures else None
+    )
 
 
 def converse(

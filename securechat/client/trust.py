@@ -29,6 +29,7 @@ import ipaddress
 import os
 import re
 import ssl
+from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import quote
 
@@ -38,7 +39,7 @@ from cryptography.hazmat.primitives import serialization
 
 from securechat.certs import fingerprint
 from securechat.client.escaping import escape
-from securechat.client.link import Endpoint, probe
+from securechat.client.link import Endpoint, first_answering, nodes, probe
 from securechat.client.settings import (
     TrustedCA,
     load_settings,
@@ -74,10 +75,12 @@ _PEM_CERTIFICATE = re.compile(rb"-----BEGIN [A-Z0-9 ]*CERTIFICATE-----")
 
 class CandidateCA:
     """A CA certificate about to be trusted: offered by a server and checked by
-    :func:`check_offer`, or read from a CA file by :func:`read_ca_file`."""
+    :func:`check_offer`, or read from a CA file by :func:`read_ca_file`; ``source`` says
+    which (the server's ``host:port``, or the file)."""
 
-    def __init__(self, cert: x509.Certificate) -> None:
+    def __init__(self, cert: x509.Certificate, source: str) -> None:
         self.cert = cert
+        self.source = source
         # Re-encoded: exactly one certificate is pinned, whatever else came with it.
         self.pem = cert.public_bytes(serialization.Encoding.PEM).decode("ascii")
         self.fingerprint = fingerprint(cert)
@@ -85,26 +88,32 @@ class CandidateCA:
         self.not_after = cert.not_valid_after_utc
 
 
-def fetch_ca(host: str, port: int, *, timeout: float) -> CandidateCA:
+def fetch_ca(host: str, port: int, *, timeout: float, also: Sequence[str] = ()) -> CandidateCA:
     """Ask ``host:port`` for its CA over an unverified probe connection, then check it.
+    With ``also`` (more nodes of the service), the first node that answers is asked.
 
     Raises:
-        ConnectionLost: unreachable, or not a securechat server.
+        ConnectionLost: unreachable, or not a securechat server (every node, with ``also``).
         CertificateError: what the server offered cannot be trusted (see check_offer).
     """
-    endpoint = Endpoint(host, port, _NO_CA)
-    stream = endpoint.connect(probe_context(), timeout=timeout)
-    answer = probe(stream, label=endpoint.label, timeout=timeout, request=GetCA())
-    reply = answer.reply
-    assert reply is not None
-    if isinstance(reply, Error):
-        raise ConnectionLost(
-            f"{endpoint.label} did not hand out its CA ({escape(reply.message)}); it may be an "
-            "older securechat: get ca.pem from your admin and pass --ca FILE"
+
+    def ask(endpoint: Endpoint) -> CandidateCA:
+        stream = endpoint.connect(probe_context(), timeout=timeout)
+        answer = probe(stream, label=endpoint.label, timeout=timeout, request=GetCA())
+        reply = answer.reply
+        assert reply is not None
+        if isinstance(reply, Error):
+            raise ConnectionLost(
+                f"{endpoint.label} did not hand out its CA ({escape(reply.message)}); it may "
+                "be an older securechat: get ca.pem from your admin and pass --ca FILE"
+            )
+        if not isinstance(reply, CACertificate):
+            raise ConnectionLost(f"{endpoint.label} answered the CA request with {reply.TYPE!r}")
+        return check_offer(
+            reply.pem, answer.peer_certificate, host=endpoint.host, label=endpoint.label
         )
-    if not isinstance(reply, CACertificate):
-        raise ConnectionLost(f"{endpoint.label} answered the CA request with {reply.TYPE!r}")
-    return check_offer(reply.pem, answer.peer_certificate, host=host, label=endpoint.label)
+
+    return first_answering(nodes(host, port, also, _NO_CA), ask)
 
 
 def check_offer(pem: str, leaf_der: bytes, *, host: str, label: str) -> CandidateCA:
@@ -143,7 +152,7 @@ def check_offer(pem: str, leaf_der: bytes, *, host: str, label: str) -> Candidat
             f"the CA {label} offers expired on {ca.not_valid_after_utc:%Y-%m-%d}: "
             "ask your admin to create a new one"
         )
-    return CandidateCA(ca)
+    return CandidateCA(ca, label)
 
 
 def read_ca_file(path: Path) -> CandidateCA:
@@ -174,7 +183,7 @@ def read_ca_file(path: Path) -> CandidateCA:
             f"{path} holds a certificate that is not a CA (the server's own certificate?): "
             "get ca.pem from your admin"
         )
-    return CandidateCA(cert)
+    return CandidateCA(cert, str(path))
 
 
 def trusted_context(ca_file: Path, *, ca_fingerprint: str | None = None) -> ssl.SSLContext:
@@ -202,18 +211,24 @@ def trusted_context(ca_file: Path, *, ca_fingerprint: str | None = None) -> ssl.
 
 
 def verify_server(
-    host: str, port: int, ca_file: Path, *, ca_fingerprint: str | None, timeout: float
-) -> None:
+    host: str, port: int, ca_file: Path, *, ca_fingerprint: str | None, timeout: float,
+    also: Sequence[str] = (),
+) -> None:  # fmt: skip
     """Complete a verified TLS handshake and say ``bye``: a check before asking a password.
+    With ``also`` (more nodes of the service), the first node that answers is checked.
 
     Raises:
         CertificateError: the CA file is not the one expected (see trusted_context), or the
             server's certificate does not verify (``WrongCA``: another CA).
-        ConnectionLost: unreachable, or not a securechat server.
+        ConnectionLost: unreachable, or not a securechat server (every node, with ``also``).
     """
     context = trusted_context(ca_file, ca_fingerprint=ca_fingerprint)
-    endpoint = Endpoint(host, port, ca_file)
-    probe(endpoint.connect(context, timeout=timeout), label=endpoint.label, timeout=timeout)
+
+    def check(endpoint: Endpoint) -> None:
+        stream = endpoint.connect(context, timeout=timeout)
+        probe(stream, label=endpoint.label, timeout=timeout)
+
+    first_answering(nodes(host, port, also, ca_file), check)
 
 
 def pin_file(config_dir: Path, host: str, port: int) -> Path:
