@@ -34,6 +34,7 @@ from playwright.sync_api import (
     Locator,
     Page,
     Playwright,
+    WebSocketRoute,
     expect,
     sync_playwright,
 )
@@ -582,6 +583,82 @@ def test_browser_moderates_with_slash_commands_and_shows_room_events(
     expect(page.locator("#notice")).to_have_text("You are no longer in #quiet: bob banned you.")
     expect(page.locator('#room-list button[data-key="room:quiet"]')).to_have_count(0)
     expect(page.locator("#conversation-title")).to_have_text("#general")
+
+
+class _HeldUnread:
+    """Routes the page's WebSocket through Playwright and holds back the server's first
+    ``unread`` reply until :meth:`release`: the page's first view waits for it, so a test
+    can act in between, as a user on a slow link or a busy server can."""
+
+    def __init__(self, page: Page) -> None:
+        self.held: list[str | bytes] = []
+        self._page: WebSocketRoute | None = None
+        self._holding = True
+        page.route_web_socket("**/ws", self._route)
+
+    def _route(self, route: WebSocketRoute) -> None:
+        self._page = route
+        server = route.connect_to_server()
+        server.on_message(self._from_server)
+
+    def _from_server(self, message: str | bytes) -> None:
+        assert self._page is not None
+        if self._holding and isinstance(message, str) and '"type":"unread"' in message:
+            self.held.append(message)
+        else:
+            self._page.send(message)
+
+    def wait_until_held(self, page: Page) -> None:
+        deadline = time.monotonic() + TIMEOUT
+        while not self.held:
+            assert time.monotonic() < deadline, "the page never asked for its unread counts"
+            page.wait_for_timeout(50)  # Playwright dispatches the route's callbacks meanwhile
+
+    def release(self) -> None:
+        assert self._page is not None
+        self._holding = False
+        for message in self.held:
+            self._page.send(message)
+
+
+def test_a_search_started_before_the_first_view_stays_open(page: Page, web: RunningServer) -> None:
+    bob = web.login("bob")
+    for n in range(3):
+        bob.send(type="send", room="general", body=f"needle {n}", ref=f"n{n}")
+    bob.expect("ack", ref="n2")
+    unread = _HeldUnread(page)
+    _logged_in(page, web)
+    unread.wait_until_held(page)
+    page.get_by_label("Search", exact=True).fill("needle")
+    page.get_by_label("Search", exact=True).press("Enter")
+    results = page.locator("#search-results .result")
+    expect(results).to_have_count(3)
+    unread.release()  # the first view: #general, opened behind the search
+    expect(page.locator("#conversation-title")).to_have_text("#general")
+    expect(page.locator("#search-view")).to_be_visible()
+    expect(results).to_have_count(3)
+    page.locator("#search-close").click()
+    expect(_messages(page)).to_have_count(3)
+    expect(_messages(page).last).to_contain_text("needle 2")
+    expect(_messages(page).last).to_be_in_viewport()
+
+
+def test_a_conversation_opened_before_the_first_view_stays_open(
+    page: Page, web: RunningServer
+) -> None:
+    alice = web.login("alice")
+    alice.send(type="join", room="ops", ref="j")
+    alice.expect("joined", ref="j")
+    alice.close()
+    unread = _HeldUnread(page)
+    _logged_in(page, web)
+    unread.wait_until_held(page)
+    page.locator('#room-list button[data-key="room:ops"]').click()
+    expect(page.locator("#conversation-title")).to_have_text("#ops")
+    unread.release()  # the first view would open #general
+    expect(page.locator("#connection-status")).to_have_text("Online")
+    page.wait_for_timeout(300)  # time for the page to act on the released reply
+    expect(page.locator("#conversation-title")).to_have_text("#ops")
 
 
 def test_browser_searches_pages_and_opens_a_result(page: Page, web: RunningServer) -> None:

@@ -165,6 +165,8 @@ class App {
     this.unreadAgain = false; // a refresh was asked for while one was running
     this.unreadTimer = null;
     this.whenUnreadKnown = null; // the first view, opened once the unread counts are in
+    this.firstJoin = null; // the room the first view joins, when there was none to open
+    this.openedBehindSearch = false; // the current conversation opened while a search showed
     this.editing = null; // { key, id } while the composer edits a message
     this.search = null; // { query, results, more, loading }
     this.notices = new Map(); // room -> why we were removed, told when `left` comes
@@ -387,7 +389,14 @@ class App {
     const valid = typeof last === "string" && (last.startsWith("dm:") || this.rooms.has(last.slice(5)));
     const first = valid ? last : this.rooms.has(DEFAULT_ROOM) ? `room:${DEFAULT_ROOM}` : null;
     // Opened with its unread count known, so that it opens at the first unread message.
-    this.whenUnreadKnown = () => (first !== null ? this.open(first) : this.join(DEFAULT_ROOM));
+    this.whenUnreadKnown = () => {
+      if (first === null) {
+        this.firstJoin = DEFAULT_ROOM;
+        this.join(DEFAULT_ROOM);
+      } else {
+        this.open(first, { behindSearch: true });
+      }
+    };
     $("composer-input").focus();
   }
 
@@ -548,8 +557,14 @@ class App {
       $("create-private").checked = false;
       $("join-error").textContent = "";
     }
-    this.open(`room:${event.room}`);
-    $("composer-input").focus();
+    const first = this.firstJoin === event.room;
+    this.firstJoin = null;
+    if (first && this.current !== null) {
+      this.renderSidebar(); // the user opened another one meanwhile: it stays
+      return;
+    }
+    this.open(`room:${event.room}`, { behindSearch: first });
+    if (this.search === null) $("composer-input").focus();
   }
 
   pushed(event) {
@@ -587,10 +602,12 @@ class App {
     this.session.request({ type: "unread" });
   }
 
+  // The first conversation, once the unread counts are in; never instead of what the user
+  // did meanwhile: a conversation opened stays, a search stays open in front of it.
   firstView() {
     const open = this.whenUnreadKnown;
     this.whenUnreadKnown = null;
-    if (open !== null) open();
+    if (open !== null && this.current === null) open();
   }
 
   // Asked for after a read marker this page cannot settle alone; bursts become one request.
@@ -850,6 +867,13 @@ class App {
     this.search = null;
     $("search-view").hidden = true;
     $("messages").hidden = false;
+    if (this.openedBehindSearch) {
+      // Rendered while hidden, it could not be scrolled: show it as an opening shows it.
+      this.openedBehindSearch = false;
+      const divider = $("messages").querySelector(".divider");
+      if (divider) divider.scrollIntoView({ block: "start" });
+      else $("messages").scrollTop = $("messages").scrollHeight;
+    }
     this.markRead();
   }
 
@@ -875,14 +899,16 @@ class App {
     return conversation;
   }
 
-  open(key, { keepNotice = false } = {}) {
+  // behindSearch: the page's own first view, which must not close a search the user started.
+  open(key, { keepNotice = false, behindSearch = false } = {}) {
     const previous = this.conversations.get(this.current);
     if (previous && previous.key !== key) {
       previous.divider = null;
       previous.confirmDelete = null;
     }
     if (this.editing !== null && this.editing.key !== key) this.stopEditing(true);
-    if (this.search !== null) this.closeSearch();
+    if (this.search !== null && !behindSearch) this.closeSearch();
+    this.openedBehindSearch = this.search !== null;
     if (!keepNotice) this.showNotice("");
     this.composerError("");
     const conversation = this.conversation(key);
@@ -1066,6 +1092,7 @@ class App {
     this.commandRefs.clear();
     this.notices.clear();
     this.whenUnreadKnown = null;
+    this.firstJoin = null;
     this.unreadPages = null;
     this.unreadAgain = false;
     this.stopEditing(true);
