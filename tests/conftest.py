@@ -24,6 +24,10 @@ if TYPE_CHECKING:
 
 #: Upper bound, in seconds, for any single wait in a test.
 TIMEOUT = 10.0
+#: How long a WebSocket session's opening (TLS, then the HTTP upgrade) may take in the
+#: tests, on both sides: several thread hand-overs on each, slow when two test workers
+#: and a browser fill both cores (one took over 10 s in a full run).
+WEB_OPENING_TIMEOUT = 3 * TIMEOUT
 
 
 class CliRunner(Protocol):
@@ -330,6 +334,9 @@ def server_factory(certs_dir: Path, db_url: str) -> Iterator[ServerFactory]:
         web_port: int | None = None,
         **limits: Unpack[LimitOverrides],
     ) -> RunningServer:
+        if web_port is not None:  # the server's side of the opening waits as long as WebPeer's
+            limits.setdefault("handshake_timeout", WEB_OPENING_TIMEOUT)
+            limits.setdefault("auth_timeout", WEB_OPENING_TIMEOUT)
         config = ServerConfig(
             host="127.0.0.1",
             port=port,

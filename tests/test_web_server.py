@@ -26,7 +26,7 @@ from securechat.server.webconnection import FramedOnce, WebSocket, split_frames,
 from securechat.server.webfiles import Origins, StaticFiles, load_package_files
 from securechat.tls import server_context
 from tests.conftest import PASSWORD, TIMEOUT, RunningServer, ServerFactory
-from tests.web_peer import HANDSHAKE_TIMEOUT, ConnectOptions, WebPeer, origin_of
+from tests.web_peer import ConnectOptions, WebPeer, origin_of
 
 
 class WebFactory(Protocol):
@@ -37,12 +37,7 @@ class WebFactory(Protocol):
 
 @pytest.fixture
 def web_server(server_factory: ServerFactory) -> RunningServer:
-    # A browser session's opening takes a handful of thread hand-overs on each side; with
-    # both cores busy (two test workers) one took more than the default 10 s (seen in a
-    # full run), so the session opening gets room here as it does in WebPeer.
-    return server_factory(
-        web_port=0, handshake_timeout=HANDSHAKE_TIMEOUT, auth_timeout=HANDSHAKE_TIMEOUT
-    )
+    return server_factory(web_port=0)
 
 
 @pytest.fixture

@@ -16,12 +16,8 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 from websockets.typing import Origin
 
-from tests.conftest import TIMEOUT
+from tests.conftest import TIMEOUT, WEB_OPENING_TIMEOUT
 from tests.peer import Event, EventPeer
-
-#: How long a WebSocket session's opening (TLS, then the HTTP upgrade) may take in the
-#: tests: several thread hand-overs on each side, slow when two test workers fill both cores.
-HANDSHAKE_TIMEOUT = 3 * TIMEOUT
 
 
 class ConnectOptions(TypedDict, total=False):
@@ -54,7 +50,7 @@ class WebPeer(EventPeer):
             f"wss://{host}:{address[1]}/ws",
             ssl=context,
             origin=Origin(origin or origin_of(address, host)),
-            open_timeout=HANDSHAKE_TIMEOUT,
+            open_timeout=WEB_OPENING_TIMEOUT,
             compression=None,
             **options,
         ))  # fmt: skip
