@@ -523,8 +523,7 @@ class App {
     if (key !== this.current) return;
     if (first && asked.after !== undefined) {
       this.renderMessages();
-      const divider = $("messages").querySelector(".divider");
-      if (divider) divider.scrollIntoView({ block: "start" });
+      this.scrollToFirstUnread();
     } else {
       this.renderMessages({ keepPosition: asked.before !== undefined });
     }
@@ -870,9 +869,7 @@ class App {
     if (this.openedBehindSearch) {
       // Rendered while hidden, it could not be scrolled: show it as an opening shows it.
       this.openedBehindSearch = false;
-      const divider = $("messages").querySelector(".divider");
-      if (divider) divider.scrollIntoView({ block: "start" });
-      else $("messages").scrollTop = $("messages").scrollHeight;
+      if (!this.scrollToFirstUnread()) $("messages").scrollTop = $("messages").scrollHeight;
     }
     this.markRead();
   }
@@ -928,10 +925,16 @@ class App {
       const after = conversation.unread > 0 ? conversation.lastRead : null;
       this.loadHistory(conversation, { after });
     } else {
-      const divider = $("messages").querySelector(".divider");
-      if (divider) divider.scrollIntoView({ block: "start" });
+      this.scrollToFirstUnread();
       this.markRead();
     }
+  }
+
+  // The "New messages" line to the top of the view, where a conversation opens; false: none.
+  scrollToFirstUnread() {
+    const divider = $("messages").querySelector(".divider");
+    if (divider) divider.scrollIntoView({ block: "start" });
+    return divider !== null;
   }
 
   openNothing() {
