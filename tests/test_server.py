@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import socket
 import struct
 import time
@@ -13,7 +14,7 @@ import pytest
 from securechat.accounts import Accounts
 from securechat.config import HashParams, Limits
 from securechat.store.database import open_database
-from tests.conftest import PASSWORD, RunningServer, ServerFactory
+from tests.conftest import PASSWORD, TIMEOUT, RunningServer, ServerFactory
 from tests.sql import value
 
 
@@ -572,3 +573,36 @@ def test_rooms_reply_is_paged_to_fit_one_frame_and_resumes_after_a_name(
         after = reply["rooms"][-1]["name"]
     assert listed == sorted([*names, "general"])
     assert pages > 5
+
+
+def test_a_request_after_a_long_quiet_spell_is_answered(server_factory: ServerFactory) -> None:
+    """The stuck-writer clock runs only while output waits: a reply queued after the server
+    wrote nothing to this client for longer than stuck_writer_timeout is not a stuck
+    writer (the terminal's read marker after a quiet spell once dropped two clients)."""
+    running = server_factory(stuck_writer_timeout=0.5)
+    alice = running.login("alice")
+    time.sleep(1.0)  # nothing written to alice for twice the timeout
+    alice.send(type="who", ref="w")
+    assert alice.expect("who", ref="w")["online"] == ["alice"]
+    alice.send(type="who", ref="w2")  # and the connection is still there
+    alice.expect("who", ref="w2")
+
+
+def test_a_client_that_stops_reading_its_replies_is_dropped_after_the_stuck_writer_timeout(
+    server_factory: ServerFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="securechat.server")
+    running = server_factory(stuck_writer_timeout=1.0, rate_per_second=10_000)
+    alice, sleeper = running.login("alice"), running.login("bob")
+    for n in range(100):
+        alice.send(type="send", room="general", body="x" * 4000, ref=f"r{n}")
+    alice.expect("ack", ref="r99")
+    for n in range(100):  # ~40 MB of replies, far more than the sockets' buffers hold
+        sleeper.send(type="history", room="general", limit=100, ref=f"h{n}")
+    deadline = time.monotonic() + TIMEOUT
+    while not any("nothing written for 1 s" in r.getMessage() for r in caplog.records):
+        assert time.monotonic() < deadline, "the stuck writer was never dropped"
+        time.sleep(0.05)
+    assert any("slow consumer" in r.getMessage() for r in caplog.records)
+    alice.send(type="who", ref="w")  # the others are served as before
+    assert "alice" in alice.expect("who", ref="w")["online"]

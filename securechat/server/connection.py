@@ -234,12 +234,15 @@ class ServerConnection:
             timeout = 0.0 if ready_now else self._next_timer(now, last_heard)
             if backlogged:
                 timeout = min(timeout, BACKLOG_CHECK_SECONDS)  # still see close requests
+            nothing_waits = not stream.unsent
             self._turn.give_back()
             try:
                 ready = poller.poll(timeout * 1000)
             finally:
                 self._turn.take()
             now = time.monotonic()
+            if nothing_waits:  # the stuck-writer clock starts with output that waits
+                last_progress = now
             readable = False
             woken = woken and backlogged  # a wake-up not yet acted on stays pending
             for fd, mask in ready:
