@@ -122,7 +122,7 @@ def test_a_kick_on_one_node_removes_the_member_on_another_at_once(
     _ask(bob, "j", type="join", room="ops")
     alice.send(type="moderate", room="ops", action="kick", user="bob", ref="k")
     alice.expect("done", ref="k")
-    bob.expect("left", room="ops", timeout=2.0)
+    bob.expect("left", room="ops", timeout=TIMEOUT)
     bob.send(type="send", room="ops", body="still here?", ref="s")
     assert bob.expect("error", ref="s")["code"] in {"not_member", "no_such_room"}
 

@@ -7,6 +7,7 @@ the dead node's users go offline on the others within its ttl."""
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import socket
 import subprocess
@@ -229,9 +230,11 @@ def _accepts(port: int) -> bool:
 def _node_of(user: str, nodes: list[ServeProcess]) -> tuple[ServeProcess, ServeProcess]:
     """The node ``user`` logged in on (from its log), and the other one."""
     first, second = nodes
-    try:
-        first.wait_for(f"login {user} from", timeout=2.0)
-    except TimeoutError:
-        second.wait_for(f"login {user} from", timeout=TIMEOUT)
-        return second, first
-    return first, second
+    deadline = time.monotonic() + TIMEOUT
+    while True:  # ask both in turn: either log may be slow to say it on a loaded machine
+        for node, other in ((first, second), (second, first)):
+            with contextlib.suppress(TimeoutError):
+                node.wait_for(f"login {user} from", timeout=0.2)
+                return node, other
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"neither node logged {user}'s login")

@@ -5,12 +5,11 @@ from __future__ import annotations
 import shutil
 import signal
 import socket
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import PASSWORD, CliRunner
+from tests.conftest import PASSWORD, TIMEOUT, CliRunner
 from tests.peer import Peer
 from tests.serve_process import ServeProcess
 from tests.sql import value
@@ -46,19 +45,17 @@ def test_serve_sigterm_says_bye_and_exits_cleanly(
         peer.login("alice", PASSWORD)
         peer.send(type="send", room="general", body="before shutdown", ref="r1")
         peer.expect("ack")
-        started = time.monotonic()
         server.signal(signal.SIGTERM)
         events = peer.expect_closed()
         assert events[-1] == {"type": "bye", "reason": "shutting_down"}
-        assert server.proc.wait(timeout=5) == 0
-        assert time.monotonic() - started < 5
+        assert server.proc.wait(timeout=TIMEOUT) == 0  # within its 3 s grace, not hanging
     server.wait_for("server stopped")
 
 
 def test_serve_sigint_exits_zero(serve: list[ServeProcess], certs_dir: Path, db_url: str) -> None:
     server = _start(serve, certs_dir, db_url)
     server.signal(signal.SIGINT)
-    assert server.proc.wait(timeout=5) == 0
+    assert server.proc.wait(timeout=TIMEOUT) == 0
 
 
 def test_ctrl_c_in_a_terminal_stops_cleanly(
@@ -67,7 +64,7 @@ def test_ctrl_c_in_a_terminal_stops_cleanly(
     server = _start(serve, certs_dir, db_url)
     server.wait_for(r"password checks in 1 process")
     server.signal_group(signal.SIGINT)  # the server and its password hashing process
-    assert server.proc.wait(timeout=5) == 0
+    assert server.proc.wait(timeout=TIMEOUT) == 0
     output = "\n".join(server.output())
     assert "server stopped" in output
     assert "Traceback" not in output

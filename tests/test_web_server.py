@@ -359,7 +359,8 @@ def test_browser_that_never_reads_is_dropped_while_others_keep_receiving(
             if n % 50 == 49:
                 acked = time.monotonic()
                 alice.expect("ack", ref=f"r{n}")
-                assert time.monotonic() - acked < 1  # the sender is never held up
+                # Never held up by the sleeper: that would last its 20 s stuck-writer timeout.
+                assert time.monotonic() - acked < 8
                 for _ in range(50):
                     carol.expect("message", body=body)
         events = sleeper.expect_closed(timeout=10)
@@ -482,7 +483,7 @@ def test_websocket_write_now_declines_rather_than_waits_for_a_peer_that_never_re
         for _ in range(10_000):  # far more than the socket buffers hold
             started = time.monotonic()
             sent = ws.write_now(encode_frame(payload))
-            assert time.monotonic() - started < 1
+            assert time.monotonic() - started < 8  # a write that waited would wait forever
             if not sent:
                 declined = True
                 break
