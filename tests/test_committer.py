@@ -48,7 +48,7 @@ class _Inbox:
         decoder = FrameDecoder(max_frame=1 << 20)
         events: list[object] = []
         while len(events) < count:
-            decoder.feed(self.frames.get(timeout=5))
+            decoder.feed(self.frames.get(timeout=TIMEOUT))
             while (payload := decoder.next_frame()) is not None:
                 events.append(decode_event(payload))
         return events

@@ -303,7 +303,7 @@ def test_a_deleted_users_name_leaves_the_rooms_it_was_in(
     carol.close()
     assert _members(alice, "secret") == 2
     accounts_of(running).delete("carol")
-    assert alice.expect("member_left", room="secret", timeout=5) == {
+    assert alice.expect("member_left", room="secret", timeout=TIMEOUT) == {
         "type": "member_left", "room": "secret", "user": "carol"
     }  # fmt: skip
     assert _members(alice, "secret") == 1

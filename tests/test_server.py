@@ -369,16 +369,16 @@ def test_presence_is_batched_and_a_visit_within_one_interval_is_not_announced(
     carol = running.login("carol")
     dave = running.login("dave")
     # One flush: carol and dave, in name order, and nothing about bob, who came and went.
-    assert alice.expect("presence", timeout=3) == {
+    assert alice.expect("presence", timeout=TIMEOUT) == {
         "type": "presence", "user": "carol", "online": True,
     }  # fmt: skip
     assert alice.recv(timeout=TIMEOUT) == {"type": "presence", "user": "dave", "online": True}
-    assert carol.expect("presence", timeout=3, user="dave")["online"] is True
+    assert carol.expect("presence", timeout=TIMEOUT, user="dave")["online"] is True
     alice.send(type="ping", ref="p")
-    assert alice.expect("pong", timeout=3)["ref"] == "p"
+    assert alice.expect("pong", timeout=TIMEOUT)["ref"] == "p"
     assert [e for e in alice.seen if e["type"] == "presence"] == []
     dave.close()
-    assert alice.expect("presence", timeout=3) == {
+    assert alice.expect("presence", timeout=TIMEOUT) == {
         "type": "presence", "user": "dave", "online": False,
     }  # fmt: skip
 
