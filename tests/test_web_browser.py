@@ -7,6 +7,7 @@ serves the whole module; each test gets its own server (so its own origin) and p
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import time
@@ -34,6 +35,7 @@ from playwright.sync_api import (
     Locator,
     Page,
     Playwright,
+    WebSocket,
     WebSocketRoute,
     expect,
     sync_playwright,
@@ -417,6 +419,37 @@ def test_browser_reopens_the_last_room_after_login(page: Page, web: RunningServe
     expect(page.locator("#login-view")).to_be_visible()
     _logged_in(page, web)
     expect(page.locator("#conversation-title")).to_have_text("#dev")
+
+
+def test_browser_log_out_revokes_the_sessions_token(page: Page, web: RunningServer) -> None:
+    """docs/security.md: "Log out" says bye, and the server revokes that session's token."""
+    tokens: list[str] = []
+
+    def watch(socket: WebSocket) -> None:
+        def received(payload: str | bytes) -> None:
+            if isinstance(payload, str) and '"type":"welcome"' in payload:
+                tokens.append(str(json.loads(payload)["token"]))
+
+        socket.on("framereceived", received)
+
+    page.on("websocket", watch)
+    _logged_in(page, web)
+    assert len(tokens) == 1
+    page.click("#logout-button")
+    expect(page.locator("#login-view")).to_be_visible()
+    deadline = time.monotonic() + TIMEOUT
+    while True:  # the revocation is the server's answer to bye, as the socket closes
+        peer = web.peer()
+        peer.send(type="auth", user="alice", token=tokens[0])
+        reply = peer.recv()
+        if reply["type"] == "hello":
+            reply = peer.recv()
+        if reply["type"] == "error":
+            break
+        peer.close()  # a plain close: a bye would revoke the token itself
+        assert time.monotonic() < deadline, "the revoked token still logs in"
+        time.sleep(0.1)
+    assert reply["code"] == "auth_failed"
 
 
 def test_browser_page_runs_under_its_csp_without_violations(page: Page, web: RunningServer) -> None:
