@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import http.client
+import json
+import logging
+import os
 import socket
 import ssl
 import threading
@@ -14,6 +18,7 @@ from typing import Protocol, Unpack, cast
 import pytest
 from cryptography import x509
 from websockets.exceptions import InvalidHandshake, InvalidStatus
+from websockets.frames import Frame, Opcode
 from websockets.protocol import OPEN
 from websockets.server import ServerProtocol
 from websockets.sync.server import Server
@@ -26,7 +31,7 @@ from securechat.server.webconnection import FramedOnce, WebSocket, split_frames,
 from securechat.server.webfiles import Origins, StaticFiles, load_package_files
 from securechat.tls import server_context
 from tests.conftest import PASSWORD, TIMEOUT, RunningServer, ServerFactory
-from tests.web_peer import ConnectOptions, WebPeer, origin_of
+from tests.web_peer import ConnectOptions, RawWebSocket, WebPeer, origin_of
 
 
 class WebFactory(Protocol):
@@ -189,6 +194,77 @@ def test_web_sessions_are_rate_limited(server_factory: ServerFactory) -> None:
         assert "rate_limited" in codes
 
 
+RATE_BURST = 400  # Limits.rate_burst: the frames a full bucket admits at once
+
+
+def _pings(count: int) -> bytes:
+    return b"".join(Frame(Opcode.PING, b"%d" % n).serialize(mask=True) for n in range(count))
+
+
+@pytest.fixture
+def raw_web(web_server: RunningServer) -> Iterator[RawWebSocket]:
+    """A raw WebSocket to ``web_server`` that has read its ``hello``."""
+    assert web_server.web_address is not None
+    raw = RawWebSocket(web_server.web_address, web_server.ca_file)
+    try:
+        raw.read_until(lambda: bool(raw.texts()))
+        assert raw.texts()[0]["type"] == "hello"
+        yield raw
+    finally:
+        raw.close()
+
+
+def _assert_web_serving(running: RunningServer) -> None:
+    """A brand-new browser session still logs in and is answered."""
+    assert running.web_address is not None
+    with WebPeer(running.web_address, running.ca_file) as peer:
+        peer.login("dave", PASSWORD)
+        peer.send(type="ping", ref="alive")
+        assert peer.expect("pong") == {"type": "pong", "ref": "alive"}
+
+
+def test_2000_websocket_pings_before_login_are_not_all_answered(
+    web_server: RunningServer, raw_web: RawWebSocket
+) -> None:
+    raw_web.send(_pings(2000))
+    raw_web.read_until_quiet(quiet=TIMEOUT)
+    assert raw_web.closed  # over the rate before login: closed, like any error then
+    # A full bucket, and what refills meanwhile (fewer may arrive: the close resets the
+    # connection with the rest unread, and a reset can drop what was in flight).
+    assert raw_web.count(Opcode.PONG) < RATE_BURST + 100
+    assert {e.get("code", e["type"]) for e in raw_web.texts()} <= {"hello", "rate_limited"}
+    _assert_web_serving(web_server)
+
+
+def test_2000_websocket_pings_after_login_are_metered_like_requests(
+    web_server: RunningServer, raw_web: RawWebSocket
+) -> None:
+    raw_web.send_text(json.dumps({"type": "auth", "user": "alice", "password": PASSWORD}))
+    raw_web.read_until(lambda: any(e["type"] == "welcome" for e in raw_web.texts()))
+    raw_web.send(Frame(Opcode.PING, b"one").serialize(mask=True))
+    raw_web.read_until(lambda: raw_web.count(Opcode.PONG) == 1)  # within the rate: answered
+    seen = len(raw_web.texts())
+    who = Frame(Opcode.TEXT, b'{"type":"who","ref":"w"}').serialize(mask=True)
+    raw_web.send(_pings(2000) + who)
+    raw_web.read_until_quiet(quiet=TIMEOUT)
+    codes = [e.get("code", e["type"]) for e in raw_web.texts()[seen:] if e["type"] != "presence"]
+    assert "who" not in codes  # the pings spent the bucket: the request behind them waits
+    assert raw_web.closed  # refused at twice the rate limit: closed
+    assert set(codes) <= {"rate_limited"}
+    assert raw_web.count(Opcode.PONG) < RATE_BURST + 100
+    _assert_web_serving(web_server)
+
+
+def test_websocket_pongs_from_the_browser_are_metered_too(
+    web_server: RunningServer, raw_web: RawWebSocket
+) -> None:
+    pongs = b"".join(Frame(Opcode.PONG, b"x").serialize(mask=True) for _ in range(2000))
+    raw_web.send(pongs)
+    raw_web.read_until_quiet(quiet=TIMEOUT)
+    assert raw_web.closed
+    assert {e.get("code", e["type"]) for e in raw_web.texts()} <= {"hello", "rate_limited"}
+
+
 # --- the handshake ---------------------------------------------------------------------
 
 
@@ -229,6 +305,101 @@ def test_origins_are_the_certificate_names_with_the_port() -> None:
     on_443 = Origins(["chat.office.lan"], 443)
     assert on_443.allows("https://chat.office.lan")
     assert "wss://chat.office.lan:5443" in origins.websocket_sources()
+
+
+def test_a_wildcard_name_allows_its_origins_only_with_the_web_port() -> None:
+    origins = Origins(["*.office.lan"], 5443)
+    assert origins.allows("https://chat.office.lan:5443")
+    assert not origins.allows("https://any.office.lan")  # port 443: another server
+    assert not origins.allows("https://any.office.lan:443")
+    assert not origins.allows("https://any.office.lan:5050")
+    on_443 = Origins(["*.office.lan"], 443)
+    assert on_443.allows("https://any.office.lan")
+    assert on_443.allows("https://any.office.lan:443")
+    assert not on_443.allows("https://any.office.lan:5443")
+
+
+def _raw_request(
+    running: RunningServer, method: str, path: str, headers: list[tuple[str, str]]
+) -> http.client.HTTPResponse:
+    """``method path`` with exactly ``headers`` (repeats and all) besides ``Host``."""
+    assert running.web_address is not None
+    context = ssl.create_default_context(cafile=str(running.ca_file))
+    connection = http.client.HTTPSConnection(
+        "localhost", running.web_address[1], context=context, timeout=TIMEOUT
+    )
+    connection.putrequest(method, path, skip_accept_encoding=True)
+    for name, value in headers:
+        connection.putheader(name, value)
+    connection.endheaders()
+    response = connection.getresponse()
+    response.read()
+    connection.close()
+    return response
+
+
+def _upgrade_headers(running: RunningServer) -> list[tuple[str, str]]:
+    assert running.web_address is not None
+    return [
+        ("Upgrade", "websocket"),
+        ("Connection", "Upgrade"),
+        ("Sec-WebSocket-Key", base64.b64encode(os.urandom(16)).decode()),
+        ("Sec-WebSocket-Version", "13"),
+        ("Origin", origin_of(running.web_address)),
+    ]
+
+
+def _assert_our_security_headers(
+    running: RunningServer, response: http.client.HTTPResponse
+) -> None:
+    """``response`` carries every security header with the value our own 404 carries."""
+    ours = _get(running, "/no-such-file")
+    names = [name for name, _ in ours.getheaders() if name not in _PER_RESPONSE_HEADERS]
+    assert "Content-Security-Policy" in names
+    for name in names:
+        assert response.getheader(name) == ours.getheader(name), name
+
+
+_PER_RESPONSE_HEADERS = ("Content-Type", "Content-Length", "Connection", "Date")
+
+
+def test_two_origin_headers_get_a_400_with_the_headers_and_one_log_line(
+    web_server: RunningServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING)
+    headers = [*_upgrade_headers(web_server), ("Origin", "https://evil.example")]
+    response = _raw_request(web_server, "GET", "/ws", headers)
+    assert response.status == 400
+    _assert_our_security_headers(web_server, response)
+    assert [r.exc_info for r in caplog.records] == [None]  # one line, no traceback
+    assert "2 Origin headers" in caplog.records[0].getMessage()
+
+
+@pytest.mark.parametrize(
+    ("case", "status"),
+    [("too many headers", 431), ("a header line too long", 431),
+     ("a request line too long", 414), ("no upgrade", 426), ("a bad key", 400),
+     ("a POST", 405)],
+)  # fmt: skip
+def test_the_answers_websockets_writes_itself_carry_the_security_headers(
+    web_server: RunningServer, case: str, status: int
+) -> None:
+    method, path, headers = "GET", "/ws", _upgrade_headers(web_server)
+    if case == "too many headers":
+        headers += [(f"X-Filler-{n}", "x") for n in range(130)]
+    elif case == "a header line too long":
+        headers.append(("X-Filler", "x" * 9000))
+    elif case == "a request line too long":
+        path = "/ws?" + "x" * 9000
+    elif case == "no upgrade":
+        headers = [h for h in headers if h[0] not in ("Upgrade", "Connection")]
+    elif case == "a bad key":
+        headers = [h if h[0] != "Sec-WebSocket-Key" else (h[0], "nope") for h in headers]
+    else:
+        method = "POST"
+    response = _raw_request(web_server, method, path, headers)
+    assert response.status == status
+    _assert_our_security_headers(web_server, response)
 
 
 def test_web_port_counts_against_the_per_address_login_cap(

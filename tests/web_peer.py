@@ -8,13 +8,20 @@ from __future__ import annotations
 
 import contextlib
 import json
+import socket
 import ssl
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TypedDict, Unpack
 
+from websockets.client import ClientProtocol
 from websockets.exceptions import ConnectionClosed
+from websockets.frames import Frame, Opcode
+from websockets.protocol import OPEN
 from websockets.sync.client import ClientConnection, connect
 from websockets.typing import Origin
+from websockets.uri import parse_uri
 
 from tests.conftest import TIMEOUT, WEB_OPENING_TIMEOUT
 from tests.peer import Event, EventPeer
@@ -67,3 +74,83 @@ class WebPeer(EventPeer):
         data = self.ws.recv(timeout=timeout)
         event: Event = json.loads(data)
         return event
+
+
+class RawWebSocket:
+    """A WebSocket client that writes the frames it is given, all at once: what a browser
+    never sends (2000 pings in one write). websockets' sans-I/O client does the upgrade
+    and parses what the server sends; nothing is answered automatically but pings.
+    """
+
+    def __init__(self, address: tuple[str, int], ca_file: Path, host: str = "localhost") -> None:
+        context = ssl.create_default_context(cafile=str(ca_file))
+        raw = socket.create_connection(address, timeout=TIMEOUT)
+        self.sock = context.wrap_socket(raw, server_hostname=host)
+        self.protocol = ClientProtocol(
+            parse_uri(f"wss://{host}:{address[1]}/ws"), origin=Origin(origin_of(address, host))
+        )
+        self.protocol.send_request(self.protocol.connect())
+        self._flush()
+        self.frames: list[Frame] = []  # every frame received, in order
+        self.closed = False  # the server closed the TCP connection
+        deadline = time.monotonic() + WEB_OPENING_TIMEOUT
+        while self.protocol.state is not OPEN:
+            assert self.protocol.handshake_exc is None, self.protocol.handshake_exc
+            assert not self.closed, "closed during the handshake"
+            self._read(max(deadline - time.monotonic(), 0.001))
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.close()
+
+    def send(self, data: bytes) -> None:
+        """Write ``data`` (serialized, masked frames) in one go."""
+        self.sock.sendall(data)
+
+    def send_text(self, payload: str) -> None:
+        self.send(Frame(Opcode.TEXT, payload.encode()).serialize(mask=True))
+
+    def read_until(self, condition: Callable[[], bool], timeout: float = TIMEOUT) -> None:
+        """Read until ``condition()`` holds; raises TimeoutError, or AssertionError if closed."""
+        deadline = time.monotonic() + timeout
+        while not condition():
+            assert not self.closed, "the server closed the connection"
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError("the condition never held")
+            self._read(remaining)
+
+    def read_until_quiet(self, quiet: float = 1.0) -> None:
+        """Read until the server closes, or has sent nothing for ``quiet`` seconds."""
+        with contextlib.suppress(TimeoutError):
+            while not self.closed:
+                self._read(quiet)
+
+    def texts(self) -> list[Event]:
+        """The text messages received so far, decoded."""
+        return [json.loads(bytes(f.data)) for f in self.frames if f.opcode is Opcode.TEXT]
+
+    def count(self, opcode: Opcode) -> int:
+        return sum(1 for frame in self.frames if frame.opcode is opcode)
+
+    def _read(self, timeout: float) -> None:
+        self.sock.settimeout(timeout)
+        try:
+            data = self.sock.recv(65536)
+        except (ConnectionError, ssl.SSLError):
+            data = b""
+        if data:
+            self.protocol.receive_data(data)
+        else:
+            self.closed = True
+            self.protocol.receive_eof()
+        for event in self.protocol.events_received():
+            if isinstance(event, Frame):  # not the handshake's Response
+                self.frames.append(event)
+        with contextlib.suppress(OSError):
+            self._flush()
+
+    def _flush(self) -> None:
+        for data in self.protocol.data_to_send():
+            if data:
+                self.sock.sendall(data)

@@ -1,17 +1,21 @@
 """What a connection does with each frame it receives: meter, decode, log in, answer.
 
 A :class:`RequestHandler` belongs to one connection and runs in that connection's thread
-only. It holds the sans-I/O :class:`ServerSession` (which decides what may be sent in
-which state), the two token buckets that meter the peer, and who logged in. Each frame
-costs a token before it is decoded. ``auth`` logs in through the service and the server's
-session caps, ``get_ca`` and ``bye`` are answered here, and every other request goes to
-:class:`ChatService`. Replies go to the ``reply`` callable (the connection queues them on
-its own stream); a reason to end the connection is raised as :class:`Closing`.
+only (but for :meth:`~RequestHandler.charge_control_frame`). It holds the sans-I/O
+:class:`ServerSession` (which decides what may be sent in which state), the two token
+buckets that meter the peer, and who logged in. Each frame costs a token before it is
+decoded; so does each control frame the transport answers itself (a WebSocket ping),
+charged from the transport's own thread, hence the buckets' lock. ``auth`` logs in
+through the service and the server's session caps, ``get_ca`` and ``bye`` are answered
+here, and every other request goes to :class:`ChatService`. Replies go to the ``reply``
+callable (the connection queues them on its own stream); a reason to end the connection
+is raised as :class:`Closing`.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 
@@ -81,6 +85,7 @@ class RequestHandler:
         # Every frame costs a token before it is decoded. A frame that finds none is
         # refused with rate_limited, which costs a token of the second bucket; a peer that
         # empties both (twice the rate, sustained) is closed: it never gets unlimited answers.
+        self._meter_lock = threading.Lock()  # guards both buckets: see charge_control_frame
         self._bucket = TokenBucket(
             rate=limits.rate_per_second, burst=limits.rate_burst, now=accepted_at
         )
@@ -129,32 +134,55 @@ class RequestHandler:
         """``user@address`` once logged in, else the address: for the log."""
         return f"{self.account.name}@{self._peer}" if self.account else self._peer
 
+    def charge_control_frame(self) -> bool:
+        """Charge a control frame the transport answers itself (a WebSocket ping, or a
+        pong) like a request; any thread may call this. False: refused, leave it unanswered.
+
+        Raises:
+            Closing: refused before login, or the refusals themselves ran out.
+        """
+        return not self._charge(time.monotonic())
+
     def _metered(self, payload: bytes) -> Request | ProtocolError | None:
         """Charge a frame to the token bucket, then decode it; None if it was refused.
 
         Raises:
             Closing: refused before login, or the refusals themselves ran out.
         """
-        now = time.monotonic()
-        wait = self._bucket.take(now)
+        wait = self._charge(time.monotonic())
         if not wait:
             return self.session.decode(payload)
+        self._reply(Error(
+            code=ErrorCode.RATE_LIMITED, message="too many requests; slow down",
+            ref=request_ref(payload), retry_after=round(wait, 3),
+        ))  # fmt: skip
+        return None
+
+    def _charge(self, now: float) -> float:
+        """Spend a token on one frame: 0.0 if it may be answered, else the seconds until
+        the next token (the refusal's ``retry_after``).
+
+        Raises:
+            Closing: refused before login, or the refusals themselves ran out.
+        """
+        with self._meter_lock:
+            wait = self._bucket.take(now)
+            if not wait:
+                return 0.0
+            authenticated = self.session.is_authenticated
+            out_of_refusals = authenticated and self._refusals.take(now) > 0
         retry_after = round(wait, 3)
-        if not self.session.is_authenticated:  # like any other error before login
+        if not authenticated:  # like any other error before login
             raise Closing("too many requests before login", Error(
                 code=ErrorCode.RATE_LIMITED, message="too many requests", retry_after=retry_after,
             ))  # fmt: skip
-        if self._refusals.take(now):
+        if out_of_refusals:
             log.warning("closing %s: requests at twice the rate limit", self.who())
             raise Closing("too many requests", Error(
                 code=ErrorCode.RATE_LIMITED, message="far too many requests; closing",
                 retry_after=retry_after,
             ))  # fmt: skip
-        self._reply(Error(
-            code=ErrorCode.RATE_LIMITED, message="too many requests; slow down",
-            ref=request_ref(payload), retry_after=retry_after,
-        ))  # fmt: skip
-        return None
+        return wait
 
     def _answer(self, request: Request) -> None:
         ref = getattr(request, "ref", None)

@@ -9,8 +9,11 @@ in, per address) count browsers and terminal clients together, and a refused soc
 closed before its TLS handshake. The thread then runs the TLS and HTTP handshakes.
 ``process_request`` answers every plain HTTP request from the allowlist of shipped files
 (webfiles.py) and lets a WebSocket handshake through only on ``/ws`` and only from one of
-the server's own origins (HTTP 403 otherwise). An open WebSocket is served by
-:class:`WebConnection`.
+the server's own origins (HTTP 403 otherwise; 400 for more than one ``Origin``). The
+answers websockets makes itself (a request it cannot parse, a bad upgrade) carry the same
+security headers, and each connection's pings and pongs are charged like requests:
+``create_connection`` gives each connection a :class:`WebProtocol` (webprotocol.py). An
+open WebSocket is served by :class:`WebConnection`.
 
 :meth:`WebServer.stop` runs after the chat server has asked every connection, browsers
 included, to say ``bye`` and close: it cuts whatever is left, stops websockets' server and
@@ -25,11 +28,12 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 from websockets.datastructures import Headers
 from websockets.frames import CloseCode, Frame, Opcode
 from websockets.http11 import Request, Response
+from websockets.server import ServerProtocol
 from websockets.sync.server import Server, ServerConnection, serve
 
 from securechat.accounts import Account
@@ -46,6 +50,7 @@ from securechat.server.webfiles import (
     StaticFiles,
     load_package_files,
 )
+from securechat.server.webprotocol import WebProtocol
 from securechat.tls import forwarding_server_context
 from securechat.transport import format_address
 
@@ -138,7 +143,8 @@ class WebServer:
             ping_interval=None,  # protocol v1 has its own heartbeat (ping/pong messages)
             close_timeout=CLOSE_TIMEOUT,
             max_size=limits.max_frame,
-            create_connection=_TellingConnection,
+            # A function, where serve() is typed for a class: it only ever calls it.
+            create_connection=cast("type[ServerConnection]", self._create_connection),
         )
         self._accept = server.handler
         server.handler = self._admit_then_accept
@@ -210,18 +216,41 @@ class WebServer:
             framed=self._framed,
         )
 
+    def _create_connection(
+        self, sock: socket.socket, built: ServerProtocol, server: Server, **options: Any
+    ) -> WebSocket:
+        """websockets' connection for an accepted socket, over a :class:`WebProtocol`.
+
+        It replaces the protocol serve() ``built``, which has read nothing yet, with
+        serve()'s only setting that applies here (``max_size``; no extension, subprotocol
+        or origin list is configured), and meters control frames for the connection this
+        handler thread serves.
+        """
+        connection: WebConnection = self._local.connection
+        web = WebProtocol(
+            max_size=self._limits.max_frame,
+            headers=self._files.headers,
+            meter=connection.charge_control_frame,
+        )
+        return _TellingConnection(sock, web, server, **options)
+
     def _handle(self, ws: ServerConnection) -> None:
         connection: WebConnection = self._local.connection
         connection.serve(ws)
 
     def _process_request(self, ws: ServerConnection, request: Request) -> Response | None:
         if request.path.split("?", 1)[0] == WEBSOCKET_PATH:
-            origin = request.headers.get("Origin")
+            origins = request.headers.get_all("Origin")
+            origin = origins[0] if len(origins) == 1 else None
             if self._origins.allows(origin):
                 return None
+            peer = format_address(ws.remote_address)
+            if len(origins) > 1:
+                log.warning("refused a WebSocket from %s: %d Origin headers", peer, len(origins))
+                return _response(self._files.bad_request("more than one Origin header"))
             log.warning(
                 "refused a WebSocket from %s: origin %r is not this server's",
-                format_address(ws.remote_address), (origin or "")[:100],
+                peer, (origin or "")[:100],
             )  # fmt: skip
             return _response(self._files.forbidden("this origin may not connect"))
         return _response(self._files.answer(request.method, request.path))

@@ -11,7 +11,8 @@ threads touch a connection:
    through this thread. Its sends block while
    the browser does not read, so it stops reading requests, as the TLS side does;
 2. websockets' own receiving thread parses WebSocket frames (the library's, joined before
-   the handler thread ends);
+   the handler thread ends) and answers pings, each charged to the request meter first
+   (:meth:`charge_control_frame`, server/webprotocol.py);
 3. the writer thread drains the bounded :class:`Outbox` that other threads fill through
    :meth:`send` (fan-out, acks): each blob of length-prefixed frames becomes one text
    message per frame. It starts only once ``welcome`` is out, so nothing overtakes it, and
@@ -306,6 +307,21 @@ class WebConnection:
         ))  # fmt: skip
         if self._sending:
             self.abort()
+
+    def charge_control_frame(self) -> bool:
+        """Charge a WebSocket ping or pong like a request (server/webprotocol.py's Meter,
+        called in websockets' receiving thread); False: drop it unanswered.
+
+        A peer over the rate is closed as on the chat port, through the writer thread;
+        once a close is asked for, every further control frame is dropped unmetered.
+        """
+        if self._close_request is not None or self._ended:
+            return False
+        try:
+            return self._requests.charge_control_frame()
+        except Closing as close:
+            self.request_close(close.reason, close.final)
+            return False
 
     def request_close(self, reason: str, final: Event | None = None) -> None:
         """Ask the writer thread to send ``final`` (if any) and close.

@@ -80,6 +80,11 @@ class StaticFiles:
     def paths(self) -> frozenset[str]:
         return frozenset(self._files)
 
+    @property
+    def headers(self) -> tuple[tuple[str, str], ...]:
+        """The security headers every answer carries (:func:`security_headers`)."""
+        return self._headers
+
     def answer(self, method: str, target: str) -> Answer:
         """The response to ``method target`` (the raw request-target, query included)."""
         if method not in ("GET", "HEAD"):
@@ -100,6 +105,9 @@ class StaticFiles:
     def forbidden(self, reason: str) -> Answer:
         return self._error(http.HTTPStatus.FORBIDDEN, text=reason)
 
+    def bad_request(self, reason: str) -> Answer:
+        return self._error(http.HTTPStatus.BAD_REQUEST, text=reason)
+
     def _error(
         self, status: http.HTTPStatus, *extra: tuple[str, str], text: str | None = None
     ) -> Answer:
@@ -119,7 +127,8 @@ class Origins:
     A WebSocket handshake from any other origin (another site's page trying to use a
     colleague's session: cross-site WebSocket hijacking), or with none, is refused.
     Port 443 is also matched without the port, as browsers send it; IPv6 goes in brackets;
-    a wildcard name (``*.office.lan``, from a company CA) matches one label.
+    a wildcard name (``*.office.lan``, from a company CA) matches one label, with the port
+    as for any other name (``https://x.office.lan`` is another site unless the port is 443).
     """
 
     def __init__(self, names: Iterable[str], port: int) -> None:
@@ -130,7 +139,8 @@ class Origins:
             host = _origin_host(name)
             if host.startswith("*."):
                 label = r"[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?"
-                patterns.append(re.compile(rf"https://{label}{re.escape(host[1:])}(:{port})?"))
+                port_part = f"(:{port})?" if port == 443 else f":{port}"
+                patterns.append(re.compile(rf"https://{label}{re.escape(host[1:])}{port_part}"))
                 continue
             exact.add(f"https://{host}:{port}")
             exact.add(f"https://{host}{suffix}")
