@@ -440,7 +440,8 @@ def _succeed(throttle: LoginThrottle, user: str, address: str, now: float) -> No
     throttle.succeeded(throttle.reserve(user, address, now), now, user_id=1)
 
 
-def test_an_address_key_is_an_ipv4_address_or_an_ipv6_64() -> None:
+def test_throttle_counts_an_ipv6_source_by_its_64_and_a_mapped_ipv4_by_itself() -> None:
+    """The throttle (and every per-address cap) counts a peer by its address key."""
     keys = {
         "10.0.0.1": "10.0.0.1",
         "::ffff:10.0.0.1": "10.0.0.1",  # a dual-stack listener's IPv4 client
