@@ -5,20 +5,21 @@ connection over ``max_connections``. Connections that have not logged in yet are
 overall and per source address, so a flood of silent sockets cannot crowd out real users,
 and a full cap never refuses the newcomer: the longest waiting connection (from the same
 address, for that address's cap) is closed instead, as one address may be a whole office
-behind a NAT or a proxy, and refusing would let one silent host lock out all of them.
-Every per-address count keys the peer by ``addresses.address_key`` (an IPv6 /64 is one
-address), as the login throttle does. Everything else, including the TLS handshake, runs in the connection's own
-thread (see ``connection.py``). Sends go to the :class:`Committer`, whose thread stores
-them in batches and whose delivery thread then acks them and fans them out to the
-recipients the :class:`Hub` names; the committer also runs every other write (joins,
-moderation, edits: the team operations). The journal tail (``bus.py``) brings the rows
-that ``securechat room ...`` or another node writes to live sessions; on PostgreSQL the
-heartbeat thread (``nodes.py``) shares who is online with the other nodes. Password checks run in a separate process
-(``hashpool.py``). Three more threads wake now and then: the account watcher, the
-certificate renewer and the presence announcer. The renewer (``renewal.py``) may swap the
-server's :class:`Credentials`, a TLS context and the CA it offers; each connection is
-handed the current ones when accepted and keeps them. Browsers come in through the web
-port (``web.py``), whose connections are admitted, capped and closed here like the others.
+behind a NAT or a proxy, and refusing would let one silent host lock out all of them. Every
+per-address count keys the peer by ``addresses.address_key`` (an IPv6 /64 is one address),
+as the login throttle does. Everything else, including the TLS handshake, runs in the
+connection's own thread (see ``connection.py``). Sends go to the :class:`Committer`, whose
+thread stores them in batches and whose delivery thread then acks them and fans them out to
+the recipients the :class:`Hub` names; the committer also runs every other write (joins,
+moderation, edits: the team operations). The journal tail (``bus.py``) brings the rows that
+``securechat room ...`` or another node writes to live sessions; on PostgreSQL the
+heartbeat thread (``nodes.py``) shares who is online with the other nodes. Password checks
+run in a separate process (``hashpool.py``). Three more threads wake now and then: the
+account watcher, the certificate renewer and the presence announcer. The renewer
+(``renewal.py``) may swap the server's :class:`Credentials`, a TLS context and the CA it
+offers; each connection is handed the current ones when accepted and keeps them. Browsers
+come in through the web port (``web.py``), whose connections are admitted, capped and
+closed here like the others.
 
 Logged-in sessions are capped too, per user and per address key: a login beyond
 either cap is refused with ``too_many_sessions``, so neither a colleague with a resume
