@@ -47,11 +47,12 @@ class PasswordPolicy:
 class ThrottlePolicy:
     """Login throttling (docs/security.md, "Login throttling"); times in seconds.
 
-    An "address" is the source IPv4 address, or the /``ipv6_prefix`` network of an IPv6 one.
+    An "address" is an address key (``Limits.ipv6_prefix``): an IPv4 address or an IPv6 /64.
     """
 
     free_failures: int = 5  # per (user, address): delays start with the 6th failure in a row
-    free_failures_per_address: int = 20  # per address, across every user name tried
+    # Per address, across the names it has never logged in as (spraying made-up names).
+    free_failures_per_address: int = 20
     # Per account, counting only addresses it has never logged in from: a colleague's few
     # stray attempts, not a campaign spread over many addresses. Past it, one guess per
     # delay for the whole account (at most about 300 a day at the cap).
@@ -66,8 +67,6 @@ class ThrottlePolicy:
     # a laptop, a VPN and the office NAT, with room to spare. The oldest is dropped first.
     known_addresses_per_account: int = 16
     known_address_ttl: float = 30 * 24 * 3600.0  # a month after its last login: a holiday
-    # An IPv6 host is usually given a whole /64 and may pick any address in it.
-    ipv6_prefix: int = 64
     max_keys: int = 100_000  # bounds the table's memory (about 200 bytes a key)
 
 
@@ -79,7 +78,10 @@ class Limits:
     max_body: int = 4000
     max_connections: int = 10000
     max_unauthenticated: int = 256
-    max_unauthenticated_per_ip: int = 32
+    max_unauthenticated_per_ip: int = 32  # past it, that address's longest waiting is closed
+    # One "address" for every per-address count (the caps here and the login throttle): an
+    # IPv4 address, or this network of an IPv6 one, as a host is usually given a whole /64.
+    ipv6_prefix: int = 64
     # Logged-in sessions: a person's laptop, desktop, phone and scripts, with room to spare.
     max_sessions_per_user: int = 32
     # One address may be an office NAT, a VPN gateway or a terminal server with a whole

@@ -9,6 +9,7 @@ in ``test_memory.py``, against a ``securechat serve`` subprocess.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import socket
 import ssl
@@ -20,6 +21,8 @@ from typing import Any
 
 import pytest
 
+from securechat.accounts import Account
+from securechat.errors import TooManySessions
 from tests.conftest import PASSWORD, TIMEOUT, RunningServer, ServerFactory
 from tests.peer import Peer
 
@@ -345,7 +348,10 @@ def test_500_silent_tls_clients_hit_the_per_address_cap_and_a_user_still_chats(
     running, bob = chat
     held, per_source = _open_silent(running, 500, sources=5)
     try:
-        assert per_source == {_source(n): 32 for n in range(5)}  # max_unauthenticated_per_ip
+        # Each is let in, and 32 per address are held (max_unauthenticated_per_ip): each
+        # newcomer past them closes the one from its address that has waited longest.
+        assert per_source == {_source(n): 100 for n in range(5)}
+        assert running.server._unauthenticated == {_source(n): 32 for n in range(5)}
         started = time.monotonic()
         alice = running.login("alice")
         alice.send(type="send", room="general", body="through the crowd", ref="c")
@@ -427,6 +433,56 @@ def test_logins_beyond_the_sessions_per_address_cap_are_refused(
     carol = running.login("carol", source="127.0.0.3")  # another address is not affected
     carol.send(type="ping", ref="p")
     carol.expect("pong", ref="p")
+
+
+class _Unstarted:
+    """A connection as the server's caps see it, never started: admit() bookkeeping only."""
+
+    def __init__(self, host: str) -> None:
+        self.peer_host = self.peer = host
+        self.thread = threading.Thread(target=lambda: None)
+        self.is_authenticated = False
+        self.closed_because: str | None = None
+
+    @property
+    def account(self) -> Account:
+        raise AssertionError("not logged in")
+
+    @property
+    def user(self) -> str:
+        raise AssertionError("not logged in")
+
+    def request_close(self, reason: str, final: object = None) -> None:
+        self.closed_because = reason
+
+
+def test_per_address_caps_count_an_ipv6_64_and_a_mapped_ipv4_as_one_address(
+    server_factory: ServerFactory,
+) -> None:
+    """The caps key addresses as the login throttle does: one /64 cannot walk around them."""
+    running = server_factory(max_unauthenticated_per_ip=2, max_sessions_per_address=2)
+    server = running.server
+    hosts = ["2001:db8:1:2::1", "2001:db8:1:2::ffff:2", "2001:db8:1:2:1::3", "2001:db8:1:3::1"]
+    hosts += ["::ffff:127.0.0.9", "127.0.0.9", "127.0.0.9"]
+    admitted: list[_Unstarted] = []
+    try:
+        for host in hosts:
+            connection = server.admit(host, functools.partial(_Unstarted, host))
+            assert connection is not None  # a full cap closes the oldest, never the newcomer
+            admitted.append(connection)
+        # The third of one /64 closed the first; the next /64 is another address; the
+        # second 127.0.0.9 closed its IPv4-mapped form.
+        closed = [connection.closed_because is not None for connection in admitted]
+        assert closed == [True, False, False, False, True, False, False]
+        alice = server._accounts.get("alice")
+        server._authenticated(admitted[1], alice)
+        server._authenticated(admitted[2], alice)
+        with pytest.raises(TooManySessions):  # a third session from 2001:db8:1:2::/64
+            server._authenticated(admitted[0], alice)
+        server._authenticated(admitted[3], alice)  # 2001:db8:1:3::/64 has room
+    finally:
+        for connection in admitted:
+            server._closed(connection)
 
 
 # --- every frame is metered before it is decoded ---------------------------------------------

@@ -17,6 +17,7 @@ from securechat.accounts import Accounts
 from securechat.config import HashParams, ThrottlePolicy
 from securechat.errors import AuthenticationError, RateLimited
 from securechat.hashing import Hasher
+from securechat.server.addresses import address_key
 from securechat.server.throttle import LoginThrottle
 from securechat.store.database import Database, open_database
 from securechat.store.models import User, utcnow
@@ -333,10 +334,47 @@ def test_repeated_failures_are_throttled_even_for_the_right_password(
     assert _auth(running_server, user="alice", password=PASSWORD)["type"] == "welcome"
 
 
-def test_tokens_are_throttled_like_passwords(running_server: RunningServer) -> None:
-    for _ in range(6):
-        assert _auth(running_server, user="bob", token="guess" * 9)["code"] == "auth_failed"
-    assert _auth(running_server, user="bob", token="guess" * 9)["code"] == "rate_limited"
+def test_failures_with_made_up_names_behind_one_address_lock_out_no_known_user(
+    server_factory: ServerFactory,
+) -> None:
+    """The review's office NAT (or HAProxy in TCP mode): everyone shares one address."""
+    nat = "127.0.0.5"
+    # 25 failures, the 25th starting a delay long enough to outlast the test however slow.
+    running = server_factory(throttle=ThrottlePolicy(free_failures_per_address=24, first_delay=300))
+    assert _auth(running, source=nat, user="alice", password=PASSWORD)["type"] == "welcome"
+    token = _auth(running, source=nat, user="bob", password=PASSWORD)["token"]
+    assert isinstance(token, str)
+    for n in range(25):
+        guess = _auth(running, source=nat, user=f"nobody{n}", password="summer2026!")
+        assert guess["code"] == "auth_failed"
+    assert _auth(running, source=nat, user="alice", password=PASSWORD)["type"] == "welcome"
+    assert _auth(running, source=nat, user="bob", token=token)["type"] == "welcome"
+    # Guessing from the address stays delayed: a 26th made-up name, and a name (or a
+    # right password) the address has never logged in as.
+    for user, password in (("nobody25", "summer2026!"), ("carol", PASSWORD)):
+        limited = _auth(running, source=nat, user=user, password=password)
+        assert limited["code"] == "rate_limited"
+        assert 0 < float(limited["retry_after"]) <= 300  # type: ignore[arg-type]
+    assert _auth(running, source="127.0.0.6", user="carol", password=PASSWORD)["type"] == (
+        "welcome"
+    )
+
+
+def test_token_logins_are_never_delayed_by_failures(server_factory: ServerFactory) -> None:
+    running = server_factory(throttle=ThrottlePolicy(free_failures_per_address=3, first_delay=300))
+    token = _auth(running, user="bob", password=PASSWORD)["token"]
+    assert isinstance(token, str)
+    for _ in range(8):  # a 256-bit token is not guessed: wrong ones are refused, not delayed
+        assert _auth(running, user="bob", token="guess" * 9)["code"] == "auth_failed"
+    for _ in range(6):  # bob's password, guessed from his own address: that pair is delayed
+        assert _auth(running, user="bob", password="wrong guess")["code"] == "auth_failed"
+    assert _auth(running, user="bob", password=PASSWORD)["code"] == "rate_limited"
+    for n in range(4):  # and made-up names delay the address
+        assert _auth(running, user=f"nobody{n}", password="wrong guess")["code"] == "auth_failed"
+    assert _auth(running, user="carol", password=PASSWORD)["code"] == "rate_limited"
+    # A token is checked all the same, from the same address and from a new one.
+    assert _auth(running, user="bob", token=token)["type"] == "welcome"
+    assert _auth(running, source="127.0.0.7", user="bob", token=token)["type"] == "welcome"
 
 
 def test_one_address_spraying_many_users_is_throttled(
@@ -401,15 +439,33 @@ def _succeed(throttle: LoginThrottle, user: str, address: str, now: float) -> No
 
 
 def test_throttle_counts_an_ipv6_source_by_its_64_and_a_mapped_ipv4_by_itself() -> None:
-    throttle = LoginThrottle(ThrottlePolicy(free_failures=1))
-    _fail(throttle, "alice", "2001:db8:1:2::1", 100.0)
-    _fail(throttle, "alice", "2001:db8:1:2:ffff:ffff:ffff:9", 100.0)
-    assert throttle.retry_after("alice", "2001:db8:1:2::77", 100.0) == 1.0
-    assert throttle.retry_after("alice", "2001:db8:1:3::1", 100.0) == 0.0  # the next /64
-    _fail(throttle, "bob", "::ffff:10.0.0.1", 100.0)
-    _fail(throttle, "bob", "10.0.0.1", 100.0)
-    assert throttle.retry_after("bob", "10.0.0.1", 100.0) == 1.0
-    assert throttle.retry_after("bob", "::ffff:10.0.0.2", 100.0) == 0.0
+    """The throttle (and every per-address cap) counts a peer by its address key."""
+    keys = {
+        "10.0.0.1": "10.0.0.1",
+        "::ffff:10.0.0.1": "10.0.0.1",  # a dual-stack listener's IPv4 client
+        "2001:db8:1:2::1": "2001:db8:1:2::/64",
+        "2001:db8:1:2:ffff:ffff:ffff:9": "2001:db8:1:2::/64",
+        "2001:db8:1:3::1": "2001:db8:1:3::/64",
+        "fe80::1%eth0": "fe80::/64",
+        "": "",  # not an IP address: its own key
+    }
+    assert {host: address_key(host, 64) for host in keys} == keys
+
+
+def test_throttle_counts_a_known_pair_under_its_own_key_only() -> None:
+    throttle = LoginThrottle(ThrottlePolicy(free_failures=2, free_failures_per_address=2))
+    _succeed(throttle, "alice", "10.0.0.5", 100.0)
+    for n in range(3):  # made-up names: the address is delayed for names it never logged in as
+        _fail(throttle, f"nobody{n}", "10.0.0.5", 100.0)
+    assert throttle.retry_after("bob", "10.0.0.5", 100.0) == 1.0
+    assert throttle.retry_after("alice", "10.0.0.5", 100.0) == 0.0  # but not for alice
+    for _ in range(3):  # alice's own pair is still bounded
+        _fail(throttle, "alice", "10.0.0.5", 100.0)
+    assert throttle.retry_after("alice", "10.0.0.5", 100.0) == 1.0
+    throttle.remember("bob", "10.0.0.5", 200.0, user_id=2)  # a token login makes bob known
+    _fail(throttle, "nobody9", "10.0.0.5", 200.0)  # the address's 4th: alice's did not count
+    assert throttle.retry_after("carol", "10.0.0.5", 200.0) == 2.0
+    assert throttle.retry_after("bob", "10.0.0.5", 200.0) == 0.0
 
 
 def test_throttle_reserves_attempts_until_they_are_settled() -> None:

@@ -101,18 +101,39 @@ def test_silent_connections_do_not_block_a_real_login(running_server: RunningSer
             sock.close()
 
 
-def test_server_refuses_unauthenticated_connections_over_the_per_address_cap(
+def _closed_by_server(sock: socket.socket) -> bool:
+    """Wait for the server to close ``sock``; True once it has (False: still open)."""
+    sock.settimeout(TIMEOUT)
+    try:
+        return sock.recv(100) == b""
+    except ConnectionResetError:
+        return True
+    except TimeoutError:
+        return False
+
+
+def test_a_full_per_address_waiting_cap_closes_the_oldest_not_the_newcomer(
     server_factory: ServerFactory,
 ) -> None:
-    running = server_factory(max_unauthenticated_per_ip=3)
-    held = [running.peer() for _ in range(3)]
-    for peer in held:
-        peer.expect("hello")
-    with pytest.raises((ConnectionError, OSError)):
-        running.peer().recv(timeout=3)
-    held[0].send(type="auth", user="alice", password=PASSWORD)
-    held[0].expect("welcome")
-    running.login("bob")  # a place came free when alice logged in
+    """32 silent sockets (the cap) behind one NAT address do not keep the 33rd out."""
+    running = server_factory(handshake_timeout=120, auth_timeout=120)
+    nat = "127.0.0.6"
+    silent = [socket.create_connection(running.address, source_address=(nat, 0)) for _ in range(32)]
+    try:
+        alice = running.login("alice", source=nat)
+        alice.send(type="ping", ref="p")
+        alice.expect("pong", ref="p")
+        assert _closed_by_server(silent[0])  # the one that waited longest made room
+        assert running.server._unauthenticated == {nat: 31}
+        held = running.peer(nat)  # the 32nd place again, then the next newcomer ...
+        held.expect("hello")
+        running.login("bob", source=nat)
+        assert _closed_by_server(silent[1])  # ... closes the next oldest, not one held since
+        held.send(type="auth", user="carol", password=PASSWORD)
+        held.expect("welcome")
+    finally:
+        for sock in silent:
+            sock.close()
 
 
 # --- framing errors ------------------------------------------------------------------

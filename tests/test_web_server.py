@@ -17,7 +17,7 @@ from typing import Protocol, Unpack, cast
 
 import pytest
 from cryptography import x509
-from websockets.exceptions import InvalidHandshake, InvalidStatus
+from websockets.exceptions import InvalidStatus
 from websockets.frames import Frame, Opcode
 from websockets.protocol import OPEN
 from websockets.server import ServerProtocol
@@ -411,8 +411,12 @@ def test_web_port_counts_against_the_per_address_login_cap(
     second = running.peer()
     second.expect("hello")
     try:
-        with pytest.raises((OSError, EOFError, InvalidHandshake, TimeoutError)):
-            WebPeer(running.web_address, running.ca_file)
+        # The cap is full: a third comes in all the same, closing the one that waited longest.
+        with WebPeer(running.web_address, running.ca_file) as third:
+            assert [event["type"] for event in first.expect_closed()] == ["hello"]
+            third.login("alice", PASSWORD)
+        second.send(type="auth", user="bob", password=PASSWORD)
+        second.expect("welcome")
     finally:
         first.close()
 
@@ -589,6 +593,32 @@ def test_web_logins_are_throttled_like_the_chat_ports(
     terminal.expect("hello")
     terminal.send(type="auth", user="alice", password=PASSWORD)
     assert terminal.expect("error")["code"] == "rate_limited"
+
+
+def test_web_logins_spare_tokens_and_known_users_of_a_guessed_address(
+    server_factory: ServerFactory,
+) -> None:
+    policy = ThrottlePolicy(free_failures_per_address=3, first_delay=300)
+    running = server_factory(web_port=0, throttle=policy)
+    assert running.web_address is not None
+    running.login("alice")  # alice and bob have logged in from 127.0.0.1 before
+
+    def attempt(**fields: str) -> dict[str, object]:
+        assert running.web_address is not None
+        with WebPeer(running.web_address, running.ca_file) as peer:
+            peer.expect("hello")
+            peer.send(type="auth", **fields)
+            return dict(peer.recv())
+
+    bob = running.peer()
+    bob_token = bob.login("bob", PASSWORD)["token"]
+    assert isinstance(bob_token, str)
+    for n in range(4):  # made-up names from the same address: the address is delayed ...
+        assert attempt(user=f"nobody{n}", password="summer2026!")["code"] == "auth_failed"
+    assert attempt(user="carol", password=PASSWORD)["code"] == "rate_limited"
+    # ... for names it never logged in as; not for alice's password or bob's token.
+    assert attempt(user="alice", password=PASSWORD)["type"] == "welcome"
+    assert attempt(user="bob", token=bob_token)["type"] == "welcome"
 
 
 def test_web_requests_leave_no_descriptor_behind(web_server: RunningServer) -> None:

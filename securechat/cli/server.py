@@ -44,7 +44,7 @@ def serve(
     log_level: Annotated[LogLevel, typer.Option(metavar="LEVEL", help="Least severe log level to print: debug, info, warning or error.")] = LogLevel.info,
     max_connections: Annotated[int, typer.Option(metavar="N", min=1, help="Connections held at once.", rich_help_panel=_LIMITS)] = _DEFAULTS.max_connections,
     max_unauthenticated: Annotated[int, typer.Option(metavar="N", min=1, help="Connections not yet logged in, overall.", rich_help_panel=_LIMITS)] = _DEFAULTS.max_unauthenticated,
-    max_unauthenticated_per_ip: Annotated[int, typer.Option(metavar="N", min=1, help="Connections not yet logged in, per source address.", rich_help_panel=_LIMITS)] = _DEFAULTS.max_unauthenticated_per_ip,
+    max_unauthenticated_per_ip: Annotated[int, typer.Option(metavar="N", min=1, help="Connections not yet logged in, per source address (an IPv6 /64 counts as one); past it the longest waiting one is closed.", rich_help_panel=_LIMITS)] = _DEFAULTS.max_unauthenticated_per_ip,
     max_sessions_per_user: Annotated[int, typer.Option(metavar="N", min=1, help="Logged-in sessions per user; one more login is refused (too_many_sessions).", rich_help_panel=_LIMITS)] = _DEFAULTS.max_sessions_per_user,
     auth_timeout: Annotated[float, typer.Option(metavar="SECONDS", min=0.1, help="Seconds from TCP accept to a completed login.", rich_help_panel=_LIMITS)] = _DEFAULTS.auth_timeout,
     idle_timeout: Annotated[float, typer.Option(metavar="SECONDS", min=1, help="Seconds of client silence before disconnecting.", rich_help_panel=_LIMITS)] = _DEFAULTS.idle_timeout,

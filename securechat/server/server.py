@@ -1,22 +1,27 @@
 """The threaded TLS chat server: a listener, one acceptor thread, a thread per connection.
 
 Theory of operation: the acceptor thread only accepts. It refuses at once (closes) a
-connection over ``max_connections`` or over the caps on connections that have not logged
-in yet, overall and per source address, so a flood of silent sockets cannot crowd out
-real users. Everything else, including the TLS handshake, runs in the connection's own
-thread (see ``connection.py``). Sends go to the :class:`Committer`, whose thread stores
-them in batches and whose delivery thread then acks them and fans them out to the
-recipients the :class:`Hub` names; the committer also runs every other write (joins,
-moderation, edits: the team operations). The journal tail (``bus.py``) brings the rows
-that ``securechat room ...`` or another node writes to live sessions; on PostgreSQL the
-heartbeat thread (``nodes.py``) shares who is online with the other nodes. Password checks run in a separate process
-(``hashpool.py``). Three more threads wake now and then: the account watcher, the
-certificate renewer and the presence announcer. The renewer (``renewal.py``) may swap the
-server's :class:`Credentials`, a TLS context and the CA it offers; each connection is
-handed the current ones when accepted and keeps them. Browsers come in through the web
-port (``web.py``), whose connections are admitted, capped and closed here like the others.
+connection over ``max_connections``. Connections that have not logged in yet are capped
+overall and per source address, so a flood of silent sockets cannot crowd out real users,
+and a full cap never refuses the newcomer: the longest waiting connection (from the same
+address, for that address's cap) is closed instead, as one address may be a whole office
+behind a NAT or a proxy, and refusing would let one silent host lock out all of them. Every
+per-address count keys the peer by ``addresses.address_key`` (an IPv6 /64 is one address),
+as the login throttle does. Everything else, including the TLS handshake, runs in the
+connection's own thread (see ``connection.py``). Sends go to the :class:`Committer`, whose
+thread stores them in batches and whose delivery thread then acks them and fans them out to
+the recipients the :class:`Hub` names; the committer also runs every other write (joins,
+moderation, edits: the team operations). The journal tail (``bus.py``) brings the rows that
+``securechat room ...`` or another node writes to live sessions; on PostgreSQL the
+heartbeat thread (``nodes.py``) shares who is online with the other nodes. Password checks
+run in a separate process (``hashpool.py``). Three more threads wake now and then: the
+account watcher, the certificate renewer and the presence announcer. The renewer
+(``renewal.py``) may swap the server's :class:`Credentials`, a TLS context and the CA it
+offers; each connection is handed the current ones when accepted and keeps them. Browsers
+come in through the web port (``web.py``), whose connections are admitted, capped and
+closed here like the others.
 
-Logged-in sessions are capped too, per user and per source address: a login beyond
+Logged-in sessions are capped too, per user and per address key: a login beyond
 either cap is refused with ``too_many_sessions``, so neither a colleague with a resume
 token (a login that costs nothing) nor one machine can take every place.
 
@@ -44,6 +49,7 @@ from securechat.certs import SERVER_CERT, read_ca_pem, server_cert_info
 from securechat.config import ServerConfig
 from securechat.errors import ConfigError, ErrorCode, StoreError, TooManySessions
 from securechat.protocol.messages import Bye, Error
+from securechat.server.addresses import address_key
 from securechat.server.bus import Bus, NotifyBus, PollingBus
 from securechat.server.committer import Committer
 from securechat.server.connection import ServerConnection
@@ -153,10 +159,11 @@ class ChatServer:
         self._presence = threading.Thread(target=self._announce_presence, name="presence")
         self._lock = threading.Lock()
         # Guarded by _lock: _credentials; every live connection; those not yet logged in,
-        # oldest first; and how many of those each address has. Then the logged-in ones,
-        # each with its (user id, address), and how many each user id and each address has.
+        # oldest first, each with its address key; and how many of those each address key
+        # has. Then the logged-in ones, each with its (user id, address key), and how many
+        # each user id and each address key has.
         self._connections: set[LiveConnection] = set()
-        self._waiting: dict[LiveConnection, None] = {}
+        self._waiting: dict[LiveConnection, str] = {}
         self._unauthenticated: dict[str, int] = {}
         self._logged_in: dict[LiveConnection, tuple[int, str]] = {}
         self._sessions_of: dict[int, int] = {}
@@ -284,7 +291,8 @@ class ChatServer:
         Raises:
             TooManySessions: the user or the address already has as many as allowed.
         """
-        limits, host = self._config.limits, connection.peer_host
+        limits = self._config.limits
+        host = address_key(connection.peer_host, limits.ipv6_prefix)
         with self._lock:
             if self._sessions_of.get(account.id, 0) >= limits.max_sessions_per_user:
                 raise TooManySessions(
@@ -312,8 +320,9 @@ class ChatServer:
 
     def _stop_waiting(self, connection: LiveConnection) -> None:
         """Stop counting ``connection`` as waiting to log in (call with _lock held)."""
-        if self._waiting.pop(connection, False) is None:
-            _decrement(self._unauthenticated, connection.peer_host)
+        host = self._waiting.pop(connection, None)
+        if host is not None:
+            _decrement(self._unauthenticated, host)
 
     # --- the account watcher: ends sessions whose account changed under them -------
 
@@ -484,38 +493,54 @@ class ChatServer:
     def admit(self, host: str, make: Callable[[], _Connection]) -> _Connection | None:
         """Count a new connection from ``host`` against the caps: ``make()`` it, or None.
 
-        Both ports admit through here. When every place for connections not yet logged
-        in is taken (by silent sockets from many addresses, say), the one that has waited
-        longest is closed to make room: a real login takes milliseconds, so the oldest
-        waiter is the least likely to be one. ``make`` runs with ``_lock`` held.
+        Both ports admit through here. A full cap on connections not yet logged in, per
+        address or overall, closes the one that has waited longest (from that address, or
+        from anywhere) to make room: a real login takes milliseconds, so the oldest waiter
+        is the least likely to be one, and the newcomer may be a colleague behind the
+        same NAT. ``make`` runs with ``_lock`` held.
         """
         limits = self._config.limits
-        evicted: LiveConnection | None = None
+        key = address_key(host, limits.ipv6_prefix)
+        evicted: tuple[LiveConnection, str] | None = None
         with self._lock:
             refusal = (
                 "server shutting down" if self._stopping.is_set()
                 else "too many connections" if len(self._connections) >= limits.max_connections
-                else "too many connections from this address waiting to log in"
-                if self._unauthenticated.get(host, 0) >= limits.max_unauthenticated_per_ip
                 else None
             )  # fmt: skip
-            if refusal is None and len(self._waiting) >= limits.max_unauthenticated:
-                evicted = next(iter(self._waiting))
-                self._stop_waiting(evicted)
             if refusal is None:
+                evicted = self._make_room(key)
                 connection = make()
                 self._connections.add(connection)
-                self._waiting[connection] = None
-                self._unauthenticated[host] = self._unauthenticated.get(host, 0) + 1
+                self._waiting[connection] = key
+                self._unauthenticated[key] = self._unauthenticated.get(key, 0) + 1
         if evicted is not None:
-            log.warning(
-                "closing %s: waited longest to log in, and the places are full", evicted.peer
-            )
-            evicted.request_close("too many connections waiting to log in")
+            oldest, reason = evicted
+            log.warning("closing %s: waited longest to log in, and %s", oldest.peer, reason)
+            oldest.request_close(f"{reason}: waited longest to log in")
         if refusal is not None:
             log.warning("refused connection from %s: %s", host, refusal)
             return None
         return connection
+
+    def _make_room(self, key: str) -> tuple[LiveConnection, str] | None:
+        """Stop counting the connection a newcomer from ``key`` replaces, if a cap is full.
+
+        Returns it and why, for the caller to close outside the lock (call with _lock held).
+        """
+        limits = self._config.limits
+        if self._unauthenticated.get(key, 0) >= limits.max_unauthenticated_per_ip:
+            reason = "too many connections from one address waiting to log in"
+            oldest = next((c for c, k in self._waiting.items() if k == key), None)
+        elif len(self._waiting) >= limits.max_unauthenticated:
+            reason = "too many connections waiting to log in"
+            oldest = next(iter(self._waiting), None)
+        else:
+            return None
+        if oldest is None:  # a cap of 0: nobody to close
+            return None
+        self._stop_waiting(oldest)
+        return oldest, reason
 
 
 _K = TypeVar("_K")

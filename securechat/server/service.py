@@ -70,6 +70,7 @@ from securechat.protocol.messages import (
     encode_object,
 )
 from securechat.protocol.names import normalize_name
+from securechat.server.addresses import address_key
 from securechat.server.committer import Committer
 from securechat.server.delivery import PendingSend, format_ts, journal_event, to_event
 from securechat.server.hashpool import HashPool
@@ -137,23 +138,35 @@ class ChatService:
     def login(self, request: Auth, *, address: str, timeout: float) -> tuple[Account, str]:
         """Check a login from ``address`` within ``timeout`` seconds; return it and its token.
 
-        The attempt is reserved with the throttle before it waits for an argon2 slot, so
-        parallel attempts cannot all slip past the throttle's count.
+        A resume token is checked at once: it cannot be guessed, so no one's failures
+        delay it. A password goes through the throttle (throttle.py), which reserves the
+        attempt before it waits for an argon2 slot, so parallel attempts cannot all slip
+        past the throttle's count.
 
         Raises:
             AuthenticationError: unknown user, wrong password or token, disabled account.
             RateLimited: too many recent failures (see throttle.py), or no argon2 slot came
                 free in time.
         """
-        key = normalize_name(request.user) or request.user
-        attempt = self._throttle.reserve(key, address, time.monotonic())
+        name = normalize_name(request.user) or request.user
+        source = address_key(address, self._limits.ipv6_prefix)
+        if request.token is not None:
+            account = self._accounts.authenticate_token(request.user, request.token)
+            self._throttle.remember(name, source, time.monotonic(), user_id=account.id)
+            token = request.token
+        else:
+            account, token = self._password_login(request, name, source, timeout)
+        self._committer.note_login(account.id)
+        return account, token
+
+    def _password_login(
+        self, request: Auth, name: str, source: str, timeout: float
+    ) -> tuple[Account, str]:
+        """Reserve the attempt with the throttle, check it, and tell the throttle how it went."""
+        assert request.password is not None
+        attempt = self._throttle.reserve(name, source, time.monotonic())
         try:
-            if request.token is not None:
-                account = self._accounts.authenticate_token(request.user, request.token)
-                token = request.token
-            else:
-                assert request.password is not None
-                account, token = self._log_in(request.user, request.password, timeout)
+            account, token = self._log_in(request.user, request.password, timeout)
         except AuthenticationError:
             self._throttle.failed(attempt, time.monotonic())
             raise
@@ -161,7 +174,6 @@ class ChatService:
             self._throttle.abandoned(attempt)
             raise
         self._throttle.succeeded(attempt, time.monotonic(), user_id=account.id)
-        self._committer.note_login(account.id)
         return account, token
 
     def _log_in(self, user: str, password: str, timeout: float) -> tuple[Account, str]:

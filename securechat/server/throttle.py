@@ -1,15 +1,27 @@
-"""Login throttling after OWASP ASVS 2.2.1: failures slow down the next attempts.
+"""Login throttling after OWASP ASVS 2.2.1: failed passwords slow down the next attempts.
 
-Three keys are counted. (user, address), so a guesser from one address cannot lock a
-colleague out from another. The address alone, so one address cannot spray guesses
-across many accounts. And the account alone, counting only addresses that have never
-logged in as it, so a campaign spread over many addresses cannot guess one account at
-argon2's rate all day, while the addresses its owner logs in from (the office NAT
-included) are spared that delay. An "address" is an IPv4 address or an IPv6 /64, the
-block one IPv6 host is usually given.
+Passwords only. A resume token is 256 random bits that no one guesses, so a token login
+is checked at once and never delayed (:meth:`LoginThrottle.remember` only notes where it
+came from); nobody's failures can keep a token holder out.
+
+A password attempt is counted under up to three keys. "Address" is an address key
+(``addresses.py``): one address may be a whole office behind a NAT or a TCP proxy.
+
+- (user, address), always: guesses at one account from one address; a guesser there
+  cannot lock its owner out from another address.
+- The address alone, for names that address has never logged in as: one address cannot
+  spray guesses over many accounts or made-up names.
+- The account alone, for addresses that have never logged in as it: a campaign spread
+  over many addresses cannot guess one account at argon2's rate all day.
+
+An address that has logged in as an account (a *known* pair, remembered per account) is
+counted under the first key only. So the colleagues who logged in through a NAT before are
+not delayed by anyone else's failures from it, and a guesser there still gets only the
+pair's allowance for each of their accounts. First-time addresses and unknown names bear
+the address and account keys.
 
 Each key allows a few free failures, then imposes a delay that doubles with every further
-failure, up to a cap. While a key is delayed every login on it is refused with
+failure, up to a cap. While a key is delayed every password login on it is refused with
 ``rate_limited`` (the right password included), before any argon2 work is spent. A key
 with no failure for its ``forget_after`` is forgotten, so occasional typos never add up.
 
@@ -28,7 +40,6 @@ bookkeeping: callers pass the time, and the lock makes it safe across connection
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 import math
 import threading
 from collections import OrderedDict
@@ -52,7 +63,7 @@ class Attempt:
     """A reserved login attempt: hand it back to exactly one of failed/succeeded/abandoned."""
 
     user: str
-    address: str  # the throttle's form: an IPv4 address or an IPv6 network
+    source: str  # an address key
     keys: tuple[Key, ...]
 
 
@@ -64,19 +75,6 @@ class _Known:
     addresses: OrderedDict[str, float]
 
 
-def address_key(address: str, ipv6_prefix: int) -> str:
-    """The form throttling counts ``address`` under: IPv4 as is, IPv6 as its network."""
-    try:
-        ip = ipaddress.ip_address(address.partition("%")[0])  # drop an IPv6 zone
-    except ValueError:
-        return address
-    if isinstance(ip, ipaddress.IPv6Address):
-        if ip.ipv4_mapped is not None:  # a dual-stack listener's IPv4 client
-            return str(ip.ipv4_mapped)
-        return str(ipaddress.IPv6Network((ip, ipv6_prefix), strict=False))
-    return str(ip)
-
-
 class LoginThrottle:
     def __init__(self, policy: ThrottlePolicy) -> None:
         self._policy = policy
@@ -86,14 +84,14 @@ class LoginThrottle:
         self._records: OrderedDict[Key, _Record] = OrderedDict()
         self._known: OrderedDict[str, _Known] = OrderedDict()
 
-    def reserve(self, user: str, address: str, now: float) -> Attempt:
-        """Reserve a login attempt for ``user`` from ``address``, counted as a failure until settled.
+    def reserve(self, user: str, source: str, now: float) -> Attempt:
+        """Reserve a password attempt for ``user`` from address key ``source``, counted as a
+        failure until settled.
 
         Raises:
             RateLimited: a key is delayed, or already has as many attempts in flight as it
                 may still fail; ``retry_after`` says when to try again.
         """
-        source = address_key(address, self._policy.ipv6_prefix)
         with self._lock:
             keys = self._keys(user, source, now)
             wait = max(self._wait(key, now) for key in keys)
@@ -126,26 +124,26 @@ class LoginThrottle:
             self._trim()
 
     def succeeded(self, attempt: Attempt, now: float, *, user_id: int) -> None:
-        """The login worked: clear the (user, address) key and remember the address.
+        """The password was right: clear the (user, address) key and remember the address.
 
         ``user_id`` tells a new account of the same name from the one the addresses were
         remembered for.
         """
         with self._lock:
-            pair = self._records.get((attempt.user, attempt.address))
+            pair = self._records.get((attempt.user, attempt.source))
             if pair is not None:
                 pair.failures = 0
             self._settle(attempt)
-            known = self._known.get(attempt.user)
-            if known is None or known.user_id != user_id:  # a new user of that name
-                known = self._known[attempt.user] = _Known(user_id, OrderedDict())
-            known.addresses[attempt.address] = now
-            known.addresses.move_to_end(attempt.address)
-            while len(known.addresses) > self._policy.known_addresses_per_account:
-                known.addresses.popitem(last=False)
-            self._known.move_to_end(attempt.user)
-            while len(self._known) > self._policy.max_keys:
-                self._known.popitem(last=False)
+            self._remember(attempt.user, attempt.source, now, user_id)
+
+    def remember(self, user: str, source: str, now: float, *, user_id: int) -> None:
+        """A resume token logged in as ``user`` from ``source``: a known address from now on.
+
+        Its (user, address) failures stay: someone else behind the same address may have
+        made them.
+        """
+        with self._lock:
+            self._remember(user, source, now, user_id)
 
     def abandoned(self, attempt: Attempt) -> None:
         """The attempt was never checked (no argon2 slot came free): not a failure."""
@@ -159,17 +157,29 @@ class LoginThrottle:
             if known is not None and known.user_id == user_id:
                 del self._known[user]
 
-    def retry_after(self, user: str, address: str, now: float) -> float:
-        """Seconds until a login for ``user`` from ``address`` may be tried; 0.0 if now."""
-        source = address_key(address, self._policy.ipv6_prefix)
+    def retry_after(self, user: str, source: str, now: float) -> float:
+        """Seconds until a password for ``user`` from ``source`` may be tried; 0.0 if now."""
         with self._lock:
             return max(self._wait(key, now) for key in self._keys(user, source, now))
 
     # --- helpers (call with _lock held) ---------------------------------------------
 
     def _keys(self, user: str, source: str, now: float) -> tuple[Key, ...]:
-        keys: tuple[Key, ...] = ((user, source), ("", source))
-        return keys if self._is_known(user, source, now) else (*keys, (user, ""))
+        if self._is_known(user, source, now):
+            return ((user, source),)
+        return ((user, source), ("", source), (user, ""))
+
+    def _remember(self, user: str, source: str, now: float, user_id: int) -> None:
+        known = self._known.get(user)
+        if known is None or known.user_id != user_id:  # a new user of that name
+            known = self._known[user] = _Known(user_id, OrderedDict())
+        known.addresses[source] = now
+        known.addresses.move_to_end(source)
+        while len(known.addresses) > self._policy.known_addresses_per_account:
+            known.addresses.popitem(last=False)
+        self._known.move_to_end(user)
+        while len(self._known) > self._policy.max_keys:
+            self._known.popitem(last=False)
 
     def _is_known(self, user: str, source: str, now: float) -> bool:
         known = self._known.get(user)
