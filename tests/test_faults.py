@@ -15,7 +15,6 @@ import time
 from collections.abc import Iterator
 
 import pytest
-
 from sqlalchemy import make_url
 
 from securechat.server.requests import SERVER_ERROR_TEXT
@@ -136,8 +135,8 @@ def test_login_on_a_locked_database_is_a_plain_server_error(
     errors = [e for e in events if e["type"] == "error"]
     assert [(e["code"], e["message"]) for e in errors] == [("server_error", SERVER_ERROR_TEXT)]
     logged = [r.getMessage() for r in caplog.records]
-    login = [m for m in logged if m.startswith("login of 'alice'")]
-    assert len(login) == 1 and LOCKED[database_kind] in login[0], logged
+    (login,) = [m for m in logged if m.startswith("login of 'alice'")]
+    assert LOCKED[database_kind] in login
     assert [m for m in logged if PASSWORD in m] == []
     assert [r for r in caplog.records if r.exc_info] == []  # not a bug: no traceback
     running_server.login("alice")  # and once the lock is gone, the login works
