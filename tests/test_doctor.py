@@ -300,7 +300,7 @@ def test_doctor_warns_when_every_postgresql_role_may_connect(
     on_postgresql = dataclasses.replace(install, db_url=db_url)
     finding = _only(examine(on_postgresql), "database access")  # as createdb leaves it
     assert finding.status is Status.WARN
-    assert f'REVOKE CONNECT ON DATABASE "{name}" FROM PUBLIC' in finding.fix
+    assert f'REVOKE CONNECT ON DATABASE "{name}" FROM PUBLIC' in (finding.fix or "")
     execute(db_url, f'REVOKE CONNECT ON DATABASE "{name}" FROM PUBLIC')
     try:
         assert _only(examine(on_postgresql), "database access").status is Status.OK

@@ -120,7 +120,9 @@ def test_a_listener_learns_no_name_or_id_from_the_notifications(
     _reply(alice, "j")
     bob.send(type="read", id=sent, ref="r2", **{"with": "alice"})
     _reply(bob, "r2")
-    assert bob_on_a.expect("read", **{"with": "alice"})["id"] == sent  # the news went round
+    assert (
+        bob_on_a.expect("read", TIMEOUT, **{"with": "alice"})["id"] == sent
+    )  # the news went round
     payloads = set()
     with contextlib.suppress(TimeoutError):
         for notify in intruder.notifies(timeout=1.0):
