@@ -285,3 +285,25 @@ def test_doctor_fails_on_a_database_file_others_can_read(install: Installation) 
     assert finding.fix == f"chmod 600 {path}"
     path.chmod(0o600)
     assert _only(examine(install), "database file").status is Status.OK
+
+
+@pytest.mark.postgresql
+@pytest.mark.postgresql_only
+def test_doctor_warns_when_every_postgresql_role_may_connect(
+    install: Installation, db_url: str, database_kind: str
+) -> None:
+    from sqlalchemy import make_url
+
+    from tests.sql import execute
+
+    name = make_url(db_url).database
+    on_postgresql = dataclasses.replace(install, db_url=db_url)
+    finding = _only(examine(on_postgresql), "database access")  # as createdb leaves it
+    assert finding.status is Status.WARN
+    assert f'REVOKE CONNECT ON DATABASE "{name}" FROM PUBLIC' in (finding.fix or "")
+    execute(db_url, f'REVOKE CONNECT ON DATABASE "{name}" FROM PUBLIC')
+    try:
+        assert _only(examine(on_postgresql), "database access").status is Status.OK
+    finally:  # the pooled database goes back as it came
+        execute(db_url, f'GRANT CONNECT ON DATABASE "{name}" TO PUBLIC')
+    assert "database access" not in _by_check(examine(install))  # nothing to say on SQLite

@@ -15,8 +15,11 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from sqlalchemy import make_url
 
+from securechat.server.requests import SERVER_ERROR_TEXT
 from securechat.store.database import LOCK_TIMEOUT_MS
+from tests.conftest import PASSWORD as PASSWORD_OF_USERS
 from tests.conftest import RunningServer
 from tests.sql import WriteLock, rows
 
@@ -25,6 +28,19 @@ pytestmark = pytest.mark.postgresql
 LOCK_TIMEOUT = LOCK_TIMEOUT_MS / 1000
 #: What each database says when a write waited too long for a lock.
 LOCKED = {"sqlite": "database is locked", "postgresql": "canceling statement due to lock timeout"}
+
+
+#: In the server's database URL on PostgreSQL (its trust authentication ignores it): it must
+#: reach neither a client nor the log.
+PASSWORD = "not-for-logs-or-clients"
+
+
+@pytest.fixture
+def db_url(db_url: str, database_kind: str) -> str:
+    """The suite's database, its URL carrying a password on PostgreSQL."""
+    if database_kind == "postgresql":
+        return make_url(db_url).set(password=PASSWORD).render_as_string(hide_password=False)
+    return db_url
 
 
 def _rows_with_ref(db_url: str, ref: str) -> list[tuple[int, str]]:
@@ -78,13 +94,49 @@ def test_locked_database_is_server_error_then_a_resend_is_stored_once(
 
 
 def test_locked_database_fails_join_with_server_error_and_recovers(
-    running_server: RunningServer, locker: WriteLock
+    running_server: RunningServer,
+    locker: WriteLock,
+    caplog: pytest.LogCaptureFixture,
+    database_kind: str,
 ) -> None:
+    caplog.set_level(logging.INFO, logger="securechat")
     alice = running_server.login("alice")
     locker.hold()
     alice.send(type="join", room="ops", ref="j-1")
     error = alice.expect("error", timeout=LOCK_TIMEOUT + 10)
     assert (error["code"], error["ref"]) == ("server_error", "j-1")
+    # The client is told nothing of the database: no URL, path, host, port or driver text.
+    url = make_url(running_server.db_url)
+    message = error["message"]
+    assert message == SERVER_ERROR_TEXT
+    for detail in (url.drivername, url.database, url.host, str(url.port), LOCKED[database_kind]):
+        assert detail is None or detail not in message, message
+    # The server's log has the reason, once, and never the password.
+    logged = [r.getMessage() for r in caplog.records]
+    assert len([m for m in logged if LOCKED[database_kind] in m]) == 1, logged
+    (failed,) = [m for m in logged if m.startswith("request from alice@")]
+    assert LOCKED[database_kind] in failed
+    assert [m for m in logged if PASSWORD in m] == []
     locker.release()
     alice.send(type="join", room="ops", ref="j-2")
     assert alice.expect("joined", ref="j-2")["members"] == ["alice"]
+
+
+def test_login_on_a_locked_database_is_a_plain_server_error(
+    running_server: RunningServer, caplog: pytest.LogCaptureFixture, database_kind: str
+) -> None:
+    caplog.set_level(logging.INFO, logger="securechat")
+    with WriteLock(running_server.db_url, tables=("users", "resume_tokens")) as lock:
+        lock.hold()
+        peer = running_server.peer()
+        peer.expect("hello")
+        peer.send(type="auth", user="alice", password=PASSWORD_OF_USERS)
+        events = peer.expect_closed(timeout=LOCK_TIMEOUT + 10)
+    errors = [e for e in events if e["type"] == "error"]
+    assert [(e["code"], e["message"]) for e in errors] == [("server_error", SERVER_ERROR_TEXT)]
+    logged = [r.getMessage() for r in caplog.records]
+    (login,) = [m for m in logged if m.startswith("login of 'alice'")]
+    assert LOCKED[database_kind] in login
+    assert [m for m in logged if PASSWORD in m] == []
+    assert [r for r in caplog.records if r.exc_info] == []  # not a bug: no traceback
+    running_server.login("alice")  # and once the lock is gone, the login works

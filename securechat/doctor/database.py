@@ -1,4 +1,5 @@
-"""``securechat doctor``'s database checks: reachable, at a known revision, users, file modes.
+"""``securechat doctor``'s database checks: reachable, at a known revision, users, file modes,
+and on PostgreSQL who may connect.
 
 They only read: the database is never migrated.
 """
@@ -7,6 +8,8 @@ from __future__ import annotations
 
 import stat
 from collections.abc import Iterator
+
+from sqlalchemy import text
 
 from securechat.doctor.findings import Check, Finding, Installation, Status
 from securechat.errors import StoreError
@@ -69,6 +72,45 @@ def _database_file(inst: Installation) -> Iterator[Finding]:
         yield Finding(Status.OK, "database file", f"{path} readable by its owner only")
 
 
+_PUBLIC_CONNECT = text(
+    "SELECT current_database(), has_database_privilege('public', current_database(), 'CONNECT')"
+)
+
+
+def _database_access(inst: Installation) -> Iterator[Finding]:
+    """On PostgreSQL, whether every role may connect (``createdb`` grants PUBLIC CONNECT).
+
+    A role that may connect can LISTEN to the nodes' notifications and send its own, and
+    take advisory locks, without any table privilege: securechat trusts none of that
+    (``server/bus.py``), but such roles have no business in the chat's database.
+    """
+    try:
+        if sqlite_file(inst.db_url) is not None or not inst.db_url.startswith("postgresql"):
+            return
+        database = Database(inst.db_url)
+    except StoreError:
+        return  # _database has said why
+    try:
+        with database.transaction() as conn:
+            name, public = conn.execute(_PUBLIC_CONNECT).one()
+    except StoreError:
+        return  # _database has said why
+    finally:
+        database.dispose()
+    if public:
+        yield Finding(
+            Status.WARN,
+            "database access",
+            f"every PostgreSQL role may connect to database {name!r} (PUBLIC has CONNECT)",
+            f'run `REVOKE CONNECT ON DATABASE "{name}" FROM PUBLIC;` as its owner, and allow '
+            "only the securechat role in pg_hba.conf (docs/deploy.md, section 12)",
+        )
+    else:
+        yield Finding(
+            Status.OK, "database access", f"only roles granted CONNECT may connect to {name!r}"
+        )
+
+
 def _revision(url: str, revision: str | None) -> Iterator[Finding]:
     head = head_revision()
     if revision == head:
@@ -113,4 +155,4 @@ def _users(database: Database, create: str) -> Iterator[Finding]:
         yield Finding(Status.OK, "users", f"{users} user(s), {admins} enabled administrator(s)")
 
 
-CHECKS: tuple[Check, ...] = (_database, _database_file)
+CHECKS: tuple[Check, ...] = (_database, _database_file, _database_access)

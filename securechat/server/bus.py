@@ -6,24 +6,23 @@ server start; NULL for the command line). A bus reads the rows after the last id
 seen that another writer wrote, and hands them, in id order, to each subscriber. It first
 reads the newest id, then the rows up to it. That misses nothing only if a committed id is
 never smaller than one already visible. SQLite gives that order: one write lock. On
-PostgreSQL a sequence does not, so every transaction that writes the journal takes the
-advisory lock ``COMMIT_ORDER_LOCK`` first and holds it until its COMMIT
-(``store/messages.py``): ids are drawn and committed one transaction at a time, across all
-nodes, and PostgreSQL makes a commit visible before it releases the transaction's locks.
-Tailing by id is then exact, with no gaps to track: nothing is missed, nothing read twice.
+PostgreSQL a sequence does not, so every transaction that writes the journal first locks the
+table ``commit_order`` and holds it until its COMMIT (``store/messages.py``): ids are drawn
+and committed one transaction at a time, across all nodes, and PostgreSQL makes a commit
+visible before it releases the transaction's locks. Tailing by id is then exact, with no
+gaps to track: nothing is missed, nothing read twice.
 
 - :class:`PollingBus` (SQLite) reads every ``journal_poll_interval``.
 - :class:`NotifyBus` (PostgreSQL) waits on a LISTEN connection of its own. The same
   transaction that takes the lock NOTIFYs the channel with its writer's origin, delivered
-  at COMMIT (identifiers only, far below the 8,000-byte limit; PostgreSQL merges
-  duplicates within a transaction, and the bus does not count them anyway: any
-  notification from another writer means "read the table now"). It also reads every
-  ``bus_check_interval``, in case. A lost listening connection is opened again, and the
-  table read from the last id seen, before the bus waits for notifications again.
-  News that has no row (a plain join or leave, a read marker: ``store/news.py``) rides
-  the same channel; what was missed while the connection was down is made up for by a
-  :class:`Resync` (read every room again). A read marker missed then is not repeated: the
-  reader's other sessions get it from ``unread`` or the next marker.
+  at COMMIT. A notification is a hint and nothing more: any role that may connect to the
+  database can send one, or listen, so the bus reads the tables on any payload but its own
+  origin, and trusts nothing in it. It also reads every ``bus_check_interval``, in case.
+  A lost listening connection is opened again, and the tables read from the last ids seen,
+  before the bus waits for notifications again.
+  News that has no journal row (a plain join or leave, a read marker: ``store/news.py``)
+  is tailed the same way from its own table, ``node_news``; after a lost listening
+  connection a :class:`Resync` (read every room again) covers news already pruned.
 
 Subscribers see only the :class:`Bus` interface, so another transport (Redis Streams, say)
 could carry the wake-ups instead; the rows would still come from the table.
@@ -42,7 +41,7 @@ from securechat.store.chat import ChatStore
 from securechat.store.database import CommitConnection
 from securechat.store.listener import JournalListener
 from securechat.store.messages import StoredMessage
-from securechat.store.news import News, Resync, decode
+from securechat.store.news import News, Resync
 from securechat.transport import Waker
 
 log = logging.getLogger("securechat.server")
@@ -144,12 +143,15 @@ class NotifyBus(_Tail):
         *,
         origin: str,
         after: int,
+        news_after: int,
         check_interval: float,
         retry_interval: float,
     ) -> None:
-        """Tail rows after id ``after`` that are not ``origin``'s, when ``listener`` hears
-        of them or every ``check_interval`` s; reconnect every ``retry_interval`` s."""
+        """Tail rows after id ``after`` and news after id ``news_after`` that are not
+        ``origin``'s, when ``listener`` hears of them or every ``check_interval`` s;
+        reconnect every ``retry_interval`` s."""
         super().__init__(store, origin=origin, after=after)
+        self._last_news = news_after  # owned by whichever thread polls, like _last
         self._listener = listener
         self._check_interval = check_interval
         self._retry_interval = retry_interval
@@ -163,6 +165,19 @@ class NotifyBus(_Tail):
 
     def start(self) -> None:
         self._thread.start()
+
+    def poll(self) -> None:
+        """Read the journal rows, then the news, written elsewhere since last time."""
+        super().poll()
+        while True:
+            news, self._last_news, more = self._store.news_after(
+                self._last_news, exclude_origin=self._origin, limit=TAIL_BATCH,
+                connection=self._connection,
+            )  # fmt: skip
+            for item in news:
+                self._tell(item)
+            if not more:
+                return
 
     def stop(self) -> None:
         self._stopping.set()
@@ -208,7 +223,8 @@ class NotifyBus(_Tail):
                 self._connection = None
 
     def _listen(self) -> None:
-        """Read the table whenever another writer's commit is announced, until stopped.
+        """Read the tables whenever a notification may announce another's commit, until
+        stopped.
 
         Raises:
             StoreError: the listening connection or the database was lost.
@@ -222,20 +238,9 @@ class NotifyBus(_Tail):
             if not ready:  # no news for check_interval: read the table anyway
                 self.poll()
                 continue
-            news: list[News] = []
-            wrote = False
-            for payload in dict.fromkeys(self._listener.drain()):
-                origin, item = decode(payload)
-                if origin == self._origin:
-                    continue
-                if item is None:
-                    wrote = True
-                else:
-                    news.append(item)
-            if wrote:
+            # A hint only, whoever sent it: read the tables unless it was our own commit.
+            if any(payload != self._origin for payload in self._listener.drain()):
                 self.poll()
-            for item in news:
-                self._tell(item)
 
     def _tell(self, item: News) -> None:
         for callback in self._news_subscribers:

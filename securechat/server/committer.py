@@ -249,9 +249,7 @@ class Committer:
         try:
             result = self._store.perform(pending.operation, connection=connection)
         except SecureChatError as exc:  # refused (RequestError), or not stored (StoreError)
-            if isinstance(exc, StoreError):
-                log.error("could not store a team operation: %s", exc.message)
-            pending.settle(None, exc)
+            pending.settle(None, exc)  # the requester logs a StoreError, with who asked
             return
         except Exception:  # a bug: keep the committer alive for everyone else
             log.exception("internal error in a team operation")

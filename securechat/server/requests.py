@@ -47,6 +47,11 @@ from securechat.server.service import Caller, ChatService
 
 log = logging.getLogger("securechat.server")
 
+#: What a client is told of a failure on the server's side (a database locked, unreachable
+#: or full): the reason names the database (its file, or its user, host and port), so it
+#: goes to the server's log, once, and never to a client.
+SERVER_ERROR_TEXT = "the server could not do that just now; try again later"
+
 
 class Closing(Exception):
     """End the connection, sending ``final`` first if the peer can still be told."""
@@ -191,9 +196,9 @@ class RequestHandler:
         except RequestError as exc:
             retry = exc.retry_after if isinstance(exc, RateLimited) else None
             self._reply(Error(code=exc.code, message=exc.message, ref=ref, retry_after=retry))
-        except SecureChatError as exc:
+        except SecureChatError as exc:  # the server's trouble: the detail is for its log only
             log.error("request from %s failed: %s", self.who(), exc.message)
-            self._reply(Error(code=ErrorCode.SERVER_ERROR, message=exc.message, ref=ref))
+            self._reply(Error(code=ErrorCode.SERVER_ERROR, message=SERVER_ERROR_TEXT, ref=ref))
         else:
             for event in events:
                 self._reply(event)
@@ -210,6 +215,12 @@ class RequestHandler:
             retry = exc.retry_after if isinstance(exc, RateLimited) else None
             raise Closing(
                 "login failed", Error(code=exc.code, message=exc.message, retry_after=retry)
+            ) from None
+        except SecureChatError as exc:  # the server's trouble (its database), not the user's
+            session.login_failed()
+            log.error("login of %r from %s failed: %s", request.user[:40], self._peer, exc.message)
+            raise Closing(
+                "login failed", Error(code=ErrorCode.SERVER_ERROR, message=SERVER_ERROR_TEXT)
             ) from None
         try:
             self._on_authenticated(account)

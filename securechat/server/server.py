@@ -111,6 +111,7 @@ class ChatServer:
         owners = self._accounts.ids()
         # The journal's end before the rooms: what is written meanwhile is applied again.
         tail_from = store.last_message_id()
+        news_from = store.last_news_id()
         states = store.room_states()
         self._hub = Hub(
             {room: state.members for room, state in states.items()},
@@ -125,7 +126,8 @@ class ChatServer:
         if database.engine.dialect.name == "postgresql":  # possibly one node of several
             self._bus = NotifyBus(
                 store, JournalListener(database.url, name=f"securechat {origin}"),
-                origin=origin, after=tail_from, check_interval=limits.bus_check_interval,
+                origin=origin, after=tail_from, news_after=news_from,
+                check_interval=limits.bus_check_interval,
                 retry_interval=limits.bus_retry_interval,
             )  # fmt: skip
             table = NodeTable(database, origin, ttl=limits.node_ttl)

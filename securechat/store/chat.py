@@ -42,7 +42,7 @@ from securechat.store.messages import (
     stored,
 )
 from securechat.store.models import AuditEntry, ChatMessage, Membership, Room, User, utcnow
-from securechat.store.news import announce, news_of
+from securechat.store.news import News, announce, last_news_id, news_after, news_of
 from securechat.store.search import Match
 
 T = TypeVar("T")
@@ -207,6 +207,18 @@ class ChatStore:
     def last_message_id(self) -> int:
         with self._db.transaction() as connection:  # every login asks: skip the ORM
             return connection.execute(_LAST_ID).scalar_one() or 0
+
+    def last_news_id(self) -> int:
+        """See :func:`news.last_news_id`."""
+        with self._db.transaction() as connection:
+            return last_news_id(connection)
+
+    def news_after(
+        self, after: int, *, exclude_origin: str, limit: int, connection: Connection | None = None
+    ) -> tuple[list[News], int, bool]:
+        """See :func:`news.news_after`; ``connection`` as for :meth:`journal_after`."""
+        with self._db.transaction(connection) as conn:
+            return news_after(conn, after, exclude_origin=exclude_origin, limit=limit)
 
     def journal_after(
         self, after: int, *, exclude_origin: str, limit: int, connection: Connection | None = None

@@ -21,6 +21,7 @@ from securechat.store.journal import Actor, Place, Tx
 from securechat.store.mentions import add_mentions, drop_mentions
 from securechat.store.messages import StoredMessage
 from securechat.store.models import ChatMessage, Membership, Room
+from securechat.store.search import purge_deleted
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -130,6 +131,7 @@ def delete(tx: Tx, actor: Actor, message_id: int) -> StoredMessage:
         .values(body="", deleted=True)
     )
     drop_mentions(conn, message_id)
+    purge_deleted(conn)  # and from the search index's segments
     entry = tx.append(_place(original), actor, kind="delete", target_id=message_id)
     if not own:
         tx.audit(

@@ -18,12 +18,18 @@ seen id n take every later message as ``id > n`` (a client's ``sync``, a server 
 tailing the table). SQLite's single write lock gives that order. A PostgreSQL sequence does
 not: ``nextval()`` hands out ids when rows are inserted, so a transaction that drew 11 may
 commit before the one that drew 10, and a reader already past 11 would never see 10. So on
-PostgreSQL every transaction that adds messages first takes the transaction-scoped advisory
-lock :data:`COMMIT_ORDER_LOCK` (:func:`lock_commit_order`) and keeps it until its COMMIT:
-ids are drawn and committed one transaction at a time, across every process sharing the
-database. The cost is SQLite's: writers take turns, each holding the lock for one batch's
-inserts and its COMMIT (the WAL flush); the group commit makes each turn carry many
-messages. The wait for the lock is bounded by the ``lock_timeout`` (``database.py``).
+PostgreSQL every transaction that adds messages first locks the empty table
+``commit_order`` (:func:`lock_commit_order`) and keeps the lock until its COMMIT: ids are
+drawn and committed one transaction at a time, across every process sharing the database.
+The cost is SQLite's: writers take turns, each holding the lock for one batch's inserts and
+its COMMIT (the WAL flush); the group commit makes each turn carry many messages. The wait
+for the lock is bounded by the ``lock_timeout`` (``database.py``).
+
+The lock is a table lock, not an advisory lock, because taking it needs a privilege on the
+table: any role that may connect can take any advisory lock (and read its key in
+``pg_locks``, so even a secret key would leak), and one holding the commit-order key made
+every write on every node fail after the lock timeout. Only the database's owner (or a role
+granted UPDATE on ``commit_order``) can hold this one.
 """
 
 from __future__ import annotations
@@ -36,14 +42,14 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, func, insert, select, update
+from sqlalchemy import Connection, Row, bindparam, func, insert, select, text, update
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import IntegrityError
 
 from securechat.errors import ErrorCode, StoreError
 from securechat.store.database import Database
 from securechat.store.mentions import add_mentions
-from securechat.store.models import ChatMessage, Room, User
+from securechat.store.models import ChatMessage, CommitOrder, Room, User
 from securechat.store.search import IndexPass, index_pending
 
 
@@ -146,24 +152,23 @@ _SQLITE_ADD = str(
 )
 
 
-#: The PostgreSQL advisory lock key that orders message commits ("securech" in ASCII): any
-#: transaction that adds rows to ``messages`` takes it first, through :func:`lock_commit_order`.
-COMMIT_ORDER_LOCK = 0x7365_6375_7265_6368
+#: The statement that orders message commits on PostgreSQL: any transaction that adds rows
+#: to ``messages`` runs it first, through :func:`lock_commit_order`. EXCLUSIVE mode conflicts
+#: with itself and not with the ACCESS SHARE of a plain read (``pg_dump``).
+LOCK_COMMIT_ORDER = text(f"LOCK TABLE {CommitOrder.__tablename__} IN EXCLUSIVE MODE")
 #: The channel a PostgreSQL transaction that takes the lock NOTIFYs at its COMMIT, with the
-#: writer's origin as the payload (identifiers only: the rows are read from the table). The
-#: nodes of one service LISTEN on it (``server/bus.py``).
+#: writer's origin as the payload: a hint to read the tables now, and nothing more. Any role
+#: that may connect can LISTEN and NOTIFY, so the payload names no user, room or message,
+#: and a listener trusts nothing in it (``server/bus.py``).
 JOURNAL_CHANNEL = "securechat_journal"
 #: The payload of the command line's transactions, which have no origin.
 CONSOLE_ORIGIN = "-"
-_LOCK_COMMIT_ORDER = select(
-    func.pg_advisory_xact_lock(COMMIT_ORDER_LOCK),
-    func.pg_notify(JOURNAL_CHANNEL, bindparam("origin")),
-)
+_NOTIFY_WRITER = select(func.pg_notify(JOURNAL_CHANNEL, bindparam("origin")))
 
 
 def lock_commit_order(conn: Connection, origin: str | None = None) -> None:
-    """On PostgreSQL, wait for :data:`COMMIT_ORDER_LOCK`, held until this transaction ends,
-    and have its COMMIT notify :data:`JOURNAL_CHANNEL` that ``origin`` wrote.
+    """On PostgreSQL, lock ``commit_order`` until this transaction ends, and have its
+    COMMIT notify :data:`JOURNAL_CHANNEL` that ``origin`` wrote.
 
     Call it in the transaction before its first insert into ``messages``, so ids are
     committed in allocation order (see the module docstring). SQLite needs nothing.
@@ -172,7 +177,8 @@ def lock_commit_order(conn: Connection, origin: str | None = None) -> None:
         sqlalchemy.exc.OperationalError: waited longer than the lock timeout.
     """
     if conn.dialect.name == "postgresql":
-        conn.execute(_LOCK_COMMIT_ORDER, {"origin": origin or CONSOLE_ORIGIN})
+        conn.execute(LOCK_COMMIT_ORDER)
+        conn.execute(_NOTIFY_WRITER, {"origin": origin or CONSOLE_ORIGIN})
 
 
 class _StaleReference(Exception):

@@ -326,3 +326,36 @@ class NodeSession(Base):
     user_id: Mapped[int] = mapped_column(
         ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
     )
+
+
+class CommitOrder(Base):
+    """Never holds a row: every transaction that writes the journal on PostgreSQL locks this
+    table (``LOCK TABLE ... IN EXCLUSIVE MODE``) until its COMMIT (``store/messages.py``).
+
+    A table lock, unlike an advisory lock, needs a privilege on the table (UPDATE, DELETE or
+    TRUNCATE): a role that may only connect to the database cannot take it, so it cannot
+    stop every write by holding it.
+    """
+
+    __tablename__ = "commit_order"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+
+
+class NodeNews(Base):
+    """News for the other nodes that no journal row carries (``store/news.py``): ``room_id``
+    alone, the room's members changed (a plain join or leave); with ``user_id``, that user's
+    read marker in the room, or in the conversation with ``peer_id``, moved.
+
+    Written under the commit-order lock, so ids commit in order, like the journal's. The
+    NOTIFY that wakes the other nodes carries no part of it: they read it from here, and
+    the markers from ``memberships`` and ``dm_reads``. Only the newest rows are kept.
+    """
+
+    __tablename__ = "node_news"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    origin: Mapped[str | None] = mapped_column(String(40))
+    room_id: Mapped[int | None] = mapped_column(ForeignKey("rooms.id", ondelete="CASCADE"))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    peer_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))

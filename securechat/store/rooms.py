@@ -28,6 +28,7 @@ from securechat.permissions import (
 from securechat.store.journal import Actor, Place, Tx
 from securechat.store.messages import StoredMessage
 from securechat.store.models import Membership, Room, RoomBan, RoomInvite, User, utcnow
+from securechat.store.search import purge_deleted
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -363,6 +364,7 @@ def _room_action(tx: Tx, actor: Actor, room: RoomRow, action: str, topic: str | 
         entry = tx.append(Place(), actor, kind="event", action="delete", body=room.name)
         tx.audit(actor, "delete", room=room.name, message_id=entry.id)
         conn.execute(delete(Room).where(Room.id == room.id))  # and, by cascade, its rows
+        purge_deleted(conn)  # their text, from the search index's segments too
         removed = () if members is None else tuple(sorted(members.members))
         return Outcome(room.name, None, (entry,), removed=removed)
     if action in ("private", "public"):

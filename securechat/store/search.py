@@ -31,6 +31,7 @@ people's direct messages never match. Pages are cut by ``before`` (an id) and a 
 from __future__ import annotations
 
 import dataclasses
+import sqlite3
 
 from sqlalchemy import Connection, text
 
@@ -206,3 +207,34 @@ def find(
         ).all()
     matches = [Match(*row) for row in rows[:limit]]
     return matches, len(rows) > limit
+
+
+# --- index maintenance: deleted text leaves the segments -----------------------------
+
+#: SQLite 3.42 added FTS5's ``secure-delete`` option: a deleted row's entries are removed
+#: from the segments by the delete itself, not left behind a tombstone until a merge.
+SECURE_DELETE = sqlite3.sqlite_version_info >= (3, 42, 0)
+_SECURE_DELETE_ON = text(f"SELECT v FROM {FTS_TABLE}_config WHERE k = 'secure-delete'")
+_SET_SECURE_DELETE = text(
+    f"INSERT INTO {FTS_TABLE} ({FTS_TABLE}, rank) VALUES ('secure-delete', 1)"
+)
+_OPTIMIZE = text(f"INSERT INTO {FTS_TABLE} ({FTS_TABLE}) VALUES ('optimize')")
+
+
+def purge_deleted(conn: Connection) -> None:
+    """Rewrite the SQLite index without the text of rows this transaction took out of it (a
+    deleted message, a deleted room's messages); nothing to do off SQLite or without an index.
+
+    FTS5 marks a removed row with a tombstone and keeps its entries, the text's trigrams, in
+    the segments until a merge rewrites them: they survived VACUUM and went into backups.
+    Where SQLite has ``secure-delete`` (3.42+) it is switched on, once (it is stored with the
+    table), and later deletions remove their entries at once. Elsewhere the index is merged
+    into one segment ('optimize'), which costs a rewrite of the index: deletions are rare.
+    """
+    if conn.dialect.name != "sqlite" or not conn.execute(_HAS_STATE).first():
+        return
+    if SECURE_DELETE:
+        if conn.execute(_SECURE_DELETE_ON).scalar() == 1:
+            return
+        conn.execute(_SET_SECURE_DELETE)
+    conn.execute(_OPTIMIZE)  # the tombstones left so far
