@@ -24,7 +24,10 @@ deletions take a message's old text out of it in the same transaction. Revisions
 
 Visibility is decided in the same query, row by row, newest first: rooms the user is a
 member of, rooms they left up to ``left_at_id`` (the newest id when they left), and
-direct messages they sent or received. Any other room (private or not) and other
+direct messages they sent or received. A message of a room left that was edited after
+the leaving (an ``edit`` row above ``left_at_id``) is no result at all: the row holds only
+its current text, which the former member must not read, and the text they saw is gone
+(the edit row before it holds the earlier text only when there was an earlier edit). Any other room (private or not) and other
 people's direct messages never match. Pages are cut by ``before`` (an id) and a count.
 """
 
@@ -53,7 +56,12 @@ _VISIBLE = """
         OR EXISTS (
             SELECT 1 FROM memberships AS ms
             WHERE ms.room_id = m.room_id AND ms.user_id = :user
-              AND (ms.left_at_id IS NULL OR m.id <= ms.left_at_id)
+              AND (ms.left_at_id IS NULL OR (
+                  m.id <= ms.left_at_id AND NOT EXISTS (
+                      SELECT 1 FROM messages AS e
+                      WHERE e.target_id = m.id AND e.kind = 'edit' AND e.id > ms.left_at_id
+                  )
+              ))
         )
     )
 """
