@@ -169,3 +169,44 @@ def test_search_after_a_kick_never_shows_text_edited_since(running_server: Runni
     for query in ("layoffs", "hire two", "budget plan"):
         assert _search(carol, query)["messages"] == [], query
     assert _bodies(_search(alice, "budget")) == ["budget plan: layoffs", "budget draft: 12k"]
+
+
+def test_search_stops_at_its_budget_and_says_where_to_go_on(
+    server_factory: Callable[..., RunningServer],
+) -> None:
+    """Issue 23 item 13: an outsider's query examines at most ``search_scan_limit``
+    messages holding its text; the reply says it was cut, and where to go on from."""
+    running = server_factory(search_scan_limit=10)
+    alice, carol = running.login("alice"), running.login("carol")
+    mine = _say(alice, "m", room="general", body="needle of mine")
+    _join(carol, "secret")
+    _make_private(running.db_url, "secret")
+    hidden = [_say(carol, f"h{n}", room="secret", body=f"needle {n}") for n in range(15)]
+    first = _search(alice, "needle")
+    assert (first["messages"], first["more"], first["cut"]) == ([], True, True)
+    assert first["next_before"] == hidden[5]
+    rest = _search(alice, "needle", before=first["next_before"])
+    assert ([m["id"] for m in rest["messages"]], rest["more"]) == ([mine], False)
+    assert "cut" not in rest
+    assert "next_before" not in rest
+    member = _search(carol, "needle", limit=3)
+    assert ([m["id"] for m in member["messages"]], member["next_before"]) == (
+        hidden[:-4:-1], hidden[-3],
+    )  # fmt: skip
+    assert "cut" not in member
+
+
+def test_searches_are_rationed_per_user_across_sessions(
+    server_factory: Callable[..., RunningServer],
+) -> None:
+    """Issue 23 item 13: ``search_burst`` queries, then ``rate_limited`` with a wait, for
+    all of a user's sessions together; another user is not affected."""
+    running = server_factory(search_burst=3, search_rate_per_second=0.01)
+    first, second, bob = running.login("alice"), running.login("alice"), running.login("bob")
+    for peer in (first, second, first):
+        assert _search(peer, "anything")["more"] is False
+    second.send(type="search", query="anything", ref="q4")
+    refused = second.expect("error", ref="q4")
+    assert refused["code"] == "rate_limited"
+    assert refused["retry_after"] > 1
+    assert _search(bob, "anything")["messages"] == []
