@@ -4,6 +4,7 @@ empty count too, so creating and leaving rooms in a loop is bounded as well."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -74,6 +75,8 @@ def test_the_console_is_not_capped(capped: RunningServer) -> None:
     try:
         store = ChatStore(database)
         for n in range(4):
-            store.perform(lambda tx, n=n: rooms.create(tx, CONSOLE, f"ops{n}", owner="alice"))
+            store.perform(
+                functools.partial(rooms.create, actor=CONSOLE, room=f"ops{n}", owner="alice")
+            )
     finally:
         database.dispose()
