@@ -95,10 +95,15 @@ _SQLITE_BACKLOG = text(
     f" WHERE m.id > :after AND m.id < :before AND {CONTAINS_FUNCTION}(m.body, :needle)"
     f" AND {_LIVE} ORDER BY m.id DESC LIMIT :scan"
 )
+# PostgreSQL sends a whole result at once: the rows the user may not read are dropped in
+# the database, all but the last one examined (``examined`` = :scan), which says where the
+# budget ended; :page is one more than a page, and that boundary row.
 _PORTABLE = text(
-    f"SELECT {_COLUMNS} FROM {_FROM}"
+    "SELECT c.* FROM ("
+    f" SELECT {_COLUMNS}, row_number() OVER (ORDER BY m.id DESC) AS examined FROM {_FROM}"
     " WHERE m.body ILIKE :pattern ESCAPE '\\' AND m.id < :before AND " + _LIVE
     + " ORDER BY m.id DESC LIMIT :scan"
+    ") AS c WHERE c.readable = 1 OR c.examined = :scan ORDER BY c.id DESC LIMIT :page"
 )  # fmt: skip
 
 _HAS_STATE = text(f"SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '{STATE_TABLE}'")
@@ -158,17 +163,22 @@ class _Walk:
     def done(self) -> bool:
         return self.full or self.left <= 0
 
-    def read(self, result: Result[Any]) -> None:
+    def read(self, result: Result[Any], *, counted: bool = False) -> None:
+        """Take ``result``'s rows (id, readable, the match's fields); ``counted``: each ends
+        with how many candidates were examined up to it, and unreadable ones may be left out."""
+        budget = self.left
         with result:  # stop reading (SQLite stops working) at a full page or the budget
             for row in result:
                 values: tuple[Any, ...] = tuple(row)
+                fields = values[2:-1] if counted else values[2:]
                 message_id = int(values[0])
                 if values[1]:  # readable
                     if len(self.matches) == self.limit:
                         self.full = True
                         return
-                    self.matches.append(Match(message_id, *values[2:]))
-                self.left, self.lowest = self.left - 1, message_id
+                    self.matches.append(Match(message_id, *fields))
+                left = budget - int(values[-1]) if counted else self.left - 1
+                self.left, self.lowest = left, message_id
                 if self.left <= 0:
                     return
 
@@ -245,7 +255,9 @@ def find(
     walk = _Walk(limit=limit, left=scan, lowest=cursor)
     if conn.dialect.name != "sqlite":
         params = {"user": user_id, "pattern": like_pattern(query), "before": cursor}
-        walk.read(conn.execute(_PORTABLE, {**params, "scan": scan}))
+        walk.read(
+            conn.execute(_PORTABLE, {**params, "scan": scan, "page": limit + 2}), counted=True
+        )
         return walk.page()
     # One read transaction: the mark and both halves belong to the same snapshot.
     mark = int(conn.execute(_INDEXED_THROUGH).scalar_one())
