@@ -104,6 +104,12 @@ class Limits:
     rooms_page: int = 1000  # rooms in one rooms reply, at most, and never more than one frame
     search_default: int = 20  # matches in one search reply when the client names no limit...
     search_limit: int = 100  # ...and at most (and never more than one frame)
+    # A query examines at most this many messages holding its text, readable or not (a
+    # member's page is found in the first few; an outsider's text stops here: ~5 ms)...
+    search_scan_limit: int = 2000
+    # ...and one user (all their sessions together) runs this many a second, bursts of:
+    search_rate_per_second: float = 2.0
+    search_burst: int = 10
     hash_concurrency: int = 1  # argon2 checks at once; each already keeps 4 lanes busy
     token_ttl: float = 7 * 24 * 3600.0  # resume tokens: a week, then a password again
     max_tokens_per_user: int = 32  # a login past this revokes the user's oldest token
@@ -126,6 +132,9 @@ class Limits:
     node_ttl: float = 10.0  # ...and one silent this long is dead: its users go offline
     unread_page: int = 500  # conversations in one unread reply, at most (and one frame)
     unread_cap: int = 1000  # an unread count stops here: "1000" means at least that many
+    # Rooms one user holds: those they are in, plus those they were the last to leave (a
+    # loop of create and leave is bounded too). Each costs their unread and rooms replies.
+    max_rooms_per_user: int = 1000
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -20,6 +20,7 @@ boundary that calls the library, with ``raise ... from exc``::
     │   ├── Forbidden                 forbidden (role too low, muted, banned)
     │   ├── RoomExists                room_exists
     │   ├── TooLarge                  too_large
+    │   ├── TooManyRooms              too_many_rooms
     │   └── RateLimited               rate_limited (carries retry_after)
     ├── AuthenticationError           auth_failed
     ├── TooManySessions               too_many_sessions (at login: close)
@@ -63,6 +64,7 @@ class ErrorCode(enum.StrEnum):
     SHUTTING_DOWN = "shutting_down"
     UNSUPPORTED_PROTOCOL = "unsupported_protocol"
     TOO_MANY_SESSIONS = "too_many_sessions"
+    TOO_MANY_ROOMS = "too_many_rooms"
 
 
 class SecureChatError(Exception):
@@ -153,6 +155,12 @@ class RoomExists(RequestError):
 
 class TooLarge(RequestError):
     code = ErrorCode.TOO_LARGE
+
+
+class TooManyRooms(RequestError):
+    """A join or a creation past the rooms one user may hold (``max_rooms_per_user``)."""
+
+    code = ErrorCode.TOO_MANY_ROOMS
 
 
 class RateLimited(RequestError):

@@ -304,6 +304,10 @@ class LimitOverrides(TypedDict, total=False):
     bus_retry_interval: float
     node_heartbeat_interval: float
     node_ttl: float
+    max_rooms_per_user: int
+    search_scan_limit: int
+    search_rate_per_second: float
+    search_burst: int
 
 
 class ServerFactory(Protocol):

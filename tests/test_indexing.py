@@ -95,13 +95,13 @@ def test_a_burst_is_acked_first_and_indexed_when_the_committer_is_idle(
     assert all(isinstance(ack, Ack) for ack in acks)
     store = ChatStore(db)
     # Searchable at once, from the backlog, though (most likely) not indexed yet.
-    assert len(store.search(alice, "burst words", before=None, limit=100)[0]) == 50
+    assert len(store.search(alice, "burst words", before=None, limit=100, scan=1000).matches) == 50
     deadline = time.monotonic() + 5
     while store.search_backlog():
         assert time.monotonic() < deadline, "the backlog was never indexed"
         time.sleep(IDLE_SECONDS)
     assert _indexed(db) == 50
-    assert len(store.search(alice, "burst words", before=None, limit=100)[0]) == 50
+    assert len(store.search(alice, "burst words", before=None, limit=100, scan=1000).matches) == 50
 
 
 def test_past_the_lag_every_batch_is_indexed_busy_or_not(db: Database, alice: int) -> None:

@@ -140,3 +140,73 @@ def test_client_search_returns_typed_pages(running_server: RunningServer, client
     assert not rest.more
     with pytest.raises(MalformedMessage, match="query"):
         client.search("ab")
+
+
+def _ask(peer: Peer, ref: str, **request: Any) -> dict[str, Any]:
+    """Send a request and return the reply carrying ``ref`` (other events are kept)."""
+    peer.send(ref=ref, **request)
+    while True:
+        event = peer.recv()
+        if event.get("ref") == ref:
+            return event
+        peer.seen.append(event)
+
+
+def test_search_after_a_kick_never_shows_text_edited_since(running_server: RunningServer) -> None:
+    """Issue 23 item 3: a removed member's search ends where their reading ended; a
+    message edited after they left is no result at all (neither its new text nor its old)."""
+    alice, carol = running_server.login("alice"), running_server.login("carol")
+    assert _ask(alice, "c", type="create", room="board", private=True)["type"] == "joined"
+    _ask(alice, "i", type="moderate", room="board", action="invite", user="carol")
+    assert _ask(carol, "j", type="join", room="board")["type"] == "joined"
+    early = _say(alice, "1", room="board", body="budget draft: 10k")
+    _ask(alice, "e1", type="edit", id=early, body="budget draft: 12k")  # before the kick
+    later = _say(alice, "2", room="board", body="budget plan: hire two")
+    _ask(alice, "k", type="moderate", room="board", action="kick", user="carol")
+    assert _ask(alice, "e2", type="edit", id=later, body="budget plan: layoffs")["type"] == "ack"
+
+    assert _bodies(_search(carol, "budget")) == ["budget draft: 12k"]
+    for query in ("layoffs", "hire two", "budget plan"):
+        assert _search(carol, query)["messages"] == [], query
+    assert _bodies(_search(alice, "budget")) == ["budget plan: layoffs", "budget draft: 12k"]
+
+
+def test_search_stops_at_its_budget_and_says_where_to_go_on(
+    server_factory: Callable[..., RunningServer],
+) -> None:
+    """Issue 23 item 13: an outsider's query examines at most ``search_scan_limit``
+    messages holding its text; the reply says it was cut, and where to go on from."""
+    running = server_factory(search_scan_limit=10)
+    alice, carol = running.login("alice"), running.login("carol")
+    mine = _say(alice, "m", room="general", body="needle of mine")
+    _join(carol, "secret")
+    _make_private(running.db_url, "secret")
+    hidden = [_say(carol, f"h{n}", room="secret", body=f"needle {n}") for n in range(15)]
+    first = _search(alice, "needle")
+    assert (first["messages"], first["more"], first["cut"]) == ([], True, True)
+    assert first["next_before"] == hidden[5]
+    rest = _search(alice, "needle", before=first["next_before"])
+    assert ([m["id"] for m in rest["messages"]], rest["more"]) == ([mine], False)
+    assert "cut" not in rest
+    assert "next_before" not in rest
+    member = _search(carol, "needle", limit=3)
+    assert ([m["id"] for m in member["messages"]], member["next_before"]) == (
+        hidden[:-4:-1], hidden[-3],
+    )  # fmt: skip
+    assert "cut" not in member
+
+
+def test_searches_are_rationed_per_user_across_sessions(
+    server_factory: Callable[..., RunningServer],
+) -> None:
+    """Issue 23 item 13: ``search_burst`` queries, then ``rate_limited`` with a wait, for
+    all of a user's sessions together; another user is not affected."""
+    running = server_factory(search_burst=3, search_rate_per_second=0.01)
+    first, second, bob = running.login("alice"), running.login("alice"), running.login("bob")
+    for peer in (first, second, first):
+        assert _search(peer, "anything")["more"] is False
+    second.send(type="search", query="anything", ref="q4")
+    refused = second.expect("error", ref="q4")
+    assert refused["code"] == "rate_limited"
+    assert refused["retry_after"] > 1
+    assert _search(bob, "anything")["messages"] == []

@@ -58,10 +58,10 @@ def _send(store: ChatStore, sender: tuple[int, str], body: str, **to: str) -> in
 
 
 def _found(store: ChatStore, user_id: int, query: str, **page: int) -> list[str]:
-    matches, _ = store.search(
-        user_id, query, before=page.get("before"), limit=page.get("limit", 50)
+    found = store.search(
+        user_id, query, before=page.get("before"), limit=page.get("limit", 50), scan=_ALL
     )
-    return [m.body for m in matches]
+    return [m.body for m in found.matches]
 
 
 def _sql(db: Database, statement: str, **params: object) -> None:
@@ -98,7 +98,7 @@ def test_search_finds_any_substring_case_insensitively_newest_first(
     assert _found(store, alice, "s done") == ["The deploy is DONE"]
     assert _found(store, alice, "köln") == ["Grüße aus Köln"]
     assert _found(store, alice, "absent") == []
-    (match,), _ = store.search(alice, "noon", before=None, limit=5)
+    (match,) = store.search(alice, "noon", before=None, limit=5, scan=_ALL).matches
     assert (match.sender, match.room, match.to, match.edited_ms) == ("alice", "general", None, None)
     assert match.ts_ms > 0
 
@@ -137,7 +137,7 @@ def test_search_follows_edits_deletions_and_room_deletion(
     _sql(db, "UPDATE messages SET body = 'meet at the new place', edited_ms = 5 WHERE id = :id",
          id=edited)  # fmt: skip
     assert _found(store, alice, "old place") == []
-    (match,), _ = store.search(alice, "new place", before=None, limit=5)
+    (match,) = store.search(alice, "new place", before=None, limit=5, scan=_ALL).matches
     assert (match.id, match.edited_ms) == (edited, 5)
 
     _sql(db, "UPDATE messages SET body = '', deleted = 1 WHERE id = :id", id=gone)  # tombstone
@@ -202,7 +202,7 @@ def test_search_finds_only_what_the_user_may_read(db: Database, store: ChatStore
         "needle to carol",
         "needle in secret",
     ]
-    matches, _ = store.search(alice, "needle to", before=None, limit=5)
+    matches = store.search(alice, "needle to", before=None, limit=5, scan=_ALL).matches
     assert [(m.sender, m.to, m.room) for m in matches] == [
         ("alice", "bob", None),
         ("bob", "alice", None),
@@ -213,12 +213,13 @@ def test_search_pages_newest_first_with_before(db: Database, store: ChatStore) -
     (alice,) = _users(db, "alice")
     store.join(alice, "general")
     ids = [_send(store, (alice, "alice"), f"page item {n}", room="general") for n in range(7)]
-    first, more = store.search(alice, "item", before=None, limit=3)
-    assert ([m.id for m in first], more) == (ids[:3:-1], True)
-    second, more = store.search(alice, "item", before=first[-1].id, limit=3)
-    assert ([m.id for m in second], more) == (ids[3:0:-1], True)
-    last, more = store.search(alice, "item", before=second[-1].id, limit=3)
-    assert ([m.id for m in last], more) == (ids[:1], False)
+    first = store.search(alice, "item", before=None, limit=3, scan=_ALL)
+    assert ([m.id for m in first.matches], first.more) == (ids[:3:-1], True)
+    assert (first.resume, first.cut) == (ids[4], False)
+    second = store.search(alice, "item", before=first.resume, limit=3, scan=_ALL)
+    assert ([m.id for m in second.matches], second.more) == (ids[3:0:-1], True)
+    last = store.search(alice, "item", before=second.resume, limit=3, scan=_ALL)
+    assert ([m.id for m in last.matches], last.more, last.resume) == (ids[:1], False, None)
 
 
 def test_search_reads_matches_newest_first_without_sorting(db: Database) -> None:
@@ -226,7 +227,7 @@ def test_search_reads_matches_newest_first_without_sorting(db: Database) -> None
     with db.engine.connect() as connection:
         plan = connection.execute(
             text(f"EXPLAIN QUERY PLAN {_SQLITE.text}"),
-            {"user": 1, "before": 10, "limit": 5, "match": '"abc"'},
+            {"user": 1, "before": 10, "scan": 5, "match": '"abc"'},
         ).all()
     details = " | ".join(row[-1] for row in plan)
     assert f"SCAN {FTS_TABLE} VIRTUAL TABLE" in details
@@ -273,13 +274,15 @@ def test_search_pages_across_the_index_and_the_backlog(db: Database) -> None:
     assert _indexed_rows(db) == 3
     pages, before, more = [], None, True
     while more:
-        page, more = store.search(alice, "ITEM", before=before, limit=2)
-        pages.append([m.id for m in page])
-        before = page[-1].id
+        page = store.search(alice, "ITEM", before=before, limit=2, scan=_ALL)
+        pages.append([m.id for m in page.matches])
+        before, more = page.resume, page.more
     assert pages == [ids[:3:-1], ids[3:1:-1], ids[1::-1]]  # the mark is inside page 2
     assert store.index_for_search(_ALL) == 0
     _check_index(db)
-    assert [m.id for m in store.search(alice, "item", before=None, limit=9)[0]] == ids[::-1]
+    assert [
+        m.id for m in store.search(alice, "item", before=None, limit=9, scan=_ALL).matches
+    ] == ids[::-1]
 
 
 def test_revision_0008_keeps_the_index_and_its_downgrade_completes_it(db: Database) -> None:
@@ -348,3 +351,29 @@ def test_search_on_postgresql_uses_the_trigram_index_and_the_same_rules() -> Non
             database.dispose()
     finally:
         cluster.stop()
+
+
+def test_search_examines_at_most_scan_candidates_and_says_where_it_stopped(
+    db: Database, store: ChatStore
+) -> None:
+    """Issue 23 item 13: a text frequent only where the user may not read costs the query
+    ``scan`` rows, and the page says where to go on from (``resume``, ``cut``)."""
+    alice, carol = _users(db, "alice", "carol")
+    store.join(alice, "general")
+    store.join(carol, "secret")
+    mine = _send(store, (alice, "alice"), "needle of mine", room="general")
+    hidden = [_send(store, (carol, "carol"), f"needle {n}", room="secret") for n in range(25)]
+    first = store.search(alice, "needle", before=None, limit=5, scan=10)
+    assert (first.matches, first.more, first.cut, first.resume) == ([], True, True, hidden[15])
+    pages, page = [first], first
+    while page.more:
+        assert page.resume is not None
+        page = store.search(alice, "needle", before=page.resume, limit=5, scan=10)
+        pages.append(page)
+    assert [[m.id for m in p.matches] for p in pages] == [[], [], [mine]]
+    assert [p.cut for p in pages] == [True, True, False]
+    # A member finds a page in the first rows, whatever the budget.
+    full = store.search(carol, "needle", before=None, limit=5, scan=6)
+    assert ([m.id for m in full.matches], full.cut, full.resume) == (
+        hidden[:-6:-1], False, hidden[-5],
+    )  # fmt: skip

@@ -185,3 +185,18 @@ def test_start_up_objects_leave_the_collectors_walks_and_new_cycles_are_still_co
         assert gone() is None
     finally:
         gc.unfreeze()
+
+
+def test_serve_max_rooms_per_user_refuses_one_more_join(
+    serve: list[ServeProcess], certs_dir: Path, db_url: str, run_cli: CliRunner
+) -> None:
+    assert "--max-rooms-per-user" in run_cli("serve", "--help").stdout
+    server = ServeProcess(certs_dir, db_url, "--max-rooms-per-user", "2")
+    serve.append(server)
+    server.start()
+    with Peer(server.address, certs_dir / "ca.pem") as alice:
+        alice.login("alice", PASSWORD)  # and joins "general"
+        alice.send(type="join", room="second", ref="j1")
+        alice.expect("joined", ref="j1")
+        alice.send(type="join", room="third", ref="j2")
+        assert alice.expect("error", ref="j2")["code"] == "too_many_rooms"

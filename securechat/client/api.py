@@ -302,8 +302,9 @@ class Client:
         self, query: str, *, before: int | None = None, limit: int | None = None
     ) -> SearchResults:
         """Messages you may read whose text holds ``query`` (3 to 200 characters, any case),
-        newest first, each with its room or peer and time. For the next page, pass the
-        oldest id you got as ``before`` while ``more`` is true.
+        newest first, each with its room or peer and time. For the next page, pass
+        ``next_before`` as ``before`` while ``more`` is true (older than the last message
+        when ``cut``: the server's work limit for one search ended the page early).
 
         Raises:
             MalformedMessage: ``query`` is too short or too long (code ``bad_request``).

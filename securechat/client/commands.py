@@ -189,7 +189,8 @@ class Commands(TeamCommands):
         page = self.t.client.search(arg, limit=SEARCH_PAGE)
         quoted = escape(repr(arg))
         if not page.messages:
-            self.t.say(f"nothing found for {quoted}")
+            more = " in the newest messages: search for more words" if page.more else ""
+            self.t.say(f"nothing found for {quoted}{more}")
             return
         self.t.say(f"{len(page.messages)} message(s) with {quoted}, newest first:")
         self.t.show_page(page.messages, None)

@@ -25,6 +25,7 @@ from securechat.errors import (
     SecureChatError,
     ServerError,
     TooLarge,
+    TooManyRooms,
 )
 from securechat.protocol.messages import Error, Event, Journal, Message, Send
 
@@ -36,6 +37,7 @@ _BY_CODE: dict[str, type[SecureChatError]] = {
     ErrorCode.FORBIDDEN: Forbidden,
     ErrorCode.ROOM_EXISTS: RoomExists,
     ErrorCode.TOO_LARGE: TooLarge,
+    ErrorCode.TOO_MANY_ROOMS: TooManyRooms,
     ErrorCode.BAD_REQUEST: MalformedMessage,
     ErrorCode.SHUTTING_DOWN: ConnectionLost,
 }

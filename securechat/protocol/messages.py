@@ -482,12 +482,16 @@ class UnreadList(_Message):
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class SearchResults(_Message):
-    """One page of matches, newest first; ``more``: ask again with ``before`` the last id."""
+    """One page of matches, newest first; ``more``: ask again with ``before`` set to
+    ``next_before`` (the last id, or older when ``cut``: the server's work budget for one
+    query ended the page before it was full)."""
 
     TYPE: ClassVar[str] = "search"
     messages: tuple[Message, ...]
     more: bool
     ref: str | None = None
+    next_before: int | None = None
+    cut: bool | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -940,6 +944,8 @@ _EVENTS: dict[str, Callable[[_Fields], Event]] = {
         messages=tuple(_message(_fields_of(o, "message")) for o in f.objects("messages")),
         more=f.boolean("more"),
         ref=f.ref,
+        next_before=f.opt_int("next_before", minimum=1),
+        cut=f.opt_boolean("cut"),
     ),
 }
 

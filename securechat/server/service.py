@@ -201,7 +201,10 @@ class ChatService:
         self._hub.claim(account.name, account.id)
         if not self._hub.rooms_of(account.name):
             for room in self._default_rooms:
-                join = functools.partial(rooms.join, actor=_actor(caller), room=room)
+                join = functools.partial(
+                    rooms.join, actor=_actor(caller), room=room,
+                    max_rooms=self._limits.max_rooms_per_user,
+                )  # fmt: skip
                 try:
                     self._perform(caller, join)
                 except RequestError as exc:  # made private, or the user is banned from it
@@ -239,9 +242,11 @@ class ChatService:
         )  # fmt: skip
 
     def _join(self, caller: Caller, request: Join) -> list[Event]:
-        self._perform(
-            caller, functools.partial(rooms.join, actor=_actor(caller), room=request.room)
-        )
+        join = functools.partial(
+            rooms.join, actor=_actor(caller), room=request.room,
+            max_rooms=self._limits.max_rooms_per_user,
+        )  # fmt: skip
+        self._perform(caller, join)
         return [self._joined(request.room, caller.user, request.ref)]
 
     def _leave(self, caller: Caller, request: Leave) -> list[Event]:
@@ -254,6 +259,7 @@ class ChatService:
         create = functools.partial(
             rooms.create, actor=_actor(caller), room=request.room, private=request.private,
             topic=(request.topic or "").strip() or None,
+            max_rooms=self._limits.max_rooms_per_user,
         )  # fmt: skip
         self._perform(caller, create)
         return [self._joined(request.room, caller.user, request.ref)]

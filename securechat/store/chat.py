@@ -43,7 +43,7 @@ from securechat.store.messages import (
 )
 from securechat.store.models import AuditEntry, ChatMessage, Membership, Room, User, utcnow
 from securechat.store.news import News, announce, last_news_id, news_after, news_of
-from securechat.store.search import Match
+from securechat.store.search import SearchPage
 
 T = TypeVar("T")
 
@@ -376,11 +376,12 @@ class ChatStore:
         return sorted(ids)[:limit]
 
     def search(
-        self, user_id: int, query: str, *, before: int | None, limit: int
-    ) -> tuple[list[Match], bool]:
-        """Messages ``user_id`` may read that hold ``query``, newest first: :func:`search.find`."""
+        self, user_id: int, query: str, *, before: int | None, limit: int, scan: int
+    ) -> SearchPage:
+        """Messages ``user_id`` may read that hold ``query``, newest first, examining at
+        most ``scan`` candidates: :func:`search.find`."""
         with self._db.transaction() as conn:
-            return search.find(conn, user_id, query, before=before, limit=limit)
+            return search.find(conn, user_id, query, before=before, limit=limit, scan=scan)
 
 
 def _with_members(conn: Connection, result: T) -> T:

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import dataclasses
 
-from sqlalchemy import Connection, and_, func, insert, select, update
+from sqlalchemy import Connection, TextClause, insert, select, text, update
 
 from securechat.errors import NoSuchUser
 from securechat.permissions import check
 from securechat.store.journal import Actor, Tx
-from securechat.store.models import ChatMessage, DirectRead, Membership, Mention, Room, User
+from securechat.store.models import DirectRead, Membership, User
 from securechat.store.rooms import visible
 
 
@@ -81,79 +81,109 @@ def mark_read(
     return ReadMark(actor.name, max(current, target), peer=peer)
 
 
-def _capped_count(conn: Connection, query: object, cap: int) -> int:
-    inner = query.limit(cap).subquery()  # type: ignore[attr-defined]
-    return int(conn.execute(select(func.count()).select_from(inner)).scalar_one())
+# "Unread" is the same test for a room and a conversation: a live message from another.
+_UNREAD = "m.kind = 'message' AND NOT m.deleted AND (m.sender_id IS NULL OR m.sender_id <> :user)"
 
-
-def _room_counts(
-    conn: Connection, user_id: int, room_id: int, marker: int, cap: int
-) -> tuple[int, int]:
-    unread = select(ChatMessage.id).where(
-        ChatMessage.room_id == room_id, ChatMessage.id > marker, ChatMessage.kind == "message",
-        ChatMessage.deleted.is_(False), ChatMessage.sender_id.is_distinct_from(user_id),
-    )  # fmt: skip
-    mentioned = (
-        select(Mention.message_id)
-        .join(ChatMessage, ChatMessage.id == Mention.message_id)
-        .where(
-            Mention.user_id == user_id, Mention.message_id > marker, ChatMessage.room_id == room_id
-        )
+# Rooms: one statement. The inner query keeps the member's rooms with anything unread (one
+# index probe each, on (room_id, id) from the marker), in name order, one page of them;
+# only those are counted, each count a scan of at most :cap rows of the same index.
+_ROOMS = f"""
+SELECT p.name, p.marker,
+  (SELECT count(*) FROM (
+     SELECT 1 AS one FROM messages AS m
+     WHERE m.room_id = p.room_id AND m.id > p.marker AND {_UNREAD} LIMIT :cap
+   ) AS capped) AS unread,
+  (SELECT count(*) FROM (
+     SELECT 1 AS one FROM mentions AS n JOIN messages AS m ON m.id = n.message_id
+     WHERE n.user_id = :user AND n.message_id > p.marker AND m.room_id = p.room_id LIMIT :cap
+   ) AS capped) AS mentions
+FROM (
+  SELECT r.name AS name, ms.room_id AS room_id, ms.last_read_id AS marker
+  FROM memberships AS ms JOIN rooms AS r ON r.id = ms.room_id
+  WHERE ms.user_id = :user AND ms.left_at_id IS NULL AND r.name{{collate}} > :after
+    AND EXISTS (
+      SELECT 1 FROM messages AS m
+      WHERE m.room_id = ms.room_id AND m.id > ms.last_read_id AND {_UNREAD}
     )
-    return _capped_count(conn, unread, cap), _capped_count(conn, mentioned, cap)
+  ORDER BY r.name{{collate}} LIMIT :page
+) AS p
+ORDER BY p.name{{collate}}
+"""
+
+# Direct conversations: the people who ever wrote to the user, found by skipping through
+# the (recipient_id, sender_id, id) index one sender at a time (a loose index scan: one
+# probe per sender, however many messages each sent), then counted as rooms are.
+_PEERS = f"""
+WITH RECURSIVE senders (id) AS (
+  SELECT (SELECT m.sender_id FROM messages AS m
+          WHERE m.recipient_id = :user AND m.sender_id IS NOT NULL
+          ORDER BY m.sender_id LIMIT 1)
+  UNION ALL
+  SELECT (SELECT m.sender_id FROM messages AS m
+          WHERE m.recipient_id = :user AND m.sender_id > s.id
+          ORDER BY m.sender_id LIMIT 1)
+  FROM senders AS s WHERE s.id IS NOT NULL
+)
+SELECT p.name, p.marker,
+  (SELECT count(*) FROM (
+     SELECT 1 AS one FROM messages AS m
+     WHERE m.recipient_id = :user AND m.sender_id = p.peer_id AND m.id > p.marker
+       AND {_UNREAD} LIMIT :cap
+   ) AS capped) AS unread,
+  (SELECT count(*) FROM (
+     SELECT 1 AS one FROM mentions AS n JOIN messages AS m ON m.id = n.message_id
+     WHERE n.user_id = :user AND n.message_id > p.marker AND m.sender_id = p.peer_id
+       AND m.recipient_id = :user LIMIT :cap
+   ) AS capped) AS mentions
+FROM (
+  SELECT u.name AS name, u.id AS peer_id, coalesce(d.last_read_id, 0) AS marker
+  FROM senders AS s JOIN users AS u ON u.id = s.id
+  LEFT JOIN dm_reads AS d ON d.user_id = :user AND d.peer_id = s.id
+  WHERE s.id <> :user AND u.name{{collate}} > :after
+    AND EXISTS (
+      SELECT 1 FROM messages AS m
+      WHERE m.recipient_id = :user AND m.sender_id = s.id
+        AND m.id > coalesce(d.last_read_id, 0) AND {_UNREAD}
+    )
+  ORDER BY u.name{{collate}} LIMIT :page
+) AS p
+ORDER BY p.name{{collate}}
+"""
+
+
+def _statement(conn: Connection, sql: str) -> TextClause:
+    """``sql`` for this database: names compare byte by byte, as Python compares the keys
+    (PostgreSQL's default collation follows the locale, which sorts '-' and '.' apart)."""
+    return text(sql.format(collate=' COLLATE "C"' if conn.dialect.name == "postgresql" else ""))
+
+
+def _after(prefix: str, after: str) -> str | None:
+    """The names after which the keys ``prefix + name`` come after ``after``; None: none do."""
+    if after.startswith(prefix):
+        return after[len(prefix) :]
+    return "" if after < prefix else None
 
 
 def unread(
     conn: Connection, user_id: int, *, after: str | None, limit: int, cap: int
 ) -> tuple[list[UnreadCount], bool]:
     """The user's conversations with unread messages, in key order after ``after``: at most
-    ``limit`` of them, and True if more may follow. Counts stop at ``cap``."""
+    ``limit`` of them, and True if more may follow. Counts stop at ``cap``.
+
+    Two statements, whatever the number of rooms: each reads one index probe per room (or
+    per person who wrote to the user) and counts only the page's conversations, each up
+    to ``cap`` rows: ``cap`` bounds the work inside the database, not after it.
+    """
     found: list[UnreadCount] = []
     after = after or ""
-    rooms = conn.execute(
-        select(Room.name, Room.id, Membership.last_read_id)
-        .join(Membership, Membership.room_id == Room.id)
-        .where(Membership.user_id == user_id, Membership.left_at_id.is_(None))
-        .order_by(Room.name)
-    ).all()
-    for name, room_id, marker in rooms:
-        if f"r:{name}" <= after:
+    for prefix, sql in (("r:", _ROOMS), ("u:", _PEERS)):
+        bound = _after(prefix, after)
+        if bound is None:
             continue
-        count, mentions = _room_counts(conn, user_id, room_id, marker, cap)
-        if count:
-            found.append(UnreadCount(f"r:{name}", count, mentions, marker, room=name))
-            if len(found) > limit:
-                return found[:limit], True
-    dm_marker = func.coalesce(DirectRead.last_read_id, 0)
-    peers = conn.execute(
-        select(User.name, func.count(), func.min(dm_marker), User.id)
-        .select_from(ChatMessage)
-        .join(User, User.id == ChatMessage.sender_id)
-        .outerjoin(
-            DirectRead,
-            and_(DirectRead.user_id == user_id, DirectRead.peer_id == ChatMessage.sender_id),
-        )
-        .where(
-            ChatMessage.recipient_id == user_id, ChatMessage.kind == "message",
-            ChatMessage.deleted.is_(False), ChatMessage.sender_id != user_id,
-            ChatMessage.id > dm_marker,
-        )
-        .group_by(User.id, User.name)
-        .order_by(User.name)
-    ).all()  # fmt: skip
-    for name, count, last_read, peer_id in peers:
-        if f"u:{name}" <= after:
-            continue
-        mentions = conn.execute(
-            select(func.count())
-            .select_from(Mention)
-            .join(ChatMessage, ChatMessage.id == Mention.message_id)
-            .where(
-                Mention.user_id == user_id, Mention.message_id > last_read,
-                ChatMessage.sender_id == peer_id, ChatMessage.recipient_id == user_id,
-            )
-        ).scalar_one()  # fmt: skip
-        found.append(UnreadCount(f"u:{name}", min(count, cap), mentions, last_read, peer=name))
+        params = {"user": user_id, "after": bound, "cap": cap, "page": limit + 1 - len(found)}
+        for name, marker, count, mentions in conn.execute(_statement(conn, sql), params):
+            key, where = f"{prefix}{name}", {"room" if prefix == "r:" else "peer": name}
+            found.append(UnreadCount(key, int(count), int(mentions), int(marker), **where))
         if len(found) > limit:
             return found[:limit], True
     return found, False

@@ -14,10 +14,11 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
-from sqlalchemy import Connection, delete, exists, insert, or_, select, update
+from sqlalchemy import Connection, delete, exists, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import aliased
 
-from securechat.errors import Forbidden, NoSuchUser, NotMember, RoomExists
+from securechat.errors import Forbidden, NoSuchUser, NotMember, RoomExists, TooManyRooms
 from securechat.permissions import (
     Role,
     check,
@@ -29,6 +30,9 @@ from securechat.store.journal import Actor, Place, Tx
 from securechat.store.messages import StoredMessage
 from securechat.store.models import Membership, Room, RoomBan, RoomInvite, User, utcnow
 from securechat.store.search import purge_deleted
+
+#: Another row of ``memberships``, for "is anyone in that room" beside the user's own row.
+_Others = aliased(Membership)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -124,6 +128,30 @@ def _is_banned(conn: Connection, room_id: int, user_id: int) -> bool:
             select(exists().where(RoomBan.room_id == room_id, RoomBan.user_id == user_id))
         ).scalar()
     )
+
+
+def rooms_held(conn: Connection, user_id: int, *, up_to: int) -> int:
+    """How many rooms ``user_id`` holds, counted up to ``up_to``: the rooms they are in, and
+    the rooms they left that nobody is in now (left empty: a loop of create and leave)."""
+    anyone_in = exists().where(Membership.room_id == _Others.room_id, _Others.left_at_id.is_(None))
+    held = (
+        select(Membership.room_id)
+        .where(Membership.user_id == user_id, Membership.left_at_id.is_(None) | ~anyone_in)
+        .limit(up_to)
+        .subquery()
+    )
+    return int(conn.execute(select(func.count()).select_from(held)).scalar_one())
+
+
+def _check_room_cap(conn: Connection, actor: Actor, max_rooms: int | None) -> None:
+    """Raises TooManyRooms: the actor holds ``max_rooms`` rooms already (None: no cap)."""
+    if max_rooms is None or actor.id is None:
+        return
+    if rooms_held(conn, actor.id, up_to=max_rooms) >= max_rooms:
+        raise TooManyRooms(
+            f"you hold {max_rooms} rooms, the most allowed (rooms you left empty count"
+            " until an admin deletes them): leave one first"
+        )
 
 
 def room_meta(conn: Connection, room: str) -> RoomMeta | None:
@@ -259,13 +287,16 @@ def _make_room(
 
 def create(
     tx: Tx, actor: Actor, room: str, *, private: bool = False, topic: str | None = None,
-    owner: str | None = None,
+    owner: str | None = None, max_rooms: int | None = None,
 ) -> Outcome:  # fmt: skip
     """Create ``room`` owned by ``owner`` (default: the actor; the console's is ownerless).
+    ``max_rooms``: the rooms the actor may hold (the server's cap; the console has none).
 
     Raises:
         RoomExists: the name is taken. NoSuchUser: ``owner`` does not exist.
+        TooManyRooms: the actor holds ``max_rooms`` rooms already.
     """
+    _check_room_cap(tx.conn, actor, max_rooms)
     owner_name = owner or (actor.name if actor.id is not None else None)
     owner_id = None if owner_name is None else _user_id(tx.conn, owner_name)
     if owner_name is not None and owner_id is None:
@@ -277,18 +308,20 @@ def create(
     return _outcome(tx, room, entry, added=() if owner_name is None else (owner_name,))
 
 
-def join(tx: Tx, actor: Actor, room: str) -> Outcome:
+def join(tx: Tx, actor: Actor, room: str, *, max_rooms: int | None = None) -> Outcome:
     """Join ``room``, creating it if new: public and ownerless, as before #16 (``create``
     makes a room its creator owns), so a client that only joins never owns a room it
-    could not leave.
+    could not leave. ``max_rooms``: the rooms the actor may hold (None: no cap).
 
     Raises:
         NoSuchRoom: a private room without an invitation (or one you are banned from).
         Forbidden: banned from a public room.
+        TooManyRooms: the actor holds ``max_rooms`` rooms already.
     """
     assert actor.id is not None, "the console joins no room"
     found = _find_room(tx.conn, room)
     if found is None:  # as before #16: a public room, made without an event
+        _check_room_cap(tx.conn, actor, max_rooms)
         made = _make_room(tx, room, private=False, topic=None, owner_id=None)
         _add_member(tx, made.id, actor.id)
         return _outcome(tx, room, added=(actor.name,))
@@ -304,6 +337,7 @@ def join(tx: Tx, actor: Actor, room: str) -> Outcome:
         ).scalar()
         if not invited:
             raise no_such_room(room)
+    _check_room_cap(tx.conn, actor, max_rooms)
     _add_member(tx, found.id, actor.id)
     return _outcome(tx, room, added=(actor.name,))
 

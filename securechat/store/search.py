@@ -24,16 +24,25 @@ deletions take a message's old text out of it in the same transaction. Revisions
 
 Visibility is decided in the same query, row by row, newest first: rooms the user is a
 member of, rooms they left up to ``left_at_id`` (the newest id when they left), and
-direct messages they sent or received. Any other room (private or not) and other
+direct messages they sent or received. A message of a room left that was edited after
+the leaving (an ``edit`` row above ``left_at_id``) is no result at all: the row holds only
+its current text, which the former member must not read, and the text they saw is gone
+(the edit row before it holds the earlier text only when there was an earlier edit). Any other room (private or not) and other
 people's direct messages never match. Pages are cut by ``before`` (an id) and a count.
+
+Each query has a budget: it examines at most ``scan`` messages holding the text (readable
+or not), newest first; the SQL says ``LIMIT`` and the reader stops at a full page. A text
+found mostly where the user may not read thus costs at most ``scan`` rows, and the page it
+returns says where it stopped (:class:`SearchPage` ``resume``, ``cut``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import sqlite3
+from typing import Any
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, Result, text
 
 #: The FTS5 table (SQLite) and the trigram index (PostgreSQL) that revision 0007 creates.
 FTS_TABLE = "messages_fts"
@@ -47,40 +56,55 @@ CONTAINS_FUNCTION = "securechat_contains"
 #: No message id is this large: "before" when no cursor is given.
 _NO_CURSOR = 2**63 - 1
 
-# One row: what the user may read. ``m`` is the candidate message.
-_VISIBLE = """
-    m.kind = 'message' AND NOT m.deleted AND (
-        (m.room_id IS NULL AND (m.sender_id = :user OR m.recipient_id = :user))
+# What a candidate must be (the index holds nothing else): a live chat message.
+_LIVE = "m.kind = 'message' AND NOT m.deleted"
+# One row: whether the user may read candidate ``m``. A column, not a filter: the rows the
+# user may not read count against the query's budget too (see :func:`find`).
+_READABLE = """
+    CASE WHEN (m.room_id IS NULL AND (m.sender_id = :user OR m.recipient_id = :user))
         OR EXISTS (
             SELECT 1 FROM memberships AS ms
             WHERE ms.room_id = m.room_id AND ms.user_id = :user
-              AND (ms.left_at_id IS NULL OR m.id <= ms.left_at_id)
+              AND (ms.left_at_id IS NULL OR (
+                  m.id <= ms.left_at_id AND NOT EXISTS (
+                      SELECT 1 FROM messages AS e
+                      WHERE e.target_id = m.id AND e.kind = 'edit' AND e.id > ms.left_at_id
+                  )
+              ))
         )
-    )
+    THEN 1 ELSE 0 END
 """
-_COLUMNS = "m.id, m.sender, m.body, m.ts_ms, r.name, m.recipient, m.edited_ms"
+_COLUMNS = (
+    f"m.id, {_READABLE} AS readable, m.sender, m.body, m.ts_ms, r.name, m.recipient, m.edited_ms"
+)
 
 _FROM = "messages AS m LEFT JOIN rooms AS r ON r.id = m.room_id"
 
 # CROSS JOIN keeps the FTS5 table the outer loop: its rowid order is the reply's order,
-# so SQLite reads the matches newest first and stops after ``limit`` visible ones.
+# so SQLite reads the matches newest first, one at a time, and the caller stops reading
+# after a page of readable ones; LIMIT :scan ends it at the budget in any case.
 _SQLITE = text(
     f"SELECT {_COLUMNS} FROM {FTS_TABLE}"
     f" CROSS JOIN messages AS m ON m.id = {FTS_TABLE}.rowid"
     " LEFT JOIN rooms AS r ON r.id = m.room_id"
-    f" WHERE {FTS_TABLE} MATCH :match AND {FTS_TABLE}.rowid < :before AND {_VISIBLE}"
-    f" ORDER BY {FTS_TABLE}.rowid DESC LIMIT :limit"
+    f" WHERE {FTS_TABLE} MATCH :match AND {FTS_TABLE}.rowid < :before"
+    f" ORDER BY {FTS_TABLE}.rowid DESC LIMIT :scan"
 )
 # The backlog: the rows above the mark, newest first, matched one by one.
 _SQLITE_BACKLOG = text(
     f"SELECT {_COLUMNS} FROM {_FROM}"
     f" WHERE m.id > :after AND m.id < :before AND {CONTAINS_FUNCTION}(m.body, :needle)"
-    f" AND {_VISIBLE} ORDER BY m.id DESC LIMIT :limit"
+    f" AND {_LIVE} ORDER BY m.id DESC LIMIT :scan"
 )
+# PostgreSQL sends a whole result at once: the rows the user may not read are dropped in
+# the database, all but the last one examined (``examined`` = :scan), which says where the
+# budget ended; :page is one more than a page, and that boundary row.
 _PORTABLE = text(
-    f"SELECT {_COLUMNS} FROM {_FROM}"
-    " WHERE m.body ILIKE :pattern ESCAPE '\\' AND m.id < :before AND " + _VISIBLE
-    + " ORDER BY m.id DESC LIMIT :limit"
+    "SELECT c.* FROM ("
+    f" SELECT {_COLUMNS}, row_number() OVER (ORDER BY m.id DESC) AS examined FROM {_FROM}"
+    " WHERE m.body ILIKE :pattern ESCAPE '\\' AND m.id < :before AND " + _LIVE
+    + " ORDER BY m.id DESC LIMIT :scan"
+    ") AS c WHERE c.readable = 1 OR c.examined = :scan ORDER BY c.id DESC LIMIT :page"
 )  # fmt: skip
 
 _HAS_STATE = text(f"SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '{STATE_TABLE}'")
@@ -112,6 +136,59 @@ class Match:
     room: str | None
     to: str | None
     edited_ms: int | None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SearchPage:
+    """One reply's worth: ``matches`` newest first; ``more`` if older ones may exist, then
+    ``resume`` is the ``before`` to ask again with. ``cut``: the page ended because the
+    query had examined its budget of candidates, not because it was full."""
+
+    matches: list[Match]
+    more: bool = False
+    resume: int | None = None
+    cut: bool = False
+
+
+@dataclasses.dataclass(slots=True)
+class _Walk:
+    """Candidates read newest first until a page of readable ones, or the budget, is spent."""
+
+    limit: int
+    left: int  # candidates the query may still examine
+    lowest: int  # the oldest id examined yet (exclusive: where a next page would start)
+    matches: list[Match] = dataclasses.field(default_factory=list)
+    full: bool = False
+
+    @property
+    def done(self) -> bool:
+        return self.full or self.left <= 0
+
+    def read(self, result: Result[Any], *, counted: bool = False) -> None:
+        """Take ``result``'s rows (id, readable, the match's fields); ``counted``: each ends
+        with how many candidates were examined up to it, and unreadable ones may be left out."""
+        budget = self.left
+        with result:  # stop reading (SQLite stops working) at a full page or the budget
+            for row in result:
+                values: tuple[Any, ...] = tuple(row)
+                fields = values[2:-1] if counted else values[2:]
+                message_id = int(values[0])
+                if values[1]:  # readable
+                    if len(self.matches) == self.limit:
+                        self.full = True
+                        return
+                    self.matches.append(Match(message_id, *fields))
+                left = budget - int(values[-1]) if counted else self.left - 1
+                self.left, self.lowest = left, message_id
+                if self.left <= 0:
+                    return
+
+    def page(self) -> SearchPage:
+        if self.full:
+            return SearchPage(self.matches, more=True, resume=self.matches[-1].id)
+        if self.left <= 0:
+            return SearchPage(self.matches, more=True, resume=self.lowest, cut=True)
+        return SearchPage(self.matches)
 
 
 def is_search_object(name: str | None) -> bool:
@@ -169,44 +246,28 @@ def like_pattern(query: str) -> str:
 
 
 def find(
-    conn: Connection, user_id: int, query: str, *, before: int | None, limit: int
-) -> tuple[list[Match], bool]:
+    conn: Connection, user_id: int, query: str, *, before: int | None, limit: int, scan: int
+) -> SearchPage:
     """The newest ``limit`` messages with id < ``before`` that hold ``query`` and that
-    ``user_id`` may read, newest first; True with them if more may follow."""
+    ``user_id`` may read, newest first, examining at most ``scan`` messages that hold it:
+    a text frequent only where the user may not read costs ``scan`` rows, not every match.
+    """
     cursor = _NO_CURSOR if before is None else before
+    walk = _Walk(limit=limit, left=scan, lowest=cursor)
     if conn.dialect.name != "sqlite":
-        pattern = like_pattern(query)
-        rows = conn.execute(
-            _PORTABLE,
-            {"user": user_id, "pattern": pattern, "before": cursor, "limit": limit + 1},
-        ).all()
-        return [Match(*row) for row in rows[:limit]], len(rows) > limit
+        params = {"user": user_id, "pattern": like_pattern(query), "before": cursor}
+        walk.read(
+            conn.execute(_PORTABLE, {**params, "scan": scan, "page": limit + 2}), counted=True
+        )
+        return walk.page()
     # One read transaction: the mark and both halves belong to the same snapshot.
     mark = int(conn.execute(_INDEXED_THROUGH).scalar_one())
-    rows = list(
-        conn.execute(
-            _SQLITE_BACKLOG,
-            {
-                "user": user_id,
-                "needle": query.lower(),
-                "after": mark,
-                "before": cursor,
-                "limit": limit + 1,
-            },
-        )
-    )
-    if len(rows) <= limit:
-        rows += conn.execute(
-            _SQLITE,
-            {
-                "user": user_id,
-                "match": fts5_string(query),
-                "before": min(cursor, mark + 1),
-                "limit": limit + 1 - len(rows),
-            },
-        ).all()
-    matches = [Match(*row) for row in rows[:limit]]
-    return matches, len(rows) > limit
+    backlog = {"user": user_id, "needle": query.lower(), "after": mark, "before": cursor}
+    walk.read(conn.execute(_SQLITE_BACKLOG, {**backlog, "scan": scan}))
+    if not walk.done:
+        indexed = {"user": user_id, "match": fts5_string(query), "before": min(cursor, mark + 1)}
+        walk.read(conn.execute(_SQLITE, {**indexed, "scan": walk.left}))
+    return walk.page()
 
 
 # --- index maintenance: deleted text leaves the segments -----------------------------

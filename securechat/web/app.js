@@ -168,7 +168,7 @@ class App {
     this.firstJoin = null; // the room the first view joins, when there was none to open
     this.openedBehindSearch = false; // the current conversation opened while a search showed
     this.editing = null; // { key, id } while the composer edits a message
-    this.search = null; // { query, results, more, loading }
+    this.search = null; // { query, results, more, loading, next }
     this.notices = new Map(); // room -> why we were removed, told when `left` comes
     this.bind();
   }
@@ -821,11 +821,11 @@ class App {
     $("search-view").hidden = false;
     $("messages").hidden = true;
     if (query.length < 3) {
-      this.search = { query, results: [], more: false, loading: false };
+      this.search = { query, results: [], more: false, loading: false, next: null };
       this.renderSearch("Type at least 3 characters.");
       return;
     }
-    this.search = { query, results: [], more: false, loading: false };
+    this.search = { query, results: [], more: false, loading: false, next: null };
     this.searchFrom(null);
   }
 
@@ -845,8 +845,7 @@ class App {
   }
 
   searchMore() {
-    const results = this.search ? this.search.results : [];
-    if (results.length > 0) this.searchFrom(results[results.length - 1].id);
+    if (this.search !== null && this.search.next !== null) this.searchFrom(this.search.next);
   }
 
   searchPage(asked, event) {
@@ -859,6 +858,10 @@ class App {
     }
     search.results.push(...event.messages);
     search.more = event.more;
+    // Where to go on: the server says (older than the last result when its work limit for
+    // one search ended the page early, with "cut").
+    const last = event.messages.length > 0 ? event.messages[event.messages.length - 1].id : null;
+    search.next = event.next_before ?? last;
     this.renderSearch();
   }
 
@@ -1300,6 +1303,7 @@ class App {
     let text = status;
     if (text === null) {
       if (search.loading) text = `Searching for “${search.query}”…`;
+      else if (results.length === 0 && search.more) text = `Nothing found for “${search.query}” in the newest messages; older ones may hold it.`;
       else if (results.length === 0) text = `Nothing found for “${search.query}”.`;
       else text = `${results.length}${search.more ? "+" : ""} found for “${search.query}”, newest first.`;
     }
