@@ -1,10 +1,11 @@
 """User accounts: the rules for who may log in, and the argon2 work behind them.
 
 Passwords are hashed with argon2id (parameters in ``config.HashParams``, reasons in
-docs/security.md) and checked against a NIST SP 800-63B policy: length only. Login failures
-are indistinguishable: an unknown user, a wrong password and a disabled account raise the
-same :class:`AuthenticationError`, and an unknown user is verified against a dummy hash so
-the time taken matches too. Hashing never happens inside a database transaction.
+docs/security.md) and checked against a NIST SP 800-63B policy: length, and how easily
+they are guessed (zxcvbn, :mod:`securechat.password_strength`). Login failures are
+indistinguishable: an unknown user, a wrong password and a disabled account raise the
+same :class:`AuthenticationError`, and an unknown user is verified against a dummy hash
+so the time taken matches too. Hashing never happens inside a database transaction.
 
 A password check takes a while and runs outside any transaction, so ``passwd`` or
 ``disable`` may commit while it runs. A login therefore ends with one transaction that
@@ -37,6 +38,7 @@ from securechat.errors import (
     WeakPassword,
 )
 from securechat.hashing import Hasher, make_hasher
+from securechat.password_strength import estimate
 from securechat.protocol.names import NAME_RULE, normalize_name
 from securechat.store.database import Database
 from securechat.store.users import Account, Credentials, NewToken, UserStore
@@ -49,6 +51,9 @@ log = logging.getLogger(__name__)
 AUTH_FAILED = "invalid user name or password"
 
 DEFAULT_POLICY = PasswordPolicy()
+
+#: What always passes, after zxcvbn's own suggestions.
+_PASSPHRASE_ADVICE = "A longer passphrase of several unrelated words would pass."
 
 
 def canonical_name(raw: str) -> str:
@@ -102,7 +107,9 @@ class Accounts:
         """Apply the password policy; ``name`` is the canonical user name.
 
         Raises:
-            WeakPassword: too short, too long, or the user name itself.
+            WeakPassword: too short, too long, or too easy to guess (zxcvbn's score below
+                the policy's, counting the user name and the policy's context words); the
+                message says why and what would pass, and never quotes the password.
         """
         if len(password) > self._policy.max_length:
             raise WeakPassword(
@@ -112,8 +119,18 @@ class Accounts:
             raise WeakPassword(
                 f"password is too short: use at least {self._policy.min_length} characters"
             )
-        if password.casefold() == name.casefold():
-            raise WeakPassword("password must not be the user name")
+        policy = self._policy
+        strength = estimate(
+            _normalize_password(password),
+            (name, *policy.context_words),
+            max_length=policy.estimated_length,
+        )
+        if strength.score < policy.min_score:
+            advice = " ".join((*strength.suggestions, _PASSPHRASE_ADVICE))
+            raise WeakPassword(
+                f"password is too easy to guess: {strength.reason(name, policy.min_score)}. "
+                + advice
+            )
 
     def _new_hash(self, name: str, password: str) -> str:
         self.check_password(name, password)

@@ -37,10 +37,23 @@ class HashParams:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class PasswordPolicy:
-    """NIST SP 800-63B: length only, no composition rules."""
+    """NIST SP 800-63B: length and guessability, no composition rules (docs/security.md).
+
+    Guessability is zxcvbn's estimate, from its lists of common and breached passwords,
+    words and names, and its patterns (repeats, sequences, keyboard rows, dates), with the
+    user name and ``context_words`` counted as the first words an attacker would try.
+    """
 
     min_length: int = 8
     max_length: int = 1024
+    # zxcvbn's score, 0-4: 3 is its "safely unguessable", at least 10^8 guesses, each an
+    # argon2id hash for an attacker holding the database (and throttled online).
+    min_score: int = 3
+    # zxcvbn's own cap: its work grows quadratically with length, and a password whose
+    # first 72 characters are strong is strong.
+    estimated_length: int = 72
+    # The product's name; the CLI adds this machine's host name.
+    context_words: tuple[str, ...] = ("securechat",)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

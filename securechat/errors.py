@@ -194,7 +194,8 @@ class InvalidUserName(UserError):
 
 
 class WeakPassword(UserError):
-    pass
+    """A new password the policy refuses (too short, too long, too easy to guess); the
+    message says why and what would pass, and never quotes the password."""
 
 
 class UserExistsError(UserError):

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from securechat.accounts import AUTH_FAILED, Account, Accounts
-from securechat.config import HashParams
+from securechat.config import HashParams, PasswordPolicy
 from securechat.errors import (
     AuthenticationError,
     InvalidUserName,
@@ -75,20 +75,97 @@ def test_add_refuses_an_invalid_name_and_states_the_rule(accounts: Accounts) -> 
     [
         ("x" * 7, "password is too short: use at least 8 characters"),
         ("x" * 1025, "password is too long: at most 1024 characters"),
-        ("BobSmith1", "password must not be the user name"),
     ],
 )
-def test_add_applies_the_password_policy(accounts: Accounts, password: str, message: str) -> None:
+def test_add_applies_the_password_length_limits(
+    accounts: Accounts, password: str, message: str
+) -> None:
     with pytest.raises(WeakPassword, match=f"^{message}$"):
         accounts.add("bobsmith1", password)
     assert not accounts.exists("bobsmith1")
 
 
-@pytest.mark.parametrize("length", [8, 256, 1024])
-def test_add_accepts_any_composition_within_the_length_limits(
-    accounts: Accounts, length: int
+def _weakness(accounts: Accounts, name: str, password: str) -> str:
+    """Why adding ``name`` with ``password`` is refused; the refusal never quotes it."""
+    with pytest.raises(WeakPassword) as info:
+        accounts.add(name, password)
+    assert not accounts.exists(name)
+    message = info.value.message
+    assert message.startswith("password is too easy to guess: ")
+    assert message.endswith(" A longer passphrase of several unrelated words would pass.")
+    return message
+
+
+@pytest.mark.parametrize(
+    ("password", "why"),
+    [
+        ("password", "This is a top-10 common password"),
+        ("12345678", "This is a top-10 common password"),
+        ("password1", "This is a very common password"),
+        ("aaaaaaaa", 'Repeats like "aaa" are easy to guess'),
+        ("abcdefgh", 'Sequences like "abc" or "6543" are easy to guess'),
+        ("qwertyuiop", "This is a top-100 common password"),
+    ],
+)
+def test_add_refuses_common_repetitive_and_sequential_passwords(
+    accounts: Accounts, password: str, why: str
 ) -> None:
-    password = ("é a" * length)[:length]
+    message = _weakness(accounts, "alice", password)
+    assert why in message
+    assert "Add another word or two." in message  # zxcvbn's own suggestion
+
+
+@pytest.mark.parametrize("password", ["BobSmith1", "bobsmith1!", "Bobsmith1#2024"])
+def test_add_refuses_a_password_built_on_the_user_name(accounts: Accounts, password: str) -> None:
+    message = _weakness(accounts, "bobsmith1", password)
+    assert "it is based on the user name" in message
+    assert password not in message
+
+
+def test_a_password_is_weak_for_its_own_user_only(accounts: Accounts) -> None:
+    assert "the user name" in _weakness(accounts, "kowalczyk", "Kowalczyk#2024")
+    accounts.add("zofia", "Kowalczyk#2024")
+    assert accounts.authenticate("zofia", "Kowalczyk#2024").name == "zofia"
+
+
+def test_add_refuses_a_password_built_on_the_product_or_server_name(db: Database) -> None:
+    here = Accounts(
+        db,
+        hash_params=HashParams.for_tests(),
+        policy=PasswordPolicy(context_words=("securechat", "quillfeather")),
+    )
+    assert "it is based on 'securechat'" in _weakness(here, "bob", "securechat#2024")
+    assert "it is based on 'quillfeather'" in _weakness(here, "bob", "Quillfeather#2024")
+    elsewhere = Accounts(db, hash_params=HashParams.for_tests())
+    elsewhere.add("bob", "Quillfeather#2024")  # a rare word, unless it names this server
+
+
+def test_add_states_the_score_when_zxcvbn_gives_no_warning(accounts: Accounts) -> None:
+    message = _weakness(accounts, "bob", "bluefox77")
+    assert (
+        "it would be among the first hundred million guesses (strength 2 of 4, 3 needed)" in message
+    )
+
+
+@pytest.mark.parametrize(
+    "password",
+    [
+        "correct horse battery",
+        "Quillfeather#2024",
+        "naïve café au lait",
+        "пароль для офиса 7",
+        "é⁂ж9 q€Ω#ø",
+    ],
+)
+def test_add_accepts_strong_passwords_of_any_composition(accounts: Accounts, password: str) -> None:
+    accounts.add("alice", password)
+    assert accounts.authenticate("alice", password).name == "alice"
+
+
+@pytest.mark.parametrize("length", [256, 1024])
+def test_add_accepts_long_passwords_up_to_the_limit(accounts: Accounts, length: int) -> None:
+    words = ["lantern", "orbit", "juniper", "velvet", "quarry", "mosaic", "tundra", "falcon"]
+    password = " ".join(words[(n * 5) % len(words)] + str(n) for n in range(length))[:length]
     accounts.add("alice", password)
     assert accounts.authenticate("alice", password).name == "alice"
 
@@ -200,6 +277,8 @@ def test_set_password_applies_the_policy_and_needs_a_known_user(accounts: Accoun
     accounts.add("alice", PASSWORD)
     with pytest.raises(WeakPassword):
         accounts.set_password("alice", "short")
+    with pytest.raises(WeakPassword, match="too easy to guess"):
+        accounts.set_password("alice", "password1")
     with pytest.raises(UnknownUserError, match=r"^no user named bob$"):
         accounts.set_password("bob", "a brand new secret")
     assert accounts.authenticate("alice", PASSWORD).name == "alice"

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from securechat.accounts import Accounts
+from securechat.cli.users import generate_password, password_policy
 from securechat.config import HashParams
 from securechat.store.database import Database, open_database
 from tests.conftest import PASSWORD, CliRunner
@@ -104,3 +105,11 @@ def test_adduser_from_file_mistakes_are_one_line_errors(
     assert result.stderr.count("\n") == 1
     assert result.stdout == ""
     assert len(Accounts(db, hash_params=HashParams.for_tests()).list()) == 4
+
+
+def test_generated_passwords_pass_the_strength_policy(db: Database) -> None:
+    """The file holds names only: each password is generated (about 79 random bits) and
+    goes through the same policy as a typed one, which it must always pass."""
+    accounts = Accounts(db, hash_params=HashParams.for_tests(), policy=password_policy())
+    for n in range(200):
+        accounts.check_password(f"user{n}", generate_password())

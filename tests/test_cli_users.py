@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -90,7 +91,6 @@ def test_adduser_defaults_to_securechat_db_in_the_working_directory(
         ("al ice", PASSWORD, f"invalid user name 'al ice': use {NAME_RULE}"),
         ("alice", "short", "password is too short: use at least 8 characters"),
         ("alice", "x" * 1025, "password is too long: at most 1024 characters"),
-        ("alice1234", "ALICE1234", "password must not be the user name"),
         ("alice", "", "no password on standard input"),
     ],
 )
@@ -153,6 +153,67 @@ def test_passwd_refuses_a_weak_password(run_cli: CliRunner, db_url: str, db: Dat
     result = run_cli("passwd", "alice", "--password-stdin", "--db", db_url, input="alice\n")
     _assert_one_line_error(result, "password is too short: use at least 8 characters")
     assert _accounts(db).authenticate("alice", PASSWORD).name == "alice"
+
+
+def _assert_too_guessable(result: subprocess.CompletedProcess[str], why: str) -> None:
+    """One line on stderr that says why and what would pass, without quoting the password."""
+    assert result.returncode == 1
+    assert result.stdout == ""
+    prefix = "securechat: error: password is too easy to guess: "
+    assert result.stderr.startswith(prefix)
+    assert result.stderr.count("\n") == 1
+    assert why in result.stderr
+    assert result.stderr.endswith("A longer passphrase of several unrelated words would pass.\n")
+
+
+GUESSABLE = [
+    ("password", "This is a top-10 common password"),
+    ("12345678", "This is a top-10 common password"),
+    ("password1", "This is a very common password"),
+    ("aaaaaaaa", 'Repeats like "aaa" are easy to guess'),
+]
+
+
+@pytest.mark.parametrize(("password", "why"), GUESSABLE)
+def test_adduser_refuses_a_guessable_password(
+    run_cli: CliRunner, db_url: str, db: Database, password: str, why: str
+) -> None:
+    result = run_cli("adduser", "alice", "--password-stdin", "--db", db_url, input=password)
+    _assert_too_guessable(result, why)
+    assert _accounts(db).list() == []
+
+
+@pytest.mark.parametrize(("password", "why"), GUESSABLE)
+def test_passwd_refuses_a_guessable_password(
+    run_cli: CliRunner, db_url: str, db: Database, password: str, why: str
+) -> None:
+    _add(run_cli, db_url, "alice")
+    result = run_cli("passwd", "alice", "--password-stdin", "--db", db_url, input=password)
+    _assert_too_guessable(result, why)
+    assert _accounts(db).authenticate("alice", PASSWORD).name == "alice"
+
+
+@pytest.mark.parametrize("command", ["adduser", "passwd"])
+def test_a_password_built_on_the_user_name_is_refused(
+    run_cli: CliRunner, db_url: str, db: Database, command: str
+) -> None:
+    if command == "passwd":
+        _add(run_cli, db_url, "kowalczyk")
+    result = run_cli(
+        command, "Kowalczyk", "--password-stdin", "--db", db_url, input="Kowalczyk#2024\n"
+    )
+    _assert_too_guessable(result, "it is based on the user name")
+    assert "Kowalczyk#2024" not in result.stderr
+    result = run_cli(command, "kowalczyk", "--password-stdin", "--db", db_url, input=PASSWORD)
+    assert result.returncode == 0, result.stderr
+
+
+def test_the_commands_count_this_machines_name_as_a_context_word() -> None:
+    from securechat.cli.users import password_policy
+
+    policy = password_policy()
+    assert policy.context_words[0] == "securechat"
+    assert socket.gethostname().lower() in policy.context_words
 
 
 def test_deluser_needs_yes_without_a_terminal(
@@ -230,6 +291,22 @@ def test_adduser_prompts_twice_and_refuses_a_mismatch(
     assert child.exitstatus == 1
     assert "securechat: error: the two passwords do not match" in (child.before or "")
     assert PASSWORD not in (child.before or "")
+    assert not _accounts(db).exists("alice")
+
+
+def test_adduser_refuses_a_guessable_password_before_asking_to_repeat_it(
+    tmp_path: Path, db_url: str, db: Database
+) -> None:
+    child = _spawn(tmp_path, "adduser", "alice", "--db", db_url)
+    child.expect("Password: ")
+    child.sendline("password1")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 1
+    shown = child.before or ""
+    assert "Repeat password" not in shown
+    assert "securechat: error: password is too easy to guess: This is a very common" in shown
+    assert "password1" not in shown
     assert not _accounts(db).exists("alice")
 
 

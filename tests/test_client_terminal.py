@@ -14,8 +14,12 @@ from pathlib import Path
 import pexpect
 
 from securechat.certs import fingerprint, read_certificate
+from securechat.protocol.frames import encode_frame
+from securechat.protocol.messages import RoomEvent, encode
 from tests.conftest import PASSWORD, TIMEOUT, RunningServer, ServerFactory
 from tests.pty_terminal import Terminal
+
+TS = "2026-12-04T10:00:00.000Z"
 
 
 def test_two_users_chat_in_a_room_and_directly(
@@ -114,6 +118,26 @@ def test_remote_control_characters_are_shown_escaped(
     assert "\x1b[2J" not in alice.raw
     assert "\x07" not in alice.raw
     assert "\u202e" not in alice.raw
+
+
+def test_a_room_event_whose_action_looks_like_a_template_is_shown_and_the_chat_goes_on(
+    running_server: RunningServer, terminal: Callable[[RunningServer, str], Terminal]
+) -> None:
+    """A hostile or newer server's ``action`` is text, not a format string: before the fix
+    ``{nope}`` raised in the event thread, which died silently and showed nothing more."""
+    alice = terminal(running_server, "alice")
+    hub = running_server.server._hub
+    for n, action in enumerate(("{nope}", "{actor.__class__.__mro__}"), 1):
+        event = RoomEvent(id=90 + n, room="general", action=action, actor="bob", ts=TS)
+        for session in hub.sessions_of("alice"):
+            session.send(encode_frame(encode(event)))
+    alice.expect(re.escape("bob did '{nope}' in #general"))
+    alice.expect(re.escape("bob did '{actor.__class__.__mro__}' in #general"))
+    bob = running_server.login("bob")
+    bob.send(type="send", room="general", body="still there?", ref="s")
+    bob.expect("ack")
+    alice.expect("bob: still there[?]")
+    assert "<class" not in alice.text
 
 
 def test_restart_while_a_message_is_pending_stores_and_shows_it_once(

@@ -230,14 +230,16 @@ def test_installed_wheel_ships_the_migrations(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'x.db'}"
     securechat = str(bin_dir / "securechat")
     added = run(
-        securechat, "adduser", "alice", "--db", url, "--password-stdin", input="horse 123\n"
+        securechat, "adduser", "alice", "--db", url, "--password-stdin", input="horse battery 123\n"
     )
     assert added == "added user alice\n"
     current = run(securechat, "db", "current", "--db", url).splitlines()
     assert current[0] == f"current: {head_revision()}"
     database = open_database(url, migrate=False)
     try:
-        assert Accounts(database, hash_params=HashParams()).authenticate("alice", "horse 123")
+        assert Accounts(database, hash_params=HashParams()).authenticate(
+            "alice", "horse battery 123"
+        )
     finally:
         database.dispose()
 

@@ -147,7 +147,7 @@ def test_edited_and_deleted_messages_are_marked() -> None:
         ("topic", None, "deploys\x1b at 17", "topic of #ops: deploys\\x1b at 17 (set by bob)"),
         ("topic", None, "", "bob cleared the topic of #ops"),
         ("create", None, "on call", "bob created #ops (topic: on call)"),
-        ("rename", None, None, "bob: rename in #ops"),  # an action a newer server may add
+        ("rename", None, None, "bob did 'rename' in #ops"),  # an action a newer server may add
     ],
 )
 def test_room_events_read_as_sentences(
@@ -155,6 +155,30 @@ def test_room_events_read_as_sentences(
 ) -> None:
     event = RoomEvent(id=9, room="ops", action=action, actor="bob", ts="", user=user, topic=topic)
     assert room_event_text(event, "alice") == shown
+
+
+@pytest.mark.parametrize(
+    ("action", "shown"),
+    [
+        ("{nope}", "bob did '{nope}' in #ops"),
+        ("{actor.__class__.__mro__}", "bob did '{actor.__class__.__mro__}' in #ops"),
+        ("{0}{}", "bob did '{0}{}' in #ops"),
+        ("%s{user!r:>99}", "bob did '%s{user!r:>99}' in #ops"),
+        ("x\x1b[2J{", "bob did 'x\\x1b[2J{' in #ops"),
+    ],
+)
+def test_room_event_actions_from_the_server_are_shown_as_plain_text(
+    action: str, shown: str
+) -> None:
+    event = RoomEvent(id=9, room="ops", action=action, actor="bob", ts="", user="carol")
+    assert room_event_text(event, "alice") == shown
+
+
+def test_room_event_fields_from_the_server_are_never_templates() -> None:
+    event = RoomEvent(
+        id=9, room="{room}", action="kick", actor="{user}", ts="", user="{actor.__class__}"
+    )
+    assert room_event_text(event, "alice") == "{user} kicked {actor.__class__} from #{room}"
 
 
 def test_unread_summary_counts_mentions_and_the_cap() -> None:

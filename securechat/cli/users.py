@@ -9,11 +9,14 @@ the rest and fails at the end, so one typo does not hold up a whole office.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import secrets
+import socket
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Annotated
 
@@ -22,7 +25,7 @@ import typer
 from securechat.accounts import Account, Accounts, canonical_name
 from securechat.cli.app import app
 from securechat.cli.options import DB_DEFAULT, DbUrl
-from securechat.config import HashParams
+from securechat.config import HashParams, PasswordPolicy
 from securechat.errors import UserError, UserExistsError
 from securechat.store.database import open_database
 
@@ -41,17 +44,32 @@ PasswordStdin = Annotated[
 ]
 
 
+def password_policy() -> PasswordPolicy:
+    """The default policy, with this machine's host name (and its first label) as words
+    a password must not be built on: the server runs where its database is."""
+    host = socket.gethostname().lower().rstrip(".")
+    names = (host, host.split(".", 1)[0]) if host not in ("", "localhost") else ()
+    defaults = PasswordPolicy()
+    return dataclasses.replace(
+        defaults, context_words=tuple(dict.fromkeys((*defaults.context_words, *names)))
+    )
+
+
 @contextmanager
 def _accounts(db_url: str) -> Iterator[Accounts]:
     database = open_database(db_url)
     try:
-        yield Accounts(database, hash_params=HashParams())
+        yield Accounts(database, hash_params=HashParams(), policy=password_policy())
     finally:
         database.dispose()
 
 
-def _read_password(from_stdin: bool) -> str:
-    """The new password, from stdin's first line or from two hidden prompts."""
+def _read_password(from_stdin: bool, check: Callable[[str], None]) -> str:
+    """The new password, from stdin's first line or from two hidden prompts.
+
+    ``check`` applies the policy to the first entry, so a refused password is not typed
+    twice.
+    """
     if from_stdin:
         line = sys.stdin.readline()
         if not line:
@@ -62,6 +80,7 @@ def _read_password(from_stdin: bool) -> str:
             "standard input is not a terminal: pass --password-stdin to pipe a password"
         )
     password: str = typer.prompt("Password", hide_input=True)
+    check(password)
     if typer.prompt("Repeat password", hide_input=True) != password:
         raise UserError("the two passwords do not match")
     return password
@@ -89,7 +108,11 @@ def adduser(
     ] = None,
     db: DbUrl = DB_DEFAULT,
 ) -> None:
-    """Add a user who can log in to the chat, or many at once with --from-file."""
+    """Add a user who can log in to the chat, or many at once with --from-file.
+
+    A password that is short or easily guessed (common, a pattern, or built on the user or
+    server name) is refused with the reason.
+    """
     if from_file is not None:
         if name is not None:
             raise UserError("give either NAME or --from-file, not both")
@@ -104,7 +127,8 @@ def adduser(
     with _accounts(db) as accounts:
         if accounts.exists(name):
             raise UserExistsError(f"user {name} already exists")
-        account = accounts.add(name, _read_password(password_stdin), admin=admin)
+        password = _read_password(password_stdin, partial(accounts.check_password, name))
+        account = accounts.add(name, password, admin=admin)
     typer.echo(f"added {'admin' if account.is_admin else 'user'} {account.name}")
 
 
@@ -168,10 +192,11 @@ def _add_from_file(source: str, db_url: str) -> None:
 
 @app.command()
 def passwd(name: UserName, password_stdin: PasswordStdin = False, db: DbUrl = DB_DEFAULT) -> None:
-    """Set a new password for a user."""
+    """Set a new password for a user; one easily guessed is refused, as by adduser."""
     with _accounts(db) as accounts:
         account = accounts.get(name)
-        accounts.set_password(account.name, _read_password(password_stdin))
+        check = partial(accounts.check_password, account.name)
+        accounts.set_password(account.name, _read_password(password_stdin, check))
     typer.echo(f"changed the password of {account.name}")
 
 

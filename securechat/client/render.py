@@ -113,7 +113,9 @@ def message_line(message: Message, me: str, *, now: dt.datetime | None = None) -
     return FormattedText(line)
 
 
-# What a room event says, by action: {actor}, {user}, {room} (with its #) and {topic}.
+# What a room event says, by action: {actor}, {user}, {room} (with its #), {name} (without),
+# {topic} and {action}. Only these templates of ours are ever formatted: the server's text
+# goes in as values (a template made of its text could run attribute lookups or raise).
 _ROOM_EVENTS = {
     "create": "{actor} created {room}",
     "invite": "{actor} invited {user} to {room}",
@@ -130,11 +132,12 @@ _ROOM_EVENTS = {
     "topic": "topic of {room}: {topic} (set by {actor})",
     "delete": "{actor} deleted {room}",
 }
+_UNKNOWN_ROOM_EVENT = "{actor} did '{action}' in {room}"  # an action a newer server added
 
 
 def room_event_text(event: RoomEvent, me: str) -> str:
     """A room event as one escaped sentence, e.g. ``alice kicked you from #ops``."""
-    template = _ROOM_EVENTS.get(event.action, "{actor}: " + escape(event.action) + " in {room}")
+    template = _ROOM_EVENTS.get(event.action, _UNKNOWN_ROOM_EVENT)
     if event.action == "topic" and not event.topic:
         template = "{actor} cleared the topic of {room}"
     elif event.action == "create" and event.topic:
@@ -147,7 +150,7 @@ def room_event_text(event: RoomEvent, me: str) -> str:
 
     return template.format(
         actor=who(event.actor), user=who(event.user), room=f"#{escape(event.room)}",
-        name=escape(event.room), topic=escape(event.topic or ""),
+        name=escape(event.room), topic=escape(event.topic or ""), action=escape(event.action),
     )  # fmt: skip
 
 
