@@ -16,6 +16,11 @@ server's :class:`Credentials`, a TLS context and the CA it offers; each connecti
 handed the current ones when accepted and keeps them. Browsers come in through the web
 port (``web.py``), whose connections are admitted, capped and closed here like the others.
 
+Behind a proxy (``--trusted-proxy``) a connection's address is the client's, from the
+proxy's PROXY header (``peer.py``). The acceptor cannot know it yet: a connection from a
+trusted proxy is admitted without its per-address count, and counted under the client's
+address by :meth:`ChatServer._proxied` once the header is read, in its own thread.
+
 Logged-in sessions are capped too, per user and per source address: a login beyond
 either cap is refused with ``too_many_sessions``, so neither a colleague with a resume
 token (a login that costs nothing) nor one machine can take every place.
@@ -51,6 +56,7 @@ from securechat.server.effects import Effects
 from securechat.server.hashpool import HashPool
 from securechat.server.hub import Hub
 from securechat.server.nodes import NodePresence
+from securechat.server.peer import TrustedProxies
 from securechat.server.renewal import CertificateRenewer, Credentials
 from securechat.server.service import ChatService
 from securechat.server.web import WebServer
@@ -69,8 +75,11 @@ log = logging.getLogger("securechat.server")
 class LiveConnection(Protocol):
     """A connection of either kind (chat port or web port), as the server tracks it."""
 
-    peer_host: str
-    peer: str
+    @property
+    def peer_host(self) -> str: ...
+
+    @property
+    def peer(self) -> str: ...
 
     @property
     def thread(self) -> threading.Thread: ...
@@ -140,6 +149,7 @@ class ChatServer:
             throttle=config.throttle,
             default_rooms=config.default_rooms,
         )
+        self._proxies = TrustedProxies(config.trusted_proxies)
         self._listener: socket.socket | None = None
         self._waker = Waker()
         self._acceptor = threading.Thread(target=self._accept_loop, name="acceptor")
@@ -153,10 +163,12 @@ class ChatServer:
         self._presence = threading.Thread(target=self._announce_presence, name="presence")
         self._lock = threading.Lock()
         # Guarded by _lock: _credentials; every live connection; those not yet logged in,
-        # oldest first; and how many of those each address has. Then the logged-in ones,
-        # each with its (user id, address), and how many each user id and each address has.
+        # oldest first, each with the address it is counted under (None: a trusted proxy's,
+        # whose header has not named the client yet); and how many of those each address
+        # has. Then the logged-in ones, each with its (user id, address), and how many each
+        # user id and each address has.
         self._connections: set[LiveConnection] = set()
-        self._waiting: dict[LiveConnection, None] = {}
+        self._waiting: dict[LiveConnection, str | None] = {}
         self._unauthenticated: dict[str, int] = {}
         self._logged_in: dict[LiveConnection, tuple[int, str]] = {}
         self._sessions_of: dict[int, int] = {}
@@ -177,6 +189,8 @@ class ChatServer:
                 on_authenticated=self._authenticated,
                 on_closed=self._closed,
                 listen_backlog=config.listen_backlog,
+                proxies=self._proxies,
+                on_proxied=self._proxied,
             )
         )
 
@@ -312,8 +326,26 @@ class ChatServer:
 
     def _stop_waiting(self, connection: LiveConnection) -> None:
         """Stop counting ``connection`` as waiting to log in (call with _lock held)."""
-        if self._waiting.pop(connection, False) is None:
-            _decrement(self._unauthenticated, connection.peer_host)
+        if connection in self._waiting:
+            host = self._waiting.pop(connection)
+            if host is not None:
+                _decrement(self._unauthenticated, host)
+
+    def _proxied(self, connection: LiveConnection) -> str | None:
+        """Count a trusted proxy's connection under the client its header named (its
+        ``peer_host`` now): a refusal if that address has its fill waiting to log in."""
+        host, cap = connection.peer_host, self._config.limits.max_unauthenticated_per_ip
+        with self._lock:
+            if connection not in self._waiting:
+                return "closed while its PROXY header came"  # evicted or shut down meanwhile
+            if self._unauthenticated.get(host, 0) >= cap:
+                refusal = "too many connections from this address waiting to log in"
+            else:
+                self._waiting[connection] = host
+                self._unauthenticated[host] = self._unauthenticated.get(host, 0) + 1
+                return None
+        log.warning("refused connection from %s: %s", host, refusal)
+        return refusal
 
     # --- the account watcher: ends sessions whose account changed under them -------
 
@@ -468,6 +500,8 @@ class ChatServer:
                 ca_pem=self._credentials.ca_pem,
                 on_authenticated=self._authenticated,
                 on_closed=self._closed,
+                proxies=self._proxies,
+                on_proxied=self._proxied,
             )
 
         admitted = self.admit(address[0], connection)
@@ -484,19 +518,22 @@ class ChatServer:
     def admit(self, host: str, make: Callable[[], _Connection]) -> _Connection | None:
         """Count a new connection from ``host`` against the caps: ``make()`` it, or None.
 
-        Both ports admit through here. When every place for connections not yet logged
+        Both ports admit through here. A trusted proxy's connection is not counted under
+        ``host`` (the proxy's): :meth:`_proxied` counts it under its client's. When every place for connections not yet logged
         in is taken (by silent sockets from many addresses, say), the one that has waited
         longest is closed to make room: a real login takes milliseconds, so the oldest
         waiter is the least likely to be one. ``make`` runs with ``_lock`` held.
         """
         limits = self._config.limits
         evicted: LiveConnection | None = None
+        counted = None if host in self._proxies else host
         with self._lock:
             refusal = (
                 "server shutting down" if self._stopping.is_set()
                 else "too many connections" if len(self._connections) >= limits.max_connections
                 else "too many connections from this address waiting to log in"
-                if self._unauthenticated.get(host, 0) >= limits.max_unauthenticated_per_ip
+                if counted is not None
+                and self._unauthenticated.get(counted, 0) >= limits.max_unauthenticated_per_ip
                 else None
             )  # fmt: skip
             if refusal is None and len(self._waiting) >= limits.max_unauthenticated:
@@ -505,8 +542,9 @@ class ChatServer:
             if refusal is None:
                 connection = make()
                 self._connections.add(connection)
-                self._waiting[connection] = None
-                self._unauthenticated[host] = self._unauthenticated.get(host, 0) + 1
+                self._waiting[connection] = counted
+                if counted is not None:
+                    self._unauthenticated[counted] = self._unauthenticated.get(counted, 0) + 1
         if evicted is not None:
             log.warning(
                 "closing %s: waited longest to log in, and the places are full", evicted.peer
