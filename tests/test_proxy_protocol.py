@@ -71,7 +71,8 @@ def test_a_header_is_read_to_its_last_byte_and_not_one_more(
 def test_bytes_fed_after_the_header_are_kept_as_the_rest() -> None:
     decoder = ProxyHeaderDecoder()
     header = decoder.feed(encode_v2(CLIENT_V4, SERVER_V4) + TLS_HELLO)
-    assert header is not None and header.source == CLIENT_V4
+    assert header is not None
+    assert header.source == CLIENT_V4
     assert decoder.rest == TLS_HELLO
     assert decoder.wanted == 0
     assert decoder.feed(b"more") is header
