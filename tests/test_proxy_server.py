@@ -19,6 +19,7 @@ import pytest
 
 from securechat.config import ThrottlePolicy
 from securechat.protocol.proxy import encode_v1, encode_v2
+from securechat.server.peer import TrustedProxies, parse_trusted_proxy
 from tests.conftest import PASSWORD, TIMEOUT, RunningServer, ServerFactory
 from tests.peer import Peer
 from tests.web_peer import WebPeer
@@ -279,3 +280,14 @@ def test_the_tls_bytes_sent_with_the_header_in_one_write_are_not_lost(
         tls.handshake()
         tls.send(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
         assert tls.receive().startswith(b"HTTP/1.1 200 OK\r\n")
+
+
+def test_trusted_proxies_match_addresses_in_their_networks_only() -> None:
+    proxies = TrustedProxies([parse_trusted_proxy("10.0.0.0/24"), parse_trusted_proxy("fd00::5")])
+    assert "10.0.0.7" in proxies
+    assert "::ffff:10.0.0.7" in proxies  # as a dual-stack listener sees an IPv4 proxy
+    assert "fd00::5%eth0" in proxies  # with an IPv6 zone
+    for other in ("10.0.1.7", "fd00::6", "127.0.0.1", "proxy.lan", ""):
+        assert other not in proxies
+    assert not TrustedProxies()
+    assert "127.0.0.1" not in TrustedProxies()
