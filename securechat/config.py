@@ -7,12 +7,15 @@ reads settings from globals or the environment on its own.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 from pathlib import Path
 
 DEFAULT_PORT = 5050
 DEFAULT_WEB_PORT = 5443
 DEFAULT_DB_URL = "sqlite:///securechat.db"
 DEFAULT_CERTS_DIR = Path("certs")
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -101,7 +104,10 @@ class Limits:
     # floor behind it: 256 seats 100 people with two sessions each, while one machine,
     # whatever accounts it holds, still takes at most 2.6 % of max_connections.
     max_sessions_per_address: int = 256
-    handshake_timeout: float = 10.0
+    handshake_timeout: float = 10.0  # from accept: a trusted proxy's header, then TLS
+    # A PROXY protocol v2 header, at most (v1 has its own 107 bytes): the addresses and
+    # the TLVs a proxy may add (unique id, TLS details, a cloud endpoint's id).
+    max_proxy_header: int = 2048
     auth_timeout: float = 10.0
     idle_timeout: float = 90.0
     heartbeat: int = 30
@@ -168,3 +174,6 @@ class ServerConfig:
     default_rooms: tuple[str, ...] = ("general",)
     renew_before_days: int = 30  # serve renews its own certificate (needs ca.key) this early
     listen_backlog: int = 1024
+    # Proxies (HAProxy send-proxy-v2) whose PROXY header names the client: a connection
+    # from these must start with one, and from any other address must not.
+    trusted_proxies: tuple[IPNetwork, ...] = ()

@@ -11,7 +11,8 @@ boundary that calls the library, with ``raise ... from exc``::
     │   ├── FrameTooLarge             frame_too_large (framing is lost: close)
     │   ├── MalformedMessage          bad_request
     │   ├── UnknownMessageType        unknown_type
-    │   └── UnexpectedMessage         auth_required (before login) / bad_request
+    │   ├── UnexpectedMessage         auth_required (before login) / bad_request
+    │   └── BadProxyHeader            never sent: the connection is dropped before TLS
     ├── RequestError                  a well-formed request that cannot be served
     │   ├── NotMember                 not_member
     │   ├── NoSuchUser                no_such_user
@@ -117,6 +118,14 @@ class UnexpectedMessage(ProtocolError):
         super().__init__(message, ref=ref)
         self.code = code
         self.is_fatal = code is ErrorCode.AUTH_REQUIRED
+
+
+class BadProxyHeader(ProtocolError):
+    """A PROXY protocol header that is malformed, too long, missing (from a trusted proxy)
+    or not allowed (from any other address). It comes before TLS, so nothing is sent back:
+    the connection is dropped."""
+
+    is_fatal = True
 
 
 class RequestError(SecureChatError):

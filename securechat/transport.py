@@ -342,6 +342,44 @@ class TlsStream:
         self._sock.close()
 
 
+def receive_before_tls(
+    sock: socket.socket,
+    size: int,
+    deadline: float,
+    interrupt: Waker | None = None,
+    *,
+    peek: bool = False,
+) -> bytes | None:
+    """Up to ``size`` clear bytes that came before the TLS handshake (a PROXY header),
+    waiting for some until ``deadline`` (monotonic); None when ``interrupt`` woke first.
+
+    Reads with the plain socket's ``recv`` even on an :class:`ssl.SSLSocket` whose
+    handshake has not begun (websockets hands the web port's sockets over so): OpenSSL has
+    read nothing yet, and what is not taken here is its to read. With ``peek`` the bytes
+    stay in the kernel for it.
+
+    Raises:
+        ConnectionLost: the peer closed or the connection broke, or nothing came in time.
+    """
+    with selectors.DefaultSelector() as selector:
+        selector.register(sock, selectors.EVENT_READ)
+        if interrupt is not None:
+            selector.register(interrupt, selectors.EVENT_READ)
+        remaining = deadline - time.monotonic()
+        ready = selector.select(remaining) if remaining > 0 else []
+    if not ready:
+        raise ConnectionLost("nothing received in time (handshake deadline)")
+    if interrupt is not None and any(key.fileobj is interrupt for key, _ in ready):
+        return None
+    try:
+        data = socket.socket.recv(sock, size, socket.MSG_PEEK if peek else 0)
+    except OSError as exc:
+        raise ConnectionLost(_describe(exc)) from exc
+    if not data:
+        raise ConnectionLost("closed by peer")
+    return data
+
+
 def format_address(address: tuple[str, int]) -> str:
     """``host:port``, with brackets around an IPv6 host."""
     host, port = address[0], address[1]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import ipaddress
 import os
 import subprocess
 import sys
@@ -95,11 +96,12 @@ class RunningServer:
     peers: list[Peer] = dataclasses.field(default_factory=list)
     web_address: tuple[str, int] | None = None  # with web_port=: where browsers connect
 
-    def peer(self, source: str | None = None) -> Peer:
-        """A new raw-protocol connection (from ``source``, a loopback address), closed after."""
+    def peer(self, source: str | None = None, prefix: bytes = b"") -> Peer:
+        """A new raw-protocol connection (from ``source``, a loopback address), closed after;
+        ``prefix`` goes before the TLS handshake (a PROXY header)."""
         from tests.peer import Peer
 
-        peer = Peer(self.address, self.ca_file, source=source)
+        peer = Peer(self.address, self.ca_file, source=source, prefix=prefix)
         self.peers.append(peer)
         return peer
 
@@ -276,6 +278,7 @@ class LimitOverrides(TypedDict, total=False):
     max_sessions_per_user: int
     max_sessions_per_address: int
     handshake_timeout: float
+    max_proxy_header: int
     auth_timeout: float
     idle_timeout: float
     heartbeat: int
@@ -318,6 +321,7 @@ class ServerFactory(Protocol):
         port: int = 0,
         throttle: ThrottlePolicy | None = None,
         web_port: int | None = None,
+        trusted_proxies: tuple[str, ...] = (),
         **limits: Unpack[LimitOverrides],
     ) -> RunningServer: ...
 
@@ -336,6 +340,7 @@ def server_factory(certs_dir: Path, db_url: str) -> Iterator[ServerFactory]:
         port: int = 0,
         throttle: ThrottlePolicy | None = None,
         web_port: int | None = None,
+        trusted_proxies: tuple[str, ...] = (),
         **limits: Unpack[LimitOverrides],
     ) -> RunningServer:
         if web_port is not None:  # the server's side of the opening waits as long as WebPeer's
@@ -350,6 +355,7 @@ def server_factory(certs_dir: Path, db_url: str) -> Iterator[ServerFactory]:
             limits=Limits(**limits),
             hash_params=HashParams.for_tests(),
             throttle=throttle or ThrottlePolicy(),
+            trusted_proxies=tuple(ipaddress.ip_network(proxy) for proxy in trusted_proxies),
         )
         database = open_database(db_url)
         tls = server_context(certs_dir / "server.pem", certs_dir / "server.key")

@@ -85,12 +85,19 @@ class Peer(EventPeer):
         *,
         server_name: str = "localhost",
         source: str | None = None,
+        prefix: bytes = b"",
     ) -> None:
         super().__init__()
         context = ssl.create_default_context(cafile=str(ca_file))
         bind = None if source is None else (source, 0)
         raw = socket.create_connection(address, timeout=TIMEOUT, source_address=bind)
-        self.sock = context.wrap_socket(raw, server_hostname=server_name)
+        try:
+            if prefix:  # a PROXY header, before TLS
+                raw.sendall(prefix)
+            self.sock = context.wrap_socket(raw, server_hostname=server_name)
+        except BaseException:  # refused: no socket left open behind the error
+            raw.close()
+            raise
         self._buffer = b""
 
     def close(self) -> None:

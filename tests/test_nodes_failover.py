@@ -8,6 +8,7 @@ the dead node's users go offline on the others within its ttl."""
 from __future__ import annotations
 
 import contextlib
+import re
 import signal
 import socket
 import subprocess
@@ -22,6 +23,7 @@ from securechat.client import Backoff, Client
 from securechat.client.events import Reconnected
 from securechat.protocol.messages import Message, Presence
 from tests.conftest import PASSWORD, TIMEOUT, skip_or_fail
+from tests.peer import Peer
 from tests.serve_process import ServeProcess
 from tests.sql import value
 from tests.test_nodes import _eventually
@@ -34,8 +36,8 @@ NODE_TTL = 3.0
 SENDS = 300
 
 
-def _node(certs_dir: Path, db_url: str, serve: list[ServeProcess]) -> ServeProcess:
-    process = ServeProcess(certs_dir, db_url, "--node-ttl", str(NODE_TTL))
+def _node(certs_dir: Path, db_url: str, serve: list[ServeProcess], *options: str) -> ServeProcess:
+    process = ServeProcess(certs_dir, db_url, "--node-ttl", str(NODE_TTL), *options)
     serve.append(process)
     return process.start()
 
@@ -159,10 +161,12 @@ def test_clients_of_a_killed_node_fail_over_and_every_acked_message_arrives_once
 
 
 HAPROXY = Path("/usr/sbin/haproxy")
+HAPROXY_SOURCE = "127.0.0.3"  # HAProxy's address as the nodes see it; the clients' is 127.0.0.1
 
 
 def _haproxy_config(nodes: list[ServeProcess], chat_port: int, web_port: int) -> str:
-    """docs/deploy.md's HAProxy example, pointed at ``nodes`` on 127.0.0.1."""
+    """docs/deploy.md's HAProxy example, pointed at ``nodes`` on 127.0.0.1, connecting to
+    them from HAPROXY_SOURCE (as if from its own machine)."""
     doc = (Path(__file__).parent.parent / "docs" / "deploy.md").read_text()
     after_title = doc.split("# /etc/haproxy/haproxy.cfg", 1)[1].split("\n", 1)[1]
     config = after_title.split("```", 1)[0]
@@ -171,7 +175,8 @@ def _haproxy_config(nodes: list[ServeProcess], chat_port: int, web_port: int) ->
         config = config.replace(f"{lan}:5050", f"127.0.0.1:{node.port}")
         config = config.replace(f"{lan}:5443", f"127.0.0.1:{web}")
     config = config.replace("bind :5050", f"bind 127.0.0.1:{chat_port}")
-    return config.replace("bind :5443", f"bind 127.0.0.1:{web_port}")
+    config = config.replace("bind :5443", f"bind 127.0.0.1:{web_port}")
+    return config.replace("defaults\n", f"defaults\n    source {HAPROXY_SOURCE}\n", 1)
 
 
 def _free_port() -> int:
@@ -186,7 +191,8 @@ def test_haproxy_in_tcp_mode_as_deploy_md_shows_moves_clients_off_a_killed_node(
 ) -> None:
     if not HAPROXY.is_file():
         skip_or_fail("HAPROXY TEST SKIPPED: no haproxy; install it with `apt-get install haproxy`")
-    nodes = [_node(certs_dir, db_url, serve) for _ in range(2)]
+    # Each node trusts HAProxy's PROXY header (send-proxy-v2 in deploy.md's example).
+    nodes = [_node(certs_dir, db_url, serve, "--trusted-proxy", HAPROXY_SOURCE) for _ in range(2)]
     port = _free_port()
     config = tmp_path / "haproxy.cfg"
     config.write_text(_haproxy_config(nodes, port, _free_port()))
@@ -203,6 +209,14 @@ def test_haproxy_in_tcp_mode_as_deploy_md_shows_moves_clients_off_a_killed_node(
         )  # fmt: skip
         with via_proxy as alice:
             on, other = _node_of("alice", nodes)
+            # The node logged alice's own address (her client's, 127.0.0.1), not HAProxy's.
+            on.wait_for(rf"login alice from 127\.0\.0\.1:\d+ via {HAPROXY_SOURCE}:\d+ ")
+            with Peer(("127.0.0.1", port), certs_dir / "ca.pem", source="127.0.0.2") as dave:
+                dave.login("dave", PASSWORD)  # another client address, through HAProxy too
+            _eventually(lambda: any(
+                re.search(rf"login dave from 127\.0\.0\.2:\d+ via {HAPROXY_SOURCE}:", line)
+                for node in nodes for line in _lines(node)
+            ))  # fmt: skip
             with _client("bob", [other], certs_dir) as bob:
                 first = alice.send("before", room="general")
                 on.signal(signal.SIGKILL)
@@ -214,9 +228,23 @@ def test_haproxy_in_tcp_mode_as_deploy_md_shows_moves_clients_off_a_killed_node(
                     if isinstance(event, Message) and event.sender == "alice":
                         bodies[event.id] = event.body
                 assert bodies == {first: "before", second: "after"}
+        # HAProxy's checks (every 2 s) send a LOCAL header: nothing to warn about.
+        survivor = _lines(other)
+        assert not [
+            line
+            for line in survivor
+            if re.search(rf"dropped|TLS failure from {HAPROXY_SOURCE}", line)
+        ]
     finally:
         proxy.terminate()
         proxy.communicate(timeout=TIMEOUT)
+
+
+def _lines(node: ServeProcess) -> list[str]:
+    """The node's log lines so far (what arrived within a moment)."""
+    with contextlib.suppress(TimeoutError):
+        node.wait_for(r"^\Z.", timeout=0.05)  # matches nothing: collects what came
+    return node.lines
 
 
 def _accepts(port: int) -> bool:

@@ -200,3 +200,44 @@ def test_serve_max_rooms_per_user_refuses_one_more_join(
         alice.expect("joined", ref="j1")
         alice.send(type="join", room="third", ref="j2")
         assert alice.expect("error", ref="j2")["code"] == "too_many_rooms"
+
+
+@pytest.mark.parametrize(
+    ("given", "said"),
+    [
+        ("10.0.0.1/8", "--trusted-proxy '10.0.0.1/8': host bits set; did you mean 10.0.0.0/8?"),
+        ("haproxy.lan", "--trusted-proxy 'haproxy.lan': not an IP address or network (CIDR)"),
+        ("10.0.0.0/33", "--trusted-proxy '10.0.0.0/33': not an IP address or network (CIDR)"),
+    ],
+)
+def test_serve_refuses_a_trusted_proxy_that_is_not_an_address_or_network(
+    run_cli: CliRunner, certs_dir: Path, db_url: str, given: str, said: str
+) -> None:
+    result = run_cli("serve", "--port", "0", "--certs", str(certs_dir), "--db", db_url,
+                     "--trusted-proxy", "127.0.0.1", "--trusted-proxy", given)  # fmt: skip
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"securechat: error: {said}")
+    assert result.stderr.count("\n") == 1
+    assert "Traceback" not in result.stderr
+
+
+def test_serve_help_explains_trusted_proxy(run_cli: CliRunner) -> None:
+    result = run_cli("serve", "--help", env={"COLUMNS": "200"})
+    assert result.returncode == 0
+    assert "--trusted-proxy ADDR|CIDR" in result.stdout
+    assert "send-proxy-v2" in result.stdout
+
+
+def test_serve_with_a_trusted_proxy_logs_the_client_its_header_names(
+    serve: list[ServeProcess], certs_dir: Path, db_url: str
+) -> None:
+    from securechat.protocol.proxy import encode_v2
+
+    server = ServeProcess(certs_dir, db_url, "--trusted-proxy", "127.0.0.0/30")
+    serve.append(server)
+    server.start()
+    server.wait_for(r"PROXY protocol headers expected from \(and only from\) 127\.0\.0\.0/30")
+    header = encode_v2(("198.51.100.7", 40001))
+    with Peer(server.address, certs_dir / "ca.pem", source="127.0.0.2", prefix=header) as peer:
+        peer.login("alice", PASSWORD)
+        server.wait_for(r"login alice from 198\.51\.100\.7:40001 via 127\.0\.0\.2:\d+ \(password\)")

@@ -48,19 +48,34 @@ class WebPeer(EventPeer):
         *,
         origin: str | None = None,
         host: str = "localhost",
+        source: str | None = None,
+        prefix: bytes = b"",
         **options: Unpack[ConnectOptions],
     ) -> None:
+        """``source``: a loopback address to connect from; ``prefix``: bytes sent before
+        the TLS handshake (a PROXY header)."""
         super().__init__()
         context = ssl.create_default_context(cafile=str(ca_file))
         self._exit = contextlib.ExitStack()  # websockets wants connect() used as a context
-        self.ws: ClientConnection = self._exit.enter_context(connect(
-            f"wss://{host}:{address[1]}/ws",
-            ssl=context,
-            origin=Origin(origin or origin_of(address, host)),
-            open_timeout=WEB_OPENING_TIMEOUT,
-            compression=None,
-            **options,
-        ))  # fmt: skip
+        raw = None
+        if source is not None or prefix:
+            bind = None if source is None else (source, 0)
+            raw = socket.create_connection(address, timeout=TIMEOUT, source_address=bind)
+            self._exit.callback(raw.close)  # if the opening fails; else websockets closes it
+            raw.sendall(prefix)
+        try:
+            self.ws: ClientConnection = self._exit.enter_context(connect(
+                f"wss://{host}:{address[1]}/ws",
+                sock=raw,
+                ssl=context,
+                origin=Origin(origin or origin_of(address, host)),
+                open_timeout=WEB_OPENING_TIMEOUT,
+                compression=None,
+                **options,
+            ))  # fmt: skip
+        except BaseException:
+            self._exit.close()
+            raise
 
     def close(self) -> None:
         with contextlib.suppress(OSError):

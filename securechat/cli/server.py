@@ -17,6 +17,7 @@ from securechat.cli.app import app
 from securechat.cli.options import CERTS_DEFAULT, DB_DEFAULT, CertsDir, DbUrl
 from securechat.config import DEFAULT_PORT, DEFAULT_WEB_PORT, Limits, ServerConfig
 from securechat.errors import ConfigError
+from securechat.server.peer import parse_trusted_proxy
 from securechat.server.runner import configure_logging, run_server
 
 _DEFAULTS = Limits()
@@ -41,6 +42,7 @@ def serve(
     no_web: Annotated[bool, typer.Option("--no-web", help="Do not listen for browsers; terminal clients only.", rich_help_panel=_WEB)] = False,
     cert: Annotated[Path | None, typer.Option(metavar="FILE", help="Server certificate from your own CA (PEM, intermediates after it) instead of the certificate folder's server.pem; ca.pem there must be the CA that issued it. Needs --key.", rich_help_panel=_WEB)] = None,
     key: Annotated[Path | None, typer.Option(metavar="FILE", help="The private key of --cert (PEM, unencrypted).", rich_help_panel=_WEB)] = None,
+    trusted_proxy: Annotated[list[str] | None, typer.Option(metavar="ADDR|CIDR", help="A proxy in front of this server (HAProxy with send-proxy-v2) whose PROXY protocol header names the client; repeatable. Connections from it must start with the header (v1 or v2), and the client's address is then used for every limit, throttle and log line; a header from any other address is refused. Default: none.", show_default=False)] = None,
     log_level: Annotated[LogLevel, typer.Option(metavar="LEVEL", help="Least severe log level to print: debug, info, warning or error.")] = LogLevel.info,
     max_connections: Annotated[int, typer.Option(metavar="N", min=1, help="Connections held at once.", rich_help_panel=_LIMITS)] = _DEFAULTS.max_connections,
     max_unauthenticated: Annotated[int, typer.Option(metavar="N", min=1, help="Connections not yet logged in, overall.", rich_help_panel=_LIMITS)] = _DEFAULTS.max_unauthenticated,
@@ -58,13 +60,15 @@ def serve(
 
     Terminal clients connect to --port; colleagues with a browser open
     https://HOST:WEB_PORT/ (the same certificate; see docs/deploy.md for trusting the CA
-    in browsers). Needs the files from `securechat init-certs` (or --cert/--key and the
+    in browsers). Behind HAProxy, give its address with --trusted-proxy (docs/deploy.md,
+    section 13). Needs the files from `securechat init-certs` (or --cert/--key and the
     issuing CA as ca.pem) and at least one user from `securechat adduser`. Brings the
     database schema up to date before it starts. SIGHUP loads new certificate files at
     once (they are also checked every hour).
     """
     if (cert is None) != (key is None):
         raise ConfigError("--cert and --key go together")
+    proxies = tuple(dict.fromkeys(parse_trusted_proxy(text) for text in trusted_proxy or ()))
     configure_logging(log_level)
     limits = dataclasses.replace(
         _DEFAULTS,
@@ -90,5 +94,6 @@ def serve(
         limits=limits,
         cert_file=cert,
         key_file=key,
+        trusted_proxies=proxies,
     )
     run_server(config)

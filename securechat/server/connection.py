@@ -1,7 +1,8 @@
 """One client connection: its thread, its TLS socket, and who may write to that socket.
 
 Theory of operation: the acceptor hands over a plain TCP socket. The connection's thread
-runs the TLS handshake under a deadline, sends ``hello``, then loops in ``poll()`` on two
+learns who is at the other end (``peer.py``: from a trusted proxy, its PROXY header), runs
+the TLS handshake under the same deadline, sends ``hello``, then loops in ``poll()`` on two
 descriptors: the socket and its outbox's waker. Each time round it
 
 1. moves frames that other threads queued in the outbox (fan-out, acks) into the
@@ -42,13 +43,14 @@ from collections.abc import Callable
 from securechat import __version__
 from securechat.accounts import Account
 from securechat.config import Limits
-from securechat.errors import ConnectionLost, ErrorCode
+from securechat.errors import BadProxyHeader, ConnectionLost, ErrorCode
 from securechat.protocol.frames import encode_frame
 from securechat.protocol.messages import PROTOCOL_VERSION, Bye, Error, Event, Hello, Ping, encode
 from securechat.server.outbox import Outbox
+from securechat.server.peer import PeerAddress, TrustedProxies, identify
 from securechat.server.requests import Closing, RequestHandler
 from securechat.server.service import ChatService
-from securechat.transport import TlsStream, Turn, format_address
+from securechat.transport import TlsStream, Turn
 
 log = logging.getLogger("securechat.server")
 
@@ -74,10 +76,15 @@ class ServerConnection:
         ca_pem: str,
         on_authenticated: Callable[[ServerConnection, Account], None],
         on_closed: Callable[[ServerConnection], None],
+        proxies: TrustedProxies | None = None,
+        on_proxied: Callable[[ServerConnection], str | None] | None = None,
     ) -> None:
-        self.peer_host = address[0]
-        self.peer = format_address(address)
+        """``on_proxied`` is asked, once a trusted proxy's header has named the client,
+        whether the connection may go on under that address: a refusal, or None."""
         self._sock = sock
+        self._address = address
+        self._proxies = proxies or TrustedProxies()
+        self._on_proxied = on_proxied
         self._tls = tls
         self._limits = limits
         self._on_closed = on_closed
@@ -86,8 +93,7 @@ class ServerConnection:
         self._outbox = Outbox(max_frames=limits.outbox_frames, max_bytes=limits.outbox_bytes)
         self._requests = RequestHandler(
             self,
-            peer_host=self.peer_host,
-            peer=self.peer,
+            peer=PeerAddress(address[0], address[1]),
             accepted_at=accepted_at,
             auth_deadline=self._auth_deadline,
             service=service,
@@ -104,6 +110,16 @@ class ServerConnection:
         self.thread = threading.Thread(target=self.run, name=f"conn {self.peer}")
 
     # --- called from any thread ----------------------------------------------------
+
+    @property
+    def peer_host(self) -> str:
+        """The address every limit and throttle counts this connection under."""
+        return self._requests.peer.host
+
+    @property
+    def peer(self) -> str:
+        """``host:port``, for log lines."""
+        return str(self._requests.peer)
 
     @property
     def account(self) -> Account:
@@ -151,6 +167,10 @@ class ServerConnection:
     def _run(self) -> None:
         reason = "closed"
         try:
+            refusal = self._identify()
+            if refusal is not None:
+                reason = refusal
+                return
             stream = TlsStream(
                 self._tls.wrap_socket(self._sock, server_side=True, do_handshake_on_connect=False),
                 self._turn,
@@ -159,16 +179,22 @@ class ServerConnection:
             stream.handshake(self._handshake_deadline, interrupt=self._outbox.waker)
             if self._close_request is not None:
                 raise ConnectionLost(self._close_request.reason)
-            log.info("connect %s (%s)", self.peer, stream.version)
+            log.info("connect %s (%s)", self._requests.peer.described(), stream.version)
             self._queue(Hello(
                 protocol=PROTOCOL_VERSION, server=f"securechat {__version__}",
                 max_frame=self._limits.max_frame, heartbeat=self._limits.heartbeat,
             ))  # fmt: skip
             reason = self._serve(stream)
+        except BadProxyHeader as exc:
+            reason = exc.message
+            log.warning("dropped connection from %s: %s", self._requests.peer.described(), reason)
         except ConnectionLost as exc:
             reason = exc.message
             if self._stream is None or self._stream.version is None:
-                log.info("TLS failure from %s: %s", self.peer, reason)
+                peer = self._requests.peer
+                # A proxy's health check opens, sends its LOCAL header and closes.
+                level = logging.DEBUG if peer.health_check else logging.INFO
+                log.log(level, "TLS failure from %s: %s", peer.described(), reason)
         except (ssl.SSLError, OSError) as exc:  # wrap_socket on a socket already reset
             reason = f"socket error: {exc}"
         except Exception:
@@ -177,6 +203,27 @@ class ServerConnection:
             reason = "internal error"
         finally:
             self._finish(reason)
+
+    def _identify(self) -> str | None:
+        """Take the connection's address from a trusted proxy's header; a refusal, or None.
+
+        Raises:
+            BadProxyHeader: see :func:`peer.identify`.
+            ConnectionLost: closed, broken or silent until the handshake deadline, or
+                closed by the server meanwhile.
+        """
+        address = identify(
+            self._sock, self._address, proxies=self._proxies,
+            max_header=self._limits.max_proxy_header, deadline=self._handshake_deadline,
+            interrupt=self._outbox.waker,
+        )  # fmt: skip
+        if address is None or self._close_request is not None:
+            raise ConnectionLost(self._close_request.reason if self._close_request else "closed")
+        if address.proxy is None:
+            return None
+        self._requests.peer = address
+        self.thread.name = f"conn {address}"
+        return None if self._on_proxied is None else self._on_proxied(self)
 
     def _serve(self, stream: TlsStream) -> str:
         try:

@@ -42,6 +42,7 @@ from securechat.protocol.messages import (
     request_ref,
 )
 from securechat.protocol.session import ServerSession, State
+from securechat.server.peer import PeerAddress
 from securechat.server.ratelimit import TokenBucket
 from securechat.server.service import Caller, ChatService
 
@@ -67,8 +68,7 @@ class RequestHandler:
         self,
         caller: Caller,
         *,
-        peer_host: str,
-        peer: str,
+        peer: PeerAddress,
         accepted_at: float,
         auth_deadline: float,
         service: ChatService,
@@ -77,10 +77,10 @@ class RequestHandler:
         on_authenticated: Callable[[Account], None],
         reply: Callable[[Event], None],
     ) -> None:
-        """``caller`` is the connection; ``peer_host`` its address, ``peer`` with the port."""
+        """``caller`` is the connection; ``peer`` its address (a trusted proxy's header
+        may replace it before the first request)."""
         self._caller = caller
-        self._peer_host = peer_host
-        self._peer = peer
+        self.peer = peer
         self._auth_deadline = auth_deadline
         self._service = service
         self._ca_pem = ca_pem
@@ -137,7 +137,7 @@ class RequestHandler:
 
     def who(self) -> str:
         """``user@address`` once logged in, else the address: for the log."""
-        return f"{self.account.name}@{self._peer}" if self.account else self._peer
+        return f"{self.account.name}@{self.peer}" if self.account else str(self.peer)
 
     def charge_control_frame(self) -> bool:
         """Charge a control frame the transport answers itself (a WebSocket ping, or a
@@ -207,18 +207,28 @@ class RequestHandler:
         session = self.session
         try:
             account, token = self._service.login(
-                request, address=self._peer_host, timeout=self._auth_deadline - time.monotonic()
+                request, address=self.peer.host, timeout=self._auth_deadline - time.monotonic()
             )
         except (AuthenticationError, RateLimited) as exc:
             session.login_failed()
-            log.warning("login failed for %r from %s: %s", request.user[:40], self._peer, exc.code)
+            log.warning(
+                "login failed for %r from %s: %s",
+                request.user[:40],
+                self.peer.described(),
+                exc.code,
+            )
             retry = exc.retry_after if isinstance(exc, RateLimited) else None
             raise Closing(
                 "login failed", Error(code=exc.code, message=exc.message, retry_after=retry)
             ) from None
         except SecureChatError as exc:  # the server's trouble (its database), not the user's
             session.login_failed()
-            log.error("login of %r from %s failed: %s", request.user[:40], self._peer, exc.message)
+            log.error(
+                "login of %r from %s failed: %s",
+                request.user[:40],
+                self.peer.described(),
+                exc.message,
+            )
             raise Closing(
                 "login failed", Error(code=ErrorCode.SERVER_ERROR, message=SERVER_ERROR_TEXT)
             ) from None
@@ -226,10 +236,12 @@ class RequestHandler:
             self._on_authenticated(account)
         except TooManySessions as exc:
             session.login_failed()
-            log.warning("login refused for %s from %s: %s", account.name, self._peer, exc.message)
+            log.warning(
+                "login refused for %s from %s: %s", account.name, self.peer.described(), exc.message
+            )
             raise Closing("too many sessions", Error(code=exc.code, message=exc.message)) from None
         self.account, self._token = account, token
         session.login_succeeded(account.name)
         self._reply(self._service.welcome(self._caller, token))
         how = "resume token" if request.token is not None else "password"
-        log.info("login %s from %s (%s)", account.name, self._peer, how)
+        log.info("login %s from %s (%s)", account.name, self.peer.described(), how)

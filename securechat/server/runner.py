@@ -91,6 +91,9 @@ def run_server(config: ServerConfig) -> None:
             web_port = server.web_address[1]
             log.info("web client on port %d: https://%s:%d/", web_port, info.sans[0], web_port)
         log.info("database %s", safe_url(config.db_url))
+        if config.trusted_proxies:
+            proxies = ", ".join(map(str, config.trusted_proxies))
+            log.info("PROXY protocol headers expected from (and only from) %s", proxies)
         expiry = f"{info.not_after:%Y-%m-%d %H:%M} UTC"
         log.info("certificate for %s, valid until %s", ", ".join(info.sans), expiry)
         log.info("password checks in %s", server.password_checks)

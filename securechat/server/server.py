@@ -21,6 +21,11 @@ offers; each connection is handed the current ones when accepted and keeps them.
 come in through the web port (``web.py``), whose connections are admitted, capped and
 closed here like the others.
 
+Behind a proxy (``--trusted-proxy``) a connection's address is the client's, from the
+proxy's PROXY header (``peer.py``). The acceptor cannot know it yet: a connection from a
+trusted proxy is admitted without a per-address count, and counted under the client's
+address key by :meth:`ChatServer._proxied` once the header is read, in its own thread.
+
 Logged-in sessions are capped too, per user and per address key: a login beyond
 either cap is refused with ``too_many_sessions``, so neither a colleague with a resume
 token (a login that costs nothing) nor one machine can take every place.
@@ -57,6 +62,7 @@ from securechat.server.effects import Effects
 from securechat.server.hashpool import HashPool
 from securechat.server.hub import Hub
 from securechat.server.nodes import NodePresence
+from securechat.server.peer import TrustedProxies
 from securechat.server.renewal import CertificateRenewer, Credentials
 from securechat.server.service import ChatService
 from securechat.server.web import WebServer
@@ -75,8 +81,11 @@ log = logging.getLogger("securechat.server")
 class LiveConnection(Protocol):
     """A connection of either kind (chat port or web port), as the server tracks it."""
 
-    peer_host: str
-    peer: str
+    @property
+    def peer_host(self) -> str: ...
+
+    @property
+    def peer(self) -> str: ...
 
     @property
     def thread(self) -> threading.Thread: ...
@@ -148,6 +157,7 @@ class ChatServer:
             throttle=config.throttle,
             default_rooms=config.default_rooms,
         )
+        self._proxies = TrustedProxies(config.trusted_proxies)
         self._listener: socket.socket | None = None
         self._waker = Waker()
         self._acceptor = threading.Thread(target=self._accept_loop, name="acceptor")
@@ -161,11 +171,12 @@ class ChatServer:
         self._presence = threading.Thread(target=self._announce_presence, name="presence")
         self._lock = threading.Lock()
         # Guarded by _lock: _credentials; every live connection; those not yet logged in,
-        # oldest first, each with its address key; and how many of those each address key
-        # has. Then the logged-in ones, each with its (user id, address key), and how many
-        # each user id and each address key has.
+        # oldest first, each with the address key it is counted under (None: a trusted
+        # proxy's, whose header has not named the client yet); and how many of those each
+        # address key has. Then the logged-in ones, each with its (user id, address key),
+        # and how many each user id and each address key has.
         self._connections: set[LiveConnection] = set()
-        self._waiting: dict[LiveConnection, str] = {}
+        self._waiting: dict[LiveConnection, str | None] = {}
         self._unauthenticated: dict[str, int] = {}
         self._logged_in: dict[LiveConnection, tuple[int, str]] = {}
         self._sessions_of: dict[int, int] = {}
@@ -186,6 +197,8 @@ class ChatServer:
                 on_authenticated=self._authenticated,
                 on_closed=self._closed,
                 listen_backlog=config.listen_backlog,
+                proxies=self._proxies,
+                on_proxied=self._proxied,
             )
         )
 
@@ -322,9 +335,25 @@ class ChatServer:
 
     def _stop_waiting(self, connection: LiveConnection) -> None:
         """Stop counting ``connection`` as waiting to log in (call with _lock held)."""
-        host = self._waiting.pop(connection, None)
-        if host is not None:
-            _decrement(self._unauthenticated, host)
+        if connection in self._waiting:
+            key = self._waiting.pop(connection)
+            if key is not None:
+                _decrement(self._unauthenticated, key)
+
+    def _proxied(self, connection: LiveConnection) -> str | None:
+        """Count a trusted proxy's connection under the client its header named (its
+        ``peer_host`` now), making room as :meth:`admit` does; a refusal only if it was
+        closed meanwhile."""
+        key = address_key(connection.peer_host, self._config.limits.ipv6_prefix)
+        with self._lock:
+            if connection not in self._waiting:
+                return "closed while its PROXY header came"  # evicted or shut down meanwhile
+            evicted = self._make_room(key, overall=False)  # admit counted it overall
+            self._waiting[connection] = key
+            self._unauthenticated[key] = self._unauthenticated.get(key, 0) + 1
+        if evicted is not None:
+            _close_evicted(*evicted)
+        return None
 
     # --- the account watcher: ends sessions whose account changed under them -------
 
@@ -479,6 +508,8 @@ class ChatServer:
                 ca_pem=self._credentials.ca_pem,
                 on_authenticated=self._authenticated,
                 on_closed=self._closed,
+                proxies=self._proxies,
+                on_proxied=self._proxied,
             )
 
         admitted = self.admit(address[0], connection)
@@ -499,10 +530,11 @@ class ChatServer:
         address or overall, closes the one that has waited longest (from that address, or
         from anywhere) to make room: a real login takes milliseconds, so the oldest waiter
         is the least likely to be one, and the newcomer may be a colleague behind the
-        same NAT. ``make`` runs with ``_lock`` held.
+        same NAT. A trusted proxy's connection is not counted under ``host`` (the proxy's):
+        :meth:`_proxied` counts it under its client's. ``make`` runs with ``_lock`` held.
         """
         limits = self._config.limits
-        key = address_key(host, limits.ipv6_prefix)
+        key = None if host in self._proxies else address_key(host, limits.ipv6_prefix)
         evicted: tuple[LiveConnection, str] | None = None
         with self._lock:
             refusal = (
@@ -515,26 +547,31 @@ class ChatServer:
                 connection = make()
                 self._connections.add(connection)
                 self._waiting[connection] = key
-                self._unauthenticated[key] = self._unauthenticated.get(key, 0) + 1
+                if key is not None:
+                    self._unauthenticated[key] = self._unauthenticated.get(key, 0) + 1
         if evicted is not None:
-            oldest, reason = evicted
-            log.warning("closing %s: waited longest to log in, and %s", oldest.peer, reason)
-            oldest.request_close(f"{reason}: waited longest to log in")
+            _close_evicted(*evicted)
         if refusal is not None:
             log.warning("refused connection from %s: %s", host, refusal)
             return None
         return connection
 
-    def _make_room(self, key: str) -> tuple[LiveConnection, str] | None:
-        """Stop counting the connection a newcomer from ``key`` replaces, if a cap is full.
+    def _make_room(
+        self, key: str | None, *, overall: bool = True
+    ) -> tuple[LiveConnection, str] | None:
+        """Stop counting the connection a newcomer from ``key`` replaces, if a cap is full
+        (the cap per address key, and unless ``overall`` is False the overall one).
 
         Returns it and why, for the caller to close outside the lock (call with _lock held).
         """
         limits = self._config.limits
-        if self._unauthenticated.get(key, 0) >= limits.max_unauthenticated_per_ip:
+        if (
+            key is not None
+            and self._unauthenticated.get(key, 0) >= limits.max_unauthenticated_per_ip
+        ):
             reason = "too many connections from one address waiting to log in"
             oldest = next((c for c, k in self._waiting.items() if k == key), None)
-        elif len(self._waiting) >= limits.max_unauthenticated:
+        elif overall and len(self._waiting) >= limits.max_unauthenticated:
             reason = "too many connections waiting to log in"
             oldest = next(iter(self._waiting), None)
         else:
@@ -543,6 +580,11 @@ class ChatServer:
             return None
         self._stop_waiting(oldest)
         return oldest, reason
+
+
+def _close_evicted(oldest: LiveConnection, reason: str) -> None:
+    log.warning("closing %s: waited longest to log in, and %s", oldest.peer, reason)
+    oldest.request_close(f"{reason}: waited longest to log in")
 
 
 _K = TypeVar("_K")

@@ -6,7 +6,9 @@ handshake to the chat server's current one, see :func:`tls.forwarding_server_con
 websockets starts a thread per accepted socket; before anything else that thread asks the
 chat server to admit the connection, so the caps on connections (overall, not yet logged
 in, per address) count browsers and terminal clients together, and a refused socket is
-closed before its TLS handshake. The thread then runs the TLS and HTTP handshakes.
+closed before its TLS handshake. It then learns who is at the other end (``peer.py``: from
+a trusted proxy, the PROXY header, read in clear before websockets starts TLS) and runs
+the TLS and HTTP handshakes.
 ``process_request`` answers every plain HTTP request from the allowlist of shipped files
 (webfiles.py) and lets a WebSocket handshake through only on ``/ws`` and only from one of
 the server's own origins (HTTP 403 otherwise; 400 for more than one ``Origin``). The
@@ -38,8 +40,9 @@ from websockets.sync.server import Server, ServerConnection, serve
 
 from securechat.accounts import Account
 from securechat.config import Limits
-from securechat.errors import ConfigError, ErrorCode
+from securechat.errors import BadProxyHeader, ConfigError, ConnectionLost, ErrorCode
 from securechat.protocol.messages import Error, encode
+from securechat.server.peer import TrustedProxies, identify
 from securechat.server.renewal import Credentials
 from securechat.server.service import ChatService
 from securechat.server.webconnection import CLOSE_TIMEOUT, FramedOnce, WebConnection, WebSocket
@@ -52,7 +55,6 @@ from securechat.server.webfiles import (
 )
 from securechat.server.webprotocol import WebProtocol
 from securechat.tls import forwarding_server_context
-from securechat.transport import format_address
 
 log = logging.getLogger("securechat.server")
 
@@ -97,9 +99,13 @@ class WebServer:
         on_authenticated: Callable[[WebConnection, Account], None],
         on_closed: Callable[[WebConnection], None],
         listen_backlog: int = 1024,
+        proxies: TrustedProxies | None = None,
+        on_proxied: Callable[[WebConnection], str | None] | None = None,
     ) -> None:
         """``credentials()`` returns the chat server's current TLS context and CA;
-        ``names`` are its certificate's DNS and IP names, which make the allowed origins."""
+        ``names`` are its certificate's DNS and IP names, which make the allowed origins.
+        ``on_proxied`` is asked, once a trusted proxy's header has named the client,
+        whether the connection may go on under that address: a refusal, or None."""
         self._host, self._port = host, port
         self._credentials = credentials
         self._names = tuple(names)
@@ -109,6 +115,8 @@ class WebServer:
         self._on_authenticated = on_authenticated
         self._on_closed = on_closed
         self._backlog = listen_backlog
+        self._proxies = proxies or TrustedProxies()
+        self._on_proxied = on_proxied
         self._server: Server | None = None
         self._accept: Callable[[socket.socket, Any], None] | None = None  # websockets' handler
         self._thread = threading.Thread(target=self._serve_forever, name="web-acceptor")
@@ -187,28 +195,65 @@ class WebServer:
         assert server is not None
         assert accept is not None
         ca_pem = self._credentials().ca_pem  # read now: admit() runs the factory under a lock
-        connection = self._admit(address[0], lambda: self._connection(address, ca_pem))
+        accepted_at = time.monotonic()
+        connection = self._admit(address[0], lambda: self._connection(address, accepted_at, ca_pem))
         if connection is None:
-            sock.close()
-            with server.lock:  # websockets' own bookkeeping, as its handler would do
-                server.handler_threads.discard(threading.current_thread())
+            self._drop(sock)
             return
         connection.socket = sock
         with self._lock:
             self._live.add(connection)
         self._local.connection = connection
         try:
-            accept(sock, address)
+            if self._identify(connection, sock, address, accepted_at):
+                accept(sock, address)
+            else:
+                self._drop(sock)
         finally:
             with self._lock:
                 self._live.discard(connection)
             connection.release()
             self._on_closed(connection)
 
-    def _connection(self, address: Any, ca_pem: str) -> WebConnection:
+    def _drop(self, sock: socket.socket) -> None:
+        """Close a socket websockets will not see (this thread's end, as its handler's)."""
+        assert self._server is not None
+        sock.close()
+        with self._server.lock:  # websockets' own bookkeeping, as its handler would do
+            self._server.handler_threads.discard(threading.current_thread())
+
+    def _identify(
+        self, connection: WebConnection, sock: socket.socket, address: Any, accepted_at: float
+    ) -> bool:
+        """Take the connection's address from a trusted proxy's header; False: drop it.
+
+        The header's wait shares the TLS handshake's bound; request_close() ends it early
+        (abort() shuts the socket down).
+        """
+        limits = self._limits
+        deadline = accepted_at + min(limits.handshake_timeout, limits.auth_timeout)
+        try:
+            peer = identify(
+                sock, (address[0], address[1]), proxies=self._proxies,
+                max_header=limits.max_proxy_header, deadline=deadline,
+            )  # fmt: skip
+        except BadProxyHeader as exc:
+            log.warning("dropped web connection from %s: %s", connection.peer, exc.message)
+            return False
+        except ConnectionLost as exc:
+            log.debug("web connection from %s ended before TLS: %s", connection.peer, exc.message)
+            return False
+        if peer is None or peer.proxy is None:
+            return peer is not None
+        connection.readdress(peer)
+        if peer.health_check:
+            log.debug("web connection from %s", peer.described())
+        return self._on_proxied is None or self._on_proxied(connection) is None
+
+    def _connection(self, address: Any, accepted_at: float, ca_pem: str) -> WebConnection:
         return WebConnection(
             address=(address[0], address[1]),
-            accepted_at=time.monotonic(),
+            accepted_at=accepted_at,
             service=self._service,
             limits=self._limits,
             ca_pem=ca_pem,
@@ -244,7 +289,7 @@ class WebServer:
             origin = origins[0] if len(origins) == 1 else None
             if self._origins.allows(origin):
                 return None
-            peer = format_address(ws.remote_address)
+            peer = self._local.connection.peer
             if len(origins) > 1:
                 log.warning("refused a WebSocket from %s: %d Origin headers", peer, len(origins))
                 return _response(self._files.bad_request("more than one Origin header"))

@@ -64,6 +64,7 @@ from securechat.protocol.messages import (
     encode,
 )
 from securechat.server.outbox import Outbox
+from securechat.server.peer import PeerAddress
 from securechat.server.requests import Closing, RequestHandler
 from securechat.server.service import ChatService
 from securechat.transport import Turn, format_address
@@ -232,8 +233,6 @@ class WebConnection:
         on_authenticated: Callable[[WebConnection, Account], None],
         framed: Callable[[bytes], bytes] = text_frames,
     ) -> None:
-        self.peer_host = address[0]
-        self.peer = format_address(address)
         self.thread = threading.current_thread()  # websockets' handler thread for the socket
         self._limits = limits
         self._framed = framed
@@ -241,8 +240,7 @@ class WebConnection:
         self._outbox = Outbox(max_frames=limits.outbox_frames, max_bytes=limits.outbox_bytes)
         self._requests = RequestHandler(
             self,
-            peer_host=self.peer_host,
-            peer=self.peer,
+            peer=PeerAddress(address[0], address[1]),
             accepted_at=accepted_at,
             auth_deadline=self._auth_deadline,
             service=service,
@@ -259,10 +257,33 @@ class WebConnection:
         self._ws: ServerConnection | None = None
         self._direct: WebSocket | None = None  # self._ws, when senders may write to it
         self._turn = Turn()  # held by the writer from take() to sent, or by a direct write
-        self._writer = threading.Thread(target=self._write_loop, name=f"web-writer {self.peer}")
+        self._writer = threading.Thread(
+            target=self._write_loop, name=f"web-writer {format_address(address)}"
+        )
         self.socket: socket.socket | None = None  # the accepted socket, for abort()
 
     # --- called from any thread ----------------------------------------------------
+
+    @property
+    def peer_host(self) -> str:
+        """The address every limit and throttle counts this connection under."""
+        return self._requests.peer.host
+
+    @property
+    def peer(self) -> str:
+        """``host:port``, for log lines."""
+        return str(self._requests.peer)
+
+    @property
+    def address(self) -> PeerAddress:
+        return self._requests.peer
+
+    def readdress(self, address: PeerAddress) -> None:
+        """Take the client's address from a trusted proxy's header (the handler thread,
+        before the TLS handshake)."""
+        self._requests.peer = address
+        self.thread.name = f"web {address}"
+        self._writer.name = f"web-writer {address}"
 
     @property
     def account(self) -> Account:
@@ -362,7 +383,7 @@ class WebConnection:
         try:
             ws.socket.settimeout(self._limits.stuck_writer_timeout)  # bounds a blocked send
             self._writer.start()
-            log.info("connect %s (web)", self.peer)
+            log.info("connect %s (web)", self._requests.peer.described())
             self._send(Hello(
                 protocol=PROTOCOL_VERSION, server=f"securechat {__version__}",
                 max_frame=self._limits.max_frame, heartbeat=self._limits.heartbeat,
