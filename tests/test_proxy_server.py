@@ -117,22 +117,24 @@ def test_the_caps_per_address_count_the_client_not_the_proxy(
         web_port=0, trusted_proxies=TRUSTED, max_unauthenticated_per_ip=1,
         max_sessions_per_address=1,
     )  # fmt: skip
-    waiting = _via_proxy(running, encode_v2, CLIENT)
-    waiting.expect("hello")
+    first = _via_proxy(running, encode_v2, CLIENT)
+    first.expect("hello")
     other = _via_proxy(running, encode_v2, OTHER_CLIENT)  # the proxy itself is not capped
     other.expect("hello")
-    with pytest.raises(DROPPED):  # CLIENT has its one place waiting to log in
-        _via_proxy(running, encode_v2, CLIENT).expect("hello")
-    logged(logs, r"^refused connection from 198\.51\.100\.7: too many connections from this ")
-    with pytest.raises(DROPPED):  # the same count on the web port
-        _web(running, PROXY, encode_v2(CLIENT))
-    for peer, user in ((waiting, "alice"), (other, "bob")):
+    second = _via_proxy(running, encode_v2, CLIENT)  # CLIENT's one place: its oldest makes room
+    second.expect("hello")
+    first.expect_closed()
+    evicted = r"^closing 198\.51\.100\.7:40001: waited longest to log in"
+    logged(logs, evicted)
+    for peer, user in ((other, "bob"), (second, "alice")):  # OTHER_CLIENT's place was untouched
         peer.send(type="auth", user=user, password=PASSWORD)
         peer.expect("welcome")
-    second = _via_proxy(running, encode_v2, CLIENT)  # its place is free again...
-    second.expect("hello")
-    second.send(type="auth", user="carol", password=PASSWORD)
-    assert second.recv()["code"] == "too_many_sessions"  # ...but its one session is taken
+    _web(running, PROXY, encode_v2(CLIENT))  # the same count on the web port: waiting...
+    third = _via_proxy(running, encode_v2, CLIENT)  # ...until CLIENT's next connection came
+    third.expect("hello")
+    assert len([r for r in logs.records if re.search(evicted, r.getMessage())]) == 2
+    third.send(type="auth", user="carol", password=PASSWORD)
+    assert third.recv()["code"] == "too_many_sessions"  # CLIENT's one session is taken
 
 
 # --- dropped: a header from anyone else, no header from a trusted proxy -------------------
