@@ -414,6 +414,8 @@ class WebConnection:
                 pinged = self._check_timers(time.monotonic(), last_heard, pinged)
                 continue
             last_heard, pinged = time.monotonic(), False
+            if self._close_request is not None:
+                continue  # closing (over the rate, shut down, ended): nothing more is answered
             self._requests.session.receive_message(data)
             self._process_requests()
 
