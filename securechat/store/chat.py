@@ -323,7 +323,7 @@ class ChatStore:
                     return page, True
                 entry = stored(row)
                 if entry.kind == "edit" and entry.deleted:
-                    continue  # an edit of a message deleted since: its text is gone
+                    continue  # its text is gone: the message was edited again, or deleted
                 page.append(entry)
                 chars += len(row[2])
         return page, more

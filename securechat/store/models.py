@@ -192,7 +192,7 @@ class ChatMessage(Base):
       true and an empty body (a tombstone).
     - ``edit`` / ``delete``: message ``target_id`` was changed by ``sender``; an edit
       carries the new text in ``body`` (emptied, and ``deleted`` set, when the message is
-      deleted later).
+      edited again or deleted: only the current text is kept).
     - ``event``: something happened to a room: ``action`` (create, invite, kick, ban, ...),
       by ``sender`` (``console`` for the admin's command line), about user ``subject``;
       ``body`` holds the topic (``topic``, ``create``), else is empty. A ``delete`` event
