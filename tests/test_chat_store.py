@@ -134,6 +134,7 @@ def test_no_message_query_scans_the_whole_table(db: Database, store: ChatStore) 
         store.room_history("general", before=1000, limit=50)
         store.direct_history(alice, bob, before=None, limit=50)
         store.sync(alice, since=1900, limit=500, max_chars=1 << 20)
+        store.newest_visible_id(alice)
     finally:
         event.remove(db.engine, "before_cursor_execute", record)
     assert len(statements) >= 5
@@ -302,6 +303,8 @@ def test_sync_returns_the_users_rooms_and_conversations_once_each_in_id_order(
     page = _synced(store, alice, 0, 10)
     assert [m.body for m in page] == seen
     assert [m.id for m in page] == sorted(m.id for m in page)
+    assert store.newest_visible_id(alice) == page[-1].id  # not carol's to bob after it
+    assert store.newest_visible_id(carol) == 6
     assert [m.body for m in _synced(store, alice, page[1].id, 2)] == seen[2:4]
 
 
@@ -317,6 +320,7 @@ def test_sync_covers_a_user_in_more_rooms_than_one_query_takes(db: Database) -> 
     store.save_messages([NewMessage(bob, "bob", "not for alice", "x", room="elsewhere")])
     page = _synced(store, alice, 0, 1000)
     assert [m.body for m in page] == list(reversed(names))
+    assert store.newest_visible_id(alice) == page[-1].id
     assert [m.body for m in _synced(store, alice, 0, 3)] == names[:-4:-1]
 
 

@@ -328,30 +328,36 @@ class ChatStore:
                 chars += len(row[2])
         return page, more
 
+    def newest_visible_id(self, user_id: int) -> int:
+        """The newest journal id ``user_id`` may see (what :meth:`sync` brings), 0 if none.
+
+        What ``welcome`` and ``synced`` say, rather than the newest id of all: that would
+        show anyone when private rooms and others' conversations are busy. A sync after it
+        misses nothing the user may see, as ids commit in order (``messages.py``). One
+        probe of each source's index, from its newest end.
+        """
+        with self._db.transaction() as conn:
+            arms = [
+                select(func.max(ChatMessage.id).label("id")).where(source)
+                for source in _sources(conn, user_id)
+            ]
+            newest = 0
+            for start in range(0, len(arms), _ARMS_PER_QUERY):
+                merged = union_all(*arms[start : start + _ARMS_PER_QUERY]).subquery()
+                found = conn.execute(select(func.max(merged.c.id))).scalar()
+                newest = max(newest, found or 0)
+        return newest
+
     def _sync_ids(self, conn: Connection, user_id: int, since: int, limit: int) -> list[int]:
         """The first ``limit`` ids after ``since`` that ``user_id`` may see, in order.
 
-        One index range per source, in id order: each room the user is in, direct messages
-        received, direct messages sent (to someone else: one to oneself is received too).
-        SQLite merges the ranges (MERGE UNION ALL) and stops after ``limit`` ids, so the
-        cost is ``limit`` plus one probe per room, however long the history. PostgreSQL
-        reads at most ``limit`` ids of each range and sorts those.
+        One index range per source (:func:`_sources`), in id order. SQLite merges the
+        ranges (MERGE UNION ALL) and stops after ``limit`` ids, so the cost is ``limit``
+        plus one probe per room, however long the history. PostgreSQL reads at most
+        ``limit`` ids of each range and sorts those.
         """
         after = ChatMessage.id > since
-        arms = [
-            select(ChatMessage.id).where(ChatMessage.recipient_id == user_id, after),
-            select(ChatMessage.id).where(
-                ChatMessage.sender_id == user_id,
-                ChatMessage.room_id.is_(None),
-                ChatMessage.recipient_id.is_distinct_from(user_id),
-                ChatMessage.recipient.is_not(None),  # not a deleted room's last event
-                after,
-            ),
-        ]
-        room_ids = conn.execute(_MEMBER_ROOMS, {"user": user_id}).scalars()
-        arms += [
-            select(ChatMessage.id).where(ChatMessage.room_id == room, after) for room in room_ids
-        ]
+        arms = [select(ChatMessage.id).where(source, after) for source in _sources(conn, user_id)]
         if conn.dialect.name == "postgresql":
             # PostgreSQL appends the ranges and sorts them rather than merging: each range
             # is cut at ``limit`` first, so it never reads the whole history after ``since``.
@@ -369,6 +375,23 @@ class ChatStore:
         """Messages ``user_id`` may read that hold ``query``, newest first: :func:`search.find`."""
         with self._db.transaction() as conn:
             return search.find(conn, user_id, query, before=before, limit=limit)
+
+
+def _sources(conn: Connection, user_id: int) -> list[ColumnElement[bool]]:
+    """Where the journal rows ``user_id`` may see are, one index range each: direct
+    messages received, direct messages sent (to someone else: one to oneself is received
+    too), and each room the user is in now."""
+    sources = [
+        ChatMessage.recipient_id == user_id,
+        and_(
+            ChatMessage.sender_id == user_id,
+            ChatMessage.room_id.is_(None),
+            ChatMessage.recipient_id.is_distinct_from(user_id),
+            ChatMessage.recipient.is_not(None),  # not a deleted room's last event
+        ),
+    ]
+    room_ids = conn.execute(_MEMBER_ROOMS, {"user": user_id}).scalars()
+    return sources + [ChatMessage.room_id == room for room in room_ids]
 
 
 def _with_members(conn: Connection, result: T) -> T:
