@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import random
 import re
@@ -11,11 +12,14 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import pytest
-from sqlalchemy import bindparam, event, select
+from sqlalchemy import bindparam, event, select, update
 
+from securechat.config import Limits
 from securechat.errors import ErrorCode
+from securechat.store import edits
 from securechat.store.chat import ChatStore
 from securechat.store.database import Database, open_database
+from securechat.store.journal import Actor
 from securechat.store.messages import NewMessage, StoredMessage
 from securechat.store.models import ChatMessage, Membership, Room, User
 
@@ -263,6 +267,33 @@ def test_a_resend_to_a_since_deleted_user_returns_the_first_copy(
         NewMessage(alice, "alice", "still there?", "d2", to="bob"),
     ])  # fmt: skip
     assert again == [(sent, False), ErrorCode.NO_SUCH_USER]
+
+
+def test_a_ref_is_one_message_within_the_window_and_a_new_one_after_it(
+    db: Database, store: ChatStore
+) -> None:
+    (alice,) = _users(db, "alice")
+    store.join(alice, "general")
+    first = _saved(store.save_messages([NewMessage(alice, "alice", "hi", "r1", room="general")])[0])
+    actor = Actor(alice, "alice", is_admin=False)
+    store.perform(functools.partial(edits.delete, actor=actor, message_id=first.id))
+    # Within the window a resend is the first copy, even deleted since: it stays deleted.
+    [resend] = store.save_messages([NewMessage(alice, "alice", "hi", "r1", room="general")])
+    assert isinstance(resend, tuple)
+    again, is_new = resend
+    assert (again.id, again.deleted, is_new) == (first.id, True, False)
+    with db.transaction() as conn:  # the window passes
+        window_ms = int(Limits().send_ref_window * 1000)
+        conn.execute(update(ChatMessage).values(ts_ms=ChatMessage.ts_ms - window_ms - 1))
+    later = store.save_messages([
+        NewMessage(alice, "alice", "a new message", "r1", room="general"),
+        NewMessage(alice, "alice", "a new message", "r1", room="general"),  # resent at once
+    ])  # fmt: skip
+    new = _saved(later[0])
+    assert later == [(new, True), (new, False)]
+    assert new.id > first.id
+    resent = [NewMessage(alice, "alice", "a new message", "r1", room="general")]
+    assert store.save_messages(resent) == [(new, False)]
 
 
 # --- sync ------------------------------------------------------------------------------------

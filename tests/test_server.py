@@ -16,7 +16,7 @@ from securechat.config import HashParams, Limits
 from securechat.store.database import open_database
 from tests.conftest import PASSWORD, TIMEOUT, RunningServer, ServerFactory
 from tests.peer import Event, Peer
-from tests.sql import value
+from tests.sql import execute, value
 
 
 def _count_messages(db_url: str) -> int:
@@ -264,6 +264,22 @@ def test_resend_with_the_same_ref_stores_one_message(running_server: RunningServ
     bob.send(type="ping", ref="p")
     bob.expect("pong")
     assert not [e for e in bob.seen if e["type"] == "message"]
+
+
+@pytest.mark.postgresql
+def test_a_ref_reused_after_the_window_is_a_new_message(running_server: RunningServer) -> None:
+    """A ref dedupes resends for ``send_ref_window``; reused later, it is a new message."""
+    alice, bob = running_server.login("alice"), running_server.login("bob")
+    first = _send(alice, "same", room="general", body="monday")
+    assert bob.expect("message")["id"] == first
+    assert _send(alice, "same", room="general", body="monday") == first  # a resend
+    window_ms = int(Limits().send_ref_window * 1000)
+    execute(running_server.db_url, "UPDATE messages SET ts_ms = ts_ms - :age", age=window_ms + 1)
+    later = _send(alice, "same", room="general", body="a week later")
+    assert later > first
+    assert bob.expect("message")["body"] == "a week later"
+    assert _send(alice, "same", room="general", body="a week later") == later  # its resend
+    assert _count_messages(running_server.db_url) == 2
 
 
 @pytest.mark.postgresql

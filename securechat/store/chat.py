@@ -29,6 +29,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from securechat.config import Limits
 from securechat.store import reads, rooms, search
 from securechat.store.database import Database
 from securechat.store.journal import Tx
@@ -74,18 +75,26 @@ _ARMS_PER_QUERY = 400
 
 class ChatStore:
     def __init__(
-        self, database: Database, *, sqlite_cursor: bool | None = None, origin: str | None = None
+        self,
+        database: Database,
+        *,
+        sqlite_cursor: bool | None = None,
+        origin: str | None = None,
+        ref_window: float | None = None,
     ) -> None:
         """``sqlite_cursor``: how the group commit adds rows (see :class:`MessageWriter`);
-        ``origin``: the writer's name on every journal row (NULL: the command line)."""
+        ``origin``: the writer's name on every journal row (NULL: the command line);
+        ``ref_window``: how long a send's ref names its first copy (default:
+        ``Limits.send_ref_window``)."""
         self._db = database
         self.origin = origin
         # Room ids by name, shared with the writer, which forgets those of a batch whose
         # room may have been deleted.
         self._room_ids: dict[str, int] = {}
         self._writer = MessageWriter(
-            database, self._room_ids, sqlite_cursor=sqlite_cursor, origin=origin
-        )
+            database, self._room_ids, sqlite_cursor=sqlite_cursor, origin=origin,
+            ref_window=Limits().send_ref_window if ref_window is None else ref_window,
+        )  # fmt: skip
 
     # --- team operations -------------------------------------------------------------
 
