@@ -10,7 +10,11 @@ import pytest
 
 from securechat.accounts import Accounts
 from securechat.config import HashParams
+from securechat.store import edits
+from securechat.store.chat import ChatStore
 from securechat.store.database import open_database
+from securechat.store.journal import Actor, Tx
+from securechat.store.messages import StoredMessage
 from tests.conftest import PASSWORD, RunningServer
 from tests.peer import Peer
 from tests.sql import rows, value
@@ -443,3 +447,28 @@ def test_a_moderator_cannot_delete_the_owners_messages(running_server: RunningSe
     assert _ask(bob, "d2", type="delete", id=members["id"])["type"] == "ack"
     assert _ask(root, "d3", type="delete", id=owners["id"])["type"] == "ack"  # an admin may
     assert ("root", "delete_message", "ops", "alice") in _audit(running_server.db_url)
+
+
+def test_the_journal_tail_never_delivers_an_edit_whose_text_is_gone(
+    running_server: RunningServer,
+) -> None:
+    """Another writer (a node, the console) edits twice in one transaction: the first
+    edit's text is erased before the tail reads it, so only the second is delivered."""
+    alice, bob = running_server.login("alice"), running_server.login("bob")
+    sent = _ask(alice, "s", type="send", room="general", body="v1")
+    database = open_database(running_server.db_url)
+    try:
+        other = ChatStore(database, origin="n-elsewhere")
+        actor = Actor(int(value(running_server.db_url, "SELECT id FROM users WHERE name = 'alice'")),
+                      "alice", is_admin=False)  # fmt: skip
+
+        def edit_twice(tx: Tx) -> StoredMessage:
+            edits.edit(tx, actor, sent["id"], "v2, with a secret")
+            return edits.edit(tx, actor, sent["id"], "v3")
+
+        last = other.perform(edit_twice)
+    finally:
+        database.dispose()
+    edited = bob.expect("edited")
+    assert (edited["id"], edited["body"]) == (last.id, "v3")
+    assert not [e for e in _quiet(bob, "p") if e["type"] == "edited"]
