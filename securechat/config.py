@@ -131,6 +131,10 @@ class Limits:
     search_burst: int = 10
     hash_concurrency: int = 1  # argon2 checks at once; each already keeps 4 lanes busy
     token_ttl: float = 7 * 24 * 3600.0  # resume tokens: a week, then a password again
+    # A send's ref names one message this long: a resend with it is acked with the first
+    # copy's id, and a ref reused later is a new message. As long as token_ttl: a client
+    # resends only while it can resume its session, so every resend falls within it.
+    send_ref_window: float = 7 * 24 * 3600.0
     max_tokens_per_user: int = 32  # a login past this revokes the user's oldest token
     account_check_interval: float = 2.0  # how soon passwd/disable/deluser end live sessions
     certificate_check_interval: float = 3600.0  # how often serve looks at its certificate's expiry

@@ -5,8 +5,9 @@ owner in every room without being in it; the console (``securechat room ...``) i
 admin. ``PERMISSIONS`` names the least role each action needs; everything that decides
 whether a request about a room is allowed reads it, in the server and the command line.
 
-Two more rules, about the target of an action: a moderator cannot act on the owner
-(``OWNER_PROTECTED``), and nobody kicks, bans, mutes or unmutes themselves. A private
+Two more rules, about the target of an action: a moderator cannot act on the owner, nor
+delete the owner's messages (``OWNER_PROTECTED``), and nobody kicks, bans, mutes or
+unmutes themselves. A private
 room is seen only by its members and admins: to everyone else it does not exist, and
 every refusal about it is :func:`no_such_room`'s, byte for byte the one for a room that
 does not exist.
@@ -55,8 +56,14 @@ PERMISSIONS: dict[str, Role] = {
     "delete": Role.OWNER,  # the room, with everything in it
 }
 
-#: Actions a moderator may not take against the owner (an admin may).
-OWNER_PROTECTED = frozenset({"kick", "ban", "mute", "deop"})
+#: Actions a moderator may not take against the owner (an admin may), as refusals say them.
+OWNER_PROTECTED: dict[str, str] = {
+    "kick": "kick the owner of",
+    "ban": "ban the owner of",
+    "mute": "mute the owner of",
+    "deop": "deop the owner of",
+    "delete_others": "delete the owner's messages in",
+}
 #: Actions nobody takes against themselves.
 NOT_ON_ONESELF = frozenset({"kick", "ban", "mute", "unmute"})
 
@@ -129,4 +136,4 @@ def check_target(
         and target_role is Role.OWNER
         and acting_role(actor_role, is_admin=is_admin) < Role.OWNER
     ):
-        raise Forbidden(f"moderators cannot {action} the owner of #{room}")
+        raise Forbidden(f"moderators cannot {OWNER_PROTECTED[action]} #{room}")

@@ -46,15 +46,21 @@ PUBLIC: dict[str, tuple[str, ...]] = {
         "forbidden",
     ),
     "delete": ("ok", "ok", "ok", "forbidden", "no_such_message", "no_such_message", "ok"),
+    # the owner's message (a moderator cannot act against the owner):
+    "delete_owners": (
+        "ok", "forbidden", "forbidden", "forbidden", "no_such_message", "no_such_message", "ok",
+    ),
     **{action: MOD for action in ("invite", "kick", "ban", "unban", "mute", "unmute", "topic")},
     **{action: OWNER for action in ("op", "deop", "private", "public", "transfer")},
 }  # fmt: skip
+
+MESSAGE_REQUESTS = ("edit", "delete", "delete_owners")  # they name a message, not a room
 
 
 def expected(request: str, kind: str, *, private: bool) -> str:
     outcome = PUBLIC[request][KINDS.index(kind)]
     if private and kind in ("banned", "outsider"):
-        return "no_such_message" if request in ("edit", "delete") else "no_such_room"
+        return "no_such_message" if request in MESSAGE_REQUESTS else "no_such_room"
     return outcome
 
 
@@ -119,6 +125,9 @@ class Team:
             sent = self.ok("carol", type="send", room=room, body="the member's text")
             fields = {"body": "changed"} if what == "edit" else {}
             return {"type": what, "id": sent["id"], **fields}
+        if what == "delete_owners":
+            sent = self.ok("alice", type="send", room=room, body="the owner's text")
+            return {"type": "delete", "id": sent["id"]}
         if what == "topic":
             return {"type": "moderate", "room": room, "action": "topic", "topic": "t"}
         if what in ("private", "public"):

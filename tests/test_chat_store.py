@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import random
 import re
@@ -11,11 +12,14 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import pytest
-from sqlalchemy import bindparam, event, select
+from sqlalchemy import bindparam, event, select, update
 
+from securechat.config import Limits
 from securechat.errors import ErrorCode
+from securechat.store import edits
 from securechat.store.chat import ChatStore
 from securechat.store.database import Database, open_database
+from securechat.store.journal import Actor
 from securechat.store.messages import NewMessage, StoredMessage
 from securechat.store.models import ChatMessage, Membership, Room, User
 
@@ -134,6 +138,7 @@ def test_no_message_query_scans_the_whole_table(db: Database, store: ChatStore) 
         store.room_history("general", before=1000, limit=50)
         store.direct_history(alice, bob, before=None, limit=50)
         store.sync(alice, since=1900, limit=500, max_chars=1 << 20)
+        store.newest_visible_id(alice)
     finally:
         event.remove(db.engine, "before_cursor_execute", record)
     assert len(statements) >= 5
@@ -264,6 +269,33 @@ def test_a_resend_to_a_since_deleted_user_returns_the_first_copy(
     assert again == [(sent, False), ErrorCode.NO_SUCH_USER]
 
 
+def test_a_ref_is_one_message_within_the_window_and_a_new_one_after_it(
+    db: Database, store: ChatStore
+) -> None:
+    (alice,) = _users(db, "alice")
+    store.join(alice, "general")
+    first = _saved(store.save_messages([NewMessage(alice, "alice", "hi", "r1", room="general")])[0])
+    actor = Actor(alice, "alice", is_admin=False)
+    store.perform(functools.partial(edits.delete, actor=actor, message_id=first.id))
+    # Within the window a resend is the first copy, even deleted since: it stays deleted.
+    [resend] = store.save_messages([NewMessage(alice, "alice", "hi", "r1", room="general")])
+    assert isinstance(resend, tuple)
+    again, is_new = resend
+    assert (again.id, again.deleted, is_new) == (first.id, True, False)
+    with db.transaction() as conn:  # the window passes
+        window_ms = int(Limits().send_ref_window * 1000)
+        conn.execute(update(ChatMessage).values(ts_ms=ChatMessage.ts_ms - window_ms - 1))
+    later = store.save_messages([
+        NewMessage(alice, "alice", "a new message", "r1", room="general"),
+        NewMessage(alice, "alice", "a new message", "r1", room="general"),  # resent at once
+    ])  # fmt: skip
+    new = _saved(later[0])
+    assert later == [(new, True), (new, False)]
+    assert new.id > first.id
+    resent = [NewMessage(alice, "alice", "a new message", "r1", room="general")]
+    assert store.save_messages(resent) == [(new, False)]
+
+
 # --- sync ------------------------------------------------------------------------------------
 
 
@@ -302,6 +334,8 @@ def test_sync_returns_the_users_rooms_and_conversations_once_each_in_id_order(
     page = _synced(store, alice, 0, 10)
     assert [m.body for m in page] == seen
     assert [m.id for m in page] == sorted(m.id for m in page)
+    assert store.newest_visible_id(alice) == page[-1].id  # not carol's to bob after it
+    assert store.newest_visible_id(carol) == 6
     assert [m.body for m in _synced(store, alice, page[1].id, 2)] == seen[2:4]
 
 
@@ -317,6 +351,7 @@ def test_sync_covers_a_user_in_more_rooms_than_one_query_takes(db: Database) -> 
     store.save_messages([NewMessage(bob, "bob", "not for alice", "x", room="elsewhere")])
     page = _synced(store, alice, 0, 1000)
     assert [m.body for m in page] == list(reversed(names))
+    assert store.newest_visible_id(alice) == page[-1].id
     assert [m.body for m in _synced(store, alice, 0, 3)] == names[:-4:-1]
 
 

@@ -384,6 +384,30 @@ def test_client_catches_up_and_resends_after_an_outage(
     assert stored_bodies(running_server.db_url).count("typed while offline") == 1
 
 
+def test_client_logged_in_beside_busy_private_rooms_misses_nothing_after_an_outage(
+    connect: Connect, gate: Gate
+) -> None:
+    """``welcome.last_id`` is the newest id the user may see, below the ids of others'
+    private rooms and direct messages: a client that catches up after it misses nothing."""
+    carol, bob = connect("carol"), connect("bob")
+    carol.create("hush", private=True)
+    seen = bob.send("before", room="general")
+    hidden = [carol.send("private", room="hush"), carol.send("carol to bob? no", to="dave")]
+    alice = connect("alice", port=gate.port, reconnect=True, backoff=FAST)
+    assert alice.last_id == seen < hidden[-1]
+    gate.cut()
+    assert isinstance(wait_for(alice, lambda e: isinstance(e, Reconnecting)), Reconnecting)
+    missed = [bob.send("missed 0", room="general")]
+    carol.send("private 2", room="hush")
+    missed.append(bob.send("missed 1", to="alice"))
+    carol.send("private 3", room="hush")
+    gate.is_open = True
+    wait_for(alice, lambda e: isinstance(e, Reconnected))
+    shown = [e for e in drain(alice) if isinstance(e, Message)]
+    assert [m.id for m in shown] == missed
+    assert alice.last_id == missed[-1]
+
+
 def test_client_survives_a_server_restart_with_a_pending_message(
     server_factory: ServerFactory,
 ) -> None:

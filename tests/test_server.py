@@ -15,7 +15,8 @@ from securechat.accounts import Accounts
 from securechat.config import HashParams, Limits
 from securechat.store.database import open_database
 from tests.conftest import PASSWORD, TIMEOUT, RunningServer, ServerFactory
-from tests.sql import value
+from tests.peer import Event, Peer
+from tests.sql import execute, value
 
 
 def _count_messages(db_url: str) -> int:
@@ -288,6 +289,22 @@ def test_resend_with_the_same_ref_stores_one_message(running_server: RunningServ
 
 
 @pytest.mark.postgresql
+def test_a_ref_reused_after_the_window_is_a_new_message(running_server: RunningServer) -> None:
+    """A ref dedupes resends for ``send_ref_window``; reused later, it is a new message."""
+    alice, bob = running_server.login("alice"), running_server.login("bob")
+    first = _send(alice, "same", room="general", body="monday")
+    assert bob.expect("message")["id"] == first
+    assert _send(alice, "same", room="general", body="monday") == first  # a resend
+    window_ms = int(Limits().send_ref_window * 1000)
+    execute(running_server.db_url, "UPDATE messages SET ts_ms = ts_ms - :age", age=window_ms + 1)
+    later = _send(alice, "same", room="general", body="a week later")
+    assert later > first
+    assert bob.expect("message")["body"] == "a week later"
+    assert _send(alice, "same", room="general", body="a week later") == later  # its resend
+    assert _count_messages(running_server.db_url) == 2
+
+
+@pytest.mark.postgresql
 def test_history_pages_backwards_oldest_first(running_server: RunningServer) -> None:
     alice = running_server.login("alice")
     for n in range(25):
@@ -359,8 +376,51 @@ def test_offline_user_catches_up_with_sync(running_server: RunningServer) -> Non
         bodies.append(event["body"])
     assert bodies == ["while away 0", "while away 1", "while away 2", "direct"]
     assert event["type"] == "synced"
-    assert event["last_id"] == 5
+    assert event["last_id"] == 4  # the newest bob may see: 5 is carol's
     assert event["more"] is False
+
+
+def _send(peer: Peer, ref: str, **fields: object) -> int:
+    peer.send(type="send", ref=ref, **fields)
+    return int(peer.expect("ack", ref=ref)["id"])
+
+
+def _synced(peer: Peer, since: int) -> tuple[list[Event], Event]:
+    """A sync after ``since``: the messages it brought, and its ``synced``."""
+    peer.send(type="sync", since=since, ref="sync")
+    found = []
+    while (event := peer.recv())["type"] != "synced":
+        if event["type"] == "message":
+            found.append(event)
+    return found, event
+
+
+@pytest.mark.postgresql
+def test_last_id_is_the_newest_id_the_user_may_see(running_server: RunningServer) -> None:
+    """Not the server's newest id, which would show when private rooms and others' direct
+    conversations are busy; and a sync after it still brings everything the user may see."""
+    alice = running_server.login("alice")
+    alice.send(type="create", room="hush", private=True, ref="c")
+    alice.expect("joined")
+    seen = _send(alice, "g", room="general", body="hello all")
+    _send(alice, "p", room="hush", body="private")
+    _send(alice, "d", to="carol", body="carol's")
+    bob = running_server.peer()
+    since = bob.login("bob", PASSWORD)["last_id"]
+    assert since == seen
+    assert _synced(bob, 0)[1]["last_id"] == seen
+    bob.close()
+    # While bob is away: some of it his, some not, interleaved.
+    _send(alice, "p2", room="hush", body="private 2")
+    mine = [_send(alice, "g2", room="general", body="for all")]
+    _send(alice, "d2", to="carol", body="carol's 2")
+    mine.append(_send(alice, "d3", to="bob", body="bob's"))
+    _send(alice, "p3", room="hush", body="private 3")
+    bob = running_server.peer()
+    assert bob.login("bob", PASSWORD)["last_id"] == mine[-1]
+    found, synced = _synced(bob, since)
+    assert [m["id"] for m in found] == mine
+    assert (synced["last_id"], synced["more"]) == (mine[-1], False)
 
 
 def test_who_and_presence(running_server: RunningServer) -> None:

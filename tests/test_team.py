@@ -10,7 +10,11 @@ import pytest
 
 from securechat.accounts import Accounts
 from securechat.config import HashParams
+from securechat.store import edits
+from securechat.store.chat import ChatStore
 from securechat.store.database import open_database
+from securechat.store.journal import Actor, Tx
+from securechat.store.messages import StoredMessage
 from tests.conftest import PASSWORD, RunningServer
 from tests.peer import Peer
 from tests.sql import rows, value
@@ -355,3 +359,116 @@ def test_owner_deletes_a_room_and_its_members_leave_it_at_once(
     # The name is free again, for a new room that starts empty.
     assert _ask(carol, "c2", type="create", room="ops")["members"] == ["carol"]
     assert _ask(carol, "h2", type="history", room="ops")["messages"] == []
+
+
+# --- round 3 (#23): edits obey the room's rules, keep no old text; the owner's messages -----
+
+
+def _quiet(peer: Peer, ref: str) -> list[dict[str, Any]]:
+    """What ``peer`` was sent before a ping's pong: everything fanned out to it so far."""
+    _ask(peer, ref, type="ping")
+    return peer.seen
+
+
+def test_a_muted_member_cannot_edit_and_nobody_hears_the_edit(
+    running_server: RunningServer,
+) -> None:
+    alice, bob = running_server.login("alice"), running_server.login("bob")
+    _ask(alice, "c", type="create", room="ops")
+    _ask(bob, "j", type="join", room="ops")
+    sent = _ask(bob, "s", type="send", room="ops", body="before the mute")
+    _ask(alice, "m", type="moderate", room="ops", action="mute", user="bob")
+    refused = _ask(bob, "e", type="edit", id=sent["id"], body="still talking, @alice")
+    assert (refused["code"], refused["message"]) == ("forbidden", "you are muted in #ops")
+    assert not [e for e in _quiet(alice, "p") if e["type"] == "edited"]
+    page = _ask(alice, "h", type="history", room="ops")["messages"]
+    assert (page[-1]["body"], "edited" in page[-1]) == ("before the mute", False)
+    unread = _ask(alice, "u", type="unread")["conversations"]
+    assert [(c["key"], c["mentions"]) for c in unread] == [("r:ops", 0)]  # the edit's @alice
+    # Taking one's own words back is not speaking: a muted member may delete them.
+    assert _ask(bob, "d", type="delete", id=sent["id"])["type"] == "ack"
+    _ask(alice, "u2", type="moderate", room="ops", action="unmute", user="bob")
+    again = _ask(bob, "s2", type="send", room="ops", body="typo")
+    assert _ask(bob, "e2", type="edit", id=again["id"], body="fixed")["type"] == "ack"
+
+
+def test_an_edit_needs_the_membership_a_send_needs(running_server: RunningServer) -> None:
+    _add_admin(running_server.db_url, "root")
+    root = running_server.login("root")
+    sent = _ask(root, "s", type="send", room="general", body="from the admin")
+    _ask(root, "l", type="leave", room="general")
+    assert _ask(root, "s2", type="send", room="general", body="x")["code"] == "not_member"
+    refused = _ask(root, "e", type="edit", id=sent["id"], body="edited from outside")
+    assert refused["code"] == "not_member"
+    assert value(
+        running_server.db_url, "SELECT count(*) FROM messages WHERE body = 'edited from outside'"
+    ) == 0  # fmt: skip
+
+
+def test_a_later_joiner_gets_only_the_current_text_of_an_edited_message(
+    running_server: RunningServer,
+) -> None:
+    alice = running_server.login("alice")
+    _ask(alice, "c", type="create", room="ops")
+    sent = _ask(alice, "s", type="send", room="ops", body="deploy at 5")
+    _ask(alice, "e1", type="edit", id=sent["id"], body="deploy at 5, root password hunter2")
+    last = _ask(alice, "e2", type="edit", id=sent["id"], body="deploy at 5 (password: vault)")
+    bob = running_server.login("bob")
+    _ask(bob, "j", type="join", room="ops")
+    bob.send(type="sync", since=0, ref="sync")
+    synced = []
+    while (event := bob.recv())["type"] != "synced":
+        if event["type"] in ("message", "edited"):
+            synced.append(event)
+    assert "hunter2" not in repr(synced)
+    assert [(e["type"], e["id"], e["body"]) for e in synced if e.get("room") == "ops"] == [
+        ("message", sent["id"], "deploy at 5 (password: vault)"),
+        ("edited", last["id"], "deploy at 5 (password: vault)"),
+    ]
+    # Kept nowhere: not in the database either.
+    url = running_server.db_url
+    assert value(url, "SELECT count(*) FROM messages WHERE body LIKE '%hunter2%'") == 0
+
+
+def test_a_moderator_cannot_delete_the_owners_messages(running_server: RunningServer) -> None:
+    _add_admin(running_server.db_url, "root")
+    alice, bob, carol = (running_server.login(name) for name in ("alice", "bob", "carol"))
+    root = running_server.login("root")
+    _ask(alice, "c", type="create", room="ops")
+    _ask(bob, "j", type="join", room="ops")
+    _ask(carol, "j", type="join", room="ops")
+    _ask(alice, "o", type="moderate", room="ops", action="op", user="bob")
+    owners = _ask(alice, "s", type="send", room="ops", body="the owner's word")
+    refused = _ask(bob, "d", type="delete", id=owners["id"])
+    assert (refused["code"], refused["message"]) == (
+        "forbidden", "moderators cannot delete the owner's messages in #ops",
+    )  # fmt: skip
+    members = _ask(carol, "s", type="send", room="ops", body="a member's word")
+    assert _ask(bob, "d2", type="delete", id=members["id"])["type"] == "ack"
+    assert _ask(root, "d3", type="delete", id=owners["id"])["type"] == "ack"  # an admin may
+    assert ("root", "delete_message", "ops", "alice") in _audit(running_server.db_url)
+
+
+def test_the_journal_tail_never_delivers_an_edit_whose_text_is_gone(
+    running_server: RunningServer,
+) -> None:
+    """Another writer (a node, the console) edits twice in one transaction: the first
+    edit's text is erased before the tail reads it, so only the second is delivered."""
+    alice, bob = running_server.login("alice"), running_server.login("bob")
+    sent = _ask(alice, "s", type="send", room="general", body="v1")
+    database = open_database(running_server.db_url)
+    try:
+        other = ChatStore(database, origin="n-elsewhere")
+        actor = Actor(int(value(running_server.db_url, "SELECT id FROM users WHERE name = 'alice'")),
+                      "alice", is_admin=False)  # fmt: skip
+
+        def edit_twice(tx: Tx) -> StoredMessage:
+            edits.edit(tx, actor, sent["id"], "v2, with a secret")
+            return edits.edit(tx, actor, sent["id"], "v3")
+
+        last = other.perform(edit_twice)
+    finally:
+        database.dispose()
+    edited = bob.expect("edited")
+    assert (edited["id"], edited["body"]) == (last.id, "v3")
+    assert not [e for e in _quiet(bob, "p") if e["type"] == "edited"]

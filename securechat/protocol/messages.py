@@ -266,7 +266,8 @@ class Hello(_Message):
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Welcome(_Message):
-    """Login succeeded. ``token`` logs the same user in again without the password."""
+    """Login succeeded. ``token`` logs the same user in again without the password;
+    ``last_id`` is the newest id this user may see (a ``sync`` after it misses nothing)."""
 
     TYPE: ClassVar[str] = "welcome"
     user: str

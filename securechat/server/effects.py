@@ -104,7 +104,11 @@ class Effects:
 
     def external(self, entry: StoredMessage, state: RoomState | None) -> Writes:
         """A row another writer committed: a room event with the room as the store has it
-        now (``state``; None once deleted), or a message, edit or deletion."""
+        now (``state``; None once deleted), or a message, edit or deletion. An edit whose
+        text is gone (edited again or deleted since it was written) is not announced: the
+        later row, read after it, brings the message as it is."""
+        if entry.kind == "edit" and entry.deleted:
+            return []
         if entry.kind != "event":
             return self.journal_row(entry, None)
         assert entry.room is not None

@@ -112,7 +112,7 @@ class ChatServer:
         self._credentials = Credentials(tls, read_ca_pem(config.certs_dir))
         limits = config.limits
         origin = f"n-{secrets.token_hex(8)}"  # this process's name on its journal rows
-        store = ChatStore(database, origin=origin)
+        store = ChatStore(database, origin=origin, ref_window=limits.send_ref_window)
         self._store = store
         self._hash_pool = HashPool(config.hash_params, limits.hash_concurrency)
         self._accounts = Accounts(database, hash_params=config.hash_params, hasher=self._hash_pool)

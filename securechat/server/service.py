@@ -213,7 +213,7 @@ class ChatService:
         return Welcome(
             user=account.name,
             rooms=tuple(self._hub.rooms_of(account.name)),
-            last_id=self._store.last_message_id(),
+            last_id=self._store.newest_visible_id(account.id),
             token=token,
         )
 
@@ -391,7 +391,8 @@ class ChatService:
         The reply is queued whole, beside the outbox and its bound, so it is cut by bytes
         (always keeping one message, to make progress): ``more`` says where it stopped.
         """
-        newest = self._store.last_message_id()  # read first: later commits get larger ids
+        # The newest id the caller may see, read first: later commits get larger ids.
+        newest = self._store.newest_visible_id(caller.account.id)
         limits = self._limits
         page, more = self._store.sync(
             caller.account.id,

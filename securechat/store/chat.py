@@ -29,6 +29,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from securechat.config import Limits
 from securechat.store import reads, rooms, search
 from securechat.store.database import Database
 from securechat.store.journal import Tx
@@ -74,18 +75,26 @@ _ARMS_PER_QUERY = 400
 
 class ChatStore:
     def __init__(
-        self, database: Database, *, sqlite_cursor: bool | None = None, origin: str | None = None
+        self,
+        database: Database,
+        *,
+        sqlite_cursor: bool | None = None,
+        origin: str | None = None,
+        ref_window: float | None = None,
     ) -> None:
         """``sqlite_cursor``: how the group commit adds rows (see :class:`MessageWriter`);
-        ``origin``: the writer's name on every journal row (NULL: the command line)."""
+        ``origin``: the writer's name on every journal row (NULL: the command line);
+        ``ref_window``: how long a send's ref names its first copy (default:
+        ``Limits.send_ref_window``)."""
         self._db = database
         self.origin = origin
         # Room ids by name, shared with the writer, which forgets those of a batch whose
         # room may have been deleted.
         self._room_ids: dict[str, int] = {}
         self._writer = MessageWriter(
-            database, self._room_ids, sqlite_cursor=sqlite_cursor, origin=origin
-        )
+            database, self._room_ids, sqlite_cursor=sqlite_cursor, origin=origin,
+            ref_window=Limits().send_ref_window if ref_window is None else ref_window,
+        )  # fmt: skip
 
     # --- team operations -------------------------------------------------------------
 
@@ -335,35 +344,41 @@ class ChatStore:
                     return page, True
                 entry = stored(row)
                 if entry.kind == "edit" and entry.deleted:
-                    continue  # an edit of a message deleted since: its text is gone
+                    continue  # its text is gone: the message was edited again, or deleted
                 page.append(entry)
                 chars += len(row[2])
         return page, more
 
+    def newest_visible_id(self, user_id: int) -> int:
+        """The newest journal id ``user_id`` may see (what :meth:`sync` brings), 0 if none.
+
+        What ``welcome`` and ``synced`` say, rather than the newest id of all: that would
+        show anyone when private rooms and others' conversations are busy. A sync after it
+        misses nothing the user may see, as ids commit in order (``messages.py``). One
+        probe of each source's index, from its newest end.
+        """
+        with self._db.transaction() as conn:
+            arms = [
+                select(func.max(ChatMessage.id).label("id")).where(source)
+                for source in _sources(conn, user_id)
+            ]
+            newest = 0
+            for start in range(0, len(arms), _ARMS_PER_QUERY):
+                merged = union_all(*arms[start : start + _ARMS_PER_QUERY]).subquery()
+                found = conn.execute(select(func.max(merged.c.id))).scalar()
+                newest = max(newest, found or 0)
+        return newest
+
     def _sync_ids(self, conn: Connection, user_id: int, since: int, limit: int) -> list[int]:
         """The first ``limit`` ids after ``since`` that ``user_id`` may see, in order.
 
-        One index range per source, in id order: each room the user is in, direct messages
-        received, direct messages sent (to someone else: one to oneself is received too).
-        SQLite merges the ranges (MERGE UNION ALL) and stops after ``limit`` ids, so the
-        cost is ``limit`` plus one probe per room, however long the history. PostgreSQL
-        reads at most ``limit`` ids of each range and sorts those.
+        One index range per source (:func:`_sources`), in id order. SQLite merges the
+        ranges (MERGE UNION ALL) and stops after ``limit`` ids, so the cost is ``limit``
+        plus one probe per room, however long the history. PostgreSQL reads at most
+        ``limit`` ids of each range and sorts those.
         """
         after = ChatMessage.id > since
-        arms = [
-            select(ChatMessage.id).where(ChatMessage.recipient_id == user_id, after),
-            select(ChatMessage.id).where(
-                ChatMessage.sender_id == user_id,
-                ChatMessage.room_id.is_(None),
-                ChatMessage.recipient_id.is_distinct_from(user_id),
-                ChatMessage.recipient.is_not(None),  # not a deleted room's last event
-                after,
-            ),
-        ]
-        room_ids = conn.execute(_MEMBER_ROOMS, {"user": user_id}).scalars()
-        arms += [
-            select(ChatMessage.id).where(ChatMessage.room_id == room, after) for room in room_ids
-        ]
+        arms = [select(ChatMessage.id).where(source, after) for source in _sources(conn, user_id)]
         if conn.dialect.name == "postgresql":
             # PostgreSQL appends the ranges and sorts them rather than merging: each range
             # is cut at ``limit`` first, so it never reads the whole history after ``since``.
@@ -382,6 +397,23 @@ class ChatStore:
         most ``scan`` candidates: :func:`search.find`."""
         with self._db.transaction() as conn:
             return search.find(conn, user_id, query, before=before, limit=limit, scan=scan)
+
+
+def _sources(conn: Connection, user_id: int) -> list[ColumnElement[bool]]:
+    """Where the journal rows ``user_id`` may see are, one index range each: direct
+    messages received, direct messages sent (to someone else: one to oneself is received
+    too), and each room the user is in now."""
+    sources = [
+        ChatMessage.recipient_id == user_id,
+        and_(
+            ChatMessage.sender_id == user_id,
+            ChatMessage.room_id.is_(None),
+            ChatMessage.recipient_id.is_distinct_from(user_id),
+            ChatMessage.recipient.is_not(None),  # not a deleted room's last event
+        ),
+    ]
+    room_ids = conn.execute(_MEMBER_ROOMS, {"user": user_id}).scalars()
+    return sources + [ChatMessage.room_id == room for room in room_ids]
 
 
 def _with_members(conn: Connection, result: T) -> T:

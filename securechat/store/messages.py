@@ -2,7 +2,10 @@
 
 :meth:`MessageWriter.save` runs for every message the server accepts, so it skips the ORM:
 Core statements built once, and on SQLite the driver's own cursor. A batch is
-de-duplicated on (sender, ref): a resent message returns its first copy. A row whose
+de-duplicated on (sender, ref): a resent message returns its first copy, if that copy is
+younger than the ref window (``Limits.send_ref_window``), even deleted since. A ref reused
+after the window is a new message: the old copy's ref is cleared in the same transaction,
+which frees the unique (sender_id, ref) for it. A row whose
 sender, room or recipient was deleted meanwhile is refused alone and the rest of the batch
 is stored. There are two ways to add the rows, chosen once per writer:
 
@@ -128,6 +131,7 @@ _LAST_LOGIN = update(User).where(User.id == bindparam("uid")).values(last_login_
 _USERS_LEFT = select(User.id).where(User.id.in_(bindparam("ids", expanding=True)))
 _ROOMS_LEFT = select(Room.name).where(Room.name.in_(bindparam("names", expanding=True)))
 _INSERT = insert(ChatMessage).returning(ChatMessage.id, sort_by_parameter_order=True)
+_FORGET_REF = update(ChatMessage).where(ChatMessage.id == bindparam("old")).values(ref=None)
 
 # The SQLite cursor path's one statement, written by SQLAlchemy from the model, once.
 _ADD_FIELDS = (
@@ -193,11 +197,13 @@ class MessageWriter:
         database: Database,
         room_ids: dict[str, int],
         *,
+        ref_window: float,
         sqlite_cursor: bool | None = None,
         origin: str | None = None,
     ) -> None:
         """Write batches to ``database``; ``room_ids`` is the store's cache of room ids by name.
-        ``origin`` marks each row as this writer's (``models.ChatMessage``).
+        ``origin`` marks each row as this writer's (``models.ChatMessage``). A resend's ref
+        names its first copy for ``ref_window`` seconds, then a new message.
 
         ``sqlite_cursor`` picks how rows are added: through the sqlite3 cursor (SQLite only;
         the default there) or the portable path (the default elsewhere).
@@ -214,6 +220,7 @@ class MessageWriter:
         self._room_ids = room_ids
         self._sqlite_cursor = sqlite_cursor
         self._origin = origin
+        self._ref_window_ms = int(ref_window * 1000)
 
     def save(
         self,
@@ -276,7 +283,7 @@ class MessageWriter:
                 if self._sqlite_cursor:
                     results = self._add_each(conn, batch, recipients, now_ms, gone)
                 else:
-                    existing = self._existing(conn, batch)
+                    existing = self._existing(conn, batch, now_ms)
                     results = self._insert(conn, batch, existing, recipients, now_ms, gone)
             except (IntegrityError, sqlite3.IntegrityError) as exc:
                 raise _StaleReference from exc
@@ -343,19 +350,27 @@ class MessageWriter:
                 first = self._first_copy(conn, message)  # stored before the user was deleted?
                 results.append(ErrorCode.NO_SUCH_USER if first is None else (first, False))
                 continue
-            row = cursor.execute(_SQLITE_ADD, self._row(conn, message, recipients, now_ms))
-            if (added := row.fetchone()) is not None:
-                m = message
-                results.append(
-                    (StoredMessage(added[0], m.sender, m.body, now_ms, m.room, m.to), True)
-                )
-                continue
-            # Refused by the unique index: a resend of a stored (sender, ref), maybe from
-            # this very batch. The earlier copy is visible inside the transaction.
-            first = self._first_copy(conn, message)
-            assert first is not None, "ON CONFLICT DO NOTHING skipped a row without a copy"
-            results.append((first, False))
+            row = self._row(conn, message, recipients, now_ms)
+            added = cursor.execute(_SQLITE_ADD, row).fetchone()
+            if added is None:
+                # Refused by the unique index: a resend of a stored (sender, ref), maybe from
+                # this very batch (the earlier copy is visible inside the transaction), or
+                # the ref reused after the window, which frees it for this new message.
+                first = self._first_copy(conn, message)
+                assert first is not None, "ON CONFLICT DO NOTHING skipped a row without a copy"
+                if not self._expired(first, now_ms):
+                    results.append((first, False))
+                    continue
+                conn.execute(_FORGET_REF, {"old": first.id})
+                added = cursor.execute(_SQLITE_ADD, row).fetchone()
+                assert added is not None, "a freed ref was refused again"
+            m = message
+            results.append((StoredMessage(added[0], m.sender, m.body, now_ms, m.room, m.to), True))
         return results
+
+    def _expired(self, first: StoredMessage, now_ms: int) -> bool:
+        """Whether ``first`` was stored longer ago than the ref window: its ref is free."""
+        return first.ts_ms < now_ms - self._ref_window_ms
 
     def _row(
         self, conn: Connection, message: NewMessage, recipients: Mapping[str, int], now_ms: int
@@ -432,8 +447,10 @@ class MessageWriter:
         return room_id
 
     def _existing(
-        self, conn: Connection, batch: Sequence[NewMessage]
+        self, conn: Connection, batch: Sequence[NewMessage], now_ms: int
     ) -> dict[tuple[int, str | None], StoredMessage]:
+        """The stored copies of the batch's (sender, ref) within the ref window; an older
+        copy's ref is cleared, so its reuse is stored as a new message."""
         refs: dict[int, set[str]] = {}
         for m in batch:
             if m.ref is not None:
@@ -446,6 +463,10 @@ class MessageWriter:
             else:
                 rows = conn.execute(_RESENT, {"sender": sender, "refs": list(sender_refs)})
             found.update(((sender, row[_REF]), stored(row)) for row in rows)
+        for key, first in list(found.items()):
+            if self._expired(first, now_ms):
+                conn.execute(_FORGET_REF, {"old": first.id})
+                del found[key]
         return found
 
     def _recipient_ids(self, conn: Connection, batch: Sequence[NewMessage]) -> dict[str, int]:

@@ -192,7 +192,7 @@ class ChatMessage(Base):
       true and an empty body (a tombstone).
     - ``edit`` / ``delete``: message ``target_id`` was changed by ``sender``; an edit
       carries the new text in ``body`` (emptied, and ``deleted`` set, when the message is
-      deleted later).
+      edited again or deleted: only the current text is kept).
     - ``event``: something happened to a room: ``action`` (create, invite, kick, ban, ...),
       by ``sender`` (``console`` for the admin's command line), about user ``subject``;
       ``body`` holds the topic (``topic``, ``create``), else is empty. A ``delete`` event
@@ -200,7 +200,8 @@ class ChatMessage(Base):
 
     Names are stored beside the ids so history still reads right after a user is deleted
     (the ids become NULL). ``ref`` is the sender's own id for the message; (sender, ref)
-    is unique, which is what makes a resend after a lost ack harmless. ``origin`` names
+    is unique, which is what makes a resend after a lost ack harmless. A ref reused after
+    ``Limits.send_ref_window`` is cleared from the old row for the new one (``messages.py``). ``origin`` names
     the server process that wrote the row (NULL: the command line), so each server
     delivers the rows others wrote (``server/bus.py``).
     """
