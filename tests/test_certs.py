@@ -155,7 +155,8 @@ def test_init_certs_renew_keeps_the_ca_and_replaces_server_cert_and_key(tmp_path
     assert after[certs.SERVER_CERT] != before[certs.SERVER_CERT]
     assert after[certs.SERVER_KEY] != before[certs.SERVER_KEY]
     assert [p.name for p in second.written] == [certs.SERVER_KEY, certs.SERVER_CERT]
-    assert second.sans == ("chat.example",)
+    assert second.sans == ("localhost", "chat.example")  # the old names stay
+    assert (second.added, second.removed) == (("chat.example",), ())
     assert certs.check_server_files(tmp_path).cert_file == tmp_path / certs.SERVER_CERT
 
 
@@ -325,3 +326,70 @@ def test_init_certs_writes_the_new_key_and_certificate_before_renaming_either(
     # Both files were on disk before the first rename: a reader can meet a new key with the
     # old certificate only between two renames, never across a write and an fsync.
     assert waiting == [["server.key", "server.pem"], ["server.pem"]]
+
+
+def test_renew_as_the_client_hint_says_keeps_every_name_and_adds_the_new_one(
+    run_cli: CliRunner, tmp_path: Path
+) -> None:
+    """The hint a client prints for a missing name, run as written, cuts nobody off."""
+    made = run_cli("init-certs", "--host", "chat.office.lan", "--host", "192.168.1.20")
+    assert made.returncode == 0, made.stderr
+    renewed = run_cli("init-certs", "--renew", "--host", "127.0.0.1")
+    assert renewed.returncode == 0, renewed.stderr
+    sans = certs.server_cert_info(tmp_path / "certs" / certs.SERVER_CERT).sans
+    assert sans == ["chat.office.lan", "192.168.1.20", "127.0.0.1"]
+    assert "Added: 127.0.0.1" in renewed.stdout
+    assert "Removed" not in renewed.stdout
+
+
+def test_renew_without_host_keeps_the_names_not_this_machines(
+    run_cli: CliRunner, tmp_path: Path
+) -> None:
+    assert run_cli("init-certs", "--host", "chat.office.lan").returncode == 0
+    renewed = run_cli("init-certs", "--renew")
+    assert renewed.returncode == 0, renewed.stderr
+    assert certs.server_cert_info(tmp_path / "certs" / certs.SERVER_CERT).sans == [
+        "chat.office.lan"
+    ]
+    assert "Added" not in renewed.stdout
+    assert "Removed" not in renewed.stdout
+
+
+def test_renew_removes_a_name_only_when_told_and_says_so(
+    run_cli: CliRunner, tmp_path: Path
+) -> None:
+    assert (
+        run_cli("init-certs", "--host", "chat.office.lan", "--host", "old.office.lan").returncode
+        == 0
+    )
+    renewed = run_cli("init-certs", "--renew", "--drop-host", "old.office.lan", "--host", "new.lan")
+    assert renewed.returncode == 0, renewed.stderr
+    sans = certs.server_cert_info(tmp_path / "certs" / certs.SERVER_CERT).sans
+    assert sans == ["chat.office.lan", "new.lan"]
+    assert "Added: new.lan" in renewed.stdout
+    assert "Removed: old.office.lan (clients using it will be refused)" in renewed.stdout
+
+
+def test_drop_host_refuses_a_name_the_certificate_lacks_or_a_new_ca(
+    run_cli: CliRunner, tmp_path: Path
+) -> None:
+    assert run_cli("init-certs", "--host", "chat.office.lan").returncode == 0
+    before = snapshot(tmp_path / "certs")
+    for args, message in (
+        (("--renew", "--drop-host", "other.lan"), "the certificate does not name 'other.lan'"),
+        (("--renew", "--drop-host", "chat.office.lan"), "needs at least one host"),
+        (("--force", "--drop-host", "chat.office.lan"), "--drop-host goes with --renew"),
+    ):
+        result = run_cli("init-certs", *args)
+        assert result.returncode == 1, args
+        assert message in result.stderr, result.stderr
+    assert snapshot(tmp_path / "certs") == before
+
+
+def test_renew_with_an_unreadable_certificate_needs_the_names(tmp_path: Path) -> None:
+    certs.init_certs(tmp_path, hosts=["chat.office.lan"])
+    (tmp_path / certs.SERVER_CERT).write_text("garbage")
+    with pytest.raises(CertificateError, match=r"name every host with --host"):
+        certs.init_certs(tmp_path, hosts=None, renew=True)
+    report = certs.init_certs(tmp_path, hosts=["chat.office.lan"], renew=True)
+    assert report.sans == ("chat.office.lan",)
