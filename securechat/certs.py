@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
 
-from securechat.errors import CertificateError, ConfigError
+from securechat.errors import CertificateError, CertificatesMissing, ConfigError
 from securechat.files import write_files_atomic
 from securechat.hostnames import default_hosts, is_dns_name
 
@@ -244,10 +244,10 @@ def check_server_files(directory: Path) -> ServerCertFiles:
     file is missing or unreadable, server.key does not match server.pem, server.pem was not
     issued by ca.pem, or server.pem has expired.
     """
-    if not directory.is_dir():
-        raise CertificateError(
-            f"{directory} not found; run `securechat init-certs --dir {directory}`"
-        )
+    if not directory.is_dir() or not any(
+        (directory / name).exists() for name in (CA_CERT, SERVER_CERT)
+    ):
+        raise _missing(directory)
     files = ServerCertFiles(directory / SERVER_CERT, directory / SERVER_KEY, directory / CA_CERT)
     ca = read_certificate(files.ca_file)
     cert = read_certificate(files.cert_file)
@@ -263,6 +263,19 @@ def check_server_files(directory: Path) -> ServerCertFiles:
         expired = f"{cert.not_valid_after_utc:%Y-%m-%d}"
         raise CertificateError(f"{files.cert_file} expired on {expired}; {renew}")
     return files
+
+
+def _missing(directory: Path) -> CertificatesMissing:
+    """Most often the right certificates are elsewhere (another folder, ``sudo`` without
+    the environment): making new ones there would be a second CA nobody trusts, so that
+    comes last."""
+    where = directory.absolute()
+    relative = "" if directory.is_absolute() else f", relative to the current folder {Path.cwd()}"
+    return CertificatesMissing(
+        f"no certificates in {where} (the --certs folder{relative}): if they are elsewhere, "
+        "pass --certs DIR or SECURECHAT_CERTS, or run from the folder that holds certs/; "
+        f"only for a new installation, make them with `securechat init-certs --dir {where}`"
+    )
 
 
 def exposed_keys(directory: Path, *more: Path) -> list[tuple[Path, int]]:

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from securechat import certs
-from securechat.errors import CertificateError, ConfigError
+from securechat.errors import CertificateError, CertificatesMissing, ConfigError
 from tests.conftest import CliRunner
 
 FINGERPRINT = re.compile(r"([0-9A-F]{2}:){31}[0-9A-F]{2}")
@@ -195,8 +195,9 @@ def test_check_server_files_accepts_what_init_certs_made(tmp_path: Path) -> None
 
 
 def test_check_server_files_explains_missing_folder_and_files(tmp_path: Path) -> None:
-    with pytest.raises(CertificateError, match=r"not found; run `securechat init-certs"):
-        certs.check_server_files(tmp_path / "nowhere")
+    for empty in (tmp_path / "nowhere", tmp_path):
+        with pytest.raises(CertificatesMissing, match=rf"no certificates in {empty} \(the --certs"):
+            certs.check_server_files(empty)
     certs.init_certs(tmp_path, hosts=None)
     (tmp_path / certs.SERVER_KEY).unlink()
     with pytest.raises(

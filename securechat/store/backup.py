@@ -153,6 +153,24 @@ def summarize(path: Path) -> DatabaseSummary:
     return DatabaseSummary(path, path.stat().st_size, revision, users, messages)
 
 
+def existing_users(db_url: str) -> int:
+    """How many users the SQLite database at ``db_url`` holds, read without creating or
+    migrating it: 0 for no file, another kind of database or one without a users table.
+
+    Raises:
+        StoreError: the file exists but cannot be read as a database.
+    """
+    path = sqlite_file(db_url)
+    if path is None or not path.is_file():
+        return 0
+    with _connect(path, "ro") as connection:
+        try:
+            tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master")}
+            return _count(connection, "users") if "users" in tables else 0
+        except sqlite3.DatabaseError as error:
+            raise StoreError(f"{path} is not a securechat database: {error}") from error
+
+
 def check_not_in_use(db_url: str, source: Path | None = None) -> Path:
     """The database file behind ``db_url``, provided no securechat server is using it.
 
