@@ -27,10 +27,11 @@ from securechat.store.backup import (
 @app.command()
 def backup(
     dest: Annotated[
-        Path,
+        str,
         typer.Argument(
             metavar="DEST",
-            help="File to write, or an existing folder to put securechat-YYYYMMDD-HHMMSS.db in.",
+            help="File to write, or a folder to put securechat-YYYYMMDD-HHMMSS.db in: an "
+            "existing one, or any name ending in / (created if missing).",
             show_default=False,
         ),
     ],
