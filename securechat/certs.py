@@ -142,6 +142,10 @@ class CertReport:
     def ca_file(self) -> Path:
         return self.directory / CA_CERT
 
+    @property
+    def ca_der_file(self) -> Path:
+        return self.directory / CA_DER
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class ServerCertInfo:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import ipaddress
 import os
 import re
@@ -251,7 +252,10 @@ def test_cli_init_certs_prints_files_sans_fingerprint_and_what_to_hand_out(
         assert str(Path("certs") / name) in result.stdout
     assert "chat.example, 192.0.2.10" in result.stdout
     assert ca.fingerprint() in result.stdout
-    assert "Hand clients certs/ca.pem only" in result.stdout
+    assert (
+        "Hand colleagues certs/ca.pem (terminal clients) and certs/ca.crt (browsers), the same CA"
+        in result.stdout
+    )
     assert "expires" in result.stdout
 
 
@@ -394,3 +398,11 @@ def test_renew_with_an_unreadable_certificate_needs_the_names(tmp_path: Path) ->
         certs.init_certs(tmp_path, hosts=None, renew=True)
     report = certs.init_certs(tmp_path, hosts=["chat.office.lan"], renew=True)
     assert report.sans == ("chat.office.lan",)
+
+
+def test_ca_crt_is_ca_pem_for_browsers_with_the_same_fingerprint(tmp_path: Path) -> None:
+    """README and docs/deploy.md: the file hash of ca.crt is the fingerprint colleagues compare."""
+    report = certs.init_certs(tmp_path, hosts=["localhost"])
+    der = (tmp_path / certs.CA_DER).read_bytes()
+    assert x509.load_der_x509_certificate(der) == certs.read_certificate(tmp_path / certs.CA_CERT)
+    assert hashlib.sha256(der).hexdigest().upper() == report.ca_fingerprint.replace(":", "")

@@ -91,8 +91,8 @@ def init_certs_command(
     typer.echo(f"CA certificate expires:     {_date(report.ca_not_after)}")
     typer.echo(f"CA fingerprint (SHA-256): {report.ca_fingerprint}")
     typer.echo(
-        f"Hand clients {report.ca_file} only (never a .key file); "
-        "they can compare the fingerprint above."
+        f"Hand colleagues {report.ca_file} (terminal clients) and {report.ca_der_file} "
+        "(browsers), the same CA; never a .key file. They can compare the fingerprint above."
     )
 
 
