@@ -22,6 +22,7 @@ take a port someone else uses:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -164,10 +165,8 @@ class Shell:
 
 
 def with_signal(pid: int, signum: signal.Signals) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):  # it ended meanwhile: nothing to stop
         os.kill(pid, signum)
-    except ProcessLookupError:
-        pass  # it ended meanwhile: nothing left to stop
 
 
 @pytest.fixture
@@ -254,7 +253,7 @@ def _browser_chats_with(bob: Terminal, checkout: Path, tmp_path: Path, web_port:
             executable_path=str(CHROMIUM),
             headless=True,
             args=CHROMIUM_ARGS,
-            env=env,
+            env={**os.environ, "HOME": str(home)},  # Chromium reads $HOME/.pki/nssdb
         )
         context.set_default_timeout(STEP_TIMEOUT * 1000)
         try:
