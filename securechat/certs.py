@@ -248,10 +248,7 @@ def check_server_files(directory: Path) -> ServerCertFiles:
     file is missing or unreadable, server.key does not match server.pem, server.pem was not
     issued by ca.pem, or server.pem has expired.
     """
-    if not directory.is_dir() or not any(
-        (directory / name).exists() for name in (CA_CERT, SERVER_CERT)
-    ):
-        raise _missing(directory)
+    _require_certs(directory)
     files = ServerCertFiles(directory / SERVER_CERT, directory / SERVER_KEY, directory / CA_CERT)
     ca = read_certificate(files.ca_file)
     cert = read_certificate(files.cert_file)
@@ -267,6 +264,23 @@ def check_server_files(directory: Path) -> ServerCertFiles:
         expired = f"{cert.not_valid_after_utc:%Y-%m-%d}"
         raise CertificateError(f"{files.cert_file} expired on {expired}; {renew}")
     return files
+
+
+def ca_fingerprint(directory: Path) -> str:
+    """The fingerprint of ca.pem in ``directory``, for ``securechat fingerprint``.
+
+    Raises:
+        CertificateError: ca.pem is missing (CertificatesMissing: no certificates there).
+    """
+    _require_certs(directory)
+    return fingerprint(read_certificate(directory / CA_CERT))
+
+
+def _require_certs(directory: Path) -> None:
+    if not directory.is_dir() or not any(
+        (directory / name).exists() for name in (CA_CERT, SERVER_CERT)
+    ):
+        raise _missing(directory)
 
 
 def _missing(directory: Path) -> CertificatesMissing:

@@ -306,11 +306,17 @@ def test_cli_fingerprint_matches_init_certs(run_cli: CliRunner, tmp_path: Path) 
     assert shown.stdout.strip() in made.stdout
 
 
-def test_cli_fingerprint_without_ca_fails_cleanly(run_cli: CliRunner) -> None:
+def test_cli_fingerprint_from_another_folder_points_at_certs_before_init_certs(
+    run_cli: CliRunner, tmp_path: Path
+) -> None:
+    """Run where there is no certs/, fingerprint must not send the admin to make a new CA."""
     result = run_cli("fingerprint")
     assert result.returncode == 1
-    assert result.stderr == (
-        "securechat: error: certs/ca.pem not found; run `securechat init-certs --dir certs`\n"
+    assert result.stderr.count("\n") == 1
+    assert result.stderr.startswith(
+        f"securechat: error: no certificates in {tmp_path / 'certs'} (the --certs folder, "
+        f"relative to the current folder {tmp_path}): if they are elsewhere, pass --certs DIR "
+        "or SECURECHAT_CERTS"
     )
 
 

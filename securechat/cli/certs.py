@@ -102,7 +102,7 @@ def fingerprint_command(directory: CertsDir = CERTS_DEFAULT) -> None:
 
     Users compare it with what their client shows the first time it connects.
     """
-    typer.echo(certs.fingerprint(certs.read_certificate(Path(directory) / certs.CA_CERT)))
+    typer.echo(certs.ca_fingerprint(Path(directory)))
 
 
 def _date(when: dt.datetime) -> str:
