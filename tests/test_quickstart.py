@@ -189,6 +189,8 @@ def _substituted(line: str, port: int, web_port: int) -> str:
 def test_readme_quickstart_as_written_serves_a_terminal_client_and_a_browser(
     tmp_path: Path, shells: list[Shell]
 ) -> None:
+    if not (ROOT / ".git").exists():
+        pytest.skip("copies the checkout with git ls-files: needs a git clone, not an sdist")
     checkout, home = tmp_path / "securechat", tmp_path / "admin-home"
     checkout.mkdir()
     home.mkdir()

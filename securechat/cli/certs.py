@@ -70,7 +70,8 @@ def init_certs_command(
 ) -> None:
     """Create a private CA and a server certificate signed by it.
 
-    Clients need only ca.pem; the .key files never leave this machine.
+    Terminal clients need ca.pem, browsers ca.crt (the same CA); the .key files never
+    leave this machine.
     """
     report = certs.init_certs(
         directory, hosts=hosts, days=days, force=force, renew=renew, drop=drop or ()
