@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
 
-from securechat.errors import CertificateError, ConfigError
+from securechat.errors import CertificateError, CertificatesMissing, ConfigError
 from securechat.files import write_files_atomic
 from securechat.hostnames import default_hosts, is_dns_name
 
@@ -131,6 +131,9 @@ class CertReport:
     written: tuple[Path, ...]
     renewed: bool
     sans: tuple[str, ...]
+    #: On renewal, the names the new certificate has that the old one lacked, and back.
+    added: tuple[str, ...]
+    removed: tuple[str, ...]
     ca_not_after: dt.datetime
     server_not_after: dt.datetime
     ca_fingerprint: str
@@ -138,6 +141,10 @@ class CertReport:
     @property
     def ca_file(self) -> Path:
         return self.directory / CA_CERT
+
+    @property
+    def ca_der_file(self) -> Path:
+        return self.directory / CA_DER
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -170,20 +177,32 @@ def init_certs(
     days: int = SERVER_DAYS,
     force: bool = False,
     renew: bool = False,
+    drop: Sequence[str] = (),
 ) -> CertReport:
     """Create a CA and a server certificate in ``directory``; with ``renew``, only the latter.
 
-    ``hosts=None`` means :func:`securechat.hostnames.default_hosts`. Raises:
-        CertificateError: files exist without ``force``, ``renew`` finds no usable CA, or a
-            file cannot be written.
-        ConfigError: bad ``hosts`` or ``days``, or ``force`` together with ``renew``.
+    A new certificate names ``hosts`` (``None``: :func:`securechat.hostnames.default_hosts`).
+    A renewed one keeps every name of the current server.pem, adds ``hosts`` and removes
+    only ``drop``: a renewal that silently lost a name would cut off everyone using it at
+    the next reload. Raises:
+        CertificateError: files exist without ``force``, ``renew`` finds no usable CA, or
+            neither server.pem nor ``hosts`` says what to name, or a file cannot be written.
+        ConfigError: bad ``hosts``, ``drop`` or ``days``, ``force`` together with ``renew``,
+            or ``drop`` without ``renew``.
     """
     if force and renew:
         raise ConfigError("--force and --renew cannot be combined: --force replaces the CA")
+    if drop and not renew:
+        raise ConfigError("--drop-host goes with --renew: a new certificate names only its --host")
     if days < 1:
         raise ConfigError(f"--days must be at least 1, not {days}")
     ca = _existing_ca(directory) if renew else _new_ca(directory, force=force)
-    server = ca.issue_server_cert(hosts or default_hosts(), days)
+    before = _current_names(directory, hosts) if renew else []
+    if before or drop:
+        names = _renewed_names(before, hosts or [], drop)
+    else:
+        names = list(hosts or default_hosts())
+    server = ca.issue_server_cert(names, days)
     files: list[tuple[str, bytes, int]] = []
     if not renew:
         files += [(CA_KEY, ca.key_pem(), 0o600), (CA_CERT, ca.cert_pem(), 0o644)]
@@ -194,11 +213,14 @@ def init_certs(
     except OSError as exc:
         raise CertificateError(f"cannot create {directory}: {exc.strerror}") from exc
     _write_files(directory, files)
+    sans = _sans(server.cert)
     return CertReport(
         directory=directory,
         written=tuple(directory / name for name, _, _ in files),
         renewed=renew,
-        sans=tuple(_sans(server.cert)),
+        sans=tuple(sans),
+        added=tuple(name for name in sans if before and name not in before),
+        removed=tuple(name for name in before if name not in sans),
         ca_not_after=ca.cert.not_valid_after_utc,
         server_not_after=server.cert.not_valid_after_utc,
         ca_fingerprint=ca.fingerprint(),
@@ -226,10 +248,7 @@ def check_server_files(directory: Path) -> ServerCertFiles:
     file is missing or unreadable, server.key does not match server.pem, server.pem was not
     issued by ca.pem, or server.pem has expired.
     """
-    if not directory.is_dir():
-        raise CertificateError(
-            f"{directory} not found; run `securechat init-certs --dir {directory}`"
-        )
+    _require_certs(directory)
     files = ServerCertFiles(directory / SERVER_CERT, directory / SERVER_KEY, directory / CA_CERT)
     ca = read_certificate(files.ca_file)
     cert = read_certificate(files.cert_file)
@@ -245,6 +264,36 @@ def check_server_files(directory: Path) -> ServerCertFiles:
         expired = f"{cert.not_valid_after_utc:%Y-%m-%d}"
         raise CertificateError(f"{files.cert_file} expired on {expired}; {renew}")
     return files
+
+
+def ca_fingerprint(directory: Path) -> str:
+    """The fingerprint of ca.pem in ``directory``, for ``securechat fingerprint``.
+
+    Raises:
+        CertificateError: ca.pem is missing (CertificatesMissing: no certificates there).
+    """
+    _require_certs(directory)
+    return fingerprint(read_certificate(directory / CA_CERT))
+
+
+def _require_certs(directory: Path) -> None:
+    if not directory.is_dir() or not any(
+        (directory / name).exists() for name in (CA_CERT, SERVER_CERT)
+    ):
+        raise _missing(directory)
+
+
+def _missing(directory: Path) -> CertificatesMissing:
+    """Most often the right certificates are elsewhere (another folder, ``sudo`` without
+    the environment): making new ones there would be a second CA nobody trusts, so that
+    comes last."""
+    where = directory.absolute()
+    relative = "" if directory.is_absolute() else f", relative to the current folder {Path.cwd()}"
+    return CertificatesMissing(
+        f"no certificates in {where} (the --certs folder{relative}): if they are elsewhere, "
+        "pass --certs DIR or SECURECHAT_CERTS, or run from the folder that holds certs/; "
+        f"only for a new installation, make them with `securechat init-certs --dir {where}`"
+    )
 
 
 def exposed_keys(directory: Path, *more: Path) -> list[tuple[Path, int]]:
@@ -406,6 +455,40 @@ def _new_ca(directory: Path, *, force: bool) -> CertificateAuthority:
                 "certificate, or --force to replace the CA too (clients must then get the new ca.pem)"
             )
     return CertificateAuthority.create()
+
+
+def _current_names(directory: Path, hosts: Sequence[str] | None) -> list[str]:
+    """The names of the server certificate being renewed ([] if there is none yet)."""
+    path = directory / SERVER_CERT
+    if not path.exists():
+        return []
+    try:
+        return _sans(read_certificate(path))
+    except CertificateError as exc:
+        if hosts:
+            return []  # the admin names every host; the broken file is replaced
+        raise CertificateError(
+            f"cannot read the names to keep from {path} ({exc.message}); "
+            "name every host with --host"
+        ) from exc
+
+
+def _renewed_names(before: list[str], add: Sequence[str], drop: Sequence[str]) -> list[str]:
+    """``before`` plus ``add`` minus ``drop``, in that order, compared as certificates do."""
+    kept = {_canonical(name): name for name in before}
+    for name in drop:
+        if kept.pop(_canonical(name), None) is None:
+            raise ConfigError(
+                f"the certificate does not name {name!r} (it names {', '.join(before)})"
+            )
+    for name in add:
+        kept.setdefault(_canonical(name), name)
+    return list(kept.values())
+
+
+def _canonical(host: str) -> str:
+    """One spelling per certificate name: ``Chat.LAN.`` and ``chat.lan`` are the same SAN."""
+    return str(_general_name(host).value)
 
 
 def _existing_ca(directory: Path) -> CertificateAuthority:

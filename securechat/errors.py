@@ -32,6 +32,7 @@ boundary that calls the library, with ``raise ... from exc``::
     │   └── UnknownUserError
     ├── StoreError                    database unreachable, locked, full or read-only
     ├── CertificateError              missing, unreadable or mismatched certificate files
+    │   ├── CertificatesMissing       no certificate folder (or no certificates in it)
     │   └── WrongCA                   the server's certificate is not from the trusted CA
     ├── ConnectionLost                the transport ended (closed, reset, TLS failure)
     │   └── HandshakeFailed           TCP connected, but no TLS 1.3 came of it
@@ -223,6 +224,10 @@ class StoreError(SecureChatError):
 
 class CertificateError(SecureChatError):
     """Certificate or key files are missing, unreadable, expired or do not match."""
+
+
+class CertificatesMissing(CertificateError):
+    """No certificates where the server looked: often the wrong folder, not a new install."""
 
 
 class WrongCA(CertificateError):

@@ -448,7 +448,8 @@ def _certificate_error(
     if code in _NAME_MISMATCH:
         return CertificateError(
             f"the server's certificate does not include the name {name!r}: connect with a "
-            f"name it has, or ask the admin to run `securechat init-certs --host {name} --renew`"
+            f"name it has, or ask the admin to add it with "
+            f"`securechat init-certs --renew --host {name}` (it keeps the other names)"
         )
     if code in _WRONG_CA:
         return WrongCA(
@@ -458,7 +459,7 @@ def _certificate_error(
     if code == _EXPIRED:
         return CertificateError(
             "the server's certificate has expired: ask the admin to run "
-            "`securechat init-certs --renew` and restart the server"
+            "`securechat init-certs --renew` and `systemctl reload securechat`"
         )
     if code == _NOT_YET_VALID:
         return CertificateError(

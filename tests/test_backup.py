@@ -169,6 +169,21 @@ def test_backup_into_a_folder_writes_a_dated_file(
     assert summarize(written).users == 4
 
 
+def test_backup_to_a_folder_that_does_not_exist_yet_creates_it_when_the_name_ends_in_slash(
+    run_cli: CliRunner, db_url: str, tmp_path: Path
+) -> None:
+    """``backup DIR/`` means a dated file in DIR, as for an existing folder, not a file DIR."""
+    result = run_cli("backup", "backups/nightly/", "--db", db_url)
+    assert result.returncode == 0, result.stderr
+    folder = tmp_path / "backups" / "nightly"
+    assert folder.is_dir()
+    (written,) = folder.iterdir()
+    assert written.name.startswith("securechat-")
+    assert written.suffix == ".db"
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    assert f"wrote {written} (" in result.stdout
+
+
 def test_backup_refuses_other_databases_and_missing_files(
     run_cli: CliRunner, tmp_path: Path, db_url: str, db_file: Path
 ) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import ipaddress
 import os
 import re
@@ -17,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from securechat import certs
-from securechat.errors import CertificateError, ConfigError
+from securechat.errors import CertificateError, CertificatesMissing, ConfigError
 from tests.conftest import CliRunner
 
 FINGERPRINT = re.compile(r"([0-9A-F]{2}:){31}[0-9A-F]{2}")
@@ -155,7 +156,8 @@ def test_init_certs_renew_keeps_the_ca_and_replaces_server_cert_and_key(tmp_path
     assert after[certs.SERVER_CERT] != before[certs.SERVER_CERT]
     assert after[certs.SERVER_KEY] != before[certs.SERVER_KEY]
     assert [p.name for p in second.written] == [certs.SERVER_KEY, certs.SERVER_CERT]
-    assert second.sans == ("chat.example",)
+    assert second.sans == ("localhost", "chat.example")  # the old names stay
+    assert (second.added, second.removed) == (("chat.example",), ())
     assert certs.check_server_files(tmp_path).cert_file == tmp_path / certs.SERVER_CERT
 
 
@@ -194,8 +196,9 @@ def test_check_server_files_accepts_what_init_certs_made(tmp_path: Path) -> None
 
 
 def test_check_server_files_explains_missing_folder_and_files(tmp_path: Path) -> None:
-    with pytest.raises(CertificateError, match=r"not found; run `securechat init-certs"):
-        certs.check_server_files(tmp_path / "nowhere")
+    for empty in (tmp_path / "nowhere", tmp_path):
+        with pytest.raises(CertificatesMissing, match=rf"no certificates in {empty} \(the --certs"):
+            certs.check_server_files(empty)
     certs.init_certs(tmp_path, hosts=None)
     (tmp_path / certs.SERVER_KEY).unlink()
     with pytest.raises(
@@ -249,7 +252,10 @@ def test_cli_init_certs_prints_files_sans_fingerprint_and_what_to_hand_out(
         assert str(Path("certs") / name) in result.stdout
     assert "chat.example, 192.0.2.10" in result.stdout
     assert ca.fingerprint() in result.stdout
-    assert "Hand clients certs/ca.pem only" in result.stdout
+    assert (
+        "Hand colleagues certs/ca.pem (terminal clients) and certs/ca.crt (browsers), the same CA"
+        in result.stdout
+    )
     assert "expires" in result.stdout
 
 
@@ -300,11 +306,17 @@ def test_cli_fingerprint_matches_init_certs(run_cli: CliRunner, tmp_path: Path) 
     assert shown.stdout.strip() in made.stdout
 
 
-def test_cli_fingerprint_without_ca_fails_cleanly(run_cli: CliRunner) -> None:
+def test_cli_fingerprint_from_another_folder_points_at_certs_before_init_certs(
+    run_cli: CliRunner, tmp_path: Path
+) -> None:
+    """Run where there is no certs/, fingerprint must not send the admin to make a new CA."""
     result = run_cli("fingerprint")
     assert result.returncode == 1
-    assert result.stderr == (
-        "securechat: error: certs/ca.pem not found; run `securechat init-certs --dir certs`\n"
+    assert result.stderr.count("\n") == 1
+    assert result.stderr.startswith(
+        f"securechat: error: no certificates in {tmp_path / 'certs'} (the --certs folder, "
+        f"relative to the current folder {tmp_path}): if they are elsewhere, pass --certs DIR "
+        "or SECURECHAT_CERTS"
     )
 
 
@@ -325,3 +337,78 @@ def test_init_certs_writes_the_new_key_and_certificate_before_renaming_either(
     # Both files were on disk before the first rename: a reader can meet a new key with the
     # old certificate only between two renames, never across a write and an fsync.
     assert waiting == [["server.key", "server.pem"], ["server.pem"]]
+
+
+def test_renew_as_the_client_hint_says_keeps_every_name_and_adds_the_new_one(
+    run_cli: CliRunner, tmp_path: Path
+) -> None:
+    """The hint a client prints for a missing name, run as written, cuts nobody off."""
+    made = run_cli("init-certs", "--host", "chat.office.lan", "--host", "192.168.1.20")
+    assert made.returncode == 0, made.stderr
+    renewed = run_cli("init-certs", "--renew", "--host", "127.0.0.1")
+    assert renewed.returncode == 0, renewed.stderr
+    sans = certs.server_cert_info(tmp_path / "certs" / certs.SERVER_CERT).sans
+    assert sans == ["chat.office.lan", "192.168.1.20", "127.0.0.1"]
+    assert "Added: 127.0.0.1" in renewed.stdout
+    assert "Removed" not in renewed.stdout
+
+
+def test_renew_without_host_keeps_the_names_not_this_machines(
+    run_cli: CliRunner, tmp_path: Path
+) -> None:
+    assert run_cli("init-certs", "--host", "chat.office.lan").returncode == 0
+    renewed = run_cli("init-certs", "--renew")
+    assert renewed.returncode == 0, renewed.stderr
+    assert certs.server_cert_info(tmp_path / "certs" / certs.SERVER_CERT).sans == [
+        "chat.office.lan"
+    ]
+    assert "Added" not in renewed.stdout
+    assert "Removed" not in renewed.stdout
+
+
+def test_renew_removes_a_name_only_when_told_and_says_so(
+    run_cli: CliRunner, tmp_path: Path
+) -> None:
+    assert (
+        run_cli("init-certs", "--host", "chat.office.lan", "--host", "old.office.lan").returncode
+        == 0
+    )
+    renewed = run_cli("init-certs", "--renew", "--drop-host", "old.office.lan", "--host", "new.lan")
+    assert renewed.returncode == 0, renewed.stderr
+    sans = certs.server_cert_info(tmp_path / "certs" / certs.SERVER_CERT).sans
+    assert sans == ["chat.office.lan", "new.lan"]
+    assert "Added: new.lan" in renewed.stdout
+    assert "Removed: old.office.lan (clients using it will be refused)" in renewed.stdout
+
+
+def test_drop_host_refuses_a_name_the_certificate_lacks_or_a_new_ca(
+    run_cli: CliRunner, tmp_path: Path
+) -> None:
+    assert run_cli("init-certs", "--host", "chat.office.lan").returncode == 0
+    before = snapshot(tmp_path / "certs")
+    for args, message in (
+        (("--renew", "--drop-host", "other.lan"), "the certificate does not name 'other.lan'"),
+        (("--renew", "--drop-host", "chat.office.lan"), "needs at least one host"),
+        (("--force", "--drop-host", "chat.office.lan"), "--drop-host goes with --renew"),
+    ):
+        result = run_cli("init-certs", *args)
+        assert result.returncode == 1, args
+        assert message in result.stderr, result.stderr
+    assert snapshot(tmp_path / "certs") == before
+
+
+def test_renew_with_an_unreadable_certificate_needs_the_names(tmp_path: Path) -> None:
+    certs.init_certs(tmp_path, hosts=["chat.office.lan"])
+    (tmp_path / certs.SERVER_CERT).write_text("garbage")
+    with pytest.raises(CertificateError, match=r"name every host with --host"):
+        certs.init_certs(tmp_path, hosts=None, renew=True)
+    report = certs.init_certs(tmp_path, hosts=["chat.office.lan"], renew=True)
+    assert report.sans == ("chat.office.lan",)
+
+
+def test_ca_crt_is_ca_pem_for_browsers_with_the_same_fingerprint(tmp_path: Path) -> None:
+    """README and docs/deploy.md: the file hash of ca.crt is the fingerprint colleagues compare."""
+    report = certs.init_certs(tmp_path, hosts=["localhost"])
+    der = (tmp_path / certs.CA_DER).read_bytes()
+    assert x509.load_der_x509_certificate(der) == certs.read_certificate(tmp_path / certs.CA_CERT)
+    assert hashlib.sha256(der).hexdigest().upper() == report.ca_fingerprint.replace(":", "")

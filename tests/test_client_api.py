@@ -231,7 +231,9 @@ def test_client_certificate_problems_name_the_fix(
         "127.0.0.1", port, ca_file=running_server.ca_file, user="alice", password=PASSWORD,
         server_name="chat.example",
     )  # fmt: skip
-    with pytest.raises(CertificateError, match=r"init-certs --host chat\.example --renew"):
+    with pytest.raises(
+        CertificateError, match=r"add it with `securechat init-certs --renew --host chat\.example`"
+    ):
         wrong_host.connect()
     init_certs(tmp_path / "other", hosts=["localhost"])
     wrong_ca = Client(

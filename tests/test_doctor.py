@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import re
 import shutil
 import socket
 import threading
@@ -18,7 +20,7 @@ from securechat.config import HashParams
 from securechat.doctor import Finding, Installation, Status, examine
 from securechat.store.database import open_database
 from securechat.store.migrate import alembic_config, current_revision, head_revision
-from tests.conftest import PASSWORD, TIMEOUT, CliRunner, RunningServer
+from tests.conftest import PASSWORD, TIMEOUT, CliRunner, RunningServer, ServerFactory
 
 
 def _free_port() -> int:
@@ -307,3 +309,46 @@ def test_doctor_warns_when_every_postgresql_role_may_connect(
     finally:  # the pooled database goes back as it came
         execute(db_url, f'GRANT CONNECT ON DATABASE "{name}" TO PUBLIC')
     assert "database access" not in _by_check(examine(install))  # nothing to say on SQLite
+
+
+DEPLOY_GUIDE = Path(__file__).resolve().parent.parent / "docs" / "deploy.md"
+
+
+def _shape(line: str) -> str:
+    """A doctor line without what differs between installations: paths, dates, numbers."""
+    line = re.sub(r"\S*/\S*", "PATH", line)
+    line = re.sub(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}", "DATE", line)
+    return " ".join(re.sub(r"\d+(\.\d+)*", "N", line).split())
+
+
+def test_the_deploy_guides_sample_output_is_what_doctor_prints(
+    server_factory: ServerFactory, certs_dir: Path, db_url: str, run_cli: CliRunner
+) -> None:
+    """docs/deploy.md shows doctor on a healthy installation: the same lines, in the same
+    order, as doctor prints for one here, with the schema revision of this version."""
+    sample = re.search(
+        r"```\n(OK    certificates .*?everything looks right)\n```",
+        DEPLOY_GUIDE.read_text("utf-8"),
+        re.DOTALL,
+    )
+    assert sample is not None, "the sample output of doctor is gone from docs/deploy.md"
+    documented = sample.group(1).replace("chat.office.lan, 192.168.1.20", "localhost, 127.0.0.1")
+    revision = re.search(r"at schema revision (\S+) \(the newest\)", documented)
+    assert revision is not None
+    assert revision.group(1) == head_revision()
+    database = open_database(db_url)
+    Accounts(database, hash_params=HashParams.for_tests()).add("root", PASSWORD, admin=True)
+    database.dispose()
+    db_file = Path(db_url.removeprefix("sqlite:///"))
+    os.chmod(db_file, 0o600)
+    running = server_factory(web_port=0)
+    assert running.web_address is not None
+    result = run_cli(
+        "doctor", "--certs", str(certs_dir), "--db", db_url,
+        "--port", str(running.address[1]), "--web-port", str(running.web_address[1]),
+        "--host", "localhost", "--host", "127.0.0.1",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout
+    assert [_shape(line) for line in result.stdout.splitlines()] == [
+        _shape(line) for line in documented.splitlines()
+    ]

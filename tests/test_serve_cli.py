@@ -104,6 +104,32 @@ def test_serve_refuses_missing_certificates(
     assert "Traceback" not in result.stderr
 
 
+def test_serve_from_another_folder_names_the_path_and_warns_before_a_second_ca(
+    run_cli: CliRunner, tmp_path: Path, db_url: str
+) -> None:
+    """Started where there is no certs/, serve must not send the admin to make a new CA
+    that no colleague trusts: it says where it looked and how to point it elsewhere."""
+    result = run_cli("serve", "--port", "0", "--no-web", "--db", db_url)
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1, result.stderr
+    looked_in = tmp_path / "certs"
+    assert f"no certificates in {looked_in} (" in result.stderr
+    assert "--certs DIR or SECURECHAT_CERTS" in result.stderr
+    assert "init-certs --dir certs`" not in result.stderr
+    assert (
+        "already has 4 users: a new CA means every colleague must trust it again" in result.stderr
+    )
+
+
+def test_serve_on_a_new_installation_without_certificates_suggests_init_certs(
+    run_cli: CliRunner, tmp_path: Path
+) -> None:
+    result = run_cli("serve", "--port", "0", "--no-web")
+    assert result.returncode == 1
+    assert f"securechat init-certs --dir {tmp_path / 'certs'}`" in result.stderr
+    assert "every colleague" not in result.stderr
+
+
 def test_serve_refuses_key_that_does_not_match(
     run_cli: CliRunner, tmp_path: Path, certs_dir: Path, db_url: str
 ) -> None:

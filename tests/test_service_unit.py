@@ -114,6 +114,24 @@ def test_service_unit_warns_when_protect_home_hides_the_program(run_cli: CliRunn
     assert "ProtectHome=yes hides /home and /root" in result.stderr
 
 
+@pytest.mark.parametrize("folder", ["/tmp", "/var/tmp"])
+def test_service_unit_warns_when_private_tmp_hides_the_program(
+    run_cli: CliRunner, folder: str
+) -> None:
+    result = run_cli("service-unit", "--bin", f"{folder}/try/venv/bin/securechat")
+    assert result.returncode == 0
+    assert result.stderr == (
+        f"securechat: warning: the service cannot see {folder}/try/venv/bin/securechat: "
+        "PrivateTmp=yes gives it an empty /tmp and /var/tmp of its own; install securechat "
+        "under /opt (see docs/deploy.md) or pass --bin\n"
+    )
+
+
+def test_service_unit_is_quiet_for_a_program_under_opt(run_cli: CliRunner) -> None:
+    result = run_cli("service-unit", "--bin", "/opt/securechat/bin/securechat")
+    assert (result.returncode, result.stderr) == (0, "")
+
+
 @pytest.mark.skipif(
     shutil.which("systemd-analyze") is None,
     reason="systemd-analyze is not installed (apt-get install systemd)",

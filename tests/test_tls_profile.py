@@ -263,6 +263,6 @@ def test_send_refuses_a_host_name_the_certificate_does_not_name(
     assert result.returncode == 1, result.stdout
     assert result.stderr == (
         "securechat: error: the server's certificate does not include the name '127.0.0.1': "
-        "connect with a name it has, or ask the admin to run "
-        "`securechat init-certs --host 127.0.0.1 --renew`\n"
+        "connect with a name it has, or ask the admin to add it with "
+        "`securechat init-certs --renew --host 127.0.0.1` (it keeps the other names)\n"
     )

@@ -11,7 +11,7 @@ import typer
 from securechat.cli.app import app
 from securechat.cli.options import CERTS_DEFAULT, DB_DEFAULT, CertsDir, DbUrl
 from securechat.config import DEFAULT_PORT, DEFAULT_WEB_PORT
-from securechat.deploy import default_executable, is_hidden_by_protect_home, service_unit
+from securechat.deploy import default_executable, hidden_from_service, service_unit
 from securechat.doctor import Installation, Status, examine
 from securechat.errors import UserError
 from securechat.store.backup import (
@@ -27,10 +27,11 @@ from securechat.store.backup import (
 @app.command()
 def backup(
     dest: Annotated[
-        Path,
+        str,
         typer.Argument(
             metavar="DEST",
-            help="File to write, or an existing folder to put securechat-YYYYMMDD-HHMMSS.db in.",
+            help="File to write, or a folder to put securechat-YYYYMMDD-HHMMSS.db in: an "
+            "existing one, or any name ending in / (created if missing).",
             show_default=False,
         ),
     ],
@@ -154,10 +155,11 @@ def service_unit_command(
     program = executable or default_executable()
     unit = service_unit(executable=program, user=user, state_dir=PurePosixPath(state_dir))
     typer.echo(unit, nl=False)
-    if is_hidden_by_protect_home(program):
+    hidden = hidden_from_service(program)
+    if hidden is not None:
         typer.echo(
-            f"securechat: warning: the service cannot see {program}: ProtectHome=yes hides "
-            "/home and /root; install securechat under /opt (see docs/deploy.md) or pass --bin",
+            f"securechat: warning: the service cannot see {program}: {hidden}; "
+            "install securechat under /opt (see docs/deploy.md) or pass --bin",
             err=True,
         )
 

@@ -30,7 +30,8 @@ def init_certs_command(
             "--host",
             metavar="NAME_OR_IP",
             help="A host name or IP address clients will connect to; repeat for several. "
-            "Default: localhost, 127.0.0.1, ::1, this machine's names and LAN addresses.",
+            "Default: localhost, 127.0.0.1, ::1, this machine's names and LAN addresses. "
+            "With --renew: a name to add to those the certificate already has.",
             show_default=False,
         ),
     ] = None,
@@ -51,16 +52,30 @@ def init_certs_command(
         bool,
         typer.Option(
             "--renew",
-            help="Re-issue only the server certificate and key, signed by the existing CA; "
+            help="Re-issue only the server certificate and key, signed by the existing CA, "
+            "for every name the current one has (plus each --host, minus each --drop-host); "
             "clients keep trusting it.",
         ),
     ] = False,
+    drop: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--drop-host",
+            metavar="NAME_OR_IP",
+            help="With --renew: a name to remove from the certificate; clients using it are "
+            "then refused. Repeatable.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Create a private CA and a server certificate signed by it.
 
-    Clients need only ca.pem; the .key files never leave this machine.
+    Terminal clients need ca.pem, browsers ca.crt (the same CA); the .key files never
+    leave this machine.
     """
-    report = certs.init_certs(directory, hosts=hosts, days=days, force=force, renew=renew)
+    report = certs.init_certs(
+        directory, hosts=hosts, days=days, force=force, renew=renew, drop=drop or ()
+    )
     if report.renewed:
         typer.echo(f"Renewed the server certificate in {report.directory} (CA unchanged):")
     else:
@@ -69,12 +84,16 @@ def init_certs_command(
     for path in report.written:
         typer.echo(f"  {path!s:<{width}}  {_DESCRIPTIONS[path.name]}")
     typer.echo(f"Server names (SANs): {', '.join(report.sans)}")
+    if report.added:
+        typer.echo(f"Added: {', '.join(report.added)}")
+    if report.removed:
+        typer.echo(f"Removed: {', '.join(report.removed)} (clients using it will be refused)")
     typer.echo(f"Server certificate expires: {_date(report.server_not_after)}")
     typer.echo(f"CA certificate expires:     {_date(report.ca_not_after)}")
     typer.echo(f"CA fingerprint (SHA-256): {report.ca_fingerprint}")
     typer.echo(
-        f"Hand clients {report.ca_file} only (never a .key file); "
-        "they can compare the fingerprint above."
+        f"Hand colleagues {report.ca_file} (terminal clients) and {report.ca_der_file} "
+        "(browsers), the same CA; never a .key file. They can compare the fingerprint above."
     )
 
 
@@ -84,7 +103,7 @@ def fingerprint_command(directory: CertsDir = CERTS_DEFAULT) -> None:
 
     Users compare it with what their client shows the first time it connects.
     """
-    typer.echo(certs.fingerprint(certs.read_certificate(Path(directory) / certs.CA_CERT)))
+    typer.echo(certs.ca_fingerprint(Path(directory)))
 
 
 def _date(when: dt.datetime) -> str:

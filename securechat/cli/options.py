@@ -31,7 +31,8 @@ CertsDir = Annotated[
         "--dir",
         envvar="SECURECHAT_CERTS",
         metavar="DIR",
-        help="Folder holding ca.pem, ca.key, server.pem and server.key.",
+        help="Folder holding ca.pem, ca.crt, ca.key, server.pem and server.key (a relative "
+        "path is from the current folder).",
         show_default=True,
     ),
 ]

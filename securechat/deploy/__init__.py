@@ -17,7 +17,7 @@ from pathlib import Path, PurePosixPath
 
 from securechat.errors import ConfigError
 
-__all__ = ["default_executable", "is_hidden_by_protect_home", "service_unit"]
+__all__ = ["default_executable", "hidden_from_service", "service_unit"]
 
 _SAFE_PATH = re.compile(r"/[A-Za-z0-9_./+@:-]*")
 _USER_NAME = re.compile(r"[a-z_][a-z0-9_-]{0,30}")
@@ -71,8 +71,17 @@ def default_executable() -> Path:
     return Path(found).absolute()
 
 
-def is_hidden_by_protect_home(executable: Path) -> bool:
-    """Whether the unit's ``ProtectHome=yes`` hides ``executable`` (or what it links to)."""
-    homes = (Path("/home"), Path("/root"), Path("/run/user"))
+#: Folders the unit hides from the service, and the directive that hides them.
+_HIDDEN = (
+    (("/home", "/root", "/run/user"), "ProtectHome=yes hides /home and /root"),
+    (("/tmp", "/var/tmp"), "PrivateTmp=yes gives it an empty /tmp and /var/tmp of its own"),
+)
+
+
+def hidden_from_service(executable: Path) -> str | None:
+    """Why the unit's sandbox cannot see ``executable`` (or what it links to), if it cannot."""
     paths = (executable.absolute(), executable.resolve())
-    return any(path.is_relative_to(home) for path in paths for home in homes)
+    for folders, why in _HIDDEN:
+        if any(path.is_relative_to(folder) for path in paths for folder in folders):
+            return why
+    return None

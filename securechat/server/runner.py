@@ -19,10 +19,12 @@ from types import FrameType
 
 from securechat import __version__
 from securechat.accounts import Accounts
-from securechat.certs import check_key_modes, server_cert_info
+from securechat.certs import ServerCertFiles, check_key_modes, server_cert_info
 from securechat.config import ServerConfig
+from securechat.errors import CertificatesMissing
 from securechat.server.renewal import ServerFiles
 from securechat.server.server import ChatServer
+from securechat.store.backup import existing_users
 from securechat.store.database import open_database, safe_url
 from securechat.store.lock import ServerLock
 from securechat.tls import server_context
@@ -53,6 +55,25 @@ def configure_logging(level: str) -> None:
     logging.getLogger("websockets").setLevel(logging.WARNING)  # a line per HTTP request too
 
 
+def _check_files(config: ServerConfig) -> ServerCertFiles:
+    """The certificate files, or an error that warns before making a second CA.
+
+    Raises:
+        CertificateError: the files are not usable (CertificatesMissing: none there).
+    """
+    try:
+        return ServerFiles(config.certs_dir, config.cert_file, config.key_file).check()
+    except CertificatesMissing as exc:
+        users = existing_users(config.db_url)
+        if not users:
+            raise
+        raise CertificatesMissing(
+            f"{exc.message}. Careful: {safe_url(config.db_url)} already has {users} "
+            f"user{'s' if users != 1 else ''}: a new CA means every colleague must trust "
+            "it again (a new ca.pem and ca.crt)"
+        ) from exc
+
+
 def run_server(config: ServerConfig) -> None:
     """Check the set-up, start, wait for SIGINT or SIGTERM, shut down cleanly.
 
@@ -63,7 +84,7 @@ def run_server(config: ServerConfig) -> None:
         SecureChatError: the certificates, the database or the address are not usable, or
             another server holds the database.
     """
-    files = ServerFiles(config.certs_dir, config.cert_file, config.key_file).check()
+    files = _check_files(config)
     check_key_modes(config.certs_dir, files.key_file)
     info = server_cert_info(files.cert_file)
     tls = server_context(files.cert_file, files.key_file)

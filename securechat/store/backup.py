@@ -99,17 +99,21 @@ def postgresql_command(db_url: str, command: str, file: Path | None) -> str:
     )
 
 
-def backup_database(db_url: str, dest: Path, *, force: bool = False) -> DatabaseSummary:
-    """Copy the database at ``db_url`` to ``dest`` (a file, or a folder to put a dated file in).
+def backup_database(db_url: str, where: str, *, force: bool = False) -> DatabaseSummary:
+    """Copy the database at ``db_url`` to ``where``: a file, or a folder to put a dated file
+    in when ``where`` is an existing folder or ends in a slash (the folder is then created,
+    mode 0700, if missing; a file named like the folder would surprise the admin).
 
     Safe while a server runs. Raises:
         StoreError: the database is missing or not a securechat database, ``dest`` exists
             and ``force`` is false, or a file cannot be read or written.
     """
+    dest = Path(where)
     source = database_file(db_url, "backup", dest)
     if not source.is_file():
         raise StoreError(f"no database at {source}; check --db")
-    if dest.is_dir():
+    if where.endswith(("/", os.sep)) or dest.is_dir():
+        _make_folder(dest)
         dest = dest / f"securechat-{dt.datetime.now(dt.UTC):%Y%m%d-%H%M%S}.db"
     dest = dest.absolute()
     if _same_file(dest, source):
@@ -122,6 +126,13 @@ def backup_database(db_url: str, dest: Path, *, force: bool = False) -> Database
             raise StoreError(f"{dest} already exists; choose another name or pass --force")
         _replace(tmp, dest)
     return dataclasses.replace(summary, path=dest)
+
+
+def _make_folder(folder: Path) -> None:
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as error:
+        raise StoreError(f"cannot create the folder {folder}: {error.strerror}") from error
 
 
 def summarize(path: Path) -> DatabaseSummary:
@@ -151,6 +162,24 @@ def summarize(path: Path) -> DatabaseSummary:
             "not know; restore it with the securechat version that made it"
         )
     return DatabaseSummary(path, path.stat().st_size, revision, users, messages)
+
+
+def existing_users(db_url: str) -> int:
+    """How many users the SQLite database at ``db_url`` holds, read without creating or
+    migrating it: 0 for no file, another kind of database or one without a users table.
+
+    Raises:
+        StoreError: the file exists but cannot be read as a database.
+    """
+    path = sqlite_file(db_url)
+    if path is None or not path.is_file():
+        return 0
+    with _connect(path, "ro") as connection:
+        try:
+            tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master")}
+            return _count(connection, "users") if "users" in tables else 0
+        except sqlite3.DatabaseError as error:
+            raise StoreError(f"{path} is not a securechat database: {error}") from error
 
 
 def check_not_in_use(db_url: str, source: Path | None = None) -> Path:
