@@ -16,6 +16,7 @@ def _ok(run_cli: CliRunner, db_url: str, *args: str) -> str:
     return result.stdout
 
 
+@pytest.mark.timeout(240)  # eleven CLI processes: over a minute on a loaded 2-core machine
 def test_console_actions_reach_live_sessions(
     running_server: RunningServer, run_cli: CliRunner
 ) -> None:
