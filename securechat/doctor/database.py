@@ -9,8 +9,6 @@ from __future__ import annotations
 import stat
 from collections.abc import Iterator
 
-from sqlalchemy import text
-
 from securechat.doctor.findings import Check, Finding, Installation, Status
 from securechat.errors import StoreError
 from securechat.store.backup import known_revisions
@@ -72,11 +70,6 @@ def _database_file(inst: Installation) -> Iterator[Finding]:
         yield Finding(Status.OK, "database file", f"{path} readable by its owner only")
 
 
-_PUBLIC_CONNECT = text(
-    "SELECT current_database(), has_database_privilege('public', current_database(), 'CONNECT')"
-)
-
-
 def _database_access(inst: Installation) -> Iterator[Finding]:
     """On PostgreSQL, whether every role may connect (``createdb`` grants PUBLIC CONNECT).
 
@@ -91,8 +84,7 @@ def _database_access(inst: Installation) -> Iterator[Finding]:
     except StoreError:
         return  # _database has said why
     try:
-        with database.transaction() as conn:
-            name, public = conn.execute(_PUBLIC_CONNECT).one()
+        name, public = database.public_may_connect()
     except StoreError:
         return  # _database has said why
     finally:

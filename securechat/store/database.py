@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, TypeAlias
 
-from sqlalchemy import create_engine, event, exc, make_url
+from sqlalchemy import create_engine, event, exc, make_url, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -109,6 +109,11 @@ def create_database_engine(url: str) -> Engine:
     return engine
 
 
+_PUBLIC_CONNECT = text(
+    "SELECT current_database(), has_database_privilege('public', current_database(), 'CONNECT')"
+)
+
+
 class Database:
     """An engine plus a session factory. Thread-safe; the sessions it hands out are not."""
 
@@ -176,6 +181,16 @@ class Database:
             raise StoreError(
                 f"cannot open database {safe_url(self.url)}: {_reason(error)}"
             ) from error
+
+    def public_may_connect(self) -> tuple[str, bool]:
+        """PostgreSQL: the database's name, and whether PUBLIC (every role) may connect to it.
+
+        Raises:
+            StoreError: the database cannot be read.
+        """
+        with self.transaction() as conn:
+            name, public = conn.execute(_PUBLIC_CONNECT).one()
+        return str(name), bool(public)
 
     def dispose(self) -> None:
         """Close every pooled connection."""
