@@ -490,12 +490,16 @@ class WebConnection:
         poller.register(outbox.waker.fileno(), select.POLLIN)
         self._writing.wait()
         try:
-            while not self._ended:
+            while True:
                 with self._turn:  # no direct write overtakes what is taken here
+                    # take() clears the waker first, so the state is read after it: read
+                    # before, an end or a close asked for in between was slept through.
+                    blobs = outbox.take()
+                    if self._ended:
+                        return
                     if self._close_request is not None:
                         self._close(self._close_request.final)
                         return
-                    blobs = outbox.take()
                     if outbox.overflowed:
                         continue  # send() has asked for the close
                     self._sending = True
