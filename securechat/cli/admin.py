@@ -149,14 +149,28 @@ def service_unit_command(
             metavar="DIR", help="Folder for certs/ and securechat.db, writable by the service."
         ),
     ] = "/var/lib/securechat",
+    config: Annotated[
+        str,
+        typer.Option(
+            "--config",
+            metavar="FILE",
+            help="The configuration file the service runs with (serve --config FILE), "
+            "readable by the service user.",
+        ),
+    ] = "/etc/securechat/securechat.toml",
 ) -> None:
-    """Print a hardened systemd unit that runs `securechat serve` as a service.
+    """Print a hardened systemd unit that runs `securechat serve --config FILE` as a service.
 
     Install it with `securechat service-unit > /etc/systemd/system/securechat.service`;
-    docs/deploy.md walks through the rest.
+    docs/deploy.md walks through the rest, and shows a configuration file to start from.
     """
     program = executable or default_executable()
-    unit = service_unit(executable=program, user=user, state_dir=PurePosixPath(state_dir))
+    unit = service_unit(
+        executable=program,
+        user=user,
+        state_dir=PurePosixPath(state_dir),
+        config=PurePosixPath(config),
+    )
     typer.echo(unit, nl=False)
     hidden = hidden_from_service(program)
     if hidden is not None:

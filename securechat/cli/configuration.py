@@ -140,7 +140,8 @@ def without_password(url: str) -> str:
     """``url`` with no password (one from ``db_password_file`` is shown by that key)."""
     from sqlalchemy.engine import make_url
 
-    return make_url(url).set(password=None).render_as_string(hide_password=False)
+    # URL.set() takes None as "unchanged"; URL is a named tuple.
+    return make_url(url)._replace(password=None).render_as_string(hide_password=False)
 
 
 def _sqlite_beside(url: str, source: Path) -> str:
