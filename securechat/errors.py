@@ -38,6 +38,8 @@ boundary that calls the library, with ``raise ... from exc``::
     │   └── HandshakeFailed           TCP connected, but no TLS 1.3 came of it
     ├── ServerError                   any other failure on the server side
     └── ConfigError                   an option or setting that cannot work
+        └── ConfigFileError           the configuration file is missing, not TOML, or
+                                      holds an unknown key or a wrong value
 """
 
 from __future__ import annotations
@@ -248,3 +250,8 @@ class ServerError(SecureChatError):
 
 class ConfigError(SecureChatError):
     """An option, setting or environment value that cannot work."""
+
+
+class ConfigFileError(ConfigError):
+    """The configuration file (``--config``) cannot be used; the message names the file and,
+    where there is one, the key."""

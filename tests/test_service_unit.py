@@ -59,8 +59,7 @@ def test_service_unit_runs_serve_unprivileged_with_the_state_paths(run_cli: CliR
     assert result.stderr == ""
     unit = _directives(result.stdout)
     assert unit["ExecStart"] == (
-        "/opt/securechat/bin/securechat serve --certs /var/lib/securechat/certs "
-        "--db sqlite:////var/lib/securechat/securechat.db"
+        "/opt/securechat/bin/securechat serve --config /etc/securechat/securechat.toml"
     )
     assert (unit["User"], unit["Group"]) == ("chat", "chat")
     assert unit["StateDirectory"] == "securechat"
@@ -84,7 +83,16 @@ def test_service_unit_outside_var_lib_gets_a_writable_path(run_cli: CliRunner) -
     assert "StateDirectory" not in unit  # systemd only makes those under /var/lib
     assert unit["ReadWritePaths"] == "/srv/chat"
     assert unit["WorkingDirectory"] == "/srv/chat"
-    assert "--db sqlite:////srv/chat/securechat.db" in unit["ExecStart"]
+
+
+def test_service_unit_runs_serve_with_the_configuration_file_given(run_cli: CliRunner) -> None:
+    result = run_cli("service-unit", "--bin", "/usr/bin/securechat", "--config", "/srv/chat.toml")
+    assert result.returncode == 0, result.stderr
+    assert (
+        _directives(result.stdout)["ExecStart"]
+        == "/usr/bin/securechat serve --config /srv/chat.toml"
+    )
+    assert "config show --config /srv/chat.toml" in result.stdout
 
 
 @pytest.mark.parametrize(
@@ -94,6 +102,7 @@ def test_service_unit_outside_var_lib_gets_a_writable_path(run_cli: CliRunner) -
         (("--state-dir", "chat"), "--state-dir 'chat' must be an absolute path"),
         (("--bin", "/opt/my apps/securechat"), "must be an absolute path without spaces"),
         (("--state-dir", "/var/lib/chat%i"), "without spaces, quotes, % or $"),
+        (("--config", "securechat.toml"), "--config 'securechat.toml' must be an absolute path"),
     ],
 )
 def test_service_unit_refuses_values_systemd_would_misread(

@@ -18,7 +18,7 @@ from securechat.errors import SecureChatError
 __all__ = ["COMMAND_MODULES", "app", "main"]
 
 #: The modules under securechat.cli that register commands on ``app`` when imported.
-COMMAND_MODULES = ("certs", "users", "db", "room", "server", "client", "admin", "bench")
+COMMAND_MODULES = ("certs", "users", "db", "room", "server", "client", "admin", "bench", "config")
 
 
 def _register_commands() -> None:

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from securechat.cli.app import app
-from securechat.cli.options import CERTS_DEFAULT, DB_DEFAULT, CertsDir, DbUrl
+from securechat.cli.options import CERTS_DEFAULT, DB_DEFAULT, CertsDir, ConfigPath, DbUrl
 from securechat.config import DEFAULT_PORT, DEFAULT_WEB_PORT
 from securechat.deploy import default_executable, hidden_from_service, service_unit
 from securechat.doctor import Installation, Status, examine
@@ -36,6 +36,7 @@ def backup(
         ),
     ],
     force: Annotated[bool, typer.Option("--force", help="Replace DEST if it exists.")] = False,
+    config: ConfigPath = None,
     db: DbUrl = DB_DEFAULT,
 ) -> None:
     """Copy the database to DEST, safely while the server runs (SQLite only; on PostgreSQL it
@@ -57,6 +58,7 @@ def restore(
         ),
     ],
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    config: ConfigPath = None,
     db: DbUrl = DB_DEFAULT,
 ) -> None:
     """Replace the database with a backup, then bring its schema up to date.
@@ -81,6 +83,7 @@ def restore(
 
 @app.command()
 def doctor(
+    config: ConfigPath = None,
     certs: CertsDir = CERTS_DEFAULT,
     db: DbUrl = DB_DEFAULT,
     hosts: Annotated[
@@ -146,14 +149,28 @@ def service_unit_command(
             metavar="DIR", help="Folder for certs/ and securechat.db, writable by the service."
         ),
     ] = "/var/lib/securechat",
+    config: Annotated[
+        str,
+        typer.Option(
+            "--config",
+            metavar="FILE",
+            help="The configuration file the service runs with (serve --config FILE), "
+            "readable by the service user.",
+        ),
+    ] = "/etc/securechat/securechat.toml",
 ) -> None:
-    """Print a hardened systemd unit that runs `securechat serve` as a service.
+    """Print a hardened systemd unit that runs `securechat serve --config FILE` as a service.
 
     Install it with `securechat service-unit > /etc/systemd/system/securechat.service`;
-    docs/deploy.md walks through the rest.
+    docs/deploy.md walks through the rest, and shows a configuration file to start from.
     """
     program = executable or default_executable()
-    unit = service_unit(executable=program, user=user, state_dir=PurePosixPath(state_dir))
+    unit = service_unit(
+        executable=program,
+        user=user,
+        state_dir=PurePosixPath(state_dir),
+        config=PurePosixPath(config),
+    )
     typer.echo(unit, nl=False)
     hidden = hidden_from_service(program)
     if hidden is not None:

@@ -10,7 +10,7 @@ import typer
 
 from securechat import certs
 from securechat.cli.app import app
-from securechat.cli.options import CERTS_DEFAULT, CertsDir
+from securechat.cli.options import CERTS_DEFAULT, CertsDir, ConfigPath
 
 _DESCRIPTIONS = {
     certs.CA_CERT: "CA certificate",
@@ -23,6 +23,7 @@ _DESCRIPTIONS = {
 
 @app.command("init-certs")
 def init_certs_command(
+    config: ConfigPath = None,
     directory: CertsDir = CERTS_DEFAULT,
     hosts: Annotated[
         list[str] | None,
@@ -98,7 +99,7 @@ def init_certs_command(
 
 
 @app.command("fingerprint")
-def fingerprint_command(directory: CertsDir = CERTS_DEFAULT) -> None:
+def fingerprint_command(config: ConfigPath = None, directory: CertsDir = CERTS_DEFAULT) -> None:
     """Print the SHA-256 fingerprint of the CA certificate (ca.pem).
 
     Users compare it with what their client shows the first time it connects.

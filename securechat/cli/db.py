@@ -9,7 +9,7 @@ from __future__ import annotations
 import typer
 
 from securechat.cli.app import app
-from securechat.cli.options import DB_DEFAULT, DbUrl
+from securechat.cli.options import DB_DEFAULT, ConfigPath, DbUrl
 from securechat.store.database import open_database
 from securechat.store.migrate import current_revision, head_revision, upgrade_to_head
 
@@ -24,7 +24,7 @@ app.add_typer(db_app)
 
 
 @db_app.command()
-def upgrade(db: DbUrl = DB_DEFAULT) -> None:
+def upgrade(config: ConfigPath = None, db: DbUrl = DB_DEFAULT) -> None:
     """Apply every missing schema migration (safe to run at any time)."""
     database = open_database(db, migrate=False)
     try:
@@ -40,7 +40,7 @@ def upgrade(db: DbUrl = DB_DEFAULT) -> None:
 
 
 @db_app.command()
-def current(db: DbUrl = DB_DEFAULT) -> None:
+def current(config: ConfigPath = None, db: DbUrl = DB_DEFAULT) -> None:
     """Print the database's schema revision and the newest one this version knows."""
     database = open_database(db, migrate=False)
     try:

@@ -7,7 +7,21 @@ from typing import Annotated
 
 import typer
 
+from securechat.cli import configuration
 from securechat.config import DEFAULT_CERTS_DIR, DEFAULT_DB_URL
+
+ConfigPath = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        envvar=configuration.ENV_VAR,
+        metavar="FILE",
+        help=configuration.HELP,
+        is_eager=True,  # before the options whose defaults it sets
+        callback=configuration.load_config,
+        show_default=False,
+    ),
+]
 
 DbUrl = Annotated[
     str,
@@ -20,6 +34,7 @@ DbUrl = Annotated[
             "postgresql+psycopg://USER@HOST/DB (pip install 'securechat[postgres]')."
         ),
         show_default=True,
+        callback=configuration.with_db_password,
     ),
 ]
 DB_DEFAULT = DEFAULT_DB_URL
@@ -32,7 +47,7 @@ CertsDir = Annotated[
         envvar="SECURECHAT_CERTS",
         metavar="DIR",
         help="Folder holding ca.pem, ca.crt, ca.key, server.pem and server.key (a relative "
-        "path is from the current folder).",
+        "path is from the current folder; in the configuration file, from the file's folder).",
         show_default=True,
     ),
 ]

@@ -18,7 +18,7 @@ from typing import Annotated, TypeVar
 import typer
 
 from securechat.cli.app import app
-from securechat.cli.options import DB_DEFAULT, DbUrl
+from securechat.cli.options import DB_DEFAULT, ConfigPath, DbUrl
 from securechat.errors import UserError
 from securechat.protocol.messages import MAX_TOPIC
 from securechat.protocol.names import normalize_name
@@ -79,7 +79,7 @@ def _moderate(db_url: str, room: str, action: str, *, user: str | None = None,
 
 
 @room_app.command("list")
-def list_rooms(db: DbUrl = DB_DEFAULT) -> None:
+def list_rooms(config: ConfigPath = None, db: DbUrl = DB_DEFAULT) -> None:
     """Every room: privacy, owner, members, topic."""
     with _store(db) as store:
         states = store.room_states()
@@ -100,6 +100,7 @@ def create(
     owner: Annotated[
         str | None, typer.Option("--owner", help="Who owns it (default: nobody).")
     ] = None,
+    config: ConfigPath = None,
     db: DbUrl = DB_DEFAULT,
 ) -> None:
     """Create a room, public or private, owned by --owner (who joins it) or by nobody."""
@@ -114,13 +115,15 @@ def create(
 
 
 @room_app.command()
-def delete(room: RoomName, db: DbUrl = DB_DEFAULT) -> None:
+def delete(room: RoomName, config: ConfigPath = None, db: DbUrl = DB_DEFAULT) -> None:
     """Delete a room with its messages, members, invitations and bans."""
     _moderate(db, room, "delete")
 
 
 def _user_command(action: str, doc: str) -> None:
-    def command(room: RoomName, user: UserName, db: DbUrl = DB_DEFAULT) -> None:
+    def command(
+        room: RoomName, user: UserName, config: ConfigPath = None, db: DbUrl = DB_DEFAULT
+    ) -> None:
         _moderate(db, room, action, user=user)
 
     command.__doc__ = doc
@@ -145,6 +148,7 @@ for _action, _doc in (
 def topic(
     room: RoomName,
     text: Annotated[str, typer.Argument(metavar="TEXT", help="The topic; '' clears it.")],
+    config: ConfigPath = None,
     db: DbUrl = DB_DEFAULT,
 ) -> None:
     """Set (or with '' clear) the topic of ROOM."""
@@ -154,13 +158,13 @@ def topic(
 
 
 @room_app.command()
-def private(room: RoomName, db: DbUrl = DB_DEFAULT) -> None:
+def private(room: RoomName, config: ConfigPath = None, db: DbUrl = DB_DEFAULT) -> None:
     """Make ROOM invitation-only and unlisted to non-members."""
     _moderate(db, room, "private")
 
 
 @room_app.command()
-def public(room: RoomName, db: DbUrl = DB_DEFAULT) -> None:
+def public(room: RoomName, config: ConfigPath = None, db: DbUrl = DB_DEFAULT) -> None:
     """Make ROOM open and listed again."""
     _moderate(db, room, "public")
 
@@ -171,6 +175,7 @@ def audit(
         str | None, typer.Argument(metavar="[ROOM]", help="Only this room.", show_default=False)
     ] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, help="The newest N entries.")] = 50,
+    config: ConfigPath = None,
     db: DbUrl = DB_DEFAULT,
 ) -> None:
     """Print the audit log (oldest first): when, who, what, where, whom."""

@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from securechat.cli.app import app
-from securechat.cli.options import CERTS_DEFAULT, DB_DEFAULT, CertsDir, DbUrl
+from securechat.cli.options import CERTS_DEFAULT, DB_DEFAULT, CertsDir, ConfigPath, DbUrl
 from securechat.config import DEFAULT_PORT, DEFAULT_WEB_PORT, Limits, ServerConfig
 from securechat.errors import ConfigError
 from securechat.server.peer import parse_trusted_proxy
@@ -34,6 +34,7 @@ class LogLevel(enum.StrEnum):
 
 @app.command()
 def serve(
+    config: ConfigPath = None,
     host: Annotated[str, typer.Option(metavar="ADDRESS", help="Address to listen on (0.0.0.0: every IPv4 address; :: for IPv6 too).")] = "0.0.0.0",
     port: Annotated[int, typer.Option(min=0, max=65535, metavar="PORT", help="TCP port to listen on (0: any free port, logged at start).")] = DEFAULT_PORT,
     certs: CertsDir = CERTS_DEFAULT,
@@ -65,6 +66,9 @@ def serve(
     issuing CA as ca.pem) and at least one user from `securechat adduser`. Brings the
     database schema up to date before it starts. SIGHUP loads new certificate files at
     once (they are also checked every hour).
+
+    Every option can be set in a configuration file (--config): certs and db at its top
+    level, the others in its [serve] table. Command line > environment > file > default.
     """
     if (cert is None) != (key is None):
         raise ConfigError("--cert and --key go together")
@@ -85,7 +89,7 @@ def serve(
         rate_burst=max(int(rate * 2), 1),
         node_ttl=max(node_ttl, 2 * _DEFAULTS.node_heartbeat_interval),
     )
-    config = ServerConfig(
+    server_config = ServerConfig(
         host=host,
         port=port,
         web_port=None if no_web else web_port,
@@ -96,4 +100,4 @@ def serve(
         key_file=key,
         trusted_proxies=proxies,
     )
-    run_server(config)
+    run_server(server_config)

@@ -24,7 +24,7 @@ import typer
 
 from securechat.accounts import Account, Accounts, canonical_name
 from securechat.cli.app import app
-from securechat.cli.options import DB_DEFAULT, DbUrl
+from securechat.cli.options import DB_DEFAULT, ConfigPath, DbUrl
 from securechat.config import HashParams, PasswordPolicy
 from securechat.errors import UserError, UserExistsError
 from securechat.store.database import open_database
@@ -106,6 +106,7 @@ def adduser(
             show_default=False,
         ),
     ] = None,
+    config: ConfigPath = None,
     db: DbUrl = DB_DEFAULT,
 ) -> None:
     """Add a user who can log in to the chat, or many at once with --from-file.
@@ -191,7 +192,12 @@ def _add_from_file(source: str, db_url: str) -> None:
 
 
 @app.command()
-def passwd(name: UserName, password_stdin: PasswordStdin = False, db: DbUrl = DB_DEFAULT) -> None:
+def passwd(
+    name: UserName,
+    password_stdin: PasswordStdin = False,
+    config: ConfigPath = None,
+    db: DbUrl = DB_DEFAULT,
+) -> None:
     """Set a new password for a user; one easily guessed is refused, as by adduser."""
     with _accounts(db) as accounts:
         account = accounts.get(name)
@@ -204,6 +210,7 @@ def passwd(name: UserName, password_stdin: PasswordStdin = False, db: DbUrl = DB
 def deluser(
     name: UserName,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    config: ConfigPath = None,
     db: DbUrl = DB_DEFAULT,
 ) -> None:
     """Delete a user for good (see `disable` to only block logins)."""
@@ -220,7 +227,7 @@ def deluser(
 
 
 @app.command()
-def disable(name: UserName, db: DbUrl = DB_DEFAULT) -> None:
+def disable(name: UserName, config: ConfigPath = None, db: DbUrl = DB_DEFAULT) -> None:
     """Block a user's logins without deleting the account."""
     with _accounts(db) as accounts:
         accounts.set_disabled(name, True)
@@ -228,7 +235,7 @@ def disable(name: UserName, db: DbUrl = DB_DEFAULT) -> None:
 
 
 @app.command()
-def enable(name: UserName, db: DbUrl = DB_DEFAULT) -> None:
+def enable(name: UserName, config: ConfigPath = None, db: DbUrl = DB_DEFAULT) -> None:
     """Allow a disabled user to log in again."""
     with _accounts(db) as accounts:
         accounts.set_disabled(name, False)
@@ -253,7 +260,7 @@ def format_table(accounts: list[Account]) -> str:
 
 
 @app.command("users")
-def list_users(db: DbUrl = DB_DEFAULT) -> None:
+def list_users(config: ConfigPath = None, db: DbUrl = DB_DEFAULT) -> None:
     """List every user, with flags and login times (UTC)."""
     with _accounts(db) as accounts:
         everyone = accounts.list()

@@ -24,14 +24,18 @@ _USER_NAME = re.compile(r"[a-z_][a-z0-9_-]{0,30}")
 _STATE_ROOT = PurePosixPath("/var/lib")
 
 
-def service_unit(*, executable: Path, user: str, state_dir: PurePosixPath) -> str:
-    """The systemd unit that runs ``executable serve`` as ``user`` with its data in ``state_dir``.
+def service_unit(
+    *, executable: Path, user: str, state_dir: PurePosixPath, config: PurePosixPath
+) -> str:
+    """The systemd unit that runs ``executable serve --config config`` as ``user`` with its
+    data in ``state_dir``.
 
     Raises:
         ConfigError: a path is relative or holds characters systemd would interpret, or
             ``user`` is not a valid system user name.
     """
-    for what, path in (("--bin", str(executable)), ("--state-dir", str(state_dir))):
+    paths = (("--bin", str(executable)), ("--state-dir", str(state_dir)), ("--config", str(config)))
+    for what, path in paths:
         if not _SAFE_PATH.fullmatch(path):
             raise ConfigError(
                 f"{what} {path!r} must be an absolute path without spaces, quotes, % or $"
@@ -50,6 +54,7 @@ def service_unit(*, executable: Path, user: str, state_dir: PurePosixPath) -> st
         state_directory=state_directory,
         state_dir=str(state_dir).rstrip("/"),
         executable=executable,
+        config=config,
     )
 
 
