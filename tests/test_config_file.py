@@ -207,7 +207,10 @@ def test_command_line_beats_environment_beats_file_beats_default(
         ("[serve]\nport = 70000\n", "'port' in [serve] must be from 0 to 65535, not 70000"),
         ('[serve]\nlog_level = "loud"\n', "must be one of debug, info, warning, error"),
         ("[directroy]\nurl = 1\n", "chat.toml: unknown table [directroy]; known tables: [serve]"),
-        ('db_password_file = "nowhere"\n', "db_password_file is for a PostgreSQL database"),
+        (
+            'db_password_file = "nowhere"\n',
+            "db_password_file is set, but it is for a PostgreSQL database",
+        ),
     ],
 )
 def test_a_bad_file_is_one_line_naming_the_file_and_key(
@@ -283,7 +286,7 @@ def test_db_password_file_puts_the_password_in_the_url(tmp_path: Path) -> None:
     from sqlalchemy.engine import make_url
 
     assert make_url(url).password == "s3cr:et@/x"
-    with pytest.raises(ConfigFileError, match="has a password and db_password_file"):
+    with pytest.raises(ConfigFileError, match="has a password already"):
         configuration.add_password("postgresql+psycopg://chat:pw@db/chat", secret, source)
     _write(secret, "")
     with pytest.raises(ConfigFileError, match="the file is empty"):

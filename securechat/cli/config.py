@@ -14,6 +14,7 @@ from securechat.cli.app import app
 from securechat.cli.options import ConfigPath
 from securechat.config_file import Line, render
 from securechat.store.database import safe_url
+from securechat.store.urls import without_password
 
 config_app = typer.Typer(
     name="config",
@@ -48,7 +49,7 @@ def show(ctx: typer.Context, config: ConfigPath = None) -> None:
         for key, param in configuration.options(serve):
             value = _shown(serve_ctx.params[param.name])
             if key == "db":  # the password from db_password_file is not part of the URL
-                value = configuration.without_password(value) if password_file else safe_url(value)
+                value = without_password(value) if password_file else safe_url(value)
             line = Line(key, value, _source(serve_ctx, param))
             (top if key in configuration.TOP_LEVEL else table).append(line)
         for key in configuration.FILE_ONLY:

@@ -34,6 +34,7 @@ import typer
 from securechat import config_file
 from securechat.config_file import Key, Kind, Schema, Settings
 from securechat.errors import ConfigFileError
+from securechat.store.urls import BadDatabaseUrl, sqlite_beside, with_password
 
 #: Options that say where things are: top-level keys, read by every command that has them.
 TOP_LEVEL = ("certs", "db")
@@ -129,38 +130,11 @@ def defaults(command: Any, settings: Settings) -> dict[str, Any]:
     for key, param in options(command):
         if key in TOP_LEVEL and settings.get(key) is not None:
             value = settings.get(key)
-            found[param.name] = _sqlite_beside(value, settings.path) if key == "db" else value
+            found[param.name] = sqlite_beside(value, settings.path.parent) if key == "db" else value
         for table, keys in reads.items():
             if (keys is None or key in keys) and settings.get(key, table) is not None:
                 found[param.name] = settings.get(key, table)
     return found
-
-
-def without_password(url: str) -> str:
-    """``url`` with no password (one from ``db_password_file`` is shown by that key)."""
-    from sqlalchemy.engine import make_url
-
-    # URL.set() takes None as "unchanged"; URL is a named tuple.
-    return make_url(url)._replace(password=None).render_as_string(hide_password=False)
-
-
-def _sqlite_beside(url: str, source: Path) -> str:
-    """A relative SQLite path in the file is from the file's folder, like every path there,
-    so that a command run from any folder finds the same database."""
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
-
-    try:
-        parsed = make_url(url)
-    except ArgumentError:
-        return url  # the database layer says what is wrong with it
-    database = parsed.database
-    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
-        return url
-    if database.startswith("file:") or Path(database).is_absolute():
-        return url
-    absolute = source.absolute().parent / database
-    return parsed.set(database=str(absolute)).render_as_string(hide_password=False)
 
 
 def loaded(ctx: typer.Context) -> Settings | None:
@@ -181,25 +155,12 @@ def add_password(url: str, password_file: Path, source: Path) -> str:
     """``url`` with the password read from ``password_file`` (named in ``source``).
 
     Raises:
-        ConfigFileError: the URL is not a PostgreSQL one, has a password already, or the
-            file cannot be read.
+        ConfigFileError: the URL is not a PostgreSQL one without a password, or the file
+            cannot be read.
     """
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
-
     try:
-        parsed = make_url(url)
-    except ArgumentError as exc:
-        raise ConfigFileError(
-            f"{source}: db_password_file is set but the database URL is malformed: {exc}"
-        ) from exc
-    if parsed.get_backend_name() != "postgresql":
-        raise ConfigFileError(
-            f"{source}: db_password_file is for a PostgreSQL database, and the database is {parsed.get_backend_name()}"
-        )
-    if parsed.password is not None:
-        raise ConfigFileError(
-            f"{source}: the database URL has a password and db_password_file names another: keep only the file"
-        )
+        with_password(url, "")  # checked before the secret is read
+    except BadDatabaseUrl as exc:
+        raise ConfigFileError(f"{source}: db_password_file is set, but {exc}") from exc
     password = config_file.read_secret(password_file, key="db_password_file", settings=source)
-    return parsed.set(password=password).render_as_string(hide_password=False)
+    return with_password(url, password)

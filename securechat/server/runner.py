@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import gc
 import logging
+import queue
 import signal
-import threading
 from types import FrameType
 
 from securechat import __version__
@@ -92,17 +92,15 @@ def run_server(config: ServerConfig) -> None:
     lock.acquire()  # before opening: a second server must not even migrate a live database
     database = open_database(config.db_url)
     server = ChatServer(config, tls=tls, database=database)
-    stop = threading.Event()
+    # The handlers only note the signal and wake this thread, which logs and acts on it: a
+    # handler runs between two bytecodes of this thread, maybe inside a write to stderr,
+    # and logging from it there raised (a reentrant write), so SIGTERM was lost at start-up.
+    received: queue.SimpleQueue[signal.Signals] = queue.SimpleQueue()
 
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        log.info("received %s, shutting down", signal.Signals(signum).name)
-        stop.set()
+    def note(signum: int, _frame: FrameType | None) -> None:
+        received.put(signal.Signals(signum))
 
-    def on_hangup(_signum: int, _frame: FrameType | None) -> None:
-        log.info("received SIGHUP, loading the certificate files in %s", config.certs_dir)
-        server.reload_certificates()  # an Event: safe here, nothing in this thread waits on it
-
-    handlers = {signal.SIGINT: on_signal, signal.SIGTERM: on_signal, signal.SIGHUP: on_hangup}
+    handlers = {signal.SIGINT: note, signal.SIGTERM: note, signal.SIGHUP: note}
     previous = {sig: signal.signal(sig, handler) for sig, handler in handlers.items()}
     try:
         server.start()
@@ -121,11 +119,23 @@ def run_server(config: ServerConfig) -> None:
         if not Accounts(database, hash_params=config.hash_params).list():
             log.warning("no users yet: add one with `securechat adduser NAME`")
         freeze_start_up_objects()
-        while not stop.wait(1.0):
-            pass
+        while (signum := _next_signal(received)) is signal.SIGHUP:
+            log.info("received SIGHUP, loading the certificate files in %s", config.certs_dir)
+            server.reload_certificates()
+        log.info("received %s, shutting down", signum.name)
     finally:
         server.shutdown()
         database.dispose()
         lock.release()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _next_signal(received: queue.SimpleQueue[signal.Signals]) -> signal.Signals:
+    """The next signal noted; the timeout lets the handlers run even where a blocked wait
+    is not interrupted by a signal."""
+    while True:
+        try:
+            return received.get(timeout=1.0)
+        except queue.Empty:
+            continue
