@@ -159,9 +159,14 @@ def test_serve_listens_on_the_port_the_file_names(
             pass
     finally:
         proc.terminate()
-        proc.wait(TIMEOUT)
-        if proc.stderr is not None:
-            proc.stderr.close()
+        try:
+            assert proc.wait(TIMEOUT) == 0, "serve did not stop on SIGTERM"
+        finally:
+            if proc.poll() is None:
+                proc.kill()  # never left running, whatever failed
+                proc.wait(TIMEOUT)
+            if proc.stderr is not None:
+                proc.stderr.close()
 
 
 def _shown(output: str) -> dict[str, tuple[str, str]]:
