@@ -91,13 +91,7 @@ class Peer(EventPeer):
         context = ssl.create_default_context(cafile=str(ca_file))
         bind = None if source is None else (source, 0)
         raw = socket.create_connection(address, timeout=TIMEOUT, source_address=bind)
-        try:
-            if prefix:  # a PROXY header, before TLS
-                raw.sendall(prefix)
-            self.sock = context.wrap_socket(raw, server_hostname=server_name)
-        except BaseException:  # refused: no socket left open behind the error
-            raw.close()
-            raise
+        self.sock = tls_socket(context, raw, server_name, prefix)
         self._buffer = b""
 
     def close(self) -> None:
@@ -130,3 +124,26 @@ class Peer(EventPeer):
             if not data:
                 raise ConnectionError("connection closed by the server")
             self._buffer += data
+
+
+def tls_socket(
+    context: ssl.SSLContext, raw: socket.socket, server_name: str, prefix: bytes = b""
+) -> ssl.SSLSocket:
+    """``raw`` with its TLS handshake done, after ``prefix`` in clear (a PROXY header).
+
+    Wrapped before anything is sent: wrapping a socket the server has already reset (it
+    drops a refused header at once) raises from inside ssl's wrapper after the descriptor
+    moved into it, leaving a TLS socket nobody can close (a ResourceWarning later).
+    """
+    try:
+        sock = context.wrap_socket(raw, server_hostname=server_name, do_handshake_on_connect=False)
+    except BaseException:
+        raw.close()
+        raise
+    try:
+        socket.socket.sendall(sock, prefix)  # the plain socket's send: no TLS yet
+        sock.do_handshake()
+    except BaseException:  # refused: no socket left open behind the error
+        sock.close()
+        raise
+    return sock

@@ -24,7 +24,7 @@ from websockets.typing import Origin
 from websockets.uri import parse_uri
 
 from tests.conftest import TIMEOUT, WEB_OPENING_TIMEOUT
-from tests.peer import Event, EventPeer
+from tests.peer import Event, EventPeer, tls_socket
 
 
 class ConnectOptions(TypedDict, total=False):
@@ -57,17 +57,21 @@ class WebPeer(EventPeer):
         super().__init__()
         context = ssl.create_default_context(cafile=str(ca_file))
         self._exit = contextlib.ExitStack()  # websockets wants connect() used as a context
-        raw = None
+        scheme = "wss"
+        tls: ssl.SSLContext | None = context
+        sock: ssl.SSLSocket | None = None
         if source is not None or prefix:
-            bind = None if source is None else (source, 0)
-            raw = socket.create_connection(address, timeout=TIMEOUT, source_address=bind)
-            self._exit.callback(raw.close)  # if the opening fails; else websockets closes it
-            raw.sendall(prefix)
+            # A socket of our own, TLS done here too (tests.peer.tls_socket): websockets
+            # wrapping a socket it was given leaves the TLS socket open when the handshake
+            # fails (the server dropped it), which a later collection reports.
+            scheme, tls = "ws", None
+            sock = self._tls_socket(context, address, host, source, prefix)
+            self._exit.callback(sock.close)  # if the opening fails; else websockets closes it
         try:
             self.ws: ClientConnection = self._exit.enter_context(connect(
-                f"wss://{host}:{address[1]}/ws",
-                sock=raw,
-                ssl=context,
+                f"{scheme}://{host}:{address[1]}/ws",
+                sock=sock,
+                ssl=tls,
                 origin=Origin(origin or origin_of(address, host)),
                 open_timeout=WEB_OPENING_TIMEOUT,
                 compression=None,
@@ -76,6 +80,18 @@ class WebPeer(EventPeer):
         except BaseException:
             self._exit.close()
             raise
+
+    @staticmethod
+    def _tls_socket(
+        context: ssl.SSLContext,
+        address: tuple[str, int],
+        host: str,
+        source: str | None,
+        prefix: bytes,
+    ) -> ssl.SSLSocket:
+        bind = None if source is None else (source, 0)
+        raw = socket.create_connection(address, timeout=TIMEOUT, source_address=bind)
+        return tls_socket(context, raw, host, prefix)
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
