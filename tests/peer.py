@@ -68,6 +68,15 @@ class EventPeer(abc.ABC):
             except self.closed_errors:
                 return events
 
+    def ask(self, ref: str, **request: object) -> Event:
+        """Send a request and return the reply carrying ``ref`` (other events are kept)."""
+        self.send(ref=ref, **request)
+        while True:
+            event = self.recv()
+            if event.get("ref") == ref:
+                return event
+            self.seen.append(event)
+
     def login(self, user: str, password: str) -> Event:
         hello = self.expect("hello")
         assert hello["protocol"] == 1

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 
@@ -15,18 +14,8 @@ from securechat.store.chat import ChatStore
 from securechat.store.database import open_database
 from securechat.store.journal import CONSOLE
 from tests.conftest import RunningServer
-from tests.peer import Peer
 
 pytestmark = pytest.mark.postgresql
-
-
-def _ask(peer: Peer, ref: str, **request: Any) -> dict[str, Any]:
-    peer.send(ref=ref, **request)
-    while True:
-        event = peer.recv()
-        if event.get("ref") == ref:
-            return event
-        peer.seen.append(event)
 
 
 @pytest.fixture
@@ -36,23 +25,23 @@ def capped(server_factory: Callable[..., RunningServer]) -> RunningServer:
 
 def test_joins_and_creations_past_the_cap_are_refused(capped: RunningServer) -> None:
     alice, bob = capped.login("alice"), capped.login("bob")
-    assert _ask(bob, "c", type="create", room="open")["type"] == "joined"
-    assert _ask(alice, "j1", type="join", room="one")["type"] == "joined"
-    assert _ask(alice, "j2", type="join", room="two")["type"] == "joined"
+    assert bob.ask("c", type="create", room="open")["type"] == "joined"
+    assert alice.ask("j1", type="join", room="one")["type"] == "joined"
+    assert alice.ask("j2", type="join", room="two")["type"] == "joined"
     for ref, request in (("j3", {"type": "join", "room": "open"}),
                          ("j4", {"type": "join", "room": "brand-new"}),
                          ("c1", {"type": "create", "room": "mine"})):  # fmt: skip
-        refused = _ask(alice, ref, **request)
+        refused = alice.ask(ref, **request)
         assert (refused["type"], refused["code"]) == ("error", "too_many_rooms"), ref
         assert "3 rooms" in refused["message"]
-    assert _ask(alice, "again", type="join", room="two")["type"] == "joined"  # already in it
-    assert _ask(alice, "l", type="leave", room="one")["type"] == "left"  # bob is not in it...
+    assert alice.ask("again", type="join", room="two")["type"] == "joined"  # already in it
+    assert alice.ask("l", type="leave", room="one")["type"] == "left"  # bob is not in it...
     # ...but "one" is empty now: alice left it empty, so it still counts against her.
-    assert _ask(alice, "j5", type="join", room="open")["code"] == "too_many_rooms"
-    assert _ask(bob, "jb", type="join", room="two")["type"] == "joined"
-    assert _ask(alice, "l2", type="leave", room="two")["type"] == "left"  # bob stays in it
-    assert _ask(alice, "j6", type="join", room="open")["type"] == "joined"
-    rooms_now = {r["name"] for r in _ask(alice, "r", type="rooms")["rooms"]}
+    assert alice.ask("j5", type="join", room="open")["code"] == "too_many_rooms"
+    assert bob.ask("jb", type="join", room="two")["type"] == "joined"
+    assert alice.ask("l2", type="leave", room="two")["type"] == "left"  # bob stays in it
+    assert alice.ask("j6", type="join", room="open")["type"] == "joined"
+    rooms_now = {r["name"] for r in alice.ask("r", type="rooms")["rooms"]}
     assert {"brand-new", "mine"} & rooms_now == set()  # nothing was made by the refusals
 
 
@@ -60,12 +49,12 @@ def test_creating_and_leaving_in_a_loop_stops_at_the_cap(capped: RunningServer) 
     alice = capped.login("alice")
     made = 0
     for n in range(5):
-        reply = _ask(alice, f"c{n}", type="create", room=f"loop{n}")
+        reply = alice.ask(f"c{n}", type="create", room=f"loop{n}")
         if reply["type"] == "error":
             assert reply["code"] == "too_many_rooms"
             break
         made += 1
-        assert _ask(alice, f"l{n}", type="leave", room=f"loop{n}")["type"] == "left"
+        assert alice.ask(f"l{n}", type="leave", room=f"loop{n}")["type"] == "left"
     assert made == 2  # general, then two left empty: three held
 
 

@@ -142,28 +142,18 @@ def test_client_search_returns_typed_pages(running_server: RunningServer, client
         client.search("ab")
 
 
-def _ask(peer: Peer, ref: str, **request: Any) -> dict[str, Any]:
-    """Send a request and return the reply carrying ``ref`` (other events are kept)."""
-    peer.send(ref=ref, **request)
-    while True:
-        event = peer.recv()
-        if event.get("ref") == ref:
-            return event
-        peer.seen.append(event)
-
-
 def test_search_after_a_kick_never_shows_text_edited_since(running_server: RunningServer) -> None:
     """Issue 23 item 3: a removed member's search ends where their reading ended; a
     message edited after they left is no result at all (neither its new text nor its old)."""
     alice, carol = running_server.login("alice"), running_server.login("carol")
-    assert _ask(alice, "c", type="create", room="board", private=True)["type"] == "joined"
-    _ask(alice, "i", type="moderate", room="board", action="invite", user="carol")
-    assert _ask(carol, "j", type="join", room="board")["type"] == "joined"
+    assert alice.ask("c", type="create", room="board", private=True)["type"] == "joined"
+    alice.ask("i", type="moderate", room="board", action="invite", user="carol")
+    assert carol.ask("j", type="join", room="board")["type"] == "joined"
     early = _say(alice, "1", room="board", body="budget draft: 10k")
-    _ask(alice, "e1", type="edit", id=early, body="budget draft: 12k")  # before the kick
+    alice.ask("e1", type="edit", id=early, body="budget draft: 12k")  # before the kick
     later = _say(alice, "2", room="board", body="budget plan: hire two")
-    _ask(alice, "k", type="moderate", room="board", action="kick", user="carol")
-    assert _ask(alice, "e2", type="edit", id=later, body="budget plan: layoffs")["type"] == "ack"
+    alice.ask("k", type="moderate", room="board", action="kick", user="carol")
+    assert alice.ask("e2", type="edit", id=later, body="budget plan: layoffs")["type"] == "ack"
 
     assert _bodies(_search(carol, "budget")) == ["budget draft: 12k"]
     for query in ("layoffs", "hire two", "budget plan"):

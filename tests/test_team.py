@@ -26,16 +26,6 @@ def _audit(db_url: str) -> list[tuple[Any, ...]]:
     return rows(db_url, "SELECT actor, action, room, target FROM audit_log ORDER BY id")
 
 
-def _ask(peer: Peer, ref: str, **request: Any) -> dict[str, Any]:
-    """Send a request and return its reply (the event carrying ``ref``)."""
-    peer.send(ref=ref, **request)
-    while True:
-        event = peer.recv()
-        if event.get("ref") == ref:
-            return event
-        peer.seen.append(event)
-
-
 def _add_admin(db_url: str, name: str) -> None:
     database = open_database(db_url)
     Accounts(database, hash_params=HashParams.for_tests()).add(name, PASSWORD, admin=True)
@@ -54,66 +44,66 @@ def test_create_makes_the_creator_owner_and_a_private_room_hidden(
     running_server: RunningServer,
 ) -> None:
     alice, bob = running_server.login("alice"), running_server.login("bob")
-    joined = _ask(alice, "c", type="create", room="ops", private=True, topic="on call")
+    joined = alice.ask("c", type="create", room="ops", private=True, topic="on call")
     assert joined == {
         "type": "joined", "room": "ops", "members": ["alice"], "online": ["alice"], "ref": "c",
         "private": True, "topic": "on call", "role": "owner",
     }  # fmt: skip
-    listed = _ask(bob, "l", type="rooms")
+    listed = bob.ask("l", type="rooms")
     assert [room["name"] for room in listed["rooms"]] == ["general"]
-    assert _ask(bob, "j", type="join", room="ops")["code"] == "no_such_room"
-    taken = _ask(bob, "t", type="create", room="ops")
+    assert bob.ask("j", type="join", room="ops")["code"] == "no_such_room"
+    taken = bob.ask("t", type="create", room="ops")
     assert taken["code"] == "room_exists"
     assert ("alice", "create", "ops", "alice") in _audit(running_server.db_url)
 
 
 def test_invitation_lets_one_into_a_private_room_once(running_server: RunningServer) -> None:
     alice, bob = running_server.login("alice"), running_server.login("bob")
-    _ask(alice, "c", type="create", room="ops", private=True)
-    assert _ask(alice, "i", type="moderate", room="ops", action="invite", user="bob") == {
+    alice.ask("c", type="create", room="ops", private=True)
+    assert alice.ask("i", type="moderate", room="ops", action="invite", user="bob") == {
         "type": "done", "ref": "i",
     }  # fmt: skip
     event = bob.expect("room_event", room="ops")
     assert (event["action"], event["actor"], event["user"]) == ("invite", "alice", "bob")
-    joined = _ask(bob, "j", type="join", room="ops")
+    joined = bob.ask("j", type="join", room="ops")
     assert (joined["type"], joined["role"], joined["private"]) == ("joined", "member", True)
-    assert _ask(bob, "l", type="leave", room="ops")["type"] == "left"
-    assert _ask(bob, "j2", type="join", room="ops")["code"] == "no_such_room"  # used up
+    assert bob.ask("l", type="leave", room="ops")["type"] == "left"
+    assert bob.ask("j2", type="join", room="ops")["code"] == "no_such_room"  # used up
 
 
 def test_only_moderators_moderate_and_the_refusal_says_so(running_server: RunningServer) -> None:
     alice, bob = running_server.login("alice"), running_server.login("bob")
     running_server.login("carol")
-    _ask(alice, "c", type="create", room="ops")
-    _ask(bob, "j", type="join", room="ops")
-    refused = _ask(bob, "k", type="moderate", room="ops", action="kick", user="alice")
+    alice.ask("c", type="create", room="ops")
+    bob.ask("j", type="join", room="ops")
+    refused = bob.ask("k", type="moderate", room="ops", action="kick", user="alice")
     assert refused == {
         "type": "error", "code": "forbidden", "message": "only moderators of #ops can kick",
         "ref": "k",
     }  # fmt: skip
-    assert _ask(alice, "o", type="moderate", room="ops", action="op", user="bob")["type"] == "done"
-    refused = _ask(bob, "k2", type="moderate", room="ops", action="kick", user="alice")
+    assert alice.ask("o", type="moderate", room="ops", action="op", user="bob")["type"] == "done"
+    refused = bob.ask("k2", type="moderate", room="ops", action="kick", user="alice")
     assert refused["code"] == "forbidden"
     assert "owner" in refused["message"]
-    refused = _ask(bob, "p", type="moderate", room="ops", action="private")
+    refused = bob.ask("p", type="moderate", room="ops", action="private")
     assert refused["message"] == "only the owner of #ops can make it private"
 
 
 def test_owner_hands_over_before_leaving(running_server: RunningServer) -> None:
     alice, bob = running_server.login("alice"), running_server.login("bob")
-    _ask(alice, "c", type="create", room="ops")
-    _ask(bob, "j", type="join", room="ops")
-    refused = _ask(alice, "l", type="leave", room="ops")
+    alice.ask("c", type="create", room="ops")
+    bob.ask("j", type="join", room="ops")
+    refused = alice.ask("l", type="leave", room="ops")
     assert (refused["code"], refused["message"]) == (
         "forbidden", "you own #ops: transfer ownership first",
     )  # fmt: skip
-    refused = _ask(alice, "t", type="moderate", room="ops", action="transfer", user="carol")
+    refused = alice.ask("t", type="moderate", room="ops", action="transfer", user="carol")
     assert refused["code"] == "not_member"
-    _ask(alice, "t2", type="moderate", room="ops", action="transfer", user="bob")
+    alice.ask("t2", type="moderate", room="ops", action="transfer", user="bob")
     event = bob.expect("room_event", action="transfer")
     assert (event["actor"], event["user"]) == ("alice", "bob")
-    assert _ask(alice, "l2", type="leave", room="ops")["type"] == "left"
-    assert _ask(bob, "l3", type="leave", room="ops")["type"] == "left"  # the last one: ownerless
+    assert alice.ask("l2", type="leave", room="ops")["type"] == "left"
+    assert bob.ask("l3", type="leave", room="ops")["type"] == "left"  # the last one: ownerless
 
 
 # --- live effect -------------------------------------------------------------------------
@@ -123,72 +113,70 @@ def test_kick_removes_every_session_of_the_member_at_once(running_server: Runnin
     alice = running_server.login("alice")
     bob1, bob2 = running_server.login("bob"), running_server.login("bob")
     carol = running_server.login("carol")
-    _ask(alice, "c", type="create", room="ops")
-    _ask(bob1, "j", type="join", room="ops")
-    _ask(carol, "j", type="join", room="ops")
-    assert (
-        _ask(alice, "k", type="moderate", room="ops", action="kick", user="bob")["type"] == "done"
-    )
+    alice.ask("c", type="create", room="ops")
+    bob1.ask("j", type="join", room="ops")
+    carol.ask("j", type="join", room="ops")
+    assert alice.ask("k", type="moderate", room="ops", action="kick", user="bob")["type"] == "done"
     for bob in (bob1, bob2):
         event = bob.expect("room_event", room="ops")
         assert (event["action"], event["actor"], event["user"]) == ("kick", "alice", "bob")
         assert bob.expect("left") == {"type": "left", "room": "ops"}
     assert carol.expect("room_event", room="ops")["action"] == "kick"
     assert carol.expect("member_left") == {"type": "member_left", "room": "ops", "user": "bob"}
-    refused = _ask(bob1, "s", type="send", room="ops", body="still here?")
+    refused = bob1.ask("s", type="send", room="ops", body="still here?")
     assert refused["code"] == "not_member"
     assert ("alice", "kick", "ops", "bob") in _audit(running_server.db_url)
 
 
 def test_ban_keeps_a_member_out_until_unbanned(running_server: RunningServer) -> None:
     alice, bob = running_server.login("alice"), running_server.login("bob")
-    _ask(alice, "c", type="create", room="ops")
-    _ask(bob, "j", type="join", room="ops")
-    _ask(alice, "b", type="moderate", room="ops", action="ban", user="bob")
+    alice.ask("c", type="create", room="ops")
+    bob.ask("j", type="join", room="ops")
+    alice.ask("b", type="moderate", room="ops", action="ban", user="bob")
     assert bob.expect("left") == {"type": "left", "room": "ops"}
-    refused = _ask(bob, "j2", type="join", room="ops")
+    refused = bob.ask("j2", type="join", room="ops")
     assert (refused["code"], refused["message"]) == ("forbidden", "you are banned from #ops")
-    refused = _ask(alice, "self", type="moderate", room="ops", action="ban", user="alice")
+    refused = alice.ask("self", type="moderate", room="ops", action="ban", user="alice")
     assert refused["code"] == "forbidden"
-    _ask(alice, "u", type="moderate", room="ops", action="unban", user="bob")
-    assert _ask(bob, "j3", type="join", room="ops")["type"] == "joined"
+    alice.ask("u", type="moderate", room="ops", action="unban", user="bob")
+    assert bob.ask("j3", type="join", room="ops")["type"] == "joined"
     actions = [row[1] for row in _audit(running_server.db_url)]
     assert actions[-2:] == ["ban", "unban"]
 
 
 def test_muted_member_reads_but_cannot_send(running_server: RunningServer) -> None:
     alice, bob = running_server.login("alice"), running_server.login("bob")
-    _ask(alice, "c", type="create", room="ops")
-    _ask(bob, "j", type="join", room="ops")
-    _ask(alice, "m", type="moderate", room="ops", action="mute", user="bob")
-    refused = _ask(bob, "s", type="send", room="ops", body="hello?")
+    alice.ask("c", type="create", room="ops")
+    bob.ask("j", type="join", room="ops")
+    alice.ask("m", type="moderate", room="ops", action="mute", user="bob")
+    refused = bob.ask("s", type="send", room="ops", body="hello?")
     assert (refused["code"], refused["message"]) == ("forbidden", "you are muted in #ops")
-    _ask(alice, "s", type="send", room="ops", body="quiet please")
+    alice.ask("s", type="send", room="ops", body="quiet please")
     assert bob.expect("message", room="ops")["body"] == "quiet please"
-    _ask(alice, "u", type="moderate", room="ops", action="unmute", user="bob")
-    assert _ask(bob, "s2", type="send", room="ops", body="thanks")["type"] == "ack"
+    alice.ask("u", type="moderate", room="ops", action="unmute", user="bob")
+    assert bob.ask("s2", type="send", room="ops", body="thanks")["type"] == "ack"
 
 
 def test_topic_is_shown_to_the_room_and_listed(running_server: RunningServer) -> None:
     alice, bob = running_server.login("alice"), running_server.login("bob")
-    _ask(alice, "c", type="create", room="ops")
-    _ask(bob, "j", type="join", room="ops")
-    too_long = _ask(alice, "t0", type="moderate", room="ops", action="topic", topic="x" * 301)
+    alice.ask("c", type="create", room="ops")
+    bob.ask("j", type="join", room="ops")
+    too_long = alice.ask("t0", type="moderate", room="ops", action="topic", topic="x" * 301)
     assert too_long["code"] == "bad_request"
-    _ask(alice, "t", type="moderate", room="ops", action="topic", topic="deploys at 5")
+    alice.ask("t", type="moderate", room="ops", action="topic", topic="deploys at 5")
     event = bob.expect("room_event", action="topic")
     assert (event["topic"], event["actor"]) == ("deploys at 5", "alice")
-    rooms = _ask(bob, "l", type="rooms")["rooms"]
+    rooms = bob.ask("l", type="rooms")["rooms"]
     assert {"name": "ops", "members": 2, "joined": True, "topic": "deploys at 5"} in rooms
 
 
 def test_room_events_come_back_with_sync(running_server: RunningServer) -> None:
     alice, bob = running_server.login("alice"), running_server.login("bob")
-    _ask(alice, "c", type="create", room="ops")
-    _ask(bob, "j", type="join", room="ops")
-    since = _ask(bob, "s0", type="sync", since=0)["last_id"]
-    _ask(alice, "t", type="moderate", room="ops", action="topic", topic="new")
-    _ask(alice, "m", type="moderate", room="ops", action="mute", user="bob")
+    alice.ask("c", type="create", room="ops")
+    bob.ask("j", type="join", room="ops")
+    since = bob.ask("s0", type="sync", since=0)["last_id"]
+    alice.ask("t", type="moderate", room="ops", action="topic", topic="new")
+    alice.ask("m", type="moderate", room="ops", action="mute", user="bob")
     bob.expect("room_event", action="mute")  # live first
     bob.send(type="sync", since=since, ref="s1")
     events = []
@@ -204,39 +192,39 @@ def test_room_events_come_back_with_sync(running_server: RunningServer) -> None:
 
 def test_edit_and_delete_fan_out_and_survive_in_history(running_server: RunningServer) -> None:
     alice, bob = running_server.login("alice"), running_server.login("bob")
-    sent = _ask(alice, "s", type="send", room="general", body="helo")
+    sent = alice.ask("s", type="send", room="general", body="helo")
     bob.expect("message", id=sent["id"])
-    edit = _ask(alice, "e", type="edit", id=sent["id"], body="hello")
+    edit = alice.ask("e", type="edit", id=sent["id"], body="hello")
     assert edit["type"] == "ack"
     assert edit["id"] > sent["id"]
     edited = bob.expect("edited")
     assert (edited["target"], edited["body"], edited["from"]) == (sent["id"], "hello", "alice")
-    refused = _ask(bob, "e2", type="edit", id=sent["id"], body="mine now")
+    refused = bob.ask("e2", type="edit", id=sent["id"], body="mine now")
     assert (refused["code"], refused["message"]) == (
         "forbidden", "you can edit only your own messages",
     )  # fmt: skip
-    page = _ask(bob, "h", type="history", room="general")["messages"]
+    page = bob.ask("h", type="history", room="general")["messages"]
     assert page[-1]["body"] == "hello"
     assert "edited" in page[-1]
-    deleted = _ask(alice, "d", type="delete", id=sent["id"])
+    deleted = alice.ask("d", type="delete", id=sent["id"])
     assert deleted["type"] == "ack"
     assert bob.expect("deleted")["target"] == sent["id"]
-    page = _ask(bob, "h2", type="history", room="general")["messages"]
+    page = bob.ask("h2", type="history", room="general")["messages"]
     assert (page[-1]["id"], page[-1]["body"], page[-1]["deleted"]) == (sent["id"], "", True)
-    assert _ask(alice, "d2", type="delete", id=sent["id"])["code"] == "no_such_message"
-    assert _ask(alice, "d3", type="delete", id=edit["id"])["code"] == "no_such_message"
+    assert alice.ask("d2", type="delete", id=sent["id"])["code"] == "no_such_message"
+    assert alice.ask("d3", type="delete", id=edit["id"])["code"] == "no_such_message"
 
 
 def test_moderator_deletes_others_messages_and_it_is_audited(
     running_server: RunningServer,
 ) -> None:
     alice, bob = running_server.login("alice"), running_server.login("bob")
-    _ask(alice, "c", type="create", room="ops")
-    _ask(bob, "j", type="join", room="ops")
-    sent = _ask(bob, "s", type="send", room="ops", body="oops, a password")
-    refused = _ask(bob, "d0", type="delete", id=sent["id"] + 100)
+    alice.ask("c", type="create", room="ops")
+    bob.ask("j", type="join", room="ops")
+    sent = bob.ask("s", type="send", room="ops", body="oops, a password")
+    refused = bob.ask("d0", type="delete", id=sent["id"] + 100)
     assert refused["code"] == "no_such_message"
-    assert _ask(alice, "d", type="delete", id=sent["id"])["type"] == "ack"
+    assert alice.ask("d", type="delete", id=sent["id"])["type"] == "ack"
     assert bob.expect("deleted")["by"] == "alice"
     assert ("alice", "delete_message", "ops", "bob") in _audit(running_server.db_url)
     bodies = [body for (body,) in rows(running_server.db_url, "SELECT body FROM messages")]
@@ -247,9 +235,9 @@ def test_edit_of_a_direct_message_reaches_both_parties_only(
     running_server: RunningServer,
 ) -> None:
     alice, bob, carol = (running_server.login(name) for name in ("alice", "bob", "carol"))
-    sent = _ask(alice, "s", type="send", to="bob", body="psst")
-    assert _ask(carol, "e", type="edit", id=sent["id"], body="x")["code"] == "no_such_message"
-    _ask(alice, "e", type="edit", id=sent["id"], body="psst!")
+    sent = alice.ask("s", type="send", to="bob", body="psst")
+    assert carol.ask("e", type="edit", id=sent["id"], body="x")["code"] == "no_such_message"
+    alice.ask("e", type="edit", id=sent["id"], body="psst!")
     assert bob.expect("edited")["to"] == "bob"
     carol.send(type="ping", ref="p")
     assert carol.expect("pong")["ref"] == "p"
@@ -264,35 +252,35 @@ def test_read_marker_moves_on_every_session_and_unread_counts(
 ) -> None:
     alice = running_server.login("alice")
     bob1, bob2 = running_server.login("bob"), running_server.login("bob")
-    first = _ask(alice, "s1", type="send", room="general", body="one @bob")
-    last = _ask(alice, "s2", type="send", room="general", body="two")
-    unread = _ask(bob1, "u", type="unread")
+    first = alice.ask("s1", type="send", room="general", body="one @bob")
+    last = alice.ask("s2", type="send", room="general", body="two")
+    unread = bob1.ask("u", type="unread")
     assert unread["conversations"] == [
         {"key": "r:general", "count": 2, "mentions": 1, "last_read": first["id"] - 1,
          "room": "general"},
     ]  # fmt: skip
-    marker = _ask(bob1, "r", type="read", room="general", id=last["id"])
+    marker = bob1.ask("r", type="read", room="general", id=last["id"])
     assert marker == {"type": "read", "id": last["id"], "room": "general", "ref": "r"}
     assert bob2.expect("read") == {"type": "read", "id": last["id"], "room": "general"}
-    back = _ask(bob1, "r2", type="read", room="general", id=first["id"])
+    back = bob1.ask("r2", type="read", room="general", id=first["id"])
     assert back["id"] == last["id"]  # a marker never moves back
-    assert _ask(bob2, "u2", type="unread")["conversations"] == []
-    after = _ask(bob1, "h", type="history", room="general", after=first["id"])
+    assert bob2.ask("u2", type="unread")["conversations"] == []
+    after = bob1.ask("h", type="history", room="general", after=first["id"])
     assert [m["id"] for m in after["messages"]] == [last["id"]]
 
 
 def test_direct_message_waits_for_a_first_login(running_server: RunningServer) -> None:
     carol = running_server.login("carol")
-    sent = _ask(carol, "s", type="send", to="dave", body="welcome aboard, @dave")
+    sent = carol.ask("s", type="send", to="dave", body="welcome aboard, @dave")
     dave = running_server.login("dave")
-    unread = _ask(dave, "u", type="unread")["conversations"]
+    unread = dave.ask("u", type="unread")["conversations"]
     assert unread == [
         {"key": "u:carol", "count": 1, "mentions": 1, "last_read": 0, "with": "carol"},
     ]
-    page = _ask(dave, "h", type="history", **{"with": "carol"}, after=0)["messages"]
+    page = dave.ask("h", type="history", **{"with": "carol"}, after=0)["messages"]
     assert [m["id"] for m in page] == [sent["id"]]
-    _ask(dave, "r", type="read", id=sent["id"], **{"with": "carol"})
-    assert _ask(dave, "u2", type="unread")["conversations"] == []
+    dave.ask("r", type="read", id=sent["id"], **{"with": "carol"})
+    assert dave.ask("u2", type="unread")["conversations"] == []
 
 
 # --- both transports -----------------------------------------------------------------------
@@ -305,12 +293,12 @@ def test_moderation_reaches_sessions_on_the_web_port(server_factory: Any) -> Non
     alice = running.login("alice")
     with WebPeer(running.web_address, running.ca_file) as bob:
         bob.login("bob", PASSWORD)
-        _ask(alice, "c", type="create", room="ops")
+        alice.ask("c", type="create", room="ops")
         bob.send(type="join", room="ops", ref="j")
         assert bob.expect("joined")["role"] == "member"
         bob.send(type="moderate", room="ops", action="kick", user="alice", ref="k")
         assert bob.expect("error", ref="k")["code"] == "forbidden"
-        _ask(alice, "k", type="moderate", room="ops", action="kick", user="bob")
+        alice.ask("k", type="moderate", room="ops", action="kick", user="bob")
         assert bob.expect("room_event")["action"] == "kick"
         assert bob.expect("left")["room"] == "ops"
 
@@ -319,12 +307,12 @@ def test_admin_acts_as_owner_in_every_room(running_server: RunningServer) -> Non
     _add_admin(running_server.db_url, "root")
     alice, bob = running_server.login("alice"), running_server.login("bob")
     root = running_server.login("root")
-    _ask(alice, "c", type="create", room="ops", private=True)
-    listed = _ask(root, "l", type="rooms")["rooms"]
+    alice.ask("c", type="create", room="ops", private=True)
+    listed = root.ask("l", type="rooms")["rooms"]
     assert {"name": "ops", "members": 1, "joined": False, "private": True} in listed
-    _ask(root, "i", type="moderate", room="ops", action="invite", user="bob")
-    _ask(bob, "j", type="join", room="ops")
-    assert _ask(root, "t", type="moderate", room="ops", action="kick", user="alice")["type"] == (
+    root.ask("i", type="moderate", room="ops", action="invite", user="bob")
+    bob.ask("j", type="join", room="ops")
+    assert root.ask("t", type="moderate", room="ops", action="kick", user="alice")["type"] == (
         "done"
     )
     assert alice.expect("left")["room"] == "ops"
@@ -337,28 +325,28 @@ def test_owner_deletes_a_room_and_its_members_leave_it_at_once(
     running_server: RunningServer,
 ) -> None:
     alice, bob, carol = (running_server.login(name) for name in ("alice", "bob", "carol"))
-    _ask(alice, "c", type="create", room="ops")
-    _ask(bob, "j", type="join", room="ops")
-    _ask(bob, "s", type="send", room="ops", body="secret plans")
-    refused = _ask(bob, "d0", type="moderate", room="ops", action="delete")
+    alice.ask("c", type="create", room="ops")
+    bob.ask("j", type="join", room="ops")
+    bob.ask("s", type="send", room="ops", body="secret plans")
+    refused = bob.ask("d0", type="moderate", room="ops", action="delete")
     assert (refused["code"], refused["message"]) == (
         "forbidden", "only the owner of #ops can delete it",
     )  # fmt: skip
-    assert _ask(alice, "d", type="moderate", room="ops", action="delete") == {
+    assert alice.ask("d", type="moderate", room="ops", action="delete") == {
         "type": "done", "ref": "d",
     }  # fmt: skip
     event = bob.expect("room_event", room="ops")
     assert (event["action"], event["actor"]) == ("delete", "alice")
     assert bob.expect("left") == {"type": "left", "room": "ops"}
-    assert _ask(bob, "h", type="history", room="ops")["code"] == "no_such_room"
-    assert "ops" not in [room["name"] for room in _ask(carol, "l", type="rooms")["rooms"]]
+    assert bob.ask("h", type="history", room="ops")["code"] == "no_such_room"
+    assert "ops" not in [room["name"] for room in carol.ask("l", type="rooms")["rooms"]]
     url = running_server.db_url
     assert value(url, "SELECT count(*) FROM rooms WHERE name = 'ops'") == 0
     assert value(url, "SELECT count(*) FROM messages WHERE body = 'secret plans'") == 0
     assert ("alice", "delete", "ops", None) in _audit(running_server.db_url)
     # The name is free again, for a new room that starts empty.
-    assert _ask(carol, "c2", type="create", room="ops")["members"] == ["carol"]
-    assert _ask(carol, "h2", type="history", room="ops")["messages"] == []
+    assert carol.ask("c2", type="create", room="ops")["members"] == ["carol"]
+    assert carol.ask("h2", type="history", room="ops")["messages"] == []
 
 
 # --- round 3 (#23): edits obey the room's rules, keep no old text; the owner's messages -----
@@ -366,7 +354,7 @@ def test_owner_deletes_a_room_and_its_members_leave_it_at_once(
 
 def _quiet(peer: Peer, ref: str) -> list[dict[str, Any]]:
     """What ``peer`` was sent before a ping's pong: everything fanned out to it so far."""
-    _ask(peer, ref, type="ping")
+    peer.ask(ref, type="ping")
     return peer.seen
 
 
@@ -374,31 +362,31 @@ def test_a_muted_member_cannot_edit_and_nobody_hears_the_edit(
     running_server: RunningServer,
 ) -> None:
     alice, bob = running_server.login("alice"), running_server.login("bob")
-    _ask(alice, "c", type="create", room="ops")
-    _ask(bob, "j", type="join", room="ops")
-    sent = _ask(bob, "s", type="send", room="ops", body="before the mute")
-    _ask(alice, "m", type="moderate", room="ops", action="mute", user="bob")
-    refused = _ask(bob, "e", type="edit", id=sent["id"], body="still talking, @alice")
+    alice.ask("c", type="create", room="ops")
+    bob.ask("j", type="join", room="ops")
+    sent = bob.ask("s", type="send", room="ops", body="before the mute")
+    alice.ask("m", type="moderate", room="ops", action="mute", user="bob")
+    refused = bob.ask("e", type="edit", id=sent["id"], body="still talking, @alice")
     assert (refused["code"], refused["message"]) == ("forbidden", "you are muted in #ops")
     assert not [e for e in _quiet(alice, "p") if e["type"] == "edited"]
-    page = _ask(alice, "h", type="history", room="ops")["messages"]
+    page = alice.ask("h", type="history", room="ops")["messages"]
     assert (page[-1]["body"], "edited" in page[-1]) == ("before the mute", False)
-    unread = _ask(alice, "u", type="unread")["conversations"]
+    unread = alice.ask("u", type="unread")["conversations"]
     assert [(c["key"], c["mentions"]) for c in unread] == [("r:ops", 0)]  # the edit's @alice
     # Taking one's own words back is not speaking: a muted member may delete them.
-    assert _ask(bob, "d", type="delete", id=sent["id"])["type"] == "ack"
-    _ask(alice, "u2", type="moderate", room="ops", action="unmute", user="bob")
-    again = _ask(bob, "s2", type="send", room="ops", body="typo")
-    assert _ask(bob, "e2", type="edit", id=again["id"], body="fixed")["type"] == "ack"
+    assert bob.ask("d", type="delete", id=sent["id"])["type"] == "ack"
+    alice.ask("u2", type="moderate", room="ops", action="unmute", user="bob")
+    again = bob.ask("s2", type="send", room="ops", body="typo")
+    assert bob.ask("e2", type="edit", id=again["id"], body="fixed")["type"] == "ack"
 
 
 def test_an_edit_needs_the_membership_a_send_needs(running_server: RunningServer) -> None:
     _add_admin(running_server.db_url, "root")
     root = running_server.login("root")
-    sent = _ask(root, "s", type="send", room="general", body="from the admin")
-    _ask(root, "l", type="leave", room="general")
-    assert _ask(root, "s2", type="send", room="general", body="x")["code"] == "not_member"
-    refused = _ask(root, "e", type="edit", id=sent["id"], body="edited from outside")
+    sent = root.ask("s", type="send", room="general", body="from the admin")
+    root.ask("l", type="leave", room="general")
+    assert root.ask("s2", type="send", room="general", body="x")["code"] == "not_member"
+    refused = root.ask("e", type="edit", id=sent["id"], body="edited from outside")
     assert refused["code"] == "not_member"
     assert value(
         running_server.db_url, "SELECT count(*) FROM messages WHERE body = 'edited from outside'"
@@ -409,12 +397,12 @@ def test_a_later_joiner_gets_only_the_current_text_of_an_edited_message(
     running_server: RunningServer,
 ) -> None:
     alice = running_server.login("alice")
-    _ask(alice, "c", type="create", room="ops")
-    sent = _ask(alice, "s", type="send", room="ops", body="deploy at 5")
-    _ask(alice, "e1", type="edit", id=sent["id"], body="deploy at 5, root password hunter2")
-    last = _ask(alice, "e2", type="edit", id=sent["id"], body="deploy at 5 (password: vault)")
+    alice.ask("c", type="create", room="ops")
+    sent = alice.ask("s", type="send", room="ops", body="deploy at 5")
+    alice.ask("e1", type="edit", id=sent["id"], body="deploy at 5, root password hunter2")
+    last = alice.ask("e2", type="edit", id=sent["id"], body="deploy at 5 (password: vault)")
     bob = running_server.login("bob")
-    _ask(bob, "j", type="join", room="ops")
+    bob.ask("j", type="join", room="ops")
     bob.send(type="sync", since=0, ref="sync")
     synced = []
     while (event := bob.recv())["type"] != "synced":
@@ -434,18 +422,18 @@ def test_a_moderator_cannot_delete_the_owners_messages(running_server: RunningSe
     _add_admin(running_server.db_url, "root")
     alice, bob, carol = (running_server.login(name) for name in ("alice", "bob", "carol"))
     root = running_server.login("root")
-    _ask(alice, "c", type="create", room="ops")
-    _ask(bob, "j", type="join", room="ops")
-    _ask(carol, "j", type="join", room="ops")
-    _ask(alice, "o", type="moderate", room="ops", action="op", user="bob")
-    owners = _ask(alice, "s", type="send", room="ops", body="the owner's word")
-    refused = _ask(bob, "d", type="delete", id=owners["id"])
+    alice.ask("c", type="create", room="ops")
+    bob.ask("j", type="join", room="ops")
+    carol.ask("j", type="join", room="ops")
+    alice.ask("o", type="moderate", room="ops", action="op", user="bob")
+    owners = alice.ask("s", type="send", room="ops", body="the owner's word")
+    refused = bob.ask("d", type="delete", id=owners["id"])
     assert (refused["code"], refused["message"]) == (
         "forbidden", "moderators cannot delete the owner's messages in #ops",
     )  # fmt: skip
-    members = _ask(carol, "s", type="send", room="ops", body="a member's word")
-    assert _ask(bob, "d2", type="delete", id=members["id"])["type"] == "ack"
-    assert _ask(root, "d3", type="delete", id=owners["id"])["type"] == "ack"  # an admin may
+    members = carol.ask("s", type="send", room="ops", body="a member's word")
+    assert bob.ask("d2", type="delete", id=members["id"])["type"] == "ack"
+    assert root.ask("d3", type="delete", id=owners["id"])["type"] == "ack"  # an admin may
     assert ("root", "delete_message", "ops", "alice") in _audit(running_server.db_url)
 
 
@@ -455,7 +443,7 @@ def test_the_journal_tail_never_delivers_an_edit_whose_text_is_gone(
     """Another writer (a node, the console) edits twice in one transaction: the first
     edit's text is erased before the tail reads it, so only the second is delivered."""
     alice, bob = running_server.login("alice"), running_server.login("bob")
-    sent = _ask(alice, "s", type="send", room="general", body="v1")
+    sent = alice.ask("s", type="send", room="general", body="v1")
     database = open_database(running_server.db_url)
     try:
         other = ChatStore(database, origin="n-elsewhere")
