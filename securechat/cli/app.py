@@ -19,6 +19,19 @@ app = typer.Typer(
 )
 
 
+def command_group(name: str, help: str) -> typer.Typer:
+    """A ``securechat NAME ...`` group of commands, with the application's help settings."""
+    group = typer.Typer(
+        name=name,
+        help=help,
+        no_args_is_help=True,
+        rich_markup_mode=None,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+    app.add_typer(group)
+    return group
+
+
 def _print_version(value: bool) -> None:
     if value:
         typer.echo(f"securechat {__version__}")

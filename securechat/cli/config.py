@@ -10,20 +10,16 @@ from typing import Any
 import typer
 
 from securechat.cli import configuration
-from securechat.cli.app import app
+from securechat.cli.app import command_group
 from securechat.cli.options import ConfigPath
 from securechat.config_file import Line, render
 from securechat.store.database import safe_url
 from securechat.store.urls import without_password
 
-config_app = typer.Typer(
-    name="config",
-    help="Show the configuration file's effect (docs/deploy.md, 'Configuration file').",
-    no_args_is_help=True,
-    rich_markup_mode=None,
-    context_settings={"help_option_names": ["-h", "--help"]},
+config_app = command_group(
+    "config",
+    "Show the configuration file's effect (docs/deploy.md, 'Configuration file').",
 )
-app.add_typer(config_app)
 
 _SOURCES = {"COMMANDLINE": "command line", "DEFAULT_MAP": "file", "DEFAULT": "default"}
 

@@ -8,19 +8,15 @@ from __future__ import annotations
 
 import typer
 
-from securechat.cli.app import app
+from securechat.cli.app import command_group
 from securechat.cli.options import DB_DEFAULT, ConfigPath, DbUrl
 from securechat.store.database import open_database
 from securechat.store.migrate import current_revision, head_revision, upgrade_to_head
 
-db_app = typer.Typer(
-    name="db",
-    help="Inspect and upgrade the database schema.",
-    no_args_is_help=True,
-    rich_markup_mode=None,
-    context_settings={"help_option_names": ["-h", "--help"]},
+db_app = command_group(
+    "db",
+    "Inspect and upgrade the database schema.",
 )
-app.add_typer(db_app)
 
 
 @db_app.command()

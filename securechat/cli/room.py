@@ -17,7 +17,7 @@ from typing import Annotated, TypeVar
 
 import typer
 
-from securechat.cli.app import app
+from securechat.cli.app import command_group
 from securechat.cli.options import DB_DEFAULT, ConfigPath, DbUrl
 from securechat.errors import UserError
 from securechat.protocol.messages import MAX_TOPIC
@@ -29,15 +29,11 @@ from securechat.store.journal import CONSOLE, Tx
 
 T = TypeVar("T")
 
-room_app = typer.Typer(
-    name="room",
-    help="Run rooms as the server's admin: create, delete, invite, kick, ban, mute, op, "
+room_app = command_group(
+    "room",
+    "Run rooms as the server's admin: create, delete, invite, kick, ban, mute, op, "
     "topic, privacy, ownership, and the audit log. Live sessions see each change at once.",
-    no_args_is_help=True,
-    rich_markup_mode=None,
-    context_settings={"help_option_names": ["-h", "--help"]},
 )
-app.add_typer(room_app)
 
 RoomName = Annotated[str, typer.Argument(metavar="ROOM", help="The room.", show_default=False)]
 UserName = Annotated[str, typer.Argument(metavar="USER", help="The user.", show_default=False)]
