@@ -22,6 +22,7 @@ from securechat.store.database import Database, open_database
 from securechat.store.journal import Actor
 from securechat.store.messages import NewMessage, StoredMessage
 from securechat.store.models import ChatMessage, Membership, Room, User
+from tests.sql import add_users
 
 pytestmark = pytest.mark.postgresql
 
@@ -34,14 +35,6 @@ def store(write_path: str, db: Database) -> ChatStore:
     return ChatStore(db, sqlite_cursor=write_path == "sqlite-cursor")
 
 
-def _users(db: Database, *names: str) -> list[int]:
-    with db.session() as s, s.begin():
-        users = [User(name=name, password_hash="x") for name in names]
-        s.add_all(users)
-        s.flush()
-        return [user.id for user in users]
-
-
 def _saved(result: object) -> StoredMessage:
     assert isinstance(result, tuple), result
     stored, _ = result
@@ -52,7 +45,7 @@ def _saved(result: object) -> StoredMessage:
 def test_a_repeated_ref_returns_the_first_copy_within_and_across_batches(
     db: Database, store: ChatStore
 ) -> None:
-    alice, bob = _users(db, "alice", "bob")
+    alice, bob = add_users(db, "alice", "bob")
     store.join(alice, "general")
     first = store.save_messages([
         NewMessage(alice, "alice", "hi", "r1", room="general"),
@@ -75,7 +68,7 @@ def test_a_repeated_ref_returns_the_first_copy_within_and_across_batches(
 def test_a_direct_message_to_an_unknown_user_is_refused_alone(
     db: Database, store: ChatStore
 ) -> None:
-    (alice,) = _users(db, "alice")
+    (alice,) = add_users(db, "alice")
     results = store.save_messages([
         NewMessage(alice, "alice", "to nobody", "a", to="nobody"),
         NewMessage(alice, "alice", "to self", "b", to="alice"),
@@ -92,7 +85,7 @@ def test_rows_are_added_on_the_path_the_store_was_made_with(
     db: Database, sqlite_cursor: bool | None, through_sqlalchemy: int
 ) -> None:
     """SQLite's default is its cursor path, which SQLAlchemy's events do not see."""
-    (alice,) = _users(db, "alice")
+    (alice,) = add_users(db, "alice")
     store = ChatStore(db, sqlite_cursor=sqlite_cursor)
     store.join(alice, "general")
     inserts: list[str] = []
@@ -112,7 +105,7 @@ def test_rows_are_added_on_the_path_the_store_was_made_with(
 
 def test_no_message_query_scans_the_whole_table(db: Database, store: ChatStore) -> None:
     """Every query on ``messages`` uses an index, so its cost does not grow with history."""
-    alice, bob = _users(db, "alice", "bob")
+    alice, bob = add_users(db, "alice", "bob")
     store.join(alice, "general")
     for page in range(20):
         store.save_messages([
@@ -190,7 +183,7 @@ def _postgresql_steps(node: dict[str, Any]) -> Iterator[str]:
 
 def test_room_history_reads_the_rooms_index_backwards_and_never_sorts(db: Database) -> None:
     """A page of a room costs ``limit`` rows, however long the room's or others' history."""
-    alice, bob = _users(db, "alice", "bob")
+    alice, bob = add_users(db, "alice", "bob")
     store = ChatStore(db)
     store.join(alice, "general")
     store.join(bob, "other")
@@ -221,7 +214,7 @@ def test_room_history_reads_the_rooms_index_backwards_and_never_sorts(db: Databa
 
 
 def test_a_resend_on_a_kept_connection_leaves_it_usable(db: Database, store: ChatStore) -> None:
-    (alice,) = _users(db, "alice")
+    (alice,) = add_users(db, "alice")
     store.join(alice, "general")
     with store.connect() as connection:
         first = _saved(store.save_messages(
@@ -244,7 +237,7 @@ def test_a_resend_on_a_kept_connection_leaves_it_usable(db: Database, store: Cha
 
 
 def test_messages_without_a_ref_are_never_taken_for_resends(db: Database, store: ChatStore) -> None:
-    (alice,) = _users(db, "alice")
+    (alice,) = add_users(db, "alice")
     store.join(alice, "general")
     results = store.save_messages([
         NewMessage(alice, "alice", "same", None, room="general"),
@@ -258,7 +251,7 @@ def test_messages_without_a_ref_are_never_taken_for_resends(db: Database, store:
 def test_a_resend_to_a_since_deleted_user_returns_the_first_copy(
     db: Database, store: ChatStore
 ) -> None:
-    alice, bob = _users(db, "alice", "bob")
+    alice, bob = add_users(db, "alice", "bob")
     sent = _saved(store.save_messages([NewMessage(alice, "alice", "hi", "d1", to="bob")])[0])
     with db.session() as s, s.begin():
         s.delete(s.get_one(User, bob))
@@ -272,7 +265,7 @@ def test_a_resend_to_a_since_deleted_user_returns_the_first_copy(
 def test_a_ref_is_one_message_within_the_window_and_a_new_one_after_it(
     db: Database, store: ChatStore
 ) -> None:
-    (alice,) = _users(db, "alice")
+    (alice,) = add_users(db, "alice")
     store.join(alice, "general")
     first = _saved(store.save_messages([NewMessage(alice, "alice", "hi", "r1", room="general")])[0])
     actor = Actor(alice, "alice", is_admin=False)
@@ -316,7 +309,7 @@ def _in_rooms(db: Database, user_id: int, names: list[str]) -> None:
 def test_sync_returns_the_users_rooms_and_conversations_once_each_in_id_order(
     db: Database,
 ) -> None:
-    alice, bob, carol = _users(db, "alice", "bob", "carol")
+    alice, bob, carol = add_users(db, "alice", "bob", "carol")
     store = ChatStore(db)
     store.join(alice, "general")
     store.join(bob, "general")
@@ -340,7 +333,7 @@ def test_sync_returns_the_users_rooms_and_conversations_once_each_in_id_order(
 
 
 def test_sync_covers_a_user_in_more_rooms_than_one_query_takes(db: Database) -> None:
-    alice, bob = _users(db, "alice", "bob")
+    alice, bob = add_users(db, "alice", "bob")
     names = [f"room-{n:03}" for n in range(450)]  # more than SQLite's 500 compound terms
     _in_rooms(db, alice, names)
     _in_rooms(db, bob, ["elsewhere"])
@@ -356,7 +349,7 @@ def test_sync_covers_a_user_in_more_rooms_than_one_query_takes(db: Database) -> 
 
 
 def test_sync_stops_once_the_bodies_reach_max_chars(db: Database) -> None:
-    alice, bob = _users(db, "alice", "bob")
+    alice, bob = add_users(db, "alice", "bob")
     store = ChatStore(db)
     store.join(alice, "general")
     store.save_messages([
@@ -387,7 +380,7 @@ def test_sync_reads_only_id_ranges_of_indexes_and_never_sorts(db: Database) -> N
     nothing is gathered into a temporary B-tree to be sorted, however long the history.
     PostgreSQL sorts, but only the first ``limit`` ids of each range.
     """
-    alice, bob = _users(db, "alice", "bob")
+    alice, bob = add_users(db, "alice", "bob")
     store = ChatStore(db)
     store.join(alice, "general")
     store.join(bob, "other")
@@ -432,7 +425,7 @@ def test_sync_reads_only_id_ranges_of_indexes_and_never_sorts(db: Database) -> N
 
 
 def test_a_row_whose_sender_was_deleted_is_refused_alone(db: Database, store: ChatStore) -> None:
-    alice, bob, carol = _users(db, "alice", "bob", "carol")
+    alice, bob, carol = add_users(db, "alice", "bob", "carol")
     for user in (alice, bob, carol):
         store.join(user, "general")
     store.save_messages([NewMessage(bob, "bob", "before", "b0", room="general")])
@@ -455,7 +448,7 @@ def test_a_row_whose_sender_was_deleted_is_refused_alone(db: Database, store: Ch
 def test_a_row_whose_room_was_deleted_is_refused_alone_and_the_name_can_come_back(
     db: Database, store: ChatStore
 ) -> None:
-    alice, bob = _users(db, "alice", "bob")
+    alice, bob = add_users(db, "alice", "bob")
     for room in ("general", "other"):
         store.join(alice, room)
         store.join(bob, room)
@@ -487,7 +480,7 @@ def test_a_reader_tailing_by_id_misses_nothing_two_writers_commit(db: Database) 
     PostgreSQL a writer that drew later ids could commit first, but for the commit-order
     lock.
     """
-    alice, bob = _users(db, "alice", "bob")
+    alice, bob = add_users(db, "alice", "bob")
     other = open_database(db.url)
     stores = [(ChatStore(db), alice, "alice"), (ChatStore(other), bob, "bob")]
     for store, user, name in stores:

@@ -11,8 +11,8 @@ from securechat.store.chat import ChatStore
 from securechat.store.database import Database, open_database
 from securechat.store.journal import Actor
 from securechat.store.messages import NewMessage, StoredMessage
-from securechat.store.models import User
 from securechat.store.search import IndexPass
+from tests.sql import add_users
 
 SECRET = "xylophone quokka 7731"
 #: Trigrams of SECRET that no other body here contains.
@@ -37,11 +37,7 @@ def _send(store: ChatStore, sender: tuple[int, str], body: str, room: str) -> in
 
 def _store_with_secret(tmp_path: Path) -> tuple[Database, ChatStore, Actor, int]:
     db = open_database(f"sqlite:///{tmp_path / 'chat.db'}")
-    with db.session() as s, s.begin():
-        user = User(name="alice", password_hash="x")
-        s.add(user)
-        s.flush()
-        alice = user.id
+    (alice,) = add_users(db, "alice")
     store = ChatStore(db)
     store.join(alice, "general")
     store.join(alice, "doomed")

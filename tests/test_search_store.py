@@ -16,8 +16,8 @@ from securechat.store.migrate import (
     schema_differences,
     upgrade_to_head,
 )
-from securechat.store.models import User
 from securechat.store.search import _SQLITE, FTS_TABLE, IndexPass, fts5_string, like_pattern
+from tests.sql import add_users
 
 _ALL = 1_000_000  # an index pass that takes the whole backlog
 
@@ -36,14 +36,6 @@ def store(request: pytest.FixtureRequest, db: Database) -> _SearchStore:
     """Both ways the group commit adds rows, and both places a message may be searched in."""
     path, where = request.param.split("/")
     return _SearchStore(db, sqlite_cursor=path == "sqlite-cursor", indexes=where == "indexed")
-
-
-def _users(db: Database, *names: str) -> list[int]:
-    with db.session() as s, s.begin():
-        users = [User(name=name, password_hash="x") for name in names]
-        s.add_all(users)
-        s.flush()
-        return [user.id for user in users]
 
 
 def _send(store: ChatStore, sender: tuple[int, str], body: str, **to: str) -> int:
@@ -88,7 +80,7 @@ def _indexed_rows(db: Database) -> int:
 def test_search_finds_any_substring_case_insensitively_newest_first(
     db: Database, store: ChatStore
 ) -> None:
-    (alice,) = _users(db, "alice")
+    (alice,) = add_users(db, "alice")
     store.join(alice, "general")
     me = (alice, "alice")
     for body in ("The deploy is DONE", "deployment at noon", "Grüße aus Köln", "nothing here"):
@@ -106,7 +98,7 @@ def test_search_finds_any_substring_case_insensitively_newest_first(
 def test_search_takes_the_users_text_literally_not_as_fts5_syntax(
     db: Database, store: ChatStore
 ) -> None:
-    (alice,) = _users(db, "alice")
+    (alice,) = add_users(db, "alice")
     store.join(alice, "general")
     bodies = ['say "hi" now', "tea OR coffee", "tea", "coffee", "col:umn", "100% sure_ok", "a*b*c"]
     for body in bodies:
@@ -125,7 +117,7 @@ def test_search_takes_the_users_text_literally_not_as_fts5_syntax(
 def test_search_follows_edits_deletions_and_room_deletion(
     db: Database, store: _SearchStore
 ) -> None:
-    (alice,) = _users(db, "alice")
+    (alice,) = add_users(db, "alice")
     store.join(alice, "general")
     store.join(alice, "doomed")
     me = (alice, "alice")
@@ -152,7 +144,7 @@ def test_search_follows_edits_deletions_and_room_deletion(
 
 
 def test_search_never_returns_edit_delete_or_event_rows(db: Database, store: ChatStore) -> None:
-    (alice,) = _users(db, "alice")
+    (alice,) = add_users(db, "alice")
     store.join(alice, "general")
     original = _send(store, (alice, "alice"), "first words", room="general")
     _sql(
@@ -170,7 +162,7 @@ def test_search_never_returns_edit_delete_or_event_rows(db: Database, store: Cha
 
 
 def test_search_finds_only_what_the_user_may_read(db: Database, store: ChatStore) -> None:
-    alice, bob, carol = _users(db, "alice", "bob", "carol")
+    alice, bob, carol = add_users(db, "alice", "bob", "carol")
     a, b, c = (alice, "alice"), (bob, "bob"), (carol, "carol")
     for user in (alice, bob):
         store.join(user, "general")
@@ -210,7 +202,7 @@ def test_search_finds_only_what_the_user_may_read(db: Database, store: ChatStore
 
 
 def test_search_pages_newest_first_with_before(db: Database, store: ChatStore) -> None:
-    (alice,) = _users(db, "alice")
+    (alice,) = add_users(db, "alice")
     store.join(alice, "general")
     ids = [_send(store, (alice, "alice"), f"page item {n}", room="general") for n in range(7)]
     first = store.search(alice, "item", before=None, limit=3, scan=_ALL)
@@ -238,7 +230,7 @@ def test_upgrading_a_0006_database_indexes_its_messages(db: Database) -> None:
     with db.engine.connect() as connection, foreign_keys_off(connection), connection.begin():
         command.downgrade(alembic_config(connection), "0006")
     assert "messages_fts" not in _tables(db)
-    alice, bob = _users(db, "alice", "bob")
+    alice, bob = add_users(db, "alice", "bob")
     _sql(db, "INSERT INTO rooms (id, name, created_at) VALUES (1, 'ops', '2026-01-01 00:00:00')")
     _sql(db, "INSERT INTO memberships (room_id, user_id, joined_at) VALUES"
              " (1, :alice, '2026-01-01 00:00:00')", alice=alice)  # fmt: skip
@@ -266,7 +258,7 @@ def test_upgrading_a_0006_database_indexes_its_messages(db: Database) -> None:
 
 def test_search_pages_across_the_index_and_the_backlog(db: Database) -> None:
     store = ChatStore(db)
-    (alice,) = _users(db, "alice")
+    (alice,) = add_users(db, "alice")
     store.join(alice, "general")
     ids = [_send(store, (alice, "alice"), f"mixed item {n}", room="general") for n in range(6)]
     assert store.search_backlog() == 6
@@ -286,7 +278,7 @@ def test_search_pages_across_the_index_and_the_backlog(db: Database) -> None:
 
 
 def test_revision_0008_keeps_the_index_and_its_downgrade_completes_it(db: Database) -> None:
-    (alice,) = _users(db, "alice")
+    (alice,) = add_users(db, "alice")
     store = ChatStore(db)
     store.join(alice, "general")
     with db.engine.connect() as connection, foreign_keys_off(connection), connection.begin():
@@ -328,7 +320,7 @@ def test_search_on_postgresql_uses_the_trigram_index_and_the_same_rules() -> Non
         database = open_database(cluster.create_database())
         try:
             assert schema_differences(database.engine) == []
-            alice, bob, _carol = _users(database, "alice", "bob", "carol")
+            alice, bob, _carol = add_users(database, "alice", "bob", "carol")
             store = ChatStore(database)
             for user, room in ((alice, "general"), (bob, "general"), (bob, "secret")):
                 store.join(user, room)
@@ -358,7 +350,7 @@ def test_search_examines_at_most_scan_candidates_and_says_where_it_stopped(
 ) -> None:
     """Issue 23 item 13: a text frequent only where the user may not read costs the query
     ``scan`` rows, and the page says where to go on from (``resume``, ``cut``)."""
-    alice, carol = _users(db, "alice", "carol")
+    alice, carol = add_users(db, "alice", "carol")
     store.join(alice, "general")
     store.join(carol, "secret")
     mine = _send(store, (alice, "alice"), "needle of mine", room="general")

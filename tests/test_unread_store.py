@@ -15,17 +15,10 @@ from securechat.store import reads
 from securechat.store.chat import ChatStore
 from securechat.store.database import Database
 from securechat.store.messages import NewMessage
-from securechat.store.models import Membership, Room, User, utcnow
+from securechat.store.models import Membership, Room, utcnow
+from tests.sql import add_users
 
 pytestmark = pytest.mark.postgresql
-
-
-def _users(db: Database, *names: str) -> list[int]:
-    with db.session() as s, s.begin():
-        users = [User(name=name, password_hash="x") for name in names]
-        s.add_all(users)
-        s.flush()
-        return [user.id for user in users]
 
 
 def _send(store: ChatStore, sender: tuple[int, str], body: str, **to: str) -> int:
@@ -45,7 +38,7 @@ def test_unread_counts_rooms_and_people_in_key_order_capped_and_paged(
     db: Database,
 ) -> None:
     store = ChatStore(db)
-    alice, bob, carol = _users(db, "alice", "bob", "carol")
+    alice, bob, carol = add_users(db, "alice", "bob", "carol")
     a, b, c = (alice, "alice"), (bob, "bob"), (carol, "carol")
     for room in ("z-last", "a.first", "ab", "quiet"):
         store.join(alice, room)
@@ -118,7 +111,7 @@ def _many_rooms(db: Database, user: int, rooms: int) -> list[int]:
 def test_unread_runs_two_statements_however_many_rooms(db: Database, statements: list[str]) -> None:
     """The cost is per reply, not per room: was two COUNT statements for each room joined."""
     store = ChatStore(db)
-    alice, bob = _users(db, "alice", "bob")
+    alice, bob = add_users(db, "alice", "bob")
     _many_rooms(db, alice, 300)
     _send(store, (bob, "bob"), "hello", to="alice")
     store.join(bob, "room0150")
@@ -149,7 +142,7 @@ def test_unread_with_a_thousand_rooms_joined_takes_milliseconds(db: Database) ->
     """The figure in docs/performance.md ("unread with 1,000 rooms joined"): 1,000 rooms,
     every tenth with 50 unread messages. A generous bound only: the machine is shared."""
     store = ChatStore(db)
-    alice, bob = _users(db, "alice", "bob")
+    alice, bob = add_users(db, "alice", "bob")
     rooms = _many_rooms(db, alice, 1000)
     with db.engine.begin() as conn:
         conn.execute(
