@@ -21,6 +21,7 @@ from securechat.config import ThrottlePolicy
 from securechat.protocol.proxy import encode_v1, encode_v2
 from securechat.server.peer import TrustedProxies, parse_trusted_proxy
 from tests.conftest import PASSWORD, TIMEOUT, RunningServer, ServerFactory
+from tests.logs import logged
 from tests.peer import Peer
 from tests.web_peer import WebPeer
 
@@ -45,20 +46,6 @@ def header(request: pytest.FixtureRequest) -> Header:
 def logs(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
     caplog.set_level(logging.DEBUG, logger="securechat.server")
     return caplog
-
-
-def logged(caplog: pytest.LogCaptureFixture, pattern: str) -> logging.LogRecord:
-    """The first server log record matching ``pattern``, waiting for it (connection threads
-    log after the client has seen the result)."""
-    regex = re.compile(pattern)
-    deadline = time.monotonic() + TIMEOUT
-    while time.monotonic() < deadline:
-        for record in list(caplog.records):
-            if record.name.startswith("securechat.server") and regex.search(record.getMessage()):
-                return record
-        time.sleep(0.02)
-    messages = [r.getMessage() for r in caplog.records]
-    raise AssertionError(f"no log line matching {pattern!r} in {messages}")
 
 
 def _via_proxy(running: RunningServer, header: Header, client: tuple[str, int] | None) -> Peer:
