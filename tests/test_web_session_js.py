@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import TIMEOUT
+from tests.conftest import TIMEOUT, skip_or_fail
 
 ROOT = Path(__file__).resolve().parent.parent
 WEB = ROOT / "securechat" / "web"
@@ -35,7 +35,7 @@ MARKUP_SINKS = re.compile(
 def test_web_js_module_under_node(module: str, tmp_path: Path) -> None:
     node = shutil.which("node")
     if node is None:
-        pytest.skip(
+        skip_or_fail(
             "JS SESSION TESTS SKIPPED: node not found; install with `apt-get install nodejs`"
         )
     tests, variable = NODE_SUITES[module]
