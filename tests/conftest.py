@@ -10,7 +10,7 @@ import subprocess
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, TypedDict, Unpack
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol, TypedDict, Unpack
 
 import pytest
 
@@ -395,7 +395,7 @@ def serve(certs_dir: Path, db_url: str) -> Iterator[list[ServeProcess]]:
 REQUIRE_SYSTEM_TESTS = os.environ.get("SECURECHAT_REQUIRE_SYSTEM_TESTS") == "1"
 
 
-def skip_or_fail(reason: str) -> None:
+def skip_or_fail(reason: str) -> NoReturn:
     """Skip a module whose system package is missing, with one loud line; fail in CI."""
     if REQUIRE_SYSTEM_TESTS:
         pytest.fail(f"{reason} (required: SECURECHAT_REQUIRE_SYSTEM_TESTS=1)", pytrace=False)
