@@ -137,6 +137,13 @@ class ChatStore:
         with self._db.transaction() as conn:
             return reads.unread(conn, user_id, after=after, limit=limit, cap=cap)
 
+    def conversations(
+        self, user_id: int, *, after: str | None, limit: int, cap: int
+    ) -> tuple[list[reads.ConversationState], bool]:
+        """See :func:`reads.conversations`."""
+        with self._db.transaction() as conn:
+            return reads.conversations(conn, user_id, after=after, limit=limit, cap=cap)
+
     def audit_log(self, room: str | None, *, limit: int) -> list[AuditRecord]:
         """The newest ``limit`` audit entries (of ``room``, if given), oldest first."""
         query = select(

@@ -17,7 +17,7 @@ from sqlalchemy import Connection, TextClause, insert, select, text, update
 from securechat.errors import NoSuchUser
 from securechat.permissions import check
 from securechat.store.journal import Actor, Tx
-from securechat.store.models import DirectRead, Membership, User
+from securechat.store.models import ChatMessage, DirectRead, Membership, User
 from securechat.store.rooms import visible
 
 
@@ -187,3 +187,122 @@ def unread(
         if len(found) > limit:
             return found[:limit], True
     return found, False
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ConversationState:
+    """One conversation the user has: a room they are in, or a person they wrote to or
+    heard from. ``last_id``/``last_ts_ms``: its newest message (None: none yet)."""
+
+    key: str
+    count: int
+    mentions: int
+    last_read: int
+    last_id: int | None
+    last_ts_ms: int | None
+    room: str | None = None
+    peer: str | None = None
+
+
+# The newest message of a conversation: one backward probe of an (…, id) index each.
+_LAST_IN_ROOM = (
+    "SELECT m.id FROM messages AS m WHERE m.room_id = {room} AND m.kind = 'message'"
+    " ORDER BY m.id DESC LIMIT 1"
+)
+_LAST_DIRECT = (
+    "SELECT m.id FROM messages AS m WHERE m.recipient_id = {to} AND m.sender_id = {by}"
+    " AND m.kind = 'message' ORDER BY m.id DESC LIMIT 1"
+)
+
+# Every room the user is in, one page in name order: read state and newest message.
+_ALL_ROOMS = f"""
+SELECT r.name, ms.last_read_id AS marker,
+  ({_LAST_IN_ROOM.format(room="ms.room_id")}) AS last_in, NULL AS last_out,
+  (SELECT count(*) FROM (
+     SELECT 1 AS one FROM messages AS m
+     WHERE m.room_id = ms.room_id AND m.id > ms.last_read_id AND {_UNREAD} LIMIT :cap
+   ) AS capped) AS unread,
+  (SELECT count(*) FROM (
+     SELECT 1 AS one FROM mentions AS n JOIN messages AS m ON m.id = n.message_id
+     WHERE n.user_id = :user AND n.message_id > ms.last_read_id AND m.room_id = ms.room_id
+     LIMIT :cap
+   ) AS capped) AS mentions
+FROM memberships AS ms JOIN rooms AS r ON r.id = ms.room_id
+WHERE ms.user_id = :user AND ms.left_at_id IS NULL AND r.name{{collate}} > :after
+ORDER BY r.name{{collate}} LIMIT :page
+"""
+
+# Everyone the user heard from (the loose index scan of _PEERS) or wrote to (a scan of
+# the user's own direct messages), one page in name order, as rooms are above.
+_ALL_PEERS = f"""
+WITH RECURSIVE senders (id) AS (
+  SELECT (SELECT m.sender_id FROM messages AS m
+          WHERE m.recipient_id = :user AND m.sender_id IS NOT NULL
+          ORDER BY m.sender_id LIMIT 1)
+  UNION ALL
+  SELECT (SELECT m.sender_id FROM messages AS m
+          WHERE m.recipient_id = :user AND m.sender_id > s.id
+          ORDER BY m.sender_id LIMIT 1)
+  FROM senders AS s WHERE s.id IS NOT NULL
+),
+peers (id) AS (
+  SELECT id FROM senders WHERE id IS NOT NULL
+  UNION
+  SELECT m.recipient_id FROM messages AS m
+  WHERE m.sender_id = :user AND m.room_id IS NULL AND m.kind = 'message'
+    AND m.recipient_id IS NOT NULL
+)
+SELECT u.name, coalesce(d.last_read_id, 0) AS marker,
+  ({_LAST_DIRECT.format(to=":user", by="p.id")}) AS last_in,
+  ({_LAST_DIRECT.format(to="p.id", by=":user")}) AS last_out,
+  (SELECT count(*) FROM (
+     SELECT 1 AS one FROM messages AS m
+     WHERE m.recipient_id = :user AND m.sender_id = p.id
+       AND m.id > coalesce(d.last_read_id, 0) AND {_UNREAD} LIMIT :cap
+   ) AS capped) AS unread,
+  (SELECT count(*) FROM (
+     SELECT 1 AS one FROM mentions AS n JOIN messages AS m ON m.id = n.message_id
+     WHERE n.user_id = :user AND n.message_id > coalesce(d.last_read_id, 0)
+       AND m.sender_id = p.id AND m.recipient_id = :user LIMIT :cap
+   ) AS capped) AS mentions
+FROM peers AS p JOIN users AS u ON u.id = p.id
+LEFT JOIN dm_reads AS d ON d.user_id = :user AND d.peer_id = p.id
+WHERE u.name{{collate}} > :after
+ORDER BY u.name{{collate}} LIMIT :page
+"""
+
+
+def conversations(
+    conn: Connection, user_id: int, *, after: str | None, limit: int, cap: int
+) -> tuple[list[ConversationState], bool]:
+    """Every conversation the user has, read or not, in key order after ``after`` (as
+    :func:`unread`): the list a client shows, the same on every device."""
+    rows: list[tuple[str, str, int, int | None, int, int]] = []
+    after = after or ""
+    for prefix, sql in (("r:", _ALL_ROOMS), ("u:", _ALL_PEERS)):
+        bound = _after(prefix, after)
+        if bound is None:
+            continue
+        params = {"user": user_id, "after": bound, "cap": cap, "page": limit + 1 - len(rows)}
+        for name, marker, last_in, last_out, count, mentions in conn.execute(
+            _statement(conn, sql), params
+        ):
+            last_id = max((i for i in (last_in, last_out) if i is not None), default=None)
+            rows.append((prefix, name, int(marker), last_id, int(count), int(mentions)))
+        if len(rows) > limit:
+            break
+    more = len(rows) > limit
+    rows = rows[:limit]
+    newest = [row[3] for row in rows if row[3] is not None]
+    times: dict[int, int] = {}
+    if newest:
+        query = select(ChatMessage.id, ChatMessage.ts_ms).where(ChatMessage.id.in_(newest))
+        times = {int(i): int(ts) for i, ts in conn.execute(query)}
+    found = []
+    for prefix, name, marker, last_id, count, mentions in rows:
+        where = {"room" if prefix == "r:" else "peer": name}
+        last_ts = None if last_id is None else times.get(last_id)
+        found.append(
+            ConversationState(f"{prefix}{name}", count, mentions, marker, last_id, last_ts, **where)
+        )
+    return found, more
