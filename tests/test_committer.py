@@ -149,6 +149,7 @@ class _HeldCommit(ChatStore):
         batch: Sequence[NewMessage],
         *,
         logins: Mapping[int, dt.datetime] | None = None,
+        session_ends: Mapping[int, dt.datetime] | None = None,
         connection: Connection | None = None,
         before_commit: Callable[[list[SaveResult]], None] | None = None,
         index: IndexPass | None = None,
@@ -161,8 +162,9 @@ class _HeldCommit(ChatStore):
             self._meanwhile()
 
         return super().save_messages(
-            batch, logins=logins, connection=connection, before_commit=held, index=index
-        )
+            batch, logins=logins, session_ends=session_ends, connection=connection,
+            before_commit=held, index=index,
+        )  # fmt: skip
 
 
 def _room_of_three(db: Database) -> tuple[list[int], Hub, _Inbox, _Inbox]:

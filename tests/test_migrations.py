@@ -66,6 +66,7 @@ def test_upgrade_takes_an_empty_database_to_head(empty: Database) -> None:
         "is_disabled",
         "created_at",
         "last_login_at",
+        "last_seen_at",
         "credentials_changed_at",
     }
     tables = set(inspect(empty.engine).get_table_names())

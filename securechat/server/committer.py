@@ -22,11 +22,12 @@ outcome (as a join always waited for its write); the hub is updated (``effects.p
 before it hears back, so its next request sees the change, and the events go to the
 delivery thread behind the batches committed before.
 
-The same transaction records when users last logged in (``note_login``). Login times wait
+The same transaction records when users last logged in (``note_login``) and when their
+sessions ended (``note_session_end``, the people list's "last seen"). These times wait
 for the next message commit, or at most ``LOGIN_FLUSH_SECONDS``, so a reconnect storm
 after a restart costs about one commit a second instead of one per login, and logins never
 compete with messages for SQLite's single write lock. A crash loses at most that last
-second of "last login" times, never a message.
+second of those times, never a message.
 
 Search indexing (SQLite) rides along too: quiet batches index their rows in their own
 transaction, bursts leave them for when the queue is idle (``indexing.py``).
@@ -66,6 +67,23 @@ log = logging.getLogger("securechat.server")
 class _LoginSeen:
     user_id: int
     at: dt.datetime
+    ended: bool = False  # a session of the user ended (last seen), not a login
+
+
+class _SeenTimes:
+    """Login times and session ends waiting for a commit (the committer thread's)."""
+
+    __slots__ = ("ends", "logins")
+
+    def __init__(self) -> None:
+        self.logins: dict[int, dt.datetime] = {}
+        self.ends: dict[int, dt.datetime] = {}
+
+    def __len__(self) -> int:
+        return len(self.logins) + len(self.ends)
+
+    def add(self, item: _LoginSeen) -> None:
+        (self.ends if item.ended else self.logins)[item.user_id] = item.at
 
 
 class _PendingOperation(Generic[T]):
@@ -158,10 +176,18 @@ class Committer:
 
     def note_login(self, user_id: int) -> None:
         """Record, with the next commit, that ``user_id`` logged in now."""
+        self._note(_LoginSeen(user_id, dt.datetime.now(dt.UTC)))
+
+    def note_session_end(self, user_id: int) -> None:
+        """Record, with the next commit, that a session of ``user_id`` ended now (the
+        people list's "last seen")."""
+        self._note(_LoginSeen(user_id, dt.datetime.now(dt.UTC), ended=True))
+
+    def _note(self, item: _LoginSeen) -> None:
         # When the queue is full the server is overloaded with messages: a lost "last
-        # login" time (shown by `securechat users`) is the right thing to give up.
+        # login" or "last seen" time is the right thing to give up.
         if self._queue.qsize() < self._max_queue:
-            self._queue.put(_LoginSeen(user_id, dt.datetime.now(dt.UTC)))
+            self._queue.put(item)
 
     def stop(self) -> None:
         """Commit and deliver everything already submitted, then end both threads."""
@@ -183,7 +209,7 @@ class Committer:
 
     def _commit_loop(self, connection: CommitConnection | None) -> None:
         running = True
-        logins: dict[int, dt.datetime] = {}
+        logins = _SeenTimes()
         logins_due = 0.0  # monotonic time by which the pending login times are written
         while running:
             batch: list[PendingSend] = []
@@ -195,7 +221,7 @@ class Committer:
             except queue.Empty:  # nothing came along in time
                 if logins and time.monotonic() >= logins_due:  # write the logins alone
                     self._commit(batch, logins, connection)
-                    logins = {}
+                    logins = _SeenTimes()
                 else:
                     self._indexing.catch_up(connection)
                 continue
@@ -206,11 +232,11 @@ class Committer:
                 if isinstance(item, _LoginSeen):
                     if not logins:
                         logins_due = time.monotonic() + LOGIN_FLUSH_SECONDS
-                    logins[item.user_id] = item.at
+                    logins.add(item)
                 elif isinstance(item, _PendingOperation):
                     if batch:  # the sends queued before it are committed before it
                         self._commit_sends(batch, logins, connection)
-                        batch, logins = [], {}
+                        batch, logins = [], _SeenTimes()
                     self._perform(item, connection)
                 else:
                     assert isinstance(item, PendingSend)
@@ -228,12 +254,12 @@ class Committer:
                 )
             ):
                 self._commit_sends(batch, logins, connection)
-                logins = {}
+                logins = _SeenTimes()
 
     def _commit_sends(
         self,
         batch: list[PendingSend],
-        logins: dict[int, dt.datetime],
+        logins: _SeenTimes,
         connection: CommitConnection | None,
     ) -> None:
         if batch:
@@ -264,7 +290,7 @@ class Committer:
     def _commit(
         self,
         batch: list[PendingSend],
-        logins: dict[int, dt.datetime],
+        logins: _SeenTimes,
         connection: CommitConnection | None,
     ) -> None:
         written = WrittenBatch(batch)
@@ -272,7 +298,8 @@ class Committer:
         try:
             self._store.save_messages(
                 [p.message for p in batch],
-                logins=logins,
+                logins=logins.logins,
+                session_ends=logins.ends,
                 connection=connection,
                 before_commit=functools.partial(self._delivery.hand_over, written),
                 index=index,

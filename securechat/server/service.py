@@ -218,7 +218,9 @@ class ChatService:
         )
 
     def disconnect(self, caller: Caller) -> None:
+        """A logged-in session ended: it leaves the hub, and its user was last seen now."""
         self._hub.disconnect(caller)
+        self._committer.note_session_end(caller.account.id)
 
     # --- requests ------------------------------------------------------------------
 

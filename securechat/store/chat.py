@@ -30,7 +30,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from securechat.config import Limits
-from securechat.store import reads, rooms, search
+from securechat.store import reads, rooms, search, users
 from securechat.store.database import Database
 from securechat.store.journal import Tx
 from securechat.store.messages import (
@@ -143,6 +143,11 @@ class ChatStore:
         """See :func:`reads.conversations`."""
         with self._db.transaction() as conn:
             return reads.conversations(conn, user_id, after=after, limit=limit, cap=cap)
+
+    def people(self, *, after: str | None, limit: int) -> tuple[list[users.Person], bool]:
+        """See :func:`users.people`."""
+        with self._db.transaction() as conn:
+            return users.people(conn, after=after, limit=limit)
 
     def audit_log(self, room: str | None, *, limit: int) -> list[AuditRecord]:
         """The newest ``limit`` audit entries (of ``room``, if given), oldest first."""
@@ -272,6 +277,7 @@ class ChatStore:
         batch: Sequence[NewMessage],
         *,
         logins: Mapping[int, dt.datetime] | None = None,
+        session_ends: Mapping[int, dt.datetime] | None = None,
         connection: Connection | None = None,
         before_commit: Callable[[list[SaveResult]], None] | None = None,
         index: search.IndexPass | None = None,
@@ -282,8 +288,9 @@ class ChatStore:
             StoreError: the transaction could not be committed; nothing of it was stored.
         """
         return self._writer.save(
-            batch, logins=logins, connection=connection, before_commit=before_commit, index=index
-        )
+            batch, logins=logins, session_ends=session_ends, connection=connection,
+            before_commit=before_commit, index=index,
+        )  # fmt: skip
 
     def search_backlog(self) -> int | None:
         """How many ids the search index trails the journal by; None: nothing to index here

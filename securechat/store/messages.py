@@ -128,6 +128,7 @@ _RESENT_ONE = MESSAGES.add_columns(ChatMessage.ref).where(
 _USER_IDS = select(User.name, User.id).where(User.name.in_(bindparam("names", expanding=True)))
 _ROOM_ID = select(Room.id).where(Room.name == bindparam("name"))
 _LAST_LOGIN = update(User).where(User.id == bindparam("uid")).values(last_login_at=bindparam("at"))
+_LAST_SEEN = update(User).where(User.id == bindparam("uid")).values(last_seen_at=bindparam("at"))
 _USERS_LEFT = select(User.id).where(User.id.in_(bindparam("ids", expanding=True)))
 _ROOMS_LEFT = select(Room.name).where(Room.name.in_(bindparam("names", expanding=True)))
 _INSERT = insert(ChatMessage).returning(ChatMessage.id, sort_by_parameter_order=True)
@@ -227,6 +228,7 @@ class MessageWriter:
         batch: Sequence[NewMessage],
         *,
         logins: Mapping[int, dt.datetime] | None = None,
+        session_ends: Mapping[int, dt.datetime] | None = None,
         connection: Connection | None = None,
         before_commit: Callable[[list[SaveResult]], None] | None = None,
         index: IndexPass | None = None,
@@ -235,7 +237,7 @@ class MessageWriter:
 
         It runs on the caller's ``connection`` (from :meth:`Database.connect`) if given: no
         pool checkout and reset per commit. The same transaction sets ``last_login_at`` for
-        the ids in ``logins``. ``before_commit`` gets the results as soon as the rows are
+        the ids in ``logins`` and ``last_seen_at`` for those in ``session_ends``. ``before_commit`` gets the results as soon as the rows are
         written, before the COMMIT and its fsync: work that needs the ids can overlap the
         disk wait, but nothing may be sent until this method has returned. With ``index``,
         the same transaction then indexes up to ``index.limit`` ids of the search backlog,
@@ -252,7 +254,7 @@ class MessageWriter:
         """
         now_ms = int(time.time() * 1000)
         write = functools.partial(
-            self._save, batch, logins, connection, before_commit, index, now_ms
+            self._save, batch, logins, session_ends, connection, before_commit, index, now_ms
         )
         try:
             return write(check_references=False)
@@ -266,6 +268,7 @@ class MessageWriter:
         self,
         batch: Sequence[NewMessage],
         logins: Mapping[int, dt.datetime] | None,
+        session_ends: Mapping[int, dt.datetime] | None,
         connection: Connection | None,
         before_commit: Callable[[list[SaveResult]], None] | None,
         index: IndexPass | None,
@@ -277,6 +280,8 @@ class MessageWriter:
             lock_commit_order(conn, self._origin)
             if logins:
                 conn.execute(_LAST_LOGIN, [{"uid": k, "at": v} for k, v in logins.items()])
+            if session_ends:
+                conn.execute(_LAST_SEEN, [{"uid": k, "at": v} for k, v in session_ends.items()])
             recipients = self._recipient_ids(conn, batch)
             gone = self._gone(conn, batch) if check_references else {}
             try:

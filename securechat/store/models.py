@@ -88,6 +88,8 @@ class User(Base):
     is_disabled: Mapped[bool] = mapped_column(default=False, server_default=false())
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     last_login_at: Mapped[dt.datetime | None]
+    # When a session of the user last ended: with last_login_at, the people list's "last seen".
+    last_seen_at: Mapped[dt.datetime | None]
     # Set by passwd and disable: sessions opened before it are ended, tokens revoked.
     credentials_changed_at: Mapped[dt.datetime | None]
 

@@ -14,7 +14,7 @@ import datetime as dt
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import CursorResult, Row, bindparam, delete, false, select, text, update
+from sqlalchemy import Connection, CursorResult, Row, bindparam, delete, false, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -292,3 +292,28 @@ class UserStore:
         with self._db.session() as session:
             users, admins = session.execute(_COUNTS).one()
         return UserCounts(users, admins)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Person:
+    """An active user in the people list: ``last_seen``, the later of the last login and
+    the last session end (None: never logged in)."""
+
+    name: str
+    last_seen: dt.datetime | None
+
+
+def people(conn: Connection, *, after: str | None, limit: int) -> tuple[list[Person], bool]:
+    """Every user who is not disabled, in name order after ``after``: at most ``limit``,
+    and True if more follow."""
+    query = (
+        select(User.name, User.last_login_at, User.last_seen_at)
+        .where(User.is_disabled == false(), User.name > (after or ""))
+        .order_by(User.name)
+        .limit(limit + 1)
+    )
+    found = [
+        Person(name, max((t for t in (login, seen) if t is not None), default=None))
+        for name, login, seen in conn.execute(query)
+    ]
+    return found[:limit], len(found) > limit
