@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 from typing import TypeVar
 
@@ -12,6 +13,7 @@ from hypothesis import strategies as st
 from securechat.errors import ErrorCode
 from securechat.protocol.client import (
     PONG_TIMEOUT,
+    TRANSITIONS,
     ClientSession,
     ConnectionEnded,
     Delivered,
@@ -415,6 +417,22 @@ def test_close_says_bye_and_abandon_returns_unacknowledged_sends() -> None:
     assert client.state is State.CLOSED
     assert client.abandon() == [send]
     assert client.unacknowledged == []
+
+
+def test_closed_session_stays_closed_when_the_driver_reports_the_transport_lost() -> None:
+    client = ClientSession("alice", password=PASSWORD)
+    client.close()  # before any connection: closed for good
+    client.connection_lost("closed")
+    assert client.state is State.CLOSED
+
+
+def test_session_state_changes_only_through_its_transition_table() -> None:
+    assert set(TRANSITIONS) == set(State)
+    source = inspect.getsource(ClientSession)
+    # The constructor's first state, and _move()'s lookup in TRANSITIONS: nothing else.
+    assert source.count("self.state = ") == 2
+    reached = {State.DISCONNECTED} | {s for row in TRANSITIONS.values() for s in row.values()}
+    assert reached == set(State)
 
 
 # --- any bytes from a server ------------------------------------------------------------

@@ -58,12 +58,12 @@ from securechat.protocol.messages import (
     UnreadList,
     Welcome,
     Who,
-    _wire_fields,
     decode_event,
     decode_request,
     encode,
     request_ref,
 )
+from securechat.protocol.wire import _wire_fields
 
 PROPERTY = settings(
     max_examples=250,

@@ -20,9 +20,10 @@ from securechat.client.outgoing import Outgoing, Slot, request_error
 from securechat.client.trust import trusted_context
 from securechat.config import DEFAULT_PORT
 from securechat.errors import ConnectionLost
-from securechat.protocol.client import Asked, ClientSession
+from securechat.protocol.client import ClientSession
 from securechat.protocol.messages import (
     Ack,
+    Asked,
     Conversation,
     Create,
     Delete,

@@ -50,7 +50,6 @@ from securechat.errors import (
     SecureChatError,
 )
 from securechat.protocol.client import (
-    Asked,
     ClientSession,
     ConnectionEnded,
     Delivered,
@@ -61,7 +60,7 @@ from securechat.protocol.client import (
     SendFailed,
     SessionEvent,
 )
-from securechat.protocol.messages import Error, Event
+from securechat.protocol.messages import Asked, Error, Event
 from securechat.transport import TlsStream, Waker
 
 __all__ = ["Connection"]

@@ -31,7 +31,6 @@ from securechat.errors import (
     UnexpectedMessage,
 )
 from securechat.protocol.client import (
-    Asked,
     ClientSession,
     ConnectionEnded,
     Greeted,
@@ -40,7 +39,7 @@ from securechat.protocol.client import (
     Reply,
     SessionEvent,
 )
-from securechat.protocol.messages import PROTOCOL_VERSION, Error, Event, Hello
+from securechat.protocol.messages import PROTOCOL_VERSION, Asked, Error, Event, Hello
 from securechat.transport import TlsStream, connect_tls, format_address
 
 ClientEvent = SessionEvent | Event

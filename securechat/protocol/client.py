@@ -39,38 +39,26 @@ from securechat.protocol.frames import FrameDecoder, encode_frame
 from securechat.protocol.messages import (
     PROTOCOL_VERSION,
     Ack,
+    Asked,
     Auth,
     Bye,
-    Create,
-    Delete,
     Deleted,
-    Edit,
     Edited,
     Error,
     Event,
-    GetCA,
-    GetUnread,
     Hello,
-    History,
-    Join,
     Joined,
     Journal,
-    Leave,
     Left,
-    ListRooms,
-    MarkRead,
     Message,
-    Moderate,
     Ping,
     Pong,
     Request,
     RoomEvent,
-    Search,
     Send,
     Sync,
     Synced,
     Welcome,
-    Who,
     decode_event,
     encode,
 )
@@ -78,11 +66,6 @@ from securechat.protocol.messages import (
 #: Largest frame accepted from a server. A server bounds what it accepts by ``max_frame``,
 #: but a message event holding a max_body of escaped text can be several times that.
 MAX_EVENT_FRAME = 16 * 1024 * 1024
-#: Requests that get a ``ref`` and a :class:`Reply` (sends have their own path: submit()).
-Asked = (
-    Join | Leave | ListRooms | History | Sync | Who | Ping | GetCA
-    | Create | Moderate | Edit | Delete | MarkRead | GetUnread | Search
-)  # fmt: skip
 
 SEEN_IDS = 20_000  # message ids remembered for de-duplication
 PONG_TIMEOUT = 10.0  # seconds an unanswered heartbeat ping may wait
@@ -98,6 +81,43 @@ class State(enum.Enum):
     READY = "ready"  # logged in
     CLOSING = "closing"  # bye sent, waiting for the transport to end
     CLOSED = "closed"  # for good
+
+
+class Trigger(enum.Enum):
+    """What moves a session from one state to the next."""
+
+    CONNECTED = "connected"  # connection_made()
+    GREETED = "greeted"  # hello read, nothing to log in with
+    LOGIN_SENT = "login_sent"  # hello read, auth sent
+    WELCOMED = "welcomed"  # welcome read
+    CLOSE = "close"  # close(): bye sent, if there was a transport
+    LOST = "lost"  # connection_lost(), or the session ended the connection itself
+
+
+#: Everything that changes a session's state lives here: state -> trigger -> next state.
+#: A trigger missing from a state's row is a bug in the driver (asserted).
+TRANSITIONS: dict[State, dict[Trigger, State]] = {
+    State.DISCONNECTED: {Trigger.CONNECTED: State.AWAITING_HELLO, Trigger.CLOSE: State.CLOSED},
+    State.AWAITING_HELLO: {
+        Trigger.GREETED: State.GREETED,
+        Trigger.LOGIN_SENT: State.AUTHENTICATING,
+        Trigger.CLOSE: State.CLOSING,
+        Trigger.LOST: State.DISCONNECTED,
+    },
+    State.GREETED: {Trigger.CLOSE: State.CLOSING, Trigger.LOST: State.DISCONNECTED},
+    State.AUTHENTICATING: {
+        Trigger.WELCOMED: State.READY,
+        Trigger.CLOSE: State.CLOSING,
+        Trigger.LOST: State.DISCONNECTED,
+    },
+    State.READY: {Trigger.CLOSE: State.CLOSING, Trigger.LOST: State.DISCONNECTED},
+    State.CLOSING: {Trigger.CLOSE: State.CLOSING, Trigger.LOST: State.CLOSED},
+    State.CLOSED: {Trigger.CLOSE: State.CLOSED, Trigger.LOST: State.CLOSED},
+}
+#: States in which the caller may :meth:`~ClientSession.request` (a probe asks when greeted).
+MAY_ASK = frozenset({State.GREETED, State.READY})
+#: States without a transport: bytes and ticks are ignored, nothing is sent.
+UNCONNECTED = frozenset({State.DISCONNECTED, State.CLOSED})
 
 
 # --- what the session reports (besides the server's own pushed events) ---------------
@@ -229,19 +249,18 @@ class ClientSession:
 
     def connection_made(self, now: float) -> None:
         """A new transport is open: expect ``hello`` on it."""
-        assert self.state is State.DISCONNECTED, self.state
-        self.state = State.AWAITING_HELLO
+        self._move(Trigger.CONNECTED)
         self._decoder = FrameDecoder(MAX_EVENT_FRAME)
         self._out.clear()
         self._last_heard, self._ping_sent = now, None
 
     def receive_data(self, data: bytes, now: float) -> None:
         """Take bytes read from the transport; the events they make wait in events_received()."""
-        if self.state in (State.DISCONNECTED, State.CLOSED) or not data:
+        if self.state in UNCONNECTED or not data:
             return
         self._last_heard, self._ping_sent = now, None
         self._decoder.feed(data)
-        while self.state not in (State.DISCONNECTED, State.CLOSED):
+        while self.state not in UNCONNECTED:
             try:
                 payload = self._decoder.next_frame()
                 if payload is None:
@@ -297,7 +316,7 @@ class ClientSession:
         """The transport ended: fail requests in flight; sends wait for the next login."""
         if self.state is State.DISCONNECTED:
             return
-        self.state = State.CLOSED if self.state is State.CLOSING else State.DISCONNECTED
+        self._move(Trigger.LOST)
         pending, self._pending = self._pending, {}
         self._collecting = self._catch_up_ref = None
         self._retry_due.clear()  # the next login resends every unacknowledged send
@@ -330,7 +349,7 @@ class ClientSession:
         probe's ``ca``). ``collect``: the messages arriving until the reply (a ``sync``'s)
         go into it instead of out as events.
         """
-        assert self.state in (State.READY, State.GREETED), self.state
+        assert self.state in MAY_ASK, self.state
         ref = f"c-{next(self._refs)}"
         pending = self._pending[ref] = _Pending(collect)
         if collect:
@@ -357,11 +376,9 @@ class ClientSession:
 
     def close(self) -> None:
         """Say ``bye``; the driver flushes it briefly, closes, then calls connection_lost()."""
-        if self.state in (State.DISCONNECTED, State.CLOSED):
-            self.state = State.CLOSED
-            return
-        self._queue(Bye(ref="bye"))
-        self.state = State.CLOSING
+        if self.state not in UNCONNECTED:
+            self._queue(Bye(ref="bye"))
+        self._move(Trigger.CLOSE)
 
     def abandon(self) -> list[Send]:
         """Give up every unacknowledged send (the client is closing); returns them."""
@@ -373,6 +390,11 @@ class ClientSession:
         return abandoned
 
     # --- inside -----------------------------------------------------------------------
+
+    def _move(self, trigger: Trigger) -> None:
+        next_state = TRANSITIONS[self.state].get(trigger)
+        assert next_state is not None, f"{trigger} in {self.state}"
+        self.state = next_state
 
     def _heartbeat(self) -> float:
         assert self.hello is not None
@@ -427,9 +449,9 @@ class ClientSession:
             return
         self._events.append(Greeted(event))
         if self.user is None or not self.can_log_in:
-            self.state = State.GREETED
+            self._move(Trigger.GREETED)
             return
-        self.state = State.AUTHENTICATING
+        self._move(Trigger.LOGIN_SENT)
         with_token = self._token is not None
         self._queue(
             Auth(user=self.user, password=None if with_token else self._password, token=self._token)
@@ -451,7 +473,7 @@ class ClientSession:
         self.user, self.rooms = event.user, event.rooms
         if not resumed:
             self.last_id = event.last_id
-        self.state = State.READY
+        self._move(Trigger.WELCOMED)
         self._events.append(LoggedIn(event, resumed))
         if resumed:
             self._catch_up(self.last_id)
@@ -543,6 +565,8 @@ class ClientSession:
 
 __all__ = [
     "MAX_EVENT_FRAME",
+    "MAY_ASK",
+    "TRANSITIONS",
     "ClientSession",
     "ConnectionEnded",
     "Delivered",
@@ -553,4 +577,5 @@ __all__ = [
     "SendFailed",
     "SessionEvent",
     "State",
+    "Trigger",
 ]
