@@ -102,3 +102,16 @@ def test_client_edits_deletes_and_reads(connect: Callable[[str], Client]) -> Non
     with pytest.raises(NoSuchMessage):
         alice.delete(sent)
     assert bob.history("general").messages[-1].deleted is True
+
+
+def test_client_lists_conversations_and_people(connect: Callable[[str], Client]) -> None:
+    alice = connect("alice")
+    sent = alice.send("are you there?", to="carol")
+    listed = {c.key: c for c in alice.conversations()}
+    assert set(listed) == {"r:general", "u:carol"}
+    assert (listed["u:carol"].peer, listed["u:carol"].last_id) == ("carol", sent)
+    assert listed["u:carol"].last_ts is not None
+    people = {p.name: p for p in alice.people()}
+    assert set(people) == {"alice", "bob", "carol", "dave"}
+    assert people["alice"].online
+    assert not people["carol"].online

@@ -19,6 +19,7 @@ from securechat.protocol.messages import (
     Auth,
     Bye,
     Conversation,
+    ConversationList,
     Create,
     Delete,
     Deleted,
@@ -27,6 +28,8 @@ from securechat.protocol.messages import (
     Edited,
     Error,
     Event,
+    GetConversations,
+    GetPeople,
     GetUnread,
     Hello,
     History,
@@ -42,6 +45,8 @@ from securechat.protocol.messages import (
     Message,
     Moderate,
     Online,
+    PeopleList,
+    Person,
     Ping,
     Pong,
     Presence,
@@ -133,6 +138,10 @@ VALID_REQUESTS: list[tuple[dict[str, Any], Request]] = [
     ({"type": "read", "with": "Carol", "id": 0}, MarkRead(id=0, peer="carol")),
     ({"type": "unread", "ref": "u"}, GetUnread(ref="u")),
     ({"type": "unread", "after": "r:ops"}, GetUnread(after="r:ops")),
+    ({"type": "conversations", "ref": "c"}, GetConversations(ref="c")),
+    ({"type": "conversations", "after": "u:bob"}, GetConversations(after="u:bob")),
+    ({"type": "people"}, GetPeople()),
+    ({"type": "people", "after": "Bob", "ref": "p"}, GetPeople(after="bob", ref="p")),
     ({"type": "search", "query": "  deploy "}, Search(query="deploy")),
     ({"type": "search", "query": "ünï", "before": 9, "limit": 5}, Search("ünï", 9, 5)),
 ]
@@ -387,6 +396,20 @@ EVENTS: list[Event] = [
         ),
         more=False,
         ref="u",
+    ),
+    ConversationList(
+        conversations=(
+            Conversation(
+                key="r:ops", count=0, mentions=0, last_read=9, room="ops", last_id=9, last_ts=TS
+            ),
+            Conversation(key="u:dave", count=0, mentions=0, last_read=0, peer="dave"),
+        ),
+        more=True,
+        ref="c",
+    ),
+    PeopleList(
+        people=(Person("alice", True), Person("bob", False, TS), Person("erin", False)),
+        ref="p",
     ),
     SearchResults(messages=(ROOM_MESSAGE,), more=True, ref="s"),
 ]

@@ -28,6 +28,8 @@ from securechat.protocol.messages import (
     Delete,
     Edit,
     GetCA,
+    GetConversations,
+    GetPeople,
     GetUnread,
     History,
     Join,
@@ -248,7 +250,8 @@ def test_allowed_table_matches_documented_behaviour() -> None:
         State.AWAITING_AUTH: {Auth, Bye, GetCA},
         State.AUTHENTICATING: set(),
         State.AUTHENTICATED: {Join, Leave, ListRooms, Send, History, Sync, Who, Ping, Pong, Bye}
-        | {Create, Moderate, Edit, Delete, MarkRead, GetUnread, Search},
+        | {Create, Moderate, Edit, Delete, MarkRead, GetUnread, Search}
+        | {GetConversations, GetPeople},
         State.CLOSED: set(),
     }
     assert documented == ALLOWED

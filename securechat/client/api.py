@@ -25,11 +25,14 @@ from securechat.protocol.messages import (
     Ack,
     Asked,
     Conversation,
+    ConversationList,
     Create,
     Delete,
     Done,
     Edit,
     Event,
+    GetConversations,
+    GetPeople,
     GetUnread,
     History,
     HistoryPage,
@@ -42,6 +45,8 @@ from securechat.protocol.messages import (
     MarkRead,
     Moderate,
     Online,
+    PeopleList,
+    Person,
     ReadMarker,
     RoomInfo,
     RoomList,
@@ -298,6 +303,29 @@ class Client:
             if not page.more or not page.conversations:
                 return tuple(found)
             after = page.conversations[-1].key
+
+    def conversations(self) -> tuple[Conversation, ...]:
+        """Every conversation you have, read or not, with its counts and newest message:
+        the same list on every device (``unread`` lists only those with news)."""
+        found: list[Conversation] = []
+        after: str | None = None
+        while True:
+            page = self._request(GetConversations(after=after), ConversationList)
+            found.extend(page.conversations)
+            if not page.more or not page.conversations:
+                return tuple(found)
+            after = page.conversations[-1].key
+
+    def people(self) -> tuple[Person, ...]:
+        """Everyone who may log in, by name: online, or when last seen."""
+        found: list[Person] = []
+        after: str | None = None
+        while True:
+            page = self._request(GetPeople(after=after), PeopleList)
+            found.extend(page.people)
+            if not page.more or not page.people:
+                return tuple(found)
+            after = page.people[-1].name
 
     def search(
         self, query: str, *, before: int | None = None, limit: int | None = None

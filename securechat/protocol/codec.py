@@ -16,6 +16,7 @@ from securechat.protocol.events import (
     Ack,
     CACertificate,
     Conversation,
+    ConversationList,
     Deleted,
     Done,
     Edited,
@@ -29,6 +30,8 @@ from securechat.protocol.events import (
     MemberLeft,
     Message,
     Online,
+    PeopleList,
+    Person,
     Presence,
     ReadMarker,
     RoomEvent,
@@ -51,6 +54,8 @@ from securechat.protocol.requests import (
     Delete,
     Edit,
     GetCA,
+    GetConversations,
+    GetPeople,
     GetUnread,
     History,
     Join,
@@ -174,6 +179,8 @@ _REQUESTS: dict[str, Callable[[Fields], Request]] = {
     "delete": lambda f: Delete(id=f.int("id", minimum=1), ref=f.ref),
     "read": _read,
     "unread": lambda f: GetUnread(after=f.opt_text("after", 80), ref=f.ref),
+    "conversations": lambda f: GetConversations(after=f.opt_text("after", 80), ref=f.ref),
+    "people": lambda f: GetPeople(after=f.opt_name("after"), ref=f.ref),
     "search": _search,
 }
 
@@ -215,8 +222,16 @@ def _conversation(o: dict[str, Any]) -> Conversation:
     f.one_of(room, peer, "'room' or 'with'")
     return Conversation(
         key=f.text("key"), count=f.int("count"), mentions=f.int("mentions"),
-        last_read=f.int("last_read"), room=room, peer=peer,
+        last_read=f.int("last_read"), room=room, peer=peer, last_id=f.opt_int("last_id"),
+        last_ts=f.opt_text("last_ts"),
     )  # fmt: skip
+
+
+def _person(o: dict[str, Any]) -> Person:
+    f = Fields({"type": "person", **o})
+    return Person(
+        name=f.text("name"), online=f.boolean("online"), last_seen=f.opt_text("last_seen")
+    )
 
 
 def _fields_of(obj: dict[str, Any], expected: str) -> Fields:
@@ -302,6 +317,16 @@ _EVENTS: dict[str, Callable[[Fields], Event]] = {
     ),
     "unread": lambda f: UnreadList(
         conversations=tuple(_conversation(o) for o in f.objects("conversations")),
+        more=f.boolean("more"),
+        ref=f.ref,
+    ),
+    "conversations": lambda f: ConversationList(
+        conversations=tuple(_conversation(o) for o in f.objects("conversations")),
+        more=f.boolean("more"),
+        ref=f.ref,
+    ),
+    "people": lambda f: PeopleList(
+        people=tuple(_person(o) for o in f.objects("people")),
         more=f.boolean("more"),
         ref=f.ref,
     ),

@@ -225,7 +225,9 @@ class ReadMarker(WireMessage):
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Conversation:
-    """One conversation's unread state: ``key`` orders them (and pages ``unread``)."""
+    """One conversation's unread state: ``key`` orders them (and pages ``unread`` and
+    ``conversations``). ``last_id``/``last_ts``: its newest message, in a
+    ``conversations`` reply (absent: none yet)."""
 
     key: str
     count: int
@@ -233,12 +235,39 @@ class Conversation:
     last_read: int
     room: str | None = None
     peer: str | None = None
+    last_id: int | None = None
+    last_ts: str | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class UnreadList(WireMessage):
     TYPE: ClassVar[str] = "unread"
     conversations: tuple[Conversation, ...]
+    more: bool = False
+    ref: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ConversationList(WireMessage):
+    TYPE: ClassVar[str] = "conversations"
+    conversations: tuple[Conversation, ...]
+    more: bool = False
+    ref: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Person:
+    """Someone in the people list: ``last_seen`` (absent while online, or if never)."""
+
+    name: str
+    online: bool
+    last_seen: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PeopleList(WireMessage):
+    TYPE: ClassVar[str] = "people"
+    people: tuple[Person, ...]
     more: bool = False
     ref: str | None = None
 
@@ -291,6 +320,8 @@ Event = (
     | Deleted
     | ReadMarker
     | UnreadList
+    | ConversationList
+    | PeopleList
     | SearchResults
 )
 

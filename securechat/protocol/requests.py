@@ -187,6 +187,26 @@ class GetUnread(WireMessage):
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class GetConversations(WireMessage):
+    """Every conversation the user has, read or not: the list a client shows on any
+    device; ``after`` pages on (a ``key``)."""
+
+    TYPE: ClassVar[str] = "conversations"
+    after: str | None = None
+    ref: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class GetPeople(WireMessage):
+    """Every active user, with presence and when each was last seen; ``after`` pages on
+    (a name)."""
+
+    TYPE: ClassVar[str] = "people"
+    after: str | None = None
+    ref: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class Search(WireMessage):
     """Messages the user may read whose text holds ``query``, newest first."""
 
@@ -202,6 +222,7 @@ class Search(WireMessage):
 Asked = (
     Join | Leave | ListRooms | History | Sync | Who | Ping | GetCA
     | Create | Moderate | Edit | Delete | MarkRead | GetUnread | Search
+    | GetConversations | GetPeople
 )  # fmt: skip
 #: Every request: the asked ones, the login, sends, and the heartbeat's and farewell's.
 Request = Asked | Auth | Send | Pong | Bye

@@ -28,6 +28,8 @@ from securechat.protocol.messages import (
     Delete,
     Edit,
     GetCA,
+    GetConversations,
+    GetPeople,
     GetUnread,
     History,
     Join,
@@ -59,6 +61,7 @@ ALLOWED: dict[State, frozenset[type[Request]]] = {
     State.AUTHENTICATED: frozenset(
         {Join, Leave, ListRooms, Send, History, Sync, Who, Ping, Pong, Bye}
         | {Create, Moderate, Edit, Delete, MarkRead, GetUnread, Search}  # #16
+        | {GetConversations, GetPeople}  # #26
     ),
     State.CLOSED: frozenset(),
 }

@@ -51,6 +51,11 @@ def _wire_dict(value: object) -> dict[str, Any]:
     return out
 
 
+def wire_object(value: object) -> dict[str, Any]:
+    """The JSON object of a value nested in a message (an item of a list), as sent."""
+    return _wire_dict(value)
+
+
 class WireMessage:
     """The base of every message: its wire ``TYPE`` and its JSON object."""
 

@@ -35,7 +35,6 @@ from securechat.protocol.frames import HEADER_SIZE
 from securechat.protocol.messages import (
     Ack,
     Auth,
-    Conversation,
     Create,
     Delete,
     Done,
@@ -63,18 +62,19 @@ from securechat.protocol.messages import (
     Send,
     Sync,
     Synced,
-    UnreadList,
     Welcome,
     Who,
     encode,
     encode_object,
 )
 from securechat.protocol.names import normalize_name
+from securechat.protocol.requests import GetConversations, GetPeople
 from securechat.server.addresses import address_key
 from securechat.server.committer import Committer
 from securechat.server.delivery import PendingSend, format_ts, journal_event, to_event
 from securechat.server.hashpool import HashPool
 from securechat.server.hub import Hub, Member
+from securechat.server.listing import Listings
 from securechat.server.search import SearchRequests
 from securechat.server.throttle import LoginThrottle
 from securechat.store import edits, reads, rooms
@@ -115,6 +115,7 @@ class ChatService:
         self._default_rooms = default_rooms
         self._hash_pool = hash_pool  # the same one ``accounts`` hashes with
         self._throttle = LoginThrottle(throttle)
+        listings = Listings(store, hub, limits)
         self._handlers: dict[type[Request], Callable[[Caller, Any], list[Event]]] = {
             Join: self._join,
             Leave: self._leave,
@@ -129,7 +130,9 @@ class ChatService:
             Edit: self._edit,
             Delete: self._delete,
             MarkRead: self._read,
-            GetUnread: self._unread,
+            GetUnread: listings.unread,
+            GetConversations: listings.conversations,
+            GetPeople: listings.people,
             Search: SearchRequests(store, limits),
         }
 
@@ -296,28 +299,6 @@ class ChatService:
         marker = self._perform(caller, mark)
         return [ReadMarker(id=marker.id, room=marker.room, peer=marker.peer, ref=request.ref)]
 
-    def _unread(self, caller: Caller, request: GetUnread) -> list[Event]:
-        """Conversations with unread messages after the key ``after``: one frame at most."""
-        limits = self._limits
-        found, more = self._store.unread(
-            caller.account.id, after=request.after, limit=limits.unread_page,
-            cap=limits.unread_cap,
-        )  # fmt: skip
-        budget = limits.max_frame - HEADER_SIZE
-        size = len(encode(UnreadList(conversations=(), more=True, ref=request.ref)))
-        page: list[Conversation] = []
-        for item in found:
-            conversation = Conversation(
-                key=item.key, count=item.count, mentions=item.mentions, last_read=item.last_read,
-                room=item.room, peer=item.peer,
-            )  # fmt: skip
-            size += len(encode_object(_wire_conversation(conversation))) + 1
-            if size > budget:
-                more = True
-                break
-            page.append(conversation)
-        return [UnreadList(conversations=tuple(page), more=more, ref=request.ref)]
-
     def _rooms(self, caller: Caller, request: ListRooms) -> list[Event]:
         """One page of rooms after ``request.after``: at most ``rooms_page``, and one frame."""
         listed, more = self._hub.room_list(
@@ -438,10 +419,3 @@ class ChatService:
 def _actor(caller: Caller) -> Actor:
     account = caller.account
     return Actor(account.id, account.name, account.is_admin)
-
-
-def _wire_conversation(conversation: Conversation) -> dict[str, Any]:
-    wire = {k: v for k, v in dataclasses.asdict(conversation).items() if v is not None}
-    if "peer" in wire:
-        wire["with"] = wire.pop("peer")
-    return wire
