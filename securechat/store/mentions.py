@@ -1,4 +1,4 @@
-"""Mentions: ``@name`` in a message's body, recorded for each user it names who may read it.
+"""Mentions (the rule: protocol/mentions.py), recorded for each user named who may read it.
 
 The group commit records them for new messages in the batch's transaction (only bodies
 holding an ``@`` cost anything), an edit counts them again, and a deletion drops them.
@@ -7,21 +7,12 @@ Unread counts read them (``reads.py``).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 
 from sqlalchemy import Connection, delete, insert, select
 
+from securechat.protocol.mentions import mentioned_names
 from securechat.store.models import Membership, Mention, User
-
-_MENTION = re.compile(r"@([A-Za-z0-9._-]{2,32})")
-
-
-def mentioned_names(body: str) -> set[str]:
-    """The user names ``@name`` mentions in ``body``, lowercased (the name rule's case)."""
-    if "@" not in body:
-        return set()
-    return {match.lower().rstrip(".") for match in _MENTION.findall(body)}
 
 
 def add_mentions(

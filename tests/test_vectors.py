@@ -1,0 +1,29 @@
+"""The protocol's client rules as data (tests/vectors/*.json), run against the Python
+side here; the page runs the same files under Node (tests/js/), so one rule cannot
+drift between the two clients and the server."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from securechat.protocol.mentions import mention_spans, mentioned_names, mentions
+
+VECTORS = Path(__file__).parent / "vectors"
+
+
+def _cases(name: str) -> list[dict[str, Any]]:
+    cases: list[dict[str, Any]] = json.loads((VECTORS / name).read_text())["cases"]
+    return cases
+
+
+@pytest.mark.parametrize("case", _cases("mentions.json"), ids=lambda c: str(c["why"]))
+def test_mention_vectors(case: dict[str, Any]) -> None:
+    body, names = case["body"], case["mentions"]
+    assert sorted(mentioned_names(body)) == names
+    assert [[start, end] for start, end, _ in mention_spans(body)] == case["spans"]
+    for name in {*names, "alice", "bob"}:
+        assert mentions(body, name.upper()) == (name in names)
