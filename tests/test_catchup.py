@@ -1,8 +1,8 @@
-"""The terminal's per-conversation memory (client/catchup.py): own messages and read markers."""
+"""The terminal's per-conversation memory (client/terminal/catchup.py): own messages and read markers."""
 
 from __future__ import annotations
 
-from securechat.client.catchup import OWN_KEPT, ReadState, key_of, key_of_message
+from securechat.client.terminal.catchup import OWN_KEPT, ReadState, key_of, key_of_message
 from securechat.protocol.messages import Message
 
 

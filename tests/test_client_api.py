@@ -128,6 +128,23 @@ def test_client_send_returns_id_and_peer_gets_typed_message(connect: Connect) ->
     assert delivered.message.sender == "alice"
 
 
+@pytest.mark.parametrize("name", ["user", "rooms", "last_id", "is_connected", "server"])
+def test_client_properties_wait_for_the_session_lock_the_io_thread_holds(
+    connect: Connect, name: str
+) -> None:
+    alice = connect("alice")
+    connection = alice._connection
+    assert connection is not None
+    read: list[object] = []
+    with connection._lock:  # as the I/O thread does while it feeds the session
+        reader = threading.Thread(target=lambda: read.append(getattr(alice, name)))
+        reader.start()
+        reader.join(0.5)  # long enough for an unlocked read to finish; no bound on a locked one
+        assert reader.is_alive(), f"Client.{name} read the session without its lock"
+    reader.join(TIMEOUT)
+    assert read == [getattr(alice, name)]
+
+
 def test_client_direct_message_and_history(connect: Connect) -> None:
     alice, bob = connect("alice"), connect("bob")
     first = alice.send("psst", to="bob")

@@ -10,7 +10,9 @@ type-only import still ties the layers together. The rules, each its own test:
 - ``securechat.protocol`` imports nothing of ours but itself and ``securechat.errors``
   (test_protocol_purity.py also keeps it free of I/O);
 - the client never imports the server or the store; the server never imports the
-  client or the CLI.
+  client or the CLI;
+- only the terminal UI (``securechat.client.terminal``) imports prompt_toolkit (and the
+  CLI, for the keyboard), and the client library never imports the UI.
 """
 
 from __future__ import annotations
@@ -192,6 +194,23 @@ def test_client_imports_neither_server_nor_store(graph: Graph) -> None:
             graph,
             importers=["securechat.client"],
             targets=["securechat.server", "securechat.store"],
+        )
+        == set()
+    )
+
+
+def test_only_the_terminal_ui_imports_prompt_toolkit_and_the_library_not_the_ui(
+    graph: Graph,
+) -> None:
+    library = ["securechat.client"]
+    ui = ["securechat.client.terminal"]
+    assert forbidden_imports(graph, importers=library, targets=ui, except_importers=ui) == set()
+    assert (
+        forbidden_imports(
+            graph,
+            importers=["securechat"],
+            targets=["prompt_toolkit"],
+            except_importers=[*ui, "securechat.cli.client"],
         )
         == set()
     )

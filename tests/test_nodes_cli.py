@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from securechat.cli.client import resolve
+from securechat.client.destination import resolve
 from securechat.client.link import with_port
 from securechat.client.settings import ClientSettings
 from securechat.errors import ConfigError

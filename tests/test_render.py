@@ -11,7 +11,7 @@ from collections.abc import Callable
 import pytest
 from prompt_toolkit.formatted_text import FormattedText
 
-from securechat.client.render import (
+from securechat.client.terminal.render import (
     conversation,
     escape,
     is_mentioned,

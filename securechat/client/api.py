@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Self, TypeVar
 
-from securechat.client.connection import Connection
+from securechat.client.connection import Connection, SessionView, view_of
 from securechat.client.events import Backoff, ClientEvent
 from securechat.client.link import nodes
 from securechat.client.outgoing import Outgoing, Slot, request_error
@@ -101,24 +101,27 @@ class Client:
 
     # --- what callers may read --------------------------------------------------------
 
+    # The session is shared with the I/O thread once connected: read it under the lock
+    # its Connection holds for it (Connection.view), never directly.
+
     @property
     def user(self) -> str:
         """The canonical user name (as the server spelled it in ``welcome``)."""
-        return self._session.user or ""
+        return self._view().user
 
     @property
     def rooms(self) -> tuple[str, ...]:
-        return self._session.rooms
+        return self._view().rooms
 
     @property
     def last_id(self) -> int:
         """The newest message id this client has seen."""
-        return self._session.last_id
+        return self._view().last_id
 
     @property
     def server(self) -> str:
         """The server's free-form ``hello`` string, e.g. ``securechat 0.1.0``."""
-        return self._connection.server if self._connection else ""
+        return self._view().server
 
     @property
     def address(self) -> str:
@@ -127,12 +130,17 @@ class Client:
 
     @property
     def is_connected(self) -> bool:
-        return self._session.is_ready
+        return self._view().is_ready
 
     @property
     def unacknowledged(self) -> list[Outgoing]:
         """Sends not yet acknowledged, oldest first."""
         return self._connection.unacknowledged if self._connection else []
+
+    def _view(self) -> SessionView:
+        if self._connection is None:  # not started: no other thread has the session yet
+            return view_of(self._session)
+        return self._connection.view()
 
     # --- lifecycle -------------------------------------------------------------------
 

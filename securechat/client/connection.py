@@ -7,9 +7,10 @@ it writes what the session has to say, waits in a selector for the socket and fo
 :class:`Waker`, feeds what it reads to the session, and routes the session's events.
 Caller threads touch the session only through :meth:`Connection.ask` and
 :meth:`Connection.submit`, under ``_lock``, and then wake the I/O thread. ``_lock`` guards
-the session, ``_slots`` (ref -> the caller waiting for that reply) and ``_outgoing`` (ref ->
-the caller's handle on a send); a :class:`Slot` or an :class:`Outgoing` is filled by the
-I/O thread and read by its caller once its event is set.
+the session, ``_slots`` (ref -> the caller waiting for that reply), ``_outgoing`` (ref ->
+the caller's handle on a send) and ``_server``; callers read the session's state through
+:meth:`Connection.view`, a copy taken under it. A :class:`Slot` or an :class:`Outgoing` is
+filled by the I/O thread and read by its caller once its event is set.
 
 With ``reconnect`` the I/O thread survives a lost connection: it backs off (full jitter,
 0.5 s doubling to 30 s) and logs in again; the session does the rest (resume token,
@@ -23,6 +24,7 @@ with several addresses (DNS round-robin) is tried address by address within each
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
 import queue
 import random
@@ -63,10 +65,21 @@ from securechat.protocol.client import (
 from securechat.protocol.messages import Asked, Error, Event
 from securechat.transport import TlsStream, Waker
 
-__all__ = ["Connection"]
+__all__ = ["Connection", "SessionView", "view_of"]
 
 BYE_GRACE = 1.0  # how long close() lets the bye reach the server
 _END = object()  # closes event iterators
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SessionView:
+    """What a session says at one instant, copied under the lock for any thread to read."""
+
+    user: str
+    rooms: tuple[str, ...]
+    last_id: int
+    is_ready: bool
+    server: str  # hello's free-form server string
 
 
 class Connection:
@@ -99,8 +112,8 @@ class Connection:
         self._session = session
         self._slots: dict[str, Slot] = {}
         self._outgoing: dict[str, Outgoing] = {}  # insertion order = send order
+        self._server = ""  # hello's free-form server string
         self._stream: TlsStream | None = None  # owned by the I/O thread once it runs
-        self.server = ""  # hello's free-form server string; written by the I/O thread
 
     @property
     def endpoint(self) -> Endpoint:
@@ -115,6 +128,11 @@ class Connection:
     def unacknowledged(self) -> list[Outgoing]:
         with self._lock:
             return list(self._outgoing.values())
+
+    def view(self) -> SessionView:
+        """The session's user, rooms, last id and readiness, and the server's name, now."""
+        with self._lock:
+            return view_of(self._session, self._server)
 
     # --- called by the owner ------------------------------------------------------------
 
@@ -208,7 +226,9 @@ class Connection:
     def _open(self) -> None:
         """Log in on a new connection (the caller's thread at first, then the I/O thread)."""
         assert self._context is not None
-        if not self._session.can_log_in:
+        with self._lock:
+            can_log_in = self._session.can_log_in
+        if not can_log_in:
             raise AuthenticationError(
                 f"{self._endpoint.label} gave no resume token at login, so this client cannot "
                 "log in again by itself: connect again"
@@ -221,8 +241,9 @@ class Connection:
             with self._lock:
                 self._session.connection_lost("closed")
             raise
-        assert self._session.hello is not None
-        self.server = self._session.hello.server
+        with self._lock:
+            assert self._session.hello is not None
+            self._server = self._session.hello.server
         self._has_connected = True
         self._stream = stream
 
@@ -370,6 +391,11 @@ class Connection:
 
     def _emit(self, event: ClientEvent) -> None:
         self._events.put(event)
+
+
+def view_of(session: ClientSession, server: str = "") -> SessionView:
+    """``session``'s state as a :class:`SessionView`; the caller holds what guards it."""
+    return SessionView(session.user or "", session.rooms, session.last_id, session.is_ready, server)
 
 
 def _until(deadline: float | None) -> float | None:

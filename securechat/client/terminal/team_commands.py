@@ -9,8 +9,8 @@ the server ("only moderators of #ops can kick"); the ones that name only a code
 
 from __future__ import annotations
 
-from securechat.client.render import escape, room_event_text
-from securechat.client.screen import Screen, Target
+from securechat.client.terminal.render import escape, room_event_text
+from securechat.client.terminal.screen import Screen, Target
 from securechat.errors import NoSuchMessage, NoSuchRoom, NoSuchUser, NotMember, RoomExists
 from securechat.errors import RequestError as Refused
 from securechat.protocol.messages import Deleted, Edited, RoomEvent

@@ -14,9 +14,9 @@ from collections.abc import Callable, Iterable, Iterator
 from prompt_toolkit.completion import CompleteEvent, Completer, Completion
 from prompt_toolkit.document import Document
 
-from securechat.client.render import escape
-from securechat.client.screen import Screen, Target
-from securechat.client.team_commands import TEAM_HELP, USER_ACTIONS, TeamCommands
+from securechat.client.terminal.render import escape
+from securechat.client.terminal.screen import Screen, Target
+from securechat.client.terminal.team_commands import TEAM_HELP, USER_ACTIONS, TeamCommands
 from securechat.errors import SecureChatError
 from securechat.protocol.messages import MAX_QUERY, MIN_QUERY
 

@@ -1,8 +1,7 @@
 """What the slash commands need of the chat screen, and where plain text goes.
 
 ``Target`` is the current conversation; ``Screen`` is the part of the chat screen
-(client/terminal.py's ``ChatTerminal``) the commands (client/commands.py,
-client/team_commands.py) may use.
+(app.py's ``ChatTerminal``) the commands (commands.py, team_commands.py) may use.
 """
 
 from __future__ import annotations
@@ -12,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from securechat.client.api import Client
-from securechat.client.catchup import ReadState, key_of
+from securechat.client.terminal.catchup import ReadState, key_of
 from securechat.protocol.messages import Conversation, Deleted, Edited, Message
 
 __all__ = ["Screen", "Target"]

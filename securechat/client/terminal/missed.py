@@ -1,16 +1,16 @@
 """What you missed: the catch-up at login and the unread shown on entering a conversation.
 
 The server counts, per conversation, what arrived after your read marker (``unread``);
-these functions show it through the chat screen (client/screen.py) and, by showing it,
+these functions show it through the chat screen (screen.py) and, by showing it,
 mark it read (``Screen.show_page``). Direct messages are for you, so the login shows
 every unread one wherever you are; rooms only say how much is waiting until you enter.
 """
 
 from __future__ import annotations
 
-from securechat.client.commands import HISTORY_MAX
-from securechat.client.render import escape, unread_summary
-from securechat.client.screen import Screen, Target
+from securechat.client.terminal.commands import HISTORY_MAX
+from securechat.client.terminal.render import escape, unread_summary
+from securechat.client.terminal.screen import Screen, Target
 from securechat.errors import SecureChatError
 from securechat.protocol.messages import Conversation
 

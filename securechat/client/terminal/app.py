@@ -7,7 +7,7 @@ being sent sit just above the prompt, dimmed, until their ``ack`` arrives; then 
 into the scrollback as normal lines (once: lines are de-duplicated by message id). The
 prompt also carries the reconnect countdown.
 
-At login the screen shows what was missed (client/missed.py; client/catchup.py keeps
+At login the screen shows what was missed (missed.py; catchup.py keeps
 the state): a summary of the unread conversations, the unread direct messages, then what
 is unread in the current conversation; entering a conversation shows what is unread
 there. Whatever is shown of the current conversation is marked read, so the user's other
@@ -32,8 +32,6 @@ from prompt_toolkit.output import Output
 from prompt_toolkit.patch_stdout import patch_stdout
 
 from securechat.client.api import Client
-from securechat.client.catchup import ReadMarks, ReadState, key_of, key_of_message
-from securechat.client.commands import Commands, UserCompleter
 from securechat.client.events import (
     ClientEvent,
     Delivered,
@@ -42,9 +40,11 @@ from securechat.client.events import (
     Reconnecting,
     SendFailed,
 )
-from securechat.client.missed import catch_up, show_unread
 from securechat.client.outgoing import Outgoing
-from securechat.client.render import (
+from securechat.client.terminal.catchup import ReadMarks, ReadState, key_of, key_of_message
+from securechat.client.terminal.commands import Commands, UserCompleter
+from securechat.client.terminal.missed import catch_up, show_unread
+from securechat.client.terminal.render import (
     STYLE,
     escape,
     is_mentioned,
@@ -53,7 +53,7 @@ from securechat.client.render import (
     room_event_text,
     system_line,
 )
-from securechat.client.screen import Target
+from securechat.client.terminal.screen import Target
 from securechat.config import Limits
 from securechat.errors import SecureChatError
 from securechat.protocol.messages import (
