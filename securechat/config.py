@@ -154,7 +154,6 @@ class Limits:
     node_heartbeat_interval: float = 1.0  # each node writes its live users this often...
     node_ttl: float = 10.0  # ...and one silent this long is dead: its users go offline
     unread_page: int = 500  # conversations in one unread reply, at most (and one frame)
-    unread_cap: int = 1000  # an unread count stops here: "1000" means at least that many
     people_page: int = 1000  # users in one people reply, at most (and one frame)
     # Rooms one user holds: those they are in, plus those they were the last to leave (a
     # loop of create and leave is bounded too). Each costs their unread and rooms replies.

@@ -197,3 +197,25 @@ def test_bell_rings_for_a_mention_or_message_elsewhere_but_not_here(
     bob.expect("alice: thanks @bob")
     bob.settle(0.3)
     assert bob.raw.count("\x07") == rings + 2  # a mention where bob looks: shown, no bell
+
+
+def test_rooms_lists_the_servers_conversations_and_tab_knows_everyone(
+    running_server: RunningServer, terminal: StartTerminal
+) -> None:
+    """#26: /rooms shows every conversation the server holds (a DM from before this device
+    included), then the rooms to join; Tab completes users never seen in this session."""
+    bob = running_server.login("bob")
+    bob.ask("c", type="create", room="ops", topic="on call")
+    bob.send(type="send", to="dave", body="welcome", ref="w")
+    bob.expect("ack", ref="w")
+
+    dave = terminal(running_server, "dave")
+    dave.line("/rooms")
+    dave.expect(r"your conversations \(2\):")
+    dave.expect(r"#general")
+    dave.expect(r"@bob  1 unread|@bob  last")  # shown at login, so maybe read already
+    dave.expect(r"other rooms \(1\), /join ROOM to enter:")
+    dave.expect(r"#ops  1 member\(s\)  on call")
+    dave.type("/msg ca\t")  # carol never logged in, never spoke, and is not online
+    dave.line(" hello")
+    dave.expect(r"» /msg carol hello")

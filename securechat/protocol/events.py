@@ -223,6 +223,10 @@ class ReadMarker(WireMessage):
     ref: str | None = None
 
 
+#: An unread count stops here: a client shows 1000 as "1000+" (docs/protocol.md, unread).
+UNREAD_CAP = 1000
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Conversation:
     """One conversation's unread state: ``key`` orders them (and pages ``unread`` and

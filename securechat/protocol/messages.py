@@ -12,6 +12,7 @@ from __future__ import annotations
 from securechat.protocol.codec import decode_event, decode_request, encode, encode_object
 from securechat.protocol.events import (
     PROTOCOL_VERSION,
+    UNREAD_CAP,
     Ack,
     CACertificate,
     Conversation,
@@ -83,6 +84,7 @@ __all__ = [
     "MIN_QUERY",
     "PROTOCOL_VERSION",
     "ROOM_ACTIONS",
+    "UNREAD_CAP",
     "USER_ACTIONS",
     "Ack",
     "Asked",

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, TypeVar
 from securechat.config import Limits
 from securechat.protocol.codec import encode, encode_object
 from securechat.protocol.events import (
+    UNREAD_CAP,
     Conversation,
     ConversationList,
     Event,
@@ -49,7 +50,7 @@ class Listings:
         """Conversations with unread messages after the key ``after``."""
         found, more = self._store.unread(
             caller.account.id, after=request.after, limit=self._limits.unread_page,
-            cap=self._limits.unread_cap,
+            cap=UNREAD_CAP,
         )  # fmt: skip
         page, more = self._fit((_conversation(c) for c in found), more, empty=UnreadList(()))
         return [UnreadList(conversations=page, more=more, ref=request.ref)]
@@ -58,7 +59,7 @@ class Listings:
         """Every conversation after the key ``after``, read or not, with its newest message."""
         found, more = self._store.conversations(
             caller.account.id, after=request.after, limit=self._limits.unread_page,
-            cap=self._limits.unread_cap,
+            cap=UNREAD_CAP,
         )  # fmt: skip
         empty = ConversationList(())
         page, more = self._fit((_conversation(c) for c in found), more, empty=empty)

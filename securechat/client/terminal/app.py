@@ -54,9 +54,9 @@ from securechat.client.terminal.render import (
     system_line,
 )
 from securechat.client.terminal.screen import Target
-from securechat.config import Limits
 from securechat.errors import SecureChatError
 from securechat.protocol.messages import (
+    UNREAD_CAP,
     Conversation,
     Deleted,
     Edited,
@@ -72,7 +72,6 @@ from securechat.protocol.messages import (
 
 QUIT_WAIT = 5.0  # seconds /quit waits for pending messages to be acknowledged
 AUTHORS_KEPT = 2000  # senders of shown messages remembered, to say whose message was deleted
-UNREAD_CAP = Limits().unread_cap  # the server's cap on an unread count (docs/protocol.md)
 
 
 class ChatTerminal:
@@ -217,9 +216,12 @@ class ChatTerminal:
             f"({escape(client.server)}). Type /help for commands."
         )
         try:
-            catch_up(self, UNREAD_CAP)
+            conversations = catch_up(self, UNREAD_CAP)
+            self.known_users.update(p.name for p in client.people())  # for Tab completion
         except SecureChatError as exc:
             self.fail(f"cannot show what you missed: {escape(exc.message)}")
+        else:
+            self.known_rooms.update(c.room for c in conversations if c.room is not None)
         if self.target is None:
             self.say("you are in no room yet: /join ROOM, or /msg USER TEXT")
         else:

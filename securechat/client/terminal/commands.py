@@ -14,11 +14,11 @@ from collections.abc import Callable, Iterable, Iterator
 from prompt_toolkit.completion import CompleteEvent, Completer, Completion
 from prompt_toolkit.document import Document
 
-from securechat.client.terminal.render import escape
+from securechat.client.terminal.render import conversation_line, escape
 from securechat.client.terminal.screen import Screen, Target
 from securechat.client.terminal.team_commands import TEAM_HELP, USER_ACTIONS, TeamCommands
 from securechat.errors import SecureChatError
-from securechat.protocol.messages import MAX_QUERY, MIN_QUERY
+from securechat.protocol.messages import MAX_QUERY, MIN_QUERY, UNREAD_CAP
 
 __all__ = ["COMMANDS", "HELP", "Commands", "Screen", "Target", "UserCompleter"]
 
@@ -32,7 +32,7 @@ HELP = (
     ("/room ROOM", "switch the current room"),
     ("/msg USER TEXT", "send a direct message"),
     ("/query USER", "make the direct conversation with USER current"),
-    ("/rooms", "list the rooms on the server"),
+    ("/rooms", "list your conversations, then the other rooms on the server"),
     ("/who", "list who is online"),
     ("/history [N]", f"show the last N messages here (default {HISTORY_DEFAULT})"),
     ("/search TEXT", f"find the newest {SEARCH_PAGE} messages you may read that hold TEXT"),
@@ -152,13 +152,22 @@ class Commands(TeamCommands):
             self.t.show_page(page.messages, target)
 
     def cmd_rooms(self, _: str) -> None:
-        rooms = self.t.client.list_rooms()
+        client = self.t.client
+        conversations, rooms = client.conversations(), client.list_rooms()
         self.t.known_rooms.update(r.name for r in rooms)
-        if not rooms:
-            self.t.say("no rooms yet: /join ROOM creates one")
-        for info in rooms:
-            mark = " (joined)" if info.joined else ""
-            self.t.say(f"#{escape(info.name)}  {info.members} member(s){mark}")
+        self.t.known_users.update(c.peer for c in conversations if c.peer is not None)
+        if conversations:
+            self.t.say(f"your conversations ({len(conversations)}):")
+        for item in conversations:
+            self.t.say(f"  {conversation_line(item, UNREAD_CAP)}")
+        others = [info for info in rooms if not info.joined]
+        if others:
+            self.t.say(f"other rooms ({len(others)}), /join ROOM to enter:")
+        for info in others:
+            topic = f"  {escape(info.topic)}" if info.topic else ""
+            self.t.say(f"  #{escape(info.name)}  {info.members} member(s){topic}")
+        if not conversations and not others:
+            self.t.say("no rooms yet: /create ROOM makes one")
 
     def cmd_who(self, _: str) -> None:
         online = self.t.client.who()

@@ -1,6 +1,7 @@
 """What you missed: the catch-up at login and the unread shown on entering a conversation.
 
-The server counts, per conversation, what arrived after your read marker (``unread``);
+The server counts, per conversation, what arrived after your read marker
+(``conversations`` lists them all, the same on every device; ``unread`` those with news);
 these functions show it through the chat screen (screen.py) and, by showing it,
 mark it read (``Screen.show_page``). Direct messages are for you, so the login shows
 every unread one wherever you are; rooms only say how much is waiting until you enter.
@@ -22,17 +23,18 @@ SCREENFUL = 20  # unread messages shown on entering a conversation; /history sho
 _NOTHING = Conversation(key="", count=0, mentions=0, last_read=0)
 
 
-def catch_up(screen: Screen, cap: int) -> None:
+def catch_up(screen: Screen, cap: int) -> list[Conversation]:
     """The summary of what is unread (``cap``: the server's count limit), the unread
     direct messages, then the current conversation's unread (or, when nothing there is
-    unread, its last messages).
+    unread, its last messages). Returns every conversation the server holds for you.
 
     Raises:
         SecureChatError: the server could not be asked.
     """
-    unread = screen.client.unread()
-    for item in unread:
+    conversations = list(screen.client.conversations())
+    for item in conversations:
         screen.reads.set_marker(item.key, item.last_read)
+    unread = [item for item in conversations if item.count > 0]
     screen.say(unread_summary(unread, cap) or "no unread messages")
     target = screen.target
     for item in unread:
@@ -42,6 +44,7 @@ def catch_up(screen: Screen, cap: int) -> None:
         here = next((item for item in unread if item.key == target.key), _NOTHING)
         if not screen.enter(target, here):
             _show_recent(screen, target)
+    return conversations
 
 
 def show_unread(screen: Screen, target: Target, unread: Conversation | None) -> bool:

@@ -17,11 +17,13 @@ from prompt_toolkit.formatted_text import FormattedText
 from prompt_toolkit.styles import Style
 
 from securechat.client.escaping import escape
+from securechat.protocol.mentions import mentions as protocol_mentions
 from securechat.protocol.messages import Conversation, Message, RoomEvent
 
 __all__ = [
     "STYLE",
     "conversation",
+    "conversation_line",
     "escape",
     "is_mentioned",
     "local_time",
@@ -73,10 +75,10 @@ def mentions(body: str, user: str) -> bool:
 
 
 def is_mentioned(body: str, user: str) -> bool:
-    """Whether ``body`` mentions ``user`` as ``@user``: the server's rule for a mention, the
-    one that rings the bell (:func:`mentions` is the looser rule for highlighting)."""
-    pattern = rf"(?<![\w.-])@{re.escape(user)}(?![\w-])"
-    return re.search(pattern, body, re.IGNORECASE) is not None
+    """Whether ``body`` mentions ``user`` as ``@user``: the protocol's rule, the one the
+    server counts and that rings the bell (:func:`mentions` is the looser rule for
+    highlighting a name)."""
+    return protocol_mentions(body, user)
 
 
 def conversation(message: Message, me: str) -> str:
@@ -172,6 +174,19 @@ def unread_summary(conversations: Iterable[Conversation], cap: int) -> str | Non
     if not parts:
         return None
     return f"{parts[0].replace(' in ', ' unread in ', 1)}{''.join(', ' + p for p in parts[1:])}"
+
+
+def conversation_line(item: Conversation, cap: int) -> str:
+    """``#ops  3 unread (1 mention), last Dec 01 09:12``: one line of ``/rooms``, escaped."""
+    where = f"#{escape(item.room)}" if item.room else f"@{escape(item.peer or '?')}"
+    parts = [where]
+    if item.count > 0:
+        count = f"{item.count}+" if item.count >= cap else str(item.count)
+        mentions = f" ({item.mentions} mention{'s' if item.mentions > 1 else ''})"
+        parts.append(f"{count} unread{mentions if item.mentions else ''}")
+    if item.last_ts is not None:
+        parts.append(f"last {local_time(item.last_ts)}")
+    return "  ".join(parts)
 
 
 def system_line(text: str, *, style: str = "class:system") -> FormattedText:
