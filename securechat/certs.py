@@ -7,10 +7,10 @@ written to a temporary file in the same folder and renamed into place, so a cras
 old file or the whole new one; all new files are written before the first rename, so a
 certificate and its key change within microseconds of each other; key files are created
 0600, never readable by others even for a moment. The shape follows trustme:
-``CertificateAuthority.create()`` then ``ca.issue_server_cert(hosts)``. The same module
-reads and checks those files for ``serve``, the renewer and ``doctor``; the default SANs
+``CertificateAuthority.create()`` then ``ca.issue_server_cert(hosts)``. The default SANs
 (this machine's names and addresses) come from :mod:`securechat.hostnames`. cryptography
-and OS errors become :class:`CertificateError`.
+and OS errors become :class:`CertificateError`. Checking the files an installation holds
+(for ``serve``, the renewer and ``doctor``) is cert_files.py's, on this module's readers.
 """
 
 from __future__ import annotations
@@ -18,19 +18,17 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import ipaddress
-import stat
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Self
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
 
-from securechat.errors import CertificateError, CertificatesMissing, ConfigError
+from securechat.errors import CertificateError, ConfigError
 from securechat.files import write_files_atomic
 from securechat.hostnames import default_hosts, is_dns_name
 
@@ -147,24 +145,6 @@ class CertReport:
         return self.directory / CA_DER
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class ServerCertInfo:
-    """What the server logs about its certificate on start."""
-
-    sans: list[str]
-    not_after: dt.datetime
-    fingerprint: str
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class ServerCertFiles:
-    """Server files that exist, match each other and are in date (see check_server_files)."""
-
-    cert_file: Path
-    key_file: Path
-    ca_file: Path
-
-
 def fingerprint(cert: x509.Certificate) -> str:
     """SHA-256 of the DER certificate as colon-separated uppercase hex, as openssl prints it."""
     return ":".join(f"{byte:02X}" for byte in cert.fingerprint(hashes.SHA256()))
@@ -213,14 +193,14 @@ def init_certs(
     except OSError as exc:
         raise CertificateError(f"cannot create {directory}: {exc.strerror}") from exc
     _write_files(directory, files)
-    sans = _sans(server.cert)
+    issued = sans(server.cert)
     return CertReport(
         directory=directory,
         written=tuple(directory / name for name, _, _ in files),
         renewed=renew,
-        sans=tuple(sans),
-        added=tuple(name for name in sans if before and name not in before),
-        removed=tuple(name for name in before if name not in sans),
+        sans=tuple(issued),
+        added=tuple(name for name in issued if before and name not in before),
+        removed=tuple(name for name in before if name not in issued),
         ca_not_after=ca.cert.not_valid_after_utc,
         server_not_after=server.cert.not_valid_after_utc,
         ca_fingerprint=ca.fingerprint(),
@@ -230,153 +210,15 @@ def init_certs(
 def load_ca(directory: Path) -> CertificateAuthority:
     """Load ca.pem and ca.key. Raises CertificateError if missing, unreadable or mismatched."""
     cert = read_certificate(directory / CA_CERT)
-    key = _read_key(directory / CA_KEY)
-    _check_pair(cert, key, directory / CA_CERT, directory / CA_KEY)
+    key = read_key(directory / CA_KEY)
+    check_pair(cert, key, directory / CA_CERT, directory / CA_KEY)
     return CertificateAuthority(cert=cert, key=key)
-
-
-def server_cert_info(cert_file: Path) -> ServerCertInfo:
-    """The SANs, expiry and fingerprint of a certificate, for the server to log on start."""
-    cert = read_certificate(cert_file)
-    return ServerCertInfo(_sans(cert), cert.not_valid_after_utc, fingerprint(cert))
-
-
-def check_server_files(directory: Path) -> ServerCertFiles:
-    """Check that the server can start with the files in ``directory``.
-
-    Raises CertificateError (one line, with the command that fixes it) when the folder or a
-    file is missing or unreadable, server.key does not match server.pem, server.pem was not
-    issued by ca.pem, or server.pem has expired.
-    """
-    _require_certs(directory)
-    files = ServerCertFiles(directory / SERVER_CERT, directory / SERVER_KEY, directory / CA_CERT)
-    ca = read_certificate(files.ca_file)
-    cert = read_certificate(files.cert_file)
-    _check_pair(cert, _read_key(files.key_file), files.cert_file, files.key_file)
-    renew = f"run `securechat init-certs --renew --dir {directory}`"
-    try:
-        cert.verify_directly_issued_by(ca)
-    except (ValueError, TypeError, InvalidSignature) as exc:
-        raise CertificateError(
-            f"{files.cert_file} was not issued by {files.ca_file}; {renew}"
-        ) from exc
-    if cert.not_valid_after_utc <= dt.datetime.now(dt.UTC):
-        expired = f"{cert.not_valid_after_utc:%Y-%m-%d}"
-        raise CertificateError(f"{files.cert_file} expired on {expired}; {renew}")
-    return files
-
-
-def ca_fingerprint(directory: Path) -> str:
-    """The fingerprint of ca.pem in ``directory``, for ``securechat fingerprint``.
-
-    Raises:
-        CertificateError: ca.pem is missing (CertificatesMissing: no certificates there).
-    """
-    _require_certs(directory)
-    return fingerprint(read_certificate(directory / CA_CERT))
-
-
-def _require_certs(directory: Path) -> None:
-    if not directory.is_dir() or not any(
-        (directory / name).exists() for name in (CA_CERT, SERVER_CERT)
-    ):
-        raise _missing(directory)
-
-
-def _missing(directory: Path) -> CertificatesMissing:
-    """Most often the right certificates are elsewhere (another folder, ``sudo`` without
-    the environment): making new ones there would be a second CA nobody trusts, so that
-    comes last."""
-    where = directory.absolute()
-    relative = "" if directory.is_absolute() else f", relative to the current folder {Path.cwd()}"
-    return CertificatesMissing(
-        f"no certificates in {where} (the --certs folder{relative}): if they are elsewhere, "
-        "pass --certs DIR or SECURECHAT_CERTS, or run from the folder that holds certs/; "
-        f"only for a new installation, make them with `securechat init-certs --dir {where}`"
-    )
-
-
-def exposed_keys(directory: Path, *more: Path) -> list[tuple[Path, int]]:
-    """server.key and ca.key (and ``more`` keys), where present, that group or others may
-    use, with their modes."""
-    found = []
-    for key in dict.fromkeys((directory / SERVER_KEY, directory / CA_KEY, *more)):
-        try:
-            mode = stat.S_IMODE(key.stat().st_mode)
-        except FileNotFoundError:
-            continue  # ca.key may be kept offline; a missing server.key is reported elsewhere
-        except OSError as exc:
-            raise CertificateError(f"cannot read {key}: {exc.strerror}") from exc
-        if mode & 0o077:
-            found.append((key, mode))
-    return found
-
-
-def check_key_modes(directory: Path, *more: Path) -> None:
-    """Refuse private keys that other users can read: they would let them pose as the server.
-
-    Raises:
-        CertificateError: the first such key, with the ``chmod`` that fixes it.
-    """
-    exposed = exposed_keys(directory, *more)
-    if exposed:
-        key, mode = exposed[0]
-        raise CertificateError(
-            f"{key} can be read by other users (mode {mode:04o}); run `chmod 600 {key}`"
-        )
-
-
-def check_server_pair(cert_file: Path, key_file: Path, ca_file: Path) -> ServerCertFiles:
-    """Check a certificate and key from elsewhere (a company CA) as check_server_files does.
-
-    ``cert_file`` may hold intermediates after the server certificate; the chain must lead
-    to ``ca_file`` (the CA clients trust) and name what the certificate is for.
-
-    Raises:
-        CertificateError: a file is missing or unreadable, the key does not match, the
-            chain does not verify against ``ca_file``, or the certificate has expired.
-    """
-    try:
-        chain = x509.load_pem_x509_certificates(_read(cert_file))
-    except ValueError as exc:
-        raise CertificateError(f"{cert_file} is not a PEM certificate (chain)") from exc
-    leaf, ca = chain[0], read_certificate(ca_file)
-    _check_pair(leaf, _read_key(key_file), cert_file, key_file)
-    if leaf.not_valid_after_utc <= dt.datetime.now(dt.UTC):
-        raise CertificateError(f"{cert_file} expired on {leaf.not_valid_after_utc:%Y-%m-%d}")
-    sans = _sans(leaf)
-    if not sans:
-        raise CertificateError(f"{cert_file} names no host (no subjectAltName)")
-    subject: x509.DNSName | x509.IPAddress
-    try:
-        subject = x509.IPAddress(ipaddress.ip_address(sans[0]))
-    except ValueError:
-        subject = x509.DNSName(sans[0])
-    verifier = PolicyBuilder().store(Store([ca])).build_server_verifier(subject)
-    try:
-        verifier.verify(leaf, chain[1:])
-    except VerificationError as exc:
-        raise CertificateError(
-            f"{cert_file} does not verify against {ca_file} (put the CA that issued it "
-            f"there, and any intermediates in {cert_file.name} after the certificate): {exc}"
-        ) from exc
-    return ServerCertFiles(cert_file, key_file, ca_file)
-
-
-def read_ca_pem(directory: Path) -> str:
-    """The CA certificate in PEM form, as the server offers it to clients (never a key).
-
-    Raises:
-        CertificateError: ca.pem is missing or is not a certificate.
-    """
-    certificate = read_certificate(directory / CA_CERT)
-    return certificate.public_bytes(serialization.Encoding.PEM).decode("ascii")
 
 
 def read_certificate(path: Path) -> x509.Certificate:
     """Load one PEM certificate. Raises CertificateError if missing, unreadable or not PEM."""
     try:
-        return x509.load_pem_x509_certificate(_read(path))
+        return x509.load_pem_x509_certificate(read_file(path))
     except ValueError as exc:
         raise CertificateError(f"{path} is not a PEM certificate") from exc
 
@@ -394,7 +236,8 @@ def _general_name(host: str) -> x509.GeneralName:
     return x509.IPAddress(address)
 
 
-def _sans(cert: x509.Certificate) -> list[str]:
+def sans(cert: x509.Certificate) -> list[str]:
+    """The host names and IP addresses a certificate names (its subjectAltName), in order."""
     try:
         names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound:
@@ -463,7 +306,7 @@ def _current_names(directory: Path, hosts: Sequence[str] | None) -> list[str]:
     if not path.exists():
         return []
     try:
-        return _sans(read_certificate(path))
+        return sans(read_certificate(path))
     except CertificateError as exc:
         if hosts:
             return []  # the admin names every host; the broken file is replaced
@@ -507,7 +350,8 @@ def _existing_ca(directory: Path) -> CertificateAuthority:
     return ca
 
 
-def _read(path: Path) -> bytes:
+def read_file(path: Path) -> bytes:
+    """A certificate or key file's bytes. Raises CertificateError naming the fix."""
     try:
         return path.read_bytes()
     except FileNotFoundError as exc:
@@ -518,9 +362,10 @@ def _read(path: Path) -> bytes:
         raise CertificateError(f"cannot read {path}: {exc.strerror}") from exc
 
 
-def _read_key(path: Path) -> ec.EllipticCurvePrivateKey:
+def read_key(path: Path) -> ec.EllipticCurvePrivateKey:
+    """Load one unencrypted PEM ECDSA key. Raises CertificateError otherwise."""
     try:
-        key = serialization.load_pem_private_key(_read(path), password=None)
+        key = serialization.load_pem_private_key(read_file(path), password=None)
     except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
         raise CertificateError(f"{path} is not an unencrypted PEM private key") from exc
     if not isinstance(key, ec.EllipticCurvePrivateKey):
@@ -528,9 +373,10 @@ def _read_key(path: Path) -> ec.EllipticCurvePrivateKey:
     return key
 
 
-def _check_pair(
+def check_pair(
     cert: x509.Certificate, key: ec.EllipticCurvePrivateKey, cert_file: Path, key_file: Path
 ) -> None:
+    """Raises CertificateError unless ``key`` is the private half of ``cert``."""
     if cert.public_key() != key.public_key():
         raise CertificateError(f"{key_file} does not match {cert_file}")
 

@@ -17,7 +17,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from securechat import certs
+from securechat import cert_files, certs
 from securechat.errors import CertificateError, CertificatesMissing, ConfigError
 from tests.conftest import CliRunner
 
@@ -158,7 +158,7 @@ def test_init_certs_renew_keeps_the_ca_and_replaces_server_cert_and_key(tmp_path
     assert [p.name for p in second.written] == [certs.SERVER_KEY, certs.SERVER_CERT]
     assert second.sans == ("localhost", "chat.example")  # the old names stay
     assert (second.added, second.removed) == (("chat.example",), ())
-    assert certs.check_server_files(tmp_path).cert_file == tmp_path / certs.SERVER_CERT
+    assert cert_files.check_server_files(tmp_path).cert_file == tmp_path / certs.SERVER_CERT
 
 
 def test_init_certs_renew_without_ca_is_an_error(tmp_path: Path) -> None:
@@ -180,7 +180,7 @@ def test_init_certs_writes_nothing_when_a_host_is_invalid(tmp_path: Path) -> Non
 
 def test_server_cert_info_reports_sans_expiry_and_fingerprint(tmp_path: Path) -> None:
     report = certs.init_certs(tmp_path, hosts=["localhost", "127.0.0.1"])
-    info = certs.server_cert_info(tmp_path / certs.SERVER_CERT)
+    info = cert_files.server_cert_info(tmp_path / certs.SERVER_CERT)
     assert info.sans == ["localhost", "127.0.0.1"]
     assert info.not_after == report.server_not_after
     assert FINGERPRINT.fullmatch(info.fingerprint)
@@ -189,8 +189,8 @@ def test_server_cert_info_reports_sans_expiry_and_fingerprint(tmp_path: Path) ->
 
 def test_check_server_files_accepts_what_init_certs_made(tmp_path: Path) -> None:
     certs.init_certs(tmp_path, hosts=None)
-    files = certs.check_server_files(tmp_path)
-    assert files == certs.ServerCertFiles(
+    files = cert_files.check_server_files(tmp_path)
+    assert files == cert_files.ServerCertFiles(
         tmp_path / certs.SERVER_CERT, tmp_path / certs.SERVER_KEY, tmp_path / certs.CA_CERT
     )
 
@@ -198,38 +198,38 @@ def test_check_server_files_accepts_what_init_certs_made(tmp_path: Path) -> None
 def test_check_server_files_explains_missing_folder_and_files(tmp_path: Path) -> None:
     for empty in (tmp_path / "nowhere", tmp_path):
         with pytest.raises(CertificatesMissing, match=rf"no certificates in {empty} \(the --certs"):
-            certs.check_server_files(empty)
+            cert_files.check_server_files(empty)
     certs.init_certs(tmp_path, hosts=None)
     (tmp_path / certs.SERVER_KEY).unlink()
     with pytest.raises(
         CertificateError, match=r"server\.key not found; run `securechat init-certs"
     ):
-        certs.check_server_files(tmp_path)
+        cert_files.check_server_files(tmp_path)
 
 
 def test_check_server_files_rejects_key_that_does_not_match(tmp_path: Path) -> None:
     certs.init_certs(tmp_path, hosts=None)
     shutil.copy(tmp_path / certs.CA_KEY, tmp_path / certs.SERVER_KEY)
     with pytest.raises(CertificateError, match=r"server\.key does not match .*server\.pem"):
-        certs.check_server_files(tmp_path)
+        cert_files.check_server_files(tmp_path)
 
 
 def test_check_server_files_rejects_cert_from_another_ca(tmp_path: Path) -> None:
     certs.init_certs(tmp_path, hosts=None)
     (tmp_path / certs.CA_CERT).write_bytes(certs.CertificateAuthority.create().cert_pem())
     with pytest.raises(CertificateError, match=r"was not issued by .*ca\.pem"):
-        certs.check_server_files(tmp_path)
+        cert_files.check_server_files(tmp_path)
 
 
 def test_check_server_files_rejects_garbage_and_unreadable_files(tmp_path: Path) -> None:
     certs.init_certs(tmp_path, hosts=None)
     (tmp_path / certs.SERVER_CERT).write_text("not a certificate")
     with pytest.raises(CertificateError, match=r"server\.pem is not a PEM certificate"):
-        certs.check_server_files(tmp_path)
+        cert_files.check_server_files(tmp_path)
     (tmp_path / certs.SERVER_CERT).unlink()
     (tmp_path / certs.SERVER_CERT).mkdir()
     with pytest.raises(CertificateError, match=r"cannot read .*server\.pem"):
-        certs.check_server_files(tmp_path)
+        cert_files.check_server_files(tmp_path)
 
 
 def test_load_ca_rejects_mismatched_key(tmp_path: Path) -> None:
@@ -264,7 +264,7 @@ def test_cli_init_certs_uses_default_hosts_and_env_folder(
 ) -> None:
     result = run_cli("init-certs", env={"SECURECHAT_CERTS": "keys"})
     assert result.returncode == 0, result.stderr
-    info = certs.server_cert_info(tmp_path / "keys" / certs.SERVER_CERT)
+    info = cert_files.server_cert_info(tmp_path / "keys" / certs.SERVER_CERT)
     assert info.sans[:3] == ["localhost", "127.0.0.1", "::1"]
     assert ", ".join(info.sans) in result.stdout
 
@@ -347,7 +347,7 @@ def test_renew_as_the_client_hint_says_keeps_every_name_and_adds_the_new_one(
     assert made.returncode == 0, made.stderr
     renewed = run_cli("init-certs", "--renew", "--host", "127.0.0.1")
     assert renewed.returncode == 0, renewed.stderr
-    sans = certs.server_cert_info(tmp_path / "certs" / certs.SERVER_CERT).sans
+    sans = cert_files.server_cert_info(tmp_path / "certs" / certs.SERVER_CERT).sans
     assert sans == ["chat.office.lan", "192.168.1.20", "127.0.0.1"]
     assert "Added: 127.0.0.1" in renewed.stdout
     assert "Removed" not in renewed.stdout
@@ -359,7 +359,7 @@ def test_renew_without_host_keeps_the_names_not_this_machines(
     assert run_cli("init-certs", "--host", "chat.office.lan").returncode == 0
     renewed = run_cli("init-certs", "--renew")
     assert renewed.returncode == 0, renewed.stderr
-    assert certs.server_cert_info(tmp_path / "certs" / certs.SERVER_CERT).sans == [
+    assert cert_files.server_cert_info(tmp_path / "certs" / certs.SERVER_CERT).sans == [
         "chat.office.lan"
     ]
     assert "Added" not in renewed.stdout
@@ -375,7 +375,7 @@ def test_renew_removes_a_name_only_when_told_and_says_so(
     )
     renewed = run_cli("init-certs", "--renew", "--drop-host", "old.office.lan", "--host", "new.lan")
     assert renewed.returncode == 0, renewed.stderr
-    sans = certs.server_cert_info(tmp_path / "certs" / certs.SERVER_CERT).sans
+    sans = cert_files.server_cert_info(tmp_path / "certs" / certs.SERVER_CERT).sans
     assert sans == ["chat.office.lan", "new.lan"]
     assert "Added: new.lan" in renewed.stdout
     assert "Removed: old.office.lan (clients using it will be refused)" in renewed.stdout

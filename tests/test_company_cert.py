@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from securechat import certs
+from securechat import cert_files, certs
 from securechat.errors import CertificateError
 
 
@@ -82,18 +82,24 @@ def company(tmp_path: Path) -> Path:
 
 
 def test_check_server_pair_accepts_a_company_chain(company: Path) -> None:
-    files = certs.check_server_pair(company / "chat.pem", company / "chat.key", company / "ca.pem")
+    files = cert_files.check_server_pair(
+        company / "chat.pem", company / "chat.key", company / "ca.pem"
+    )
     assert files.cert_file == company / "chat.pem"
 
 
 def test_check_server_pair_accepts_what_init_certs_made(tmp_path: Path) -> None:
     certs.init_certs(tmp_path, hosts=["localhost"])
-    certs.check_server_pair(tmp_path / "server.pem", tmp_path / "server.key", tmp_path / "ca.pem")
+    cert_files.check_server_pair(
+        tmp_path / "server.pem", tmp_path / "server.key", tmp_path / "ca.pem"
+    )
 
 
 def test_check_server_pair_needs_the_intermediate_in_the_file(company: Path) -> None:
     with pytest.raises(CertificateError, match="does not verify against"):
-        certs.check_server_pair(company / "leaf-only.pem", company / "chat.key", company / "ca.pem")
+        cert_files.check_server_pair(
+            company / "leaf-only.pem", company / "chat.key", company / "ca.pem"
+        )
 
 
 def test_check_server_pair_refuses_another_ca_and_a_foreign_key(
@@ -102,9 +108,9 @@ def test_check_server_pair_refuses_another_ca_and_a_foreign_key(
     ours = tmp_path_factory.mktemp("ours")
     certs.init_certs(ours, hosts=["localhost"])
     with pytest.raises(CertificateError, match="does not verify against"):
-        certs.check_server_pair(company / "chat.pem", company / "chat.key", ours / "ca.pem")
+        cert_files.check_server_pair(company / "chat.pem", company / "chat.key", ours / "ca.pem")
     with pytest.raises(CertificateError, match="does not match"):
-        certs.check_server_pair(company / "chat.pem", ours / "server.key", company / "ca.pem")
+        cert_files.check_server_pair(company / "chat.pem", ours / "server.key", company / "ca.pem")
 
 
 def test_init_certs_writes_the_ca_as_der_for_double_click_import(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from securechat import certs
+from securechat import cert_files, certs
 from securechat.cli.app import app
 from securechat.cli.options import CERTS_DEFAULT, CertsDir, ConfigPath
 
@@ -104,7 +104,7 @@ def fingerprint_command(config: ConfigPath = None, directory: CertsDir = CERTS_D
 
     Users compare it with what their client shows the first time it connects.
     """
-    typer.echo(certs.ca_fingerprint(Path(directory)))
+    typer.echo(cert_files.ca_fingerprint(Path(directory)))
 
 
 def _date(when: dt.datetime) -> str:

@@ -8,7 +8,7 @@ from collections.abc import Iterator, Sequence
 
 from cryptography import x509
 
-from securechat import certs
+from securechat import cert_files, certs
 from securechat.doctor.findings import Check, Finding, Installation, Status
 from securechat.errors import CertificateError
 
@@ -24,7 +24,7 @@ LOADS_IT = (
 def _certificate_files(inst: Installation) -> Iterator[Finding]:
     name = "certificates"
     try:
-        files = certs.check_server_files(inst.certs_dir)
+        files = cert_files.check_server_files(inst.certs_dir)
     except CertificateError as error:
         fix = None
         if "securechat init-certs" not in error.message:
@@ -42,7 +42,7 @@ def _key_modes(inst: Installation) -> Iterator[Finding]:
     keys = [inst.certs_dir / n for n in (certs.SERVER_KEY, certs.CA_KEY)]
     present = [key for key in keys if key.is_file()]
     try:
-        exposed = certs.exposed_keys(inst.certs_dir)
+        exposed = cert_files.exposed_keys(inst.certs_dir)
     except CertificateError:
         return  # _certificate_files says why the folder cannot be read
     for key, mode in exposed:
@@ -78,7 +78,7 @@ def _host_names(inst: Installation) -> Iterator[Finding]:
     cert = server_cert(inst)
     if cert is None:
         return
-    sans = _sans(cert)
+    sans = certs.sans(cert)
     missing = [host for host in inst.hosts if _normalize(host) not in {_normalize(s) for s in sans}]
     named = ", ".join(sans) or "nothing"
     if missing:
@@ -126,14 +126,6 @@ def server_cert(inst: Installation) -> x509.Certificate | None:
         return None  # reported by _certificate_files
 
 
-def _sans(cert: x509.Certificate) -> list[str]:
-    try:
-        names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except x509.ExtensionNotFound:
-        return []
-    return [str(n.value) for n in names if isinstance(n, x509.DNSName | x509.IPAddress)]
-
-
 def _normalize(host: str) -> str:
     try:
         return str(ipaddress.ip_address(host.strip()))
@@ -144,7 +136,7 @@ def _normalize(host: str) -> str:
 def _renew_command(inst: Installation, extra: Sequence[str] = ()) -> str:
     """``init-certs --renew`` keeping the certificate's current names (plus ``extra``)."""
     cert = server_cert(inst)
-    hosts = dict.fromkeys([*(_sans(cert) if cert else []), *extra])
+    hosts = dict.fromkeys([*(certs.sans(cert) if cert else []), *extra])
     names = "".join(f" --host {host}" for host in hosts)
     return f"run `securechat init-certs --renew --dir {inst.certs_dir}{names}`"
 

@@ -32,19 +32,15 @@ from pathlib import Path
 
 from cryptography import x509
 
-from securechat.certs import (
-    CA_CERT,
-    CA_KEY,
-    SERVER_CERT,
+from securechat.cert_files import (
     ServerCertFiles,
     check_key_modes,
     check_server_files,
     check_server_pair,
-    fingerprint,
-    init_certs,
     read_ca_pem,
     server_cert_info,
 )
+from securechat.certs import CA_CERT, CA_KEY, SERVER_CERT, fingerprint, init_certs
 from securechat.errors import SecureChatError
 from securechat.tls import check_server_context, server_context
 

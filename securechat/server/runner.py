@@ -19,7 +19,7 @@ from types import FrameType
 
 from securechat import __version__
 from securechat.accounts import Accounts
-from securechat.certs import ServerCertFiles, check_key_modes, server_cert_info
+from securechat.cert_files import ServerCertFiles, check_key_modes, server_cert_info
 from securechat.config import ServerConfig
 from securechat.errors import CertificatesMissing
 from securechat.server.renewal import ServerFiles

@@ -50,7 +50,8 @@ from collections.abc import Callable
 from typing import Protocol, Self, TypeVar
 
 from securechat.accounts import Account, Accounts
-from securechat.certs import SERVER_CERT, read_ca_pem, server_cert_info
+from securechat.cert_files import read_ca_pem, server_cert_info
+from securechat.certs import SERVER_CERT
 from securechat.config import ServerConfig
 from securechat.errors import ConfigError, ErrorCode, StoreError, TooManySessions
 from securechat.protocol.messages import Bye, Error

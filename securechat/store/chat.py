@@ -163,20 +163,6 @@ class ChatStore:
 
     # --- rooms and memberships -----------------------------------------------------
 
-    def memberships(self) -> dict[str, list[str]]:
-        """Every room with its members' names (rooms without members included)."""
-        with self._db.session() as s:
-            names: dict[str, list[str]] = {name: [] for name in s.scalars(select(Room.name))}
-            rows = s.execute(
-                select(Room.name, User.name)
-                .join(Membership, Membership.room_id == Room.id)
-                .join(User, User.id == Membership.user_id)
-                .where(Membership.left_at_id.is_(None))
-            )
-            for room, user in rows:
-                names[room].append(user)
-        return names
-
     def join(self, user_id: int, room: str) -> None:
         """Make ``user_id`` a member of ``room``, creating the room if new. Idempotent.
 

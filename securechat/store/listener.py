@@ -53,12 +53,6 @@ class JournalListener:
         assert self._conn is not None, "not open"
         return int(self._conn.fileno())
 
-    @property
-    def backend_pid(self) -> int:
-        """The server process of this connection (what ``pg_terminate_backend`` takes)."""
-        assert self._conn is not None, "not open"
-        return int(self._conn.info.backend_pid)
-
     def drain(self) -> list[str]:
         """The payloads that arrived, without waiting (merged duplicates come once).
 
