@@ -218,22 +218,107 @@ def test_browser_and_terminal_client_chat_both_ways(page: Page, web: RunningServ
     assert bob.expect("message", body="just between us")["to"] == "bob"
 
 
-def test_browser_shows_a_refused_message_as_failed_with_a_retry(
+def test_browser_puts_a_message_refused_as_too_long_back_in_the_composer(
     page: Page, server_factory: ServerFactory
 ) -> None:
-    web = server_factory(web_port=0, max_body=20)
+    web = server_factory(web_port=0, max_body=20)  # its hello does not announce max_body
     _logged_in(page, web)
     composer = page.get_by_label("Message", exact=True)
     composer.fill("this message is longer than twenty characters")
     composer.press("Enter")
-    failed = _messages(page).filter(has_text="longer than twenty")
-    expect(failed).to_have_attribute("data-status", "failed")
-    failed.get_by_role("button", name="Retry").click()
-    expect(failed).to_have_count(1)  # retried once more, refused once more, shown once
-    expect(failed).to_have_attribute("data-status", "failed")
+    expect(page.locator("#composer-error")).to_contain_text("longer than 20 characters")
+    expect(composer).to_have_value("this message is longer than twenty characters")
+    expect(_messages(page)).to_have_count(0)  # no failed copy under every newer message
     composer.fill("short one")
     composer.press("Enter")
     expect(_messages(page).filter(has_text="short one")).to_have_attribute("data-status", "sent")
+
+
+def test_browser_keeps_a_10000_character_message_in_the_growing_composer(
+    page: Page, web: RunningServer
+) -> None:
+    _logged_in(page, web)
+    composer = page.get_by_label("Message", exact=True)
+    before = composer.bounding_box()
+    text = "\n".join("x" * 99 for _ in range(100)) + "!"
+    assert len(text) == 10_000
+    composer.fill(text)
+    grown = composer.bounding_box()
+    assert before is not None
+    assert grown is not None
+    assert grown["height"] > before["height"] * 3  # grows with its content...
+    assert grown["height"] <= 700 * 0.4 + 4  # ...up to 40 % of the window, then scrolls
+    composer.press("Enter")
+    expect(page.locator("#composer-error")).to_contain_text("longer than 4000 characters")
+    expect(composer).to_have_value(text)
+    expect(_messages(page)).to_have_count(0)
+
+
+def test_browser_checks_the_hellos_frame_limit_before_sending(
+    page: Page, server_factory: ServerFactory
+) -> None:
+    web = server_factory(web_port=0, max_frame=16384, max_body=100_000)
+    sent: list[str] = []
+    page.on(
+        "websocket",
+        lambda socket: socket.on(
+            "framesent", lambda payload: sent.append(payload if isinstance(payload, str) else "")
+        ),
+    )
+    _logged_in(page, web)
+    composer = page.get_by_label("Message", exact=True)
+    counter = page.locator("#composer-counter")
+    expect(counter).to_be_hidden()
+    composer.fill("x" * 15_000)
+    expect(counter).to_be_visible()
+    expect(counter).to_contain_text("bytes left")
+    composer.fill("x" * 17_000)
+    expect(counter).to_contain_text("bytes too long")
+    composer.press("Enter")
+    expect(page.locator("#composer-error")).to_contain_text("Too long to send")
+    expect(composer).to_have_value("x" * 17_000)
+    assert not [frame for frame in sent if '"type":"send"' in frame]
+    composer.fill("fits")
+    composer.press("Enter")
+    expect(_messages(page).filter(has_text="fits")).to_have_attribute("data-status", "sent")
+    expect(page.locator("#connection-status")).to_have_text("Online")
+
+
+def test_browser_failed_message_can_be_dismissed_edited_or_retried(
+    page: Page, web: RunningServer
+) -> None:
+    _logged_in(page, web)
+    bob = web.login("bob")
+    bob.send(type="create", room="quiet", ref="c")
+    bob.expect("joined", ref="c")
+    bob.send(type="moderate", room="quiet", action="invite", user="alice", ref="i")
+    bob.expect("done", ref="i")
+    _type(page, "/join quiet")
+    expect(page.locator("#conversation-title")).to_have_text("#quiet")
+    bob.send(type="moderate", room="quiet", action="mute", user="alice", ref="m")
+    bob.expect("done", ref="m")
+    expect(page.locator("#messages li.system").last).to_have_text("bob muted you")
+    composer = page.get_by_label("Message", exact=True)
+    _type(page, "first try")
+    first = _messages(page).filter(has_text="first try")
+    expect(first).to_have_attribute("data-status", "failed")
+    expect(first.locator(".reason")).to_have_text("you are muted in #quiet")
+    first.get_by_role("button", name="Dismiss your failed message “first try”").click()
+    expect(first).to_have_count(0)
+    _type(page, "second try")
+    second = _messages(page).filter(has_text="second try")
+    second.get_by_role("button", name="Edit your failed message “second try”").click()
+    expect(second).to_have_count(0)
+    expect(composer).to_have_value("second try")
+    expect(composer).to_be_focused()
+    composer.press("Enter")
+    expect(second).to_have_attribute("data-status", "failed")
+    bob.send(type="moderate", room="quiet", action="unmute", user="alice", ref="u")
+    bob.expect("done", ref="u")
+    second.get_by_role("button", name="Retry your failed message “second try”").click()
+    expect(second).to_have_attribute("data-status", "sent")
+    expect(second).to_have_count(1)
+    assert bob.expect("message", room="quiet")["body"] == "second try"
 
 
 def test_browser_direct_message_notifies_and_counts_unread(
@@ -403,8 +488,17 @@ def test_browser_works_from_the_keyboard_at_360_px(
         page.press("#join-room", "Enter")
         expect(page.locator("#conversation-title")).to_have_text("#dev")
         expect(page.locator("#sidebar")).to_be_hidden()
-        page.keyboard.type("a message of mine, with its Edit and Delete buttons")
+        page.keyboard.type("a message of mine,")
+        page.keyboard.press("Enter")  # on a phone, Enter is a new line...
+        page.keyboard.type("with its Edit and Delete buttons")
+        expect(page.locator("#composer-input")).to_have_value(
+            "a message of mine,\nwith its Edit and Delete buttons"
+        )
+        page.keyboard.press("Tab")  # ...and the Send button sends
+        expect(page.locator("#composer-send")).to_be_focused()
         page.keyboard.press("Enter")
+        expect(page.locator("#composer-input")).to_have_value("")
+        page.keyboard.press("Shift+Tab")
         expect(_messages(page).get_by_role("button", name="Edit message")).to_have_count(1)
         page.keyboard.press("ArrowUp")
         expect(page.locator("#edit-bar")).to_be_visible()

@@ -9,6 +9,7 @@
 import { conversationKey, mentions } from "./chat.js";
 import { ComposerView } from "./composer.js";
 import { Connection } from "./connection.js";
+import { sendLimits } from "./drafts.js";
 import { $, pageSeen, prefs } from "./dom.js";
 import { SESSION_EVENTS } from "./events.js";
 import { MessagesView } from "./messages.js";
@@ -35,6 +36,8 @@ class App extends Writer {
       askDelete: (conversation, id) => this.askDelete(conversation, id),
       confirmDelete: (conversation, id, yes) => this.confirmDelete(conversation, id, yes),
       retry: (conversation, ref) => this.retry(conversation, ref),
+      editFailed: (conversation, ref) => this.editFailed(conversation, ref),
+      dismiss: (conversation, ref) => this.dismiss(conversation, ref),
     };
     this.messages = new MessagesView($("messages"), {
       me: () => this.state.me,
@@ -133,6 +136,7 @@ class App extends Writer {
       return;
     }
     state.me = welcome.user;
+    this.composer.setLimits(sendLimits(this.connection.session.hello));
     $("login-password").value = "";
     $("login-submit").disabled = false;
     clearInterval(this.whoTimer);

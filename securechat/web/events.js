@@ -17,9 +17,7 @@ export const SESSION_EVENTS = {
     app.messages.upsert(where, message.id);
   },
   send_failed: (app, event) => {
-    const where = S.failSend(app.state, event);
-    app.messages.pending(where, event.ref);
-    if (where.key === app.state.current) app.composer.error(`Not sent: ${event.reason}`); // "you are muted in #ops"
+    app.sendFailed(S.failSend(app.state, event), event.ref);
   },
   reply: (app, { ref, asked, event }) => reply(app, ref, asked, event),
   pushed: (app, { event }) => (PUSHED[event.type] || ignore)(app, event),

@@ -67,7 +67,8 @@ export function messageItem(message, conversation, context) {
   return item;
 }
 
-// A send not yet stored, or refused: "sending…", or "failed" with what can be done.
+// A send not yet stored, or refused: "sending…", or "failed" with what can be done:
+// send it again, take it back into the composer to change it, or drop it.
 export function pendingItem(conversation, ref, entry, { me, actions }) {
   const draft = { from: me, body: entry.send.body, ts: null };
   const item = baseItem(draft, entry.status, me);
@@ -75,10 +76,30 @@ export function pendingItem(conversation, ref, entry, { me, actions }) {
   if (entry.status === "failed") {
     const badge = item.querySelector(".status");
     badge.title = entry.reason || "";
-    badge.append(" ", el("button", { className: "quiet", attrs: { type: "button" } }, "Retry"));
-    badge.lastChild.addEventListener("click", () => actions.retry(conversation, ref));
+    const what = `your failed message “${excerpt(entry.send.body)}”`;
+    const choice = (name, label, action) => {
+      const node = el("button", { className: "quiet", attrs: { type: "button", "aria-label": `${label} ${what}` } }, name);
+      node.addEventListener("click", () => action(conversation, ref));
+      return node;
+    };
+    item.querySelector(".meta").append(
+      el(
+        "span",
+        { className: "failed-actions" },
+        choice("Retry", "Retry", actions.retry),
+        choice("Edit", "Edit", actions.editFailed),
+        choice("Dismiss", "Dismiss", actions.dismiss),
+      ),
+    );
+    item.append(el("p", { className: "reason" }, entry.reason || ""));
   }
   return item;
+}
+
+// The start of a text, to tell messages apart in a label.
+export function excerpt(text, length = 30) {
+  const line = text.replace(/\s+/g, " ").trim();
+  return line.length > length ? `${line.slice(0, length - 1)}…` : line;
 }
 
 function baseItem(message, status, me) {

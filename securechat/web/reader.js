@@ -32,6 +32,7 @@ export class Reader {
     if (!keepNotice) this.showNotice("");
     this.composer.error("");
     const conversation = S.conversation(state, key);
+    this.composer.setTarget(conversation.target());
     if (conversation.kind === "dm" && S.listConversation(state, key)) this.listChanged(conversation);
     state.current = key;
     prefs.set(state.me, "last", key);

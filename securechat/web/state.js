@@ -158,7 +158,7 @@ export function deliver(state, ref, message) {
 
 export function failSend(state, { ref, send, code, reason }) {
   const where = conversation(state, conversationKey({ ...send, from: state.me }, state.me));
-  where.pending.set(ref, { send, status: "failed", code, reason: `${reason} (${code})` });
+  where.pending.set(ref, { send, status: "failed", code, reason });
   return where;
 }
 

@@ -2,6 +2,7 @@
 // failed send, and editing and deleting messages. Between Reader and the App (app.js).
 
 import { parseCommand } from "./chat.js";
+import { tooLongText } from "./drafts.js";
 import { Reader } from "./reader.js";
 import * as S from "./state.js";
 
@@ -16,6 +17,11 @@ export class Writer extends Reader {
     const conversation = this.state.conversations.get(this.state.current);
     if (!body.trim() || !conversation) return;
     this.composer.error("");
+    const check = this.composer.check(body);
+    if (check.over) {
+      this.composer.error(tooLongText(check)); // the text stays, to be shortened
+      return;
+    }
     if (this.editing !== null) {
       this.sendEdit(body);
       return;
@@ -48,10 +54,43 @@ export class Writer extends Reader {
   }
 
   retry(conversation, ref) {
+    const entry = this.dismiss(conversation, ref);
+    if (entry) this.submit(conversation, entry.send.body);
+  }
+
+  // A failed send taken back into the composer, to be changed and sent again.
+  editFailed(conversation, ref) {
+    if (this.composer.value.trim() !== "" || this.editing !== null) {
+      this.composer.error("Send or clear what you are typing first, then edit the failed message.");
+      return;
+    }
+    const entry = this.dismiss(conversation, ref);
+    if (!entry) return;
+    this.composer.value = entry.send.body;
+    this.composer.error(entry.reason ? `Not sent: ${entry.reason}` : "");
+    this.composer.focus();
+  }
+
+  dismiss(conversation, ref) {
     const entry = conversation.pending.get(ref);
     conversation.pending.delete(ref);
     this.messages.pending(conversation, ref);
-    if (entry) this.submit(conversation, entry.send.body);
+    return entry;
+  }
+
+  // A send the server refused: too long, and nothing typed since, it goes back into the
+  // composer; else it stays in the timeline as failed, to be retried, edited or dismissed.
+  sendFailed(conversation, ref) {
+    const entry = conversation.pending.get(ref);
+    const current = conversation.key === this.state.current;
+    if (current && entry.code === "too_large" && this.composer.value === "" && this.editing === null) {
+      this.dismiss(conversation, ref);
+      this.composer.value = entry.send.body;
+      this.composer.error(`Not sent: ${entry.reason}. Shorten it or split it into several messages.`);
+      return;
+    }
+    this.messages.pending(conversation, ref);
+    if (current) this.composer.error(`Not sent: ${entry.reason}`); // "you are muted in #ops (muted)"
   }
 
   sendEdit(body) {

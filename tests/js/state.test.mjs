@@ -52,7 +52,8 @@ test("a delivery replaces the pending send; a refusal keeps it as failed", () =>
   where.pending.set("w-1", { send, status: "sending" });
   S.failSend(state, { ref: "w-1", send, code: "too_large", reason: "too long" });
   assert.equal(where.pending.get("w-1").status, "failed");
-  assert.equal(where.pending.get("w-1").reason, "too long (too_large)");
+  assert.equal(where.pending.get("w-1").reason, "too long");
+  assert.equal(where.pending.get("w-1").code, "too_large");
   S.deliver(state, "w-1", message(8, { from: "alice", body: "hello" }));
   assert.equal(where.pending.size, 0);
   assert.deepEqual(where.ids, [8]);
