@@ -7,9 +7,11 @@ serves the whole module; each test gets its own server (so its own origin) and p
 
 from __future__ import annotations
 
+import datetime
 import json
 import logging
 import os
+import re
 import subprocess
 import time
 from collections.abc import Iterator
@@ -28,6 +30,7 @@ from tests.conftest import (
     skip_or_fail,
 )
 from tests.logs import logged
+from tests.sql import execute
 
 if (missing := browser_missing()) is not None:
     skip_or_fail(missing)
@@ -713,6 +716,65 @@ def test_browser_moderates_with_slash_commands_and_shows_room_events(
     expect(page.locator("#notice")).to_have_text("You are no longer in #quiet: bob banned you.")
     expect(page.locator('#room-list button[data-key="room:quiet"]')).to_have_count(0)
     expect(page.locator("#conversation-title")).to_have_text("#general")
+
+
+def _day_label(day: datetime.date) -> str:
+    """What timeline.js calls a day that is neither today nor yesterday (in English)."""
+    label = f"{day:%a} {day.day} {day:%b}"
+    return label if day.year == datetime.date.today().year else f"{label} {day.year}"
+
+
+def test_browser_separates_days_and_groups_one_senders_messages(
+    page: Page, web: RunningServer, db_url: str
+) -> None:
+    bob, carol = web.login("bob"), web.login("carol")
+    ids: dict[str, int] = {}
+    for peer, body in [
+        (bob, "three days ago"), (bob, "and a minute later"), (bob, "yesterday"),
+        (bob, "this morning"), (bob, "right after"), (carol, "carol's turn"),
+    ]:  # fmt: skip
+        peer.send(type="send", room="general", body=body, ref=body)
+        ids[body] = peer.expect("ack", ref=body)["id"]
+    carol.send(type="join", room="dev", ref="j")
+    carol.expect("joined", ref="j")
+    day_ms = 24 * 3600 * 1000
+    for body, days in [("three days ago", 3), ("and a minute later", 3), ("yesterday", 1)]:
+        execute(
+            db_url,
+            "UPDATE messages SET ts_ms = ts_ms - :d WHERE id = :id",
+            d=days * day_ms,
+            id=ids[body],
+        )
+    _logged_in(page, web)
+    item = lambda body: page.locator(f'#messages li[data-id="{ids[body]}"]')  # noqa: E731
+    expect(item("carol's turn")).to_be_visible()
+    three_days_ago = datetime.date.today() - datetime.timedelta(days=3)
+    expect(page.locator("#messages li.day")).to_have_text(
+        [_day_label(three_days_ago), "Yesterday", "Today"]
+    )
+    expect(page.locator("#messages li.day").first).to_have_attribute("role", "separator")
+    expect(item("three days ago")).not_to_have_class(re.compile(r"\bcontinued\b"))
+    expect(item("and a minute later")).to_have_class(re.compile(r"\bcontinued\b"))
+    expect(item("yesterday")).not_to_have_class(re.compile(r"\bcontinued\b"))  # another day
+    expect(item("right after")).to_have_class(re.compile(r"\bcontinued\b"))
+    expect(item("carol's turn")).not_to_have_class(re.compile(r"\bcontinued\b"))
+    title = item("three days ago").locator("time").get_attribute("title") or ""
+    assert str(three_days_ago.year) in title, title
+    assert re.search(r"\d{1,2}:\d{2}:\d{2}", title), title  # the time to the second
+    _type(page, "my own")
+    mine = _messages(page).filter(has_text="my own")
+    expect(mine).to_have_attribute("data-status", "sent")
+    expect(mine.locator(".status")).to_have_count(0)  # "sent" is not said; pending would be
+    page.fill("#join-room", "dev")
+    page.press("#join-room", "Enter")
+    expect(page.locator("#conversation-title")).to_have_text("#dev")
+    page.locator('#room-list button[data-key="room:general"]').click()
+    carol.send(type="send", room="dev", body="unread in #dev", ref="dev2")
+    dev = page.locator('#room-list button[data-key="room:dev"]')
+    expect(dev).to_have_class(re.compile(r"\bhas-unread\b"))
+    assert dev.evaluate("node => getComputedStyle(node).fontWeight") == "700"
+    general = page.locator('#room-list button[data-key="room:general"]')
+    assert general.evaluate("node => getComputedStyle(node).fontWeight") != "700"
 
 
 class _HeldUnread:

@@ -3,7 +3,8 @@ runner, and a check of every script for ways to turn a string into markup.
 
 tests/js/ holds the Node cases (session.test.mjs for ChatSession in session.js,
 chat.test.mjs for the page's rules in chat.js, state.test.mjs for the page's state updates
-in state.js, drafts.test.mjs for the composer's checks in drafts.js); this runs them with the suite. Without Node those are skipped with one line
+in state.js, drafts.test.mjs for the composer's checks in drafts.js, timeline.test.mjs
+for day separators and shared headers in timeline.js); this runs them with the suite. Without Node those are skipped with one line
 saying how to get it.
 """
 
@@ -26,6 +27,7 @@ NODE_SUITES = {
     "chat.js": ("chat.test.mjs", "CHAT_MODULE"),
     "state.js": ("state.test.mjs", "STATE_MODULE"),
     "drafts.js": ("drafts.test.mjs", "DRAFTS_MODULE"),
+    "timeline.js": ("timeline.test.mjs", "TIMELINE_MODULE"),
 }
 #: What would let text from the wire become markup or code in the page.
 MARKUP_SINKS = re.compile(

@@ -242,7 +242,10 @@ class App extends Writer {
       if (!quiet) $("join-error").textContent = event.message;
       return;
     }
-    state.rooms.add(event.room);
+    if (!state.rooms.has(event.room)) {
+      state.rooms.add(event.room);
+      this.sidebar.sync(state);
+    }
     state.roomInfo.set(event.room, {
       role: event.role || "member",
       topic: event.topic || "",

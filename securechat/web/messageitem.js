@@ -6,15 +6,17 @@
 
 import { mentionSpans, mentions } from "./chat.js";
 import { el } from "./dom.js";
+import { fullTime } from "./timeline.js";
 
-// A message time as a <time> element: the hour, or the date and hour (search results).
+// A message time as a <time> element: the hour, or the date and hour (search results);
+// the full date and time on hover.
 export function timeOf(ts, withDate = false) {
   const when = new Date(ts);
   const options = withDate
     ? { year: "numeric", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" }
     : { hour: "2-digit", minute: "2-digit" };
   const text = Number.isNaN(when.getTime()) ? ts : when.toLocaleString([], options);
-  return el("time", { attrs: { datetime: ts } }, text);
+  return el("time", { attrs: { datetime: ts, title: fullTime(ts) } }, text);
 }
 
 // A body as text nodes, with each @mention of `user` in a <mark>: still text, never markup.
@@ -112,8 +114,9 @@ function baseItem(message, status, me) {
   if (message.edited && !message.deleted) {
     meta.append(el("span", { className: "edited", attrs: { title: `edited ${message.edited}` } }, "(edited)"));
   }
-  if (status !== null) {
-    const labels = { sending: "sending…", sent: "sent", failed: "failed" };
+  if (status === "sending" || status === "failed") {
+    // "sent" is the normal case, so it is not said (the item keeps data-status="sent").
+    const labels = { sending: "sending…", failed: "failed" };
     meta.append(el("span", { className: "status", dataset: { status } }, labels[status]));
   }
   const dataset = message.id !== undefined ? { id: message.id } : {};

@@ -5,12 +5,17 @@
 // edit one replacement. Around the items sit three nodes kept for the view's life: the top
 // marker (start of the conversation / loading), the "newer messages below" marker after the
 // last item, and the "New messages" divider, moved before the first unread message.
+// Each item may have a day separator before it (the first of its day) and may share the
+// header of the one before (timeline.js); an insertion settles that for itself and its
+// next neighbour only.
 
 import { el } from "./dom.js";
 import { insertionIndex } from "./state.js";
 import { messageItem, pendingItem, systemItem } from "./messageitem.js";
+import { continues, dayKey, dayLabel } from "./timeline.js";
 
 const BOTTOM_SLACK_PX = 40; // this close to the bottom counts as at the bottom
+const DAY_CHECK_MS = 60_000; // how often "Today" is checked for having become "Yesterday"
 
 export class MessagesView {
   // context: { me(), canDeleteOthers(conversation), actions } (see messageitem.js)
@@ -19,6 +24,8 @@ export class MessagesView {
     this.context = context;
     this.conversation = null;
     this.items = new Map(); // id -> <li>
+    this.days = new Map(); // id -> the day separator <li> before it
+    this.today = dayKey(new Date());
     this.pendingItems = new Map(); // ref -> <li>
     this.top = el("li", { className: "older" });
     this.newer = el("li", { className: "newer" }, "Scroll down for newer messages…");
@@ -28,22 +35,29 @@ export class MessagesView {
     list.addEventListener("scroll", () => {
       this.stuck = this.atBottom();
     });
+    setInterval(() => this.relabelDays(), DAY_CHECK_MS);
   }
 
   // Builds the whole list for `conversation` (null: none open).
   show(conversation) {
     this.conversation = conversation;
     this.items.clear();
+    this.days.clear();
     this.pendingItems.clear();
     if (conversation === null) {
       this.list.replaceChildren();
       return;
     }
     const nodes = [this.top];
+    let previous = null;
     for (const id of conversation.ids) {
       const node = this.build(id);
+      const item = conversation.messages.get(id);
       this.items.set(id, node);
+      if (previous === null || dayKey(previous.ts) !== dayKey(item.ts)) nodes.push(this.daySeparator(id));
+      node.classList.toggle("continued", continues(previous, item));
       nodes.push(node);
+      previous = item;
     }
     nodes.push(this.newer);
     for (const ref of conversation.pending.keys()) {
@@ -54,6 +68,41 @@ export class MessagesView {
     this.list.replaceChildren(...nodes);
     this.markers(conversation);
     this.placeDivider(conversation);
+  }
+
+  daySeparator(id) {
+    const item = this.conversation.messages.get(id);
+    const node = el("li", { className: "day", attrs: { role: "separator" }, dataset: { ts: item.ts } }, dayLabel(item.ts));
+    this.days.set(id, node);
+    return node;
+  }
+
+  // After midnight "Today" is "Yesterday": every separator reads again (a few per view).
+  relabelDays() {
+    const today = dayKey(new Date());
+    if (today === this.today) return;
+    this.today = today;
+    for (const node of this.days.values()) node.textContent = dayLabel(node.dataset.ts);
+  }
+
+  // The day separator before `id` and whether it shares the header of the item before.
+  settle(id) {
+    const conversation = this.conversation;
+    const node = this.items.get(id);
+    if (node === undefined) return;
+    const item = conversation.messages.get(id);
+    const previous = conversation.before(id);
+    const newDay = previous === null || dayKey(previous.ts) !== dayKey(item.ts);
+    const separator = this.days.get(id);
+    if (newDay && separator === undefined) {
+      const anchor = this.divider.nextSibling === node ? this.divider : node;
+      this.list.insertBefore(this.daySeparator(id), anchor);
+    } else if (!newDay && separator !== undefined) {
+      separator.remove();
+      this.days.delete(id);
+    }
+    const divided = this.divider.nextSibling === node;
+    node.classList.toggle("continued", !newDay && !divided && continues(previous, item));
   }
 
   // The same conversation again, where the reader was (buttons depend on the room role).
@@ -71,12 +120,16 @@ export class MessagesView {
     this.items.set(id, node);
     if (old !== undefined) {
       old.replaceWith(node);
+      this.settle(id);
       return;
     }
     let next = conversation.after(id);
     while (next !== null && !this.items.has(next.id)) next = conversation.after(next.id); // a page's other items
-    this.list.insertBefore(node, next === null ? this.newer : this.items.get(next.id));
+    const anchor = next === null ? this.newer : this.days.get(next.id) || this.items.get(next.id);
+    this.list.insertBefore(node, anchor);
     if (conversation.divider !== null) this.placeDivider(conversation);
+    this.settle(id);
+    if (next !== null) this.settle(next.id);
     if (this.stuck) this.stickToBottom();
   }
 
@@ -120,12 +173,16 @@ export class MessagesView {
   placeDivider(conversation) {
     if (conversation !== this.conversation) return;
     const target = this.firstUnread(conversation);
-    if (target === null) {
+    const node = target === null ? undefined : this.items.get(target); // not built yet: a page's insertions
+    if (node === undefined) {
       this.divider.remove();
       return;
     }
-    const node = this.items.get(target);
-    if (this.divider.nextSibling !== node) this.list.insertBefore(this.divider, node);
+    if (this.divider.nextSibling === node) return;
+    const was = this.divider.nextSibling;
+    this.list.insertBefore(this.divider, node);
+    node.classList.remove("continued"); // the line breaks the group
+    if (was !== null && was.dataset.id !== undefined) this.settle(Number(was.dataset.id));
   }
 
   firstUnread(conversation) {
