@@ -405,7 +405,14 @@ def test_browser_opens_at_the_first_unread_and_loads_newer_pages_on_scroll(
     expect(page.locator("#messages li.divider + li")).to_contain_text("unread 00")
     expect(_messages(page)).to_have_count(50)
     expect(_messages(page).last).to_contain_text("unread 49")
-    expect(_badge(page, "room:general")).to_have_text("20")  # read up to what is shown
+    # Read up to what came into view: not the 50 loaded, not nothing.
+    page.wait_for_function(
+        """() => {
+          const badge = document.querySelector('#sidebar button[data-key="room:general"] .badge.unread');
+          const left = badge === null ? 0 : Number(badge.textContent);
+          return left > 20 && left < 70;
+        }"""
+    )
     page.locator("#messages").evaluate("list => list.scrollTo(0, list.scrollHeight)")
     expect(_messages(page)).to_have_count(count)
     expect(_messages(page).last).to_contain_text("unread 69")
@@ -716,6 +723,38 @@ def test_browser_moderates_with_slash_commands_and_shows_room_events(
     expect(page.locator("#notice")).to_have_text("You are no longer in #quiet: bob banned you.")
     expect(page.locator('#room-list button[data-key="room:quiet"]')).to_have_count(0)
     expect(page.locator("#conversation-title")).to_have_text("#general")
+
+
+def test_browser_marks_read_only_what_was_seen_and_jumps_down_with_the_pill(
+    page: Page, web: RunningServer
+) -> None:
+    bob = web.login("bob")
+    for n in range(40):
+        bob.send(type="send", room="general", body=f"earlier {n:02d}", ref=f"e{n}")
+    bob.expect("ack", ref="e39")
+    _logged_in(page, web)
+    expect(_messages(page)).to_have_count(40)
+    elsewhere = web.login("alice")  # alice's terminal: hears her read markers
+    page.locator("#messages").evaluate("list => list.scrollTo(0, 0)")
+    page.wait_for_timeout(500)  # a read marker after scrolling would be on its way by now
+    for n in range(3):
+        bob.send(type="send", room="general", body=f"while scrolled up {n}", ref=f"s{n}")
+    newest = bob.expect("ack", ref="s2")["id"]
+    expect(_messages(page).filter(has_text="while scrolled up 2")).to_have_count(1)
+    pill = page.locator("#new-pill")
+    expect(pill).to_have_text("3 new messages ↓")
+    expect(_badge(page, "room:general")).to_have_text("3")
+    expect(page.locator("#messages li.divider + li")).to_contain_text("while scrolled up 0")
+    page.wait_for_timeout(500)
+    elsewhere.send(type="unread", ref="u")
+    (general,) = elsewhere.expect("unread", ref="u")["conversations"]
+    assert (general["room"], general["count"]) == ("general", 3)  # nothing marked read
+    pill.click()
+    expect(_messages(page).last).to_be_in_viewport()
+    assert elsewhere.expect("read", room="general")["id"] == newest
+    expect(pill).to_be_hidden()
+    expect(_badge(page, "room:general")).to_have_count(0)
+    expect(page.get_by_label("Message", exact=True)).to_be_focused()
 
 
 def _day_label(day: datetime.date) -> str:

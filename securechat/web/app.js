@@ -43,6 +43,9 @@ class App extends Writer {
       me: () => this.state.me,
       canDeleteOthers: (conversation) => S.canDeleteOthers(this.state, conversation),
       actions,
+    }, () => {
+      this.updatePill();
+      this.markRead();
     });
     const open = (key) => this.open(key);
     this.sidebar = new SidebarView({ rooms: $("room-list"), dms: $("dm-list"), onOpen: open });
@@ -77,6 +80,10 @@ class App extends Writer {
       if (this.search !== null && this.search.next !== null) this.searchFrom(this.search.next);
     });
     $("search-close").addEventListener("click", () => this.closeSearch());
+    $("new-pill").addEventListener("click", () => {
+      this.messages.toBottom();
+      this.composer.focus();
+    });
     $("messages").addEventListener("scroll", () => this.scrolled());
     $("menu-toggle").addEventListener("click", () => this.toggleMenu());
     $("logout-button").addEventListener("click", () => this.logout());
@@ -221,6 +228,7 @@ class App extends Writer {
 
   sidebarUpdate(key) {
     this.sidebar.update(this.state, key);
+    if (key === this.state.current) this.updatePill();
     const total = S.totalUnread(this.state);
     document.title = total > 0 ? `(${total}) securechat` : "securechat";
     $("menu-toggle").textContent = total > 0 ? `Conversations (${total})` : "Conversations";
@@ -362,9 +370,11 @@ class App extends Writer {
     });
   }
 
-  // Whether a message arriving now is seen: its conversation open, the page looked at.
+  // Whether a message arriving now is seen: its conversation open at the bottom, the page
+  // looked at.
   isLooking(message) {
-    return conversationKey(message, this.state.me) === this.state.current && pageSeen() && this.search === null;
+    const current = conversationKey(message, this.state.me) === this.state.current;
+    return current && pageSeen() && this.search === null && this.messages.stuck;
   }
 
   toggleMenu(open) {

@@ -18,8 +18,10 @@ const BOTTOM_SLACK_PX = 40; // this close to the bottom counts as at the bottom
 const DAY_CHECK_MS = 60_000; // how often "Today" is checked for having become "Yesterday"
 
 export class MessagesView {
-  // context: { me(), canDeleteOthers(conversation), actions } (see messageitem.js)
-  constructor(list, context) {
+  // context: { me(), canDeleteOthers(conversation), actions } (see messageitem.js);
+  // onFollow(): the view was moved to the bottom, following new messages again.
+  constructor(list, context, onFollow = () => {}) {
+    this.onFollow = onFollow;
     this.list = list;
     this.context = context;
     this.conversation = null;
@@ -32,7 +34,10 @@ export class MessagesView {
     this.divider = el("li", { className: "divider", attrs: { role: "separator" } }, "New messages");
     this.stuck = true; // the view follows new messages (it was at the bottom)
     this.stickQueued = false;
+    this.autoTop = 0; // where toBottom() left scrollTop
     list.addEventListener("scroll", () => {
+      // Our own scroll, or one the browser made for content that grew: still following.
+      if (this.stuck && this.list.scrollTop >= this.autoTop - 1) return;
       this.stuck = this.atBottom();
     });
     setInterval(() => this.relabelDays(), DAY_CHECK_MS);
@@ -207,6 +212,25 @@ export class MessagesView {
     return this.items.get(id) || null;
   }
 
+  // The newest id the reader has seen: every id while the view follows the bottom, else the
+  // last item whose top is inside the view or above it (scrolled past). null: none.
+  lastSeenId() {
+    const conversation = this.conversation;
+    if (conversation === null || this.list.hidden) return null;
+    if (this.stuck || this.atBottom()) return Infinity;
+    const ids = conversation.ids;
+    const bottom = this.list.scrollTop + this.list.clientHeight;
+    let low = 0;
+    let high = ids.length; // ids[..low) start above `bottom`: a binary search over offsetTop
+    while (low < high) {
+      const mid = (low + high) >> 1;
+      const node = this.items.get(ids[mid]);
+      if (node !== undefined && node.offsetTop < bottom) low = mid + 1;
+      else high = mid;
+    }
+    return low > 0 ? ids[low - 1] : null;
+  }
+
   atBottom() {
     const list = this.list;
     return list.scrollHeight - list.scrollTop - list.clientHeight < BOTTOM_SLACK_PX;
@@ -214,7 +238,9 @@ export class MessagesView {
 
   toBottom() {
     this.list.scrollTop = this.list.scrollHeight;
+    this.autoTop = this.list.scrollTop;
     this.stuck = true;
+    this.onFollow();
   }
 
   // To the bottom once the frame's changes are in: one layout for a burst of messages.

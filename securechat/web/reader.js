@@ -8,6 +8,7 @@ const HISTORY_PAGE = 50;
 const OLDER_TRIGGER_PX = 48; // scrolled this close to the top: load an older page
 const NEWER_TRIGGER_PX = 48; // ...or this close to the bottom: a newer one (after a jump)
 const UNREAD_REFRESH_MS = 150; // read markers from elsewhere come in bursts: ask once
+const READ_AFTER_SCROLL_MS = 300; // a read marker once scrolling pauses, not for every frame
 
 export class Reader {
   constructor() {
@@ -16,6 +17,7 @@ export class Reader {
     this.unreadTimer = null;
     this.whenUnreadKnown = null; // the first view, opened once the unread counts are in
     this.openedBehindSearch = false; // the current conversation opened while a search showed
+    this.readTimer = null;
   }
 
   // behindSearch: the page's own first view, which must not close a search the user started.
@@ -131,17 +133,32 @@ export class Reader {
     if (conversation.newerFrom !== null && list.scrollHeight - list.scrollTop - list.clientHeight <= NEWER_TRIGGER_PX) {
       this.loadHistory(conversation, { after: conversation.newerFrom });
     }
+    this.updatePill();
+    clearTimeout(this.readTimer);
+    this.readTimer = setTimeout(() => this.markRead(), READ_AFTER_SCROLL_MS);
   }
 
-  // Send `read` up to the newest message shown, when the user can see it.
+  // Send `read` up to the newest message the user has seen (at the bottom, or scrolled into
+  // view), when the page is looked at: what arrives while scrolled up stays unread.
   markRead() {
     const conversation = this.state.conversations.get(this.state.current);
     if (!conversation || this.connection === null || !this.connection.isReady) return;
     if (!pageSeen() || this.search !== null) return;
-    const id = S.readTarget(conversation);
+    const seen = this.messages.lastSeenId();
+    if (seen === null) return;
+    const id = S.readTarget(conversation, seen === Infinity ? null : seen);
     if (id === null) return;
     conversation.readAsked = id;
     this.connection.request({ type: "read", ...conversation.where(), id });
+  }
+
+  // "N new messages" while the view is scrolled up from unread ones; a click jumps down.
+  updatePill() {
+    const conversation = this.state.conversations.get(this.state.current);
+    const count = conversation && !this.messages.stuck ? conversation.unread : 0;
+    const pill = $("new-pill");
+    pill.hidden = count === 0;
+    pill.textContent = `${count} new ${count === 1 ? "message" : "messages"} ↓`;
   }
 
   refreshUnread() {
