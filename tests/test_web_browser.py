@@ -7,9 +7,11 @@ serves the whole module; each test gets its own server (so its own origin) and p
 
 from __future__ import annotations
 
+import datetime
 import json
 import logging
 import os
+import re
 import subprocess
 import time
 from collections.abc import Iterator
@@ -28,6 +30,7 @@ from tests.conftest import (
     skip_or_fail,
 )
 from tests.logs import logged
+from tests.sql import execute
 
 if (missing := browser_missing()) is not None:
     skip_or_fail(missing)
@@ -218,22 +221,107 @@ def test_browser_and_terminal_client_chat_both_ways(page: Page, web: RunningServ
     assert bob.expect("message", body="just between us")["to"] == "bob"
 
 
-def test_browser_shows_a_refused_message_as_failed_with_a_retry(
+def test_browser_puts_a_message_refused_as_too_long_back_in_the_composer(
     page: Page, server_factory: ServerFactory
 ) -> None:
-    web = server_factory(web_port=0, max_body=20)
+    web = server_factory(web_port=0, max_body=20)  # its hello does not announce max_body
     _logged_in(page, web)
     composer = page.get_by_label("Message", exact=True)
     composer.fill("this message is longer than twenty characters")
     composer.press("Enter")
-    failed = _messages(page).filter(has_text="longer than twenty")
-    expect(failed).to_have_attribute("data-status", "failed")
-    failed.get_by_role("button", name="Retry").click()
-    expect(failed).to_have_count(1)  # retried once more, refused once more, shown once
-    expect(failed).to_have_attribute("data-status", "failed")
+    expect(page.locator("#composer-error")).to_contain_text("longer than 20 characters")
+    expect(composer).to_have_value("this message is longer than twenty characters")
+    expect(_messages(page)).to_have_count(0)  # no failed copy under every newer message
     composer.fill("short one")
     composer.press("Enter")
     expect(_messages(page).filter(has_text="short one")).to_have_attribute("data-status", "sent")
+
+
+def test_browser_keeps_a_10000_character_message_in_the_growing_composer(
+    page: Page, web: RunningServer
+) -> None:
+    _logged_in(page, web)
+    composer = page.get_by_label("Message", exact=True)
+    before = composer.bounding_box()
+    text = "\n".join("x" * 99 for _ in range(100)) + "!"
+    assert len(text) == 10_000
+    composer.fill(text)
+    grown = composer.bounding_box()
+    assert before is not None
+    assert grown is not None
+    assert grown["height"] > before["height"] * 3  # grows with its content...
+    assert grown["height"] <= 700 * 0.4 + 4  # ...up to 40 % of the window, then scrolls
+    composer.press("Enter")
+    expect(page.locator("#composer-error")).to_contain_text("longer than 4000 characters")
+    expect(composer).to_have_value(text)
+    expect(_messages(page)).to_have_count(0)
+
+
+def test_browser_checks_the_hellos_frame_limit_before_sending(
+    page: Page, server_factory: ServerFactory
+) -> None:
+    web = server_factory(web_port=0, max_frame=16384, max_body=100_000)
+    sent: list[str] = []
+    page.on(
+        "websocket",
+        lambda socket: socket.on(
+            "framesent", lambda payload: sent.append(payload if isinstance(payload, str) else "")
+        ),
+    )
+    _logged_in(page, web)
+    composer = page.get_by_label("Message", exact=True)
+    counter = page.locator("#composer-counter")
+    expect(counter).to_be_hidden()
+    composer.fill("x" * 15_000)
+    expect(counter).to_be_visible()
+    expect(counter).to_contain_text("bytes left")
+    composer.fill("x" * 17_000)
+    expect(counter).to_contain_text("bytes too long")
+    composer.press("Enter")
+    expect(page.locator("#composer-error")).to_contain_text("Too long to send")
+    expect(composer).to_have_value("x" * 17_000)
+    assert not [frame for frame in sent if '"type":"send"' in frame]
+    composer.fill("fits")
+    composer.press("Enter")
+    expect(_messages(page).filter(has_text="fits")).to_have_attribute("data-status", "sent")
+    expect(page.locator("#connection-status")).to_have_text("Online")
+
+
+def test_browser_failed_message_can_be_dismissed_edited_or_retried(
+    page: Page, web: RunningServer
+) -> None:
+    _logged_in(page, web)
+    bob = web.login("bob")
+    bob.send(type="create", room="quiet", ref="c")
+    bob.expect("joined", ref="c")
+    bob.send(type="moderate", room="quiet", action="invite", user="alice", ref="i")
+    bob.expect("done", ref="i")
+    _type(page, "/join quiet")
+    expect(page.locator("#conversation-title")).to_have_text("#quiet")
+    bob.send(type="moderate", room="quiet", action="mute", user="alice", ref="m")
+    bob.expect("done", ref="m")
+    expect(page.locator("#messages li.system").last).to_have_text("bob muted you")
+    composer = page.get_by_label("Message", exact=True)
+    _type(page, "first try")
+    first = _messages(page).filter(has_text="first try")
+    expect(first).to_have_attribute("data-status", "failed")
+    expect(first.locator(".reason")).to_have_text("you are muted in #quiet")
+    first.get_by_role("button", name="Dismiss your failed message “first try”").click()
+    expect(first).to_have_count(0)
+    _type(page, "second try")
+    second = _messages(page).filter(has_text="second try")
+    second.get_by_role("button", name="Edit your failed message “second try”").click()
+    expect(second).to_have_count(0)
+    expect(composer).to_have_value("second try")
+    expect(composer).to_be_focused()
+    composer.press("Enter")
+    expect(second).to_have_attribute("data-status", "failed")
+    bob.send(type="moderate", room="quiet", action="unmute", user="alice", ref="u")
+    bob.expect("done", ref="u")
+    second.get_by_role("button", name="Retry your failed message “second try”").click()
+    expect(second).to_have_attribute("data-status", "sent")
+    expect(second).to_have_count(1)
+    assert bob.expect("message", room="quiet")["body"] == "second try"
 
 
 def test_browser_direct_message_notifies_and_counts_unread(
@@ -317,7 +405,14 @@ def test_browser_opens_at_the_first_unread_and_loads_newer_pages_on_scroll(
     expect(page.locator("#messages li.divider + li")).to_contain_text("unread 00")
     expect(_messages(page)).to_have_count(50)
     expect(_messages(page).last).to_contain_text("unread 49")
-    expect(_badge(page, "room:general")).to_have_text("20")  # read up to what is shown
+    # Read up to what came into view: not the 50 loaded, not nothing.
+    page.wait_for_function(
+        """() => {
+          const badge = document.querySelector('#sidebar button[data-key="room:general"] .badge.unread');
+          const left = badge === null ? 0 : Number(badge.textContent);
+          return left > 20 && left < 70;
+        }"""
+    )
     page.locator("#messages").evaluate("list => list.scrollTo(0, list.scrollHeight)")
     expect(_messages(page)).to_have_count(count)
     expect(_messages(page).last).to_contain_text("unread 69")
@@ -403,8 +498,17 @@ def test_browser_works_from_the_keyboard_at_360_px(
         page.press("#join-room", "Enter")
         expect(page.locator("#conversation-title")).to_have_text("#dev")
         expect(page.locator("#sidebar")).to_be_hidden()
-        page.keyboard.type("a message of mine, with its Edit and Delete buttons")
+        page.keyboard.type("a message of mine,")
+        page.keyboard.press("Enter")  # on a phone, Enter is a new line...
+        page.keyboard.type("with its Edit and Delete buttons")
+        expect(page.locator("#composer-input")).to_have_value(
+            "a message of mine,\nwith its Edit and Delete buttons"
+        )
+        page.keyboard.press("Tab")  # ...and the Send button sends
+        expect(page.locator("#composer-send")).to_be_focused()
         page.keyboard.press("Enter")
+        expect(page.locator("#composer-input")).to_have_value("")
+        page.keyboard.press("Shift+Tab")
         expect(_messages(page).get_by_role("button", name="Edit message")).to_have_count(1)
         page.keyboard.press("ArrowUp")
         expect(page.locator("#edit-bar")).to_be_visible()
@@ -619,6 +723,97 @@ def test_browser_moderates_with_slash_commands_and_shows_room_events(
     expect(page.locator("#notice")).to_have_text("You are no longer in #quiet: bob banned you.")
     expect(page.locator('#room-list button[data-key="room:quiet"]')).to_have_count(0)
     expect(page.locator("#conversation-title")).to_have_text("#general")
+
+
+def test_browser_marks_read_only_what_was_seen_and_jumps_down_with_the_pill(
+    page: Page, web: RunningServer
+) -> None:
+    bob = web.login("bob")
+    for n in range(40):
+        bob.send(type="send", room="general", body=f"earlier {n:02d}", ref=f"e{n}")
+    bob.expect("ack", ref="e39")
+    _logged_in(page, web)
+    expect(_messages(page)).to_have_count(40)
+    elsewhere = web.login("alice")  # alice's terminal: hears her read markers
+    page.locator("#messages").evaluate("list => list.scrollTo(0, 0)")
+    page.wait_for_timeout(500)  # a read marker after scrolling would be on its way by now
+    for n in range(3):
+        bob.send(type="send", room="general", body=f"while scrolled up {n}", ref=f"s{n}")
+    newest = bob.expect("ack", ref="s2")["id"]
+    expect(_messages(page).filter(has_text="while scrolled up 2")).to_have_count(1)
+    pill = page.locator("#new-pill")
+    expect(pill).to_have_text("3 new messages ↓")
+    expect(_badge(page, "room:general")).to_have_text("3")
+    expect(page.locator("#messages li.divider + li")).to_contain_text("while scrolled up 0")
+    page.wait_for_timeout(500)
+    elsewhere.send(type="unread", ref="u")
+    (general,) = elsewhere.expect("unread", ref="u")["conversations"]
+    assert (general["room"], general["count"]) == ("general", 3)  # nothing marked read
+    pill.click()
+    expect(_messages(page).last).to_be_in_viewport()
+    assert elsewhere.expect("read", room="general")["id"] == newest
+    expect(pill).to_be_hidden()
+    expect(_badge(page, "room:general")).to_have_count(0)
+    expect(page.get_by_label("Message", exact=True)).to_be_focused()
+
+
+def _day_label(day: datetime.date) -> str:
+    """What timeline.js calls a day that is neither today nor yesterday (in English)."""
+    label = f"{day:%a} {day.day} {day:%b}"
+    return label if day.year == datetime.date.today().year else f"{label} {day.year}"
+
+
+def test_browser_separates_days_and_groups_one_senders_messages(
+    page: Page, web: RunningServer, db_url: str
+) -> None:
+    bob, carol = web.login("bob"), web.login("carol")
+    ids: dict[str, int] = {}
+    for peer, body in [
+        (bob, "three days ago"), (bob, "and a minute later"), (bob, "yesterday"),
+        (bob, "this morning"), (bob, "right after"), (carol, "carol's turn"),
+    ]:  # fmt: skip
+        peer.send(type="send", room="general", body=body, ref=body)
+        ids[body] = peer.expect("ack", ref=body)["id"]
+    carol.send(type="join", room="dev", ref="j")
+    carol.expect("joined", ref="j")
+    day_ms = 24 * 3600 * 1000
+    for body, days in [("three days ago", 3), ("and a minute later", 3), ("yesterday", 1)]:
+        execute(
+            db_url,
+            "UPDATE messages SET ts_ms = ts_ms - :d WHERE id = :id",
+            d=days * day_ms,
+            id=ids[body],
+        )
+    _logged_in(page, web)
+    item = lambda body: page.locator(f'#messages li[data-id="{ids[body]}"]')  # noqa: E731
+    expect(item("carol's turn")).to_be_visible()
+    three_days_ago = datetime.date.today() - datetime.timedelta(days=3)
+    expect(page.locator("#messages li.day")).to_have_text(
+        [_day_label(three_days_ago), "Yesterday", "Today"]
+    )
+    expect(page.locator("#messages li.day").first).to_have_attribute("role", "separator")
+    expect(item("three days ago")).not_to_have_class(re.compile(r"\bcontinued\b"))
+    expect(item("and a minute later")).to_have_class(re.compile(r"\bcontinued\b"))
+    expect(item("yesterday")).not_to_have_class(re.compile(r"\bcontinued\b"))  # another day
+    expect(item("right after")).to_have_class(re.compile(r"\bcontinued\b"))
+    expect(item("carol's turn")).not_to_have_class(re.compile(r"\bcontinued\b"))
+    title = item("three days ago").locator("time").get_attribute("title") or ""
+    assert str(three_days_ago.year) in title, title
+    assert re.search(r"\d{1,2}:\d{2}:\d{2}", title), title  # the time to the second
+    _type(page, "my own")
+    mine = _messages(page).filter(has_text="my own")
+    expect(mine).to_have_attribute("data-status", "sent")
+    expect(mine.locator(".status")).to_have_count(0)  # "sent" is not said; pending would be
+    page.fill("#join-room", "dev")
+    page.press("#join-room", "Enter")
+    expect(page.locator("#conversation-title")).to_have_text("#dev")
+    page.locator('#room-list button[data-key="room:general"]').click()
+    carol.send(type="send", room="dev", body="unread in #dev", ref="dev2")
+    dev = page.locator('#room-list button[data-key="room:dev"]')
+    expect(dev).to_have_class(re.compile(r"\bhas-unread\b"))
+    assert dev.evaluate("node => getComputedStyle(node).fontWeight") == "700"
+    general = page.locator('#room-list button[data-key="room:general"]')
+    assert general.evaluate("node => getComputedStyle(node).fontWeight") != "700"
 
 
 class _HeldUnread:

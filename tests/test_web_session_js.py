@@ -2,8 +2,10 @@
 runner, and a check of every script for ways to turn a string into markup.
 
 tests/js/ holds the Node cases (session.test.mjs for ChatSession in session.js,
-chat.test.mjs for the page's rules in chat.js); this runs them with the suite. Without
-Node those are skipped with one line saying how to get it.
+chat.test.mjs for the page's rules in chat.js, state.test.mjs for the page's state updates
+in state.js, drafts.test.mjs for the composer's checks in drafts.js, timeline.test.mjs
+for day separators and shared headers in timeline.js); this runs them with the suite. Without Node those are skipped with one line
+saying how to get it.
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ WEB = ROOT / "securechat" / "web"
 NODE_SUITES = {
     "session.js": ("session.test.mjs", "SESSION_MODULE"),
     "chat.js": ("chat.test.mjs", "CHAT_MODULE"),
+    "state.js": ("state.test.mjs", "STATE_MODULE"),
+    "drafts.js": ("drafts.test.mjs", "DRAFTS_MODULE"),
+    "timeline.js": ("timeline.test.mjs", "TIMELINE_MODULE"),
 }
 #: What would let text from the wire become markup or code in the page.
 MARKUP_SINKS = re.compile(
@@ -39,8 +44,12 @@ def test_web_js_module_under_node(module: str, tmp_path: Path) -> None:
             "JS SESSION TESTS SKIPPED: node not found; install with `apt-get install nodejs`"
         )
     tests, variable = NODE_SUITES[module]
-    copy = tmp_path / module.replace(".js", ".mjs")  # for Nodes that do not detect modules
-    shutil.copy(WEB / module, copy)
+    # A copy of every script (modules import each other) in a folder that says its .js
+    # files are ES modules, for Nodes that do not detect module syntax.
+    for script in WEB.glob("*.js"):
+        shutil.copy(script, tmp_path / script.name)
+    (tmp_path / "package.json").write_text('{"type": "module"}\n')
+    copy = tmp_path / module
     result = subprocess.run(
         [node, "--test", str(ROOT / "tests" / "js" / tests)],
         capture_output=True,
@@ -55,7 +64,10 @@ def test_web_js_module_under_node(module: str, tmp_path: Path) -> None:
 
 def test_web_scripts_never_turn_strings_into_markup() -> None:
     scripts = sorted(WEB.glob("*.js"))
-    assert {path.name for path in scripts} >= {"app.js", "chat.js", "session.js"}
+    assert {path.name for path in scripts} >= {
+        "app.js", "chat.js", "session.js", "state.js", "events.js", "connection.js",
+        "messages.js", "sidebar.js", "search.js", "composer.js", "online.js", "dom.js",
+    }  # fmt: skip
     found = [
         f"{path.name}:{number}: {line.strip()}"
         for path in scripts

@@ -1,0 +1,113 @@
+// The composer: its text, the edit bar, its error line, its counter near the size limit,
+// and its keys. Enter sends and Shift+Enter is a new line; on a narrow screen (a phone's
+// keyboard has no Shift+Enter) Enter is a new line and the Send button sends. ArrowUp in
+// an empty box edits the last own message, Escape leaves editing. The box grows with its
+// text up to a cap, then scrolls.
+
+import { checkDraft, counterText, sendLimits } from "./drafts.js";
+import { $ } from "./dom.js";
+
+const NARROW = "(max-width: 720px)"; // as the stylesheet's phone layout
+const GROW_CAP = 0.4; // the box grows to this share of the window's height
+
+export class ComposerView {
+  // onSend(): the text is to be sent; onEditLast(): ArrowUp in an empty box (true: it
+  // edits); onCancelEdit(): Escape or Cancel while editing.
+  constructor({ onSend, onEditLast, onCancelEdit }) {
+    this.input = $("composer-input");
+    this.counter = $("composer-counter");
+    this.editing = false;
+    this.limits = sendLimits(null);
+    this.target = { room: "" };
+    this.narrow = window.matchMedia(NARROW);
+    this.narrow.addEventListener("change", () => this.placeholder());
+    this.placeholder();
+    $("composer").addEventListener("submit", (e) => {
+      e.preventDefault();
+      onSend();
+    });
+    $("edit-cancel").addEventListener("click", () => onCancelEdit());
+    this.input.addEventListener("input", () => this.changed());
+    this.input.addEventListener("keydown", (e) => {
+      if (e.key === "Enter" && !e.shiftKey && !e.isComposing && !this.narrow.matches) {
+        e.preventDefault();
+        onSend();
+      } else if (e.key === "ArrowUp" && this.input.value === "" && !this.editing) {
+        if (onEditLast()) e.preventDefault();
+      } else if (e.key === "Escape" && this.editing) {
+        e.preventDefault();
+        e.stopPropagation();
+        onCancelEdit();
+      }
+    });
+  }
+
+  get value() {
+    return this.input.value;
+  }
+
+  set value(text) {
+    this.input.value = text;
+    this.changed();
+  }
+
+  focus() {
+    this.input.focus();
+  }
+
+  // The server's limits (from its hello) and where the text would go.
+  setLimits(limits) {
+    this.limits = limits;
+    this.changed();
+  }
+
+  setTarget(target) {
+    this.target = target;
+    this.changed();
+  }
+
+  // How the text stands against the limits (drafts.js).
+  check(body = this.input.value) {
+    return checkDraft(body, this.target, this.limits);
+  }
+
+  changed() {
+    const check = this.check();
+    this.counter.hidden = !check.near;
+    this.counter.textContent = check.near ? counterText(check) : "";
+    this.counter.classList.toggle("over", check.over);
+    this.grow();
+  }
+
+  grow() {
+    const input = this.input;
+    input.style.height = "auto";
+    const cap = Math.round(window.innerHeight * GROW_CAP);
+    input.style.height = `${Math.min(input.scrollHeight + 2, cap)}px`;
+  }
+
+  placeholder() {
+    this.input.placeholder = this.narrow.matches
+      ? "Message (Send button sends)"
+      : "Message (Enter sends, Shift+Enter for a new line)";
+  }
+
+  // Editing `body`: the text in the box, the cursor at its end, the bar shown.
+  startEditing(body) {
+    this.editing = true;
+    this.value = body;
+    $("edit-bar").hidden = false;
+    this.input.focus();
+    this.input.setSelectionRange(body.length, body.length);
+  }
+
+  stopEditing(clear) {
+    this.editing = false;
+    $("edit-bar").hidden = true;
+    if (clear) this.value = "";
+  }
+
+  error(text) {
+    $("composer-error").textContent = text;
+  }
+}

@@ -1,0 +1,119 @@
+// The page's state updates (securechat/web/state.js) without a browser: what a message,
+// a delivery, a refusal, unread counts, read markers, room events and edits change.
+// Run by tests/test_web_session_js.py.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+
+const module = process.env.STATE_MODULE || new URL("../../securechat/web/state.js", import.meta.url).href;
+const S = await import(module);
+
+function message(id, fields = {}) {
+  return { type: "message", id, from: "bob", room: "general", body: `m${id}`, ts: "2026-12-07T10:00:00Z", ...fields };
+}
+
+test("a conversation keeps its ids ascending, whatever order items come in", () => {
+  const where = new S.Conversation("room:general");
+  for (const id of [5, 9, 1, 7, 3]) assert.equal(where.put(message(id)), true);
+  assert.equal(where.put(message(7, { body: "edited" })), false);
+  assert.deepEqual(where.ids, [1, 3, 5, 7, 9]);
+  assert.equal(where.oldestId(), 1);
+  assert.equal(where.newestId(), 9);
+  assert.equal(where.before(7).id, 5);
+  assert.equal(where.after(7).id, 9);
+  assert.equal(where.after(9), null);
+  assert.equal(where.messages.get(7).body, "edited");
+  assert.equal(S.insertionIndex([1, 3, 5], 4), 2);
+});
+
+test("a message counts as unread unless seen, and mentions count apart", () => {
+  const state = S.createState("alice");
+  state.current = "room:general";
+  const first = S.receiveMessage(state, message(1), { seen: true });
+  assert.equal(first.listed, true);
+  assert.equal(first.counted, false);
+  assert.ok(state.rooms.has("general"));
+  const second = S.receiveMessage(state, message(2, { body: "hi @alice" }), { seen: false });
+  assert.equal(second.counted, true);
+  assert.equal(second.conversation.unread, 1);
+  assert.equal(second.conversation.mentions, 1);
+  assert.equal(second.conversation.divider, 0); // what arrives while away is new
+  const own = S.receiveMessage(state, message(3, { from: "alice" }), { seen: false });
+  assert.equal(own.counted, false);
+  const dm = S.receiveMessage(state, message(4, { room: undefined, to: "alice", from: "carol" }), { seen: false });
+  assert.equal(dm.conversation.key, "dm:carol");
+  assert.ok(state.dms.has("carol"));
+  assert.equal(S.totalUnread(state), 2);
+});
+
+test("a delivery replaces the pending send; a refusal keeps it as failed", () => {
+  const state = S.createState("alice");
+  const where = S.conversation(state, "room:general");
+  const send = { type: "send", ref: "w-1", room: "general", body: "hello" };
+  where.pending.set("w-1", { send, status: "sending" });
+  S.failSend(state, { ref: "w-1", send, code: "too_large", reason: "too long" });
+  assert.equal(where.pending.get("w-1").status, "failed");
+  assert.equal(where.pending.get("w-1").reason, "too long");
+  assert.equal(where.pending.get("w-1").code, "too_large");
+  S.deliver(state, "w-1", message(8, { from: "alice", body: "hello" }));
+  assert.equal(where.pending.size, 0);
+  assert.deepEqual(where.ids, [8]);
+});
+
+test("unread pages replace the counts; a read marker settles them when it covers the newest", () => {
+  const state = S.createState("alice");
+  S.receiveMessage(state, message(1, { room: "dev" }), { seen: false });
+  S.applyUnread(state, [{ key: "u:carol", with: "carol", count: 2, mentions: 0, last_read: 4 }]);
+  assert.equal(state.conversations.get("room:dev").unread, 0);
+  const dm = state.conversations.get("dm:carol");
+  assert.equal(dm.unread, 2);
+  assert.equal(dm.lastRead, 4);
+  assert.ok(state.dms.has("carol"));
+  S.receiveMessage(state, message(6, { room: undefined, to: "alice", from: "carol" }), { seen: false });
+  assert.equal(S.readMarker(state, { type: "read", with: "carol", id: 5 }).settled, false);
+  assert.equal(S.readMarker(state, { type: "read", with: "carol", id: 6 }).settled, true);
+  assert.equal(dm.unread, 0);
+});
+
+test("read goes up to the newest item shown in a row, once", () => {
+  const where = new S.Conversation("room:general");
+  assert.equal(S.readTarget(where), null);
+  where.put(message(3));
+  where.put(message(5));
+  assert.equal(S.readTarget(where), 5);
+  assert.equal(S.readTarget(where, 4), 4); // only what was seen
+  where.readAsked = 5;
+  assert.equal(S.readTarget(where), null);
+  where.newerFrom = 4; // a gap after 4 that newer pages will fill
+  where.readAsked = 0;
+  assert.equal(S.readTarget(where), 4);
+});
+
+test("room events change the room's details and are kept as timeline lines", () => {
+  const state = S.createState("alice");
+  state.rooms.add("ops");
+  state.roomInfo.set("ops", { role: "member", topic: "", private: false, muted: false });
+  const event = (id, fields) => ({ type: "room_event", id, room: "ops", actor: "bob", ts: "t", ...fields });
+  S.applyRoomEvent(state, event(1, { action: "topic", topic: "deploys" }), "topic changed");
+  S.applyRoomEvent(state, event(2, { action: "op", user: "alice" }), "bob made you a moderator");
+  S.applyRoomEvent(state, event(3, { action: "private" }), "private");
+  const info = state.roomInfo.get("ops");
+  assert.deepEqual(info, { role: "moderator", topic: "deploys", private: true, muted: false });
+  assert.equal(S.canDeleteOthers(state, state.conversations.get("room:ops")), true);
+  assert.equal(state.conversations.get("room:ops").messages.get(2).text, "bob made you a moderator");
+  S.applyRoomEvent(state, event(4, { action: "kick", user: "alice" }), "bob kicked you");
+  assert.equal(S.removeRoom(state, "ops"), "You are no longer in #ops: bob kicked you.");
+  assert.equal(S.removeRoom(state, "ops"), null);
+  assert.equal(state.conversations.has("room:ops"), false);
+});
+
+test("a deleted unread message is no longer unread; an edit changes the body", () => {
+  const state = S.createState("alice");
+  S.receiveMessage(state, message(1, { body: "@alice look" }), { seen: false });
+  const where = S.changeMessage(state, 1, { body: "@alice see", edited: "t" });
+  assert.equal(where.messages.get(1).body, "@alice see");
+  assert.equal(where.unread, 1);
+  S.changeMessage(state, 1, { body: "", deleted: true });
+  assert.equal(where.unread, 0);
+  assert.equal(where.mentions, 0);
+  assert.equal(S.changeMessage(state, 99, { deleted: true }), null);
+});

@@ -1,0 +1,38 @@
+// Day separators, hover times and shared headers (securechat/web/timeline.js).
+// Run by tests/test_web_session_js.py.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+
+const module = process.env.TIMELINE_MODULE || new URL("../../securechat/web/timeline.js", import.meta.url).href;
+const { continues, dayKey, dayLabel, fullTime } = await import(module);
+
+const NOW = new Date(2026, 11, 7, 9, 30); // Mon 7 Dec 2026, 09:30 local time
+const at = (...parts) => new Date(...parts).toISOString();
+
+test("days read as Today, Yesterday, a weekday with the date, and the year when another", () => {
+  assert.equal(dayLabel(at(2026, 11, 7, 0, 1), NOW, "en"), "Today");
+  assert.equal(dayLabel(at(2026, 11, 6, 23, 59), NOW, "en"), "Yesterday");
+  assert.equal(dayLabel(at(2026, 10, 30, 6, 39), NOW, "en"), "Mon 30 Nov");
+  assert.equal(dayLabel(at(2025, 11, 31, 12, 0), NOW, "en"), "Wed 31 Dec 2025");
+  assert.equal(dayLabel(at(2026, 0, 1, 12, 0), new Date(2026, 0, 2), "en"), "Yesterday"); // across a year
+  assert.equal(dayLabel("not a time", NOW), "");
+  assert.equal(dayKey(at(2026, 10, 30, 23, 59)), "2026-11-30");
+});
+
+test("the hover shows the full date and the time to the second", () => {
+  const text = fullTime(at(2026, 10, 30, 10, 2, 15), "en-GB");
+  assert.match(text, /Monday/);
+  assert.match(text, /30 November 2026/);
+  assert.match(text, /10:02:15/);
+});
+
+test("one sender's messages a few minutes apart share a header; others do not", () => {
+  const message = (from, minute, fields = {}) => ({ type: "message", from, ts: at(2026, 11, 7, 9, minute), ...fields });
+  assert.equal(continues(message("bob", 0), message("bob", 4)), true);
+  assert.equal(continues(message("bob", 0), message("bob", 6)), false);
+  assert.equal(continues(message("bob", 0), message("carol", 1)), false);
+  assert.equal(continues(null, message("bob", 1)), false);
+  assert.equal(continues({ type: "room_event", actor: "bob", ts: at(2026, 11, 7, 9, 0) }, message("bob", 1)), false);
+  const lateNight = { type: "message", from: "bob", ts: at(2026, 11, 6, 23, 59) };
+  assert.equal(continues(lateNight, { type: "message", from: "bob", ts: at(2026, 11, 7, 0, 1) }), false);
+});
