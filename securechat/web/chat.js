@@ -13,24 +13,34 @@ export function unreadKey(entry) {
   return typeof entry.room === "string" ? `room:${entry.room}` : `dm:${entry.with}`;
 }
 
-function mentionPattern(user, flags) {
-  const escaped = user.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
-  return new RegExp(`(^|[^a-z0-9._-])(@${escaped})(?![a-z0-9._-])`, flags);
+// The mention rule of securechat/protocol/mentions.py, kept in step with it by the shared
+// cases in tests/vectors/mentions.json: "@" not after a name character, then the run of
+// name characters less trailing dots, which must be a valid name (2-32 of a-z 0-9 . _ -).
+const MENTION = /(?<![A-Za-z0-9._-])@([A-Za-z0-9._-]+)/g;
+const NAME = /^[a-z0-9._-]{2,32}$/;
+
+// Every mention in `body`: [start, end) of the "@name", and the name in lowercase.
+export function mentionsIn(body) {
+  const found = [];
+  if (!body.includes("@")) return found;
+  for (const match of body.matchAll(MENTION)) {
+    const run = match[1].replace(/\.+$/, "");
+    const name = run.toLowerCase();
+    if (NAME.test(name)) found.push({ start: match.index, end: match.index + 1 + run.length, name });
+  }
+  return found;
 }
 
-// Whether `body` mentions `user` as @name: the server's rule (a name stands alone).
+// Whether `body` mentions `user`: the server counts the same mentions.
 export function mentions(body, user) {
-  return mentionPattern(user, "i").test(body);
+  const name = user.toLowerCase();
+  return mentionsIn(body).some((found) => found.name === name);
 }
 
 // Where `body` mentions `user`: [start, end) of each "@name", for highlighting.
 export function mentionSpans(body, user) {
-  const spans = [];
-  for (const match of body.matchAll(mentionPattern(user, "gi"))) {
-    const start = match.index + match[1].length;
-    spans.push([start, start + match[2].length]);
-  }
-  return spans;
+  const name = user.toLowerCase();
+  return mentionsIn(body).filter((found) => found.name === name).map((found) => [found.start, found.end]);
 }
 
 // The commands that act on a user in the current room: /kick USER and so on.

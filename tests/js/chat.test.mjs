@@ -1,10 +1,13 @@
 // The page's pure rules (securechat/web/chat.js): slash commands, room event lines,
 // conversation keys and mentions. Run by tests/test_web_session_js.py.
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { test } from "node:test";
 
 const module = process.env.CHAT_MODULE || new URL("../../securechat/web/chat.js", import.meta.url).href;
-const { conversationKey, mentionSpans, mentions, parseCommand, roomEventText, unreadKey } = await import(module);
+const { conversationKey, mentionSpans, mentions, mentionsIn, parseCommand, roomEventText, unreadKey } = await import(module);
+const vectors = (name) =>
+  JSON.parse(readFileSync(new URL(`../vectors/${name}`, import.meta.url), "utf8")).cases;
 
 test("moderation commands act on the current room, with the target's name normalized", () => {
   assert.deepEqual(parseCommand("/kick @Bob", "ops"), {
@@ -67,4 +70,15 @@ test("conversation keys, unread keys and mentions", () => {
   assert.equal(mentions("@al", "alice"), false);
   assert.deepEqual(mentionSpans("@alice, @ALICE and @alice.b or x@alice", "alice"), [[0, 6], [8, 14]]);
   assert.deepEqual(mentionSpans("no one", "alice"), []);
+});
+
+test("the mention rule follows the shared vectors (tests/vectors/mentions.json)", () => {
+  for (const { why, body, mentions: names, spans } of vectors("mentions.json")) {
+    const found = mentionsIn(body);
+    assert.deepEqual([...new Set(found.map((m) => m.name))].sort(), names, why);
+    assert.deepEqual(found.map((m) => [m.start, m.end]), spans, why);
+    for (const name of new Set([...names, "alice", "bob"])) {
+      assert.equal(mentions(body, name.toUpperCase()), names.includes(name), `${why}: ${name}`);
+    }
+  }
 });
