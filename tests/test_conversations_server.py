@@ -72,3 +72,28 @@ def test_people_lists_everyone_active_online_or_when_last_seen(
     assert people["bob"]["online"] is False
     assert people["bob"]["last_seen"].endswith("Z")
     assert people["carol"] == {"name": "carol", "online": False}  # never logged in
+
+
+def test_a_rooms_history_holds_its_events_when_asked(running_server: RunningServer) -> None:
+    """#26 item 5: room events are in the history, so a reload or another device shows the
+    same timeline; a client that does not ask gets messages only, as before."""
+    alice = running_server.login("alice")
+    created = alice.ask("c", type="create", room="ops")
+    assert created["type"] == "joined"
+    topic = alice.ask("t", type="moderate", room="ops", action="topic", topic="deploys")
+    assert topic["type"] == "done"
+    said = _say(alice, "1", room="ops", body="deploying now")
+
+    page = alice.ask("h", type="history", room="ops", events=True)
+    assert [m["id"] for m in page["messages"]] == [said]
+    actions = [(e["type"], e["action"]) for e in page["events"]]
+    assert actions == [("room_event", "create"), ("room_event", "topic")]
+    assert page["events"][1]["topic"] == "deploys"
+    assert all(e["id"] < said for e in page["events"])
+
+    last_two = alice.ask("h2", type="history", room="ops", events=True, limit=2)
+    assert (len(last_two["messages"]), len(last_two["events"]), last_two["more"]) == (1, 1, True)
+    plain = alice.ask("h3", type="history", room="ops")
+    assert "events" not in plain
+    direct = alice.ask("h4", type="history", events=True, **{"with": "bob"})
+    assert "events" not in direct  # a direct conversation has no room events

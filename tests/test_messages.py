@@ -115,6 +115,8 @@ VALID_REQUESTS: list[tuple[dict[str, Any], Request]] = [
     ({"type": "bye"}, Bye()),
     ({"type": "bye", "reason": "done for today"}, Bye(reason="done for today")),
     ({"type": "history", "room": "ops", "after": 0}, History(room="ops", after=0)),
+    ({"type": "history", "room": "ops", "events": True}, History(room="ops", events=True)),
+    ({"type": "history", "room": "ops", "events": False}, History(room="ops")),
     ({"type": "create", "room": "Ops", "ref": "c"}, Create(room="ops", ref="c")),
     (
         {"type": "create", "room": "hr", "private": True, "topic": "people"},
@@ -368,6 +370,12 @@ EVENTS: list[Event] = [
     DIRECT_MESSAGE,
     HistoryPage(messages=(ROOM_MESSAGE, DIRECT_MESSAGE), more=True, ref="h"),
     HistoryPage(messages=(), more=False),
+    HistoryPage(
+        messages=(ROOM_MESSAGE,),
+        more=False,
+        events=(RoomEvent(id=3, room="ops", action="topic", actor="alice", ts=TS, topic="t"),),
+    ),
+    HistoryPage(messages=(), more=False, events=()),
     Synced(last_id=42, more=True, ref="s"),
     Synced(last_id=0),
     Online(online=("alice", "bob"), ref="w"),

@@ -219,3 +219,6 @@ def test_rooms_lists_the_servers_conversations_and_tab_knows_everyone(
     dave.type("/msg ca\t")  # carol never logged in, never spoke, and is not online
     dave.line(" hello")
     dave.expect(r"» /msg carol hello")
+    dave.line("/join ops")
+    dave.line("/history")  # the room's events are part of its history
+    dave.expect(r"bob created #ops \(topic: on call\)")

@@ -206,11 +206,15 @@ class Client:
         before: int | None = None,
         limit: int | None = None,
         after: int | None = None,
+        events: bool = False,
     ) -> HistoryPage:
         """The newest ``limit`` messages (oldest first) of a room or of a conversation with
         ``peer``; with ``after`` (e.g. a read marker), the oldest ``limit`` after that id.
-        Messages come as they are now: ``edited`` set, or a ``deleted`` tombstone."""
-        request = History(room=room, peer=peer, before=before, limit=limit, after=after)
+        Messages come as they are now: ``edited`` set, or a ``deleted`` tombstone. With
+        ``events``, a room's page holds its room events too, in id order."""
+        request = History(
+            room=room, peer=peer, before=before, limit=limit, after=after, events=events or None
+        )
         return self._request(request, HistoryPage)
 
     # --- #16: rooms a team runs, edits, read state -----------------------------------

@@ -102,7 +102,7 @@ def _history(f: Fields) -> History:
         raise f.fail("give 'before' or 'after', not both")
     return History(
         room=room, peer=peer, before=before, limit=f.opt_int("limit", minimum=1),
-        after=after, ref=f.ref,
+        after=after, ref=f.ref, events=f.opt_boolean("events") or None,
     )  # fmt: skip
 
 
@@ -234,6 +234,20 @@ def _person(o: dict[str, Any]) -> Person:
     )
 
 
+def _room_event(f: Fields) -> RoomEvent:
+    return RoomEvent(
+        id=f.int("id"), room=f.text("room"), action=f.text("action"), actor=f.text("actor"),
+        ts=f.text("ts"), user=f.opt_text("user"), topic=f.opt_text("topic", 2**31),
+    )  # fmt: skip
+
+
+def _opt_events(f: Fields) -> tuple[RoomEvent, ...] | None:
+    found = f.opt_objects("events")
+    if found is None:
+        return None
+    return tuple(_room_event(_fields_of(o, "room_event")) for o in found)
+
+
 def _fields_of(obj: dict[str, Any], expected: str) -> Fields:
     if obj.get("type") != expected:
         raise MalformedMessage(f"expected a {expected!r} object")
@@ -290,6 +304,7 @@ _EVENTS: dict[str, Callable[[Fields], Event]] = {
     "message": _message,
     "history": lambda f: HistoryPage(
         messages=tuple(_message(_fields_of(o, "message")) for o in f.objects("messages")),
+        events=_opt_events(f),
         more=f.boolean("more"),
         ref=f.ref,
     ),
@@ -301,15 +316,7 @@ _EVENTS: dict[str, Callable[[Fields], Event]] = {
     "bye": lambda f: Bye(reason=f.opt_text("reason", 2**31), ref=f.ref),
     "ca": lambda f: CACertificate(pem=f.text("pem", 65536), ref=f.ref),
     "done": lambda f: Done(ref=f.ref),
-    "room_event": lambda f: RoomEvent(
-        id=f.int("id"),
-        room=f.text("room"),
-        action=f.text("action"),
-        actor=f.text("actor"),
-        ts=f.text("ts"),
-        user=f.opt_text("user"),
-        topic=f.opt_text("topic", 2**31),
-    ),
+    "room_event": _room_event,
     "edited": _edited,
     "deleted": _deleted,
     "read": lambda f: ReadMarker(

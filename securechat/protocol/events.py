@@ -131,10 +131,18 @@ class Message(WireMessage):
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class HistoryPage(WireMessage):
+    """One page of a conversation, oldest first: its messages and, when asked for, the
+    room events among them (``events``; merge the two by id for the timeline)."""
+
     TYPE: ClassVar[str] = "history"
     messages: tuple[Message, ...]
     more: bool
     ref: str | None = None
+    events: tuple[RoomEvent, ...] | None = None
+
+    def timeline(self) -> list[Message | RoomEvent]:
+        """Messages and room events together, in id order."""
+        return sorted((*self.messages, *(self.events or ())), key=lambda item: item.id)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -83,7 +83,8 @@ class Send(WireMessage):
 @dataclasses.dataclass(frozen=True, slots=True)
 class History(WireMessage):
     """The newest ``limit`` messages before id ``before`` in a room or a direct conversation,
-    or with ``after`` the oldest ``limit`` after that id (reading forward from a marker)."""
+    or with ``after`` the oldest ``limit`` after that id (reading forward from a marker).
+    ``events``: a room's page holds its room events too (joins, topics, moderation)."""
 
     TYPE: ClassVar[str] = "history"
     room: str | None = None
@@ -92,6 +93,7 @@ class History(WireMessage):
     limit: int | None = None
     after: int | None = None
     ref: str | None = None
+    events: bool | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -220,11 +220,15 @@ class Fields:
             raise self.fail(f"'{key}' must be a list of strings")
         return tuple(value)
 
-    def objects(self, key: str) -> list[dict[str, Any]]:
-        value = self._required(key, self._get(key, list, "a list"))
-        if not all(isinstance(item, dict) for item in value):
+    def opt_objects(self, key: str) -> list[dict[str, Any]] | None:
+        value = self._get(key, list, "a list")
+        if value is not None and not all(isinstance(item, dict) for item in value):
             raise self.fail(f"'{key}' must be a list of objects")
-        return list(value)
+        return None if value is None else list(value)
+
+    def objects(self, key: str) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._required(key, self.opt_objects(key))
+        return result
 
     def one_of(self, first: str | None, second: str | None, keys: str) -> None:
         if (first is None) == (second is None):

@@ -57,6 +57,7 @@ from securechat.protocol.messages import (
     Pong,
     ReadMarker,
     Request,
+    RoomEvent,
     RoomList,
     Search,
     Send,
@@ -71,7 +72,7 @@ from securechat.protocol.names import normalize_name
 from securechat.protocol.requests import GetConversations, GetPeople
 from securechat.server.addresses import address_key
 from securechat.server.committer import Committer
-from securechat.server.delivery import PendingSend, format_ts, journal_event, to_event
+from securechat.server.delivery import PendingSend, format_ts, journal_event
 from securechat.server.hashpool import HashPool
 from securechat.server.hub import Hub, Member
 from securechat.server.listing import Listings
@@ -337,8 +338,9 @@ class ChatService:
         if request.room is not None:
             self._require_member(request.room, caller)
             page, more = self._store.room_history(
-                request.room, before=request.before, limit=limit, after=request.after
-            )
+                request.room, before=request.before, limit=limit, after=request.after,
+                events=bool(request.events),
+            )  # fmt: skip
         else:
             assert request.peer is not None
             peer_id = self._store.user_id(request.peer)
@@ -348,25 +350,33 @@ class ChatService:
                 caller.account.id, peer_id, before=request.before, limit=limit,
                 after=request.after,
             )  # fmt: skip
-        messages = [to_event(m) for m in page]
-        return [self._fit_page(messages, more, request.ref, forward=request.after is not None)]
+        timeline = [journal_event(m) for m in page]  # messages, and room events when asked
+        with_events = bool(request.events and request.room)
+        forward = request.after is not None
+        return [self._fit_page(timeline, more, request.ref, forward=forward, events=with_events)]
 
     def _fit_page(
-        self, messages: list[Message], more: bool, ref: str | None, *, forward: bool = False
-    ) -> HistoryPage:
-        """Drop messages until the reply fits in one frame: the oldest, or reading forward
-        (``after``), the newest."""
+        self, timeline: list[Journal], more: bool, ref: str | None, *,
+        forward: bool = False, events: bool = False,
+    ) -> HistoryPage:  # fmt: skip
+        """Drop messages (and room events) until the reply fits in one frame: the oldest,
+        or reading forward (``after``), the newest. ``events``: the page has its room
+        events (``[]`` when there are none, so the client knows it asked a server that
+        sends them)."""
         budget = self._limits.max_frame - HEADER_SIZE
-        size = len(encode(HistoryPage(messages=(), more=True, ref=ref)))
-        order = range(len(messages)) if forward else range(len(messages) - 1, -1, -1)
-        keep = len(messages)
+        empty = HistoryPage(messages=(), more=True, ref=ref, events=() if events else None)
+        size = len(encode(empty))
+        order = range(len(timeline)) if forward else range(len(timeline) - 1, -1, -1)
+        keep = len(timeline)
         for count, index in enumerate(order):
-            size += len(encode(messages[index])) + 1
+            size += len(encode(timeline[index])) + 1
             if size > budget:
                 keep, more = count, True
                 break
-        kept = messages[:keep] if forward else messages[len(messages) - keep :]
-        return HistoryPage(messages=tuple(kept), more=more, ref=ref)
+        kept = timeline[:keep] if forward else timeline[len(timeline) - keep :]
+        messages = tuple(m for m in kept if isinstance(m, Message))
+        found = tuple(m for m in kept if isinstance(m, RoomEvent))
+        return HistoryPage(messages=messages, more=more, ref=ref, events=found if events else None)
 
     def _sync(self, caller: Caller, request: Sync) -> list[Event]:
         """Messages after ``since``, then ``synced``: at most ``sync_reply_bytes`` in all.

@@ -291,14 +291,17 @@ class ChatStore:
             return search.index_pending(conn, limit)
 
     def room_history(
-        self, room: str, *, before: int | None, limit: int, after: int | None = None
-    ) -> tuple[list[StoredMessage], bool]:
+        self, room: str, *, before: int | None, limit: int, after: int | None = None,
+        events: bool = False,
+    ) -> tuple[list[StoredMessage], bool]:  # fmt: skip
         """The newest ``limit`` messages of ``room`` with id < ``before``, oldest first; with
-        ``after``, the oldest ``limit`` with id > ``after``. As they are now (edited, deleted)."""
+        ``after``, the oldest ``limit`` with id > ``after``. As they are now (edited, deleted).
+        With ``events``, its room events too (they count towards ``limit``)."""
         # By the room's id, not its name through the join: then PostgreSQL too reads the
         # (room_id, id) index backwards and stops at ``limit``, instead of sorting the room.
         room_id = select(Room.id).where(Room.name == room).scalar_subquery()
-        return self._page(ChatMessage.room_id == room_id, before, limit, after)
+        kinds = ("message", "event") if events else ("message",)
+        return self._page(ChatMessage.room_id == room_id, before, limit, after, kinds)
 
     def direct_history(
         self, user_id: int, peer_id: int, *, before: int | None, limit: int,
@@ -308,12 +311,13 @@ class ChatStore:
             and_(ChatMessage.sender_id == user_id, ChatMessage.recipient_id == peer_id),
             and_(ChatMessage.sender_id == peer_id, ChatMessage.recipient_id == user_id),
         )
-        return self._page(between, before, limit, after)
+        return self._page(between, before, limit, after, ("message",))
 
     def _page(
-        self, condition: ColumnElement[bool], before: int | None, limit: int, after: int | None
-    ) -> tuple[list[StoredMessage], bool]:
-        query = MESSAGES.where(condition, ChatMessage.kind == "message")
+        self, condition: ColumnElement[bool], before: int | None, limit: int, after: int | None,
+        kinds: tuple[str, ...],
+    ) -> tuple[list[StoredMessage], bool]:  # fmt: skip
+        query = MESSAGES.where(condition, ChatMessage.kind.in_(kinds))
         if after is not None:
             query = query.where(ChatMessage.id > after).order_by(ChatMessage.id)
         else:

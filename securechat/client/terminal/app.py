@@ -147,13 +147,17 @@ class ChatTerminal:
                 del self._authors[next(iter(self._authors))]
         print_formatted_text(message_line(message, self.client.user), style=STYLE)
 
-    def show_page(self, messages: Sequence[Message], target: Target | None) -> None:
-        """Show stored messages; with ``target`` (where they all are), they are now read."""
-        for message in messages:
-            self.show(message)
-        self.reads.note(messages)
-        if target is not None and messages:
-            self._marks.mark(target.room, target.peer, messages[-1].id)
+    def show_page(self, items: Sequence[Message | RoomEvent], target: Target | None) -> None:
+        """Show a stored page (messages, and a room's events); with ``target`` (where they
+        all are), they are now read."""
+        for item in items:
+            if isinstance(item, RoomEvent):
+                self.say(room_event_text(item, self.client.user))
+            else:
+                self.show(item)
+        self.reads.note(items)
+        if target is not None and items:
+            self._marks.mark(target.room, target.peer, items[-1].id)
 
     def enter(self, target: Target, unread: Conversation | None = None) -> bool:
         """Make ``target`` current and show what is unread there; False if nothing is.

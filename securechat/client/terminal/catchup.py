@@ -17,7 +17,7 @@ from collections.abc import Iterable
 
 from securechat.client.api import Client
 from securechat.errors import ConnectionLost, RequestError
-from securechat.protocol.messages import Message
+from securechat.protocol.messages import Message, RoomEvent
 
 __all__ = ["OWN_KEPT", "ReadMarks", "ReadState", "key_of", "key_of_message"]
 
@@ -42,11 +42,11 @@ class ReadState:
         self._own: dict[str, list[int]] = {}  # key -> own message ids, ascending
         self._markers: dict[str, int] = {}  # key -> last read id, as the server has it
 
-    def note(self, messages: Iterable[Message]) -> None:
+    def note(self, messages: Iterable[Message | RoomEvent]) -> None:
         """Remember which of ``messages`` are ours (a tombstone is forgotten)."""
         with self._lock:
             for message in messages:
-                if message.sender != self.me:
+                if not isinstance(message, Message) or message.sender != self.me:
                     continue
                 ids = self._own.setdefault(key_of_message(message, self.me), [])
                 if message.deleted:

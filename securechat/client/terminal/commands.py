@@ -149,7 +149,7 @@ class Commands(TeamCommands):
         self.t.say(f"now talking to @{escape(user)}; /room ROOM to go back")
         target = Target(peer=user)
         if not self.t.enter(target):
-            self.t.show_page(page.messages, target)
+            self.t.show_page(page.timeline(), target)
 
     def cmd_rooms(self, _: str) -> None:
         client = self.t.client
@@ -184,11 +184,12 @@ class Commands(TeamCommands):
             return
         count = int(arg) if arg else HISTORY_DEFAULT
         page = self.t.client.history(**target.history_query(), limit=count)
-        if not page.messages:
+        timeline = page.timeline()
+        if not timeline:
             self.t.say(f"no messages in {escape(target.label)} yet")
             return
         self.t.say(f"last {len(page.messages)} message(s) in {escape(target.label)}:")
-        self.t.show_page(page.messages, target)
+        self.t.show_page(timeline, target)
         self.t.say("end of history")
 
     def cmd_search(self, arg: str) -> None:

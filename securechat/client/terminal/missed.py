@@ -68,7 +68,7 @@ def show_unread(screen: Screen, target: Target, unread: Conversation | None) -> 
         more = min(len(page.messages) + earlier, HISTORY_MAX)
         there = "" if target == screen.target else f"{_switch(target)}, then "
         screen.say(f"… {earlier} earlier unread not shown: {there}/history {more} shows them")
-    screen.show_page(page.messages, target)
+    screen.show_page(page.timeline(), target)
     return True
 
 
@@ -78,7 +78,7 @@ def _show_recent(screen: Screen, target: Target) -> None:
     except SecureChatError as exc:
         screen.fail(f"cannot load recent messages: {escape(exc.message)}")
         return
-    screen.show_page(page.messages, target)
+    screen.show_page(page.timeline(), target)
 
 
 def _switch(target: Target) -> str:

@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 from securechat.client.api import Client
 from securechat.client.terminal.catchup import ReadState, key_of
-from securechat.protocol.messages import Conversation, Deleted, Edited, Message
+from securechat.protocol.messages import Conversation, Deleted, Edited, Message, RoomEvent
 
 __all__ = ["Screen", "Target"]
 
@@ -41,7 +41,7 @@ class Target:
         return {"room": self.room} if self.room else {"to": self.peer or ""}
 
     def history_query(self) -> dict[str, Any]:
-        return {"room": self.room} if self.room else {"peer": self.peer}
+        return {"room": self.room, "events": True} if self.room else {"peer": self.peer}
 
 
 class Screen(Protocol):
@@ -56,7 +56,7 @@ class Screen(Protocol):
     def say(self, text: str, style: str = ...) -> None: ...
     def fail(self, text: str) -> None: ...
     def show(self, message: Message) -> None: ...
-    def show_page(self, messages: Sequence[Message], target: Target | None) -> None: ...
+    def show_page(self, items: Sequence[Message | RoomEvent], target: Target | None) -> None: ...
     def enter(self, target: Target, unread: Conversation | None = ...) -> bool: ...
     def submit(self, body: str, target: Target) -> None: ...
     def changed(self, event: Edited | Deleted) -> None: ...

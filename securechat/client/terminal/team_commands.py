@@ -187,7 +187,8 @@ class TeamCommands:
         """The id of our ``nth`` last message in ``target``, looking in history if need be."""
         reads = self.t.reads
         if reads.own_count(target.key) < nth:
-            page = self.t.client.history(**target.history_query(), limit=OWN_LOOKBACK)
+            query = target.history_query() | {"events": False}  # messages only
+            page = self.t.client.history(**query, limit=OWN_LOOKBACK)
             reads.note(page.messages)
         found = reads.own(target.key, nth) if nth >= 1 else None
         if found is None:
