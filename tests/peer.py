@@ -77,11 +77,11 @@ class EventPeer(abc.ABC):
                 return event
             self.seen.append(event)
 
-    def login(self, user: str, password: str) -> Event:
-        hello = self.expect("hello")
+    def login(self, user: str, password: str, timeout: float = TIMEOUT) -> Event:
+        hello = self.expect("hello", timeout)
         assert hello["protocol"] == 1
         self.send(type="auth", user=user, password=password)
-        return self.expect("welcome")
+        return self.expect("welcome", timeout)
 
 
 class Peer(EventPeer):

@@ -89,7 +89,8 @@ def test_header_announcing_10_mb_is_refused_before_the_body_arrives(
             peer.sock.sendall(b"{" * 65536)
             sent += 65536
     events = peer.expect_closed()
-    assert [e.get("code") for e in events] == ["frame_too_large"]
+    # Other events (bob's presence, say) may come first on a slow machine; one error only.
+    assert [e.get("code") for e in events if e["type"] == "error"] == ["frame_too_large"]
     _assert_serving(running, bob)
 
 

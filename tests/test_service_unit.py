@@ -195,7 +195,9 @@ def test_server_works_when_memory_cannot_be_writable_and_executable(
         assert "listening on 127.0.0.1 port" in line, line  # the first line, if all went well
         port = int(line.rsplit(" ", 1)[1])
         with Peer(("127.0.0.1", port), certs_dir / "ca.pem") as peer:
-            peer.login("alice", PASSWORD)  # TLS 1.3 and an argon2id verify
+            # TLS 1.3 and an argon2id verify (and rehash) at the production cost: slow on a
+            # loaded machine, so not bounded by the suite's usual step time.
+            peer.login("alice", PASSWORD, timeout=3 * TIMEOUT)
             peer.send(type="send", room="general", body="no W+X needed", ref="w1")
             assert peer.expect("ack", ref="w1")["id"] >= 1
     finally:
