@@ -97,3 +97,18 @@ def test_a_rooms_history_holds_its_events_when_asked(running_server: RunningServ
     assert "events" not in plain
     direct = alice.ask("h4", type="history", events=True, **{"with": "bob"})
     assert "events" not in direct  # a direct conversation has no room events
+
+
+def test_a_join_that_must_not_create_refuses_a_new_name(running_server: RunningServer) -> None:
+    """#26 item 5: a client asks before making a room; `create` then makes its maker owner.
+    Without "create": false a join still makes the room, as for older clients."""
+    alice = running_server.login("alice")
+    refused = alice.ask("j", type="join", room="newroom", create=False)
+    assert (refused["type"], refused["code"]) == ("error", "no_such_room")
+    made = alice.ask("c", type="create", room="newroom")
+    assert (made["type"], made["role"]) == ("joined", "owner")
+    bob = running_server.login("bob")
+    joined = bob.ask("j", type="join", room="newroom", create=False)
+    assert (joined["type"], joined["role"]) == ("joined", "member")
+    old_style = bob.ask("j2", type="join", room="another")
+    assert old_style["type"] == "joined"

@@ -97,7 +97,7 @@ def test_moderation_commands_act_on_the_current_room_and_on_live_sessions(
     private = r"created #ops, a private room \(invitation only: /invite USER\)"
     _run(alice, "/create ops private", private)
     _run(alice, "/create ops", r"#ops exists already: /join ops, or another name")
-    _run(bob, "/join ops", r"no room 'ops'")  # private: as if it did not exist
+    _run(bob, "/join ops", r"there is no room #ops you can join")  # private: as if it did not exist
     _run(alice, "/invite bob", "you invited bob to #ops")
     bob.expect("alice invited you to #ops: /join ops to enter")
     _run(bob, "/join ops", r"joined #ops: 2 member\(s\)")
@@ -219,6 +219,8 @@ def test_rooms_lists_the_servers_conversations_and_tab_knows_everyone(
     dave.type("/msg ca\t")  # carol never logged in, never spoke, and is not online
     dave.line(" hello")
     dave.expect(r"» /msg carol hello")
+    dave.line("/join nowhere")  # not made silently, ownerless
+    dave.expect(r"there is no room #nowhere you can join .*/create nowhere makes it")
     dave.line("/join ops")
     dave.line("/history")  # the room's events are part of its history
     dave.expect(r"bob created #ops \(topic: on call\)")

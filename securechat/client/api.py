@@ -176,9 +176,14 @@ class Client:
 
     # --- requests ----------------------------------------------------------------------
 
-    def join(self, room: str) -> Joined:
-        """Join (and create if needed) ``room``."""
-        return self._request(Join(room=room), Joined)
+    def join(self, room: str, *, create: bool = True) -> Joined:
+        """Join ``room``, creating it (ownerless) if needed; with ``create=False`` only if
+        it exists (:meth:`create` makes a room you own).
+
+        Raises:
+            NoSuchRoom: not ``create`` and no such room, or a private one you are not in.
+        """
+        return self._request(Join(room=room, create=None if create else False), Joined)
 
     def leave(self, room: str) -> Left:
         return self._request(Leave(room=room), Left)

@@ -157,7 +157,7 @@ def _auth(f: Fields) -> Auth:
 
 _REQUESTS: dict[str, Callable[[Fields], Request]] = {
     "auth": _auth,
-    "join": lambda f: Join(room=f.name("room"), ref=f.ref),
+    "join": lambda f: Join(room=f.name("room"), ref=f.ref, create=f.opt_boolean("create")),
     "leave": lambda f: Leave(room=f.name("room"), ref=f.ref),
     "rooms": lambda f: ListRooms(after=f.opt_name("after"), ref=f.ref),
     "send": _send,

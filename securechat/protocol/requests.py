@@ -48,9 +48,13 @@ class Auth(WireMessage):
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Join(WireMessage):
+    """Join ``room``; ``create=False``: only if it exists (else ``no_such_room``), so a
+    client can ask before making a room (which ``create`` does, with its maker as owner)."""
+
     TYPE: ClassVar[str] = "join"
     room: str
     ref: str | None = None
+    create: bool | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

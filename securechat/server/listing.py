@@ -11,8 +11,9 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, TypeVar
+from typing import Protocol, TypeVar
 
+from securechat.accounts import Account
 from securechat.config import Limits
 from securechat.protocol.codec import encode, encode_object
 from securechat.protocol.events import (
@@ -32,8 +33,13 @@ from securechat.server.hub import Hub
 from securechat.store.chat import ChatStore
 from securechat.store.reads import ConversationState, UnreadCount
 
-if TYPE_CHECKING:
-    from securechat.server.service import Caller
+
+class Caller(Protocol):
+    """Who asks: any logged-in connection (service.Caller)."""
+
+    @property
+    def account(self) -> Account: ...
+
 
 T = TypeVar("T", Conversation, Person)
 

@@ -250,7 +250,7 @@ class ChatService:
     def _join(self, caller: Caller, request: Join) -> list[Event]:
         join = functools.partial(
             rooms.join, actor=_actor(caller), room=request.room,
-            max_rooms=self._limits.max_rooms_per_user,
+            max_rooms=self._limits.max_rooms_per_user, create=request.create is not False,
         )  # fmt: skip
         self._perform(caller, join)
         return [self._joined(request.room, caller.user, request.ref)]

@@ -308,18 +308,24 @@ def create(
     return _outcome(tx, room, entry, added=() if owner_name is None else (owner_name,))
 
 
-def join(tx: Tx, actor: Actor, room: str, *, max_rooms: int | None = None) -> Outcome:
-    """Join ``room``, creating it if new: public and ownerless, as before #16 (``create``
-    makes a room its creator owns), so a client that only joins never owns a room it
-    could not leave. ``max_rooms``: the rooms the actor may hold (None: no cap).
+def join(
+    tx: Tx, actor: Actor, room: str, *, max_rooms: int | None = None, create: bool = True
+) -> Outcome:
+    """Join ``room``, creating it if new (unless not ``create``): public and ownerless, as
+    before #16 (``create`` makes a room its creator owns), so a client that only joins
+    never owns a room it could not leave. ``max_rooms``: the rooms the actor may hold
+    (None: no cap).
 
     Raises:
-        NoSuchRoom: a private room without an invitation (or one you are banned from).
+        NoSuchRoom: a private room without an invitation (or one you are banned from), or
+            no such room and not ``create``.
         Forbidden: banned from a public room.
         TooManyRooms: the actor holds ``max_rooms`` rooms already.
     """
     assert actor.id is not None, "the console joins no room"
     found = _find_room(tx.conn, room)
+    if found is None and not create:
+        raise no_such_room(room)
     if found is None:  # as before #16: a public room, made without an event
         _check_room_cap(tx.conn, actor, max_rooms)
         made = _make_room(tx, room, private=False, topic=None, owner_id=None)

@@ -17,7 +17,7 @@ from prompt_toolkit.document import Document
 from securechat.client.terminal.render import conversation_line, escape
 from securechat.client.terminal.screen import Screen, Target
 from securechat.client.terminal.team_commands import TEAM_HELP, USER_ACTIONS, TeamCommands
-from securechat.errors import SecureChatError
+from securechat.errors import NoSuchRoom, SecureChatError
 from securechat.protocol.messages import MAX_QUERY, MIN_QUERY, UNREAD_CAP
 
 __all__ = ["COMMANDS", "HELP", "Commands", "Screen", "Target", "UserCompleter"]
@@ -27,7 +27,7 @@ HISTORY_MAX = 500
 SEARCH_PAGE = 20
 
 HELP = (
-    ("/join ROOM", "join (or create) a room and make it current"),
+    ("/join ROOM", "join a room and make it current (/create ROOM makes a new one)"),
     ("/leave [ROOM]", "leave a room (default: the current one)"),
     ("/room ROOM", "switch the current room"),
     ("/msg USER TEXT", "send a direct message"),
@@ -89,7 +89,14 @@ class Commands(TeamCommands):
         room = self._name(arg, "room", "/join ROOM")
         if room is None:
             return
-        joined = self.t.client.join(room)
+        try:
+            joined = self.t.client.join(room, create=False)
+        except NoSuchRoom:
+            self.t.fail(
+                f"there is no room #{escape(room)} you can join (a private room needs an "
+                f"invitation): /create {escape(room)} makes it, with you as its owner"
+            )
+            return
         self.t.known_rooms.add(joined.room)
         self.t.known_users.update(joined.members)
         online = ", ".join(escape(u) for u in joined.online)
