@@ -7,12 +7,19 @@
 // DOM, a socket or a clock.
 //
 // After hello the session logs in by itself: with the password at first, then with the
-// resume token from the last welcome (the password is dropped as soon as a token arrives).
-// A later login is a resumption: it asks for sync from the last message id seen, page
-// after page, and resends every send not yet acknowledged under its original ref, which
-// the server de-duplicates. Message ids already seen are dropped, so a catch-up never
-// shows a message twice. Edits, deletions and room events share the messages' id sequence
-// (the journal): they move the last id seen too, and a catch-up drops the ones already seen.
+// resume token from the last welcome (the password is dropped at the first welcome, token
+// or not; with no token, the next hello is a refused login). A later login is a
+// resumption: it asks for sync from the last message id seen, page after page, and resends
+// every send not yet acknowledged under its original ref, which the server de-duplicates.
+// Message ids already seen are dropped, so a catch-up never shows a message twice. Edits,
+// deletions and room events share the messages' id sequence (the journal): they move the
+// last id seen too. An ack never does: the server may ack a message (or an edit) before it
+// delivers an earlier one, which a sync from the ack's id would miss; the ack's id is
+// marked seen instead. `rooms` follows the welcome, joined and left (a reply, or pushed on
+// a kick, a ban or the room's deletion) and a room_event delete.
+//
+// The same rules, as scripted server streams, are tests/vectors/session*.json, which
+// securechat/protocol/client.py's ClientSession runs too.
 
 export const PROTOCOL_VERSION = 1;
 export const PONG_TIMEOUT = 10; // seconds an unanswered heartbeat ping may wait
@@ -140,6 +147,15 @@ export class ChatSession {
     return this.state === State.READY;
   }
 
+  // Whether a new connection could log in: a password not used yet, or a token.
+  get canLogIn() {
+    return this.password !== null || this.token !== null;
+  }
+
+  get holdsPassword() {
+    return this.password !== null;
+  }
+
   request(message) {
     const ref = `c-${++this.refs}`;
     this.pending.set(ref, message);
@@ -175,8 +191,8 @@ export class ChatSession {
   }
 
   end(reason) {
-    this.events.push({ kind: "ended", reason });
-    this.connectionLost(reason);
+    this.connectionLost(reason); // answers the requests in flight...
+    this.events.push({ kind: "ended", reason }); // ...so that this comes last
   }
 
   dispatch(event, now) {
@@ -195,7 +211,9 @@ export class ChatSession {
       this.catchUpRef = null;
       if (event.more) this.catchUp(event.last_id);
       else this.events.push({ kind: "caught_up" });
-    } else if (type !== "pong" && !this.answer(event)) {
+    } else if (!this.answer(event) && type !== "pong") {
+      // Removed from a room (kicked, banned, the room deleted): the server says left.
+      if (type === "left") this.rooms = this.rooms.filter((room) => room !== event.room);
       this.events.push({ kind: "pushed", event }); // presence, joins, and what later versions add
     }
   }
@@ -209,6 +227,12 @@ export class ChatSession {
     if (event.protocol !== PROTOCOL_VERSION) {
       const message = `the server speaks protocol version ${event.protocol}, this page speaks ${PROTOCOL_VERSION}`;
       this.events.push({ kind: "refused", error: { code: "unsupported_protocol", message }, withToken: false });
+      this.end(message);
+      return;
+    }
+    if (!this.canLogIn) {
+      const message = "the server gave no resume token at login, so this page cannot log in again by itself";
+      this.events.push({ kind: "refused", error: { code: "auth_required", message }, withToken: false });
       this.end(message);
       return;
     }
@@ -231,10 +255,9 @@ export class ChatSession {
     }
     const resumed = this.logins > 0;
     this.logins += 1;
-    if (typeof event.token === "string") {
-      this.token = event.token;
-      this.password = null;
-    }
+    // Logged in: the password goes, whatever came with the welcome (a token, or none).
+    this.password = null;
+    if (typeof event.token === "string") this.token = event.token;
     this.user = event.user;
     this.rooms = [...event.rooms];
     if (!resumed) this.lastId = event.last_id;
@@ -257,12 +280,12 @@ export class ChatSession {
   }
 
   receiveJournal(event) {
-    if (this.noteJournal(event.id)) this.events.push({ kind: "pushed", event });
-  }
-
-  noteJournal(id) {
-    this.lastId = Math.max(this.lastId, id);
-    return this.markSeen(id);
+    this.lastId = Math.max(this.lastId, event.id);
+    if (!this.markSeen(event.id)) return;
+    if (event.type === "room_event" && event.action === "delete") {
+      this.rooms = this.rooms.filter((room) => room !== event.room);
+    }
+    this.events.push({ kind: "pushed", event });
   }
 
   markSeen(id) {
@@ -276,8 +299,9 @@ export class ChatSession {
   acknowledge(ack) {
     const send = this.unacked.get(ack.ref);
     if (send === undefined) {
-      // An edit's or a deletion's ack: its id is the change's, which a catch-up would repeat.
-      if (this.answer(ack) && Number.isInteger(ack.id)) this.noteJournal(ack.id);
+      // An edit's or a deletion's ack: its id is the change's, which a catch-up would repeat
+      // (marked seen, but the last id stays: an earlier id may still be on its way).
+      if (this.answer(ack) && Number.isInteger(ack.id)) this.markSeen(ack.id);
       return; // else a duplicate ack after a resend, or a stray one: dropped
     }
     this.forget(ack.ref);
@@ -285,7 +309,6 @@ export class ChatSession {
     if (send.room !== undefined) message.room = send.room;
     else message.to = send.to;
     this.markSeen(ack.id);
-    this.lastId = Math.max(this.lastId, ack.id);
     this.events.push({ kind: "delivered", ref: ack.ref, message });
   }
 
