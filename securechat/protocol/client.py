@@ -19,7 +19,8 @@ catch-up never shows a message twice. The last id moves with the journal events 
 and ``synced``, never with an ``ack``: the server may ack a message (or an edit) before it
 delivers an earlier one, which a sync from the ack's id would miss; the ack's id is marked
 seen instead. ``rooms`` follows the welcome, ``joined`` and ``left`` (a reply, or pushed
-on a kick, a ban or the room's deletion) and a ``room_event`` ``delete``.
+on a kick, a ban or the room's deletion), a ``room_event`` ``delete``, and
+``member_joined``/``member_left`` naming this user (its other sessions).
 
 The same rules, as scripted server streams, are tests/vectors/session*.json, which the
 page's ``ChatSession`` (securechat/web/session.js) runs too.
@@ -58,6 +59,8 @@ from securechat.protocol.messages import (
     Joined,
     Journal,
     Left,
+    MemberJoined,
+    MemberLeft,
     Message,
     Ping,
     Pong,
@@ -442,8 +445,7 @@ class ClientSession:
             if event.more:
                 self._catch_up(event.last_id)
         elif not self._answer(event) and not isinstance(event, Pong):  # a heartbeat's pong
-            if isinstance(event, Left):  # removed from a room (kicked, banned, deleted)
-                self.rooms = tuple(r for r in self.rooms if r != event.room)
+            self._follow_rooms(event)
             self._events.append(event)  # pushed: presence, joins, and what later versions add
 
     def _on_hello(self, event: Event) -> None:
@@ -497,6 +499,16 @@ class ClientSession:
         if resumed:
             self._catch_up(self.last_id)
             self._out.extend(self._frames[ref] for ref in self._unacked)
+
+    def _follow_rooms(self, pushed: Event) -> None:
+        """Removed from a room (kicked, banned, deleted: ``left``), or joined or left it
+        in another session of this user (``member_joined``/``member_left`` naming us)."""
+        if isinstance(pushed, Left) or (
+            isinstance(pushed, MemberLeft) and pushed.user == self.user
+        ):
+            self.rooms = tuple(r for r in self.rooms if r != pushed.room)
+        elif isinstance(pushed, MemberJoined) and pushed.user == self.user:
+            self.rooms = tuple(sorted({*self.rooms, pushed.room}))
 
     def _catch_up(self, since: int) -> None:
         self._catch_up_ref = f"catch-up-{next(self._refs)}"

@@ -16,7 +16,8 @@
 // last id seen too. An ack never does: the server may ack a message (or an edit) before it
 // delivers an earlier one, which a sync from the ack's id would miss; the ack's id is
 // marked seen instead. `rooms` follows the welcome, joined and left (a reply, or pushed on
-// a kick, a ban or the room's deletion) and a room_event delete.
+// a kick, a ban or the room's deletion), a room_event delete, and member_joined /
+// member_left naming this user (its other sessions).
 //
 // The same rules, as scripted server streams, are tests/vectors/session*.json, which
 // securechat/protocol/client.py's ClientSession runs too.
@@ -212,8 +213,7 @@ export class ChatSession {
       if (event.more) this.catchUp(event.last_id);
       else this.events.push({ kind: "caught_up" });
     } else if (!this.answer(event) && type !== "pong") {
-      // Removed from a room (kicked, banned, the room deleted): the server says left.
-      if (type === "left") this.rooms = this.rooms.filter((room) => room !== event.room);
+      this.followRooms(event);
       this.events.push({ kind: "pushed", event }); // presence, joins, and what later versions add
     }
   }
@@ -266,6 +266,17 @@ export class ChatSession {
     if (resumed) {
       this.catchUp(this.lastId);
       for (const send of this.unacked.values()) this.out.push(JSON.stringify(send));
+    }
+  }
+
+  // Removed from a room (kicked, banned, the room deleted: left), or joined or left it in
+  // another session of this user (member_joined / member_left naming us).
+  followRooms(event) {
+    const mine = event.user === this.user;
+    if (event.type === "left" || (event.type === "member_left" && mine)) {
+      this.rooms = this.rooms.filter((room) => room !== event.room);
+    } else if (event.type === "member_joined" && mine && !this.rooms.includes(event.room)) {
+      this.rooms.push(event.room);
     }
   }
 
