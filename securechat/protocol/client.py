@@ -14,11 +14,11 @@ first, then the resume token from the last ``welcome`` (the password is dropped 
 first welcome, token or not; with no token, the next ``hello`` is a refused login). A login
 on a later connection is a resumption: the session asks for ``sync`` from the last message
 id it saw, page after page, and resends every send not yet acknowledged under its original
-``ref``, which the server de-duplicates. Message ids already seen are dropped, so a
-catch-up never shows a message twice. The last id moves with the journal events received
-and ``synced``, never with an ``ack``: the server may ack a message (or an edit) before it
-delivers an earlier one, which a sync from the ack's id would miss; the ack's id is marked
-seen instead. ``rooms`` follows the welcome, ``joined`` and ``left`` (a reply, or pushed
+``ref``, which the server de-duplicates (a first login sends what was submitted before
+it). Message ids already seen are dropped, so a catch-up never shows a message twice. The
+last id moves with the journal events received and ``synced``, never with an ``ack``: the
+server may ack a message (or an edit) before it delivers an earlier one, which a sync from
+the ack's id would miss; the ack's id is marked seen instead. ``rooms`` follows the welcome, ``joined`` and ``left`` (a reply, or pushed
 on a kick, a ban or the room's deletion), a ``room_event`` ``delete``, and
 ``member_joined``/``member_left`` naming this user (its other sessions).
 
@@ -498,7 +498,7 @@ class ClientSession:
         self._events.append(LoggedIn(event, resumed))
         if resumed:
             self._catch_up(self.last_id)
-            self._out.extend(self._frames[ref] for ref in self._unacked)
+        self._out.extend(self._frames[ref] for ref in self._unacked)  # resends, or early sends
 
     def _follow_rooms(self, pushed: Event) -> None:
         """Removed from a room (kicked, banned, deleted: ``left``), or joined or left it

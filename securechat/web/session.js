@@ -263,10 +263,8 @@ export class ChatSession {
     if (!resumed) this.lastId = event.last_id;
     this.state = State.READY;
     this.events.push({ kind: "logged_in", welcome: event, resumed });
-    if (resumed) {
-      this.catchUp(this.lastId);
-      for (const send of this.unacked.values()) this.out.push(JSON.stringify(send));
-    }
+    if (resumed) this.catchUp(this.lastId);
+    for (const send of this.unacked.values()) this.out.push(JSON.stringify(send)); // resends, or early sends
   }
 
   // Removed from a room (kicked, banned, the room deleted: left), or joined or left it in
