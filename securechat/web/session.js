@@ -29,6 +29,28 @@ const RETRY_FIRST = 1; // seconds before resending a send refused with server_er
 const RETRY_CAP = 30; // ...up to this
 const JOURNAL = new Set(["edited", "deleted", "room_event"]); // pushed with a journal id
 
+// The fields this session reads, by event type: a frame without them ends the connection,
+// as ClientSession's decoder (which checks every field) does. The views check the rest.
+const isId = (value) => Number.isInteger(value) && value >= 0;
+const isText = (value) => typeof value === "string";
+const hasId = (event) => isId(event.id);
+const READS = {
+  hello: (e) => isId(e.protocol) && isId(e.heartbeat),
+  welcome: (e) => isText(e.user) && Array.isArray(e.rooms) && e.rooms.every(isText) && isId(e.last_id)
+    && (e.token === undefined || e.token === null || isText(e.token)),
+  message: hasId,
+  edited: hasId,
+  deleted: hasId,
+  room_event: (e) => hasId(e) && isText(e.room),
+  ack: hasId,
+  synced: (e) => isId(e.last_id) && typeof e.more === "boolean",
+  error: (e) => isText(e.code),
+  joined: (e) => isText(e.room),
+  left: (e) => isText(e.room),
+  member_joined: (e) => isText(e.room) && isText(e.user),
+  member_left: (e) => isText(e.room) && isText(e.user),
+};
+
 export const State = Object.freeze({
   DISCONNECTED: "disconnected",
   AWAITING_HELLO: "awaiting_hello",
@@ -84,7 +106,9 @@ export class ChatSession {
       this.end("the server sent an invalid message");
       return;
     }
-    if (event === null || typeof event !== "object" || typeof event.type !== "string") {
+    const reads = event !== null && typeof event === "object" ? READS[event.type] : undefined;
+    if (event === null || typeof event !== "object" || typeof event.type !== "string"
+      || (reads !== undefined && !reads(event))) {
       this.end("the server sent an invalid message");
       return;
     }
@@ -204,7 +228,7 @@ export class ChatSession {
       this.end(event.reason === "shutting_down" ? "the server is restarting" : event.reason || "closed");
     } else if (this.state === State.AWAITING_HELLO) this.onHello(event);
     else if (this.state === State.AUTHENTICATING) this.onLogin(event);
-    else if (JOURNAL.has(type) && Number.isInteger(event.id)) this.receiveJournal(event);
+    else if (JOURNAL.has(type)) this.receiveJournal(event);
     else if (type === "ack") this.acknowledge(event);
     else if (type === "error") this.refused(event, now);
     else if (type === "synced" && event.ref === this.catchUpRef) {
