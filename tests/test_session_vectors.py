@@ -61,10 +61,12 @@ class Player:
         elif "server" in step:
             frames = step["server"] if isinstance(step["server"], list) else [step["server"]]
             data = b"".join(encode_frame(json.dumps(self._real(f)).encode()) for f in frames)
-            session.receive_data(data, self.now)
+            cut = len(data) // 2 + 1  # a read may end anywhere, mid-frame too
+            session.receive_data(data[:cut], self.now)
+            session.receive_data(data[cut:], self.now)
         elif "send" in step:
-            send = session.submit(step["send"]["body"], room=step["send"].get("room"),
-                                  to=step["send"].get("to"))  # fmt: skip
+            what = step["send"]
+            send = session.submit(what["body"], room=what.get("room"), to=what.get("to"))
             assert send.ref is not None
             self.placeholders[send.ref] = f"${step['as']}"
         elif "request" in step:
