@@ -2,7 +2,7 @@
 runner, and a check of every script for ways to turn a string into markup.
 
 tests/js/ holds the Node cases (session.test.mjs for ChatSession in session.js,
-chat.test.mjs for the page's rules in chat.js, state.test.mjs for the page's state updates
+session_vectors.test.mjs for it against tests/vectors/session*.json, chat.test.mjs for the page's rules in chat.js, state.test.mjs for the page's state updates
 in state.js, drafts.test.mjs for the composer's checks in drafts.js, timeline.test.mjs
 for day separators and shared headers in timeline.js); this runs them with the suite. Without Node those are skipped with one line
 saying how to get it.
@@ -21,13 +21,14 @@ from tests.conftest import TIMEOUT, skip_or_fail
 
 ROOT = Path(__file__).resolve().parent.parent
 WEB = ROOT / "securechat" / "web"
-#: Module under test -> its Node test file and the variable that points it at a copy.
+#: Node test file -> the module it tests and the variable that points it at a copy.
 NODE_SUITES = {
-    "session.js": ("session.test.mjs", "SESSION_MODULE"),
-    "chat.js": ("chat.test.mjs", "CHAT_MODULE"),
-    "state.js": ("state.test.mjs", "STATE_MODULE"),
-    "drafts.js": ("drafts.test.mjs", "DRAFTS_MODULE"),
-    "timeline.js": ("timeline.test.mjs", "TIMELINE_MODULE"),
+    "session.test.mjs": ("session.js", "SESSION_MODULE"),
+    "session_vectors.test.mjs": ("session.js", "SESSION_MODULE"),
+    "chat.test.mjs": ("chat.js", "CHAT_MODULE"),
+    "state.test.mjs": ("state.js", "STATE_MODULE"),
+    "drafts.test.mjs": ("drafts.js", "DRAFTS_MODULE"),
+    "timeline.test.mjs": ("timeline.js", "TIMELINE_MODULE"),
 }
 #: What would let text from the wire become markup or code in the page.
 MARKUP_SINKS = re.compile(
@@ -36,14 +37,14 @@ MARKUP_SINKS = re.compile(
 )
 
 
-@pytest.mark.parametrize("module", sorted(NODE_SUITES))
-def test_web_js_module_under_node(module: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("suite", sorted(NODE_SUITES))
+def test_web_js_module_under_node(suite: str, tmp_path: Path) -> None:
     node = shutil.which("node")
     if node is None:
         skip_or_fail(
             "JS SESSION TESTS SKIPPED: node not found; install with `apt-get install nodejs`"
         )
-    tests, variable = NODE_SUITES[module]
+    module, variable = NODE_SUITES[suite]
     # A copy of every script (modules import each other) in a folder that says its .js
     # files are ES modules, for Nodes that do not detect module syntax.
     for script in WEB.glob("*.js"):
@@ -51,7 +52,7 @@ def test_web_js_module_under_node(module: str, tmp_path: Path) -> None:
     (tmp_path / "package.json").write_text('{"type": "module"}\n')
     copy = tmp_path / module
     result = subprocess.run(
-        [node, "--test", str(ROOT / "tests" / "js" / tests)],
+        [node, "--test", str(ROOT / "tests" / "js" / suite)],
         capture_output=True,
         text=True,
         timeout=TIMEOUT * 3,

@@ -11,10 +11,19 @@ always passed in; nothing here reads a clock, a socket or a random source.
 
 After ``hello`` the session logs in by itself when it has credentials: the password at
 first, then the resume token from the last ``welcome`` (the password is dropped at the
-first welcome, token or not). A login on a later connection is a resumption: the session asks for
-``sync`` from the last message id it saw, page after page, and resends every send not yet
-acknowledged under its original ``ref``, which the server de-duplicates. Message ids
-already seen are dropped, so a catch-up never shows a message twice.
+first welcome, token or not; with no token, the next ``hello`` is a refused login). A login
+on a later connection is a resumption: the session asks for ``sync`` from the last message
+id it saw, page after page, and resends every send not yet acknowledged under its original
+``ref``, which the server de-duplicates (a first login sends what was submitted before
+it). Message ids already seen are dropped, so a catch-up never shows a message twice. The
+last id moves with the journal events received and ``synced``, never with an ``ack``: the
+server may ack a message (or an edit) before it delivers an earlier one, which a sync from
+the ack's id would miss; the ack's id is marked seen instead. ``rooms`` follows the welcome, ``joined`` and ``left`` (a reply, or pushed
+on a kick, a ban or the room's deletion), a ``room_event`` ``delete``, and
+``member_joined``/``member_left`` naming this user (its other sessions).
+
+The same rules, as scripted server streams, are tests/vectors/session*.json, which the
+page's ``ChatSession`` (securechat/web/session.js) runs too.
 
 Each :meth:`~ClientSession.request` gets a ``ref``; its answer comes back as one
 :class:`Reply` (an ``error`` included). While a *collecting* request (the caller's
@@ -50,6 +59,8 @@ from securechat.protocol.messages import (
     Joined,
     Journal,
     Left,
+    MemberJoined,
+    MemberLeft,
     Message,
     Ping,
     Pong,
@@ -338,6 +349,11 @@ class ClientSession:
         return self.user is not None and (self._password is not None or self._token is not None)
 
     @property
+    def holds_password(self) -> bool:
+        """Whether the password is still kept (until the first ``welcome``)."""
+        return self._password is not None
+
+    @property
     def token(self) -> str | None:
         """The resume token from the last ``welcome``."""
         return self._token
@@ -429,8 +445,7 @@ class ClientSession:
             if event.more:
                 self._catch_up(event.last_id)
         elif not self._answer(event) and not isinstance(event, Pong):  # a heartbeat's pong
-            if isinstance(event, Left):  # removed from a room (kicked, banned, deleted)
-                self.rooms = tuple(r for r in self.rooms if r != event.room)
+            self._follow_rooms(event)
             self._events.append(event)  # pushed: presence, joins, and what later versions add
 
     def _on_hello(self, event: Event) -> None:
@@ -448,8 +463,14 @@ class ClientSession:
             self._end(message)
             return
         self._events.append(Greeted(event))
-        if self.user is None or not self.can_log_in:
+        if self.user is None:
             self._move(Trigger.GREETED)
+            return
+        if not self.can_log_in:  # the password went at a welcome that brought no token
+            message = "the server gave no resume token at login, so the session cannot log in again"
+            error = Error(code=ErrorCode.AUTH_REQUIRED, message=message)
+            self._events.append(LoginRefused(error, with_token=False))
+            self._end(message)
             return
         self._move(Trigger.LOGIN_SENT)
         with_token = self._token is not None
@@ -477,7 +498,17 @@ class ClientSession:
         self._events.append(LoggedIn(event, resumed))
         if resumed:
             self._catch_up(self.last_id)
-            self._out.extend(self._frames[ref] for ref in self._unacked)
+        self._out.extend(self._frames[ref] for ref in self._unacked)  # resends, or early sends
+
+    def _follow_rooms(self, pushed: Event) -> None:
+        """Removed from a room (kicked, banned, deleted: ``left``), or joined or left it
+        in another session of this user (``member_joined``/``member_left`` naming us)."""
+        if isinstance(pushed, Left) or (
+            isinstance(pushed, MemberLeft) and pushed.user == self.user
+        ):
+            self.rooms = tuple(r for r in self.rooms if r != pushed.room)
+        elif isinstance(pushed, MemberJoined) and pushed.user == self.user:
+            self.rooms = tuple(sorted({*self.rooms, pushed.room}))
 
     def _catch_up(self, since: int) -> None:
         self._catch_up_ref = f"catch-up-{next(self._refs)}"
@@ -507,7 +538,10 @@ class ClientSession:
     def _acknowledge(self, ack: Ack) -> None:
         send = self._unacked.pop(ack.ref or "", None)
         if send is None:
-            self._answer(ack)  # a duplicate ack after a resend, or a stray one: dropped
+            # An edit's or a deletion's: its id is the change's, which a catch-up would
+            # repeat. Else a duplicate ack after a resend, or a stray one: dropped.
+            if self._answer(ack):
+                self._mark_seen(ack.id)
             return
         assert send.ref is not None
         assert self.user is not None

@@ -7,12 +7,20 @@
 // DOM, a socket or a clock.
 //
 // After hello the session logs in by itself: with the password at first, then with the
-// resume token from the last welcome (the password is dropped as soon as a token arrives).
-// A later login is a resumption: it asks for sync from the last message id seen, page
-// after page, and resends every send not yet acknowledged under its original ref, which
-// the server de-duplicates. Message ids already seen are dropped, so a catch-up never
-// shows a message twice. Edits, deletions and room events share the messages' id sequence
-// (the journal): they move the last id seen too, and a catch-up drops the ones already seen.
+// resume token from the last welcome (the password is dropped at the first welcome, token
+// or not; with no token, the next hello is a refused login). A later login is a
+// resumption: it asks for sync from the last message id seen, page after page, and resends
+// every send not yet acknowledged under its original ref, which the server de-duplicates.
+// Message ids already seen are dropped, so a catch-up never shows a message twice. Edits,
+// deletions and room events share the messages' id sequence (the journal): they move the
+// last id seen too. An ack never does: the server may ack a message (or an edit) before it
+// delivers an earlier one, which a sync from the ack's id would miss; the ack's id is
+// marked seen instead. `rooms` follows the welcome, joined and left (a reply, or pushed on
+// a kick, a ban or the room's deletion), a room_event delete, and member_joined /
+// member_left naming this user (its other sessions).
+//
+// The same rules, as scripted server streams, are tests/vectors/session*.json, which
+// securechat/protocol/client.py's ClientSession runs too.
 
 export const PROTOCOL_VERSION = 1;
 export const PONG_TIMEOUT = 10; // seconds an unanswered heartbeat ping may wait
@@ -20,6 +28,28 @@ const SEEN_IDS = 20000; // message ids remembered for de-duplication
 const RETRY_FIRST = 1; // seconds before resending a send refused with server_error, doubling...
 const RETRY_CAP = 30; // ...up to this
 const JOURNAL = new Set(["edited", "deleted", "room_event"]); // pushed with a journal id
+
+// The fields this session reads, by event type: a frame without them ends the connection,
+// as ClientSession's decoder (which checks every field) does. The views check the rest.
+const isId = (value) => Number.isInteger(value) && value >= 0;
+const isText = (value) => typeof value === "string";
+const hasId = (event) => isId(event.id);
+const READS = {
+  hello: (e) => isId(e.protocol) && isId(e.heartbeat),
+  welcome: (e) => isText(e.user) && Array.isArray(e.rooms) && e.rooms.every(isText) && isId(e.last_id)
+    && (e.token === undefined || e.token === null || isText(e.token)),
+  message: hasId,
+  edited: hasId,
+  deleted: hasId,
+  room_event: (e) => hasId(e) && isText(e.room),
+  ack: hasId,
+  synced: (e) => isId(e.last_id) && typeof e.more === "boolean",
+  error: (e) => isText(e.code),
+  joined: (e) => isText(e.room),
+  left: (e) => isText(e.room),
+  member_joined: (e) => isText(e.room) && isText(e.user),
+  member_left: (e) => isText(e.room) && isText(e.user),
+};
 
 export const State = Object.freeze({
   DISCONNECTED: "disconnected",
@@ -76,7 +106,9 @@ export class ChatSession {
       this.end("the server sent an invalid message");
       return;
     }
-    if (event === null || typeof event !== "object" || typeof event.type !== "string") {
+    const reads = event !== null && typeof event === "object" ? READS[event.type] : undefined;
+    if (event === null || typeof event !== "object" || typeof event.type !== "string"
+      || (reads !== undefined && !reads(event))) {
       this.end("the server sent an invalid message");
       return;
     }
@@ -140,6 +172,15 @@ export class ChatSession {
     return this.state === State.READY;
   }
 
+  // Whether a new connection could log in: a password not used yet, or a token.
+  get canLogIn() {
+    return this.password !== null || this.token !== null;
+  }
+
+  get holdsPassword() {
+    return this.password !== null;
+  }
+
   request(message) {
     const ref = `c-${++this.refs}`;
     this.pending.set(ref, message);
@@ -175,8 +216,8 @@ export class ChatSession {
   }
 
   end(reason) {
-    this.events.push({ kind: "ended", reason });
-    this.connectionLost(reason);
+    this.connectionLost(reason); // answers the requests in flight...
+    this.events.push({ kind: "ended", reason }); // ...so that this comes last
   }
 
   dispatch(event, now) {
@@ -187,7 +228,7 @@ export class ChatSession {
       this.end(event.reason === "shutting_down" ? "the server is restarting" : event.reason || "closed");
     } else if (this.state === State.AWAITING_HELLO) this.onHello(event);
     else if (this.state === State.AUTHENTICATING) this.onLogin(event);
-    else if (JOURNAL.has(type) && Number.isInteger(event.id)) this.receiveJournal(event);
+    else if (JOURNAL.has(type)) this.receiveJournal(event);
     else if (type === "ack") this.acknowledge(event);
     else if (type === "error") this.refused(event, now);
     else if (type === "synced" && event.ref === this.catchUpRef) {
@@ -195,7 +236,8 @@ export class ChatSession {
       this.catchUpRef = null;
       if (event.more) this.catchUp(event.last_id);
       else this.events.push({ kind: "caught_up" });
-    } else if (type !== "pong" && !this.answer(event)) {
+    } else if (!this.answer(event) && type !== "pong") {
+      this.followRooms(event);
       this.events.push({ kind: "pushed", event }); // presence, joins, and what later versions add
     }
   }
@@ -209,6 +251,12 @@ export class ChatSession {
     if (event.protocol !== PROTOCOL_VERSION) {
       const message = `the server speaks protocol version ${event.protocol}, this page speaks ${PROTOCOL_VERSION}`;
       this.events.push({ kind: "refused", error: { code: "unsupported_protocol", message }, withToken: false });
+      this.end(message);
+      return;
+    }
+    if (!this.canLogIn) {
+      const message = "the server gave no resume token at login, so this page cannot log in again by itself";
+      this.events.push({ kind: "refused", error: { code: "auth_required", message }, withToken: false });
       this.end(message);
       return;
     }
@@ -231,18 +279,26 @@ export class ChatSession {
     }
     const resumed = this.logins > 0;
     this.logins += 1;
-    if (typeof event.token === "string") {
-      this.token = event.token;
-      this.password = null;
-    }
+    // Logged in: the password goes, whatever came with the welcome (a token, or none).
+    this.password = null;
+    if (typeof event.token === "string") this.token = event.token;
     this.user = event.user;
     this.rooms = [...event.rooms];
     if (!resumed) this.lastId = event.last_id;
     this.state = State.READY;
     this.events.push({ kind: "logged_in", welcome: event, resumed });
-    if (resumed) {
-      this.catchUp(this.lastId);
-      for (const send of this.unacked.values()) this.out.push(JSON.stringify(send));
+    if (resumed) this.catchUp(this.lastId);
+    for (const send of this.unacked.values()) this.out.push(JSON.stringify(send)); // resends, or early sends
+  }
+
+  // Removed from a room (kicked, banned, the room deleted: left), or joined or left it in
+  // another session of this user (member_joined / member_left naming us).
+  followRooms(event) {
+    const mine = event.user === this.user;
+    if (event.type === "left" || (event.type === "member_left" && mine)) {
+      this.rooms = this.rooms.filter((room) => room !== event.room);
+    } else if (event.type === "member_joined" && mine && !this.rooms.includes(event.room)) {
+      this.rooms.push(event.room);
     }
   }
 
@@ -257,12 +313,12 @@ export class ChatSession {
   }
 
   receiveJournal(event) {
-    if (this.noteJournal(event.id)) this.events.push({ kind: "pushed", event });
-  }
-
-  noteJournal(id) {
-    this.lastId = Math.max(this.lastId, id);
-    return this.markSeen(id);
+    this.lastId = Math.max(this.lastId, event.id);
+    if (!this.markSeen(event.id)) return;
+    if (event.type === "room_event" && event.action === "delete") {
+      this.rooms = this.rooms.filter((room) => room !== event.room);
+    }
+    this.events.push({ kind: "pushed", event });
   }
 
   markSeen(id) {
@@ -276,8 +332,9 @@ export class ChatSession {
   acknowledge(ack) {
     const send = this.unacked.get(ack.ref);
     if (send === undefined) {
-      // An edit's or a deletion's ack: its id is the change's, which a catch-up would repeat.
-      if (this.answer(ack) && Number.isInteger(ack.id)) this.noteJournal(ack.id);
+      // An edit's or a deletion's ack: its id is the change's, which a catch-up would repeat
+      // (marked seen, but the last id stays: an earlier id may still be on its way).
+      if (this.answer(ack) && Number.isInteger(ack.id)) this.markSeen(ack.id);
       return; // else a duplicate ack after a resend, or a stray one: dropped
     }
     this.forget(ack.ref);
@@ -285,7 +342,6 @@ export class ChatSession {
     if (send.room !== undefined) message.room = send.room;
     else message.to = send.to;
     this.markSeen(ack.id);
-    this.lastId = Math.max(this.lastId, ack.id);
     this.events.push({ kind: "delivered", ref: ack.ref, message });
   }
 
