@@ -830,7 +830,10 @@ def test_browser_separates_days_and_groups_one_senders_messages(
             id=ids[body],
         )
     _logged_in(page, web)
-    item = lambda body: page.locator(f'#messages li[data-id="{ids[body]}"]')  # noqa: E731
+
+    def item(body: str) -> Locator:
+        return page.locator(f'#messages li[data-id="{ids[body]}"]')
+
     expect(item("carol's turn")).to_be_visible()
     three_days_ago = datetime.date.today() - datetime.timedelta(days=3)
     expect(page.locator("#messages li.day")).to_have_text(
