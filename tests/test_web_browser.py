@@ -72,6 +72,7 @@ if (window.Notification) {
 }
 """
 SCREENSHOT = Path(__file__).resolve().parent.parent / "docs" / "web.png"
+PHONE_SCREENSHOT = SCREENSHOT.with_name("web-phone.png")
 #: The page's visibility as when another window covers it, and back (headless Chromium
 #: shows every page): the test's stand-in for a user looking elsewhere.
 HIDE_PAGE = """
@@ -976,13 +977,15 @@ def test_browser_searches_pages_and_opens_a_result(page: Page, web: RunningServe
 
 
 def test_browser_screenshot_for_the_readme(page: Page, web: RunningServer, tmp_path: Path) -> None:
-    """A screenshot (logged in, two rooms, a few messages) for the README: docs/web.png.
+    """Screenshots (logged in, two rooms, a few messages) for the README: docs/web.png, and
+    the same at a phone's width (360 px): docs/web-phone.png.
 
-    Written there when it is missing or SECURECHAT_SCREENSHOT=1 is set, else to tmp_path,
-    so that a test run does not leave the tree modified (the times shown always differ).
+    Written there when missing or SECURECHAT_SCREENSHOT=1 is set, else to tmp_path, so
+    that a test run does not leave the tree modified (the times shown always differ).
     """
     refresh = not SCREENSHOT.exists() or os.environ.get("SECURECHAT_SCREENSHOT") == "1"
     target = SCREENSHOT if refresh else tmp_path / "web.png"
+    phone = PHONE_SCREENSHOT if refresh else tmp_path / "web-phone.png"
     page.set_viewport_size({"width": 1000, "height": 560})
     _logged_in(page, web)
     bob, carol = web.login("bob"), web.login("carol")
@@ -996,6 +999,7 @@ def test_browser_screenshot_for_the_readme(page: Page, web: RunningServer, tmp_p
     carol.send(type="send", room="general", body="Lunch at 12:30?", ref="g")
     lines = [
         (bob, "Morning! The build on main is green again."),
+        (bob, "The release notes draft is in docs/, comments welcome."),
         (carol, "Great. @alice can you review the certificate docs?"),
     ]
     for n, (peer, body) in enumerate(lines):
@@ -1010,3 +1014,8 @@ def test_browser_screenshot_for_the_readme(page: Page, web: RunningServer, tmp_p
     time.sleep(0.1)
     page.screenshot(path=str(target))
     assert target.stat().st_size > 10_000
+    page.set_viewport_size({"width": 360, "height": 640})
+    composer.fill("On my phone: Enter is a new line,\nthe button sends.")
+    time.sleep(0.1)
+    page.screenshot(path=str(phone))
+    assert phone.stat().st_size > 5_000
