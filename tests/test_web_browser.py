@@ -72,6 +72,7 @@ if (window.Notification) {
 }
 """
 SCREENSHOT = Path(__file__).resolve().parent.parent / "docs" / "web.png"
+PHONE_SCREENSHOT = SCREENSHOT.with_name("web-phone.png")
 #: The page's visibility as when another window covers it, and back (headless Chromium
 #: shows every page): the test's stand-in for a user looking elsewhere.
 HIDE_PAGE = """
@@ -354,6 +355,7 @@ def test_browser_direct_message_notifies_and_counts_unread(
     ]
     dm.click()
     expect(page.locator("#conversation-title")).to_have_text("bob")
+    expect(page.get_by_label("Message", exact=True)).to_be_focused()
     expect(dm.locator(".badge")).to_have_count(0)
     expect(_messages(page).filter(has_text="psst, alice")).to_have_count(1)
     page.get_by_label("Message", exact=True).fill("hi bob")
@@ -428,8 +430,10 @@ def test_browser_catches_up_once_after_a_server_restart(
     bob = web.login("bob")
     bob.send(type="send", room="general", body="before the restart", ref="r1")
     expect(_messages(page).filter(has_text="before the restart")).to_have_count(1)
+    expect(page.locator('#online-list button[data-user="bob"]')).to_have_count(1)
     web.server.shutdown()
     expect(page.locator("#connection-status")).to_have_attribute("data-state", "reconnecting")
+    expect(page.locator("#online-list")).to_have_text("The server cannot be reached right now.")
     composer = page.get_by_label("Message", exact=True)
     composer.fill("typed while the server was down")
     composer.press("Enter")
@@ -442,6 +446,7 @@ def test_browser_catches_up_once_after_a_server_restart(
     expect(page.locator("#connection-status")).to_have_text("Online", timeout=30_000)
     expect(pending).to_have_attribute("data-status", "sent")
     expect(_messages(page).filter(has_text="during the reconnect")).to_have_count(1)
+    expect(page.locator('#online-list button[data-user="carol"]')).to_have_count(1)
     carol.send(type="history", room="general", ref="h")
     stored = [m["body"] for m in carol.expect("history", ref="h")["messages"]]
     assert stored.count("typed while the server was down") == 1
@@ -490,6 +495,7 @@ def test_browser_works_from_the_keyboard_at_360_px(
         toggle.focus()
         page.keyboard.press("Enter")
         expect(page.locator("#sidebar")).to_be_visible()
+        expect(page.locator('#room-list button[data-key="room:general"]')).to_be_focused()
         page.keyboard.press("Escape")
         expect(page.locator("#sidebar")).to_be_hidden()
         expect(toggle).to_be_focused()
@@ -509,7 +515,8 @@ def test_browser_works_from_the_keyboard_at_360_px(
         page.keyboard.press("Enter")
         expect(page.locator("#composer-input")).to_have_value("")
         page.keyboard.press("Shift+Tab")
-        expect(_messages(page).get_by_role("button", name="Edit message")).to_have_count(1)
+        edit = _messages(page).get_by_role("button", name=re.compile(r"^Edit your message from "))
+        expect(edit).to_have_count(1)
         page.keyboard.press("ArrowUp")
         expect(page.locator("#edit-bar")).to_be_visible()
         assert page.evaluate("document.documentElement.scrollWidth") <= 360
@@ -639,8 +646,8 @@ def test_browser_edits_and_deletes_live_both_ways(page: Page, web: RunningServer
     mine = page.locator(f'#messages li[data-id="{target}"]')
     expect(mine.locator(".body")).to_have_text("a message, fixed")
     expect(mine.locator(".edited")).to_have_text("(edited)")
-    mine.get_by_role("button", name="Delete message").click()
-    confirm = mine.get_by_role("button", name="Yes, delete the message")
+    mine.get_by_role("button", name=re.compile(r"^Delete your message from .*fixed”$")).click()
+    confirm = mine.get_by_role("button", name=re.compile(r"^Yes, delete your message"))
     expect(confirm).to_be_focused()
     page.keyboard.press("Enter")
     assert bob.expect("deleted", target=target)["by"] == "alice"
@@ -689,8 +696,9 @@ def test_browser_moderates_with_slash_commands_and_shows_room_events(
     )
     bob.send(type="send", room="ops", body="oops, wrong room", ref="w")
     wrong = page.locator(f'#messages li[data-id="{bob.expect("ack", ref="w")["id"]}"]')
-    wrong.get_by_role("button", name="Delete message").click()  # the owner deletes others'
-    wrong.get_by_role("button", name="Yes, delete the message").click()
+    # The owner deletes others' messages.
+    wrong.get_by_role("button", name=re.compile(r"^Delete bob's message from ")).click()
+    wrong.get_by_role("button", name=re.compile(r"^Yes, delete bob's message")).click()
     expect(wrong.locator(".body")).to_have_text("message deleted")
     _type(page, "/kick bob")
     bob.expect("left", room="ops")
@@ -754,6 +762,44 @@ def test_browser_marks_read_only_what_was_seen_and_jumps_down_with_the_pill(
     assert elsewhere.expect("read", room="general")["id"] == newest
     expect(pill).to_be_hidden()
     expect(_badge(page, "room:general")).to_have_count(0)
+    expect(page.get_by_label("Message", exact=True)).to_be_focused()
+
+
+def test_browser_message_buttons_have_unique_labels_and_escape_keeps_the_message(
+    page: Page, web: RunningServer
+) -> None:
+    _logged_in(page, web)
+    bob = web.login("bob")
+    _type(page, "/create ops")
+    expect(page.locator("#conversation-title")).to_have_text("#ops")
+    bob.send(type="join", room="ops", ref="j")
+    bob.expect("joined", ref="j")
+    for n, body in enumerate(["same words", "same words", "other words"]):
+        bob.send(type="send", room="ops", body=body, ref=f"b{n}")
+    bob.expect("ack", ref="b2")
+    _type(page, "mine, once")
+    _type(page, "mine, twice")
+    expect(_messages(page)).to_have_count(5)
+    expect(_messages(page).last).to_have_attribute("data-status", "sent")
+    labels = page.locator("#messages button").evaluate_all(
+        "buttons => buttons.map(b => b.getAttribute('aria-label'))"
+    )
+    assert len(labels) == 7, labels  # delete on bob's three, edit and delete on two of mine
+    assert len(set(labels)) == len(labels), labels
+    assert any(
+        re.fullmatch(r"Delete bob's message from \d\d:\d\d.*, “other words”", x) for x in labels
+    )
+    assert any(
+        re.fullmatch(r"Delete bob's message from \d\d:\d\d.*, “same words” \(2\)", x)
+        for x in labels
+    )
+    target = _messages(page).filter(has_text="other words")
+    target.get_by_role("button", name=re.compile(r"^Delete bob's message")).click()
+    keep = target.get_by_role("button", name=re.compile(r"^Keep bob's message"))
+    expect(keep).to_be_visible()
+    page.keyboard.press("Escape")  # the question closes, the message stays
+    expect(keep).to_have_count(0)
+    expect(target.locator(".body")).to_have_text("other words")
     expect(page.get_by_label("Message", exact=True)).to_be_focused()
 
 
@@ -917,6 +963,13 @@ def test_browser_searches_pages_and_opens_a_result(page: Page, web: RunningServe
     expect(results).to_have_count(26)
     expect(results.last.locator(".body")).to_have_text("needle 00")
     expect(page.get_by_role("button", name="More results")).to_be_hidden()
+    page.keyboard.press("Escape")
+    expect(page.locator("#search-view")).to_be_hidden()
+    expect(page.get_by_label("Message", exact=True)).to_be_focused()
+    page.get_by_label("Search", exact=True).press("Enter")  # the same search again
+    expect(results).to_have_count(20)
+    page.get_by_role("button", name="More results").click()
+    expect(results).to_have_count(26)
     results.filter(has_text="needle 03").click()
     expect(page.locator("#search-view")).to_be_hidden()
     expect(page.locator("#conversation-title")).to_have_text("#general")
@@ -924,13 +977,15 @@ def test_browser_searches_pages_and_opens_a_result(page: Page, web: RunningServe
 
 
 def test_browser_screenshot_for_the_readme(page: Page, web: RunningServer, tmp_path: Path) -> None:
-    """A screenshot (logged in, two rooms, a few messages) for the README: docs/web.png.
+    """Screenshots (logged in, two rooms, a few messages) for the README: docs/web.png, and
+    the same at a phone's width (360 px): docs/web-phone.png.
 
-    Written there when it is missing or SECURECHAT_SCREENSHOT=1 is set, else to tmp_path,
-    so that a test run does not leave the tree modified (the times shown always differ).
+    Written there when missing or SECURECHAT_SCREENSHOT=1 is set, else to tmp_path, so
+    that a test run does not leave the tree modified (the times shown always differ).
     """
     refresh = not SCREENSHOT.exists() or os.environ.get("SECURECHAT_SCREENSHOT") == "1"
     target = SCREENSHOT if refresh else tmp_path / "web.png"
+    phone = PHONE_SCREENSHOT if refresh else tmp_path / "web-phone.png"
     page.set_viewport_size({"width": 1000, "height": 560})
     _logged_in(page, web)
     bob, carol = web.login("bob"), web.login("carol")
@@ -944,6 +999,7 @@ def test_browser_screenshot_for_the_readme(page: Page, web: RunningServer, tmp_p
     carol.send(type="send", room="general", body="Lunch at 12:30?", ref="g")
     lines = [
         (bob, "Morning! The build on main is green again."),
+        (bob, "The release notes draft is in docs/, comments welcome."),
         (carol, "Great. @alice can you review the certificate docs?"),
     ]
     for n, (peer, body) in enumerate(lines):
@@ -958,3 +1014,8 @@ def test_browser_screenshot_for_the_readme(page: Page, web: RunningServer, tmp_p
     time.sleep(0.1)
     page.screenshot(path=str(target))
     assert target.stat().st_size > 10_000
+    page.set_viewport_size({"width": 360, "height": 640})
+    composer.fill("On my phone: Enter is a new line,\nthe button sends.")
+    time.sleep(0.1)
+    page.screenshot(path=str(phone))
+    assert phone.stat().st_size > 5_000

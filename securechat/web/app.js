@@ -89,10 +89,7 @@ class App extends Writer {
     $("logout-button").addEventListener("click", () => this.logout());
     $("notify-button").addEventListener("click", () => this.askNotifications());
     document.addEventListener("keydown", (e) => {
-      if (e.key === "Escape" && $("chat-view").classList.contains("menu-open")) {
-        this.toggleMenu(false);
-        $("menu-toggle").focus();
-      }
+      if (e.key === "Escape" && !e.defaultPrevented) this.escape(e);
     });
     document.addEventListener("visibilitychange", () => this.markRead());
     window.addEventListener("focus", () => this.markRead());
@@ -212,6 +209,12 @@ class App extends Writer {
   }
 
   setStatus(state, text) {
+    const reachable = state === "online" || state === "connecting";
+    if (reachable !== this.state.reachable) {
+      this.state.reachable = reachable;
+      if (!reachable) this.state.online.clear(); // who was online is not known any more
+      this.online.render(this.state);
+    }
     const status = $("connection-status");
     status.dataset.state = state;
     const labels = { online: "Online", connecting: "Connecting…", reconnecting: "Reconnecting…", offline: "Offline" };
@@ -377,6 +380,24 @@ class App extends Writer {
     return current && pageSeen() && this.search === null && this.messages.stuck;
   }
 
+  // Escape closes what is in front, one thing at a time: the phone menu, a question (delete
+  // this message?), the search results.
+  escape(e) {
+    const conversation = this.state.conversations.get(this.state.current);
+    if ($("chat-view").classList.contains("menu-open")) {
+      this.toggleMenu(false);
+      $("menu-toggle").focus();
+    } else if (conversation && conversation.confirmDelete !== null) {
+      this.confirmDelete(conversation, conversation.confirmDelete, false);
+    } else if (this.search !== null) {
+      this.closeSearch();
+      this.composer.focus();
+    } else {
+      return;
+    }
+    e.preventDefault();
+  }
+
   toggleMenu(open) {
     const chat = $("chat-view");
     const wasOpen = chat.classList.contains("menu-open");
@@ -384,8 +405,11 @@ class App extends Writer {
     chat.classList.toggle("menu-open", isOpen);
     $("menu-toggle").setAttribute("aria-expanded", String(isOpen));
     if (isOpen && !wasOpen) {
-      const first = $("sidebar").querySelector("button, input");
-      if (first) first.focus(); // keyboard users land in the menu they opened
+      // Keyboard users land in the menu they opened, on the conversation they are in: not in
+      // the search box, whose keyboard would cover a phone's screen.
+      const sidebar = $("sidebar");
+      const first = sidebar.querySelector("button[aria-current='true']") || sidebar.querySelector(".conversation-list button");
+      if (first) first.focus();
     } else if (!isOpen && wasOpen && $("sidebar").contains(document.activeElement)) {
       this.composer.focus(); // ...and in the composer when a choice there closes it
     }

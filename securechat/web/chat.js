@@ -95,7 +95,8 @@ export function parseCommand(text, room) {
 // A room event as the system line the conversation shows: "bob kicked carol".
 export function roomEventText(event, me) {
   const actor = event.actor === me ? "you" : event.actor;
-  const user = event.user === me ? "you" : event.user;
+  let user = event.user === me ? "you" : event.user;
+  if (event.user === event.actor) user = event.actor === me ? "yourself" : "themselves"; // not "you made you"
   const room = `#${event.room}`;
   const done = {
     invite: "invited",

@@ -38,22 +38,44 @@ function small(label, name, action, dataset = {}) {
   return node;
 }
 
+// What a message's buttons say it is, so that each label is unique to its message:
+// "bob's message from 10:02, “see you at…”" or "your message from 10:02, “…”"; the same
+// words again in the same minute are told apart by a count (see sameNameBefore).
+export function messageName(message, me, repeat = 0) {
+  const who = message.from === me ? "your" : `${message.from}'s`;
+  const when = new Date(message.ts);
+  const at = Number.isNaN(when.getTime()) ? "" : ` from ${when.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })}`;
+  return `${who} message${at}, “${excerpt(message.body)}”${repeat > 0 ? ` (${repeat + 1})` : ""}`;
+}
+
+// How many messages right before `message` in `conversation` would have its name.
+export function sameNameBefore(conversation, message, me) {
+  const name = messageName(message, me);
+  let count = 0;
+  for (let before = conversation.before(message.id); before !== null; before = conversation.before(before.id)) {
+    if (before.type === "room_event" || messageName(before, me) !== name) break;
+    count += 1;
+  }
+  return count;
+}
+
 // Edit and delete on one's own messages; delete on others' for a room's moderators.
 function messageActions(conversation, message, { me, canDeleteOthers, actions }) {
   const mine = message.from === me;
   if (!mine && !canDeleteOthers) return null;
+  const name = messageName(message, me, sameNameBefore(conversation, message, me));
   if (conversation.confirmDelete === message.id) {
     return el(
       "span",
-      { className: "actions confirm" },
+      { className: "actions confirm", attrs: { role: "group", "aria-label": `Delete ${name}?` } },
       "Delete this message?",
-      small("Yes, delete the message", "Delete", () => actions.confirmDelete(conversation, message.id, true), { confirm: "yes" }),
-      small("Keep the message", "Cancel", () => actions.confirmDelete(conversation, message.id, false)),
+      small(`Yes, delete ${name}`, "Delete", () => actions.confirmDelete(conversation, message.id, true), { confirm: "yes" }),
+      small(`Keep ${name}`, "Cancel", () => actions.confirmDelete(conversation, message.id, false)),
     );
   }
   const node = el("span", { className: "actions" });
-  if (mine) node.append(small("Edit message", "Edit", () => actions.startEditing(conversation, message)));
-  node.append(small("Delete message", "Delete", () => actions.askDelete(conversation, message.id)));
+  if (mine) node.append(small(`Edit ${name}`, "Edit", () => actions.startEditing(conversation, message)));
+  node.append(small(`Delete ${name}`, "Delete", () => actions.askDelete(conversation, message.id)));
   return node;
 }
 

@@ -55,6 +55,7 @@ export class Reader {
       this.messages.scrollToDivider();
       this.markRead();
     }
+    if (this.search === null) this.composer.focus(); // chosen to write in it
   }
 
   openNothing() {

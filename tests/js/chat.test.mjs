@@ -55,6 +55,9 @@ test("room events read as lines, with 'you' for this user", () => {
   assert.equal(roomEventText(event({ action: "topic", topic: "on call" }), "alice"), "topic changed to “on call” by bob");
   assert.equal(roomEventText(event({ action: "topic", topic: "" }), "alice"), "topic cleared by bob");
   assert.equal(roomEventText(event({ action: "delete" }), "alice"), "bob deleted #ops");
+  assert.equal(roomEventText(event({ action: "op", actor: "alice", user: "alice" }), "alice"), "You made yourself a moderator");
+  assert.equal(roomEventText(event({ action: "deop", user: "bob" }), "alice"), "bob made themselves a member again");
+  assert.equal(roomEventText(event({ action: "op", actor: "alice", user: "bob" }), "alice"), "You made bob a moderator");
   assert.equal(roomEventText(event({ action: "something-new", user: "carol" }), "alice"), "bob: something-new carol");
 });
 
