@@ -49,9 +49,10 @@ import time
 from collections.abc import Callable
 from typing import Protocol, Self, TypeVar
 
-from securechat.accounts import Account, Accounts
+from securechat.accounts import DEFAULT_POLICY, Account, Accounts
 from securechat.certs import SERVER_CERT, read_ca_pem, server_cert_info
 from securechat.config import ServerConfig
+from securechat.directory.login import DirectoryLogin
 from securechat.errors import ConfigError, ErrorCode, StoreError, TooManySessions
 from securechat.protocol.messages import Bye, Error
 from securechat.server.addresses import address_key
@@ -156,7 +157,10 @@ class ChatServer:
             limits=limits,
             throttle=config.throttle,
             default_rooms=config.default_rooms,
-        )
+            directory=None if config.directory is None else DirectoryLogin(
+                config.directory, database, max_password=DEFAULT_POLICY.max_length
+            ),
+        )  # fmt: skip
         self._proxies = TrustedProxies(config.trusted_proxies)
         self._listener: socket.socket | None = None
         self._waker = Waker()

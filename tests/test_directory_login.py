@@ -1,0 +1,195 @@
+"""Directory login against a real OpenLDAP (tests/slapd.py): terminal and browser, every way
+a login must fail, StartTLS with the wrong CA, renames, local accounts, a directory that
+went away."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from securechat.accounts import Accounts
+from securechat.certs import CertificateAuthority
+from securechat.config import HashParams
+from securechat.directory.client import DirectoryClient
+from securechat.errors import DirectoryUnavailable
+from securechat.store.database import open_database
+from tests.conftest import PASSWORD, RunningServer, ServerFactory, StartTerminal
+from tests.peer import EventPeer
+from tests.slapd import PASSWORDS, Slapd
+from tests.web_peer import WebPeer
+
+
+def _refusal(peer: EventPeer, user: str, password: str) -> str:
+    """The error code a login attempt gets."""
+    peer.expect("hello")
+    peer.send(type="auth", user=user, password=password)
+    reply = peer.recv()
+    assert reply["type"] == "error", reply
+    code: str = reply["code"]
+    return code
+
+
+def _accounts(server: RunningServer) -> Accounts:
+    database = open_database(server.db_url)
+    return Accounts(database, hash_params=HashParams.for_tests())
+
+
+def test_directory_user_logs_in_over_ldaps_and_gets_an_account_rooms_and_role(
+    server_factory: ServerFactory, slapd: Slapd
+) -> None:
+    server = server_factory(directory=slapd.config())
+    assert server.peer().login("erin", PASSWORDS["erin"])["user"] == "erin"
+    account = _accounts(server).get("erin")
+    assert account.directory_id is not None
+    assert not account.is_admin
+    assert server.peer().login("grace", PASSWORDS["grace"])["user"] == "grace"
+    assert _accounts(server).get("grace").is_admin  # chat-admins maps to admin
+
+
+def test_directory_login_puts_a_group_member_in_the_mapped_private_room(
+    server_factory: ServerFactory, slapd: Slapd
+) -> None:
+    server = server_factory(directory=slapd.config())
+    peer = server.peer()
+    welcome = peer.login("erin", PASSWORDS["erin"])
+    assert "dev" in welcome["rooms"]
+    heidi = server.peer()
+    assert "dev" not in heidi.login("heidi", PASSWORDS["heidi"])["rooms"]
+
+
+def test_directory_login_works_over_starttls(server_factory: ServerFactory, slapd: Slapd) -> None:
+    server = server_factory(directory=slapd.config(start_tls=True))
+    assert server.peer().login("frank", PASSWORDS["frank"])["user"] == "frank"
+
+
+@pytest.mark.parametrize(
+    ("user", "password"),
+    [
+        ("erin", "not erin's password"),
+        ("erin", ""),
+        ("*)(uid=*", "anything at all"),
+        ("*", "anything at all"),
+        ("nobody", "anything at all"),
+    ],
+    ids=["wrong-password", "empty-password", "filter-injection", "wildcard", "unknown-user"],
+)
+def test_directory_login_refusals_are_auth_failed(
+    server_factory: ServerFactory, slapd: Slapd, user: str, password: str
+) -> None:
+    server = server_factory(directory=slapd.config())
+    assert _refusal(server.peer(), user, password) == "auth_failed"
+
+
+def test_directory_user_disabled_in_the_directory_cannot_log_in(
+    server_factory: ServerFactory, slapd: Slapd
+) -> None:
+    server = server_factory(directory=slapd.config())
+    slapd.lock("frank")
+    assert _refusal(server.peer(), "frank", PASSWORDS["frank"]) == "auth_failed"
+
+
+def test_starttls_to_a_directory_with_a_certificate_from_another_ca_is_refused(
+    server_factory: ServerFactory, slapd: Slapd, tmp_path: Path
+) -> None:
+    other = tmp_path / "other-ca.pem"
+    other.write_bytes(CertificateAuthority.create("another CA").cert_pem())
+    for start_tls in (True, False):
+        config = dataclasses.replace(slapd.config(start_tls=start_tls), ca_file=other)
+        with pytest.raises(DirectoryUnavailable, match="CERTIFICATE_VERIFY_FAILED"):
+            DirectoryClient(config).probe()
+    server = server_factory(
+        directory=dataclasses.replace(slapd.config(start_tls=True), ca_file=other)
+    )
+    assert _refusal(server.peer(), "erin", PASSWORDS["erin"]) == "server_error"
+
+
+def test_a_rename_in_the_directory_keeps_the_account_and_its_history(
+    server_factory: ServerFactory, slapd: Slapd
+) -> None:
+    server = server_factory(directory=slapd.config())
+    erin = server.peer()
+    erin.login("erin", PASSWORDS["erin"])
+    erin.send(type="send", room="dev", body="before the rename", ref="r1")
+    erin.expect("ack", ref="r1")
+    before = _accounts(server).get("erin")
+    erin.close()
+    slapd.rename("erin", "erin.smith")
+    renamed = server.peer()
+    welcome = renamed.login("erin.smith", PASSWORDS["erin"])
+    assert "dev" in welcome["rooms"]
+    after = _accounts(server).get("erin.smith")
+    assert (after.id, after.directory_id) == (before.id, before.directory_id)
+    assert not _accounts(server).exists("erin")
+    page = renamed.ask("h", type="history", room="dev")
+    assert [m["body"] for m in page["messages"]] == ["before the rename"]
+
+
+def test_local_accounts_still_log_in_beside_the_directory(
+    server_factory: ServerFactory, slapd: Slapd
+) -> None:
+    server = server_factory(directory=slapd.config())
+    assert server.peer().login("alice", PASSWORD)["user"] == "alice"  # local_wins by default
+    assert _refusal(server.peer(), "erin", PASSWORD) == "auth_failed"
+
+
+def test_a_name_both_local_and_in_the_directory_follows_name_conflict(
+    server_factory: ServerFactory, slapd: Slapd
+) -> None:
+    _accounts_of(server_factory).add("heidi", PASSWORD)
+    local = server_factory(directory=slapd.config())
+    assert local.peer().login("heidi", PASSWORD)["user"] == "heidi"
+    assert _refusal(local.peer(), "heidi", PASSWORDS["heidi"]) == "auth_failed"
+    local.server.shutdown()
+    wins = server_factory(directory=slapd.config(name_conflict="directory_wins"))
+    assert wins.peer().login("heidi", PASSWORDS["heidi"])["user"] == "heidi"
+    assert _accounts(wins).get("heidi").directory_id is not None
+    assert _refusal(wins.peer(), "heidi", PASSWORD) == "auth_failed"  # the local one is gone
+
+
+def _accounts_of(server_factory: ServerFactory) -> Accounts:
+    server = server_factory()
+    accounts = _accounts(server)
+    server.server.shutdown()
+    return accounts
+
+
+def test_the_directory_going_away_leaves_everyone_logged_in_and_working(
+    server_factory: ServerFactory, slapd: Slapd
+) -> None:
+    server = server_factory(directory=slapd.config())
+    erin = server.peer()
+    token = erin.login("erin", PASSWORDS["erin"])["token"]
+    frank = server.peer()
+    frank.login("frank", PASSWORDS["frank"])
+    slapd.stop()
+    erin.send(type="send", room="dev", body="still here", ref="r1")
+    erin.expect("ack", ref="r1")
+    frank.expect("message", body="still here")
+    again = server.peer()
+    again.expect("hello")
+    again.send(type="auth", user="erin", token=token)
+    assert again.expect("welcome")["user"] == "erin"  # the resume token still works
+    assert _refusal(server.peer(), "heidi", PASSWORDS["heidi"]) == "server_error"
+    assert server.peer().login("alice", PASSWORD)["user"] == "alice"  # local accounts too
+
+
+def test_directory_user_logs_in_from_the_browser(
+    server_factory: ServerFactory, slapd: Slapd
+) -> None:
+    server = server_factory(web_port=0, directory=slapd.config())
+    assert server.web_address is not None
+    with WebPeer(server.web_address, server.ca_file) as peer:
+        assert "dev" in peer.login("erin", PASSWORDS["erin"])["rooms"]
+
+
+def test_directory_user_logs_in_from_the_terminal(
+    server_factory: ServerFactory, slapd: Slapd, terminal: StartTerminal
+) -> None:
+    server = server_factory(directory=slapd.config())
+    watcher = server.peer()
+    watcher.login("frank", PASSWORDS["frank"])  # in general, the default room
+    term = terminal(server, "ivan")  # ivan's directory password is PASSWORD
+    term.line("hello from the directory")
+    assert watcher.expect("message", body="hello from the directory")["from"] == "ivan"
