@@ -24,7 +24,7 @@ from pathlib import Path
 from securechat.certs import CertificateAuthority
 from securechat.directory.settings import DirectoryConfig, GroupMapping
 
-__all__ = ["BASE", "PASSWORDS", "SERVICE_DN", "Slapd", "missing"]
+__all__ = ["ADMIN_GROUP", "BASE", "DEV_GROUP", "PASSWORDS", "SERVICE_DN", "Slapd", "missing"]
 
 SLAPD = Path("/usr/sbin/slapd")
 INSTALL_HINT = "apt-get install slapd ldap-utils (Debian's packages; the tests start their own)"
@@ -223,6 +223,16 @@ class Slapd:
                     f"member: uid={new_uid},{PEOPLE_BASE}\n"
                 )
 
+    def unlock(self, uid: str) -> None:
+        """Enable ``uid`` again (remove the ppolicy lock)."""
+        self.modify(
+            f"dn: uid={uid},{PEOPLE_BASE}\nchangetype: modify\ndelete: pwdAccountLockedTime\n"
+        )
+
+    def delete(self, uid: str) -> None:
+        """Remove ``uid`` from the directory."""
+        self.modify(f"dn: uid={uid},{PEOPLE_BASE}\nchangetype: delete\n")
+
     def remove_member(self, group: str, uid: str) -> None:
         self.modify(
             f"dn: {group}\nchangetype: modify\ndelete: member\nmember: uid={uid},{PEOPLE_BASE}\n"
@@ -251,6 +261,23 @@ class Slapd:
             timeout=10.0,
         )
         return dataclasses.replace(config, **changes)  # type: ignore[arg-type]
+
+    def config_file(self, folder: Path, extra: str = "") -> Path:
+        """A configuration file whose [directory] is :meth:`config`'s (the service
+        password in a file beside it); ``extra`` goes at the end of the table."""
+        secret = folder / "directory.secret"
+        secret.write_text(SERVICE_PASSWORD + "\n")
+        secret.chmod(0o600)
+        path = folder / "securechat.toml"
+        path.write_text(
+            f'[directory]\npreset = "openldap"\nurl = ["{self.ldaps_url}"]\n'
+            f'ca = "{self.ca_file}"\nbind_dn = "{SERVICE_DN}"\n'
+            f'bind_password_file = "{secret}"\nuser_base = "{PEOPLE_BASE}"\n'
+            f'sync_interval = "off"\n{extra}\n'
+            f'[[directory.group]]\ndn = "{DEV_GROUP}"\nrooms = ["dev"]\n\n'
+            f'[[directory.group]]\ndn = "{ADMIN_GROUP}"\nadmin = true\n'
+        )
+        return path
 
 
 @contextlib.contextmanager

@@ -53,6 +53,7 @@ from securechat.accounts import DEFAULT_POLICY, Account, Accounts
 from securechat.certs import SERVER_CERT, read_ca_pem, server_cert_info
 from securechat.config import ServerConfig
 from securechat.directory.login import DirectoryLogin
+from securechat.directory.sync import directory_sync
 from securechat.errors import ConfigError, ErrorCode, StoreError, TooManySessions
 from securechat.protocol.messages import Bye, Error
 from securechat.server.addresses import address_key
@@ -173,6 +174,9 @@ class ChatServer:
         self._renewal = threading.Thread(target=self._renew_certificate, name="cert-renewal")
         self._reload = threading.Event()  # set by reload_certificates() and shutdown()
         self._presence = threading.Thread(target=self._announce_presence, name="presence")
+        self._directory_sync = directory_sync(
+            config.directory, database, lambda op: self._committer.perform(op, origin=None)
+        )
         self._lock = threading.Lock()
         # Guarded by _lock: _credentials; every live connection; those not yet logged in,
         # oldest first, each with the address key it is counted under (None: a trusted
@@ -248,6 +252,8 @@ class ChatServer:
             self._nodes.start()
         self._acceptor.start()
         self._watcher.start()
+        if self._directory_sync is not None:
+            self._directory_sync.start()
         self._renewal.start()
         self._presence.start()
 
@@ -276,6 +282,8 @@ class ChatServer:
         for thread in (self._acceptor, self._watcher, self._renewal, self._presence):
             if thread.is_alive():
                 thread.join()
+        if self._directory_sync is not None:
+            self._directory_sync.stop()
         self._bus.stop()
         if self._nodes is not None:
             self._nodes.stop()
