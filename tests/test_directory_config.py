@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -147,3 +148,19 @@ def test_durations_read_as_an_admin_writes_them() -> None:
     for bad in ("0.5s", "15 minutes", "-1m", ""):
         with pytest.raises(ValueError, match=r"duration|shorter"):
             parse_duration(bad)
+
+
+def test_the_examples_in_deploy_md_are_valid(
+    root: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    guide = (Path(__file__).resolve().parent.parent / "docs" / "deploy.md").read_text()
+    section = guide[guide.index("## 14. Sign in with Active Directory or LDAP") :]
+    examples = re.findall(r"```toml\n(\[directory\].*?)```", section, re.DOTALL)
+    assert len(examples) == 2  # Active Directory, OpenLDAP
+    for n, example in enumerate(examples):
+        folder = tmp_path / str(n)
+        folder.mkdir()
+        config_file = _files(folder, example.replace("/etc/securechat/", f"{folder}/"))
+        directory = _serve_config(root, config_file, monkeypatch).directory
+        assert directory is not None
+        assert directory.groups
