@@ -230,6 +230,14 @@ class Accounts:
             raise AuthenticationError(AUTH_FAILED)
         return account
 
+    def spend_a_check(self, password: str) -> None:
+        """Verify ``password`` against the dummy hash: a failed directory login then takes
+        at least as long as a failed local one, so the time does not tell which names
+        are local accounts."""
+        self._verify(
+            self._get_dummy_hash(), _normalize_password(password[: self._policy.max_length])
+        )
+
     def _verify(self, stored_hash: str, password: str) -> bool:
         try:
             return self._hasher.verify(stored_hash, password)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import re
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -164,3 +165,19 @@ def test_the_examples_in_deploy_md_are_valid(
         directory = _serve_config(root, config_file, monkeypatch).directory
         assert directory is not None
         assert directory.groups
+
+
+def test_config_show_prints_the_directory_table_as_valid_toml(
+    run_cli: CliRunner, tmp_path: Path
+) -> None:
+    config_file = _files(tmp_path)
+    result = run_cli("config", "show", "--config", str(config_file))
+    assert result.returncode == 0, result.stderr
+    shown = tomllib.loads(result.stdout)["directory"]
+    written = tomllib.loads(SAMPLE)["directory"]
+    assert shown["bind_password_file"] == str(tmp_path / "directory.secret")
+    assert shown["ca"] == str(tmp_path / "directory-ca.pem")
+    assert {k: v for k, v in shown.items() if k not in ("ca", "bind_password_file")} == {
+        k: v for k, v in written.items() if k not in ("ca", "bind_password_file")
+    }
+    assert "service password" not in result.stdout

@@ -186,7 +186,12 @@ class ChatService:
             token, new_token = new_resume_token(
                 ttl=limits.token_ttl, keep=limits.max_tokens_per_user
             )
-            signed = self._directory.log_in(user, password, new_token)
+            try:
+                signed = self._directory.log_in(user, password, new_token)
+            except AuthenticationError:
+                with self._hash_pool.slot(timeout):  # as long as a local failure takes
+                    self._accounts.spend_a_check(password)
+                raise
             if signed is not None:
                 self._follow_directory(signed)
                 return signed.account, token
