@@ -16,7 +16,8 @@ from securechat.directory.client import DirectoryClient
 from securechat.errors import DirectoryUnavailable
 from securechat.store.database import open_database
 from tests.conftest import PASSWORD, RunningServer, ServerFactory, StartTerminal
-from tests.peer import EventPeer
+from tests.peer import EventPeer, Peer
+from tests.serve_process import ServeProcess
 from tests.slapd import PASSWORDS, Slapd
 from tests.web_peer import WebPeer
 
@@ -193,3 +194,19 @@ def test_directory_user_logs_in_from_the_terminal(
     term = terminal(server, "ivan")  # ivan's directory password is PASSWORD
     term.line("hello from the directory")
     assert watcher.expect("message", body="hello from the directory")["from"] == "ivan"
+
+
+def test_serve_with_a_directory_table_logs_it_and_lets_a_directory_user_in(
+    certs_dir: Path, db_url: str, slapd: Slapd, serve: list[ServeProcess], tmp_path: Path
+) -> None:
+    """The whole way: the file's [directory] through the CLI into a real ``serve``."""
+    config_file = slapd.config_file(tmp_path)
+    process = ServeProcess(certs_dir, db_url, "--config", str(config_file))
+    serve.append(process)
+    process.start()
+    process.wait_for(rf"directory login \(openldap\) through {slapd.ldaps_url}; sync every off")
+    peer = Peer(process.address, certs_dir / "ca.pem")
+    try:
+        assert "dev" in peer.login("erin", PASSWORDS["erin"])["rooms"]
+    finally:
+        peer.close()

@@ -159,6 +159,8 @@ class SyncThread:
             self._thread.join()
 
     def _loop(self) -> None:
+        # At start too: whoever left while the server was down goes now.
+        self.run_once()
         while not self._stopping.wait(self._interval):
             self.run_once()
 
