@@ -34,6 +34,7 @@ from securechat.config import HashParams, PasswordPolicy
 from securechat.errors import (
     AuthenticationError,
     InvalidUserName,
+    UserError,
     UserExistsError,
     WeakPassword,
 )
@@ -257,10 +258,13 @@ class Accounts:
         """Replace a user's password; live sessions end and resume tokens stop working.
 
         Raises:
-            InvalidUserName, UnknownUserError, WeakPassword.
+            InvalidUserName, UnknownUserError, WeakPassword; UserError: a directory
+                account, whose password is the directory's.
         """
         name = canonical_name(name)
-        self._store.get(name)  # an unknown user is told so before the slow hash
+        account = self._store.get(name)  # an unknown user is told so before the slow hash
+        if account.directory_id is not None:
+            raise UserError(f"{name} signs in through the directory: change the password there")
         password_hash = self._new_hash(name, password)
         self._store.change(name, password_hash=password_hash, credentials_changed=True)
 

@@ -17,7 +17,7 @@ from securechat.directory.login import DirectoryLogin
 from securechat.directory.placement import place_rooms
 from securechat.directory.settings import DirectoryConfig
 from securechat.directory.sync import DirectorySync
-from securechat.errors import DirectoryError, DirectoryUnavailable
+from securechat.errors import DirectoryError, DirectoryUnavailable, UserError
 from securechat.store.chat import ChatStore
 from securechat.store.database import Database, open_database
 from tests.conftest import TIMEOUT, CliRunner, ServerFactory
@@ -237,3 +237,21 @@ def test_doctor_checks_the_directory_connection_and_certificate(
     failed = [line for line in result.stdout.splitlines() if line.startswith("FAIL  directory")]
     assert failed
     assert "CERTIFICATE_VERIFY_FAILED" in failed[0]
+
+
+def test_the_servers_own_sync_takes_a_removed_member_out_of_the_room_live(
+    server_factory: ServerFactory, slapd: Slapd
+) -> None:
+    server = server_factory(directory=slapd.config(sync_interval=1.0))
+    frank = server.peer()
+    assert "dev" in frank.login("frank", PASSWORDS["frank"])["rooms"]
+    slapd.remove_member(DEV_GROUP, "frank")
+    frank.expect("left", room="dev", timeout=SYNC_WAIT)
+    reply = frank.ask("s", type="send", room="dev", body="still in?")
+    assert reply["code"] == "no_such_room"  # a private room he is no longer in
+
+
+def test_a_directory_accounts_password_is_the_directorys(chat_db: Database, slapd: Slapd) -> None:
+    _sign_in(chat_db, slapd.config(), "erin")
+    with pytest.raises(UserError, match="signs in through the directory"):
+        _accounts(chat_db).set_password("erin", "a new long local passphrase")
