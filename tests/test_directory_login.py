@@ -5,6 +5,8 @@ went away."""
 from __future__ import annotations
 
 import dataclasses
+import socket
+import uuid
 from pathlib import Path
 
 import pytest
@@ -12,7 +14,7 @@ import pytest
 from securechat.accounts import Accounts
 from securechat.certs import CertificateAuthority
 from securechat.config import HashParams
-from securechat.directory.client import DirectoryClient
+from securechat.directory.client import DirectoryClient, stable_id_text
 from securechat.errors import DirectoryUnavailable
 from securechat.store.database import open_database
 from tests.conftest import PASSWORD, RunningServer, ServerFactory, StartTerminal
@@ -210,3 +212,22 @@ def test_serve_with_a_directory_table_logs_it_and_lets_a_directory_user_in(
         assert "dev" in peer.login("erin", PASSWORDS["erin"])["rooms"]
     finally:
         peer.close()
+
+
+def test_the_servers_are_tried_in_turn(server_factory: ServerFactory, slapd: Slapd) -> None:
+    with socket.socket() as unused:  # a port nobody listens on: the first server is down
+        unused.bind(("127.0.0.1", 0))
+        down = f"ldaps://127.0.0.1:{unused.getsockname()[1]}"
+    config = dataclasses.replace(slapd.config(), urls=(down, slapd.ldaps_url))
+    assert DirectoryClient(config).probe().url == slapd.ldaps_url
+    server = server_factory(directory=config)
+    assert server.peer().login("erin", PASSWORDS["erin"])["user"] == "erin"
+
+
+def test_an_active_directory_object_guid_reads_as_the_guid_admins_see() -> None:
+    """objectGUID comes as 16 bytes, the GUID's first three fields little-endian."""
+    guid = uuid.UUID("0f9c2a5e-6d1b-4b8e-9a55-1c3f0e2d7b44")
+    assert stable_id_text(guid.bytes_le) == "0f9c2a5e-6d1b-4b8e-9a55-1c3f0e2d7b44"
+    assert stable_id_text(b"AC497032-869A-1041-87E1-7D8505D624DF") == (
+        "ac497032-869a-1041-87e1-7d8505d624df"  # an entryUUID, as text
+    )

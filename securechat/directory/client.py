@@ -38,7 +38,14 @@ with warnings.catch_warnings():
     from ldap3.utils.conv import escape_filter_chars
     from ldap3.utils.dn import parse_dn
 
-__all__ = ["DirectoryClient", "DirectoryUser", "Probe", "escape_filter_chars", "normal_dn"]
+__all__ = [
+    "DirectoryClient",
+    "DirectoryUser",
+    "Probe",
+    "escape_filter_chars",
+    "normal_dn",
+    "stable_id_text",
+]
 
 #: LDAP_MATCHING_RULE_IN_CHAIN: Active Directory's "member, directly or through groups".
 IN_CHAIN = "1.2.840.113556.1.4.1941"
@@ -197,7 +204,7 @@ class DirectoryClient:
         return DirectoryUser(
             dn=entry["dn"],
             login=login,
-            stable_id=_stable_id(stable[0]),
+            stable_id=stable_id_text(stable[0]),
             display_name=_first_text(raw.get(config.display_name_attribute.lower())),
             mail=_first_text(raw.get(config.mail_attribute.lower())),
         )
@@ -333,7 +340,7 @@ def _first_text(values: list[bytes] | None) -> str | None:
         return None
 
 
-def _stable_id(raw: bytes) -> str:
+def stable_id_text(raw: bytes) -> str:
     """objectGUID is 16 bytes (little-endian GUID); entryUUID is text already."""
     if len(raw) == 16:
         return str(uuid.UUID(bytes_le=raw))
