@@ -8,8 +8,9 @@ mapped group missing) ends the run before anything is written: an unreachable di
 never disables anyone, and a half-read group never empties a room. Then it plans:
 
 - an account whose person is gone from the directory, no longer matches the filter, or is
-  disabled there, is disabled here (its tokens revoked; the server's account watcher ends
-  its live sessions within ``account_check_interval``); one the sync disabled comes back
+  disabled there, is disabled here (its tokens revoked; the server ends its live sessions
+  right after its own sync, and after ``securechat directory sync`` within its account
+  watcher's ``account_check_interval``); one the sync disabled comes back
   when the directory has the person enabled again (an admin's own ``disable`` stays);
 - each enabled account gets the admin role and the room roles its groups map to.
 
@@ -25,6 +26,7 @@ import dataclasses
 import logging
 import math
 import threading
+from collections.abc import Callable
 
 from securechat.directory.client import DirectoryClient, normal_dn
 from securechat.directory.mapping import grants_for
@@ -144,9 +146,14 @@ class SyncThread:
     """The server's periodic sync: a thread that runs :class:`DirectorySync` every
     ``interval`` seconds, logging what it changed, or why it changed nothing."""
 
-    def __init__(self, sync: DirectorySync, interval: float) -> None:
+    def __init__(
+        self, sync: DirectorySync, interval: float, on_disabled: Callable[[], None]
+    ) -> None:
+        """``on_disabled`` runs after a sync disabled someone: the server ends their live
+        sessions then, rather than at its account watcher's next look."""
         self._sync = sync
         self._interval = interval
+        self._on_disabled = on_disabled
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="directory-sync")
 
@@ -167,6 +174,8 @@ class SyncThread:
     def run_once(self) -> None:
         try:
             report = self._sync.run()
+            if report.disabled and report.stopped is None:
+                self._on_disabled()
         except DirectoryError as exc:
             log.warning("directory sync skipped, nobody disabled: %s", exc.message)
             return
@@ -181,9 +190,12 @@ class SyncThread:
 
 
 def directory_sync(
-    config: DirectoryConfig | None, db: Database, perform: Perform
+    config: DirectoryConfig | None,
+    db: Database,
+    perform: Perform,
+    on_disabled: Callable[[], None],
 ) -> SyncThread | None:
     """The server's sync thread, or None: no directory, or ``sync_interval = "off"``."""
     if config is None or config.sync_interval is None:
         return None
-    return SyncThread(DirectorySync(config, db, perform), config.sync_interval)
+    return SyncThread(DirectorySync(config, db, perform), config.sync_interval, on_disabled)

@@ -175,8 +175,9 @@ class ChatServer:
         self._reload = threading.Event()  # set by reload_certificates() and shutdown()
         self._presence = threading.Thread(target=self._announce_presence, name="presence")
         self._directory_sync = directory_sync(
-            config.directory, database, lambda op: self._committer.perform(op, origin=None)
-        )
+            config.directory, database, lambda op: self._committer.perform(op, origin=None),
+            on_disabled=self._end_changed_sessions,
+        )  # fmt: skip
         self._lock = threading.Lock()
         # Guarded by _lock: _credentials; every live connection; those not yet logged in,
         # oldest first, each with the address key it is counted under (None: a trusted
