@@ -14,6 +14,7 @@ import dataclasses
 from collections.abc import Sequence
 
 from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from securechat.store.database import Database
@@ -76,6 +77,12 @@ class DirectoryStore:
         Returns None, writing nothing, when the account is disabled here or the name is
         held by another account.
         """
+        try:
+            return self._sign_in(person, token=token, link_local=link_local)
+        except IntegrityError:  # the same person's first login from two places at once
+            return self._sign_in(person, token=token, link_local=link_local)
+
+    def _sign_in(self, person: Person, *, token: NewToken, link_local: bool) -> SignedIn | None:
         with self._db.session() as session, session.begin():
             by_id = session.scalars(
                 select(User).where(User.directory_id == person.stable_id)
