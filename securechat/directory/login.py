@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 
+from securechat.accounts import AUTH_FAILED
 from securechat.directory.client import DirectoryClient, DirectoryUser
 from securechat.directory.mapping import Grants, grants_for
 from securechat.directory.settings import DirectoryConfig
@@ -26,12 +27,9 @@ from securechat.store.database import Database
 from securechat.store.directory import DirectoryStore, Person
 from securechat.store.users import Account, NewToken
 
-__all__ = ["AUTH_FAILED", "DirectoryLogin", "DirectorySignIn"]
+__all__ = ["DirectoryLogin", "DirectorySignIn"]
 
 log = logging.getLogger("securechat.directory")
-
-#: The one message for every failed login (the same as accounts.AUTH_FAILED).
-AUTH_FAILED = "invalid user name or password"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
