@@ -5,16 +5,19 @@ mdb database for ``dc=office,dc=lan``; the ppolicy overlay, whose
 ``pwdAccountLockedTime`` is the openldap preset's "disabled"), TLS with a certificate for
 localhost and 127.0.0.1 from a CA it is given, and listens on free loopback ports for
 ``ldap://`` (StartTLS) and ``ldaps://``. It runs in the foreground (``-d 0``) as a child
-of the test run, so stopping it is a kill and a wait. It starts in well under a second,
+of the test run, so stopping it is a kill and a wait, and it is told to end with the run
+even when the run is killed. It starts in well under a second,
 so each test gets its own, with :data:`PEOPLE` loaded: tests rename, disable and stop it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import dataclasses
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -96,6 +99,16 @@ def _people_ldif() -> str:
     return "\n".join(entries)
 
 
+def _die_with_parent() -> None:
+    """In the child, before slapd starts: SIGTERM it when the test run ends, even killed
+    (Linux's PR_SET_PDEATHSIG), so no slapd outlives a run."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+_PR_SET_PDEATHSIG = 1
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -158,7 +171,7 @@ class Slapd:
         with (self.root / "slapd.log").open("ab") as log:
             self._process = subprocess.Popen(
                 [str(SLAPD), "-d", "0", "-f", str(self.root / "slapd.conf"), "-h", urls],
-                stdout=subprocess.DEVNULL, stderr=log,
+                stdout=subprocess.DEVNULL, stderr=log, preexec_fn=_die_with_parent,
             )  # fmt: skip
         deadline = time.monotonic() + _READY_TIMEOUT
         while not self._answers():
