@@ -149,6 +149,10 @@ def test_a_name_both_local_and_in_the_directory_follows_name_conflict(
     assert wins.peer().login("heidi", PASSWORDS["heidi"])["user"] == "heidi"
     assert _accounts(wins).get("heidi").directory_id is not None
     assert _refusal(wins.peer(), "heidi", PASSWORD) == "auth_failed"  # the local one is gone
+    _accounts(wins).add("root", PASSWORD, admin=True)  # not in the directory: stays local
+    assert wins.peer().login("root", PASSWORD)["user"] == "root"
+    slapd.stop()  # break glass: the local admin gets in without the directory
+    assert wins.peer().login("root", PASSWORD)["user"] == "root"
 
 
 def _accounts_of(server_factory: ServerFactory) -> Accounts:

@@ -21,7 +21,7 @@ from securechat.accounts import AUTH_FAILED
 from securechat.directory.client import DirectoryClient, DirectoryUser
 from securechat.directory.mapping import Grants, grants_for
 from securechat.directory.settings import DirectoryConfig
-from securechat.errors import AuthenticationError, DirectoryError
+from securechat.errors import AuthenticationError, DirectoryError, DirectoryUnavailable
 from securechat.protocol.names import normalize_name
 from securechat.store.database import Database
 from securechat.store.directory import DirectoryStore, Person
@@ -67,7 +67,13 @@ class DirectoryLogin:
             return None
         if not password or len(password) > self._max_password:
             raise AuthenticationError(AUTH_FAILED)
-        found = self.client.find_user(canonical)
+        try:
+            found = self.client.find_user(canonical)
+        except DirectoryUnavailable:
+            if kind == "local":  # directory_wins, but a local account must still get in
+                log.warning("directory unreachable: %s logs in as a local account", canonical)
+                return None
+            raise
         if found is None or normalize_name(found.login) != canonical:
             self.client.check_password(None, password)  # as long as a real check
             if kind == "local":
