@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import socket
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ from securechat.certs import CertificateAuthority
 from securechat.config import HashParams
 from securechat.directory.client import DirectoryClient, stable_id_text
 from securechat.errors import DirectoryUnavailable
-from securechat.store.database import open_database
+from securechat.store.database import Database, open_database
 from tests.conftest import PASSWORD, RunningServer, ServerFactory, StartTerminal
 from tests.peer import EventPeer, Peer
 from tests.serve_process import ServeProcess
@@ -34,21 +35,33 @@ def _refusal(peer: EventPeer, user: str, password: str) -> str:
     return code
 
 
-def _accounts(server: RunningServer) -> Accounts:
-    database = open_database(server.db_url)
-    return Accounts(database, hash_params=HashParams.for_tests())
+AccountsOf = Callable[[RunningServer], Accounts]
+
+
+@pytest.fixture
+def accounts_of() -> Iterator[AccountsOf]:
+    """The accounts API on a running server's database; the databases closed after."""
+    opened: list[Database] = []
+
+    def open_accounts(server: RunningServer) -> Accounts:
+        opened.append(open_database(server.db_url))
+        return Accounts(opened[-1], hash_params=HashParams.for_tests())
+
+    yield open_accounts
+    for database in opened:
+        database.dispose()
 
 
 def test_directory_user_logs_in_over_ldaps_and_gets_an_account_rooms_and_role(
-    server_factory: ServerFactory, slapd: Slapd
+    server_factory: ServerFactory, slapd: Slapd, accounts_of: AccountsOf
 ) -> None:
     server = server_factory(directory=slapd.config())
     assert server.peer().login("erin", PASSWORDS["erin"])["user"] == "erin"
-    account = _accounts(server).get("erin")
+    account = accounts_of(server).get("erin")
     assert account.directory_id is not None
     assert not account.is_admin
     assert server.peer().login("grace", PASSWORDS["grace"])["user"] == "grace"
-    assert _accounts(server).get("grace").is_admin  # chat-admins maps to admin
+    assert accounts_of(server).get("grace").is_admin  # chat-admins maps to admin
 
 
 def test_directory_login_puts_a_group_member_in_the_mapped_private_room(
@@ -109,22 +122,22 @@ def test_starttls_to_a_directory_with_a_certificate_from_another_ca_is_refused(
 
 
 def test_a_rename_in_the_directory_keeps_the_account_and_its_history(
-    server_factory: ServerFactory, slapd: Slapd
+    server_factory: ServerFactory, slapd: Slapd, accounts_of: AccountsOf
 ) -> None:
     server = server_factory(directory=slapd.config())
     erin = server.peer()
     erin.login("erin", PASSWORDS["erin"])
     erin.send(type="send", room="dev", body="before the rename", ref="r1")
     erin.expect("ack", ref="r1")
-    before = _accounts(server).get("erin")
+    before = accounts_of(server).get("erin")
     erin.close()
     slapd.rename("erin", "erin.smith")
     renamed = server.peer()
     welcome = renamed.login("erin.smith", PASSWORDS["erin"])
     assert "dev" in welcome["rooms"]
-    after = _accounts(server).get("erin.smith")
+    after = accounts_of(server).get("erin.smith")
     assert (after.id, after.directory_id) == (before.id, before.directory_id)
-    assert not _accounts(server).exists("erin")
+    assert not accounts_of(server).exists("erin")
     page = renamed.ask("h", type="history", room="dev")
     assert [m["body"] for m in page["messages"]] == ["before the rename"]
 
@@ -138,26 +151,26 @@ def test_local_accounts_still_log_in_beside_the_directory(
 
 
 def test_a_name_both_local_and_in_the_directory_follows_name_conflict(
-    server_factory: ServerFactory, slapd: Slapd
+    server_factory: ServerFactory, slapd: Slapd, accounts_of: AccountsOf
 ) -> None:
-    _accounts_of(server_factory).add("heidi", PASSWORD)
+    _local_accounts(server_factory, accounts_of).add("heidi", PASSWORD)
     local = server_factory(directory=slapd.config())
     assert local.peer().login("heidi", PASSWORD)["user"] == "heidi"
     assert _refusal(local.peer(), "heidi", PASSWORDS["heidi"]) == "auth_failed"
     local.server.shutdown()
     wins = server_factory(directory=slapd.config(name_conflict="directory_wins"))
     assert wins.peer().login("heidi", PASSWORDS["heidi"])["user"] == "heidi"
-    assert _accounts(wins).get("heidi").directory_id is not None
+    assert accounts_of(wins).get("heidi").directory_id is not None
     assert _refusal(wins.peer(), "heidi", PASSWORD) == "auth_failed"  # the local one is gone
-    _accounts(wins).add("root", PASSWORD, admin=True)  # not in the directory: stays local
+    accounts_of(wins).add("root", PASSWORD, admin=True)  # not in the directory: stays local
     assert wins.peer().login("root", PASSWORD)["user"] == "root"
     slapd.stop()  # break glass: the local admin gets in without the directory
     assert wins.peer().login("root", PASSWORD)["user"] == "root"
 
 
-def _accounts_of(server_factory: ServerFactory) -> Accounts:
+def _local_accounts(server_factory: ServerFactory, accounts_of: AccountsOf) -> Accounts:
     server = server_factory()
-    accounts = _accounts(server)
+    accounts = accounts_of(server)
     server.server.shutdown()
     return accounts
 

@@ -69,11 +69,11 @@ def test_disabling_a_user_in_the_directory_ends_their_live_session_within_one_sy
     again.expect("hello")
     again.send(type="auth", user="erin", token=token)
     assert again.recv()["code"] == "auth_failed"
-    assert _accounts_at(server.db_url).get("erin").is_disabled
-
-
-def _accounts_at(db_url: str) -> Accounts:
-    return Accounts(open_database(db_url), hash_params=HashParams.for_tests())
+    database = open_database(server.db_url)
+    try:
+        assert _accounts(database).get("erin").is_disabled
+    finally:
+        database.dispose()
 
 
 def test_removing_a_user_from_a_group_takes_them_out_of_the_mapped_private_room(
