@@ -129,9 +129,11 @@ def missing() -> str | None:
 class Slapd:
     """One throwaway OpenLDAP server; :meth:`start`, then :meth:`stop` (idempotent)."""
 
-    def __init__(self, root: Path, ca: CertificateAuthority) -> None:
+    def __init__(self, root: Path, ca: CertificateAuthority, *, ppolicy: bool = True) -> None:
+        """``ppolicy``: load the overlay (without it, ``pwdAccountLockedTime`` is unknown)."""
         self.root = root
         self.ca = ca
+        self.ppolicy = ppolicy
         self.ldap_port = _free_port()
         self.ldaps_port = _free_port()
         self._process: subprocess.Popen[bytes] | None = None
@@ -157,10 +159,13 @@ class Slapd:
         (root / "server.pem").write_bytes(leaf.cert_pem())
         (root / "server.key").write_bytes(leaf.key_pem())
         (root / "server.key").chmod(0o600)
-        (root / "slapd.conf").write_text(_CONF.format(
+        conf = _CONF.format(
             root=root, base=BASE, root_dn=ROOT_DN, root_password=ROOT_PASSWORD,
             service=SERVICE_DN,
-        ))  # fmt: skip
+        )  # fmt: skip
+        if not self.ppolicy:
+            conf = conf.replace("moduleload ppolicy\n", "").replace("overlay ppolicy\n", "")
+        (root / "slapd.conf").write_text(conf)
         self.resume()
         if load:
             self.modify(_people_ldif(), add=True)

@@ -18,10 +18,10 @@ from securechat.config import HashParams
 from securechat.directory.client import DirectoryClient, stable_id_text
 from securechat.errors import DirectoryUnavailable
 from securechat.store.database import Database, open_database
-from tests.conftest import PASSWORD, RunningServer, ServerFactory, StartTerminal
+from tests.conftest import PASSWORD, RunningServer, ServerFactory, StartTerminal, skip_or_fail
 from tests.peer import EventPeer, Peer
 from tests.serve_process import ServeProcess
-from tests.slapd import PASSWORDS, Slapd
+from tests.slapd import PASSWORDS, Slapd, missing
 from tests.web_peer import WebPeer
 
 
@@ -248,3 +248,20 @@ def test_an_active_directory_object_guid_reads_as_the_guid_admins_see() -> None:
     assert stable_id_text(b"AC497032-869A-1041-87E1-7D8505D624DF") == (
         "ac497032-869a-1041-87e1-7d8505d624df"  # an entryUUID, as text
     )
+
+
+def test_openldap_without_ppolicy_still_lets_people_in(
+    server_factory: ServerFactory, tmp_path: Path, directory_ca: CertificateAuthority
+) -> None:
+    """The openldap preset's disabled rule names ppolicy's attribute; where the overlay is
+    not loaded the rule matches nobody, and must not hide everyone either."""
+    reason = missing()
+    if reason is not None:
+        skip_or_fail(reason)
+    plain = Slapd(tmp_path / "plain", directory_ca, ppolicy=False)
+    try:
+        plain.start()
+        server = server_factory(directory=plain.config())
+        assert server.peer().login("erin", PASSWORDS["erin"])["user"] == "erin"
+    finally:
+        plain.stop()

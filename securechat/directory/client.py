@@ -217,14 +217,19 @@ class DirectoryClient:
             DirectoryUnavailable, DirectoryError.
         """
         config = self._config
-        query = (
-            f"(&{config.user_filter}({config.login_attribute}={escape_filter_chars(name)})"
-            f"(!{config.disabled_filter}))"
-        )
+        query = f"(&{config.user_filter}({config.login_attribute}={escape_filter_chars(name)}))"
         with self._session() as (connection, _url):
             entries = self._search(connection, config.user_base, query, self._user_attributes())
-        users = [user for user in map(self._to_user, entries) if user is not None]
-        return users[0] if len(users) == 1 else None
+            users = [user for user in map(self._to_user, entries) if user is not None]
+            if len(users) != 1:
+                return None
+            # Asked apart, not as (!disabled) in the query: where the directory does not know
+            # the disabled rule's attribute (OpenLDAP without ppolicy), the rule is Undefined,
+            # and so is its negation, which would hide everyone (RFC 4511 4.5.1.7).
+            disabled = self._search(
+                connection, users[0].dn, config.disabled_filter, ["1.1"], scope=ldap3.BASE
+            )
+        return None if disabled else users[0]
 
     def check_password(self, dn: str | None, password: str) -> bool:
         """Whether ``password`` binds as ``dn``. ``dn`` None binds as a name that does not
