@@ -34,6 +34,7 @@ from securechat.config import HashParams, PasswordPolicy
 from securechat.errors import (
     AuthenticationError,
     InvalidUserName,
+    UserError,
     UserExistsError,
     WeakPassword,
 )
@@ -41,9 +42,17 @@ from securechat.hashing import Hasher, make_hasher
 from securechat.password_strength import estimate
 from securechat.protocol.names import NAME_RULE, normalize_name
 from securechat.store.database import Database
+from securechat.store.directory import NO_LOCAL_PASSWORD
 from securechat.store.users import Account, Credentials, NewToken, UserStore
 
-__all__ = ["AUTH_FAILED", "DEFAULT_POLICY", "Account", "Accounts", "canonical_name"]
+__all__ = [
+    "AUTH_FAILED",
+    "DEFAULT_POLICY",
+    "Account",
+    "Accounts",
+    "canonical_name",
+    "new_resume_token",
+]
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +92,13 @@ class _Checked:
 
 def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def new_resume_token(*, ttl: float, keep: int) -> tuple[str, NewToken]:
+    """A new resume token (256 bits) and what the store keeps of it: its hash, valid
+    ``ttl`` seconds; the user's oldest beyond ``keep`` are revoked when it is stored."""
+    token = secrets.token_urlsafe(32)
+    return token, NewToken(_token_hash(token), ttl=ttl, keep=keep)
 
 
 class Accounts:
@@ -168,8 +184,7 @@ class Accounts:
             AuthenticationError: as :meth:`authenticate`.
         """
         checked = self._check(name, password)
-        token = secrets.token_urlsafe(32)  # 256 bits
-        new_token = NewToken(_token_hash(token), ttl=token_ttl, keep=max_tokens)
+        token, new_token = new_resume_token(ttl=token_ttl, keep=max_tokens)
         return self._confirm(checked, record_time=False, token=new_token), token
 
     def _check(self, name: str, password: str) -> _Checked:
@@ -184,8 +199,12 @@ class Accounts:
         canonical = normalize_name(name)
         seen = self._store.credentials(canonical) if canonical is not None else None
         password = _normalize_password(password)
-        stored_hash = dummy if seen is None else seen.password_hash
-        if not self._verify(stored_hash, password) or seen is None or seen.is_disabled:
+        # A directory account has no local password: checked against the dummy, and refused.
+        if seen is None or seen.password_hash == NO_LOCAL_PASSWORD:
+            self._verify(dummy, password)
+            raise AuthenticationError(AUTH_FAILED)
+        stored_hash = seen.password_hash
+        if not self._verify(stored_hash, password) or seen.is_disabled:
             raise AuthenticationError(AUTH_FAILED)
         if self._hasher.check_needs_rehash(stored_hash):
             return _Checked(seen, new_hash=self._hasher.hash(password))
@@ -212,6 +231,14 @@ class Accounts:
             raise AuthenticationError(AUTH_FAILED)
         return account
 
+    def spend_a_check(self, password: str) -> None:
+        """Verify ``password`` against the dummy hash: a failed directory login then takes
+        at least as long as a failed local one, so the time does not tell which names
+        are local accounts."""
+        self._verify(
+            self._get_dummy_hash(), _normalize_password(password[: self._policy.max_length])
+        )
+
     def _verify(self, stored_hash: str, password: str) -> bool:
         try:
             return self._hasher.verify(stored_hash, password)
@@ -231,10 +258,13 @@ class Accounts:
         """Replace a user's password; live sessions end and resume tokens stop working.
 
         Raises:
-            InvalidUserName, UnknownUserError, WeakPassword.
+            InvalidUserName, UnknownUserError, WeakPassword; UserError: a directory
+                account, whose password is the directory's.
         """
         name = canonical_name(name)
-        self._store.get(name)  # an unknown user is told so before the slow hash
+        account = self._store.get(name)  # an unknown user is told so before the slow hash
+        if account.directory_id is not None:
+            raise UserError(f"{name} signs in through the directory: change the password there")
         password_hash = self._new_hash(name, password)
         self._store.change(name, password_hash=password_hash, credentials_changed=True)
 

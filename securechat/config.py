@@ -10,6 +10,8 @@ import dataclasses
 import ipaddress
 from pathlib import Path
 
+from securechat.directory.settings import DirectoryConfig
+
 DEFAULT_PORT = 5050
 DEFAULT_WEB_PORT = 5443
 DEFAULT_DB_URL = "sqlite:///securechat.db"
@@ -181,3 +183,5 @@ class ServerConfig:
     # Proxies (HAProxy send-proxy-v2) whose PROXY header names the client: a connection
     # from these must start with one, and from any other address must not.
     trusted_proxies: tuple[IPNetwork, ...] = ()
+    # Directory login and sync (the configuration file's [directory]); None: local only.
+    directory: DirectoryConfig | None = None

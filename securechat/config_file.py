@@ -39,6 +39,7 @@ class Kind(enum.Enum):
     FLOAT = "a number"
     BOOLEAN = "true or false"
     STRING_LIST = "a list of strings"
+    TABLES = "an array of tables ([[table.key]] sections)"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -49,6 +50,9 @@ class Key:
     minimum: float | None = None
     maximum: float | None = None
     choices: tuple[str, ...] | None = None
+    #: For :attr:`Kind.TABLES`: the keys each of its tables may hold, and those it must.
+    fields: Mapping[str, Key] | None = None
+    required: tuple[str, ...] = ()
 
 
 #: Table name (``None``: the top level) -> key -> what it takes.
@@ -129,7 +133,25 @@ def _value(
         raise ConfigFileError(f"{where} must be {bounds}, not {value}")
     if spec.kind is Kind.PATH:
         return str(folder / Path(value).expanduser())
+    if spec.kind is Kind.TABLES:
+        return [_item(path, folder, table, key, n, item, spec) for n, item in enumerate(value, 1)]
     return value
+
+
+def _item(
+    path: Path, folder: Path, table: str | None, key: str, n: int, item: Any, spec: Key
+) -> dict[str, Any]:
+    """The ``n``-th table of an array of tables, checked against ``spec.fields``."""
+    name = f"{table}.{key}" if table is not None else key
+    where = f"[[{name}]] number {n}"
+    fields = spec.fields or {}
+    missing = [field for field in spec.required if field not in item]
+    if missing:
+        raise ConfigFileError(f"{path}: {where} needs {', '.join(map(repr, missing))}")
+    return {
+        field: _value(path, folder, where, field, value, {where: fields})
+        for field, value in item.items()
+    }
 
 
 def _has_kind(value: Any, kind: Kind) -> bool:
@@ -146,6 +168,8 @@ def _has_kind(value: Any, kind: Kind) -> bool:
             return False
         case Kind.STRING_LIST:
             return isinstance(value, list) and all(isinstance(item, str) for item in value)
+        case Kind.TABLES:
+            return isinstance(value, list) and all(isinstance(item, dict) for item in value)
 
 
 def _unknown(table: str | None, key: str, schema: Schema) -> str:
@@ -163,7 +187,9 @@ def _unknown(table: str | None, key: str, schema: Schema) -> str:
 
 
 def _name(table: str | None, key: str) -> str:
-    return repr(key) if table is None else f"{key!r} in [{table}]"
+    if table is None:
+        return repr(key)
+    return f"{key!r} in {table}" if table.startswith("[[") else f"{key!r} in [{table}]"
 
 
 def _table_name(table: str | None) -> str:

@@ -37,6 +37,8 @@ boundary that calls the library, with ``raise ... from exc``::
     ├── ConnectionLost                the transport ended (closed, reset, TLS failure)
     │   └── HandshakeFailed           TCP connected, but no TLS 1.3 came of it
     ├── ServerError                   any other failure on the server side
+    ├── DirectoryError                the office directory (LDAP, AD) cannot be used
+    │   └── DirectoryUnavailable      not reachable, TLS refused, or the service bind failed
     └── ConfigError                   an option or setting that cannot work
         └── ConfigFileError           the configuration file is missing, not TOML, or
                                       holds an unknown key or a wrong value
@@ -246,6 +248,18 @@ class HandshakeFailed(ConnectionLost):
 
 class ServerError(SecureChatError):
     """A failure on the server side that the client can only report."""
+
+
+class DirectoryError(SecureChatError):
+    """The office directory (LDAP or Active Directory) answered with something unusable."""
+
+    code = ErrorCode.SERVER_ERROR
+
+
+class DirectoryUnavailable(DirectoryError):
+    """The directory cannot be reached or trusted: no server answered, TLS failed (an
+    unknown CA, no StartTLS), or the service account's bind was refused. Never a reason
+    to disable anyone."""
 
 
 class ConfigError(SecureChatError):

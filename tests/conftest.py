@@ -15,13 +15,16 @@ from typing import TYPE_CHECKING, Any, NoReturn, Protocol, TypedDict, Unpack
 import pytest
 
 if TYPE_CHECKING:
+    from securechat.certs import CertificateAuthority
     from securechat.config import ThrottlePolicy
+    from securechat.directory.settings import DirectoryConfig
     from securechat.server.server import ChatServer
     from securechat.store.database import Database
     from tests.peer import Peer
     from tests.postgres import DatabasePool, PostgresCluster
     from tests.pty_terminal import Terminal
     from tests.serve_process import ServeProcess
+    from tests.slapd import Slapd
 
 #: Upper bound, in seconds, for any single wait in a test.
 TIMEOUT = 10.0
@@ -322,6 +325,7 @@ class ServerFactory(Protocol):
         throttle: ThrottlePolicy | None = None,
         web_port: int | None = None,
         trusted_proxies: tuple[str, ...] = (),
+        directory: DirectoryConfig | None = None,
         **limits: Unpack[LimitOverrides],
     ) -> RunningServer: ...
 
@@ -341,6 +345,7 @@ def server_factory(certs_dir: Path, db_url: str) -> Iterator[ServerFactory]:
         throttle: ThrottlePolicy | None = None,
         web_port: int | None = None,
         trusted_proxies: tuple[str, ...] = (),
+        directory: DirectoryConfig | None = None,
         **limits: Unpack[LimitOverrides],
     ) -> RunningServer:
         if web_port is not None:  # the server's side of the opening waits as long as WebPeer's
@@ -356,6 +361,7 @@ def server_factory(certs_dir: Path, db_url: str) -> Iterator[ServerFactory]:
             hash_params=HashParams.for_tests(),
             throttle=throttle or ThrottlePolicy(),
             trusted_proxies=tuple(ipaddress.ip_network(proxy) for proxy in trusted_proxies),
+            directory=directory,
         )
         database = open_database(db_url)
         tls = server_context(certs_dir / "server.pem", certs_dir / "server.key")
@@ -428,6 +434,33 @@ def browser_missing() -> str | None:
         f"BROWSER TESTS SKIPPED: {', '.join(missing)} not found; "
         f"install with `{INSTALL_BROWSER}` (Debian/Ubuntu)"
     )
+
+
+# --- the directory (tests/slapd.py) ------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def directory_ca() -> CertificateAuthority:
+    """The CA of the tests' directory servers (made once for the run)."""
+    from securechat.certs import CertificateAuthority
+
+    return CertificateAuthority.create("test directory CA")
+
+
+@pytest.fixture
+def slapd(tmp_path: Path, directory_ca: CertificateAuthority) -> Iterator[Slapd]:
+    """A throwaway OpenLDAP of this test's own, with tests/slapd.py's people and groups."""
+    from tests.slapd import Slapd, missing
+
+    reason = missing()
+    if reason is not None:
+        skip_or_fail(reason)
+    server = Slapd(tmp_path / "slapd", directory_ca)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
 
 
 # --- the terminal client in a pseudo-terminal ----------------------------------------------

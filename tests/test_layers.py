@@ -7,6 +7,7 @@ type-only import still ties the layers together. The rules, each its own test:
 - only ``securechat/cli/`` and ``securechat/__main__.py`` import ``securechat.cli``;
 - only ``securechat/store/`` imports ``sqlalchemy`` or ``alembic`` (``migrations/`` is
   outside the package);
+- only ``securechat/directory/client.py`` imports ``ldap3``;
 - ``securechat.protocol`` imports nothing of ours but itself and ``securechat.errors``
   (test_protocol_purity.py also keeps it free of I/O);
 - the client never imports the server or the store; the server never imports the
@@ -171,6 +172,18 @@ def test_only_the_store_imports_sqlalchemy_or_alembic(graph: Graph) -> None:
             importers=["securechat"],
             targets=["sqlalchemy", "alembic"],
             except_importers=["securechat.store"],
+        )
+        == set()
+    )
+
+
+def test_only_the_directory_client_imports_ldap3(graph: Graph) -> None:
+    assert (
+        forbidden_imports(
+            graph,
+            importers=["securechat"],
+            targets=["ldap3"],
+            except_importers=["securechat.directory.client"],
         )
         == set()
     )

@@ -22,10 +22,13 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("users") as batch:
-        batch.add_column(sa.Column("last_seen_at", sa.DateTime(timezone=True), nullable=True))
+    # ALTER TABLE ... ADD COLUMN, not batch mode: a rebuilt users table on SQLite would lose
+    # AUTOINCREMENT (revision 0004) and fire ON DELETE actions.
+    op.add_column("users", sa.Column("last_seen_at", sa.DateTime(timezone=True), nullable=True))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("users") as batch:
+    # SQLite rebuilds the table to drop a column: keep AUTOINCREMENT (run with foreign keys
+    # off, as securechat.store.migrate arranges).
+    with op.batch_alter_table("users", table_kwargs={"sqlite_autoincrement": True}) as batch:
         batch.drop_column("last_seen_at")

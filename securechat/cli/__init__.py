@@ -18,7 +18,18 @@ from securechat.errors import SecureChatError
 __all__ = ["COMMAND_MODULES", "app", "main"]
 
 #: The modules under securechat.cli that register commands on ``app`` when imported.
-COMMAND_MODULES = ("certs", "users", "db", "room", "server", "client", "admin", "bench", "config")
+COMMAND_MODULES = (
+    "certs",
+    "users",
+    "db",
+    "room",
+    "server",
+    "client",
+    "admin",
+    "bench",
+    "config",
+    "directory",
+)
 
 
 def _register_commands() -> None:

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from securechat.cli import configuration
 from securechat.cli.app import app
 from securechat.cli.options import CERTS_DEFAULT, DB_DEFAULT, CertsDir, ConfigPath, DbUrl
 from securechat.config import DEFAULT_PORT, DEFAULT_WEB_PORT
@@ -83,6 +84,7 @@ def restore(
 
 @app.command()
 def doctor(
+    ctx: typer.Context,
     config: ConfigPath = None,
     certs: CertsDir = CERTS_DEFAULT,
     db: DbUrl = DB_DEFAULT,
@@ -110,11 +112,15 @@ def doctor(
 
     Checks the certificate files, key permissions, expiry and names, the CA key, the
     database's schema revision and users, and what holds the ports on 127.0.0.1 (the web
-    port must serve the page over TLS with its Content-Security-Policy). Changes
-    nothing. Exits with status 1 if any check FAILs, so it can run from a timer.
+    port must serve the page over TLS with its Content-Security-Policy), and with a
+    [directory] table in --config, each directory server's TLS certificate and the
+    service account's bind and search. Changes nothing. Exits with status 1 if any check FAILs, so it can run from a timer.
     """
     web = None if no_web else web_port
-    findings = examine(Installation(certs, db, port, tuple(hosts or ()), web_port=web))
+    installation = Installation(
+        certs, db, port, tuple(hosts or ()), web_port=web, directory=configuration.directory(ctx)
+    )
+    findings = examine(installation)
     width = max(len(finding.check) for finding in findings)
     for finding in findings:
         typer.echo(finding.line(width))

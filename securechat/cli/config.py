@@ -12,7 +12,8 @@ import typer
 from securechat.cli import configuration
 from securechat.cli.app import command_group
 from securechat.cli.options import ConfigPath
-from securechat.config_file import Line, render
+from securechat.config_file import Line, Settings, render
+from securechat.directory.settings import TABLE
 from securechat.store.database import safe_url
 from securechat.store.urls import without_password
 
@@ -57,8 +58,25 @@ def show(ctx: typer.Context, config: ConfigPath = None) -> None:
         "Each value's comment says where it came from; secrets are masked.",
         "",
     ]
-    tables = [(None, top), (configuration.SERVE, table)]
+    tables: list[tuple[str | None, list[Line]]] = [(None, top), (configuration.SERVE, table)]
+    tables += _directory(settings)
     typer.echo(render(tables, header), nl=False)
+
+
+def _directory(settings: Settings | None) -> list[tuple[str | None, list[Line]]]:
+    """The ``[directory]`` table as the file gives it (it has no command-line options);
+    the service account's password stays in its file."""
+    found = None if settings is None else settings.tables.get(TABLE)
+    if not found:
+        return []
+    tables: list[tuple[str | None, list[Line]]] = [
+        (TABLE, [Line(key, value, "file") for key, value in found.items() if key != "group"])
+    ]
+    for group in found.get("group", []):
+        # render() writes "[NAME]": this name makes it the array-of-tables header.
+        lines = [Line(key, value, "file") for key, value in group.items()]
+        tables.append((f"[{TABLE}.group]", lines))
+    return tables
 
 
 def _shown(value: Any) -> Any:

@@ -15,8 +15,11 @@ The file's layout, in one place:
 * ``[serve]`` holds every other option of ``serve``, under the name of its long option
   (``--web-port`` is ``web_port``); ``doctor`` reads the :data:`READERS` it shares with it.
 
-A new table (``[directory]`` for directory login) is one more entry in :func:`schema`'s
-result, plus its entry in :data:`READERS` if a command reads it as options.
+* ``[directory]`` holds directory login (:mod:`securechat.directory.settings`), which
+  ``serve`` and the ``directory`` commands read whole (:func:`directory`), not as options.
+
+A new table is one more entry in :func:`schema`'s result, plus its entry in
+:data:`READERS` if a command reads it as options.
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ import typer
 
 from securechat import config_file
 from securechat.config_file import Key, Kind, Schema, Settings
+from securechat.directory import settings as directory_settings
+from securechat.directory.settings import DirectoryConfig
 from securechat.errors import ConfigFileError
 from securechat.store.urls import BadDatabaseUrl, sqlite_beside, with_password
 
@@ -80,7 +85,7 @@ def schema(root: Any) -> Schema:
     return {
         None: {**{key: keys[key] for key in TOP_LEVEL}, **FILE_ONLY},
         SERVE: {key: spec for key, spec in keys.items() if key not in TOP_LEVEL},
-        # The next table goes here, e.g. "directory": {...} for directory login.
+        directory_settings.TABLE: directory_settings.schema(),
     }
 
 
@@ -141,6 +146,16 @@ def loaded(ctx: typer.Context) -> Settings | None:
     """The file ``--config`` loaded for this command, if any."""
     settings = ctx.meta.get(_META_KEY)
     return settings if isinstance(settings, Settings) else None
+
+
+def directory(ctx: typer.Context) -> DirectoryConfig | None:
+    """The ``[directory]`` table of the file ``--config`` loaded, checked; None without one.
+
+    Raises:
+        ConfigFileError: see :func:`securechat.directory.settings.from_settings`.
+    """
+    settings = loaded(ctx)
+    return None if settings is None else directory_settings.from_settings(settings)
 
 
 def with_db_password(ctx: typer.Context, url: str) -> str:

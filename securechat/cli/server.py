@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 
+from securechat.cli import configuration
 from securechat.cli.app import app
 from securechat.cli.options import CERTS_DEFAULT, DB_DEFAULT, CertsDir, ConfigPath, DbUrl
 from securechat.config import DEFAULT_PORT, DEFAULT_WEB_PORT, Limits, ServerConfig
@@ -34,6 +35,7 @@ class LogLevel(enum.StrEnum):
 
 @app.command()
 def serve(
+    ctx: typer.Context,
     config: ConfigPath = None,
     host: Annotated[str, typer.Option(metavar="ADDRESS", help="Address to listen on (0.0.0.0: every IPv4 address; :: for IPv6 too).")] = "0.0.0.0",
     port: Annotated[int, typer.Option(min=0, max=65535, metavar="PORT", help="TCP port to listen on (0: any free port, logged at start).")] = DEFAULT_PORT,
@@ -99,5 +101,6 @@ def serve(
         cert_file=cert,
         key_file=key,
         trusted_proxies=proxies,
+        directory=configuration.directory(ctx),
     )
     run_server(server_config)

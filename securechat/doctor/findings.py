@@ -7,6 +7,8 @@ import enum
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from securechat.directory.settings import DirectoryConfig
+
 
 class Status(enum.StrEnum):
     OK = "OK"
@@ -37,6 +39,7 @@ class Installation:
     port: int
     hosts: tuple[str, ...] = ()
     web_port: int | None = None  # the browsers' port to check too; None: not served
+    directory: DirectoryConfig | None = None  # the [directory] table, if configured
 
 
 Check = Callable[[Installation], Iterator[Finding]]

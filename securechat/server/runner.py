@@ -116,6 +116,11 @@ def run_server(config: ServerConfig) -> None:
         expiry = f"{info.not_after:%Y-%m-%d %H:%M} UTC"
         log.info("certificate for %s, valid until %s", ", ".join(info.sans), expiry)
         log.info("password checks in %s", server.password_checks)
+        if config.directory is not None:
+            directory = config.directory
+            every = "off" if directory.sync_interval is None else f"{directory.sync_interval:g} s"
+            log.info("directory login (%s) through %s; sync every %s",
+                     directory.preset, ", ".join(directory.urls), every)  # fmt: skip
         if not Accounts(database, hash_params=config.hash_params).list():
             log.warning("no users yet: add one with `securechat adduser NAME`")
         freeze_start_up_objects()

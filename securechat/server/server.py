@@ -49,10 +49,12 @@ import time
 from collections.abc import Callable
 from typing import Protocol, Self, TypeVar
 
-from securechat.accounts import Account, Accounts
+from securechat.accounts import DEFAULT_POLICY, Account, Accounts
 from securechat.cert_files import read_ca_pem, server_cert_info
 from securechat.certs import SERVER_CERT
 from securechat.config import ServerConfig
+from securechat.directory.login import DirectoryLogin
+from securechat.directory.sync import directory_sync
 from securechat.errors import ConfigError, ErrorCode, StoreError, TooManySessions
 from securechat.protocol.messages import Bye, Error
 from securechat.server.addresses import address_key
@@ -157,7 +159,10 @@ class ChatServer:
             limits=limits,
             throttle=config.throttle,
             default_rooms=config.default_rooms,
-        )
+            directory=None if config.directory is None else DirectoryLogin(
+                config.directory, database, max_password=DEFAULT_POLICY.max_length
+            ),
+        )  # fmt: skip
         self._proxies = TrustedProxies(config.trusted_proxies)
         self._listener: socket.socket | None = None
         self._waker = Waker()
@@ -170,6 +175,10 @@ class ChatServer:
         self._renewal = threading.Thread(target=self._renew_certificate, name="cert-renewal")
         self._reload = threading.Event()  # set by reload_certificates() and shutdown()
         self._presence = threading.Thread(target=self._announce_presence, name="presence")
+        self._directory_sync = directory_sync(
+            config.directory, database, lambda op: self._committer.perform(op, origin=None),
+            on_disabled=self._end_changed_sessions,
+        )  # fmt: skip
         self._lock = threading.Lock()
         # Guarded by _lock: _credentials; every live connection; those not yet logged in,
         # oldest first, each with the address key it is counted under (None: a trusted
@@ -245,6 +254,8 @@ class ChatServer:
             self._nodes.start()
         self._acceptor.start()
         self._watcher.start()
+        if self._directory_sync is not None:
+            self._directory_sync.start()
         self._renewal.start()
         self._presence.start()
 
@@ -273,6 +284,8 @@ class ChatServer:
         for thread in (self._acceptor, self._watcher, self._renewal, self._presence):
             if thread.is_alive():
                 thread.join()
+        if self._directory_sync is not None:
+            self._directory_sync.stop()
         self._bus.stop()
         if self._nodes is not None:
             self._nodes.stop()

@@ -20,8 +20,10 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
-from securechat.accounts import Account, Accounts
+from securechat.accounts import Account, Accounts, new_resume_token
 from securechat.config import Limits, ThrottlePolicy
+from securechat.directory.login import DirectoryLogin, DirectorySignIn
+from securechat.directory.placement import place_rooms
 from securechat.errors import (
     AuthenticationError,
     Forbidden,
@@ -107,8 +109,10 @@ class ChatService:
         limits: Limits,
         throttle: ThrottlePolicy,
         default_rooms: tuple[str, ...],
+        directory: DirectoryLogin | None = None,
     ) -> None:
         self._store = store
+        self._directory = directory
         self._accounts = accounts
         self._hub = hub
         self._committer = committer
@@ -182,10 +186,45 @@ class ChatService:
 
     def _log_in(self, user: str, password: str, timeout: float) -> tuple[Account, str]:
         limits = self._limits
+        if self._directory is not None:  # no argon2 slot: the directory checks the password
+            token, new_token = new_resume_token(
+                ttl=limits.token_ttl, keep=limits.max_tokens_per_user
+            )
+            try:
+                signed = self._directory.log_in(user, password, new_token)
+            except AuthenticationError:
+                with self._hash_pool.slot(timeout):  # as long as a local failure takes
+                    self._accounts.spend_a_check(password)
+                raise
+            if signed is not None:
+                self._follow_directory(signed)
+                return signed.account, token
         with self._hash_pool.slot(timeout):
             return self._accounts.log_in(
                 user, password, token_ttl=limits.token_ttl, max_tokens=limits.max_tokens_per_user
             )
+
+    def _follow_directory(self, signed: DirectorySignIn) -> None:
+        """Apply what a directory login found: a rename (the hub learns the new name's
+        rooms now), and the rooms its groups map to (through the committer, so the hub
+        has them before ``welcome``)."""
+        account = signed.account
+        if signed.renamed_from is not None:
+            self.forget_user(signed.renamed_from, account.id)
+            for room, state in self._store.room_states().items():
+                if account.name in state.members:
+                    self._hub.update_room(room, state.meta, members=state.members)
+        if signed.grants is not None:
+            # Before the grants: a first login still joins the default rooms (welcome
+            # joins them only for a user in no room).
+            self._hub.claim(account.name, account.id)
+            roomless = not self._hub.rooms_of(account.name)
+            place_rooms(
+                lambda operation: self._committer.perform(operation, origin=None),
+                account.name, signed.grants,
+            )  # fmt: skip
+            if roomless:
+                self._join_default_rooms(account, None)
 
     def end_session(self, token: str) -> None:
         """The client said ``bye``: revoke the token it logged in with or was given."""
@@ -204,15 +243,7 @@ class ChatService:
         account = caller.account
         self._hub.claim(account.name, account.id)
         if not self._hub.rooms_of(account.name):
-            for room in self._default_rooms:
-                join = functools.partial(
-                    rooms.join, actor=_actor(caller), room=room,
-                    max_rooms=self._limits.max_rooms_per_user,
-                )  # fmt: skip
-                try:
-                    self._perform(caller, join)
-                except RequestError as exc:  # made private, or the user is banned from it
-                    log.info("%s does not join default room %s: %s", account.name, room, exc.code)
+            self._join_default_rooms(account, caller)
         self._hub.connect(caller)
         return Welcome(
             user=account.name,
@@ -220,6 +251,17 @@ class ChatService:
             last_id=self._store.newest_visible_id(account.id),
             token=token,
         )
+
+    def _join_default_rooms(self, account: Account, origin: Member | None) -> None:
+        for room in self._default_rooms:
+            join = functools.partial(
+                rooms.join, actor=Actor(account.id, account.name, account.is_admin), room=room,
+                max_rooms=self._limits.max_rooms_per_user,
+            )  # fmt: skip
+            try:
+                self._committer.perform(join, origin=origin)
+            except RequestError as exc:  # made private, or the user is banned from it
+                log.info("%s does not join default room %s: %s", account.name, room, exc.code)
 
     def disconnect(self, caller: Caller) -> None:
         """A logged-in session ended: it leaves the hub, and its user was last seen now."""

@@ -92,6 +92,11 @@ class User(Base):
     last_seen_at: Mapped[dt.datetime | None]
     # Set by passwd and disable: sessions opened before it are ended, tokens revoked.
     credentials_changed_at: Mapped[dt.datetime | None]
+    # A directory account's stable id (objectGUID, entryUUID): renames keep the account.
+    # NULL for a local account, whose password is checked here.
+    directory_id: Mapped[str | None] = mapped_column(String(64), index=True, unique=True)
+    # Disabled by the directory sync (not by an admin): the sync enables it again.
+    directory_disabled: Mapped[bool] = mapped_column(default=False, server_default=false())
 
     def __repr__(self) -> str:
         return f"User(id={self.id!r}, name={self.name!r})"

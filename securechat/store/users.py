@@ -34,6 +34,7 @@ class Account:
     created_at: dt.datetime
     last_login_at: dt.datetime | None
     credentials_changed_at: dt.datetime | None = None
+    directory_id: str | None = None  # a directory account's stable id; None: a local one
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -72,7 +73,7 @@ class UserCounts:
 
 _ACCOUNT_COLUMNS = (
     User.id, User.name, User.is_admin, User.is_disabled, User.created_at, User.last_login_at,
-    User.credentials_changed_at,
+    User.credentials_changed_at, User.directory_id,
 )  # fmt: skip
 
 # Built once: a token login is the hot path of a reconnect storm after a restart, where
@@ -101,6 +102,7 @@ def _to_account(user: User | Row[*tuple[Any, ...]]) -> Account:
         created_at=user.created_at,
         last_login_at=user.last_login_at,
         credentials_changed_at=user.credentials_changed_at,
+        directory_id=user.directory_id,
     )
 
 
@@ -115,7 +117,7 @@ def _require(session: Session, name: str) -> User:
     return user
 
 
-def _add_token(session: Session, user_id: int, token: NewToken) -> None:
+def add_token(session: Session, user_id: int, token: NewToken) -> None:
     """Store a new token; drop the user's expired ones and the oldest beyond ``token.keep``."""
     now = utcnow()
     session.add(ResumeToken(
@@ -208,7 +210,7 @@ class UserStore:
             if not isinstance(result, CursorResult) or result.rowcount != 1:
                 return None
             if token is not None:
-                _add_token(session, seen.user_id, token)
+                add_token(session, seen.user_id, token)
             row = session.get(User, seen.user_id)
             assert row is not None  # updated a moment ago, under this transaction's write lock
             return _to_account(row)
@@ -232,6 +234,7 @@ class UserStore:
                 user.password_hash = password_hash
             if disabled is not None:
                 user.is_disabled = disabled
+                user.directory_disabled = False  # an admin's word: the sync leaves it be
             if credentials_changed:
                 user.credentials_changed_at = utcnow()
                 session.execute(delete(ResumeToken).where(ResumeToken.user_id == user.id))
