@@ -476,6 +476,37 @@ def test_browser_shows_markup_from_the_wire_as_text(
     assert page.locator("#messages img, #messages script, #messages svg").count() == 0
 
 
+def test_browser_renders_markdown_as_nodes_with_safe_links_only(
+    page: Page, web: RunningServer, dialogs: list[str]
+) -> None:
+    _logged_in(page, web)
+    bob = web.login("bob")
+    body = (
+        "**Deploy** at *five*, see [the runbook](https://example.org/runbook) or "
+        "[this](javascript:alert(1)) and `make check`:\n"
+        "```\nsecurechat serve --config /etc/securechat.toml\n```\n"
+        "> quoted <b>not bold</b>\n\n- one\n- two"
+    )
+    bob.send(type="send", room="general", body=body, ref="md")
+    item = page.locator(f'#messages li[data-id="{bob.expect("ack", ref="md")["id"]}"] .body')
+    expect(item.locator("strong")).to_have_text("Deploy")
+    expect(item.locator("em")).to_have_text("five")
+    code = item.locator("pre > code")
+    expect(code).to_have_text("securechat serve --config /etc/securechat.toml\n")
+    assert "monospace" in code.evaluate("node => getComputedStyle(node).fontFamily")
+    expect(item.locator("p > code")).to_have_text("make check")
+    link = item.locator("a")
+    expect(link).to_have_count(1)  # the javascript: one is no link
+    expect(link).to_have_attribute("href", "https://example.org/runbook")
+    expect(link).to_have_attribute("rel", "noopener noreferrer")
+    expect(item).to_contain_text("[this](javascript:alert(1))")
+    expect(item.locator("blockquote")).to_have_text("quoted <b>not bold</b>")
+    expect(item.locator("b")).to_have_count(0)
+    expect(item.locator("ul > li")).to_have_text(["one", "two"])
+    page.wait_for_timeout(300)
+    assert dialogs == []
+
+
 def test_browser_works_from_the_keyboard_at_360_px(
     browser: BrowserContext, web: RunningServer
 ) -> None:
