@@ -288,6 +288,40 @@ def test_browser_checks_the_hellos_frame_limit_before_sending(
     expect(page.locator("#connection-status")).to_have_text("Online")
 
 
+def test_browser_uses_max_body_when_the_hello_announces_it(
+    page: Page, server_factory: ServerFactory
+) -> None:
+    """Today's server announces only max_frame; a hello that also says max_body (as the
+    protocol may add) is what the composer checks, in characters. The hello is amended on
+    its way to the page; the server behind it has the same limit."""
+    web = server_factory(web_port=0, max_body=60)
+
+    def route(socket: WebSocketRoute) -> None:
+        server = socket.connect_to_server()
+
+        def from_server(message: str | bytes) -> None:
+            if isinstance(message, str) and '"type":"hello"' in message:
+                message = json.dumps({**json.loads(message), "max_body": 60})
+            socket.send(message)
+
+        server.on_message(from_server)
+
+    page.route_web_socket("**/ws", route)
+    _logged_in(page, web)
+    composer = page.get_by_label("Message", exact=True)
+    counter = page.locator("#composer-counter")
+    composer.fill("x" * 10)
+    expect(counter).to_have_text("50 characters left")
+    composer.fill("😀" * 61)  # characters as the server counts them, not UTF-16 units
+    expect(counter).to_have_text("1 character too long")
+    composer.press("Enter")
+    expect(page.locator("#composer-error")).to_contain_text("the limit is 60 characters")
+    expect(composer).to_have_value("😀" * 61)
+    composer.fill("😀" * 60)
+    composer.press("Enter")
+    expect(_messages(page).filter(has_text="😀" * 60)).to_have_attribute("data-status", "sent")
+
+
 def test_browser_failed_message_can_be_dismissed_edited_or_retried(
     page: Page, web: RunningServer
 ) -> None:
