@@ -705,6 +705,12 @@ def test_browser_edits_and_deletes_live_both_ways(page: Page, web: RunningServer
     composer.press("ArrowUp")  # in an empty composer: edit the last message of mine
     expect(page.locator("#edit-bar")).to_be_visible()
     expect(composer).to_have_value("a mesage with a typo")
+    page.locator("#messages").focus()  # Escape elsewhere on the page ends the edit too
+    page.keyboard.press("Escape")
+    expect(page.locator("#edit-bar")).to_be_hidden()
+    expect(composer).to_have_value("")
+    expect(composer).to_be_focused()
+    composer.press("ArrowUp")
     composer.fill("a message, fixed")
     composer.press("Enter")
     assert bob.expect("edited", target=target)["body"] == "a message, fixed"

@@ -357,7 +357,7 @@ class App extends Writer {
   }
 
   // Escape closes what is in front, one thing at a time: the phone menu, a question (delete
-  // this message?), the search results.
+  // this message?), the search results, an edit.
   escape(e) {
     const conversation = this.state.conversations.get(this.state.current);
     if ($("chat-view").classList.contains("menu-open")) {
@@ -367,6 +367,9 @@ class App extends Writer {
       this.confirmDelete(conversation, conversation.confirmDelete, false);
     } else if (this.search !== null) {
       this.closeSearch();
+      this.composer.focus();
+    } else if (this.editing !== null) {
+      this.stopEditing(true); // the composer itself handles Escape while it has the focus
       this.composer.focus();
     } else {
       return;
