@@ -230,7 +230,13 @@ def test_installed_wheel_ships_the_migrations(tmp_path: Path) -> None:
         "-c",
         "from securechat.server.webfiles import load_package_files as f; print(*sorted(f()))",
     ).split()
-    assert {"/index.html", "/app.js", "/session.js", "/app.css"} <= set(served)
+    assert {
+        "/index.html",
+        "/app.js",
+        "/session.js",
+        "/app.css",
+        "/vendor/markdown-it.min.js",
+    } <= set(served)
     url = f"sqlite:///{tmp_path / 'x.db'}"
     securechat = str(bin_dir / "securechat")
     added = run(

@@ -288,6 +288,40 @@ def test_browser_checks_the_hellos_frame_limit_before_sending(
     expect(page.locator("#connection-status")).to_have_text("Online")
 
 
+def test_browser_uses_max_body_when_the_hello_announces_it(
+    page: Page, server_factory: ServerFactory
+) -> None:
+    """Today's server announces only max_frame; a hello that also says max_body (as the
+    protocol may add) is what the composer checks, in characters. The hello is amended on
+    its way to the page; the server behind it has the same limit."""
+    web = server_factory(web_port=0, max_body=60)
+
+    def route(socket: WebSocketRoute) -> None:
+        server = socket.connect_to_server()
+
+        def from_server(message: str | bytes) -> None:
+            if isinstance(message, str) and '"type":"hello"' in message:
+                message = json.dumps({**json.loads(message), "max_body": 60})
+            socket.send(message)
+
+        server.on_message(from_server)
+
+    page.route_web_socket("**/ws", route)
+    _logged_in(page, web)
+    composer = page.get_by_label("Message", exact=True)
+    counter = page.locator("#composer-counter")
+    composer.fill("x" * 10)
+    expect(counter).to_have_text("50 characters left")
+    composer.fill("😀" * 61)  # characters as the server counts them, not UTF-16 units
+    expect(counter).to_have_text("1 character too long")
+    composer.press("Enter")
+    expect(page.locator("#composer-error")).to_contain_text("the limit is 60 characters")
+    expect(composer).to_have_value("😀" * 61)
+    composer.fill("😀" * 60)
+    composer.press("Enter")
+    expect(_messages(page).filter(has_text="😀" * 60)).to_have_attribute("data-status", "sent")
+
+
 def test_browser_failed_message_can_be_dismissed_edited_or_retried(
     page: Page, web: RunningServer
 ) -> None:
@@ -476,6 +510,37 @@ def test_browser_shows_markup_from_the_wire_as_text(
     assert page.locator("#messages img, #messages script, #messages svg").count() == 0
 
 
+def test_browser_renders_markdown_as_nodes_with_safe_links_only(
+    page: Page, web: RunningServer, dialogs: list[str]
+) -> None:
+    _logged_in(page, web)
+    bob = web.login("bob")
+    body = (
+        "**Deploy** at *five*, see [the runbook](https://example.org/runbook) or "
+        "[this](javascript:alert(1)) and `make check`:\n"
+        "```\nsecurechat serve --config /etc/securechat.toml\n```\n"
+        "> quoted <b>not bold</b>\n\n- one\n- two"
+    )
+    bob.send(type="send", room="general", body=body, ref="md")
+    item = page.locator(f'#messages li[data-id="{bob.expect("ack", ref="md")["id"]}"] .body')
+    expect(item.locator("strong")).to_have_text("Deploy")
+    expect(item.locator("em")).to_have_text("five")
+    code = item.locator("pre > code")
+    expect(code).to_have_text("securechat serve --config /etc/securechat.toml\n")
+    assert "monospace" in code.evaluate("node => getComputedStyle(node).fontFamily")
+    expect(item.locator("p > code")).to_have_text("make check")
+    link = item.locator("a")
+    expect(link).to_have_count(1)  # the javascript: one is no link
+    expect(link).to_have_attribute("href", "https://example.org/runbook")
+    expect(link).to_have_attribute("rel", "noopener noreferrer")
+    expect(item).to_contain_text("[this](javascript:alert(1))")
+    expect(item.locator("blockquote")).to_have_text("quoted <b>not bold</b>")
+    expect(item.locator("b")).to_have_count(0)
+    expect(item.locator("ul > li")).to_have_text(["one", "two"])
+    page.wait_for_timeout(300)
+    assert dialogs == []
+
+
 def test_browser_works_from_the_keyboard_at_360_px(
     browser: BrowserContext, web: RunningServer
 ) -> None:
@@ -640,6 +705,12 @@ def test_browser_edits_and_deletes_live_both_ways(page: Page, web: RunningServer
     composer.press("ArrowUp")  # in an empty composer: edit the last message of mine
     expect(page.locator("#edit-bar")).to_be_visible()
     expect(composer).to_have_value("a mesage with a typo")
+    page.locator("#messages").focus()  # Escape elsewhere on the page ends the edit too
+    page.keyboard.press("Escape")
+    expect(page.locator("#edit-bar")).to_be_hidden()
+    expect(composer).to_have_value("")
+    expect(composer).to_be_focused()
+    composer.press("ArrowUp")
     composer.fill("a message, fixed")
     composer.press("Enter")
     assert bob.expect("edited", target=target)["body"] == "a message, fixed"

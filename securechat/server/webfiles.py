@@ -167,11 +167,16 @@ def _origin_host(name: str) -> str:
 
 
 def load_package_files(package: str = PACKAGE) -> dict[str, bytes]:
-    """Every servable file directly in ``package``'s folder, by URL path, read now."""
+    """Every servable file directly in ``package``'s folder or its ``vendor/`` folder (the
+    page's vendored libraries), by URL path, read now."""
     files: dict[str, bytes] = {}
-    for entry in resources.files(package).iterdir():
-        name = entry.name
-        suffix = name[name.rfind(".") :] if "." in name else ""
-        if entry.is_file() and suffix in CONTENT_TYPES and not name.startswith("."):
-            files[f"/{name}"] = entry.read_bytes()
+    root = resources.files(package)
+    for prefix, folder in (("/", root), ("/vendor/", root / "vendor")):
+        if not folder.is_dir():
+            continue
+        for entry in folder.iterdir():
+            name = entry.name
+            suffix = name[name.rfind(".") :] if "." in name else ""
+            if entry.is_file() and suffix in CONTENT_TYPES and not name.startswith("."):
+                files[f"{prefix}{name}"] = entry.read_bytes()
     return files

@@ -6,13 +6,14 @@
 // markup. The resume token lives only in this module's memory: a reload asks for the
 // password again (docs/security.md, "Web client").
 
-import { conversationKey, mentions } from "./chat.js";
+import { conversationKey } from "./chat.js";
 import { ComposerView } from "./composer.js";
 import { Connection } from "./connection.js";
 import { sendLimits } from "./drafts.js";
 import { $, pageSeen, prefs } from "./dom.js";
 import { SESSION_EVENTS } from "./events.js";
 import { MessagesView } from "./messages.js";
+import { Notifier } from "./notifications.js";
 import { OnlineView } from "./online.js";
 import { MIN_QUERY, SearchView, newSearch, searchRequest } from "./search.js";
 import { SidebarView } from "./sidebar.js";
@@ -51,6 +52,7 @@ class App extends Writer {
     this.sidebar = new SidebarView({ rooms: $("room-list"), dms: $("dm-list"), onOpen: open });
     this.online = new OnlineView($("online-list"), { onOpen: open });
     this.searchView = new SearchView({ onOpenResult: (message) => this.openResult(message) });
+    this.notifier = new Notifier({ onOpen: open, current: () => this.state.current, me: () => this.state.me });
     this.composer = new ComposerView({
       onSend: () => this.sendComposed(),
       onEditLast: () => this.editLast(),
@@ -87,13 +89,11 @@ class App extends Writer {
     $("messages").addEventListener("scroll", () => this.scrolled());
     $("menu-toggle").addEventListener("click", () => this.toggleMenu());
     $("logout-button").addEventListener("click", () => this.logout());
-    $("notify-button").addEventListener("click", () => this.askNotifications());
     document.addEventListener("keydown", (e) => {
       if (e.key === "Escape" && !e.defaultPrevented) this.escape(e);
     });
     document.addEventListener("visibilitychange", () => this.markRead());
     window.addEventListener("focus", () => this.markRead());
-    this.updateNotifyButton();
   }
 
   // --- login and the connection ---------------------------------------------------------
@@ -347,31 +347,7 @@ class App extends Writer {
     }
   }
 
-  // --- notifications and the phone menu ---------------------------------------------------------
-
-  updateNotifyButton() {
-    $("notify-button").hidden = !("Notification" in window) || Notification.permission !== "default";
-  }
-
-  askNotifications() {
-    if (!("Notification" in window)) return;
-    Notification.requestPermission().then(() => this.updateNotifyButton());
-  }
-
-  notify(message, key) {
-    if (!("Notification" in window) || Notification.permission !== "granted") return;
-    const me = this.state.me;
-    if (message.from === me) return;
-    const direct = message.to !== undefined;
-    if (!direct && !mentions(message.body, me)) return;
-    if (key === this.state.current && document.visibilityState === "visible") return;
-    const title = direct ? message.from : `${message.from} in #${message.room}`;
-    const notification = new Notification(title, { body: message.body.slice(0, 200), tag: key });
-    notification.addEventListener("click", () => {
-      window.focus();
-      this.open(key);
-    });
-  }
+  // --- the phone menu and the keyboard ------------------------------------------------------------
 
   // Whether a message arriving now is seen: its conversation open at the bottom, the page
   // looked at.
@@ -381,7 +357,7 @@ class App extends Writer {
   }
 
   // Escape closes what is in front, one thing at a time: the phone menu, a question (delete
-  // this message?), the search results.
+  // this message?), the search results, an edit.
   escape(e) {
     const conversation = this.state.conversations.get(this.state.current);
     if ($("chat-view").classList.contains("menu-open")) {
@@ -391,6 +367,9 @@ class App extends Writer {
       this.confirmDelete(conversation, conversation.confirmDelete, false);
     } else if (this.search !== null) {
       this.closeSearch();
+      this.composer.focus();
+    } else if (this.editing !== null) {
+      this.stopEditing(true); // the composer itself handles Escape while it has the focus
       this.composer.focus();
     } else {
       return;

@@ -1,6 +1,6 @@
 // The page's pure rules, apart from the views so that Node can test them (tests/js/):
 // which conversation a message belongs to, what counts as a mention, how the composer's
-// slash commands become requests, and how a room event reads as a line of text.
+// slash commands become requests (commands.js), and how a room event reads as a line of text.
 
 // A conversation's key in the page: "room:NAME" or "dm:USER".
 export function conversationKey(message, me) {
@@ -43,54 +43,8 @@ export function mentionSpans(body, user) {
   return mentionsIn(body).filter((found) => found.name === name).map((found) => [found.start, found.end]);
 }
 
-// The commands that act on a user in the current room: /kick USER and so on.
-const ON_A_USER = ["invite", "kick", "ban", "unban", "mute", "unmute", "op", "deop"];
-export const COMMANDS = [
-  "/create ROOM [private]", "/join ROOM", "/leave", "/topic TEXT", "/private", "/public",
-  ...ON_A_USER.map((name) => `/${name} USER`),
-];
-
-function name(raw, sigil) {
-  return raw.trim().replace(sigil, "").toLowerCase();
-}
-
-// What the composer's text asks for: null (a plain message), { send } (a message that
-// starts with "/", typed as "//"), { request } (a protocol request) or { error }.
-// `room` is the current room's name, or null in a direct conversation.
-export function parseCommand(text, room) {
-  if (!text.startsWith("/")) return null;
-  if (text.startsWith("//")) return { send: text.slice(1) };
-  const match = /^\/(\S+)\s*([\s\S]*)$/.exec(text.trim());
-  const command = match[1].toLowerCase();
-  const rest = match[2].trim();
-  const words = rest === "" ? [] : rest.split(/\s+/);
-  const usage = (args) => ({ error: `usage: /${command}${args}` });
-  const inRoom = (request) => (room === null ? { error: `/${command} works in a room` } : { request });
-  if (ON_A_USER.includes(command)) {
-    if (words.length !== 1) return usage(" USER");
-    return inRoom({ type: "moderate", room, action: command, user: name(words[0], /^@/) });
-  }
-  switch (command) {
-    case "topic":
-      return inRoom({ type: "moderate", room, action: "topic", topic: rest });
-    case "private":
-    case "public":
-      return words.length === 0 ? inRoom({ type: "moderate", room, action: command }) : usage("");
-    case "leave":
-      return words.length === 0 ? inRoom({ type: "leave", room }) : usage("");
-    case "join":
-      return words.length === 1 ? { request: { type: "join", room: name(words[0], /^#/) } } : usage(" ROOM");
-    case "create": {
-      const flag = words[1] === undefined ? null : words[1].toLowerCase();
-      if (words.length < 1 || words.length > 2 || (flag !== null && flag !== "private")) {
-        return usage(" ROOM [private]");
-      }
-      return { request: { type: "create", room: name(words[0], /^#/), private: flag === "private" } };
-    }
-    default:
-      return { error: `unknown command /${command}; try ${COMMANDS.join(", ")} (start with // to send a /)` };
-  }
-}
+// The slash commands live in their own table (commands.js).
+export { COMMANDS, parseCommand } from "./commands.js";
 
 // A room event as the system line the conversation shows: "bob kicked carol".
 export function roomEventText(event, me) {

@@ -32,7 +32,7 @@ function received(app, message) {
   const seen = app.isLooking(message);
   const { conversation, listed } = S.receiveMessage(state, message, { seen });
   if (listed) app.listChanged(conversation);
-  app.notify(message, conversation.key);
+  app.notifier.notify(message, conversation.key);
   app.sidebarUpdate(conversation.key);
   app.messages.upsert(conversation, message.id);
   if (conversation.key === state.current) app.markRead();

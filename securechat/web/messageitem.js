@@ -6,6 +6,7 @@
 
 import { mentionSpans, mentions } from "./chat.js";
 import { el } from "./dom.js";
+import { renderTree } from "./markdown.js";
 import { fullTime } from "./timeline.js";
 
 // A message time as a <time> element: the hour, or the date and hour (search results);
@@ -30,6 +31,13 @@ export function withMentions(body, user) {
   }
   if (at < body.length || parts.length === 0) parts.push(body.slice(at));
   return parts;
+}
+
+// A body's markdown (markdown.js) as DOM nodes made with el(): text stays text, with the
+// reader's @mentions marked.
+export function renderBody(body, me) {
+  const build = (node) => (typeof node === "string" ? withMentions(node, me) : [el(node.tag, { attrs: node.attrs }, ...node.children.flatMap(build))]);
+  return renderTree(body).flatMap(build);
 }
 
 function small(label, name, action, dataset = {}) {
@@ -143,8 +151,8 @@ function baseItem(message, status, me) {
   }
   const dataset = message.id !== undefined ? { id: message.id } : {};
   if (status !== null) dataset.status = status;
-  const body = message.deleted ? ["message deleted"] : withMentions(message.body, me);
-  return el("li", { className: classes.join(" "), dataset }, meta, el("p", { className: "body" }, ...body));
+  const body = message.deleted ? ["message deleted"] : renderBody(message.body, me);
+  return el("li", { className: classes.join(" "), dataset }, meta, el("div", { className: "body" }, ...body));
 }
 
 // A room event's line.

@@ -117,3 +117,18 @@ test("a deleted unread message is no longer unread; an edit changes the body", (
   assert.equal(where.mentions, 0);
   assert.equal(S.changeMessage(state, 99, { deleted: true }), null);
 });
+
+test("the event table has a handler for every kind of event the session reports", async () => {
+  const { readFileSync } = await import("node:fs");
+  const { SESSION_EVENTS, REPLIES, PUSHED } = await import(new URL("./events.js", module).href);
+  const session = readFileSync(new URL("./session.js", module), "utf8");
+  const kinds = new Set([...session.matchAll(/kind: "(\w+)"/g)].map((match) => match[1]));
+  assert.ok(kinds.size >= 8, [...kinds].join(", "));
+  for (const kind of kinds) assert.equal(typeof SESSION_EVENTS[kind], "function", kind);
+  for (const asked of ["history", "join", "create", "leave", "who", "unread", "read", "edit", "delete", "search", "moderate"]) {
+    assert.equal(typeof REPLIES[asked], "function", asked);
+  }
+  for (const pushed of ["presence", "member_joined", "member_left", "left", "room_event", "edited", "deleted", "read", "error"]) {
+    assert.equal(typeof PUSHED[pushed], "function", pushed);
+  }
+});
