@@ -334,7 +334,7 @@ class ServerFactory(Protocol):
 def server_factory(certs_dir: Path, db_url: str) -> Iterator[ServerFactory]:
     """Start in-process servers on 127.0.0.1:0 with the cheap argon2 profile; stop them after."""
     from securechat.config import HashParams, Limits, ServerConfig, ThrottlePolicy
-    from securechat.server.server import ChatServer
+    from securechat.server.runner import build_server
     from securechat.store.database import open_database
     from securechat.tls import server_context
 
@@ -365,7 +365,7 @@ def server_factory(certs_dir: Path, db_url: str) -> Iterator[ServerFactory]:
         )
         database = open_database(db_url)
         tls = server_context(certs_dir / "server.pem", certs_dir / "server.key")
-        server = ChatServer(config, tls=tls, database=database)
+        server = build_server(config, tls=tls, database=database)
         server.start()
         running = RunningServer(
             server, server.address, certs_dir / "ca.pem", db_url, web_address=server.web_address

@@ -126,7 +126,7 @@ def test_a_room_event_whose_action_looks_like_a_template_is_shown_and_the_chat_g
     """A hostile or newer server's ``action`` is text, not a format string: before the fix
     ``{nope}`` raised in the event thread, which died silently and showed nothing more."""
     alice = terminal(running_server, "alice")
-    hub = running_server.server._hub
+    hub = running_server.server.parts.hub
     for n, action in enumerate(("{nope}", "{actor.__class__.__mro__}"), 1):
         event = RoomEvent(id=90 + n, room="general", action=action, actor="bob", ts=TS)
         for session in hub.sessions_of("alice"):

@@ -352,7 +352,9 @@ def test_500_silent_tls_clients_hit_the_per_address_cap_and_a_user_still_chats(
         # Each is let in, and 32 per address are held (max_unauthenticated_per_ip): each
         # newcomer past them closes the one from its address that has waited longest.
         assert per_source == {_source(n): 100 for n in range(5)}
-        assert running.server._unauthenticated == {_source(n): 32 for n in range(5)}
+        assert running.server.parts.admission.waiting_by_address() == {
+            _source(n): 32 for n in range(5)
+        }
         started = time.monotonic()
         alice = running.login("alice")
         alice.send(type="send", room="general", body="through the crowd", ref="c")
@@ -371,7 +373,7 @@ def test_500_silent_tls_clients_from_many_addresses_never_lock_out_a_real_login(
     held, per_source = _open_silent(running, 500, sources=25)
     try:
         assert max(per_source.values()) <= 32
-        waiting = len(running.server._waiting)  # the overall cap holds ...
+        waiting = running.server.parts.admission.waiting()  # the overall cap holds ...
         assert waiting <= 256, waiting
         # ... and a real login still gets in: the longest-waiting silent client makes room.
         started = time.monotonic()
@@ -380,7 +382,7 @@ def test_500_silent_tls_clients_from_many_addresses_never_lock_out_a_real_login(
         alice.send(type="send", room="general", body="through the crowd", ref="c")
         alice.expect("ack", ref="c")
         assert bob.expect("message", body="through the crowd")["from"] == "alice"
-        assert len(running.server._waiting) <= 256
+        assert running.server.parts.admission.waiting() <= 256
     finally:
         for sock in held:
             sock.close()
@@ -462,28 +464,28 @@ def test_per_address_caps_count_an_ipv6_64_and_a_mapped_ipv4_as_one_address(
 ) -> None:
     """The caps key addresses as the login throttle does: one /64 cannot walk around them."""
     running = server_factory(max_unauthenticated_per_ip=2, max_sessions_per_address=2)
-    server = running.server
+    admission = running.server.parts.admission
     hosts = ["2001:db8:1:2::1", "2001:db8:1:2::ffff:2", "2001:db8:1:2:1::3", "2001:db8:1:3::1"]
     hosts += ["::ffff:127.0.0.9", "127.0.0.9", "127.0.0.9"]
     admitted: list[_Unstarted] = []
     try:
         for host in hosts:
-            connection = server.admit(host, functools.partial(_Unstarted, host))
+            connection = admission.admit(host, functools.partial(_Unstarted, host))
             assert connection is not None  # a full cap closes the oldest, never the newcomer
             admitted.append(connection)
         # The third of one /64 closed the first; the next /64 is another address; the
         # second 127.0.0.9 closed its IPv4-mapped form.
         closed = [connection.closed_because is not None for connection in admitted]
         assert closed == [True, False, False, False, True, False, False]
-        alice = server._accounts.get("alice")
-        server._authenticated(admitted[1], alice)
-        server._authenticated(admitted[2], alice)
+        alice = running.server.parts.accounts.get("alice")
+        admission.authenticated(admitted[1], alice)
+        admission.authenticated(admitted[2], alice)
         with pytest.raises(TooManySessions):  # a third session from 2001:db8:1:2::/64
-            server._authenticated(admitted[0], alice)
-        server._authenticated(admitted[3], alice)  # 2001:db8:1:3::/64 has room
+            admission.authenticated(admitted[0], alice)
+        admission.authenticated(admitted[3], alice)  # 2001:db8:1:3::/64 has room
     finally:
         for connection in admitted:
-            server._closed(connection)
+            admission.closed(connection)
 
 
 # --- every frame is metered before it is decoded ---------------------------------------------

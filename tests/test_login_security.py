@@ -87,7 +87,7 @@ class _HeldHasher:
 
 def _hold_password_checks(running: RunningServer) -> _HeldHasher:
     """Make the running server's password checks wait for ``go_on`` (a test-only hook)."""
-    accounts = running.server._accounts
+    accounts = running.server.parts.accounts
     held = _HeldHasher(accounts._hasher)
     accounts._hasher = held
     return held
@@ -399,7 +399,7 @@ def test_parallel_guesses_from_one_address_get_no_more_checks_than_one_after_ano
     answers: dict[int, str] = {}
     # Hold the one argon2 slot, so that every attempt the throttle lets through waits for
     # it at the same time: nothing can be settled before all 32 have arrived.
-    with running.server._hash_pool.slot(TIMEOUT):
+    with running.server.parts.hash_pool.slot(TIMEOUT):
         for peer in peers:
             peer.send(type="auth", user="alice", password="wrong guess")
         deadline = time.monotonic() + 3

@@ -19,6 +19,7 @@ from cryptography import x509
 from securechat.certs import CertificateAuthority, init_certs, load_ca, read_certificate
 from securechat.config import HashParams, Limits, ServerConfig
 from securechat.files import write_files_atomic
+from securechat.server.runner import build_server
 from securechat.server.server import ChatServer
 from securechat.store.database import open_database
 from securechat.tls import server_context
@@ -41,7 +42,7 @@ def _server(certs: Path, db_url: str, limits: Limits) -> Iterator[ChatServer]:
         hash_params=HashParams.for_tests(),
     )  # fmt: skip
     database = open_database(db_url)
-    chat = ChatServer(
+    chat = build_server(
         config, tls=server_context(certs / "server.pem", certs / "server.key"), database=database
     )
     chat.start()

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from securechat.store import edits, rooms
+from securechat.store import edits, moderation
 from securechat.store.chat import ChatStore
 from securechat.store.database import Database, open_database
 from securechat.store.journal import Actor
@@ -65,7 +65,7 @@ def test_deleting_a_room_removes_its_messages_trigrams_from_the_index_data(
     try:
         _send(store, (alice.id or 0, "alice"), "zebra crossing", "doomed")
         admin = Actor(alice.id, "alice", is_admin=True)
-        store.perform(lambda tx: rooms.moderate(tx, admin, "doomed", "delete"))
+        store.perform(lambda tx: moderation.moderate(tx, admin, "doomed", "delete"))
         data = _index_bytes(db)
         assert [t for t in (b"zeb", b"ebr", b"bra") if t in data] == []
     finally:

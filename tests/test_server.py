@@ -125,7 +125,7 @@ def test_a_full_per_address_waiting_cap_closes_the_oldest_not_the_newcomer(
         alice.send(type="ping", ref="p")
         alice.expect("pong", ref="p")
         assert _closed_by_server(silent[0])  # the one that waited longest made room
-        assert running.server._unauthenticated == {nat: 31}
+        assert running.server.parts.admission.waiting_by_address() == {nat: 31}
         held = running.peer(nat)  # the 32nd place again, then the next newcomer ...
         held.expect("hello")
         running.login("bob", source=nat)

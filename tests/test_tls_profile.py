@@ -27,6 +27,7 @@ from securechat.certs import IssuedCert, init_certs, load_ca
 from securechat.client import Client
 from securechat.config import HashParams, ServerConfig
 from securechat.errors import CertificateError
+from securechat.server.runner import build_server
 from securechat.server.server import ChatServer
 from securechat.store.database import Database, open_database
 from securechat.tls import server_context
@@ -181,7 +182,7 @@ def server_with_cert(
         )
         tls = server_context(folder / "server.pem", folder / "server.key")
         database = open_database(db_url)
-        server = ChatServer(config, tls=tls, database=database)
+        server = build_server(config, tls=tls, database=database)
         started.append((server, database))
         server.start()
         return server.address

@@ -460,7 +460,7 @@ def _hostile_ca() -> CertificateAuthority:
 def chat_server(db_url: str) -> Iterator[StartChatServer]:
     """Start real ChatServers with the certificates in a given folder; returns the port."""
     from securechat.config import HashParams, ServerConfig
-    from securechat.server.server import ChatServer
+    from securechat.server.runner import build_server
     from securechat.store.database import open_database
 
     started: list[tuple[ChatServer, Database]] = []
@@ -471,7 +471,7 @@ def chat_server(db_url: str) -> Iterator[StartChatServer]:
             port=port, certs_dir=certs, db_url=db_url, hash_params=HashParams.for_tests()
         )
         tls = server_context(certs / "server.pem", certs / "server.key")
-        server = ChatServer(config, tls=tls, database=database)
+        server = build_server(config, tls=tls, database=database)
         server.start()
         started.append((server, database))
         return server.address[1]

@@ -1,7 +1,7 @@
 """``securechat room``: run rooms from the server's console, as an admin ("console").
 
 Each command opens the database (bringing it to the newest schema) and runs the very
-operation the server runs for a ``moderate`` request (``store/rooms.py``), with the same
+operation the server runs for a ``moderate`` request (``store/moderation.py``), with the same
 permission table, journal row and audit entry, in a transaction of its own. A running
 server picks the row up from the journal within ``journal_poll_interval`` (0.25 s) and
 applies it to its live sessions (``server/bus.py``). Refusals are ``SecureChatError``s,
@@ -22,7 +22,7 @@ from securechat.cli.options import DB_DEFAULT, ConfigPath, DbUrl
 from securechat.errors import UserError
 from securechat.protocol.messages import MAX_TOPIC
 from securechat.protocol.names import normalize_name
-from securechat.store import rooms
+from securechat.store import moderation, rooms
 from securechat.store.chat import ChatStore
 from securechat.store.database import open_database
 from securechat.store.journal import CONSOLE, Tx
@@ -65,7 +65,7 @@ def _moderate(db_url: str, room: str, action: str, *, user: str | None = None,
     room = _name(room, "room")
     target = None if user is None else _name(user, "user")
     outcome = _run(db_url, functools.partial(
-        rooms.moderate, actor=CONSOLE, room=room, action=action, user=target, topic=topic,
+        moderation.moderate, actor=CONSOLE, room=room, action=action, user=target, topic=topic,
     ))  # fmt: skip
     about = f"#{room}" if target is None else f"{target} in #{room}"
     if not outcome.changed:

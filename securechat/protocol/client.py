@@ -40,10 +40,26 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import enum
 import itertools
 
 from securechat.errors import ErrorCode, FrameTooLarge, ProtocolError, UnknownMessageType
+from securechat.protocol.client_events import (
+    ConnectionEnded,
+    Delivered,
+    Greeted,
+    LoggedIn,
+    LoginRefused,
+    Reply,
+    SendFailed,
+    SessionEvent,
+)
+from securechat.protocol.client_state import (
+    MAY_ASK,
+    TRANSITIONS,
+    UNCONNECTED,
+    State,
+    Trigger,
+)
 from securechat.protocol.frames import FrameDecoder, encode_frame
 from securechat.protocol.messages import (
     PROTOCOL_VERSION,
@@ -73,6 +89,7 @@ from securechat.protocol.messages import (
     decode_event,
     encode,
 )
+from securechat.protocol.sends import Sends
 
 #: Largest frame accepted from a server. A server bounds what it accepts by ``max_frame``,
 #: but a message event holding a max_body of escaped text can be several times that.
@@ -80,130 +97,25 @@ MAX_EVENT_FRAME = 16 * 1024 * 1024
 
 SEEN_IDS = 20_000  # message ids remembered for de-duplication
 PONG_TIMEOUT = 10.0  # seconds an unanswered heartbeat ping may wait
-RETRY_FIRST = 1.0  # seconds before resending a send refused with server_error, doubling...
-RETRY_CAP = 30.0  # ...up to this
 
 
-class State(enum.Enum):
-    DISCONNECTED = "disconnected"  # no transport (yet, or any more)
-    AWAITING_HELLO = "awaiting_hello"
-    GREETED = "greeted"  # hello read, no credentials: a probe may ask before login
-    AUTHENTICATING = "authenticating"
-    READY = "ready"  # logged in
-    CLOSING = "closing"  # bye sent, waiting for the transport to end
-    CLOSED = "closed"  # for good
+class SeenIds:
+    """The last ``size`` message ids seen, to drop one that comes again (resend, catch-up)."""
 
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._ids: set[int] = set()
+        self._order: collections.deque[int] = collections.deque()
 
-class Trigger(enum.Enum):
-    """What moves a session from one state to the next."""
-
-    CONNECTED = "connected"  # connection_made()
-    GREETED = "greeted"  # hello read, nothing to log in with
-    LOGIN_SENT = "login_sent"  # hello read, auth sent
-    WELCOMED = "welcomed"  # welcome read
-    CLOSE = "close"  # close(): bye sent, if there was a transport
-    LOST = "lost"  # connection_lost(), or the session ended the connection itself
-
-
-#: Everything that changes a session's state lives here: state -> trigger -> next state.
-#: A trigger missing from a state's row is a bug in the driver (asserted).
-TRANSITIONS: dict[State, dict[Trigger, State]] = {
-    State.DISCONNECTED: {Trigger.CONNECTED: State.AWAITING_HELLO, Trigger.CLOSE: State.CLOSED},
-    State.AWAITING_HELLO: {
-        Trigger.GREETED: State.GREETED,
-        Trigger.LOGIN_SENT: State.AUTHENTICATING,
-        Trigger.CLOSE: State.CLOSING,
-        Trigger.LOST: State.DISCONNECTED,
-    },
-    State.GREETED: {Trigger.CLOSE: State.CLOSING, Trigger.LOST: State.DISCONNECTED},
-    State.AUTHENTICATING: {
-        Trigger.WELCOMED: State.READY,
-        Trigger.CLOSE: State.CLOSING,
-        Trigger.LOST: State.DISCONNECTED,
-    },
-    State.READY: {Trigger.CLOSE: State.CLOSING, Trigger.LOST: State.DISCONNECTED},
-    State.CLOSING: {Trigger.CLOSE: State.CLOSING, Trigger.LOST: State.CLOSED},
-    State.CLOSED: {Trigger.CLOSE: State.CLOSED, Trigger.LOST: State.CLOSED},
-}
-#: States in which the caller may :meth:`~ClientSession.request` (a probe asks when greeted).
-MAY_ASK = frozenset({State.GREETED, State.READY})
-#: States without a transport: bytes and ticks are ignored, nothing is sent.
-UNCONNECTED = frozenset({State.DISCONNECTED, State.CLOSED})
-
-
-# --- what the session reports (besides the server's own pushed events) ---------------
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Greeted:
-    """The server said ``hello`` and speaks our protocol version."""
-
-    hello: Hello
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class LoggedIn:
-    """Login succeeded; ``resumed``: on a later connection, so catch-up and resends follow."""
-
-    welcome: Welcome
-    resumed: bool
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class LoginRefused:
-    """The server refused the login (``auth_failed``, ``rate_limited``...) or our version.
-
-    ``with_token``: the refused credential was a resume token, not the password.
-    """
-
-    error: Error
-    with_token: bool
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Reply:
-    """The answer to the request with this ``ref``; ``messages`` for a collecting sync."""
-
-    ref: str
-    event: Event
-    messages: tuple[Journal, ...] = ()
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Delivered:
-    """The server stored a message this client sent; ``message`` is it as stored.
-
-    The same id may already have been reported as a ``Message`` (a resend after reconnect
-    whose first copy had been stored); displays de-duplicate by id.
-    """
-
-    ref: str
-    message: Message
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class SendFailed:
-    """The server refused a message (``code`` is the protocol error code); it is dropped.
-
-    Never for ``rate_limited`` or ``server_error``: those sends are resent by themselves.
-    """
-
-    ref: str
-    body: str
-    room: str | None
-    to: str | None
-    code: str
-    reason: str
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class ConnectionEnded:
-    """The connection must be closed now (a ``bye``, a broken frame, a silent server)."""
-
-    reason: str
-
-
-SessionEvent = Greeted | LoggedIn | LoginRefused | Reply | Delivered | SendFailed | ConnectionEnded
+    def add(self, message_id: int) -> bool:
+        """Remember ``message_id``; False if it was seen before."""
+        if message_id in self._ids:
+            return False
+        self._ids.add(message_id)
+        self._order.append(message_id)
+        if len(self._order) > self._size:
+            self._ids.discard(self._order.popleft())
+        return True
 
 
 @dataclasses.dataclass(slots=True)
@@ -232,7 +144,6 @@ class ClientSession:
         self.user = user
         self._password = password
         self._token = token
-        self._send_prefix = send_prefix
         self._heartbeat_override = heartbeat
         self.state = State.DISCONNECTED
         self.hello: Hello | None = None
@@ -243,16 +154,11 @@ class ClientSession:
         self._out: list[bytes] = []
         self._events: list[SessionEvent | Event] = []
         self._refs = itertools.count(1)
-        self._send_refs = itertools.count(1)
         self._pending: dict[str, _Pending] = {}
         self._collecting: _Pending | None = None
         self._catch_up_ref: str | None = None
-        self._unacked: dict[str, Send] = {}  # insertion order = resend order
-        self._frames: dict[str, bytes] = {}  # ref -> the encoded send, built once
-        self._retry_due: dict[str, float] = {}  # refused sends to resend, and when
-        self._retry_delay: dict[str, float] = {}  # the next server_error back-off, by ref
-        self._seen: set[int] = set()
-        self._seen_order: collections.deque[int] = collections.deque()
+        self._sends = Sends(send_prefix)
+        self._seen = SeenIds(SEEN_IDS)
         self._last_heard = 0.0
         self._ping_sent: float | None = None
 
@@ -306,7 +212,8 @@ class ClientSession:
             due = self._ping_sent + PONG_TIMEOUT
         else:
             due = self._last_heard + self._heartbeat()
-        return min(due, *self._retry_due.values()) if self._retry_due else due
+        retry = self._sends.next_due()
+        return due if retry is None else min(due, retry)
 
     def tick(self, now: float) -> None:
         """Send the heartbeat and retries that are due; end a connection gone silent."""
@@ -318,10 +225,7 @@ class ClientSession:
         if self._ping_sent is None and now - self._last_heard >= self._heartbeat():
             self._queue(Ping(ref="hb"))
             self._ping_sent = now
-        for ref, due in list(self._retry_due.items()):
-            if due <= now:
-                del self._retry_due[ref]
-                self._out.append(self._frames[ref])
+        self._out.extend(self._sends.due(now))
 
     def connection_lost(self, reason: str) -> None:
         """The transport ended: fail requests in flight; sends wait for the next login."""
@@ -330,7 +234,7 @@ class ClientSession:
         self._move(Trigger.LOST)
         pending, self._pending = self._pending, {}
         self._collecting = self._catch_up_ref = None
-        self._retry_due.clear()  # the next login resends every unacknowledged send
+        self._sends.cancel_retries()  # the next login resends every unacknowledged send
         self._out.clear()
         for ref in pending:
             self._events.append(
@@ -377,18 +281,15 @@ class ClientSession:
         """Queue a chat message; it is kept, and resent, until acknowledged or refused."""
         if (room is None) == (to is None):
             raise ValueError("give exactly one of room= or to=")
-        ref = f"{self._send_prefix}-{next(self._send_refs)}"
-        send = Send(body=body, room=room, to=to, ref=ref)
-        self._unacked[ref] = send
-        self._frames[ref] = encode_frame(encode(send))
+        send, frame = self._sends.add(body, room=room, to=to)
         if self.state is State.READY:
-            self._out.append(self._frames[ref])
+            self._out.append(frame)
         return send
 
     @property
     def unacknowledged(self) -> list[Send]:
         """Sends not yet acknowledged, oldest first."""
-        return list(self._unacked.values())
+        return self._sends.unacknowledged
 
     def close(self) -> None:
         """Say ``bye``; the driver flushes it briefly, closes, then calls connection_lost()."""
@@ -398,12 +299,7 @@ class ClientSession:
 
     def abandon(self) -> list[Send]:
         """Give up every unacknowledged send (the client is closing); returns them."""
-        abandoned = list(self._unacked.values())
-        self._unacked.clear()
-        self._frames.clear()
-        self._retry_due.clear()
-        self._retry_delay.clear()
-        return abandoned
+        return self._sends.abandon()
 
     # --- inside -----------------------------------------------------------------------
 
@@ -498,7 +394,7 @@ class ClientSession:
         self._events.append(LoggedIn(event, resumed))
         if resumed:
             self._catch_up(self.last_id)
-        self._out.extend(self._frames[ref] for ref in self._unacked)  # resends, or early sends
+        self._out.extend(self._sends.frames())  # resends, or early sends
 
     def _follow_rooms(self, pushed: Event) -> None:
         """Removed from a room (kicked, banned, deleted: ``left``), or joined or left it
@@ -517,7 +413,7 @@ class ClientSession:
     def _receive_journal(self, event: Journal) -> None:
         """A message, an edit, a deletion or a room event: each has its id in one sequence."""
         self.last_id = max(self.last_id, event.id)
-        is_new = self._mark_seen(event.id)
+        is_new = self._seen.add(event.id)
         if isinstance(event, RoomEvent) and is_new and event.action == "delete":
             self.rooms = tuple(r for r in self.rooms if r != event.room)
         if self._collecting is not None:
@@ -525,60 +421,35 @@ class ClientSession:
         elif is_new:
             self._events.append(event)
 
-    def _mark_seen(self, message_id: int) -> bool:
-        """Remember ``message_id``; False if it was seen before."""
-        if message_id in self._seen:
-            return False
-        self._seen.add(message_id)
-        self._seen_order.append(message_id)
-        if len(self._seen_order) > SEEN_IDS:
-            self._seen.discard(self._seen_order.popleft())
-        return True
-
     def _acknowledge(self, ack: Ack) -> None:
-        send = self._unacked.pop(ack.ref or "", None)
+        send = self._sends.acknowledged(ack.ref)
         if send is None:
             # An edit's or a deletion's: its id is the change's, which a catch-up would
             # repeat. Else a duplicate ack after a resend, or a stray one: dropped.
             if self._answer(ack):
-                self._mark_seen(ack.id)
+                self._seen.add(ack.id)
             return
         assert send.ref is not None
         assert self.user is not None
-        self._forget(send.ref)
         message = Message(
             id=ack.id, sender=self.user, body=send.body, ts=ack.ts, room=send.room, to=send.to
         )
-        self._mark_seen(ack.id)
+        self._seen.add(ack.id)
         self._events.append(Delivered(send.ref, message))
 
     def _refused(self, error: Error, now: float) -> None:
-        send = self._unacked.get(error.ref or "")
+        send = self._sends.get(error.ref)
         if send is None:
             if not self._answer(error):
                 self._events.append(error)
             return
+        if self._sends.retry_later(send, error, now):
+            return
+        self._sends.drop(send)
         assert send.ref is not None
-        if error.code == ErrorCode.RATE_LIMITED:
-            self._retry_due[send.ref] = now + (error.retry_after or 1.0)
-            return
-        if error.code == ErrorCode.SERVER_ERROR:
-            # Not stored (a failed commit, an overload): try again later under the same
-            # ref, which the server de-duplicates, waiting longer each time.
-            delay = self._retry_delay.get(send.ref, RETRY_FIRST)
-            self._retry_due[send.ref] = now + delay
-            self._retry_delay[send.ref] = min(delay * 2, RETRY_CAP)
-            return
-        del self._unacked[send.ref]
-        self._forget(send.ref)
         self._events.append(
             SendFailed(send.ref, send.body, send.room, send.to, error.code, error.message)
         )
-
-    def _forget(self, ref: str) -> None:
-        del self._frames[ref]
-        self._retry_due.pop(ref, None)
-        self._retry_delay.pop(ref, None)
 
     def _answer(self, event: Event) -> bool:
         """Hand ``event`` to the request its ``ref`` names; False if none is waiting."""

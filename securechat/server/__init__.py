@@ -1,0 +1,47 @@
+"""The chat server. Here, once: which threads it runs, what each owns, which lock guards what.
+
+``runner.build_server`` builds the object graph (the composition root); ``ChatServer``
+(server.py) starts and stops it. No thread is a daemon; ``ChatServer.shutdown`` joins them.
+
+Threads, and what each one alone touches:
+
+- **main** (runner.py): signals; asks the renewal thread to reload on SIGHUP.
+- **acceptor** (server.py): the chat port's listening socket; admits each accepted socket
+  through :class:`~securechat.server.admission.Admission` and starts its thread.
+- **conn <peer>**, one per chat-port connection (connection.py): its TLS stream, its
+  :class:`ServerSession` and its request handler; it is the only reader of the socket.
+  It writes while holding the connection's ``Turn`` (transport.py), which the delivery
+  thread may take when free to write a fan-out frame directly; otherwise frames wait in
+  the connection's outbox (outbox.py) and its waker.
+- **committer** (committer.py): the database's writes, in batches (group commit), and
+  right after each COMMIT the hub's change (effects.py); **delivery** (delivery.py):
+  acks and fan-out, in commit order, written to the sessions.
+- **journal-tail** (SQLite, a :class:`Periodic`) or **journal-listener** (PostgreSQL,
+  LISTEN/NOTIFY) (bus.py): rows and news other writers committed, applied by
+  external.py and handed to the delivery thread. **node-heartbeat** (PostgreSQL,
+  nodes.py): shares who is online with the other nodes.
+- **account-watcher** (account_watch.py), **cert-renewal** (renewal.py) and **presence**
+  (the hub's batched presence flush): :class:`Periodic` threads (periodic.py).
+- argon2 runs outside the process, in the hashing pool's worker process (hashpool.py);
+  the calling connection thread waits for its result.
+- **The web port, today** (web.py, webconnection.py): ``websockets``' threaded server
+  with its own accepting thread (**web-acceptor**); per browser, a handler thread
+  (admitted through the same :class:`Admission`), websockets' receiving thread and our
+  writer thread, and delivery threads write to it directly under its ``Turn`` and
+  websockets' ``protocol_mutex``.
+
+Locks, each guarding only what is named (none is held while doing I/O or an argon2 check,
+except a ``Turn``, which exists to own a socket's writes):
+
+- ``Admission._lock``: the live connections and every cap's counts (admission.py).
+- ``Hub._lock``: rooms, members, roles, who is online, presence batches (hub.py); sends
+  are made from a snapshot, outside it.
+- ``CurrentCredentials._lock``: the TLS context and CA new connections get (renewal.py).
+- ``Outbox._lock``: one connection's queued frames and its waker (outbox.py).
+- ``Turn``: one socket's writes (transport.py); ``Committer._queued_lock``: the bounds of
+  the sends waiting to be stored; ``LoginThrottle._lock``, ``SharedBuckets._lock``, the
+  metering lock of a request handler, ``HashPool._lock``: their own tables only.
+- ``WebServer._lock``: the browsers admitted and not yet ended (web.py).
+
+A database session never crosses a thread: each store call opens its own.
+"""

@@ -37,6 +37,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from securechat.errors import StoreError
+from securechat.server.periodic import Periodic
 from securechat.store.chat import ChatStore
 from securechat.store.database import CommitConnection
 from securechat.store.listener import JournalListener
@@ -116,21 +117,13 @@ class PollingBus(_Tail):
     def __init__(self, store: ChatStore, *, origin: str, after: int, interval: float) -> None:
         """Tail rows after id ``after`` that are not ``origin``'s, every ``interval`` s."""
         super().__init__(store, origin=origin, after=after)
-        self._interval = interval
-        self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="journal-tail")
+        self._thread = Periodic("journal-tail", self._poll_safely, interval=interval)
 
     def start(self) -> None:
         self._thread.start()
 
     def stop(self) -> None:
-        self._stopping.set()
-        if self._thread.is_alive():
-            self._thread.join()
-
-    def _run(self) -> None:
-        while not self._stopping.wait(self._interval):
-            self._poll_safely()
+        self._thread.stop()
 
 
 class NotifyBus(_Tail):

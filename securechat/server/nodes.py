@@ -11,10 +11,10 @@ clean shutdown removes the node's row at once.
 from __future__ import annotations
 
 import logging
-import threading
 
 from securechat.errors import StoreError
 from securechat.server.hub import Hub
+from securechat.server.periodic import Periodic
 from securechat.store.nodes import NodeTable
 
 log = logging.getLogger("securechat.server")
@@ -26,18 +26,16 @@ class NodePresence:
     def __init__(self, table: NodeTable, hub: Hub, *, interval: float) -> None:
         self._table = table
         self._hub = hub
-        self._interval = interval
-        self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="node-heartbeat")
+        self._thread = Periodic(
+            "node-heartbeat", self._beat_safely, interval=interval, at_start=True
+        )
 
     def start(self) -> None:
         self._thread.start()
 
     def stop(self) -> None:
         """Stop beating and take this node's users off the shared table."""
-        self._stopping.set()
-        if self._thread.is_alive():
-            self._thread.join()
+        self._thread.stop()
         try:
             self._table.leave()
         except StoreError as exc:  # its row ages out after node_ttl instead
@@ -47,13 +45,8 @@ class NodePresence:
         """Write this node's users, read the others' (raises StoreError)."""
         self._hub.set_elsewhere(self._table.beat(self._hub.local_user_ids()))
 
-    def _run(self) -> None:
-        while True:
-            try:
-                self.beat()
-            except StoreError as exc:
-                log.warning("cannot share presence with other nodes: %s", exc.message)
-            except Exception:  # a bug: keep beating
-                log.exception("internal error in the node heartbeat")
-            if self._stopping.wait(self._interval):
-                return
+    def _beat_safely(self) -> None:
+        try:
+            self.beat()
+        except StoreError as exc:
+            log.warning("cannot share presence with other nodes: %s", exc.message)

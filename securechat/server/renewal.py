@@ -17,8 +17,10 @@ once when asked (:meth:`CertificateRenewer.check` with ``reload``, on SIGHUP). A
 certificate from the company's own CA (``serve --cert/--key``) is watched and reloaded the
 same way; only its renewal is the company CA's business, so the renewer warns instead.
 
-Thread ownership: a renewer belongs to the server's renewal thread; only ``install``, the
-server's callback, touches state other threads read.
+Thread ownership: a renewer belongs to the server's renewal thread (a :class:`Periodic`
+running :meth:`CertificateRenewer.scheduled_check`); only ``install``, the server's
+callback, touches state other threads read, and :meth:`~CertificateRenewer.ask_reload`
+(SIGHUP's) sets one flag under ``_asked_lock``.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import dataclasses
 import datetime as dt
 import logging
 import ssl
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -55,6 +58,24 @@ class Credentials:
 
     context: ssl.SSLContext
     ca_pem: str
+
+
+class CurrentCredentials:
+    """The credentials new connections get: replaced by the renewal thread, read by any."""
+
+    def __init__(self, credentials: Credentials) -> None:
+        self._lock = threading.Lock()
+        self._credentials = credentials  # guarded by _lock, replaced whole
+
+    def get(self) -> Credentials:
+        """What a connection accepted now is handed (the acceptor, the web port's handshakes)."""
+        with self._lock:
+            return self._credentials
+
+    def install(self, credentials: Credentials) -> None:
+        """Hand ``credentials`` to every connection accepted from now on (renewal thread)."""
+        with self._lock:
+            self._credentials = credentials
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -115,8 +136,15 @@ class CertificateRenewer:
         renew_before_days: int,
         cert_file: Path | None = None,
         key_file: Path | None = None,
+        check_interval: float = 3600.0,
+        retry_interval: float = 60.0,
     ) -> None:
+        """Check every ``check_interval`` s, or ``retry_interval`` s after a failure."""
         self._files = ServerFiles(certs_dir, cert_file, key_file)
+        self._check_interval = check_interval
+        self._retry_interval = retry_interval
+        self._asked_lock = threading.Lock()
+        self._reload_asked = False  # guarded by _asked_lock: ask_reload() since the last check
         self._dir = certs_dir
         self._install = install
         self._renew_before = dt.timedelta(days=renew_before_days)
@@ -126,6 +154,20 @@ class CertificateRenewer:
         self._served: tuple[str, str] | None = None
         self._reload_wanted = False  # asked for (SIGHUP) and not yet done
         self._last_failure: str | None = None  # logged once, not at every retry
+
+    def ask_reload(self) -> None:
+        """Have the next check load every file (SIGHUP). Any thread; the caller wakes it."""
+        with self._asked_lock:
+            self._reload_asked = True
+
+    def scheduled_check(self) -> float:
+        """One check, as the renewal thread runs it; the seconds until the next."""
+        with self._asked_lock:
+            reload, self._reload_asked = self._reload_asked, False
+        healthy = self.check(dt.datetime.now(dt.UTC), reload=reload)
+        if healthy:
+            return self._check_interval
+        return min(self._check_interval, self._retry_interval)
 
     def check(self, now: dt.datetime, *, reload: bool = False) -> bool:
         """Load changed (or, with ``reload``, all) files; renew or warn if expiry is near.

@@ -3,7 +3,9 @@
 ``securechat serve`` and the bench's throwaway server (``securechat.bench.throwaway``) both
 build a :class:`ServerConfig` and call :func:`run_server`, so the two run the same start-up:
 certificate checks, the TLS context, the one-server lock, the database (migrated), the
-:class:`ChatServer`, signal handling and the start-up log lines.
+:class:`ChatServer`, signal handling and the start-up log lines. :func:`build_server` is
+the one place that builds the server's object graph (tests call it too); each part's
+constructor takes only what it uses.
 
 SIGINT and SIGTERM stop the server cleanly; SIGHUP makes it load its certificate files now
 (``systemctl reload securechat``).
@@ -14,19 +16,45 @@ from __future__ import annotations
 import gc
 import logging
 import queue
+import secrets
 import signal
+import ssl
 from types import FrameType
 
 from securechat import __version__
-from securechat.accounts import Accounts
-from securechat.cert_files import ServerCertFiles, check_key_modes, server_cert_info
+from securechat.accounts import DEFAULT_POLICY, Accounts
+from securechat.cert_files import ServerCertFiles, check_key_modes, read_ca_pem, server_cert_info
+from securechat.certs import SERVER_CERT
 from securechat.config import ServerConfig
+from securechat.directory.login import DirectoryLogin
+from securechat.directory.sync import directory_sync
 from securechat.errors import CertificatesMissing
-from securechat.server.renewal import ServerFiles
-from securechat.server.server import ChatServer
+from securechat.server.account_watch import AccountWatcher
+from securechat.server.admission import Admission
+from securechat.server.bus import Bus, NotifyBus, PollingBus
+from securechat.server.committer import Committer
+from securechat.server.effects import Effects
+from securechat.server.external import ExternalChanges
+from securechat.server.hashpool import HashPool
+from securechat.server.hub import Hub
+from securechat.server.nodes import NodePresence
+from securechat.server.peer import TrustedProxies
+from securechat.server.periodic import Periodic
+from securechat.server.renewal import (
+    CertificateRenewer,
+    Credentials,
+    CurrentCredentials,
+    ServerFiles,
+)
+from securechat.server.server import ChatServer, ServerParts
+from securechat.server.service import ChatService
+from securechat.server.web import WebServer
 from securechat.store.backup import existing_users
-from securechat.store.database import open_database, safe_url
+from securechat.store.chat import ChatStore
+from securechat.store.database import Database, open_database, safe_url
+from securechat.store.listener import JournalListener
 from securechat.store.lock import ServerLock
+from securechat.store.nodes import NodeTable
 from securechat.tls import server_context
 
 log = logging.getLogger("securechat.server")
@@ -53,6 +81,106 @@ def configure_logging(level: str) -> None:
     logging.basicConfig(level=level.upper(), format=LOG_FORMAT)
     logging.getLogger("alembic").setLevel(logging.WARNING)  # one line per migration is noise
     logging.getLogger("websockets").setLevel(logging.WARNING)  # a line per HTTP request too
+
+
+def build_server(config: ServerConfig, *, tls: ssl.SSLContext, database: Database) -> ChatServer:
+    """Build every part of a server on ``database`` and wire them together; not started.
+
+    Raises:
+        CertificateError: ca.pem (offered to clients for trust on first use) is unreadable.
+        StoreError: the database cannot be read.
+    """
+    limits = config.limits
+    credentials = CurrentCredentials(Credentials(tls, read_ca_pem(config.certs_dir)))
+    origin = f"n-{secrets.token_hex(8)}"  # this process's name on its journal rows
+    store = ChatStore(database, origin=origin, ref_window=limits.send_ref_window)
+    hash_pool = HashPool(config.hash_params, limits.hash_concurrency)
+    accounts = Accounts(database, hash_params=config.hash_params, hasher=hash_pool)
+    # Ids first: a name deleted and added again in between then looks replaced, not new.
+    owners = accounts.ids()
+    # The journal's end before the rooms: what is written meanwhile is applied again.
+    tail_from, news_from = store.last_message_id(), store.last_news_id()
+    states = store.room_states()
+    hub = Hub(
+        {room: state.members for room, state in states.items()},
+        owners,
+        {room: state.meta for room, state in states.items()},
+    )
+    committer = Committer(store, hub, limits)
+    bus: Bus
+    nodes = None
+    if database.engine.dialect.name == "postgresql":  # possibly one node of several
+        bus = NotifyBus(
+            store, JournalListener(database.url, name=f"securechat {origin}"),
+            origin=origin, after=tail_from, news_after=news_from,
+            check_interval=limits.bus_check_interval, retry_interval=limits.bus_retry_interval,
+        )  # fmt: skip
+        table = NodeTable(database, origin, ttl=limits.node_ttl)
+        nodes = NodePresence(table, hub, interval=limits.node_heartbeat_interval)
+    else:
+        bus = PollingBus(
+            store, origin=origin, after=tail_from, interval=limits.journal_poll_interval
+        )
+    external = ExternalChanges(store, hub, Effects(hub), committer.delivery)
+    bus.subscribe(external.apply_rows)
+    bus.subscribe_news(external.apply_news)
+    directory = None
+    if config.directory is not None:
+        directory = DirectoryLogin(
+            config.directory, database, max_password=DEFAULT_POLICY.max_length
+        )
+    service = ChatService(
+        store=store, accounts=accounts, hub=hub, committer=committer, hash_pool=hash_pool,
+        limits=limits, throttle=config.throttle, default_rooms=config.default_rooms,
+        directory=directory,
+    )  # fmt: skip
+    proxies = TrustedProxies(config.trusted_proxies)
+    admission = Admission(limits, proxies)
+    renewer = CertificateRenewer(
+        config.certs_dir, credentials.install, renew_before_days=config.renew_before_days,
+        cert_file=config.cert_file, key_file=config.key_file,
+        check_interval=limits.certificate_check_interval,
+        retry_interval=limits.certificate_retry_interval,
+    )  # fmt: skip
+    watcher = AccountWatcher(accounts, hub, service, admission)
+    # The directory's own sync ends the sessions of those it disabled at once, rather than
+    # at the account watcher's next look.
+    sync = directory_sync(
+        config.directory, database, lambda op: committer.perform(op, origin=None),
+        on_disabled=watcher.check,
+    )  # fmt: skip
+    web = None
+    if config.web_port is not None:
+        web = WebServer(
+            host=config.host,
+            port=config.web_port,
+            credentials=credentials.get,
+            names=server_cert_info(config.cert_file or config.certs_dir / SERVER_CERT).sans,
+            service=service,
+            limits=limits,
+            admit=admission.admit,
+            on_authenticated=admission.authenticated,
+            on_closed=admission.closed,
+            listen_backlog=config.listen_backlog,
+            proxies=proxies,
+            on_proxied=admission.proxied,
+        )
+    parts = ServerParts(
+        origin=origin, hub=hub, accounts=accounts, service=service, committer=committer,
+        hash_pool=hash_pool, bus=bus, nodes=nodes, admission=admission, proxies=proxies,
+        credentials=credentials, renewer=renewer,
+        renewal=Periodic(
+            "cert-renewal", renewer.scheduled_check,
+            interval=limits.certificate_check_interval, at_start=True,
+        ),
+        account_watcher=Periodic(
+            "account-watcher", watcher.check, interval=limits.account_check_interval
+        ),
+        presence=Periodic("presence", hub.flush_presence, interval=limits.presence_interval),
+        directory_sync=sync,
+        web=web,
+    )  # fmt: skip
+    return ChatServer(config, parts)
 
 
 def _check_files(config: ServerConfig) -> ServerCertFiles:
@@ -91,7 +219,7 @@ def run_server(config: ServerConfig) -> None:
     lock = ServerLock(config.db_url)
     lock.acquire()  # before opening: a second server must not even migrate a live database
     database = open_database(config.db_url)
-    server = ChatServer(config, tls=tls, database=database)
+    server = build_server(config, tls=tls, database=database)
     # The handlers only note the signal and wake this thread, which logs and acts on it: a
     # handler runs between two bytecodes of this thread, maybe inside a write to stderr,
     # and logging from it there raised (a reentrant write), so SIGTERM was lost at start-up.

@@ -80,7 +80,7 @@ from securechat.server.hub import Hub, Member
 from securechat.server.listing import Listings
 from securechat.server.search import SearchRequests
 from securechat.server.throttle import LoginThrottle
-from securechat.store import edits, reads, rooms
+from securechat.store import edits, moderation, reads, rooms
 from securechat.store.chat import ChatStore
 from securechat.store.journal import Actor, Tx
 from securechat.store.messages import NewMessage
@@ -314,7 +314,7 @@ class ChatService:
 
     def _moderate(self, caller: Caller, request: Moderate) -> list[Event]:
         moderate = functools.partial(
-            rooms.moderate, actor=_actor(caller), room=request.room, action=request.action,
+            moderation.moderate, actor=_actor(caller), room=request.room, action=request.action,
             user=request.user, topic=request.topic,
         )  # fmt: skip
         self._perform(caller, moderate)

@@ -3,7 +3,8 @@
 Every method opens its own session, so one ``ChatStore`` may be shared by all threads.
 Results are frozen values; ORM rows never leave ``store``. :meth:`ChatStore.save_messages`
 is the group commit's write (``messages.py``); :meth:`ChatStore.perform` runs one team
-operation (``rooms.py``, ``edits.py``, ``reads.py``) in a transaction of its own.
+operation (``rooms.py``, ``moderation.py``, ``edits.py``, ``reads.py``) in a transaction
+of its own.
 """
 
 from __future__ import annotations

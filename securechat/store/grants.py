@@ -13,18 +13,18 @@ from __future__ import annotations
 from securechat.errors import NoSuchUser
 from securechat.store.journal import Actor, Tx
 from securechat.store.messages import StoredMessage
+from securechat.store.moderation import set_membership
 from securechat.store.rooms import (
     Outcome,
     _add_member,
-    _event,
     _find_room,
-    _is_banned,
     _make_room,
     _membership,
-    _remove_member,
-    _set_membership,
-    _user_id,
+    is_banned,
+    record_event,
+    remove_member,
     room_meta,
+    user_id,
 )
 
 __all__ = ["place"]
@@ -37,7 +37,7 @@ def place(tx: Tx, actor: Actor, room: str, user: str, role: str | None) -> Outco
         NoSuchUser: no such user.
     """
     conn = tx.conn
-    uid = _user_id(conn, user)
+    uid = user_id(conn, user)
     if uid is None:
         raise NoSuchUser(f"no user {user!r}")
     found = _find_room(conn, room)
@@ -46,25 +46,23 @@ def place(tx: Tx, actor: Actor, room: str, user: str, role: str | None) -> Outco
         if role is None:
             return Outcome(room, None, changed=False)
         found = _make_room(tx, room, private=True, topic=None, owner_id=None)
-        entries.append(_event(tx, actor, found, "create"))
+        entries.append(record_event(tx, actor, found, "create"))
     current = _membership(conn, found.id, uid)
     added: tuple[str, ...] = ()
     removed: tuple[str, ...] = ()
     if role is None:
         if current is not None:
-            _remove_member(tx, found, uid)
-            entries.append(_event(tx, actor, found, "kick", subject=user))
+            remove_member(tx, found, uid)
+            entries.append(record_event(tx, actor, found, "kick", subject=user))
             removed = (user,)
     elif current is None:
-        if not _is_banned(conn, found.id, uid):
+        if not is_banned(conn, found.id, uid):
             _add_member(tx, found.id, uid, role=role)
-            entries.append(_event(tx, actor, found, "invite", subject=user))
+            entries.append(record_event(tx, actor, found, "invite", subject=user))
             added = (user,)
-    elif (
-        current[0] != role and found.owner_id != uid and _set_membership(tx, found, uid, role=role)
-    ):
+    elif current[0] != role and found.owner_id != uid and set_membership(tx, found, uid, role=role):
         entries.append(
-            _event(tx, actor, found, "op" if role == "moderator" else "deop", subject=user)
+            record_event(tx, actor, found, "op" if role == "moderator" else "deop", subject=user)
         )
     if not entries:
         return Outcome(room, room_meta(conn, room), changed=False)

@@ -5,9 +5,9 @@ The journal is the ``messages`` table: one id sequence for every row that fans o
 in commit order because every row is written under the database's one write lock (the
 group commit's, or the command line's transaction), which is what lets a server tail the
 rows others wrote (``server/bus.py``). A :class:`Tx` is handed to each team operation
-(``rooms.py``, ``edits.py``, ``reads.py``): it appends journal rows stamped with the
-writer's ``origin`` and the transaction's time, and audit entries. Mentions are in
-``mentions.py``, which the group commit's hot path shares.
+(``rooms.py``, ``moderation.py``, ``edits.py``, ``reads.py``): it appends journal rows
+stamped with the writer's ``origin`` and the transaction's time, and audit entries.
+Mentions are in ``mentions.py``, which the group commit's hot path shares.
 """
 
 from __future__ import annotations

@@ -7,29 +7,27 @@ raising a :class:`RequestError` before it writes anything; then it changes the r
 appends its event to the journal, records it in the audit log, and returns an
 :class:`Outcome`: the room as it is now and who came or went, for the hub. An action that
 changes nothing (muting the muted) writes nothing and returns ``changed=False``.
+Moderation (``moderate``) is moderation.py's, on the helpers here.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 
-from sqlalchemy import Connection, delete, exists, func, insert, or_, select, update
+from sqlalchemy import Connection, delete, exists, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 
-from securechat.errors import Forbidden, NoSuchUser, NotMember, RoomExists, TooManyRooms
+from securechat.errors import Forbidden, NoSuchUser, RoomExists, TooManyRooms
 from securechat.permissions import (
     Role,
     check,
-    check_target,
     may_see,
     no_such_room,
 )
 from securechat.store.journal import Actor, Place, Tx
 from securechat.store.messages import StoredMessage
 from securechat.store.models import Membership, Room, RoomBan, RoomInvite, User, utcnow
-from securechat.store.search import purge_deleted
 
 #: Another row of ``memberships``, for "is anyone in that room" beside the user's own row.
 _Others = aliased(Membership)
@@ -95,7 +93,7 @@ def _find_room(conn: Connection, name: str) -> RoomRow | None:
     return None if row is None else RoomRow(row[0], name, bool(row[1]), row[2])
 
 
-def _user_id(conn: Connection, name: str) -> int | None:
+def user_id(conn: Connection, name: str) -> int | None:
     return conn.execute(select(User.id).where(User.name == name)).scalar()
 
 
@@ -113,7 +111,7 @@ def _membership(conn: Connection, room_id: int, user_id: int | None) -> tuple[st
     return None if row is None else (row[0], bool(row[1]))
 
 
-def _role(conn: Connection, room: RoomRow, user_id: int | None) -> Role:
+def role_in(conn: Connection, room: RoomRow, user_id: int | None) -> Role:
     membership = _membership(conn, room.id, user_id)
     if membership is None:
         return Role.NONE
@@ -122,7 +120,7 @@ def _role(conn: Connection, room: RoomRow, user_id: int | None) -> Role:
     return Role.MODERATOR if membership[0] == "moderator" else Role.MEMBER
 
 
-def _is_banned(conn: Connection, room_id: int, user_id: int) -> bool:
+def is_banned(conn: Connection, room_id: int, user_id: int) -> bool:
     return bool(
         conn.execute(
             select(exists().where(RoomBan.room_id == room_id, RoomBan.user_id == user_id))
@@ -202,7 +200,7 @@ def visible(conn: Connection, actor: Actor, room: str) -> tuple[RoomRow, Role]:
     found = _find_room(conn, room)
     if found is None:
         raise no_such_room(room)
-    role = _role(conn, found, actor.id)
+    role = role_in(conn, found, actor.id)
     if not may_see(private=found.private, role=role, is_admin=actor.is_admin):
         raise no_such_room(room)
     return found, role
@@ -211,7 +209,7 @@ def visible(conn: Connection, actor: Actor, room: str) -> tuple[RoomRow, Role]:
 # --- writing --------------------------------------------------------------------------
 
 
-def _outcome(
+def outcome(
     tx: Tx, room: str, entry: StoredMessage | None = None, *, added: tuple[str, ...] = (),
     removed: tuple[str, ...] = (), changed: bool = True,
 ) -> Outcome:  # fmt: skip
@@ -219,7 +217,9 @@ def _outcome(
     return Outcome(room, room_meta(tx.conn, room), entries, added, removed, changed)
 
 
-def _event(tx: Tx, actor: Actor, room: RoomRow, action: str, **fields: str | None) -> StoredMessage:
+def record_event(
+    tx: Tx, actor: Actor, room: RoomRow, action: str, **fields: str | None
+) -> StoredMessage:
     """Append a room event and its audit entry."""
     subject, body = fields.get("subject"), fields.get("body") or ""
     entry = tx.append(
@@ -252,7 +252,7 @@ def _add_member(tx: Tx, room_id: int, user_id: int, *, role: str = "member") -> 
     )
 
 
-def _remove_member(tx: Tx, room: RoomRow, user_id: int) -> None:
+def remove_member(tx: Tx, room: RoomRow, user_id: int) -> None:
     """End a membership, keeping its row (left_at_id); an owner leaves the room ownerless."""
     tx.conn.execute(
         update(Membership)
@@ -298,14 +298,14 @@ def create(
     """
     _check_room_cap(tx.conn, actor, max_rooms)
     owner_name = owner or (actor.name if actor.id is not None else None)
-    owner_id = None if owner_name is None else _user_id(tx.conn, owner_name)
+    owner_id = None if owner_name is None else user_id(tx.conn, owner_name)
     if owner_name is not None and owner_id is None:
         raise NoSuchUser(f"no user {owner_name!r}")
     made = _make_room(tx, room, private=private, topic=topic or None, owner_id=owner_id)
     if owner_id is not None:
         _add_member(tx, made.id, owner_id)
-    entry = _event(tx, actor, made, "create", subject=owner_name, body=topic)
-    return _outcome(tx, room, entry, added=() if owner_name is None else (owner_name,))
+    entry = record_event(tx, actor, made, "create", subject=owner_name, body=topic)
+    return outcome(tx, room, entry, added=() if owner_name is None else (owner_name,))
 
 
 def join(
@@ -330,10 +330,10 @@ def join(
         _check_room_cap(tx.conn, actor, max_rooms)
         made = _make_room(tx, room, private=False, topic=None, owner_id=None)
         _add_member(tx, made.id, actor.id)
-        return _outcome(tx, room, added=(actor.name,))
+        return outcome(tx, room, added=(actor.name,))
     if _membership(tx.conn, found.id, actor.id) is not None:
-        return _outcome(tx, room, changed=False)
-    if _is_banned(tx.conn, found.id, actor.id):
+        return outcome(tx, room, changed=False)
+    if is_banned(tx.conn, found.id, actor.id):
         if found.private:
             raise no_such_room(room)
         raise Forbidden(f"you are banned from #{room}")
@@ -345,7 +345,7 @@ def join(
             raise no_such_room(room)
     _check_room_cap(tx.conn, actor, max_rooms)
     _add_member(tx, found.id, actor.id)
-    return _outcome(tx, room, added=(actor.name,))
+    return outcome(tx, room, added=(actor.name,))
 
 
 def leave(tx: Tx, actor: Actor, room: str) -> Outcome:
@@ -366,164 +366,8 @@ def leave(tx: Tx, actor: Actor, room: str) -> Outcome:
         ).scalar()  # fmt: skip
         if others:
             raise Forbidden(f"you own #{room}: transfer ownership first")
-    _remove_member(tx, found, actor.id)
-    return _outcome(tx, room, removed=(actor.name,))
-
-
-def moderate(
-    tx: Tx, actor: Actor, room: str, action: str, *, user: str | None = None,
-    topic: str | None = None,
-) -> Outcome:  # fmt: skip
-    """One moderation action (``permissions.PERMISSIONS``) by ``actor`` in ``room``.
-
-    Raises:
-        NoSuchRoom: no such room, or a private one the actor may not see.
-        Forbidden: the actor's role is too low, or the target is protected.
-        NoSuchUser: the target does not exist. NotMember: the target is not a member
-            where it must be.
-    """
-    found, role = visible(tx.conn, actor, room)
-    check(action, room, role=role, is_admin=actor.is_admin)
-    if user is None:
-        return _room_action(tx, actor, found, action, topic)
-    target_id = _user_id(tx.conn, user)
-    if target_id is None:
-        raise NoSuchUser(f"no user {user!r}")
-    target_role = _role(tx.conn, found, target_id)
-    check_target(
-        action, room, actor=actor.name, target=user, actor_role=role,
-        target_role=target_role, is_admin=actor.is_admin,
-    )  # fmt: skip
-    return _USER_ACTIONS[action](tx, actor, found, user, target_id, target_role)
-
-
-def _room_action(tx: Tx, actor: Actor, room: RoomRow, action: str, topic: str | None) -> Outcome:
-    conn = tx.conn
-    if action == "delete":
-        members = room_state(conn, room.name)
-        entry = tx.append(Place(), actor, kind="event", action="delete", body=room.name)
-        tx.audit(actor, "delete", room=room.name, message_id=entry.id)
-        conn.execute(delete(Room).where(Room.id == room.id))  # and, by cascade, its rows
-        purge_deleted(conn)  # their text, from the search index's segments too
-        removed = () if members is None else tuple(sorted(members.members))
-        return Outcome(room.name, None, (entry,), removed=removed)
-    if action in ("private", "public"):
-        private = action == "private"
-        if room.private == private:
-            return _outcome(tx, room.name, changed=False)
-        conn.execute(update(Room).where(Room.id == room.id).values(is_private=private))
-        return _outcome(tx, room.name, _event(tx, actor, room, action))
-    assert action == "topic", action
-    text = (topic or "").strip() or None
-    current = conn.execute(select(Room.topic).where(Room.id == room.id)).scalar()
-    if current == text:
-        return _outcome(tx, room.name, changed=False)
-    conn.execute(update(Room).where(Room.id == room.id).values(topic=text))
-    return _outcome(tx, room.name, _event(tx, actor, room, "topic", body=text))
-
-
-def _require_member(room: RoomRow, user: str, target_role: Role) -> None:
-    if target_role is Role.NONE:
-        raise NotMember(f"{user} is not in #{room.name}")
-
-
-def _invite(tx: Tx, actor: Actor, room: RoomRow, user: str, uid: int, target: Role) -> Outcome:
-    if _is_banned(tx.conn, room.id, uid):
-        raise Forbidden(f"{user} is banned from #{room.name}; unban them first")
-    pending = tx.conn.execute(
-        select(exists().where(RoomInvite.room_id == room.id, RoomInvite.user_id == uid))
-    ).scalar()
-    if target is not Role.NONE or pending:
-        return _outcome(tx, room.name, changed=False)
-    tx.conn.execute(
-        insert(RoomInvite).values(
-            room_id=room.id, user_id=uid, invited_at=utcnow(), invited_by=actor.name
-        )
-    )
-    return _outcome(tx, room.name, _event(tx, actor, room, "invite", subject=user))
-
-
-def _kick(tx: Tx, actor: Actor, room: RoomRow, user: str, uid: int, target: Role) -> Outcome:
-    _require_member(room, user, target)
-    _remove_member(tx, room, uid)
-    return _outcome(tx, room.name, _event(tx, actor, room, "kick", subject=user), removed=(user,))
-
-
-def _ban(tx: Tx, actor: Actor, room: RoomRow, user: str, uid: int, target: Role) -> Outcome:
-    if _is_banned(tx.conn, room.id, uid):
-        return _outcome(tx, room.name, changed=False)
-    tx.conn.execute(
-        insert(RoomBan).values(
-            room_id=room.id, user_id=uid, banned_at=utcnow(), banned_by=actor.name
-        )
-    )
-    tx.conn.execute(
-        delete(RoomInvite).where(RoomInvite.room_id == room.id, RoomInvite.user_id == uid)
-    )
-    if target is not Role.NONE:
-        _remove_member(tx, room, uid)
-    removed = () if target is Role.NONE else (user,)
-    return _outcome(tx, room.name, _event(tx, actor, room, "ban", subject=user), removed=removed)
-
-
-def _unban(tx: Tx, actor: Actor, room: RoomRow, user: str, uid: int, target: Role) -> Outcome:
-    gone = tx.conn.execute(
-        delete(RoomBan).where(RoomBan.room_id == room.id, RoomBan.user_id == uid)
-    )
-    if not gone.rowcount:
-        return _outcome(tx, room.name, changed=False)
-    return _outcome(tx, room.name, _event(tx, actor, room, "unban", subject=user))
-
-
-def _set_membership(tx: Tx, room: RoomRow, uid: int, **values: object) -> bool:
-    """Change a member's row where it differs; True if it did."""
-    differs = [getattr(Membership, key) != value for key, value in values.items()]
-    changed = tx.conn.execute(
-        update(Membership)
-        .where(Membership.room_id == room.id, Membership.user_id == uid, or_(*differs))
-        .values(**values)
-    )
-    return bool(changed.rowcount)
-
-
-_UserAction = Callable[[Tx, Actor, RoomRow, str, int, Role], Outcome]
-
-
-def _flag(action: str, **values: object) -> _UserAction:
-    def act(tx: Tx, actor: Actor, room: RoomRow, user: str, uid: int, target: Role) -> Outcome:
-        _require_member(room, user, target)
-        if action == "op" and target is Role.OWNER:
-            return _outcome(tx, room.name, changed=False)
-        if not _set_membership(tx, room, uid, **values):
-            return _outcome(tx, room.name, changed=False)
-        return _outcome(tx, room.name, _event(tx, actor, room, action, subject=user))
-
-    return act
-
-
-def _transfer(tx: Tx, actor: Actor, room: RoomRow, user: str, uid: int, target: Role) -> Outcome:
-    _require_member(room, user, target)
-    if target is Role.OWNER:
-        return _outcome(tx, room.name, changed=False)
-    conn = tx.conn
-    if room.owner_id is not None:  # the old owner stays on as a moderator
-        _set_membership(tx, room, room.owner_id, role="moderator")
-    _set_membership(tx, room, uid, role="moderator")
-    conn.execute(update(Room).where(Room.id == room.id).values(owner_id=uid))
-    return _outcome(tx, room.name, _event(tx, actor, room, "transfer", subject=user))
-
-
-_USER_ACTIONS: dict[str, _UserAction] = {
-    "invite": _invite,
-    "kick": _kick,
-    "ban": _ban,
-    "unban": _unban,
-    "mute": _flag("mute", muted=True),
-    "unmute": _flag("unmute", muted=False),
-    "op": _flag("op", role="moderator"),
-    "deop": _flag("deop", role="member"),
-    "transfer": _transfer,
-}
+    remove_member(tx, found, actor.id)
+    return outcome(tx, room, removed=(actor.name,))
 
 
 def room_states(conn: Connection) -> dict[str, RoomState]:
@@ -543,11 +387,16 @@ __all__ = [
     "RoomRow",
     "RoomState",
     "create",
+    "is_banned",
     "join",
     "leave",
-    "moderate",
+    "outcome",
+    "record_event",
+    "remove_member",
+    "role_in",
     "room_meta",
     "room_state",
     "room_states",
+    "user_id",
     "visible",
 ]
