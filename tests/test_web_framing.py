@@ -14,7 +14,7 @@ from websockets.uri import parse_uri
 
 from securechat.config import Limits
 from securechat.protocol.session import ServerSession
-from securechat.server.webfiles import Origins, StaticFiles
+from securechat.server.webfiles import Answer, Origins, StaticFiles
 from securechat.server.webframing import WebFraming
 
 PORT = 5443
@@ -218,3 +218,24 @@ def test_web_framing_frames_events_as_websockets_would() -> None:
     p, client = opened()
     client.receive_data(p.framing.event(b'{"type":"pong"}'))
     assert [e.data for e in client.events_received()] == [b'{"type":"pong"}']  # type: ignore[union-attr]
+
+
+class BrokenFiles(StaticFiles):
+    def answer(self, method: str, target: str) -> Answer:
+        raise RuntimeError("a bug")
+
+
+def test_web_framing_answers_500_with_the_security_headers_on_a_bug(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    p = pair()
+    framing = WebFraming(
+        session=p.session, meter=p.meter, files=BrokenFiles(FILES),
+        origins=Origins(["localhost"], PORT), limits=Limits(), peer=lambda: "127.0.0.1:1",
+    )  # fmt: skip
+    framing.receive_data(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    response, _ = http_response(framing.data_to_send())
+    assert response.status_code == 500
+    assert "content-security-policy" in headers_of(response)
+    assert framing.ending == "internal error"
+    assert "internal error on a web request" in caplog.text

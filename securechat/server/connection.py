@@ -214,7 +214,8 @@ class ServerConnection:
             reason = self._serve(stream)
         except BadProxyHeader as exc:
             reason = exc.message
-            log.warning("dropped connection from %s: %s", self._requests.peer.described(), reason)
+            what = "connection" if self._kind == "conn" else "web connection"
+            log.warning("dropped %s from %s: %s", what, self._requests.peer.described(), reason)
         except ConnectionLost as exc:
             reason = self._framing.describe_end(exc.message)
             if self._stream is None or self._stream.version is None:
@@ -339,9 +340,10 @@ class ServerConnection:
                 data = stream.receive()
                 if data:
                     clocks.heard(now)
-                    if framing.receive_data(data):
+                    opened = framing.receive_data(data)
+                    stream.queue_many(framing.data_to_send())  # the 101 before the hello
+                    if opened:
                         self._open(stream, now)
-                    stream.queue_many(framing.data_to_send())
                     paused = self._process_requests(stream)
                     if framing.ending is not None:
                         raise Closing(framing.ending)

@@ -38,6 +38,7 @@ from securechat.config import Limits
 from securechat.errors import ErrorCode
 from securechat.protocol.messages import Error, encode
 from securechat.protocol.session import ServerSession
+from securechat.server.requests import Closing
 from securechat.server.webfiles import WEBSOCKET_PATH, Answer, Origins, StaticFiles
 from securechat.server.webframes import text_frame, text_frames
 
@@ -120,7 +121,16 @@ class WebFraming:
         if self._http is None:
             return False  # answered: what else comes is not read
         self._http.receive_data(data)
-        return self._receive_request(self._http)
+        try:
+            return self._receive_request(self._http)
+        except Closing:  # the first frames, sent with the upgrade, were over the rate
+            raise
+        except Exception:
+            # A bug in securechat: answer 500 (with the headers) as well as log it.
+            log.exception("internal error on a web request from %s", self._peer())
+            self._http = self._http or h11.Connection(h11.SERVER)
+            self._answer(self._files.error(http.HTTPStatus.INTERNAL_SERVER_ERROR), "internal error")
+            return False
 
     # --- HTTP ----------------------------------------------------------------------
 
@@ -243,11 +253,16 @@ class WebFraming:
 
     def _receive_frames(self, ws: ServerProtocol, data: bytes) -> None:
         refused: list[bytes] = []  # the pongs websockets queued for pings the meter refused
+        ws.receive_data(data)
+        frames = [frame for frame in ws.events_received() if isinstance(frame, Frame)]
+        done = 0
         try:
-            ws.receive_data(data)
-            for frame in ws.events_received():
-                assert isinstance(frame, Frame)  # an OPEN protocol yields frames only
+            for frame in frames:
                 self._received(frame, refused)
+                done += 1
+        except Closing:  # over the rate: no pong for this ping or any after it
+            refused.extend(_pong(f) for f in frames[done:] if f.opcode is Opcode.PING)
+            raise
         finally:
             self._take_output(ws, refused)
 
@@ -256,7 +271,7 @@ class WebFraming:
         if opcode is Opcode.PING or opcode is Opcode.PONG:
             # The meter first: a refused pong counts as much as a refused ping.
             if self.is_open and not self._meter() and opcode is Opcode.PING:
-                refused.append(Frame(Opcode.PONG, frame.data).serialize(mask=False))
+                refused.append(_pong(frame))
         elif opcode is Opcode.CLOSE:
             close = Close.parse(frame.data)
             self._closed_by = f"closed by the browser ({close.code})"
@@ -287,3 +302,8 @@ class WebFraming:
 
 
 _TOO_BIG = CloseCode.MESSAGE_TOO_BIG.to_bytes(2, "big")
+
+
+def _pong(ping: Frame) -> bytes:
+    """The pong websockets queues for ``ping``, as it writes it."""
+    return Frame(Opcode.PONG, ping.data).serialize(mask=False)
