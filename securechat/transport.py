@@ -353,10 +353,9 @@ def receive_before_tls(
     """Up to ``size`` clear bytes that came before the TLS handshake (a PROXY header),
     waiting for some until ``deadline`` (monotonic); None when ``interrupt`` woke first.
 
-    Reads with the plain socket's ``recv`` even on an :class:`ssl.SSLSocket` whose
-    handshake has not begun (websockets hands the web port's sockets over so): OpenSSL has
-    read nothing yet, and what is not taken here is its to read. With ``peek`` the bytes
-    stay in the kernel for it.
+    Reads with the plain socket's ``recv`` (also on an :class:`ssl.SSLSocket` whose
+    handshake has not begun): OpenSSL has read nothing yet, and what is not taken here is
+    its to read. With ``peek`` the bytes stay in the kernel for it.
 
     Raises:
         ConnectionLost: the peer closed or the connection broke, or nothing came in time.

@@ -25,6 +25,7 @@ from websockets.server import ServerProtocol
 from securechat.certs import load_ca
 from securechat.config import ThrottlePolicy
 from securechat.protocol.frames import encode_frame
+from securechat.server.connection import ServerConnection
 from securechat.server.renewal import Credentials
 from securechat.server.webfiles import Origins, StaticFiles, load_package_files
 from securechat.server.webframes import FramedOnce, split_frames, text_frames
@@ -121,6 +122,33 @@ def test_browser_and_terminal_client_chat_both_ways(
     direct = browser.expect("message", body="hi back, directly")
     assert direct["from"] == "bob"
     assert direct["to"] == "alice"
+
+
+def test_a_fan_out_to_an_idle_browser_is_written_by_the_delivery_thread_itself(
+    web_server: RunningServer, web_peer: WebFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    browser = web_peer()
+    browser.login("alice", PASSWORD)
+    served = [c for c in web_server.server._connections if c.is_authenticated]
+    assert len(served) == 1
+    connection = served[0]
+    assert isinstance(connection, ServerConnection)
+    framing = connection._framing
+    writers: list[threading.Thread] = []
+    frame_blob = framing.blob
+
+    def blob(data: bytes) -> bytes:
+        writers.append(threading.current_thread())
+        return frame_blob(data)
+
+    monkeypatch.setattr(framing, "blob", blob)
+    terminal = web_server.login("bob")
+    for n in range(20):  # one at a time: the browser's connection sits idle in between
+        terminal.send(type="send", room="general", body=f"m{n}", ref=f"r{n}")
+        browser.expect("message", body=f"m{n}")
+    # The fast path (any thread but the connection's own framing the blob) took some;
+    # under load some may go through the outbox, never all of them.
+    assert any(writer is not connection.thread for writer in writers)
 
 
 def test_web_session_welcome_comes_before_any_fan_out(

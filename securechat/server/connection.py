@@ -1,13 +1,12 @@
 """One connection, on either port: its thread, its TLS socket, and who may write to that socket.
 
-Theory of operation: the acceptor (server.py for the chat port, web.py for the web port)
-hands over a plain TCP socket. The connection's thread, its only thread, learns who is at
-the other end (``peer.py``: from a trusted proxy, its PROXY header), runs the TLS
-handshake under the same deadline, then loops in ``poll()`` on two descriptors: the
-socket and its outbox's waker. What the bytes mean is the port's :class:`Framing`
-(framing.py, webframing.py), which has no I/O: the chat port's session opens at once,
-with ``hello``; the web port's after an HTTP/1.1 WebSocket upgrade on ``/ws`` (other
-requests get their answer and the connection closes). Each time round the thread
+Theory of operation: the acceptor (server.py, web.py) hands over a plain TCP socket. The
+connection's only thread learns who is at the other end (``peer.py``: a trusted proxy's
+PROXY header), runs the TLS handshake under the same deadline, then loops in ``poll()``
+on the socket and its outbox's waker. The bytes' meaning is the port's :class:`Framing`
+(framing.py, webframing.py; no I/O): the chat port's session opens at once, with
+``hello``; the web port's after a WebSocket upgrade on ``/ws`` (other HTTP requests get
+their answer and the connection closes). Each time round the thread
 
 1. moves frames that other threads queued in the outbox (fan-out, acks) into the
    stream's write queue, framed for the port, and writes as much as the socket takes;
@@ -19,10 +18,9 @@ requests get their answer and the connection closes). Each time round the thread
    ``stuck_writer_timeout``.
 
 Only this thread reads the socket, touches the session or the framing, or closes the
-outbox. Other threads reach it through :meth:`ServerConnection.send` (the hub's
-``Member.send``) and :meth:`ServerConnection.request_close`. While more than
-``HIGH_WATER`` bytes wait to be written, it stops reading requests, so a peer that sends
-but never reads cannot make the server buffer without bound.
+outbox; other threads call :meth:`~ServerConnection.send` (the hub's ``Member.send``) and
+:meth:`~ServerConnection.request_close`. While ``HIGH_WATER`` bytes wait to be written
+it reads no requests, so a peer that never reads cannot make the server buffer unbounded.
 
 One writer at a time, not always the same thread: the socket is used only by the thread
 holding the connection's :class:`Turn`, which the stream asserts. The connection's thread
@@ -49,13 +47,7 @@ from securechat import __version__
 from securechat.accounts import Account
 from securechat.config import Limits
 from securechat.errors import BadProxyHeader, ConnectionLost, ErrorCode
-from securechat.protocol.clocks import (
-    OPENING_TIMED_OUT,
-    Ending,
-    Phase,
-    SessionClocks,
-    server_hello,
-)
+from securechat.protocol.clocks import OPENING_TIMED_OUT, Ending, Phase, SessionClocks, server_hello
 from securechat.protocol.messages import Error, Event, encode
 from securechat.server.framing import ChatFraming, Framing
 from securechat.server.outbox import Outbox
@@ -79,10 +71,6 @@ FINAL_FLUSH_SECONDS = 1.0
 FramingFactory = Callable[[RequestHandler], Framing]
 
 
-def chat_framing(requests: RequestHandler) -> Framing:
-    return ChatFraming(requests.session)
-
-
 class ServerConnection:
     def __init__(
         self,
@@ -98,12 +86,13 @@ class ServerConnection:
         on_closed: Callable[[ServerConnection], None],
         proxies: TrustedProxies | None = None,
         on_proxied: Callable[[ServerConnection], str | None] | None = None,
-        framing: FramingFactory = chat_framing,
+        framing: FramingFactory | None = None,
         kind: str = "conn",
     ) -> None:
         """``on_proxied`` is asked, once a trusted proxy's header has named the client,
         whether the connection may go on under that address: a refusal, or None.
-        ``framing`` makes the port's framing; ``kind`` names the thread ("conn", "web")."""
+        ``framing`` makes the port's framing (default: the chat port's); ``kind`` names
+        the thread ("conn", "web")."""
         self._sock = sock
         self._address = address
         self._proxies = proxies or TrustedProxies()
@@ -131,7 +120,7 @@ class ServerConnection:
             reply=self._queue,
         )
         self._session = self._requests.session
-        self._framing = framing(self._requests)
+        self._framing = ChatFraming(self._session) if framing is None else framing(self._requests)
         self._close_request: Closing | None = None  # set by other threads, read by ours
         self._stream: TlsStream | None = None
         self._turn = Turn()  # held by whichever thread is using the socket
@@ -341,7 +330,8 @@ class ServerConnection:
                 if data:
                     clocks.heard(now)
                     opened = framing.receive_data(data)
-                    stream.queue_many(framing.data_to_send())  # the 101 before the hello
+                    if answers := framing.data_to_send():  # the 101 before the hello
+                        stream.queue_many(answers)
                     if opened:
                         self._open(stream, now)
                     paused = self._process_requests(stream)

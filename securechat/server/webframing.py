@@ -126,9 +126,10 @@ class WebFraming:
         except Closing:  # the first frames, sent with the upgrade, were over the rate
             raise
         except Exception:
+            if self._http is None:  # answered, or a WebSocket already: the driver logs it
+                raise
             # A bug in securechat: answer 500 (with the headers) as well as log it.
             log.exception("internal error on a web request from %s", self._peer())
-            self._http = self._http or h11.Connection(h11.SERVER)
             self._answer(self._files.error(http.HTTPStatus.INTERNAL_SERVER_ERROR), "internal error")
             return False
 
