@@ -334,6 +334,16 @@ class TlsStream:
         self._queued -= len(chunk)
         return chunk
 
+    def end_output(self) -> None:
+        """End our side of the stream (TCP FIN) and keep reading: the peer sees the end
+        while what it still sends is read, not reset. No TLS close_notify, as in close().
+
+        The plain socket's ``shutdown``: ``SSLSocket.shutdown`` drops the TLS object.
+        """
+        assert self._turn is None or self._turn.holder == get_ident(), _NOT_HOLDER
+        with contextlib.suppress(OSError):  # already disconnected
+            socket.socket.shutdown(self._sock, socket.SHUT_WR)
+
     def close(self) -> None:
         """Close without a TLS close_notify exchange (which could block on a dead peer)."""
         assert self._turn is None or self._turn.holder == get_ident(), _NOT_HOLDER

@@ -97,6 +97,7 @@ def test_web_framing_serves_a_shipped_file_with_the_security_headers_then_ends()
     assert "content-security-policy" in headers
     assert headers["connection"] == "close"
     assert p.framing.ending is not None
+    assert not p.framing.half_close
     assert not p.framing.is_open
 
 
@@ -194,6 +195,7 @@ def test_web_framing_sends_frame_too_large_before_the_1009_close() -> None:
     assert client.close_rcvd is not None
     assert client.close_rcvd.code == 1009
     assert p.framing.ending == "message too big"
+    assert p.framing.half_close  # reads on after its close: the rest of the message, unread
 
 
 def test_web_framing_answers_the_browsers_close_and_ends() -> None:

@@ -377,6 +377,10 @@ class ServerConnection:
                 framing.receive_data(stream.receive_until(deadline))
                 stream.queue_many(framing.data_to_send())
                 stream.flush_until(deadline)
+            if framing.half_close:
+                stream.end_output()
+                while stream.receive_until(deadline):  # until the peer's end: ConnectionLost
+                    pass  # unread: a peer still sending when we close would get a reset
 
     def _finish(self, reason: str) -> None:
         self._requests.disconnect()

@@ -33,6 +33,12 @@ class Framing(Protocol):
         :meth:`data_to_send` returns, then close the connection."""
         ...
 
+    @property
+    def half_close(self) -> bool:
+        """Once :attr:`ending` is set: end our side of the stream first and read until the
+        peer ends its own, rather than closing outright (websockets' server rule)."""
+        ...
+
     def receive_data(self, data: bytes) -> bool:
         """Take bytes read from the peer; True when the session has just opened.
 
@@ -79,6 +85,10 @@ class ChatFraming:
     @property
     def ending(self) -> str | None:
         return self._ending
+
+    @property
+    def half_close(self) -> bool:
+        return False
 
     def receive_data(self, data: bytes) -> bool:
         self._session.receive_data(data)

@@ -88,6 +88,10 @@ class WebFraming:
     def ending(self) -> str | None:
         return self._ending
 
+    @property
+    def half_close(self) -> bool:
+        return self._ws is not None and self._ending is not None
+
     def data_to_send(self) -> list[bytes]:
         out, self._out = self._out, []
         return out
