@@ -110,6 +110,12 @@ class Limits:
     # A PROXY protocol v2 header, at most (v1 has its own 107 bytes): the addresses and
     # the TLVs a proxy may add (unique id, TLS details, a cloud endpoint's id).
     max_proxy_header: int = 2048
+    # An HTTP request to the web port: its head at most (request line and headers), a line
+    # in it at most (the request line is answered 414 past it, a header line 431), and
+    # how many headers (431 past it): the bounds websockets' own handshake parser had.
+    max_http_head: int = 64 * 1024
+    max_http_line: int = 8192
+    max_http_headers: int = 128
     auth_timeout: float = 10.0
     idle_timeout: float = 90.0
     heartbeat: int = 30

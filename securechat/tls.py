@@ -16,7 +16,6 @@ No securechat context ever writes a key log.
 from __future__ import annotations
 
 import ssl
-from collections.abc import Callable
 from pathlib import Path
 
 from securechat.errors import CertificateError
@@ -25,7 +24,6 @@ __all__ = [
     "check_server_context",
     "client_context",
     "directory_context",
-    "forwarding_server_context",
     "identify_context",
     "probe_context",
     "server_context",
@@ -51,24 +49,6 @@ def server_context(cert_file: Path, key_file: Path) -> ssl.SSLContext:
         ) from exc
     except OSError as exc:
         raise CertificateError(f"cannot read {cert_file} or {key_file}: {exc.strerror}") from exc
-    return context
-
-
-def forwarding_server_context(current: Callable[[], ssl.SSLContext]) -> ssl.SSLContext:
-    """A TLS 1.3 server context that hands each handshake to ``current()``'s certificate.
-
-    For a listener that another library wraps once at start (the web port): its SNI
-    callback, which OpenSSL runs for every ClientHello, with or without a server name,
-    switches the connection to the context the server uses now, so a certificate
-    reloaded or swapped later applies to new handshakes on that port too.
-    """
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    _harden(context)
-
-    def switch(connection: ssl.SSLObject, _name: str | None, _context: ssl.SSLContext) -> None:
-        connection.context = current()
-
-    context.sni_callback = switch
     return context
 
 

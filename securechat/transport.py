@@ -334,6 +334,16 @@ class TlsStream:
         self._queued -= len(chunk)
         return chunk
 
+    def end_output(self) -> None:
+        """End our side of the stream (TCP FIN) and keep reading: the peer sees the end
+        while what it still sends is read, not reset. No TLS close_notify, as in close().
+
+        The plain socket's ``shutdown``: ``SSLSocket.shutdown`` drops the TLS object.
+        """
+        assert self._turn is None or self._turn.holder == get_ident(), _NOT_HOLDER
+        with contextlib.suppress(OSError):  # already disconnected
+            socket.socket.shutdown(self._sock, socket.SHUT_WR)
+
     def close(self) -> None:
         """Close without a TLS close_notify exchange (which could block on a dead peer)."""
         assert self._turn is None or self._turn.holder == get_ident(), _NOT_HOLDER
@@ -353,10 +363,9 @@ def receive_before_tls(
     """Up to ``size`` clear bytes that came before the TLS handshake (a PROXY header),
     waiting for some until ``deadline`` (monotonic); None when ``interrupt`` woke first.
 
-    Reads with the plain socket's ``recv`` even on an :class:`ssl.SSLSocket` whose
-    handshake has not begun (websockets hands the web port's sockets over so): OpenSSL has
-    read nothing yet, and what is not taken here is its to read. With ``peek`` the bytes
-    stay in the kernel for it.
+    Reads with the plain socket's ``recv`` (also on an :class:`ssl.SSLSocket` whose
+    handshake has not begun): OpenSSL has read nothing yet, and what is not taken here is
+    its to read. With ``peek`` the bytes stay in the kernel for it.
 
     Raises:
         ConnectionLost: the peer closed or the connection broke, or nothing came in time.

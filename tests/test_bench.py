@@ -88,8 +88,8 @@ def test_bench_fanout_rate_over_websocket_counts_every_delivery() -> None:
     _assert_latency(results["delivery_latency"], 400)
     assert results["generator_cpu_us_per_delivery"] > 0
     assert results["server_cpu_us_per_delivery"] > 0
-    # Each browser session is served by three server threads (see server/webconnection.py).
-    assert results["server_memory_mib"]["Threads"] >= 3 * 5
+    # Each browser session is served by one server thread (see server/connection.py).
+    assert results["server_memory_mib"]["Threads"] >= 5
 
 
 @pytest.mark.parametrize("transport", [Transport.TLS, Transport.WS])
@@ -138,7 +138,7 @@ def test_bench_idle_holds_more_sessions_than_the_servers_cap_for_one_address() -
     assert report.results["level_reached"] == above_cap
 
 
-def test_bench_idle_over_websocket_holds_a_level_with_three_threads_a_session() -> None:
+def test_bench_idle_over_websocket_holds_a_level_with_one_thread_a_session() -> None:
     report = run_workload(
         "idle", BenchParams(levels=(4, 10), processes=1, transport=Transport.WS),
         show_progress=False,
@@ -151,9 +151,10 @@ def test_bench_idle_over_websocket_holds_a_level_with_three_threads_a_session() 
     assert 0 < second["ping_max_ms"] < 1000
     assert second["fresh_login"].endswith(" ms")
     assert 0 <= second["server_held_cpu_pct"] < 100  # ten sessions sitting there
-    # Three server threads a session (the probe's may still be ending: at least that).
-    assert second["server_threads"] >= 3 * 10
-    assert second["server_threads"] - first["server_threads"] >= 3 * (10 - 4) - 3
+    # One server thread a session, as over TLS (the probe's may still be ending: give or
+    # take one); with websockets' threaded server it was three.
+    added = second["server_threads"] - first["server_threads"]
+    assert 10 - 4 - 1 <= added <= 10 - 4 + 1
 
 
 def test_bench_scaling_measures_each_room_size() -> None:

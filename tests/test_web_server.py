@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Protocol, Unpack, cast
+from typing import Protocol, Unpack
 
 import pytest
 from cryptography import x509
@@ -21,16 +21,17 @@ from websockets.exceptions import InvalidStatus
 from websockets.frames import Frame, Opcode
 from websockets.protocol import OPEN
 from websockets.server import ServerProtocol
-from websockets.sync.server import Server
 
 from securechat.certs import load_ca
 from securechat.config import ThrottlePolicy
 from securechat.protocol.frames import encode_frame
+from securechat.server.connection import ServerConnection
 from securechat.server.renewal import Credentials
-from securechat.server.webconnection import FramedOnce, WebSocket, split_frames, text_frames
 from securechat.server.webfiles import Origins, StaticFiles, load_package_files
+from securechat.server.webframes import FramedOnce, split_frames, text_frames
 from securechat.tls import server_context
 from tests.conftest import PASSWORD, TIMEOUT, RunningServer, ServerFactory
+from tests.logs import logged
 from tests.web_peer import ConnectOptions, RawWebSocket, WebPeer, origin_of
 
 
@@ -121,6 +122,33 @@ def test_browser_and_terminal_client_chat_both_ways(
     direct = browser.expect("message", body="hi back, directly")
     assert direct["from"] == "bob"
     assert direct["to"] == "alice"
+
+
+def test_a_fan_out_to_an_idle_browser_is_written_by_the_delivery_thread_itself(
+    web_server: RunningServer, web_peer: WebFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    browser = web_peer()
+    browser.login("alice", PASSWORD)
+    served = web_server.server.parts.admission.logged_in()
+    assert len(served) == 1
+    connection = served[0]
+    assert isinstance(connection, ServerConnection)
+    framing = connection._framing
+    writers: list[threading.Thread] = []
+    frame_blob = framing.blob
+
+    def blob(data: bytes) -> bytes:
+        writers.append(threading.current_thread())
+        return frame_blob(data)
+
+    monkeypatch.setattr(framing, "blob", blob)
+    terminal = web_server.login("bob")
+    for n in range(20):  # one at a time: the browser's connection sits idle in between
+        terminal.send(type="send", room="general", body=f"m{n}", ref=f"r{n}")
+        browser.expect("message", body=f"m{n}")
+    # The fast path (any thread but the connection's own framing the blob) took some;
+    # under load some may go through the outbox, never all of them.
+    assert any(writer is not connection.thread for writer in writers)
 
 
 def test_web_session_welcome_comes_before_any_fan_out(
@@ -642,60 +670,14 @@ def test_web_requests_leave_no_descriptor_behind(web_server: RunningServer) -> N
     assert descriptors() - before < 5
 
 
-def _open_websocket_pair() -> tuple[WebSocket, socket.socket]:
-    """A server-side WebSocket already open on a loopback TCP socket, and the raw peer."""
-    with socket.create_server(("127.0.0.1", 0)) as listener:
-        peer = socket.create_connection(listener.getsockname(), timeout=TIMEOUT)
-        server_side, _ = listener.accept()
-    protocol = ServerProtocol()
-    protocol.state = OPEN
-    # No handshake happens here, so the connection never uses its server object.
-    return WebSocket(server_side, protocol, server=cast(Server, None)), peer
-
-
-def test_websocket_write_now_sends_each_payload_as_one_text_message() -> None:
-    ws, peer = _open_websocket_pair()
-    try:
-        assert ws.write_now(encode_frame(b'{"type":"ping"}') + encode_frame(b"x" * 300))
-        expected = b"\x81\x0f" + b'{"type":"ping"}' + b"\x81\x7e\x01\x2c" + b"x" * 300
-        received = b""
-        while len(received) < len(expected):
-            received += peer.recv(4096)
-        assert received == expected
-    finally:
-        ws.close_socket()
-        ws.recv_events_thread.join(TIMEOUT)
-        peer.close()
-
-
 @pytest.mark.parametrize("size", [0, 125, 126, 65535, 65536])
 def test_text_frames_are_what_websockets_writes_for_send_text(size: int) -> None:
-    protocol = ServerProtocol()
-    protocol.state = OPEN
+    protocol = ServerProtocol(state=OPEN)
     payloads = [b"a" * size, b'{"type":"pong"}']
     for payload in payloads:
         protocol.send_text(payload)
     expected = b"".join(protocol.data_to_send())
     assert text_frames(b"".join(encode_frame(p) for p in payloads)) == expected
-
-
-def test_websocket_write_now_declines_rather_than_waits_for_a_peer_that_never_reads() -> None:
-    ws, peer = _open_websocket_pair()
-    try:
-        payload = b"x" * 8000
-        declined = False
-        for _ in range(10_000):  # far more than the socket buffers hold
-            started = time.monotonic()
-            sent = ws.write_now(encode_frame(payload))
-            assert time.monotonic() - started < 8  # a write that waited would wait forever
-            if not sent:
-                declined = True
-                break
-        assert declined
-    finally:
-        ws.close_socket()
-        ws.recv_events_thread.join(TIMEOUT)
-        peer.close()
 
 
 def test_a_fan_out_blob_is_framed_once_for_every_browser() -> None:
@@ -708,3 +690,38 @@ def test_a_fan_out_blob_is_framed_once_for_every_browser() -> None:
     assert framed(other) == first
     assert framed(other) is not first
     assert framed(encode_frame(b"z")) == b"\x81\x01z"
+
+
+def test_web_opening_that_never_sends_a_request_is_closed_and_logged(
+    server_factory: ServerFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="securechat.server")
+    running = server_factory(web_port=0, handshake_timeout=2.0, auth_timeout=2.0)
+    assert running.web_address is not None
+    context = ssl.create_default_context(cafile=str(running.ca_file))
+    with (
+        socket.create_connection(running.web_address, timeout=TIMEOUT) as raw,
+        context.wrap_socket(raw, server_hostname="localhost") as tls,
+    ):
+        record = logged(caplog, r"no request within 2 s from 127\.0\.0\.1")
+        assert record.levelno == logging.INFO
+        assert tls.recv(1) == b""  # and the server closed it
+
+
+def test_a_bad_http_request_is_answered_400_with_the_headers_and_logged(
+    web_server: RunningServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="securechat.server")
+    assert web_server.web_address is not None
+    context = ssl.create_default_context(cafile=str(web_server.ca_file))
+    with (
+        socket.create_connection(web_server.web_address, timeout=TIMEOUT) as raw,
+        context.wrap_socket(raw, server_hostname="localhost") as tls,
+    ):
+        tls.sendall(b"NONSENSE\r\n\r\n")
+        answer = b""
+        while chunk := tls.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 400 ")
+    assert b"\r\nContent-Security-Policy: " in answer
+    assert logged(caplog, r"bad HTTP request from 127\.0\.0\.1").levelno == logging.INFO

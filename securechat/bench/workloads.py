@@ -87,7 +87,7 @@ def run_workload(
     if params.transport is Transport.WS:
         report.notes.append(
             "sessions use the web port: protocol v1 over WebSocket (wss://HOST:WEBPORT/ws),"
-            " as browsers do; the server runs three threads per such session"
+            " as browsers do; the server runs one thread per such session, as per TLS session"
         )
     return report
 

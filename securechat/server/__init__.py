@@ -24,11 +24,12 @@ Threads, and what each one alone touches:
   (the hub's batched presence flush): :class:`Periodic` threads (periodic.py).
 - argon2 runs outside the process, in the hashing pool's worker process (hashpool.py);
   the calling connection thread waits for its result.
-- **The web port, today** (web.py, webconnection.py): ``websockets``' threaded server
-  with its own accepting thread (**web-acceptor**); per browser, a handler thread
-  (admitted through the same :class:`Admission`), websockets' receiving thread and our
-  writer thread, and delivery threads write to it directly under its ``Turn`` and
-  websockets' ``protocol_mutex``.
+- **web-acceptor** (web.py): the web port's listening socket, admitted through the same
+  :class:`Admission`; each browser then gets one **conn <peer>** thread like a terminal's
+  (connection.py), driving h11 and then websockets' sans-I/O protocol (webframing.py)
+  over its TLS stream, under the same ``Turn`` and outbox rules.
+- **directory-sync** (directory/sync.py, with a ``[directory]`` and a ``sync_interval``):
+  the directory's users and groups, written through the committer.
 
 Locks, each guarding only what is named (none is held while doing I/O or an argon2 check,
 except a ``Turn``, which exists to own a socket's writes):
@@ -39,8 +40,8 @@ except a ``Turn``, which exists to own a socket's writes):
 - ``CurrentCredentials._lock``: the TLS context and CA new connections get (renewal.py).
 - ``Outbox._lock``: one connection's queued frames and its waker (outbox.py).
 - ``Turn``: one socket's writes (transport.py); ``Committer._queued_lock``: the bounds of
-  the sends waiting to be stored; ``LoginThrottle._lock``, ``SharedBuckets._lock``, the
-  metering lock of a request handler, ``HashPool._lock``: their own tables only.
+  the sends waiting to be stored; ``LoginThrottle._lock``, ``SharedBuckets._lock``,
+  ``HashPool._lock``: their own tables only.
 - ``WebServer._lock``: the browsers admitted and not yet ended (web.py).
 
 A database session never crosses a thread: each store call opens its own.

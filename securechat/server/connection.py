@@ -1,37 +1,40 @@
-"""One client connection: its thread, its TLS socket, and who may write to that socket.
+"""One connection, on either port: its thread, its TLS socket, and who may write to that socket.
 
-Theory of operation: the acceptor hands over a plain TCP socket. The connection's thread
-learns who is at the other end (``peer.py``: from a trusted proxy, its PROXY header), runs
-the TLS handshake under the same deadline, sends ``hello``, then loops in ``poll()`` on two
-descriptors: the socket and its outbox's waker. Each time round it
+Theory of operation: the acceptor (server.py, web.py) hands over a plain TCP socket. The
+connection's only thread learns who is at the other end (``peer.py``: a trusted proxy's
+PROXY header), runs the TLS handshake under the same deadline, then loops in ``poll()``
+on the socket and its outbox's waker. The bytes' meaning is the port's :class:`Framing`
+(framing.py, webframing.py; no I/O): the chat port's session opens at once, with
+``hello``; the web port's after a WebSocket upgrade on ``/ws`` (other HTTP requests get
+their answer and the connection closes). Each time round the thread
 
 1. moves frames that other threads queued in the outbox (fan-out, acks) into the
-   stream's write queue and writes as much as the socket takes, coalesced;
-2. reads what arrived and hands each complete frame to its :class:`RequestHandler`
-   (``requests.py``), whose replies it queues directly (they bypass the outbox bound);
-3. checks its clocks: login deadline (counted from accept), heartbeat, idle timeout and
-   a writer that has made no progress for ``stuck_writer_timeout``.
+   stream's write queue, framed for the port, and writes as much as the socket takes;
+2. reads what arrived, feeds it to the framing and answers each complete request with
+   its :class:`RequestHandler` (``requests.py``), whose replies it queues directly (they
+   bypass the outbox bound);
+3. asks the connection's :class:`SessionClocks` (protocol/clocks.py) what is due: the
+   opening and login deadlines, heartbeat, idle timeout, a writer stuck for
+   ``stuck_writer_timeout``.
 
-Only this thread reads the socket, touches the session, or closes the outbox. Other
-threads reach it through :meth:`ServerConnection.send` (the hub's ``Member.send``) and
-:meth:`ServerConnection.request_close`. While more than ``HIGH_WATER`` bytes wait to be
-written, it stops reading requests, so a peer that sends but never reads cannot make the
-server buffer without bound.
+Only this thread reads the socket, touches the session or the framing, or closes the
+outbox; other threads call :meth:`~ServerConnection.send` (the hub's ``Member.send``) and
+:meth:`~ServerConnection.request_close`. While ``HIGH_WATER`` bytes wait to be written
+it reads no requests, so a peer that never reads cannot make the server buffer unbounded.
 
 One writer at a time, not always the same thread: the socket is used only by the thread
 holding the connection's :class:`Turn`, which the stream asserts. The connection's thread
 holds it all the time except while it waits in ``poll()``. ``send`` from another thread
 (the delivery thread fanning out a message) takes a free turn and writes the frame itself
-if nothing waits before it (an empty outbox, an idle stream): one write instead of a
-wake-up, a thread switch and a write, for each recipient of each message. Otherwise (the
-turn is busy, frames wait, the write is left unfinished) the frame goes through the
-outbox and the wake-up. ``send`` never waits for the turn.
+if nothing waits before it (an open session, an empty outbox, an idle stream): one write
+instead of a wake-up, a thread switch and a write, for each recipient of each message.
+Otherwise (the turn is busy, frames wait, the write is left unfinished) the frame goes
+through the outbox and the wake-up. ``send`` never waits for the turn.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
 import select
 import socket
@@ -44,8 +47,9 @@ from securechat import __version__
 from securechat.accounts import Account
 from securechat.config import Limits
 from securechat.errors import BadProxyHeader, ConnectionLost, ErrorCode
-from securechat.protocol.frames import encode_frame
-from securechat.protocol.messages import PROTOCOL_VERSION, Bye, Error, Event, Hello, Ping, encode
+from securechat.protocol.clocks import OPENING_TIMED_OUT, Ending, Phase, SessionClocks, server_hello
+from securechat.protocol.messages import Error, Event, encode
+from securechat.server.framing import ChatFraming, Framing
 from securechat.server.outbox import Outbox
 from securechat.server.peer import PeerAddress, TrustedProxies, identify
 from securechat.server.requests import Closing, RequestHandler
@@ -60,7 +64,11 @@ POLLIN, POLLOUT = getattr(select, "POLLIN", 0), getattr(select, "POLLOUT", 0)
 POLL_ERRORS = sum(getattr(select, name, 0) for name in ("POLLERR", "POLLHUP", "POLLNVAL"))
 HIGH_WATER = 1024 * 1024
 BACKLOG_CHECK_SECONDS = 0.25
+#: Seconds to get the last words out (a final event, a WebSocket close and its reply).
 FINAL_FLUSH_SECONDS = 1.0
+
+#: Makes a connection's framing from its request handler (its session, meter and peer).
+FramingFactory = Callable[[RequestHandler], Framing]
 
 
 class ServerConnection:
@@ -78,9 +86,13 @@ class ServerConnection:
         on_closed: Callable[[ServerConnection], None],
         proxies: TrustedProxies | None = None,
         on_proxied: Callable[[ServerConnection], str | None] | None = None,
+        framing: FramingFactory | None = None,
+        kind: str = "conn",
     ) -> None:
         """``on_proxied`` is asked, once a trusted proxy's header has named the client,
-        whether the connection may go on under that address: a refusal, or None."""
+        whether the connection may go on under that address: a refusal, or None.
+        ``framing`` makes the port's framing (default: the chat port's); ``kind`` names
+        the thread ("conn", "web")."""
         self._sock = sock
         self._address = address
         self._proxies = proxies or TrustedProxies()
@@ -88,26 +100,32 @@ class ServerConnection:
         self._tls = tls
         self._limits = limits
         self._on_closed = on_closed
-        self._auth_deadline = accepted_at + limits.auth_timeout
-        self._handshake_deadline = accepted_at + min(limits.handshake_timeout, limits.auth_timeout)
+        self._on_authenticated = on_authenticated
+        self._kind = kind
+        self._clocks = SessionClocks(
+            accepted_at=accepted_at, handshake_timeout=limits.handshake_timeout,
+            auth_timeout=limits.auth_timeout, heartbeat=limits.heartbeat,
+            idle_timeout=limits.idle_timeout, stuck_writer_timeout=limits.stuck_writer_timeout,
+        )  # fmt: skip
         self._outbox = Outbox(max_frames=limits.outbox_frames, max_bytes=limits.outbox_bytes)
         self._requests = RequestHandler(
             self,
             peer=PeerAddress(address[0], address[1]),
             accepted_at=accepted_at,
-            auth_deadline=self._auth_deadline,
+            auth_deadline=self._clocks.login_deadline,
             service=service,
             limits=limits,
             ca_pem=ca_pem,
-            on_authenticated=functools.partial(on_authenticated, self),
+            on_authenticated=self._logged_in,
             reply=self._queue,
         )
         self._session = self._requests.session
+        self._framing = ChatFraming(self._session) if framing is None else framing(self._requests)
         self._close_request: Closing | None = None  # set by other threads, read by ours
         self._stream: TlsStream | None = None
         self._turn = Turn()  # held by whichever thread is using the socket
         self._open_stream: TlsStream | None = None  # set while other threads may write to it
-        self.thread = threading.Thread(target=self.run, name=f"conn {self.peer}")
+        self.thread = threading.Thread(target=self.run, name=f"{kind} {self.peer}")
 
     # --- called from any thread ----------------------------------------------------
 
@@ -143,7 +161,8 @@ class ServerConnection:
                 stream = self._open_stream
                 if stream is not None and not stream.unsent and self._outbox.is_empty:
                     try:
-                        if stream.write(frame):  # which asserts that this thread has the turn
+                        # which asserts that this thread has the turn
+                        if stream.write(self._framing.blob(frame)):
                             return
                     except ConnectionLost:
                         pass  # the connection's thread meets the same error next and closes
@@ -176,20 +195,18 @@ class ServerConnection:
                 self._turn,
             )
             self._stream = stream
-            stream.handshake(self._handshake_deadline, interrupt=self._outbox.waker)
+            stream.handshake(self._clocks.open_deadline, interrupt=self._outbox.waker)
             if self._close_request is not None:
                 raise ConnectionLost(self._close_request.reason)
-            log.info("connect %s (%s)", self._requests.peer.described(), stream.version)
-            self._queue(Hello(
-                protocol=PROTOCOL_VERSION, server=f"securechat {__version__}",
-                max_frame=self._limits.max_frame, heartbeat=self._limits.heartbeat,
-            ))  # fmt: skip
+            if self._framing.is_open:
+                self._open(stream, time.monotonic())
             reason = self._serve(stream)
         except BadProxyHeader as exc:
             reason = exc.message
-            log.warning("dropped connection from %s: %s", self._requests.peer.described(), reason)
+            what = "connection" if self._kind == "conn" else "web connection"
+            log.warning("dropped %s from %s: %s", what, self._requests.peer.described(), reason)
         except ConnectionLost as exc:
-            reason = exc.message
+            reason = self._framing.describe_end(exc.message)
             if self._stream is None or self._stream.version is None:
                 peer = self._requests.peer
                 # A proxy's health check opens, sends its LOCAL header and closes.
@@ -214,7 +231,7 @@ class ServerConnection:
         """
         address = identify(
             self._sock, self._address, proxies=self._proxies,
-            max_header=self._limits.max_proxy_header, deadline=self._handshake_deadline,
+            max_header=self._limits.max_proxy_header, deadline=self._clocks.open_deadline,
             interrupt=self._outbox.waker,
         )  # fmt: skip
         if address is None or self._close_request is not None:
@@ -222,32 +239,46 @@ class ServerConnection:
         if address.proxy is None:
             return None
         self._requests.peer = address
-        self.thread.name = f"conn {address}"
+        self.thread.name = f"{self._kind} {address}"
         return None if self._on_proxied is None else self._on_proxied(self)
+
+    def _open(self, stream: TlsStream, now: float) -> None:
+        """The session opens: ``hello`` goes out, and the fan-out may write directly."""
+        self._clocks.opened(now)
+        how = stream.version if self._kind == "conn" else "web"
+        log.info("connect %s (%s)", self._requests.peer.described(), how)
+        limits = self._limits
+        self._queue(server_hello(
+            server=f"securechat {__version__}", max_frame=limits.max_frame,
+            heartbeat=limits.heartbeat,
+        ))  # fmt: skip
+        self._open_stream = stream
+
+    def _logged_in(self, account: Account) -> None:
+        """Count the login with the server (which may refuse it), then start its clocks."""
+        self._on_authenticated(self, account)
+        self._clocks.logged_in(time.monotonic())
 
     def _serve(self, stream: TlsStream) -> str:
         try:
-            self._open_stream = stream
             self._loop(stream)
         except Closing as close:
-            if close.final is not None:
-                self._queue(close.final)
-                self._flush_before_close(stream)
+            self._open_stream = None
+            self._last_words(stream, close.final)
             return close.reason
         finally:
             self._open_stream = None
         return "closed"  # pragma: no cover - the loop only ends by raising
 
     def _loop(self, stream: TlsStream) -> None:
-        outbox = self._outbox
+        outbox, framing, clocks = self._outbox, self._framing, self._clocks
         sock_fd, wake_fd = stream.fileno(), outbox.waker.fileno()
         poller = select.poll()
         poller.register(sock_fd, POLLIN)
         poller.register(wake_fd, POLLIN)
         now = time.monotonic()
-        last_heard = last_progress = now
         written = stream.written
-        pinged = woken = True
+        woken = True
         paused = False  # requests left unread because too much output waits
         while True:
             if self._close_request is not None:
@@ -263,14 +294,14 @@ class ServerConnection:
                         code=ErrorCode.SLOW_CONSUMER,
                         message="you are not reading fast enough; reconnect and sync",
                     ))  # fmt: skip
-                if frames:
-                    stream.queue_many(frames)
+                if frames and framing.is_open:
+                    stream.queue_many(list(map(framing.blob, frames)))
             if stream.unsent:
                 stream.flush()
-            if stream.written != written:  # by this thread or a direct write
-                written, last_progress = stream.written, now
             if paused and stream.unsent < HIGH_WATER:
                 paused = self._process_requests(stream)
+            clocks.output(now, waiting=stream.unsent > 0, progressed=stream.written != written)
+            written = stream.written  # by this thread or a direct write
             events = 0 if stream.unsent >= HIGH_WATER else POLLIN
             if stream.unsent or stream.wants_read_to_write:
                 events |= POLLOUT
@@ -278,18 +309,15 @@ class ServerConnection:
             backlogged = stream.unsent >= HIGH_WATER
             poller.modify(wake_fd, 0 if backlogged else POLLIN)
             ready_now = stream.has_buffered_input or (paused and not backlogged)
-            timeout = 0.0 if ready_now else self._next_timer(now, last_heard)
+            timeout = 0.0 if ready_now else max(clocks.next_deadline() - now, 0.0)
             if backlogged:
                 timeout = min(timeout, BACKLOG_CHECK_SECONDS)  # still see close requests
-            nothing_waits = not stream.unsent
             self._turn.give_back()
             try:
                 ready = poller.poll(timeout * 1000)
             finally:
                 self._turn.take()
             now = time.monotonic()
-            if nothing_waits:  # the stuck-writer clock starts with output that waits
-                last_progress = now
             readable = False
             woken = woken and backlogged  # a wake-up not yet acted on stays pending
             for fd, mask in ready:
@@ -300,36 +328,28 @@ class ServerConnection:
             if (readable or stream.has_buffered_input) and events & POLLIN:
                 data = stream.receive()
                 if data:
-                    last_heard, pinged = now, False
-                    self._session.receive_data(data)
+                    clocks.heard(now)
+                    opened = framing.receive_data(data)
+                    if answers := framing.data_to_send():  # the 101 before the hello
+                        stream.queue_many(answers)
+                    if opened:
+                        self._open(stream, now)
                     paused = self._process_requests(stream)
-            pinged = self._check_timers(stream, now, last_heard, last_progress, pinged)
+                    if framing.ending is not None:
+                        raise Closing(framing.ending)
+            due = clocks.tick(now)
+            if isinstance(due, Ending):
+                raise self._ended_by_clock(due)
+            if due is not None:
+                self._queue(due)
 
-    def _next_timer(self, now: float, last_heard: float) -> float:
+    def _ended_by_clock(self, ending: Ending) -> Closing:
+        if ending.reason != OPENING_TIMED_OUT:
+            return Closing(ending.reason, ending.final)
         limits = self._limits
-        if not self._session.is_authenticated:
-            return max(self._auth_deadline - now, 0.0)
-        return max(min(limits.heartbeat, limits.idle_timeout) - (now - last_heard), 0.05) + 0.01
-
-    def _check_timers(
-        self, stream: TlsStream, now: float, last_heard: float, last_progress: float, pinged: bool
-    ) -> bool:
-        limits = self._limits
-        if stream.unsent and now - last_progress >= limits.stuck_writer_timeout:
-            raise Closing(f"slow consumer: nothing written for {limits.stuck_writer_timeout:.0f} s")
-        if not self._session.is_authenticated:
-            if now >= self._auth_deadline:
-                raise Closing("login timed out", Error(
-                    code=ErrorCode.AUTH_REQUIRED, message="no login within the time allowed",
-                ))  # fmt: skip
-            return pinged
-        silent = now - last_heard
-        if silent >= limits.idle_timeout:
-            raise Closing("idle", Bye(reason="idle"))
-        if silent >= limits.heartbeat and not pinged:
-            self._queue(Ping())
-            return True
-        return pinged
+        reason = f"no request within {min(limits.handshake_timeout, limits.auth_timeout):.0f} s"
+        log.info("%s from %s", reason, self._requests.peer.described())
+        return Closing(reason)
 
     def _process_requests(self, stream: TlsStream) -> bool:
         """Answer every complete request; True if some were left for lack of output room."""
@@ -340,11 +360,27 @@ class ServerConnection:
 
     def _queue(self, event: Event) -> None:
         assert self._stream is not None
-        self._stream.queue(encode_frame(encode(event)))
+        self._stream.queue(self._framing.event(encode(event)))
 
-    def _flush_before_close(self, stream: TlsStream) -> None:
+    def _last_words(self, stream: TlsStream, final: Event | None) -> None:
+        """Send ``final`` if the session can still take it, and the framing's close; wait
+        for them to go out (and a WebSocket close's reply) a short while at most."""
+        framing = self._framing
+        if final is not None and framing.is_open:
+            self._queue(final)
+        framing.close()
+        stream.queue_many(framing.data_to_send())
         with contextlib.suppress(ConnectionLost):  # gone or not reading: nothing more to say
-            stream.flush_until(time.monotonic() + FINAL_FLUSH_SECONDS)
+            deadline = time.monotonic() + FINAL_FLUSH_SECONDS
+            stream.flush_until(deadline)
+            while framing.ending is None:  # a WebSocket close awaits its reply
+                framing.receive_data(stream.receive_until(deadline))
+                stream.queue_many(framing.data_to_send())
+                stream.flush_until(deadline)
+            if framing.half_close:
+                stream.end_output()
+                while stream.receive_until(deadline):  # until the peer's end: ConnectionLost
+                    pass  # unread: a peer still sending when we close would get a reset
 
     def _finish(self, reason: str) -> None:
         self._requests.disconnect()
@@ -355,7 +391,10 @@ class ServerConnection:
         self._session.close()
         self._outbox.close()
         self._on_closed(self)
-        log.info("disconnect %s: %s", self._who(), reason)
+        if self._clocks.phase is Phase.OPENING and self._kind != "conn":
+            log.debug("web request from %s ended: %s", self._requests.peer.described(), reason)
+        else:
+            log.info("disconnect %s: %s", self._who(), reason)
 
     def _who(self) -> str:
         return self._requests.who()

@@ -1,11 +1,10 @@
 """What a connection does with each frame it receives: meter, decode, log in, answer.
 
 A :class:`RequestHandler` belongs to one connection and runs in that connection's thread
-only (but for :meth:`~RequestHandler.charge_control_frame`). It holds the sans-I/O
-:class:`ServerSession` (which decides what may be sent in which state), the two token
-buckets that meter the peer, and who logged in. Each frame costs a token before it is
-decoded; so does each control frame the transport answers itself (a WebSocket ping),
-charged from the transport's own thread, hence the buckets' lock. ``auth`` logs in
+only. It holds the sans-I/O :class:`ServerSession` (which decides what may be sent in
+which state), the two token buckets that meter the peer, and who logged in. Each frame
+costs a token before it is decoded; so does each control frame the framing answers
+itself (a WebSocket ping, see webframing.py). ``auth`` logs in
 through the service and the server's session caps, ``get_ca`` and ``bye`` are answered
 here, and every other request goes to :class:`ChatService`. Replies go to the ``reply``
 callable (the connection queues them on its own stream); a reason to end the connection
@@ -15,7 +14,6 @@ is raised as :class:`Closing`.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 
@@ -90,7 +88,6 @@ class RequestHandler:
         # Every frame costs a token before it is decoded. A frame that finds none is
         # refused with rate_limited, which costs a token of the second bucket; a peer that
         # empties both (twice the rate, sustained) is closed: it never gets unlimited answers.
-        self._meter_lock = threading.Lock()  # guards both buckets: see charge_control_frame
         self._bucket = TokenBucket(
             rate=limits.rate_per_second, burst=limits.rate_burst, now=accepted_at
         )
@@ -140,8 +137,8 @@ class RequestHandler:
         return f"{self.account.name}@{self.peer}" if self.account else str(self.peer)
 
     def charge_control_frame(self) -> bool:
-        """Charge a control frame the transport answers itself (a WebSocket ping, or a
-        pong) like a request; any thread may call this. False: refused, leave it unanswered.
+        """Charge a control frame the framing answers itself (a WebSocket ping, or a
+        pong) like a request. False: refused, leave it unanswered.
 
         Raises:
             Closing: refused before login, or the refusals themselves ran out.
@@ -170,12 +167,11 @@ class RequestHandler:
         Raises:
             Closing: refused before login, or the refusals themselves ran out.
         """
-        with self._meter_lock:
-            wait = self._bucket.take(now)
-            if not wait:
-                return 0.0
-            authenticated = self.session.is_authenticated
-            out_of_refusals = authenticated and self._refusals.take(now) > 0
+        wait = self._bucket.take(now)
+        if not wait:
+            return 0.0
+        authenticated = self.session.is_authenticated
+        out_of_refusals = authenticated and self._refusals.take(now) > 0
         retry_after = round(wait, 3)
         if not authenticated:  # like any other error before login
             raise Closing("too many requests before login", Error(

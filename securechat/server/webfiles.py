@@ -102,6 +102,10 @@ class StaticFiles:
         )
         return Answer(http.HTTPStatus.OK, headers, b"" if method == "HEAD" else body)
 
+    def error(self, status: http.HTTPStatus) -> Answer:
+        """A plain-text answer for ``status``, with the security headers like every other."""
+        return self._error(status)
+
     def forbidden(self, reason: str) -> Answer:
         return self._error(http.HTTPStatus.FORBIDDEN, text=reason)
 

@@ -1,0 +1,76 @@
+"""Protocol v1's payloads as WebSocket text frames, written without a library call per frame.
+
+The web port's data frames (server to browser) are built here, not by websockets'
+``send_text``: they are unmasked and unfragmented, with no extension (compression is off
+on this port), which RFC 6455 5.2 fixes byte for byte, and a fan-out frames one blob once
+for every browser in the room (:class:`FramedOnce`). websockets' sans-I/O protocol still
+makes every control frame (pong, close). Pure: no sockets.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from securechat.protocol.frames import HEADER, HEADER_SIZE
+
+_SHORT, _MEDIUM, _LONG = struct.Struct("!BB"), struct.Struct("!BBH"), struct.Struct("!BBQ")
+_TEXT_FIN = 0x81
+
+
+def text_head(length: int) -> bytes:
+    """The header of an unmasked, final text frame of ``length`` payload bytes."""
+    if length < 126:
+        return _SHORT.pack(_TEXT_FIN, length)
+    if length < 65536:
+        return _MEDIUM.pack(_TEXT_FIN, 126, length)
+    return _LONG.pack(_TEXT_FIN, 127, length)
+
+
+def text_frame(payload: bytes) -> bytes:
+    """One payload as one text frame."""
+    return text_head(len(payload)) + payload
+
+
+def text_frames(blob: bytes) -> bytes:
+    """Each length-prefixed frame of ``blob`` as one text frame, in one pass over the blob."""
+    parts, pos, end = [], 0, len(blob)
+    while pos < end:
+        (length,) = HEADER.unpack_from(blob, pos)
+        pos += HEADER_SIZE
+        parts.append(text_head(length))
+        parts.append(blob[pos : pos + length])
+        pos += length
+    return b"".join(parts)
+
+
+class FramedOnce:
+    """:func:`text_frames` of the last blob asked for: a fan-out hands the same blob object
+    to every browser in the room (server/delivery.py), framed here once for all of them.
+
+    Shared by a web port's connections; any thread may call it: the entry is one tuple,
+    read and replaced whole, and a miss only frames again.
+    """
+
+    __slots__ = ("_last",)
+
+    def __init__(self) -> None:
+        self._last: tuple[bytes, bytes] | None = None
+
+    def __call__(self, blob: bytes) -> bytes:
+        last = self._last
+        if last is not None and last[0] is blob:
+            return last[1]
+        frames = text_frames(blob)
+        self._last = (blob, frames)
+        return frames
+
+
+def split_frames(blob: bytes) -> list[bytes]:
+    """The payloads of a blob of length-prefixed frames (as the hub and committer send)."""
+    payloads, pos = [], 0
+    while pos < len(blob):
+        (length,) = HEADER.unpack_from(blob, pos)
+        pos += HEADER_SIZE
+        payloads.append(blob[pos : pos + length])
+        pos += length
+    return payloads
