@@ -16,6 +16,7 @@ import pytest
 
 if TYPE_CHECKING:
     from securechat.certs import CertificateAuthority
+    from securechat.client import Backoff, Client
     from securechat.config import ThrottlePolicy
     from securechat.directory.settings import DirectoryConfig
     from securechat.server.server import ChatServer
@@ -74,6 +75,25 @@ def run_cli(tmp_path: Path) -> CliRunner:
 
 
 # --- certificates and a running server ------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """securechat's wheel, built once per session from this checkout (about 10 s)."""
+    import importlib.util
+
+    out = tmp_path_factory.mktemp("dist")
+    # Without isolation when hatchling is at hand (fast, offline); else build fetches it.
+    isolation = ["--no-isolation"] if importlib.util.find_spec("hatchling") else []
+    repo = Path(__file__).resolve().parent.parent
+    subprocess.run(
+        [sys.executable, "-m", "build", "--wheel", *isolation, "--outdir", str(out), str(repo)],
+        check=True,
+        capture_output=True,
+        timeout=180,
+    )
+    (built,) = out.glob("securechat-*.whl")
+    return built
 
 
 @pytest.fixture(scope="session")
@@ -221,7 +241,9 @@ def postgres() -> Iterator[PostgresFixture]:
 
 
 @pytest.fixture
-def db(database_kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Database]:
+def empty_db(
+    database_kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[Database]:
     """A fresh, empty database at head, opened: a SQLite file, or a PostgreSQL database."""
     from securechat.store.database import open_database
 
@@ -255,6 +277,16 @@ def db_url(database_kind: str, tmp_path: Path, request: pytest.FixtureRequest) -
         accounts.add(user, PASSWORD)
     database.dispose()
     yield url
+
+
+@pytest.fixture
+def users_db(db_url: str) -> Iterator[Database]:
+    """The database of ``db_url`` (USERS in it), opened."""
+    from securechat.store.database import open_database
+
+    database = open_database(db_url)
+    yield database
+    database.dispose()
 
 
 @pytest.fixture
@@ -384,6 +416,51 @@ def server_factory(certs_dir: Path, db_url: str) -> Iterator[ServerFactory]:
 @pytest.fixture
 def running_server(server_factory: ServerFactory) -> RunningServer:
     return server_factory()
+
+
+class NewClient(Protocol):
+    """The ``new_client`` fixture: a logged-in :class:`Client` of ``running_server``, closed
+    after the test: ``new_client("alice", port=..., reconnect=True, backoff=...)``."""
+
+    def __call__(
+        self,
+        user: str,
+        *,
+        port: int | None = None,
+        reconnect: bool = False,
+        backoff: Backoff | None = None,
+    ) -> Client: ...
+
+
+@pytest.fixture
+def new_client(running_server: RunningServer) -> Iterator[NewClient]:
+    from securechat.client import Client
+
+    clients: list[Client] = []
+
+    def make(
+        user: str,
+        *,
+        port: int | None = None,
+        reconnect: bool = False,
+        backoff: Backoff | None = None,
+    ) -> Client:
+        client = Client(
+            "localhost",
+            port or running_server.address[1],
+            ca_file=running_server.ca_file,
+            user=user,
+            password=PASSWORD,
+            timeout=TIMEOUT,
+            reconnect=reconnect,
+            backoff=backoff,
+        )
+        clients.append(client)
+        return client.connect()
+
+    yield make
+    for client in clients:
+        client.close()
 
 
 @pytest.fixture

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import logging
 import re
-import time
 
 import pytest
 
 from tests.conftest import TIMEOUT
+from tests.eventually import eventually
 
 
 def logged(
@@ -17,11 +17,20 @@ def logged(
 ) -> logging.LogRecord:
     """The first ``securechat.server`` log record matching ``pattern``, waiting for it."""
     regex = re.compile(pattern)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for record in list(caplog.records):
-            if record.name.startswith("securechat.server") and regex.search(record.getMessage()):
-                return record
-        time.sleep(0.02)
-    messages = [r.getMessage() for r in caplog.records]
-    raise AssertionError(f"no log line matching {pattern!r} in {messages}")
+
+    def matching() -> logging.LogRecord | None:
+        return next(
+            (
+                record
+                for record in list(caplog.records)
+                if record.name.startswith("securechat.server") and regex.search(record.getMessage())
+            ),
+            None,
+        )
+
+    return eventually(
+        matching,
+        lambda: f"a log line matching {pattern!r} in {[r.getMessage() for r in caplog.records]}",
+        timeout=timeout,
+        interval=0.02,
+    )

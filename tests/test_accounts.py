@@ -30,12 +30,12 @@ PASSWORD = "correct horse battery"
 
 
 @pytest.fixture
-def accounts(db: Database) -> Accounts:
-    return Accounts(db, hash_params=HashParams.for_tests())
+def accounts(empty_db: Database) -> Accounts:
+    return Accounts(empty_db, hash_params=HashParams.for_tests())
 
 
-def _stored_hash(db: Database, name: str) -> str:
-    with db.session() as session:
+def _stored_hash(database: Database, name: str) -> str:
+    with database.session() as session:
         return session.scalars(select(User.password_hash).where(User.name == name)).one()
 
 
@@ -45,14 +45,16 @@ def _refusal(accounts: Accounts, name: str, password: str) -> str:
     return info.value.message
 
 
-def test_add_stores_a_canonical_name_and_an_argon2id_hash(db: Database, accounts: Accounts) -> None:
+def test_add_stores_a_canonical_name_and_an_argon2id_hash(
+    empty_db: Database, accounts: Accounts
+) -> None:
     account = accounts.add("  Alice ", PASSWORD, admin=True)
     assert account.name == "alice"
     assert account.is_admin
     assert not account.is_disabled
     assert account.last_login_at is None
     assert account.created_at.tzinfo is dt.UTC
-    stored = _stored_hash(db, "alice")
+    stored = _stored_hash(empty_db, "alice")
     assert stored.startswith("$argon2id$v=19$m=1024,t=1,p=1$")
     assert PASSWORD not in stored
 
@@ -128,15 +130,15 @@ def test_a_password_is_weak_for_its_own_user_only(accounts: Accounts) -> None:
     assert accounts.authenticate("zofia", "Kowalczyk#2024").name == "zofia"
 
 
-def test_add_refuses_a_password_built_on_the_product_or_server_name(db: Database) -> None:
+def test_add_refuses_a_password_built_on_the_product_or_server_name(empty_db: Database) -> None:
     here = Accounts(
-        db,
+        empty_db,
         hash_params=HashParams.for_tests(),
         policy=PasswordPolicy(context_words=("securechat", "quillfeather")),
     )
     assert "it is based on 'securechat'" in _weakness(here, "bob", "securechat#2024")
     assert "it is based on 'quillfeather'" in _weakness(here, "bob", "Quillfeather#2024")
-    elsewhere = Accounts(db, hash_params=HashParams.for_tests())
+    elsewhere = Accounts(empty_db, hash_params=HashParams.for_tests())
     elsewhere.add("bob", "Quillfeather#2024")  # a rare word, unless it names this server
 
 
@@ -195,9 +197,9 @@ def test_authenticate_failures_are_indistinguishable(accounts: Accounts) -> None
     assert messages == {AUTH_FAILED}
 
 
-def test_authenticate_refuses_a_corrupt_stored_hash(db: Database, accounts: Accounts) -> None:
+def test_authenticate_refuses_a_corrupt_stored_hash(empty_db: Database, accounts: Accounts) -> None:
     accounts.add("alice", PASSWORD)
-    with db.session() as session, session.begin():
+    with empty_db.session() as session, session.begin():
         session.scalars(select(User)).one().password_hash = "not an argon2 hash"
     assert _refusal(accounts, "alice", PASSWORD) == AUTH_FAILED
 
@@ -219,28 +221,28 @@ def test_failed_login_does_not_record_a_login_time(accounts: Accounts) -> None:
 
 
 def test_authenticate_rehashes_when_the_parameters_changed(
-    db: Database, accounts: Accounts
+    empty_db: Database, accounts: Accounts
 ) -> None:
     accounts.add("alice", PASSWORD)
-    old_hash = _stored_hash(db, "alice")
+    old_hash = _stored_hash(empty_db, "alice")
     stronger = Accounts(
-        db, hash_params=HashParams(time_cost=2, memory_cost_kib=2048, parallelism=1)
+        empty_db, hash_params=HashParams(time_cost=2, memory_cost_kib=2048, parallelism=1)
     )
     stronger.authenticate("alice", PASSWORD)
-    new_hash = _stored_hash(db, "alice")
+    new_hash = _stored_hash(empty_db, "alice")
     assert new_hash != old_hash
     assert new_hash.startswith("$argon2id$v=19$m=2048,t=2,p=1$")
     assert stronger.authenticate("alice", PASSWORD).name == "alice"
-    assert _stored_hash(db, "alice") == new_hash  # no needless rehash once current
+    assert _stored_hash(empty_db, "alice") == new_hash  # no needless rehash once current
 
 
 def test_authenticate_keeps_the_hash_when_the_parameters_are_unchanged(
-    db: Database, accounts: Accounts
+    empty_db: Database, accounts: Accounts
 ) -> None:
     accounts.add("alice", PASSWORD)
-    old_hash = _stored_hash(db, "alice")
+    old_hash = _stored_hash(empty_db, "alice")
     accounts.authenticate("alice", PASSWORD)
-    assert _stored_hash(db, "alice") == old_hash
+    assert _stored_hash(empty_db, "alice") == old_hash
 
 
 def _median_seconds(attempt: Callable[[], object]) -> float:
@@ -253,10 +255,10 @@ def _median_seconds(attempt: Callable[[], object]) -> float:
     return statistics.median(times)
 
 
-def test_unknown_user_costs_a_hash_and_overlong_password_does_not(db: Database) -> None:
+def test_unknown_user_costs_a_hash_and_overlong_password_does_not(empty_db: Database) -> None:
     # Parameters heavy enough (~tens of ms) that a verification dwarfs everything else.
     accounts = Accounts(
-        db, hash_params=HashParams(time_cost=3, memory_cost_kib=32768, parallelism=1)
+        empty_db, hash_params=HashParams(time_cost=3, memory_cost_kib=32768, parallelism=1)
     )
     accounts.add("alice", PASSWORD)
     wrong = _median_seconds(lambda: accounts.authenticate("alice", "wrong password"))

@@ -19,6 +19,7 @@ from securechat.store.database import open_database
 from securechat.store.lock import ServerLock, sqlite_file
 from securechat.store.migrate import alembic_config, head_revision
 from tests.conftest import PASSWORD, TIMEOUT, CliRunner, RunningServer, ServerFactory
+from tests.eventually import eventually
 from tests.peer import Peer
 from tests.serve_process import ServeProcess
 
@@ -109,9 +110,11 @@ def test_backup_during_a_burst_of_sends_keeps_every_acked_message(
     for sender in senders:
         sender.start()
     try:
-        deadline = time.monotonic() + TIMEOUT
-        while sum(len(s.acks) for s in senders) < 100 and time.monotonic() < deadline:
-            time.sleep(0.01)
+        eventually(
+            lambda: sum(len(s.acks) for s in senders) >= 100,
+            "the senders had 100 messages stored",
+            interval=0.01,
+        )
         started = time.monotonic()
         result = run_cli("backup", "backup.db", "--db", db_url)
         finished = time.monotonic()

@@ -38,20 +38,20 @@ def test_bench_fanout_runs_without_the_search_index_when_asked() -> None:
     assert "index dropped" in report.server["search_index"]
 
 
-def test_dropping_the_index_leaves_nothing_to_index_and_messages_stored(db: Database) -> None:
-    with db.session() as s, s.begin():
+def test_dropping_the_index_leaves_nothing_to_index_and_messages_stored(empty_db: Database) -> None:
+    with empty_db.session() as s, s.begin():
         user = User(name="alice", password_hash="x")
         s.add(user)
         s.flush()
         alice = user.id
-    store = ChatStore(db)
+    store = ChatStore(empty_db)
     store.join(alice, "general")
     store.save_messages([NewMessage(alice, "alice", "indexed words", None, room="general")])
     assert store.search_backlog() == 1  # the message, for the group commit to index
-    drop_index(db.url, Target("127.0.0.1", 0, Path("ca.pem")))
+    drop_index(empty_db.url, Target("127.0.0.1", 0, Path("ca.pem")))
     assert store.search_backlog() is None  # so the group commit indexes nothing
     store.save_messages([NewMessage(alice, "alice", "unindexed words", None, room="general")])
-    with db.engine.connect() as connection:
+    with empty_db.engine.connect() as connection:
         assert connection.execute(text("SELECT count(*) FROM messages")).scalar() == 2
         tables = connection.execute(text("SELECT name FROM sqlite_master")).scalars().all()
     assert not [name for name in tables if name.startswith("messages_fts")]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,17 +10,10 @@ import pytest
 from securechat.accounts import Accounts
 from securechat.cli.users import generate_password, password_policy
 from securechat.config import HashParams
-from securechat.store.database import Database, open_database
+from securechat.store.database import Database
 from tests.conftest import PASSWORD, CliRunner
 
 GENERATED = re.compile(r"[a-hjkmnp-z2-9]{4}(-[a-hjkmnp-z2-9]{4}){3}")
-
-
-@pytest.fixture
-def db(db_url: str) -> Iterator[Database]:
-    database = open_database(db_url)
-    yield database
-    database.dispose()
 
 
 def _table(stdout: str) -> dict[str, str]:
@@ -34,7 +26,7 @@ def _table(stdout: str) -> dict[str, str]:
 
 
 def test_adduser_from_file_gives_each_user_a_password_printed_once(
-    run_cli: CliRunner, db_url: str, db: Database, tmp_path: Path
+    run_cli: CliRunner, db_url: str, users_db: Database, tmp_path: Path
 ) -> None:
     people = tmp_path / "people.txt"
     people.write_text("# the new team\nErin\n\n  frank  # sales\ngrace.hopper\n")
@@ -44,14 +36,14 @@ def test_adduser_from_file_gives_each_user_a_password_printed_once(
     assert list(table) == ["erin", "frank", "grace.hopper"]
     assert all(GENERATED.fullmatch(password) for password in table.values()), table
     assert len(set(table.values())) == 3
-    accounts = Accounts(db, hash_params=HashParams.for_tests())
+    accounts = Accounts(users_db, hash_params=HashParams.for_tests())
     for name, password in table.items():
         assert accounts.authenticate(name, password).is_admin is False
     assert "added 3 user(s); hand each password over privately" in result.stderr
 
 
 def test_adduser_from_file_skips_bad_lines_reports_them_and_fails_at_the_end(
-    run_cli: CliRunner, db_url: str, db: Database, tmp_path: Path
+    run_cli: CliRunner, db_url: str, users_db: Database, tmp_path: Path
 ) -> None:
     people = tmp_path / "people.txt"
     people.write_text("erin\nbob\nnot a name\nfrank\nERIN\n")
@@ -63,16 +55,16 @@ def test_adduser_from_file_skips_bad_lines_reports_them_and_fails_at_the_end(
     assert lines[1].startswith(f"securechat: {people}:3: invalid user name 'not a name'")
     assert lines[2] == f"securechat: {people}:5: user erin is listed twice; skipped"
     assert lines[-1] == "securechat: error: 3 of 5 user(s) not added (see above)"
-    accounts = Accounts(db, hash_params=HashParams.for_tests())
+    accounts = Accounts(users_db, hash_params=HashParams.for_tests())
     assert accounts.authenticate("bob", PASSWORD).name == "bob"  # untouched
     assert {a.name for a in accounts.list()} >= {"erin", "frank"}
 
 
-def test_adduser_from_stdin(run_cli: CliRunner, db_url: str, db: Database) -> None:
+def test_adduser_from_stdin(run_cli: CliRunner, db_url: str, users_db: Database) -> None:
     result = run_cli("adduser", "--from-file", "-", "--db", db_url, input="heidi\nivan\n")
     assert result.returncode == 0, result.stderr
     table = _table(result.stdout)
-    accounts = Accounts(db, hash_params=HashParams.for_tests())
+    accounts = Accounts(users_db, hash_params=HashParams.for_tests())
     assert accounts.authenticate("ivan", table["ivan"]).name == "ivan"
 
 
@@ -93,7 +85,7 @@ def test_adduser_from_stdin(run_cli: CliRunner, db_url: str, db: Database) -> No
 def test_adduser_from_file_mistakes_are_one_line_errors(
     run_cli: CliRunner,
     db_url: str,
-    db: Database,
+    users_db: Database,
     args: tuple[str, ...],
     stdin: str | None,
     message: str,
@@ -104,12 +96,12 @@ def test_adduser_from_file_mistakes_are_one_line_errors(
     assert message in result.stderr
     assert result.stderr.count("\n") == 1
     assert result.stdout == ""
-    assert len(Accounts(db, hash_params=HashParams.for_tests()).list()) == 4
+    assert len(Accounts(users_db, hash_params=HashParams.for_tests()).list()) == 4
 
 
-def test_generated_passwords_pass_the_strength_policy(db: Database) -> None:
+def test_generated_passwords_pass_the_strength_policy(users_db: Database) -> None:
     """The file holds names only: each password is generated (about 79 random bits) and
     goes through the same policy as a typed one, which it must always pass."""
-    accounts = Accounts(db, hash_params=HashParams.for_tests(), policy=password_policy())
+    accounts = Accounts(users_db, hash_params=HashParams.for_tests(), policy=password_policy())
     for n in range(200):
         accounts.check_password(f"user{n}", generate_password())

@@ -30,9 +30,9 @@ Parameters = Sequence[object] | Mapping[str, object]  # as a DB-API execute() ta
 
 
 @pytest.fixture
-def store(write_path: str, db: Database) -> ChatStore:
+def store(write_path: str, empty_db: Database) -> ChatStore:
     """Each group-commit path: SQLite's own, and the portable one (PostgreSQL's)."""
-    return ChatStore(db, sqlite_cursor=write_path == "sqlite-cursor")
+    return ChatStore(empty_db, sqlite_cursor=write_path == "sqlite-cursor")
 
 
 def _saved(result: object) -> StoredMessage:
@@ -43,9 +43,9 @@ def _saved(result: object) -> StoredMessage:
 
 
 def test_a_repeated_ref_returns_the_first_copy_within_and_across_batches(
-    db: Database, store: ChatStore
+    empty_db: Database, store: ChatStore
 ) -> None:
-    alice, bob = add_users(db, "alice", "bob")
+    alice, bob = add_users(empty_db, "alice", "bob")
     store.join(alice, "general")
     first = store.save_messages([
         NewMessage(alice, "alice", "hi", "r1", room="general"),
@@ -66,9 +66,9 @@ def test_a_repeated_ref_returns_the_first_copy_within_and_across_batches(
 
 
 def test_a_direct_message_to_an_unknown_user_is_refused_alone(
-    db: Database, store: ChatStore
+    empty_db: Database, store: ChatStore
 ) -> None:
-    (alice,) = add_users(db, "alice")
+    (alice,) = add_users(empty_db, "alice")
     results = store.save_messages([
         NewMessage(alice, "alice", "to nobody", "a", to="nobody"),
         NewMessage(alice, "alice", "to self", "b", to="alice"),
@@ -82,11 +82,11 @@ def test_a_direct_message_to_an_unknown_user_is_refused_alone(
     ("sqlite_cursor", "through_sqlalchemy"), [(None, 0), (True, 0), (False, 1)]
 )
 def test_rows_are_added_on_the_path_the_store_was_made_with(
-    db: Database, sqlite_cursor: bool | None, through_sqlalchemy: int
+    empty_db: Database, sqlite_cursor: bool | None, through_sqlalchemy: int
 ) -> None:
     """SQLite's default is its cursor path, which SQLAlchemy's events do not see."""
-    (alice,) = add_users(db, "alice")
-    store = ChatStore(db, sqlite_cursor=sqlite_cursor)
+    (alice,) = add_users(empty_db, "alice")
+    store = ChatStore(empty_db, sqlite_cursor=sqlite_cursor)
     store.join(alice, "general")
     inserts: list[str] = []
 
@@ -94,18 +94,18 @@ def test_rows_are_added_on_the_path_the_store_was_made_with(
         if statement.lstrip().upper().startswith("INSERT INTO MESSAGES"):
             inserts.append(statement)
 
-    event.listen(db.engine, "before_cursor_execute", record)
+    event.listen(empty_db.engine, "before_cursor_execute", record)
     try:
         saved = store.save_messages([NewMessage(alice, "alice", "hi", "r1", room="general")])
     finally:
-        event.remove(db.engine, "before_cursor_execute", record)
+        event.remove(empty_db.engine, "before_cursor_execute", record)
     assert _saved(saved[0]).body == "hi"
     assert len(inserts) == through_sqlalchemy
 
 
-def test_no_message_query_scans_the_whole_table(db: Database, store: ChatStore) -> None:
+def test_no_message_query_scans_the_whole_table(empty_db: Database, store: ChatStore) -> None:
     """Every query on ``messages`` uses an index, so its cost does not grow with history."""
-    alice, bob = add_users(db, "alice", "bob")
+    alice, bob = add_users(empty_db, "alice", "bob")
     store.join(alice, "general")
     for page in range(20):
         store.save_messages([
@@ -120,7 +120,7 @@ def test_no_message_query_scans_the_whole_table(db: Database, store: ChatStore) 
         if "messages" in statement and statement.lstrip().upper().startswith("SELECT"):
             statements.append((statement, parameters))
 
-    event.listen(db.engine, "before_cursor_execute", record)
+    event.listen(empty_db.engine, "before_cursor_execute", record)
     try:
         store.save_messages([
             NewMessage(alice, "alice", "dup", "3-7", room="general"),
@@ -133,14 +133,14 @@ def test_no_message_query_scans_the_whole_table(db: Database, store: ChatStore) 
         store.sync(alice, since=1900, limit=500, max_chars=1 << 20)
         store.newest_visible_id(alice)
     finally:
-        event.remove(db.engine, "before_cursor_execute", record)
+        event.remove(empty_db.engine, "before_cursor_execute", record)
     assert len(statements) >= 5
     for statement, parameters in statements:
-        details = _plan(db, statement, parameters)
+        details = _plan(empty_db, statement, parameters)
         assert not any(d.startswith("SCAN messages") for d in details), (statement, details)
 
 
-def _plan(db: Database, statement: str, parameters: Any, *, sorts: bool = True) -> list[str]:
+def _plan(database: Database, statement: str, parameters: Any, *, sorts: bool = True) -> list[str]:
     """The query plan of ``statement``, one line per step, in SQLite's words.
 
     PostgreSQL's plan is told in them too: a read of ``messages`` is "SEARCH messages ..."
@@ -148,10 +148,10 @@ def _plan(db: Database, statement: str, parameters: Any, *, sorts: bool = True) 
     to avoid full scans (and sorts, unless ``sorts``) wherever it can: its choice on a
     small test table says nothing, but one it cannot avoid means no index serves the query.
     """
-    raw = db.engine.raw_connection()
+    raw = database.engine.raw_connection()
     try:
         cursor = raw.cursor()
-        if db.engine.dialect.name == "sqlite":
+        if database.engine.dialect.name == "sqlite":
             plan = cursor.execute("EXPLAIN QUERY PLAN " + statement, parameters).fetchall()
             return [row[3] for row in plan]
         for setting in ("enable_seqscan",) if sorts else ("enable_seqscan", "enable_sort"):
@@ -181,10 +181,10 @@ def _postgresql_steps(node: dict[str, Any]) -> Iterator[str]:
         yield from _postgresql_steps(child)
 
 
-def test_room_history_reads_the_rooms_index_backwards_and_never_sorts(db: Database) -> None:
+def test_room_history_reads_the_rooms_index_backwards_and_never_sorts(empty_db: Database) -> None:
     """A page of a room costs ``limit`` rows, however long the room's or others' history."""
-    alice, bob = add_users(db, "alice", "bob")
-    store = ChatStore(db)
+    alice, bob = add_users(empty_db, "alice", "bob")
+    store = ChatStore(empty_db)
     store.join(alice, "general")
     store.join(bob, "other")
     for page in range(5):
@@ -197,15 +197,15 @@ def test_room_history_reads_the_rooms_index_backwards_and_never_sorts(db: Databa
     def record(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
         statements.append((statement, parameters))
 
-    event.listen(db.engine, "before_cursor_execute", record)
+    event.listen(empty_db.engine, "before_cursor_execute", record)
     try:
         assert [m.body for m in store.room_history("general", before=None, limit=5)[0]] == ["hi"]
         store.room_history("general", before=900, limit=5)
     finally:
-        event.remove(db.engine, "before_cursor_execute", record)
+        event.remove(empty_db.engine, "before_cursor_execute", record)
     assert len(statements) == 2
     for statement, parameters in statements:
-        details = _plan(db, statement, parameters, sorts=False)
+        details = _plan(empty_db, statement, parameters, sorts=False)
         assert not [d for d in details if "SORT" in d or "TEMP B-TREE" in d], details
         reads = [d for d in details if " messages " in f"{d} "]
         assert [d.split(" (")[0] for d in reads] == [
@@ -213,8 +213,10 @@ def test_room_history_reads_the_rooms_index_backwards_and_never_sorts(db: Databa
         ], details
 
 
-def test_a_resend_on_a_kept_connection_leaves_it_usable(db: Database, store: ChatStore) -> None:
-    (alice,) = add_users(db, "alice")
+def test_a_resend_on_a_kept_connection_leaves_it_usable(
+    empty_db: Database, store: ChatStore
+) -> None:
+    (alice,) = add_users(empty_db, "alice")
     store.join(alice, "general")
     with store.connect() as connection:
         first = _saved(store.save_messages(
@@ -236,8 +238,10 @@ def test_a_resend_on_a_kept_connection_leaves_it_usable(db: Database, store: Cha
     assert [m.body for m in history] == ["one", "two", "three"]
 
 
-def test_messages_without_a_ref_are_never_taken_for_resends(db: Database, store: ChatStore) -> None:
-    (alice,) = add_users(db, "alice")
+def test_messages_without_a_ref_are_never_taken_for_resends(
+    empty_db: Database, store: ChatStore
+) -> None:
+    (alice,) = add_users(empty_db, "alice")
     store.join(alice, "general")
     results = store.save_messages([
         NewMessage(alice, "alice", "same", None, room="general"),
@@ -249,11 +253,11 @@ def test_messages_without_a_ref_are_never_taken_for_resends(db: Database, store:
 
 
 def test_a_resend_to_a_since_deleted_user_returns_the_first_copy(
-    db: Database, store: ChatStore
+    empty_db: Database, store: ChatStore
 ) -> None:
-    alice, bob = add_users(db, "alice", "bob")
+    alice, bob = add_users(empty_db, "alice", "bob")
     sent = _saved(store.save_messages([NewMessage(alice, "alice", "hi", "d1", to="bob")])[0])
-    with db.session() as s, s.begin():
+    with empty_db.session() as s, s.begin():
         s.delete(s.get_one(User, bob))
     again = store.save_messages([
         NewMessage(alice, "alice", "hi", "d1", to="bob"),
@@ -263,9 +267,9 @@ def test_a_resend_to_a_since_deleted_user_returns_the_first_copy(
 
 
 def test_a_ref_is_one_message_within_the_window_and_a_new_one_after_it(
-    db: Database, store: ChatStore
+    empty_db: Database, store: ChatStore
 ) -> None:
-    (alice,) = add_users(db, "alice")
+    (alice,) = add_users(empty_db, "alice")
     store.join(alice, "general")
     first = _saved(store.save_messages([NewMessage(alice, "alice", "hi", "r1", room="general")])[0])
     actor = Actor(alice, "alice", is_admin=False)
@@ -275,7 +279,7 @@ def test_a_ref_is_one_message_within_the_window_and_a_new_one_after_it(
     assert isinstance(resend, tuple)
     again, is_new = resend
     assert (again.id, again.deleted, is_new) == (first.id, True, False)
-    with db.transaction() as conn:  # the window passes
+    with empty_db.transaction() as conn:  # the window passes
         window_ms = int(Limits().send_ref_window * 1000)
         conn.execute(update(ChatMessage).values(ts_ms=ChatMessage.ts_ms - window_ms - 1))
     later = store.save_messages([
@@ -297,9 +301,9 @@ def _synced(store: ChatStore, user_id: int, since: int, limit: int) -> list[Stor
     return page
 
 
-def _in_rooms(db: Database, user_id: int, names: list[str]) -> None:
+def _in_rooms(database: Database, user_id: int, names: list[str]) -> None:
     """Make ``user_id`` a member of many new rooms in one transaction."""
-    with db.session() as s, s.begin():
+    with database.session() as s, s.begin():
         rooms = [Room(name=name) for name in names]
         s.add_all(rooms)
         s.flush()
@@ -307,10 +311,10 @@ def _in_rooms(db: Database, user_id: int, names: list[str]) -> None:
 
 
 def test_sync_returns_the_users_rooms_and_conversations_once_each_in_id_order(
-    db: Database,
+    empty_db: Database,
 ) -> None:
-    alice, bob, carol = add_users(db, "alice", "bob", "carol")
-    store = ChatStore(db)
+    alice, bob, carol = add_users(empty_db, "alice", "bob", "carol")
+    store = ChatStore(empty_db)
     store.join(alice, "general")
     store.join(bob, "general")
     store.join(carol, "secret")
@@ -332,12 +336,12 @@ def test_sync_returns_the_users_rooms_and_conversations_once_each_in_id_order(
     assert [m.body for m in _synced(store, alice, page[1].id, 2)] == seen[2:4]
 
 
-def test_sync_covers_a_user_in_more_rooms_than_one_query_takes(db: Database) -> None:
-    alice, bob = add_users(db, "alice", "bob")
+def test_sync_covers_a_user_in_more_rooms_than_one_query_takes(empty_db: Database) -> None:
+    alice, bob = add_users(empty_db, "alice", "bob")
     names = [f"room-{n:03}" for n in range(450)]  # more than SQLite's 500 compound terms
-    _in_rooms(db, alice, names)
-    _in_rooms(db, bob, ["elsewhere"])
-    store = ChatStore(db)
+    _in_rooms(empty_db, alice, names)
+    _in_rooms(empty_db, bob, ["elsewhere"])
+    store = ChatStore(empty_db)
     store.save_messages([
         NewMessage(alice, "alice", name, name, room=name) for name in reversed(names)
     ])  # fmt: skip
@@ -348,9 +352,9 @@ def test_sync_covers_a_user_in_more_rooms_than_one_query_takes(db: Database) -> 
     assert [m.body for m in _synced(store, alice, 0, 3)] == names[:-4:-1]
 
 
-def test_sync_stops_once_the_bodies_reach_max_chars(db: Database) -> None:
-    alice, bob = add_users(db, "alice", "bob")
-    store = ChatStore(db)
+def test_sync_stops_once_the_bodies_reach_max_chars(empty_db: Database) -> None:
+    alice, bob = add_users(empty_db, "alice", "bob")
+    store = ChatStore(empty_db)
     store.join(alice, "general")
     store.save_messages([
         NewMessage(bob, "bob", str(n) * 100, str(n), room="general") for n in range(10)
@@ -373,15 +377,15 @@ _INDEX_RANGE = re.compile(
 )
 
 
-def test_sync_reads_only_id_ranges_of_indexes_and_never_sorts(db: Database) -> None:
+def test_sync_reads_only_id_ranges_of_indexes_and_never_sorts(empty_db: Database) -> None:
     """Each room and each direction of direct messages is one index range, read in id order.
 
     So SQLite merges the ranges and stops after ``limit`` ids: nothing is scanned, and
     nothing is gathered into a temporary B-tree to be sorted, however long the history.
     PostgreSQL sorts, but only the first ``limit`` ids of each range.
     """
-    alice, bob = add_users(db, "alice", "bob")
-    store = ChatStore(db)
+    alice, bob = add_users(empty_db, "alice", "bob")
+    store = ChatStore(empty_db)
     store.join(alice, "general")
     store.join(bob, "other")
     for page in range(5):
@@ -401,7 +405,7 @@ def test_sync_reads_only_id_ranges_of_indexes_and_never_sorts(db: Database) -> N
         if "messages" in statement:
             statements.append((statement, parameters))
 
-    event.listen(db.engine, "before_cursor_execute", record)
+    event.listen(empty_db.engine, "before_cursor_execute", record)
     try:
         assert [m.body for m in _synced(store, alice, 0, 50)] == [
             "to alice",
@@ -409,10 +413,10 @@ def test_sync_reads_only_id_ranges_of_indexes_and_never_sorts(db: Database) -> N
             "hi",
         ]
     finally:
-        event.remove(db.engine, "before_cursor_execute", record)
+        event.remove(empty_db.engine, "before_cursor_execute", record)
     for statement, parameters in statements:
-        details = _plan(db, statement, parameters, sorts=False)
-        if db.engine.dialect.name == "postgresql":
+        details = _plan(empty_db, statement, parameters, sorts=False)
+        if empty_db.engine.dialect.name == "postgresql":
             # Index ranges, each cut at the limit before they are sorted together.
             for step, read in itertools.pairwise(details):
                 if " messages " in f"{read} ":
@@ -424,12 +428,14 @@ def test_sync_reads_only_id_ranges_of_indexes_and_never_sorts(db: Database) -> N
         assert all(_INDEX_RANGE.fullmatch(d) for d in on_messages), (statement, details)
 
 
-def test_a_row_whose_sender_was_deleted_is_refused_alone(db: Database, store: ChatStore) -> None:
-    alice, bob, carol = add_users(db, "alice", "bob", "carol")
+def test_a_row_whose_sender_was_deleted_is_refused_alone(
+    empty_db: Database, store: ChatStore
+) -> None:
+    alice, bob, carol = add_users(empty_db, "alice", "bob", "carol")
     for user in (alice, bob, carol):
         store.join(user, "general")
     store.save_messages([NewMessage(bob, "bob", "before", "b0", room="general")])
-    with db.session() as s, s.begin():  # deluser while bob's next send waits for the disk
+    with empty_db.session() as s, s.begin():  # deluser while bob's next send waits for the disk
         s.delete(s.get_one(User, bob))
     results = store.save_messages([
         NewMessage(alice, "alice", "one", "a1", room="general"),
@@ -446,14 +452,14 @@ def test_a_row_whose_sender_was_deleted_is_refused_alone(db: Database, store: Ch
 
 
 def test_a_row_whose_room_was_deleted_is_refused_alone_and_the_name_can_come_back(
-    db: Database, store: ChatStore
+    empty_db: Database, store: ChatStore
 ) -> None:
-    alice, bob = add_users(db, "alice", "bob")
+    alice, bob = add_users(empty_db, "alice", "bob")
     for room in ("general", "other"):
         store.join(alice, room)
         store.join(bob, room)
     store.save_messages([NewMessage(bob, "bob", "before", "b0", room="other")])  # id cached
-    with db.session() as s, s.begin():  # the room goes while bob's next send waits
+    with empty_db.session() as s, s.begin():  # the room goes while bob's next send waits
         s.delete(s.scalars(select(Room).where(Room.name == "other")).one())
     results = store.save_messages([
         NewMessage(alice, "alice", "one", "a1", room="general"),
@@ -471,7 +477,7 @@ def test_a_row_whose_room_was_deleted_is_refused_alone_and_the_name_can_come_bac
 # --- commit order across writers ---------------------------------------------------------
 
 
-def test_a_reader_tailing_by_id_misses_nothing_two_writers_commit(db: Database) -> None:
+def test_a_reader_tailing_by_id_misses_nothing_two_writers_commit(empty_db: Database) -> None:
     """Ids become visible in order, whoever writes: a reader that takes ``id > last seen``
     (a client's sync, a server node tailing the table) never skips a row.
 
@@ -480,9 +486,9 @@ def test_a_reader_tailing_by_id_misses_nothing_two_writers_commit(db: Database) 
     PostgreSQL a writer that drew later ids could commit first, but for the commit-order
     lock.
     """
-    alice, bob = add_users(db, "alice", "bob")
-    other = open_database(db.url)
-    stores = [(ChatStore(db), alice, "alice"), (ChatStore(other), bob, "bob")]
+    alice, bob = add_users(empty_db, "alice", "bob")
+    other = open_database(empty_db.url)
+    stores = [(ChatStore(empty_db), alice, "alice"), (ChatStore(other), bob, "bob")]
     for store, user, name in stores:
         store.join(user, "general")
         store.save_messages([NewMessage(user, name, "first", f"{name}-first", room="general")])
@@ -514,7 +520,7 @@ def test_a_reader_tailing_by_id_misses_nothing_two_writers_commit(db: Database) 
     try:
         deadline = time.monotonic() + 1.5
         while time.monotonic() < deadline and not failures:
-            with db.transaction() as conn:
+            with empty_db.transaction() as conn:
                 new = conn.execute(tail, {"last": last}).scalars().all()
             seen.update(new)
             last = new[-1] if new else last
@@ -524,7 +530,7 @@ def test_a_reader_tailing_by_id_misses_nothing_two_writers_commit(db: Database) 
             thread.join(timeout=10)
         other.dispose()
     assert not failures, failures
-    with db.transaction() as conn:
+    with empty_db.transaction() as conn:
         stored = set(conn.execute(select(ChatMessage.id)).scalars())
         seen.update(conn.execute(tail, {"last": last}).scalars())
     assert len(stored) > 20  # the writers did overlap for a while

@@ -5,7 +5,6 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pexpect
@@ -15,7 +14,7 @@ from securechat.accounts import AUTH_FAILED, Accounts
 from securechat.config import HashParams
 from securechat.errors import AuthenticationError
 from securechat.protocol.names import NAME_RULE
-from securechat.store.database import Database, open_database
+from securechat.store.database import Database
 from tests.conftest import TIMEOUT, CliRunner
 
 PASSWORD = "correct horse battery"
@@ -26,15 +25,8 @@ def db_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'cli.db'}"
 
 
-@pytest.fixture
-def db(db_url: str) -> Iterator[Database]:
-    database = open_database(db_url)
-    yield database
-    database.dispose()
-
-
-def _accounts(db: Database) -> Accounts:
-    return Accounts(db, hash_params=HashParams())
+def _accounts(database: Database) -> Accounts:
+    return Accounts(database, hash_params=HashParams())
 
 
 def _add(run_cli: CliRunner, db_url: str, name: str, *flags: str) -> None:
@@ -49,32 +41,34 @@ def _assert_one_line_error(result: subprocess.CompletedProcess[str], message: st
 
 
 def test_adduser_reads_the_password_from_stdin(
-    run_cli: CliRunner, db_url: str, db: Database
+    run_cli: CliRunner, db_url: str, users_db: Database
 ) -> None:
     result = run_cli(
         "adduser", "Alice", "--password-stdin", "--db", db_url, input="pass word 1\r\nignored\n"
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout == "added user alice\n"
-    assert _accounts(db).authenticate("alice", "pass word 1").name == "alice"
+    assert _accounts(users_db).authenticate("alice", "pass word 1").name == "alice"
 
 
-def test_adduser_admin_flag_makes_an_admin(run_cli: CliRunner, db_url: str, db: Database) -> None:
+def test_adduser_admin_flag_makes_an_admin(
+    run_cli: CliRunner, db_url: str, users_db: Database
+) -> None:
     result = run_cli(
         "adduser", "root", "--admin", "--password-stdin", "--db", db_url, input=PASSWORD
     )
     assert result.stdout == "added admin root\n"
-    assert _accounts(db).get("root").is_admin
+    assert _accounts(users_db).get("root").is_admin
 
 
 def test_adduser_uses_the_database_from_the_environment(
-    run_cli: CliRunner, db: Database, db_url: str
+    run_cli: CliRunner, users_db: Database, db_url: str
 ) -> None:
     result = run_cli(
         "adduser", "alice", "--password-stdin", input=PASSWORD, env={"SECURECHAT_DB": db_url}
     )
     assert result.returncode == 0, result.stderr
-    assert _accounts(db).exists("alice")
+    assert _accounts(users_db).exists("alice")
 
 
 def test_adduser_defaults_to_securechat_db_in_the_working_directory(
@@ -95,11 +89,11 @@ def test_adduser_defaults_to_securechat_db_in_the_working_directory(
     ],
 )
 def test_adduser_mistakes_end_in_one_line(
-    run_cli: CliRunner, db_url: str, db: Database, name: str, password: str, message: str
+    run_cli: CliRunner, db_url: str, users_db: Database, name: str, password: str, message: str
 ) -> None:
     result = run_cli("adduser", name, "--password-stdin", "--db", db_url, input=password)
     _assert_one_line_error(result, message)
-    assert _accounts(db).list() == []
+    assert _accounts(users_db).list() == []
 
 
 def test_adduser_refuses_an_existing_user(run_cli: CliRunner, db_url: str) -> None:
@@ -135,24 +129,26 @@ def test_commands_on_an_unknown_user_end_in_one_line(run_cli: CliRunner, db_url:
         _assert_one_line_error(result, "no user named bob")
 
 
-def test_passwd_changes_the_password(run_cli: CliRunner, db_url: str, db: Database) -> None:
+def test_passwd_changes_the_password(run_cli: CliRunner, db_url: str, users_db: Database) -> None:
     _add(run_cli, db_url, "alice")
     result = run_cli(
         "passwd", "alice", "--password-stdin", "--db", db_url, input="a new password\n"
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout == "changed the password of alice\n"
-    accounts = _accounts(db)
+    accounts = _accounts(users_db)
     assert accounts.authenticate("alice", "a new password").name == "alice"
     with pytest.raises(AuthenticationError, match=AUTH_FAILED):
         accounts.authenticate("alice", PASSWORD)
 
 
-def test_passwd_refuses_a_weak_password(run_cli: CliRunner, db_url: str, db: Database) -> None:
+def test_passwd_refuses_a_weak_password(
+    run_cli: CliRunner, db_url: str, users_db: Database
+) -> None:
     _add(run_cli, db_url, "alice")
     result = run_cli("passwd", "alice", "--password-stdin", "--db", db_url, input="alice\n")
     _assert_one_line_error(result, "password is too short: use at least 8 characters")
-    assert _accounts(db).authenticate("alice", PASSWORD).name == "alice"
+    assert _accounts(users_db).authenticate("alice", PASSWORD).name == "alice"
 
 
 def _assert_too_guessable(result: subprocess.CompletedProcess[str], why: str) -> None:
@@ -176,26 +172,26 @@ GUESSABLE = [
 
 @pytest.mark.parametrize(("password", "why"), GUESSABLE)
 def test_adduser_refuses_a_guessable_password(
-    run_cli: CliRunner, db_url: str, db: Database, password: str, why: str
+    run_cli: CliRunner, db_url: str, users_db: Database, password: str, why: str
 ) -> None:
     result = run_cli("adduser", "alice", "--password-stdin", "--db", db_url, input=password)
     _assert_too_guessable(result, why)
-    assert _accounts(db).list() == []
+    assert _accounts(users_db).list() == []
 
 
 @pytest.mark.parametrize(("password", "why"), GUESSABLE)
 def test_passwd_refuses_a_guessable_password(
-    run_cli: CliRunner, db_url: str, db: Database, password: str, why: str
+    run_cli: CliRunner, db_url: str, users_db: Database, password: str, why: str
 ) -> None:
     _add(run_cli, db_url, "alice")
     result = run_cli("passwd", "alice", "--password-stdin", "--db", db_url, input=password)
     _assert_too_guessable(result, why)
-    assert _accounts(db).authenticate("alice", PASSWORD).name == "alice"
+    assert _accounts(users_db).authenticate("alice", PASSWORD).name == "alice"
 
 
 @pytest.mark.parametrize("command", ["adduser", "passwd"])
 def test_a_password_built_on_the_user_name_is_refused(
-    run_cli: CliRunner, db_url: str, db: Database, command: str
+    run_cli: CliRunner, db_url: str, users_db: Database, command: str
 ) -> None:
     if command == "passwd":
         _add(run_cli, db_url, "kowalczyk")
@@ -217,34 +213,36 @@ def test_the_commands_count_this_machines_name_as_a_context_word() -> None:
 
 
 def test_deluser_needs_yes_without_a_terminal(
-    run_cli: CliRunner, db_url: str, db: Database
+    run_cli: CliRunner, db_url: str, users_db: Database
 ) -> None:
     _add(run_cli, db_url, "alice")
     result = run_cli("deluser", "alice", "--db", db_url)
     _assert_one_line_error(result, "not deleting alice without confirmation: pass --yes")
-    assert _accounts(db).exists("alice")
+    assert _accounts(users_db).exists("alice")
     result = run_cli("deluser", "alice", "--yes", "--db", db_url)
     assert result.returncode == 0, result.stderr
     assert result.stdout == "deleted user alice\n"
-    assert not _accounts(db).exists("alice")
+    assert not _accounts(users_db).exists("alice")
 
 
-def test_disable_and_enable_toggle_logins(run_cli: CliRunner, db_url: str, db: Database) -> None:
+def test_disable_and_enable_toggle_logins(
+    run_cli: CliRunner, db_url: str, users_db: Database
+) -> None:
     _add(run_cli, db_url, "alice")
     result = run_cli("disable", "alice", "--db", db_url)
     assert (result.returncode, result.stdout) == (0, "disabled user alice\n")
     with pytest.raises(AuthenticationError):
-        _accounts(db).authenticate("alice", PASSWORD)
+        _accounts(users_db).authenticate("alice", PASSWORD)
     result = run_cli("enable", "ALICE", "--db", db_url)
     assert (result.returncode, result.stdout) == (0, "enabled user alice\n")
-    assert _accounts(db).authenticate("alice", PASSWORD).name == "alice"
+    assert _accounts(users_db).authenticate("alice", PASSWORD).name == "alice"
 
 
-def test_users_prints_an_aligned_table(run_cli: CliRunner, db_url: str, db: Database) -> None:
+def test_users_prints_an_aligned_table(run_cli: CliRunner, db_url: str, users_db: Database) -> None:
     _add(run_cli, db_url, "alice", "--admin")
     _add(run_cli, db_url, "bartholomew")
     assert run_cli("disable", "bartholomew", "--db", db_url).returncode == 0
-    _accounts(db).authenticate("alice", PASSWORD)
+    _accounts(users_db).authenticate("alice", PASSWORD)
     result = run_cli("users", "--db", db_url)
     assert result.returncode == 0, result.stderr
     header, alice, bart = result.stdout.splitlines()
@@ -279,7 +277,7 @@ def _spawn(tmp_path: Path, *args: str) -> pexpect.spawn[str]:
 
 
 def test_adduser_prompts_twice_and_refuses_a_mismatch(
-    tmp_path: Path, db_url: str, db: Database
+    tmp_path: Path, db_url: str, users_db: Database
 ) -> None:
     child = _spawn(tmp_path, "adduser", "alice", "--db", db_url)
     child.expect("Password: ")
@@ -291,11 +289,11 @@ def test_adduser_prompts_twice_and_refuses_a_mismatch(
     assert child.exitstatus == 1
     assert "securechat: error: the two passwords do not match" in (child.before or "")
     assert PASSWORD not in (child.before or "")
-    assert not _accounts(db).exists("alice")
+    assert not _accounts(users_db).exists("alice")
 
 
 def test_adduser_refuses_a_guessable_password_before_asking_to_repeat_it(
-    tmp_path: Path, db_url: str, db: Database
+    tmp_path: Path, db_url: str, users_db: Database
 ) -> None:
     child = _spawn(tmp_path, "adduser", "alice", "--db", db_url)
     child.expect("Password: ")
@@ -307,10 +305,10 @@ def test_adduser_refuses_a_guessable_password_before_asking_to_repeat_it(
     assert "Repeat password" not in shown
     assert "securechat: error: password is too easy to guess: This is a very common" in shown
     assert "password1" not in shown
-    assert not _accounts(db).exists("alice")
+    assert not _accounts(users_db).exists("alice")
 
 
-def test_adduser_prompts_and_adds_the_user(tmp_path: Path, db_url: str, db: Database) -> None:
+def test_adduser_prompts_and_adds_the_user(tmp_path: Path, db_url: str, users_db: Database) -> None:
     child = _spawn(tmp_path, "adduser", "alice", "--db", db_url)
     for prompt in ("Password: ", "Repeat password: "):
         child.expect(prompt)
@@ -319,12 +317,12 @@ def test_adduser_prompts_and_adds_the_user(tmp_path: Path, db_url: str, db: Data
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 0
-    assert _accounts(db).authenticate("alice", PASSWORD).name == "alice"
+    assert _accounts(users_db).authenticate("alice", PASSWORD).name == "alice"
 
 
 @pytest.mark.parametrize(("answer", "kept"), [("n", True), ("y", False)])
 def test_deluser_asks_for_confirmation_on_a_terminal(
-    tmp_path: Path, run_cli: CliRunner, db_url: str, db: Database, answer: str, kept: bool
+    tmp_path: Path, run_cli: CliRunner, db_url: str, users_db: Database, answer: str, kept: bool
 ) -> None:
     _add(run_cli, db_url, "alice")
     child = _spawn(tmp_path, "deluser", "alice", "--db", db_url)
@@ -334,4 +332,4 @@ def test_deluser_asks_for_confirmation_on_a_terminal(
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == (1 if kept else 0)
-    assert _accounts(db).exists("alice") is kept
+    assert _accounts(users_db).exists("alice") is kept

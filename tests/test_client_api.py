@@ -14,7 +14,6 @@ import time
 import types
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Protocol
 
 import pytest
 
@@ -39,51 +38,10 @@ from securechat.errors import (
 from securechat.protocol.frames import encode_frame
 from securechat.protocol.messages import Hello, MemberJoined, Message, encode
 from securechat.tls import server_context
-from tests.conftest import PASSWORD, TIMEOUT, RunningServer, ServerFactory
+from tests.conftest import PASSWORD, TIMEOUT, NewClient, RunningServer, ServerFactory
+from tests.eventually import EVENTUALLY, eventually
 
 FAST = Backoff(initial=0.05, cap=0.2)
-
-
-class Connect(Protocol):
-    """The ``connect`` fixture: ``connect("alice", port=..., reconnect=True, backoff=FAST)``."""
-
-    def __call__(
-        self,
-        user: str,
-        *,
-        port: int | None = None,
-        reconnect: bool = False,
-        backoff: Backoff | None = None,
-    ) -> Client: ...
-
-
-@pytest.fixture
-def connect(running_server: RunningServer) -> Iterator[Connect]:
-    clients: list[Client] = []
-
-    def make(
-        user: str,
-        *,
-        port: int | None = None,
-        reconnect: bool = False,
-        backoff: Backoff | None = None,
-    ) -> Client:
-        client = Client(
-            "localhost",
-            port or running_server.address[1],
-            ca_file=running_server.ca_file,
-            user=user,
-            password=PASSWORD,
-            timeout=TIMEOUT,
-            reconnect=reconnect,
-            backoff=backoff,
-        )
-        clients.append(client)
-        return client.connect()
-
-    yield make
-    for client in clients:
-        client.close()
 
 
 def wait_for(client: Client, want: Callable[[ClientEvent], bool]) -> ClientEvent:
@@ -108,8 +66,8 @@ def stored_bodies(db_url: str) -> list[str]:
 # --- requests and events ---------------------------------------------------------------
 
 
-def test_client_send_returns_id_and_peer_gets_typed_message(connect: Connect) -> None:
-    alice, bob = connect("alice"), connect("bob")
+def test_client_send_returns_id_and_peer_gets_typed_message(new_client: NewClient) -> None:
+    alice, bob = new_client("alice"), new_client("bob")
     assert alice.user == "alice"
     assert alice.rooms == ("general",)
     message_id = alice.send("héllo ✓", room="general")
@@ -130,9 +88,9 @@ def test_client_send_returns_id_and_peer_gets_typed_message(connect: Connect) ->
 
 @pytest.mark.parametrize("name", ["user", "rooms", "last_id", "is_connected", "server"])
 def test_client_properties_wait_for_the_session_lock_the_io_thread_holds(
-    connect: Connect, name: str
+    new_client: NewClient, name: str
 ) -> None:
-    alice = connect("alice")
+    alice = new_client("alice")
     connection = alice._connection
     assert connection is not None
     read: list[object] = []
@@ -145,8 +103,8 @@ def test_client_properties_wait_for_the_session_lock_the_io_thread_holds(
     assert read == [getattr(alice, name)]
 
 
-def test_client_direct_message_and_history(connect: Connect) -> None:
-    alice, bob = connect("alice"), connect("bob")
+def test_client_direct_message_and_history(new_client: NewClient) -> None:
+    alice, bob = new_client("alice"), new_client("bob")
     first = alice.send("psst", to="bob")
     second = bob.send("yes?", to="alice")
     psst = wait_for(bob, lambda e: isinstance(e, Message))
@@ -160,8 +118,8 @@ def test_client_direct_message_and_history(connect: Connect) -> None:
     assert not page.more
 
 
-def test_client_join_leave_rooms_and_who(connect: Connect) -> None:
-    alice, bob = connect("alice"), connect("bob")
+def test_client_join_leave_rooms_and_who(new_client: NewClient) -> None:
+    alice, bob = new_client("alice"), new_client("bob")
     joined = alice.join("Ops")
     assert (joined.room, joined.members) == ("ops", ("alice",))
     assert alice.rooms == ("general", "ops")
@@ -190,8 +148,8 @@ def test_client_list_rooms_follows_the_servers_pages(
         assert [r.name for r in client.list_rooms()] == ["general", "r1", "r2", "r3", "r4", "r5"]
 
 
-def test_client_refusals_raise_and_emit_send_failed(connect: Connect) -> None:
-    alice = connect("alice")
+def test_client_refusals_raise_and_emit_send_failed(new_client: NewClient) -> None:
+    alice = new_client("alice")
     with pytest.raises(NoSuchUser):
         alice.send("hi", to="nobody")
     failed = wait_for(alice, lambda e: isinstance(e, SendFailed))
@@ -202,10 +160,10 @@ def test_client_refusals_raise_and_emit_send_failed(connect: Connect) -> None:
         alice.submit("hi")
 
 
-def test_client_sync_returns_what_was_missed(connect: Connect) -> None:
-    alice = connect("alice")
+def test_client_sync_returns_what_was_missed(new_client: NewClient) -> None:
+    alice = new_client("alice")
     ids = [alice.send(f"m{i}", room="general") for i in range(3)]
-    bob = connect("bob")
+    bob = new_client("bob")
     missed = bob.sync(since=ids[0])
     messages = [m for m in missed if isinstance(m, Message)]
     assert messages == missed
@@ -379,10 +337,10 @@ def gate(running_server: RunningServer) -> Iterator[Gate]:
 
 
 def test_client_catches_up_and_resends_after_an_outage(
-    connect: Connect, gate: Gate, running_server: RunningServer
+    new_client: NewClient, gate: Gate, running_server: RunningServer
 ) -> None:
-    alice = connect("alice", port=gate.port, reconnect=True, backoff=FAST)
-    bob = connect("bob")
+    alice = new_client("alice", port=gate.port, reconnect=True, backoff=FAST)
+    bob = new_client("bob")
     before = bob.send("before", room="general")
     first = wait_for(alice, lambda e: isinstance(e, Message))
     assert isinstance(first, Message)
@@ -404,15 +362,15 @@ def test_client_catches_up_and_resends_after_an_outage(
 
 
 def test_client_logged_in_beside_busy_private_rooms_misses_nothing_after_an_outage(
-    connect: Connect, gate: Gate
+    new_client: NewClient, gate: Gate
 ) -> None:
     """``welcome.last_id`` is the newest id the user may see, below the ids of others'
     private rooms and direct messages: a client that catches up after it misses nothing."""
-    carol, bob = connect("carol"), connect("bob")
+    carol, bob = new_client("carol"), new_client("bob")
     carol.create("hush", private=True)
     seen = bob.send("before", room="general")
     hidden = [carol.send("private", room="hush"), carol.send("carol to bob? no", to="dave")]
-    alice = connect("alice", port=gate.port, reconnect=True, backoff=FAST)
+    alice = new_client("alice", port=gate.port, reconnect=True, backoff=FAST)
     assert alice.last_id == seen < hidden[-1]
     gate.cut()
     assert isinstance(wait_for(alice, lambda e: isinstance(e, Reconnecting)), Reconnecting)
@@ -458,8 +416,8 @@ def test_client_survives_a_server_restart_with_a_pending_message(
         alice.close()
 
 
-def test_client_close_ends_event_iteration(connect: Connect) -> None:
-    alice = connect("alice")
+def test_client_close_ends_event_iteration(new_client: NewClient) -> None:
+    alice = new_client("alice")
     threading.Timer(0.2, alice.close).start()
     started = time.monotonic()
     assert list(alice.events()) == []
@@ -480,10 +438,7 @@ def test_client_reconnects_with_its_resume_token_not_the_password(
     ) as client:  # fmt: skip
         running.server.shutdown()
         again = server_factory(port=port)
-        deadline = time.monotonic() + 10
-        while not client.is_connected and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert client.is_connected
+        eventually(lambda: client.is_connected, "the client reconnected after the restart")
         assert client.send("after the restart", room="general") > 0
     peer = again.login("bob")
     peer.send(type="history", room="general")
@@ -542,23 +497,24 @@ def test_client_drops_the_password_even_when_the_server_gives_no_resume_token(
 
 def test_client_resends_a_send_refused_with_server_error_and_it_is_stored_once(
     running_server: RunningServer,
-    connect: Connect,
+    new_client: NewClient,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     from securechat.store.database import SQLITE_BUSY_TIMEOUT_MS
 
     caplog.set_level(logging.ERROR, logger="securechat.server")
     path = running_server.db_url.removeprefix("sqlite:///")
-    alice = connect("alice", backoff=FAST)
+    alice = new_client("alice", backoff=FAST)
     locker = sqlite3.connect(path, isolation_level=None)  # as tests/test_faults.py does
     try:
         locker.execute("BEGIN EXCLUSIVE")
         pending = alice.submit("while locked", room="general")
         # Hold the lock until the server has given up on the first commit (busy timeout).
-        deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000 + TIMEOUT
-        while not [r for r in caplog.records if r.name.startswith("securechat.server")]:
-            assert time.monotonic() < deadline, "the server never failed the commit"
-            time.sleep(0.05)
+        eventually(
+            lambda: any(r.name.startswith("securechat.server") for r in caplog.records),
+            "the server failed the commit",
+            timeout=SQLITE_BUSY_TIMEOUT_MS / 1000 + EVENTUALLY,
+        )
         locker.execute("ROLLBACK")
     finally:
         locker.close()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-
 import pytest
 
 from securechat.client import Client
@@ -18,26 +16,9 @@ from securechat.protocol.messages import (
     ReadMarker,
     RoomEvent,
 )
-from tests.conftest import PASSWORD, TIMEOUT, RunningServer
+from tests.conftest import TIMEOUT, NewClient
 
 pytestmark = pytest.mark.postgresql
-
-
-@pytest.fixture
-def connect(running_server: RunningServer) -> Iterator[Callable[[str], Client]]:
-    clients: list[Client] = []
-
-    def make(user: str) -> Client:
-        client = Client(
-            "localhost", running_server.address[1], ca_file=running_server.ca_file, user=user,
-            password=PASSWORD, timeout=TIMEOUT,
-        )  # fmt: skip
-        clients.append(client)
-        return client.connect()
-
-    yield make
-    for client in clients:
-        client.close()
 
 
 def _next(client: Client, kind: type[object], **fields: object) -> object:
@@ -48,9 +29,9 @@ def _next(client: Client, kind: type[object], **fields: object) -> object:
 
 
 def test_client_creates_moderates_and_hears_room_events(
-    connect: Callable[[str], Client],
+    new_client: NewClient,
 ) -> None:
-    alice, bob = connect("alice"), connect("bob")
+    alice, bob = new_client("alice"), new_client("bob")
     joined = alice.create("ops", private=True, topic="on call")
     assert (joined.room, joined.role, joined.private, joined.topic) == (
         "ops", "owner", True, "on call",
@@ -73,8 +54,8 @@ def test_client_creates_moderates_and_hears_room_events(
     assert "ops" not in bob.rooms
 
 
-def test_client_edits_deletes_and_reads(connect: Callable[[str], Client]) -> None:
-    alice, bob = connect("alice"), connect("bob")
+def test_client_edits_deletes_and_reads(new_client: NewClient) -> None:
+    alice, bob = new_client("alice"), new_client("bob")
     sent = alice.send("helo @bob", room="general")
     edit = alice.edit(sent, "hello @bob")
     assert isinstance(edit, Ack)
@@ -104,8 +85,8 @@ def test_client_edits_deletes_and_reads(connect: Callable[[str], Client]) -> Non
     assert bob.history("general").messages[-1].deleted is True
 
 
-def test_client_lists_conversations_and_people(connect: Callable[[str], Client]) -> None:
-    alice = connect("alice")
+def test_client_lists_conversations_and_people(new_client: NewClient) -> None:
+    alice = new_client("alice")
     sent = alice.send("are you there?", to="carol")
     listed = {c.key: c for c in alice.conversations()}
     assert set(listed) == {"r:general", "u:carol"}

@@ -25,6 +25,7 @@ from securechat.store.messages import NewMessage, SaveResult
 from securechat.store.models import User
 from securechat.store.search import IndexPass
 from tests.conftest import TIMEOUT
+from tests.eventually import eventually
 
 pytestmark = pytest.mark.postgresql
 
@@ -55,59 +56,62 @@ class _Inbox:
 
 
 @pytest.fixture
-def committer(db: Database) -> Iterator[Committer]:
-    store = ChatStore(db)
+def committer(empty_db: Database) -> Iterator[Committer]:
+    store = ChatStore(empty_db)
     running = Committer(store, Hub({"general": ["alice"]}), Limits())
     running.start()
     yield running
     running.stop()
 
 
-def _user(db: Database, name: str) -> int:
-    with db.session() as s, s.begin():
+def _user(database: Database, name: str) -> int:
+    with database.session() as s, s.begin():
         user = User(name=name, password_hash="x")
         s.add(user)
         s.flush()
         return user.id
 
 
-def _login_time(db: Database, user_id: int) -> object:
-    with db.session() as s:
+def _login_time(database: Database, user_id: int) -> object:
+    with database.session() as s:
         return s.scalar(select(User.last_login_at).where(User.id == user_id))
 
 
 def test_a_login_alone_is_written_within_the_flush_interval(
-    db: Database, committer: Committer
+    empty_db: Database, committer: Committer
 ) -> None:
-    alice = _user(db, "alice")
+    alice = _user(empty_db, "alice")
     noted = time.monotonic()
     committer.note_login(alice)
-    assert _login_time(db, alice) is None  # waiting for a commit to ride along
-    while _login_time(db, alice) is None:
-        assert time.monotonic() - noted < LOGIN_FLUSH_SECONDS + TIMEOUT, "login time never written"
-        time.sleep(0.02)
+    assert _login_time(empty_db, alice) is None  # waiting for a commit to ride along
+    eventually(
+        lambda: _login_time(empty_db, alice) is not None,
+        "the login time was written",
+        timeout=LOGIN_FLUSH_SECONDS + TIMEOUT,
+        interval=0.02,
+    )
     assert time.monotonic() - noted >= LOGIN_FLUSH_SECONDS * 0.9  # it did wait for a ride
 
 
 def test_a_login_rides_along_with_the_next_message_commit(
-    db: Database, committer: Committer
+    empty_db: Database, committer: Committer
 ) -> None:
-    alice = _user(db, "alice")
-    ChatStore(db).join(alice, "general")
+    alice = _user(empty_db, "alice")
+    ChatStore(empty_db).join(alice, "general")
     committer.note_login(alice)
     inbox = _Inbox("alice")
     committer.submit(PendingSend(inbox, NewMessage(alice, "alice", "hi", "r1", room="general")))
     assert isinstance(inbox.next_event(), Ack)
-    assert _login_time(db, alice) is not None  # same transaction as the acked message
+    assert _login_time(empty_db, alice) is not None  # same transaction as the acked message
 
 
-def test_stop_writes_pending_login_times(db: Database) -> None:
-    alice = _user(db, "alice")
-    committer = Committer(ChatStore(db), Hub({}), Limits())
+def test_stop_writes_pending_login_times(empty_db: Database) -> None:
+    alice = _user(empty_db, "alice")
+    committer = Committer(ChatStore(empty_db), Hub({}), Limits())
     committer.start()
     committer.note_login(alice)
     committer.stop()
-    assert _login_time(db, alice) is not None
+    assert _login_time(empty_db, alice) is not None
 
 
 class _Broken(_Inbox):
@@ -115,9 +119,9 @@ class _Broken(_Inbox):
         raise RuntimeError("a bug in one connection")
 
 
-def test_a_failing_recipient_does_not_stop_delivery_to_the_others(db: Database) -> None:
-    alice, bob, carol = _user(db, "alice"), _user(db, "bob"), _user(db, "carol")
-    store = ChatStore(db)
+def test_a_failing_recipient_does_not_stop_delivery_to_the_others(empty_db: Database) -> None:
+    alice, bob, carol = _user(empty_db, "alice"), _user(empty_db, "bob"), _user(empty_db, "carol")
+    store = ChatStore(empty_db)
     for user in (alice, bob, carol):
         store.join(user, "general")
     hub = Hub({"general": ["alice", "bob", "carol"]})
@@ -140,8 +144,8 @@ def test_a_failing_recipient_does_not_stop_delivery_to_the_others(db: Database) 
 class _HeldCommit(ChatStore):
     """Runs ``meanwhile`` after a batch's rows are written and handed over, before COMMIT."""
 
-    def __init__(self, db: Database, meanwhile: Callable[[], None]) -> None:
-        super().__init__(db)
+    def __init__(self, database: Database, meanwhile: Callable[[], None]) -> None:
+        super().__init__(database)
         self._meanwhile = meanwhile
 
     def save_messages(
@@ -167,9 +171,9 @@ class _HeldCommit(ChatStore):
         )  # fmt: skip
 
 
-def _room_of_three(db: Database) -> tuple[list[int], Hub, _Inbox, _Inbox]:
-    ids = [_user(db, name) for name in ("alice", "bob", "carol")]
-    store = ChatStore(db)
+def _room_of_three(database: Database) -> tuple[list[int], Hub, _Inbox, _Inbox]:
+    ids = [_user(database, name) for name in ("alice", "bob", "carol")]
+    store = ChatStore(database)
     for user in ids:
         store.join(user, "general")
     hub = Hub({"general": ["alice", "bob", "carol"]})
@@ -180,9 +184,9 @@ def _room_of_three(db: Database) -> tuple[list[int], Hub, _Inbox, _Inbox]:
 
 
 def test_nothing_goes_out_before_the_commit_and_a_session_that_came_meanwhile_is_served(
-    db: Database,
+    empty_db: Database,
 ) -> None:
-    (alice, _, _), hub, sender, receiver = _room_of_three(db)
+    (alice, _, _), hub, sender, receiver = _room_of_three(empty_db)
     late = _Inbox("carol")
     seen_before_commit: list[bool] = []
 
@@ -191,7 +195,7 @@ def test_nothing_goes_out_before_the_commit_and_a_session_that_came_meanwhile_is
         seen_before_commit.append(sender.frames.empty() and receiver.frames.empty())
         hub.connect(late)  # its welcome's last id would not include the message
 
-    committer = Committer(_HeldCommit(db, login_during_commit), hub, Limits())
+    committer = Committer(_HeldCommit(empty_db, login_during_commit), hub, Limits())
     committer.start()
     try:
         committer.submit(
@@ -205,13 +209,13 @@ def test_nothing_goes_out_before_the_commit_and_a_session_that_came_meanwhile_is
     assert seen_before_commit == [True]
 
 
-def test_a_commit_that_fails_after_the_hand_over_sends_only_the_refusal(db: Database) -> None:
-    (alice, _, _), hub, sender, receiver = _room_of_three(db)
+def test_a_commit_that_fails_after_the_hand_over_sends_only_the_refusal(empty_db: Database) -> None:
+    (alice, _, _), hub, sender, receiver = _room_of_three(empty_db)
 
     def fail_commit() -> None:
         raise StoreError("database error: disk I/O error")
 
-    committer = Committer(_HeldCommit(db, fail_commit), hub, Limits())
+    committer = Committer(_HeldCommit(empty_db, fail_commit), hub, Limits())
     committer.start()
     try:
         committer.submit(
@@ -224,18 +228,18 @@ def test_a_commit_that_fails_after_the_hand_over_sends_only_the_refusal(db: Data
     assert (refusal.code, refusal.ref) == (ErrorCode.SERVER_ERROR, "r1")
     assert sender.frames.empty()
     assert receiver.frames.empty()
-    assert ChatStore(db).room_history("general", before=None, limit=10)[0] == []
+    assert ChatStore(empty_db).room_history("general", before=None, limit=10)[0] == []
 
 
-def test_sends_beyond_the_queue_bound_are_refused_as_overload(db: Database) -> None:
-    (alice, _, _), hub, sender, _ = _room_of_three(db)
+def test_sends_beyond_the_queue_bound_are_refused_as_overload(empty_db: Database) -> None:
+    (alice, _, _), hub, sender, _ = _room_of_three(empty_db)
     holding, release = threading.Event(), threading.Event()
 
     def hold() -> None:
         holding.set()
         release.wait(5)
 
-    committer = Committer(_HeldCommit(db, hold), hub, Limits(commit_queue=3))
+    committer = Committer(_HeldCommit(empty_db, hold), hub, Limits(commit_queue=3))
     committer.start()
     outcomes: list[str] = []
     try:
@@ -257,8 +261,8 @@ def test_sends_beyond_the_queue_bound_are_refused_as_overload(db: Database) -> N
     assert [a.ref for a in acks] == ["r0", "r1", "r2", "r3"]
 
 
-def test_sends_beyond_the_queued_bytes_bound_are_refused_as_overload(db: Database) -> None:
-    (alice, _, _), hub, sender, _ = _room_of_three(db)
+def test_sends_beyond_the_queued_bytes_bound_are_refused_as_overload(empty_db: Database) -> None:
+    (alice, _, _), hub, sender, _ = _room_of_three(empty_db)
     holding, release = threading.Event(), threading.Event()
 
     def hold() -> None:
@@ -267,7 +271,7 @@ def test_sends_beyond_the_queued_bytes_bound_are_refused_as_overload(db: Databas
 
     body = "x" * 4000  # max_body: each waiting send holds about 4 KiB
     bound = 40 * sys.getsizeof(body)
-    committer = Committer(_HeldCommit(db, hold), hub, Limits(commit_queue_bytes=bound))
+    committer = Committer(_HeldCommit(empty_db, hold), hub, Limits(commit_queue_bytes=bound))
     committer.start()
     outcomes: list[str] = []
     try:
@@ -293,9 +297,9 @@ def test_sends_beyond_the_queued_bytes_bound_are_refused_as_overload(db: Databas
 
 
 def test_a_send_whose_sender_was_deleted_fails_alone_and_its_batch_is_acked(
-    db: Database,
+    empty_db: Database,
 ) -> None:
-    (alice, bob, carol), hub, sender, receiver = _room_of_three(db)
+    (alice, bob, carol), hub, sender, receiver = _room_of_three(empty_db)
     third = _Inbox("carol")
     hub.connect(third)
     holding, release = threading.Event(), threading.Event()
@@ -305,9 +309,9 @@ def test_a_send_whose_sender_was_deleted_fails_alone_and_its_batch_is_acked(
             holding.set()
             release.wait(5)
 
-    with db.session() as s, s.begin():
+    with empty_db.session() as s, s.begin():
         s.delete(s.get_one(User, bob))  # bob's session has not noticed yet
-    committer = Committer(_HeldCommit(db, hold_the_first), hub, Limits())
+    committer = Committer(_HeldCommit(empty_db, hold_the_first), hub, Limits())
     committer.start()
     try:
         committer.submit(
@@ -331,5 +335,5 @@ def test_a_send_whose_sender_was_deleted_fails_alone_and_its_batch_is_acked(
     assert [a.ref for a in acks] == ["r0", "alice-1"]
     assert (refusal.code, refusal.ref) == (ErrorCode.SERVER_ERROR, "bob-1")
     assert carol_ack.ref == "carol-1"
-    stored = ChatStore(db).room_history("general", before=None, limit=10)[0]
+    stored = ChatStore(empty_db).room_history("general", before=None, limit=10)[0]
     assert [m.body for m in stored] == ["m0", "from alice", "from carol"]

@@ -30,10 +30,10 @@ def _listed(store: ChatStore, user: int, **page: Any) -> tuple[list[tuple[Any, .
 
 
 def test_conversations_list_every_room_and_person_read_or_not_with_the_newest_message(
-    db: Database,
+    empty_db: Database,
 ) -> None:
-    store = ChatStore(db)
-    alice, bob, carol, dave = add_users(db, "alice", "bob", "carol", "dave")
+    store = ChatStore(empty_db)
+    alice, bob, carol, dave = add_users(empty_db, "alice", "bob", "carol", "dave")
     a, b, c = (alice, "alice"), (bob, "bob"), (carol, "carol")
     for room in ("dev", "quiet"):
         store.join(alice, room)
@@ -60,13 +60,13 @@ def test_conversations_list_every_room_and_person_read_or_not_with_the_newest_me
     assert from_carol < to_carol
 
 
-def test_conversations_page_in_key_order_and_leave_out_rooms_left(db: Database) -> None:
-    store = ChatStore(db)
-    alice, bob = add_users(db, "alice", "bob")
+def test_conversations_page_in_key_order_and_leave_out_rooms_left(empty_db: Database) -> None:
+    store = ChatStore(empty_db)
+    alice, bob = add_users(empty_db, "alice", "bob")
     for room in ("a", "b", "c"):
         store.join(alice, room)
     _send(store, (bob, "bob"), "hi", to="alice")
-    with db.engine.begin() as conn:  # alice left "b" (the row stays, with left_at_id)
+    with empty_db.engine.begin() as conn:  # alice left "b" (the row stays, with left_at_id)
         conn.execute(
             text(
                 "UPDATE memberships SET left_at_id = 1 WHERE user_id = :u"

@@ -17,6 +17,7 @@ from argon2.exceptions import VerificationError
 from securechat.config import HashParams
 from securechat.errors import RateLimited
 from securechat.server.hashpool import HashPool
+from tests.eventually import eventually
 
 
 @pytest.fixture
@@ -84,14 +85,15 @@ def test_a_killed_process_costs_one_retry_then_new_ones_take_over(pool: HashPool
 
 def _first_refusal(pool: HashPool, stored: str) -> RateLimited:
     """The refusal a check gets once the pool has noticed its processes died."""
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
+
+    def refusal() -> RateLimited | None:
         try:
             pool.verify(stored, "correct horse")
         except RateLimited as refused:
             return refused
-        time.sleep(0.05)
-    raise AssertionError("the killed hashing processes were never noticed")
+        return None
+
+    return eventually(refusal, "the pool noticed its killed hashing processes")
 
 
 def test_after_close_checks_are_refused_not_hung(pool: HashPool) -> None:
@@ -120,10 +122,10 @@ def test_hashing_processes_end_when_the_server_is_killed(tmp_path: Path) -> None
         finally:
             server.kill()
             server.wait(5)
-    deadline = time.monotonic() + 10
-    while alive := [pid for pid in workers if _running(pid)]:
-        assert time.monotonic() < deadline, f"hashing processes {alive} outlived the server"
-        time.sleep(0.05)
+    eventually(
+        lambda: not any(_running(pid) for pid in workers),
+        lambda: f"hashing processes {[p for p in workers if _running(p)]} ended with the server",
+    )
 
 
 def _running(pid: int) -> bool:

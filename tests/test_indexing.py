@@ -4,7 +4,6 @@ SQLite file: at once when quiet, after a burst when idle, and never more than th
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -21,11 +20,12 @@ from securechat.store.database import Database
 from securechat.store.journal import Tx
 from securechat.store.messages import NewMessage
 from securechat.store.search import FTS_TABLE, IndexPass
+from tests.eventually import eventually
 from tests.test_committer import _Inbox, _user
 
 
-def _indexed(db: Database) -> int:
-    with db.engine.begin() as connection:
+def _indexed(database: Database) -> int:
+    with database.engine.begin() as connection:
         connection.execute(
             text(f"INSERT INTO {FTS_TABLE} ({FTS_TABLE}) VALUES ('integrity-check')")
         )
@@ -35,14 +35,14 @@ def _indexed(db: Database) -> int:
 
 
 @pytest.fixture
-def alice(db: Database) -> int:
-    user = _user(db, "alice")
-    ChatStore(db).join(user, "general")
+def alice(empty_db: Database) -> int:
+    user = _user(empty_db, "alice")
+    ChatStore(empty_db).join(user, "general")
     return user
 
 
-def _running(db: Database, limits: Limits) -> Committer:
-    committer = Committer(ChatStore(db), Hub({"general": ["alice"]}), limits)
+def _running(database: Database, limits: Limits) -> Committer:
+    committer = Committer(ChatStore(database), Hub({"general": ["alice"]}), limits)
     committer.start()
     return committer
 
@@ -70,52 +70,51 @@ def _burst(committer: Committer, alice: int, count: int) -> list[object]:
 
 
 @pytest.fixture
-def committer(db: Database, alice: int) -> Iterator[Committer]:
-    running = _running(db, Limits())
+def committer(empty_db: Database, alice: int) -> Iterator[Committer]:
+    running = _running(empty_db, Limits())
     yield running
     running.stop()
 
 
 def test_a_quiet_send_is_indexed_in_its_own_transaction(
-    db: Database, alice: int, committer: Committer
+    empty_db: Database, alice: int, committer: Committer
 ) -> None:
     inbox = _Inbox("alice")
     committer.submit(
         PendingSend(inbox, NewMessage(alice, "alice", "quiet words", "q", room="general"))
     )
     assert isinstance(inbox.next_event(), Ack)
-    assert _indexed(db) == 1  # already, not after an idle wait
-    assert ChatStore(db).search_backlog() == 0
+    assert _indexed(empty_db) == 1  # already, not after an idle wait
+    assert ChatStore(empty_db).search_backlog() == 0
 
 
 def test_a_burst_is_acked_first_and_indexed_when_the_committer_is_idle(
-    db: Database, alice: int, committer: Committer
+    empty_db: Database, alice: int, committer: Committer
 ) -> None:
     acks = _burst(committer, alice, 50)
     assert all(isinstance(ack, Ack) for ack in acks)
-    store = ChatStore(db)
+    store = ChatStore(empty_db)
     # Searchable at once, from the backlog, though (most likely) not indexed yet.
     assert len(store.search(alice, "burst words", before=None, limit=100, scan=1000).matches) == 50
-    deadline = time.monotonic() + 5
-    while store.search_backlog():
-        assert time.monotonic() < deadline, "the backlog was never indexed"
-        time.sleep(IDLE_SECONDS)
-    assert _indexed(db) == 50
+    eventually(lambda: not store.search_backlog(), "the backlog was indexed", interval=IDLE_SECONDS)
+    assert _indexed(empty_db) == 50
     assert len(store.search(alice, "burst words", before=None, limit=100, scan=1000).matches) == 50
 
 
-def test_past_the_lag_every_batch_is_indexed_busy_or_not(db: Database, alice: int) -> None:
-    committer = _running(db, Limits(search_index_lag=10, search_index_step=5))
+def test_past_the_lag_every_batch_is_indexed_busy_or_not(empty_db: Database, alice: int) -> None:
+    committer = _running(empty_db, Limits(search_index_lag=10, search_index_step=5))
     try:
         assert all(isinstance(ack, Ack) for ack in _burst(committer, alice, 50))
-        assert ChatStore(db).search_backlog() == 0  # indexed with the batch, no idle wait
-        assert _indexed(db) == 50
+        assert ChatStore(empty_db).search_backlog() == 0  # indexed with the batch, no idle wait
+        assert _indexed(empty_db) == 50
     finally:
         committer.stop()
 
 
-def test_the_policy_defers_busy_batches_within_the_lag(db: Database) -> None:
-    indexing = SearchIndexing(ChatStore(db), Limits(search_index_lag=100, search_index_step=8))
+def test_the_policy_defers_busy_batches_within_the_lag(empty_db: Database) -> None:
+    indexing = SearchIndexing(
+        ChatStore(empty_db), Limits(search_index_lag=100, search_index_step=8)
+    )
     indexing.start()
     assert indexing.backlog == 0
     assert indexing.for_batch(QUIET_BATCH, others_waiting=False) == IndexPass(QUIET_BATCH)

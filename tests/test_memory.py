@@ -27,6 +27,7 @@ from securechat.store.chat import ChatStore
 from securechat.store.database import open_database
 from securechat.store.messages import NewMessage
 from tests.conftest import PASSWORD, TIMEOUT
+from tests.eventually import eventually
 from tests.peer import Peer
 from tests.serve_process import ServeProcess
 
@@ -62,10 +63,11 @@ def rss_bytes(pid: int) -> int:
 
 def _settle(pid: int, threads: int, timeout: float = 30.0) -> None:
     """Wait until the server is back to ``threads`` threads: every junk connection has ended."""
-    deadline = time.monotonic() + timeout
-    while _status(pid, "Threads") > threads:
-        assert time.monotonic() < deadline, f"{_status(pid, 'Threads')} threads, not {threads}"
-        time.sleep(0.05)
+    eventually(
+        lambda: _status(pid, "Threads") <= threads,
+        lambda: f"at most {threads} threads ({_status(pid, 'Threads')} now)",
+        timeout=timeout,
+    )
     time.sleep(0.3)  # let the allocator return what the last threads freed
 
 

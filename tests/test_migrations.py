@@ -3,7 +3,6 @@ models, shipped in the wheel."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -167,19 +166,6 @@ def test_db_upgrade_and_current_commands(run_cli: CliRunner, blank_db_url: str) 
     assert result.stdout == f"current: {head}\nhead:    {head}\n"
 
 
-def _build_wheel(out: Path) -> Path:
-    # Without isolation when hatchling is at hand (fast, offline); else build fetches it.
-    isolation = ["--no-isolation"] if importlib.util.find_spec("hatchling") else []
-    subprocess.run(
-        [sys.executable, "-m", "build", "--wheel", *isolation, "--outdir", str(out), str(REPO)],
-        check=True,
-        capture_output=True,
-        timeout=180,
-    )
-    (wheel,) = out.glob("securechat-*.whl")
-    return wheel
-
-
 def _venv_with_wheel(venv: Path, wheel: Path) -> Path:
     """A fresh venv holding its own copy of securechat; the dependencies come from ours."""
     subprocess.run(
@@ -201,8 +187,7 @@ def _venv_with_wheel(venv: Path, wheel: Path) -> Path:
 
 @pytest.mark.slow
 @pytest.mark.timeout(240)
-def test_installed_wheel_ships_the_migrations(tmp_path: Path) -> None:
-    wheel = _build_wheel(tmp_path / "dist")
+def test_installed_wheel_ships_the_migrations(tmp_path: Path, wheel: Path) -> None:
     site = _venv_with_wheel(tmp_path / "venv", wheel)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()

@@ -7,8 +7,6 @@ real processes). The shared parts are the test PostgreSQL's."""
 from __future__ import annotations
 
 import socket
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +20,7 @@ from tests.conftest import (
     RunningServer,
     ServerFactory,
 )
+from tests.eventually import eventually
 from tests.peer import Peer
 
 pytestmark = [pytest.mark.postgresql, pytest.mark.postgresql_only]
@@ -39,13 +38,6 @@ def _ask(peer: Peer, ref: str, **request: Any) -> dict[str, Any]:
 
 def request_reply(kind: str) -> str:
     return {"who": "who", "join": "joined", "create": "joined", "moderate": "done"}[kind]
-
-
-def _eventually(check: Callable[[], bool], timeout: float = TIMEOUT) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.05)
 
 
 @pytest.fixture
@@ -109,10 +101,16 @@ def test_who_and_presence_agree_on_every_node_and_a_logout_is_seen_everywhere(
     alice.expect("presence", user="bob", online=True)
     carol = nodes[2].login("carol")
     for peer in (alice, bob, carol):
-        _eventually(lambda p=peer: _ask(p, "w", type="who")["online"] == ["alice", "bob", "carol"])  # type: ignore[misc]
+        eventually(
+            lambda p=peer: _ask(p, "w", type="who")["online"] == ["alice", "bob", "carol"],  # type: ignore[misc]
+            "every node has alice, bob and carol online",
+        )
     bob.send(type="bye")
     alice.expect("presence", user="bob", online=False)
-    _eventually(lambda: _ask(carol, "w2", type="who")["online"] == ["alice", "carol"])
+    eventually(
+        lambda: _ask(carol, "w2", type="who")["online"] == ["alice", "carol"],
+        "bob went offline on carol's node",
+    )
 
 
 def test_a_kick_on_one_node_removes_the_member_on_another_at_once(
@@ -150,7 +148,7 @@ def test_a_killed_listening_connection_is_reopened_and_nothing_is_missed_or_repe
     nodes: list[RunningServer], postgres: PostgresFixture, db_url: str
 ) -> None:
     alice, bob = nodes[0].login("alice"), nodes[1].login("bob")
-    _eventually(lambda: len(_listeners(postgres, db_url, nodes[1])) == 1)
+    eventually(lambda: len(_listeners(postgres, db_url, nodes[1])) == 1, "the node listens once")
     [old] = _listeners(postgres, db_url, nodes[1])
     name = db_url.rsplit("/", 1)[1]
     postgres.cluster.execute(name, f"SELECT pg_terminate_backend({old})")
@@ -158,7 +156,10 @@ def test_a_killed_listening_connection_is_reopened_and_nothing_is_missed_or_repe
     for n in range(20):  # committed while node B is deaf, and while it catches up
         alice.send(type="send", room="general", body=f"m{n}", ref=f"r{n}")
         acks.append(alice.expect("ack", ref=f"r{n}")["id"])
-    _eventually(lambda: _listeners(postgres, db_url, nodes[1]) not in ([], [old]))
+    eventually(
+        lambda: _listeners(postgres, db_url, nodes[1]) not in ([], [old]),
+        "the node listens on a new connection",
+    )
     alice.send(type="send", room="general", body="last", ref="last")
     acks.append(alice.expect("ack", ref="last")["id"])
     got = [bob.expect("message", room="general")["id"] for _ in acks]

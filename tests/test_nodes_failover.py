@@ -23,10 +23,10 @@ from securechat.client import Backoff, Client
 from securechat.client.events import Reconnected
 from securechat.protocol.messages import Message, Presence
 from tests.conftest import PASSWORD, TIMEOUT, skip_or_fail
+from tests.eventually import eventually
 from tests.peer import Peer
 from tests.serve_process import ServeProcess
 from tests.sql import value
-from tests.test_nodes import _eventually
 
 pytestmark = [pytest.mark.postgresql, pytest.mark.postgresql_only]
 
@@ -70,8 +70,8 @@ def test_three_node_processes_are_one_chat_service(
         _client("carol", [c], certs_dir) as carol,
     ):
         # Presence and who: each node sees the users of the other two.
-        _eventually(lambda: {"alice", "bob"} <= set(carol.who()))
-        _eventually(lambda: {"bob", "carol"} <= set(alice.who()))
+        eventually(lambda: {"alice", "bob"} <= set(carol.who()), "carol sees alice and bob")
+        eventually(lambda: {"bob", "carol"} <= set(alice.who()), "alice sees bob and carol")
         # A room message on node A reaches node B and node C, once each.
         sent = alice.send("from node A", room="general")
         for reader in (bob, carol):
@@ -87,7 +87,7 @@ def test_three_node_processes_are_one_chat_service(
         # dave logging in on node B is presence news on node A and in who on node C.
         with _client("dave", [b], certs_dir):
             assert _next_of(alice, Presence, user="dave").online
-            _eventually(lambda: "dave" in carol.who())  # who: within a heartbeat
+            eventually(lambda: "dave" in carol.who(), "carol sees dave")  # within a heartbeat
         # Every node's listening connection killed: what is committed meanwhile reaches
         # the other nodes all the same, each message once and in order.
         deaf = value(
@@ -115,7 +115,7 @@ def test_clients_of_a_killed_node_fail_over_and_every_acked_message_arrives_once
         _client("bob", [b, a], certs_dir) as bob,
         _client("carol", [a], certs_dir),  # no other node: she goes offline
     ):
-        _eventually(lambda: {"alice", "carol"} <= set(bob.who()))
+        eventually(lambda: {"alice", "carol"} <= set(bob.who()), "bob sees alice and carol")
         acked: list[int] = []
         sender_failed: list[BaseException] = []
 
@@ -201,7 +201,7 @@ def test_haproxy_in_tcp_mode_as_deploy_md_shows_moves_clients_off_a_killed_node(
         stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
-        _eventually(lambda: _accepts(port) or proxy.poll() is not None)
+        eventually(lambda: _accepts(port) or proxy.poll() is not None, "HAProxy listens or ended")
         assert proxy.poll() is None, proxy.communicate()[1]
         via_proxy = Client(
             "127.0.0.1", port, ca_file=certs_dir / "ca.pem", user="alice", password=PASSWORD,
@@ -213,10 +213,10 @@ def test_haproxy_in_tcp_mode_as_deploy_md_shows_moves_clients_off_a_killed_node(
             on.wait_for(rf"login alice from 127\.0\.0\.1:\d+ via {HAPROXY_SOURCE}:\d+ ")
             with Peer(("127.0.0.1", port), certs_dir / "ca.pem", source="127.0.0.2") as dave:
                 dave.login("dave", PASSWORD)  # another client address, through HAProxy too
-            _eventually(lambda: any(
+            eventually(lambda: any(
                 re.search(rf"login dave from 127\.0\.0\.2:\d+ via {HAPROXY_SOURCE}:", line)
                 for node in nodes for line in _lines(node)
-            ))  # fmt: skip
+            ), "a node logged dave's login through HAProxy")  # fmt: skip
             with _client("bob", [other], certs_dir) as bob:
                 first = alice.send("before", room="general")
                 on.signal(signal.SIGKILL)

@@ -16,10 +16,10 @@ from tests.sql import add_users
 pytestmark = pytest.mark.postgresql
 
 
-def test_people_lists_active_users_by_name_with_when_each_was_last_seen(db: Database) -> None:
-    store = ChatStore(db)
-    alice, bob, carol, _dave = add_users(db, "carol", "alice", "bob", "dave")
-    with db.engine.begin() as conn:
+def test_people_lists_active_users_by_name_with_when_each_was_last_seen(empty_db: Database) -> None:
+    store = ChatStore(empty_db)
+    alice, bob, carol, _dave = add_users(empty_db, "carol", "alice", "bob", "dave")
+    with empty_db.engine.begin() as conn:
         conn.execute(text("UPDATE users SET is_disabled = true WHERE name = 'dave'"))
     login = dt.datetime(2026, 12, 1, 9, 0, tzinfo=dt.UTC)
     seen = dt.datetime(2026, 12, 1, 17, 30, tzinfo=dt.UTC)
@@ -37,7 +37,7 @@ def test_people_lists_active_users_by_name_with_when_each_was_last_seen(db: Data
     assert ([p.name for p in rest], more) == (["carol"], False)
 
 
-def test_someone_who_never_logged_in_has_no_last_seen(db: Database) -> None:
-    add_users(db, "erin")
-    found, _ = ChatStore(db).people(after=None, limit=10)
+def test_someone_who_never_logged_in_has_no_last_seen(empty_db: Database) -> None:
+    add_users(empty_db, "erin")
+    found, _ = ChatStore(empty_db).people(after=None, limit=10)
     assert [(p.name, p.last_seen) for p in found] == [("erin", None)]

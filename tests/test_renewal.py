@@ -24,6 +24,7 @@ from securechat.server.server import ChatServer
 from securechat.store.database import open_database
 from securechat.tls import server_context
 from tests.conftest import PASSWORD, TIMEOUT
+from tests.eventually import eventually
 from tests.peer import Peer
 from tests.serve_process import ServeProcess
 
@@ -76,13 +77,12 @@ def _served_certificate(server: ChatServer, ca_file: Path) -> x509.Certificate:
 
 
 def _wait_for_renewal(path: Path, old: x509.Certificate) -> x509.Certificate:
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
+
+    def renewed() -> x509.Certificate | None:
         current = read_certificate(path)
-        if current.serial_number != old.serial_number:
-            return current
-        time.sleep(0.05)
-    raise AssertionError("the certificate was not renewed")
+        return current if current.serial_number != old.serial_number else None
+
+    return eventually(renewed, "the certificate was renewed")
 
 
 def test_server_renews_expiring_certificate_and_keeps_connections(
@@ -97,10 +97,10 @@ def test_server_renews_expiring_certificate_and_keeps_connections(
         left = renewed.not_valid_after_utc - dt.datetime.now(dt.UTC)
         assert dt.timedelta(days=89) < left <= dt.timedelta(days=90)
         # The file is written first, then checked and loaded: new handshakes get it soon.
-        deadline = time.monotonic() + 10
-        while _served_certificate(server, ca_file).serial_number != renewed.serial_number:
-            assert time.monotonic() < deadline, "the renewed certificate was never served"
-            time.sleep(0.05)
+        eventually(
+            lambda: _served_certificate(server, ca_file).serial_number == renewed.serial_number,
+            "the renewed certificate was served",
+        )
         alice.send(type="ping", ref="still-here")  # the established connection was kept
         assert alice.expect("pong")["ref"] == "still-here"
     finally:
@@ -114,9 +114,7 @@ def test_server_without_ca_key_warns_instead_of_renewing(
     (own_certs / "ca.key").unlink()
     with caplog.at_level(logging.WARNING, logger="securechat.server"):
         short = _make_short_lived(own_certs, ca)
-        deadline = time.monotonic() + 10
-        while "init-certs --renew" not in caplog.text and time.monotonic() < deadline:
-            time.sleep(0.05)
+        eventually(lambda: "init-certs --renew" in caplog.text, "the renewer warned")
     assert "expires" in caplog.text
     assert "securechat init-certs --renew" in caplog.text
     assert read_certificate(own_certs / "server.pem").serial_number == short.serial_number
@@ -131,18 +129,18 @@ def test_server_loads_a_certificate_replaced_on_disk_without_restart(
     fresh = load_ca(own_certs).issue_server_cert(["localhost", "127.0.0.1", "::1"], days=60)
     (own_certs / "server.key").write_bytes(fresh.key_pem())
     (own_certs / "server.pem").write_bytes(fresh.cert_pem())
-    deadline = time.monotonic() + 10
-    while _served_certificate(server, ca_file).serial_number == before.serial_number:
-        assert time.monotonic() < deadline, "the new certificate was never served"
-        time.sleep(0.05)
+    eventually(
+        lambda: _served_certificate(server, ca_file).serial_number != before.serial_number,
+        "the new certificate was served",
+    )
     assert _served_certificate(server, ca_file).serial_number == fresh.cert.serial_number
 
 
 def _wait_for_log(caplog: pytest.LogCaptureFixture, text: str, level: int = logging.INFO) -> None:
-    deadline = time.monotonic() + TIMEOUT
-    while not any(text in r.getMessage() and r.levelno >= level for r in caplog.records):
-        assert time.monotonic() < deadline, f"never logged {text!r}: {caplog.text}"
-        time.sleep(0.02)
+    eventually(
+        lambda: any(text in r.getMessage() and r.levelno >= level for r in caplog.records),
+        lambda: f"the server logged {text!r}: {caplog.text}",
+    )
 
 
 def test_a_mismatched_key_is_refused_and_the_old_certificate_keeps_serving(
@@ -187,15 +185,14 @@ def test_the_ca_reply_offers_a_replaced_ca(server: ChatServer, own_certs: Path) 
     init_certs(own_certs, hosts=["localhost", "127.0.0.1"], force=True)  # a new CA and pair
     new_ca = (own_certs / "ca.pem").read_text()
     assert new_ca != old_ca
-    deadline = time.monotonic() + TIMEOUT
-    while True:
+
+    def connected() -> Peer | None:
         try:
-            peer = Peer(server.address, own_certs / "ca.pem")
-            break
+            return Peer(server.address, own_certs / "ca.pem")
         except ssl.SSLCertVerificationError:  # still the old pair
-            assert time.monotonic() < deadline, "the new pair was never served"
-            time.sleep(0.05)
-    with peer:
+            return None
+
+    with eventually(connected, "the new pair was served") as peer:
         peer.send(type="ca", ref="c")
         assert peer.expect("ca", ref="c")["pem"] == new_ca
 

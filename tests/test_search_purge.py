@@ -19,8 +19,8 @@ SECRET = "xylophone quokka 7731"
 SECRET_TRIGRAMS = (b"xyl", b"ylo", b"pho", b"quo", b"uok", b"okk", b"773", b"731")
 
 
-def _index_bytes(db: Database) -> bytes:
-    with db.transaction() as conn:
+def _index_bytes(database: Database) -> bytes:
+    with database.transaction() as conn:
         return b"".join(
             bytes(block) for (block,) in conn.exec_driver_sql("SELECT block FROM messages_fts_data")
         )
@@ -36,37 +36,39 @@ def _send(store: ChatStore, sender: tuple[int, str], body: str, room: str) -> in
 
 
 def _store_with_secret(tmp_path: Path) -> tuple[Database, ChatStore, Actor, int]:
-    db = open_database(f"sqlite:///{tmp_path / 'chat.db'}")
-    (alice,) = add_users(db, "alice")
-    store = ChatStore(db)
+    database = open_database(f"sqlite:///{tmp_path / 'chat.db'}")
+    (alice,) = add_users(database, "alice")
+    store = ChatStore(database)
     store.join(alice, "general")
     store.join(alice, "doomed")
     _send(store, (alice, "alice"), "hello world", "general")
     secret = _send(store, (alice, "alice"), SECRET, "general")
-    assert any(trigram in _index_bytes(db) for trigram in SECRET_TRIGRAMS)  # the check sees it
-    return db, store, Actor(alice, "alice", is_admin=False), secret
+    assert any(
+        trigram in _index_bytes(database) for trigram in SECRET_TRIGRAMS
+    )  # the check sees it
+    return database, store, Actor(alice, "alice", is_admin=False), secret
 
 
 def test_deleting_a_message_removes_its_trigrams_from_the_index_data(tmp_path: Path) -> None:
-    db, store, alice, secret = _store_with_secret(tmp_path)
+    database, store, alice, secret = _store_with_secret(tmp_path)
     try:
         store.perform(lambda tx: edits.delete(tx, alice, secret))
-        data = _index_bytes(db)
+        data = _index_bytes(database)
         assert [t for t in SECRET_TRIGRAMS if t in data] == []
         assert b"wor" in data  # the other message is still indexed
     finally:
-        db.dispose()
+        database.dispose()
 
 
 def test_deleting_a_room_removes_its_messages_trigrams_from_the_index_data(
     tmp_path: Path,
 ) -> None:
-    db, store, alice, _ = _store_with_secret(tmp_path)
+    database, store, alice, _ = _store_with_secret(tmp_path)
     try:
         _send(store, (alice.id or 0, "alice"), "zebra crossing", "doomed")
         admin = Actor(alice.id, "alice", is_admin=True)
         store.perform(lambda tx: moderation.moderate(tx, admin, "doomed", "delete"))
-        data = _index_bytes(db)
+        data = _index_bytes(database)
         assert [t for t in (b"zeb", b"ebr", b"bra") if t in data] == []
     finally:
-        db.dispose()
+        database.dispose()

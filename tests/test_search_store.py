@@ -26,16 +26,16 @@ class _SearchStore(ChatStore):
     """A store whose :func:`_send` either indexes each message at once (as the group commit
     does at office load) or leaves it in the backlog (as in a burst)."""
 
-    def __init__(self, db: Database, *, sqlite_cursor: bool, indexes: bool) -> None:
-        super().__init__(db, sqlite_cursor=sqlite_cursor)
+    def __init__(self, database: Database, *, sqlite_cursor: bool, indexes: bool) -> None:
+        super().__init__(database, sqlite_cursor=sqlite_cursor)
         self.indexes = indexes
 
 
 @pytest.fixture(params=["sqlite-cursor/indexed", "sqlite-cursor/backlog", "portable/indexed"])
-def store(request: pytest.FixtureRequest, db: Database) -> _SearchStore:
+def store(request: pytest.FixtureRequest, empty_db: Database) -> _SearchStore:
     """Both ways the group commit adds rows, and both places a message may be searched in."""
     path, where = request.param.split("/")
-    return _SearchStore(db, sqlite_cursor=path == "sqlite-cursor", indexes=where == "indexed")
+    return _SearchStore(empty_db, sqlite_cursor=path == "sqlite-cursor", indexes=where == "indexed")
 
 
 def _send(store: ChatStore, sender: tuple[int, str], body: str, **to: str) -> int:
@@ -56,21 +56,21 @@ def _found(store: ChatStore, user_id: int, query: str, **page: int) -> list[str]
     return [m.body for m in found.matches]
 
 
-def _sql(db: Database, statement: str, **params: object) -> None:
-    with db.engine.begin() as connection:
+def _sql(database: Database, statement: str, **params: object) -> None:
+    with database.engine.begin() as connection:
         connection.execute(text(statement), params)
 
 
-def _check_index(db: Database) -> None:
+def _check_index(database: Database) -> None:
     """FTS5's own check that the index holds exactly what ``messages`` says it should."""
-    with db.engine.begin() as connection:
+    with database.engine.begin() as connection:
         connection.execute(
             text(f"INSERT INTO {FTS_TABLE} ({FTS_TABLE}) VALUES ('integrity-check')")
         )
 
 
-def _indexed_rows(db: Database) -> int:
-    with db.engine.connect() as connection:
+def _indexed_rows(database: Database) -> int:
+    with database.engine.connect() as connection:
         # The index's own count of documents (FTS5 keeps it in the averages record).
         rows = connection.execute(text(f"SELECT count(*) FROM {FTS_TABLE}_docsize")).scalar()
         assert isinstance(rows, int)
@@ -78,9 +78,9 @@ def _indexed_rows(db: Database) -> int:
 
 
 def test_search_finds_any_substring_case_insensitively_newest_first(
-    db: Database, store: ChatStore
+    empty_db: Database, store: ChatStore
 ) -> None:
-    (alice,) = add_users(db, "alice")
+    (alice,) = add_users(empty_db, "alice")
     store.join(alice, "general")
     me = (alice, "alice")
     for body in ("The deploy is DONE", "deployment at noon", "Grüße aus Köln", "nothing here"):
@@ -96,9 +96,9 @@ def test_search_finds_any_substring_case_insensitively_newest_first(
 
 
 def test_search_takes_the_users_text_literally_not_as_fts5_syntax(
-    db: Database, store: ChatStore
+    empty_db: Database, store: ChatStore
 ) -> None:
-    (alice,) = add_users(db, "alice")
+    (alice,) = add_users(empty_db, "alice")
     store.join(alice, "general")
     bodies = ['say "hi" now', "tea OR coffee", "tea", "coffee", "col:umn", "100% sure_ok", "a*b*c"]
     for body in bodies:
@@ -115,40 +115,44 @@ def test_search_takes_the_users_text_literally_not_as_fts5_syntax(
 
 
 def test_search_follows_edits_deletions_and_room_deletion(
-    db: Database, store: _SearchStore
+    empty_db: Database, store: _SearchStore
 ) -> None:
-    (alice,) = add_users(db, "alice")
+    (alice,) = add_users(empty_db, "alice")
     store.join(alice, "general")
     store.join(alice, "doomed")
     me = (alice, "alice")
     edited = _send(store, me, "meet at the old place", room="general")
     gone = _send(store, me, "a secret plan", room="general")
     _send(store, me, "doomed room words", room="doomed")
-    assert _indexed_rows(db) == (3 if store.indexes else 0)
+    assert _indexed_rows(empty_db) == (3 if store.indexes else 0)
 
-    _sql(db, "UPDATE messages SET body = 'meet at the new place', edited_ms = 5 WHERE id = :id",
+    _sql(empty_db, "UPDATE messages SET body = 'meet at the new place', edited_ms = 5 WHERE id = :id",
          id=edited)  # fmt: skip
     assert _found(store, alice, "old place") == []
     (match,) = store.search(alice, "new place", before=None, limit=5, scan=_ALL).matches
     assert (match.id, match.edited_ms) == (edited, 5)
 
-    _sql(db, "UPDATE messages SET body = '', deleted = 1 WHERE id = :id", id=gone)  # tombstone
+    _sql(
+        empty_db, "UPDATE messages SET body = '', deleted = 1 WHERE id = :id", id=gone
+    )  # tombstone
     assert _found(store, alice, "secret") == []
-    _sql(db, "DELETE FROM rooms WHERE name = 'doomed'")  # its messages go by cascade
+    _sql(empty_db, "DELETE FROM rooms WHERE name = 'doomed'")  # its messages go by cascade
     assert _found(store, alice, "doomed") == []
     # What was indexed followed each change; what was not is indexed as it is now.
     assert store.index_for_search(_ALL) == 0
-    assert _indexed_rows(db) == 1
-    _check_index(db)
+    assert _indexed_rows(empty_db) == 1
+    _check_index(empty_db)
     assert _found(store, alice, "place") == ["meet at the new place"]
 
 
-def test_search_never_returns_edit_delete_or_event_rows(db: Database, store: ChatStore) -> None:
-    (alice,) = add_users(db, "alice")
+def test_search_never_returns_edit_delete_or_event_rows(
+    empty_db: Database, store: ChatStore
+) -> None:
+    (alice,) = add_users(empty_db, "alice")
     store.join(alice, "general")
     original = _send(store, (alice, "alice"), "first words", room="general")
     _sql(
-        db,
+        empty_db,
         "INSERT INTO messages (room_id, sender_id, sender, body, ts_ms, kind, target_id, action)"
         " SELECT id, :alice, 'alice', body, 1, kind, :target, action FROM rooms, (SELECT"
         " 'edit' AS kind, 'edited words' AS body, NULL AS action UNION ALL SELECT 'event',"
@@ -158,11 +162,11 @@ def test_search_never_returns_edit_delete_or_event_rows(db: Database, store: Cha
     )
     assert _found(store, alice, "words") == ["first words"]
     store.index_for_search(_ALL)
-    assert _indexed_rows(db) == 1
+    assert _indexed_rows(empty_db) == 1
 
 
-def test_search_finds_only_what_the_user_may_read(db: Database, store: ChatStore) -> None:
-    alice, bob, carol = add_users(db, "alice", "bob", "carol")
+def test_search_finds_only_what_the_user_may_read(empty_db: Database, store: ChatStore) -> None:
+    alice, bob, carol = add_users(empty_db, "alice", "bob", "carol")
     a, b, c = (alice, "alice"), (bob, "bob"), (carol, "carol")
     for user in (alice, bob):
         store.join(user, "general")
@@ -177,7 +181,7 @@ def test_search_finds_only_what_the_user_may_read(db: Database, store: ChatStore
     _send(store, b, "needle to carol", to="carol")
     _send(store, c, "needle to bob from carol", to="bob")
     # Alice leaves "former" (the row is kept, as the server does from revision 0006 on).
-    _sql(db, "UPDATE memberships SET left_at_id = (SELECT max(id) FROM messages)"
+    _sql(empty_db, "UPDATE memberships SET left_at_id = (SELECT max(id) FROM messages)"
              " WHERE user_id = :alice AND room_id = (SELECT id FROM rooms WHERE name = 'former')",
          alice=alice)  # fmt: skip
     store.join(bob, "former")
@@ -201,8 +205,8 @@ def test_search_finds_only_what_the_user_may_read(db: Database, store: ChatStore
     ]
 
 
-def test_search_pages_newest_first_with_before(db: Database, store: ChatStore) -> None:
-    (alice,) = add_users(db, "alice")
+def test_search_pages_newest_first_with_before(empty_db: Database, store: ChatStore) -> None:
+    (alice,) = add_users(empty_db, "alice")
     store.join(alice, "general")
     ids = [_send(store, (alice, "alice"), f"page item {n}", room="general") for n in range(7)]
     first = store.search(alice, "item", before=None, limit=3, scan=_ALL)
@@ -214,9 +218,9 @@ def test_search_pages_newest_first_with_before(db: Database, store: ChatStore) -
     assert ([m.id for m in last.matches], last.more, last.resume) == (ids[:1], False, None)
 
 
-def test_search_reads_matches_newest_first_without_sorting(db: Database) -> None:
+def test_search_reads_matches_newest_first_without_sorting(empty_db: Database) -> None:
     """The plan walks the index in id order and stops at the limit, however many match."""
-    with db.engine.connect() as connection:
+    with empty_db.engine.connect() as connection:
         plan = connection.execute(
             text(f"EXPLAIN QUERY PLAN {_SQLITE.text}"),
             {"user": 1, "before": 10, "scan": 5, "match": '"abc"'},
@@ -226,16 +230,19 @@ def test_search_reads_matches_newest_first_without_sorting(db: Database) -> None
     assert "TEMP B-TREE" not in details, details
 
 
-def test_upgrading_a_0006_database_indexes_its_messages(db: Database) -> None:
-    with db.engine.connect() as connection, foreign_keys_off(connection), connection.begin():
+def test_upgrading_a_0006_database_indexes_its_messages(empty_db: Database) -> None:
+    with empty_db.engine.connect() as connection, foreign_keys_off(connection), connection.begin():
         command.downgrade(alembic_config(connection), "0006")
-    assert "messages_fts" not in _tables(db)
-    alice, bob = add_users(db, "alice", "bob")
-    _sql(db, "INSERT INTO rooms (id, name, created_at) VALUES (1, 'ops', '2026-01-01 00:00:00')")
-    _sql(db, "INSERT INTO memberships (room_id, user_id, joined_at) VALUES"
+    assert "messages_fts" not in _tables(empty_db)
+    alice, bob = add_users(empty_db, "alice", "bob")
+    _sql(
+        empty_db,
+        "INSERT INTO rooms (id, name, created_at) VALUES (1, 'ops', '2026-01-01 00:00:00')",
+    )
+    _sql(empty_db, "INSERT INTO memberships (room_id, user_id, joined_at) VALUES"
              " (1, :alice, '2026-01-01 00:00:00')", alice=alice)  # fmt: skip
     _sql(
-        db,
+        empty_db,
         "INSERT INTO messages (room_id, recipient_id, recipient, sender_id, sender, body, ts_ms,"
         " deleted) VALUES (1, NULL, NULL, :bob, 'bob', 'old room text', 1, 0),"
         " (NULL, :alice, 'alice', :bob, 'bob', 'old direct text', 2, 0),"
@@ -243,27 +250,27 @@ def test_upgrading_a_0006_database_indexes_its_messages(db: Database) -> None:
         alice=alice,
         bob=bob,
     )
-    upgrade_to_head(db.engine)
-    store = ChatStore(db)
+    upgrade_to_head(empty_db.engine)
+    store = ChatStore(empty_db)
     assert _found(store, alice, "old") == ["old direct text", "old room text"]
-    assert _indexed_rows(db) == 2
+    assert _indexed_rows(empty_db) == 2
     _send(store, (bob, "bob"), "new room text", room="ops")  # in the backlog (0008)
     assert _found(store, alice, "room text") == ["new room text", "old room text"]
 
-    with db.engine.connect() as connection, foreign_keys_off(connection), connection.begin():
+    with empty_db.engine.connect() as connection, foreign_keys_off(connection), connection.begin():
         command.downgrade(alembic_config(connection), "0006")
-    assert not {t for t in _tables(db) if t.startswith("messages_fts")}
+    assert not {t for t in _tables(empty_db) if t.startswith("messages_fts")}
     _send(store, (bob, "bob"), "written without the index", room="ops")
 
 
-def test_search_pages_across_the_index_and_the_backlog(db: Database) -> None:
-    store = ChatStore(db)
-    (alice,) = add_users(db, "alice")
+def test_search_pages_across_the_index_and_the_backlog(empty_db: Database) -> None:
+    store = ChatStore(empty_db)
+    (alice,) = add_users(empty_db, "alice")
     store.join(alice, "general")
     ids = [_send(store, (alice, "alice"), f"mixed item {n}", room="general") for n in range(6)]
     assert store.search_backlog() == 6
     assert store.index_for_search(3) == 3  # oldest first
-    assert _indexed_rows(db) == 3
+    assert _indexed_rows(empty_db) == 3
     pages, before, more = [], None, True
     while more:
         page = store.search(alice, "ITEM", before=before, limit=2, scan=_ALL)
@@ -271,37 +278,37 @@ def test_search_pages_across_the_index_and_the_backlog(db: Database) -> None:
         before, more = page.resume, page.more
     assert pages == [ids[:3:-1], ids[3:1:-1], ids[1::-1]]  # the mark is inside page 2
     assert store.index_for_search(_ALL) == 0
-    _check_index(db)
+    _check_index(empty_db)
     assert [
         m.id for m in store.search(alice, "item", before=None, limit=9, scan=_ALL).matches
     ] == ids[::-1]
 
 
-def test_revision_0008_keeps_the_index_and_its_downgrade_completes_it(db: Database) -> None:
-    (alice,) = add_users(db, "alice")
-    store = ChatStore(db)
+def test_revision_0008_keeps_the_index_and_its_downgrade_completes_it(empty_db: Database) -> None:
+    (alice,) = add_users(empty_db, "alice")
+    store = ChatStore(empty_db)
     store.join(alice, "general")
-    with db.engine.connect() as connection, foreign_keys_off(connection), connection.begin():
+    with empty_db.engine.connect() as connection, foreign_keys_off(connection), connection.begin():
         command.downgrade(alembic_config(connection), "0007")  # the insert trigger indexes
     _send(store, (alice, "alice"), "indexed by the trigger", room="general")
-    assert _indexed_rows(db) == 1
-    upgrade_to_head(db.engine)
+    assert _indexed_rows(empty_db) == 1
+    upgrade_to_head(empty_db.engine)
     assert store.search_backlog() == 0  # the mark starts at the newest id
     _send(store, (alice, "alice"), "left in the backlog", room="general")
-    assert (_indexed_rows(db), store.search_backlog()) == (1, 1)
-    with db.engine.connect() as connection, foreign_keys_off(connection), connection.begin():
+    assert (_indexed_rows(empty_db), store.search_backlog()) == (1, 1)
+    with empty_db.engine.connect() as connection, foreign_keys_off(connection), connection.begin():
         command.downgrade(alembic_config(connection), "0007")
-    assert _indexed_rows(db) == 2  # the backlog, indexed on the way down
+    assert _indexed_rows(empty_db) == 2  # the backlog, indexed on the way down
     _send(store, (alice, "alice"), "indexed by the trigger again", room="general")
-    assert _indexed_rows(db) == 3
-    _check_index(db)
-    upgrade_to_head(db.engine)
+    assert _indexed_rows(empty_db) == 3
+    _check_index(empty_db)
+    upgrade_to_head(empty_db.engine)
     assert store.search_backlog() == 0
     assert len(_found(store, alice, "index")) == 2
 
 
-def _tables(db: Database) -> set[str]:
-    with db.engine.connect() as connection:
+def _tables(database: Database) -> set[str]:
+    with database.engine.connect() as connection:
         names = connection.execute(text("SELECT name FROM sqlite_master")).scalars()
         return set(names)
 
@@ -346,11 +353,11 @@ def test_search_on_postgresql_uses_the_trigram_index_and_the_same_rules() -> Non
 
 
 def test_search_examines_at_most_scan_candidates_and_says_where_it_stopped(
-    db: Database, store: ChatStore
+    empty_db: Database, store: ChatStore
 ) -> None:
     """Issue 23 item 13: a text frequent only where the user may not read costs the query
     ``scan`` rows, and the page says where to go on from (``resume``, ``cut``)."""
-    alice, carol = add_users(db, "alice", "carol")
+    alice, carol = add_users(empty_db, "alice", "carol")
     store.join(alice, "general")
     store.join(carol, "secret")
     mine = _send(store, (alice, "alice"), "needle of mine", room="general")

@@ -6,6 +6,7 @@ import threading
 import time
 
 from tests.conftest import USERS, RunningServer, ServerFactory
+from tests.eventually import eventually
 from tests.peer import Peer
 
 RECEIVERS = 60
@@ -81,15 +82,16 @@ def test_closed_connections_leave_no_threads(running_server: RunningServer) -> N
     for peer in peers:
         peer.send(type="bye")
         peer.expect_closed()
-    deadline = time.monotonic() + 5
-    while _threads() > baseline and time.monotonic() < deadline:
-        time.sleep(0.05)
+    eventually(
+        lambda: _threads() <= baseline, lambda: f"{baseline} threads again ({_threads()} now)"
+    )
     assert _threads() == baseline
     raw = [running_server.peer() for _ in range(20)]  # closed before logging in, mid-handshake
     for peer in raw:
         peer.close()
-    while _threads() > baseline and time.monotonic() < deadline + 5:
-        time.sleep(0.05)
+    eventually(
+        lambda: _threads() <= baseline, lambda: f"{baseline} threads again ({_threads()} now)"
+    )
     assert _threads() == baseline
     alice = running_server.login("alice")  # and the server still serves
     alice.send(type="ping", ref="p")

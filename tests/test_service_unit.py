@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import errno
-import importlib.util
 import os
 import shutil
 import subprocess
@@ -209,24 +208,7 @@ def test_server_works_when_memory_cannot_be_writable_and_executable(
 
 @pytest.mark.slow
 @pytest.mark.timeout(240)
-def test_wheel_ships_the_service_unit(tmp_path: Path) -> None:
-    isolation = ["--no-isolation"] if importlib.util.find_spec("hatchling") else []
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "build",
-            "--wheel",
-            *isolation,
-            "--outdir",
-            str(tmp_path),
-            str(REPO),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=180,
-    )
-    (wheel,) = tmp_path.glob("securechat-*.whl")
+def test_wheel_ships_the_service_unit(wheel: Path) -> None:
     with zipfile.ZipFile(wheel) as archive:
         assert archive.read("securechat/deploy/securechat.service") == UNIT.read_bytes()
         assert "securechat/deploy/__init__.py" in archive.namelist()

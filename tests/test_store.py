@@ -31,10 +31,10 @@ def _user(name: str, **fields: object) -> User:
 
 
 def test_connection_settings_are_in_effect_on_every_connection(
-    db: Database, database_kind: str
+    empty_db: Database, database_kind: str
 ) -> None:
     # Two sessions at once check out two pooled connections; both must be configured.
-    with db.session() as first, db.session() as second:
+    with empty_db.session() as first, empty_db.session() as second:
         for session in (first, second):
             if database_kind == "postgresql":
                 lock_timeout = session.execute(text("SHOW lock_timeout")).scalar_one()
@@ -88,11 +88,11 @@ def test_session_turns_operational_errors_into_store_error(tmp_path: Path) -> No
         database.dispose()
 
 
-def test_datetimes_round_trip_as_aware_utc(db: Database) -> None:
+def test_datetimes_round_trip_as_aware_utc(empty_db: Database) -> None:
     local = dt.datetime(2024, 3, 1, 12, 30, 15, 123456, tzinfo=dt.timezone(dt.timedelta(hours=2)))
-    with db.session() as session, session.begin():
+    with empty_db.session() as session, session.begin():
         session.add(_user("alice", created_at=local, last_login_at=local))
-    with db.session() as session:
+    with empty_db.session() as session:
         user = session.scalars(select(User)).one()
     assert user.created_at == local
     assert user.created_at.tzinfo is dt.UTC
@@ -101,20 +101,20 @@ def test_datetimes_round_trip_as_aware_utc(db: Database) -> None:
     assert user.last_login_at.tzinfo is dt.UTC
 
 
-def test_naive_datetimes_are_refused(db: Database) -> None:
+def test_naive_datetimes_are_refused(empty_db: Database) -> None:
     with (
         pytest.raises(StatementError, match="naive datetime"),
-        db.session() as session,
+        empty_db.session() as session,
         session.begin(),
     ):
         session.add(_user("alice", created_at=dt.datetime(2024, 1, 1)))
 
 
-def test_created_at_defaults_to_now_in_utc(db: Database) -> None:
+def test_created_at_defaults_to_now_in_utc(empty_db: Database) -> None:
     before = dt.datetime.now(dt.UTC)
-    with db.session() as session, session.begin():
+    with empty_db.session() as session, session.begin():
         session.add(_user("alice"))
-    with db.session() as session:
+    with empty_db.session() as session:
         user = session.scalars(select(User)).one()
     assert before <= user.created_at <= dt.datetime.now(dt.UTC)
     assert user.is_admin is False
@@ -122,10 +122,10 @@ def test_created_at_defaults_to_now_in_utc(db: Database) -> None:
     assert user.last_login_at is None
 
 
-def test_user_names_are_unique_in_the_schema(db: Database) -> None:
-    with db.session() as session, session.begin():
+def test_user_names_are_unique_in_the_schema(empty_db: Database) -> None:
+    with empty_db.session() as session, session.begin():
         session.add(_user("alice"))
-    with pytest.raises(IntegrityError), db.session() as session, session.begin():
+    with pytest.raises(IntegrityError), empty_db.session() as session, session.begin():
         session.add(_user("alice"))
 
 

@@ -4,10 +4,10 @@ login, the moderation commands, /edit and /delete, and the bell."""
 from __future__ import annotations
 
 import re
-import time
 
 from securechat.client import Client
 from tests.conftest import PASSWORD, TIMEOUT, RunningServer, StartTerminal
+from tests.eventually import eventually
 from tests.pty_terminal import Terminal
 
 
@@ -46,10 +46,7 @@ def test_login_shows_the_unread_summary_and_the_missed_direct_messages(
     assert "unread in @carol (1, 1 mentioning you):" in text
     assert "(dm) carol: welcome aboard @dave" in text
     with _other_device(running_server, "dave") as laptop:  # what was shown is read there too
-        deadline = time.monotonic() + TIMEOUT
-        while (left := laptop.unread()) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert left == ()
+        eventually(lambda: laptop.unread() == (), "the laptop has nothing unread", interval=0.1)
     dave.line("/query carol")
     dave.expect(r"\[@carol\] dave>")
     assert "unread in @carol" not in dave.settle(0.3)  # read already, so not shown again
@@ -71,10 +68,7 @@ def test_entering_a_room_shows_what_is_unread_there_and_marks_it_read(
     alice.expect(r"unread in #ops \(1, 1 mentioning you\):")
     alice.expect(r"#ops carol: @alice the deploy is red")
     with _other_device(running_server, "alice") as phone:
-        deadline = time.monotonic() + TIMEOUT
-        while (left := phone.unread()) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert left == ()
+        eventually(lambda: phone.unread() == (), "the phone has nothing unread", interval=0.1)
         _run(alice, "/room general", "now in #general")
         carol.send(type="send", room="ops", body="fixed it", ref="s2")
         fixed = carol.expect("ack")["id"]

@@ -43,8 +43,8 @@ DER = Encoding.DER
 QUESTION = r'Trust this CA for localhost:\d+\? Type "yes" to continue: '
 
 
-class Connect(Protocol):
-    """The ``connect`` fixture: ``connect(port, "--ca", path, password=None)``; ``host`` may
+class ConnectCli(Protocol):
+    """The ``connect_cli`` fixture: ``connect_cli(port, "--ca", path, password=None)``; ``host`` may
     be a comma list, whose first entry then takes ``port``."""
 
     def __call__(
@@ -64,7 +64,7 @@ def config_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def connect(config_dir: Path, tmp_path: Path) -> Iterator[Connect]:
+def connect_cli(config_dir: Path, tmp_path: Path) -> Iterator[ConnectCli]:
     """Start ``securechat connect localhost --port PORT --user alice ARGS`` in a pty."""
     children: list[pexpect.spawn[str]] = []
 
@@ -219,14 +219,14 @@ def fake_server() -> Iterator[Callable[[ssl.SSLContext, str], FakeServer]]:
 
 def test_first_connect_shows_the_admins_fingerprint_and_pins_on_yes(
     running_server: RunningServer,
-    connect: Connect,
+    connect_cli: ConnectCli,
     run_cli: CliRunner,
     certs_dir: Path,
     config_dir: Path,
 ) -> None:
     published = run_cli("fingerprint", "--certs", str(certs_dir)).stdout.strip()
     port = running_server.address[1]
-    term = connect(port)
+    term = connect_cli(port)
     shown = term.expect(r"SHA-256 fingerprint: ([0-9A-F:]+)").group(1)
     assert shown == published
     term.expect(QUESTION)
@@ -241,7 +241,7 @@ def test_first_connect_shows_the_admins_fingerprint_and_pins_on_yes(
     term.line("/quit")
     assert _exit_status(term) == 0
 
-    again = connect(port)
+    again = connect_cli(port)
     again.expect(r"\[general\] alice>")
     assert "Trust this CA" not in again.text
     again.line("/quit")
@@ -249,14 +249,14 @@ def test_first_connect_shows_the_admins_fingerprint_and_pins_on_yes(
 
 
 def test_first_use_with_a_host_list_asks_the_first_host_that_answers(
-    running_server: RunningServer, connect: Connect, config_dir: Path
+    running_server: RunningServer, connect_cli: ConnectCli, config_dir: Path
 ) -> None:
     live = running_server.address[1]
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))  # bound, not listening: refused
         dead = probe.getsockname()[1]
         hosts = f"127.0.0.1:{dead},127.0.0.1:{live}"
-        term = connect(dead, password=None, host=hosts)
+        term = connect_cli(dead, password=None, host=hosts)
         term.expect(f"127.0.0.1:{live} is new to this computer")
         term.expect(r"SHA-256 fingerprint: ")
         term.expect(re.escape(f'Trust this CA for {hosts}? Type "yes" to continue: '))
@@ -278,9 +278,9 @@ def test_first_use_with_a_host_list_asks_the_first_host_that_answers(
 
 @pytest.mark.parametrize("answer", ["no", "y", ""])
 def test_anything_but_yes_pins_nothing_and_fails(
-    running_server: RunningServer, connect: Connect, config_dir: Path, answer: str
+    running_server: RunningServer, connect_cli: ConnectCli, config_dir: Path, answer: str
 ) -> None:
-    term = connect(running_server.address[1])
+    term = connect_cli(running_server.address[1])
     term.expect(QUESTION)
     term.child.sendline(answer)
     term.expect(r"securechat: error: the CA of localhost:\d+ was not trusted and nothing was saved")
@@ -334,18 +334,18 @@ def _pin_through_first_use(term: Terminal, fingerprint_shown: str) -> None:
 def test_a_different_ca_after_pinning_is_refused_before_any_password(
     deployments: tuple[Deployment, Deployment],
     fake_server: Callable[[ssl.SSLContext, str], FakeServer],
-    connect: Connect,
+    connect_cli: ConnectCli,
     config_dir: Path,
     password: str | None,
 ) -> None:
     honest, impostor = deployments
     server = fake_server(honest.context, honest.ca_pem)
-    _pin_through_first_use(connect(server.port, password=None), honest.ca.fingerprint())
+    _pin_through_first_use(connect_cli(server.port, password=None), honest.ca.fingerprint())
     assert server.received == ["ca", "bye", "auth"]
 
     server.received.clear()
     server.context, server.ca_pem = impostor.context, impostor.ca_pem
-    term = connect(server.port, password=password)
+    term = connect_cli(server.port, password=password)
     term.expect(rf"REFUSING TO CONNECT to localhost:{server.port}: .* DIFFERENT CA")
     term.expect(re.escape(honest.ca.fingerprint()))
     term.expect(rf"securechat connect localhost --port {server.port} --forget-ca")
@@ -354,13 +354,13 @@ def test_a_different_ca_after_pinning_is_refused_before_any_password(
     assert "Traceback" not in term.text
     assert server.received == []  # not even a hello back, let alone a password
 
-    forgot = connect(server.port, "--forget-ca")
+    forgot = connect_cli(server.port, "--forget-ca")
     forgot.expect(f"Forgot the CA trusted for localhost:{server.port}")
     assert _exit_status(forgot) == 0
     assert not pin_file(config_dir, "localhost", server.port).exists()
     assert "trusted" not in json.loads((config_dir / "client.json").read_text())
 
-    asked_again = connect(server.port)
+    asked_again = connect_cli(server.port)
     shown = asked_again.expect(r"SHA-256 fingerprint: ([0-9A-F:]+)").group(1)
     assert shown == impostor.ca.fingerprint()
 
@@ -368,12 +368,12 @@ def test_a_different_ca_after_pinning_is_refused_before_any_password(
 def test_a_ca_that_did_not_sign_the_servers_certificate_is_refused(
     deployments: tuple[Deployment, Deployment],
     fake_server: Callable[[ssl.SSLContext, str], FakeServer],
-    connect: Connect,
+    connect_cli: ConnectCli,
     config_dir: Path,
 ) -> None:
     honest, impostor = deployments
     server = fake_server(impostor.context, honest.ca_pem)  # shows one CA, uses another
-    term = connect(server.port)
+    term = connect_cli(server.port)
     term.expect(
         rf"securechat: error: the certificate localhost:{server.port} presented is not signed "
         "by the CA it offers: something is wrong"
@@ -498,10 +498,10 @@ def hostile_server(tmp_path: Path, chat_server: StartChatServer) -> tuple[int, s
 
 
 def test_first_use_prompt_escapes_the_ca_subject_and_shows_the_real_fingerprint_last(
-    hostile_server: tuple[int, str], connect: Connect, config_dir: Path
+    hostile_server: tuple[int, str], connect_cli: ConnectCli, config_dir: Path
 ) -> None:
     port, real = hostile_server
-    term = connect(port)
+    term = connect_cli(port)
     term.expect(QUESTION)
     prompt = term.raw[: term.raw.index("Trust this CA for")]
     assert "\x1b" not in prompt
@@ -581,14 +581,14 @@ def _quit(term: Terminal) -> None:
 
 def test_connect_with_ca_copies_and_pins_it_so_later_runs_need_no_file(
     running_server: RunningServer,
-    connect: Connect,
+    connect_cli: ConnectCli,
     config_dir: Path,
     tmp_path: Path,
 ) -> None:
     port = running_server.address[1]
     handed_out = tmp_path / "from-the-admin.pem"
     handed_out.write_bytes(running_server.ca_file.read_bytes())
-    _quit(connect(port, "--ca", str(handed_out)))
+    _quit(connect_cli(port, "--ca", str(handed_out)))
     pinned = pin_file(config_dir, "localhost", port)
     assert pinned.read_bytes() == handed_out.read_bytes()
     remembered = json.loads((config_dir / "client.json").read_text())
@@ -597,14 +597,14 @@ def test_connect_with_ca_copies_and_pins_it_so_later_runs_need_no_file(
     assert (trusted["ca_file"], trusted["fingerprint"]) == (str(pinned), _fingerprint_of(pinned))
 
     handed_out.unlink()
-    again = connect(port)
+    again = connect_cli(port)
     _quit(again)
     assert "Trust this CA" not in again.text
 
 
 def test_a_ca_file_remembered_by_an_older_version_is_pinned_after_login(
     running_server: RunningServer,
-    connect: Connect,
+    connect_cli: ConnectCli,
     config_dir: Path,
     tmp_path: Path,
 ) -> None:
@@ -614,7 +614,7 @@ def test_a_ca_file_remembered_by_an_older_version_is_pinned_after_login(
     config_dir.mkdir()
     remembered = {"host": "localhost", "port": port, "user": "alice", "ca_file": str(old)}
     (config_dir / "client.json").write_text(json.dumps(remembered))
-    _quit(connect(port))
+    _quit(connect_cli(port))
     saved = json.loads((config_dir / "client.json").read_text())
     assert saved["trusted"][f"localhost:{port}"]["fingerprint"] == _fingerprint_of(old)
     assert pin_file(config_dir, "localhost", port).read_bytes() == old.read_bytes()
@@ -623,19 +623,19 @@ def test_a_ca_file_remembered_by_an_older_version_is_pinned_after_login(
 def test_a_ca_given_with_ca_replaces_the_pinned_one_after_login_and_says_so(
     running_server: RunningServer,
     chat_server: StartChatServer,
-    connect: Connect,
+    connect_cli: ConnectCli,
     config_dir: Path,
     tmp_path: Path,
 ) -> None:
     from securechat.certs import init_certs
 
     port = running_server.address[1]
-    _quit(connect(port, "--ca", str(running_server.ca_file)))
+    _quit(connect_cli(port, "--ca", str(running_server.ca_file)))
     first = json.loads((config_dir / "client.json").read_text())["trusted"][f"localhost:{port}"]
     running_server.server.shutdown()
     init_certs(tmp_path / "new", hosts=["localhost", "127.0.0.1"])
     chat_server(tmp_path / "new", port=port)
-    term = connect(port, "--ca", str(tmp_path / "new" / "ca.pem"))
+    term = connect_cli(port, "--ca", str(tmp_path / "new" / "ca.pem"))
     new = _fingerprint_of(tmp_path / "new" / "ca.pem")
     term.expect(rf"The CA in .*new/ca\.pem \(fingerprint {new}\) replaces the one")
     term.expect(rf"trusted for localhost:{port} since .* \(fingerprint {first['fingerprint']}\)")
@@ -647,18 +647,18 @@ def test_a_ca_given_with_ca_replaces_the_pinned_one_after_login_and_says_so(
 def test_a_pinned_ca_file_that_was_changed_is_refused_before_any_password(
     deployments: tuple[Deployment, Deployment],
     fake_server: Callable[[ssl.SSLContext, str], FakeServer],
-    connect: Connect,
+    connect_cli: ConnectCli,
     config_dir: Path,
 ) -> None:
     honest, impostor = deployments
     server = fake_server(honest.context, honest.ca_pem)
-    _pin_through_first_use(connect(server.port, password=None), honest.ca.fingerprint())
+    _pin_through_first_use(connect_cli(server.port, password=None), honest.ca.fingerprint())
     pinned = pin_file(config_dir, "localhost", server.port)
     pinned.write_text(impostor.ca_pem)  # e.g. by malware, or a careless script
     server.received.clear()
     server.context, server.ca_pem = impostor.context, impostor.ca_pem
 
-    term = connect(server.port, password=PASSWORD)
+    term = connect_cli(server.port, password=PASSWORD)
     term.expect(
         rf"securechat: error: {re.escape(str(pinned))}, the CA you trusted for "
         rf"localhost:{server.port} on .* \(fingerprint {honest.ca.fingerprint()}\), now holds "

@@ -35,10 +35,10 @@ def _unread(store: ChatStore, user: int, **page: Any) -> tuple[list[tuple[Any, .
 
 
 def test_unread_counts_rooms_and_people_in_key_order_capped_and_paged(
-    db: Database,
+    empty_db: Database,
 ) -> None:
-    store = ChatStore(db)
-    alice, bob, carol = add_users(db, "alice", "bob", "carol")
+    store = ChatStore(empty_db)
+    alice, bob, carol = add_users(empty_db, "alice", "bob", "carol")
     a, b, c = (alice, "alice"), (bob, "bob"), (carol, "carol")
     for room in ("z-last", "a.first", "ab", "quiet"):
         store.join(alice, room)
@@ -67,7 +67,7 @@ def test_unread_counts_rooms_and_people_in_key_order_capped_and_paged(
     assert _unread(store, alice, after="v") == ([], False)
     assert _unread(store, alice, after="a")[0][0][0] == "r:a.first"
 
-    with db.engine.begin() as conn:
+    with empty_db.engine.begin() as conn:
         conn.execute(
             text("INSERT INTO dm_reads (user_id, peer_id, last_read_id) VALUES (:u, :p, :m)"),
             {"u": alice, "p": carol, "m": first},
@@ -79,21 +79,21 @@ def test_unread_counts_rooms_and_people_in_key_order_capped_and_paged(
 
 
 @pytest.fixture
-def statements(db: Database) -> Iterator[list[str]]:
+def statements(empty_db: Database) -> Iterator[list[str]]:
     """Every SQL statement the engine runs while the test goes on."""
     seen: list[str] = []
 
     def note(*args: Any) -> None:
         seen.append(args[2])
 
-    event.listen(db.engine, "before_cursor_execute", note)
+    event.listen(empty_db.engine, "before_cursor_execute", note)
     yield seen
-    event.remove(db.engine, "before_cursor_execute", note)
+    event.remove(empty_db.engine, "before_cursor_execute", note)
 
 
-def _many_rooms(db: Database, user: int, rooms: int) -> list[int]:
+def _many_rooms(database: Database, user: int, rooms: int) -> list[int]:
     """``user`` in ``rooms`` rooms, written in bulk (the store's join is one at a time)."""
-    with db.engine.begin() as conn:
+    with database.engine.begin() as conn:
         ids = [
             row[0]
             for row in conn.execute(
@@ -108,11 +108,13 @@ def _many_rooms(db: Database, user: int, rooms: int) -> list[int]:
     return ids
 
 
-def test_unread_runs_two_statements_however_many_rooms(db: Database, statements: list[str]) -> None:
+def test_unread_runs_two_statements_however_many_rooms(
+    empty_db: Database, statements: list[str]
+) -> None:
     """The cost is per reply, not per room: was two COUNT statements for each room joined."""
-    store = ChatStore(db)
-    alice, bob = add_users(db, "alice", "bob")
-    _many_rooms(db, alice, 300)
+    store = ChatStore(empty_db)
+    alice, bob = add_users(empty_db, "alice", "bob")
+    _many_rooms(empty_db, alice, 300)
     _send(store, (bob, "bob"), "hello", to="alice")
     store.join(bob, "room0150")
     for n in range(30):
@@ -126,8 +128,8 @@ def test_unread_runs_two_statements_however_many_rooms(db: Database, statements:
 
 
 @pytest.mark.sqlite_only(reason="reads SQLite's query plan")
-def test_unread_statements_probe_indexes_and_never_scan_messages(db: Database) -> None:
-    with db.engine.connect() as conn:
+def test_unread_statements_probe_indexes_and_never_scan_messages(empty_db: Database) -> None:
+    with empty_db.engine.connect() as conn:
         for sql in (reads._ROOMS, reads._PEERS):
             plan = conn.execute(
                 text(f"EXPLAIN QUERY PLAN {sql.format(collate='')}"),
@@ -138,13 +140,13 @@ def test_unread_statements_probe_indexes_and_never_scan_messages(db: Database) -
             assert not [d for d in scans if "USING" not in d], details
 
 
-def test_unread_with_a_thousand_rooms_joined_takes_milliseconds(db: Database) -> None:
+def test_unread_with_a_thousand_rooms_joined_takes_milliseconds(empty_db: Database) -> None:
     """The figure in docs/performance.md ("unread with 1,000 rooms joined"): 1,000 rooms,
     every tenth with 50 unread messages. A generous bound only: the machine is shared."""
-    store = ChatStore(db)
-    alice, bob = add_users(db, "alice", "bob")
-    rooms = _many_rooms(db, alice, 1000)
-    with db.engine.begin() as conn:
+    store = ChatStore(empty_db)
+    alice, bob = add_users(empty_db, "alice", "bob")
+    rooms = _many_rooms(empty_db, alice, 1000)
+    with empty_db.engine.begin() as conn:
         conn.execute(
             insert(Membership),
             [{"room_id": room, "user_id": bob, "joined_at": utcnow()} for room in rooms[::10]],
@@ -159,6 +161,6 @@ def test_unread_with_a_thousand_rooms_joined_takes_milliseconds(db: Database) ->
         found, more = store.unread(alice, after=None, limit=500, cap=1000)
         timings.append(time.perf_counter() - started)
     assert (len(found), more, found[0].count) == (100, False, 50)
-    print(f"\nunread, 1000 rooms joined, {db.engine.dialect.name}: "
+    print(f"\nunread, 1000 rooms joined, {empty_db.engine.dialect.name}: "
           f"{', '.join(f'{t * 1000:.1f}' for t in sorted(timings))} ms")  # fmt: skip
     assert min(timings) < 2.0
