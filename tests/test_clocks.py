@@ -111,6 +111,8 @@ def test_clocks_refuse_to_log_in_before_opening() -> None:
 
 
 def test_server_hello_states_the_protocol_and_limits() -> None:
-    hello = server_hello(server="securechat 9", max_frame=65536, heartbeat=30)
+    hello = server_hello(server="securechat 9", max_frame=65536, heartbeat=30, max_body=4000)
     assert isinstance(hello, Hello)
-    assert (hello.server, hello.max_frame, hello.heartbeat) == ("securechat 9", 65536, 30)
+    assert (hello.server, hello.max_frame, hello.heartbeat, hello.max_body) == (
+        "securechat 9", 65536, 30, 4000,
+    )  # fmt: skip

@@ -355,6 +355,7 @@ DIRECT_MESSAGE = Message(id=42, sender="alice", body="psst ✓", ts=TS, to="bob"
 
 EVENTS: list[Event] = [
     Hello(protocol=1, server="securechat 0.1.0", max_frame=65536, heartbeat=30),
+    Hello(protocol=1, server="securechat 0.9", max_frame=65536, heartbeat=30, max_body=4000),
     Welcome(user="alice", rooms=("general", "dev"), last_id=42),
     Welcome(user="alice", rooms=(), last_id=0),
     Error(code="bad_request", message="join: 'room' is required", ref="r1"),

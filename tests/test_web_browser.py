@@ -225,7 +225,21 @@ def test_browser_and_terminal_client_chat_both_ways(page: Page, web: RunningServ
 def test_browser_puts_a_message_refused_as_too_long_back_in_the_composer(
     page: Page, server_factory: ServerFactory
 ) -> None:
-    web = server_factory(web_port=0, max_body=20)  # its hello does not announce max_body
+    web = server_factory(web_port=0, max_body=20)
+
+    def older_server(socket: WebSocketRoute) -> None:  # a hello without max_body
+        server = socket.connect_to_server()
+
+        def from_server(message: str | bytes) -> None:
+            if isinstance(message, str) and '"type":"hello"' in message:
+                hello = json.loads(message)
+                del hello["max_body"]
+                message = json.dumps(hello)
+            socket.send(message)
+
+        server.on_message(from_server)
+
+    page.route_web_socket("**/ws", older_server)
     _logged_in(page, web)
     composer = page.get_by_label("Message", exact=True)
     composer.fill("this message is longer than twenty characters")
@@ -252,8 +266,8 @@ def test_browser_keeps_a_10000_character_message_in_the_growing_composer(
     assert grown is not None
     assert grown["height"] > before["height"] * 3  # grows with its content...
     assert grown["height"] <= 700 * 0.4 + 4  # ...up to 40 % of the window, then scrolls
-    composer.press("Enter")
-    expect(page.locator("#composer-error")).to_contain_text("longer than 4000 characters")
+    composer.press("Enter")  # the hello's max_body: checked before anything is sent
+    expect(page.locator("#composer-error")).to_contain_text("the limit is 4,000 characters")
     expect(composer).to_have_value(text)
     expect(_messages(page)).to_have_count(0)
 
@@ -291,22 +305,9 @@ def test_browser_checks_the_hellos_frame_limit_before_sending(
 def test_browser_uses_max_body_when_the_hello_announces_it(
     page: Page, server_factory: ServerFactory
 ) -> None:
-    """Today's server announces only max_frame; a hello that also says max_body (as the
-    protocol may add) is what the composer checks, in characters. The hello is amended on
-    its way to the page; the server behind it has the same limit."""
+    """The server's hello says max_body: the composer checks it, in characters, before
+    anything is sent."""
     web = server_factory(web_port=0, max_body=60)
-
-    def route(socket: WebSocketRoute) -> None:
-        server = socket.connect_to_server()
-
-        def from_server(message: str | bytes) -> None:
-            if isinstance(message, str) and '"type":"hello"' in message:
-                message = json.dumps({**json.loads(message), "max_body": 60})
-            socket.send(message)
-
-        server.on_message(from_server)
-
-    page.route_web_socket("**/ws", route)
     _logged_in(page, web)
     composer = page.get_by_label("Message", exact=True)
     counter = page.locator("#composer-counter")

@@ -47,9 +47,12 @@ class Phase(enum.Enum):
     LOGGED_IN = "logged_in"
 
 
-def server_hello(*, server: str, max_frame: int, heartbeat: int) -> Hello:
+def server_hello(*, server: str, max_frame: int, heartbeat: int, max_body: int) -> Hello:
     """The ``hello`` a server sends first on every session, on either port."""
-    return Hello(protocol=PROTOCOL_VERSION, server=server, max_frame=max_frame, heartbeat=heartbeat)
+    return Hello(
+        protocol=PROTOCOL_VERSION, server=server, max_frame=max_frame, heartbeat=heartbeat,
+        max_body=max_body,
+    )  # fmt: skip
 
 
 class SessionClocks:

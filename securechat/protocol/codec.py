@@ -260,6 +260,7 @@ _EVENTS: dict[str, Callable[[Fields], Event]] = {
         server=f.text("server"),
         max_frame=f.int("max_frame"),
         heartbeat=f.int("heartbeat"),
+        max_body=f.opt_int("max_body", minimum=1),
     ),
     "welcome": lambda f: Welcome(
         user=f.text("user"),

@@ -19,11 +19,15 @@ PROTOCOL_VERSION = 1  # in hello; a client refuses a server that speaks another
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Hello(WireMessage):
+    """The server's greeting; ``max_body``: the longest ``send`` body it takes, in
+    characters (absent from servers before it: a client then checks ``max_frame`` only)."""
+
     TYPE: ClassVar[str] = "hello"
     protocol: int
     server: str
     max_frame: int
     heartbeat: int
+    max_body: int | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -250,7 +250,7 @@ class ServerConnection:
         limits = self._limits
         self._queue(server_hello(
             server=f"securechat {__version__}", max_frame=limits.max_frame,
-            heartbeat=limits.heartbeat,
+            heartbeat=limits.heartbeat, max_body=limits.max_body,
         ))  # fmt: skip
         self._open_stream = stream
 
