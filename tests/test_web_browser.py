@@ -30,6 +30,7 @@ from tests.conftest import (
     skip_or_fail,
 )
 from tests.logs import logged
+from tests.slapd import PASSWORDS, Slapd
 from tests.sql import execute
 
 if (missing := browser_missing()) is not None:
@@ -1091,3 +1092,17 @@ def test_browser_screenshot_for_the_readme(page: Page, web: RunningServer, tmp_p
     time.sleep(0.1)
     page.screenshot(path=str(phone))
     assert phone.stat().st_size > 5_000
+
+
+def test_browser_directory_user_signs_in_and_finds_the_mapped_room(
+    page: Page, server_factory: ServerFactory, slapd: Slapd
+) -> None:
+    """#28: a colleague signs in on the page with the office directory's password; the
+    directory group's private room is in their sidebar; a wrong password is refused."""
+    web = server_factory(web_port=0, directory=slapd.config())
+    _login(page, web, "erin", "not erin's password")
+    expect(page.locator("#login-error")).to_be_visible()
+    _login(page, web, "erin", PASSWORDS["erin"])
+    expect(page.locator("#chat-view")).to_be_visible()
+    expect(page.locator("#connection-status")).to_have_text("Online")
+    expect(page.locator("#sidebar")).to_contain_text("dev")
