@@ -25,7 +25,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-import threading
 from collections.abc import Callable
 
 from securechat.directory.client import DirectoryClient, normal_dn
@@ -37,7 +36,7 @@ from securechat.store.database import Database
 from securechat.store.directory import DirectoryStore
 from securechat.store.users import Account
 
-__all__ = ["DirectorySync", "SyncReport", "SyncThread", "directory_sync"]
+__all__ = ["DirectorySync", "ServerSync", "SyncReport", "server_sync"]
 
 log = logging.getLogger("securechat.directory")
 
@@ -142,34 +141,16 @@ class DirectorySync:
         )
 
 
-class SyncThread:
-    """The server's periodic sync: a thread that runs :class:`DirectorySync` every
-    ``interval`` seconds, logging what it changed, or why it changed nothing."""
+class ServerSync:
+    """The server's own sync, run by a periodic thread of the server's (at start too:
+    whoever left while the server was down goes at once): logs what it changed, or why
+    it changed nothing."""
 
-    def __init__(
-        self, sync: DirectorySync, interval: float, on_disabled: Callable[[], None]
-    ) -> None:
+    def __init__(self, sync: DirectorySync, on_disabled: Callable[[], None]) -> None:
         """``on_disabled`` runs after a sync disabled someone: the server ends their live
         sessions then, rather than at its account watcher's next look."""
         self._sync = sync
-        self._interval = interval
         self._on_disabled = on_disabled
-        self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="directory-sync")
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stopping.set()
-        if self._thread.is_alive():
-            self._thread.join()
-
-    def _loop(self) -> None:
-        # At start too: whoever left while the server was down goes now.
-        self.run_once()
-        while not self._stopping.wait(self._interval):
-            self.run_once()
 
     def run_once(self) -> None:
         try:
@@ -189,13 +170,14 @@ class SyncThread:
             log.info("directory sync: %s", line)
 
 
-def directory_sync(
+def server_sync(
     config: DirectoryConfig | None,
     db: Database,
     perform: Perform,
     on_disabled: Callable[[], None],
-) -> SyncThread | None:
-    """The server's sync thread, or None: no directory, or ``sync_interval = "off"``."""
+) -> tuple[ServerSync, float] | None:
+    """The server's sync and its interval in seconds, or None: no directory, or
+    ``sync_interval = "off"``."""
     if config is None or config.sync_interval is None:
         return None
-    return SyncThread(DirectorySync(config, db, perform), config.sync_interval, on_disabled)
+    return ServerSync(DirectorySync(config, db, perform), on_disabled), config.sync_interval

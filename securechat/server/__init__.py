@@ -28,8 +28,9 @@ Threads, and what each one alone touches:
   :class:`Admission`; each browser then gets one **conn <peer>** thread like a terminal's
   (connection.py), driving h11 and then websockets' sans-I/O protocol (webframing.py)
   over its TLS stream, under the same ``Turn`` and outbox rules.
-- **directory-sync** (directory/sync.py, with a ``[directory]`` and a ``sync_interval``):
-  the directory's users and groups, written through the committer.
+- **directory-sync** (a :class:`Periodic` running directory/sync.py's ``ServerSync``, with
+  a ``[directory]`` and a ``sync_interval``): the directory's users and groups, written
+  through the committer.
 
 Locks, each guarding only what is named (none is held while doing I/O or an argon2 check,
 except a ``Turn``, which exists to own a socket's writes):

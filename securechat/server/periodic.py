@@ -1,7 +1,8 @@
 """One named thread that does one thing every few seconds, until it is stopped.
 
 The server has several of these (the account watcher, the certificate renewal, the
-presence announcer, the journal poll on SQLite, the node heartbeat on PostgreSQL); each
+presence announcer, the journal poll on SQLite, the node heartbeat on PostgreSQL, the
+directory sync); each
 is an action and an interval, and this is the thread, the stop and the wake-up they share.
 The action returns how long to wait before the next run (None: the usual interval), so a
 check that failed can come back sooner. :meth:`Periodic.wake` runs it now: a wake that

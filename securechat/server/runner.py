@@ -27,7 +27,7 @@ from securechat.cert_files import ServerCertFiles, check_key_modes, read_ca_pem,
 from securechat.certs import SERVER_CERT
 from securechat.config import ServerConfig
 from securechat.directory.login import DirectoryLogin
-from securechat.directory.sync import directory_sync
+from securechat.directory.sync import server_sync
 from securechat.errors import CertificatesMissing
 from securechat.server.account_watch import AccountWatcher
 from securechat.server.admission import Admission
@@ -145,10 +145,16 @@ def build_server(config: ServerConfig, *, tls: ssl.SSLContext, database: Databas
     watcher = AccountWatcher(accounts, hub, service, admission)
     # The directory's own sync ends the sessions of those it disabled at once, rather than
     # at the account watcher's next look.
-    sync = directory_sync(
+    sync = server_sync(
         config.directory, database, lambda op: committer.perform(op, origin=None),
         on_disabled=watcher.check,
     )  # fmt: skip
+    directory_sync = None
+    if sync is not None:
+        scheduled, every = sync
+        directory_sync = Periodic(
+            "directory-sync", scheduled.run_once, interval=every, at_start=True
+        )
     web = None
     if config.web_port is not None:
         web = WebServer(
@@ -177,7 +183,7 @@ def build_server(config: ServerConfig, *, tls: ssl.SSLContext, database: Databas
             "account-watcher", watcher.check, interval=limits.account_check_interval
         ),
         presence=Periodic("presence", hub.flush_presence, interval=limits.presence_interval),
-        directory_sync=sync,
+        directory_sync=directory_sync,
         web=web,
     )  # fmt: skip
     return ChatServer(config, parts)

@@ -26,7 +26,6 @@ from typing import Self
 
 from securechat.accounts import Accounts
 from securechat.config import ServerConfig
-from securechat.directory.sync import SyncThread
 from securechat.errors import ConfigError
 from securechat.protocol.messages import Bye
 from securechat.server.admission import Admission
@@ -67,7 +66,7 @@ class ServerParts:
     renewal: Periodic  # runs renewer.scheduled_check
     account_watcher: Periodic
     presence: Periodic
-    directory_sync: SyncThread | None  # a [directory] with a sync_interval
+    directory_sync: Periodic | None  # runs a [directory]'s sync, if it has a sync_interval
     web: WebServer | None
 
 
