@@ -42,6 +42,25 @@ export const prefs = {
   },
 };
 
+// The user name last logged in with on this device: the one thing the page remembers
+// across reloads (never the password or the token).
+export const rememberedUser = {
+  get() {
+    try {
+      return localStorage.getItem("securechat.user") || "";
+    } catch {
+      return ""; // storage disabled: nothing remembered
+    }
+  },
+  set(name) {
+    try {
+      localStorage.setItem("securechat.user", name);
+    } catch {
+      // storage full or disabled: the name is simply not remembered
+    }
+  },
+};
+
 // Whether the user can be taken to be looking at the page: read markers move only then.
 export function pageSeen() {
   return document.visibilityState === "visible" && document.hasFocus();
