@@ -144,7 +144,6 @@ class App extends Rooms {
       },
     });
     this.connection = connection;
-    rememberedUser.set(user);
     connection.connect();
   }
 
@@ -166,6 +165,7 @@ class App extends Rooms {
       return;
     }
     state.me = welcome.user;
+    rememberedUser.set(state.me);
     this.composer.setLimits(sendLimits(this.connection.session.hello));
     $("login-password").value = "";
     $("login-submit").disabled = false;
@@ -186,7 +186,7 @@ class App extends Rooms {
     this.whenUnreadKnown = () => {
       if (first === null) {
         this.firstJoin = S.DEFAULT_ROOM;
-        this.roomRequest(S.DEFAULT_ROOM, (room) => ({ type: "join", room }));
+        this.connection.request({ type: "join", room: S.DEFAULT_ROOM });
       } else {
         this.open(first, { behindSearch: true });
       }

@@ -23,7 +23,8 @@ export function button(label, action, { className, attrs = {}, dataset = {} } = 
   return node;
 }
 
-// Per-user preferences kept on this device (never the token or the password).
+// Per-user view preferences kept on this device: which conversation was open last. Never
+// the token, the password or the conversation list (which the server keeps).
 export const prefs = {
   get(user, name, fallback) {
     try {

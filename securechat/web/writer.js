@@ -96,6 +96,7 @@ export class Writer extends Reader {
     }
     this.messages.pending(conversation, ref);
     if (current) this.composer.error(`Not sent: ${entry.reason}`); // "you are muted in #ops (muted)"
+    else this.composer.error(`Not sent to ${conversation.label}: ${entry.reason}`); // a /msg from elsewhere
   }
 
   sendEdit(body) {
