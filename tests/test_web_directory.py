@@ -119,6 +119,7 @@ def test_an_offline_user_gets_a_direct_message_from_the_people_directory(
     page.locator("#people summary").click()
     people = page.locator("#people-list button")
     expect(people).to_have_count(3)  # everyone but alice, online or not
+    expect(page.locator("#people-count")).to_have_text("(3)")
     expect(page.locator('#people-list button[data-user="bob"] .presence')).to_contain_text(
         "last seen"
     )

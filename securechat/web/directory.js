@@ -22,7 +22,8 @@ export class PeopleView {
 
   render(state) {
     this.state = state;
-    this.count.textContent = state.people.size > 0 ? `(${state.people.size})` : "";
+    const others = state.people.size - (state.people.has(state.me) ? 1 : 0); // the list leaves you out
+    this.count.textContent = state.people.size > 0 ? `(${others})` : "";
     const found = findPeople(state, this.filter.value);
     const items = found.slice(0, PEOPLE_SHOWN).map((name) => {
       const person = state.people.get(name);

@@ -13,6 +13,7 @@ export const SESSION_EVENTS = {
   message: (app, { message }) => received(app, message),
   delivered: (app, { ref, message }) => {
     const where = S.deliver(app.state, ref, message);
+    app.sidebarUpdate(where.key); // its last activity
     app.messages.pending(where, ref);
     app.messages.upsert(where, message.id);
   },

@@ -158,6 +158,7 @@ export function deliver(state, ref, message) {
   const where = conversation(state, conversationKey(message, state.me));
   where.pending.delete(ref);
   where.put(message);
+  noteActivity(where, message);
   return where;
 }
 

@@ -152,6 +152,8 @@ test("conversations from the server list every room and DM, read or not, with la
   assert.deepEqual([dave.lastId, dave.lastTs, dave.unread], [50, "2026-12-07T11:00:00Z", 1]);
   S.noteActivity(dave, message(45)); // an older message (a history page) moves nothing
   assert.equal(dave.lastId, 50);
+  S.deliver(state, "w-1", message(51, { from: "alice", room: undefined, to: "dave", ts: "2026-12-07T11:05:00Z" }));
+  assert.deepEqual([dave.lastId, dave.lastTs], [51, "2026-12-07T11:05:00Z"]); // our own too
 });
 
 test("the people directory: everyone, online or last seen, searchable, this user left out", () => {
