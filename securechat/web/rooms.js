@@ -13,6 +13,7 @@ export class Rooms extends Writer {
     this.directoryPages = null; // rooms gathered from `rooms` pages, while paging
     this.peoplePages = null; // people gathered from `people` pages, while paging
     this.asking = null; // the room "Create #name?" asks about
+    this.typedJoins = new WeakSet(); // joins typed as /join: their refusals show at the composer
   }
 
   // A room name typed in the form or a command: checked, then joined without creating it.
@@ -27,7 +28,9 @@ export class Rooms extends Writer {
       error("Not connected; try again in a moment.");
       return;
     }
-    this.connection.request({ type: "join", room, create: false });
+    const join = { type: "join", room, create: false };
+    if (!fromForm) this.typedJoins.add(join);
+    this.connection.request(join);
   }
 
   createRoom(raw, isPrivate) {
@@ -48,8 +51,8 @@ export class Rooms extends Writer {
     if (event.type !== "joined") {
       if (quiet) return;
       if (asked.type === "join" && event.code === "no_such_room") this.askCreate(asked.room);
+      else if (command || this.typedJoins.has(asked)) this.composer.error(event.message);
       else $("join-error").textContent = event.message;
-      if (command) this.composer.error(event.message);
       return;
     }
     if (S.applyJoined(state, event)) this.sidebar.sync(state);
