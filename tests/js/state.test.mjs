@@ -125,7 +125,7 @@ test("the event table has a handler for every kind of event the session reports"
   const kinds = new Set([...session.matchAll(/kind: "(\w+)"/g)].map((match) => match[1]));
   assert.ok(kinds.size >= 8, [...kinds].join(", "));
   for (const kind of kinds) assert.equal(typeof SESSION_EVENTS[kind], "function", kind);
-  for (const asked of ["history", "join", "create", "leave", "who", "unread", "read", "edit", "delete", "search", "moderate"]) {
+  for (const asked of ["history", "join", "create", "leave", "who", "unread", "read", "edit", "delete", "search", "moderate", "conversations", "people", "rooms"]) {
     assert.equal(typeof REPLIES[asked], "function", asked);
   }
   for (const pushed of ["presence", "member_joined", "member_left", "left", "room_event", "edited", "deleted", "read", "error"]) {
