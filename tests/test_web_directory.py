@@ -9,13 +9,14 @@ per-test server come from tests/test_web_browser.py.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect
+from playwright.sync_api import Browser, BrowserContext, Page, Playwright, WebSocketRoute, expect
 
 from tests.conftest import CHROMIUM, TIMEOUT, RunningServer
 from tests.test_web_browser import (  # noqa: F401 (fixtures)
@@ -277,3 +278,33 @@ def test_an_invitation_shows_at_once_in_every_session_of_the_invitee(
             expect(tab.locator('#room-list button[data-key="room:secret"]')).to_have_count(1)
     finally:
         other.close()
+
+
+def test_against_a_server_without_conversations_the_page_lists_what_is_unread(
+    page: Page,  # noqa: F811
+    web: RunningServer,  # noqa: F811
+) -> None:
+    """A server from before `conversations` answers `unknown_type`: played here by the
+    route between page and server, which answers that request itself."""
+
+    def route(ws: WebSocketRoute) -> None:
+        server = ws.connect_to_server()
+
+        def from_page(message: str | bytes) -> None:
+            request = json.loads(message) if isinstance(message, str) else {}
+            if request.get("type") == "conversations":
+                ws.send(json.dumps({"type": "error", "code": "unknown_type",
+                                    "message": "unknown type", "ref": request["ref"]}))  # fmt: skip
+            else:
+                server.send(message)
+
+        ws.on_message(from_page)
+
+    page.route_web_socket("**/ws", route)
+    bob = web.login("bob")
+    bob.send(type="send", to="alice", body="still there?", ref="b1")
+    bob.expect("ack", ref="b1")
+    _logged_in(page, web)
+    dm = page.locator('#dm-list button[data-key="dm:bob"]')
+    expect(dm.locator(".badge.unread")).to_have_text("1")
+    expect(page.locator("#conversation-title")).to_have_text("#general")
