@@ -10,7 +10,9 @@ from typing import Any
 
 import pytest
 
+from securechat.client.terminal.commands import COMMANDS, HELP
 from securechat.protocol.mentions import mention_spans, mentioned_names, mentions
+from securechat.protocol.names import normalize_name
 
 VECTORS = Path(__file__).parent / "vectors"
 
@@ -27,3 +29,17 @@ def test_mention_vectors(case: dict[str, Any]) -> None:
     assert [[start, end] for start, end, _ in mention_spans(body)] == case["spans"]
     for name in {*names, "alice", "bob"}:
         assert mentions(body, name.upper()) == (name in names)
+
+
+@pytest.mark.parametrize("case", _cases("names.json"), ids=lambda c: str(c["why"]))
+def test_name_vectors(case: dict[str, Any]) -> None:
+    assert normalize_name(case["raw"]) == case["name"]
+
+
+def test_terminal_help_agrees_with_the_shared_command_table() -> None:
+    shared = json.loads((VECTORS / "commands.json").read_text())
+    terminal = dict(HELP)
+    for command in shared["commands"]:
+        assert terminal.get(command["usage"]) == command["help"], command["usage"]
+    listed = {c["usage"].split()[0] for c in shared["commands"]} | set(shared["terminal_only"])
+    assert set(COMMANDS) == listed, "a terminal command neither shared nor terminal_only"

@@ -178,6 +178,14 @@ def _messages(page: Page) -> Locator:
     return page.locator("#messages li.message")
 
 
+def _create_from_the_join_form(page: Page, room: str) -> None:
+    """Join ``room`` by name; there is none, so the page asks, and the answer is yes."""
+    page.fill("#join-room", room)
+    page.press("#join-room", "Enter")
+    page.get_by_role("button", name=f"Create #{room}").click()
+    expect(page.locator("#conversation-title")).to_have_text(f"#{room}")
+
+
 # --- tests ------------------------------------------------------------------------------
 
 
@@ -380,9 +388,7 @@ def test_browser_direct_message_notifies_and_counts_unread(
     page.wait_for_timeout(200)
     # In view and visible: neither the room message nor the mention notifies.
     assert len(page.evaluate("window.__notifications")) == 1
-    page.fill("#join-room", "dev")
-    page.press("#join-room", "Enter")
-    expect(page.locator("#conversation-title")).to_have_text("#dev")
+    _create_from_the_join_form(page, "dev")
     bob.send(type="send", room="general", body="@alice lunch?", ref="g3")
     expect(_badge(page, "room:general", "mention")).to_have_text("@1")
     # Not in view: the mention notifies (the page notifies before it draws the badge).
@@ -568,7 +574,9 @@ def test_browser_works_from_the_keyboard_at_360_px(
         expect(toggle).to_be_focused()
         toggle.press("Enter")
         page.fill("#join-room", "dev")
-        page.press("#join-room", "Enter")
+        page.press("#join-room", "Enter")  # no #dev: the page asks, the answer is focused
+        expect(page.locator("#create-yes")).to_be_focused()
+        page.keyboard.press("Enter")
         expect(page.locator("#conversation-title")).to_have_text("#dev")
         expect(page.locator("#sidebar")).to_be_hidden()
         page.keyboard.type("a message of mine,")
@@ -593,9 +601,7 @@ def test_browser_works_from_the_keyboard_at_360_px(
 
 def test_browser_reopens_the_last_room_after_login(page: Page, web: RunningServer) -> None:
     _logged_in(page, web)
-    page.fill("#join-room", "dev")
-    page.press("#join-room", "Enter")
-    expect(page.locator("#conversation-title")).to_have_text("#dev")
+    _create_from_the_join_form(page, "dev")
     page.click("#logout-button")
     expect(page.locator("#login-view")).to_be_visible()
     _logged_in(page, web)
@@ -926,7 +932,7 @@ def test_browser_separates_days_and_groups_one_senders_messages(
     mine = _messages(page).filter(has_text="my own")
     expect(mine).to_have_attribute("data-status", "sent")
     expect(mine.locator(".status")).to_have_count(0)  # "sent" is not said; pending would be
-    page.fill("#join-room", "dev")
+    page.fill("#join-room", "dev")  # carol's: joined at once
     page.press("#join-room", "Enter")
     expect(page.locator("#conversation-title")).to_have_text("#dev")
     page.locator('#room-list button[data-key="room:general"]').click()
@@ -940,7 +946,7 @@ def test_browser_separates_days_and_groups_one_senders_messages(
 
 class _HeldUnread:
     """Routes the page's WebSocket through Playwright and holds back the server's first
-    ``unread`` reply until :meth:`release`: the page's first view waits for it, so a test
+    ``conversations`` reply until :meth:`release`: the page's first view waits for it, so a test
     can act in between, as a user on a slow link or a busy server can."""
 
     def __init__(self, page: Page) -> None:
@@ -956,7 +962,7 @@ class _HeldUnread:
 
     def _from_server(self, message: str | bytes) -> None:
         assert self._page is not None
-        if self._holding and isinstance(message, str) and '"type":"unread"' in message:
+        if self._holding and isinstance(message, str) and '"type":"conversations"' in message:
             self.held.append(message)
         else:
             self._page.send(message)
@@ -964,7 +970,7 @@ class _HeldUnread:
     def wait_until_held(self, page: Page) -> None:
         deadline = time.monotonic() + TIMEOUT
         while not self.held:
-            assert time.monotonic() < deadline, "the page never asked for its unread counts"
+            assert time.monotonic() < deadline, "the page never asked for its conversations"
             page.wait_for_timeout(50)  # Playwright dispatches the route's callbacks meanwhile
 
     def release(self) -> None:

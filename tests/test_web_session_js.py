@@ -3,7 +3,8 @@ runner, and a check of every script for ways to turn a string into markup.
 
 tests/js/ holds the Node cases (session.test.mjs for ChatSession in session.js,
 session_vectors.test.mjs for it against tests/vectors/session*.json, chat.test.mjs for the
-page's rules in chat.js, state.test.mjs for the page's state updates in state.js,
+page's rules in chat.js and commands.js, names.test.mjs for its name rule
+against tests/vectors/names.json, state.test.mjs for the page's state updates in state.js,
 drafts.test.mjs for the composer's checks in drafts.js, timeline.test.mjs for day
 separators and shared headers in timeline.js, markdown.test.mjs for message bodies in
 markdown.js with the vendored markdown-it); this runs them with the suite. Without Node
@@ -30,6 +31,7 @@ NODE_SUITES = {
     "session.test.mjs": ("session.js", "SESSION_MODULE"),
     "session_vectors.test.mjs": ("session.js", "SESSION_MODULE"),
     "chat.test.mjs": ("chat.js", "CHAT_MODULE"),
+    "names.test.mjs": ("names.js", "NAMES_MODULE"),
     "state.test.mjs": ("state.js", "STATE_MODULE"),
     "drafts.test.mjs": ("drafts.js", "DRAFTS_MODULE"),
     "timeline.test.mjs": ("timeline.js", "TIMELINE_MODULE"),

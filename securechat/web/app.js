@@ -4,25 +4,28 @@
 //
 // Everything from the wire goes into the page as text (textContent, text nodes), never as
 // markup. The resume token lives only in this module's memory: a reload asks for the
-// password again (docs/security.md, "Web client").
+// password again (docs/security.md, "Web client"). This device remembers the last user name
+// only: the conversations come from the server (`conversations`), so every device shows
+// the same.
 
 import { conversationKey } from "./chat.js";
 import { ComposerView } from "./composer.js";
 import { Connection } from "./connection.js";
 import { sendLimits } from "./drafts.js";
-import { $, pageSeen, prefs } from "./dom.js";
+import { InvitesView, MembersView, PeopleView, RoomDirectoryView } from "./directory.js";
+import { $, pageSeen, prefs, rememberedUser } from "./dom.js";
 import { SESSION_EVENTS } from "./events.js";
 import { MessagesView } from "./messages.js";
 import { Notifier } from "./notifications.js";
 import { OnlineView } from "./online.js";
 import { MIN_QUERY, SearchView, newSearch, searchRequest } from "./search.js";
+import { Rooms } from "./rooms.js";
 import { SidebarView } from "./sidebar.js";
 import * as S from "./state.js";
-import { Writer } from "./writer.js";
 
-const WHO_EVERY = 60; // seconds: presence events cover shared rooms only, `who` everyone
+const WHO_EVERY = 60; // seconds: presence events cover shared rooms only, `people` everyone
 
-class App extends Writer {
+class App extends Rooms {
   constructor() {
     super();
     this.state = S.createState(null);
@@ -51,6 +54,21 @@ class App extends Writer {
     const open = (key) => this.open(key);
     this.sidebar = new SidebarView({ rooms: $("room-list"), dms: $("dm-list"), onOpen: open });
     this.online = new OnlineView($("online-list"), { onOpen: open });
+    this.people = new PeopleView({ list: $("people-list"), filter: $("people-filter"), count: $("people-count"), onOpen: open });
+    const join = (room) => this.joinRoom(room);
+    this.directoryView = new RoomDirectoryView({
+      panel: $("directory-view"),
+      list: $("directory-list"),
+      status: $("directory-status"),
+      messages: $("messages"),
+      onJoin: join,
+      onOpen: (key) => {
+        this.directoryView.close();
+        open(key);
+      },
+    });
+    this.membersView = new MembersView({ box: $("members"), summary: $("members-summary"), list: $("members-list") });
+    this.invitesView = new InvitesView({ heading: $("invites-heading"), list: $("invite-list"), onJoin: join });
     this.searchView = new SearchView({ onOpenResult: (message) => this.openResult(message) });
     this.notifier = new Notifier({ onOpen: open, current: () => this.state.current, me: () => this.state.me });
     this.composer = new ComposerView({
@@ -59,6 +77,7 @@ class App extends Writer {
       onCancelEdit: () => this.stopEditing(true),
     });
     this.bind();
+    $("login-user").value = rememberedUser.get();
   }
 
   bind() {
@@ -68,12 +87,16 @@ class App extends Writer {
     });
     $("join-form").addEventListener("submit", (e) => {
       e.preventDefault();
-      this.roomRequest($("join-room").value, (room) => ({ type: "join", room }));
+      this.joinRoom($("join-room").value, { fromForm: true });
     });
-    $("create-button").addEventListener("click", () => {
-      const isPrivate = $("create-private").checked;
-      this.roomRequest($("join-room").value, (room) => ({ type: "create", room, private: isPrivate }));
+    $("create-button").addEventListener("click", () => this.createRoom($("join-room").value, $("create-private").checked));
+    $("create-yes").addEventListener("click", () => this.answerCreate(true));
+    $("create-no").addEventListener("click", () => this.answerCreate(false));
+    $("directory-button").addEventListener("click", () => {
+      this.toggleMenu(false);
+      this.showDirectory();
     });
+    $("directory-close").addEventListener("click", () => this.directoryView.close());
     $("search-form").addEventListener("submit", (e) => {
       e.preventDefault();
       this.startSearch($("search-input").value);
@@ -132,7 +155,9 @@ class App extends Writer {
     }
     for (const room of welcome.rooms) state.rooms.add(room);
     this.connection.request({ type: "who" });
-    this.refreshUnread(); // after a drop too: what was read elsewhere meanwhile
+    this.peoplePages = null;
+    this.refreshPeople();
+    this.refreshUnread(); // after a drop too: the conversations, and what was read elsewhere
     if (resumed) {
       this.sidebar.sync(state);
       const current = state.conversations.get(state.current);
@@ -140,15 +165,17 @@ class App extends Writer {
       return;
     }
     state.me = welcome.user;
+    rememberedUser.set(state.me);
     this.composer.setLimits(sendLimits(this.connection.session.hello));
     $("login-password").value = "";
     $("login-submit").disabled = false;
     clearInterval(this.whoTimer);
     this.whoTimer = setInterval(() => {
-      if (this.connection !== null && this.connection.isReady) this.connection.request({ type: "who" });
+      if (this.connection === null || !this.connection.isReady) return;
+      this.connection.request({ type: "who" });
+      this.refreshPeople();
     }, WHO_EVERY * 1000);
     $("whoami").textContent = state.me;
-    for (const name of prefs.get(state.me, "dms", [])) S.listConversation(state, `dm:${name}`);
     this.sidebar.sync(state);
     $("login-view").hidden = true;
     $("chat-view").hidden = false;
@@ -159,7 +186,7 @@ class App extends Writer {
     this.whenUnreadKnown = () => {
       if (first === null) {
         this.firstJoin = S.DEFAULT_ROOM;
-        this.roomRequest(S.DEFAULT_ROOM, (room) => ({ type: "join", room }));
+        this.connection.request({ type: "join", room: S.DEFAULT_ROOM });
       } else {
         this.open(first, { behindSearch: true });
       }
@@ -194,6 +221,11 @@ class App extends Writer {
     this.firstJoin = null;
     this.unreadPages = null;
     this.unreadAgain = false;
+    this.listAsked = "conversations";
+    this.peoplePages = null;
+    this.directoryPages = null;
+    this.askCreate(null);
+    this.directoryView.close();
     this.stopEditing(true);
     if (this.search !== null) this.closeSearch();
     this.showNotice("");
@@ -205,6 +237,9 @@ class App extends Writer {
     this.sidebar.clear();
     this.messages.show(null);
     this.online.render(this.state);
+    this.people.clear();
+    this.membersView.render([]);
+    this.invitesView.render(this.state);
     $("login-password").focus();
   }
 
@@ -223,9 +258,8 @@ class App extends Writer {
 
   // --- rooms and DMs in the sidebar ---------------------------------------------------------
 
-  // A conversation newly listed: a DM partner is remembered on this device.
-  listChanged(conversation) {
-    if (conversation.kind === "dm") prefs.set(this.state.me, "dms", [...this.state.dms].sort());
+  // A conversation newly listed (the server keeps the list: `conversations`).
+  listChanged() {
     this.sidebar.sync(this.state);
   }
 
@@ -237,73 +271,12 @@ class App extends Writer {
     $("menu-toggle").textContent = total > 0 ? `Conversations (${total})` : "Conversations";
   }
 
-  roomRequest(raw, build) {
-    const room = raw.trim().toLowerCase().replace(/^#/, "");
-    if (!room) return;
-    if (!this.connection.isReady) {
-      $("join-error").textContent = "Not connected; try again in a moment.";
-      return;
-    }
-    this.connection.request(build(room));
-  }
-
-  joinedReply(event, { quiet, command }) {
-    const state = this.state;
-    if (event.type !== "joined") {
-      if (!quiet) $("join-error").textContent = event.message;
-      return;
-    }
-    if (!state.rooms.has(event.room)) {
-      state.rooms.add(event.room);
-      this.sidebar.sync(state);
-    }
-    state.roomInfo.set(event.room, {
-      role: event.role || "member",
-      topic: event.topic || "",
-      private: event.private === true,
-      muted: event.muted === true,
-    });
-    if (quiet) {
-      if (state.current === `room:${event.room}`) {
-        this.renderHeader();
-        this.messages.rebuild(); // a moderator's Delete buttons on others' messages
-      }
-      return;
-    }
-    if (!command) {
-      $("join-room").value = "";
-      $("create-private").checked = false;
-      $("join-error").textContent = "";
-    }
-    const first = this.firstJoin === event.room;
-    this.firstJoin = null;
-    if (first && state.current !== null) {
-      this.sidebar.sync(state); // the user opened another one meanwhile: it stays
-      return;
-    }
-    this.open(`room:${event.room}`, { behindSearch: first });
-    if (this.search === null) this.composer.focus();
-  }
-
-  roomGone(room) {
-    const state = this.state;
-    const wasCurrent = state.current === `room:${room}`;
-    const notice = S.removeRoom(state, room);
-    if (notice === null) return;
-    this.showNotice(notice);
-    this.sidebar.sync(state);
-    this.sidebarUpdate(`room:${room}`);
-    if (!wasCurrent) return;
-    const next = S.fallbackRoom(state);
-    if (next !== undefined) this.open(`room:${next}`, { keepNotice: true });
-    else this.openNothing();
-  }
-
   // --- search -----------------------------------------------------------------------------------
 
   startSearch(raw) {
     const query = raw.trim();
     this.toggleMenu(false);
+    this.directoryView.close();
     this.searchView.open();
     this.searchView.reset();
     this.search = newSearch(query);
@@ -365,6 +338,11 @@ class App extends Writer {
       $("menu-toggle").focus();
     } else if (conversation && conversation.confirmDelete !== null) {
       this.confirmDelete(conversation, conversation.confirmDelete, false);
+    } else if (this.asking !== null) {
+      this.answerCreate(false);
+    } else if (this.directoryView.isOpen) {
+      this.directoryView.close();
+      this.composer.focus();
     } else if (this.search !== null) {
       this.closeSearch();
       this.composer.focus();

@@ -2,6 +2,8 @@
 // which conversation a message belongs to, what counts as a mention, how the composer's
 // slash commands become requests (commands.js), and how a room event reads as a line of text.
 
+import { normalizeName } from "./names.js";
+
 // A conversation's key in the page: "room:NAME" or "dm:USER".
 export function conversationKey(message, me) {
   if (message.room !== undefined && message.room !== null) return `room:${message.room}`;
@@ -15,9 +17,8 @@ export function unreadKey(entry) {
 
 // The mention rule of securechat/protocol/mentions.py, kept in step with it by the shared
 // cases in tests/vectors/mentions.json: "@" not after a name character, then the run of
-// name characters less trailing dots, which must be a valid name (2-32 of a-z 0-9 . _ -).
+// name characters less trailing dots, which must be a valid name (names.js).
 const MENTION = /(?<![A-Za-z0-9._-])@([A-Za-z0-9._-]+)/g;
-const NAME = /^[a-z0-9._-]{2,32}$/;
 
 // Every mention in `body`: [start, end) of the "@name", and the name in lowercase.
 export function mentionsIn(body) {
@@ -25,8 +26,8 @@ export function mentionsIn(body) {
   if (!body.includes("@")) return found;
   for (const match of body.matchAll(MENTION)) {
     const run = match[1].replace(/\.+$/, "");
-    const name = run.toLowerCase();
-    if (NAME.test(name)) found.push({ start: match.index, end: match.index + 1 + run.length, name });
+    const name = normalizeName(run);
+    if (name !== null) found.push({ start: match.index, end: match.index + 1 + run.length, name });
   }
   return found;
 }

@@ -23,7 +23,8 @@ export function button(label, action, { className, attrs = {}, dataset = {} } = 
   return node;
 }
 
-// Per-user preferences kept on this device (never the token or the password).
+// Per-user view preferences kept on this device: which conversation was open last. Never
+// the token, the password or the conversation list (which the server keeps).
 export const prefs = {
   get(user, name, fallback) {
     try {
@@ -38,6 +39,25 @@ export const prefs = {
       localStorage.setItem(`securechat.${name}.${user}`, JSON.stringify(value));
     } catch {
       // storage full or disabled: the preference is simply not remembered
+    }
+  },
+};
+
+// The user name last logged in with on this device: the one thing the page remembers
+// across reloads (never the password or the token).
+export const rememberedUser = {
+  get() {
+    try {
+      return localStorage.getItem("securechat.user") || "";
+    } catch {
+      return ""; // storage disabled: nothing remembered
+    }
+  },
+  set(name) {
+    try {
+      localStorage.setItem("securechat.user", name);
+    } catch {
+      // storage full or disabled: the name is simply not remembered
     }
   },
 };

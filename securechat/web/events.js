@@ -13,6 +13,7 @@ export const SESSION_EVENTS = {
   message: (app, { message }) => received(app, message),
   delivered: (app, { ref, message }) => {
     const where = S.deliver(app.state, ref, message);
+    app.sidebarUpdate(where.key); // its last activity
     app.messages.pending(where, ref);
     app.messages.upsert(where, message.id);
   },
@@ -53,17 +54,21 @@ function reply(app, ref, asked, event) {
 // Replies, by the type of the request they answer.
 export const REPLIES = {
   history: (app, asked, event) => app.historyPage(asked, event),
-  join: (app, asked, event, how) => app.joinedReply(event, how),
-  create: (app, asked, event, how) => app.joinedReply(event, how),
+  join: (app, asked, event, how) => app.joinedReply(asked, event, how),
+  create: (app, asked, event, how) => app.joinedReply(asked, event, how),
   leave: (app, asked, event) => {
     if (event.type === "left") app.roomGone(event.room);
   },
   who: (app, asked, event) => {
     if (event.type !== "who") return;
     app.state.online = new Set(event.online);
-    app.online.render(app.state);
+    for (const [name, person] of app.state.people) person.online = app.state.online.has(name);
+    app.presenceChanged();
   },
   unread: (app, asked, event) => app.unreadPage(event),
+  conversations: (app, asked, event) => app.unreadPage(event),
+  people: (app, asked, event) => app.peoplePage(event),
+  rooms: (app, asked, event) => app.roomsPage(event),
   read: (app, asked, event) => {
     if (event.type === "read") PUSHED.read(app, event);
   },
@@ -102,23 +107,31 @@ function changed(app, asked, event) {
 // Pushed events, by type.
 export const PUSHED = {
   presence: (app, event) => {
-    if (event.online) app.state.online.add(event.user);
-    else app.state.online.delete(event.user);
-    app.online.render(app.state);
+    S.applyPresence(app.state, event.user, event.online, new Date().toISOString());
+    app.presenceChanged();
   },
   member_joined: (app, event) => {
+    if (S.memberChanged(app.state, event.room, event.user, true)) app.renderMembers();
     // This user joined in another session (the terminal client, another tab).
     if (event.user !== app.state.me) return;
     app.state.rooms.add(event.room);
+    app.state.invites.delete(event.room);
+    app.invitesView.render(app.state);
     app.sidebar.sync(app.state);
   },
   member_left: (app, event) => {
+    if (S.memberChanged(app.state, event.room, event.user, false)) app.renderMembers();
     if (event.user === app.state.me) app.roomGone(event.room);
   },
   left: (app, event) => app.roomGone(event.room), // kicked, banned, or the room was deleted
   room_event: (app, event) => {
     const where = S.applyRoomEvent(app.state, event, roomEventText(event, app.state.me));
-    if (where.key === app.state.current) app.renderHeader();
+    app.invitesView.render(app.state); // an invitation, or one gone with its room
+    if (where === null) return;
+    if (where.key === app.state.current) {
+      app.renderHeader();
+      app.renderMembers();
+    }
     app.messages.upsert(where, event.id);
     app.sidebar.sync(app.state);
     if (event.user === app.state.me && (event.action === "op" || event.action === "deop" || event.action === "transfer")) {

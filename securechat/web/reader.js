@@ -1,6 +1,7 @@
 // Reading: opening a conversation, its history pages, and the read markers and unread counts
 // the server keeps. The base of the page's App (app.js), which adds sending and searching.
 
+import { roomEventText } from "./chat.js";
 import { $, pageSeen, prefs } from "./dom.js";
 import * as S from "./state.js";
 
@@ -12,7 +13,8 @@ const READ_AFTER_SCROLL_MS = 300; // a read marker once scrolling pauses, not fo
 
 export class Reader {
   constructor() {
-    this.unreadPages = null; // conversations gathered from `unread` pages, while paging
+    this.unreadPages = null; // conversations gathered from `conversations` pages, while paging
+    this.listAsked = "conversations"; // "unread" from a server from before `conversations`
     this.unreadAgain = false; // a refresh was asked for while one was running
     this.unreadTimer = null;
     this.whenUnreadKnown = null; // the first view, opened once the unread counts are in
@@ -42,7 +44,9 @@ export class Reader {
     if (conversation.kind === "room" && !state.roomInfo.has(conversation.name) && state.rooms.has(conversation.name)) {
       this.askRoomDetails(conversation.name);
     }
+    if (this.directoryView.isOpen) this.directoryView.close();
     this.renderHeader();
+    this.renderMembers();
     this.toggleMenu(false);
     this.sidebar.select(key);
     this.messages.show(conversation);
@@ -78,10 +82,11 @@ export class Reader {
     $("notice").hidden = text === "";
   }
 
-  // A member's `join` changes nothing and answers with the room's role, topic and privacy.
+  // A member's `join` changes nothing and answers with the room's role, topic, privacy and
+  // members (never creating a room deleted meanwhile).
   askRoomDetails(room) {
     if (!this.connection.isReady) return;
-    this.quietRefs.add(this.connection.request({ type: "join", room }));
+    this.quietRefs.add(this.connection.request({ type: "join", room, create: false }));
   }
 
   loadHistory(conversation, { before = null, after = null } = {}) {
@@ -89,6 +94,7 @@ export class Reader {
     conversation.loading = true;
     this.messages.markers(conversation);
     const request = { type: "history", limit: HISTORY_PAGE, ...conversation.where() };
+    if (conversation.kind === "room") request.events = true; // topics, kicks...: one timeline everywhere
     if (before !== null) request.before = before;
     if (after !== null) request.after = after;
     this.connection.request(request);
@@ -107,14 +113,17 @@ export class Reader {
     const first = !conversation.loaded;
     conversation.loaded = true;
     for (const message of event.messages) conversation.put(message);
+    const events = Array.isArray(event.events) ? event.events : [];
+    for (const item of events) conversation.put({ ...item, text: roomEventText(item, this.state.me) });
+    const ids = [...event.messages, ...events].map((item) => item.id).sort((a, b) => a - b);
     if (asked.after !== undefined) {
-      const last = event.messages.length > 0 ? event.messages[event.messages.length - 1].id : null;
+      const last = ids.length > 0 ? ids[ids.length - 1] : null;
       conversation.newerFrom = event.more && last !== null ? last : null;
     } else {
       conversation.more = event.more;
     }
     if (key !== this.state.current) return;
-    const ids = event.messages.map((message) => message.id);
+    if (events.length > 0) this.renderMembers(); // roles the timeline tells
     this.messages.addPage(conversation, ids, { keepPosition: asked.before !== undefined });
     if (first && asked.after !== undefined) this.messages.scrollToDivider();
     else if (first) this.messages.toBottom();
@@ -168,7 +177,7 @@ export class Reader {
       return;
     }
     this.unreadPages = [];
-    this.connection.request({ type: "unread" });
+    this.connection.request({ type: this.listAsked });
   }
 
   // Asked for after a read marker this page cannot settle alone; bursts become one request.
@@ -188,8 +197,16 @@ export class Reader {
     if (open !== null && this.state.current === null) open();
   }
 
+  // A page of `conversations` (every conversation, with its counts: the sidebar's list), or
+  // of `unread` from a server from before it.
   unreadPage(event) {
-    if (event.type !== "unread" || this.unreadPages === null) {
+    if (event.type === "error" && event.code === "unknown_type" && this.listAsked === "conversations") {
+      this.listAsked = "unread"; // an older server: this device's list, with the unread ones
+      this.unreadPages = null;
+      this.refreshUnread();
+      return;
+    }
+    if (event.type !== this.listAsked || this.unreadPages === null) {
       this.unreadPages = null; // cut short: the next login asks again
       this.firstView();
       return;
@@ -197,13 +214,12 @@ export class Reader {
     this.unreadPages.push(...event.conversations);
     const last = event.conversations[event.conversations.length - 1];
     if (event.more && last !== undefined) {
-      this.connection.request({ type: "unread", after: last.key });
+      this.connection.request({ type: this.listAsked, after: last.key });
       return;
     }
-    const before = this.state.dms.size;
-    S.applyUnread(this.state, this.unreadPages);
+    if (this.listAsked === "conversations") S.applyConversations(this.state, this.unreadPages);
+    else S.applyUnread(this.state, this.unreadPages);
     this.unreadPages = null;
-    if (this.state.dms.size !== before) prefs.set(this.state.me, "dms", [...this.state.dms].sort());
     this.sidebar.sync(this.state);
     this.sidebarUpdate(null);
     this.firstView();

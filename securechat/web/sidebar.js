@@ -2,6 +2,7 @@
 // message updates its conversation's badges, not the lists.
 
 import { el } from "./dom.js";
+import { fullTime, whenText } from "./timeline.js";
 
 export class SidebarView {
   // onOpen(key): a conversation was chosen.
@@ -45,6 +46,10 @@ export class SidebarView {
     if (unread > 0) {
       items.push(el("span", { className: "badge unread", attrs: { "aria-label": `${unread} unread` } }, String(unread)));
     }
+    const activity = node.querySelector(".activity");
+    const lastTs = conversation ? conversation.lastTs : null;
+    activity.textContent = lastTs ? whenText(lastTs) : "";
+    if (lastTs) activity.title = `Last message ${fullTime(lastTs)}`;
     badges.replaceChildren(...items);
     badges.hidden = items.length === 0;
     node.classList.toggle("has-unread", unread > 0);
@@ -65,6 +70,7 @@ export class SidebarView {
       "button",
       { attrs: { type: "button" }, dataset: { key } },
       el("span", { className: "label" }, label),
+      el("span", { className: "activity" }),
       el("span", { className: "badges", attrs: { hidden: "" } }),
     );
     node.addEventListener("click", () => this.onOpen(key));

@@ -38,6 +38,8 @@ export class Conversation {
     this.loading = false;
     this.loaded = false; // a first page has been asked for and received
     this.confirmDelete = null; // the id whose deletion waits for a confirmation
+    this.lastId = 0; // the newest message's id and time (`conversations`, then live)
+    this.lastTs = null;
   }
 
   get label() {
@@ -109,7 +111,9 @@ export function createState(me) {
     online: new Set(),
     reachable: true, // false while the server cannot be reached (the Online list says so)
     current: null,
-    roomInfo: new Map(), // room -> { role, topic, private, muted } from `joined` and events
+    roomInfo: new Map(), // room -> { role, topic, private, muted, members } from `joined` and events
+    people: new Map(), // user -> { online, lastSeen } from `people`, presence and `who`
+    invites: new Map(), // room -> the `room_event` inviting this user to a room they are not in
     notices: new Map(), // room -> why we were removed, told when `left` comes
   };
 }
@@ -138,6 +142,7 @@ export function receiveMessage(state, message, { seen }) {
   const where = conversation(state, key);
   const listed = listConversation(state, key); // a room joined elsewhere, a new DM partner
   where.put(message);
+  noteActivity(where, message);
   let counted = false;
   if (message.from !== state.me && message.id > where.lastRead && !message.deleted && !seen) {
     if (key === state.current && where.unread === 0) where.divider = where.lastRead;
@@ -153,6 +158,7 @@ export function deliver(state, ref, message) {
   const where = conversation(state, conversationKey(message, state.me));
   where.pending.delete(ref);
   where.put(message);
+  noteActivity(where, message);
   return where;
 }
 
@@ -160,6 +166,99 @@ export function failSend(state, { ref, send, code, reason }) {
   const where = conversation(state, conversationKey({ ...send, from: state.me }, state.me));
   where.pending.set(ref, { send, status: "failed", code, reason });
   return where;
+}
+
+// A conversation's newest message, for the sidebar's "last activity".
+export function noteActivity(where, message) {
+  if (message.id > where.lastId) {
+    where.lastId = message.id;
+    where.lastTs = message.ts;
+  }
+}
+
+// The pages of a `conversations` reply, all in: every conversation is listed (a fresh
+// device shows the rooms and DMs the last one did) with its last activity and counts.
+export function applyConversations(state, entries) {
+  for (const entry of entries) {
+    const key = unreadKey(entry);
+    listConversation(state, key);
+    if (typeof entry.last_id === "number") noteActivity(conversation(state, key), { id: entry.last_id, ts: entry.last_ts });
+  }
+  applyUnread(state, entries);
+}
+
+// The pages of a `people` reply, all in: the directory, and who is online.
+export function applyPeople(state, entries) {
+  state.people = new Map(entries.map((p) => [p.name, { online: p.online === true, lastSeen: p.last_seen || null }]));
+  state.online = new Set(entries.filter((p) => p.online === true).map((p) => p.name));
+}
+
+// A presence change at `now` (an ISO time): someone going offline was last seen now.
+export function applyPresence(state, user, online, now) {
+  if (online) state.online.add(user);
+  else state.online.delete(user);
+  const person = state.people.get(user);
+  if (person !== undefined) {
+    person.online = online;
+    if (!online) person.lastSeen = now;
+  }
+}
+
+// The people whose name holds `filter` (case-insensitive), this user left out, in name order.
+export function findPeople(state, filter) {
+  const needle = filter.trim().toLowerCase();
+  return [...state.people.keys()].filter((name) => name !== state.me && name.includes(needle)).sort();
+}
+
+// A `joined` reply: the room is listed, its details and members known, its invitation used.
+export function applyJoined(state, event) {
+  const listed = !state.rooms.has(event.room);
+  state.rooms.add(event.room);
+  state.invites.delete(event.room);
+  state.roomInfo.set(event.room, {
+    role: event.role || "member",
+    topic: event.topic || "",
+    private: event.private === true,
+    muted: event.muted === true,
+    members: new Set(event.members || []),
+  });
+  return listed;
+}
+
+// Someone joined or left a room this user is in.
+export function memberChanged(state, room, user, joined) {
+  const info = state.roomInfo.get(room);
+  if (info === undefined) return false;
+  if (joined) info.members.add(user);
+  else info.members.delete(user);
+  return true;
+}
+
+const ROLE_ORDER = { owner: 0, moderator: 1, member: 2 };
+
+// The current room's members with their roles, owner first: this user's role as the server
+// said, the others' as the loaded timeline's events (create, op, deop, transfer) tell, in
+// id order; "member" where the timeline says nothing.
+export function membersOf(state, room) {
+  const info = state.roomInfo.get(room);
+  if (info === undefined) return [];
+  const roles = new Map();
+  const where = state.conversations.get(`room:${room}`);
+  for (const id of where ? where.ids : []) {
+    const item = where.messages.get(id);
+    if (item.type !== "room_event") continue;
+    if (item.action === "create") roles.set(item.actor, "owner");
+    else if (item.action === "op") roles.set(item.user, "moderator");
+    else if (item.action === "deop") roles.set(item.user, "member");
+    else if (item.action === "transfer") {
+      roles.set(item.actor, "moderator");
+      roles.set(item.user, "owner");
+    }
+  }
+  roles.set(state.me, info.role);
+  return [...info.members]
+    .map((name) => ({ name, role: roles.get(name) || "member", online: state.online.has(name) }))
+    .sort((a, b) => ROLE_ORDER[a.role] - ROLE_ORDER[b.role] || a.name.localeCompare(b.name));
 }
 
 // The pages of an `unread` reply, all in: the server's counts replace the page's.
@@ -201,6 +300,11 @@ export function readTarget(where, upTo = null) {
 // A room event: its line in the timeline, and what it changes about the room.
 export function applyRoomEvent(state, event, text) {
   const me = state.me;
+  if (event.action === "invite" && event.user === me && !state.rooms.has(event.room)) {
+    state.invites.set(event.room, { ...event, text }); // shown as an invitation, with Join
+    return null;
+  }
+  if (event.action === "delete" || (event.action === "ban" && event.user === me)) state.invites.delete(event.room);
   const info = state.roomInfo.get(event.room);
   if (info !== undefined) {
     if (event.action === "topic") info.topic = event.topic || "";
@@ -229,6 +333,7 @@ export function removeRoom(state, room) {
   if (!state.rooms.has(room)) return null;
   state.rooms.delete(room);
   state.roomInfo.delete(room);
+  state.invites.delete(room);
   state.conversations.delete(`room:${room}`);
   const why = state.notices.get(room);
   state.notices.delete(room);

@@ -51,3 +51,13 @@ export function continues(previous, message) {
   const gap = after.getTime() - before.getTime();
   return gap >= 0 && gap <= GROUP_MINUTES * 60 * 1000;
 }
+
+// "10:02" today, else "Yesterday 17:31" or "Mon 30 Nov 09:15": when someone was last seen,
+// or a conversation's last activity.
+export function whenText(ts, now = new Date(), locale = undefined) {
+  const when = date(ts);
+  if (when === null) return "";
+  const time = when.toLocaleTimeString(locale, { hour: "2-digit", minute: "2-digit" });
+  const day = dayLabel(ts, now, locale);
+  return day === "Today" ? time : `${day} ${time}`;
+}

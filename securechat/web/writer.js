@@ -31,6 +31,11 @@ export class Writer extends Reader {
       this.composer.error(command.error); // the text stays, to be corrected
       return;
     }
+    if (command !== null && command.action !== undefined) {
+      this.composer.value = "";
+      this.commandAction(command.action);
+      return;
+    }
     if (command !== null && command.request !== undefined) {
       if (!this.connection.isReady) {
         this.composer.error("Not connected; try again in a moment.");
@@ -91,6 +96,7 @@ export class Writer extends Reader {
     }
     this.messages.pending(conversation, ref);
     if (current) this.composer.error(`Not sent: ${entry.reason}`); // "you are muted in #ops (muted)"
+    else this.composer.error(`Not sent to ${conversation.label}: ${entry.reason}`); // a /msg from elsewhere
   }
 
   sendEdit(body) {

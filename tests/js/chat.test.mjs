@@ -28,7 +28,7 @@ test("moderation commands act on the current room, with the target's name normal
 test("create and join name their own room; the rest need one", () => {
   assert.deepEqual(parseCommand("/create #Ops private", null).request, { type: "create", room: "ops", private: true });
   assert.deepEqual(parseCommand("/create ops", "general").request, { type: "create", room: "ops", private: false });
-  assert.deepEqual(parseCommand("/join #dev", null).request, { type: "join", room: "dev" });
+  assert.deepEqual(parseCommand("/join #Dev", null).action, { kind: "join", room: "dev" });
   assert.deepEqual(parseCommand("/kick bob", null), { error: "/kick works in a room" });
   assert.deepEqual(parseCommand("/topic hi", null), { error: "/topic works in a room" });
 });
@@ -38,7 +38,7 @@ test("wrong usage and unknown commands are errors; // sends a slash; text is no 
   assert.deepEqual(parseCommand("/kick bob carol", "ops"), { error: "usage: /kick USER" });
   assert.deepEqual(parseCommand("/create ops secret", "ops"), { error: "usage: /create ROOM [private]" });
   assert.deepEqual(parseCommand("/private now", "ops"), { error: "usage: /private" });
-  assert.match(parseCommand("/shrug", "ops").error, /^unknown command \/shrug; try \/create ROOM/);
+  assert.match(parseCommand("/shrug", "ops").error, /^unknown command \/shrug; try \/join ROOM/);
   assert.deepEqual(parseCommand("//not a command", "ops"), { send: "/not a command" });
   assert.equal(parseCommand("hello /kick bob", "ops"), null);
 });
@@ -84,4 +84,31 @@ test("the mention rule follows the shared vectors (tests/vectors/mentions.json)"
       assert.equal(mentions(body, name.toUpperCase()), names.includes(name), `${why}: ${name}`);
     }
   }
+});
+
+test("the commands both clients have read as the shared table says (tests/vectors/commands.json)", async () => {
+  const { COMMAND_TABLE } = await import(module.replace(/chat\.js$/, "commands.js"));
+  const shared = JSON.parse(readFileSync(new URL("../vectors/commands.json", import.meta.url), "utf8"));
+  for (const { usage, help } of shared.commands) {
+    const [command] = usage.split(" ");
+    const entry = COMMAND_TABLE[command.slice(1)];
+    assert.ok(entry !== undefined, `${command} is missing from the page`);
+    assert.equal(`${command}${entry.args}`, usage);
+    assert.equal(entry.help, help, command);
+  }
+  const listed = new Set([...shared.commands.map(({ usage }) => usage.split(" ")[0]), ...Object.keys(shared.page_only)]);
+  assert.deepEqual(Object.keys(COMMAND_TABLE).map((name) => `/${name}`).filter((name) => !listed.has(name)), []);
+});
+
+test("names are checked before a request is built", () => {
+  assert.match(parseCommand("/join #no way", null).error, /^usage: \/join ROOM/);
+  assert.match(parseCommand("/join zoë", null).error, /^not a valid room name: zoë \(2-32 characters/);
+  assert.match(parseCommand("/kick b", "ops").error, /^not a valid user name: b/);
+  assert.deepEqual(parseCommand("/msg @Bob  hello  there", null).action, { kind: "msg", user: "bob", body: "hello  there" });
+  assert.deepEqual(parseCommand("/msg bob", null), { error: "usage: /msg USER TEXT" });
+  assert.deepEqual(parseCommand("/query Bob", "ops").action, { kind: "query", user: "bob" });
+  assert.deepEqual(parseCommand("/who", "ops").action, { kind: "who" });
+  assert.deepEqual(parseCommand("/rooms", null).action, { kind: "rooms" });
+  assert.deepEqual(parseCommand("/leave #Dev", null).request, { type: "leave", room: "dev" });
+  assert.match(parseCommand("/leave", null).error, /^\/leave works in a room/);
 });

@@ -125,10 +125,88 @@ test("the event table has a handler for every kind of event the session reports"
   const kinds = new Set([...session.matchAll(/kind: "(\w+)"/g)].map((match) => match[1]));
   assert.ok(kinds.size >= 8, [...kinds].join(", "));
   for (const kind of kinds) assert.equal(typeof SESSION_EVENTS[kind], "function", kind);
-  for (const asked of ["history", "join", "create", "leave", "who", "unread", "read", "edit", "delete", "search", "moderate"]) {
+  for (const asked of ["history", "join", "create", "leave", "who", "unread", "read", "edit", "delete", "search", "moderate", "conversations", "people", "rooms"]) {
     assert.equal(typeof REPLIES[asked], "function", asked);
   }
   for (const pushed of ["presence", "member_joined", "member_left", "left", "room_event", "edited", "deleted", "read", "error"]) {
     assert.equal(typeof PUSHED[pushed], "function", pushed);
   }
+});
+
+test("conversations from the server list every room and DM, read or not, with last activity", () => {
+  const state = S.createState("alice");
+  S.applyConversations(state, [
+    { key: "r:dev", room: "dev", count: 0, mentions: 0, last_read: 0 },
+    { key: "r:general", room: "general", count: 2, mentions: 1, last_read: 40, last_id: 43, last_ts: "2026-12-07T09:12:03Z" },
+    { key: "u:dave", with: "dave", count: 0, mentions: 0, last_read: 0, last_id: 39, last_ts: "2026-12-07T08:55:41Z" },
+  ]);
+  assert.deepEqual([...state.rooms].sort(), ["dev", "general"]);
+  assert.deepEqual([...state.dms], ["dave"]);
+  const general = state.conversations.get("room:general");
+  assert.equal(general.unread, 2);
+  assert.equal(general.mentions, 1);
+  assert.equal(general.lastId, 43);
+  assert.equal(state.conversations.get("room:dev").lastTs, null);
+  S.receiveMessage(state, message(50, { from: "dave", room: undefined, to: "alice", ts: "2026-12-07T11:00:00Z" }), { seen: false });
+  const dave = state.conversations.get("dm:dave");
+  assert.deepEqual([dave.lastId, dave.lastTs, dave.unread], [50, "2026-12-07T11:00:00Z", 1]);
+  S.noteActivity(dave, message(45)); // an older message (a history page) moves nothing
+  assert.equal(dave.lastId, 50);
+  S.deliver(state, "w-1", message(51, { from: "alice", room: undefined, to: "dave", ts: "2026-12-07T11:05:00Z" }));
+  assert.deepEqual([dave.lastId, dave.lastTs], [51, "2026-12-07T11:05:00Z"]); // our own too
+});
+
+test("the people directory: everyone, online or last seen, searchable, this user left out", () => {
+  const state = S.createState("alice");
+  S.applyPeople(state, [
+    { name: "alice", online: true },
+    { name: "bob", online: false, last_seen: "2026-12-06T17:31:09Z" },
+    { name: "carol", online: false },
+    { name: "caroline", online: true },
+  ]);
+  assert.deepEqual([...state.online].sort(), ["alice", "caroline"]);
+  assert.deepEqual(S.findPeople(state, ""), ["bob", "carol", "caroline"]);
+  assert.deepEqual(S.findPeople(state, " CAR"), ["carol", "caroline"]);
+  assert.equal(state.people.get("carol").lastSeen, null);
+  S.applyPresence(state, "caroline", false, "2026-12-07T12:00:00Z");
+  assert.deepEqual(state.people.get("caroline"), { online: false, lastSeen: "2026-12-07T12:00:00Z" });
+  S.applyPresence(state, "bob", true, "2026-12-07T12:01:00Z");
+  assert.equal(state.people.get("bob").online, true);
+  assert.ok(state.online.has("bob"));
+});
+
+test("an invitation to a room this user is not in is kept apart, until joined", () => {
+  const state = S.createState("carol");
+  const invite = { type: "room_event", id: 7, room: "ops", action: "invite", actor: "alice", user: "carol", ts: "t" };
+  assert.equal(S.applyRoomEvent(state, invite, "alice invited you"), null);
+  assert.equal(state.invites.get("ops").actor, "alice");
+  assert.equal(state.conversations.has("room:ops"), false);
+  assert.equal(S.applyJoined(state, { type: "joined", room: "ops", members: ["alice", "carol"], role: "member", private: true }), true);
+  assert.equal(state.invites.size, 0);
+  assert.equal(state.roomInfo.get("ops").private, true);
+  S.applyRoomEvent(state, { ...invite, room: "dev", id: 8 }, "alice invited you");
+  S.applyRoomEvent(state, { ...invite, room: "dev", id: 9, action: "delete", user: undefined }, "alice deleted #dev");
+  assert.equal(state.invites.has("dev"), false); // the room is gone
+});
+
+test("members with roles: the server's word for this user, the timeline's for the others", () => {
+  const state = S.createState("carol");
+  S.applyJoined(state, { type: "joined", room: "ops", members: ["alice", "bob", "carol", "dave"], online: ["alice"], role: "member" });
+  state.online = new Set(["alice", "dave"]);
+  const event = (id, action, actor, user) => ({ type: "room_event", id, room: "ops", action, actor, user, ts: "t" });
+  for (const item of [event(1, "create", "alice", "alice"), event(3, "op", "alice", "bob"), event(2, "op", "alice", "dave"), event(4, "deop", "alice", "dave")]) {
+    S.applyRoomEvent(state, item, "");
+  }
+  assert.deepEqual(S.membersOf(state, "ops"), [
+    { name: "alice", role: "owner", online: true },
+    { name: "bob", role: "moderator", online: false },
+    { name: "carol", role: "member", online: false },
+    { name: "dave", role: "member", online: true },
+  ]);
+  S.memberChanged(state, "ops", "erin", true);
+  S.memberChanged(state, "ops", "bob", false);
+  assert.deepEqual(S.membersOf(state, "ops").map((m) => m.name), ["alice", "carol", "dave", "erin"]);
+  S.applyRoomEvent(state, event(5, "transfer", "alice", "carol"), "");
+  assert.equal(S.membersOf(state, "ops")[0].name, "carol");
+  assert.equal(state.roomInfo.get("ops").role, "owner");
 });

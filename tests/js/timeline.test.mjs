@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 
 const module = process.env.TIMELINE_MODULE || new URL("../../securechat/web/timeline.js", import.meta.url).href;
-const { continues, dayKey, dayLabel, fullTime } = await import(module);
+const { continues, dayKey, dayLabel, fullTime, whenText } = await import(module);
 
 const NOW = new Date(2026, 11, 7, 9, 30); // Mon 7 Dec 2026, 09:30 local time
 const at = (...parts) => new Date(...parts).toISOString();
@@ -35,4 +35,11 @@ test("one sender's messages a few minutes apart share a header; others do not", 
   assert.equal(continues({ type: "room_event", actor: "bob", ts: at(2026, 11, 7, 9, 0) }, message("bob", 1)), false);
   const lateNight = { type: "message", from: "bob", ts: at(2026, 11, 6, 23, 59) };
   assert.equal(continues(lateNight, { type: "message", from: "bob", ts: at(2026, 11, 7, 0, 1) }), false);
+});
+
+test("last activity and last seen read as a time today, else with the day", () => {
+  assert.match(whenText(at(2026, 11, 7, 8, 5), NOW, "en-GB"), /^08:05$/);
+  assert.match(whenText(at(2026, 11, 6, 17, 31), NOW, "en-GB"), /^Yesterday 17:31$/);
+  assert.match(whenText(at(2026, 10, 30, 9, 15), NOW, "en-GB"), /^Mon 30 Nov 09:15$/);
+  assert.equal(whenText("not a time", NOW), "");
 });
