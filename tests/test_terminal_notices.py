@@ -8,6 +8,7 @@ import re
 
 import pexpect
 
+from securechat.client import Client
 from tests.conftest import PASSWORD, TIMEOUT, RunningServer, StartTerminal
 from tests.pty_terminal import Terminal
 
@@ -42,6 +43,31 @@ def test_after_a_kick_the_next_line_goes_nowhere_and_the_prompt_says_so(
     bob.line("hello all")
     alice.expect("#general bob: hello all")  # sent after the first line: it would be earlier
     assert "the plan for the reorg" not in alice.text
+
+
+def test_when_the_current_room_is_deleted_no_other_room_takes_its_place(
+    running_server: RunningServer, terminal: StartTerminal
+) -> None:
+    with Client(
+        "localhost", running_server.address[1], ca_file=running_server.ca_file, user="alice",
+        password=PASSWORD, timeout=TIMEOUT,
+    ) as alice:  # fmt: skip
+        alice.create("ops")
+        alice.create("lab")
+        bob = terminal(running_server, "bob")
+        _run(bob, "/join lab", r"joined #lab")
+        _run(bob, "/join ops", r"joined #ops")
+        bob.expect(r"\[ops\] bob>")
+        alice.delete_room("lab")  # not the current room: said, and nothing moves
+        bob.expect("alice deleted #lab")
+        bob.expect(r"you are no longer in #lab\n")
+        bob.expect(r"\[ops\] bob>")
+        alice.delete_room("ops")
+        bob.expect("alice deleted #ops")
+        bob.expect(r"you are no longer in #ops and in no room now: .*\(/room general, ")
+        bob.expect(r"\[no room\] bob>")
+        bob.line("still there?")
+        bob.expect(r"not sent, you are in no room: .*\(your text: still there\?\)")
 
 
 def test_a_wrong_password_is_asked_again_up_to_three_times(
