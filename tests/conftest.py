@@ -547,11 +547,12 @@ class StartTerminal(Protocol):
     """The ``terminal`` fixture: ``terminal(server, "alice")`` is alice's ``securechat connect``;
     ``hosts="a:1,b:2"`` connects to that list instead of the server's address, and
     ``typed_password=True`` types the password at the hidden prompt instead of passing it in
-    the environment."""
+    the environment; ``at_password_prompt=True`` returns at once and leaves typing it (and
+    waiting for the prompt) to the test."""
 
     def __call__(
         self, server: RunningServer, user: str, *, hosts: str | None = None,
-        typed_password: bool = False,
+        typed_password: bool = False, at_password_prompt: bool = False,
     ) -> Terminal: ...  # fmt: skip
 
 
@@ -565,8 +566,9 @@ def terminal(tmp_path: Path) -> Iterator[StartTerminal]:
     started: list[pexpect.spawn[str]] = []
 
     def start(
-        server: RunningServer, user: str, *, hosts: str | None = None, typed_password: bool = False
-    ) -> Terminal:
+        server: RunningServer, user: str, *, hosts: str | None = None,
+        typed_password: bool = False, at_password_prompt: bool = False,
+    ) -> Terminal:  # fmt: skip
         env = {k: v for k, v in os.environ.items() if not k.startswith("SECURECHAT_")}
         env.update(
             SECURECHAT_CONFIG_DIR=str(tmp_path / f"config-{user}"),
@@ -574,7 +576,7 @@ def terminal(tmp_path: Path) -> Iterator[StartTerminal]:
             NO_COLOR="1",
             PROMPT_TOOLKIT_NO_CPR="1",
         )
-        if not typed_password:
+        if not (typed_password or at_password_prompt):
             env["SECURECHAT_PASSWORD"] = PASSWORD
         where = [hosts] if hosts else ["localhost", "--port", str(server.address[1])]
         argv = ["-m", "securechat", "connect", *where, "--user", user, "--ca", str(server.ca_file)]
@@ -583,6 +585,8 @@ def terminal(tmp_path: Path) -> Iterator[StartTerminal]:
         )
         started.append(child)
         term = Terminal(child)
+        if at_password_prompt:  # the test types the password(s)
+            return term
         if typed_password:
             term.expect(rf"Password for {user} on \S+: ")
             term.line(PASSWORD)

@@ -9,9 +9,14 @@ import unicodedata
 from collections.abc import Callable
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from prompt_toolkit.formatted_text import FormattedText
 
+from securechat.client.terminal.markdown import body_lines
 from securechat.client.terminal.render import (
+    QUOTE_MAX,
+    change_line,
     conversation,
     escape,
     is_mentioned,
@@ -19,10 +24,11 @@ from securechat.client.terminal.render import (
     mentions,
     message_line,
     pending_line,
+    quote,
     room_event_text,
     unread_summary,
 )
-from securechat.protocol.messages import Conversation, Message, RoomEvent
+from securechat.protocol.messages import Conversation, Deleted, Edited, Message, RoomEvent
 
 
 @pytest.mark.parametrize(
@@ -266,3 +272,120 @@ def test_escape_shows_joiners_out_of_context_and_astral_escapes_unambiguously(
 def test_escape_is_idempotent() -> None:
     text = "a\u200d\x1b[2J\u202e\n\t👩\u200d💻\U000e0041\u3164"
     assert escape(escape(text)) == escape(text)
+
+
+# --- message bodies: the page's markdown subset (securechat/web/markdown.js) ---------------
+
+
+def _lines(body: str, style: str = "") -> list[str]:
+    return ["".join(text for _, text, *_ in line) for line in body_lines(body, style)]
+
+
+@pytest.mark.parametrize(
+    ("body", "shown"),
+    [
+        ("plain words, no markup", ["plain words, no markup"]),
+        ("one\ntwo", ["one", "two"]),
+        ("**bold** *italic* ~~struck~~ `code`", ["bold italic struck code"]),
+        ("[docs](https://example.com/a?b=1)", ["docs <https://example.com/a?b=1>"]),
+        ("<https://example.com>", ["https://example.com"]),  # text and URL alike: once
+        ("[mail me](mailto:bob@example.com)", ["mail me <mailto:bob@example.com>"]),
+        ("[x](javascript:alert(1))", ["[x](javascript:alert(1))"]),  # never a link
+        ("[rel](/etc/passwd) [ftp](ftp://h/f)", ["rel ftp"]),  # not shown as URLs
+        ("> quoted\n> on", ["> quoted", "> on"]),
+        ("- a\n- b", ["• a", "• b"]),
+        ("3. c\n4. d", ["3. c", "4. d"]),
+        ("- item\n  more", ["• item", "  more"]),
+        ("```py\nif x:\n    y()\n```", ["  if x:", "      y()"]),
+        ("see:\n```\ncode\n```\nafter", ["see:", "  code", "after"]),
+        ("<b>raw html</b> &amp;", ["<b>raw html</b> &amp;"]),  # raw HTML and entities off
+        ("# not a heading\n| a | b |", ["# not a heading", "| a | b |"]),
+        ("\\*not italic\\*", ["*not italic*"]),
+        ("", [""]),
+    ],
+)
+def test_bodies_render_the_pages_commonmark_subset(body: str, shown: list[str]) -> None:
+    assert _lines(body) == shown
+
+
+def test_markup_becomes_styles_on_top_of_the_lines_own_style() -> None:
+    line = body_lines("**b** *i* `c` [l](https://x.test)", "class:mention")[0]
+    styles = {text: style for style, text, *_ in line}
+    assert styles["b"] == "class:mention bold"
+    assert styles["i"] == "class:mention italic"
+    assert styles["c"] == "class:mention class:md.code"
+    assert styles["l"] == "class:mention class:md.link"
+    assert styles[" <https://x.test>"] == "class:mention class:md.url"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "`\x1b[2J`", "**\x1b]0;t\x07**", "[\u202e](https://x.test/\x1b)", "> \x9b31m",
+        "```\n\x1b[31m\n```", "a\rb\x00c", "- \u200b",
+    ],
+)  # fmt: skip
+def test_control_characters_stay_escaped_inside_markup(body: str) -> None:
+    text = "\n".join(_lines(body))
+    assert escape(text, keep_newlines=True) == text  # nothing left to escape
+    assert "\\x" in text or "\\u" in text  # and shown, not dropped
+
+
+@given(st.text(max_size=80))
+def test_no_body_renders_anything_a_terminal_would_obey(body: str) -> None:
+    text = "\n".join(_lines(body))
+    assert escape(text, keep_newlines=True) == text
+
+
+def test_message_line_keeps_its_shape_with_markdown_bodies() -> None:
+    line = message_line(_message("bob", "**look**\n- one\n- two"), "alice")
+    assert _text(line).endswith("#general bob: look\n      • one\n      • two")
+    edited = dataclasses.replace(_message("bob", "`x`"), edited="2026-03-01T09:31:00.000Z")
+    assert _text(message_line(edited, "alice")).endswith("bob: x (edited)")
+
+
+# --- edit and deletion notices name the message they change -------------------------------
+
+
+def _edited(body: str, *, sender: str = "bob", room: str | None = "general") -> Edited:
+    to = None if room else "alice"
+    return Edited(id=9, target=1, sender=sender, body=body, ts="2026-03-01T09:31:00.000Z",
+                  room=room, to=to)  # fmt: skip
+
+
+def _deleted(by: str, *, room: str | None = "general") -> Deleted:
+    return Deleted(id=9, target=1, by=by, ts="2026-03-01T09:31:00.000Z", room=room,
+                   to=None if room else "alice")  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("event", "before", "shown"),
+    [
+        (_edited("lunch at 1"), ("bob", "lunch at 12"), '#general bob edited "lunch at 12" → "lunch at 1"'),
+        (_edited("lunch at 1"), None, '#general bob edited a message: "lunch at 1"'),
+        (_edited("ok", sender="alice"), ("alice", "okk"), '#general you edited "okk" → "ok"'),
+        (_edited("psst!", room=None), ("bob", "psst"), '(dm) bob edited "psst" → "psst!"'),
+        (_deleted("bob"), ("bob", "lunch at 1"), '#general bob deleted their message "lunch at 1"'),
+        (_deleted("carol"), ("bob", "spam"), "#general carol deleted bob's message \"spam\""),
+        (_deleted("carol"), ("alice", "oops"), '#general carol deleted your message "oops"'),
+        (_deleted("alice"), ("alice", "oops"), '#general you deleted your message "oops"'),
+        (_deleted("alice"), ("bob", "spam"), "#general you deleted bob's message \"spam\""),
+        (_deleted("bob"), None, "#general bob deleted a message"),
+    ],
+)  # fmt: skip
+def test_edit_and_delete_notices_name_the_message(
+    event: Edited | Deleted, before: tuple[str, str] | None, shown: str
+) -> None:
+    time, *rest = change_line(event, before, "alice")
+    assert time[0] == "class:time"
+    assert _text(FormattedText(rest)) == shown
+
+
+def test_quoted_messages_are_one_short_escaped_line() -> None:
+    assert quote("two\n  lines") == '"two lines"'
+    long = quote("word " * 40)
+    assert len(long) == QUOTE_MAX + 2
+    assert long.endswith('…"')
+    assert quote("bad\x1b[2J") == '"bad\\x1b[2J"'
+    line = _text(change_line(_deleted("carol"), ("b\u202eob", "old\x1b]0;t\x07"), "alice"))
+    assert line.endswith('carol deleted b\\u202eob\'s message "old\\x1b]0;t\\x07"')

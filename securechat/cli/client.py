@@ -6,7 +6,9 @@ Both resolve the server, port, user and CA file the same way
 refuses. After a successful login, ``connect`` pins a CA that is not pinned yet. The
 password comes from
 ``--password-stdin``, ``$SECURECHAT_PASSWORD`` or a hidden prompt, is never stored, and
-lives only in the function that logs in (:func:`_log_in`), not while the chat runs.
+lives only in the function that logs in (:func:`_log_in`), not while the chat runs. A
+typed password that the server refuses is asked again, up to ``PASSWORD_ATTEMPTS`` times
+(a typo should not end the program); one from stdin or the environment is not retried.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from securechat.client.first_use import PROBE_TIMEOUT, trust_on_first_use
 from securechat.client.settings import load_settings, settings_file
 from securechat.client.trust import verify_server
 from securechat.config import DEFAULT_PORT
-from securechat.errors import ConfigError, NoSuchRoom, NoSuchUser
+from securechat.errors import AuthenticationError, ConfigError, NoSuchRoom, NoSuchUser
 from securechat.protocol.names import NAME_RULE, normalize_name
 
 if TYPE_CHECKING:
@@ -45,6 +47,7 @@ if TYPE_CHECKING:
 
 PASSWORD_ENV = "SECURECHAT_PASSWORD"
 SEND_TIMEOUT = 30.0
+PASSWORD_ATTEMPTS = 3  # typed passwords tried before giving up (the server throttles too)
 
 Host = Annotated[
     str | None,
@@ -202,10 +205,22 @@ def _log_in(to: Destination, password_stdin: bool, *, reconnect: bool = False) -
         ConfigError: no password. Otherwise as :meth:`Client.connect`.
     """
     ca_file, fingerprint = ca_of(to)
-    return Client(
-        to.host, to.port, ca_file=ca_file, ca_fingerprint=fingerprint, user=to.user,
-        password=read_password(password_stdin, to), reconnect=reconnect, also=to.also,
-    ).connect()  # fmt: skip
+
+    def client() -> Client:
+        return Client(
+            to.host, to.port, ca_file=ca_file, ca_fingerprint=fingerprint, user=to.user,
+            password=read_password(password_stdin, to), reconnect=reconnect, also=to.also,
+        )  # fmt: skip
+
+    retries = 0 if _password_given(password_stdin) else PASSWORD_ATTEMPTS - 1
+    for left in range(retries, 0, -1):
+        attempt = client()
+        try:
+            return attempt.connect()
+        except AuthenticationError as exc:
+            attempt.close()
+            typer.echo(f"{escape(exc.message)}: try again ({left} left)", err=True)
+    return client().connect()
 
 
 def _user_prompt() -> Callable[[], str] | None:

@@ -13,8 +13,9 @@ is unread in the current conversation; entering a conversation shows what is unr
 there. Whatever is shown of the current conversation is marked read, so the user's other
 devices see it read. A mention (``@me``) or a direct message elsewhere than the current
 conversation rings the terminal's bell. ``_lock`` guards ``_pending``, ``_status``,
-``_shown``, ``_authors`` and ``_expected``, which both threads touch; ``target`` is
-replaced whole (by the main thread, or by the event thread when we leave a room by force).
+``_shown``, ``_bodies`` and ``_expected``, which both threads touch; ``target`` is
+replaced whole (by the main thread, or by the event thread, which sets it to None when we
+are removed from the current room: never to another room, so no line goes there unseen).
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from securechat.client.terminal.commands import Commands, UserCompleter
 from securechat.client.terminal.missed import catch_up, show_unread
 from securechat.client.terminal.render import (
     STYLE,
+    change_line,
     escape,
     is_mentioned,
     message_line,
@@ -71,7 +73,7 @@ from securechat.protocol.messages import (
 )
 
 QUIT_WAIT = 5.0  # seconds /quit waits for pending messages to be acknowledged
-AUTHORS_KEPT = 2000  # senders of shown messages remembered, to say whose message was deleted
+BODIES_KEPT = 2000  # shown messages remembered (sender, body) to name what an edit changes
 
 
 class ChatTerminal:
@@ -92,7 +94,7 @@ class ChatTerminal:
         self._marks = ReadMarks(client, self.reads)
         self._lock = threading.Lock()
         self._shown: set[int] = set()  # journal ids printed (messages, edits, deletions)
-        self._authors: dict[int, str] = {}  # message id -> sender, the newest AUTHORS_KEPT
+        self._bodies: dict[int, tuple[str, str]] = {}  # id -> (sender, body), BODIES_KEPT newest
         self._expected: tuple[str, str, str | None] | None = None  # our last moderation
         self._pending: dict[str, tuple[Outgoing, str]] = {}  # ref -> (outgoing, target label)
         self._status: tuple[int, float] | None = None  # (attempt, countdown end)
@@ -142,9 +144,8 @@ class ChatTerminal:
     def show(self, message: Message) -> None:
         with self._lock:
             self._shown.add(message.id)
-            self._authors[message.id] = message.sender
-            while len(self._authors) > AUTHORS_KEPT:
-                del self._authors[next(iter(self._authors))]
+            if not message.deleted:
+                self._remember(message.id, message.sender, message.body)
         print_formatted_text(message_line(message, self.client.user), style=STYLE)
 
     def show_page(self, items: Sequence[Message | RoomEvent], target: Target | None) -> None:
@@ -168,34 +169,28 @@ class ChatTerminal:
         return show_unread(self, target, unread)
 
     def changed(self, event: Edited | Deleted) -> None:
-        """Show an edit or a deletion (once: our own come from the command and the server)."""
+        """Show an edit or a deletion, naming the message it changes (once: our own come
+        from the command and from the server)."""
         with self._lock:
             if event.id in self._shown:
                 return
             self._shown.add(event.id)
-            author = self._authors.get(event.target)
-        me = self.client.user
-        if isinstance(event, Edited):
-            message = Message(
-                id=event.target, sender=event.sender, body=event.body, ts=event.ts,
-                room=event.room, to=event.to, edited=event.ts,
-            )  # fmt: skip
-            line = message_line(message, me)
-        elif author is None:  # not one we showed: whose it was is not known here
+            before = self._bodies.get(event.target)
+            if isinstance(event, Edited):
+                self._remember(event.target, event.sender, event.body)
+            else:
+                self._bodies.pop(event.target, None)
+        if isinstance(event, Deleted):
             self.reads.forget(event.target)
-            where = f"#{event.room}" if event.room else f"@{event.to}"
-            by = "you" if event.by == me else escape(event.by)
-            line = system_line(f"a message in {escape(where)} was deleted by {by}")
-        else:
-            self.reads.forget(event.target)
-            message = Message(
-                id=event.target, sender=author, body="", ts=event.ts, room=event.room,
-                to=event.to, deleted=True,
-            )  # fmt: skip
-            line = message_line(message, me)
-            if event.by != author:
-                line.append(("class:system", f" by {escape(event.by)}"))
-        print_formatted_text(line, style=STYLE)
+        print_formatted_text(change_line(event, before, self.client.user), style=STYLE)
+
+    def _remember(self, message_id: int, sender: str, body: str) -> None:
+        """Keep a shown message's sender and body for the notice of its edit or deletion;
+        the caller holds ``_lock``."""
+        self._bodies.pop(message_id, None)  # an edited one becomes the newest
+        self._bodies[message_id] = (sender, body)
+        while len(self._bodies) > BODIES_KEPT:
+            del self._bodies[next(iter(self._bodies))]
 
     def expect_event(self, expected: tuple[str, str, str | None] | None) -> None:
         """Our own moderation (room, action, user) under way: its room event is not printed,
@@ -352,15 +347,23 @@ class ChatTerminal:
         self.say(room_event_text(event, self.client.user))
 
     def _on_removed(self, room: str) -> None:
-        """Kicked, banned, or the room deleted: it is no longer ours to be in."""
+        """Kicked, banned, or the room deleted: it is no longer ours to be in.
+
+        When it was the current room, no other room takes its place: a line typed in the
+        middle of a conversation must not land, unseen, in front of other people. The
+        prompt says ``[no room]`` and the next line is refused until the user chooses.
+        """
         target = self.target
         if target is None or target.room != room:
             self.fail(f"you are no longer in #{escape(room)}")
             return
+        self.target = None
         rest = self.client.rooms
-        self.target = Target(room=rest[0]) if rest else None
-        where = f"#{escape(rest[0])}" if rest else "no room: /join ROOM"
-        self.fail(f"you are no longer in #{escape(room)}; now in {where}")
+        back = f"/room {escape(rest[0])}, " if rest else ""
+        self.fail(
+            f"you are no longer in #{escape(room)} and in no room now: nothing you type is "
+            f"sent until you choose where ({back}/join ROOM or /query USER)"
+        )
 
     def _ring(self) -> None:
         """The terminal's bell, written by prompt_toolkit so the prompt stays intact."""

@@ -73,7 +73,10 @@ class Commands(TeamCommands):
 
     def _say(self, body: str) -> bool:
         if self.t.target is None:
-            self.t.fail("you are in no room: /join ROOM first, or /msg USER TEXT")
+            self.t.fail(
+                f"not sent, you are in no room: /room ROOM or /join ROOM first, or /msg USER "
+                f"TEXT (your text: {escape(body)})"
+            )
         else:
             self.t.submit(body, self.t.target)
         return True

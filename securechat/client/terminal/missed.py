@@ -2,7 +2,8 @@
 
 The server counts, per conversation, what arrived after your read marker
 (``conversations`` lists them all, the same on every device; ``unread`` those with news);
-these functions show it through the chat screen (screen.py) and, by showing it,
+the login's part sits between a heading and a closing rule, so that the backlog is
+not mistaken for what arrives live. These functions show it through the chat screen (screen.py) and, by showing it,
 mark it read (``Screen.show_page``). Direct messages are for you, so the login shows
 every unread one wherever you are; rooms only say how much is waiting until you enter.
 """
@@ -15,8 +16,10 @@ from securechat.client.terminal.screen import Screen, Target
 from securechat.errors import SecureChatError
 from securechat.protocol.messages import Conversation
 
-__all__ = ["RECENT", "SCREENFUL", "catch_up", "show_unread"]
+__all__ = ["FOOTER", "HEADING", "RECENT", "SCREENFUL", "catch_up", "show_unread"]
 
+HEADING = "catch-up: what you missed while away"  # above the login backlog
+FOOTER = "end of catch-up; what arrives now shows below"
 RECENT = 10  # messages of the current room shown at login when nothing there is unread
 SCREENFUL = 20  # unread messages shown on entering a conversation; /history shows more
 
@@ -35,6 +38,7 @@ def catch_up(screen: Screen, cap: int) -> list[Conversation]:
     for item in conversations:
         screen.reads.set_marker(item.key, item.last_read)
     unread = [item for item in conversations if item.count > 0]
+    screen.say(f"{HEADING} ──", "class:heading")
     screen.say(unread_summary(unread, cap) or "no unread messages")
     target = screen.target
     for item in unread:
@@ -44,6 +48,7 @@ def catch_up(screen: Screen, cap: int) -> list[Conversation]:
         here = next((item for item in unread if item.key == target.key), _NOTHING)
         if not screen.enter(target, here):
             _show_recent(screen, target)
+    screen.say(f"{FOOTER} ──", "class:heading")
     return conversations
 
 
@@ -78,6 +83,8 @@ def _show_recent(screen: Screen, target: Target) -> None:
     except SecureChatError as exc:
         screen.fail(f"cannot load recent messages: {escape(exc.message)}")
         return
+    if page.messages:
+        screen.say(f"the last messages in {escape(target.label)}, read already:")
     screen.show_page(page.timeline(), target)
 
 

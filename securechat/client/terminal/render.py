@@ -3,8 +3,9 @@
 Everything a remote peer controls (bodies, names, room names, server messages) passes
 through :func:`escape` (securechat.client.escaping) before it reaches the terminal, so
 nobody can move the cursor, retitle the window or hide text with control characters, ANSI
-sequences, bidi overrides or invisible characters. Lines are prompt_toolkit style
-fragments; the style classes are in ``STYLE``.
+sequences, bidi overrides or invisible characters. Message bodies are rendered as the
+page renders them (markdown.py). Lines are prompt_toolkit style fragments; the style
+classes are in ``STYLE``.
 """
 
 from __future__ import annotations
@@ -13,15 +14,17 @@ import datetime as dt
 import re
 from collections.abc import Iterable
 
-from prompt_toolkit.formatted_text import FormattedText
+from prompt_toolkit.formatted_text import FormattedText, StyleAndTextTuples
 from prompt_toolkit.styles import Style
 
 from securechat.client.escaping import escape
+from securechat.client.terminal.markdown import body_lines
 from securechat.protocol.mentions import mentions as protocol_mentions
-from securechat.protocol.messages import Conversation, Message, RoomEvent
+from securechat.protocol.messages import Conversation, Deleted, Edited, Message, RoomEvent
 
 __all__ = [
     "STYLE",
+    "change_line",
     "conversation",
     "conversation_line",
     "escape",
@@ -51,8 +54,17 @@ STYLE = Style.from_dict(
         "status": "reverse",
         "prompt": "bold",
         "echo": "#888888",
+        "heading": "bold",
+        "md.code": "#d7875f",
+        "md.quote": "#5f87af",
+        "md.link": "underline",
+        "md.url": "#5f87af",
     }
 )
+
+
+CONTINUATION = " " * 6  # indent of a message's second and later lines
+QUOTE_MAX = 60  # characters of a message quoted in an edit or deletion notice
 
 
 def local_time(ts: str, *, now: dt.datetime | None = None) -> str:
@@ -101,18 +113,65 @@ def message_line(message: Message, me: str, *, now: dt.datetime | None = None) -
     body_style = f"class:{kind}" if kind else ""
     if not own and mentions(message.body, me):
         body_style = "class:mention"
-    body = escape(message.body, keep_newlines=True).replace("\n", "\n      ")
-    if message.deleted:
-        body_style, body = "class:system", "message deleted"
-    line = [
+    line: StyleAndTextTuples = [
         ("class:time", f"{local_time(message.ts, now=now)} "),
         ("class:room", f"{escape(where)} "),
         (f"class:{kind}.sender" if kind else "class:sender", f"{escape(message.sender)}: "),
-        (body_style, body),
     ]
-    if message.edited and not message.deleted:
+    if message.deleted:
+        line.append(("class:system", "message deleted"))
+        return FormattedText(line)
+    for n, body_line in enumerate(body_lines(message.body, body_style)):
+        if n:
+            line.append(("", f"\n{CONTINUATION}"))
+        line.extend(body_line)
+    if message.edited:
         line.append(("class:system", " (edited)"))
     return FormattedText(line)
+
+
+def quote(body: str, limit: int = QUOTE_MAX) -> str:
+    """``body`` on one line in quotes, shortened to ``limit`` characters, escaped."""
+    flat = " ".join(body.split())
+    if len(flat) > limit:
+        flat = flat[: limit - 1].rstrip() + "…"
+    return f'"{escape(flat)}"'
+
+
+def change_line(
+    event: Edited | Deleted, before: tuple[str, str] | None, me: str,
+    *, now: dt.datetime | None = None,
+) -> FormattedText:  # fmt: skip
+    """An edit or a deletion naming the message it changes, e.g.
+    ``12:03 #general bob edited "lunch at 12" → "lunch at 1"`` or ``… bob deleted their
+    message "lunch at 1"``. ``before`` is the message's (sender, body) when it was shown."""
+    if event.room is not None:
+        where = f"#{event.room}"
+    else:
+        where = f"(dm → {event.to})" if event.to and event.to != me else "(dm)"
+
+    def who(name: str) -> str:
+        return "you" if name == me else escape(name)
+
+    if isinstance(event, Edited):
+        was = f"{quote(before[1])} → " if before else "a message: "
+        text = f"{who(event.sender)} edited {was}{quote(event.body)}"
+    elif before is None:
+        text = f"{who(event.by)} deleted a message"
+    else:
+        sender, body = before
+        if sender == event.by:
+            whose = "your" if sender == me else "their"
+        else:
+            whose = "your" if sender == me else f"{escape(sender)}'s"
+        text = f"{who(event.by)} deleted {whose} message {quote(body)}"
+    return FormattedText(
+        [
+            ("class:time", f"{local_time(event.ts, now=now)} "),
+            ("class:room", f"{escape(where)} "),
+            ("class:system", text),
+        ]
+    )
 
 
 # What a room event says, by action: {actor}, {user}, {room} (with its #), {name} (without),
@@ -190,8 +249,9 @@ def conversation_line(item: Conversation, cap: int) -> str:
 
 
 def system_line(text: str, *, style: str = "class:system") -> FormattedText:
-    """A local notice (joins, reconnects, command output); ``text`` must be escaped already."""
-    marker = "»" if style == "class:echo" else "--"
+    """A local notice (joins, reconnects, command output), a heading (``class:heading``) or
+    the echo of a command (``class:echo``); ``text`` must be escaped already."""
+    marker = {"class:echo": "»", "class:heading": "──"}.get(style, "--")
     return FormattedText([(style, f"{marker} {text}")])
 
 
