@@ -12,7 +12,6 @@ from sqlalchemy import Connection, create_engine, text
 from sqlalchemy.pool import NullPool
 
 from securechat.store.database import Database
-from securechat.store.models import User
 
 
 def rows(db_url: str, sql: str, **params: Any) -> list[tuple[Any, ...]]:
@@ -94,9 +93,11 @@ class WriteLock:
 
 
 def add_users(db: Database, *names: str) -> list[int]:
-    """Rows for ``names`` (no usable password), straight into the table; their ids."""
-    with db.session() as s, s.begin():
-        users = [User(name=name, password_hash="x") for name in names]
-        s.add_all(users)
-        s.flush()
-        return [user.id for user in users]
+    """Rows for ``names`` (no usable password), straight into the table; their ids. Plain
+    SQL on the columns every revision has, so it also fills a database at an old one."""
+    insert = text(
+        "INSERT INTO users (name, password_hash, is_admin, is_disabled, created_at)"
+        " VALUES (:name, 'x', false, false, CURRENT_TIMESTAMP) RETURNING id"
+    )
+    with db.engine.begin() as conn:
+        return [int(conn.execute(insert, {"name": name}).scalar_one()) for name in names]

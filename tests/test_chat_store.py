@@ -129,6 +129,7 @@ def test_no_message_query_scans_the_whole_table(empty_db: Database, store: ChatS
         ])  # fmt: skip
         store.room_history("general", before=None, limit=50)
         store.room_history("general", before=1000, limit=50)
+        store.room_history("general", before=None, limit=50, events=True)
         store.direct_history(alice, bob, before=None, limit=50)
         store.sync(alice, since=1900, limit=500, max_chars=1 << 20)
         store.newest_visible_id(alice)

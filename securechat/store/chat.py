@@ -318,7 +318,9 @@ class ChatStore:
         self, condition: ColumnElement[bool], before: int | None, limit: int, after: int | None,
         kinds: tuple[str, ...],
     ) -> tuple[list[StoredMessage], bool]:  # fmt: skip
-        query = MESSAGES.where(condition, ChatMessage.kind.in_(kinds))
+        # One kind is an equality, as the (room_id, id) and direct indexes' plans expect.
+        kind = ChatMessage.kind == kinds[0] if len(kinds) == 1 else ChatMessage.kind.in_(kinds)
+        query = MESSAGES.where(condition, kind)
         if after is not None:
             query = query.where(ChatMessage.id > after).order_by(ChatMessage.id)
         else:
