@@ -88,7 +88,8 @@ def test_session_logs_in_with_the_password_then_keeps_only_the_token() -> None:
     assert client.state is State.READY
     assert client.token == "token-1"
     assert PASSWORD not in repr(vars(client))
-    assert client._password is None
+    assert PASSWORD not in repr(vars(client._credentials))
+    assert not client.holds_password
 
 
 def test_session_reports_a_refused_password_and_ends_the_connection() -> None:
