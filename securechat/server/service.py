@@ -83,7 +83,7 @@ from securechat.server.throttle import LoginThrottle
 from securechat.store import edits, moderation, reads, rooms
 from securechat.store.chat import ChatStore
 from securechat.store.journal import Actor, Tx
-from securechat.store.messages import NewMessage
+from securechat.store.message_rows import NewMessage
 
 T = TypeVar("T")
 

@@ -32,17 +32,11 @@ from sqlalchemy.orm import Session
 
 from securechat.config import Limits
 from securechat.store import reads, rooms, search, users
+from securechat.store.commit_order import lock_commit_order
 from securechat.store.database import Database
 from securechat.store.journal import Tx
-from securechat.store.messages import (
-    MESSAGES,
-    MessageWriter,
-    NewMessage,
-    SaveResult,
-    StoredMessage,
-    lock_commit_order,
-    stored,
-)
+from securechat.store.message_rows import MESSAGES, NewMessage, SaveResult, StoredMessage, stored
+from securechat.store.messages import MessageWriter
 from securechat.store.models import AuditEntry, ChatMessage, Membership, Room, User, utcnow
 from securechat.store.news import News, announce, last_news_id, news_after, news_of
 from securechat.store.search import SearchPage
@@ -107,7 +101,7 @@ class ChatStore:
             StoreError: the transaction could not be committed.
         """
         with self._db.transaction(connection) as conn:
-            # First, before any row lock: journal ids commit in order (messages.py).
+            # First, before any row lock: journal ids commit in order (commit_order.py).
             lock_commit_order(conn, self.origin)
             result = operation(Tx(conn, origin=self.origin, now_ms=int(time.time() * 1000)))
             if (news := news_of(result)) is not None:
@@ -359,7 +353,7 @@ class ChatStore:
 
         What ``welcome`` and ``synced`` say, rather than the newest id of all: that would
         show anyone when private rooms and others' conversations are busy. A sync after it
-        misses nothing the user may see, as ids commit in order (``messages.py``). One
+        misses nothing the user may see, as ids commit in order (``commit_order.py``). One
         probe of each source's index, from its newest end.
         """
         with self._db.transaction() as conn:
