@@ -24,11 +24,11 @@ The same rules, as scripted server streams, are tests/vectors/session*.json, whi
 page's ``ChatSession`` (securechat/web/session.js) runs too.
 
 Each :meth:`~ClientSession.request` gets a ``ref``; its answer comes back as one
-:class:`Reply` (an ``error`` included; :mod:`~securechat.protocol.pending`). A send refused with ``rate_limited`` or ``server_error`` is
-retried later under the same ``ref``. A server event this version cannot decode (a newer
-server's) is ignored; a frame that breaks framing, a malformed event, a ``bye`` or an
-unanswered heartbeat ends the connection with :class:`ConnectionEnded`, after every event
-that came before it.
+:class:`Reply` (an ``error`` included; :mod:`~securechat.protocol.pending`). A send
+refused with ``rate_limited`` or ``server_error`` is retried later under the same ``ref``.
+A server event this version cannot decode (a newer server's) is ignored; a frame that
+breaks framing, a malformed event, a ``bye`` or an unanswered heartbeat ends the
+connection with :class:`ConnectionEnded`, after every event that came before it.
 """
 
 from __future__ import annotations
