@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 
 from securechat.errors import ErrorCode
 from securechat.protocol.client import (
-    PONG_TIMEOUT,
     TRANSITIONS,
     ClientSession,
     ConnectionEnded,
@@ -26,6 +25,7 @@ from securechat.protocol.client import (
     State,
 )
 from securechat.protocol.frames import HEADER, encode_frame
+from securechat.protocol.heartbeat import PONG_TIMEOUT
 from securechat.protocol.messages import (
     Auth,
     CACertificate,

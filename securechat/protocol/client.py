@@ -57,6 +57,7 @@ from securechat.protocol.client_state import (
 )
 from securechat.protocol.credentials import NO_RESUME_TOKEN, Credentials, unsupported_protocol
 from securechat.protocol.frames import FrameDecoder, encode_frame
+from securechat.protocol.heartbeat import PONG_TIMEOUT, Heartbeat
 from securechat.protocol.messages import (
     Ack,
     Asked,
@@ -89,8 +90,6 @@ from securechat.protocol.sends import Sends
 #: but a message event holding a max_body of escaped text can be several times that.
 MAX_EVENT_FRAME = 16 * 1024 * 1024
 
-PONG_TIMEOUT = 10.0  # seconds an unanswered heartbeat ping may wait
-
 
 class ClientSession:
     """Bytes in, events out, bytes to send: one user's login, across reconnects."""
@@ -111,7 +110,6 @@ class ClientSession:
         """
         self.user = user
         self._credentials = Credentials(password, token)
-        self._heartbeat_override = heartbeat
         self.state = State.DISCONNECTED
         self.hello: Hello | None = None
         self.rooms: tuple[str, ...] = ()
@@ -122,8 +120,7 @@ class ClientSession:
         self._pending = Pending()
         self._journal = CatchUp()
         self._sends = Sends(send_prefix)
-        self._last_heard = 0.0
-        self._ping_sent: float | None = None
+        self._heartbeat = Heartbeat(heartbeat)
 
     # --- the driver's calls ---------------------------------------------------------
 
@@ -132,13 +129,13 @@ class ClientSession:
         self._move(Trigger.CONNECTED)
         self._decoder = FrameDecoder(MAX_EVENT_FRAME)
         self._out.clear()
-        self._last_heard, self._ping_sent = now, None
+        self._heartbeat.heard(now)
 
     def receive_data(self, data: bytes, now: float) -> None:
         """Take bytes read from the transport; the events they make wait in events_received()."""
         if self.state in UNCONNECTED or not data:
             return
-        self._last_heard, self._ping_sent = now, None
+        self._heartbeat.heard(now)
         self._decoder.feed(data)
         while self.state not in UNCONNECTED:
             try:
@@ -169,12 +166,9 @@ class ClientSession:
 
     def next_deadline(self) -> float | None:
         """When :meth:`tick` must run next (monotonic seconds), or None for never."""
-        if self.state is not State.READY or self.hello is None:
+        due = self._heartbeat.next_deadline()
+        if self.state is not State.READY or due is None:
             return None
-        if self._ping_sent is not None:
-            due = self._ping_sent + PONG_TIMEOUT
-        else:
-            due = self._last_heard + self._heartbeat()
         retry = self._sends.next_due()
         return due if retry is None else min(due, retry)
 
@@ -182,12 +176,11 @@ class ClientSession:
         """Send the heartbeat and retries that are due; end a connection gone silent."""
         if self.state is not State.READY:
             return
-        if self._ping_sent is not None and now - self._ping_sent > PONG_TIMEOUT:
+        if self._heartbeat.is_dead(now):
             self._end(f"the server stopped answering for {PONG_TIMEOUT:.0f} s")
             return
-        if self._ping_sent is None and now - self._last_heard >= self._heartbeat():
+        if self._heartbeat.ping_due(now):
             self._queue(Ping(ref="hb"))
-            self._ping_sent = now
         self._out.extend(self._sends.due(now))
 
     def connection_lost(self, reason: str) -> None:
@@ -274,10 +267,6 @@ class ClientSession:
         assert next_state is not None, f"{trigger} in {self.state}"
         self.state = next_state
 
-    def _heartbeat(self) -> float:
-        assert self.hello is not None
-        return self._heartbeat_override or float(self.hello.heartbeat)
-
     def _queue(self, message: Request) -> None:
         self._out.append(encode_frame(encode(message)))
 
@@ -313,6 +302,7 @@ class ClientSession:
             self._end("the server did not greet like a securechat server")
             return
         self.hello = event
+        self._heartbeat.greeted(event)
         if (unsupported := unsupported_protocol(event)) is not None:
             self._refuse(LoginRefused(unsupported, with_token=False), unsupported.message)
             return
