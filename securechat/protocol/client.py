@@ -359,20 +359,15 @@ class ClientSession:
             self._events.append(event)
 
     def _acknowledge(self, ack: Ack) -> None:
-        send = self._sends.acknowledged(ack.ref)
-        if send is None:
+        delivered = self._sends.delivered(ack, self.user)
+        if delivered is None:
             # An edit's or a deletion's: its id is the change's, which a catch-up would
             # repeat. Else a duplicate ack after a resend, or a stray one: dropped.
             if self._answer(ack):
                 self._journal.mark_seen(ack.id)
             return
-        assert send.ref is not None
-        assert self.user is not None
-        message = Message(
-            id=ack.id, sender=self.user, body=send.body, ts=ack.ts, room=send.room, to=send.to
-        )
         self._journal.mark_seen(ack.id)
-        self._events.append(Delivered(send.ref, message))
+        self._events.append(delivered)
 
     def _refused(self, error: Error, now: float) -> None:
         send = self._sends.get(error.ref)
@@ -380,13 +375,8 @@ class ClientSession:
             if not self._answer(error):
                 self._events.append(error)
             return
-        if self._sends.retry_later(send, error, now):
-            return
-        self._sends.drop(send)
-        assert send.ref is not None
-        self._events.append(
-            SendFailed(send.ref, send.body, send.room, send.to, error.code, error.message)
-        )
+        if (failed := self._sends.refused(send, error, now)) is not None:
+            self._events.append(failed)
 
     def _answer(self, event: Event) -> bool:
         """Hand ``event`` to the request its ``ref`` names; False if none is waiting."""
