@@ -13,7 +13,7 @@ from securechat.bench.target import Target
 from securechat.errors import ConfigError
 from securechat.store.chat import ChatStore
 from securechat.store.database import Database
-from securechat.store.messages import NewMessage
+from securechat.store.message_rows import NewMessage
 from securechat.store.models import User
 
 

@@ -20,7 +20,7 @@ from securechat.store import edits
 from securechat.store.chat import ChatStore
 from securechat.store.database import Database, open_database
 from securechat.store.journal import Actor
-from securechat.store.messages import NewMessage, StoredMessage
+from securechat.store.message_rows import NewMessage, StoredMessage
 from securechat.store.models import ChatMessage, Membership, Room, User
 from tests.sql import add_users
 

@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 
 from securechat.errors import ErrorCode
 from securechat.protocol.client import (
-    PONG_TIMEOUT,
     TRANSITIONS,
     ClientSession,
     ConnectionEnded,
@@ -26,6 +25,7 @@ from securechat.protocol.client import (
     State,
 )
 from securechat.protocol.frames import HEADER, encode_frame
+from securechat.protocol.heartbeat import PONG_TIMEOUT
 from securechat.protocol.messages import (
     Auth,
     CACertificate,
@@ -88,7 +88,8 @@ def test_session_logs_in_with_the_password_then_keeps_only_the_token() -> None:
     assert client.state is State.READY
     assert client.token == "token-1"
     assert PASSWORD not in repr(vars(client))
-    assert client._password is None
+    assert PASSWORD not in repr(vars(client._credentials))
+    assert not client.holds_password
 
 
 def test_session_reports_a_refused_password_and_ends_the_connection() -> None:

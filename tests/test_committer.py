@@ -21,7 +21,7 @@ from securechat.server.delivery import PendingSend
 from securechat.server.hub import Hub
 from securechat.store.chat import ChatStore
 from securechat.store.database import Database
-from securechat.store.messages import NewMessage, SaveResult
+from securechat.store.message_rows import NewMessage, SaveResult
 from securechat.store.models import User
 from securechat.store.search import IndexPass
 from tests.conftest import TIMEOUT

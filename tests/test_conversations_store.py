@@ -10,7 +10,7 @@ from sqlalchemy import text
 
 from securechat.store.chat import ChatStore
 from securechat.store.database import Database
-from securechat.store.messages import NewMessage
+from securechat.store.message_rows import NewMessage
 from tests.sql import add_users
 
 pytestmark = pytest.mark.postgresql

@@ -18,7 +18,7 @@ from securechat.server.indexing import IDLE_SECONDS, QUIET_BATCH, SearchIndexing
 from securechat.store.chat import ChatStore
 from securechat.store.database import Database
 from securechat.store.journal import Tx
-from securechat.store.messages import NewMessage
+from securechat.store.message_rows import NewMessage
 from securechat.store.search import FTS_TABLE, IndexPass
 from tests.eventually import eventually
 from tests.test_committer import _Inbox, _user

@@ -25,7 +25,7 @@ from securechat.accounts import Accounts
 from securechat.config import HashParams, Limits
 from securechat.store.chat import ChatStore
 from securechat.store.database import open_database
-from securechat.store.messages import NewMessage
+from securechat.store.message_rows import NewMessage
 from tests.conftest import PASSWORD, TIMEOUT
 from tests.eventually import eventually
 from tests.peer import Peer

@@ -10,7 +10,7 @@ from securechat.store import edits, moderation
 from securechat.store.chat import ChatStore
 from securechat.store.database import Database, open_database
 from securechat.store.journal import Actor
-from securechat.store.messages import NewMessage, StoredMessage
+from securechat.store.message_rows import NewMessage, StoredMessage
 from securechat.store.search import IndexPass
 from tests.sql import add_users
 

@@ -9,7 +9,7 @@ from sqlalchemy import text
 
 from securechat.store.chat import ChatStore
 from securechat.store.database import Database, open_database
-from securechat.store.messages import NewMessage, StoredMessage
+from securechat.store.message_rows import NewMessage, StoredMessage
 from securechat.store.migrate import (
     alembic_config,
     foreign_keys_off,

@@ -14,7 +14,7 @@ from securechat.store import edits
 from securechat.store.chat import ChatStore
 from securechat.store.database import open_database
 from securechat.store.journal import Actor, Tx
-from securechat.store.messages import StoredMessage
+from securechat.store.message_rows import StoredMessage
 from tests.conftest import PASSWORD, RunningServer
 from tests.peer import Peer
 from tests.sql import rows, value

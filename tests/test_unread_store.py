@@ -14,7 +14,7 @@ from sqlalchemy import event, insert, text
 from securechat.store import reads
 from securechat.store.chat import ChatStore
 from securechat.store.database import Database
-from securechat.store.messages import NewMessage
+from securechat.store.message_rows import NewMessage
 from securechat.store.models import Membership, Room, utcnow
 from tests.sql import add_users
 

@@ -17,6 +17,7 @@ from securechat.client.connection import Connection, SessionView, view_of
 from securechat.client.events import Backoff, ClientEvent
 from securechat.client.link import nodes
 from securechat.client.outgoing import Outgoing, Slot, request_error
+from securechat.client.team_rooms import TeamRooms
 from securechat.client.trust import trusted_context
 from securechat.config import DEFAULT_PORT
 from securechat.errors import ConnectionLost
@@ -26,9 +27,7 @@ from securechat.protocol.messages import (
     Asked,
     Conversation,
     ConversationList,
-    Create,
     Delete,
-    Done,
     Edit,
     Event,
     GetConversations,
@@ -43,7 +42,6 @@ from securechat.protocol.messages import (
     Left,
     ListRooms,
     MarkRead,
-    Moderate,
     Online,
     PeopleList,
     Person,
@@ -63,7 +61,7 @@ __all__ = ["Client"]
 T = TypeVar("T", bound=Event)
 
 
-class Client:
+class Client(TeamRooms):
     """A blocking client. ``connect()``, then call methods from any thread.
 
     Raises (from the methods): :class:`ConnectionLost` when not connected or no reply came
@@ -222,67 +220,7 @@ class Client:
         )
         return self._request(request, HistoryPage)
 
-    # --- #16: rooms a team runs, edits, read state -----------------------------------
-
-    def create(self, room: str, *, private: bool = False, topic: str | None = None) -> Joined:
-        """Create ``room``, owned by us: public, or private (invitation only).
-
-        Raises:
-            RoomExists: the name is taken (perhaps by a private room we cannot see).
-        """
-        return self._request(Create(room=room, private=private, topic=topic), Joined)
-
-    def moderate(
-        self, room: str, action: str, *, user: str | None = None, topic: str | None = None
-    ) -> Done:
-        """One moderation action in ``room``: on ``user`` (invite, kick, ban, unban, mute,
-        unmute, op, deop, transfer) or on the room (private, public, topic, delete).
-
-        Raises:
-            Forbidden: our role is too low, or the target is protected (the owner).
-            NoSuchRoom, NoSuchUser, NotMember: see docs/protocol.md, "Moderation".
-        """
-        return self._request(Moderate(room=room, action=action, user=user, topic=topic), Done)
-
-    def invite(self, room: str, user: str) -> Done:
-        return self.moderate(room, "invite", user=user)
-
-    def kick(self, room: str, user: str) -> Done:
-        return self.moderate(room, "kick", user=user)
-
-    def ban(self, room: str, user: str) -> Done:
-        return self.moderate(room, "ban", user=user)
-
-    def unban(self, room: str, user: str) -> Done:
-        return self.moderate(room, "unban", user=user)
-
-    def mute(self, room: str, user: str) -> Done:
-        return self.moderate(room, "mute", user=user)
-
-    def unmute(self, room: str, user: str) -> Done:
-        return self.moderate(room, "unmute", user=user)
-
-    def op(self, room: str, user: str) -> Done:
-        """Make ``user`` a moderator of ``room`` (owner only)."""
-        return self.moderate(room, "op", user=user)
-
-    def deop(self, room: str, user: str) -> Done:
-        return self.moderate(room, "deop", user=user)
-
-    def transfer(self, room: str, user: str) -> Done:
-        """Hand ``room`` over to ``user`` (a member); we stay on as a moderator."""
-        return self.moderate(room, "transfer", user=user)
-
-    def set_topic(self, room: str, topic: str) -> Done:
-        """Set (an empty ``topic``: clear) the room's topic."""
-        return self.moderate(room, "topic", topic=topic)
-
-    def set_private(self, room: str, private: bool = True) -> Done:
-        return self.moderate(room, "private" if private else "public")
-
-    def delete_room(self, room: str) -> Done:
-        """Delete ``room`` and everything in it (owner or admin)."""
-        return self.moderate(room, "delete")
+    # --- #16: edits and read state (rooms a team runs: team_rooms.py) -----------------
 
     def edit(self, message_id: int, body: str) -> Ack:
         """Replace the text of our own message; the ack's ``id`` is the edit's place in
@@ -405,6 +343,7 @@ class Client:
         return self._connection
 
     def _request(self, request: Asked, kind: type[T]) -> T:
+        """Ask the server ``request`` and wait for its reply, of type ``kind``."""
         return self._reply(self._live().ask(request), kind)
 
     def _reply(self, slot: Slot, kind: type[T]) -> T:

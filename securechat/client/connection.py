@@ -18,7 +18,7 @@ catch-up, resends). Requests fail fast while disconnected; sends are kept. Given
 endpoints (the nodes of one service, #17), each login tries them in turn, starting with
 the one after the endpoint last lost, so a dead node costs one failed attempt. One name
 with several addresses (DNS round-robin) is tried address by address within each attempt
-(``socket.create_connection`` in ``transport.connect_tls``).
+(``socket.create_connection`` in ``dialer.connect_tls``).
 """
 
 from __future__ import annotations

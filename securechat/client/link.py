@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from securechat.client.escaping import escape
+from securechat.dialer import connect_tls
 from securechat.errors import (
     AuthenticationError,
     ConnectionLost,
@@ -40,7 +41,7 @@ from securechat.protocol.client import (
     SessionEvent,
 )
 from securechat.protocol.messages import PROTOCOL_VERSION, Asked, Error, Event, Hello
-from securechat.transport import TlsStream, connect_tls, format_address
+from securechat.transport import TlsStream, format_address
 
 ClientEvent = SessionEvent | Event
 T = TypeVar("T")
@@ -61,7 +62,7 @@ class Endpoint:
         return format_address((self.host, self.port))
 
     def connect(self, context: ssl.SSLContext, *, timeout: float) -> TlsStream:
-        """TCP and TLS to this endpoint (see :func:`securechat.transport.connect_tls`)."""
+        """TCP and TLS to this endpoint (see :func:`securechat.dialer.connect_tls`)."""
         return connect_tls(
             (self.host, self.port), context, timeout=timeout,
             server_name=self.server_name, ca_file=self.ca_file,

@@ -18,11 +18,12 @@ from cryptography import x509
 
 from securechat import certs
 from securechat.client.link import probe
+from securechat.dialer import connect_tls
 from securechat.doctor.certificates import LOADS_IT, server_cert
 from securechat.doctor.findings import Check, Finding, Installation, Status
 from securechat.errors import CertificateError, ConnectionLost, HandshakeFailed, SecureChatError
 from securechat.tls import identify_context, probe_context
-from securechat.transport import TlsStream, connect_tls
+from securechat.transport import TlsStream
 
 #: Bound on each network step of the port probe, in seconds.
 PROBE_TIMEOUT = 3.0

@@ -12,37 +12,32 @@ always passed in; nothing here reads a clock, a socket or a random source.
 After ``hello`` the session logs in by itself when it has credentials: the password at
 first, then the resume token from the last ``welcome`` (the password is dropped at the
 first welcome, token or not; with no token, the next ``hello`` is a refused login). A login
-on a later connection is a resumption: the session asks for ``sync`` from the last message
-id it saw, page after page, and resends every send not yet acknowledged under its original
-``ref``, which the server de-duplicates (a first login sends what was submitted before
-it). Message ids already seen are dropped, so a catch-up never shows a message twice. The
-last id moves with the journal events received and ``synced``, never with an ``ack``: the
-server may ack a message (or an edit) before it delivers an earlier one, which a sync from
-the ack's id would miss; the ack's id is marked seen instead. ``rooms`` follows the welcome, ``joined`` and ``left`` (a reply, or pushed
-on a kick, a ban or the room's deletion), a ``room_event`` ``delete``, and
-``member_joined``/``member_left`` naming this user (its other sessions).
+on a later connection is a resumption: the session catches up with ``sync``
+(:mod:`~securechat.protocol.catch_up`) and resends every send not yet acknowledged under
+its original ``ref``, which the server de-duplicates (a first login sends what was
+submitted before it; :mod:`~securechat.protocol.sends`). ``rooms`` follows the welcome,
+``joined`` and ``left`` (a reply, or pushed on a kick, a ban or the room's deletion), a
+``room_event`` ``delete``, and ``member_joined``/``member_left`` naming this user (its
+other sessions).
 
 The same rules, as scripted server streams, are tests/vectors/session*.json, which the
 page's ``ChatSession`` (securechat/web/session.js) runs too.
 
 Each :meth:`~ClientSession.request` gets a ``ref``; its answer comes back as one
-:class:`Reply` (an ``error`` included). While a *collecting* request (the caller's
-``sync``) is in flight, the messages that arrive go into its reply instead of out as
-events. A lost connection answers every request in flight with a ``shutting_down`` error;
-sends stay and are resent. A send refused with ``rate_limited`` or ``server_error`` is
-retried later under the same ``ref``. A server event this version cannot decode (a newer
-server's) is ignored; a frame that breaks framing, a malformed event, a ``bye`` or an
-unanswered heartbeat ends the connection with :class:`ConnectionEnded`, after every event
-that came before it.
+:class:`Reply` (an ``error`` included; :mod:`~securechat.protocol.pending`). A send
+refused with ``rate_limited`` or ``server_error`` is retried later under the same ``ref``.
+A server event this version cannot decode (a newer server's) is ignored; a frame that
+breaks framing, a malformed event, a ``bye`` or an unanswered heartbeat ends the
+connection with :class:`ConnectionEnded`, after every event that came before it.
 """
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import itertools
 
-from securechat.errors import ErrorCode, FrameTooLarge, ProtocolError, UnknownMessageType
+from securechat.errors import FrameTooLarge, ProtocolError, UnknownMessageType
+from securechat.protocol.catch_up import CatchUp
 from securechat.protocol.client_events import (
     ConnectionEnded,
     Delivered,
@@ -60,12 +55,12 @@ from securechat.protocol.client_state import (
     State,
     Trigger,
 )
+from securechat.protocol.credentials import NO_RESUME_TOKEN, Credentials, unsupported_protocol
 from securechat.protocol.frames import FrameDecoder, encode_frame
+from securechat.protocol.heartbeat import PONG_TIMEOUT, Heartbeat
 from securechat.protocol.messages import (
-    PROTOCOL_VERSION,
     Ack,
     Asked,
-    Auth,
     Bye,
     Deleted,
     Edited,
@@ -83,45 +78,17 @@ from securechat.protocol.messages import (
     Request,
     RoomEvent,
     Send,
-    Sync,
     Synced,
     Welcome,
     decode_event,
     encode,
 )
+from securechat.protocol.pending import Pending
 from securechat.protocol.sends import Sends
 
 #: Largest frame accepted from a server. A server bounds what it accepts by ``max_frame``,
 #: but a message event holding a max_body of escaped text can be several times that.
 MAX_EVENT_FRAME = 16 * 1024 * 1024
-
-SEEN_IDS = 20_000  # message ids remembered for de-duplication
-PONG_TIMEOUT = 10.0  # seconds an unanswered heartbeat ping may wait
-
-
-class SeenIds:
-    """The last ``size`` message ids seen, to drop one that comes again (resend, catch-up)."""
-
-    def __init__(self, size: int) -> None:
-        self._size = size
-        self._ids: set[int] = set()
-        self._order: collections.deque[int] = collections.deque()
-
-    def add(self, message_id: int) -> bool:
-        """Remember ``message_id``; False if it was seen before."""
-        if message_id in self._ids:
-            return False
-        self._ids.add(message_id)
-        self._order.append(message_id)
-        if len(self._order) > self._size:
-            self._ids.discard(self._order.popleft())
-        return True
-
-
-@dataclasses.dataclass(slots=True)
-class _Pending:
-    collects: bool
-    messages: list[Journal] = dataclasses.field(default_factory=list)
 
 
 class ClientSession:
@@ -142,25 +109,18 @@ class ClientSession:
         passes a random one); ``heartbeat`` overrides the server's interval.
         """
         self.user = user
-        self._password = password
-        self._token = token
-        self._heartbeat_override = heartbeat
+        self._credentials = Credentials(password, token)
         self.state = State.DISCONNECTED
         self.hello: Hello | None = None
         self.rooms: tuple[str, ...] = ()
-        self.last_id = 0
-        self._logins = 0
         self._decoder = FrameDecoder(MAX_EVENT_FRAME)
         self._out: list[bytes] = []
         self._events: list[SessionEvent | Event] = []
-        self._refs = itertools.count(1)
-        self._pending: dict[str, _Pending] = {}
-        self._collecting: _Pending | None = None
-        self._catch_up_ref: str | None = None
+        self._refs = itertools.count(1)  # the caller's requests and catch-ups
+        self._pending = Pending()
+        self._journal = CatchUp()
         self._sends = Sends(send_prefix)
-        self._seen = SeenIds(SEEN_IDS)
-        self._last_heard = 0.0
-        self._ping_sent: float | None = None
+        self._heartbeat = Heartbeat(heartbeat)
 
     # --- the driver's calls ---------------------------------------------------------
 
@@ -169,13 +129,13 @@ class ClientSession:
         self._move(Trigger.CONNECTED)
         self._decoder = FrameDecoder(MAX_EVENT_FRAME)
         self._out.clear()
-        self._last_heard, self._ping_sent = now, None
+        self._heartbeat.heard(now)
 
     def receive_data(self, data: bytes, now: float) -> None:
         """Take bytes read from the transport; the events they make wait in events_received()."""
         if self.state in UNCONNECTED or not data:
             return
-        self._last_heard, self._ping_sent = now, None
+        self._heartbeat.heard(now)
         self._decoder.feed(data)
         while self.state not in UNCONNECTED:
             try:
@@ -206,12 +166,9 @@ class ClientSession:
 
     def next_deadline(self) -> float | None:
         """When :meth:`tick` must run next (monotonic seconds), or None for never."""
-        if self.state is not State.READY or self.hello is None:
+        due = self._heartbeat.next_deadline()
+        if self.state is not State.READY or due is None:
             return None
-        if self._ping_sent is not None:
-            due = self._ping_sent + PONG_TIMEOUT
-        else:
-            due = self._last_heard + self._heartbeat()
         retry = self._sends.next_due()
         return due if retry is None else min(due, retry)
 
@@ -219,12 +176,11 @@ class ClientSession:
         """Send the heartbeat and retries that are due; end a connection gone silent."""
         if self.state is not State.READY:
             return
-        if self._ping_sent is not None and now - self._ping_sent > PONG_TIMEOUT:
+        if self._heartbeat.is_dead(now):
             self._end(f"the server stopped answering for {PONG_TIMEOUT:.0f} s")
             return
-        if self._ping_sent is None and now - self._last_heard >= self._heartbeat():
+        if self._heartbeat.ping_due(now):
             self._queue(Ping(ref="hb"))
-            self._ping_sent = now
         self._out.extend(self._sends.due(now))
 
     def connection_lost(self, reason: str) -> None:
@@ -232,16 +188,21 @@ class ClientSession:
         if self.state is State.DISCONNECTED:
             return
         self._move(Trigger.LOST)
-        pending, self._pending = self._pending, {}
-        self._collecting = self._catch_up_ref = None
+        self._journal.cancel()
         self._sends.cancel_retries()  # the next login resends every unacknowledged send
         self._out.clear()
-        for ref in pending:
-            self._events.append(
-                Reply(ref, Error(code=ErrorCode.SHUTTING_DOWN, message=reason, ref=ref))
-            )
+        self._events.extend(self._pending.fail_all(reason))
 
     # --- the caller's calls ---------------------------------------------------------
+
+    @property
+    def last_id(self) -> int:
+        """The last journal id seen: where the next catch-up starts."""
+        return self._journal.last_id
+
+    @last_id.setter
+    def last_id(self, message_id: int) -> None:
+        self._journal.last_id = message_id
 
     @property
     def is_ready(self) -> bool:
@@ -250,17 +211,17 @@ class ClientSession:
     @property
     def can_log_in(self) -> bool:
         """Whether a new connection could log in: a password not used yet, or a token."""
-        return self.user is not None and (self._password is not None or self._token is not None)
+        return self.user is not None and self._credentials.is_usable
 
     @property
     def holds_password(self) -> bool:
         """Whether the password is still kept (until the first ``welcome``)."""
-        return self._password is not None
+        return self._credentials.holds_password
 
     @property
     def token(self) -> str | None:
         """The resume token from the last ``welcome``."""
-        return self._token
+        return self._credentials.token
 
     def request(self, request: Asked, *, collect: bool = False) -> str:
         """Queue ``request`` under a new ``ref`` and return the ref its Reply will carry.
@@ -271,9 +232,7 @@ class ClientSession:
         """
         assert self.state in MAY_ASK, self.state
         ref = f"c-{next(self._refs)}"
-        pending = self._pending[ref] = _Pending(collect)
-        if collect:
-            self._collecting = pending
+        self._pending.add(ref, collect=collect)
         self._queue(dataclasses.replace(request, ref=ref))
         return ref
 
@@ -308,10 +267,6 @@ class ClientSession:
         assert next_state is not None, f"{trigger} in {self.state}"
         self.state = next_state
 
-    def _heartbeat(self) -> float:
-        assert self.hello is not None
-        return self._heartbeat_override or float(self.hello.heartbeat)
-
     def _queue(self, message: Request) -> None:
         self._out.append(encode_frame(encode(message)))
 
@@ -335,11 +290,9 @@ class ClientSession:
             self._acknowledge(event)
         elif isinstance(event, Error):
             self._refused(event, now)
-        elif isinstance(event, Synced) and event.ref == self._catch_up_ref:
-            self.last_id = max(self.last_id, event.last_id)
-            self._catch_up_ref = None
-            if event.more:
-                self._catch_up(event.last_id)
+        elif isinstance(event, Synced) and self._journal.is_answered_by(event):
+            if (more_from := self._journal.synced(event)) is not None:
+                self._catch_up(more_from)
         elif not self._answer(event) and not isinstance(event, Pong):  # a heartbeat's pong
             self._follow_rooms(event)
             self._events.append(event)  # pushed: presence, joins, and what later versions add
@@ -349,44 +302,28 @@ class ClientSession:
             self._end("the server did not greet like a securechat server")
             return
         self.hello = event
-        if event.protocol != PROTOCOL_VERSION:
-            message = (
-                f"the server speaks protocol version {event.protocol} ({event.server}), "
-                f"this client speaks version {PROTOCOL_VERSION}"
-            )
-            error = Error(code=ErrorCode.UNSUPPORTED_PROTOCOL, message=message)
-            self._events.append(LoginRefused(error, with_token=False))
-            self._end(message)
+        self._heartbeat.greeted(event)
+        if (unsupported := unsupported_protocol(event)) is not None:
+            self._refuse(LoginRefused(unsupported, with_token=False), unsupported.message)
             return
         self._events.append(Greeted(event))
         if self.user is None:
             self._move(Trigger.GREETED)
             return
         if not self.can_log_in:  # the password went at a welcome that brought no token
-            message = "the server gave no resume token at login, so the session cannot log in again"
-            error = Error(code=ErrorCode.AUTH_REQUIRED, message=message)
-            self._events.append(LoginRefused(error, with_token=False))
-            self._end(message)
+            self._refuse(LoginRefused(NO_RESUME_TOKEN, with_token=False), NO_RESUME_TOKEN.message)
             return
         self._move(Trigger.LOGIN_SENT)
-        with_token = self._token is not None
-        self._queue(
-            Auth(user=self.user, password=None if with_token else self._password, token=self._token)
-        )
+        self._queue(self._credentials.auth(self.user))
 
     def _on_login(self, event: Event) -> None:
         if isinstance(event, Error):
-            self._events.append(LoginRefused(event, with_token=self._token is not None))
-            self._end(f"login refused: {event.message}")
+            self._refuse(self._credentials.refused(event), f"login refused: {event.message}")
             return
         if not isinstance(event, Welcome):
             self._end(f"the server answered the login with {event.TYPE!r}")
             return
-        resumed = self._logins > 0
-        self._logins += 1
-        # Logged in: the password goes, whatever came with the welcome (a token, or none).
-        self._password = None
-        self._token = event.token or self._token
+        resumed = self._credentials.welcomed(event)
         self.user, self.rooms = event.user, event.rooms
         if not resumed:
             self.last_id = event.last_id
@@ -395,6 +332,10 @@ class ClientSession:
         if resumed:
             self._catch_up(self.last_id)
         self._out.extend(self._sends.frames())  # resends, or early sends
+
+    def _refuse(self, refused: LoginRefused, reason: str) -> None:
+        self._events.append(refused)
+        self._end(reason)
 
     def _follow_rooms(self, pushed: Event) -> None:
         """Removed from a room (kicked, banned, deleted: ``left``), or joined or left it
@@ -407,35 +348,26 @@ class ClientSession:
             self.rooms = tuple(sorted({*self.rooms, pushed.room}))
 
     def _catch_up(self, since: int) -> None:
-        self._catch_up_ref = f"catch-up-{next(self._refs)}"
-        self._queue(Sync(since=since, ref=self._catch_up_ref))
+        self._queue(self._journal.start(since, f"catch-up-{next(self._refs)}"))
 
     def _receive_journal(self, event: Journal) -> None:
         """A message, an edit, a deletion or a room event: each has its id in one sequence."""
-        self.last_id = max(self.last_id, event.id)
-        is_new = self._seen.add(event.id)
+        is_new = self._journal.receive(event)
         if isinstance(event, RoomEvent) and is_new and event.action == "delete":
             self.rooms = tuple(r for r in self.rooms if r != event.room)
-        if self._collecting is not None:
-            self._collecting.messages.append(event)
-        elif is_new:
+        if not self._pending.collect(event) and is_new:
             self._events.append(event)
 
     def _acknowledge(self, ack: Ack) -> None:
-        send = self._sends.acknowledged(ack.ref)
-        if send is None:
+        delivered = self._sends.delivered(ack, self.user)
+        if delivered is None:
             # An edit's or a deletion's: its id is the change's, which a catch-up would
             # repeat. Else a duplicate ack after a resend, or a stray one: dropped.
             if self._answer(ack):
-                self._seen.add(ack.id)
+                self._journal.mark_seen(ack.id)
             return
-        assert send.ref is not None
-        assert self.user is not None
-        message = Message(
-            id=ack.id, sender=self.user, body=send.body, ts=ack.ts, room=send.room, to=send.to
-        )
-        self._seen.add(ack.id)
-        self._events.append(Delivered(send.ref, message))
+        self._journal.mark_seen(ack.id)
+        self._events.append(delivered)
 
     def _refused(self, error: Error, now: float) -> None:
         send = self._sends.get(error.ref)
@@ -443,28 +375,19 @@ class ClientSession:
             if not self._answer(error):
                 self._events.append(error)
             return
-        if self._sends.retry_later(send, error, now):
-            return
-        self._sends.drop(send)
-        assert send.ref is not None
-        self._events.append(
-            SendFailed(send.ref, send.body, send.room, send.to, error.code, error.message)
-        )
+        if (failed := self._sends.refused(send, error, now)) is not None:
+            self._events.append(failed)
 
     def _answer(self, event: Event) -> bool:
         """Hand ``event`` to the request its ``ref`` names; False if none is waiting."""
-        ref = getattr(event, "ref", None)
-        pending = self._pending.pop(ref, None) if ref is not None else None
-        if pending is None:
+        reply = self._pending.answer(event)
+        if reply is None:
             return False
-        assert ref is not None
-        if pending is self._collecting:
-            self._collecting = None
         if isinstance(event, Joined):
             self.rooms = tuple(sorted({*self.rooms, event.room}))
         elif isinstance(event, Left):
             self.rooms = tuple(r for r in self.rooms if r != event.room)
-        self._events.append(Reply(ref, event, tuple(pending.messages)))
+        self._events.append(reply)
         return True
 
 

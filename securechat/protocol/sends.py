@@ -4,7 +4,9 @@ Pure bookkeeping for :class:`~securechat.protocol.client.ClientSession`: each se
 ``ref`` unique across the user's clients (``prefix-n``) and its frame, encoded once and
 written again as is (the server de-duplicates by ``ref``). A send refused with
 ``rate_limited`` waits ``retry_after``; one refused with ``server_error`` waits
-:data:`RETRY_FIRST` seconds, doubling up to :data:`RETRY_CAP`. Time is passed in.
+:data:`RETRY_FIRST` seconds, doubling up to :data:`RETRY_CAP`; any other refusal is
+final. An ack, or a final refusal, ends the send with the event the caller sees
+(:class:`Delivered`, :class:`SendFailed`). Time is passed in.
 """
 
 from __future__ import annotations
@@ -12,8 +14,9 @@ from __future__ import annotations
 import itertools
 
 from securechat.errors import ErrorCode
+from securechat.protocol.client_events import Delivered, SendFailed
 from securechat.protocol.frames import encode_frame
-from securechat.protocol.messages import Error, Send, encode
+from securechat.protocol.messages import Ack, Error, Message, Send, encode
 
 RETRY_FIRST = 1.0  # seconds before resending a send refused with server_error, doubling...
 RETRY_CAP = 30.0  # ...up to this
@@ -52,14 +55,31 @@ class Sends:
         """The unacknowledged send with this ``ref``, if any."""
         return self._unacked.get(ref or "")
 
-    def acknowledged(self, ref: str | None) -> Send | None:
-        """Forget the send ``ref`` names, stored now; None if it is not ours (any more)."""
-        send = self._unacked.pop(ref or "", None)
-        if send is not None:
-            self._forget(ref or "")
-        return send
+    def delivered(self, ack: Ack, sender: str | None) -> Delivered | None:
+        """Forget the send ``ack`` confirms, stored now, and say so with the message as
+        stored; None if the ack is not for a send of ours (any more)."""
+        send = self._unacked.pop(ack.ref or "", None)
+        if send is None:
+            return None
+        assert send.ref is not None
+        assert sender is not None
+        self._forget(send.ref)
+        message = Message(
+            id=ack.id, sender=sender, body=send.body, ts=ack.ts, room=send.room, to=send.to
+        )
+        return Delivered(send.ref, message)
 
-    def retry_later(self, send: Send, error: Error, now: float) -> bool:
+    def refused(self, send: Send, error: Error, now: float) -> SendFailed | None:
+        """Schedule ``send`` again if ``error`` is one to retry (None); else give it up and
+        say so."""
+        if self._retry_later(send, error, now):
+            return None
+        assert send.ref is not None
+        del self._unacked[send.ref]
+        self._forget(send.ref)
+        return SendFailed(send.ref, send.body, send.room, send.to, error.code, error.message)
+
+    def _retry_later(self, send: Send, error: Error, now: float) -> bool:
         """Schedule ``send`` again if ``error`` is one to retry; False if it is final."""
         assert send.ref is not None
         if error.code == ErrorCode.RATE_LIMITED:
@@ -73,12 +93,6 @@ class Sends:
             self._retry_delay[send.ref] = min(delay * 2, RETRY_CAP)
             return True
         return False
-
-    def drop(self, send: Send) -> None:
-        """Give up ``send``: the server refused it for good."""
-        assert send.ref is not None
-        del self._unacked[send.ref]
-        self._forget(send.ref)
 
     def next_due(self) -> float | None:
         """When the next refused send is to be resent, or None."""

@@ -7,7 +7,7 @@ seen that another writer wrote, and hands them, in id order, to each subscriber.
 reads the newest id, then the rows up to it. That misses nothing only if a committed id is
 never smaller than one already visible. SQLite gives that order: one write lock. On
 PostgreSQL a sequence does not, so every transaction that writes the journal first locks the
-table ``commit_order`` and holds it until its COMMIT (``store/messages.py``): ids are drawn
+table ``commit_order`` and holds it until its COMMIT (``store/commit_order.py``): ids are drawn
 and committed one transaction at a time, across all nodes, and PostgreSQL makes a commit
 visible before it releases the transaction's locks. Tailing by id is then exact, with no
 gaps to track: nothing is missed, nothing read twice.
@@ -41,7 +41,7 @@ from securechat.server.periodic import Periodic
 from securechat.store.chat import ChatStore
 from securechat.store.database import CommitConnection
 from securechat.store.listener import JournalListener
-from securechat.store.messages import StoredMessage
+from securechat.store.message_rows import StoredMessage
 from securechat.store.news import News, Resync
 from securechat.transport import Waker
 

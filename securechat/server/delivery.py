@@ -36,7 +36,7 @@ from securechat.protocol.messages import (
     encode,
 )
 from securechat.server.hub import Hub, Member
-from securechat.store.messages import NewMessage, SaveResult, StoredMessage
+from securechat.store.message_rows import NewMessage, SaveResult, StoredMessage
 
 log = logging.getLogger("securechat.server")
 

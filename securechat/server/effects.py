@@ -36,7 +36,7 @@ from securechat.protocol.messages import (
 )
 from securechat.server.delivery import journal_event
 from securechat.server.hub import Hub, Member, RoomChange
-from securechat.store.messages import StoredMessage
+from securechat.store.message_rows import StoredMessage
 from securechat.store.reads import ReadMark
 from securechat.store.rooms import Outcome, RoomState
 

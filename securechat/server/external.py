@@ -14,7 +14,7 @@ from securechat.server.delivery import Delivery
 from securechat.server.effects import Effects
 from securechat.server.hub import Hub
 from securechat.store.chat import ChatStore
-from securechat.store.messages import StoredMessage
+from securechat.store.message_rows import StoredMessage
 from securechat.store.news import News, Resync, RoomTouched
 from securechat.store.rooms import RoomState
 

@@ -8,7 +8,8 @@ Sends are checked against the hub (member? muted?) and queued for the group comm
 Everything else that writes (join, leave, create, moderate, edit, delete, read) is a team
 operation of the store, run by the committer (:meth:`Committer.perform`), which checks it
 against the database and the permission table; this thread waits for its outcome and
-answers. Reads (history, sync, unread) query the store directly.
+answers. Reads (history, sync, unread) query the store directly: a conversation's
+messages in timelines.py, the lists beside it in listing.py, search in search.py.
 """
 
 from __future__ import annotations
@@ -26,13 +27,10 @@ from securechat.directory.login import DirectoryLogin, DirectorySignIn
 from securechat.directory.placement import place_rooms
 from securechat.errors import (
     AuthenticationError,
-    Forbidden,
-    NoSuchUser,
     RequestError,
     StoreError,
     TooLarge,
 )
-from securechat.permissions import Role, may_see, no_such_room, not_member
 from securechat.protocol.frames import HEADER_SIZE
 from securechat.protocol.messages import (
     Ack,
@@ -44,27 +42,22 @@ from securechat.protocol.messages import (
     Event,
     GetUnread,
     History,
-    HistoryPage,
     Join,
     Joined,
-    Journal,
     Leave,
     Left,
     ListRooms,
     MarkRead,
-    Message,
     Moderate,
     Online,
     Ping,
     Pong,
     ReadMarker,
     Request,
-    RoomEvent,
     RoomList,
     Search,
     Send,
     Sync,
-    Synced,
     Welcome,
     Who,
     encode,
@@ -74,16 +67,17 @@ from securechat.protocol.names import normalize_name
 from securechat.protocol.requests import GetConversations, GetPeople
 from securechat.server.addresses import address_key
 from securechat.server.committer import Committer
-from securechat.server.delivery import PendingSend, format_ts, journal_event
+from securechat.server.delivery import PendingSend, format_ts
 from securechat.server.hashpool import HashPool
 from securechat.server.hub import Hub, Member
 from securechat.server.listing import Listings
 from securechat.server.search import SearchRequests
 from securechat.server.throttle import LoginThrottle
+from securechat.server.timelines import Timelines, require_member
 from securechat.store import edits, moderation, reads, rooms
 from securechat.store.chat import ChatStore
 from securechat.store.journal import Actor, Tx
-from securechat.store.messages import NewMessage
+from securechat.store.message_rows import NewMessage
 
 T = TypeVar("T")
 
@@ -121,13 +115,14 @@ class ChatService:
         self._hash_pool = hash_pool  # the same one ``accounts`` hashes with
         self._throttle = LoginThrottle(throttle)
         listings = Listings(store, hub, limits)
+        timelines = Timelines(store, hub, limits)
         self._handlers: dict[type[Request], Callable[[Caller, Any], list[Event]]] = {
             Join: self._join,
             Leave: self._leave,
             ListRooms: self._rooms,
             Send: self._send,
-            History: self._history,
-            Sync: self._sync,
+            History: timelines.history,
+            Sync: timelines.sync,
             Who: self._who,
             Ping: lambda _caller, request: [Pong(ref=request.ref)],
             Create: self._create,
@@ -367,105 +362,13 @@ class ChatService:
     def _send(self, caller: Caller, request: Send) -> list[Event]:
         self._check_body(request.body)
         if request.room is not None:
-            self._require_member(request.room, caller, sending=True)
+            require_member(self._hub, request.room, caller, sending=True)
         account = caller.account
         self._committer.submit(PendingSend(origin=caller, message=NewMessage(
             sender_id=account.id, sender=account.name, body=request.body,
             ref=request.ref, room=request.room, to=request.to,
         )))  # fmt: skip
         return []
-
-    def _history(self, caller: Caller, request: History) -> list[Event]:
-        limit = min(request.limit or self._limits.history_default, self._limits.history_limit)
-        if request.room is not None:
-            self._require_member(request.room, caller)
-            page, more = self._store.room_history(
-                request.room, before=request.before, limit=limit, after=request.after,
-                events=bool(request.events),
-            )  # fmt: skip
-        else:
-            assert request.peer is not None
-            peer_id = self._store.user_id(request.peer)
-            if peer_id is None:
-                raise NoSuchUser(f"no user {request.peer!r}")
-            page, more = self._store.direct_history(
-                caller.account.id, peer_id, before=request.before, limit=limit,
-                after=request.after,
-            )  # fmt: skip
-        timeline = [journal_event(m) for m in page]  # messages, and room events when asked
-        with_events = bool(request.events and request.room)
-        forward = request.after is not None
-        return [self._fit_page(timeline, more, request.ref, forward=forward, events=with_events)]
-
-    def _fit_page(
-        self, timeline: list[Journal], more: bool, ref: str | None, *,
-        forward: bool = False, events: bool = False,
-    ) -> HistoryPage:  # fmt: skip
-        """Drop messages (and room events) until the reply fits in one frame: the oldest,
-        or reading forward (``after``), the newest. ``events``: the page has its room
-        events (``[]`` when there are none, so the client knows it asked a server that
-        sends them)."""
-        budget = self._limits.max_frame - HEADER_SIZE
-        empty = HistoryPage(messages=(), more=True, ref=ref, events=() if events else None)
-        size = len(encode(empty))
-        order = range(len(timeline)) if forward else range(len(timeline) - 1, -1, -1)
-        keep = len(timeline)
-        for count, index in enumerate(order):
-            size += len(encode(timeline[index])) + 1
-            if size > budget:
-                keep, more = count, True
-                break
-        kept = timeline[:keep] if forward else timeline[len(timeline) - keep :]
-        messages = tuple(m for m in kept if isinstance(m, Message))
-        found = tuple(m for m in kept if isinstance(m, RoomEvent))
-        return HistoryPage(messages=messages, more=more, ref=ref, events=found if events else None)
-
-    def _sync(self, caller: Caller, request: Sync) -> list[Event]:
-        """Messages after ``since``, then ``synced``: at most ``sync_reply_bytes`` in all.
-
-        The reply is queued whole, beside the outbox and its bound, so it is cut by bytes
-        (always keeping one message, to make progress): ``more`` says where it stopped.
-        """
-        # The newest id the caller may see, read first: later commits get larger ids.
-        newest = self._store.newest_visible_id(caller.account.id)
-        limits = self._limits
-        page, more = self._store.sync(
-            caller.account.id,
-            since=request.since,
-            limit=limits.sync_page,
-            max_chars=limits.sync_reply_bytes,  # a character is at least a byte in the reply
-        )
-        size = HEADER_SIZE + len(encode(Synced(last_id=2**63 - 1, more=True, ref=request.ref)))
-        messages: list[Journal] = []
-        for stored in page:
-            message = journal_event(stored)
-            size += HEADER_SIZE + len(encode(message))
-            if messages and size > limits.sync_reply_bytes:
-                more = True
-                break
-            messages.append(message)
-        last_id = (
-            messages[-1].id if more else max(newest, request.since, *(m.id for m in page[-1:]))
-        )
-        return [*messages, Synced(last_id=last_id, more=more, ref=request.ref)]
-
-    def _require_member(self, room: str, caller: Caller, *, sending: bool = False) -> None:
-        """Refuse unless the caller is in ``room`` (and, ``sending``, not muted there).
-
-        Raises:
-            NoSuchRoom: no such room, or a private one the caller may not see.
-            NotMember: not in it. Forbidden: muted, for a send.
-        """
-        user = caller.user
-        standing = self._hub.standing(room, user)
-        if standing is None or not may_see(
-            private=standing.private, role=standing.role, is_admin=caller.account.is_admin
-        ):
-            raise no_such_room(room)
-        if standing.role is Role.NONE:
-            raise not_member(room)
-        if sending and standing.muted:
-            raise Forbidden(f"you are muted in #{room}")
 
 
 def _actor(caller: Caller) -> Actor:

@@ -20,29 +20,21 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     and_,
-    bindparam,
     func,
     or_,
     select,
-    union_all,
     update,
 )
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from securechat.config import Limits
-from securechat.store import reads, rooms, search, users
+from securechat.store import reads, rooms, search, sync, users
+from securechat.store.commit_order import lock_commit_order
 from securechat.store.database import Database
 from securechat.store.journal import Tx
-from securechat.store.messages import (
-    MESSAGES,
-    MessageWriter,
-    NewMessage,
-    SaveResult,
-    StoredMessage,
-    lock_commit_order,
-    stored,
-)
+from securechat.store.message_rows import MESSAGES, NewMessage, SaveResult, StoredMessage, stored
+from securechat.store.messages import MessageWriter
 from securechat.store.models import AuditEntry, ChatMessage, Membership, Room, User, utcnow
 from securechat.store.news import News, announce, last_news_id, news_after, news_of
 from securechat.store.search import SearchPage
@@ -63,15 +55,6 @@ class AuditRecord:
 
 
 _LAST_ID = select(func.max(ChatMessage.id))
-_MEMBER_ROOMS = select(Membership.room_id).where(
-    Membership.user_id == bindparam("user"), Membership.left_at_id.is_(None)
-)
-_BY_IDS = MESSAGES.where(ChatMessage.id.in_(bindparam("ids", expanding=True))).order_by(
-    ChatMessage.id
-)
-# SQLite allows 500 terms in one compound SELECT (SQLITE_MAX_COMPOUND_SELECT): a user in
-# more rooms than this costs one more query per this many.
-_ARMS_PER_QUERY = 400
 
 
 class ChatStore:
@@ -107,7 +90,7 @@ class ChatStore:
             StoreError: the transaction could not be committed.
         """
         with self._db.transaction(connection) as conn:
-            # First, before any row lock: journal ids commit in order (messages.py).
+            # First, before any row lock: journal ids commit in order (commit_order.py).
             lock_commit_order(conn, self.origin)
             result = operation(Tx(conn, origin=self.origin, now_ms=int(time.time() * 1000)))
             if (news := news_of(result)) is not None:
@@ -336,66 +319,15 @@ class ChatStore:
     def sync(
         self, user_id: int, *, since: int, limit: int, max_chars: int
     ) -> tuple[list[StoredMessage], bool]:
-        """Messages after ``since`` in the user's rooms and direct conversations, in id order.
-
-        At most ``limit`` messages, and no more once their bodies add up to ``max_chars``
-        characters; True with them if more may follow.
-        """
+        """Messages after ``since`` that ``user_id`` may see, in id order, at most ``limit``
+        and about ``max_chars`` of bodies; True if more may follow (:func:`sync.sync_page`)."""
         with self._db.transaction() as conn:
-            ids = self._sync_ids(conn, user_id, since, limit + 1)
-            more = len(ids) > limit
-            page: list[StoredMessage] = []
-            chars = 0
-            for row in conn.execute(_BY_IDS, {"ids": ids[:limit]}) if ids else ():
-                if chars >= max_chars:
-                    return page, True
-                entry = stored(row)
-                if entry.kind == "edit" and entry.deleted:
-                    continue  # its text is gone: the message was edited again, or deleted
-                page.append(entry)
-                chars += len(row[2])
-        return page, more
+            return sync.sync_page(conn, user_id, since=since, limit=limit, max_chars=max_chars)
 
     def newest_visible_id(self, user_id: int) -> int:
-        """The newest journal id ``user_id`` may see (what :meth:`sync` brings), 0 if none.
-
-        What ``welcome`` and ``synced`` say, rather than the newest id of all: that would
-        show anyone when private rooms and others' conversations are busy. A sync after it
-        misses nothing the user may see, as ids commit in order (``messages.py``). One
-        probe of each source's index, from its newest end.
-        """
+        """The newest journal id ``user_id`` may see, 0 if none: :func:`sync.newest_visible_id`."""
         with self._db.transaction() as conn:
-            arms = [
-                select(func.max(ChatMessage.id).label("id")).where(source)
-                for source in _sources(conn, user_id)
-            ]
-            newest = 0
-            for start in range(0, len(arms), _ARMS_PER_QUERY):
-                merged = union_all(*arms[start : start + _ARMS_PER_QUERY]).subquery()
-                found = conn.execute(select(func.max(merged.c.id))).scalar()
-                newest = max(newest, found or 0)
-        return newest
-
-    def _sync_ids(self, conn: Connection, user_id: int, since: int, limit: int) -> list[int]:
-        """The first ``limit`` ids after ``since`` that ``user_id`` may see, in order.
-
-        One index range per source (:func:`_sources`), in id order. SQLite merges the
-        ranges (MERGE UNION ALL) and stops after ``limit`` ids, so the cost is ``limit``
-        plus one probe per room, however long the history. PostgreSQL reads at most
-        ``limit`` ids of each range and sorts those.
-        """
-        after = ChatMessage.id > since
-        arms = [select(ChatMessage.id).where(source, after) for source in _sources(conn, user_id)]
-        if conn.dialect.name == "postgresql":
-            # PostgreSQL appends the ranges and sorts them rather than merging: each range
-            # is cut at ``limit`` first, so it never reads the whole history after ``since``.
-            arms = [arm.order_by(ChatMessage.id).limit(limit) for arm in arms]
-        ids: list[int] = []
-        for start in range(0, len(arms), _ARMS_PER_QUERY):
-            merged = union_all(*arms[start : start + _ARMS_PER_QUERY])
-            query = merged.order_by(merged.selected_columns.id).limit(limit)
-            ids += conn.execute(query).scalars()
-        return sorted(ids)[:limit]
+            return sync.newest_visible_id(conn, user_id)
 
     def search(
         self, user_id: int, query: str, *, before: int | None, limit: int, scan: int
@@ -404,23 +336,6 @@ class ChatStore:
         most ``scan`` candidates: :func:`search.find`."""
         with self._db.transaction() as conn:
             return search.find(conn, user_id, query, before=before, limit=limit, scan=scan)
-
-
-def _sources(conn: Connection, user_id: int) -> list[ColumnElement[bool]]:
-    """Where the journal rows ``user_id`` may see are, one index range each: direct
-    messages received, direct messages sent (to someone else: one to oneself is received
-    too), and each room the user is in now."""
-    sources = [
-        ChatMessage.recipient_id == user_id,
-        and_(
-            ChatMessage.sender_id == user_id,
-            ChatMessage.room_id.is_(None),
-            ChatMessage.recipient_id.is_distinct_from(user_id),
-            ChatMessage.recipient.is_not(None),  # not a deleted room's last event
-        ),
-    ]
-    room_ids = conn.execute(_MEMBER_ROOMS, {"user": user_id}).scalars()
-    return sources + [ChatMessage.room_id == room for room in room_ids]
 
 
 def _with_members(conn: Connection, result: T) -> T:

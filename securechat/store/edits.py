@@ -25,7 +25,7 @@ from securechat.errors import Forbidden, NoSuchMessage
 from securechat.permissions import Role, check, check_target, not_member
 from securechat.store.journal import Actor, Place, Tx
 from securechat.store.mentions import add_mentions, drop_mentions
-from securechat.store.messages import StoredMessage
+from securechat.store.message_rows import StoredMessage
 from securechat.store.models import ChatMessage, Membership, Room
 from securechat.store.search import purge_deleted
 

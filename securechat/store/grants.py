@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from securechat.errors import NoSuchUser
 from securechat.store.journal import Actor, Tx
-from securechat.store.messages import StoredMessage
+from securechat.store.message_rows import StoredMessage
 from securechat.store.moderation import set_membership
 from securechat.store.rooms import (
     Outcome,

@@ -16,7 +16,7 @@ import dataclasses
 
 from sqlalchemy import Connection, func, insert, select
 
-from securechat.store.messages import StoredMessage
+from securechat.store.message_rows import StoredMessage
 from securechat.store.models import AuditEntry, ChatMessage, utcnow
 
 _INSERT_ROW = insert(ChatMessage).returning(ChatMessage.id)

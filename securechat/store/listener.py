@@ -15,8 +15,8 @@ from typing import Any
 from sqlalchemy import make_url
 
 from securechat.errors import StoreError
+from securechat.store.commit_order import JOURNAL_CHANNEL
 from securechat.store.database import safe_url
-from securechat.store.messages import JOURNAL_CHANNEL
 
 
 class JournalListener:

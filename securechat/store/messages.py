@@ -1,4 +1,4 @@
-"""The group commit's write: a batch of messages in one transaction, and the message values.
+"""The group commit's write: a batch of messages in one transaction.
 
 :meth:`MessageWriter.save` runs for every message the server accepts, so it skips the ORM:
 Core statements built once, and on SQLite the driver's own cursor. A batch is
@@ -16,103 +16,38 @@ is stored. There are two ways to add the rows, chosen once per writer:
 - the portable path (every other database): earlier copies of the batch's refs are looked
   up first, then the new rows go in with one Core ``INSERT ... RETURNING``.
 
-Ids are committed in the order they are allocated, which is what lets a reader that has
-seen id n take every later message as ``id > n`` (a client's ``sync``, a server node
-tailing the table). SQLite's single write lock gives that order. A PostgreSQL sequence does
-not: ``nextval()`` hands out ids when rows are inserted, so a transaction that drew 11 may
-commit before the one that drew 10, and a reader already past 11 would never see 10. So on
-PostgreSQL every transaction that adds messages first locks the empty table
-``commit_order`` (:func:`lock_commit_order`) and keeps the lock until its COMMIT: ids are
-drawn and committed one transaction at a time, across every process sharing the database.
-The cost is SQLite's: writers take turns, each holding the lock for one batch's inserts and
-its COMMIT (the WAL flush); the group commit makes each turn carry many messages. The wait
-for the lock is bounded by the ``lock_timeout`` (``database.py``).
-
-The lock is a table lock, not an advisory lock, because taking it needs a privilege on the
-table: any role that may connect can take any advisory lock (and read its key in
-``pg_locks``, so even a secret key would leak), and one holding the commit-order key made
-every write on every node fail after the lock timeout. Only the database's owner (or a role
-granted UPDATE on ``commit_order``) can hold this one.
+Ids are committed in the order they are allocated: on PostgreSQL each batch's transaction
+first takes the commit-order lock (:mod:`securechat.store.commit_order` says why). The
+message values and the query they are read with are :mod:`securechat.store.message_rows`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import functools
 import sqlite3
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, func, insert, select, text, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import IntegrityError
 
 from securechat.errors import ErrorCode, StoreError
+from securechat.store.commit_order import lock_commit_order
 from securechat.store.database import Database
 from securechat.store.mentions import add_mentions
-from securechat.store.models import ChatMessage, CommitOrder, Room, User
+from securechat.store.message_rows import (
+    MESSAGES,
+    NewMessage,
+    SaveResult,
+    StoredMessage,
+    stored,
+)
+from securechat.store.models import ChatMessage, Room, User
 from securechat.store.search import IndexPass, index_pending
 
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class NewMessage:
-    sender_id: int
-    sender: str
-    body: str
-    ref: str | None
-    room: str | None = None
-    to: str | None = None
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class StoredMessage:
-    """One journal row (models.ChatMessage says what each kind means)."""
-
-    id: int
-    sender: str
-    body: str
-    ts_ms: int
-    room: str | None
-    to: str | None
-    kind: str = "message"
-    target_id: int | None = None
-    edited_ms: int | None = None
-    deleted: bool = False
-    action: str | None = None
-    subject: str | None = None
-
-
-SaveResult = tuple[StoredMessage, bool] | ErrorCode  # (message, is_new) or the refusal
-
-#: Every query of stored messages starts from this one (select statements are immutable);
-#: :func:`stored` reads its rows.
-MESSAGES = select(
-    ChatMessage.id,
-    ChatMessage.sender,
-    ChatMessage.body,
-    ChatMessage.ts_ms,
-    Room.name,
-    ChatMessage.recipient,
-    ChatMessage.kind,
-    ChatMessage.target_id,
-    ChatMessage.edited_ms,
-    ChatMessage.deleted,
-    ChatMessage.action,
-    ChatMessage.subject,
-).outerjoin(Room, ChatMessage.room_id == Room.id)
-_REF = len(MESSAGES.selected_columns)  # where _RESENT's ref column is
-
-
-def stored(row: Row[*tuple[Any, ...]]) -> StoredMessage:
-    room = row[4]
-    if room is None and row[5] is None:  # a room's deletion outlives the room: its name
-        room = row[2]
-    return StoredMessage(
-        row[0], row[1], row[2], row[3], room, row[5], row[6], row[7], row[8], bool(row[9]),
-        row[10], row[11],
-    )  # fmt: skip
+_REF = len(MESSAGES.selected_columns)  # where _RESENT's ref column, after MESSAGES' is
 
 
 # The write's statements, built once: their compiled forms stay cached.
@@ -155,35 +90,6 @@ _SQLITE_ADD = str(
     .returning(ChatMessage.id)
     .compile(dialect=sqlite.dialect(paramstyle="named"))
 )
-
-
-#: The statement that orders message commits on PostgreSQL: any transaction that adds rows
-#: to ``messages`` runs it first, through :func:`lock_commit_order`. EXCLUSIVE mode conflicts
-#: with itself and not with the ACCESS SHARE of a plain read (``pg_dump``).
-LOCK_COMMIT_ORDER = text(f"LOCK TABLE {CommitOrder.__tablename__} IN EXCLUSIVE MODE")
-#: The channel a PostgreSQL transaction that takes the lock NOTIFYs at its COMMIT, with the
-#: writer's origin as the payload: a hint to read the tables now, and nothing more. Any role
-#: that may connect can LISTEN and NOTIFY, so the payload names no user, room or message,
-#: and a listener trusts nothing in it (``server/bus.py``).
-JOURNAL_CHANNEL = "securechat_journal"
-#: The payload of the command line's transactions, which have no origin.
-CONSOLE_ORIGIN = "-"
-_NOTIFY_WRITER = select(func.pg_notify(JOURNAL_CHANNEL, bindparam("origin")))
-
-
-def lock_commit_order(conn: Connection, origin: str | None = None) -> None:
-    """On PostgreSQL, lock ``commit_order`` until this transaction ends, and have its
-    COMMIT notify :data:`JOURNAL_CHANNEL` that ``origin`` wrote.
-
-    Call it in the transaction before its first insert into ``messages``, so ids are
-    committed in allocation order (see the module docstring). SQLite needs nothing.
-
-    Raises:
-        sqlalchemy.exc.OperationalError: waited longer than the lock timeout.
-    """
-    if conn.dialect.name == "postgresql":
-        conn.execute(LOCK_COMMIT_ORDER)
-        conn.execute(_NOTIFY_WRITER, {"origin": origin or CONSOLE_ORIGIN})
 
 
 class _StaleReference(Exception):

@@ -338,7 +338,7 @@ class NodeSession(Base):
 
 class CommitOrder(Base):
     """Never holds a row: every transaction that writes the journal on PostgreSQL locks this
-    table (``LOCK TABLE ... IN EXCLUSIVE MODE``) until its COMMIT (``store/messages.py``).
+    table (``LOCK TABLE ... IN EXCLUSIVE MODE``) until its COMMIT (``store/commit_order.py``).
 
     A table lock, unlike an advisory lock, needs a privilege on the table (UPDATE, DELETE or
     TRUNCATE): a role that may only connect to the database cannot take it, so it cannot

@@ -2,7 +2,7 @@
 changed by a plain join or leave, and a read marker that moved.
 
 Such a team operation writes a row of ``node_news`` in its own transaction, under the
-commit-order lock (``messages.lock_commit_order``), so news ids commit in order like the
+commit-order lock (``commit_order.lock_commit_order``), so news ids commit in order like the
 journal's, and the lock's NOTIFY wakes the other nodes at COMMIT. The notification carries
 the writer's origin only: any role that may connect to the database can LISTEN and NOTIFY
 (issue 23 saw a spoofed payload move two users' read markers to 999999, and a listener learn

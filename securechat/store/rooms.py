@@ -26,7 +26,7 @@ from securechat.permissions import (
     no_such_room,
 )
 from securechat.store.journal import Actor, Place, Tx
-from securechat.store.messages import StoredMessage
+from securechat.store.message_rows import StoredMessage
 from securechat.store.models import Membership, Room, RoomBan, RoomInvite, User, utcnow
 
 #: Another row of ``memberships``, for "is anyone in that room" beside the user's own row.
