@@ -41,6 +41,12 @@ def server_context(cert_file: Path, key_file: Path) -> ssl.SSLContext:
     """
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     _harden(context)
+    # No TLS 1.3 session tickets: no client of ours resumes a TLS session (a reconnect
+    # logs in with a resume token over a full handshake), and tickets are post-handshake
+    # messages a client reads while it may already be writing: a client that reads and
+    # writes one TLS socket from two threads (websockets' threaded client does) could lose
+    # its first request that way, seen as an opening that waited 30 s for nothing.
+    context.num_tickets = 0
     try:
         context.load_cert_chain(cert_file, key_file)
     except ssl.SSLError as exc:

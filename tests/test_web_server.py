@@ -725,3 +725,13 @@ def test_a_bad_http_request_is_answered_400_with_the_headers_and_logged(
     assert answer.startswith(b"HTTP/1.1 400 ")
     assert b"\r\nContent-Security-Policy: " in answer
     assert logged(caplog, r"bad HTTP request from 127\.0\.0\.1").levelno == logging.INFO
+
+
+def test_a_hundred_openings_in_a_row_each_get_their_answer(web_server: RunningServer) -> None:
+    """One opening in a few dozen waited 30 s for its 101: the server's TLS 1.3 session
+    tickets reached websockets' threaded client while it wrote its request from another
+    thread, and the request was lost. The server sends no tickets (tls.server_context)."""
+    assert web_server.web_address is not None
+    for _ in range(100):
+        with WebPeer(web_server.web_address, web_server.ca_file) as peer:
+            assert peer.expect("hello")["type"] == "hello"
