@@ -17,7 +17,7 @@ import datetime as dt
 import hashlib
 import secrets
 
-from securechat.accounts import AUTH_FAILED, Account
+from securechat.accounts import AUTH_FAILED, Account, new_resume_token
 from securechat.errors import AuthenticationError
 from securechat.store.database import Database
 from securechat.store.devices import DeviceInfo, DeviceStore
@@ -80,8 +80,11 @@ class Devices:
             raise AuthenticationError(AUTH_FAILED)
         return DeviceLogin(found.device, found.account)
 
-    def authenticate(self, name: str, credential: str) -> DeviceLogin:
-        """Sign ``name`` in with a device credential and record its use.
+    def authenticate(
+        self, name: str, credential: str, *, token_ttl: float, max_tokens: int
+    ) -> tuple[DeviceLogin, str]:
+        """Sign ``name`` in with a device credential: record its use and issue the
+        session's resume token (as a password login does), in one transaction.
 
         Raises:
             AuthenticationError: see :meth:`check`, or the credential is another user's.
@@ -89,8 +92,10 @@ class Devices:
         login = self.check(credential)
         if login.account.name != name.lower():
             raise AuthenticationError(AUTH_FAILED)
-        self._store.touch(login.device.id)
-        return login
+        token, new_token = new_resume_token(ttl=token_ttl, keep=max_tokens)
+        if not self._store.use(login.device.id, new_token):
+            raise AuthenticationError(AUTH_FAILED)  # revoked since the check
+        return login, token
 
     def list(self, account: Account) -> list[DeviceInfo]:
         """The user's signed-in devices, most recently used first."""

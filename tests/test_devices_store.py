@@ -10,7 +10,7 @@ from sqlalchemy import select, update
 
 from securechat.accounts import Accounts
 from securechat.config import HashParams
-from securechat.devices import Devices, secret_hash
+from securechat.devices import DeviceLogin, Devices, secret_hash
 from securechat.errors import AuthenticationError
 from securechat.store.database import Database
 from securechat.store.models import Device
@@ -41,6 +41,17 @@ def _signed_in(accounts: Accounts, devices: Devices, name: str = "alice") -> str
     return credential
 
 
+def _authenticate(devices: Devices, name: str, credential: str) -> DeviceLogin:
+    login, _ = devices.authenticate(name, credential, token_ttl=3600.0, max_tokens=8)
+    return login
+
+
+def test_device_login_issues_a_resume_token(accounts: Accounts, devices: Devices) -> None:
+    credential = _signed_in(accounts, devices)
+    _, token = devices.authenticate("alice", credential, token_ttl=3600.0, max_tokens=8)
+    assert accounts.authenticate_token("alice", token).name == "alice"
+
+
 def test_device_grant_trades_once_for_a_credential_that_signs_in(
     accounts: Accounts, devices: Devices
 ) -> None:
@@ -48,7 +59,7 @@ def test_device_grant_trades_once_for_a_credential_that_signs_in(
     credential = devices.redeem(grant)
     assert credential is not None
     assert devices.redeem(grant) is None  # single use
-    login = devices.authenticate("alice", credential)
+    login = _authenticate(devices, "alice", credential)
     assert login.account.name == "alice"
     assert [d.name for d in devices.list(accounts.get("alice"))] == ["Chrome on Windows"]
 
@@ -74,9 +85,9 @@ def test_device_refuses_forged_expired_grants_and_other_users(
     assert devices.redeem(grant) is None
     credential = _signed_in(accounts, devices)
     with pytest.raises(AuthenticationError):
-        devices.authenticate("bob", credential)
+        _authenticate(devices, "bob", credential)
     with pytest.raises(AuthenticationError):
-        devices.authenticate("alice", "not" + credential)
+        _authenticate(devices, "alice", "not" + credential)
 
 
 @pytest.mark.parametrize("action", ["passwd", "disable", "deluser", "everywhere"])
@@ -95,8 +106,8 @@ def test_device_is_ended_by_credential_changes(
     else:
         devices.sign_out_everywhere(accounts.get("alice"))
     with pytest.raises(AuthenticationError):
-        devices.authenticate("alice", credential)
-    assert devices.authenticate("bob", bobs).account.name == "bob"
+        _authenticate(devices, "alice", credential)
+    assert _authenticate(devices, "bob", bobs).account.name == "bob"
 
 
 def test_device_sign_out_everywhere_revokes_resume_tokens(
@@ -128,7 +139,7 @@ def test_device_idle_past_the_limit_is_refused_and_use_restarts_the_clock(
     old = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=IDLE - 60)
     with empty_db.session() as session, session.begin():
         session.execute(update(Device).values(last_used_at=old))
-    devices.authenticate("alice", credential)  # still within: used now
+    _authenticate(devices, "alice", credential)  # still within: used now
     assert devices.check(credential).device.last_used_at > old
     with empty_db.session() as session, session.begin():
         session.execute(update(Device).values(last_used_at=old - dt.timedelta(seconds=120)))

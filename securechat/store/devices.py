@@ -15,7 +15,7 @@ from sqlalchemy import CursorResult, and_, delete, or_, select, update
 
 from securechat.store.database import Database
 from securechat.store.models import DEVICE_NAME_MAX, Device, User, utcnow
-from securechat.store.users import Account, _to_account
+from securechat.store.users import Account, NewToken, _to_account, add_token
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -109,12 +109,21 @@ class DeviceStore:
             device, user = found
             return StoredDevice(_info(device), _to_account(user))
 
-    def touch(self, device_id: int) -> None:
-        """Record that the device signed in now (its idle time starts again)."""
+    def use(self, device_id: int, token: NewToken) -> bool:
+        """Record that the device signed in now (its idle time starts again) and store the
+        session's resume ``token``, in one transaction; False: the device was revoked."""
         with self._db.session() as session, session.begin():
-            session.execute(
-                update(Device).where(Device.id == device_id).values(last_used_at=utcnow())
+            result = session.execute(
+                update(Device)
+                .where(Device.id == device_id)
+                .values(last_used_at=utcnow())
+                .execution_options(synchronize_session=False)
             )
+            if not isinstance(result, CursorResult) or result.rowcount != 1:
+                return False
+            user_id = session.scalars(select(Device.user_id).where(Device.id == device_id)).one()
+            add_token(session, user_id, token)
+            return True
 
     def list(self, user_id: int) -> list[DeviceInfo]:
         """The user's signed-in devices (traded grants only), most recently used first."""
