@@ -13,7 +13,8 @@ from securechat.config import HashParams
 from securechat.devices import DeviceLogin, Devices, secret_hash
 from securechat.errors import AuthenticationError
 from securechat.store.database import Database
-from securechat.store.models import Device
+from securechat.store.directory import DirectoryStore
+from securechat.store.models import Device, User
 
 pytestmark = pytest.mark.postgresql
 
@@ -154,3 +155,16 @@ def test_device_count_per_user_keeps_the_most_recently_used(
     with pytest.raises(AuthenticationError):
         devices.check(credentials[0])
     assert len(devices.list(accounts.get("alice"))) == 3
+
+
+def test_device_is_ended_when_the_directory_sync_disables_its_account(
+    accounts: Accounts, devices: Devices, empty_db: Database
+) -> None:
+    credential = _signed_in(accounts, devices)
+    with empty_db.session() as session, session.begin():  # alice becomes a directory account
+        session.execute(update(User).where(User.name == "alice").values(directory_id="guid-a"))
+    directory, alice = DirectoryStore(empty_db), accounts.get("alice").id
+    directory.set_disabled([alice], True, "left the company")
+    directory.set_disabled([alice], False, "came back")  # the devices do not come back
+    with pytest.raises(AuthenticationError):
+        devices.check(credential)

@@ -256,3 +256,28 @@ def test_no_grant_without_remember_and_never_a_secret_in_the_log(
     server_side = [r.getMessage() for r in caplog.records if r.name != "websockets.client"]
     assert server_side
     assert not [line for line in server_side if grant in line or credential in line]
+
+
+def test_the_chat_port_gives_no_grant_and_leaves_devices_to_the_web_client(
+    web_server: RunningServer,
+) -> None:
+    peer = web_server.peer()
+    peer.expect("hello")
+    peer.send(type="auth", user="alice", password=PASSWORD, remember=True)
+    peer.expect("welcome")
+    for request in ("devices", "signout_everywhere"):
+        peer.send(type=request, ref=request)
+        assert peer.expect("error", ref=request)["code"] == "bad_request"
+    assert all(event.get("type") != "device_grant" for event in peer.seen)
+    device = web_server.peer()
+    device.expect("hello")
+    device.send(type="auth", user="alice", device=True)
+    assert device.expect_closed()[-1]["code"] == "auth_failed"
+
+
+def test_remember_goes_with_a_password_only(
+    web_server: RunningServer, peers: list[WebPeer]
+) -> None:
+    peer = _peer(web_server, peers)
+    peer.send(type="auth", user="alice", device=True, remember=True)
+    assert peer.expect_closed()[-1]["code"] == "bad_request"
