@@ -144,6 +144,11 @@ class Limits:
     # resends only while it can resume its session, so every resend falls within it.
     send_ref_window: float = 7 * 24 * 3600.0
     max_tokens_per_user: int = 32  # a login past this revokes the user's oldest token
+    # "Stay signed in on this device" (#26, securechat/devices.py): a device unused this
+    # long must sign in with its password again; its grant is traded within seconds...
+    device_idle_timeout: float = 30 * 24 * 3600.0
+    device_grant_ttl: float = 60.0
+    max_devices_per_user: int = 32  # ...and a user's least recently used beyond this go
     account_check_interval: float = 2.0  # how soon passwd/disable/deluser end live sessions
     certificate_check_interval: float = 3600.0  # how often serve looks at its certificate's expiry
     certificate_retry_interval: float = 10.0  # after refusing new certificate files (half-copied?)

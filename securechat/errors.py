@@ -18,6 +18,7 @@ boundary that calls the library, with ``raise ... from exc``::
     │   ├── NoSuchUser                no_such_user
     │   ├── NoSuchRoom                no_such_room (also: a private room you may not see)
     │   ├── NoSuchMessage             no_such_message
+    │   ├── NoSuchDevice              no_such_device (not one of your signed-in devices)
     │   ├── Forbidden                 forbidden (role too low, muted, banned)
     │   ├── RoomExists                room_exists
     │   ├── TooLarge                  too_large
@@ -71,6 +72,7 @@ class ErrorCode(enum.StrEnum):
     UNSUPPORTED_PROTOCOL = "unsupported_protocol"
     TOO_MANY_SESSIONS = "too_many_sessions"
     TOO_MANY_ROOMS = "too_many_rooms"
+    NO_SUCH_DEVICE = "no_such_device"
 
 
 class SecureChatError(Exception):
@@ -153,6 +155,12 @@ class NoSuchMessage(RequestError):
     """No message of that id that you may see (or the id is an edit, a deletion, an event)."""
 
     code = ErrorCode.NO_SUCH_MESSAGE
+
+
+class NoSuchDevice(RequestError):
+    """No signed-in device of that id among yours."""
+
+    code = ErrorCode.NO_SUCH_DEVICE
 
 
 class Forbidden(RequestError):

@@ -374,3 +374,46 @@ def test_upgrade_to_0012_keeps_users_local_and_the_downgrade_keeps_them(empty: D
                     text("SELECT sql FROM sqlite_master WHERE name = 'users'")
                 ).scalar_one()
             )
+
+
+def test_upgrade_to_0013_adds_devices_and_the_downgrade_drops_them(empty: Database) -> None:
+    """Revision 0013 (stay signed in, #26) adds the devices table, keyed to users with a
+    cascade, holding hashes only; going back drops it and keeps the users."""
+    with empty.engine.connect() as connection, foreign_keys_off(connection), connection.begin():
+        command.upgrade(alembic_config(connection), "0012")
+        connection.execute(
+            text(
+                "INSERT INTO users (name, password_hash, created_at) VALUES"
+                " ('alice', 'x', '2026-01-01 00:00:00')"
+            )
+        )
+    upgrade_to_head(empty.engine)
+    columns = {c["name"] for c in inspect(empty.engine).get_columns("devices")}
+    assert columns == {
+        "id", "user_id", "credential_hash", "grant_hash", "grant_expires_at", "name",
+        "created_at", "last_used_at",
+    }  # fmt: skip
+    with empty.engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO devices (user_id, credential_hash, name, created_at, last_used_at)"
+                " SELECT id, :hash, 'Firefox', '2026-01-01 00:00:00', '2026-01-01 00:00:00'"
+                " FROM users"
+            ),
+            {"hash": "a" * 64},
+        )
+        with pytest.raises(IntegrityError), connection.begin_nested():  # one row per credential
+            connection.execute(
+                text(
+                    "INSERT INTO devices (user_id, credential_hash, name, created_at,"
+                    " last_used_at) SELECT id, :hash, 'Chrome', '2026-01-01 00:00:00',"
+                    " '2026-01-01 00:00:00' FROM users"
+                ),
+                {"hash": "a" * 64},
+            )
+    with empty.engine.connect() as connection, foreign_keys_off(connection), connection.begin():
+        command.downgrade(alembic_config(connection), "0012")
+    tables = set(inspect(empty.engine).get_table_names())
+    assert "devices" not in tables
+    with empty.engine.connect() as connection:
+        assert connection.execute(text("SELECT name FROM users")).scalars().all() == ["alice"]

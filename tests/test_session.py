@@ -20,6 +20,7 @@ from securechat.errors import (
     UnexpectedMessage,
     UnknownMessageType,
 )
+from securechat.protocol.devices import ListDevices, SignOutDevice, SignOutEverywhere
 from securechat.protocol.frames import encode_frame
 from securechat.protocol.messages import (
     Auth,
@@ -251,7 +252,8 @@ def test_allowed_table_matches_documented_behaviour() -> None:
         State.AUTHENTICATING: set(),
         State.AUTHENTICATED: {Join, Leave, ListRooms, Send, History, Sync, Who, Ping, Pong, Bye}
         | {Create, Moderate, Edit, Delete, MarkRead, GetUnread, Search}
-        | {GetConversations, GetPeople},
+        | {GetConversations, GetPeople}
+        | {ListDevices, SignOutDevice, SignOutEverywhere},
         State.CLOSED: set(),
     }
     assert documented == ALLOWED

@@ -32,6 +32,8 @@ class ConnectOptions(TypedDict, total=False):
 
     max_size: int | None
     max_queue: int | None
+    additional_headers: list[tuple[str, str]] | None  # a Cookie, for stay signed in
+    user_agent_header: str | None
 
 
 def origin_of(address: tuple[str, int], host: str = "localhost") -> str:

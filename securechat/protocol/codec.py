@@ -12,6 +12,14 @@ from collections.abc import Callable
 from typing import Any
 
 from securechat.errors import MalformedMessage, UnknownMessageType
+from securechat.protocol.devices import (
+    DeviceEntry,
+    DeviceGrant,
+    DeviceList,
+    ListDevices,
+    SignOutDevice,
+    SignOutEverywhere,
+)
 from securechat.protocol.events import (
     Ack,
     CACertificate,
@@ -151,8 +159,24 @@ def _read(f: Fields) -> MarkRead:
 
 def _auth(f: Fields) -> Auth:
     password, token = f.opt_text("password", 2**31), f.opt_text("token", MAX_TEXT)
-    f.one_of(password, token, "'password' or 'token'")
-    return Auth(user=f.text("user", 64), password=password, token=token)
+    device = f.opt_boolean("device") or None
+    given = [x for x in (password, token, device) if x is not None]
+    if len(given) != 1:
+        raise f.fail("exactly one of 'password', 'token' or 'device' is required")
+    remember = f.opt_boolean("remember") or None
+    if remember and password is None:
+        raise f.fail("'remember' goes with a password")
+    return Auth(
+        user=f.text("user", 64), password=password, token=token, device=device, remember=remember
+    )
+
+
+def _device_entry(o: dict[str, Any]) -> DeviceEntry:
+    f = Fields({"type": "device", **o})
+    return DeviceEntry(
+        id=f.int("id"), name=f.text("name"), created=f.text("created"),
+        last_used=f.text("last_used"), current=f.boolean("current"),
+    )  # fmt: skip
 
 
 _REQUESTS: dict[str, Callable[[Fields], Request]] = {
@@ -182,6 +206,9 @@ _REQUESTS: dict[str, Callable[[Fields], Request]] = {
     "conversations": lambda f: GetConversations(after=f.opt_text("after", 80), ref=f.ref),
     "people": lambda f: GetPeople(after=f.opt_name("after"), ref=f.ref),
     "search": _search,
+    "devices": lambda f: ListDevices(ref=f.ref),
+    "device_signout": lambda f: SignOutDevice(id=f.int("id", minimum=1), ref=f.ref),
+    "signout_everywhere": lambda f: SignOutEverywhere(ref=f.ref),
 }
 
 
@@ -317,6 +344,12 @@ _EVENTS: dict[str, Callable[[Fields], Event]] = {
     "bye": lambda f: Bye(reason=f.opt_text("reason", 2**31), ref=f.ref),
     "ca": lambda f: CACertificate(pem=f.text("pem", 65536), ref=f.ref),
     "done": lambda f: Done(ref=f.ref),
+    "device_grant": lambda f: DeviceGrant(
+        grant=f.text("grant"), expires_in=f.int("expires_in", minimum=1)
+    ),
+    "devices": lambda f: DeviceList(
+        devices=tuple(_device_entry(o) for o in f.objects("devices")), ref=f.ref
+    ),
     "room_event": _room_event,
     "edited": _edited,
     "deleted": _deleted,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 from typing import ClassVar
 
+from securechat.protocol.devices import DeviceEvent
 from securechat.protocol.requests import Bye, Ping, Pong
 from securechat.protocol.wire import WireMessage
 
@@ -339,6 +340,7 @@ Event = (
     | ConversationList
     | PeopleList
     | SearchResults
+    | DeviceEvent
 )
 
 #: Events that take a place in the one id sequence of stored things (sync returns them).

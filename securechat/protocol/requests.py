@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 from typing import ClassVar
 
+from securechat.protocol.devices import DeviceRequest
 from securechat.protocol.wire import WireMessage
 
 # --- both directions ---------------------------------------------------------------
@@ -38,12 +39,16 @@ class Bye(WireMessage):
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Auth(WireMessage):
-    """A login with exactly one of ``password`` or a resume ``token`` from an earlier welcome."""
+    """A login with exactly one of ``password``, a resume ``token`` from an earlier welcome,
+    or ``device`` (the cookie the WebSocket upgrade carried, #26); ``remember`` with a
+    password asks for a ``device_grant``."""
 
     TYPE: ClassVar[str] = "auth"
     user: str
     password: str | None = dataclasses.field(default=None, repr=False)
     token: str | None = dataclasses.field(default=None, repr=False)
+    device: bool | None = None
+    remember: bool | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -231,4 +236,4 @@ Asked = (
     | GetConversations | GetPeople
 )  # fmt: skip
 #: Every request: the asked ones, the login, sends, and the heartbeat's and farewell's.
-Request = Asked | Auth | Send | Pong | Bye
+Request = Asked | Auth | Send | Pong | Bye | DeviceRequest

@@ -20,6 +20,7 @@ import collections
 import enum
 
 from securechat.errors import ErrorCode, FrameTooLarge, ProtocolError, UnexpectedMessage
+from securechat.protocol.devices import ListDevices, SignOutDevice, SignOutEverywhere
 from securechat.protocol.frames import FrameDecoder
 from securechat.protocol.messages import (
     Auth,
@@ -61,7 +62,7 @@ ALLOWED: dict[State, frozenset[type[Request]]] = {
     State.AUTHENTICATED: frozenset(
         {Join, Leave, ListRooms, Send, History, Sync, Who, Ping, Pong, Bye}
         | {Create, Moderate, Edit, Delete, MarkRead, GetUnread, Search}  # #16
-        | {GetConversations, GetPeople}  # #26
+        | {GetConversations, GetPeople, ListDevices, SignOutDevice, SignOutEverywhere}  # #26
     ),
     State.CLOSED: frozenset(),
 }

@@ -49,6 +49,7 @@ from securechat.config import Limits
 from securechat.errors import BadProxyHeader, ConnectionLost, ErrorCode
 from securechat.protocol.clocks import OPENING_TIMED_OUT, Ending, Phase, SessionClocks, server_hello
 from securechat.protocol.messages import Error, Event, encode
+from securechat.server.devicerequests import DeviceSessions
 from securechat.server.framing import ChatFraming, Framing
 from securechat.server.outbox import Outbox
 from securechat.server.peer import PeerAddress, TrustedProxies, identify
@@ -88,11 +89,12 @@ class ServerConnection:
         on_proxied: Callable[[ServerConnection], str | None] | None = None,
         framing: FramingFactory | None = None,
         kind: str = "conn",
+        devices: DeviceSessions | None = None,
     ) -> None:
         """``on_proxied`` is asked, once a trusted proxy's header has named the client,
         whether the connection may go on under that address: a refusal, or None.
         ``framing`` makes the port's framing (default: the chat port's); ``kind`` names
-        the thread ("conn", "web")."""
+        the thread ("conn", "web"); ``devices``: "stay signed in" (the web port's)."""
         self._sock = sock
         self._address = address
         self._proxies = proxies or TrustedProxies()
@@ -118,6 +120,7 @@ class ServerConnection:
             ca_pem=ca_pem,
             on_authenticated=self._logged_in,
             reply=self._queue,
+            devices=devices,
         )
         self._session = self._requests.session
         self._framing = ChatFraming(self._session) if framing is None else framing(self._requests)

@@ -5,7 +5,8 @@ only. It holds the sans-I/O :class:`ServerSession` (which decides what may be se
 which state), the two token buckets that meter the peer, and who logged in. Each frame
 costs a token before it is decoded; so does each control frame the framing answers
 itself (a WebSocket ping, see webframing.py). ``auth`` logs in
-through the service and the server's session caps, ``get_ca`` and ``bye`` are answered
+through the service (or, with ``device``, the cookie the upgrade carried: devicerequests.py)
+and the server's session caps, ``get_ca``, ``bye`` and the device requests are answered
 here, and every other request goes to :class:`ChatService`. Replies go to the ``reply``
 callable (the connection queues them on its own stream); a reason to end the connection
 is raised as :class:`Closing`.
@@ -28,6 +29,12 @@ from securechat.errors import (
     SecureChatError,
     TooManySessions,
 )
+from securechat.protocol.devices import (
+    DeviceRequest,
+    ListDevices,
+    SignOutDevice,
+    SignOutEverywhere,
+)
 from securechat.protocol.messages import (
     Auth,
     Bye,
@@ -40,6 +47,7 @@ from securechat.protocol.messages import (
     request_ref,
 )
 from securechat.protocol.session import ServerSession, State
+from securechat.server.devicerequests import DeviceSessions
 from securechat.server.peer import PeerAddress
 from securechat.server.ratelimit import TokenBucket
 from securechat.server.service import Caller, ChatService
@@ -74,9 +82,11 @@ class RequestHandler:
         ca_pem: str,
         on_authenticated: Callable[[Account], None],
         reply: Callable[[Event], None],
+        devices: DeviceSessions | None = None,
     ) -> None:
         """``caller`` is the connection; ``peer`` its address (a trusted proxy's header
-        may replace it before the first request)."""
+        may replace it before the first request); ``devices``: "stay signed in" (the web
+        port's)."""
         self._caller = caller
         self.peer = peer
         self._auth_deadline = auth_deadline
@@ -96,6 +106,10 @@ class RequestHandler:
         )
         self.account: Account | None = None
         self._token: str | None = None  # the resume token this session logged in with or got
+        self._devices = devices
+        self._user_agent: str | None = None  # set at a WebSocket upgrade
+        self._device_credential: str | None = None  # a valid cookie the upgrade carried
+        self._device_id: int | None = None  # the device this session signed in as
 
     def answer_next(self) -> bool:
         """Answer the next complete request; False if none is waiting.
@@ -119,6 +133,8 @@ class RequestHandler:
             self._login(item)
         elif isinstance(item, GetCA):
             self._reply(CACertificate(pem=self._ca_pem, ref=item.ref))
+        elif isinstance(item, ListDevices | SignOutDevice | SignOutEverywhere):
+            self._device_request(item)
         elif isinstance(item, Bye):
             if self._token is not None:
                 self._service.end_session(self._token)
@@ -126,6 +142,11 @@ class RequestHandler:
         elif not isinstance(item, Pong):
             self._answer(item)
         return True
+
+    def upgraded(self, credential: str | None, user_agent: str) -> None:
+        """The WebSocket opened (webframing.py): the valid device cookie it carried, if
+        any, and the browser's User-Agent (which names a new device)."""
+        self._device_credential, self._user_agent = credential, user_agent
 
     def disconnect(self) -> None:
         """The connection is closing: a logged-in caller leaves the hub."""
@@ -199,12 +220,48 @@ class RequestHandler:
             for event in events:
                 self._reply(event)
 
+    def _device_request(self, request: DeviceRequest) -> None:
+        """Answer "your devices", or end one device or all of them.
+
+        Raises:
+            Closing: after ``signout_everywhere``, this session ends too.
+        """
+        account, devices, ref = self.account, self._devices, request.ref
+        assert account is not None  # the session table allows these after login only
+        if devices is None:
+            message = "devices are signed in from the web client"
+            self._reply(Error(code=ErrorCode.BAD_REQUEST, message=message, ref=ref))
+        elif isinstance(request, SignOutEverywhere):
+            devices.sign_out_everywhere(account)
+            log.info("%s signed out everywhere", self.who())
+            raise Closing("signed out everywhere", Bye(reason="signed_out", ref=ref))
+        else:
+            try:
+                if isinstance(request, SignOutDevice):
+                    self._reply(devices.sign_out(account, request, self._device_id))
+                else:
+                    self._reply(devices.listing(account, self._device_id, ref))
+            except RequestError as exc:
+                self._reply(Error(code=exc.code, message=exc.message, ref=ref))
+            except SecureChatError as exc:  # the database's trouble: for the log only
+                log.error("device request from %s failed: %s", self.who(), exc.message)
+                self._reply(Error(code=ErrorCode.SERVER_ERROR, message=SERVER_ERROR_TEXT, ref=ref))
+
+    def _check_login(self, request: Auth) -> tuple[Account, str]:
+        """Raises: see :meth:`ChatService.login` and :meth:`DeviceSessions.login`."""
+        if not request.device:
+            timeout = self._auth_deadline - time.monotonic()
+            return self._service.login(request, address=self.peer.host, timeout=timeout)
+        if self._devices is None:
+            raise AuthenticationError("no device sign-in on this port")
+        account, token, self._device_id = self._devices.login(request.user, self._device_credential)
+        self._service.resumed(account, address=self.peer.host)
+        return account, token
+
     def _login(self, request: Auth) -> None:
         session = self.session
         try:
-            account, token = self._service.login(
-                request, address=self.peer.host, timeout=self._auth_deadline - time.monotonic()
-            )
+            account, token = self._check_login(request)
         except (AuthenticationError, RateLimited) as exc:
             session.login_failed()
             log.warning(
@@ -240,4 +297,7 @@ class RequestHandler:
         session.login_succeeded(account.name)
         self._reply(self._service.welcome(self._caller, token))
         how = "resume token" if request.token is not None else "password"
+        how = "device" if request.device else how
         log.info("login %s from %s (%s)", account.name, self.peer.described(), how)
+        if request.remember and self._devices is not None and self._user_agent is not None:
+            self._reply(self._devices.grant(account, self._user_agent))

@@ -26,6 +26,7 @@ from securechat.accounts import DEFAULT_POLICY, Accounts
 from securechat.cert_files import ServerCertFiles, check_key_modes, read_ca_pem, server_cert_info
 from securechat.certs import SERVER_CERT
 from securechat.config import ServerConfig
+from securechat.devices import Devices
 from securechat.directory.login import DirectoryLogin
 from securechat.directory.sync import server_sync
 from securechat.errors import CertificatesMissing
@@ -170,7 +171,11 @@ def build_server(config: ServerConfig, *, tls: ssl.SSLContext, database: Databas
             listen_backlog=config.listen_backlog,
             proxies=proxies,
             on_proxied=admission.proxied,
-        )
+            devices=Devices(
+                database, grant_ttl=limits.device_grant_ttl,
+                idle_timeout=limits.device_idle_timeout, keep=limits.max_devices_per_user,
+            ),
+        )  # fmt: skip
     parts = ServerParts(
         origin=origin, hub=hub, accounts=accounts, service=service, committer=committer,
         hash_pool=hash_pool, bus=bus, nodes=nodes, admission=admission, proxies=proxies,

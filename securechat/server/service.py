@@ -162,6 +162,12 @@ class ChatService:
         self._committer.note_login(account.id)
         return account, token
 
+    def resumed(self, account: Account, *, address: str) -> None:
+        """A login without a password (a device cookie, #26), counted as a token's is."""
+        source = address_key(address, self._limits.ipv6_prefix)
+        self._throttle.remember(account.name, source, time.monotonic(), user_id=account.id)
+        self._committer.note_login(account.id)
+
     def _password_login(
         self, request: Auth, name: str, source: str, timeout: float
     ) -> tuple[Account, str]:

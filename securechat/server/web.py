@@ -27,14 +27,17 @@ from collections.abc import Callable, Sequence
 
 from securechat.accounts import Account
 from securechat.config import Limits
+from securechat.devices import Devices
 from securechat.errors import ConfigError
 from securechat.protocol.messages import Bye
 from securechat.server.connection import ServerConnection
+from securechat.server.devicerequests import DeviceSessions
 from securechat.server.framing import Framing
 from securechat.server.peer import TrustedProxies
 from securechat.server.renewal import Credentials
 from securechat.server.requests import RequestHandler
 from securechat.server.service import ChatService
+from securechat.server.webdevices import DevicePosts, StoredDeviceDoor
 from securechat.server.webfiles import Origins, StaticFiles, load_package_files
 from securechat.server.webframes import FramedOnce
 from securechat.server.webframing import WebFraming
@@ -62,11 +65,13 @@ class WebServer:
         listen_backlog: int = 1024,
         proxies: TrustedProxies | None = None,
         on_proxied: Callable[[ServerConnection], str | None] | None = None,
+        devices: Devices | None = None,
     ) -> None:
         """``credentials()`` returns the chat server's current TLS context and CA;
         ``names`` are its certificate's DNS and IP names, which make the allowed origins.
         ``on_proxied`` is asked, once a trusted proxy's header has named the client,
-        whether the connection may go on under that address: a refusal, or None."""
+        whether the connection may go on under that address: a refusal, or None.
+        ``devices``: offer "stay signed in" (webdevices.py)."""
         self._host, self._port = host, port
         self._credentials = credentials
         self._names = tuple(names)
@@ -87,6 +92,9 @@ class WebServer:
         self._lock = threading.Lock()
         self._live: set[ServerConnection] = set()  # guarded by _lock: started, not yet ended
         self._framed = FramedOnce()  # a fan-out's blob framed once for all its browsers
+        self._sessions = None if devices is None else DeviceSessions(devices, limits=limits)
+        self._door = None if devices is None else StoredDeviceDoor(devices)
+        self._posts: DevicePosts | None = None
 
     def start(self) -> None:
         """Bind the web port and start accepting.
@@ -100,6 +108,9 @@ class WebServer:
         self._files = StaticFiles(
             load_package_files(), connect_sources=self._origins.websocket_sources()
         )
+        if self._door is not None:
+            max_age = int(self._limits.device_idle_timeout)
+            self._posts = DevicePosts(self._door, self._files, max_age=max_age)
         self._listener = listener
         self._thread.start()
 
@@ -163,7 +174,7 @@ class WebServer:
                 tls=credentials.context, service=self._service, limits=self._limits,
                 ca_pem=credentials.ca_pem, on_authenticated=self._on_authenticated,
                 on_closed=self._closed, proxies=self._proxies, on_proxied=self._on_proxied,
-                framing=self._framing, kind="web",
+                framing=self._framing, kind="web", devices=self._sessions,
             )  # fmt: skip
             with self._lock:
                 self._live.add(made)
@@ -188,6 +199,7 @@ class WebServer:
             session=requests.session, meter=requests.charge_control_frame,
             files=self._files, origins=self._origins, limits=self._limits,
             peer=lambda: requests.peer.described(), framed=self._framed,
+            door=self._door, posts=self._posts, on_upgrade=requests.upgraded,
         )  # fmt: skip
 
     def _closed(self, connection: ServerConnection) -> None:

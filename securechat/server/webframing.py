@@ -6,9 +6,12 @@ its head is bounded (``max_http_head``, ``max_http_line``, ``max_http_headers``:
 (403; 400 for more than one ``Origin``) with GET (405); websockets'
 :meth:`~websockets.server.ServerProtocol.accept` then checks the upgrade and makes the
 101, or its 400/426 refusal. Any other request is answered from the allowlist of
-shipped files (webfiles.py). Every answer but the 101 carries the security headers and
-``Connection: close``: one request per connection, then the driver closes. (Request
-bodies are h11's ``Data`` events, which this framing does not need yet.)
+shipped files (webfiles.py), except the two device POSTs under ``/ws`` (webdevices.py):
+their small bodies arrive as h11's ``Data`` events, bounded by ``webdevices.MAX_BODY``
+(413), and they too must come from an own origin. The upgrade hands the device cookie,
+if the :class:`DeviceDoor` finds it valid, and the User-Agent to ``on_upgrade``. Every
+answer but the 101 carries the security headers and ``Connection: close``: one request
+per connection, then the driver closes.
 
 After the 101, websockets' :class:`~websockets.server.ServerProtocol` (built OPEN, with
 the same ``max_size``) parses the frames: each whole text (or binary) message goes to the
@@ -39,6 +42,14 @@ from securechat.errors import ErrorCode
 from securechat.protocol.messages import Error, encode
 from securechat.protocol.session import ServerSession
 from securechat.server.requests import Closing
+from securechat.server.webdevices import (
+    MAX_BODY,
+    PATHS,
+    DeviceDoor,
+    DevicePost,
+    DevicePosts,
+    device_cookie,
+)
 from securechat.server.webfiles import WEBSOCKET_PATH, Answer, Origins, StaticFiles
 from securechat.server.webframes import text_frame, text_frames
 
@@ -46,6 +57,8 @@ log = logging.getLogger("securechat.server")
 
 #: Charges one control frame (server/requests.py); False: refused, leave it unanswered.
 Meter = Callable[[], bool]
+#: Told at the upgrade: the valid device credential it carried (or None), the User-Agent.
+OnUpgrade = Callable[[str | None, str], None]
 
 _CLOSE = 0x88  # the first byte of an unmasked close frame (RFC 6455 5.2)
 
@@ -61,9 +74,13 @@ class WebFraming:
         limits: Limits,
         peer: Callable[[], str],
         framed: Callable[[bytes], bytes] = text_frames,
+        door: DeviceDoor | None = None,
+        posts: DevicePosts | None = None,
+        on_upgrade: OnUpgrade | None = None,
     ) -> None:
         """``peer`` names the connection in log lines; ``framed`` frames a fan-out blob
-        (a :class:`~securechat.server.webframes.FramedOnce` shared by the port)."""
+        (a :class:`~securechat.server.webframes.FramedOnce` shared by the port);
+        ``door``, ``posts`` and ``on_upgrade``: "stay signed in" (None: not offered)."""
         self._session = session
         self._meter = meter
         self._files = files
@@ -79,6 +96,8 @@ class WebFraming:
         self._ending: str | None = None
         self._fragments: list[bytes] | None = None  # a fragmented message so far
         self._closed_by = "closed"  # why websockets ends the stream, once it does
+        self._door, self._posts, self._on_upgrade = door, posts, on_upgrade
+        self._post: DevicePost | None = None  # a device POST whose body is still arriving
 
     @property
     def is_open(self) -> bool:
@@ -140,6 +159,8 @@ class WebFraming:
     # --- HTTP ----------------------------------------------------------------------
 
     def _receive_request(self, conn: h11.Connection) -> bool:
+        if self._post is not None:
+            return self._receive_body(conn, self._post)
         try:
             event = conn.next_event()
         except h11.RemoteProtocolError as exc:
@@ -158,7 +179,10 @@ class WebFraming:
             log.info("bad HTTP request from %s: %s", self._peer(), refusal.body.decode().strip())
             self._answer(refusal, "bad HTTP request: too large")
             return False
-        if target.split("?", 1)[0] != WEBSOCKET_PATH:
+        path = target.split("?", 1)[0]
+        if path in PATHS and self._posts is not None:
+            return self._start_post(conn, event, method, path)
+        if path != WEBSOCKET_PATH:
             answer = self._files.answer(method, target)
             self._answer(answer, f"answered {method} {target[:100]}: {answer.status.value}")
             return False
@@ -175,29 +199,74 @@ class WebFraming:
             return self._files.error(http.HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE)
         return None
 
-    def _upgrade(self, conn: h11.Connection, event: h11.Request, method: str, path: str) -> bool:
-        """Open the WebSocket if the request may; True when it is open."""
+    def _origin_refused(self, event: h11.Request, what: str) -> bool:
+        """Answer a request that does not come from exactly one of our origins; True if so."""
         origins = [value for name, value in event.headers if name == b"origin"]
         origin = origins[0].decode("latin-1") if len(origins) == 1 else None
         if len(origins) > 1:
-            log.warning(
-                "refused a WebSocket from %s: %d Origin headers", self._peer(), len(origins)
-            )
-            self._answer(self._files.bad_request("more than one Origin header"), "refused upgrade")
-            return False
+            log.warning("refused %s from %s: %d Origin headers", what, self._peer(), len(origins))
+            self._answer(self._files.bad_request("more than one Origin header"), f"refused {what}")
+            return True
         if not self._origins.allows(origin):
             log.warning(
-                "refused a WebSocket from %s: origin %r is not this server's",
-                self._peer(), (origin or "")[:100],
+                "refused %s from %s: origin %r is not this server's",
+                what, self._peer(), (origin or "")[:100],
             )  # fmt: skip
-            self._answer(self._files.forbidden("this origin may not connect"), "refused upgrade")
+            self._answer(self._files.forbidden("this origin may not connect"), f"refused {what}")
+            return True
+        return False
+
+    def _start_post(self, conn: h11.Connection, event: h11.Request, method: str, path: str) -> bool:
+        """A device POST: checked like an upgrade, then its body is read (bounded)."""
+        if self._origin_refused(event, "a device request"):
+            return False
+        if method != "POST":
+            status = http.HTTPStatus.METHOD_NOT_ALLOWED
+            self._answer(self._files.error(status), f"refused a device request: {method}")
+            return False
+        length = next((v for n, v in event.headers if n == b"content-length"), b"0")
+        if int(length) > MAX_BODY:  # h11 has checked it is a number
+            self._answer(
+                self._files.error(http.HTTPStatus.REQUEST_ENTITY_TOO_LARGE), "device body too big"
+            )
+            return False
+        self._post = DevicePost(path, device_cookie(event.headers.raw_items()))
+        return self._receive_body(conn, self._post)
+
+    def _receive_body(self, conn: h11.Connection, post: DevicePost) -> bool:
+        while True:
+            try:
+                event = conn.next_event()
+            except h11.RemoteProtocolError as exc:
+                self._answer(self._files.error(http.HTTPStatus(exc.error_status_hint)), str(exc))
+                return False
+            if event is h11.NEED_DATA:
+                return False
+            if isinstance(event, h11.Data):
+                post.body += bytes(event.data)
+                if len(post.body) > MAX_BODY:
+                    status = http.HTTPStatus.REQUEST_ENTITY_TOO_LARGE
+                    self._answer(self._files.error(status), "device body too big")
+                    return False
+            elif isinstance(event, h11.EndOfMessage):
+                assert self._posts is not None
+                self._post = None
+                answer, reason = self._posts.answer(post.path, post.body, post.cookie)
+                log.info("%s for %s", reason, self._peer())
+                self._answer(answer, reason)
+                return False
+
+    def _upgrade(self, conn: h11.Connection, event: h11.Request, method: str, path: str) -> bool:
+        """Open the WebSocket if the request may; True when it is open."""
+        if self._origin_refused(event, "a WebSocket"):
             return False
         if method != "GET":
             self._answer(self._files.answer(method, path), f"refused upgrade: {method}")
             return False
-        headers = Headers(
+        headers = Headers(  # no cookie: websockets logs the request's headers at DEBUG
             (name.decode("latin-1"), value.decode("latin-1"))
             for name, value in event.headers.raw_items()
+            if name.lower() != b"cookie"
         )
         handshake = ServerProtocol(max_size=self._limits.max_frame)
         response = handshake.accept(Request(path, headers))
@@ -212,6 +281,7 @@ class WebFraming:
         if trailing is None:
             self._answer(self._files.bad_request("a body with the upgrade"), "bad HTTP request")
             return False
+        self._device_at_upgrade(event)
         handshake.send_response(response)
         self._out.extend(handshake.data_to_send())
         self._http = None
@@ -219,6 +289,17 @@ class WebFraming:
         if trailing:
             self._receive_frames(self._ws, trailing)
         return True
+
+    def _device_at_upgrade(self, event: h11.Request) -> None:
+        """Hand a valid device cookie (checked here, after the Origin) and the User-Agent on."""
+        if self._on_upgrade is None:
+            return
+        credential = device_cookie(event.headers.raw_items())
+        if credential is not None and (self._door is None or not self._door.valid(credential)):
+            log.info("a WebSocket from %s carried a device cookie no longer valid", self._peer())
+            credential = None
+        agents = [value for name, value in event.headers if name == b"user-agent"]
+        self._on_upgrade(credential, agents[0].decode("latin-1")[:500] if agents else "")
 
     def _switch(self, conn: h11.Connection) -> bytes | None:
         """What came after the upgrade request (the first frames), or None if it had a body."""

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from securechat.store.database import Database
 from securechat.store.journal import Actor
-from securechat.store.models import AuditEntry, ResumeToken, User, utcnow
+from securechat.store.models import AuditEntry, Device, ResumeToken, User, utcnow
 from securechat.store.users import Account, NewToken, _to_account, add_token
 
 __all__ = ["DIRECTORY", "NO_LOCAL_PASSWORD", "DirectoryStore", "Person", "SignedIn"]
@@ -104,6 +104,7 @@ class DirectoryStore:
                 by_name.password_hash = NO_LOCAL_PASSWORD
                 by_name.credentials_changed_at = utcnow()  # the local password's tokens go
                 session.execute(delete(ResumeToken).where(ResumeToken.user_id == by_name.id))
+                session.execute(delete(Device).where(Device.user_id == by_name.id))
                 _audit(session, "user_linked", person.name, "local account now the directory's")
                 user = by_name
             else:
@@ -153,6 +154,7 @@ class DirectoryStore:
                 if disabled:
                     user.credentials_changed_at = utcnow()
                     session.execute(delete(ResumeToken).where(ResumeToken.user_id == user.id))
+                    session.execute(delete(Device).where(Device.user_id == user.id))
                 _audit(session, "user_disabled" if disabled else "user_enabled", user.name, reason)
                 changed.append(user.name)
         return changed

@@ -30,6 +30,9 @@ from sqlalchemy.types import TypeDecorator, TypeEngine
 from securechat.protocol.messages import MAX_TOPIC
 from securechat.protocol.names import NAME_MAX
 
+#: A device's name (from its browser's user agent) is cut to this many characters.
+DEVICE_NAME_MAX = 100
+
 #: Constraint names are derived, so revisions can refer to them (SQLite batch mode needs names).
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -307,6 +310,23 @@ class ResumeToken(Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[dt.datetime]
+
+
+class Device(Base):
+    """A browser that stays signed in (#26): only SHA-256 hashes of its cookie credential
+    and of the single-use grant that made it are kept. A row with a grant and no credential
+    is a grant not yet traded for its cookie."""
+
+    __tablename__ = "devices"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    credential_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    grant_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    grant_expires_at: Mapped[dt.datetime | None]
+    name: Mapped[str] = mapped_column(String(DEVICE_NAME_MAX))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
 class Node(Base):

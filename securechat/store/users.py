@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from securechat.errors import UnknownUserError, UserExistsError
 from securechat.store.database import Database
-from securechat.store.models import ResumeToken, User, utcnow
+from securechat.store.models import Device, ResumeToken, User, utcnow
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -223,7 +223,8 @@ class UserStore:
         disabled: bool | None = None,
         credentials_changed: bool = False,
     ) -> None:
-        """Update a user; ``credentials_changed`` stamps the time and deletes every token.
+        """Update a user; ``credentials_changed`` stamps the time and deletes every token and
+        signed-in device.
 
         Raises:
             UnknownUserError: no user of that name.
@@ -238,9 +239,10 @@ class UserStore:
             if credentials_changed:
                 user.credentials_changed_at = utcnow()
                 session.execute(delete(ResumeToken).where(ResumeToken.user_id == user.id))
+                session.execute(delete(Device).where(Device.user_id == user.id))
 
     def delete(self, name: str) -> None:
-        """Remove a user (and, by cascade, their tokens and memberships).
+        """Remove a user (and, by cascade, their tokens, devices and memberships).
 
         Raises:
             UnknownUserError: no user of that name.

@@ -4,12 +4,14 @@
 //
 // Everything from the wire goes into the page as text (textContent, text nodes), never as
 // markup. The resume token lives only in this module's memory: a reload asks for the
-// password again (docs/security.md, "Web client"). This device remembers the last user name
-// only: the conversations come from the server (`conversations`), so every device shows
+// password again (docs/security.md, "Web client"), unless the user chose to stay signed in
+// (devices.js: an HttpOnly cookie the page never sees). This device remembers the last user
+// name: the conversations come from the server (`conversations`), so every device shows
 // the same.
 
 import { conversationKey } from "./chat.js";
 import { ComposerView } from "./composer.js";
+import { DeviceControl, deviceHint } from "./devices.js";
 import { Connection } from "./connection.js";
 import { sendLimits } from "./drafts.js";
 import { InvitesView, MembersView, PeopleView, RoomDirectoryView } from "./directory.js";
@@ -76,8 +78,11 @@ class App extends Rooms {
       onEditLast: () => this.editLast(),
       onCancelEdit: () => this.stopEditing(true),
     });
+    this.devices = new DeviceControl(this);
     this.bind();
     $("login-user").value = rememberedUser.get();
+    const signedIn = deviceHint.get();
+    if (signedIn) this.connect({ user: signedIn, device: true });
   }
 
   bind() {
@@ -129,10 +134,13 @@ class App extends Rooms {
       return;
     }
     $("login-error").textContent = "";
+    this.connect({ user, password, remember: $("login-remember").checked });
+  }
+
+  connect(how) {
     $("login-submit").disabled = true;
     const connection = new Connection({
-      user,
-      password,
+      ...how,
       onEvent: (event) => {
         if (connection === this.connection) (SESSION_EVENTS[event.kind] || (() => {}))(this, event);
       },
@@ -194,9 +202,11 @@ class App extends Rooms {
     this.composer.focus();
   }
 
-  refused(error, withToken) {
+  refused(error, withToken, withDevice = false) {
     let text = error.message;
-    if (error.code === "auth_failed") {
+    if (this.devices.refused(withDevice)) {
+      text = "This device is no longer signed in. Enter your password.";
+    } else if (error.code === "auth_failed") {
       text = withToken ? "Your session has ended. Log in again." : "Wrong user name or password.";
     } else if (error.code === "rate_limited") {
       text = `Too many failed logins. Try again in ${Math.ceil(error.retry_after || 1)} s.`;
@@ -206,8 +216,17 @@ class App extends Rooms {
   }
 
   logout() {
+    this.devices.loggedOut();
     if (this.connection !== null) this.connection.close();
     this.showLogin("");
+  }
+
+  deviceGranted(grant) {
+    this.devices.granted(grant);
+  }
+
+  devicesReply(event) {
+    this.devices.reply(event);
   }
 
   showLogin(text) {

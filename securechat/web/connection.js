@@ -17,8 +17,8 @@ function randomPrefix() {
 export class Connection {
   // onEvent(event), onStatus(state, text), onUnreachable(): the server could not be reached
   // before the first login.
-  constructor({ user, password, onEvent, onStatus, onUnreachable }) {
-    this.session = new ChatSession({ user, password, sendPrefix: randomPrefix() });
+  constructor({ user, password = null, remember = false, device = false, onEvent, onStatus, onUnreachable }) {
+    this.session = new ChatSession({ user, password, remember, device, sendPrefix: randomPrefix() });
     this.onEvent = onEvent;
     this.onStatus = onStatus;
     this.onUnreachable = onUnreachable;

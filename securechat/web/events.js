@@ -9,7 +9,7 @@ import { addSearchPage } from "./search.js";
 // What the session reports (session.js's event kinds).
 export const SESSION_EVENTS = {
   logged_in: (app, { welcome, resumed }) => app.loggedIn(welcome, resumed),
-  refused: (app, { error, withToken }) => app.refused(error, withToken),
+  refused: (app, { error, withToken, withDevice }) => app.refused(error, withToken, withDevice),
   message: (app, { message }) => received(app, message),
   delivered: (app, { ref, message }) => {
     const where = S.deliver(app.state, ref, message);
@@ -85,6 +85,8 @@ export const REPLIES = {
     addSearchPage(search, event);
     app.searchView.render(search, app.state.me);
   },
+  devices: (app, asked, event) => app.devicesReply(event),
+  device_signout: (app, asked, event) => app.devicesReply(event),
   moderate: (app, asked, event, { seenBefore }) => {
     // The server tells the room but not the session that acted: the event is in the
     // journal, so a sync from before the command brings it (what else it brings was seen).
@@ -145,5 +147,6 @@ export const PUSHED = {
     if (!settled) app.refreshUnreadSoon(); // only the server knows what is left unread
     app.sidebarUpdate(conversation.key);
   },
+  device_grant: (app, event) => app.deviceGranted(event.grant),
   error: (app, event) => app.setStatus(app.connection.isReady ? "online" : "offline", event.message),
 };

@@ -61,10 +61,12 @@ export const State = Object.freeze({
 });
 
 export class ChatSession {
-  constructor({ user, password = null, token = null, sendPrefix = "w" }) {
+  constructor({ user, password = null, token = null, sendPrefix = "w", remember = false, device = false }) {
     this.user = user;
     this.password = password;
     this.token = token;
+    this.remember = remember; // ask for a device_grant with the password (docs/protocol.md, "Devices")
+    this.device = device; // log in with the device cookie the upgrade carries, until a token comes
     this.sendPrefix = sendPrefix;
     this.state = State.DISCONNECTED;
     this.hello = null;
@@ -174,7 +176,7 @@ export class ChatSession {
 
   // Whether a new connection could log in: a password not used yet, or a token.
   get canLogIn() {
-    return this.password !== null || this.token !== null;
+    return this.password !== null || this.token !== null || this.device;
   }
 
   get holdsPassword() {
@@ -263,13 +265,17 @@ export class ChatSession {
     this.state = State.AUTHENTICATING;
     const auth = { type: "auth", user: this.user };
     if (this.token !== null) auth.token = this.token;
-    else auth.password = this.password;
+    else if (this.device) auth.device = true;
+    else {
+      auth.password = this.password;
+      if (this.remember) auth.remember = true;
+    }
     this.queue(auth);
   }
 
   onLogin(event) {
     if (event.type === "error") {
-      this.events.push({ kind: "refused", error: event, withToken: this.token !== null });
+      this.events.push({ kind: "refused", error: event, withToken: this.token !== null, ...(this.device ? { withDevice: true } : {}) });
       this.end(`login refused: ${event.message}`);
       return;
     }
@@ -281,7 +287,11 @@ export class ChatSession {
     this.logins += 1;
     // Logged in: the password goes, whatever came with the welcome (a token, or none).
     this.password = null;
-    if (typeof event.token === "string") this.token = event.token;
+    this.remember = false;
+    if (typeof event.token === "string") {
+      this.token = event.token;
+      this.device = false; // the token reconnects; the cookie waits for the next load
+    }
     this.user = event.user;
     this.rooms = [...event.rooms];
     if (!resumed) this.lastId = event.last_id;
