@@ -137,7 +137,9 @@ def test_no_message_query_scans_the_whole_table(empty_db: Database, store: ChatS
         event.remove(empty_db.engine, "before_cursor_execute", record)
     assert len(statements) >= 5
     for statement, parameters in statements:
-        details = _plan(empty_db, statement, parameters)
+        # Sorts penalised too: on a small table PostgreSQL may prefer reading the primary
+        # key whole and sorting (one fresh-clone run did), which says nothing about history.
+        details = _plan(empty_db, statement, parameters, sorts=False)
         assert not any(d.startswith("SCAN messages") for d in details), (statement, details)
 
 

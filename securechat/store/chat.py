@@ -14,14 +14,14 @@ import datetime as dt
 import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     ColumnElement,
     Connection,
+    Row,
     and_,
     func,
-    or_,
     select,
     update,
 )
@@ -291,16 +291,27 @@ class ChatStore:
         self, user_id: int, peer_id: int, *, before: int | None, limit: int,
         after: int | None = None,
     ) -> tuple[list[StoredMessage], bool]:  # fmt: skip
-        between = or_(
-            and_(ChatMessage.sender_id == user_id, ChatMessage.recipient_id == peer_id),
-            and_(ChatMessage.sender_id == peer_id, ChatMessage.recipient_id == user_id),
-        )
-        return self._page(between, before, limit, after, ("message",))
+        # One bounded read per direction on the (recipient_id, sender_id, id) index, merged
+        # here: an OR of the two lets PostgreSQL read the whole table by id instead.
+        rows: list[Row[*tuple[Any, ...]]] = []
+        for sender, recipient in ((user_id, peer_id), (peer_id, user_id)):
+            between = and_(ChatMessage.sender_id == sender, ChatMessage.recipient_id == recipient)
+            rows += self._rows(between, before, limit, after, ("message",))
+        rows.sort(key=lambda row: row[0], reverse=after is None)
+        return self._paged(rows, limit, after)
 
     def _page(
         self, condition: ColumnElement[bool], before: int | None, limit: int, after: int | None,
         kinds: tuple[str, ...],
     ) -> tuple[list[StoredMessage], bool]:  # fmt: skip
+        return self._paged(self._rows(condition, before, limit, after, kinds), limit, after)
+
+    def _rows(
+        self, condition: ColumnElement[bool], before: int | None, limit: int, after: int | None,
+        kinds: tuple[str, ...],
+    ) -> list[Row[*tuple[Any, ...]]]:  # fmt: skip
+        """Up to ``limit + 1`` rows: the oldest after ``after``, else the newest before
+        ``before``, in that reading order."""
         # One kind is an equality, as the (room_id, id) and direct indexes' plans expect.
         kind = ChatMessage.kind == kinds[0] if len(kinds) == 1 else ChatMessage.kind.in_(kinds)
         query = MESSAGES.where(condition, kind)
@@ -311,7 +322,13 @@ class ChatStore:
                 query = query.where(ChatMessage.id < before)
             query = query.order_by(ChatMessage.id.desc())
         with self._db.session() as s:
-            rows = s.execute(query.limit(limit + 1)).all()
+            return list(s.execute(query.limit(limit + 1)).all())
+
+    @staticmethod
+    def _paged(
+        rows: list[Row[*tuple[Any, ...]]], limit: int, after: int | None
+    ) -> tuple[list[StoredMessage], bool]:
+        """A page, oldest first, and whether more lie beyond it."""
         more = len(rows) > limit
         page = rows[:limit] if after is not None else reversed(rows[:limit])
         return [stored(row) for row in page], more
