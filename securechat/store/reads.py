@@ -110,11 +110,10 @@ FROM (
 ORDER BY p.name{{collate}}
 """
 
-# Direct conversations: the people who ever wrote to the user, found by skipping through
-# the (recipient_id, sender_id, id) index one sender at a time (a loose index scan: one
-# probe per sender, however many messages each sent), then counted as rooms are.
-_PEERS = f"""
-WITH RECURSIVE senders (id) AS (
+# The people who ever wrote to the user, found by skipping through the (recipient_id,
+# sender_id, id) index one sender at a time (a loose index scan: one probe per sender,
+# however many messages each sent). A recursive CTE, for _PEERS and _ALL_PEERS.
+_SENDERS = """senders (id) AS (
   SELECT (SELECT m.sender_id FROM messages AS m
           WHERE m.recipient_id = :user AND m.sender_id IS NOT NULL
           ORDER BY m.sender_id LIMIT 1)
@@ -123,7 +122,12 @@ WITH RECURSIVE senders (id) AS (
           WHERE m.recipient_id = :user AND m.sender_id > s.id
           ORDER BY m.sender_id LIMIT 1)
   FROM senders AS s WHERE s.id IS NOT NULL
-)
+)"""
+
+# Direct conversations: the people who ever wrote to the user (_SENDERS), counted as
+# rooms are.
+_PEERS = f"""
+WITH RECURSIVE {_SENDERS}
 SELECT p.name, p.marker,
   (SELECT count(*) FROM (
      SELECT 1 AS one FROM messages AS m
@@ -232,19 +236,10 @@ WHERE ms.user_id = :user AND ms.left_at_id IS NULL AND r.name{{collate}} > :afte
 ORDER BY r.name{{collate}} LIMIT :page
 """
 
-# Everyone the user heard from (the loose index scan of _PEERS) or wrote to (a scan of
+# Everyone the user heard from (_SENDERS) or wrote to (a scan of
 # the user's own direct messages), one page in name order, as rooms are above.
 _ALL_PEERS = f"""
-WITH RECURSIVE senders (id) AS (
-  SELECT (SELECT m.sender_id FROM messages AS m
-          WHERE m.recipient_id = :user AND m.sender_id IS NOT NULL
-          ORDER BY m.sender_id LIMIT 1)
-  UNION ALL
-  SELECT (SELECT m.sender_id FROM messages AS m
-          WHERE m.recipient_id = :user AND m.sender_id > s.id
-          ORDER BY m.sender_id LIMIT 1)
-  FROM senders AS s WHERE s.id IS NOT NULL
-),
+WITH RECURSIVE {_SENDERS},
 peers (id) AS (
   SELECT id FROM senders WHERE id IS NOT NULL
   UNION
