@@ -9,7 +9,7 @@ thread of a :class:`Connection` (client/connection.py).
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Self, TypeVar
 
@@ -59,6 +59,7 @@ from securechat.protocol.messages import (
 __all__ = ["Client"]
 
 T = TypeVar("T", bound=Event)
+Item = TypeVar("Item")
 
 
 class Client(TeamRooms):
@@ -188,14 +189,12 @@ class Client(TeamRooms):
 
     def list_rooms(self) -> tuple[RoomInfo, ...]:
         """Every room on the server, with member counts and whether we are in it."""
-        rooms: list[RoomInfo] = []
-        after: str | None = None
-        while True:  # the server pages long lists by name
-            page = self._request(ListRooms(after=after), RoomList)
-            rooms.extend(page.rooms)
-            if not page.more or not page.rooms:
-                return tuple(rooms)
-            after = page.rooms[-1].name
+
+        def page(after: str | None) -> tuple[tuple[RoomInfo, ...], bool]:
+            reply = self._request(ListRooms(after=after), RoomList)
+            return reply.rooms, reply.more
+
+        return _every_page(page, key=lambda room: room.name)
 
     def who(self) -> tuple[str, ...]:
         """Every user online now."""
@@ -250,37 +249,31 @@ class Client(TeamRooms):
 
     def unread(self) -> tuple[Conversation, ...]:
         """Every conversation with unread messages: counts, mentions and read markers."""
-        found: list[Conversation] = []
-        after: str | None = None
-        while True:  # the server pages long lists by key
-            page = self._request(GetUnread(after=after), UnreadList)
-            found.extend(page.conversations)
-            if not page.more or not page.conversations:
-                return tuple(found)
-            after = page.conversations[-1].key
+
+        def page(after: str | None) -> tuple[tuple[Conversation, ...], bool]:
+            reply = self._request(GetUnread(after=after), UnreadList)
+            return reply.conversations, reply.more
+
+        return _every_page(page, key=lambda conversation: conversation.key)
 
     def conversations(self) -> tuple[Conversation, ...]:
         """Every conversation you have, read or not, with its counts and newest message:
         the same list on every device (``unread`` lists only those with news)."""
-        found: list[Conversation] = []
-        after: str | None = None
-        while True:
-            page = self._request(GetConversations(after=after), ConversationList)
-            found.extend(page.conversations)
-            if not page.more or not page.conversations:
-                return tuple(found)
-            after = page.conversations[-1].key
+
+        def page(after: str | None) -> tuple[tuple[Conversation, ...], bool]:
+            reply = self._request(GetConversations(after=after), ConversationList)
+            return reply.conversations, reply.more
+
+        return _every_page(page, key=lambda conversation: conversation.key)
 
     def people(self) -> tuple[Person, ...]:
         """Everyone who may log in, by name: online, or when last seen."""
-        found: list[Person] = []
-        after: str | None = None
-        while True:
-            page = self._request(GetPeople(after=after), PeopleList)
-            found.extend(page.people)
-            if not page.more or not page.people:
-                return tuple(found)
-            after = page.people[-1].name
+
+        def page(after: str | None) -> tuple[tuple[Person, ...], bool]:
+            reply = self._request(GetPeople(after=after), PeopleList)
+            return reply.people, reply.more
+
+        return _every_page(page, key=lambda person: person.name)
 
     def search(
         self, query: str, *, before: int | None = None, limit: int | None = None
@@ -355,3 +348,18 @@ class Client(TeamRooms):
         reply = slot.reply
         assert isinstance(reply, kind), reply
         return reply
+
+
+def _every_page(
+    page: Callable[[str | None], tuple[tuple[Item, ...], bool]], key: Callable[[Item], str]
+) -> tuple[Item, ...]:
+    """Every item of a list the server pages by key: ask again after the last key received
+    while it says there is ``more`` (and the page was not empty)."""
+    found: list[Item] = []
+    after: str | None = None
+    while True:
+        items, more = page(after)
+        found.extend(items)
+        if not more or not items:
+            return tuple(found)
+        after = key(items[-1])
