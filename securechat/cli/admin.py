@@ -130,18 +130,26 @@ def doctor(
     no_web: Annotated[
         bool, typer.Option("--no-web", help="The server runs with --no-web: skip the web port.")
     ] = False,
+    files: FilesDir = None,
 ) -> None:
     """Check a server installation and say how to fix each problem.
 
     Checks the certificate files, key permissions, expiry and names, the CA key, the
-    database's schema revision and users, and what holds the ports on 127.0.0.1 (the web
+    database's schema revision and users, the shared files' folder (owner, mode, free
+    space), and what holds the ports on 127.0.0.1 (the web
     port must serve the page over TLS with its Content-Security-Policy), and with a
     [directory] table in --config, each directory server's TLS certificate and the
     service account's bind and search. Changes nothing. Exits with status 1 if any check FAILs, so it can run from a timer.
     """
     web = None if no_web else web_port
     installation = Installation(
-        certs, db, port, tuple(hosts or ()), web_port=web, directory=configuration.directory(ctx)
+        certs,
+        db,
+        port,
+        tuple(hosts or ()),
+        web_port=web,
+        directory=configuration.directory(ctx),
+        files_dir=files,
     )
     findings = examine(installation)
     width = max(len(finding.check) for finding in findings)
