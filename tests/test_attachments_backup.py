@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 import subprocess
 from pathlib import Path
@@ -196,3 +197,22 @@ def test_the_backups_files_folder_follows_the_database_rule(tmp_path: Path) -> N
     assert files_beside(backup) == tmp_path / "securechat-20261207-120000-files"
     assert files_beside(backup) == layout.default_files_dir(f"sqlite:///{backup}")
     assert sqlite_file(f"sqlite:///{backup}") == backup
+
+
+def test_nightly_backups_share_the_files_they_have_in_common(
+    run_cli: CliRunner, db_url: str, files_dir: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "nightly").mkdir()
+    (tmp_path / "nightly" / "stray-files").mkdir()  # no stray-files.db: not a backup
+    ok(run_cli("backup", "nightly/monday.db", "--db", db_url))
+    later = add_file(files_dir, b"shared on tuesday")
+    out = ok(run_cli("backup", "nightly/tuesday.db", "--db", db_url))
+    assert "(3 hard-linked from the previous backup)" in out
+    monday, tuesday = tmp_path / "nightly" / "monday-files", tmp_path / "nightly" / "tuesday-files"
+    assert contents(tuesday) == stored(files_dir)
+    for relative in contents(monday):
+        assert (monday / relative).stat().st_ino == (tuesday / relative).stat().st_ino
+    new = tuesday / later[:2] / later
+    assert new.stat().st_nlink == 1  # copied: monday's backup never had it
+    shutil.rmtree(monday)  # pruning an old backup leaves the newer one whole
+    assert contents(tuesday) == stored(files_dir)

@@ -7,6 +7,10 @@ after committing the message's deletion. So the files are copied twice, once bef
 database snapshot and once after (only those not yet copied): every file the snapshot names
 was on disk at the first pass or at the second, unless its message was deleted in between.
 
+A file that the newest earlier backup in the same folder holds already is hard-linked from
+it rather than copied (rsnapshot's way): nightly backups kept for two weeks cost the files
+once, plus what was shared each day. Deleting an old backup deletes only its own links.
+
 Every copy is made in a hidden folder beside its destination, then renamed into place: a
 backup or a restored folder is whole or absent. A restore stages its copy first, then puts
 the database and the folder in place under the server lock, one after the other. Only
@@ -20,6 +24,7 @@ import dataclasses
 import os
 import secrets
 import shutil
+import stat
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -47,6 +52,7 @@ class FilesSummary:
     path: Path
     files: int
     size: int
+    reused: int = 0  # entries hard-linked from the previous backup rather than copied
 
 
 def files_beside(database: Path) -> Path:
@@ -71,7 +77,8 @@ def backup_with_files(
     for path in (dest, dest_files):
         if path.exists() and not force:
             raise StoreError(f"{path} already exists; choose another name or pass --force")
-    with FilesCopy(files_dir, dest_files) as files:
+    previous = _latest_backup_beside(dest_files, files_dir)
+    with FilesCopy(files_dir, dest_files, previous=previous) as files:
         files.copy_new()
         summary = backup_database(db_url, str(dest), force=force)
         try:
@@ -121,9 +128,18 @@ class FilesCopy:
     service user can still use a folder restored by root.
     """
 
-    def __init__(self, source: Path, dest: Path, *, owner: tuple[int, int] | None = None) -> None:
+    def __init__(
+        self,
+        source: Path,
+        dest: Path,
+        *,
+        owner: tuple[int, int] | None = None,
+        previous: Path | None = None,
+    ) -> None:
         self._source = source
         self._dest = dest
+        self._previous = previous
+        self._reused = 0
         self._owner = owner if os.geteuid() == 0 else None
         self._staging = dest.with_name(f".{dest.name}.{secrets.token_hex(4)}.tmp")
         self._copied: set[str] = set()
@@ -171,19 +187,22 @@ class FilesCopy:
         _remove_tree(old)
 
     def summary(self) -> FilesSummary:
-        return FilesSummary(self._dest, self._files, self._size)
+        return FilesSummary(self._dest, self._files, self._size, self._reused)
 
     def _copy(self, relative: str) -> None:
         target = self._staging / relative
         try:
             if not target.parent.is_dir():
                 self._make_folder(target.parent)
-            shutil.copyfile(self._source / relative, target, follow_symlinks=False)
-            os.chmod(target, FILE_MODE)
-            if self._owner is not None:
-                os.chown(target, *self._owner)
+            if self._link_from_previous(relative, target):
+                self._reused += 1
+            else:
+                shutil.copyfile(self._source / relative, target, follow_symlinks=False)
+                os.chmod(target, FILE_MODE)
+                if self._owner is not None:
+                    os.chown(target, *self._owner)
+                _sync(target)
             size = target.stat().st_size
-            _sync(target)
         except OSError as error:
             raise StoreError(
                 f"cannot copy {self._source / relative}: {error.strerror or error}"
@@ -191,6 +210,25 @@ class FilesCopy:
         self._copied.add(relative)
         self._size += size
         self._files += not relative.endswith(_THUMBNAIL)
+
+    def _link_from_previous(self, relative: str, target: Path) -> bool:
+        """Hard-link ``relative`` from the previous copy when it holds it: a stored file never
+        changes, so each backup costs only the files shared since the one before."""
+        if self._previous is None:
+            return False
+        earlier = self._previous / relative
+        try:
+            same = earlier.lstat()
+            if (
+                not stat.S_ISREG(same.st_mode)
+                or stat.S_IMODE(same.st_mode) != FILE_MODE
+                or same.st_size != (self._source / relative).stat().st_size
+            ):
+                return False
+            os.link(earlier, target, follow_symlinks=False)
+        except OSError:  # not there, or on another file system: copy it instead
+            return False
+        return True
 
     def _make_folder(self, folder: Path) -> None:
         try:
@@ -230,14 +268,37 @@ def _listing(folder: Path) -> list[os.DirEntry[str]]:
         return sorted(entries, key=lambda entry: entry.name)
 
 
+def _latest_backup_beside(dest_files: Path, source: Path) -> Path | None:
+    """The files folder of the newest other backup beside ``dest_files`` (a ``B-files``
+    folder with its ``B.db``), if any; never the live folder ``source`` itself."""
+    try:
+        with os.scandir(dest_files.parent) as entries:
+            folders = [
+                (entry.stat().st_mtime, Path(entry.path))
+                for entry in entries
+                if entry.name.endswith("-files")
+                and entry.name != dest_files.name
+                and entry.is_dir(follow_symlinks=False)
+            ]
+        backups = [
+            (mtime, folder)
+            for mtime, folder in folders
+            if folder.with_name(folder.name.removesuffix("-files") + ".db").is_file()
+            and not (source.exists() and folder.samefile(source))
+        ]
+    except OSError:
+        return None  # nothing to share links with: every file is copied
+    return max(backups)[1] if backups else None
+
+
 def _owner(files_dir: Path, database: Path) -> tuple[int, int] | None:
     """Who should own a restored files folder: its present owner, else the database's."""
     for reference in (files_dir, database):
         try:
-            stat = reference.stat()
+            info = reference.stat()
         except FileNotFoundError:
             continue
-        return stat.st_uid, stat.st_gid
+        return info.st_uid, info.st_gid
     return None
 
 

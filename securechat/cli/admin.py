@@ -227,7 +227,8 @@ def _files_dir(db_url: str, files: Path | None) -> Path:
 
 
 def _files(summary: FilesSummary) -> str:
-    return f"{_plural(summary.files, 'file')}, {_size(summary.size)} with thumbnails"
+    reused = f" ({summary.reused} hard-linked from the previous backup)" if summary.reused else ""
+    return f"{_plural(summary.files, 'file')}, {_size(summary.size)} with thumbnails{reused}"
 
 
 def _contents(summary: DatabaseSummary) -> str:
