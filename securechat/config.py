@@ -178,8 +178,9 @@ class FilesConfig:
     """Bounds on the work shared files cause the server (securechat/attachments/)."""
 
     # An image with more pixels than this gets no thumbnail, checked from its header before
-    # any decoding (a 48-megapixel phone photo passes). At the cap a PNG decodes to at
-    # most 200 MB (RGBA), one image at a time; a JPEG decodes at a reduced scale.
+    # any decoding (a 48-megapixel phone photo passes). A PNG, GIF or WebP is decoded
+    # whole (a JPEG at a reduced scale), one image at a time: memory grows with this
+    # (docs/performance.md, "Shared files").
     thumbnail_max_pixels: int = 50_000_000
     thumbnail_size: int = 320  # a thumbnail fits in this many pixels square
     # Images waiting for the one thumbnail thread; past it a new one gets no thumbnail

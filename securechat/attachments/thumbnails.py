@@ -106,9 +106,10 @@ def _draw(source: Path, *, max_pixels: int, size: int) -> tuple[bytes, Thumbnail
             return None
         if image.getexif().get(_ORIENTATION) in _QUARTER_TURNS:
             width, height = height, width
-        image.draft("RGB", (size, size))  # JPEG: decode at 1/2 to 1/8 scale when that suffices
+        # Shrink first, in place (a JPEG decodes at 1/2 to 1/8 scale), then turn the small
+        # image: no full-size copy is ever made. The box is square, so turning comes out even.
+        image.thumbnail((size, size))
         upright = ImageOps.exif_transpose(image)
-        upright.thumbnail((size, size))
         has_alpha = upright.has_transparency_data
         picture = upright.convert("RGBA" if has_alpha else "RGB")
     picture.info.clear()  # no EXIF, GPS, XMP, ICC or text chunk is carried over
