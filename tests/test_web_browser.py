@@ -1065,8 +1065,9 @@ def test_browser_searches_pages_and_opens_a_result(page: Page, web: RunningServe
 
 
 def test_browser_screenshot_for_the_readme(page: Page, web: RunningServer, tmp_path: Path) -> None:
-    """Screenshots (logged in, two rooms, a few messages) for the README: docs/web.png, and
-    the same at a phone's width (360 px): docs/web-phone.png.
+    """Screenshots for the README: docs/web.png (rooms, direct messages, the People list,
+    a conversation with markdown: a link, inline code and a code block) and the same at a
+    phone's width (360 px): docs/web-phone.png.
 
     Written there when missing or SECURECHAT_SCREENSHOT=1 is set, else to tmp_path, so
     that a test run does not leave the tree modified (the times shown always differ).
@@ -1074,9 +1075,10 @@ def test_browser_screenshot_for_the_readme(page: Page, web: RunningServer, tmp_p
     refresh = not SCREENSHOT.exists() or os.environ.get("SECURECHAT_SCREENSHOT") == "1"
     target = SCREENSHOT if refresh else tmp_path / "web.png"
     phone = PHONE_SCREENSHOT if refresh else tmp_path / "web-phone.png"
-    page.set_viewport_size({"width": 1000, "height": 560})
+    page.set_viewport_size({"width": 1100, "height": 680})
+    bob, carol, dave = web.login("bob"), web.login("carol"), web.login("dave")
+    dave.close()  # one colleague offline: the People list says when he was last seen
     _logged_in(page, web)
-    bob, carol = web.login("bob"), web.login("carol")
     _type(page, "/create dev")
     expect(page.locator("#conversation-title")).to_have_text("#dev")
     _type(page, "/topic Release 1.4: certificates and docs")
@@ -1085,26 +1087,34 @@ def test_browser_screenshot_for_the_readme(page: Page, web: RunningServer, tmp_p
         peer.send(type="join", room="dev", ref="j")
         peer.expect("joined", ref="j")
     carol.send(type="send", room="general", body="Lunch at 12:30?", ref="g")
+    bob.send(type="send", to="alice", body="Do you have a minute after stand-up?", ref="dm")
     lines = [
-        (bob, "Morning! The build on main is green again."),
-        (bob, "The release notes draft is in docs/, comments welcome."),
-        (carol, "Great. @alice can you review the certificate docs?"),
-    ]
+        (bob, "Morning! The build on `main` is green again."),
+        (bob, "Release notes draft: [docs/release-1.4](https://wiki.example.com/release-1.4), comments welcome."),
+        (carol, "@alice the doctor says this on the test box:\n```\n$ securechat doctor\ncertificate: expires in 12 days\n```"),
+        (bob, "**Renew** it before Friday, then."),
+    ]  # fmt: skip
     for n, (peer, body) in enumerate(lines):
         peer.send(type="send", room="dev", body=body, ref=f"d{n}")
-        expect(_messages(page).filter(has_text=body)).to_have_count(1)
+        shown = ("green again", "comments welcome", "expires in 12 days", "before Friday")[n]
+        expect(_messages(page).last.locator(".body")).to_contain_text(shown)
+    expect(page.locator("#messages pre code")).to_have_count(1)
+    expect(page.locator("#messages a[href^='https://']")).to_have_count(1)
     composer = page.get_by_label("Message", exact=True)
-    composer.fill("Sure, after lunch.")
+    composer.fill("Sure, I'll renew it after lunch.")
     composer.press("Enter")
     expect(_messages(page).last).to_have_attribute("data-status", "sent")
     expect(page.locator('#room-list button[data-key="room:general"] .badge')).to_have_text("1")
+    page.locator("#people summary").click()
+    expect(page.locator("#people-list")).to_contain_text("dave")
     composer.blur()
-    time.sleep(0.1)
+    page.evaluate("document.getElementById('sidebar').scrollTop = 0")
+    time.sleep(0.2)
     page.screenshot(path=str(target))
     assert target.stat().st_size > 10_000
     page.set_viewport_size({"width": 360, "height": 640})
     composer.fill("On my phone: Enter is a new line,\nthe button sends.")
-    time.sleep(0.1)
+    time.sleep(0.2)
     page.screenshot(path=str(phone))
     assert phone.stat().st_size > 5_000
 
