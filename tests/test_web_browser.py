@@ -1075,7 +1075,7 @@ def test_browser_screenshot_for_the_readme(page: Page, web: RunningServer, tmp_p
     refresh = not SCREENSHOT.exists() or os.environ.get("SECURECHAT_SCREENSHOT") == "1"
     target = SCREENSHOT if refresh else tmp_path / "web.png"
     phone = PHONE_SCREENSHOT if refresh else tmp_path / "web-phone.png"
-    page.set_viewport_size({"width": 1100, "height": 680})
+    page.set_viewport_size({"width": 1100, "height": 760})
     bob, carol, dave = web.login("bob"), web.login("carol"), web.login("dave")
     dave.close()  # one colleague offline: the People list says when he was last seen
     _logged_in(page, web)
