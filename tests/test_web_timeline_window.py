@@ -72,6 +72,12 @@ def test_browser_keeps_a_window_of_a_long_conversation_and_jumps_to_a_far_result
     expect(found).to_have_attribute("aria-posinset", "8")
     expect(page.locator(f'#messages li[data-id="{ids[-1]}"]')).to_have_count(0)  # left the window
     expect(page.locator("#messages li.day")).to_have_text(["Today"])  # message 000's
+    # Hidden behind the room directory (which loses the list's scroll position) and back:
+    # the same place.
+    page.locator("#directory-button").click()
+    expect(page.locator("#messages")).to_be_hidden()
+    page.locator("#directory-close").click()
+    expect(found).to_be_in_viewport()
     # A message while scrolled up stays below the window; back at the bottom, new ones follow.
     bob.send(type="send", room="general", body="while away", ref="w")
     bob.expect("ack", ref="w")

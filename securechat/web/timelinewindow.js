@@ -24,7 +24,7 @@ import { insertionIndex } from "./state.js";
 const BOTTOM_SLACK_PX = 40; // this close to the bottom counts as at the bottom
 const MARGIN_PX = 800; // rows kept in the document beyond each edge of the view
 
-export function setHeight(node, px) {
+function setHeight(node, px) {
   const value = `${Math.max(0, Math.round(px))}px`;
   if (node.style.height !== value) node.style.height = value;
 }
