@@ -426,12 +426,16 @@ def test_browser_history_loads_older_pages_on_scroll(page: Page, web: RunningSer
         bob.send(type="send", room="general", body=f"old message {n:03d}", ref=f"h{n}")
     bob.expect("ack", ref=f"h{count - 1}")
     _logged_in(page, web)
-    expect(_messages(page)).to_have_count(50)
     expect(_messages(page).last).to_contain_text("old message 129")
-    for expected in (100, 130):
+    expect(_messages(page).last).to_have_attribute("aria-setsize", "50")
+    for expected, oldest in ((100, 80), (130, 30)):
         page.locator("#messages").evaluate("list => list.scrollTo(0, 0)")
-        expect(_messages(page)).to_have_count(expected)
+        expect(_messages(page).last).to_have_attribute("aria-setsize", str(expected))
+        # The page came in above the reader, who still reads what was at the top.
+        expect(_messages(page).filter(has_text=f"old message {oldest:03d}")).to_be_in_viewport()
+    page.locator("#messages").evaluate("list => list.scrollTo(0, 0)")
     expect(_messages(page).first).to_contain_text("old message 000")
+    expect(_messages(page).first).to_be_in_viewport()
     expect(page.locator("#messages .older")).to_have_text("Start of the conversation")
 
 
@@ -447,8 +451,8 @@ def test_browser_opens_at_the_first_unread_and_loads_newer_pages_on_scroll(
     bob.expect("ack", ref=f"u{count - 1}")
     _logged_in(page, web)
     expect(page.locator("#messages li.divider + li")).to_contain_text("unread 00")
-    expect(_messages(page)).to_have_count(50)
-    expect(_messages(page).last).to_contain_text("unread 49")
+    expect(page.locator("#messages li.divider")).to_be_in_viewport()
+    expect(_messages(page).first).to_have_attribute("aria-setsize", "50")
     # Read up to what came into view: not the 50 loaded, not nothing.
     page.wait_for_function(
         """() => {
@@ -458,7 +462,7 @@ def test_browser_opens_at_the_first_unread_and_loads_newer_pages_on_scroll(
         }"""
     )
     page.locator("#messages").evaluate("list => list.scrollTo(0, list.scrollHeight)")
-    expect(_messages(page)).to_have_count(count)
+    expect(_messages(page).last).to_have_attribute("aria-setsize", str(count))
     expect(_messages(page).last).to_contain_text("unread 69")
     expect(_badge(page, "room:general")).to_have_count(0)
     alice.send(type="unread", ref="u")
@@ -820,24 +824,29 @@ def test_browser_marks_read_only_what_was_seen_and_jumps_down_with_the_pill(
         bob.send(type="send", room="general", body=f"earlier {n:02d}", ref=f"e{n}")
     bob.expect("ack", ref="e39")
     _logged_in(page, web)
-    expect(_messages(page)).to_have_count(40)
+    expect(_messages(page).last).to_contain_text("earlier 39")
+    expect(_messages(page).last).to_have_attribute("aria-setsize", "40")
     elsewhere = web.login("alice")  # alice's terminal: hears her read markers
     page.locator("#messages").evaluate("list => list.scrollTo(0, 0)")
     page.wait_for_timeout(500)  # a read marker after scrolling would be on its way by now
     for n in range(3):
         bob.send(type="send", room="general", body=f"while scrolled up {n}", ref=f"s{n}")
     newest = bob.expect("ack", ref="s2")["id"]
-    expect(_messages(page).filter(has_text="while scrolled up 2")).to_have_count(1)
+    # Below the window (only a spacer stands for them): counted, not shown, not read.
+    expect(_messages(page).first).to_have_attribute("aria-setsize", "43")
+    expect(_messages(page).first).to_contain_text("earlier 00")
+    expect(_messages(page).first).to_be_in_viewport()
     pill = page.locator("#new-pill")
     expect(pill).to_have_text("3 new messages ↓")
     expect(_badge(page, "room:general")).to_have_text("3")
-    expect(page.locator("#messages li.divider + li")).to_contain_text("while scrolled up 0")
     page.wait_for_timeout(500)
     elsewhere.send(type="unread", ref="u")
     (general,) = elsewhere.expect("unread", ref="u")["conversations"]
     assert (general["room"], general["count"]) == ("general", 3)  # nothing marked read
     pill.click()
     expect(_messages(page).last).to_be_in_viewport()
+    expect(_messages(page).last).to_contain_text("while scrolled up 2")
+    expect(page.locator("#messages li.divider + li")).to_contain_text("while scrolled up 0")
     assert elsewhere.expect("read", room="general")["id"] == newest
     expect(pill).to_be_hidden()
     expect(_badge(page, "room:general")).to_have_count(0)
@@ -1056,8 +1065,9 @@ def test_browser_searches_pages_and_opens_a_result(page: Page, web: RunningServe
 
 
 def test_browser_screenshot_for_the_readme(page: Page, web: RunningServer, tmp_path: Path) -> None:
-    """Screenshots (logged in, two rooms, a few messages) for the README: docs/web.png, and
-    the same at a phone's width (360 px): docs/web-phone.png.
+    """Screenshots for the README: docs/web.png (rooms, direct messages, the People list,
+    a conversation with markdown: a link, inline code and a code block) and the same at a
+    phone's width (360 px): docs/web-phone.png.
 
     Written there when missing or SECURECHAT_SCREENSHOT=1 is set, else to tmp_path, so
     that a test run does not leave the tree modified (the times shown always differ).
@@ -1065,9 +1075,10 @@ def test_browser_screenshot_for_the_readme(page: Page, web: RunningServer, tmp_p
     refresh = not SCREENSHOT.exists() or os.environ.get("SECURECHAT_SCREENSHOT") == "1"
     target = SCREENSHOT if refresh else tmp_path / "web.png"
     phone = PHONE_SCREENSHOT if refresh else tmp_path / "web-phone.png"
-    page.set_viewport_size({"width": 1000, "height": 560})
+    page.set_viewport_size({"width": 1100, "height": 760})
+    bob, carol, dave = web.login("bob"), web.login("carol"), web.login("dave")
+    dave.close()  # one colleague offline: the People list says when he was last seen
     _logged_in(page, web)
-    bob, carol = web.login("bob"), web.login("carol")
     _type(page, "/create dev")
     expect(page.locator("#conversation-title")).to_have_text("#dev")
     _type(page, "/topic Release 1.4: certificates and docs")
@@ -1076,26 +1087,34 @@ def test_browser_screenshot_for_the_readme(page: Page, web: RunningServer, tmp_p
         peer.send(type="join", room="dev", ref="j")
         peer.expect("joined", ref="j")
     carol.send(type="send", room="general", body="Lunch at 12:30?", ref="g")
+    bob.send(type="send", to="alice", body="Do you have a minute after stand-up?", ref="dm")
     lines = [
-        (bob, "Morning! The build on main is green again."),
-        (bob, "The release notes draft is in docs/, comments welcome."),
-        (carol, "Great. @alice can you review the certificate docs?"),
-    ]
+        (bob, "Morning! The build on `main` is green again."),
+        (bob, "Release notes draft: [docs/release-1.4](https://wiki.example.com/release-1.4), comments welcome."),
+        (carol, "@alice the doctor says this on the test box:\n```\n$ securechat doctor\ncertificate: expires in 12 days\n```"),
+        (bob, "**Renew** it before Friday, then."),
+    ]  # fmt: skip
     for n, (peer, body) in enumerate(lines):
         peer.send(type="send", room="dev", body=body, ref=f"d{n}")
-        expect(_messages(page).filter(has_text=body)).to_have_count(1)
+        shown = ("green again", "comments welcome", "expires in 12 days", "before Friday")[n]
+        expect(_messages(page).last.locator(".body")).to_contain_text(shown)
+    expect(page.locator("#messages pre code")).to_have_count(1)
+    expect(page.locator("#messages a[href^='https://']")).to_have_count(1)
     composer = page.get_by_label("Message", exact=True)
-    composer.fill("Sure, after lunch.")
+    composer.fill("Sure, I'll renew it after lunch.")
     composer.press("Enter")
     expect(_messages(page).last).to_have_attribute("data-status", "sent")
     expect(page.locator('#room-list button[data-key="room:general"] .badge')).to_have_text("1")
+    page.locator("#people summary").click()
+    expect(page.locator("#people-list")).to_contain_text("dave")
     composer.blur()
-    time.sleep(0.1)
+    page.evaluate("document.getElementById('sidebar').scrollTop = 0")
+    time.sleep(0.2)
     page.screenshot(path=str(target))
     assert target.stat().st_size > 10_000
     page.set_viewport_size({"width": 360, "height": 640})
     composer.fill("On my phone: Enter is a new line,\nthe button sends.")
-    time.sleep(0.1)
+    time.sleep(0.2)
     page.screenshot(path=str(phone))
     assert phone.stat().st_size > 5_000
 

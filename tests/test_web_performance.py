@@ -1,12 +1,15 @@
 """The browser client under load, in a real Chromium: what one incoming message costs.
 
 Bob sends 10,000 messages to #general while alice's page has it open at the bottom. The
-test asserts what must hold on any machine: every message is shown once, and each one
-costs the page a constant amount of DOM work (one item added; the list is never rebuilt),
-as many mutations for the 10,000th as for the first. It also measures, and prints with
-``-s``, the figures docs/performance.md quotes ("Browser client"): the page's main-thread
-time (Chrome's TaskDuration) and the wall time to show the first 1,000 and the last 1,000,
-and the page's JS heap (after a forced garbage collection) and DOM size with 10,000 loaded.
+test asserts what must hold on any machine: each message costs the page a constant amount
+of DOM work (one item added; the list is never rebuilt), as many mutations for the 10,000th
+as for the first; only a window of them is in the document (a few screens, each message
+once), and scrolling up one screen at a time reaches the first message. It also measures,
+and prints with ``-s``, the figures docs/performance.md quotes ("Browser client"): the
+page's main-thread time (Chrome's TaskDuration) and the wall time to show the first 1,000
+and the last 1,000, the page's JS heap (after a forced garbage collection) and DOM size
+with 10,000 loaded, the time of each step of that scroll to the top, and the page's time
+to lay itself out again when the window narrows.
 """
 
 from __future__ import annotations
@@ -61,11 +64,13 @@ def _send_batch(bob: Peer, start: int, count: int) -> None:
 
 
 def _shown(page: Page, count: int) -> None:
-    """Waits for message ``count - 1`` at the end of the list: an O(1) check per poll, so
-    that the polling does not cost the page what a query over 10,000 items would."""
+    """Waits for message ``count - 1`` at the end of the list: an O(1) check per poll (the
+    last item before the end marker and the spacer below the window), so that the polling
+    does not cost the page what a query over 10,000 items would."""
     page.wait_for_function(
         """body => {
-          const last = document.querySelector("#messages li.newer").previousElementSibling;
+          let last = document.querySelector("#messages li.newer").previousElementSibling;
+          while (last !== null && !last.classList.contains("message")) last = last.previousElementSibling;
           const text = last === null ? null : last.querySelector(".body");
           return text !== null && text.textContent === body;
         }""",
@@ -96,6 +101,63 @@ def _burst(page: Page, cdp: CDPSession, bob: Peer, start: int, count: int) -> di
     }  # fmt: skip
 
 
+#: Scrolls the list from the bottom to the top one screen at a time, as Page Up would, and
+#: times each step from the scroll to the end of the second frame after it (the frame that
+#: shows it, windowed items included): milliseconds, one per step.
+SCROLL_TO_TOP = """
+async () => {
+  const list = document.getElementById("messages");
+  const frame = () => new Promise((done) => requestAnimationFrame(() => done()));
+  const steps = [];
+  list.scrollTop = list.scrollHeight;
+  await frame();
+  await frame();
+  while (list.scrollTop > 0) {
+    const began = performance.now();
+    list.scrollTop -= list.clientHeight;
+    await frame();
+    await frame();
+    steps.push(performance.now() - began);
+  }
+  return steps;
+}
+"""
+
+
+def _scroll_to_top(page: Page, cdp: CDPSession) -> dict[str, float]:
+    """The scroll through the whole history, one screen a step: step times and page time."""
+    before = _metrics(cdp)
+    began = time.perf_counter()
+    steps: list[float] = sorted(page.evaluate(SCROLL_TO_TOP))
+    wall = time.perf_counter() - began
+    after = _metrics(cdp)
+    return {
+        "steps": len(steps),
+        "wall_s": wall,
+        "step_median_ms": steps[len(steps) // 2],
+        "step_p95_ms": steps[int(len(steps) * 0.95)],
+        "step_max_ms": steps[-1],
+        "task_s": after["TaskDuration"] - before["TaskDuration"],
+        "layout_s": after["LayoutDuration"] + after["RecalcStyleDuration"]
+        - before["LayoutDuration"] - before["RecalcStyleDuration"],
+    }  # fmt: skip
+
+
+def _relayout(page: Page, cdp: CDPSession) -> dict[str, float]:
+    """A narrower window: every item in the document is laid out again."""
+    before = _metrics(cdp)
+    page.set_viewport_size({"width": 900, "height": 700})
+    page.evaluate(
+        "() => new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done)))"
+    )
+    after = _metrics(cdp)
+    return {
+        "task_s": after["TaskDuration"] - before["TaskDuration"],
+        "layout_s": after["LayoutDuration"] + after["RecalcStyleDuration"]
+        - before["LayoutDuration"] - before["RecalcStyleDuration"],
+    }  # fmt: skip
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_browser_shows_10000_incoming_messages_with_constant_work_each(
@@ -114,17 +176,32 @@ def test_browser_shows_10000_incoming_messages_with_constant_work_each(
     cdp.send("HeapProfiler.collectGarbage")
     heap = cdp.send("Runtime.getHeapUsage")
     metrics = _metrics(cdp)
-    shown = page.locator("#messages li.message")
-    expect(shown).to_have_count(TOTAL)
-    ids = shown.evaluate_all("items => new Set(items.map(i => i.dataset.id)).size")
-    assert ids == TOTAL
+    in_document = page.locator("#messages li.message").count()
+    scroll = _scroll_to_top(page, cdp)
+    relayout = _relayout(page, cdp)
     figures = {
         "first_1000": first,
         "last_1000": last,
         "heap_used_mb": heap["usedSize"] / 2**20,
         "dom_nodes": metrics["Nodes"],
+        "messages_in_document": in_document,
+        "scroll_to_top": scroll,
+        "relayout_900px": relayout,
     }
     print("\nbrowser figures:", json.dumps(figures, indent=1))
+    # The window: a screenful and its margins in the document, whatever the history's size,
+    # each message once; the list says how long it is (aria-setsize).
+    assert in_document < 200, in_document
+    assert metrics["Nodes"] < 5_000, metrics["Nodes"]
+    shown = page.locator("#messages li.message")
+    assert (
+        shown.evaluate_all("items => new Set(items.map(i => i.dataset.id)).size") == shown.count()
+    )
+    expect(shown.first).to_have_attribute("aria-setsize", str(TOTAL))
+    # Scrolled to the top one screen at a time: the oldest message, where it belongs.
+    expect(shown.first.locator(".body")).to_have_text("perf 00000")
+    expect(shown.first).to_have_attribute("aria-posinset", "1")
+    expect(shown.first).to_be_in_viewport()
     # One message, one item added to the list (a day separator once): never a rebuild.
     assert first["added_per_message"] <= 1.1
     assert last["added_per_message"] <= 1.1

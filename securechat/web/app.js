@@ -332,11 +332,7 @@ class App extends Rooms {
   openResult(message) {
     this.closeSearch();
     this.open(conversationKey(message, this.state.me));
-    const item = this.messages.item(message.id);
-    if (item) {
-      item.classList.add("found");
-      item.scrollIntoView({ block: "center" });
-    }
+    this.messages.showFound(message.id); // the window moves there, however far back
   }
 
   // --- the phone menu and the keyboard ------------------------------------------------------------

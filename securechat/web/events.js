@@ -36,7 +36,7 @@ function received(app, message) {
   app.notifier.notify(message, conversation.key);
   app.sidebarUpdate(conversation.key);
   app.messages.upsert(conversation, message.id);
-  if (conversation.key === state.current) app.markRead();
+  if (conversation.key === state.current) app.markReadSoon();
 }
 
 function reply(app, ref, asked, event) {

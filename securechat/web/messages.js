@@ -1,154 +1,102 @@
-// The open conversation's timeline: one <li> per message, keyed by id (pending sends by ref).
+// The open conversation's timeline, windowed (timelinewindow.js): only the rows near the
+// view are in the document, keyed by id; pending sends (by ref) always at the end.
 //
-// Opening a conversation builds the list once; after that each change touches its own item:
-// a new message is one insertion (at the end, or where its id falls for older pages), an
-// edit one replacement. Around the items sit three nodes kept for the view's life: the top
-// marker (start of the conversation / loading), the "newer messages below" marker after the
-// last item, and the "New messages" divider, moved before the first unread message.
-// Each item may have a day separator before it (the first of its day) and may share the
-// header of the one before (timeline.js); an insertion settles that for itself and its
-// next neighbour only.
+// In order, the list holds: the top marker (start of the conversation / loading), the
+// spacer for the rows above the window, the window's rows, the spacer for the rows below,
+// the "newer messages below" marker and the pending sends. A row is one message or room
+// event, after its day separator when it is the first of its day and after the "New
+// messages" divider when it is the first unread one. Day separators and shared headers
+// follow the state (timeline.js), not the document, so a group that starts above the
+// window reads the same as in a full list.
 
 import { el } from "./dom.js";
 import { insertionIndex } from "./state.js";
 import { messageItem, pendingItem, systemItem } from "./messageitem.js";
 import { continues, dayKey, dayLabel } from "./timeline.js";
+import { TimelineWindow } from "./timelinewindow.js";
 
-const BOTTOM_SLACK_PX = 40; // this close to the bottom counts as at the bottom
 const DAY_CHECK_MS = 60_000; // how often "Today" is checked for having become "Yesterday"
 
-export class MessagesView {
+export class MessagesView extends TimelineWindow {
   // context: { me(), canDeleteOthers(conversation), actions } (see messageitem.js);
   // onFollow(): the view was moved to the bottom, following new messages again.
   constructor(list, context, onFollow = () => {}) {
-    this.onFollow = onFollow;
-    this.list = list;
+    super(list, onFollow);
     this.context = context;
-    this.conversation = null;
-    this.items = new Map(); // id -> <li>
-    this.days = new Map(); // id -> the day separator <li> before it
+    this.days = new Map(); // id -> the day separator <li> before it, in the window
+    this.found = null; // the id of the search result jumped to: outlined
     this.today = dayKey(new Date());
     this.pendingItems = new Map(); // ref -> <li>
     this.top = el("li", { className: "older" });
     this.newer = el("li", { className: "newer" }, "Scroll down for newer messages…");
     this.divider = el("li", { className: "divider", attrs: { role: "separator" } }, "New messages");
-    this.stuck = true; // the view follows new messages (it was at the bottom)
-    this.stickQueued = false;
-    this.autoTop = 0; // where toBottom() left scrollTop
-    list.addEventListener("scroll", () => {
-      // Our own scroll, or one the browser made for content that grew: still following.
-      if (this.stuck && this.list.scrollTop >= this.autoTop - 1) return;
-      this.stuck = this.atBottom();
-    });
     setInterval(() => this.relabelDays(), DAY_CHECK_MS);
   }
 
-  // Builds the whole list for `conversation` (null: none open).
+  // Opens `conversation` (null: none) with its newest rows; the caller then scrolls.
   show(conversation) {
-    this.conversation = conversation;
-    this.items.clear();
+    this.reset(conversation);
     this.days.clear();
     this.pendingItems.clear();
+    this.found = null;
     if (conversation === null) {
       this.list.replaceChildren();
       return;
     }
-    const nodes = [this.top];
-    let previous = null;
-    for (const id of conversation.ids) {
-      const node = this.build(id);
-      const item = conversation.messages.get(id);
-      this.items.set(id, node);
-      if (previous === null || dayKey(previous.ts) !== dayKey(item.ts)) nodes.push(this.daySeparator(id));
-      node.classList.toggle("continued", continues(previous, item));
-      nodes.push(node);
-      previous = item;
-    }
-    nodes.push(this.newer);
-    for (const ref of conversation.pending.keys()) {
+    const pending = [...conversation.pending.keys()].map((ref) => {
       const node = this.buildPending(ref);
       this.pendingItems.set(ref, node);
-      nodes.push(node);
-    }
-    this.list.replaceChildren(...nodes);
+      return node;
+    });
+    this.list.replaceChildren(this.top, this.above, this.below, this.newer, ...pending);
     this.markers(conversation);
-    this.placeDivider(conversation);
-  }
-
-  daySeparator(id) {
-    const item = this.conversation.messages.get(id);
-    const node = el("li", { className: "day", attrs: { role: "separator" }, dataset: { ts: item.ts } }, dayLabel(item.ts));
-    this.days.set(id, node);
-    return node;
-  }
-
-  // After midnight "Today" is "Yesterday": every separator reads again (a few per view).
-  relabelDays() {
-    const today = dayKey(new Date());
-    if (today === this.today) return;
-    this.today = today;
-    for (const node of this.days.values()) node.textContent = dayLabel(node.dataset.ts);
-  }
-
-  // The day separator before `id` and whether it shares the header of the item before.
-  settle(id) {
-    const conversation = this.conversation;
-    const node = this.items.get(id);
-    if (node === undefined) return;
-    const item = conversation.messages.get(id);
-    const previous = conversation.before(id);
-    const newDay = previous === null || dayKey(previous.ts) !== dayKey(item.ts);
-    const separator = this.days.get(id);
-    if (newDay && separator === undefined) {
-      const anchor = this.divider.nextSibling === node ? this.divider : node;
-      this.list.insertBefore(this.daySeparator(id), anchor);
-    } else if (!newDay && separator !== undefined) {
-      separator.remove();
-      this.days.delete(id);
-    }
-    const divided = this.divider.nextSibling === node;
-    node.classList.toggle("continued", !newDay && !divided && continues(previous, item));
+    this.stuck = true;
+    this.layout();
   }
 
   // The same conversation again, where the reader was (buttons depend on the room role).
   rebuild() {
-    const fromBottom = this.list.scrollHeight - this.list.scrollTop;
-    this.show(this.conversation);
-    this.list.scrollTop = this.list.scrollHeight - fromBottom;
+    if (this.conversation === null) return;
+    this.touch();
+    for (const id of this.windowIds()) {
+      const old = this.items.get(id);
+      const node = this.build(id);
+      node.classList.toggle("continued", old.classList.contains("continued"));
+      this.items.set(id, node);
+      old.replaceWith(node);
+    }
+    this.schedule();
   }
 
-  // One item added or changed: O(1) DOM work (plus a lookup for an out-of-order id).
+  // One item added or changed: O(1) DOM work (plus a lookup for an out-of-order id); a new
+  // one outside the window only changes a spacer's height, in the next frame.
   upsert(conversation, id) {
     if (conversation !== this.conversation) return;
-    const node = this.build(id);
+    this.touch();
     const old = this.items.get(id);
-    this.items.set(id, node);
     if (old !== undefined) {
+      const node = this.build(id);
+      this.items.set(id, node);
       old.replaceWith(node);
       this.settle(id);
-      return;
+    } else if (this.belongsInWindow(id)) {
+      this.insertRow(id);
     }
-    let next = conversation.after(id);
-    while (next !== null && !this.items.has(next.id)) next = conversation.after(next.id); // a page's other items
-    const anchor = next === null ? this.newer : this.days.get(next.id) || this.items.get(next.id);
-    this.list.insertBefore(node, anchor);
+    const next = conversation.after(id);
+    if (next !== null && this.items.has(next.id)) this.settle(next.id);
     if (conversation.divider !== null) this.placeDivider(conversation);
-    this.settle(id);
-    if (next !== null) this.settle(next.id);
-    if (this.stuck) this.stickToBottom();
+    if (this.stuck) this.followQueued = true;
+    this.schedule();
   }
 
-  // A page of history: its items, with the reader's place kept when it came from above.
+  // A page of history: its items, with the reader's place kept.
   addPage(conversation, ids, { keepPosition }) {
     if (conversation !== this.conversation) return;
-    const fromBottom = this.list.scrollHeight - this.list.scrollTop;
-    for (const id of [...ids].sort((a, b) => b - a)) this.upsert(conversation, id); // each before the last
+    for (const id of ids) this.upsert(conversation, id);
     this.markers(conversation);
     this.placeDivider(conversation);
-    if (keepPosition) {
-      this.list.scrollTop = this.list.scrollHeight - fromBottom;
-      this.stuck = this.atBottom();
-    }
+    this.layout();
+    if (keepPosition) this.stuck = this.atBottom();
   }
 
   // A send added, changed (failed) or gone (stored, dismissed).
@@ -168,19 +116,98 @@ export class MessagesView {
 
   markers(conversation) {
     if (conversation !== this.conversation) return;
+    this.touch(); // the top marker's line comes and goes above the reader
     const start = conversation.loaded && !conversation.more;
     this.top.textContent = start ? "Start of the conversation" : "Loading older messages…";
     this.top.hidden = !start && !conversation.loading;
     this.newer.hidden = conversation.newerFrom === null;
+    this.schedule();
   }
 
-  // The divider before the first message from someone else after the read marker.
+  // A row's nodes, new: its day separator when it is the first of its day, then its item.
+  rowNodes(id) {
+    const item = this.conversation.messages.get(id);
+    const previous = this.conversation.before(id);
+    const node = this.build(id);
+    this.items.set(id, node);
+    node.classList.toggle("continued", continues(previous, item));
+    if (previous !== null && dayKey(previous.ts) === dayKey(item.ts)) return [node];
+    return [this.daySeparator(id), node];
+  }
+
+  removeRow(id) {
+    const node = this.items.get(id);
+    if (this.divider.nextSibling === node) this.divider.remove();
+    const separator = this.days.get(id);
+    if (separator !== undefined) separator.remove();
+    node.remove();
+    this.items.delete(id);
+    this.days.delete(id);
+  }
+
+  // What to scroll into view for row `node`: at its "start", the divider before it.
+  revealed(node, block) {
+    return block === "start" && this.divider.nextSibling === node ? this.divider : node;
+  }
+
+  windowChanged() {
+    this.placeDivider(this.conversation);
+  }
+
+  // The first node of a row in the window: its day separator, the divider, or its item.
+  rowFirst(id) {
+    const node = this.items.get(id);
+    return this.days.get(id) || (this.divider.nextSibling === node ? this.divider : node);
+  }
+
+  // --- day separators, shared headers, the divider ----------------------------------------
+
+  daySeparator(id) {
+    const item = this.conversation.messages.get(id);
+    const node = el("li", { className: "day", attrs: { role: "separator" }, dataset: { ts: item.ts } }, dayLabel(item.ts));
+    this.days.set(id, node);
+    return node;
+  }
+
+  // After midnight "Today" is "Yesterday": every separator in the window reads again.
+  relabelDays() {
+    const today = dayKey(new Date());
+    if (today === this.today) return;
+    this.today = today;
+    for (const node of this.days.values()) node.textContent = dayLabel(node.dataset.ts);
+  }
+
+  // The day separator before `id` and whether it shares the header of the item before
+  // (which may be outside the window: the state says).
+  settle(id) {
+    const conversation = this.conversation;
+    const node = this.items.get(id);
+    if (node === undefined) return;
+    const item = conversation.messages.get(id);
+    const previous = conversation.before(id);
+    const newDay = previous === null || dayKey(previous.ts) !== dayKey(item.ts);
+    const separator = this.days.get(id);
+    if (newDay && separator === undefined) {
+      const anchor = this.divider.nextSibling === node ? this.divider : node;
+      this.list.insertBefore(this.daySeparator(id), anchor);
+    } else if (!newDay && separator !== undefined) {
+      separator.remove();
+      this.days.delete(id);
+    }
+    const divided = this.divider.nextSibling === node;
+    node.classList.toggle("continued", !newDay && !divided && continues(previous, item));
+  }
+
+  // The divider before the first message from someone else after the read marker, when
+  // that message is in the window.
   placeDivider(conversation) {
     if (conversation !== this.conversation) return;
     const target = this.firstUnread(conversation);
-    const node = target === null ? undefined : this.items.get(target); // not built yet: a page's insertions
+    const node = target === null ? undefined : this.items.get(target);
     if (node === undefined) {
+      const was = this.divider.nextSibling;
       this.divider.remove();
+      if (was !== null && was.dataset.id !== undefined) this.settle(Number(was.dataset.id));
       return;
     }
     if (this.divider.nextSibling === node) return;
@@ -200,69 +227,38 @@ export class MessagesView {
     return null;
   }
 
+  // --- where the view is ----------------------------------------------------------------
+
   // The "New messages" line to the top of the view, where a conversation opens; false: none.
   scrollToDivider() {
-    if (!this.divider.isConnected) return false;
-    this.divider.scrollIntoView({ block: "start" });
-    this.stuck = this.atBottom();
-    return true;
+    const target = this.conversation === null ? null : this.firstUnread(this.conversation);
+    if (target === null) return false;
+    return this.reveal(target, "start") !== null;
   }
 
-  item(id) {
-    return this.items.get(id) || null;
-  }
-
-  // The newest id the reader has seen: every id while the view follows the bottom, else the
-  // last item whose top is inside the view or above it (scrolled past). null: none.
-  lastSeenId() {
-    const conversation = this.conversation;
-    if (conversation === null || this.list.hidden) return null;
-    if (this.stuck || this.atBottom()) return Infinity;
-    const ids = conversation.ids;
-    const bottom = this.list.scrollTop + this.list.clientHeight;
-    let low = 0;
-    let high = ids.length; // ids[..low) start above `bottom`: a binary search over offsetTop
-    while (low < high) {
-      const mid = (low + high) >> 1;
-      const node = this.items.get(ids[mid]);
-      if (node !== undefined && node.offsetTop < bottom) low = mid + 1;
-      else high = mid;
-    }
-    return low > 0 ? ids[low - 1] : null;
-  }
-
-  atBottom() {
-    const list = this.list;
-    return list.scrollHeight - list.scrollTop - list.clientHeight < BOTTOM_SLACK_PX;
-  }
-
-  toBottom() {
-    this.list.scrollTop = this.list.scrollHeight;
-    this.autoTop = this.list.scrollTop;
-    this.stuck = true;
-    this.onFollow();
-  }
-
-  // To the bottom once the frame's changes are in: one layout for a burst of messages.
-  stickToBottom() {
-    if (this.stickQueued) return;
-    this.stickQueued = true;
-    requestAnimationFrame(() => {
-      this.stickQueued = false;
-      if (this.stuck) this.toBottom();
-    });
+  // A search result jumped to: brought into view and outlined while it is shown.
+  showFound(id) {
+    const old = this.items.get(this.found);
+    if (old !== undefined) old.classList.remove("found");
+    this.found = id;
+    const node = this.reveal(id);
+    if (node !== null) node.classList.add("found");
+    return node;
   }
 
   build(id) {
     const conversation = this.conversation;
     const message = conversation.messages.get(id);
-    if (message.type === "room_event") return systemItem(message);
-    const context = this.context;
-    return messageItem(message, conversation, {
-      me: context.me(),
-      canDeleteOthers: context.canDeleteOthers(conversation),
-      actions: context.actions,
-    });
+    const node =
+      message.type === "room_event"
+        ? systemItem(message)
+        : messageItem(message, conversation, {
+            me: this.context.me(),
+            canDeleteOthers: this.context.canDeleteOthers(conversation),
+            actions: this.context.actions,
+          });
+    if (id === this.found) node.classList.add("found");
+    return node;
   }
 
   buildPending(ref) {

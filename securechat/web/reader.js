@@ -20,6 +20,7 @@ export class Reader {
     this.whenUnreadKnown = null; // the first view, opened once the unread counts are in
     this.openedBehindSearch = false; // the current conversation opened while a search showed
     this.readTimer = null;
+    this.readQueued = false; // a markRead() waits for the next frame
   }
 
   // behindSearch: the page's own first view, which must not close a search the user started.
@@ -160,6 +161,17 @@ export class Reader {
     if (id === null) return;
     conversation.readAsked = id;
     this.connection.request({ type: "read", ...conversation.where(), id });
+  }
+
+  // markRead() once this frame's messages are in: a burst of messages is one `read` (each
+  // is a write on the server), not one per message.
+  markReadSoon() {
+    if (this.readQueued) return;
+    this.readQueued = true;
+    requestAnimationFrame(() => {
+      this.readQueued = false;
+      this.markRead();
+    });
   }
 
   // "N new messages" while the view is scrolled up from unread ones; a click jumps down.

@@ -144,7 +144,8 @@ export class Writer extends Reader {
     conversation.confirmDelete = id;
     if (before !== null) this.messages.upsert(conversation, before);
     this.messages.upsert(conversation, id);
-    const yes = this.messages.item(id).querySelector("[data-confirm='yes']");
+    const item = this.messages.item(id); // in the window: its button was just clicked
+    const yes = item === null ? null : item.querySelector("[data-confirm='yes']");
     if (yes) yes.focus();
   }
 
