@@ -23,6 +23,9 @@ from types import FrameType
 
 from securechat import __version__
 from securechat.accounts import DEFAULT_POLICY, Accounts
+from securechat.attachments.layout import default_files_dir
+from securechat.attachments.storage import open_files_dir
+from securechat.attachments.thumbnails import Thumbnailer
 from securechat.cert_files import ServerCertFiles, check_key_modes, read_ca_pem, server_cert_info
 from securechat.certs import SERVER_CERT
 from securechat.config import ServerConfig
@@ -36,6 +39,7 @@ from securechat.server.bus import Bus, NotifyBus, PollingBus
 from securechat.server.committer import Committer
 from securechat.server.effects import Effects
 from securechat.server.external import ExternalChanges
+from securechat.server.files import FileService
 from securechat.server.hashpool import HashPool
 from securechat.server.hub import Hub
 from securechat.server.nodes import NodePresence
@@ -50,6 +54,7 @@ from securechat.server.renewal import (
 from securechat.server.server import ChatServer, ServerParts
 from securechat.server.service import ChatService
 from securechat.server.web import WebServer
+from securechat.store.attachments import FileRecords
 from securechat.store.backup import existing_users
 from securechat.store.chat import ChatStore
 from securechat.store.database import Database, open_database, safe_url
@@ -130,10 +135,11 @@ def build_server(config: ServerConfig, *, tls: ssl.SSLContext, database: Databas
         directory = DirectoryLogin(
             config.directory, database, max_password=DEFAULT_POLICY.max_length
         )
+    files = build_files(config, database)
     service = ChatService(
         store=store, accounts=accounts, hub=hub, committer=committer, hash_pool=hash_pool,
         limits=limits, throttle=config.throttle, default_rooms=config.default_rooms,
-        directory=directory,
+        directory=directory, files=files,
     )  # fmt: skip
     proxies = TrustedProxies(config.trusted_proxies)
     admission = Admission(limits, proxies)
@@ -175,6 +181,7 @@ def build_server(config: ServerConfig, *, tls: ssl.SSLContext, database: Databas
                 database, grant_ttl=limits.device_grant_ttl,
                 idle_timeout=limits.device_idle_timeout, keep=limits.max_devices_per_user,
             ),
+            files=files,
         )  # fmt: skip
     parts = ServerParts(
         origin=origin, hub=hub, accounts=accounts, service=service, committer=committer,
@@ -190,8 +197,39 @@ def build_server(config: ServerConfig, *, tls: ssl.SSLContext, database: Databas
         presence=Periodic("presence", hub.flush_presence, interval=limits.presence_interval),
         directory_sync=directory_sync,
         web=web,
+        files=files,
+        file_collector=Periodic(
+            "file-collector", files.collect_now, interval=limits.file_collect_interval
+        ) if files.enabled else None,
     )  # fmt: skip
     return ChatServer(config, parts)
+
+
+def build_files(config: ServerConfig, database: Database) -> FileService:
+    """Shared files (#27): on with a web port and a files folder (``--files``, or beside a
+    SQLite database); a PostgreSQL database has no default, so they are off until named.
+
+    Raises:
+        ConfigError: the files folder cannot be made or written.
+    """
+    limits = config.limits
+    records = FileRecords(database)
+    folder = config.files_dir or default_files_dir(config.db_url)
+    if config.web_port is None or folder is None:
+        why = "no web port" if config.web_port is None else "no files folder (give --files DIR)"
+        log.info("shared files are off: %s", why)
+        return FileService(records=records, storage=None, limits=limits, web_port=None)
+    storage = open_files_dir(folder)
+    log.info("files in %s", folder)
+    bounds = config.files
+    thumbnails = Thumbnailer(
+        folder, max_pixels=bounds.thumbnail_max_pixels, size=bounds.thumbnail_size,
+        queue_size=bounds.thumbnail_queue,
+    )  # fmt: skip
+    return FileService(
+        records=records, storage=storage, limits=limits, web_port=config.web_port,
+        thumbnails=thumbnails,
+    )  # fmt: skip
 
 
 def _check_files(config: ServerConfig) -> ServerCertFiles:
