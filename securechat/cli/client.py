@@ -176,7 +176,8 @@ def send(
         raise ConfigError("give exactly one of --room ROOM or --to USER")
     host, text = _split_args(args or [])
     files = [_readable(path) for path in file or ()]
-    body = "" if files and text is None else _message_text(text, password_stdin)
+    no_caption = text is None or (text != "-" and not text.strip())
+    body = "" if files and no_caption else _message_text(text, password_stdin)
     destination = resolve(
         host, port, user, ca, load_settings(settings_file()), command="send",
         ask_user=_user_prompt(),

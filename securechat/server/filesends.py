@@ -29,6 +29,7 @@ from securechat.store.message_rows import NewMessage
 
 log = logging.getLogger("securechat.server")
 
+
 class Caller(Member, Protocol):
     @property
     def account(self) -> Account: ...
