@@ -5,12 +5,12 @@ its head is bounded (``max_http_head``, ``max_http_line``, ``max_http_headers``:
 414 past them). A request for ``/ws`` must come from one of the server's own origins
 (403; 400 for more than one ``Origin``) with GET (405); websockets'
 :meth:`~websockets.server.ServerProtocol.accept` then checks the upgrade and makes the
-101, or its 400/426 refusal. Any other request is answered from the allowlist of
-shipped files (webfiles.py), except the two device POSTs under ``/ws`` (webdevices.py):
-their small bodies arrive as h11's ``Data`` events, bounded by ``webdevices.MAX_BODY``
-(413), and they too must come from an own origin. The upgrade hands the device cookie,
+101, or its 400/426 refusal. A file request (under ``/files``) goes to a FileExchange
+(filerequests.py); any other to the shipped files (webfiles.py), but the two device POSTs
+under ``/ws`` (webdevices.py): their small bodies arrive as h11's ``Data`` events, bounded
+by ``webdevices.MAX_BODY`` (413), from an own origin. The upgrade hands the device cookie,
 if the :class:`DeviceDoor` finds it valid, and the User-Agent to ``on_upgrade``. Every
-answer but the 101 carries the security headers and ``Connection: close``: one request
+answer but the 101 carries ``Connection: close`` (and the security headers): one request
 per connection, then the driver closes.
 
 After the 101, websockets' :class:`~websockets.server.ServerProtocol` (built OPEN, with

@@ -198,7 +198,8 @@ class FileRecords:
                 )  # fmt: skip
 
     def collectable(self, *, unsent_before: dt.datetime) -> list[str]:
-        """Files to remove: their message deleted or gone with its room, or never sent."""
+        """Files to remove: their message deleted or gone with its room, or never sent (in
+        time, or by an uploader deleted since)."""
         with self._db.engine.connect() as conn:
             return list(conn.execute(
                 select(StoredFile.id)
@@ -207,7 +208,9 @@ class FileRecords:
                     (StoredFile.sent_at.is_not(None) & (
                         ChatMessage.id.is_(None) | ChatMessage.deleted.is_(True)
                     ))
-                    | (StoredFile.sent_at.is_(None) & (StoredFile.created_at < unsent_before))
+                    | (StoredFile.sent_at.is_(None) & (
+                        (StoredFile.created_at < unsent_before) | StoredFile.uploader_id.is_(None)
+                    ))
                 )
             ).scalars())  # fmt: skip
 
