@@ -18,10 +18,17 @@ import pytest
 
 from securechat.attachments.layout import default_files_dir, file_path, new_file_id
 from securechat.client import Client
-from securechat.errors import FilesDisabled, FileTooLarge, NoSuchFile, QuotaExceeded
+from securechat.errors import (
+    FilesDisabled,
+    FileTooLarge,
+    NoSuchFile,
+    QuotaExceeded,
+    TooManyUploads,
+)
 from securechat.protocol.files import AskFileTicket, FileTicket
 from securechat.protocol.messages import Message
 from tests.conftest import PASSWORD, TIMEOUT, RunningServer, ServerFactory
+from tests.eventually import eventually
 
 pytestmark = pytest.mark.postgresql
 
@@ -336,5 +343,38 @@ def test_postgresql_has_no_files_until_a_folder_is_named(
         _write(tmp_path / "a.txt", 10)
         with pytest.raises(FilesDisabled, match="--files"):
             alice.upload(tmp_path / "a.txt")
+    finally:
+        alice.close()
+
+
+def test_uploads_in_flight_are_capped_and_a_cut_off_upload_leaves_nothing(
+    server_factory: ServerFactory, tmp_path: Path
+) -> None:
+    server = server_factory(
+        web_port=0, files_dir=tmp_path / "files", max_uploads_per_user=1,
+        transfer_idle_timeout=1.0,
+    )  # fmt: skip
+    alice = Client(
+        "localhost", server.address[1], ca_file=server.ca_file, user="alice",
+        password=PASSWORD, timeout=TIMEOUT,
+    ).connect()  # fmt: skip
+    try:
+        (tmp_path / "a.txt").write_bytes(b"a" * 1000)
+        ticket = alice._request(AskFileTicket(name="slow.bin", size=100_000), FileTicket)
+        sock = _tls(server)
+        conn = h11.Connection(h11.CLIENT)
+        request = h11.Request(method="POST", target="/files", headers=[
+            ("Host", "localhost"), ("Authorization", f"Bearer {ticket.ticket}"),
+            ("Content-Length", "100000"),
+        ])  # fmt: skip
+        sock.sendall((conn.send(request) or b"") + (conn.send(h11.Data(data=b"x" * 5000)) or b""))
+        root = _files_root(server)
+        eventually(lambda: any(root.rglob("*.part")), "the upload never began")
+        with pytest.raises(TooManyUploads):
+            alice.upload(tmp_path / "a.txt")
+        # Silent for transfer_idle_timeout: the server ends it and drops what it wrote.
+        eventually(lambda: not any(root.rglob("*.part")), "the stalled upload was kept")
+        sock.close()
+        assert alice.upload(tmp_path / "a.txt").size == 1000  # its place is free again
     finally:
         alice.close()
