@@ -277,11 +277,14 @@ def _tls(server: RunningServer) -> ssl.SSLSocket:
 
 
 def _http(
-    server: RunningServer, method: str, path: str, ticket: str, *, length: int | None = None
-) -> tuple[int, bytes]:
+    server: RunningServer, method: str, path: str, ticket: str, *, length: int | None = None,
+    origin: str | None = None,
+) -> tuple[int, bytes]:  # fmt: skip
     """One raw request (a body of ``length`` announced but never sent); status and body."""
     conn = h11.Connection(h11.CLIENT)
     headers = [("Host", "localhost"), ("Authorization", f"Bearer {ticket}")]
+    if origin is not None:
+        headers.append(("Origin", origin))
     if length is not None:
         headers.append(("Content-Length", str(length)))
     with _tls(server) as sock:
@@ -378,3 +381,17 @@ def test_uploads_in_flight_are_capped_and_a_cut_off_upload_leaves_nothing(
         assert alice.upload(tmp_path / "a.txt").size == 1000  # its place is free again
     finally:
         alice.close()
+
+
+def test_a_file_request_needs_its_ticket_its_method_and_no_foreign_origin(
+    files_server: RunningServer,
+) -> None:
+    missing = f"/files/{new_file_id()}"
+    status, body = _http(files_server, "GET", missing, "not-a-ticket")
+    assert (status, json.loads(body)["code"]) == (401, "bad_ticket")
+    status, _ = _http(files_server, "DELETE", missing, "x")
+    assert status == 405
+    status, _ = _http(files_server, "GET", missing, "x", origin="https://evil.example")
+    assert status == 403
+    status, _ = _http(files_server, "GET", "/files/../../etc/passwd", "x")
+    assert status == 401  # the ticket first: nothing about paths is told without one
