@@ -78,6 +78,15 @@ def attachments_from_json(text: str | None) -> tuple[Attachment, ...] | None:
     return None if not text else tuple(attachment(o) for o in json.loads(text))
 
 
+def caption(body: str, files: tuple[Attachment, ...] | None) -> str:
+    """A message's caption: its body without the line the server wrote for each file
+    (docs/protocol.md, "The attachments of a message"), for a client that shows ``files``."""
+    if not files:
+        return body
+    lines = body.split("\n")
+    return "\n".join(lines[: max(len(lines) - len(files), 0)])
+
+
 def is_file_id(text: str) -> bool:
     return FILE_ID.fullmatch(text) is not None
 
