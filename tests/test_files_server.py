@@ -217,11 +217,15 @@ def test_an_oversize_file_is_refused_before_its_body(
         out.truncate(4 * MiB + 1)
     with pytest.raises(FileTooLarge, match=r"up to 4\.0 MiB"):
         alice.upload(big)
-    # A client that lies at the ticket is refused from its Content-Length, body unsent.
+    # A client that lies at the ticket is refused from its Content-Length, body unsent...
     ticket = alice._request(AskFileTicket(name="small.bin", size=10), FileTicket)
     status, body = _http(files_server, "POST", "/files", ticket.ticket, length=4 * MiB + 1)
     assert status == 413
     assert json.loads(body)["code"] == "file_too_large"
+    # ...and a body of unknown length (chunked) is not taken at all.
+    ticket = alice._request(AskFileTicket(name="small.bin", size=10), FileTicket)
+    status, body = _http(files_server, "POST", "/files", ticket.ticket, length=-1)
+    assert status == 411
 
 
 def test_the_daily_quota_holds(server_factory: ServerFactory, tmp_path: Path) -> None:
@@ -285,8 +289,10 @@ def _http(
     headers = [("Host", "localhost"), ("Authorization", f"Bearer {ticket}")]
     if origin is not None:
         headers.append(("Origin", origin))
-    if length is not None:
-        headers.append(("Content-Length", str(length)))
+    if length is not None:  # -1: chunked
+        headers.append(
+            ("Transfer-Encoding", "chunked") if length < 0 else ("Content-Length", str(length))
+        )
     with _tls(server) as sock:
         sock.sendall(conn.send(h11.Request(method=method, target=path, headers=headers)) or b"")
         if length is None:
