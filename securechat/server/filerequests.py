@@ -166,7 +166,9 @@ class FileExchange:
             self._upload = self._service.start_upload(ticket, length)
             self._receive()
             return
-        if file_id is None or ticket.file_id is None:
+        if ticket.file_id is None:  # an upload's ticket
+            raise _NO_TICKET
+        if file_id is None:
             raise NoSuchFile("no such file")
         download = self._service.open_download(ticket, file_id, thumbnail=thumbnail)
         info = download.info

@@ -216,11 +216,8 @@ def build_files(config: ServerConfig, database: Database) -> FileService:
     records = FileRecords(database)
     folder = config.files_dir or default_files_dir(config.db_url)
     if config.web_port is None or folder is None:
-        why = "no web port" if config.web_port is None else "no files folder (give --files DIR)"
-        log.info("shared files are off: %s", why)
         return FileService(records=records, storage=None, limits=limits, web_port=None)
     storage = open_files_dir(folder)
-    log.info("files in %s", folder)
     bounds = config.files
     thumbnails = Thumbnailer(
         folder, max_pixels=bounds.thumbnail_max_pixels, size=bounds.thumbnail_size,
@@ -230,6 +227,14 @@ def build_files(config: ServerConfig, database: Database) -> FileService:
         records=records, storage=storage, limits=limits, web_port=config.web_port,
         thumbnails=thumbnails,
     )  # fmt: skip
+
+
+def _files_state(config: ServerConfig) -> str:
+    """Where shared files go, or why they are off: for the start-up log."""
+    folder = config.files_dir or default_files_dir(config.db_url)
+    if config.web_port is None:
+        return "off: no web port"
+    return f"in {folder}" if folder is not None else "off: no files folder (give --files DIR)"
 
 
 def _check_files(config: ServerConfig) -> ServerCertFiles:
@@ -287,6 +292,7 @@ def run_server(config: ServerConfig) -> None:
             web_port = server.web_address[1]
             log.info("web client on port %d: https://%s:%d/", web_port, info.sans[0], web_port)
         log.info("database %s", safe_url(config.db_url))
+        log.info("shared files %s", _files_state(config))
         if config.trusted_proxies:
             proxies = ", ".join(map(str, config.trusted_proxies))
             log.info("PROXY protocol headers expected from (and only from) %s", proxies)
