@@ -401,3 +401,19 @@ def test_a_file_request_needs_its_ticket_its_method_and_no_foreign_origin(
     assert status == 403
     status, _ = _http(files_server, "GET", "/files/../../etc/passwd", "x")
     assert status == 401  # the ticket first: nothing about paths is told without one
+
+
+def test_a_hostile_name_is_stored_and_saved_harmlessly(clients: Clients, tmp_path: Path) -> None:
+    alice, bob = clients("alice"), clients("bob")
+    (tmp_path / "a.txt").write_bytes(b"payload")
+    stored = alice.upload(tmp_path / "a.txt", name="../../.ssh/\x1b[31mevil\nname\u202etxt.exe")
+    assert stored.name == "[31mevilnametxt.exe"  # no path, no ESC, newline or bidi override
+    message_id = alice.send("", room="general", files=[stored.id])
+    body = _message(bob, id=message_id).body
+    assert "\x1b" not in body
+    assert body.count("\n") == 0  # the one line naming the file stays one line
+    out = tmp_path / "bob"
+    out.mkdir()
+    saved = bob.download(stored.id, out)
+    assert saved.parent == out
+    assert saved.read_bytes() == b"payload"
