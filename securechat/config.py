@@ -171,6 +171,21 @@ class Limits:
     # Rooms one user holds: those they are in, plus those they were the last to leave (a
     # loop of create and leave is bounded too). Each costs their unread and rooms replies.
     max_rooms_per_user: int = 1000
+    # Files (#27, docs/protocol.md "Files"): one file at most, a user's uploads over the
+    # last 24 hours at most, uploads in flight per user and per node, files in one message.
+    max_file_size: int = 25 * 1024 * 1024
+    file_quota_per_day: int = 1024 * 1024 * 1024
+    max_uploads_per_user: int = 4
+    max_uploads: int = 64
+    max_files_per_message: int = 10
+    file_ticket_ttl: float = 60.0  # a ticket opens its one request within this
+    file_unsent_ttl: float = 24 * 3600.0  # an upload no message carries is deleted after this
+    # A transfer the server neither hears from nor writes to for this long is ended.
+    transfer_idle_timeout: float = 60.0
+    file_chunk: int = 256 * 1024  # a download is read from disk this much at a time
+    # Deletions made elsewhere (another node, the command line) and uploads never sent
+    # are swept this often; a deletion through this node removes its files at once.
+    file_collect_interval: float = 300.0
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -211,3 +226,6 @@ class ServerConfig:
     trusted_proxies: tuple[IPNetwork, ...] = ()
     # Directory login and sync (the configuration file's [directory]); None: local only.
     directory: DirectoryConfig | None = None
+    # Where uploaded files live (#27); None: beside a SQLite database, or off (PostgreSQL).
+    files_dir: Path | None = None
+    files: FilesConfig = dataclasses.field(default_factory=FilesConfig)  # thumbnails' bounds

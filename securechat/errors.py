@@ -23,6 +23,12 @@ boundary that calls the library, with ``raise ... from exc``::
     │   ├── RoomExists                room_exists
     │   ├── TooLarge                  too_large
     │   ├── TooManyRooms              too_many_rooms
+    │   ├── NoSuchFile                no_such_file (also: a file you may not see)
+    │   ├── FileTooLarge              file_too_large
+    │   ├── QuotaExceeded             quota_exceeded (your uploads of the last 24 hours)
+    │   ├── TooManyUploads            too_many_uploads (in flight)
+    │   ├── FilesDisabled             files_disabled (the server has no files folder)
+    │   ├── BadTicket                 bad_ticket (HTTP only: unknown, used or expired)
     │   └── RateLimited               rate_limited (carries retry_after)
     ├── AuthenticationError           auth_failed
     ├── TooManySessions               too_many_sessions (at login: close)
@@ -73,6 +79,12 @@ class ErrorCode(enum.StrEnum):
     TOO_MANY_SESSIONS = "too_many_sessions"
     TOO_MANY_ROOMS = "too_many_rooms"
     NO_SUCH_DEVICE = "no_such_device"
+    NO_SUCH_FILE = "no_such_file"
+    FILE_TOO_LARGE = "file_too_large"
+    QUOTA_EXCEEDED = "quota_exceeded"
+    TOO_MANY_UPLOADS = "too_many_uploads"
+    FILES_DISABLED = "files_disabled"
+    BAD_TICKET = "bad_ticket"
 
 
 class SecureChatError(Exception):
@@ -183,6 +195,40 @@ class TooManyRooms(RequestError):
     """A join or a creation past the rooms one user may hold (``max_rooms_per_user``)."""
 
     code = ErrorCode.TOO_MANY_ROOMS
+
+
+class NoSuchFile(RequestError):
+    """No file of that id that you may see: missing and forbidden are the same answer."""
+
+    code = ErrorCode.NO_SUCH_FILE
+
+
+class FileTooLarge(RequestError):
+    code = ErrorCode.FILE_TOO_LARGE
+
+
+class QuotaExceeded(RequestError):
+    """The file would take the user's uploads of the last 24 hours past the daily quota."""
+
+    code = ErrorCode.QUOTA_EXCEEDED
+
+
+class TooManyUploads(RequestError):
+    """More uploads in flight than allowed, for the user or for the node."""
+
+    code = ErrorCode.TOO_MANY_UPLOADS
+
+
+class FilesDisabled(RequestError):
+    """The server has no files folder (PostgreSQL without ``serve --files``)."""
+
+    code = ErrorCode.FILES_DISABLED
+
+
+class BadTicket(RequestError):
+    """A file request whose ticket is missing, unknown, used, expired or for another request."""
+
+    code = ErrorCode.BAD_TICKET
 
 
 class RateLimited(RequestError):

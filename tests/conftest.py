@@ -346,6 +346,13 @@ class LimitOverrides(TypedDict, total=False):
     search_scan_limit: int
     search_rate_per_second: float
     search_burst: int
+    max_file_size: int
+    file_quota_per_day: int
+    max_uploads_per_user: int
+    max_uploads: int
+    file_unsent_ttl: float
+    file_collect_interval: float
+    transfer_idle_timeout: float
 
 
 class ServerFactory(Protocol):
@@ -358,6 +365,7 @@ class ServerFactory(Protocol):
         web_port: int | None = None,
         trusted_proxies: tuple[str, ...] = (),
         directory: DirectoryConfig | None = None,
+        files_dir: Path | None = None,
         **limits: Unpack[LimitOverrides],
     ) -> RunningServer: ...
 
@@ -378,6 +386,7 @@ def server_factory(certs_dir: Path, db_url: str) -> Iterator[ServerFactory]:
         web_port: int | None = None,
         trusted_proxies: tuple[str, ...] = (),
         directory: DirectoryConfig | None = None,
+        files_dir: Path | None = None,
         **limits: Unpack[LimitOverrides],
     ) -> RunningServer:
         if web_port is not None:  # the server's side of the opening waits as long as WebPeer's
@@ -394,6 +403,7 @@ def server_factory(certs_dir: Path, db_url: str) -> Iterator[ServerFactory]:
             throttle=throttle or ThrottlePolicy(),
             trusted_proxies=tuple(ipaddress.ip_network(proxy) for proxy in trusted_proxies),
             directory=directory,
+            files_dir=files_dir,
         )
         database = open_database(db_url)
         tls = server_context(certs_dir / "server.pem", certs_dir / "server.key")

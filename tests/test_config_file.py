@@ -55,6 +55,8 @@ def _sample(key: str, spec: Key) -> Any:
             return f"/srv/chat/{key}.pem"
         case Kind.STRING_LIST:
             return ["10.9.8.7"]
+        case Kind.STRING if key in ("max_file_size", "file_quota_per_day"):
+            return "512KiB"  # a size (#27)
         case Kind.STRING:
             return f"sqlite:////srv/chat/{key}.db" if key == "db" else "127.0.0.9"
 

@@ -417,3 +417,28 @@ def test_upgrade_to_0013_adds_devices_and_the_downgrade_drops_them(empty: Databa
     assert "devices" not in tables
     with empty.engine.connect() as connection:
         assert connection.execute(text("SELECT name FROM users")).scalars().all() == ["alice"]
+
+
+def test_upgrade_to_0014_adds_files_and_the_downgrade_drops_them(empty: Database) -> None:
+    """Revision 0014 (files, #27) adds the files and file_tickets tables and messages.files,
+    keeping every message; going back drops them and keeps the messages."""
+    with empty.engine.connect() as connection, foreign_keys_off(connection), connection.begin():
+        command.upgrade(alembic_config(connection), "0013")
+        connection.execute(
+            text(
+                "INSERT INTO messages (sender, body, ts_ms, recipient, kind, deleted)"
+                " VALUES ('alice', 'hi', 1, 'bob', 'message', false)"
+            )
+        )
+    upgrade_to_head(empty.engine)
+    tables = set(inspect(empty.engine).get_table_names())
+    assert {"files", "file_tickets"} <= tables
+    assert "files" in {c["name"] for c in inspect(empty.engine).get_columns("messages")}
+    with empty.engine.connect() as connection:
+        assert connection.execute(text("SELECT body, files FROM messages")).all() == [("hi", None)]
+    with empty.engine.connect() as connection, foreign_keys_off(connection), connection.begin():
+        command.downgrade(alembic_config(connection), "0013")
+    tables = set(inspect(empty.engine).get_table_names())
+    assert not {"files", "file_tickets"} & tables
+    with empty.engine.connect() as connection:
+        assert connection.execute(text("SELECT body FROM messages")).scalars().all() == ["hi"]

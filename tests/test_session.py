@@ -21,6 +21,7 @@ from securechat.errors import (
     UnknownMessageType,
 )
 from securechat.protocol.devices import ListDevices, SignOutDevice, SignOutEverywhere
+from securechat.protocol.files import AskFileTicket
 from securechat.protocol.frames import encode_frame
 from securechat.protocol.messages import (
     Auth,
@@ -253,7 +254,8 @@ def test_allowed_table_matches_documented_behaviour() -> None:
         State.AUTHENTICATED: {Join, Leave, ListRooms, Send, History, Sync, Who, Ping, Pong, Bye}
         | {Create, Moderate, Edit, Delete, MarkRead, GetUnread, Search}
         | {GetConversations, GetPeople}
-        | {ListDevices, SignOutDevice, SignOutEverywhere},
+        | {ListDevices, SignOutDevice, SignOutEverywhere}
+        | {AskFileTicket},
         State.CLOSED: set(),
     }
     assert documented == ALLOWED

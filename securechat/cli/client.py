@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from securechat.attachments.sizes import format_size
 from securechat.cli.app import app
 from securechat.client import Client
 from securechat.client.destination import (
@@ -39,7 +40,15 @@ from securechat.client.first_use import PROBE_TIMEOUT, trust_on_first_use
 from securechat.client.settings import load_settings, settings_file
 from securechat.client.trust import verify_server
 from securechat.config import DEFAULT_PORT
-from securechat.errors import AuthenticationError, ConfigError, NoSuchRoom, NoSuchUser
+from securechat.errors import (
+    AuthenticationError,
+    ConfigError,
+    FileTooLarge,
+    NoSuchRoom,
+    NoSuchUser,
+    QuotaExceeded,
+)
+from securechat.protocol.files import is_file_id
 from securechat.protocol.names import NAME_RULE, normalize_name
 
 if TYPE_CHECKING:
@@ -151,6 +160,7 @@ def send(
     ] = None,
     room: Annotated[str | None, typer.Option(metavar="ROOM", help="Send to this room, which must exist (you are joined to it first if needed; a room is created with /join or /create in `securechat connect`).", show_default=False)] = None,
     to: Annotated[str | None, typer.Option("--to", metavar="USER", help="Send a direct message to this user.", show_default=False)] = None,
+    file: Annotated[list[Path] | None, typer.Option("--file", metavar="PATH", help="Attach this file (repeatable); TEXT is then an optional caption.", show_default=False)] = None,
     port: Port = None,
     user: User = None,
     ca: Ca = None,
@@ -159,12 +169,15 @@ def send(
     """Send one message and exit 0 once the server has stored it (for scripts).
 
     Example: `securechat send --room ops "backup failed on db1"`, or
-    `make 2>&1 | tail -5 | securechat send --room builds -`.
+    `make 2>&1 | tail -5 | securechat send --room builds -`, or
+    `securechat send --room ops --file db1.log "the log"`.
     """
     if (room is None) == (to is None):
         raise ConfigError("give exactly one of --room ROOM or --to USER")
     host, text = _split_args(args or [])
-    body = _message_text(text, password_stdin)
+    files = [_readable(path) for path in file or ()]
+    no_caption = text is None or (text != "-" and not text.strip())
+    body = "" if files and no_caption else _message_text(text, password_stdin)
     destination = resolve(
         host, port, user, ca, load_settings(settings_file()), command="send",
         ask_user=_user_prompt(),
@@ -175,9 +188,65 @@ def send(
         if room is not None:
             _ensure_member(client, address["room"], destination)
         try:
-            client.send(body, **address, timeout=SEND_TIMEOUT)
+            ids = [_upload(client, path) for path in files]
+            client.send(body, **address, files=ids, timeout=SEND_TIMEOUT)
         except NoSuchUser as exc:
             raise NoSuchUser(f"no user {address['to']!r} on {destination.label}") from exc
+
+
+@app.command()
+def download(
+    args: Annotated[list[str], typer.Argument(metavar="[HOST] ID", help="The file's id (from [file: NAME, SIZE, id ID] in a message); a server name may come first.", show_default=False)],
+    out: Annotated[Path | None, typer.Option("--out", metavar="PATH", help="Save here: a folder (the file keeps its name), or a file name. Default: your downloads folder. An existing file is never replaced, unless --overwrite.", show_default=False)] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace the file --out names if it exists.")] = False,
+    port: Port = None,
+    user: User = None,
+    ca: Ca = None,
+    password_stdin: PasswordStdin = False,
+) -> None:  # fmt: skip
+    """Download a shared file and print where it was saved (for scripts).
+
+    Example: `securechat download 7kq2xm4v6c3j2h5n7p4r6t2w3y --out ~/reports/`.
+    """
+    host, file_id = _split_args(args)
+    if file_id is None or not is_file_id(file_id):
+        raise ConfigError(f"{file_id!r} is not a file id (26 letters and digits, as messages show)")
+    destination = resolve(
+        host, port, user, ca, load_settings(settings_file()), command="download",
+        ask_user=_user_prompt(),
+    )  # fmt: skip
+    ca_of(destination)
+    with explain_wrong_ca(destination), _log_in(destination, password_stdin) as client:
+        saved = client.download(file_id, out, overwrite=overwrite, progress=_progress("download"))
+    print(saved)
+
+
+def _readable(path: Path) -> Path:
+    """``path``, checked before logging in. Raises: ConfigError."""
+    if not path.is_file() or not os.access(path, os.R_OK):
+        raise ConfigError(f"{path} is not a file you can read")
+    return path
+
+
+def _upload(client: Client, path: Path) -> str:
+    """Upload ``path``; its id. Raises: what ``Client.upload`` raises, naming the file."""
+    try:
+        return client.upload(path, progress=_progress(path.name)).id
+    except (FileTooLarge, QuotaExceeded) as exc:
+        raise type(exc)(f"{path}: {exc.message}") from exc
+
+
+def _progress(what: str) -> Callable[[int, int], None] | None:
+    """A progress line on stderr when it is a terminal; None for scripts."""
+    if not sys.stderr.isatty():
+        return None
+
+    def show(done: int, total: int) -> None:
+        share = f" {100 * done // total:3d}%" if total else ""
+        end = "\n" if done >= total else ""
+        print(f"\r{escape(what)}: {format_size(done)}{share}", end=end, file=sys.stderr)
+
+    return show
 
 
 def read_password(from_stdin: bool, to: Destination) -> str:

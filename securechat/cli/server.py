@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 
+from securechat.attachments.sizes import parse_size
 from securechat.cli import configuration
 from securechat.cli.app import app
 from securechat.cli.options import CERTS_DEFAULT, DB_DEFAULT, CertsDir, ConfigPath, DbUrl
@@ -24,6 +25,7 @@ from securechat.server.runner import configure_logging, run_server
 _DEFAULTS = Limits()
 _LIMITS = "Limits"
 _WEB = "Web client and certificate"
+_FILES = "Shared files"
 
 
 class LogLevel(enum.StrEnum):
@@ -57,6 +59,11 @@ def serve(
     max_frame: Annotated[int, typer.Option(metavar="BYTES", min=1024, max=16 * 1024 * 1024, help="Largest frame (and WebSocket message) accepted, in bytes.", rich_help_panel=_LIMITS)] = _DEFAULTS.max_frame,
     max_body: Annotated[int, typer.Option(metavar="CHARS", min=1, help="Longest message body, in characters.", rich_help_panel=_LIMITS)] = _DEFAULTS.max_body,
     rate: Annotated[float, typer.Option(metavar="PER_SECOND", min=1, help="Requests per second allowed per connection (bursts of twice that).", rich_help_panel=_LIMITS)] = _DEFAULTS.rate_per_second,
+    files: Annotated[Path | None, typer.Option(metavar="DIR", help="Folder for shared files (made mode 0700). Default: beside a SQLite database (chat.db: chat-files); with PostgreSQL files are off until given, one folder every node reaches (docs/deploy.md, section 13).", show_default=False, rich_help_panel=_FILES)] = None,
+    max_file_size: Annotated[str, typer.Option(metavar="SIZE", help="Largest file one may share: bytes, or with a unit (512KiB, 10MiB); past it file_too_large.", rich_help_panel=_FILES)] = "25MiB",
+    file_quota_per_day: Annotated[str, typer.Option(metavar="SIZE", help="Bytes one user may upload in 24 hours; past it quota_exceeded.", rich_help_panel=_FILES)] = "1GiB",
+    max_uploads_per_user: Annotated[int, typer.Option(metavar="N", min=1, help="Uploads in flight per user; one more is refused (too_many_uploads).", rich_help_panel=_FILES)] = _DEFAULTS.max_uploads_per_user,
+    max_uploads: Annotated[int, typer.Option(metavar="N", min=1, help="Uploads in flight on this server, overall.", rich_help_panel=_FILES)] = _DEFAULTS.max_uploads,
     node_ttl: Annotated[float, typer.Option(metavar="SECONDS", min=1, help="Several nodes on one PostgreSQL: a node silent this long is taken for dead and its users for offline (heartbeats come every second).", rich_help_panel=_LIMITS)] = _DEFAULTS.node_ttl,
 ) -> None:  # fmt: skip
     """Run the chat server until Ctrl-C or SIGTERM.
@@ -90,6 +97,10 @@ def serve(
         rate_per_second=rate,
         rate_burst=max(int(rate * 2), 1),
         node_ttl=max(node_ttl, 2 * _DEFAULTS.node_heartbeat_interval),
+        max_file_size=_size("--max-file-size", max_file_size),
+        file_quota_per_day=_size("--file-quota-per-day", file_quota_per_day),
+        max_uploads_per_user=max_uploads_per_user,
+        max_uploads=max_uploads,
     )
     server_config = ServerConfig(
         host=host,
@@ -102,5 +113,14 @@ def serve(
         key_file=key,
         trusted_proxies=proxies,
         directory=configuration.directory(ctx),
+        files_dir=files,
     )
     run_server(server_config)
+
+
+def _size(option: str, text: str) -> int:
+    """Raises: ConfigError naming ``option``."""
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise ConfigError(f"{option}: {exc}") from exc

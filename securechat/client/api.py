@@ -9,14 +9,16 @@ thread of a :class:`Connection` (client/connection.py).
 from __future__ import annotations
 
 import secrets
+import ssl
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Self, TypeVar
 
 from securechat.client.connection import Connection, SessionView, view_of
 from securechat.client.events import Backoff, ClientEvent
-from securechat.client.link import nodes
+from securechat.client.link import Endpoint, nodes
 from securechat.client.outgoing import Outgoing, Slot, request_error
+from securechat.client.shared_files import SharedFiles
 from securechat.client.team_rooms import TeamRooms
 from securechat.client.trust import trusted_context
 from securechat.config import DEFAULT_PORT
@@ -62,7 +64,7 @@ T = TypeVar("T", bound=Event)
 Item = TypeVar("Item")
 
 
-class Client(TeamRooms):
+class Client(TeamRooms, SharedFiles):
     """A blocking client. ``connect()``, then call methods from any thread.
 
     Raises (from the methods): :class:`ConnectionLost` when not connected or no reply came
@@ -97,6 +99,7 @@ class Client(TeamRooms):
             user, password=password, send_prefix=secrets.token_hex(8), heartbeat=heartbeat
         )
         self._connection: Connection | None = None
+        self._context: ssl.SSLContext | None = None  # also dials the web port for files
 
     # --- what callers may read --------------------------------------------------------
 
@@ -154,7 +157,9 @@ class Client(TeamRooms):
         """
         if self._connection is not None:
             raise ConnectionLost("this client has already connected once; make a new Client")
-        context = trusted_context(self._endpoint.ca_file, ca_fingerprint=self._ca_fingerprint)
+        context = self._context = trusted_context(
+            self._endpoint.ca_file, ca_fingerprint=self._ca_fingerprint
+        )
         self._connection = Connection(
             self._endpoints, self._session, context,
             reconnect=self._reconnect, timeout=self._timeout, backoff=self._backoff,
@@ -304,20 +309,25 @@ class Client(TeamRooms):
                 return list(found.values())
             since = reply.last_id
 
-    def submit(self, body: str, *, room: str | None = None, to: str | None = None) -> Outgoing:
+    def submit(
+        self, body: str, *, room: str | None = None, to: str | None = None,
+        files: Sequence[str] = (),
+    ) -> Outgoing:  # fmt: skip
         """Queue a message to a room or a user and return at once; see :class:`Outgoing`.
+        ``files``: ids from :meth:`upload` it carries (``body`` is then its caption).
 
         With ``reconnect=True`` it is kept, and resent, until the server acknowledges it.
         """
         if (room is None) == (to is None):
             raise ValueError("give exactly one of room= or to=")
-        return self._live().submit(body, room=room, to=to)
+        return self._live().submit(body, room=room, to=to, files=tuple(files))
 
     def send(
-        self, body: str, *, room: str | None = None, to: str | None = None, timeout: float = 30.0
-    ) -> int:
+        self, body: str, *, room: str | None = None, to: str | None = None,
+        files: Sequence[str] = (), timeout: float = 30.0,
+    ) -> int:  # fmt: skip
         """Send and wait for the server's ack; returns the stored message's id."""
-        return self.submit(body, room=room, to=to).wait(timeout).id
+        return self.submit(body, room=room, to=to, files=files).wait(timeout).id
 
     def events(self, timeout: float | None = None) -> Iterator[ClientEvent]:
         """Yield pushed and local events until the client closes (or ``timeout`` passes idle)."""
@@ -338,6 +348,11 @@ class Client(TeamRooms):
     def _request(self, request: Asked, kind: type[T]) -> T:
         """Ask the server ``request`` and wait for its reply, of type ``kind``."""
         return self._reply(self._live().ask(request), kind)
+
+    def _web_route(self) -> tuple[Endpoint, ssl.SSLContext, float]:
+        connection = self._live()
+        assert self._context is not None  # set with the connection
+        return connection.endpoint, self._context, self._timeout
 
     def _reply(self, slot: Slot, kind: type[T]) -> T:
         if not slot.done.wait(self._timeout):

@@ -190,7 +190,9 @@ class Connection:
         with self._lock:
             self._slots = {ref: s for ref, s in self._slots.items() if s is not slot}
 
-    def submit(self, body: str, *, room: str | None, to: str | None) -> Outgoing:
+    def submit(
+        self, body: str, *, room: str | None, to: str | None, files: tuple[str, ...] = ()
+    ) -> Outgoing:
         """Queue a chat message; kept, and resent, until acknowledged or refused.
 
         Raises:
@@ -198,7 +200,7 @@ class Connection:
         """
         with self._lock:
             self._check_open(for_send=True)
-            outgoing = Outgoing(self._session.submit(body, room=room, to=to))
+            outgoing = Outgoing(self._session.submit(body, room=room, to=to, files=files))
             self._outgoing[outgoing.ref] = outgoing
         self._waker.wake()
         return outgoing

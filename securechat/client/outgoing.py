@@ -12,20 +12,26 @@ import threading
 
 from securechat.client.escaping import escape
 from securechat.errors import (
+    BadTicket,
     ConnectionLost,
     ErrorCode,
+    FilesDisabled,
+    FileTooLarge,
     Forbidden,
     MalformedMessage,
+    NoSuchFile,
     NoSuchMessage,
     NoSuchRoom,
     NoSuchUser,
     NotMember,
+    QuotaExceeded,
     RateLimited,
     RoomExists,
     SecureChatError,
     ServerError,
     TooLarge,
     TooManyRooms,
+    TooManyUploads,
 )
 from securechat.protocol.messages import Error, Event, Journal, Message, Send
 
@@ -40,6 +46,12 @@ _BY_CODE: dict[str, type[SecureChatError]] = {
     ErrorCode.TOO_MANY_ROOMS: TooManyRooms,
     ErrorCode.BAD_REQUEST: MalformedMessage,
     ErrorCode.SHUTTING_DOWN: ConnectionLost,
+    ErrorCode.NO_SUCH_FILE: NoSuchFile,
+    ErrorCode.FILE_TOO_LARGE: FileTooLarge,
+    ErrorCode.QUOTA_EXCEEDED: QuotaExceeded,
+    ErrorCode.TOO_MANY_UPLOADS: TooManyUploads,
+    ErrorCode.FILES_DISABLED: FilesDisabled,
+    ErrorCode.BAD_TICKET: BadTicket,
 }
 
 

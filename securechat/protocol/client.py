@@ -236,11 +236,15 @@ class ClientSession:
         self._queue(dataclasses.replace(request, ref=ref))
         return ref
 
-    def submit(self, body: str, *, room: str | None = None, to: str | None = None) -> Send:
-        """Queue a chat message; it is kept, and resent, until acknowledged or refused."""
+    def submit(
+        self, body: str, *, room: str | None = None, to: str | None = None,
+        files: tuple[str, ...] = (),
+    ) -> Send:  # fmt: skip
+        """Queue a chat message (carrying the uploads ``files``); it is kept, and resent,
+        until acknowledged or refused."""
         if (room is None) == (to is None):
             raise ValueError("give exactly one of room= or to=")
-        send, frame = self._sends.add(body, room=room, to=to)
+        send, frame = self._sends.add(body, room=room, to=to, files=files)
         if self.state is State.READY:
             self._out.append(frame)
         return send

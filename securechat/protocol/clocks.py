@@ -18,7 +18,9 @@ The four rules, each with its clock:
 - heartbeat and idle: a logged-in peer silent for ``heartbeat`` seconds is sent a
   ``ping`` (once per silence), and ended with ``bye`` (idle) after ``idle_timeout``;
 - stuck writer: output that has waited ``stuck_writer_timeout`` seconds without a byte
-  going out ends the connection (a peer that stopped reading; nothing can be told).
+  going out ends the connection (a peer that stopped reading; nothing can be told);
+- transfer: a file request (:meth:`transferring`) is ended once neither a byte came in
+  nor one went out for its idle timeout, however long the whole transfer takes.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ class Ending:
 
 class Phase(enum.Enum):
     OPENING = "opening"  # TLS, a PROXY header, the HTTP upgrade: no session messages yet
+    TRANSFER = "transfer"  # a file request on the web port, instead of a session (#27)
     AWAITING_LOGIN = "awaiting_login"
     LOGGED_IN = "logged_in"
 
@@ -64,6 +67,7 @@ class SessionClocks:
         "_last_heard",
         "_pinged",
         "_stuck_after",
+        "_transfer_idle",
         "_waiting_since",
         "login_deadline",
         "open_deadline",
@@ -79,12 +83,14 @@ class SessionClocks:
         heartbeat: float,
         idle_timeout: float,
         stuck_writer_timeout: float,
+        transfer_idle_timeout: float = 60.0,
     ) -> None:
         self.open_deadline = accepted_at + min(handshake_timeout, auth_timeout)
         self.login_deadline = accepted_at + auth_timeout
         self._heartbeat = heartbeat
         self._idle_timeout = idle_timeout
         self._stuck_after = stuck_writer_timeout
+        self._transfer_idle = transfer_idle_timeout
         self.phase = Phase.OPENING
         self._last_heard = accepted_at
         self._pinged = False
@@ -95,6 +101,13 @@ class SessionClocks:
         assert self.phase is Phase.OPENING, self.phase
         self.phase = Phase.AWAITING_LOGIN
         self._last_heard = now
+
+    def transferring(self, now: float) -> None:
+        """A file request began instead of a session: the opening deadline no longer holds."""
+        assert self.phase is Phase.OPENING, self.phase
+        self.phase = Phase.TRANSFER
+        self._last_heard = now
+        self._idle_timeout = self._transfer_idle
 
     def logged_in(self, now: float) -> None:
         assert self.phase is Phase.AWAITING_LOGIN, self.phase
@@ -112,6 +125,8 @@ class SessionClocks:
             self._waiting_since = None
         elif progressed or self._waiting_since is None:
             self._waiting_since = now
+        if progressed and self.phase is Phase.TRANSFER:
+            self._last_heard = now  # a download's client says nothing; bytes going out count
 
     def tick(self, now: float) -> Ping | Ending | None:
         """What is due at ``now``: a ``ping`` to send, an :class:`Ending`, or nothing."""
@@ -120,6 +135,9 @@ class SessionClocks:
             return Ending(f"slow consumer: nothing written for {self._stuck_after:.0f} s")
         if self.phase is Phase.OPENING:
             return Ending(OPENING_TIMED_OUT) if now >= self.open_deadline else None
+        if self.phase is Phase.TRANSFER:
+            idle = now - self._last_heard >= self._idle_timeout
+            return Ending(f"transfer idle for {self._idle_timeout:.0f} s") if idle else None
         if self.phase is Phase.AWAITING_LOGIN:
             if now < self.login_deadline:
                 return None
@@ -138,6 +156,8 @@ class SessionClocks:
         """When :meth:`tick` must run next (monotonic seconds)."""
         if self.phase is Phase.OPENING:
             due = self.open_deadline
+        elif self.phase is Phase.TRANSFER:
+            due = self._last_heard + self._idle_timeout
         elif self.phase is Phase.AWAITING_LOGIN:
             due = self.login_deadline
         elif self._pinged:

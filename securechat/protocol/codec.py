@@ -50,6 +50,7 @@ from securechat.protocol.events import (
     UnreadList,
     Welcome,
 )
+from securechat.protocol.files import ask_file_ticket, attachments, file_ids, file_ticket
 from securechat.protocol.requests import (
     MAX_QUERY,
     MAX_TOPIC,
@@ -96,10 +97,10 @@ def _send(f: Fields) -> Send:
     room, to = f.opt_name("room"), f.opt_name("to")
     f.one_of(room, to, "'room' or 'to'")
     # The body's upper limit is a server setting; the server checks it (too_large).
-    body = f.text("body", max_len=2**31)
-    if not body:
+    body, files = f.text("body", max_len=2**31), file_ids(f)
+    if not body and not files:
         raise f.fail("'body' must not be empty")
-    return Send(body=body, room=room, to=to, ref=f.ref)
+    return Send(body=body, room=room, to=to, ref=f.ref, files=files)
 
 
 def _history(f: Fields) -> History:
@@ -209,6 +210,7 @@ _REQUESTS: dict[str, Callable[[Fields], Request]] = {
     "devices": lambda f: ListDevices(ref=f.ref),
     "device_signout": lambda f: SignOutDevice(id=f.int("id", minimum=1), ref=f.ref),
     "signout_everywhere": lambda f: SignOutEverywhere(ref=f.ref),
+    "file_ticket": ask_file_ticket,
 }
 
 
@@ -218,6 +220,7 @@ def _message(f: Fields) -> Message:
     return Message(
         id=f.int("id"), sender=f.text("from"), body=f.text("body", 2**31), ts=f.text("ts"),
         room=room, to=to, edited=f.opt_text("edited"), deleted=f.opt_boolean("deleted"),
+        files=attachments(f),
     )  # fmt: skip
 
 
@@ -351,6 +354,7 @@ _EVENTS: dict[str, Callable[[Fields], Event]] = {
         devices=tuple(_device_entry(o) for o in f.objects("devices")), ref=f.ref
     ),
     "room_event": _room_event,
+    "file_ticket": file_ticket,
     "edited": _edited,
     "deleted": _deleted,
     "read": lambda f: ReadMarker(

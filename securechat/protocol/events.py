@@ -10,6 +10,7 @@ import dataclasses
 from typing import ClassVar
 
 from securechat.protocol.devices import DeviceEvent
+from securechat.protocol.files import Attachment, FileTicket
 from securechat.protocol.requests import Bye, Ping, Pong
 from securechat.protocol.wire import WireMessage
 
@@ -132,6 +133,7 @@ class Message(WireMessage):
     to: str | None = None
     edited: str | None = None
     deleted: bool | None = None
+    files: tuple[Attachment, ...] | None = None  # #27: its body ends with a line for each
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -341,6 +343,7 @@ Event = (
     | PeopleList
     | SearchResults
     | DeviceEvent
+    | FileTicket
 )
 
 #: Events that take a place in the one id sequence of stored things (sync returns them).

@@ -10,6 +10,7 @@ import dataclasses
 from typing import ClassVar
 
 from securechat.protocol.devices import DeviceRequest
+from securechat.protocol.files import AskFileTicket
 from securechat.protocol.wire import WireMessage
 
 # --- both directions ---------------------------------------------------------------
@@ -87,6 +88,7 @@ class Send(WireMessage):
     room: str | None = None
     to: str | None = None
     ref: str | None = None
+    files: tuple[str, ...] | None = None  # ids of the sender's uploads (#27)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -233,7 +235,7 @@ class Search(WireMessage):
 Asked = (
     Join | Leave | ListRooms | History | Sync | Who | Ping | GetCA
     | Create | Moderate | Edit | Delete | MarkRead | GetUnread | Search
-    | GetConversations | GetPeople
+    | GetConversations | GetPeople | AskFileTicket
 )  # fmt: skip
 #: Every request: the asked ones, the login, sends, and the heartbeat's and farewell's.
 Request = Asked | Auth | Send | Pong | Bye | DeviceRequest

@@ -35,10 +35,12 @@ class Sends:
         self._retry_due: dict[str, float] = {}  # refused sends to resend, and when
         self._retry_delay: dict[str, float] = {}  # the next server_error back-off, by ref
 
-    def add(self, body: str, *, room: str | None, to: str | None) -> tuple[Send, bytes]:
-        """A new send under a new ref, and its frame."""
+    def add(
+        self, body: str, *, room: str | None, to: str | None, files: tuple[str, ...] = ()
+    ) -> tuple[Send, bytes]:
+        """A new send under a new ref, and its frame; ``files``: ids of uploads it carries."""
         ref = f"{self._prefix}-{next(self._refs)}"
-        send = Send(body=body, room=room, to=to, ref=ref)
+        send = Send(body=body, room=room, to=to, ref=ref, files=files or None)
         self._unacked[ref] = send
         self._frames[ref] = encode_frame(encode(send))
         return send, self._frames[ref]

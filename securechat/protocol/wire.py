@@ -47,6 +47,8 @@ def _wire_dict(value: object) -> dict[str, Any]:
             continue
         if isinstance(item, tuple):
             item = [_wire_dict(x) if dataclasses.is_dataclass(x) else x for x in item]
+        elif dataclasses.is_dataclass(item):  # one nested value (a ticket's file)
+            item = _wire_dict(item)
         out[wire_name] = item
     return out
 
@@ -219,6 +221,14 @@ class Fields:
         if not all(isinstance(item, str) for item in value):
             raise self.fail(f"'{key}' must be a list of strings")
         return tuple(value)
+
+    def opt_names(self, key: str) -> tuple[str, ...] | None:
+        """A list of strings, if present (not normalized: ids, not user names)."""
+        return None if self._obj.get(key) is None else self.names(key)
+
+    def opt_object(self, key: str) -> dict[str, Any] | None:
+        value: dict[str, Any] | None = self._get(key, dict, "an object")
+        return value
 
     def opt_objects(self, key: str) -> list[dict[str, Any]] | None:
         value = self._get(key, list, "a list")

@@ -55,6 +55,7 @@ from securechat.server.outbox import Outbox
 from securechat.server.peer import PeerAddress, TrustedProxies, identify
 from securechat.server.requests import Closing, RequestHandler
 from securechat.server.service import ChatService
+from securechat.server.transfers import HIGH_WATER, advance
 from securechat.transport import TlsStream, Turn
 
 log = logging.getLogger("securechat.server")
@@ -63,7 +64,6 @@ log = logging.getLogger("securechat.server")
 # exist so that the CLI, which imports every command's module, still loads there.
 POLLIN, POLLOUT = getattr(select, "POLLIN", 0), getattr(select, "POLLOUT", 0)
 POLL_ERRORS = sum(getattr(select, name, 0) for name in ("POLLERR", "POLLHUP", "POLLNVAL"))
-HIGH_WATER = 1024 * 1024
 BACKLOG_CHECK_SECONDS = 0.25
 #: Seconds to get the last words out (a final event, a WebSocket close and its reply).
 FINAL_FLUSH_SECONDS = 1.0
@@ -108,6 +108,7 @@ class ServerConnection:
             accepted_at=accepted_at, handshake_timeout=limits.handshake_timeout,
             auth_timeout=limits.auth_timeout, heartbeat=limits.heartbeat,
             idle_timeout=limits.idle_timeout, stuck_writer_timeout=limits.stuck_writer_timeout,
+            transfer_idle_timeout=limits.transfer_idle_timeout,
         )  # fmt: skip
         self._outbox = Outbox(max_frames=limits.outbox_frames, max_bytes=limits.outbox_bytes)
         self._requests = RequestHandler(
@@ -301,6 +302,8 @@ class ServerConnection:
                     stream.queue_many(list(map(framing.blob, frames)))
             if stream.unsent:
                 stream.flush()
+            if done := advance(stream, framing, clocks, now):
+                raise Closing(done)
             if paused and stream.unsent < HIGH_WATER:
                 paused = self._process_requests(stream)
             clocks.output(now, waiting=stream.unsent > 0, progressed=stream.written != written)
@@ -338,8 +341,8 @@ class ServerConnection:
                     if opened:
                         self._open(stream, now)
                     paused = self._process_requests(stream)
-                    if framing.ending is not None:
-                        raise Closing(framing.ending)
+                    if done := advance(stream, framing, clocks, now):
+                        raise Closing(done)
             due = clocks.tick(now)
             if isinstance(due, Ending):
                 raise self._ended_by_clock(due)
@@ -386,6 +389,8 @@ class ServerConnection:
                     pass  # unread: a peer still sending when we close would get a reset
 
     def _finish(self, reason: str) -> None:
+        if (transfer := self._framing.transfer) is not None:
+            transfer.abort()  # an upload cut off leaves nothing behind
         self._requests.disconnect()
         if self._stream is not None:
             self._stream.close()

@@ -24,6 +24,7 @@ import queue
 import threading
 
 from securechat.errors import ErrorCode
+from securechat.protocol.files import attachments_from_json
 from securechat.protocol.frames import encode_frame
 from securechat.protocol.messages import (
     Ack,
@@ -67,6 +68,7 @@ def to_event(stored: StoredMessage) -> Message:
         to=stored.to,
         edited=None if stored.edited_ms is None else format_ts(stored.edited_ms),
         deleted=True if stored.deleted else None,
+        files=None if stored.deleted else attachments_from_json(stored.files),
     )
 
 

@@ -18,6 +18,24 @@ from securechat.protocol.frames import encode_frame
 from securechat.protocol.session import ServerSession
 
 
+class Transfer(Protocol):
+    """A file request under way on the web port (filerequests.py): the driver pulls a
+    download's body a chunk at a time while its write queue has room."""
+
+    @property
+    def pending(self) -> bool:
+        """More of the body is to be pulled."""
+        ...
+
+    def pull(self) -> None:
+        """Queue the next chunk (in the framing's :meth:`~Framing.data_to_send`)."""
+        ...
+
+    def abort(self) -> None:
+        """The connection ends: drop a half-written upload, close an open file."""
+        ...
+
+
 class Framing(Protocol):
     """The sans-I/O layer between a connection's TLS stream and its session."""
 
@@ -31,6 +49,11 @@ class Framing(Protocol):
     def ending(self) -> str | None:
         """Why the framing has ended the exchange, once it has: write what
         :meth:`data_to_send` returns, then close the connection."""
+        ...
+
+    @property
+    def transfer(self) -> Transfer | None:
+        """The file request under way, if any: its own clock bounds the connection."""
         ...
 
     @property
@@ -89,6 +112,10 @@ class ChatFraming:
     @property
     def half_close(self) -> bool:
         return False
+
+    @property
+    def transfer(self) -> Transfer | None:
+        return None  # files go over the web port only
 
     def receive_data(self, data: bytes) -> bool:
         self._session.receive_data(data)

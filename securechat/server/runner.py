@@ -23,6 +23,9 @@ from types import FrameType
 
 from securechat import __version__
 from securechat.accounts import DEFAULT_POLICY, Accounts
+from securechat.attachments.layout import default_files_dir
+from securechat.attachments.storage import open_files_dir
+from securechat.attachments.thumbnails import Thumbnailer
 from securechat.cert_files import ServerCertFiles, check_key_modes, read_ca_pem, server_cert_info
 from securechat.certs import SERVER_CERT
 from securechat.config import ServerConfig
@@ -36,6 +39,7 @@ from securechat.server.bus import Bus, NotifyBus, PollingBus
 from securechat.server.committer import Committer
 from securechat.server.effects import Effects
 from securechat.server.external import ExternalChanges
+from securechat.server.files import FileService
 from securechat.server.hashpool import HashPool
 from securechat.server.hub import Hub
 from securechat.server.nodes import NodePresence
@@ -50,6 +54,7 @@ from securechat.server.renewal import (
 from securechat.server.server import ChatServer, ServerParts
 from securechat.server.service import ChatService
 from securechat.server.web import WebServer
+from securechat.store.attachments import FileRecords
 from securechat.store.backup import existing_users
 from securechat.store.chat import ChatStore
 from securechat.store.database import Database, open_database, safe_url
@@ -130,10 +135,11 @@ def build_server(config: ServerConfig, *, tls: ssl.SSLContext, database: Databas
         directory = DirectoryLogin(
             config.directory, database, max_password=DEFAULT_POLICY.max_length
         )
+    files = build_files(config, database)
     service = ChatService(
         store=store, accounts=accounts, hub=hub, committer=committer, hash_pool=hash_pool,
         limits=limits, throttle=config.throttle, default_rooms=config.default_rooms,
-        directory=directory,
+        directory=directory, files=files,
     )  # fmt: skip
     proxies = TrustedProxies(config.trusted_proxies)
     admission = Admission(limits, proxies)
@@ -175,6 +181,7 @@ def build_server(config: ServerConfig, *, tls: ssl.SSLContext, database: Databas
                 database, grant_ttl=limits.device_grant_ttl,
                 idle_timeout=limits.device_idle_timeout, keep=limits.max_devices_per_user,
             ),
+            files=files,
         )  # fmt: skip
     parts = ServerParts(
         origin=origin, hub=hub, accounts=accounts, service=service, committer=committer,
@@ -190,8 +197,44 @@ def build_server(config: ServerConfig, *, tls: ssl.SSLContext, database: Databas
         presence=Periodic("presence", hub.flush_presence, interval=limits.presence_interval),
         directory_sync=directory_sync,
         web=web,
+        files=files,
+        file_collector=Periodic(
+            "file-collector", files.collect_now, interval=limits.file_collect_interval
+        ) if files.enabled else None,
     )  # fmt: skip
     return ChatServer(config, parts)
+
+
+def build_files(config: ServerConfig, database: Database) -> FileService:
+    """Shared files (#27): on with a web port and a files folder (``--files``, or beside a
+    SQLite database); a PostgreSQL database has no default, so they are off until named.
+
+    Raises:
+        ConfigError: the files folder cannot be made or written.
+    """
+    limits = config.limits
+    records = FileRecords(database)
+    folder = config.files_dir or default_files_dir(config.db_url)
+    if config.web_port is None or folder is None:
+        return FileService(records=records, storage=None, limits=limits, web_port=None)
+    storage = open_files_dir(folder)
+    bounds = config.files
+    thumbnails = Thumbnailer(
+        folder, max_pixels=bounds.thumbnail_max_pixels, size=bounds.thumbnail_size,
+        queue_size=bounds.thumbnail_queue,
+    )  # fmt: skip
+    return FileService(
+        records=records, storage=storage, limits=limits, web_port=config.web_port,
+        thumbnails=thumbnails,
+    )  # fmt: skip
+
+
+def _files_state(config: ServerConfig) -> str:
+    """Where shared files go, or why they are off: for the start-up log."""
+    folder = config.files_dir or default_files_dir(config.db_url)
+    if config.web_port is None:
+        return "off: no web port"
+    return f"in {folder}" if folder is not None else "off: no files folder (give --files DIR)"
 
 
 def _check_files(config: ServerConfig) -> ServerCertFiles:
@@ -249,6 +292,7 @@ def run_server(config: ServerConfig) -> None:
             web_port = server.web_address[1]
             log.info("web client on port %d: https://%s:%d/", web_port, info.sans[0], web_port)
         log.info("database %s", safe_url(config.db_url))
+        log.info("shared files %s", _files_state(config))
         if config.trusted_proxies:
             proxies = ", ".join(map(str, config.trusted_proxies))
             log.info("PROXY protocol headers expected from (and only from) %s", proxies)

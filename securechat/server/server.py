@@ -31,6 +31,7 @@ from securechat.server.admission import Admission
 from securechat.server.bus import Bus
 from securechat.server.committer import Committer
 from securechat.server.connection import ServerConnection
+from securechat.server.files import FileService
 from securechat.server.hashpool import HashPool
 from securechat.server.hub import Hub
 from securechat.server.listener import Acceptor, listen
@@ -67,6 +68,8 @@ class ServerParts:
     presence: Periodic
     directory_sync: Periodic | None  # runs a [directory]'s sync, if it has a sync_interval
     web: WebServer | None
+    files: FileService  # shared files (#27), off without a files folder or a web port
+    file_collector: Periodic | None  # runs files.collect, when files are on
 
 
 class ChatServer:
@@ -103,6 +106,7 @@ class ChatServer:
                 self._acceptor.stop()  # closes the chat port's socket: nothing was accepted
                 self._acceptor = None
                 raise
+            parts.files.set_port(parts.web.address[1])
         workers = parts.hash_pool.start()
         processes = len({pid for pid, _ in workers})
         scheduling = ", ".join(sorted({sched for _, sched in workers}))
@@ -116,6 +120,9 @@ class ChatServer:
             periodic.start()
         if parts.directory_sync is not None:
             parts.directory_sync.start()
+        parts.files.start()
+        if parts.file_collector is not None:
+            parts.file_collector.start()
 
     @property
     def address(self) -> tuple[str, int]:
@@ -155,6 +162,9 @@ class ChatServer:
             connection.thread.join(max(deadline - time.monotonic(), 0.1))
         if parts.web is not None:
             parts.web.stop()  # cuts what did not close in time, joins the web threads
+        if parts.file_collector is not None:
+            parts.file_collector.stop()
+        parts.files.stop()
         parts.hash_pool.close()  # a login still waiting for a check gets rate_limited
         parts.committer.stop()
         log.info("server stopped")

@@ -31,6 +31,7 @@ from securechat.errors import (
     StoreError,
     TooLarge,
 )
+from securechat.protocol.files import AskFileTicket
 from securechat.protocol.frames import HEADER_SIZE
 from securechat.protocol.messages import (
     Ack,
@@ -68,6 +69,8 @@ from securechat.protocol.requests import GetConversations, GetPeople
 from securechat.server.addresses import address_key
 from securechat.server.committer import Committer
 from securechat.server.delivery import PendingSend, format_ts
+from securechat.server.files import FileService
+from securechat.server.filesends import FileRequests
 from securechat.server.hashpool import HashPool
 from securechat.server.hub import Hub, Member
 from securechat.server.listing import Listings
@@ -104,7 +107,9 @@ class ChatService:
         throttle: ThrottlePolicy,
         default_rooms: tuple[str, ...],
         directory: DirectoryLogin | None = None,
+        files: FileService | None = None,
     ) -> None:
+        """``files``: shared files (#27; None: every ``file_ticket`` is ``files_disabled``)."""
         self._store = store
         self._directory = directory
         self._accounts = accounts
@@ -116,6 +121,10 @@ class ChatService:
         self._throttle = LoginThrottle(throttle)
         listings = Listings(store, hub, limits)
         timelines = Timelines(store, hub, limits)
+        self._files = FileRequests(
+            files, hub=hub, committer=committer, max_body=limits.max_body,
+            max_files=limits.max_files_per_message,
+        )  # fmt: skip
         self._handlers: dict[type[Request], Callable[[Caller, Any], list[Event]]] = {
             Join: self._join,
             Leave: self._leave,
@@ -134,6 +143,7 @@ class ChatService:
             GetConversations: listings.conversations,
             GetPeople: listings.people,
             Search: SearchRequests(store, limits),
+            AskFileTicket: self._files.ticket,
         }
 
     # --- login ---------------------------------------------------------------------
@@ -319,6 +329,8 @@ class ChatService:
             user=request.user, topic=request.topic,
         )  # fmt: skip
         self._perform(caller, moderate)
+        if request.action == "delete":  # the room, with its messages and their files
+            self._files.collect()
         return [Done(ref=request.ref)]
 
     def _edit(self, caller: Caller, request: Edit) -> list[Event]:
@@ -333,6 +345,7 @@ class ChatService:
         entry = self._perform(
             caller, functools.partial(edits.delete, actor=_actor(caller), message_id=request.id)
         )
+        self._files.collect()
         return [Ack(id=entry.id, ts=format_ts(entry.ts_ms), ref=request.ref)]
 
     def _read(self, caller: Caller, request: MarkRead) -> list[Event]:
@@ -366,6 +379,8 @@ class ChatService:
             raise TooLarge(f"message body longer than {self._limits.max_body} characters")
 
     def _send(self, caller: Caller, request: Send) -> list[Event]:
+        if request.files:
+            return self._files.send(caller, request)
         self._check_body(request.body)
         if request.room is not None:
             require_member(self._hub, request.room, caller, sending=True)

@@ -30,6 +30,7 @@ from securechat.devices import Devices
 from securechat.protocol.messages import Bye
 from securechat.server.connection import ServerConnection
 from securechat.server.devicerequests import DeviceSessions
+from securechat.server.files import FileService
 from securechat.server.framing import Framing
 from securechat.server.listener import Acceptor, listen
 from securechat.server.peer import TrustedProxies
@@ -64,12 +65,14 @@ class WebServer:
         proxies: TrustedProxies | None = None,
         on_proxied: Callable[[ServerConnection], str | None] | None = None,
         devices: Devices | None = None,
+        files: FileService | None = None,
     ) -> None:
         """``credentials()`` returns the chat server's current TLS context and CA;
         ``names`` are its certificate's DNS and IP names, which make the allowed origins.
         ``on_proxied`` is asked, once a trusted proxy's header has named the client,
         whether the connection may go on under that address: a refusal, or None.
-        ``devices``: offer "stay signed in" (webdevices.py)."""
+        ``devices``: offer "stay signed in" (webdevices.py); ``files``: shared files
+        (filerequests.py), when they are on."""
         self._host, self._port = host, port
         self._credentials = credentials
         self._names = tuple(names)
@@ -91,6 +94,7 @@ class WebServer:
         self._sessions = None if devices is None else DeviceSessions(devices, limits=limits)
         self._door = None if devices is None else StoredDeviceDoor(devices)
         self._posts: DevicePosts | None = None
+        self._transfers = files
 
     def start(self) -> None:
         """Bind the web port and start accepting.
@@ -172,6 +176,7 @@ class WebServer:
             files=self._files, origins=self._origins, limits=self._limits,
             peer=lambda: requests.peer.described(), framed=self._framed,
             door=self._door, posts=self._posts, on_upgrade=requests.upgraded,
+            transfers=self._transfers if self._transfers and self._transfers.enabled else None,
         )  # fmt: skip
 
     def _closed(self, connection: ServerConnection) -> None:

@@ -9,9 +9,14 @@ makes every control frame (pong, close). Pure: no sockets.
 
 from __future__ import annotations
 
+import http
 import struct
 
+from websockets.frames import CloseCode, Frame, Opcode
+from websockets.http11 import Response
+
 from securechat.protocol.frames import HEADER, HEADER_SIZE
+from securechat.server.webfiles import Answer
 
 _SHORT, _MEDIUM, _LONG = struct.Struct("!BB"), struct.Struct("!BBH"), struct.Struct("!BBQ")
 _TEXT_FIN = 0x81
@@ -74,3 +79,25 @@ def split_frames(blob: bytes) -> list[bytes]:
         payloads.append(blob[pos : pos + length])
         pos += length
     return payloads
+
+
+_CLOSE = 0x88  # the first byte of an unmasked close frame (RFC 6455 5.2)
+_TOO_BIG = CloseCode.MESSAGE_TOO_BIG.to_bytes(2, "big")  # a close's code, as it is written
+
+
+def is_too_big_close(data: bytes) -> bool:
+    """Whether ``data`` (websockets' output) is its close for a message over ``max_size``."""
+    return data[0] == _CLOSE and len(data) >= 4 and data[2:4] == _TOO_BIG
+
+
+def pong_of(ping: Frame) -> bytes:
+    """The pong websockets queues for ``ping``, as it writes it."""
+    return Frame(Opcode.PONG, ping.data).serialize(mask=False)
+
+
+def websockets_answer(own: tuple[tuple[str, str], ...], response: Response) -> Answer:
+    """websockets' refusal, with the security headers ``own`` every answer carries."""
+    names = {name.lower() for name, _ in own}
+    headers = [(n, v) for n, v in response.headers.raw_items() if n.lower() not in names]
+    status = http.HTTPStatus(response.status_code)
+    return Answer(status, (*own, *headers), bytes(response.body))

@@ -5,12 +5,12 @@ its head is bounded (``max_http_head``, ``max_http_line``, ``max_http_headers``:
 414 past them). A request for ``/ws`` must come from one of the server's own origins
 (403; 400 for more than one ``Origin``) with GET (405); websockets'
 :meth:`~websockets.server.ServerProtocol.accept` then checks the upgrade and makes the
-101, or its 400/426 refusal. Any other request is answered from the allowlist of
-shipped files (webfiles.py), except the two device POSTs under ``/ws`` (webdevices.py):
-their small bodies arrive as h11's ``Data`` events, bounded by ``webdevices.MAX_BODY``
-(413), and they too must come from an own origin. The upgrade hands the device cookie,
+101, or its 400/426 refusal. A file request (under ``/files``) goes to a FileExchange
+(filerequests.py); any other to the shipped files (webfiles.py), but the two device POSTs
+under ``/ws`` (webdevices.py): their small bodies arrive as h11's ``Data`` events, bounded
+by ``webdevices.MAX_BODY`` (413), from an own origin. The upgrade hands the device cookie,
 if the :class:`DeviceDoor` finds it valid, and the User-Agent to ``on_upgrade``. Every
-answer but the 101 carries the security headers and ``Connection: close``: one request
+answer but the 101 carries ``Connection: close`` (and the security headers): one request
 per connection, then the driver closes.
 
 After the 101, websockets' :class:`~websockets.server.ServerProtocol` (built OPEN, with
@@ -33,7 +33,7 @@ from collections.abc import Callable
 import h11
 from websockets.datastructures import Headers
 from websockets.frames import Close, CloseCode, Frame, Opcode
-from websockets.http11 import Request, Response
+from websockets.http11 import Request
 from websockets.protocol import OPEN
 from websockets.server import ServerProtocol
 
@@ -41,6 +41,9 @@ from securechat.config import Limits
 from securechat.errors import ErrorCode
 from securechat.protocol.messages import Error, encode
 from securechat.protocol.session import ServerSession
+from securechat.server import webframes
+from securechat.server.filerequests import FileExchange, is_file_path
+from securechat.server.files import FileService
 from securechat.server.requests import Closing
 from securechat.server.webdevices import (
     MAX_BODY,
@@ -60,8 +63,6 @@ Meter = Callable[[], bool]
 #: Told at the upgrade: the valid device credential it carried (or None), the User-Agent.
 OnUpgrade = Callable[[str | None, str], None]
 
-_CLOSE = 0x88  # the first byte of an unmasked close frame (RFC 6455 5.2)
-
 
 class WebFraming:
     def __init__(
@@ -77,10 +78,12 @@ class WebFraming:
         door: DeviceDoor | None = None,
         posts: DevicePosts | None = None,
         on_upgrade: OnUpgrade | None = None,
+        transfers: FileService | None = None,
     ) -> None:
         """``peer`` names the connection in log lines; ``framed`` frames a fan-out blob
         (a :class:`~securechat.server.webframes.FramedOnce` shared by the port);
-        ``door``, ``posts`` and ``on_upgrade``: "stay signed in" (None: not offered)."""
+        ``door``, ``posts`` and ``on_upgrade``: "stay signed in" (None: not offered);
+        ``transfers``: files (None: not offered)."""
         self._session = session
         self._meter = meter
         self._files = files
@@ -98,6 +101,8 @@ class WebFraming:
         self._closed_by = "closed"  # why websockets ends the stream, once it does
         self._door, self._posts, self._on_upgrade = door, posts, on_upgrade
         self._post: DevicePost | None = None  # a device POST whose body is still arriving
+        self._transfers = transfers
+        self._exchange: FileExchange | None = None  # a file request (filerequests.py)
 
     @property
     def is_open(self) -> bool:
@@ -105,7 +110,12 @@ class WebFraming:
 
     @property
     def ending(self) -> str | None:
-        return self._ending
+        exchange = self._exchange
+        return self._ending if exchange is None or self._ending else exchange.ending
+
+    @property
+    def transfer(self) -> FileExchange | None:
+        return self._exchange
 
     @property
     def half_close(self) -> bool:
@@ -113,7 +123,7 @@ class WebFraming:
 
     def data_to_send(self) -> list[bytes]:
         out, self._out = self._out, []
-        return out
+        return out if self._exchange is None else [*out, *self._exchange.data_to_send()]
 
     def event(self, payload: bytes) -> bytes:
         return text_frame(payload)
@@ -123,6 +133,8 @@ class WebFraming:
 
     def close(self) -> None:
         ws = self._ws
+        if self._exchange is not None:
+            self._exchange.abort()
         if ws is None:
             self._http = None
             self._ending = self._ending or "closed"
@@ -144,6 +156,9 @@ class WebFraming:
         if self._http is None:
             return False  # answered: what else comes is not read
         self._http.receive_data(data)
+        if self._exchange is not None:
+            self._exchange.receive()
+            return False
         try:
             return self._receive_request(self._http)
         except Closing:  # the first frames, sent with the upgrade, were over the rate
@@ -182,6 +197,10 @@ class WebFraming:
         path = target.split("?", 1)[0]
         if path in PATHS and self._posts is not None:
             return self._start_post(conn, event, method, path)
+        if self._transfers is not None and is_file_path(path):
+            self._exchange = FileExchange(conn, self._transfers, self._origins, self._peer)
+            self._exchange.start(event)
+            return False
         if path != WEBSOCKET_PATH:
             answer = self._files.answer(method, target)
             self._answer(answer, f"answered {method} {target[:100]}: {answer.status.value}")
@@ -275,7 +294,8 @@ class WebFraming:
                 "refused a WebSocket from %s: %s (%d)",
                 self._peer(), handshake.handshake_exc, response.status_code,
             )  # fmt: skip
-            self._answer(self._websockets_answer(response), "refused upgrade")
+            refusal = webframes.websockets_answer(self._files.headers, response)
+            self._answer(refusal, "refused upgrade")
             return False
         trailing = self._switch(conn)
         if trailing is None:
@@ -307,13 +327,6 @@ class WebFraming:
             if not isinstance(event, h11.EndOfMessage):
                 return None
         return conn.trailing_data[0]
-
-    def _websockets_answer(self, response: Response) -> Answer:
-        """websockets' refusal, with the security headers every answer carries."""
-        own = {name.lower() for name, _ in self._files.headers}
-        headers = [(n, v) for n, v in response.headers.raw_items() if n.lower() not in own]
-        status = http.HTTPStatus(response.status_code)
-        return Answer(status, (*self._files.headers, *headers), bytes(response.body))
 
     def _answer(self, answer: Answer, reason: str) -> None:
         """Write ``answer`` with ``Connection: close``; the exchange then ends.
@@ -347,7 +360,7 @@ class WebFraming:
                 self._received(frame, refused)
                 done += 1
         except Closing:  # over the rate: no pong for this ping or any after it
-            refused.extend(_pong(f) for f in frames[done:] if f.opcode is Opcode.PING)
+            refused.extend(webframes.pong_of(f) for f in frames[done:] if f.opcode is Opcode.PING)
             raise
         finally:
             self._take_output(ws, refused)
@@ -357,7 +370,7 @@ class WebFraming:
         if opcode is Opcode.PING or opcode is Opcode.PONG:
             # The meter first: a refused pong counts as much as a refused ping.
             if self.is_open and not self._meter() and opcode is Opcode.PING:
-                refused.append(_pong(frame))
+                refused.append(webframes.pong_of(frame))
         elif opcode is Opcode.CLOSE:
             close = Close.parse(frame.data)
             self._closed_by = f"closed by the browser ({close.code})"
@@ -378,18 +391,10 @@ class WebFraming:
             elif not data:  # websockets ends the stream: the driver closes after writing
                 self._ending = self._ending or self._closed_by
             else:
-                if data[0] == _CLOSE and len(data) >= 4 and data[2:4] == _TOO_BIG:
+                if webframes.is_too_big_close(data):
                     self._closed_by = "message too big"
                     self._out.append(text_frame(encode(Error(
                         code=ErrorCode.FRAME_TOO_LARGE,
                         message=f"message larger than {self._limits.max_frame} bytes",
                     ))))  # fmt: skip
                 self._out.append(data)
-
-
-_TOO_BIG = CloseCode.MESSAGE_TOO_BIG.to_bytes(2, "big")
-
-
-def _pong(ping: Frame) -> bytes:
-    """The pong websockets queues for ``ping``, as it writes it."""
-    return Frame(Opcode.PONG, ping.data).serialize(mask=False)

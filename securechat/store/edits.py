@@ -23,6 +23,7 @@ from sqlalchemy import Connection, select, update
 
 from securechat.errors import Forbidden, NoSuchMessage
 from securechat.permissions import Role, check, check_target, not_member
+from securechat.store.attachments import with_file_lines
 from securechat.store.journal import Actor, Place, Tx
 from securechat.store.mentions import add_mentions, drop_mentions
 from securechat.store.message_rows import StoredMessage
@@ -127,6 +128,10 @@ def edit(tx: Tx, actor: Actor, message_id: int, body: str) -> StoredMessage:
             raise not_member(original.room)
         if standing.muted:
             raise Forbidden(f"you are muted in #{original.room}")
+    files = tx.conn.execute(select(ChatMessage.files).where(ChatMessage.id == message_id))
+    files_json = files.scalar()
+    if files_json:  # the caption changes; the lines naming its files stay (#27)
+        body = with_file_lines(body, files_json)
     tx.conn.execute(
         update(ChatMessage)
         .where(ChatMessage.id == message_id)
@@ -164,7 +169,9 @@ def delete(tx: Tx, actor: Actor, message_id: int) -> StoredMessage:
         )  # fmt: skip
     conn = tx.conn
     conn.execute(
-        update(ChatMessage).where(ChatMessage.id == message_id).values(body="", deleted=True)
+        update(ChatMessage)
+        .where(ChatMessage.id == message_id)
+        .values(body="", deleted=True, files=None)  # its files are collected (attachments.py)
     )
     _erase_edits(conn, message_id)  # the edits' texts go too
     drop_mentions(conn, message_id)

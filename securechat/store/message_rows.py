@@ -47,6 +47,7 @@ class StoredMessage:
     deleted: bool = False
     action: str | None = None
     subject: str | None = None
+    files: str | None = None  # the JSON of its files (#27), as ``messages.files`` holds it
 
 
 SaveResult = tuple[StoredMessage, bool] | ErrorCode  # (message, is_new) or the refusal
@@ -66,6 +67,7 @@ MESSAGES = select(
     ChatMessage.deleted,
     ChatMessage.action,
     ChatMessage.subject,
+    ChatMessage.files,
 ).outerjoin(Room, ChatMessage.room_id == Room.id)
 
 
@@ -75,5 +77,5 @@ def stored(row: Row[*tuple[Any, ...]]) -> StoredMessage:
         room = row[2]
     return StoredMessage(
         row[0], row[1], row[2], row[3], room, row[5], row[6], row[7], row[8], bool(row[9]),
-        row[10], row[11],
+        row[10], row[11], row[12],
     )  # fmt: skip

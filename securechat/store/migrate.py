@@ -24,6 +24,7 @@ from sqlalchemy.engine import Connection, Engine
 
 import securechat
 from securechat.errors import StoreError
+from securechat.store import file_models  # noqa: F401  (its tables join Base.metadata)
 from securechat.store.models import Base
 from securechat.store.search import is_search_object
 

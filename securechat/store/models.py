@@ -267,6 +267,8 @@ class ChatMessage(Base):
     action: Mapped[str | None] = mapped_column(String(16))
     subject: Mapped[str | None] = mapped_column(String(NAME_MAX))
     origin: Mapped[str | None] = mapped_column(String(32))
+    # The message's files (#27) as JSON, as clients get them; NULL: none (file_models.py).
+    files: Mapped[str | None] = mapped_column(Text)
 
 
 class Mention(Base):

@@ -58,9 +58,9 @@ _NO_CURSOR = 2**63 - 1
 
 # What a candidate must be (the index holds nothing else): a live chat message.
 _LIVE = "m.kind = 'message' AND NOT m.deleted"
-# One row: whether the user may read candidate ``m``. A column, not a filter: the rows the
+# One row: whether the user may read candidate ``m`` (the files of a message too: attachments.py). A column, not a filter: the rows the
 # user may not read count against the query's budget too (see :func:`find`).
-_READABLE = """
+READABLE = """
     CASE WHEN (m.room_id IS NULL AND (m.sender_id = :user OR m.recipient_id = :user))
         OR EXISTS (
             SELECT 1 FROM memberships AS ms
@@ -75,7 +75,7 @@ _READABLE = """
     THEN 1 ELSE 0 END
 """
 _COLUMNS = (
-    f"m.id, {_READABLE} AS readable, m.sender, m.body, m.ts_ms, r.name, m.recipient, m.edited_ms"
+    f"m.id, {READABLE} AS readable, m.sender, m.body, m.ts_ms, r.name, m.recipient, m.edited_ms"
 )
 
 _FROM = "messages AS m LEFT JOIN rooms AS r ON r.id = m.room_id"

@@ -1,0 +1,94 @@
+"""The chat requests of shared files (#27): ``file_ticket``, and a ``send`` carrying files.
+
+A send with files is a team operation (``store/attachments.py`` says why): the committer
+runs it in its own transaction, in commit order with every other write, and its
+:class:`~securechat.server.effects.Effects` deliver the message like any other, to every
+session of the conversation but the sender's, which gets its ``ack`` here. A resend whose
+files a message of the sender already carries is acknowledged with that message's id and
+delivered to nobody again, as a resent ref is.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from typing import Protocol
+
+from securechat.accounts import Account
+from securechat.errors import FilesDisabled, MalformedMessage, StoreError, TooLarge
+from securechat.protocol.files import AskFileTicket
+from securechat.protocol.messages import Ack, Event, Send
+from securechat.server.committer import Committer
+from securechat.server.delivery import format_ts
+from securechat.server.files import FileService
+from securechat.server.hub import Hub, Member
+from securechat.server.timelines import require_member
+from securechat.store.attachments import send_with_files
+from securechat.store.journal import Actor
+from securechat.store.message_rows import NewMessage
+
+log = logging.getLogger("securechat.server")
+
+
+class Caller(Member, Protocol):
+    @property
+    def account(self) -> Account: ...
+
+    @property
+    def user(self) -> str: ...
+
+
+class FileRequests:
+    """Answers ``file_ticket`` and sends with files; collects files after deletions."""
+
+    def __init__(
+        self,
+        files: FileService | None,
+        *,
+        hub: Hub,
+        committer: Committer,
+        max_body: int,
+        max_files: int,
+    ) -> None:
+        self._files, self._hub, self._committer = files, hub, committer
+        self._max_body, self._max_files = max_body, max_files
+
+    def ticket(self, caller: Caller, request: AskFileTicket) -> list[Event]:
+        """Raises: see :meth:`FileService.ticket`."""
+        if self._files is None:
+            raise FilesDisabled("this server keeps no files")
+        return [self._files.ticket(caller.account.id, request)]
+
+    def send(self, caller: Caller, request: Send) -> list[Event]:
+        """Store and deliver a message carrying the caller's uploads; its ``ack``.
+
+        Raises:
+            TooLarge, MalformedMessage: the caption or the number of files.
+            NotMember, Forbidden, NoSuchRoom: see :func:`require_member`.
+            NoSuchFile, NoSuchUser: see :func:`send_with_files`.
+        """
+        files = request.files or ()
+        if len(request.body) > self._max_body:
+            raise TooLarge(f"message body longer than {self._max_body} characters")
+        if len(files) > self._max_files:
+            raise MalformedMessage(f"send: at most {self._max_files} files in a message")
+        if request.room is not None:
+            require_member(self._hub, request.room, caller, sending=True)
+        account = caller.account
+        message = NewMessage(
+            sender_id=account.id, sender=account.name, body=request.body, ref=request.ref,
+            room=request.room, to=request.to,
+        )  # fmt: skip
+        actor = Actor(account.id, account.name, account.is_admin)
+        operation = functools.partial(send_with_files, actor=actor, message=message, file_ids=files)
+        stored = self._committer.perform(operation, origin=caller)
+        return [Ack(id=stored.id, ts=format_ts(stored.ts_ms), ref=request.ref)]
+
+    def collect(self) -> None:
+        """A message or a room was deleted: remove the files nobody may download now."""
+        if self._files is None:
+            return
+        try:
+            self._files.collect()
+        except StoreError as exc:  # the periodic pass tries again
+            log.warning("cannot remove deleted files yet: %s", exc.message)
