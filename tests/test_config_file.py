@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import typer.main
 
+from securechat.attachments.layout import file_path, new_file_id
 from securechat.cli import _register_commands, app, configuration
 from securechat.config import ServerConfig
 from securechat.config_file import Key, Kind, toml_value
@@ -336,3 +337,25 @@ def test_the_sample_file_in_deploy_md_is_valid(run_cli: CliRunner, tmp_path: Pat
     shown = _shown(result.stdout)
     assert shown["certs"] == ('"/var/lib/securechat/certs"', "file")
     assert shown["db"] == ('"sqlite:////var/lib/securechat/securechat.db"', "file")
+
+
+def test_the_files_folder_named_in_the_file_is_the_one_backup_copies(
+    run_cli: CliRunner, tmp_path: Path
+) -> None:
+    """``files`` sits at the top level beside ``db``: serve and the admin commands share it."""
+    shared = tmp_path / "shared"
+    file_id = new_file_id()
+    stored = file_path(shared, file_id)
+    stored.parent.mkdir(parents=True)
+    shared.chmod(0o700)
+    stored.write_bytes(b"the report")
+    stored.chmod(0o600)
+    config_file = _write(
+        tmp_path / "etc" / "securechat.toml", f'db = "sqlite:///chat.db"\nfiles = "{shared}"\n'
+    )
+    env = {"SECURECHAT_CONFIG": str(config_file)}
+    added = run_cli("adduser", "erin", "--password-stdin", input="correct horse battery\n", env=env)
+    assert added.returncode == 0, added.stderr
+    backed_up = run_cli("backup", str(tmp_path / "b.db"), env=env)
+    assert backed_up.returncode == 0, backed_up.stderr
+    assert file_path(tmp_path / "b-files", file_id).read_bytes() == b"the report"

@@ -42,7 +42,7 @@ from securechat.errors import ConfigFileError
 from securechat.store.urls import BadDatabaseUrl, sqlite_beside, with_password
 
 #: Options that say where things are: top-level keys, read by every command that has them.
-TOP_LEVEL = ("certs", "db")
+TOP_LEVEL = ("certs", "db", "files")
 #: Keys the file has and the command line does not: a secret is named, never written here.
 FILE_ONLY: Mapping[str, Key] = {"db_password_file": Key(Kind.PATH)}
 #: Which keys of which table each command takes as defaults (``None``: every key it has).
