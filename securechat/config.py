@@ -189,6 +189,21 @@ class Limits:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class FilesConfig:
+    """Bounds on the work shared files cause the server (securechat/attachments/)."""
+
+    # An image with more pixels than this gets no thumbnail, checked from its header before
+    # any decoding (a 48-megapixel phone photo passes). A PNG, GIF or WebP is decoded
+    # whole (a JPEG at a reduced scale), one image at a time: memory grows with this
+    # (docs/performance.md, "Shared files").
+    thumbnail_max_pixels: int = 50_000_000
+    thumbnail_size: int = 320  # a thumbnail fits in this many pixels square
+    # Images waiting for the one thumbnail thread; past it a new one gets no thumbnail
+    # rather than making its uploader wait.
+    thumbnail_queue: int = 64
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class ServerConfig:
     """What ``securechat serve`` needs to run."""
 

@@ -166,9 +166,10 @@ def test_backup_into_a_folder_writes_a_dated_file(
     folder.mkdir()
     result = run_cli("backup", str(folder), "--db", db_url)
     assert result.returncode == 0, result.stderr
-    (written,) = folder.iterdir()
+    (written,) = folder.glob("*.db")
     assert written.name.startswith("securechat-")
-    assert written.suffix == ".db"
+    # Beside it, the shared files (none yet).
+    assert sorted(folder.iterdir()) == [written.with_name(written.stem + "-files"), written]
     assert summarize(written).users == 4
 
 
@@ -180,7 +181,7 @@ def test_backup_to_a_folder_that_does_not_exist_yet_creates_it_when_the_name_end
     assert result.returncode == 0, result.stderr
     folder = tmp_path / "backups" / "nightly"
     assert folder.is_dir()
-    (written,) = folder.iterdir()
+    (written,) = folder.glob("*.db")
     assert written.name.startswith("securechat-")
     assert written.suffix == ".db"
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700

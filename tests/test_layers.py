@@ -8,6 +8,9 @@ type-only import still ties the layers together. The rules, each its own test:
 - only ``securechat/store/`` imports ``sqlalchemy`` or ``alembic`` (``migrations/`` is
   outside the package);
 - only ``securechat/directory/client.py`` imports ``ldap3``;
+- only ``securechat/attachments/detect.py`` imports ``filetype`` and only
+  ``securechat/attachments/thumbnails.py`` imports Pillow: the code that reads untrusted
+  files' bytes is in two known places;
 - ``securechat.protocol`` imports nothing of ours but itself and ``securechat.errors``
   (test_protocol_purity.py also keeps it free of I/O);
 - the client never imports the server or the store; the server never imports the
@@ -184,6 +187,21 @@ def test_only_the_directory_client_imports_ldap3(graph: Graph) -> None:
             importers=["securechat"],
             targets=["ldap3"],
             except_importers=["securechat.directory.client"],
+        )
+        == set()
+    )
+
+
+@pytest.mark.parametrize(
+    ("library", "importer"),
+    [("filetype", "securechat.attachments.detect"), ("PIL", "securechat.attachments.thumbnails")],
+)
+def test_only_one_module_reads_untrusted_files_with_each_library(
+    graph: Graph, library: str, importer: str
+) -> None:
+    assert (
+        forbidden_imports(
+            graph, importers=["securechat"], targets=[library], except_importers=[importer]
         )
         == set()
     )

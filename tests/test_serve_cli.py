@@ -173,7 +173,8 @@ def test_serve_refuses_a_port_in_use(run_cli: CliRunner, certs_dir: Path, db_url
                          "--certs", str(certs_dir), "--db", db_url)  # fmt: skip
     assert result.returncode == 1
     assert (
-        f"cannot listen on 127.0.0.1 port {port}: address already in use" in result.stderr.lower()
+        f"cannot listen on 127.0.0.1 port {port} for the chat port: address already in use"
+        in result.stderr.lower()
     )
     assert "Traceback" not in result.stderr
 

@@ -127,7 +127,18 @@ def test_sign_out_everywhere_ends_staying_signed_in(
     _device_cookie(context)
     page.click("#devices summary")
     expect(page.locator("#device-list li")).to_have_count(1)
+    page.click("#signout-everywhere")  # asks first; Escape, then Cancel, keep everything
+    expect(page.locator("#signout-everywhere-no")).to_be_focused()
+    page.keyboard.press("Escape")
+    expect(page.locator("#signout-confirm")).to_be_hidden()
+    expect(page.locator("#signout-everywhere")).to_be_focused()
     page.click("#signout-everywhere")
+    page.click("#signout-everywhere-no")
+    expect(page.locator("#signout-confirm")).to_be_hidden()
+    expect(page.locator("#device-list li")).to_have_count(1)
+    assert value(web.db_url, "SELECT count(*) FROM devices") == 1
+    page.click("#signout-everywhere")
+    page.click("#signout-everywhere-yes")
     expect(page.locator("#login-view")).to_be_visible()
     assert value(web.db_url, "SELECT count(*) FROM devices") == 0
     page.reload()

@@ -8,19 +8,26 @@ from typing import Annotated
 
 import typer
 
+from securechat.attachments.backup import FilesSummary, backup_with_files, restore_with_files
+from securechat.attachments.layout import default_files_dir
 from securechat.cli import configuration
 from securechat.cli.app import app
-from securechat.cli.options import CERTS_DEFAULT, DB_DEFAULT, CertsDir, ConfigPath, DbUrl
+from securechat.cli.options import (
+    CERTS_DEFAULT,
+    DB_DEFAULT,
+    CertsDir,
+    ConfigPath,
+    DbUrl,
+    FilesDir,
+)
 from securechat.config import DEFAULT_PORT, DEFAULT_WEB_PORT
 from securechat.deploy import default_executable, hidden_from_service, service_unit
 from securechat.doctor import Installation, Status, examine
 from securechat.errors import UserError
 from securechat.store.backup import (
     DatabaseSummary,
-    backup_database,
     check_not_in_use,
     database_file,
-    restore_database,
     summarize,
 )
 
@@ -36,18 +43,25 @@ def backup(
             show_default=False,
         ),
     ],
-    force: Annotated[bool, typer.Option("--force", help="Replace DEST if it exists.")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace DEST (and its files folder) if it exists.")
+    ] = False,
     config: ConfigPath = None,
     db: DbUrl = DB_DEFAULT,
+    files: FilesDir = None,
 ) -> None:
-    """Copy the database to DEST, safely while the server runs (SQLite only; on PostgreSQL it
-    prints the pg_dump command to use).
+    """Copy the database to DEST and the shared files to the folder beside it (b.db:
+    b-files), safely while the server runs (SQLite only; on PostgreSQL it prints the pg_dump
+    command to use).
 
-    The copy is one consistent moment of the database, a single standalone file, mode 0600:
-    it holds password hashes and every message, so keep it somewhere private.
+    The copy is one consistent moment of the database, a single standalone file, mode 0600,
+    with every file it names: they hold password hashes, every message and every shared
+    file, so keep them somewhere private.
     """
-    summary = backup_database(db, dest, force=force)
+    database_file(db, "backup", Path(dest))  # on PostgreSQL: which command to run instead
+    summary, copied = backup_with_files(db, dest, _files_dir(db, files), force=force)
     typer.echo(f"wrote {summary.path} ({_size(summary.size)}): {_contents(summary)}")
+    typer.echo(f"wrote {copied.path}: {_files(copied)}")
 
 
 @app.command()
@@ -55,17 +69,21 @@ def restore(
     src: Annotated[
         Path,
         typer.Argument(
-            metavar="SRC", help="A file made by `securechat backup`.", show_default=False
+            metavar="SRC",
+            help="A file made by `securechat backup` (its files are in the folder beside it).",
+            show_default=False,
         ),
     ],
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     config: ConfigPath = None,
     db: DbUrl = DB_DEFAULT,
+    files: FilesDir = None,
 ) -> None:
-    """Replace the database with a backup, then bring its schema up to date.
+    """Replace the database and the shared files with a backup, then bring the database's
+    schema up to date.
 
     Stop the server first: restore refuses to touch a database a server is using. Everything
-    written since the backup was made is lost.
+    written and shared since the backup was made is lost.
     """
     database_file(db, "restore", src)  # on PostgreSQL: which command to run instead
     summary = summarize(src)
@@ -78,8 +96,13 @@ def restore(
         if not typer.confirm(question, default=False):
             typer.echo(f"kept {target}")
             raise typer.Exit(code=1)
-    report = restore_database(src, db)
+    files_dir = _files_dir(db, files)
+    report, restored = restore_with_files(src, db, files_dir)
     typer.echo(f"restored {report.target} from {src}; schema revision {report.revision}")
+    if restored is None:
+        typer.echo(f"the backup has no files folder beside it: left {files_dir} as it was")
+    else:
+        typer.echo(f"restored {restored.path}: {_files(restored)}")
 
 
 @app.command()
@@ -107,18 +130,26 @@ def doctor(
     no_web: Annotated[
         bool, typer.Option("--no-web", help="The server runs with --no-web: skip the web port.")
     ] = False,
+    files: FilesDir = None,
 ) -> None:
     """Check a server installation and say how to fix each problem.
 
     Checks the certificate files, key permissions, expiry and names, the CA key, the
-    database's schema revision and users, and what holds the ports on 127.0.0.1 (the web
+    database's schema revision and users, the shared files' folder (owner, mode, free
+    space), and what holds the ports on 127.0.0.1 (the web
     port must serve the page over TLS with its Content-Security-Policy), and with a
     [directory] table in --config, each directory server's TLS certificate and the
     service account's bind and search. Changes nothing. Exits with status 1 if any check FAILs, so it can run from a timer.
     """
     web = None if no_web else web_port
     installation = Installation(
-        certs, db, port, tuple(hosts or ()), web_port=web, directory=configuration.directory(ctx)
+        certs,
+        db,
+        port,
+        tuple(hosts or ()),
+        web_port=web,
+        directory=configuration.directory(ctx),
+        files_dir=files,
     )
     findings = examine(installation)
     width = max(len(finding.check) for finding in findings)
@@ -185,6 +216,19 @@ def service_unit_command(
             "install securechat under /opt (see docs/deploy.md) or pass --bin",
             err=True,
         )
+
+
+def _files_dir(db_url: str, files: Path | None) -> Path:
+    """``--files``, else the folder beside the SQLite database (``database_file`` has
+    refused other databases already)."""
+    folder = files or default_files_dir(db_url)
+    assert folder is not None, "a SQLite database always has a folder beside it"
+    return folder.absolute()
+
+
+def _files(summary: FilesSummary) -> str:
+    reused = f" ({summary.reused} hard-linked from the previous backup)" if summary.reused else ""
+    return f"{_plural(summary.files, 'file')}, {_size(summary.size)} with thumbnails{reused}"
 
 
 def _contents(summary: DatabaseSummary) -> str:

@@ -52,3 +52,14 @@ CertsDir = Annotated[
     ),
 ]
 CERTS_DEFAULT = DEFAULT_CERTS_DIR
+
+FilesDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--files",
+        metavar="DIR",
+        help="Folder of the files people share (as given to `serve --files`). Default: beside "
+        "a SQLite database (chat.db: chat-files).",
+        show_default=False,
+    ),
+]

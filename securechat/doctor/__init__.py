@@ -4,13 +4,14 @@ Each check yields :class:`Finding` values, OK, WARN or FAIL, and every problem c
 command or step that fixes it. Checks only read: the database is never migrated and no file
 is changed. The port checks connect to 127.0.0.1 only; the ``directory`` checks, with a
 ``[directory]`` table, to the directory servers it names. The checks are grouped by what
-they look at: ``certificates``, ``database``, ``network`` (the port) and ``directory``;
+they look at: ``certificates``, ``database``, ``files`` (the shared files' folder),
+``network`` (the port) and ``directory``;
 :func:`examine` runs them all.
 """
 
 from __future__ import annotations
 
-from securechat.doctor import certificates, database, directory, network
+from securechat.doctor import certificates, database, directory, files, network
 from securechat.doctor.findings import Finding, Installation, Status
 
 __all__ = ["Finding", "Installation", "Status", "examine"]
@@ -18,5 +19,11 @@ __all__ = ["Finding", "Installation", "Status", "examine"]
 
 def examine(installation: Installation) -> list[Finding]:
     """Run every check, in the order an admin would fix things."""
-    checks = (*certificates.CHECKS, *database.CHECKS, *network.CHECKS, *directory.CHECKS)
+    checks = (
+        *certificates.CHECKS,
+        *database.CHECKS,
+        *files.CHECKS,
+        *network.CHECKS,
+        *directory.CHECKS,
+    )
     return [finding for check in checks for finding in check(installation)]

@@ -40,6 +40,7 @@ class Installation:
     hosts: tuple[str, ...] = ()
     web_port: int | None = None  # the browsers' port to check too; None: not served
     directory: DirectoryConfig | None = None  # the [directory] table, if configured
+    files_dir: Path | None = None  # serve --files; None: beside a SQLite database
 
 
 Check = Callable[[Installation], Iterator[Finding]]

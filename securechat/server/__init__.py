@@ -6,8 +6,9 @@
 Threads, and what each one alone touches:
 
 - **main** (runner.py): signals; asks the renewal thread to reload on SIGHUP.
-- **acceptor** (server.py): the chat port's listening socket; admits each accepted socket
-  through :class:`~securechat.server.admission.Admission` and starts its thread.
+- **acceptor** (an :class:`~securechat.server.listener.Acceptor` started by server.py): the
+  chat port's listening socket; admits each accepted socket through
+  :class:`~securechat.server.admission.Admission` and starts its thread.
 - **conn <peer>**, one per chat-port connection (connection.py): its TLS stream, its
   :class:`ServerSession` and its request handler; it is the only reader of the socket.
   It writes while holding the connection's ``Turn`` (transport.py), which the delivery
@@ -24,8 +25,9 @@ Threads, and what each one alone touches:
   (the hub's batched presence flush): :class:`Periodic` threads (periodic.py).
 - argon2 runs outside the process, in the hashing pool's worker process (hashpool.py);
   the calling connection thread waits for its result.
-- **web-acceptor** (web.py): the web port's listening socket, admitted through the same
-  :class:`Admission`; each browser then gets one **conn <peer>** thread like a terminal's
+- **web-acceptor** (the same ``Acceptor``, started by web.py): the web port's listening
+  socket, admitted through the same :class:`Admission`; each browser then gets one
+  **conn <peer>** thread like a terminal's
   (connection.py), driving h11 and then websockets' sans-I/O protocol (webframing.py)
   over its TLS stream, under the same ``Turn`` and outbox rules.
 - **directory-sync** (a :class:`Periodic` running directory/sync.py's ``ServerSync``, with

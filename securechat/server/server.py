@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import select
 import socket
 import threading
 import time
@@ -35,13 +34,13 @@ from securechat.server.connection import ServerConnection
 from securechat.server.files import FileService
 from securechat.server.hashpool import HashPool
 from securechat.server.hub import Hub
+from securechat.server.listener import Acceptor, listen
 from securechat.server.nodes import NodePresence
 from securechat.server.peer import TrustedProxies
 from securechat.server.periodic import Periodic
 from securechat.server.renewal import CertificateRenewer, Credentials, CurrentCredentials
 from securechat.server.service import ChatService
 from securechat.server.web import WebServer
-from securechat.transport import Waker
 
 log = logging.getLogger("securechat.server")
 
@@ -79,9 +78,7 @@ class ChatServer:
     def __init__(self, config: ServerConfig, parts: ServerParts) -> None:
         self._config = config
         self.parts = parts
-        self._listener: socket.socket | None = None
-        self._waker = Waker()
-        self._acceptor = threading.Thread(target=self._accept_loop, name="acceptor")
+        self._acceptor: Acceptor | None = None
         self._stopping = threading.Event()
         self.password_checks = "not started"  # how argon2 runs, for the start-up log
 
@@ -99,29 +96,15 @@ class ChatServer:
             ConfigError: the address cannot be bound (in use, not local, no permission).
         """
         config = self._config
-        try:
-            infos = socket.getaddrinfo(
-                config.host, config.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-            )
-            family, _, _, _, address = infos[0]
-            listener = socket.socket(family, socket.SOCK_STREAM)
-            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if family == socket.AF_INET6 and config.host in ("::", ""):
-                listener.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-            listener.bind(address)
-            listener.listen(config.listen_backlog)
-        except OSError as exc:
-            raise ConfigError(
-                f"cannot listen on {config.host} port {config.port}: {exc.strerror or exc}"
-            ) from exc
-        listener.setblocking(False)
-        self._listener = listener
+        listener = listen(config.host, config.port, config.listen_backlog, purpose="the chat port")
+        self._acceptor = Acceptor(listener, self._admit, name="acceptor")
         parts = self.parts
         if parts.web is not None:
             try:
                 parts.web.start()
             except ConfigError:
-                listener.close()
+                self._acceptor.stop()  # closes the chat port's socket: nothing was accepted
+                self._acceptor = None
                 raise
             parts.files.set_port(parts.web.address[1])
         workers = parts.hash_pool.start()
@@ -143,9 +126,8 @@ class ChatServer:
 
     @property
     def address(self) -> tuple[str, int]:
-        assert self._listener is not None, "not started"
-        host, port = self._listener.getsockname()[:2]
-        return host, port
+        assert self._acceptor is not None, "not started"
+        return self._acceptor.address
 
     @property
     def web_address(self) -> tuple[str, int] | None:
@@ -163,9 +145,8 @@ class ChatServer:
         self._stopping.set()
         parts = self.parts
         parts.admission.stop_admitting()
-        self._waker.wake()
-        if self._acceptor.is_alive():
-            self._acceptor.join()
+        if self._acceptor is not None:
+            self._acceptor.stop()
         for periodic in (parts.account_watcher, parts.renewal, parts.presence):
             periodic.stop()
         if parts.directory_sync is not None:
@@ -186,9 +167,6 @@ class ChatServer:
         parts.files.stop()
         parts.hash_pool.close()  # a login still waiting for a check gets rate_limited
         parts.committer.stop()
-        if self._listener is not None:
-            self._listener.close()
-        self._waker.close()
         log.info("server stopped")
 
     def __enter__(self) -> Self:
@@ -209,25 +187,7 @@ class ChatServer:
         """Hand ``credentials`` to every connection accepted from now on."""
         self.parts.credentials.install(credentials)
 
-    # --- the acceptor thread: accepts, applies the connection caps, starts threads ----
-
-    def _accept_loop(self) -> None:
-        assert self._listener is not None
-        poller = select.poll()
-        poller.register(self._listener, select.POLLIN)
-        poller.register(self._waker, select.POLLIN)
-        while not self._stopping.is_set():
-            poller.poll()
-            while not self._stopping.is_set():
-                try:
-                    sock, address = self._listener.accept()
-                except (BlockingIOError, InterruptedError):
-                    break
-                except OSError as exc:  # EMFILE, ENOBUFS...: back off, keep serving
-                    log.error("accept failed: %s", exc)
-                    time.sleep(0.05)
-                    break
-                self._admit(sock, address)
+    # --- on the acceptor thread: applies the connection caps, starts threads -----------
 
     def _admit(self, sock: socket.socket, address: tuple[str, int]) -> None:
         """Start a connection on an accepted socket, or close it at once."""

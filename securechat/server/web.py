@@ -19,7 +19,6 @@ joins every thread (each one's waits are bounded).
 from __future__ import annotations
 
 import logging
-import select
 import socket
 import threading
 import time
@@ -28,12 +27,12 @@ from collections.abc import Callable, Sequence
 from securechat.accounts import Account
 from securechat.config import Limits
 from securechat.devices import Devices
-from securechat.errors import ConfigError
 from securechat.protocol.messages import Bye
 from securechat.server.connection import ServerConnection
 from securechat.server.devicerequests import DeviceSessions
 from securechat.server.files import FileService
 from securechat.server.framing import Framing
+from securechat.server.listener import Acceptor, listen
 from securechat.server.peer import TrustedProxies
 from securechat.server.renewal import Credentials
 from securechat.server.requests import RequestHandler
@@ -42,7 +41,6 @@ from securechat.server.webdevices import DevicePosts, StoredDeviceDoor
 from securechat.server.webfiles import Origins, StaticFiles, load_package_files
 from securechat.server.webframes import FramedOnce
 from securechat.server.webframing import WebFraming
-from securechat.transport import Waker
 
 log = logging.getLogger("securechat.server")
 
@@ -86,10 +84,8 @@ class WebServer:
         self._backlog = listen_backlog
         self._proxies = proxies or TrustedProxies()
         self._on_proxied = on_proxied
-        self._listener: socket.socket | None = None
-        self._waker = Waker()
-        self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._accept_loop, name="web-acceptor")
+        self._acceptor: Acceptor | None = None
+        self._stopped = False  # stop() has begun (called by the thread that stops the server)
         self._files = StaticFiles({})
         self._origins = Origins((), port)
         self._lock = threading.Lock()
@@ -106,7 +102,7 @@ class WebServer:
         Raises:
             ConfigError: the port cannot be bound.
         """
-        listener = _listen(self._host, self._port, self._backlog)
+        listener = listen(self._host, self._port, self._backlog, purpose="the web client")
         port = listener.getsockname()[1]
         self._origins = Origins(self._names, port)
         self._files = StaticFiles(
@@ -115,14 +111,13 @@ class WebServer:
         if self._door is not None:
             max_age = int(self._limits.device_idle_timeout)
             self._posts = DevicePosts(self._door, self._files, max_age=max_age)
-        self._listener = listener
-        self._thread.start()
+        self._acceptor = Acceptor(listener, self._start, name="web-acceptor")
+        self._acceptor.start()
 
     @property
     def address(self) -> tuple[str, int]:
-        assert self._listener is not None, "not started"
-        host, port = self._listener.getsockname()[:2]
-        return host, port
+        assert self._acceptor is not None, "not started"
+        return self._acceptor.address
 
     @property
     def origins(self) -> frozenset[str]:
@@ -130,41 +125,18 @@ class WebServer:
 
     def stop(self) -> None:
         """Stop accepting, close what is still open and join every thread. Idempotent."""
-        if self._listener is None or self._stopping.is_set():
+        if self._acceptor is None or self._stopped:
             return
-        self._stopping.set()
-        self._waker.wake()
-        if self._thread.is_alive():
-            self._thread.join()
+        self._stopped = True
+        self._acceptor.stop()
         with self._lock:
             left = list(self._live)
         for connection in left:
             connection.request_close("server shutting down", Bye(reason="shutting_down"))
         for connection in left:
             connection.thread.join()
-        self._listener.close()
-        self._waker.close()
 
-    # --- the acceptor thread -------------------------------------------------------
-
-    def _accept_loop(self) -> None:
-        listener = self._listener
-        assert listener is not None
-        poller = select.poll()
-        poller.register(listener, select.POLLIN)
-        poller.register(self._waker, select.POLLIN)
-        while not self._stopping.is_set():
-            poller.poll()
-            while not self._stopping.is_set():
-                try:
-                    sock, address = listener.accept()
-                except (BlockingIOError, InterruptedError):
-                    break
-                except OSError as exc:  # EMFILE, ENOBUFS...: back off, keep serving
-                    log.error("web accept failed: %s", exc)
-                    time.sleep(0.05)
-                    break
-                self._start(sock, (address[0], address[1]))
+    # --- on the acceptor thread ----------------------------------------------------
 
     def _start(self, sock: socket.socket, address: tuple[str, int]) -> None:
         """Admit an accepted socket and start its thread, or close it at once."""
@@ -211,22 +183,3 @@ class WebServer:
         with self._lock:
             self._live.discard(connection)
         self._on_closed(connection)
-
-
-def _listen(host: str, port: int, backlog: int) -> socket.socket:
-    """A non-blocking listening socket for the acceptor's poll()."""
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-        family, _, _, _, address = infos[0]
-        listener = socket.socket(family, socket.SOCK_STREAM)
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if family == socket.AF_INET6 and host in ("::", ""):
-            listener.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-        listener.bind(address)
-        listener.listen(backlog)
-    except OSError as exc:
-        raise ConfigError(
-            f"cannot listen on {host} port {port} for the web client: {exc.strerror or exc}"
-        ) from exc
-    listener.setblocking(False)
-    return listener

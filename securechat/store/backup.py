@@ -26,7 +26,7 @@ import os
 import secrets
 import shlex
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
 
@@ -108,14 +108,10 @@ def backup_database(db_url: str, where: str, *, force: bool = False) -> Database
         StoreError: the database is missing or not a securechat database, ``dest`` exists
             and ``force`` is false, or a file cannot be read or written.
     """
-    dest = Path(where)
-    source = database_file(db_url, "backup", dest)
+    source = database_file(db_url, "backup", Path(where))
     if not source.is_file():
         raise StoreError(f"no database at {source}; check --db")
-    if where.endswith(("/", os.sep)) or dest.is_dir():
-        _make_folder(dest)
-        dest = dest / f"securechat-{dt.datetime.now(dt.UTC):%Y%m%d-%H%M%S}.db"
-    dest = dest.absolute()
+    dest = backup_destination(where)
     if _same_file(dest, source):
         raise StoreError(f"{dest} is the database itself; choose another destination")
     if dest.exists() and not force:
@@ -126,6 +122,20 @@ def backup_database(db_url: str, where: str, *, force: bool = False) -> Database
             raise StoreError(f"{dest} already exists; choose another name or pass --force")
         _replace(tmp, dest)
     return dataclasses.replace(summary, path=dest)
+
+
+def backup_destination(where: str) -> Path:
+    """The backup file ``where`` names (see :func:`backup_database`), absolute; a folder it
+    names is created.
+
+    Raises:
+        StoreError: the folder cannot be created.
+    """
+    dest = Path(where)
+    if where.endswith(("/", os.sep)) or dest.is_dir():
+        _make_folder(dest)
+        dest = dest / f"securechat-{dt.datetime.now(dt.UTC):%Y%m%d-%H%M%S}.db"
+    return dest.absolute()
 
 
 def _make_folder(folder: Path) -> None:
@@ -197,8 +207,13 @@ def check_not_in_use(db_url: str, source: Path | None = None) -> Path:
     return target
 
 
-def restore_database(source: Path, db_url: str) -> RestoreReport:
+def restore_database(
+    source: Path, db_url: str, *, then: Callable[[], None] | None = None
+) -> RestoreReport:
     """Replace the database at ``db_url`` with the backup ``source``, then migrate it to head.
+
+    ``then`` runs once the database is in place, still under the server lock (to put the
+    files folder that goes with it in place too).
 
     Raises:
         StoreError: ``source`` is not a usable backup, a server is running on the target, or
@@ -217,6 +232,8 @@ def restore_database(source: Path, db_url: str) -> RestoreReport:
             for suffix in SIDE_FILES:
                 _unlink(target.with_name(target.name + suffix))
             _replace(tmp, target)
+        if then is not None:
+            then()
         database = open_database(db_url)  # brings an older backup up to head
         try:
             revision = current_revision(database.engine)

@@ -112,7 +112,21 @@ export class DeviceControl {
     $("devices").addEventListener("toggle", () => {
       if ($("devices").open) this.refresh();
     });
-    $("signout-everywhere").addEventListener("click", () => this.signOutEverywhere());
+    // Signing out everywhere ends this page's session too: it asks first (Escape keeps it).
+    $("signout-everywhere").addEventListener("click", () => this.askSignOutEverywhere(true));
+    $("signout-everywhere-no").addEventListener("click", () => this.askSignOutEverywhere(false));
+    $("signout-everywhere-yes").addEventListener("click", () => this.signOutEverywhere());
+    $("signout-confirm").addEventListener("keydown", (event) => {
+      if (event.key !== "Escape") return;
+      event.preventDefault(); // the page's own Escape handling leaves it alone
+      this.askSignOutEverywhere(false);
+    });
+  }
+
+  askSignOutEverywhere(asking) {
+    $("signout-confirm").hidden = !asking;
+    $("signout-everywhere").hidden = asking;
+    (asking ? $("signout-everywhere-no") : $("signout-everywhere")).focus();
   }
 
   refresh() {
@@ -156,6 +170,8 @@ export class DeviceControl {
   loggedOut() {
     if (deviceHint.get()) forget();
     this.view.clear();
+    $("signout-confirm").hidden = true;
+    $("signout-everywhere").hidden = false;
     $("devices").open = false;
   }
 }
