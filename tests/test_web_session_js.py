@@ -7,7 +7,8 @@ page's rules in chat.js and commands.js, names.test.mjs for its name rule
 against tests/vectors/names.json, state.test.mjs for the page's state updates in state.js,
 drafts.test.mjs for the composer's checks in drafts.js, timeline.test.mjs for day
 separators and shared headers in timeline.js, markdown.test.mjs for message bodies in
-markdown.js with the vendored markdown-it); this runs them with the suite. Without Node
+markdown.js with the vendored markdown-it, files.test.mjs for captions and the upload
+state machine in files.js); this runs them with the suite. Without Node
 those are skipped with one line saying how to get it.
 """
 
@@ -36,6 +37,7 @@ NODE_SUITES = {
     "drafts.test.mjs": ("drafts.js", "DRAFTS_MODULE"),
     "timeline.test.mjs": ("timeline.js", "TIMELINE_MODULE"),
     "markdown.test.mjs": ("markdown.js", "MARKDOWN_MODULE"),
+    "files.test.mjs": ("files.js", "FILES_MODULE"),
 }
 #: The vendored libraries (securechat/web/vendor/README.md) and their pinned SHA-256.
 VENDORED = {

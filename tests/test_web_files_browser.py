@@ -1,0 +1,199 @@
+"""Shared files in the browser (#27): a real Chromium, a real server with its files folder.
+
+Alice attaches a PNG and a PDF with the attach button and pastes a screenshot; Bob's page
+shows the image previews (blob: URLs fetched with a ticket) and the file card, and both
+files download byte for byte. A refused upload says why and keeps the text; a cancelled
+one sends nothing.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import re
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from playwright.sync_api import BrowserContext, Locator, Page, Route, expect
+
+from tests.conftest import ServerFactory
+from tests.test_web_browser import (  # noqa: F401 (fixtures)
+    _logged_in,
+    _messages,
+    browser,
+    browser_home,
+    playwright,
+)
+
+KiB = 1024
+BLOB = re.compile(r"^blob:https://localhost:\d+/")
+#: A screenshot pasted from the clipboard, as Chromium hands it to the page: a File named
+#: "image.png" in a DataTransfer on a paste event.
+PASTE_PNG = """
+([data]) => {
+  const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
+  const transfer = new DataTransfer();
+  transfer.items.add(new File([bytes], "image.png", { type: "image/png" }));
+  const paste = new ClipboardEvent("paste", { clipboardData: transfer, bubbles: true, cancelable: true });
+  document.getElementById("composer-input").dispatchEvent(paste);
+}
+"""
+
+
+def _png(width: int, height: int, color: tuple[int, int, int]) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (width, height), color).save(out, format="PNG")
+    return out.getvalue()
+
+
+def _pdf() -> bytes:
+    return b"%PDF-1.4\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n" + secrets.token_bytes(3000)
+
+
+@pytest.fixture
+def alice(browser: BrowserContext) -> Iterator[Page]:  # noqa: F811
+    page = browser.new_page()
+    yield page
+    page.close()
+
+
+@pytest.fixture
+def bob(browser: BrowserContext) -> Iterator[Page]:  # noqa: F811
+    page = browser.new_page()
+    yield page
+    page.close()
+
+
+def _attach(page: Page, *paths: Path) -> None:
+    with page.expect_file_chooser() as chooser:
+        page.get_by_label("Attach a file").click()
+    chooser.value.set_files([str(path) for path in paths])
+
+
+def _download(page: Page, button: Locator, tmp_path: Path) -> bytes:
+    with page.expect_download() as info:
+        button.click()
+    saved = tmp_path / info.value.suggested_filename
+    info.value.save_as(saved)
+    return saved.read_bytes()
+
+
+def _blob_image(page: Page, alt: str) -> Locator:
+    image = page.get_by_role("img", name=alt, exact=True).first
+    expect(image).to_have_attribute("src", BLOB)
+    return image
+
+
+def test_browser_shares_an_image_a_pdf_and_a_pasted_screenshot(
+    alice: Page, bob: Page, server_factory: ServerFactory, tmp_path: Path
+) -> None:
+    web = server_factory(web_port=0)
+    chart, report = tmp_path / "chart.png", tmp_path / "report.pdf"
+    chart.write_bytes(_png(640, 480, (200, 30, 30)))
+    report.write_bytes(_pdf())
+    _logged_in(alice, web, "alice")
+    _logged_in(bob, web, "bob")
+    errors: list[str] = []
+    bob.on("pageerror", lambda error: errors.append(str(error)))
+
+    _attach(alice, chart, report)
+    tray = alice.locator("#upload-tray li")
+    expect(tray).to_have_count(2)
+    expect(alice.locator('#upload-tray li[data-status="done"]')).to_have_count(2)
+    composer = alice.get_by_label("Message", exact=True)
+    composer.fill("the quarterly report")
+    composer.press("Enter")
+    expect(tray).to_have_count(0)
+    expect(composer).to_have_value("")
+
+    sent = _messages(bob).filter(has_text="the quarterly report")
+    expect(sent).to_have_count(1)
+    expect(sent.locator(".body")).to_have_text("the quarterly report")  # no [file: …] lines
+    preview = _blob_image(bob, "chart.png")
+    assert preview.evaluate("img => img.naturalWidth") > 0
+    card = sent.locator(".attachment.file", has_text="report.pdf")
+    expect(card).to_contain_text("application/pdf")
+    expect(card).to_contain_text("KiB")
+    assert (
+        _download(bob, card.get_by_role("button", name="Download report.pdf"), tmp_path / "bob-pdf")
+        == report.read_bytes()
+    )
+
+    bob.get_by_role("button", name="Open chart.png").click()  # the full image, over the page
+    viewer = bob.locator("dialog.image-viewer")
+    full = viewer.locator("img.full-image")
+    expect(full).to_have_attribute("src", BLOB)
+    assert full.evaluate("img => img.naturalWidth") == 640
+    downloaded = _download(
+        bob, viewer.get_by_role("button", name="Download chart.png"), tmp_path / "bob-png"
+    )
+    assert downloaded == chart.read_bytes()
+    bob.keyboard.press("Escape")
+    expect(viewer).to_have_count(0)
+
+    # Alice's own copy (from the ack) shows the same, without waiting for the server's echo.
+    mine = _messages(alice).filter(has_text="the quarterly report")
+    expect(mine.locator(".attachment.file", has_text="report.pdf")).to_have_count(1)
+    _blob_image(alice, "chart.png")
+
+    screenshot = _png(300, 200, (20, 120, 220))
+    alice.get_by_label("Message", exact=True).focus()
+    alice.evaluate(PASTE_PNG, [base64.b64encode(screenshot).decode()])
+    expect(alice.locator('#upload-tray li[data-status="done"]')).to_have_count(1)
+    expect(alice.locator("#upload-tray")).to_contain_text("Screenshot ")
+    alice.get_by_role("button", name="Send").click()  # no caption: files alone are a message
+    pasted = bob.locator("img.preview[alt^='Screenshot ']")
+    expect(pasted).to_have_attribute("src", BLOB)
+    assert pasted.evaluate("img => img.naturalWidth") > 0
+    assert errors == []
+
+
+def test_browser_says_why_an_upload_is_refused_and_keeps_the_text(
+    alice: Page, server_factory: ServerFactory, tmp_path: Path
+) -> None:
+    web = server_factory(web_port=0, max_file_size=64 * KiB)
+    bob = web.login("bob")
+    big = tmp_path / "big.bin"
+    big.write_bytes(secrets.token_bytes(100 * KiB))
+    _logged_in(alice, web, "alice")
+    composer = alice.get_by_label("Message", exact=True)
+    composer.fill("this text stays")
+    _attach(alice, big)
+    failed = alice.locator('#upload-tray li[data-status="failed"]')
+    expect(failed).to_contain_text("Not uploaded: too large")
+    expect(failed).to_contain_text("64.0 KiB")
+    expect(failed.get_by_role("button", name="Retry big.bin")).to_have_count(0)  # it would not help
+    expect(composer).to_have_value("this text stays")
+    failed.get_by_role("button", name="Remove big.bin").click()
+    expect(alice.locator("#upload-tray")).to_be_hidden()
+    composer.press("Enter")
+    message = bob.expect("message", body="this text stays")
+    assert "files" not in message
+
+
+def test_browser_cancels_an_upload_and_sends_nothing_of_it(
+    alice: Page, server_factory: ServerFactory, tmp_path: Path
+) -> None:
+    web = server_factory(web_port=0)
+    bob = web.login("bob")
+    held: list[Route] = []
+    alice.route("**/files", lambda route: held.append(route))  # the upload never completes
+    slow = tmp_path / "slow.pdf"
+    slow.write_bytes(_pdf())
+    _logged_in(alice, web, "alice")
+    _attach(alice, slow)
+    uploading = alice.locator('#upload-tray li[data-status="uploading"]')
+    expect(uploading).to_have_count(1)
+    composer = alice.get_by_label("Message", exact=True)
+    composer.fill("after the cancel")
+    composer.press("Enter")  # a send waits for its uploads
+    expect(alice.locator("#composer-error")).to_contain_text("Wait for the upload to finish")
+    uploading.get_by_role("button", name="Cancel slow.pdf").click()
+    expect(alice.locator("#upload-tray")).to_be_hidden()
+    composer.press("Enter")
+    message = bob.expect("message", body="after the cancel")
+    assert "files" not in message
+    expect(_messages(alice).locator(".attachment")).to_have_count(0)
