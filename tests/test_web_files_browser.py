@@ -197,3 +197,36 @@ def test_browser_cancels_an_upload_and_sends_nothing_of_it(
     message = bob.expect("message", body="after the cancel")
     assert "files" not in message
     expect(_messages(alice).locator(".attachment")).to_have_count(0)
+
+
+#: A file dropped on the conversation from the desktop, as Chromium hands it to the page.
+DROP_FILE = """
+([name, text]) => {
+  const transfer = new DataTransfer();
+  transfer.items.add(new File([text], name, { type: "text/plain" }));
+  const list = document.getElementById("messages");
+  const over = new DragEvent("dragover", { dataTransfer: transfer, bubbles: true, cancelable: true });
+  list.dispatchEvent(over);
+  const drop = new DragEvent("drop", { dataTransfer: transfer, bubbles: true, cancelable: true });
+  list.dispatchEvent(drop);
+  return [over.defaultPrevented, drop.defaultPrevented];
+}
+"""
+
+
+def test_browser_uploads_a_file_dropped_on_the_conversation(
+    alice: Page, server_factory: ServerFactory
+) -> None:
+    web = server_factory(web_port=0)
+    bob = web.login("bob")
+    _logged_in(alice, web, "alice")
+    handled = alice.evaluate(DROP_FILE, ["notes.txt", "minutes of the meeting\n"])
+    assert handled == [True, True]  # the page takes the drop; the browser does not open it
+    expect(alice.locator('#upload-tray li[data-status="done"]')).to_have_count(1)
+    alice.get_by_label("Message", exact=True).fill("notes from today")
+    alice.get_by_label("Message", exact=True).press("Enter")
+    message = bob.expect("message", room="general")
+    assert message["files"][0]["name"] == "notes.txt"
+    assert message["body"].startswith("notes from today\n[file: notes.txt, ")
+    card = _messages(alice).locator(".attachment.file", has_text="notes.txt")
+    expect(card).to_contain_text("23 B")
