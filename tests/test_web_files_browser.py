@@ -230,3 +230,23 @@ def test_browser_uploads_a_file_dropped_on_the_conversation(
     assert message["body"].startswith("notes from today\n[file: notes.txt, ")
     card = _messages(alice).locator(".attachment.file", has_text="notes.txt")
     expect(card).to_contain_text("23 B")
+
+
+def test_browser_shows_an_image_without_a_thumbnail_as_a_card_to_download(
+    alice: Page, bob: Page, server_factory: ServerFactory, tmp_path: Path
+) -> None:
+    """A PNG the server cannot decode gets no thumbnail: the page falls back to its card."""
+    web = server_factory(web_port=0)
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(_png(400, 300, (0, 0, 0))[:200])  # the header, then nothing
+    _logged_in(alice, web, "alice")
+    _logged_in(bob, web, "bob")
+    _attach(alice, broken)
+    expect(alice.locator('#upload-tray li[data-status="done"]')).to_have_count(1)
+    alice.get_by_label("Message", exact=True).press("Enter")
+    card = _messages(bob).locator(".attachment.file", has_text="broken.png")
+    expect(card).to_be_visible()
+    expect(card).to_contain_text("image/png")
+    expect(bob.get_by_role("button", name="Open broken.png")).to_be_hidden()
+    button = card.get_by_role("button", name="Download broken.png")
+    assert _download(bob, button, tmp_path / "bob") == broken.read_bytes()

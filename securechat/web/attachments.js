@@ -20,7 +20,9 @@ export class Attachments {
   constructor(askTicket) {
     this.askTicket = askTicket;
     this.previews = new Map(); // file id -> { url: Promise<string|null>, nodes: Set<img> }
+    this.sending = new Map(); // ref of a send not yet acknowledged -> its files' objects
     this.observer = new IntersectionObserver((entries) => this.inView(entries), { rootMargin: "200px" });
+    this.waiting = new Set(); // <img>s observed, not yet in view
     this.sweepQueued = false;
     this.viewer = null;
   }
@@ -31,6 +33,14 @@ export class Attachments {
     return el("div", { className: "attachments" }, ...message.files.map((file) => (hasPreview(file) ? this.image(file) : this.card(file))));
   }
 
+  // The files of a send still on its way (or failed), by name: nothing to fetch yet.
+  renderSending(ref) {
+    const files = this.sending.get(ref);
+    if (files === undefined) return null;
+    const names = files.map((file) => el("span", { className: "attachment sending" }, `${file.name} (${formatSize(file.size)})`));
+    return el("div", { className: "attachments" }, ...names);
+  }
+
   image(file) {
     const img = el("img", { className: "preview", attrs: { alt: file.name, title: `${file.name} (${formatSize(file.size)})` } });
     if (Number.isInteger(file.width) && Number.isInteger(file.height)) img.style.aspectRatio = `${file.width} / ${file.height}`;
@@ -39,7 +49,10 @@ export class Attachments {
     open.addEventListener("click", () => this.open(file));
     const entry = this.previews.get(file.id);
     if (entry !== undefined) this.show(img, entry);
-    else this.observer.observe(img);
+    else {
+      this.waiting.add(img);
+      this.observer.observe(img);
+    }
     return el("figure", { className: "attachment image" }, open, this.fallback(file));
   }
 
@@ -68,6 +81,7 @@ export class Attachments {
       if (!entry.isIntersecting) continue;
       const img = entry.target;
       this.observer.unobserve(img);
+      this.waiting.delete(img);
       const id = img.dataset.file;
       let preview = this.previews.get(id);
       if (preview === undefined) {
@@ -81,12 +95,13 @@ export class Attachments {
   show(img, preview) {
     preview.nodes.add(img);
     preview.url.then((url) => {
-      if (url !== null) img.src = url;
-      else {
-        img.closest("figure").classList.add("no-preview"); // its card shows instead
-        img.closest("figure").querySelector(".attachment.file").hidden = false;
-        img.parentElement.hidden = true;
+      if (url !== null) {
+        img.src = url;
+        return;
       }
+      const figure = img.closest("figure"); // no preview after all: its card shows instead
+      figure.querySelector(".attachment.file").hidden = false;
+      img.parentElement.hidden = true;
     });
   }
 
@@ -112,6 +127,11 @@ export class Attachments {
     this.sweepQueued = true;
     requestAnimationFrame(() => {
       this.sweepQueued = false;
+      for (const img of this.waiting) {
+        if (img.isConnected) continue;
+        this.observer.unobserve(img);
+        this.waiting.delete(img);
+      }
       for (const [id, preview] of this.previews) {
         for (const node of preview.nodes) if (!node.isConnected) preview.nodes.delete(node);
         if (preview.nodes.size > 0) continue;
@@ -156,6 +176,9 @@ export class Attachments {
     this.close();
     document.body.append(dialog);
     dialog.addEventListener("close", () => this.close());
+    dialog.addEventListener("keydown", (e) => {
+      if (e.key === "Escape") e.stopPropagation(); // closes the viewer only, not an edit behind it
+    });
     dialog.showModal();
     this.viewer = { dialog, url: null };
     const viewer = this.viewer;

@@ -128,6 +128,8 @@ export function pendingItem(conversation, ref, entry, { me, actions }) {
     );
     item.append(el("p", { className: "reason" }, entry.reason || ""));
   }
+  const files = actions.files ? actions.files.renderSending(ref) : null; // attachments.js
+  if (files !== null) item.append(files);
   return item;
 }
 

@@ -35,6 +35,17 @@ export class Uploads {
     this.render();
   }
 
+  // Files already uploaded (a failed send taken back to be edited): ready to send again.
+  restore(files) {
+    for (const file of files) {
+      const upload = newUpload(file);
+      advance(upload, { kind: "ticket" });
+      advance(upload, { kind: "stored", file });
+      this.list.push(upload);
+    }
+    this.render();
+  }
+
   active() {
     return this.list.filter((u) => u.status !== "cancelled" && u.status !== "sent");
   }

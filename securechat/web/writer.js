@@ -16,10 +16,9 @@ export class Writer extends Reader {
     super();
     this.editing = null; // { key, id } while the composer edits a message
     this.tickets = new Map(); // ref of a file_ticket asked -> its promise's resolve
-    this.sendFiles = new Map(); // ref of a send with files -> their objects (for the ack, a retry)
     const askTicket = (request) => this.askTicket(request);
     this.uploads = new Uploads({ tray: $("upload-tray"), askTicket, onError: (text) => this.composer.error(text) });
-    this.attachments = new Attachments(askTicket);
+    this.attachments = new Attachments(askTicket); // .sending: the files of each send by ref
     this.attachments.watch($("messages"));
   }
 
@@ -41,13 +40,13 @@ export class Writer extends Reader {
   dropTransfers() {
     this.uploads.clear();
     for (const ref of [...this.tickets.keys()]) this.ticketReply(ref, { type: "error", code: "network", message: "logged out" });
-    this.sendFiles.clear();
+    this.attachments.sending.clear();
   }
 
   // Our send acknowledged: its message carries the files it was sent with.
   sentWithFiles(ref, message) {
-    const files = this.sendFiles.get(ref);
-    this.sendFiles.delete(ref);
+    const files = this.attachments.sending.get(ref);
+    this.attachments.sending.delete(ref);
     if (files !== undefined) message.files = files;
   }
 
@@ -103,14 +102,14 @@ export class Writer extends Reader {
 
   submit(conversation, body, files = []) {
     const send = this.connection.submit(body, conversation.target(), files.map((file) => file.id));
-    if (files.length > 0) this.sendFiles.set(send.ref, files);
+    if (files.length > 0) this.attachments.sending.set(send.ref, files);
     conversation.pending.set(send.ref, { send, status: "sending" });
     this.messages.pending(conversation, send.ref);
     this.messages.toBottom();
   }
 
   retry(conversation, ref) {
-    const files = this.sendFiles.get(ref) || [];
+    const files = this.attachments.sending.get(ref) || [];
     const entry = this.dismiss(conversation, ref);
     if (entry) this.submit(conversation, entry.send.body, files);
   }
@@ -121,8 +120,10 @@ export class Writer extends Reader {
       this.composer.error("Send or clear what you are typing first, then edit the failed message.");
       return;
     }
+    const files = this.attachments.sending.get(ref) || [];
     const entry = this.dismiss(conversation, ref);
     if (!entry) return;
+    this.uploads.restore(files); // they go with the edited text
     this.composer.value = entry.send.body;
     this.composer.error(entry.reason ? `Not sent: ${entry.reason}` : "");
     this.composer.focus();
@@ -131,7 +132,7 @@ export class Writer extends Reader {
   dismiss(conversation, ref) {
     const entry = conversation.pending.get(ref);
     conversation.pending.delete(ref);
-    this.sendFiles.delete(ref);
+    this.attachments.sending.delete(ref);
     this.messages.pending(conversation, ref);
     return entry;
   }
