@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import re
 import secrets
 from collections.abc import Iterator
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-from playwright.sync_api import BrowserContext, Locator, Page, Route, expect
+from playwright.sync_api import BrowserContext, Locator, Page, Route, WebSocketRoute, expect
 
 from tests.conftest import ServerFactory
 from tests.test_web_browser import (  # noqa: F401 (fixtures)
@@ -250,3 +251,37 @@ def test_browser_shows_an_image_without_a_thumbnail_as_a_card_to_download(
     expect(bob.get_by_role("button", name="Open broken.png")).to_be_hidden()
     button = card.get_by_role("button", name="Download broken.png")
     assert _download(bob, button, tmp_path / "bob") == broken.read_bytes()
+
+
+def test_browser_checks_a_hellos_max_file_size_before_asking_for_a_ticket(
+    alice: Page, server_factory: ServerFactory, tmp_path: Path
+) -> None:
+    """A server whose hello announces max_file_size: a larger file is refused at once."""
+    web = server_factory(web_port=0)
+    sent: list[str] = []
+
+    def announcing(socket: WebSocketRoute) -> None:
+        server = socket.connect_to_server()
+
+        def from_server(message: str | bytes) -> None:
+            if isinstance(message, str) and '"type":"hello"' in message:
+                message = json.dumps({**json.loads(message), "max_file_size": 64 * KiB})
+            socket.send(message)
+
+        def from_page(message: str | bytes) -> None:
+            sent.append(message if isinstance(message, str) else "")
+            server.send(message)
+
+        server.on_message(from_server)
+        socket.on_message(from_page)
+
+    alice.route_web_socket("**/ws", announcing)
+    big = tmp_path / "big.bin"
+    big.write_bytes(secrets.token_bytes(100 * KiB))
+    _logged_in(alice, web, "alice")
+    _attach(alice, big)
+    failed = alice.locator('#upload-tray li[data-status="failed"]')
+    expect(failed).to_contain_text(
+        "the file is 100.0 KiB; this server takes files of up to 64.0 KiB"
+    )
+    assert not [frame for frame in sent if '"file_ticket"' in frame]

@@ -37,6 +37,15 @@ export function formatSize(bytes) {
   return `${value.toFixed(1)} ${units[unit]}`;
 }
 
+// A refusal before asking, when the hello announces `max_file_size` (today's servers do not:
+// their ticket refuses with file_too_large, before a byte is sent either way); else null.
+export function sizeRefusal(size, hello) {
+  const limit = hello !== null && hello !== undefined ? hello.max_file_size : undefined;
+  if (!Number.isInteger(limit) || limit <= 0 || size <= limit) return null;
+  const message = `the file is ${formatSize(size)}; this server takes files of up to ${formatSize(limit)}`;
+  return { kind: "refused", code: "file_too_large", message };
+}
+
 // Whether the page asks for a thumbnail: the server made one, or may still be making it
 // (an image type, and no word yet).
 export function hasPreview(file) {

@@ -6,13 +6,15 @@
 // through transfers.js.
 
 import { button, el } from "./dom.js";
-import { MAX_FILES, advance, canRetry, formatSize, newUpload, progressText, readyToSend } from "./files.js";
+import { MAX_FILES, advance, canRetry, formatSize, newUpload, progressText, readyToSend, sizeRefusal } from "./files.js";
 import { upload as post } from "./transfers.js";
 
 export class Uploads {
-  // askTicket(request) -> Promise of the reply event; onError(text): shown by the composer.
-  constructor({ tray, askTicket, onError }) {
+  // askTicket(request) -> Promise of the reply event; onError(text): shown by the composer;
+  // hello(): the server's hello (its limits), or null.
+  constructor({ tray, askTicket, onError, hello }) {
     this.tray = tray;
+    this.hello = hello;
     this.askTicket = askTicket;
     this.onError = onError;
     this.list = []; // uploads (files.js), in the order added
@@ -62,6 +64,11 @@ export class Uploads {
   }
 
   async start(upload) {
+    const refused = sizeRefusal(upload.size, this.hello());
+    if (refused !== null) {
+      this.step(upload, refused);
+      return;
+    }
     const reply = await this.askTicket({ type: "file_ticket", name: upload.name, size: upload.size });
     if (reply.type !== "file_ticket") {
       this.step(upload, { kind: "refused", code: reply.code, message: reply.message });

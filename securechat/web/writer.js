@@ -17,7 +17,8 @@ export class Writer extends Reader {
     this.editing = null; // { key, id } while the composer edits a message
     this.tickets = new Map(); // ref of a file_ticket asked -> its promise's resolve
     const askTicket = (request) => this.askTicket(request);
-    this.uploads = new Uploads({ tray: $("upload-tray"), askTicket, onError: (text) => this.composer.error(text) });
+    const hello = () => (this.connection === null ? null : this.connection.session.hello);
+    this.uploads = new Uploads({ tray: $("upload-tray"), askTicket, hello, onError: (text) => this.composer.error(text) });
     this.attachments = new Attachments(askTicket); // .sending: the files of each send by ref
     this.attachments.watch($("messages"));
   }

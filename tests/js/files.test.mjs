@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 
 const module = process.env.FILES_MODULE || new URL("../../securechat/web/files.js", import.meta.url).href;
-const { advance, canRetry, captionOf, formatSize, hasPreview, newUpload, progressText, readyToSend, refusalText } = await import(module);
+const { advance, canRetry, captionOf, formatSize, hasPreview, newUpload, progressText, readyToSend, refusalText, sizeRefusal } = await import(module);
 
 const PDF = { id: "7kq2xm4v6c3j2h5n7p4r6t2w3y", name: "report.pdf", size: 1258291, type: "application/pdf" };
 const PNG = { id: "aaaaaaaaaaaaaaaaaaaaaaaaaa", name: "shot.png", size: 2048, type: "image/png", thumbnail: true };
@@ -76,4 +76,15 @@ test("a refused upload says why, may be retried when a retry can help, and can b
   assert.ok(advance(busy, { kind: "cancel" }));
   assert.equal(advance(busy, { kind: "ticket" }), false); // the ticket came after the cancel
   assert.notEqual(newUpload({ name: "x", size: 1 }).key, newUpload({ name: "x", size: 1 }).key);
+});
+
+test("a hello that announces max_file_size refuses a larger file before any ticket", () => {
+  assert.equal(sizeRefusal(5000, { max_frame: 65536 }), null); // today's hello: the ticket decides
+  assert.equal(sizeRefusal(5000, null), null);
+  assert.equal(sizeRefusal(1024, { max_file_size: 1024 }), null);
+  const refused = sizeRefusal(3 * 1024 * 1024, { max_file_size: 1024 * 1024 });
+  assert.deepEqual(refused, { kind: "refused", code: "file_too_large", message: "the file is 3.0 MiB; this server takes files of up to 1.0 MiB" });
+  const upload = newUpload({ name: "disk.img", size: 3 * 1024 * 1024 });
+  assert.ok(advance(upload, refused)); // from "ticket": never asked
+  assert.equal(upload.reason, "too large: the file is 3.0 MiB; this server takes files of up to 1.0 MiB");
 });
