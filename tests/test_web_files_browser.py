@@ -188,6 +188,7 @@ def test_browser_cancels_an_upload_and_sends_nothing_of_it(
     _attach(alice, slow)
     uploading = alice.locator('#upload-tray li[data-status="uploading"]')
     expect(uploading).to_have_count(1)
+    expect(uploading.get_by_role("progressbar", name="Uploading slow.pdf")).to_have_count(1)
     composer = alice.get_by_label("Message", exact=True)
     composer.fill("after the cancel")
     composer.press("Enter")  # a send waits for its uploads
@@ -285,3 +286,24 @@ def test_browser_checks_a_hellos_max_file_size_before_asking_for_a_ticket(
         "the file is 100.0 KiB; this server takes files of up to 64.0 KiB"
     )
     assert not [frame for frame in sent if '"file_ticket"' in frame]
+
+
+def test_browser_retries_an_upload_whose_connection_broke(
+    alice: Page, server_factory: ServerFactory, tmp_path: Path
+) -> None:
+    web = server_factory(web_port=0)
+    bob = web.login("bob")
+    alice.route("**/files", lambda route: route.abort("connectionreset"))
+    report = tmp_path / "report.pdf"
+    report.write_bytes(_pdf())
+    _logged_in(alice, web, "alice")
+    _attach(alice, report)
+    failed = alice.locator('#upload-tray li[data-status="failed"]')
+    expect(failed).to_contain_text("Not uploaded: the connection to the server broke")
+    alice.unroute("**/files")
+    failed.get_by_role("button", name="Retry report.pdf").click()  # a new ticket, the same file
+    expect(alice.locator('#upload-tray li[data-status="done"]')).to_have_count(1)
+    alice.get_by_label("Message", exact=True).press("Enter")
+    message = bob.expect("message", room="general")
+    assert [file["name"] for file in message["files"]] == ["report.pdf"]
+    assert message["files"][0]["size"] == report.stat().st_size
