@@ -19,9 +19,9 @@ from logging.config import fileConfig
 from alembic import context
 from sqlalchemy.engine import Connection
 
+from securechat.store import file_models  # noqa: F401  (its tables join Base.metadata)
 from securechat.store.database import create_database_engine
 from securechat.store.migrate import foreign_keys_off
-from securechat.store import file_models  # noqa: F401  (its tables join Base.metadata)
 from securechat.store.models import Base
 from securechat.store.search import is_search_object
 
