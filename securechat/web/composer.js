@@ -63,8 +63,11 @@ export class ComposerView {
         if (!e.dataTransfer || !e.dataTransfer.types.includes("Files")) return;
         e.preventDefault(); // allows the drop
         e.dataTransfer.dropEffect = "copy";
+        target.classList.add("drop-target");
       });
+      target.addEventListener("dragleave", () => target.classList.remove("drop-target"));
       target.addEventListener("drop", (e) => {
+        target.classList.remove("drop-target");
         if (!e.dataTransfer || e.dataTransfer.files.length === 0) return;
         e.preventDefault(); // else the browser would open the file in place of the page
         onFiles([...e.dataTransfer.files]);
