@@ -21,7 +21,9 @@ from PIL import Image
 from playwright.sync_api import BrowserContext, Locator, Page, Route, WebSocketRoute, expect
 
 from tests.conftest import ServerFactory
+from tests.eventually import eventually
 from tests.test_web_browser import (  # noqa: F401 (fixtures)
+    _create_from_the_join_form,
     _logged_in,
     _messages,
     browser,
@@ -31,6 +33,14 @@ from tests.test_web_browser import (  # noqa: F401 (fixtures)
 
 KiB = 1024
 BLOB = re.compile(r"^blob:https://localhost:\d+/")
+#: Whether a blob: URL still loads as an image (a revoked one does not; the page's CSP
+#: allows blob: for images only, so fetch() cannot be the probe).
+READABLE = """(url) => new Promise((resolve) => {
+  const probe = new Image();
+  probe.onload = () => resolve(true);
+  probe.onerror = () => resolve(false);
+  probe.src = url;
+})"""
 #: A screenshot pasted from the clipboard, as Chromium hands it to the page: a File named
 #: "image.png" in a DataTransfer on a paste event.
 PASTE_PNG = """
@@ -307,3 +317,26 @@ def test_browser_retries_an_upload_whose_connection_broke(
     message = bob.expect("message", room="general")
     assert [file["name"] for file in message["files"]] == ["report.pdf"]
     assert message["files"][0]["size"] == report.stat().st_size
+
+
+def test_browser_lets_go_of_a_preview_when_its_message_leaves_the_screen(
+    alice: Page, server_factory: ServerFactory, tmp_path: Path
+) -> None:
+    web = server_factory(web_port=0)
+    chart = tmp_path / "chart.png"
+    chart.write_bytes(_png(64, 64, (10, 200, 10)))
+    _logged_in(alice, web, "alice")
+    _attach(alice, chart)
+    expect(alice.locator('#upload-tray li[data-status="done"]')).to_have_count(1)
+    alice.get_by_label("Message", exact=True).press("Enter")
+    first = _blob_image(alice, "chart.png").get_attribute("src")
+    assert first is not None
+    assert alice.evaluate(READABLE, first) is True
+    _create_from_the_join_form(alice, "elsewhere")  # another conversation: the item leaves
+    expect(alice.get_by_role("img", name="chart.png")).to_have_count(0)
+    eventually(
+        lambda: alice.evaluate(READABLE, first) is False or None, "the preview's URL was revoked"
+    )
+    alice.locator('#room-list button[data-key="room:general"]').click()
+    again = _blob_image(alice, "chart.png").get_attribute("src")  # fetched anew
+    assert again != first
