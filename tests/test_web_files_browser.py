@@ -1,9 +1,11 @@
 """Shared files in the browser (#27): a real Chromium, a real server with its files folder.
 
-Alice attaches a PNG and a PDF with the attach button and pastes a screenshot; Bob's page
-shows the image previews (blob: URLs fetched with a ticket) and the file card, and both
-files download byte for byte. A refused upload says why and keeps the text; a cancelled
-one sends nothing.
+Alice attaches a PNG and a PDF with the attach button, pastes a screenshot and drops a
+file on the conversation; Bob's page shows the image previews (blob: URLs fetched with a
+ticket) and the file card, and both files download byte for byte. A refused upload says
+why and keeps the text (the server's refusal, or a hello's max_file_size before any
+ticket); a broken one can be retried; a cancelled one sends nothing; an image without a
+thumbnail is a card; a preview's blob: URL is let go when its message leaves the screen.
 """
 
 from __future__ import annotations
