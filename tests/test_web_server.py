@@ -473,6 +473,9 @@ def test_web_root_serves_the_page_with_security_headers(web_server: RunningServe
     ):  # fmt: skip
         assert directive in csp
     assert "unsafe" not in csp
+    # Attachment previews are blob: URLs the page made; nothing else, no data: URLs.
+    assert "img-src 'self' blob:;" in csp
+    assert "data:" not in csp
     assert response.getheader("X-Content-Type-Options") == "nosniff"
     assert response.getheader("Referrer-Policy") == "no-referrer"
     assert (response.getheader("Strict-Transport-Security") or "").startswith("max-age=")

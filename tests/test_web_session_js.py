@@ -8,7 +8,8 @@ against tests/vectors/names.json, state.test.mjs for the page's state updates in
 drafts.test.mjs for the composer's checks in drafts.js, timeline.test.mjs for day
 separators and shared headers in timeline.js, markdown.test.mjs for message bodies in
 markdown.js with the vendored markdown-it, listwindow.test.mjs for the timeline's
-window arithmetic in listwindow.js); this runs them with the suite. Without Node
+window arithmetic in listwindow.js, files.test.mjs for captions and the upload state
+machine in files.js); this runs them with the suite. Without Node
 those are skipped with one line saying how to get it.
 """
 
@@ -38,6 +39,7 @@ NODE_SUITES = {
     "timeline.test.mjs": ("timeline.js", "TIMELINE_MODULE"),
     "markdown.test.mjs": ("markdown.js", "MARKDOWN_MODULE"),
     "listwindow.test.mjs": ("listwindow.js", "LISTWINDOW_MODULE"),
+    "files.test.mjs": ("files.js", "FILES_MODULE"),
 }
 #: The vendored libraries (securechat/web/vendor/README.md) and their pinned SHA-256.
 VENDORED = {

@@ -45,11 +45,13 @@ def security_headers(connect_sources: Iterable[str] = ()) -> tuple[tuple[str, st
     """Headers sent with every answer; ``connect_sources`` are added to CSP connect-src.
 
     'self' already allows a same-origin wss:// in browsers that implement CSP Level 3;
-    the explicit wss:// origins are for those that do not.
+    the explicit wss:// origins are for those that do not. Images come from 'self' or from
+    ``blob:`` URLs the page made itself (attachment previews fetched with a ticket); never
+    from another origin or a data: URL.
     """
     connect = " ".join(["'self'", *connect_sources])
     policy = (
-        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob:; "
         f"connect-src {connect}; frame-ancestors 'none'; base-uri 'none'; "
         "form-action 'none'; object-src 'none'"
     )

@@ -44,6 +44,7 @@ class App extends Rooms {
       retry: (conversation, ref) => this.retry(conversation, ref),
       editFailed: (conversation, ref) => this.editFailed(conversation, ref),
       dismiss: (conversation, ref) => this.dismiss(conversation, ref),
+      files: this.attachments, // attachments.js: a message's files
     };
     this.messages = new MessagesView($("messages"), {
       me: () => this.state.me,
@@ -77,6 +78,7 @@ class App extends Rooms {
       onSend: () => this.sendComposed(),
       onEditLast: () => this.editLast(),
       onCancelEdit: () => this.stopEditing(true),
+      onFiles: (files) => this.uploads.add(files),
     });
     this.devices = new DeviceControl(this);
     this.bind();
@@ -246,6 +248,7 @@ class App extends Rooms {
     this.askCreate(null);
     this.directoryView.close();
     this.stopEditing(true);
+    this.dropTransfers();
     if (this.search !== null) this.closeSearch();
     this.showNotice("");
     $("chat-view").hidden = true;

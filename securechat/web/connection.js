@@ -40,8 +40,8 @@ export class Connection {
     return ref;
   }
 
-  submit(body, target) {
-    const send = this.session.submit(body, target);
+  submit(body, target, files = []) {
+    const send = this.session.submit(body, target, files);
     this.pump();
     return send;
   }

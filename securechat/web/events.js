@@ -12,6 +12,7 @@ export const SESSION_EVENTS = {
   refused: (app, { error, withToken, withDevice }) => app.refused(error, withToken, withDevice),
   message: (app, { message }) => received(app, message),
   delivered: (app, { ref, message }) => {
+    app.sentWithFiles(ref, message);
     const where = S.deliver(app.state, ref, message);
     app.sidebarUpdate(where.key); // its last activity
     app.messages.pending(where, ref);
@@ -48,7 +49,7 @@ function reply(app, ref, asked, event) {
     return;
   }
   const handler = REPLIES[asked.type];
-  if (handler !== undefined) handler(app, asked, event, { quiet, command, seenBefore });
+  if (handler !== undefined) handler(app, asked, event, { quiet, command, seenBefore, ref });
 }
 
 // Replies, by the type of the request they answer.
@@ -86,6 +87,7 @@ export const REPLIES = {
     app.searchView.render(search, app.state.me);
   },
   devices: (app, asked, event) => app.devicesReply(event),
+  file_ticket: (app, asked, event, { ref }) => app.ticketReply(ref, event),
   device_signout: (app, asked, event) => app.devicesReply(event),
   moderate: (app, asked, event, { seenBefore }) => {
     // The server tells the room but not the session that acted: the event is in the

@@ -6,6 +6,7 @@
 
 import { mentionSpans, mentions } from "./chat.js";
 import { el } from "./dom.js";
+import { captionOf } from "./files.js";
 import { renderTree } from "./markdown.js";
 import { fullTime } from "./timeline.js";
 
@@ -95,6 +96,8 @@ export function messageItem(message, conversation, context) {
   if (!message.deleted) {
     const actions = messageActions(conversation, message, context);
     if (actions !== null) item.querySelector(".meta").append(actions);
+    const files = context.actions.files ? context.actions.files.render(message) : null; // attachments.js
+    if (files !== null) item.append(files);
   }
   return item;
 }
@@ -125,6 +128,8 @@ export function pendingItem(conversation, ref, entry, { me, actions }) {
     );
     item.append(el("p", { className: "reason" }, entry.reason || ""));
   }
+  const files = actions.files ? actions.files.renderSending(ref) : null; // attachments.js
+  if (files !== null) item.append(files);
   return item;
 }
 
@@ -151,7 +156,7 @@ function baseItem(message, status, me) {
   }
   const dataset = message.id !== undefined ? { id: message.id } : {};
   if (status !== null) dataset.status = status;
-  const body = message.deleted ? ["message deleted"] : renderBody(message.body, me);
+  const body = message.deleted ? ["message deleted"] : renderBody(captionOf(message), me);
   return el("li", { className: classes.join(" "), dataset }, meta, el("div", { className: "body" }, ...body));
 }
 

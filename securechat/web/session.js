@@ -190,9 +190,9 @@ export class ChatSession {
     return ref;
   }
 
-  submit(body, { room = null, to = null }) {
+  submit(body, { room = null, to = null }, files = []) { // files: ids uploaded (docs/protocol.md)
     const ref = `${this.sendPrefix}-${++this.sendRefs}`;
-    const send = { type: "send", body, ref, ...(room !== null ? { room } : { to }) };
+    const send = { type: "send", body, ref, ...(room !== null ? { room } : { to }), ...(files.length > 0 ? { files } : {}) };
     this.unacked.set(ref, send);
     if (this.state === State.READY) this.out.push(JSON.stringify(send));
     return send;

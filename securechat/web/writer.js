@@ -1,21 +1,65 @@
-// Writing: sending what the composer holds (a message or a slash command), retrying a
-// failed send, and editing and deleting messages. Between Reader and the App (app.js).
+// Writing: sending what the composer holds (a message, with the files uploaded for it, or
+// a slash command), retrying a failed send, and editing and deleting messages. Between
+// Reader and the App (app.js).
 
+import { Attachments } from "./attachments.js";
 import { parseCommand } from "./chat.js";
+import { $ } from "./dom.js";
 import { tooLongText } from "./drafts.js";
+import { captionOf } from "./files.js";
 import { Reader } from "./reader.js";
 import * as S from "./state.js";
+import { Uploads } from "./uploads.js";
 
 export class Writer extends Reader {
   constructor() {
     super();
     this.editing = null; // { key, id } while the composer edits a message
+    this.tickets = new Map(); // ref of a file_ticket asked -> its promise's resolve
+    const askTicket = (request) => this.askTicket(request);
+    const hello = () => (this.connection === null ? null : this.connection.session.hello);
+    this.uploads = new Uploads({ tray: $("upload-tray"), askTicket, hello, onError: (text) => this.composer.error(text) });
+    this.attachments = new Attachments(askTicket); // .sending: the files of each send by ref
+    this.attachments.watch($("messages"));
+  }
+
+  // A file_ticket's answer, as a promise of the reply event (a ticket, or an error).
+  askTicket(request) {
+    if (this.connection === null || !this.connection.isReady) {
+      return Promise.resolve({ type: "error", code: "network", message: "not connected; try again in a moment" });
+    }
+    return new Promise((resolve) => this.tickets.set(this.connection.request(request), resolve));
+  }
+
+  ticketReply(ref, event) {
+    const resolve = this.tickets.get(ref);
+    this.tickets.delete(ref);
+    if (resolve !== undefined) resolve(event);
+  }
+
+  // Logged out: the uploads stop, tickets still asked are answered.
+  dropTransfers() {
+    this.uploads.clear();
+    for (const ref of [...this.tickets.keys()]) this.ticketReply(ref, { type: "error", code: "network", message: "logged out" });
+    this.attachments.sending.clear();
+  }
+
+  // Our send acknowledged: its message carries the files it was sent with.
+  sentWithFiles(ref, message) {
+    const files = this.attachments.sending.get(ref);
+    this.attachments.sending.delete(ref);
+    if (files !== undefined) message.files = files;
   }
 
   sendComposed() {
     let body = this.composer.value;
     const conversation = this.state.conversations.get(this.state.current);
-    if (!body.trim() || !conversation) return;
+    const { busy, files } = this.editing === null ? this.uploads.ready() : { busy: false, files: [] };
+    if (busy) {
+      this.composer.error("Wait for the upload to finish (or cancel it), then send.");
+      return;
+    }
+    if ((!body.trim() && files.length === 0) || !conversation) return;
     this.composer.error("");
     const check = this.composer.check(body);
     if (check.over) {
@@ -24,6 +68,12 @@ export class Writer extends Reader {
     }
     if (this.editing !== null) {
       this.sendEdit(body);
+      return;
+    }
+    if (files.length > 0) {
+      this.composer.value = ""; // with files, the text is their caption, never a command
+      this.uploads.sent();
+      this.submit(conversation, body, files);
       return;
     }
     const command = parseCommand(body, conversation.kind === "room" ? conversation.name : null);
@@ -51,16 +101,18 @@ export class Writer extends Reader {
     this.submit(conversation, body);
   }
 
-  submit(conversation, body) {
-    const send = this.connection.submit(body, conversation.target());
+  submit(conversation, body, files = []) {
+    const send = this.connection.submit(body, conversation.target(), files.map((file) => file.id));
+    if (files.length > 0) this.attachments.sending.set(send.ref, files);
     conversation.pending.set(send.ref, { send, status: "sending" });
     this.messages.pending(conversation, send.ref);
     this.messages.toBottom();
   }
 
   retry(conversation, ref) {
+    const files = this.attachments.sending.get(ref) || [];
     const entry = this.dismiss(conversation, ref);
-    if (entry) this.submit(conversation, entry.send.body);
+    if (entry) this.submit(conversation, entry.send.body, files);
   }
 
   // A failed send taken back into the composer, to be changed and sent again.
@@ -69,8 +121,10 @@ export class Writer extends Reader {
       this.composer.error("Send or clear what you are typing first, then edit the failed message.");
       return;
     }
+    const files = this.attachments.sending.get(ref) || [];
     const entry = this.dismiss(conversation, ref);
     if (!entry) return;
+    this.uploads.restore(files); // they go with the edited text
     this.composer.value = entry.send.body;
     this.composer.error(entry.reason ? `Not sent: ${entry.reason}` : "");
     this.composer.focus();
@@ -79,6 +133,7 @@ export class Writer extends Reader {
   dismiss(conversation, ref) {
     const entry = conversation.pending.get(ref);
     conversation.pending.delete(ref);
+    this.attachments.sending.delete(ref);
     this.messages.pending(conversation, ref);
     return entry;
   }
@@ -103,7 +158,7 @@ export class Writer extends Reader {
     const { id } = this.editing;
     const found = S.findMessage(this.state, id);
     this.stopEditing(true);
-    if (found === null || found.message.body === body) return; // nothing to change
+    if (found === null || captionOf(found.message) === body) return; // nothing to change
     if (!this.connection.isReady) {
       this.composer.error("Not connected: the message was not edited.");
       return;
@@ -121,7 +176,7 @@ export class Writer extends Reader {
 
   startEditing(conversation, message) {
     this.editing = { key: conversation.key, id: message.id };
-    this.composer.startEditing(message.body);
+    this.composer.startEditing(captionOf(message)); // the server keeps the file lines
   }
 
   stopEditing(clear) {
