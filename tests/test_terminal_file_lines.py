@@ -3,11 +3,18 @@ names shown harmlessly, the progress line, cancelling, and the /upload argument.
 
 from __future__ import annotations
 
-import pytest
+from pathlib import Path
+from typing import cast
 
+import pytest
+from prompt_toolkit.completion import CompleteEvent
+from prompt_toolkit.document import Document
+
+from securechat.client.terminal.commands import UserCompleter
 from securechat.client.terminal.file_commands import split_path
 from securechat.client.terminal.file_transfers import Transfer, TransferCancelled, progress_line
 from securechat.client.terminal.render import file_line, message_line, split_files
+from securechat.client.terminal.screen import Screen
 from securechat.protocol.files import Attachment
 from securechat.protocol.messages import Message
 
@@ -105,3 +112,11 @@ def test_upload_takes_a_path_quoted_or_not_then_the_caption(
     arg: str, parts: tuple[str, str]
 ) -> None:
     assert split_path(arg) == parts
+
+
+def test_tab_completes_the_path_of_an_upload(tmp_path: Path) -> None:
+    (tmp_path / "quarterly.pdf").write_bytes(b"")
+    (tmp_path / "notes").mkdir()
+    completer = UserCompleter(cast(Screen, object()))  # paths need nothing of the screen
+    typed = Document(f"/upload {tmp_path}/q")
+    assert [c.text for c in completer.get_completions(typed, CompleteEvent())] == ["uarterly.pdf"]

@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import re
 import secrets
+import socket
+import sqlite3
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -30,6 +34,76 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
     monkeypatch.delenv("XDG_DOWNLOAD_DIR", raising=False)
     return home
+
+
+class StallingRelay:
+    """A TCP relay in front of the web port that passes ``allowance`` bytes of each upload,
+    then holds the rest until :meth:`release`: a slow network, made to order, so that a
+    transfer is surely under way while the test looks at it."""
+
+    def __init__(self, upstream: tuple[str, int], allowance: int) -> None:
+        self._upstream, self._allowance = upstream, allowance
+        self._released = threading.Event()
+        self._sockets: list[socket.socket] = []
+        self._threads: list[threading.Thread] = []
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        # A small receive buffer (inherited by accepted sockets) keeps the client's bytes
+        # in the client, where its progress counts them, rather than in this relay's kernel.
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+        self.port = self.listener.getsockname()[1]
+        self._spawn(self._accept)
+
+    def _spawn(self, target: object, *args: object) -> None:
+        thread = threading.Thread(target=target, args=args, daemon=True)  # type: ignore[arg-type]
+        self._threads.append(thread)
+        thread.start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return  # closed by close()
+            server = socket.create_connection(self._upstream, timeout=TIMEOUT)
+            self._sockets += [client, server]
+            self._spawn(self._pump, client, server, self._allowance)
+            self._spawn(self._pump, server, client, None)
+
+    def _pump(self, source: socket.socket, sink: socket.socket, allowance: int | None) -> None:
+        passed = 0
+        try:
+            while data := source.recv(64 * 1024):
+                if allowance is not None and passed + len(data) > allowance:
+                    self._released.wait(TIMEOUT)
+                sink.sendall(data)
+                passed += len(data)
+            sink.shutdown(socket.SHUT_WR)
+        except OSError:
+            return  # the other side went away: the transfer was cancelled, or close()
+
+    def release(self) -> None:
+        self._released.set()
+
+    def close(self) -> None:
+        self._released.set()
+        self.listener.close()
+        for sock in self._sockets:
+            sock.close()
+        for thread in self._threads:
+            thread.join(TIMEOUT)
+
+
+@pytest.fixture
+def stalled_web_port(
+    server_factory: ServerFactory,
+) -> Iterator[tuple[RunningServer, StallingRelay]]:
+    """A server whose file tickets send clients through a :class:`StallingRelay`."""
+    server = server_factory(web_port=0)
+    assert server.web_address is not None
+    relay = StallingRelay(server.web_address, allowance=1 * MiB)
+    server.server.parts.files.set_port(relay.port)  # the port tickets name
+    yield server, relay
+    relay.close()
 
 
 def test_an_uploaded_file_shows_once_with_its_caption_and_downloads_under_a_numbered_name(
@@ -110,3 +184,32 @@ def test_refusals_are_one_clear_line_each(
     assert "Traceback" not in alice.settle()
     assert "Traceback" not in alice.text
     assert (tmp_path / "mine.txt").read_text() == "precious"
+
+
+def test_an_upload_shows_its_progress_in_place_keeps_chat_flowing_and_ctrl_c_cancels_it(
+    stalled_web_port: tuple[RunningServer, StallingRelay], terminal: StartTerminal,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    server, relay = stalled_web_port
+    big = tmp_path / "big.bin"
+    with big.open("wb") as out:
+        out.truncate(20 * MiB)
+    alice = terminal(server, "alice")
+    bob = terminal(server, "bob")
+    alice.expect("bob is online")
+    alice.line(f"/upload {big} all of it")
+    alice.expect(r"↑ upload big\.bin  starting…  /cancel or Ctrl-C stops it")
+    # Redrawn in place (prompt_toolkit rewrites only what changed, the rest is skipped
+    # over with cursor moves, so only part of the new text shows here).
+    alice.expect(r"\(\d+%\)")
+    bob.line("meanwhile, in the chat")
+    alice.expect("bob: meanwhile, in the chat")  # the upload holds neither the screen nor chat
+    alice.type("\x03")  # Ctrl-C
+    alice.expect("cancelling the transfers under way; Ctrl-C again quits")
+    relay.release()
+    alice.expect("upload of big.bin cancelled; nothing was sent")
+    alice.line("/cancel")
+    alice.expect("no upload or download under way")  # and the screen is still there
+    assert "all of it" not in bob.settle()
+    with sqlite3.connect(server.db_url.removeprefix("sqlite:///")) as db:
+        assert db.execute("SELECT count(*) FROM files").fetchone() == (0,)

@@ -138,6 +138,7 @@ class ChatTerminal:
                         if not self.transfers.cancel_all():  # Ctrl-C stops transfers first
                             break
                         self.say("cancelling the transfers under way; Ctrl-C again quits")
+                        continue
                     except EOFError:
                         break
                     if self._ended.is_set() or not self._commands.handle(line):
