@@ -10,10 +10,16 @@ import pytest
 from prompt_toolkit.completion import CompleteEvent
 from prompt_toolkit.document import Document
 
+from securechat.client.events import SendFailed
 from securechat.client.terminal.commands import UserCompleter
 from securechat.client.terminal.file_commands import split_path
 from securechat.client.terminal.file_transfers import Transfer, TransferCancelled, progress_line
-from securechat.client.terminal.render import file_line, message_line, split_files
+from securechat.client.terminal.render import (
+    file_line,
+    message_line,
+    send_failed_text,
+    split_files,
+)
 from securechat.client.terminal.screen import Screen
 from securechat.protocol.files import Attachment
 from securechat.protocol.messages import Message
@@ -120,3 +126,12 @@ def test_tab_completes_the_path_of_an_upload(tmp_path: Path) -> None:
     completer = UserCompleter(cast(Screen, object()))  # paths need nothing of the screen
     typed = Document(f"/upload {tmp_path}/q")
     assert [c.text for c in completer.get_completions(typed, CompleteEvent())] == ["uarterly.pdf"]
+
+
+def test_a_refused_message_with_a_file_says_which_file_to_upload_again() -> None:
+    event = SendFailed("r1", "", "ops", None, "not_member", "you are not in #ops")
+    assert send_failed_text(event, ["q3\x1b.pdf"]) == (
+        "not delivered to #ops: you are not in #ops (your file q3\\x1b.pdf: /upload it again)"
+    )
+    texted = SendFailed("r2", "hi", None, "bob", "no_such_user", "no user bob")
+    assert send_failed_text(texted) == "not delivered to @bob: no user bob (your text: hi)"

@@ -59,6 +59,7 @@ from securechat.client.terminal.render import (
     prompt_text,
     room_event_text,
     room_list,
+    send_failed_text,
     system_line,
 )
 from securechat.client.terminal.screen import Target, first_target
@@ -259,7 +260,9 @@ class ChatTerminal:
         self.client.close()
         for outgoing, label in self._pending_items():
             if not outgoing.is_done:
-                self.fail(f"not sent to {escape(label)}: {escape(outgoing.request.body)}")
+                self.fail(
+                    f"not sent to {escape(label)}: {escape(outgoing.request.body or '(a file)')}"
+                )
 
     def _pending_items(self) -> list[tuple[Outgoing, str]]:
         with self._lock:
@@ -384,12 +387,8 @@ class ChatTerminal:
     def _on_send_failed(self, event: SendFailed) -> None:
         with self._lock:
             self._pending.pop(event.ref, None)
-            self._files.pop(event.ref, None)
-        where = f"#{event.room}" if event.room else f"@{event.to}"
-        self.fail(
-            f"not delivered to {escape(where)}: {escape(event.reason)} "
-            f"(your text: {escape(event.body)})"
-        )
+            files = self._files.pop(event.ref, ())
+        self.fail(send_failed_text(event, [file.name for file in files]))
 
 
 def _wait_quietly(outgoing: Outgoing, deadline: float) -> None:

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from prompt_toolkit.formatted_text import FormattedText, StyleAndTextTuples
 from prompt_toolkit.styles import Style
 
 from securechat.attachments.sizes import format_size
 from securechat.client.escaping import escape
-from securechat.client.events import Disconnected
+from securechat.client.events import Disconnected, SendFailed
 from securechat.client.terminal.markdown import body_lines
 from securechat.protocol.files import Attachment
 from securechat.protocol.mentions import mentions as protocol_mentions
@@ -51,6 +51,7 @@ __all__ = [
     "prompt_text",
     "room_event_text",
     "room_list",
+    "send_failed_text",
     "system_line",
     "unread_summary",
 ]
@@ -268,6 +269,14 @@ def notice_text(event: MemberJoined | MemberLeft | Presence | Disconnected | Err
     if isinstance(event, Disconnected):
         return f"disconnected: {escape(event.reason)}"
     return f"server: {escape(event.message)} ({escape(event.code)})"
+
+
+def send_failed_text(event: SendFailed, files: Sequence[str] = ()) -> str:
+    """A message the server refused for good, with what it held (its text, its files)."""
+    where = f"#{event.room}" if event.room else f"@{event.to}"
+    held = [f"your text: {escape(event.body)}"] if event.body else []
+    held += [f"your file {escape(name)}: /upload it again" for name in files]
+    return f"not delivered to {escape(where)}: {escape(event.reason)} ({'; '.join(held)})"
 
 
 def room_list(rooms: Iterable[str]) -> str:
