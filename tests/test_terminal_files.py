@@ -37,12 +37,14 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 class StallingRelay:
-    """A TCP relay in front of the web port that passes ``allowance`` bytes of each upload,
-    then holds the rest until :meth:`release`: a slow network, made to order, so that a
-    transfer is surely under way while the test looks at it."""
+    """A TCP relay in front of the web port that passes ``allowance`` bytes of each request
+    (``upload``) or answer (``download``), then holds the rest until :meth:`release`: a slow
+    network, made to order, so that a transfer is surely under way while the test looks.
+    The client waits for a stalled socket up to its I/O timeout (10 s): what the test does
+    while it holds a transfer is a few lines, well within that."""
 
-    def __init__(self, upstream: tuple[str, int], allowance: int) -> None:
-        self._upstream, self._allowance = upstream, allowance
+    def __init__(self, upstream: tuple[str, int], allowance: int, stalls: str) -> None:
+        self._upstream, self._allowance, self._stalls = upstream, allowance, stalls
         self._released = threading.Event()
         self._sockets: list[socket.socket] = []
         self._threads: list[threading.Thread] = []
@@ -66,8 +68,10 @@ class StallingRelay:
                 return  # closed by close()
             server = socket.create_connection(self._upstream, timeout=TIMEOUT)
             self._sockets += [client, server]
-            self._spawn(self._pump, client, server, self._allowance)
-            self._spawn(self._pump, server, client, None)
+            stalled = self._allowance
+            up, down = (stalled, None) if self._stalls == "upload" else (None, stalled)
+            self._spawn(self._pump, client, server, up)
+            self._spawn(self._pump, server, client, down)
 
     def _pump(self, source: socket.socket, sink: socket.socket, allowance: int | None) -> None:
         passed = 0
@@ -93,14 +97,16 @@ class StallingRelay:
             thread.join(TIMEOUT)
 
 
-@pytest.fixture
+@pytest.fixture(params=["upload"])
 def stalled_web_port(
-    server_factory: ServerFactory,
+    server_factory: ServerFactory, request: pytest.FixtureRequest
 ) -> Iterator[tuple[RunningServer, StallingRelay]]:
-    """A server whose file tickets send clients through a :class:`StallingRelay`."""
+    """A server whose file tickets send clients through a :class:`StallingRelay`; it stalls
+    uploads, or downloads with ``@pytest.mark.parametrize("stalled_web_port", ["download"],
+    indirect=True)``."""
     server = server_factory(web_port=0)
     assert server.web_address is not None
-    relay = StallingRelay(server.web_address, allowance=1 * MiB)
+    relay = StallingRelay(server.web_address, allowance=1 * MiB, stalls=request.param)
     server.server.parts.files.set_port(relay.port)  # the port tickets name
     yield server, relay
     relay.close()
@@ -213,3 +219,26 @@ def test_an_upload_shows_its_progress_in_place_keeps_chat_flowing_and_ctrl_c_can
     assert "all of it" not in bob.settle()
     with sqlite3.connect(server.db_url.removeprefix("sqlite:///")) as db:
         assert db.execute("SELECT count(*) FROM files").fetchone() == (0,)
+
+
+@pytest.mark.parametrize("stalled_web_port", ["download"], indirect=True)
+def test_a_cancelled_download_keeps_nothing(
+    stalled_web_port: tuple[RunningServer, StallingRelay], terminal: StartTerminal,
+    home: Path, tmp_path: Path,
+) -> None:  # fmt: skip
+    server, relay = stalled_web_port
+    big = tmp_path / "big.bin"
+    with big.open("wb") as out:
+        out.truncate(20 * MiB)
+    alice = terminal(server, "alice")
+    bob = terminal(server, "bob")
+    alice.line(f"/upload {big}")
+    file_id = bob.expect(rf"alice: \[file: big\.bin, 20\.0 MiB, id {FILE_ID}\]").group(1)
+    bob.line(f"/download {file_id}")
+    bob.expect(rf"↓ download {file_id}  ")
+    bob.expect(r"\(\d+%\)")  # held after the first MiB
+    bob.line("/cancel")
+    bob.expect(r"cancelling 1 transfer\(s\)")
+    relay.release()
+    bob.expect(f"download of {file_id} cancelled; nothing was kept")
+    assert list((home / "Downloads").iterdir()) == []
