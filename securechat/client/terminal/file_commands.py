@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from securechat.client.terminal.file_transfers import Transfer, TransferCancelled
+from securechat.client.terminal.file_transfers import Transfer
 from securechat.client.terminal.render import escape
 from securechat.client.terminal.screen import Screen, Target
 from securechat.errors import SecureChatError
@@ -68,11 +68,11 @@ class FileCommands:
         name = escape(path.name)
         try:
             file = self.t.client.upload(path, progress=transfer.progress)
-        except TransferCancelled:
-            self.t.say(f"upload of {name} cancelled; nothing was sent")
-            return
         except SecureChatError as exc:
-            self.t.fail(f"not uploaded: {name}: {escape(exc.message)}")
+            if transfer.is_cancelled:  # also when a stalled network gave up meanwhile
+                self.t.say(f"upload of {name} cancelled; nothing was sent")
+            else:
+                self.t.fail(f"not uploaded: {name}: {escape(exc.message)}")
             return
         if transfer.is_cancelled:  # cancelled as the last byte went: respect it
             self.t.say(f"upload of {name} cancelled; nothing was sent")
@@ -97,11 +97,11 @@ class FileCommands:
         """The worker: download, then say where the file went."""
         try:
             saved = self.t.client.download(file_id, out, progress=transfer.progress)
-        except TransferCancelled:
-            self.t.say(f"download of {file_id} cancelled; nothing was kept")
-            return
         except SecureChatError as exc:
-            self.t.fail(f"not downloaded: {escape(exc.message)}")
+            if transfer.is_cancelled:  # TransferCancelled, or a stalled network gave up
+                self.t.say(f"download of {file_id} cancelled; nothing was kept")
+            else:
+                self.t.fail(f"not downloaded: {escape(exc.message)}")
             return
         self.t.say(f"saved {file_id} to {escape(str(saved))}")
 
