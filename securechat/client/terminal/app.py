@@ -13,10 +13,10 @@ is unread in the current conversation; entering a conversation shows what is unr
 there. Whatever is shown of the current conversation is marked read, so the user's other
 devices see it read. A mention (``@me``) or a direct message elsewhere than the current
 conversation rings the terminal's bell. ``_lock`` guards ``_pending``, ``_status``,
-``_shown``, ``_bodies``, ``_expected`` and ``_files``, which both threads (and the
-transfers' workers, file_transfers.py) touch; ``target`` is
-replaced whole (by the main thread, or by the event thread, which sets it to None when we
-are removed from the current room: never to another room, so no line goes there unseen).
+``_shown``, ``_bodies``, ``_expected`` and ``_files``, which both threads (and transfers'
+workers, file_transfers.py) touch; ``target`` is replaced whole (by the main thread, or by
+the event thread, which sets it to None when we are removed from the current room: never
+to another room, so no line goes there unseen).
 """
 
 from __future__ import annotations
@@ -135,12 +135,9 @@ class ChatTerminal:
                 while not self._ended.is_set():
                     try:
                         line = self._session.prompt()
-                    except KeyboardInterrupt:
-                        if not self.transfers.cancel_all():  # Ctrl-C stops transfers first
-                            break
-                        self.say("cancelling the transfers under way; Ctrl-C again quits")
-                        continue
-                    except EOFError:
+                    except (KeyboardInterrupt, EOFError) as exc:
+                        if isinstance(exc, KeyboardInterrupt) and self._commands.interrupted():
+                            continue  # Ctrl-C cancelled the transfers under way
                         break
                     if self._ended.is_set() or not self._commands.handle(line):
                         break
@@ -215,17 +212,19 @@ class ChatTerminal:
 
     def submit(self, body: str, target: Target, files: tuple[Attachment, ...] = ()) -> None:
         """Send ``body`` (with ``files``, uploaded already) to ``target``; from any thread."""
-        ids = [file.id for file in files]
-        try:
-            outgoing = self.client.submit(body, **target.address(), files=ids)
-        except SecureChatError as exc:
-            self.fail(f"not sent: {escape(exc.message)}")
-            return
-        with self._lock:
-            if not outgoing.is_done:
-                self._pending[outgoing.ref] = (outgoing, target.label)
-                if files:  # the ack's message knows their ids only: shown from these
-                    self._files[outgoing.ref] = files
+        with self._lock:  # held over the submit, so that its ack's Delivered finds it noted
+            try:
+                outgoing = self.client.submit(body, **target.address(), files=[f.id for f in files])
+            except SecureChatError as exc:
+                refused: str | None = exc.message
+            else:
+                refused = None
+                if not outgoing.is_done:
+                    self._pending[outgoing.ref] = (outgoing, target.label)
+                    if files:  # the ack's message knows their ids only: shown from these
+                        self._files[outgoing.ref] = files
+        if refused is not None:
+            self.fail(f"not sent: {escape(refused)}")
 
     def _greet(self) -> None:
         client = self.client

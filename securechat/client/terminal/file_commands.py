@@ -105,6 +105,14 @@ class FileCommands:
             return
         self.t.say(f"saved {file_id} to {escape(str(saved))}")
 
+    def interrupted(self) -> bool:
+        """Ctrl-C at the prompt: cancel the transfers under way (True); with none, False
+        (the screen then quits, as Ctrl-C always did)."""
+        if not self.t.transfers.cancel_all():
+            return False
+        self.t.say("cancelling the transfers under way; Ctrl-C again quits")
+        return True
+
     def cmd_cancel(self, _: str) -> None:
         count = self.t.transfers.cancel_all()
         if count:
