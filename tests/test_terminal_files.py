@@ -22,7 +22,7 @@ FILE_ID = r"([a-z2-7]{26})"
 
 @pytest.fixture
 def server(server_factory: ServerFactory) -> RunningServer:
-    return server_factory(web_port=0, max_file_size=1 * MiB)
+    return server_factory(web_port=0, max_file_size=1 * MiB, file_quota_per_day=2 * MiB)
 
 
 @pytest.fixture
@@ -185,6 +185,15 @@ def test_refusals_are_one_clear_line_each(
     alice.expect(r"mine\.txt exists already: give a folder, or a new file name")
     alice.line("/cancel")
     alice.expect("no upload or download under way")
+    (tmp_path / "part.bin").write_bytes(secrets.token_bytes(900 * 1024))
+    for caption in ("first", "second"):
+        alice.line(f"/upload {tmp_path / 'part.bin'} {caption}")
+        alice.expect(rf"alice: {caption}\s+\[file: part\.bin, 900\.0 KiB, id {FILE_ID}\]")
+    alice.line(f"/upload {tmp_path / 'part.bin'} third")
+    alice.expect(
+        r"not uploaded: part\.bin: the file \(900\.0 KiB\) would take your uploads of the"
+        r" last 24 hours past 2\.0 MiB \(1\.8 MiB used\)"
+    )
     alice.line("still chatting")
     alice.expect("alice: still chatting")
     assert "Traceback" not in alice.settle()
@@ -242,3 +251,14 @@ def test_a_cancelled_download_keeps_nothing(
     relay.release()
     bob.expect(f"download of {file_id} cancelled; nothing was kept")
     assert list((home / "Downloads").iterdir()) == []
+
+
+def test_a_server_without_files_says_so_in_one_line(
+    running_server: RunningServer, terminal: StartTerminal, tmp_path: Path
+) -> None:
+    (tmp_path / "a.txt").write_text("a")
+    alice = terminal(running_server, "alice")  # no web port: no files
+    alice.line(f"/upload {tmp_path / 'a.txt'}")
+    alice.expect(r"not uploaded: a\.txt: this server keeps no files")
+    alice.line(f"/download {'a' * 26}")
+    alice.expect(r"not downloaded: this server keeps no files")
