@@ -13,13 +13,15 @@ is unread in the current conversation; entering a conversation shows what is unr
 there. Whatever is shown of the current conversation is marked read, so the user's other
 devices see it read. A mention (``@me``) or a direct message elsewhere than the current
 conversation rings the terminal's bell. ``_lock`` guards ``_pending``, ``_status``,
-``_shown``, ``_bodies`` and ``_expected``, which both threads touch; ``target`` is
-replaced whole (by the main thread, or by the event thread, which sets it to None when we
-are removed from the current room: never to another room, so no line goes there unseen).
+``_shown``, ``_bodies``, ``_expected`` and ``_files``, which both threads (and transfers'
+workers, file_transfers.py) touch; ``target`` is replaced whole (by the main thread, or by
+the event thread, which sets it to None when we are removed from the current room: never
+to another room, so no line goes there unseen).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import threading
 import time
@@ -44,6 +46,7 @@ from securechat.client.events import (
 from securechat.client.outgoing import Outgoing
 from securechat.client.terminal.catchup import ReadMarks, ReadState, key_of, key_of_message
 from securechat.client.terminal.commands import Commands, UserCompleter
+from securechat.client.terminal.file_transfers import Transfers, progress_line
 from securechat.client.terminal.missed import catch_up, show_unread
 from securechat.client.terminal.render import (
     STYLE,
@@ -51,12 +54,17 @@ from securechat.client.terminal.render import (
     escape,
     is_mentioned,
     message_line,
+    notice_text,
     pending_line,
+    prompt_text,
     room_event_text,
+    room_list,
+    send_failed_text,
     system_line,
 )
-from securechat.client.terminal.screen import Target
+from securechat.client.terminal.screen import Target, first_target
 from securechat.errors import SecureChatError
+from securechat.protocol.files import Attachment
 from securechat.protocol.messages import (
     UNREAD_CAP,
     Conversation,
@@ -87,7 +95,7 @@ class ChatTerminal:
     ) -> None:
         self.client = client
         self.label = label
-        self.target: Target | None = _first_target(client.rooms)
+        self.target: Target | None = first_target(client.rooms)
         self.known_users: set[str] = {client.user}
         self.known_rooms: set[str] = set(client.rooms)
         self.reads = ReadState(client.user)
@@ -97,6 +105,8 @@ class ChatTerminal:
         self._bodies: dict[int, tuple[str, str]] = {}  # id -> (sender, body), BODIES_KEPT newest
         self._expected: tuple[str, str, str | None] | None = None  # our last moderation
         self._pending: dict[str, tuple[Outgoing, str]] = {}  # ref -> (outgoing, target label)
+        self._files: dict[str, tuple[Attachment, ...]] = {}  # ref -> files of a pending send
+        self.transfers = Transfers(lambda: self._session.app.invalidate())  # any thread
         self._status: tuple[int, float] | None = None  # (attempt, countdown end)
         self._ended = threading.Event()
         self._commands = Commands(self)
@@ -125,7 +135,9 @@ class ChatTerminal:
                 while not self._ended.is_set():
                     try:
                         line = self._session.prompt()
-                    except (KeyboardInterrupt, EOFError):
+                    except (KeyboardInterrupt, EOFError) as exc:
+                        if isinstance(exc, KeyboardInterrupt) and self._commands.interrupted():
+                            continue  # Ctrl-C cancelled the transfers under way
                         break
                     if self._ended.is_set() or not self._commands.handle(line):
                         break
@@ -198,15 +210,21 @@ class ChatTerminal:
         with self._lock:
             self._expected = expected
 
-    def submit(self, body: str, target: Target) -> None:
-        try:
-            outgoing = self.client.submit(body, **target.address())
-        except SecureChatError as exc:
-            self.fail(f"not sent: {escape(exc.message)}")
-            return
-        with self._lock:
-            if not outgoing.is_done:
-                self._pending[outgoing.ref] = (outgoing, target.label)
+    def submit(self, body: str, target: Target, files: tuple[Attachment, ...] = ()) -> None:
+        """Send ``body`` (with ``files``, uploaded already) to ``target``; from any thread."""
+        with self._lock:  # held over the submit, so that its ack's Delivered finds it noted
+            try:
+                outgoing = self.client.submit(body, **target.address(), files=[f.id for f in files])
+            except SecureChatError as exc:
+                refused: str | None = exc.message
+            else:
+                refused = None
+                if not outgoing.is_done:
+                    self._pending[outgoing.ref] = (outgoing, target.label)
+                    if files:  # the ack's message knows their ids only: shown from these
+                        self._files[outgoing.ref] = files
+        if refused is not None:
+            self.fail(f"not sent: {escape(refused)}")
 
     def _greet(self) -> None:
         client = self.client
@@ -224,7 +242,7 @@ class ChatTerminal:
         if self.target is None:
             self.say("you are in no room yet: /join ROOM, or /msg USER TEXT")
         else:
-            self.say(f"you are in {escape(self.target.label)}; rooms: {_rooms(client.rooms)}")
+            self.say(f"you are in {escape(self.target.label)}; rooms: {room_list(client.rooms)}")
 
     def _leave(self) -> None:
         self._ended.set()
@@ -235,33 +253,31 @@ class ChatTerminal:
             for outgoing in waiting:
                 if not outgoing.is_done:
                     _wait_quietly(outgoing, deadline)
+        if self.transfers.cancel_all():
+            self.transfers.join(QUIT_WAIT)
         self._marks.close()
         self.client.close()
         for outgoing, label in self._pending_items():
             if not outgoing.is_done:
-                self.fail(f"not sent to {escape(label)}: {escape(outgoing.request.body)}")
+                self.fail(
+                    f"not sent to {escape(label)}: {escape(outgoing.request.body or '(a file)')}"
+                )
 
     def _pending_items(self) -> list[tuple[Outgoing, str]]:
         with self._lock:
             return list(self._pending.values())
 
     def _prompt(self) -> FormattedText:
-        """Pending messages, the connection status, then ``[room] user> ``."""
-        parts: StyleAndTextTuples = []
-        for outgoing, label in self._pending_items():
-            parts.extend(pending_line(outgoing.request.body, label))
-            parts.append(("", "\n"))
+        """Pending messages, transfers, the connection status, then ``[room] user> ``."""
+        above: list[StyleAndTextTuples] = [
+            pending_line(o.request.body, label) for o, label in self._pending_items()
+        ]
+        above += [progress_line(transfer) for transfer in self.transfers.running()]
         with self._lock:
             status = self._status
-        if status is not None:
-            attempt, until = status
-            left = until - time.monotonic()
-            when = f"in {left:.0f} s" if left >= 0.5 else "now"
-            parts.append(("class:status", f" offline: reconnecting {when} (attempt {attempt}) "))
-            parts.append(("class:system", " what you type is sent once connected\n"))
+        reconnect = None if status is None else (status[0], status[1] - time.monotonic())
         where = self.target.prompt if self.target else "no room"
-        parts.append(("class:prompt", f"[{escape(where)}] {escape(self.client.user)}> "))
-        return FormattedText(parts)
+        return prompt_text(above, reconnect, where, self.client.user)
 
     # --- the event thread ---------------------------------------------------------------
 
@@ -279,7 +295,9 @@ class ChatTerminal:
         if isinstance(event, Message):
             self._on_message(event, live=True)
         elif isinstance(event, Delivered):
-            self._on_message(event.message, live=False)
+            with self._lock:
+                files = self._files.pop(event.ref, None)
+            self._on_message(dataclasses.replace(event.message, files=files), live=False)
             with self._lock:
                 self._pending.pop(event.ref, None)
         elif isinstance(event, Edited | Deleted):
@@ -305,17 +323,11 @@ class ChatTerminal:
             target = self.target
             if target is not None and target.room is not None and target.room not in event.rooms:
                 self._on_removed(target.room)  # kicked or banned while we were away
-        elif isinstance(event, Disconnected):
-            self.fail(f"disconnected: {escape(event.reason)}")
-        elif isinstance(event, MemberJoined | MemberLeft):
+        elif isinstance(event, MemberJoined | MemberLeft | Presence):
             self.known_users.add(event.user)
-            verb = "joined" if isinstance(event, MemberJoined) else "left"
-            self.say(f"{escape(event.user)} {verb} #{escape(event.room)}")
-        elif isinstance(event, Presence):
-            self.known_users.add(event.user)
-            self.say(f"{escape(event.user)} is {'online' if event.online else 'offline'}")
-        elif isinstance(event, Error):
-            self.fail(f"server: {escape(event.message)} ({escape(event.code)})")
+            self.say(notice_text(event))
+        elif isinstance(event, Disconnected | Error):
+            self.fail(notice_text(event))
         # anything else a newer server pushes is not for this version's screen
 
     def _on_message(self, message: Message, *, live: bool) -> None:
@@ -374,21 +386,8 @@ class ChatTerminal:
     def _on_send_failed(self, event: SendFailed) -> None:
         with self._lock:
             self._pending.pop(event.ref, None)
-        where = f"#{event.room}" if event.room else f"@{event.to}"
-        self.fail(
-            f"not delivered to {escape(where)}: {escape(event.reason)} "
-            f"(your text: {escape(event.body)})"
-        )
-
-
-def _first_target(rooms: tuple[str, ...]) -> Target | None:
-    if "general" in rooms:
-        return Target(room="general")
-    return Target(room=rooms[0]) if rooms else None
-
-
-def _rooms(rooms: tuple[str, ...]) -> str:
-    return ", ".join(f"#{escape(r)}" for r in rooms) or "none"
+            files = self._files.pop(event.ref, ())
+        self.fail(send_failed_text(event, [file.name for file in files]))
 
 
 def _wait_quietly(outgoing: Outgoing, deadline: float) -> None:

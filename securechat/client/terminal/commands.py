@@ -11,9 +11,10 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterable, Iterator
 
-from prompt_toolkit.completion import CompleteEvent, Completer, Completion
+from prompt_toolkit.completion import CompleteEvent, Completer, Completion, PathCompleter
 from prompt_toolkit.document import Document
 
+from securechat.client.terminal.file_commands import FILE_HELP, FileCommands
 from securechat.client.terminal.render import conversation_line, escape
 from securechat.client.terminal.screen import Screen, Target
 from securechat.client.terminal.team_commands import TEAM_HELP, USER_ACTIONS, TeamCommands
@@ -37,6 +38,7 @@ HELP = (
     ("/history [N]", f"show the last N messages here (default {HISTORY_DEFAULT})"),
     ("/search TEXT", f"find the newest {SEARCH_PAGE} messages you may read that hold TEXT"),
     *TEAM_HELP,
+    *FILE_HELP,
     ("/help", "show this help"),
     ("/quit", "leave (also Ctrl-D or Ctrl-C)"),
 )
@@ -44,7 +46,7 @@ COMMANDS = tuple(usage.split()[0] for usage, _ in HELP)
 USER_COMMANDS = ("/msg", "/query", *(f"/{action}" for action in USER_ACTIONS))
 
 
-class Commands(TeamCommands):
+class Commands(TeamCommands, FileCommands):
     def handle(self, line: str) -> bool:
         """Act on one input line; False means quit."""
         text = line.strip()
@@ -218,10 +220,11 @@ class Commands(TeamCommands):
 
 
 class UserCompleter(Completer):
-    """Completes commands, then room names or user names depending on the command."""
+    """Completes commands, then room names, user names or paths depending on the command."""
 
     def __init__(self, terminal: Screen) -> None:
         self.t = terminal
+        self._paths = PathCompleter(expanduser=True)
 
     def get_completions(self, document: Document, event: CompleteEvent) -> Iterator[Completion]:
         text = document.text_before_cursor
@@ -232,6 +235,8 @@ class UserCompleter(Completer):
             yield from _matching(COMMANDS, word)
         elif text.startswith("/") and arg_index == 1 and words[0] in ("/join", "/leave", "/room"):
             yield from _matching(self.t.known_rooms | set(self.t.client.rooms), word)
+        elif text.startswith("/") and arg_index == 1 and words[0] == "/upload":
+            yield from self._paths.get_completions(Document(word), event)
         elif text.startswith("/") and arg_index == 1 and words[0] in USER_COMMANDS:
             yield from _matching(self.t.known_users - {self.t.client.user}, word)
         elif not text.startswith("/") or words[0] == "/msg":

@@ -12,15 +12,28 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from prompt_toolkit.formatted_text import FormattedText, StyleAndTextTuples
 from prompt_toolkit.styles import Style
 
+from securechat.attachments.sizes import format_size
 from securechat.client.escaping import escape
+from securechat.client.events import Disconnected, SendFailed
 from securechat.client.terminal.markdown import body_lines
+from securechat.protocol.files import Attachment
 from securechat.protocol.mentions import mentions as protocol_mentions
-from securechat.protocol.messages import Conversation, Deleted, Edited, Message, RoomEvent
+from securechat.protocol.messages import (
+    Conversation,
+    Deleted,
+    Edited,
+    Error,
+    MemberJoined,
+    MemberLeft,
+    Message,
+    Presence,
+    RoomEvent,
+)
 
 __all__ = [
     "STYLE",
@@ -28,12 +41,17 @@ __all__ = [
     "conversation",
     "conversation_line",
     "escape",
+    "file_line",
     "is_mentioned",
     "local_time",
     "mentions",
     "message_line",
+    "notice_text",
     "pending_line",
+    "prompt_text",
     "room_event_text",
+    "room_list",
+    "send_failed_text",
     "system_line",
     "unread_summary",
 ]
@@ -59,6 +77,7 @@ STYLE = Style.from_dict(
         "md.quote": "#5f87af",
         "md.link": "underline",
         "md.url": "#5f87af",
+        "file": "#5fafaf",
     }
 )
 
@@ -121,13 +140,38 @@ def message_line(message: Message, me: str, *, now: dt.datetime | None = None) -
     if message.deleted:
         line.append(("class:system", "message deleted"))
         return FormattedText(line)
-    for n, body_line in enumerate(body_lines(message.body, body_style)):
+    caption, files = split_files(message)
+    shown = body_lines(caption, body_style) if caption else []
+    shown += [[("class:file", file_line(file))] for file in files]
+    for n, body_line in enumerate(shown):
         if n:
             line.append(("", f"\n{CONTINUATION}"))
         line.extend(body_line)
     if message.edited:
         line.append(("class:system", " (edited)"))
     return FormattedText(line)
+
+
+def split_files(message: Message) -> tuple[str, tuple[Attachment, ...]]:
+    """A message's caption and its files. The server ends the body with one line per file
+    for older clients (docs/protocol.md "Files"): those are taken off here and shown from
+    ``files`` instead, plain (a name is never read as markdown), so each shows once. A
+    line is taken for a file's only if it names that file's id, in order; our own message
+    as acknowledged has none (its body is the caption we typed)."""
+    files = message.files or ()
+    lines = message.body.split("\n")
+    tail = lines[len(lines) - len(files) :] if files and len(lines) >= len(files) else []
+    if tail and all(
+        line.startswith("[file: ") and line.endswith(f", id {file.id}]")
+        for line, file in zip(tail, files, strict=True)
+    ):
+        lines = lines[: len(lines) - len(files)]
+    return "\n".join(lines), files
+
+
+def file_line(file: Attachment) -> str:
+    """``[file: report.pdf, 1.2 MiB, id 7kq2…]``, escaped: ``/download ID`` saves it."""
+    return f"[file: {escape(file.name)}, {format_size(file.size)}, id {escape(file.id)}]"
 
 
 def quote(body: str, limit: int = QUOTE_MAX) -> str:
@@ -215,6 +259,31 @@ def room_event_text(event: RoomEvent, me: str) -> str:
     )  # fmt: skip
 
 
+def notice_text(event: MemberJoined | MemberLeft | Presence | Disconnected | Error) -> str:
+    """A membership or presence change, the end of the session or a server error, escaped."""
+    if isinstance(event, MemberJoined | MemberLeft):
+        verb = "joined" if isinstance(event, MemberJoined) else "left"
+        return f"{escape(event.user)} {verb} #{escape(event.room)}"
+    if isinstance(event, Presence):
+        return f"{escape(event.user)} is {'online' if event.online else 'offline'}"
+    if isinstance(event, Disconnected):
+        return f"disconnected: {escape(event.reason)}"
+    return f"server: {escape(event.message)} ({escape(event.code)})"
+
+
+def send_failed_text(event: SendFailed, files: Sequence[str] = ()) -> str:
+    """A message the server refused for good, with what it held (its text, its files)."""
+    where = f"#{event.room}" if event.room else f"@{event.to}"
+    held = [f"your text: {escape(event.body)}"] if event.body else []
+    held += [f"your file {escape(name)}: /upload it again" for name in files]
+    return f"not delivered to {escape(where)}: {escape(event.reason)} ({'; '.join(held)})"
+
+
+def room_list(rooms: Iterable[str]) -> str:
+    """``#general, #ops``, escaped; ``none`` for no room."""
+    return ", ".join(f"#{escape(r)}" for r in rooms) or "none"
+
+
 def unread_summary(conversations: Iterable[Conversation], cap: int) -> str | None:
     """``3 unread in #ops (1 mention), 1 in @carol``; None when nothing is unread.
 
@@ -256,5 +325,26 @@ def system_line(text: str, *, style: str = "class:system") -> FormattedText:
 
 
 def pending_line(body: str, target: str) -> FormattedText:
-    """A message typed but not yet acknowledged by the server."""
-    return FormattedText([("class:pending", f"  … {escape(target)} {escape(body)}  (sending)")])
+    """A message typed but not yet acknowledged by the server (a file's may have no text)."""
+    return FormattedText(
+        [("class:pending", f"  … {escape(target)} {escape(body or '(a file)')}  (sending)")]
+    )
+
+
+def prompt_text(
+    above: Iterable[StyleAndTextTuples], reconnect: tuple[int, float] | None, where: str,
+    user: str,
+) -> FormattedText:  # fmt: skip
+    """The prompt: the lines ``above`` it (pending messages, transfers), the reconnect
+    countdown (``(attempt, seconds left)``) if offline, then ``[room] user> ``."""
+    parts: StyleAndTextTuples = []
+    for line in above:
+        parts.extend(line)
+        parts.append(("", "\n"))
+    if reconnect is not None:
+        attempt, left = reconnect
+        when = f"in {left:.0f} s" if left >= 0.5 else "now"
+        parts.append(("class:status", f" offline: reconnecting {when} (attempt {attempt}) "))
+        parts.append(("class:system", " what you type is sent once connected\n"))
+    parts.append(("class:prompt", f"[{escape(where)}] {escape(user)}> "))
+    return FormattedText(parts)

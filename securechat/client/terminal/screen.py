@@ -12,9 +12,11 @@ from typing import Any, Protocol
 
 from securechat.client.api import Client
 from securechat.client.terminal.catchup import ReadState, key_of
+from securechat.client.terminal.file_transfers import Transfers
+from securechat.protocol.files import Attachment
 from securechat.protocol.messages import Conversation, Deleted, Edited, Message, RoomEvent
 
-__all__ = ["Screen", "Target"]
+__all__ = ["Screen", "Target", "first_target"]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -44,6 +46,13 @@ class Target:
         return {"room": self.room, "events": True} if self.room else {"peer": self.peer}
 
 
+def first_target(rooms: tuple[str, ...]) -> Target | None:
+    """Where the screen starts: #general if we are in it, else our first room."""
+    if "general" in rooms:
+        return Target(room="general")
+    return Target(room=rooms[0]) if rooms else None
+
+
 class Screen(Protocol):
     """What the commands need of the chat screen."""
 
@@ -52,12 +61,13 @@ class Screen(Protocol):
     known_users: set[str]
     known_rooms: set[str]
     reads: ReadState
+    transfers: Transfers
 
     def say(self, text: str, style: str = ...) -> None: ...
     def fail(self, text: str) -> None: ...
     def show(self, message: Message) -> None: ...
     def show_page(self, items: Sequence[Message | RoomEvent], target: Target | None) -> None: ...
     def enter(self, target: Target, unread: Conversation | None = ...) -> bool: ...
-    def submit(self, body: str, target: Target) -> None: ...
+    def submit(self, body: str, target: Target, files: tuple[Attachment, ...] = ...) -> None: ...
     def changed(self, event: Edited | Deleted) -> None: ...
     def expect_event(self, expected: tuple[str, str, str | None] | None) -> None: ...
