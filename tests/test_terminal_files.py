@@ -36,12 +36,17 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return home
 
 
+#: How a StallingRelay passes what it holds: this many bytes, then a pause this long.
+_TRICKLE_BYTES, _TRICKLE_EVERY = 1024, 0.2
+
+
 class StallingRelay:
     """A TCP relay in front of the web port that passes ``allowance`` bytes of each request
-    (``upload``) or answer (``download``), then holds the rest until :meth:`release`: a slow
-    network, made to order, so that a transfer is surely under way while the test looks.
-    The client waits for a stalled socket up to its I/O timeout (10 s): what the test does
-    while it holds a transfer is a few lines, well within that."""
+    (``upload``) or answer (``download``), then trickles the rest (a kilobyte every fifth of
+    a second) until :meth:`release`: a slow network, made to order, so that a transfer is
+    surely under way while the test looks. A trickle, not a stop: the client gives up on a
+    socket silent for its I/O timeout (10 s), and a loaded machine may take that long over
+    what the test does meanwhile."""
 
     def __init__(self, upstream: tuple[str, int], allowance: int, stalls: str) -> None:
         self._upstream, self._allowance, self._stalls = upstream, allowance, stalls
@@ -78,12 +83,20 @@ class StallingRelay:
         try:
             while data := source.recv(64 * 1024):
                 if allowance is not None and passed + len(data) > allowance:
-                    self._released.wait(TIMEOUT)
-                sink.sendall(data)
+                    self._trickle(sink, memoryview(data))
+                else:
+                    sink.sendall(data)
                 passed += len(data)
             sink.shutdown(socket.SHUT_WR)
         except OSError:
             return  # the other side went away: the transfer was cancelled, or close()
+
+    def _trickle(self, sink: socket.socket, data: memoryview) -> None:
+        while data and not self._released.is_set():
+            sink.sendall(data[:_TRICKLE_BYTES])
+            data = data[_TRICKLE_BYTES:]
+            self._released.wait(_TRICKLE_EVERY)
+        sink.sendall(data)
 
     def release(self) -> None:
         self._released.set()
