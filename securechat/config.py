@@ -168,6 +168,8 @@ class Limits:
     node_ttl: float = 10.0  # ...and one silent this long is dead: its users go offline
     unread_page: int = 500  # conversations in one unread reply, at most (and one frame)
     people_page: int = 1000  # users in one people reply, at most (and one frame)
+    members_page: int = 1000  # a room's members in one members reply (and one frame)
+    invitations_page: int = 500  # pending invitations in one reply (and one frame)
     # Rooms one user holds: those they are in, plus those they were the last to leave (a
     # loop of create and leave is bounded too). Each costs their unread and rooms replies.
     max_rooms_per_user: int = 1000

@@ -22,6 +22,7 @@ from securechat.errors import (
 )
 from securechat.protocol.devices import ListDevices, SignOutDevice, SignOutEverywhere
 from securechat.protocol.frames import encode_frame
+from securechat.protocol.membership import GetInvitations, GetMembers
 from securechat.protocol.messages import (
     Auth,
     Bye,
@@ -253,7 +254,8 @@ def test_allowed_table_matches_documented_behaviour() -> None:
         State.AUTHENTICATED: {Join, Leave, ListRooms, Send, History, Sync, Who, Ping, Pong, Bye}
         | {Create, Moderate, Edit, Delete, MarkRead, GetUnread, Search}
         | {GetConversations, GetPeople}
-        | {ListDevices, SignOutDevice, SignOutEverywhere},
+        | {ListDevices, SignOutDevice, SignOutEverywhere}
+        | {GetInvitations, GetMembers},
         State.CLOSED: set(),
     }
     assert documented == ALLOWED

@@ -426,9 +426,10 @@ def test_browser_history_loads_older_pages_on_scroll(page: Page, web: RunningSer
         bob.send(type="send", room="general", body=f"old message {n:03d}", ref=f"h{n}")
     bob.expect("ack", ref=f"h{count - 1}")
     _logged_in(page, web)
-    expect(_messages(page)).to_have_count(50)
+    expect(page.locator("#messages li.system").last).to_have_text("You joined #general")
+    expect(_messages(page)).to_have_count(49)  # a page is 50 items: her join is the newest
     expect(_messages(page).last).to_contain_text("old message 129")
-    for expected in (100, 130):
+    for expected in (99, 130):
         page.locator("#messages").evaluate("list => list.scrollTo(0, 0)")
         expect(_messages(page)).to_have_count(expected)
     expect(_messages(page).first).to_contain_text("old message 000")
@@ -438,8 +439,8 @@ def test_browser_history_loads_older_pages_on_scroll(page: Page, web: RunningSer
 def test_browser_opens_at_the_first_unread_and_loads_newer_pages_on_scroll(
     page: Page, web: RunningServer
 ) -> None:
-    alice, bob = web.login("alice"), web.login("bob")
-    alice.send(type="join", room="general", ref="j")  # a member since before the messages
+    bob, alice = web.login("bob"), web.login("alice")  # joined (room events) before...
+    alice.send(type="join", room="general", ref="j")  # ...the messages: pages of 50 of them
     alice.expect("joined", ref="j")
     count = 70
     for n in range(count):
@@ -902,6 +903,9 @@ def test_browser_separates_days_and_groups_one_senders_messages(
     carol.send(type="join", room="dev", ref="j")
     carol.expect("joined", ref="j")
     day_ms = 24 * 3600 * 1000
+    execute(  # bob's and carol's joins (room events) came first
+        db_url, "UPDATE messages SET ts_ms = ts_ms - :d WHERE kind = 'event'", d=3 * day_ms
+    )
     for body, days in [("three days ago", 3), ("and a minute later", 3), ("yesterday", 1)]:
         execute(
             db_url,

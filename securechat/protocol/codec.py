@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from securechat.errors import MalformedMessage, UnknownMessageType
+from securechat.protocol import membership
 from securechat.protocol.devices import (
     DeviceEntry,
     DeviceGrant,
@@ -209,6 +210,7 @@ _REQUESTS: dict[str, Callable[[Fields], Request]] = {
     "devices": lambda f: ListDevices(ref=f.ref),
     "device_signout": lambda f: SignOutDevice(id=f.int("id", minimum=1), ref=f.ref),
     "signout_everywhere": lambda f: SignOutEverywhere(ref=f.ref),
+    **membership.REQUESTS,
 }
 
 
@@ -378,6 +380,7 @@ _EVENTS: dict[str, Callable[[Fields], Event]] = {
         next_before=f.opt_int("next_before", minimum=1),
         cut=f.opt_boolean("cut"),
     ),
+    **membership.EVENTS,
 }
 
 

@@ -10,6 +10,7 @@ import dataclasses
 from typing import ClassVar
 
 from securechat.protocol.devices import DeviceEvent
+from securechat.protocol.membership import MembershipEvent
 from securechat.protocol.requests import Bye, Ping, Pong
 from securechat.protocol.wire import WireMessage
 
@@ -341,6 +342,7 @@ Event = (
     | PeopleList
     | SearchResults
     | DeviceEvent
+    | MembershipEvent
 )
 
 #: Events that take a place in the one id sequence of stored things (sync returns them).

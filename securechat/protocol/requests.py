@@ -10,6 +10,7 @@ import dataclasses
 from typing import ClassVar
 
 from securechat.protocol.devices import DeviceRequest
+from securechat.protocol.membership import MembershipRequest
 from securechat.protocol.wire import WireMessage
 
 # --- both directions ---------------------------------------------------------------
@@ -233,7 +234,7 @@ class Search(WireMessage):
 Asked = (
     Join | Leave | ListRooms | History | Sync | Who | Ping | GetCA
     | Create | Moderate | Edit | Delete | MarkRead | GetUnread | Search
-    | GetConversations | GetPeople
+    | GetConversations | GetPeople | MembershipRequest
 )  # fmt: skip
 #: Every request: the asked ones, the login, sends, and the heartbeat's and farewell's.
 Request = Asked | Auth | Send | Pong | Bye | DeviceRequest

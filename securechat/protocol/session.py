@@ -22,6 +22,7 @@ import enum
 from securechat.errors import ErrorCode, FrameTooLarge, ProtocolError, UnexpectedMessage
 from securechat.protocol.devices import ListDevices, SignOutDevice, SignOutEverywhere
 from securechat.protocol.frames import FrameDecoder
+from securechat.protocol.membership import GetInvitations, GetMembers
 from securechat.protocol.messages import (
     Auth,
     Bye,
@@ -63,6 +64,7 @@ ALLOWED: dict[State, frozenset[type[Request]]] = {
         {Join, Leave, ListRooms, Send, History, Sync, Who, Ping, Pong, Bye}
         | {Create, Moderate, Edit, Delete, MarkRead, GetUnread, Search}  # #16
         | {GetConversations, GetPeople, ListDevices, SignOutDevice, SignOutEverywhere}  # #26
+        | {GetInvitations, GetMembers}  # #26
     ),
     State.CLOSED: frozenset(),
 }

@@ -32,6 +32,7 @@ from securechat.errors import (
     TooLarge,
 )
 from securechat.protocol.frames import HEADER_SIZE
+from securechat.protocol.membership import GetInvitations, GetMembers
 from securechat.protocol.messages import (
     Ack,
     Auth,
@@ -133,6 +134,8 @@ class ChatService:
             GetUnread: listings.unread,
             GetConversations: listings.conversations,
             GetPeople: listings.people,
+            GetMembers: listings.members,
+            GetInvitations: listings.invitations,
             Search: SearchRequests(store, limits),
         }
 

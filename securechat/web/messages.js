@@ -7,15 +7,18 @@
 // last item, and the "New messages" divider, moved before the first unread message.
 // Each item may have a day separator before it (the first of its day) and may share the
 // header of the one before (timeline.js); an insertion settles that for itself and its
-// next neighbour only.
+// next neighbour only. A run of like room events (a burst of joins) shows as one line, on
+// its last item, the others hidden (timeline.js sameRun).
 
 import { el } from "./dom.js";
 import { insertionIndex } from "./state.js";
 import { messageItem, pendingItem, systemItem } from "./messageitem.js";
-import { continues, dayKey, dayLabel } from "./timeline.js";
+import { roomRunText } from "./chat.js";
+import { continues, dayKey, dayLabel, runKey, sameRun } from "./timeline.js";
 
 const BOTTOM_SLACK_PX = 40; // this close to the bottom counts as at the bottom
 const DAY_CHECK_MS = 60_000; // how often "Today" is checked for having become "Yesterday"
+const RUN_NAMED = 500; // the most events of one run read back for its line
 
 export class MessagesView {
   // context: { me(), canDeleteOthers(conversation), actions } (see messageitem.js);
@@ -61,6 +64,7 @@ export class MessagesView {
       this.items.set(id, node);
       if (previous === null || dayKey(previous.ts) !== dayKey(item.ts)) nodes.push(this.daySeparator(id));
       node.classList.toggle("continued", continues(previous, item));
+      if (sameRun(previous, item)) this.items.get(previous.id).hidden = true;
       nodes.push(node);
       previous = item;
     }
@@ -108,6 +112,32 @@ export class MessagesView {
     }
     const divided = this.divider.nextSibling === node;
     node.classList.toggle("continued", !newDay && !divided && continues(previous, item));
+    if (runKey(item) !== null) this.settleRun(id, previous, node);
+  }
+
+  // A run of like room events around `id`: each item hidden but the last, whose line
+  // names the run (O(1) DOM work; the run is read from the conversation).
+  settleRun(id, previous, node) {
+    const conversation = this.conversation;
+    const item = conversation.messages.get(id);
+    const previousNode = previous === null ? undefined : this.items.get(previous.id);
+    if (previousNode !== undefined && runKey(previous) !== null) previousNode.hidden = sameRun(previous, item);
+    let last = item;
+    for (let next = conversation.after(id); next !== null && sameRun(last, next); next = conversation.after(next.id)) last = next;
+    node.hidden = last !== item;
+    const lastNode = this.items.get(last.id);
+    if (lastNode !== undefined) lastNode.textContent = roomRunText(this.runBefore(last), this.context.me());
+  }
+
+  // The run that ends with room event `last`, oldest first (at most RUN_NAMED events).
+  runBefore(last) {
+    const run = [last];
+    let previous = this.conversation.before(last.id);
+    while (previous !== null && run.length < RUN_NAMED && sameRun(previous, run[0])) {
+      run.unshift(previous);
+      previous = this.conversation.before(previous.id);
+    }
+    return run;
   }
 
   // The same conversation again, where the reader was (buttons depend on the room role).
@@ -174,7 +204,8 @@ export class MessagesView {
     this.newer.hidden = conversation.newerFrom === null;
   }
 
-  // The divider before the first message from someone else after the read marker.
+  // The divider before the first message from someone else after the read marker (room
+  // events are never unread: a join after the marker does not take the line).
   placeDivider(conversation) {
     if (conversation !== this.conversation) return;
     const target = this.firstUnread(conversation);
@@ -195,7 +226,8 @@ export class MessagesView {
     const me = this.context.me();
     const ids = conversation.ids;
     for (let at = insertionIndex(ids, conversation.divider + 1); at < ids.length; at += 1) {
-      if (conversation.messages.get(ids[at]).from !== me) return ids[at];
+      const item = conversation.messages.get(ids[at]);
+      if (item.type !== "room_event" && item.from !== me) return ids[at];
     }
     return null;
   }
@@ -256,7 +288,11 @@ export class MessagesView {
   build(id) {
     const conversation = this.conversation;
     const message = conversation.messages.get(id);
-    if (message.type === "room_event") return systemItem(message);
+    if (message.type === "room_event") {
+      const ends = runKey(message) !== null && !sameRun(message, conversation.after(id)); // shows its run
+      const text = ends ? roomRunText(this.runBefore(message), this.context.me()) : message.text;
+      return systemItem(message, text);
+    }
     const context = this.context;
     return messageItem(message, conversation, {
       me: context.me(),

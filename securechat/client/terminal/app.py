@@ -52,9 +52,9 @@ from securechat.client.terminal.render import (
     is_mentioned,
     message_line,
     pending_line,
-    room_event_text,
     system_line,
 )
+from securechat.client.terminal.runs import LiveRuns, page_lines
 from securechat.client.terminal.screen import Target
 from securechat.errors import SecureChatError
 from securechat.protocol.messages import (
@@ -87,7 +87,7 @@ class ChatTerminal:
     ) -> None:
         self.client = client
         self.label = label
-        self.target: Target | None = _first_target(client.rooms)
+        self.target: Target | None = Target.first_of(client.rooms)
         self.known_users: set[str] = {client.user}
         self.known_rooms: set[str] = set(client.rooms)
         self.reads = ReadState(client.user)
@@ -96,6 +96,7 @@ class ChatTerminal:
         self._shown: set[int] = set()  # journal ids printed (messages, edits, deletions)
         self._bodies: dict[int, tuple[str, str]] = {}  # id -> (sender, body), BODIES_KEPT newest
         self._expected: tuple[str, str, str | None] | None = None  # our last moderation
+        self._runs = LiveRuns(client.user)  # the event thread's alone
         self._pending: dict[str, tuple[Outgoing, str]] = {}  # ref -> (outgoing, target label)
         self._status: tuple[int, float] | None = None  # (attempt, countdown end)
         self._ended = threading.Event()
@@ -151,9 +152,9 @@ class ChatTerminal:
     def show_page(self, items: Sequence[Message | RoomEvent], target: Target | None) -> None:
         """Show a stored page (messages, and a room's events); with ``target`` (where they
         all are), they are now read."""
-        for item in items:
-            if isinstance(item, RoomEvent):
-                self.say(room_event_text(item, self.client.user))
+        for item in page_lines(items, self.client.user):
+            if isinstance(item, str):
+                self.say(item)
             else:
                 self.show(item)
         self.reads.note(items)
@@ -266,7 +267,7 @@ class ChatTerminal:
     # --- the event thread ---------------------------------------------------------------
 
     def _read_events(self) -> None:
-        for event in self.client.events():
+        for event in self._runs.paced(self.client, self.say):
             self._on_event(event)
             if isinstance(event, Disconnected):
                 self._ended.set()
@@ -308,9 +309,7 @@ class ChatTerminal:
         elif isinstance(event, Disconnected):
             self.fail(f"disconnected: {escape(event.reason)}")
         elif isinstance(event, MemberJoined | MemberLeft):
-            self.known_users.add(event.user)
-            verb = "joined" if isinstance(event, MemberJoined) else "left"
-            self.say(f"{escape(event.user)} {verb} #{escape(event.room)}")
+            self.known_users.add(event.user)  # its line is the room event's (join, leave)
         elif isinstance(event, Presence):
             self.known_users.add(event.user)
             self.say(f"{escape(event.user)} is {'online' if event.online else 'offline'}")
@@ -344,7 +343,10 @@ class ChatTerminal:
                 return
         if event.action == "create" and event.actor == self.client.user:
             self.known_rooms.add(event.room)  # made on another device: we are in it
-        self.say(room_event_text(event, self.client.user))
+        if event.user is not None:
+            self.known_users.add(event.user)
+        for line in self._runs.lines(event):
+            self.say(line)
 
     def _on_removed(self, room: str) -> None:
         """Kicked, banned, or the room deleted: it is no longer ours to be in.
@@ -379,12 +381,6 @@ class ChatTerminal:
             f"not delivered to {escape(where)}: {escape(event.reason)} "
             f"(your text: {escape(event.body)})"
         )
-
-
-def _first_target(rooms: tuple[str, ...]) -> Target | None:
-    if "general" in rooms:
-        return Target(room="general")
-    return Target(room=rooms[0]) if rooms else None
 
 
 def _rooms(rooms: tuple[str, ...]) -> str:

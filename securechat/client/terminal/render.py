@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from prompt_toolkit.formatted_text import FormattedText, StyleAndTextTuples
 from prompt_toolkit.styles import Style
 
 from securechat.client.escaping import escape
 from securechat.client.terminal.markdown import body_lines
+from securechat.protocol.membership import Invitation, RoomMember
 from securechat.protocol.mentions import mentions as protocol_mentions
 from securechat.protocol.messages import Conversation, Deleted, Edited, Message, RoomEvent
 
@@ -28,8 +29,10 @@ __all__ = [
     "conversation",
     "conversation_line",
     "escape",
+    "invitation_line",
     "is_mentioned",
     "local_time",
+    "member_line",
     "mentions",
     "message_line",
     "pending_line",
@@ -192,12 +195,15 @@ _ROOM_EVENTS = {
     "public": "{room} is now public, by {actor}",
     "topic": "topic of {room}: {topic} (set by {actor})",
     "delete": "{actor} deleted {room}",
+    "join": "{user} joined {room}",
+    "leave": "{user} left {room}",
 }
 _UNKNOWN_ROOM_EVENT = "{actor} did '{action}' in {room}"  # an action a newer server added
 
 
-def room_event_text(event: RoomEvent, me: str) -> str:
-    """A room event as one escaped sentence, e.g. ``alice kicked you from #ops``."""
+def room_event_text(event: RoomEvent, me: str, users: str | None = None) -> str:
+    """A room event as one escaped sentence, e.g. ``alice kicked you from #ops``;
+    ``users`` (escaped) names a run's users instead of the event's (runs.py)."""
     template = _ROOM_EVENTS.get(event.action, _UNKNOWN_ROOM_EVENT)
     if event.action == "topic" and not event.topic:
         template = "{actor} cleared the topic of {room}"
@@ -210,7 +216,7 @@ def room_event_text(event: RoomEvent, me: str) -> str:
         return "you" if name == me else escape(name or "?")
 
     return template.format(
-        actor=who(event.actor), user=who(event.user), room=f"#{escape(event.room)}",
+        actor=who(event.actor), user=users or who(event.user), room=f"#{escape(event.room)}",
         name=escape(event.room), topic=escape(event.topic or ""), action=escape(event.action),
     )  # fmt: skip
 
@@ -246,6 +252,26 @@ def conversation_line(item: Conversation, cap: int) -> str:
     if item.last_ts is not None:
         parts.append(f"last {local_time(item.last_ts)}")
     return "  ".join(parts)
+
+
+def invitation_line(item: Invitation) -> str:
+    """``#ops (private) from alice, Dec 01 09:12: /join ops``: a pending invitation, escaped."""
+    room = escape(item.room)
+    private = " (private)" if item.private else ""
+    topic = f" [{escape(item.topic)}]" if item.topic else ""
+    return f"#{room}{private}{topic} from {escape(item.by)}, {local_time(item.ts)}: /join {room}"
+
+
+def member_line(members: Sequence[RoomMember]) -> str:
+    """``alice (owner), bob (moderator, offline), carol (muted)``: a room's members, escaped;
+    plain members who are online say nothing more."""
+    parts = []
+    for member in members:
+        notes = [member.role] if member.role != "member" else []
+        notes += [] if member.online else ["offline"]
+        notes += ["muted"] if member.muted else []
+        parts.append(escape(member.name) + (f" ({', '.join(notes)})" if notes else ""))
+    return ", ".join(parts)
 
 
 def system_line(text: str, *, style: str = "class:system") -> FormattedText:

@@ -24,6 +24,13 @@ class Target:
     room: str | None = None
     peer: str | None = None
 
+    @classmethod
+    def first_of(cls, rooms: Sequence[str]) -> Target | None:
+        """Where a new screen starts: #general, else the first room, else nowhere."""
+        if "general" in rooms:
+            return cls(room="general")
+        return cls(room=rooms[0]) if rooms else None
+
     @property
     def label(self) -> str:
         return f"#{self.room}" if self.room else f"@{self.peer}"
