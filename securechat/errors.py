@@ -24,6 +24,7 @@ boundary that calls the library, with ``raise ... from exc``::
     │   ├── TooLarge                  too_large
     │   ├── TooManyRooms              too_many_rooms
     │   └── RateLimited               rate_limited (carries retry_after)
+    │       └── MentionLimited        mention_limited: @room/@here too often (not resent)
     ├── AuthenticationError           auth_failed
     ├── TooManySessions               too_many_sessions (at login: close)
     ├── UserError                     a local user-management mistake
@@ -73,6 +74,7 @@ class ErrorCode(enum.StrEnum):
     TOO_MANY_SESSIONS = "too_many_sessions"
     TOO_MANY_ROOMS = "too_many_rooms"
     NO_SUCH_DEVICE = "no_such_device"
+    MENTION_LIMITED = "mention_limited"
 
 
 class SecureChatError(Exception):
@@ -191,6 +193,13 @@ class RateLimited(RequestError):
     def __init__(self, message: str, *, retry_after: float) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class MentionLimited(RateLimited):
+    """``@room`` or ``@here`` again too soon (``Limits.room_mention_interval``): a final
+    refusal, not resent by the client as a ``rate_limited`` send is."""
+
+    code = ErrorCode.MENTION_LIMITED
 
 
 class AuthenticationError(SecureChatError):

@@ -342,6 +342,8 @@ class LimitOverrides(TypedDict, total=False):
     rooms_page: int
     members_page: int
     invitations_page: int
+    room_mention_interval: float
+    room_mention_burst: int
     hash_concurrency: int
     token_ttl: float
     max_tokens_per_user: int

@@ -68,3 +68,23 @@ def test_pending_invitations_show_at_start_and_in_rooms_and_members_show_roles(
     _run(bob, "/join ops", r"joined #ops")
     _run(bob, "/members", r"members of #ops \(3\): alice \(owner\), bob, carol \(offline, muted\)")
     _run(bob, "/members general", r"members of #general \(3\): alice, bob, carol \(offline\)")
+
+
+def test_here_and_room_ring_a_member_online_and_a_plain_members_is_refused(
+    running_server: RunningServer, terminal: StartTerminal
+) -> None:
+    alice = terminal(running_server, "alice")
+    _run(alice, "/create ops", "created #ops")
+    bob = terminal(running_server, "bob")
+    _run(bob, "/join ops", r"joined #ops")
+    _run(bob, "/room general", r"\[general\] bob>")  # looking elsewhere
+    bob.settle(0.3)
+    rings = bob.raw.count("\x07")
+    _run(alice, "/room ops", r"\[ops\] alice>")
+    alice.line("@here standup in 5")
+    bob.expect("#ops alice: @here standup in 5")
+    bob.settle(0.3)
+    assert bob.raw.count("\x07") == rings + 1  # reached: online at the send
+    _run(bob, "/room ops", r"\[ops\] bob>")
+    bob.line("@room lunch?")
+    bob.expect(r"not delivered to #ops: only moderators of #ops can mention @room or @here")

@@ -5,12 +5,14 @@ per-test server come from tests/test_web_browser.py."""
 
 from __future__ import annotations
 
-from playwright.sync_api import Page, expect
+from playwright.sync_api import BrowserContext, Page, expect
 
 from tests.conftest import RunningServer, add_accounts
 from tests.test_web_browser import (  # noqa: F401 (fixtures)
+    _badge,
     _logged_in,
     _type,
+    _url,
     browser,
     browser_home,
     page,
@@ -118,3 +120,44 @@ def test_the_member_list_shows_roles_from_the_server_not_only_the_loaded_timelin
     expect(page.locator('#members-list li[data-user="carol"]')).to_have_attribute(
         "data-role", "member"
     )
+
+
+def test_here_notifies_a_member_online_and_not_one_who_comes_online_later(
+    page: Page,  # noqa: F811
+    browser: BrowserContext,  # noqa: F811
+    web: RunningServer,  # noqa: F811
+) -> None:
+    browser.grant_permissions(["notifications"], origin=_url(web).rstrip("/"))
+    bob = web.login("bob")
+    bob.send(type="create", room="ops", ref="c")
+    bob.expect("joined", ref="c")
+    for user in ("alice", "carol"):
+        peer = web.login(user)
+        peer.send(type="join", room="ops", ref="j")
+        peer.expect("joined", ref="j")
+        peer.close()
+    _logged_in(page, web)  # alice, online in #general: #ops is not in view
+    expect(page.locator("#conversation-title")).to_have_text("#general")
+    bob.send(type="send", room="ops", body="@here deploy in 5", ref="h")
+    bob.expect("ack", ref="h")
+    expect(_badge(page, "room:ops", "mention")).to_have_text("@1")
+    assert page.evaluate("window.__notifications") == [
+        {"title": "bob in #ops", "body": "@here deploy in 5"}
+    ]
+    page.locator('#room-list button[data-key="room:ops"]').click()
+    line = page.locator("#messages li.message").filter(has_text="deploy in 5")
+    expect(line.locator("mark.at-me")).to_have_text("@here")  # the word is highlighted
+    # carol was offline at the send: coming online later brings no mention of it...
+    other = browser.new_page()
+    try:
+        _logged_in(other, web, "carol")
+        expect(other.locator('#room-list button[data-key="room:ops"]')).to_have_count(1)
+        expect(_badge(other, "room:ops", "mention")).to_have_count(0)
+        assert other.evaluate("window.__notifications") == []
+        # ...while @room reaches her wherever she is.
+        bob.send(type="send", room="ops", body="@room release notes are out", ref="r")
+        bob.expect("ack", ref="r")
+        expect(_badge(other, "room:ops", "mention")).to_have_text("@1")
+        other.wait_for_function("window.__notifications.length === 1")
+    finally:
+        other.close()

@@ -67,6 +67,7 @@ from securechat.protocol.messages import (
 from securechat.protocol.names import normalize_name
 from securechat.protocol.requests import GetConversations, GetPeople
 from securechat.server.addresses import address_key
+from securechat.server.broadcasts import RoomMentions
 from securechat.server.committer import Committer
 from securechat.server.delivery import PendingSend, format_ts
 from securechat.server.hashpool import HashPool
@@ -112,6 +113,7 @@ class ChatService:
         self._hub = hub
         self._committer = committer
         self._limits = limits
+        self._room_mentions = RoomMentions(hub, limits)
         self._default_rooms = default_rooms
         self._hash_pool = hash_pool  # the same one ``accounts`` hashes with
         self._throttle = LoginThrottle(throttle)
@@ -370,12 +372,14 @@ class ChatService:
 
     def _send(self, caller: Caller, request: Send) -> list[Event]:
         self._check_body(request.body)
+        notify: tuple[str, ...] = ()
         if request.room is not None:
             require_member(self._hub, request.room, caller, sending=True)
+            notify = self._room_mentions.reach(caller, request.room, request.body)
         account = caller.account
         self._committer.submit(PendingSend(origin=caller, message=NewMessage(
             sender_id=account.id, sender=account.name, body=request.body,
-            ref=request.ref, room=request.room, to=request.to,
+            ref=request.ref, room=request.room, to=request.to, notify=notify,
         )))  # fmt: skip
         return []
 

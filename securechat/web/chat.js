@@ -32,16 +32,29 @@ export function mentionsIn(body) {
   return found;
 }
 
-// Whether `body` mentions `user`: the server counts the same mentions.
-export function mentions(body, user) {
-  const name = user.toLowerCase();
-  return mentionsIn(body).some((found) => found.name === name);
+// "room" (@room: every member) or "here" (@here: those online when sent) when `body` says
+// one of them ("room" if both), else null; only owners and moderators may, so a body that
+// holds one is taken at its word.
+export const BROADCASTS = ["room", "here"];
+
+export function broadcastOf(body) {
+  const names = new Set(mentionsIn(body).map((found) => found.name));
+  return BROADCASTS.find((name) => names.has(name)) || null;
 }
 
-// Where `body` mentions `user`: [start, end) of each "@name", for highlighting.
+// Whether `body` mentions `user` (by name, @room, or @here when `online`: it came live):
+// the server counts the same mentions.
+export function mentions(body, user, online = false) {
+  const name = user.toLowerCase();
+  const names = mentionsIn(body).map((found) => found.name);
+  return names.includes(name) || names.includes("room") || (online && names.includes("here"));
+}
+
+// Where `body` mentions `user`: [start, end) of each "@name" (and @room, @here), for
+// highlighting.
 export function mentionSpans(body, user) {
   const name = user.toLowerCase();
-  return mentionsIn(body).filter((found) => found.name === name).map((found) => [found.start, found.end]);
+  return mentionsIn(body).filter((found) => found.name === name || BROADCASTS.includes(found.name)).map((found) => [found.start, found.end]);
 }
 
 // The slash commands live in their own table (commands.js).

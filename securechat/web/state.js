@@ -149,7 +149,7 @@ export function receiveMessage(state, message, { seen }) {
   if (message.from !== state.me && message.id > where.lastRead && !message.deleted && !seen) {
     if (key === state.current && where.unread === 0) where.divider = where.lastRead;
     where.unread += 1;
-    if (mentions(message.body, state.me)) where.mentions += 1;
+    if (mentions(message.body, state.me, true)) where.mentions += 1; // it came live
     counted = true;
   }
   return { conversation: where, listed, counted };
@@ -336,7 +336,7 @@ export function changeMessage(state, id, change) {
   const { conversation: where, message } = found;
   if (change.deleted && message.from !== state.me && message.id > where.lastRead && where.unread > 0 && !message.deleted) {
     where.unread -= 1; // as the server counts: deleted messages are not unread
-    if (mentions(message.body, state.me) && where.mentions > 0) where.mentions -= 1;
+    if (mentions(message.body, state.me, true) && where.mentions > 0) where.mentions -= 1;
   }
   where.messages.set(id, { ...message, ...change });
   return where;

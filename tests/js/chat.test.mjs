@@ -5,7 +5,7 @@ import { readFileSync } from "node:fs";
 import { test } from "node:test";
 
 const module = process.env.CHAT_MODULE || new URL("../../securechat/web/chat.js", import.meta.url).href;
-const { conversationKey, mentionSpans, mentions, mentionsIn, parseCommand, roomEventText, roomRunText, unreadKey } = await import(module);
+const { broadcastOf, conversationKey, mentionSpans, mentions, mentionsIn, parseCommand, roomEventText, roomRunText, unreadKey } = await import(module);
 const vectors = (name) =>
   JSON.parse(readFileSync(new URL(`../vectors/${name}`, import.meta.url), "utf8")).cases;
 
@@ -91,12 +91,15 @@ test("conversation keys, unread keys and mentions", () => {
 });
 
 test("the mention rule follows the shared vectors (tests/vectors/mentions.json)", () => {
-  for (const { why, body, mentions: names, spans } of vectors("mentions.json")) {
+  for (const { why, body, mentions: names, spans, broadcast } of vectors("mentions.json")) {
     const found = mentionsIn(body);
     assert.deepEqual([...new Set(found.map((m) => m.name))].sort(), names, why);
     assert.deepEqual(found.map((m) => [m.start, m.end]), spans, why);
+    assert.equal(broadcastOf(body), broadcast, why);
     for (const name of new Set([...names, "alice", "bob"])) {
-      assert.equal(mentions(body, name.toUpperCase()), names.includes(name), `${why}: ${name}`);
+      const named = names.includes(name);
+      assert.equal(mentions(body, name.toUpperCase()), named || broadcast === "room", `${why}: ${name}`);
+      assert.equal(mentions(body, name.toUpperCase(), true), named || broadcast !== null, `${why}: ${name} online`);
     }
   }
 });

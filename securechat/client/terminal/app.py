@@ -142,12 +142,13 @@ class ChatTerminal:
     def fail(self, text: str) -> None:
         self.say(text, "class:error")
 
-    def show(self, message: Message) -> None:
+    def show(self, message: Message, *, live: bool = False) -> None:
         with self._lock:
             self._shown.add(message.id)
             if not message.deleted:
                 self._remember(message.id, message.sender, message.body)
-        print_formatted_text(message_line(message, self.client.user), style=STYLE)
+        line = message_line(message, self.client.user, live=live)
+        print_formatted_text(line, style=STYLE)
 
     def show_page(self, items: Sequence[Message | RoomEvent], target: Target | None) -> None:
         """Show a stored page (messages, and a room's events); with ``target`` (where they
@@ -323,7 +324,7 @@ class ChatTerminal:
         with self._lock:
             if message.id in self._shown:
                 return
-        self.show(message)
+        self.show(message, live=live)
         self.reads.note([message])
         target = self.target
         if target is not None and key_of_message(message, me) == target.key:
@@ -331,7 +332,7 @@ class ChatTerminal:
         elif (
             live
             and message.sender != me
-            and (message.room is None or is_mentioned(message.body, me))
+            and (message.room is None or is_mentioned(message.body, me, live=True))
         ):
             self._ring()
 

@@ -89,11 +89,11 @@ def mentions(body: str, user: str) -> bool:
     return re.search(rf"(?<![\w.-]){re.escape(user)}(?![\w-])", body, re.IGNORECASE) is not None
 
 
-def is_mentioned(body: str, user: str) -> bool:
-    """Whether ``body`` mentions ``user`` as ``@user``: the protocol's rule, the one the
-    server counts and that rings the bell (:func:`mentions` is the looser rule for
-    highlighting a name)."""
-    return protocol_mentions(body, user)
+def is_mentioned(body: str, user: str, *, live: bool = False) -> bool:
+    """Whether ``body`` mentions ``user`` as ``@user``, ``@room`` or (``live``: received as
+    it was sent) ``@here``: the protocol's rule, the one the server counts and that rings
+    the bell (:func:`mentions` is the looser rule for highlighting a name)."""
+    return protocol_mentions(body, user, online=live)
 
 
 def conversation(message: Message, me: str) -> str:
@@ -103,10 +103,13 @@ def conversation(message: Message, me: str) -> str:
     return f"@{message.to if message.sender == me else message.sender}"
 
 
-def message_line(message: Message, me: str, *, now: dt.datetime | None = None) -> FormattedText:
+def message_line(
+    message: Message, me: str, *, now: dt.datetime | None = None, live: bool = False
+) -> FormattedText:
     """One chat message, e.g. ``12:01 #general bob: hi`` or ``12:02 (dm) bob: psst``.
 
-    Own messages, direct messages and mentions of ``me`` each get their own style.
+    Own messages, direct messages and mentions of ``me`` (``live``: it came as sent, so an
+    ``@here`` is one) each get their own style.
     """
     own = message.sender == me
     if message.room is not None:
@@ -114,7 +117,7 @@ def message_line(message: Message, me: str, *, now: dt.datetime | None = None) -
     else:
         where, kind = (f"(dm → {message.to})" if own else "(dm)"), "own" if own else "dm"
     body_style = f"class:{kind}" if kind else ""
-    if not own and mentions(message.body, me):
+    if not own and (mentions(message.body, me) or is_mentioned(message.body, me, live=live)):
         body_style = "class:mention"
     line: StyleAndTextTuples = [
         ("class:time", f"{local_time(message.ts, now=now)} "),
