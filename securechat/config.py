@@ -168,6 +168,12 @@ class Limits:
     node_ttl: float = 10.0  # ...and one silent this long is dead: its users go offline
     unread_page: int = 500  # conversations in one unread reply, at most (and one frame)
     people_page: int = 1000  # users in one people reply, at most (and one frame)
+    members_page: int = 1000  # a room's members in one members reply (and one frame)
+    invitations_page: int = 500  # pending invitations in one reply (and one frame)
+    # @room / @here (a room's owners and moderators): one user's, over all rooms, at most
+    # room_mention_burst at once, then one per room_mention_interval seconds on average.
+    room_mention_interval: float = 600.0
+    room_mention_burst: int = 3
     # Rooms one user holds: those they are in, plus those they were the last to leave (a
     # loop of create and leave is bounded too). Each costs their unread and rooms replies.
     max_rooms_per_user: int = 1000

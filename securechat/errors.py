@@ -30,6 +30,7 @@ boundary that calls the library, with ``raise ... from exc``::
     │   ├── FilesDisabled             files_disabled (the server has no files folder)
     │   ├── BadTicket                 bad_ticket (HTTP only: unknown, used or expired)
     │   └── RateLimited               rate_limited (carries retry_after)
+    │       └── MentionLimited        mention_limited: @room/@here too often (not resent)
     ├── AuthenticationError           auth_failed
     ├── TooManySessions               too_many_sessions (at login: close)
     ├── UserError                     a local user-management mistake
@@ -85,6 +86,7 @@ class ErrorCode(enum.StrEnum):
     TOO_MANY_UPLOADS = "too_many_uploads"
     FILES_DISABLED = "files_disabled"
     BAD_TICKET = "bad_ticket"
+    MENTION_LIMITED = "mention_limited"
 
 
 class SecureChatError(Exception):
@@ -237,6 +239,13 @@ class RateLimited(RequestError):
     def __init__(self, message: str, *, retry_after: float) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class MentionLimited(RateLimited):
+    """``@room`` or ``@here`` again too soon (``Limits.room_mention_interval``): a final
+    refusal, not resent by the client as a ``rate_limited`` send is."""
+
+    code = ErrorCode.MENTION_LIMITED
 
 
 class AuthenticationError(SecureChatError):

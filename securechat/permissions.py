@@ -48,6 +48,7 @@ PERMISSIONS: dict[str, Role] = {
     "unmute": Role.MODERATOR,
     "topic": Role.MODERATOR,
     "delete_others": Role.MODERATOR,  # others' messages in the room
+    "mention_all": Role.MODERATOR,  # @room (every member) and @here (those online)
     "op": Role.OWNER,
     "deop": Role.OWNER,
     "private": Role.OWNER,
@@ -76,6 +77,7 @@ _DOING = {
     "unmute": "unmute",
     "topic": "set its topic",
     "delete_others": "delete others' messages",
+    "mention_all": "mention @room or @here",
     "op": "name moderators",
     "deop": "remove moderators",
     "private": "make it private",

@@ -110,6 +110,19 @@ PASSWORD = "correct horse battery"
 USERS = ("alice", "bob", "carol", "dave")
 
 
+def add_accounts(db_url: str, *names: str, admin: bool = False) -> None:
+    """More users than ``USERS``, with ``PASSWORD`` (the cheap argon2 profile)."""
+    from securechat.accounts import Accounts
+    from securechat.config import HashParams
+    from securechat.store.database import open_database
+
+    database = open_database(db_url)
+    accounts = Accounts(database, hash_params=HashParams.for_tests())
+    for name in names:
+        accounts.add(name, PASSWORD, admin=admin)
+    database.dispose()
+
+
 @dataclasses.dataclass
 class RunningServer:
     server: ChatServer
@@ -327,6 +340,10 @@ class LimitOverrides(TypedDict, total=False):
     sync_page: int
     sync_reply_bytes: int
     rooms_page: int
+    members_page: int
+    invitations_page: int
+    room_mention_interval: float
+    room_mention_burst: int
     hash_concurrency: int
     token_ttl: float
     max_tokens_per_user: int

@@ -17,7 +17,7 @@ def _stored(db_url: str) -> list[tuple[str, str | None, str]]:
     with sqlite3.connect(db_url.removeprefix("sqlite:///")) as db:
         rows = db.execute(
             "SELECT u.name, r.name, m.body FROM messages m JOIN users u ON u.id = m.sender_id "
-            "LEFT JOIN rooms r ON r.id = m.room_id ORDER BY m.id"
+            "LEFT JOIN rooms r ON r.id = m.room_id WHERE m.kind = 'message' ORDER BY m.id"
         ).fetchall()
     return [tuple(row) for row in rows]
 

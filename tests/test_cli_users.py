@@ -16,6 +16,7 @@ from securechat.errors import AuthenticationError
 from securechat.protocol.names import NAME_RULE
 from securechat.store.database import Database
 from tests.conftest import TIMEOUT, CliRunner
+from tests.sql import rows
 
 PASSWORD = "correct horse battery"
 
@@ -57,8 +58,39 @@ def test_adduser_admin_flag_makes_an_admin(
     result = run_cli(
         "adduser", "root", "--admin", "--password-stdin", "--db", db_url, input=PASSWORD
     )
-    assert result.stdout == "added admin root\n"
+    assert result.stdout == "added admin root\nroot owns #general: the first admin\n"
     assert _accounts(users_db).get("root").is_admin
+
+
+def test_the_first_admin_owns_general_and_a_later_one_does_not(
+    run_cli: CliRunner, db_url: str
+) -> None:
+    """#26: the first admin owns #general, made for them on an empty server or handed over
+    (joined) when the first login made it ownerless; the console's event and audit say so."""
+    run_cli("room", "create", "general", "--db", db_url)  # ownerless, as a first login makes it
+    result = run_cli(
+        "adduser", "root", "--admin", "--password-stdin", "--db", db_url, input=PASSWORD
+    )
+    assert result.stdout.splitlines()[-1] == "root owns #general: the first admin"
+    result = run_cli(
+        "adduser", "boss", "--admin", "--password-stdin", "--db", db_url, input=PASSWORD
+    )
+    assert result.stdout == "added admin boss\n"  # not the first: #general stays root's
+    owner = rows(
+        db_url,
+        "SELECT u.name FROM rooms r JOIN users u ON u.id = r.owner_id WHERE r.name = 'general'",
+    )
+    assert owner == [("root",)]
+    member = rows(
+        db_url,
+        "SELECT u.name FROM memberships m JOIN users u ON u.id = m.user_id"
+        " WHERE m.left_at_id IS NULL",
+    )
+    assert member == [("root",)]
+    events = rows(
+        db_url, "SELECT sender, action, subject FROM messages WHERE kind = 'event' ORDER BY id"
+    )
+    assert events == [("console", "create", None), ("console", "transfer", "root")]
 
 
 def test_adduser_uses_the_database_from_the_environment(

@@ -70,10 +70,11 @@ def test_help_who_and_history_show_what_they_should(
     bob.expect("/quit")
     bob.line("/who")
     bob.expect(r"online \(2\): alice, bob")
-    bob.line("/history 2")
-    bob.expect(r"last 2 message\(s\) in #general")
+    bob.line("/history 3")  # room events count in N: bob's join is the newest
+    bob.expect(r"last 2 message\(s\) and 1 room event\(s\) in #general")
     bob.expect("alice: second")
     bob.expect("alice: third")
+    bob.expect("you joined #general")
     bob.expect("end of history")
     bob.line("/nonsense")
     bob.expect(r"unknown command /nonsense: /help lists them")

@@ -442,3 +442,49 @@ def test_upgrade_to_0014_adds_files_and_the_downgrade_drops_them(empty: Database
     assert not {"files", "file_tickets"} & tables
     with empty.engine.connect() as connection:
         assert connection.execute(text("SELECT body FROM messages")).scalars().all() == ["hi"]
+
+
+def test_upgrade_to_0015_gives_an_ownerless_general_to_the_first_admin(empty: Database) -> None:
+    """Revision 0015 (#26): the first admin (lowest id, not disabled) owns #general and is a
+    member of it, with an audit entry; a room with an owner would be left alone."""
+    with empty.engine.connect() as connection, foreign_keys_off(connection), connection.begin():
+        command.upgrade(alembic_config(connection), "0014")
+        for name, admin, disabled in [
+            ("alice", False, False), ("old", True, True), ("root", True, False),
+            ("second", True, False),
+        ]:  # fmt: skip
+            connection.execute(
+                text(
+                    "INSERT INTO users (name, password_hash, created_at, is_admin, is_disabled)"
+                    " VALUES (:name, 'x', '2026-01-01 00:00:00', :admin, :disabled)"
+                ),
+                {"name": name, "admin": admin, "disabled": disabled},
+            )
+        for room in ("general", "ops"):
+            connection.execute(
+                text("INSERT INTO rooms (name, created_at) VALUES (:room, '2026-01-01 00:00:00')"),
+                {"room": room},
+            )
+        connection.execute(
+            text(
+                "INSERT INTO memberships (room_id, user_id, role, joined_at, muted, last_read_id)"
+                " SELECT r.id, u.id, 'member', '2026-01-01 00:00:00', :no, 0 FROM rooms r, users u"
+                " WHERE r.name = 'general' AND u.name = 'alice'"
+            ),
+            {"no": False},
+        )
+    upgrade_to_head(empty.engine)
+    with empty.engine.connect() as connection:
+        owners = connection.execute(
+            text("SELECT r.name, u.name FROM rooms r LEFT JOIN users u ON u.id = r.owner_id")
+        ).all()
+        assert sorted(owners, key=lambda row: row[0]) == [("general", "root"), ("ops", None)]
+        members = connection.execute(
+            text(
+                "SELECT u.name FROM memberships m JOIN users u ON u.id = m.user_id"
+                " JOIN rooms r ON r.id = m.room_id WHERE r.name = 'general' AND m.left_at_id IS NULL"
+            )
+        ).scalars()
+        assert sorted(members) == ["alice", "root"]
+        audit = connection.execute(text("SELECT actor, action, room, target FROM audit_log")).all()
+        assert [tuple(row) for row in audit] == [("console", "transfer", "general", "root")]

@@ -41,7 +41,7 @@ def store(request: pytest.FixtureRequest, empty_db: Database) -> _SearchStore:
 def _send(store: ChatStore, sender: tuple[int, str], body: str, **to: str) -> int:
     indexes = isinstance(store, _SearchStore) and store.indexes
     (result,) = store.save_messages(
-        [NewMessage(sender[0], sender[1], body, None, **to)],
+        [NewMessage(sender[0], sender[1], body, None, room=to.get("room"), to=to.get("to"))],
         index=IndexPass(_ALL) if indexes else None,
     )
     assert isinstance(result, tuple), result

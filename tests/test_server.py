@@ -40,7 +40,8 @@ def test_server_welcomes_a_new_user_into_general(running_server: RunningServer) 
     peer = running_server.peer()
     welcome = peer.login("alice", PASSWORD)
     token = welcome.pop("token")
-    assert welcome == {"type": "welcome", "user": "alice", "rooms": ["general"], "last_id": 0}
+    # last_id: her join of #general, the first room event of the journal
+    assert welcome == {"type": "welcome", "user": "alice", "rooms": ["general"], "last_id": 1}
     assert isinstance(token, str)
     assert len(token) >= 43  # 256 random bits, URL-safe base64
 

@@ -23,6 +23,7 @@ from securechat.errors import (
 from securechat.protocol.devices import ListDevices, SignOutDevice, SignOutEverywhere
 from securechat.protocol.files import AskFileTicket
 from securechat.protocol.frames import encode_frame
+from securechat.protocol.membership import GetInvitations, GetMembers
 from securechat.protocol.messages import (
     Auth,
     Bye,
@@ -255,7 +256,8 @@ def test_allowed_table_matches_documented_behaviour() -> None:
         | {Create, Moderate, Edit, Delete, MarkRead, GetUnread, Search}
         | {GetConversations, GetPeople}
         | {ListDevices, SignOutDevice, SignOutEverywhere}
-        | {AskFileTicket},
+        | {AskFileTicket}
+        | {GetInvitations, GetMembers},
         State.CLOSED: set(),
     }
     assert documented == ALLOWED

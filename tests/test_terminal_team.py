@@ -159,8 +159,9 @@ def test_edit_and_delete_reach_the_other_screen_and_history(
     _run(bob, "/edit oops", "no message of yours to edit in #general")
     _run(bob, "/edit 2", r"usage: /edit \[N\] TEXT")
     _run(bob, "/delete x", r"usage: /delete \[N\]")
-    _run(bob, "/history 3", r"last \d message\(s\) in #general:")
+    _run(bob, "/history 3", r"last 2 message\(s\) and 1 room event\(s\) in #general:")
     bob.expect(r"alice: hello, world \(edited\)")
+    bob.expect("you joined #general")
     bob.expect("alice: message deleted")
     bob.expect("end of history")
 

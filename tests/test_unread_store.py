@@ -22,7 +22,9 @@ pytestmark = pytest.mark.postgresql
 
 
 def _send(store: ChatStore, sender: tuple[int, str], body: str, **to: str) -> int:
-    (result,) = store.save_messages([NewMessage(sender[0], sender[1], body, None, **to)])
+    (result,) = store.save_messages(
+        [NewMessage(sender[0], sender[1], body, None, room=to.get("room"), to=to.get("to"))]
+    )
     assert isinstance(result, tuple), result
     return result[0].id
 

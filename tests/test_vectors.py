@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from securechat.client.terminal.commands import COMMANDS, HELP
-from securechat.protocol.mentions import mention_spans, mentioned_names, mentions
+from securechat.protocol.mentions import broadcast, mention_spans, mentioned_names, mentions
 from securechat.protocol.names import normalize_name
 
 VECTORS = Path(__file__).parent / "vectors"
@@ -27,8 +27,11 @@ def test_mention_vectors(case: dict[str, Any]) -> None:
     body, names = case["body"], case["mentions"]
     assert sorted(mentioned_names(body)) == names
     assert [[start, end] for start, end, _ in mention_spans(body)] == case["spans"]
+    assert broadcast(body) == case["broadcast"]
     for name in {*names, "alice", "bob"}:
-        assert mentions(body, name.upper()) == (name in names)
+        named = name in names
+        assert mentions(body, name.upper()) == (named or case["broadcast"] == "room")
+        assert mentions(body, name.upper(), online=True) == (named or case["broadcast"] is not None)
 
 
 @pytest.mark.parametrize("case", _cases("names.json"), ids=lambda c: str(c["why"]))

@@ -426,9 +426,11 @@ def test_browser_history_loads_older_pages_on_scroll(page: Page, web: RunningSer
         bob.send(type="send", room="general", body=f"old message {n:03d}", ref=f"h{n}")
     bob.expect("ack", ref=f"h{count - 1}")
     _logged_in(page, web)
+    expect(page.locator("#messages li.system").last).to_have_text("You joined #general")
     expect(_messages(page).last).to_contain_text("old message 129")
+    # A page is 50 items: her join is the newest, then 49 messages.
     expect(_messages(page).last).to_have_attribute("aria-setsize", "50")
-    for expected, oldest in ((100, 80), (130, 30)):
+    for expected, oldest in ((100, 81), (131, 31)):
         page.locator("#messages").evaluate("list => list.scrollTo(0, 0)")
         expect(_messages(page).last).to_have_attribute("aria-setsize", str(expected))
         # The page came in above the reader, who still reads what was at the top.
@@ -442,8 +444,8 @@ def test_browser_history_loads_older_pages_on_scroll(page: Page, web: RunningSer
 def test_browser_opens_at_the_first_unread_and_loads_newer_pages_on_scroll(
     page: Page, web: RunningServer
 ) -> None:
-    alice, bob = web.login("alice"), web.login("bob")
-    alice.send(type="join", room="general", ref="j")  # a member since before the messages
+    bob, alice = web.login("bob"), web.login("alice")  # joined (room events) before...
+    alice.send(type="join", room="general", ref="j")  # ...the messages: pages of 50 of them
     alice.expect("joined", ref="j")
     count = 70
     for n in range(count):
@@ -911,6 +913,9 @@ def test_browser_separates_days_and_groups_one_senders_messages(
     carol.send(type="join", room="dev", ref="j")
     carol.expect("joined", ref="j")
     day_ms = 24 * 3600 * 1000
+    execute(  # bob's and carol's joins (room events) came first
+        db_url, "UPDATE messages SET ts_ms = ts_ms - :d WHERE kind = 'event'", d=3 * day_ms
+    )
     for body, days in [("three days ago", 3), ("and a minute later", 3), ("yesterday", 1)]:
         execute(
             db_url,

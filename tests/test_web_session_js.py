@@ -35,6 +35,7 @@ NODE_SUITES = {
     "chat.test.mjs": ("chat.js", "CHAT_MODULE"),
     "names.test.mjs": ("names.js", "NAMES_MODULE"),
     "state.test.mjs": ("state.js", "STATE_MODULE"),
+    "members.test.mjs": ("members.js", "MEMBERS_MODULE"),
     "drafts.test.mjs": ("drafts.js", "DRAFTS_MODULE"),
     "timeline.test.mjs": ("timeline.js", "TIMELINE_MODULE"),
     "markdown.test.mjs": ("markdown.js", "MARKDOWN_MODULE"),

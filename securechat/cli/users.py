@@ -27,7 +27,9 @@ from securechat.cli.app import app
 from securechat.cli.options import DB_DEFAULT, ConfigPath, DbUrl
 from securechat.config import HashParams, PasswordPolicy
 from securechat.errors import UserError, UserExistsError
+from securechat.store.chat import ChatStore
 from securechat.store.database import open_database
+from securechat.store.general import first_admin_owns_general
 
 #: Lowercase letters and digits without the look-alikes i, l, o, 0 and 1.
 PASSWORD_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"
@@ -131,6 +133,19 @@ def adduser(
         password = _read_password(password_stdin, partial(accounts.check_password, name))
         account = accounts.add(name, password, admin=admin)
     typer.echo(f"added {'admin' if account.is_admin else 'user'} {account.name}")
+    if account.is_admin:
+        _first_admin_owns_general(db, account.name)
+
+
+def _first_admin_owns_general(db_url: str, admin: str) -> None:
+    """The first admin owns #general (store/general.py); says so when it happened."""
+    database = open_database(db_url)
+    try:
+        done = ChatStore(database).perform(partial(first_admin_owns_general, admin=admin))
+    finally:
+        database.dispose()
+    if done.changed:
+        typer.echo(f"{admin} owns #{done.room}: the first admin")
 
 
 def generate_password() -> str:

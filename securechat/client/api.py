@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import secrets
 import ssl
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Self, TypeVar
 
@@ -18,6 +18,7 @@ from securechat.client.connection import Connection, SessionView, view_of
 from securechat.client.events import Backoff, ClientEvent
 from securechat.client.link import Endpoint, nodes
 from securechat.client.outgoing import Outgoing, Slot, request_error
+from securechat.client.paging import every_page
 from securechat.client.shared_files import SharedFiles
 from securechat.client.team_rooms import TeamRooms
 from securechat.client.trust import trusted_context
@@ -61,7 +62,6 @@ from securechat.protocol.messages import (
 __all__ = ["Client"]
 
 T = TypeVar("T", bound=Event)
-Item = TypeVar("Item")
 
 
 class Client(TeamRooms, SharedFiles):
@@ -199,7 +199,7 @@ class Client(TeamRooms, SharedFiles):
             reply = self._request(ListRooms(after=after), RoomList)
             return reply.rooms, reply.more
 
-        return _every_page(page, key=lambda room: room.name)
+        return every_page(page, key=lambda room: room.name)
 
     def who(self) -> tuple[str, ...]:
         """Every user online now."""
@@ -259,7 +259,7 @@ class Client(TeamRooms, SharedFiles):
             reply = self._request(GetUnread(after=after), UnreadList)
             return reply.conversations, reply.more
 
-        return _every_page(page, key=lambda conversation: conversation.key)
+        return every_page(page, key=lambda conversation: conversation.key)
 
     def conversations(self) -> tuple[Conversation, ...]:
         """Every conversation you have, read or not, with its counts and newest message:
@@ -269,7 +269,7 @@ class Client(TeamRooms, SharedFiles):
             reply = self._request(GetConversations(after=after), ConversationList)
             return reply.conversations, reply.more
 
-        return _every_page(page, key=lambda conversation: conversation.key)
+        return every_page(page, key=lambda conversation: conversation.key)
 
     def people(self) -> tuple[Person, ...]:
         """Everyone who may log in, by name: online, or when last seen."""
@@ -278,7 +278,7 @@ class Client(TeamRooms, SharedFiles):
             reply = self._request(GetPeople(after=after), PeopleList)
             return reply.people, reply.more
 
-        return _every_page(page, key=lambda person: person.name)
+        return every_page(page, key=lambda person: person.name)
 
     def search(
         self, query: str, *, before: int | None = None, limit: int | None = None
@@ -363,18 +363,3 @@ class Client(TeamRooms, SharedFiles):
         reply = slot.reply
         assert isinstance(reply, kind), reply
         return reply
-
-
-def _every_page(
-    page: Callable[[str | None], tuple[tuple[Item, ...], bool]], key: Callable[[Item], str]
-) -> tuple[Item, ...]:
-    """Every item of a list the server pages by key: ask again after the last key received
-    while it says there is ``more`` (and the page was not empty)."""
-    found: list[Item] = []
-    after: str | None = None
-    while True:
-        items, more = page(after)
-        found.extend(items)
-        if not more or not items:
-            return tuple(found)
-        after = key(items[-1])

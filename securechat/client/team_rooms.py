@@ -1,5 +1,6 @@
 """The rooms a team runs, as :class:`~securechat.client.api.Client` calls: creating one,
-and each moderation action (docs/protocol.md, "Moderation").
+each moderation action (docs/protocol.md, "Moderation"), a room's members with their
+roles and the user's pending invitations.
 
 Each call is one request answered by one reply; :class:`TeamRooms` leaves the asking and
 the waiting (:meth:`TeamRooms._request`) to the ``Client`` that inherits it.
@@ -10,6 +11,15 @@ from __future__ import annotations
 import abc
 from typing import TypeVar
 
+from securechat.client.paging import every_page
+from securechat.protocol.membership import (
+    GetInvitations,
+    GetMembers,
+    Invitation,
+    InvitationList,
+    MemberList,
+    RoomMember,
+)
 from securechat.protocol.messages import Asked, Create, Done, Event, Joined, Moderate
 
 __all__ = ["TeamRooms"]
@@ -43,6 +53,28 @@ class TeamRooms(abc.ABC):
             NoSuchRoom, NoSuchUser, NotMember: see docs/protocol.md, "Moderation".
         """
         return self._request(Moderate(room=room, action=action, user=user, topic=topic), Done)
+
+    def members(self, room: str) -> tuple[RoomMember, ...]:
+        """``room``'s members by name, each with role, presence and whether muted.
+
+        Raises:
+            NoSuchRoom: no such room, or a private one we are not in.
+        """
+
+        def page(after: str | None) -> tuple[tuple[RoomMember, ...], bool]:
+            reply = self._request(GetMembers(room=room, after=after), MemberList)
+            return reply.members, reply.more
+
+        return every_page(page, key=lambda member: member.name)
+
+    def invitations(self) -> tuple[Invitation, ...]:
+        """Our pending invitations, by room name: where ``join`` lets us in."""
+
+        def page(after: str | None) -> tuple[tuple[Invitation, ...], bool]:
+            reply = self._request(GetInvitations(after=after), InvitationList)
+            return reply.invitations, reply.more
+
+        return every_page(page, key=lambda invitation: invitation.room)
 
     def invite(self, room: str, user: str) -> Done:
         return self.moderate(room, "invite", user=user)

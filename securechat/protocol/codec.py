@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from securechat.errors import MalformedMessage, UnknownMessageType
+from securechat.protocol import membership
 from securechat.protocol.devices import (
     DeviceEntry,
     DeviceGrant,
@@ -211,6 +212,7 @@ _REQUESTS: dict[str, Callable[[Fields], Request]] = {
     "device_signout": lambda f: SignOutDevice(id=f.int("id", minimum=1), ref=f.ref),
     "signout_everywhere": lambda f: SignOutEverywhere(ref=f.ref),
     "file_ticket": ask_file_ticket,
+    **membership.REQUESTS,
 }
 
 
@@ -382,6 +384,7 @@ _EVENTS: dict[str, Callable[[Fields], Event]] = {
         next_before=f.opt_int("next_before", minimum=1),
         cut=f.opt_boolean("cut"),
     ),
+    **membership.EVENTS,
 }
 
 

@@ -11,6 +11,7 @@ from typing import ClassVar
 
 from securechat.protocol.devices import DeviceEvent
 from securechat.protocol.files import Attachment, FileTicket
+from securechat.protocol.membership import MembershipEvent
 from securechat.protocol.requests import Bye, Ping, Pong
 from securechat.protocol.wire import WireMessage
 
@@ -344,6 +345,7 @@ Event = (
     | SearchResults
     | DeviceEvent
     | FileTicket
+    | MembershipEvent
 )
 
 #: Events that take a place in the one id sequence of stored things (sync returns them).

@@ -8,6 +8,13 @@ A mention is ``@`` that does not follow a name character (so ``bob@alice.example
 address, not a mention) and the run of name characters after it, less trailing dots (so
 ``ping @alice.`` mentions alice). The run must then be a valid name (protocol/names.py),
 compared in lowercase.
+
+Two names reach more than one person: ``@room`` mentions every member of the room and
+``@here`` those online when it is sent (:data:`BROADCASTS`; :func:`broadcast` says which a
+body holds, ``room`` winning). Only a room's owners and moderators (and admins) may use
+them; the server refuses them from others, so a client may take them at their word: a
+body with ``@room`` mentions the reader, one with ``@here`` mentions a reader who was
+online to receive it (``online``: it came live, not from history or a catch-up).
 """
 
 from __future__ import annotations
@@ -38,6 +45,17 @@ def mentioned_names(body: str) -> set[str]:
     return {name for _, _, name in mention_spans(body)}
 
 
-def mentions(body: str, user: str) -> bool:
-    """Whether ``body`` mentions ``user``."""
-    return user.lower() in mentioned_names(body)
+BROADCASTS = ("room", "here")  # widest first
+
+
+def broadcast(body: str) -> str | None:
+    """``room`` or ``here`` when ``body`` mentions one of them (``room`` if both), else None."""
+    names = mentioned_names(body)
+    return next((name for name in BROADCASTS if name in names), None)
+
+
+def mentions(body: str, user: str, *, online: bool = False) -> bool:
+    """Whether ``body`` mentions ``user``: by name, by ``@room``, or by ``@here`` when
+    ``online`` (the reader received it live)."""
+    names = mentioned_names(body)
+    return user.lower() in names or "room" in names or (online and "here" in names)

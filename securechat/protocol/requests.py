@@ -11,6 +11,7 @@ from typing import ClassVar
 
 from securechat.protocol.devices import DeviceRequest
 from securechat.protocol.files import AskFileTicket
+from securechat.protocol.membership import MembershipRequest
 from securechat.protocol.wire import WireMessage
 
 # --- both directions ---------------------------------------------------------------
@@ -235,7 +236,7 @@ class Search(WireMessage):
 Asked = (
     Join | Leave | ListRooms | History | Sync | Who | Ping | GetCA
     | Create | Moderate | Edit | Delete | MarkRead | GetUnread | Search
-    | GetConversations | GetPeople | AskFileTicket
+    | GetConversations | GetPeople | AskFileTicket | MembershipRequest
 )  # fmt: skip
 #: Every request: the asked ones, the login, sends, and the heartbeat's and farewell's.
 Request = Asked | Auth | Send | Pong | Bye | DeviceRequest

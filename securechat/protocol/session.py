@@ -23,6 +23,7 @@ from securechat.errors import ErrorCode, FrameTooLarge, ProtocolError, Unexpecte
 from securechat.protocol.devices import ListDevices, SignOutDevice, SignOutEverywhere
 from securechat.protocol.files import AskFileTicket
 from securechat.protocol.frames import FrameDecoder
+from securechat.protocol.membership import GetInvitations, GetMembers
 from securechat.protocol.messages import (
     Auth,
     Bye,
@@ -65,6 +66,7 @@ ALLOWED: dict[State, frozenset[type[Request]]] = {
         | {Create, Moderate, Edit, Delete, MarkRead, GetUnread, Search}  # #16
         | {GetConversations, GetPeople, ListDevices, SignOutDevice, SignOutEverywhere}  # #26
         | {AskFileTicket}  # #27
+        | {GetInvitations, GetMembers}  # #26
     ),
     State.CLOSED: frozenset(),
 }

@@ -10,9 +10,10 @@ writes for :meth:`Delivery.deliver`, which sends them after everything committed
 Who hears what:
 
 - a room event goes to every session of the room before and after the change (a kicked
-  member hears of the kick), and to the invitee's for ``invite``; then each removed
-  member's sessions get ``left`` (their client leaves the room), the rest ``member_left``
-  or ``member_joined`` as before #16, for clients that know no room events;
+  member hears of the kick), and to the invitee's for ``invite``; then each member removed
+  by someone else gets ``left`` on every session (their client leaves the room), the rest
+  ``member_left`` or ``member_joined`` as before #16, for clients that know no room events
+  (a member's own ``join`` and ``leave`` are room events too, since #26);
 - an edit or a deletion goes to the sessions that have the message: the room's, or the
   two parties' of a direct conversation;
 - a read marker goes to the reader's other sessions.
@@ -147,8 +148,9 @@ class Effects:
                 hearing.update(dict.fromkeys(hub.sessions_of(entry.subject)))
             out.add(hearing, _frame(journal_event(entry)), skip=origin)
         room = change.room
+        removed_by_others = any(entry.action != "leave" for entry in entries)
         for user in change.removed:
-            if entries:  # removed by a moderator or the room's deletion: leave it
+            if removed_by_others:  # by a moderator or the room's deletion: leave it
                 out.add(hub.sessions_of(user), _frame(Left(room=room)))
                 out.add(change.after, _frame(MemberLeft(room=room, user=user)), skip=origin)
             else:  # left by themselves: as before #16

@@ -59,8 +59,9 @@ class FileRequests:
             raise FilesDisabled("this server keeps no files")
         return [self._files.ticket(caller.account.id, request)]
 
-    def send(self, caller: Caller, request: Send) -> list[Event]:
+    def send(self, caller: Caller, request: Send, *, notify: tuple[str, ...] = ()) -> list[Event]:
         """Store and deliver a message carrying the caller's uploads; its ``ack``.
+        ``notify``: whom its caption's granted ``@room``/``@here`` reaches (broadcasts.py).
 
         Raises:
             TooLarge, MalformedMessage: the caption or the number of files.
@@ -77,7 +78,7 @@ class FileRequests:
         account = caller.account
         message = NewMessage(
             sender_id=account.id, sender=account.name, body=request.body, ref=request.ref,
-            room=request.room, to=request.to,
+            room=request.room, to=request.to, notify=notify,
         )  # fmt: skip
         actor = Actor(account.id, account.name, account.is_admin)
         operation = functools.partial(send_with_files, actor=actor, message=message, file_ids=files)

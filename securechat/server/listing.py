@@ -1,5 +1,6 @@
 """The lists a client shows beside a conversation: what is unread, every conversation the
-user has (the same on every device), and the people directory.
+user has (the same on every device), the people directory, a room's members with their
+roles, and the user's pending invitations.
 
 Each reply is one page of the store's list that also fits in one frame: a page that
 would not fit stops early with ``more``, and the client asks again after the last key.
@@ -26,11 +27,20 @@ from securechat.protocol.events import (
     UnreadList,
 )
 from securechat.protocol.frames import HEADER_SIZE
+from securechat.protocol.membership import (
+    GetInvitations,
+    GetMembers,
+    Invitation,
+    InvitationList,
+    MemberList,
+    RoomMember,
+)
 from securechat.protocol.requests import GetConversations, GetPeople, GetUnread
 from securechat.protocol.wire import wire_object
 from securechat.server.delivery import format_ts
 from securechat.server.hub import Hub
 from securechat.store.chat import ChatStore
+from securechat.store.journal import Actor
 from securechat.store.reads import ConversationState, UnreadCount
 
 
@@ -41,11 +51,11 @@ class Caller(Protocol):
     def account(self) -> Account: ...
 
 
-T = TypeVar("T", Conversation, Person)
+T = TypeVar("T", Conversation, Person, RoomMember, Invitation)
 
 
 class Listings:
-    """Answers ``unread``, ``conversations`` and ``people``."""
+    """Answers ``unread``, ``conversations``, ``people``, ``members`` and ``invitations``."""
 
     def __init__(self, store: ChatStore, hub: Hub, limits: Limits) -> None:
         self._store = store
@@ -83,6 +93,36 @@ class Listings:
         )
         page, more = self._fit(listed, more, empty=PeopleList(()))
         return [PeopleList(people=page, more=more, ref=request.ref)]
+
+    def members(self, caller: Caller, request: GetMembers) -> list[Event]:
+        """``room``'s members after the name ``after``: role, presence, muted.
+
+        Raises:
+            NoSuchRoom: no such room, or a private one the caller may not see.
+        """
+        account = caller.account
+        found, more = self._store.room_members(
+            Actor(account.id, account.name, account.is_admin), request.room,
+            after=request.after, limit=self._limits.members_page,
+        )  # fmt: skip
+        online = set(self._hub.online_users())
+        listed = (
+            RoomMember(m.name, m.role, m.name in online, True if m.muted else None) for m in found
+        )
+        page, more = self._fit(listed, more, empty=MemberList(request.room, ()))
+        return [MemberList(room=request.room, members=page, more=more, ref=request.ref)]
+
+    def invitations(self, caller: Caller, request: GetInvitations) -> list[Event]:
+        """The caller's pending invitations, by room name after ``after``."""
+        found, more = self._store.invitations(
+            caller.account.id, after=request.after, limit=self._limits.invitations_page
+        )
+        listed = (
+            Invitation(i.room, i.by, _iso(i.at), True if i.private else None, i.topic)
+            for i in found
+        )
+        page, more = self._fit(listed, more, empty=InvitationList(()))
+        return [InvitationList(invitations=page, more=more, ref=request.ref)]
 
     def _fit(self, items: Iterable[T], more: bool, *, empty: Event) -> tuple[tuple[T, ...], bool]:
         """The first ``items`` that fit in one frame beside ``empty``'s own fields."""

@@ -33,6 +33,7 @@ from securechat.errors import (
 )
 from securechat.protocol.files import AskFileTicket
 from securechat.protocol.frames import HEADER_SIZE
+from securechat.protocol.membership import GetInvitations, GetMembers
 from securechat.protocol.messages import (
     Ack,
     Auth,
@@ -67,6 +68,7 @@ from securechat.protocol.messages import (
 from securechat.protocol.names import normalize_name
 from securechat.protocol.requests import GetConversations, GetPeople
 from securechat.server.addresses import address_key
+from securechat.server.broadcasts import RoomMentions
 from securechat.server.committer import Committer
 from securechat.server.delivery import PendingSend, format_ts
 from securechat.server.files import FileService
@@ -116,6 +118,7 @@ class ChatService:
         self._hub = hub
         self._committer = committer
         self._limits = limits
+        self._room_mentions = RoomMentions(hub, limits)
         self._default_rooms = default_rooms
         self._hash_pool = hash_pool  # the same one ``accounts`` hashes with
         self._throttle = LoginThrottle(throttle)
@@ -142,6 +145,8 @@ class ChatService:
             GetUnread: listings.unread,
             GetConversations: listings.conversations,
             GetPeople: listings.people,
+            GetMembers: listings.members,
+            GetInvitations: listings.invitations,
             Search: SearchRequests(store, limits),
             AskFileTicket: self._files.ticket,
         }
@@ -379,15 +384,18 @@ class ChatService:
             raise TooLarge(f"message body longer than {self._limits.max_body} characters")
 
     def _send(self, caller: Caller, request: Send) -> list[Event]:
-        if request.files:
-            return self._files.send(caller, request)
-        self._check_body(request.body)
+        if not request.files:  # a caption's limits are the file sends' to check
+            self._check_body(request.body)
+        notify: tuple[str, ...] = ()
         if request.room is not None:
             require_member(self._hub, request.room, caller, sending=True)
+            notify = self._room_mentions.reach(caller, request.room, request.body)
+        if request.files:
+            return self._files.send(caller, request, notify=notify)
         account = caller.account
         self._committer.submit(PendingSend(origin=caller, message=NewMessage(
             sender_id=account.id, sender=account.name, body=request.body,
-            ref=request.ref, room=request.room, to=request.to,
+            ref=request.ref, room=request.room, to=request.to, notify=notify,
         )))  # fmt: skip
         return []
 

@@ -264,7 +264,8 @@ def send_with_files(
         update(StoredFile).where(StoredFile.id.in_(file_ids))
         .values(message_id=entry.id, sent_at=utcnow())
     )  # fmt: skip
-    add_mentions(conn, [(entry.id, entry.body, place.room_id, place.recipient_id, actor.id)])
+    mentioned = (entry.id, message.body, place.room_id, place.recipient_id, actor.id)
+    add_mentions(conn, [(*mentioned, message.notify)])  # the caption's, not the file lines
     return dataclasses.replace(entry, files=files_json)
 
 

@@ -29,10 +29,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from securechat.config import Limits
-from securechat.store import reads, rooms, search, sync, users
+from securechat.store import reads, rooms, roster, search, sync, users
 from securechat.store.commit_order import lock_commit_order
 from securechat.store.database import Database
-from securechat.store.journal import Tx
+from securechat.store.journal import Actor, Tx
 from securechat.store.message_rows import MESSAGES, NewMessage, SaveResult, StoredMessage, stored
 from securechat.store.messages import MessageWriter
 from securechat.store.models import AuditEntry, ChatMessage, Membership, Room, User, utcnow
@@ -132,6 +132,20 @@ class ChatStore:
         """See :func:`users.people`."""
         with self._db.transaction() as conn:
             return users.people(conn, after=after, limit=limit)
+
+    def room_members(
+        self, actor: Actor, room: str, *, after: str | None, limit: int
+    ) -> tuple[list[roster.RosterEntry], bool]:
+        """See :func:`roster.members`."""
+        with self._db.transaction() as conn:
+            return roster.members(conn, actor, room, after=after, limit=limit)
+
+    def invitations(
+        self, user_id: int, *, after: str | None, limit: int
+    ) -> tuple[list[roster.PendingInvite], bool]:
+        """See :func:`roster.invitations`."""
+        with self._db.transaction() as conn:
+            return roster.invitations(conn, user_id, after=after, limit=limit)
 
     def audit_log(self, room: str | None, *, limit: int) -> list[AuditRecord]:
         """The newest ``limit`` audit entries (of ``room``, if given), oldest first."""

@@ -23,6 +23,7 @@ from sqlalchemy import Connection, select, update
 
 from securechat.errors import Forbidden, NoSuchMessage
 from securechat.permissions import Role, check, check_target, not_member
+from securechat.protocol.mentions import broadcast
 from securechat.store.attachments import with_file_lines
 from securechat.store.journal import Actor, Place, Tx
 from securechat.store.mentions import add_mentions, drop_mentions
@@ -128,6 +129,9 @@ def edit(tx: Tx, actor: Actor, message_id: int, body: str) -> StoredMessage:
             raise not_member(original.room)
         if standing.muted:
             raise Forbidden(f"you are muted in #{original.room}")
+        if broadcast(body) is not None:
+            check("mention_all", original.room, role=standing.role, is_admin=actor.is_admin)
+    was = tx.conn.execute(select(ChatMessage.body).where(ChatMessage.id == message_id)).scalar()
     files = tx.conn.execute(select(ChatMessage.files).where(ChatMessage.id == message_id))
     files_json = files.scalar()
     if files_json:  # the caption changes; the lines naming its files stay (#27)
@@ -139,10 +143,12 @@ def edit(tx: Tx, actor: Actor, message_id: int, body: str) -> StoredMessage:
     )
     _erase_edits(tx.conn, message_id)
     entry = tx.append(_place(original), actor, kind="edit", body=body, target_id=message_id)
+    if broadcast(body) is not None and broadcast(body) == broadcast(was or ""):
+        return entry  # whom its @room/@here reached stays so; an edit never widens it
     drop_mentions(tx.conn, message_id)
     add_mentions(
         tx.conn,
-        [(message_id, body, original.room_id, original.recipient_id, original.sender_id)],
+        [(message_id, body, original.room_id, original.recipient_id, original.sender_id, ())],
     )
     return entry
 

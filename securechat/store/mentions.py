@@ -7,23 +7,24 @@ Unread counts read them (``reads.py``).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from sqlalchemy import Connection, delete, insert, select
 
 from securechat.protocol.mentions import mentioned_names
 from securechat.store.models import Membership, Mention, User
 
+Mentioned = tuple[int, str, int | None, int | None, int | None, Sequence[str]]
 
-def add_mentions(
-    conn: Connection, messages: Iterable[tuple[int, str, int | None, int | None, int | None]]
-) -> None:
-    """Record who each new message mentions: (id, body, room id, recipient id, sender id).
+
+def add_mentions(conn: Connection, messages: Iterable[Mentioned]) -> None:
+    """Record who each new message mentions: (id, body, room id, recipient id, sender id,
+    the users a granted ``@room``/``@here`` reaches besides the names in the body).
 
     A name counts if it is a user who may read the message: a member of its room, or a
     party to its direct conversation. Cheap when no body holds an ``@``.
     """
-    wanted = [(m, names) for m in messages if (names := mentioned_names(m[1]))]
+    wanted = [(m, names | set(m[5])) for m in messages if (names := mentioned_names(m[1])) or m[5]]
     if not wanted:
         return
     every = sorted({name for _, names in wanted for name in names})
@@ -32,7 +33,7 @@ def add_mentions(
         for name, user_id in conn.execute(select(User.name, User.id).where(User.name.in_(every)))
     }
     rows: list[dict[str, int]] = []
-    for (message_id, _, room_id, recipient_id, sender_id), names in wanted:
+    for (message_id, _, room_id, recipient_id, sender_id, _), names in wanted:
         users = {ids[name] for name in names if name in ids}
         if room_id is not None and users:
             users &= set(

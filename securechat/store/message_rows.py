@@ -29,6 +29,9 @@ class NewMessage:
     ref: str | None
     room: str | None = None
     to: str | None = None
+    # Whom a granted @room or @here reaches besides the names in the body (the server
+    # decides at the send: protocol/mentions.py); mentions.py keeps those still members.
+    notify: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

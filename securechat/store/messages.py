@@ -219,6 +219,7 @@ class MessageWriter:
                 result[0].id, message.body,
                 None if message.room is None else self._room_id(conn, message.room),
                 recipients.get(message.to) if message.to else None, message.sender_id,
+                message.notify,
             )
             for message, result in zip(batch, results, strict=True)
             if isinstance(result, tuple) and result[1] and "@" in message.body

@@ -218,14 +218,23 @@ def outcome(
 
 
 def record_event(
-    tx: Tx, actor: Actor, room: RoomRow, action: str, **fields: str | None
+    tx: Tx,
+    actor: Actor,
+    room: RoomRow,
+    action: str,
+    *,
+    audited: bool = True,
+    **fields: str | None,
 ) -> StoredMessage:
-    """Append a room event and its audit entry."""
+    """Append a room event and (unless not ``audited``: a member's own join or leave,
+    which moderates nothing) its audit entry."""
     subject, body = fields.get("subject"), fields.get("body") or ""
     entry = tx.append(
         Place(room_id=room.id, room=room.name), actor, kind="event", action=action,
         subject=subject, body=body,
     )  # fmt: skip
+    if not audited:
+        return entry
     tx.audit(
         actor, action, room=room.name, target=subject, message_id=entry.id, detail=body or None
     )
@@ -326,11 +335,10 @@ def join(
     found = _find_room(tx.conn, room)
     if found is None and not create:
         raise no_such_room(room)
-    if found is None:  # as before #16: a public room, made without an event
+    if found is None:  # as before #16: a public room, ownerless; its first join shows
         _check_room_cap(tx.conn, actor, max_rooms)
         made = _make_room(tx, room, private=False, topic=None, owner_id=None)
-        _add_member(tx, made.id, actor.id)
-        return outcome(tx, room, added=(actor.name,))
+        return outcome(tx, room, _joined(tx, actor, made), added=(actor.name,))
     if _membership(tx.conn, found.id, actor.id) is not None:
         return outcome(tx, room, changed=False)
     if is_banned(tx.conn, found.id, actor.id):
@@ -344,8 +352,16 @@ def join(
         if not invited:
             raise no_such_room(room)
     _check_room_cap(tx.conn, actor, max_rooms)
-    _add_member(tx, found.id, actor.id)
-    return outcome(tx, room, added=(actor.name,))
+    return outcome(tx, room, _joined(tx, actor, found), added=(actor.name,))
+
+
+def _joined(tx: Tx, actor: Actor, room: RoomRow) -> StoredMessage:
+    """A member's own join (an accepted invitation too) and its ``join`` event, first, so
+    that the joiner's read marker starts at it ("at that moment")."""
+    assert actor.id is not None
+    entry = record_event(tx, actor, room, "join", audited=False, subject=actor.name)
+    _add_member(tx, room.id, actor.id)
+    return entry
 
 
 def leave(tx: Tx, actor: Actor, room: str) -> Outcome:
@@ -366,8 +382,9 @@ def leave(tx: Tx, actor: Actor, room: str) -> Outcome:
         ).scalar()  # fmt: skip
         if others:
             raise Forbidden(f"you own #{room}: transfer ownership first")
+    entry = record_event(tx, actor, found, "leave", audited=False, subject=actor.name)
     remove_member(tx, found, actor.id)
-    return outcome(tx, room, removed=(actor.name,))
+    return outcome(tx, room, entry, removed=(actor.name,))
 
 
 def room_states(conn: Connection) -> dict[str, RoomState]:

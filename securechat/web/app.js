@@ -21,13 +21,13 @@ import { MessagesView } from "./messages.js";
 import { Notifier } from "./notifications.js";
 import { OnlineView } from "./online.js";
 import { MIN_QUERY, SearchView, newSearch, searchRequest } from "./search.js";
-import { Rooms } from "./rooms.js";
+import { Roster } from "./roster.js";
 import { SidebarView } from "./sidebar.js";
 import * as S from "./state.js";
 
 const WHO_EVERY = 60; // seconds: presence events cover shared rooms only, `people` everyone
 
-class App extends Rooms {
+class App extends Roster {
   constructor() {
     super();
     this.state = S.createState(null);
@@ -167,11 +167,14 @@ class App extends Rooms {
     this.connection.request({ type: "who" });
     this.peoplePages = null;
     this.refreshPeople();
+    this.resetRoster();
+    this.refreshInvitations(); // after a drop too: those sent meanwhile
     this.refreshUnread(); // after a drop too: the conversations, and what was read elsewhere
     if (resumed) {
       this.sidebar.sync(state);
       const current = state.conversations.get(state.current);
       if (current && !current.loaded) this.loadHistory(current); // cut short by the drop
+      if (current && current.kind === "room" && state.rooms.has(current.name)) this.refreshMembers(current.name);
       return;
     }
     state.me = welcome.user;

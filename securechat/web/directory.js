@@ -105,13 +105,14 @@ export class MembersView {
     this.box.hidden = members.length === 0;
     this.summary.textContent = `${members.length} ${members.length === 1 ? "member" : "members"}`;
     this.list.replaceChildren(
-      ...members.map(({ name, role, online }) =>
+      ...members.map(({ name, role, online, muted }) =>
         el(
           "li",
-          { dataset: { user: name, role } },
+          { dataset: { user: name, role, online: online ? "yes" : "no" } },
           el("span", { className: online ? "dot" : "dot away", attrs: { "aria-hidden": "true" } }, "●"),
           el("span", { className: "label" }, name),
           role !== "member" ? el("span", { className: "role" }, role) : null,
+          muted ? el("span", { className: "role" }, "muted") : null,
         ),
       ),
     );

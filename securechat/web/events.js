@@ -69,6 +69,8 @@ export const REPLIES = {
   unread: (app, asked, event) => app.unreadPage(event),
   conversations: (app, asked, event) => app.unreadPage(event),
   people: (app, asked, event) => app.peoplePage(event),
+  members: (app, asked, event) => app.membersPage(asked, event),
+  invitations: (app, asked, event) => app.invitationsPage(event),
   rooms: (app, asked, event) => app.roomsPage(event),
   read: (app, asked, event) => {
     if (event.type === "read") PUSHED.read(app, event);

@@ -160,7 +160,7 @@ function baseItem(message, status, me) {
   return el("li", { className: classes.join(" "), dataset }, meta, el("div", { className: "body" }, ...body));
 }
 
-// A room event's line.
-export function systemItem(event) {
-  return el("li", { className: "system", dataset: { id: event.id } }, event.text);
+// A room event's line (`text`: a run's line, when it ends one).
+export function systemItem(event, text = event.text) {
+  return el("li", { className: "system", dataset: { id: event.id } }, text);
 }

@@ -7,15 +7,19 @@
 // event, after its day separator when it is the first of its day and after the "New
 // messages" divider when it is the first unread one. Day separators and shared headers
 // follow the state (timeline.js), not the document, so a group that starts above the
-// window reads the same as in a full list.
+// window reads the same as in a full list. A run of like room events (a burst of joins)
+// shows as one line, on its last row, the others hidden (timeline.js sameRun); a hidden row
+// measures zero high, so the window's arithmetic needs nothing more.
 
 import { el } from "./dom.js";
 import { insertionIndex } from "./state.js";
 import { messageItem, pendingItem, systemItem } from "./messageitem.js";
-import { continues, dayKey, dayLabel } from "./timeline.js";
+import { roomRunText } from "./chat.js";
+import { continues, dayKey, dayLabel, runKey, sameRun } from "./timeline.js";
 import { TimelineWindow } from "./timelinewindow.js";
 
 const DAY_CHECK_MS = 60_000; // how often "Today" is checked for having become "Yesterday"
+const RUN_NAMED = 500; // the most events of one run read back for its line
 
 export class MessagesView extends TimelineWindow {
   // context: { me(), canDeleteOthers(conversation), actions } (see messageitem.js);
@@ -62,6 +66,7 @@ export class MessagesView extends TimelineWindow {
       const old = this.items.get(id);
       const node = this.build(id);
       node.classList.toggle("continued", old.classList.contains("continued"));
+      node.hidden = old.hidden; // inside a run of room events
       this.items.set(id, node);
       old.replaceWith(node);
     }
@@ -84,6 +89,8 @@ export class MessagesView extends TimelineWindow {
     }
     const next = conversation.after(id);
     if (next !== null && this.items.has(next.id)) this.settle(next.id);
+    const previous = conversation.before(id);
+    if (previous !== null && this.items.has(previous.id)) this.settleRun(previous.id);
     if (conversation.divider !== null) this.placeDivider(conversation);
     if (this.stuck) this.followQueued = true;
     this.schedule();
@@ -131,6 +138,7 @@ export class MessagesView extends TimelineWindow {
     const node = this.build(id);
     this.items.set(id, node);
     node.classList.toggle("continued", continues(previous, item));
+    node.hidden = this.hiddenInRun(item);
     if (previous !== null && dayKey(previous.ts) === dayKey(item.ts)) return [node];
     return [this.daySeparator(id), node];
   }
@@ -196,6 +204,40 @@ export class MessagesView extends TimelineWindow {
     }
     const divided = this.divider.nextSibling === node;
     node.classList.toggle("continued", !newDay && !divided && continues(previous, item));
+    this.settleRun(id);
+  }
+
+  // --- runs of like room events -----------------------------------------------------------
+
+  // Whether room event `item` is followed by one of its run (then only the run's last shows).
+  hiddenInRun(item) {
+    return runKey(item) !== null && sameRun(item, this.conversation.after(item.id));
+  }
+
+  // Row `id` hidden or shown, and its line, now that a neighbour came or changed (O(1)
+  // DOM work: the run itself is read from the conversation when its last row is built).
+  settleRun(id) {
+    const node = this.items.get(id);
+    const item = this.conversation.messages.get(id);
+    if (node === undefined || runKey(item) === null) return;
+    const hidden = this.hiddenInRun(item);
+    if (node.hidden && hidden) return;
+    const fresh = this.build(id); // its line names the run it ends (older rows may have come)
+    fresh.hidden = hidden;
+    fresh.className = node.className;
+    this.items.set(id, fresh);
+    node.replaceWith(fresh);
+  }
+
+  // The run that ends with room event `last`, oldest first (at most RUN_NAMED events).
+  runBefore(last) {
+    const run = [last];
+    let previous = this.conversation.before(last.id);
+    while (previous !== null && run.length < RUN_NAMED && sameRun(previous, run[0])) {
+      run.unshift(previous);
+      previous = this.conversation.before(previous.id);
+    }
+    return run;
   }
 
   // The divider before the first message from someone else after the read marker, when
@@ -249,9 +291,10 @@ export class MessagesView extends TimelineWindow {
   build(id) {
     const conversation = this.conversation;
     const message = conversation.messages.get(id);
+    const ends = message.type === "room_event" && runKey(message) !== null && !this.hiddenInRun(message);
     const node =
       message.type === "room_event"
-        ? systemItem(message)
+        ? systemItem(message, ends ? roomRunText(this.runBefore(message), this.context.me()) : message.text)
         : messageItem(message, conversation, {
             me: this.context.me(),
             canDeleteOthers: this.context.canDeleteOthers(conversation),

@@ -32,7 +32,7 @@ export class Notifier {
     const me = this.me();
     if (message.from === me) return;
     const direct = message.to !== undefined;
-    if (!direct && !mentions(message.body, me)) return;
+    if (!direct && !mentions(message.body, me, true)) return; // it came live: @here too
     if (key === this.current() && document.visibilityState === "visible") return;
     const title = direct ? message.from : `${message.from} in #${message.room}`;
     const notification = new Notification(title, { body: message.body.slice(0, 200), tag: key });

@@ -48,6 +48,7 @@ export class Reader {
     if (this.directoryView.isOpen) this.directoryView.close();
     this.renderHeader();
     this.renderMembers();
+    if (conversation.kind === "room" && state.rooms.has(conversation.name)) this.refreshMembers(conversation.name);
     this.toggleMenu(false);
     this.sidebar.select(key);
     this.messages.show(conversation);

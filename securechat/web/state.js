@@ -5,6 +5,7 @@
 // Tested under Node (tests/js/state.test.mjs).
 
 import { conversationKey, mentions, unreadKey } from "./chat.js";
+import { rosterEvent } from "./members.js";
 
 export const DEFAULT_ROOM = "general";
 export const MODERATORS = new Set(["owner", "moderator"]);
@@ -114,6 +115,7 @@ export function createState(me) {
     roomInfo: new Map(), // room -> { role, topic, private, muted, members } from `joined` and events
     people: new Map(), // user -> { online, lastSeen } from `people`, presence and `who`
     invites: new Map(), // room -> the `room_event` inviting this user to a room they are not in
+    rosters: new Map(), // room -> Map(user -> { role, muted }) from `members`, then events
     notices: new Map(), // room -> why we were removed, told when `left` comes
   };
 }
@@ -147,7 +149,7 @@ export function receiveMessage(state, message, { seen }) {
   if (message.from !== state.me && message.id > where.lastRead && !message.deleted && !seen) {
     if (key === state.current && where.unread === 0) where.divider = where.lastRead;
     where.unread += 1;
-    if (mentions(message.body, state.me)) where.mentions += 1;
+    if (mentions(message.body, state.me, true)) where.mentions += 1; // it came live
     counted = true;
   }
   return { conversation: where, listed, counted };
@@ -234,32 +236,8 @@ export function memberChanged(state, room, user, joined) {
   return true;
 }
 
-const ROLE_ORDER = { owner: 0, moderator: 1, member: 2 };
-
-// The current room's members with their roles, owner first: this user's role as the server
-// said, the others' as the loaded timeline's events (create, op, deop, transfer) tell, in
-// id order; "member" where the timeline says nothing.
-export function membersOf(state, room) {
-  const info = state.roomInfo.get(room);
-  if (info === undefined) return [];
-  const roles = new Map();
-  const where = state.conversations.get(`room:${room}`);
-  for (const id of where ? where.ids : []) {
-    const item = where.messages.get(id);
-    if (item.type !== "room_event") continue;
-    if (item.action === "create") roles.set(item.actor, "owner");
-    else if (item.action === "op") roles.set(item.user, "moderator");
-    else if (item.action === "deop") roles.set(item.user, "member");
-    else if (item.action === "transfer") {
-      roles.set(item.actor, "moderator");
-      roles.set(item.user, "owner");
-    }
-  }
-  roles.set(state.me, info.role);
-  return [...info.members]
-    .map((name) => ({ name, role: roles.get(name) || "member", online: state.online.has(name) }))
-    .sort((a, b) => ROLE_ORDER[a.role] - ROLE_ORDER[b.role] || a.name.localeCompare(b.name));
-}
+// A room's members and roles, and the pending invitations, from the server: members.js.
+export { applyInvitations, applyMembers, membersOf } from "./members.js";
 
 // The pages of an `unread` reply, all in: the server's counts replace the page's.
 export function applyUnread(state, entries) {
@@ -322,6 +300,7 @@ export function applyRoomEvent(state, event, text) {
   if ((event.user === me && (event.action === "kick" || event.action === "ban")) || event.action === "delete") {
     state.notices.set(event.room, text);
   }
+  rosterEvent(state, event);
   const where = conversation(state, `room:${event.room}`);
   where.put({ ...event, text });
   return where;
@@ -333,6 +312,7 @@ export function removeRoom(state, room) {
   if (!state.rooms.has(room)) return null;
   state.rooms.delete(room);
   state.roomInfo.delete(room);
+  state.rosters.delete(room);
   state.invites.delete(room);
   state.conversations.delete(`room:${room}`);
   const why = state.notices.get(room);
@@ -356,7 +336,7 @@ export function changeMessage(state, id, change) {
   const { conversation: where, message } = found;
   if (change.deleted && message.from !== state.me && message.id > where.lastRead && where.unread > 0 && !message.deleted) {
     where.unread -= 1; // as the server counts: deleted messages are not unread
-    if (mentions(message.body, state.me) && where.mentions > 0) where.mentions -= 1;
+    if (mentions(message.body, state.me, true) && where.mentions > 0) where.mentions -= 1;
   }
   where.messages.set(id, { ...message, ...change });
   return where;

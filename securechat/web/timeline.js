@@ -52,6 +52,23 @@ export function continues(previous, message) {
   return gap >= 0 && gap <= GROUP_MINUTES * 60 * 1000;
 }
 
+// Runs of like room events: a burst of joins (the directory sync, fifty people joining a
+// new room) reads as one line, "bob, carol and 48 others joined #dev", as Slack and
+// Mattermost show it, instead of fifty. The key says which events make one run: a
+// member's own join, or own leave; an invite or kick by one actor. null: never grouped.
+export const RUN_ACTIONS = new Set(["join", "leave", "invite", "kick"]);
+
+export function runKey(item) {
+  if (item === null || item === undefined || item.type !== "room_event" || !RUN_ACTIONS.has(item.action)) return null;
+  return item.action === "join" || item.action === "leave" ? item.action : `${item.action}:${item.actor}`;
+}
+
+// Whether `item` continues the run of `previous` (the item before it): one key, one day.
+export function sameRun(previous, item) {
+  const key = runKey(item);
+  return key !== null && key === runKey(previous) && dayKey(previous.ts) === dayKey(item.ts);
+}
+
 // "10:02" today, else "Yesterday 17:31" or "Mon 30 Nov 09:15": when someone was last seen,
 // or a conversation's last activity.
 export function whenText(ts, now = new Date(), locale = undefined) {

@@ -5,7 +5,7 @@ import { readFileSync } from "node:fs";
 import { test } from "node:test";
 
 const module = process.env.CHAT_MODULE || new URL("../../securechat/web/chat.js", import.meta.url).href;
-const { conversationKey, mentionSpans, mentions, mentionsIn, parseCommand, roomEventText, unreadKey } = await import(module);
+const { broadcastOf, conversationKey, mentionSpans, mentions, mentionsIn, parseCommand, roomEventText, roomRunText, unreadKey } = await import(module);
 const vectors = (name) =>
   JSON.parse(readFileSync(new URL(`../vectors/${name}`, import.meta.url), "utf8")).cases;
 
@@ -59,6 +59,21 @@ test("room events read as lines, with 'you' for this user", () => {
   assert.equal(roomEventText(event({ action: "deop", user: "bob" }), "alice"), "bob made themselves a member again");
   assert.equal(roomEventText(event({ action: "op", actor: "alice", user: "bob" }), "alice"), "You made bob a moderator");
   assert.equal(roomEventText(event({ action: "something-new", user: "carol" }), "alice"), "bob: something-new carol");
+  assert.equal(roomEventText(event({ action: "join", user: "bob" }), "alice"), "bob joined #ops");
+  assert.equal(roomEventText(event({ action: "leave", user: "bob" }), "alice"), "bob left #ops");
+  assert.equal(roomEventText(event({ action: "join", actor: "alice", user: "alice" }), "alice"), "You joined #ops");
+});
+
+test("a run of joins names three people, then counts the others", () => {
+  const join = (user) => ({ type: "room_event", id: 1, room: "dev", action: "join", actor: user, user, ts: "t" });
+  const run = (...users) => roomRunText(users.map(join), "alice");
+  assert.equal(run("bob"), "bob joined #dev");
+  assert.equal(run("bob", "carol"), "bob and carol joined #dev");
+  assert.equal(run("bob", "carol", "dave"), "bob, carol and dave joined #dev");
+  assert.equal(run("bob", "carol", "dave", "erin"), "bob, carol, dave and 1 other joined #dev");
+  assert.equal(run("alice", "bob", "carol", "dave", "erin", "bob"), "You, bob, carol and 2 others joined #dev");
+  const invite = (user) => ({ type: "room_event", id: 1, room: "dev", action: "invite", actor: "directory", user, ts: "t" });
+  assert.equal(roomRunText(["bob", "carol"].map(invite), "alice"), "directory invited bob and carol");
 });
 
 test("conversation keys, unread keys and mentions", () => {
@@ -76,12 +91,15 @@ test("conversation keys, unread keys and mentions", () => {
 });
 
 test("the mention rule follows the shared vectors (tests/vectors/mentions.json)", () => {
-  for (const { why, body, mentions: names, spans } of vectors("mentions.json")) {
+  for (const { why, body, mentions: names, spans, broadcast } of vectors("mentions.json")) {
     const found = mentionsIn(body);
     assert.deepEqual([...new Set(found.map((m) => m.name))].sort(), names, why);
     assert.deepEqual(found.map((m) => [m.start, m.end]), spans, why);
+    assert.equal(broadcastOf(body), broadcast, why);
     for (const name of new Set([...names, "alice", "bob"])) {
-      assert.equal(mentions(body, name.toUpperCase()), names.includes(name), `${why}: ${name}`);
+      const named = names.includes(name);
+      assert.equal(mentions(body, name.toUpperCase()), named || broadcast === "room", `${why}: ${name}`);
+      assert.equal(mentions(body, name.toUpperCase(), true), named || broadcast !== null, `${why}: ${name} online`);
     }
   }
 });

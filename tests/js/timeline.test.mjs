@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 
 const module = process.env.TIMELINE_MODULE || new URL("../../securechat/web/timeline.js", import.meta.url).href;
-const { continues, dayKey, dayLabel, fullTime, whenText } = await import(module);
+const { continues, dayKey, dayLabel, fullTime, runKey, sameRun, whenText } = await import(module);
 
 const NOW = new Date(2026, 11, 7, 9, 30); // Mon 7 Dec 2026, 09:30 local time
 const at = (...parts) => new Date(...parts).toISOString();
@@ -42,4 +42,19 @@ test("last activity and last seen read as a time today, else with the day", () =
   assert.match(whenText(at(2026, 11, 6, 17, 31), NOW, "en-GB"), /^Yesterday 17:31$/);
   assert.match(whenText(at(2026, 10, 30, 9, 15), NOW, "en-GB"), /^Mon 30 Nov 09:15$/);
   assert.equal(whenText("not a time", NOW), "");
+});
+
+test("a burst of joins, of leaves, or of one actor's invitations is one run; nothing else is", () => {
+  const event = (action, actor, user, minute = 0, day = 7) =>
+    ({ type: "room_event", action, actor, user, ts: at(2026, 11, day, 9, minute) });
+  assert.equal(sameRun(event("join", "bob", "bob"), event("join", "carol", "carol", 40)), true);
+  assert.equal(sameRun(event("leave", "bob", "bob"), event("leave", "carol", "carol")), true);
+  assert.equal(sameRun(event("join", "bob", "bob"), event("leave", "carol", "carol")), false);
+  assert.equal(sameRun(event("invite", "directory", "bob"), event("invite", "directory", "carol")), true);
+  assert.equal(sameRun(event("invite", "alice", "bob"), event("invite", "directory", "carol")), false);
+  assert.equal(sameRun(event("topic", "bob"), event("topic", "bob")), false);
+  assert.equal(sameRun(event("join", "bob", "bob", 0, 6), event("join", "carol", "carol")), false); // another day
+  assert.equal(sameRun({ type: "message", from: "bob", ts: at(2026, 11, 7, 9, 0) }, event("join", "carol", "carol")), false);
+  assert.equal(sameRun(null, event("join", "carol", "carol")), false);
+  assert.equal(runKey(event("kick", "alice", "bob")), "kick:alice");
 });

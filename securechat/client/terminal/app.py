@@ -57,12 +57,12 @@ from securechat.client.terminal.render import (
     notice_text,
     pending_line,
     prompt_text,
-    room_event_text,
     room_list,
     send_failed_text,
     system_line,
 )
-from securechat.client.terminal.screen import Target, first_target
+from securechat.client.terminal.runs import LiveRuns, page_lines
+from securechat.client.terminal.screen import Target
 from securechat.errors import SecureChatError
 from securechat.protocol.files import Attachment
 from securechat.protocol.messages import (
@@ -95,7 +95,7 @@ class ChatTerminal:
     ) -> None:
         self.client = client
         self.label = label
-        self.target: Target | None = first_target(client.rooms)
+        self.target: Target | None = Target.first_of(client.rooms)
         self.known_users: set[str] = {client.user}
         self.known_rooms: set[str] = set(client.rooms)
         self.reads = ReadState(client.user)
@@ -104,6 +104,7 @@ class ChatTerminal:
         self._shown: set[int] = set()  # journal ids printed (messages, edits, deletions)
         self._bodies: dict[int, tuple[str, str]] = {}  # id -> (sender, body), BODIES_KEPT newest
         self._expected: tuple[str, str, str | None] | None = None  # our last moderation
+        self._runs = LiveRuns(client.user)  # the event thread's alone
         self._pending: dict[str, tuple[Outgoing, str]] = {}  # ref -> (outgoing, target label)
         self._files: dict[str, tuple[Attachment, ...]] = {}  # ref -> files of a pending send
         self.transfers = Transfers(lambda: self._session.app.invalidate())  # any thread
@@ -153,19 +154,20 @@ class ChatTerminal:
     def fail(self, text: str) -> None:
         self.say(text, "class:error")
 
-    def show(self, message: Message) -> None:
+    def show(self, message: Message, *, live: bool = False) -> None:
         with self._lock:
             self._shown.add(message.id)
             if not message.deleted:
                 self._remember(message.id, message.sender, message.body)
-        print_formatted_text(message_line(message, self.client.user), style=STYLE)
+        line = message_line(message, self.client.user, live=live)
+        print_formatted_text(line, style=STYLE)
 
     def show_page(self, items: Sequence[Message | RoomEvent], target: Target | None) -> None:
         """Show a stored page (messages, and a room's events); with ``target`` (where they
         all are), they are now read."""
-        for item in items:
-            if isinstance(item, RoomEvent):
-                self.say(room_event_text(item, self.client.user))
+        for item in page_lines(items, self.client.user):
+            if isinstance(item, str):
+                self.say(item)
             else:
                 self.show(item)
         self.reads.note(items)
@@ -282,7 +284,7 @@ class ChatTerminal:
     # --- the event thread ---------------------------------------------------------------
 
     def _read_events(self) -> None:
-        for event in self.client.events():
+        for event in self._runs.paced(self.client, self.say):
             self._on_event(event)
             if isinstance(event, Disconnected):
                 self._ended.set()
@@ -323,7 +325,9 @@ class ChatTerminal:
             target = self.target
             if target is not None and target.room is not None and target.room not in event.rooms:
                 self._on_removed(target.room)  # kicked or banned while we were away
-        elif isinstance(event, MemberJoined | MemberLeft | Presence):
+        elif isinstance(event, MemberJoined | MemberLeft):
+            self.known_users.add(event.user)  # its line is the room event's (join, leave)
+        elif isinstance(event, Presence):
             self.known_users.add(event.user)
             self.say(notice_text(event))
         elif isinstance(event, Disconnected | Error):
@@ -336,7 +340,7 @@ class ChatTerminal:
         with self._lock:
             if message.id in self._shown:
                 return
-        self.show(message)
+        self.show(message, live=live)
         self.reads.note([message])
         target = self.target
         if target is not None and key_of_message(message, me) == target.key:
@@ -344,7 +348,7 @@ class ChatTerminal:
         elif (
             live
             and message.sender != me
-            and (message.room is None or is_mentioned(message.body, me))
+            and (message.room is None or is_mentioned(message.body, me, live=True))
         ):
             self._ring()
 
@@ -356,7 +360,10 @@ class ChatTerminal:
                 return
         if event.action == "create" and event.actor == self.client.user:
             self.known_rooms.add(event.room)  # made on another device: we are in it
-        self.say(room_event_text(event, self.client.user))
+        if event.user is not None:
+            self.known_users.add(event.user)
+        for line in self._runs.lines(event):
+            self.say(line)
 
     def _on_removed(self, room: str) -> None:
         """Kicked, banned, or the room deleted: it is no longer ours to be in.

@@ -15,7 +15,12 @@ from prompt_toolkit.completion import CompleteEvent, Completer, Completion, Path
 from prompt_toolkit.document import Document
 
 from securechat.client.terminal.file_commands import FILE_HELP, FileCommands
-from securechat.client.terminal.render import conversation_line, escape
+from securechat.client.terminal.render import (
+    conversation_line,
+    escape,
+    invitation_line,
+    member_line,
+)
 from securechat.client.terminal.screen import Screen, Target
 from securechat.client.terminal.team_commands import TEAM_HELP, USER_ACTIONS, TeamCommands
 from securechat.errors import NoSuchRoom, SecureChatError
@@ -35,6 +40,7 @@ HELP = (
     ("/query USER", "make the direct conversation with USER current"),
     ("/rooms", "list your conversations, then the other rooms on the server"),
     ("/who", "list who is online"),
+    ("/members [ROOM]", "list a room's members and their roles (default: the current room)"),
     ("/history [N]", f"show the last N messages here (default {HISTORY_DEFAULT})"),
     ("/search TEXT", f"find the newest {SEARCH_PAGE} messages you may read that hold TEXT"),
     *TEAM_HELP,
@@ -172,14 +178,27 @@ class Commands(TeamCommands, FileCommands):
             self.t.say(f"your conversations ({len(conversations)}):")
         for item in conversations:
             self.t.say(f"  {conversation_line(item, UNREAD_CAP)}")
+        invitations = client.invitations()
+        if invitations:
+            self.t.say(f"pending invitations ({len(invitations)}):")
+        for invitation in invitations:
+            self.t.say(f"  {invitation_line(invitation)}")
         others = [info for info in rooms if not info.joined]
         if others:
             self.t.say(f"other rooms ({len(others)}), /join ROOM to enter:")
         for info in others:
             topic = f"  {escape(info.topic)}" if info.topic else ""
             self.t.say(f"  #{escape(info.name)}  {info.members} member(s){topic}")
-        if not conversations and not others:
+        if not conversations and not others and not invitations:
             self.t.say("no rooms yet: /create ROOM makes one")
+
+    def cmd_members(self, arg: str) -> None:
+        room = self._name(arg, "room", "/members [ROOM]") if arg else self._room_here("/members")
+        if room is None:
+            return
+        members = self.t.client.members(room)
+        self.t.known_users.update(member.name for member in members)
+        self.t.say(f"members of #{escape(room)} ({len(members)}): {member_line(members)}")
 
     def cmd_who(self, _: str) -> None:
         online = self.t.client.who()
@@ -200,7 +219,8 @@ class Commands(TeamCommands, FileCommands):
         if not timeline:
             self.t.say(f"no messages in {escape(target.label)} yet")
             return
-        self.t.say(f"last {len(page.messages)} message(s) in {escape(target.label)}:")
+        events = f" and {len(page.events)} room event(s)" if page.events else ""
+        self.t.say(f"last {len(page.messages)} message(s){events} in {escape(target.label)}:")
         self.t.show_page(timeline, target)
         self.t.say("end of history")
 
@@ -233,7 +253,11 @@ class UserCompleter(Completer):
         arg_index = len(words) - (0 if text.endswith(" ") else 1)
         if text.startswith("/") and arg_index == 0:
             yield from _matching(COMMANDS, word)
-        elif text.startswith("/") and arg_index == 1 and words[0] in ("/join", "/leave", "/room"):
+        elif (
+            text.startswith("/")
+            and arg_index == 1
+            and words[0] in ("/join", "/leave", "/room", "/members")
+        ):
             yield from _matching(self.t.known_rooms | set(self.t.client.rooms), word)
         elif text.startswith("/") and arg_index == 1 and words[0] == "/upload":
             yield from self._paths.get_completions(Document(word), event)

@@ -11,12 +11,20 @@ every unread one wherever you are; rooms only say how much is waiting until you 
 from __future__ import annotations
 
 from securechat.client.terminal.commands import HISTORY_MAX
-from securechat.client.terminal.render import escape, unread_summary
+from securechat.client.terminal.render import escape, invitation_line, unread_summary
 from securechat.client.terminal.screen import Screen, Target
 from securechat.errors import SecureChatError
 from securechat.protocol.messages import Conversation
 
-__all__ = ["FOOTER", "HEADING", "RECENT", "SCREENFUL", "catch_up", "show_unread"]
+__all__ = [
+    "FOOTER",
+    "HEADING",
+    "RECENT",
+    "SCREENFUL",
+    "catch_up",
+    "show_invitations",
+    "show_unread",
+]
 
 HEADING = "catch-up: what you missed while away"  # above the login backlog
 FOOTER = "end of catch-up; what arrives now shows below"
@@ -40,6 +48,7 @@ def catch_up(screen: Screen, cap: int) -> list[Conversation]:
     unread = [item for item in conversations if item.count > 0]
     screen.say(f"{HEADING} ──", "class:heading")
     screen.say(unread_summary(unread, cap) or "no unread messages")
+    show_invitations(screen)
     target = screen.target
     for item in unread:
         if item.peer is not None and Target(peer=item.peer) != target:
@@ -50,6 +59,17 @@ def catch_up(screen: Screen, cap: int) -> list[Conversation]:
             _show_recent(screen, target)
     screen.say(f"{FOOTER} ──", "class:heading")
     return conversations
+
+
+def show_invitations(screen: Screen) -> None:
+    """The pending invitations, if any: where ``/join`` lets you in (kept by the server, so
+    they are here after a restart or on another device as well)."""
+    invitations = screen.client.invitations()
+    screen.known_rooms.update(item.room for item in invitations)
+    if invitations:
+        screen.say(f"pending invitations ({len(invitations)}):")
+    for item in invitations:
+        screen.say(f"  {invitation_line(item)}")
 
 
 def show_unread(screen: Screen, target: Target, unread: Conversation | None) -> bool:

@@ -22,14 +22,13 @@ from securechat.client.escaping import escape
 from securechat.client.events import Disconnected, SendFailed
 from securechat.client.terminal.markdown import body_lines
 from securechat.protocol.files import Attachment
+from securechat.protocol.membership import Invitation, RoomMember
 from securechat.protocol.mentions import mentions as protocol_mentions
 from securechat.protocol.messages import (
     Conversation,
     Deleted,
     Edited,
     Error,
-    MemberJoined,
-    MemberLeft,
     Message,
     Presence,
     RoomEvent,
@@ -42,8 +41,10 @@ __all__ = [
     "conversation_line",
     "escape",
     "file_line",
+    "invitation_line",
     "is_mentioned",
     "local_time",
+    "member_line",
     "mentions",
     "message_line",
     "notice_text",
@@ -105,11 +106,11 @@ def mentions(body: str, user: str) -> bool:
     return re.search(rf"(?<![\w.-]){re.escape(user)}(?![\w-])", body, re.IGNORECASE) is not None
 
 
-def is_mentioned(body: str, user: str) -> bool:
-    """Whether ``body`` mentions ``user`` as ``@user``: the protocol's rule, the one the
-    server counts and that rings the bell (:func:`mentions` is the looser rule for
-    highlighting a name)."""
-    return protocol_mentions(body, user)
+def is_mentioned(body: str, user: str, *, live: bool = False) -> bool:
+    """Whether ``body`` mentions ``user`` as ``@user``, ``@room`` or (``live``: received as
+    it was sent) ``@here``: the protocol's rule, the one the server counts and that rings
+    the bell (:func:`mentions` is the looser rule for highlighting a name)."""
+    return protocol_mentions(body, user, online=live)
 
 
 def conversation(message: Message, me: str) -> str:
@@ -119,10 +120,13 @@ def conversation(message: Message, me: str) -> str:
     return f"@{message.to if message.sender == me else message.sender}"
 
 
-def message_line(message: Message, me: str, *, now: dt.datetime | None = None) -> FormattedText:
+def message_line(
+    message: Message, me: str, *, now: dt.datetime | None = None, live: bool = False
+) -> FormattedText:
     """One chat message, e.g. ``12:01 #general bob: hi`` or ``12:02 (dm) bob: psst``.
 
-    Own messages, direct messages and mentions of ``me`` each get their own style.
+    Own messages, direct messages and mentions of ``me`` (``live``: it came as sent, so an
+    ``@here`` is one) each get their own style.
     """
     own = message.sender == me
     if message.room is not None:
@@ -130,7 +134,7 @@ def message_line(message: Message, me: str, *, now: dt.datetime | None = None) -
     else:
         where, kind = (f"(dm → {message.to})" if own else "(dm)"), "own" if own else "dm"
     body_style = f"class:{kind}" if kind else ""
-    if not own and mentions(message.body, me):
+    if not own and (mentions(message.body, me) or is_mentioned(message.body, me, live=live)):
         body_style = "class:mention"
     line: StyleAndTextTuples = [
         ("class:time", f"{local_time(message.ts, now=now)} "),
@@ -236,12 +240,15 @@ _ROOM_EVENTS = {
     "public": "{room} is now public, by {actor}",
     "topic": "topic of {room}: {topic} (set by {actor})",
     "delete": "{actor} deleted {room}",
+    "join": "{user} joined {room}",
+    "leave": "{user} left {room}",
 }
 _UNKNOWN_ROOM_EVENT = "{actor} did '{action}' in {room}"  # an action a newer server added
 
 
-def room_event_text(event: RoomEvent, me: str) -> str:
-    """A room event as one escaped sentence, e.g. ``alice kicked you from #ops``."""
+def room_event_text(event: RoomEvent, me: str, users: str | None = None) -> str:
+    """A room event as one escaped sentence, e.g. ``alice kicked you from #ops``;
+    ``users`` (escaped) names a run's users instead of the event's (runs.py)."""
     template = _ROOM_EVENTS.get(event.action, _UNKNOWN_ROOM_EVENT)
     if event.action == "topic" and not event.topic:
         template = "{actor} cleared the topic of {room}"
@@ -254,16 +261,14 @@ def room_event_text(event: RoomEvent, me: str) -> str:
         return "you" if name == me else escape(name or "?")
 
     return template.format(
-        actor=who(event.actor), user=who(event.user), room=f"#{escape(event.room)}",
+        actor=who(event.actor), user=users or who(event.user), room=f"#{escape(event.room)}",
         name=escape(event.room), topic=escape(event.topic or ""), action=escape(event.action),
     )  # fmt: skip
 
 
-def notice_text(event: MemberJoined | MemberLeft | Presence | Disconnected | Error) -> str:
-    """A membership or presence change, the end of the session or a server error, escaped."""
-    if isinstance(event, MemberJoined | MemberLeft):
-        verb = "joined" if isinstance(event, MemberJoined) else "left"
-        return f"{escape(event.user)} {verb} #{escape(event.room)}"
+def notice_text(event: Presence | Disconnected | Error) -> str:
+    """A presence change, the end of the session or a server error, escaped (a membership
+    change has no line of its own: the room event's join or leave is its line)."""
     if isinstance(event, Presence):
         return f"{escape(event.user)} is {'online' if event.online else 'offline'}"
     if isinstance(event, Disconnected):
@@ -315,6 +320,26 @@ def conversation_line(item: Conversation, cap: int) -> str:
     if item.last_ts is not None:
         parts.append(f"last {local_time(item.last_ts)}")
     return "  ".join(parts)
+
+
+def invitation_line(item: Invitation) -> str:
+    """``#ops (private) from alice, Dec 01 09:12: /join ops``: a pending invitation, escaped."""
+    room = escape(item.room)
+    private = " (private)" if item.private else ""
+    topic = f" [{escape(item.topic)}]" if item.topic else ""
+    return f"#{room}{private}{topic} from {escape(item.by)}, {local_time(item.ts)}: /join {room}"
+
+
+def member_line(members: Sequence[RoomMember]) -> str:
+    """``alice (owner), bob (moderator, offline), carol (muted)``: a room's members, escaped;
+    plain members who are online say nothing more."""
+    parts = []
+    for member in members:
+        notes = [member.role] if member.role != "member" else []
+        notes += [] if member.online else ["offline"]
+        notes += ["muted"] if member.muted else []
+        parts.append(escape(member.name) + (f" ({', '.join(notes)})" if notes else ""))
+    return ", ".join(parts)
 
 
 def system_line(text: str, *, style: str = "class:system") -> FormattedText:

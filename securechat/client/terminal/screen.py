@@ -16,7 +16,7 @@ from securechat.client.terminal.file_transfers import Transfers
 from securechat.protocol.files import Attachment
 from securechat.protocol.messages import Conversation, Deleted, Edited, Message, RoomEvent
 
-__all__ = ["Screen", "Target", "first_target"]
+__all__ = ["Screen", "Target"]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -25,6 +25,13 @@ class Target:
 
     room: str | None = None
     peer: str | None = None
+
+    @classmethod
+    def first_of(cls, rooms: Sequence[str]) -> Target | None:
+        """Where a new screen starts: #general, else the first room, else nowhere."""
+        if "general" in rooms:
+            return cls(room="general")
+        return cls(room=rooms[0]) if rooms else None
 
     @property
     def label(self) -> str:
@@ -44,13 +51,6 @@ class Target:
 
     def history_query(self) -> dict[str, Any]:
         return {"room": self.room, "events": True} if self.room else {"peer": self.peer}
-
-
-def first_target(rooms: tuple[str, ...]) -> Target | None:
-    """Where the screen starts: #general if we are in it, else our first room."""
-    if "general" in rooms:
-        return Target(room="general")
-    return Target(room=rooms[0]) if rooms else None
 
 
 class Screen(Protocol):
