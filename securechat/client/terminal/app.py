@@ -7,10 +7,9 @@ being sent sit just above the prompt, dimmed, until their ``ack`` arrives; then 
 into the scrollback as normal lines (once: lines are de-duplicated by message id). The
 prompt also carries the reconnect countdown.
 
-At login the screen shows what was missed (missed.py; catchup.py keeps
-the state): a summary of the unread conversations, the unread direct messages, then what
-is unread in the current conversation; entering a conversation shows what is unread
-there. Whatever is shown of the current conversation is marked read, so the user's other
+At login the screen shows what was missed (missed.py; catchup.py keeps the state): a
+summary of the unread conversations, the unread direct messages, then what is unread in
+the current conversation; entering a conversation shows what is unread there. Whatever is shown of the current conversation is marked read, so the user's other
 devices see it read. A mention (``@me``) or a direct message elsewhere than the current
 conversation rings the terminal's bell. ``_lock`` guards ``_pending``, ``_status``,
 ``_shown``, ``_bodies`` and ``_expected``, which both threads touch; ``target`` is
@@ -52,6 +51,8 @@ from securechat.client.terminal.render import (
     is_mentioned,
     message_line,
     pending_line,
+    presence_changes,
+    presence_text,
     room_event_text,
     system_line,
 )
@@ -67,7 +68,6 @@ from securechat.protocol.messages import (
     MemberJoined,
     MemberLeft,
     Message,
-    Presence,
     ReadMarker,
     RoomEvent,
 )
@@ -311,9 +311,10 @@ class ChatTerminal:
             self.known_users.add(event.user)
             verb = "joined" if isinstance(event, MemberJoined) else "left"
             self.say(f"{escape(event.user)} {verb} #{escape(event.room)}")
-        elif isinstance(event, Presence):
-            self.known_users.add(event.user)
-            self.say(f"{escape(event.user)} is {'online' if event.online else 'offline'}")
+        elif (changes := presence_changes(event, me=self.client.user)) is not None:
+            self.known_users.update(*changes)  # (online, offline)
+            if text := presence_text(*changes):
+                self.say(text)
         elif isinstance(event, Error):
             self.fail(f"server: {escape(event.message)} ({escape(event.code)})")
         # anything else a newer server pushes is not for this version's screen

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from prompt_toolkit.formatted_text import FormattedText, StyleAndTextTuples
 from prompt_toolkit.styles import Style
@@ -20,7 +20,15 @@ from prompt_toolkit.styles import Style
 from securechat.client.escaping import escape
 from securechat.client.terminal.markdown import body_lines
 from securechat.protocol.mentions import mentions as protocol_mentions
-from securechat.protocol.messages import Conversation, Deleted, Edited, Message, RoomEvent
+from securechat.protocol.messages import (
+    Conversation,
+    Deleted,
+    Edited,
+    Message,
+    Presence,
+    PresenceBatch,
+    RoomEvent,
+)
 
 __all__ = [
     "STYLE",
@@ -213,6 +221,41 @@ def room_event_text(event: RoomEvent, me: str) -> str:
         actor=who(event.actor), user=who(event.user), room=f"#{escape(event.room)}",
         name=escape(event.room), topic=escape(event.topic or ""), action=escape(event.action),
     )  # fmt: skip
+
+
+PRESENCE_NAMES = 5  # names a presence line lists before "and N others"
+
+
+def presence_changes(event: object, *, me: str) -> tuple[list[str], list[str]] | None:
+    """Who came online and who went offline, as a presence batch says or one change (from a
+    server before #30) did, leaving out ``me``; None for any other event."""
+    online: tuple[str, ...]
+    offline: tuple[str, ...]
+    if isinstance(event, Presence):
+        online, offline = ((event.user,), ()) if event.online else ((), (event.user,))
+    elif isinstance(event, PresenceBatch):
+        online, offline = event.online, event.offline
+    else:
+        return None
+    return [u for u in online if u != me], [u for u in offline if u != me]
+
+
+def presence_text(online: Sequence[str], offline: Sequence[str]) -> str | None:
+    """``bob and carol are online; dave is offline``, escaped; a morning's login storm reads
+    ``alice, bob, carol, dave, erin and 37 others are online``. None when both are empty."""
+    parts = []
+    for names, state in ((online, "online"), (offline, "offline")):
+        if not names:
+            continue
+        shown = [escape(n) for n in names[:PRESENCE_NAMES]]
+        rest = len(names) - len(shown)
+        listed = (
+            f"{', '.join(shown)} and {rest} other{'s' if rest > 1 else ''}" if rest
+            else shown[0] if len(shown) == 1
+            else f"{', '.join(shown[:-1])} and {shown[-1]}"
+        )  # fmt: skip
+        parts.append(f"{listed} {'is' if len(names) == 1 else 'are'} {state}")
+    return "; ".join(parts) or None
 
 
 def unread_summary(conversations: Iterable[Conversation], cap: int) -> str | None:
