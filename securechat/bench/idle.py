@@ -44,7 +44,7 @@ def idle_workload(run: Run, server: dict[str, Any]) -> Report:
             specs = [SessionSpec(t.user(i), t.password, Role.IDLE) for i in range(held, level)]
             started = time.monotonic()
             try:
-                # Logins slow down as sessions grow (presence goes to everyone online).
+                # Logins slow down as sessions grow (a first login joins #general: all online hear).
                 opened = open_sessions(run, pool, specs, f"opening sessions up to {level}", 0.6)
             except BenchTimeout as exc:
                 report.failures.append(f"{level} sessions: {exc.message}")
