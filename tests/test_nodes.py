@@ -66,7 +66,8 @@ def test_a_plain_join_and_a_read_marker_reach_the_other_nodes(
     nodes: list[RunningServer],
 ) -> None:
     """Neither has a journal row: they travel as news (store/news.py)."""
-    alice, bob = nodes[0].login("alice"), nodes[1].login("bob")
+    bob = nodes[1].login("bob")  # first: online before node B can hear of alice
+    alice = nodes[0].login("alice")
     # Node B hears of alice from its heartbeat (online) and from the news of her first
     # login's join to #general (a room shared with bob), in either order: either way bob
     # is told she is online (#30: before, not when the heartbeat came first).
