@@ -188,7 +188,8 @@ class Hub:
             self.broadcast(frame, sessions)
 
     def online_count(self) -> int:
-        """Users with a session here or on another node (what presence pacing goes by)."""
+        """Users with a session here or on another node, for pacing presence (one online on
+        both counts twice: an estimate, without a set union under the lock every tick)."""
         with self._lock:
             return len(self._sessions) + len(self._elsewhere)
 

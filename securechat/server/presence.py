@@ -96,7 +96,7 @@ def presence_deliveries(
             told.setdefault(room, set()).update(users)
     hears: dict[str, list[str]] = {}  # watcher -> the rooms with news it is in
     for room in told:
-        for watcher in members[room]:
+        for watcher in members.get(room, ()):
             if watcher in sessions:
                 hears.setdefault(watcher, []).append(room)
     groups: dict[tuple[str, ...], list[str]] = {}
