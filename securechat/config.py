@@ -152,7 +152,11 @@ class Limits:
     account_check_interval: float = 2.0  # how soon passwd/disable/deluser end live sessions
     certificate_check_interval: float = 3600.0  # how often serve looks at its certificate's expiry
     certificate_retry_interval: float = 10.0  # after refusing new certificate files (half-copied?)
-    presence_interval: float = 0.1  # presence changes are announced in batches this often
+    # Presence changes are announced in batches (server/presence.py): every this often...
+    presence_interval: float = 0.1
+    # ...plus this much per 1,000 users online (bounding the frames a login storm costs)...
+    presence_interval_per_1000: float = 0.2
+    presence_interval_max: float = 0.5  # ...but never less often: a login is seen within 1 s
     commit_batch: int = 512  # sends stored by one commit, at most
     commit_queue: int = 50_000  # sends waiting for the disk; more are refused as overload...
     commit_queue_bytes: int = 32 * 1024 * 1024  # ...as are more than this in their bodies

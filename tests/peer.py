@@ -56,6 +56,18 @@ class EventPeer(abc.ABC):
                 return event
             self.seen.append(event)
 
+    def expect_presence(self, user: str, *, online: bool, timeout: float = TIMEOUT) -> Event:
+        """Skip events until a ``presence_batch`` that has ``user`` come online (or go offline)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            event = self.recv(max(deadline - time.monotonic(), 0.001))
+            if (
+                event.get("type") == "presence_batch"
+                and user in event["online" if online else "offline"]
+            ):
+                return event
+            self.seen.append(event)
+
     def expect_closed(self, timeout: float = TIMEOUT) -> list[Event]:
         """Read until the server closes; return what came before."""
         events: list[Event] = []

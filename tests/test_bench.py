@@ -128,6 +128,11 @@ def test_bench_idle_holds_each_level_and_reports_memory() -> None:
         assert level["ok"]
         assert 0 < level["ping_max_ms"] < 1000
         assert level["server_hwm_mib"] >= level["server_rss_mib"] > 0
+        assert level["quiet_s"] is not None  # a dozen sessions quieten within the minute
+        assert level["frames_per_session"] >= level["presence_per_session"] > 0
+    # The second level's 7 logins were announced to the first 5 sessions.
+    first, second = report.results["levels"]
+    assert second["presence_per_session"] * 12 > first["presence_per_session"] * 5
 
 
 def test_bench_idle_holds_more_sessions_than_the_servers_cap_for_one_address() -> None:

@@ -141,6 +141,25 @@ def test_a_room_event_whose_action_looks_like_a_template_is_shown_and_the_chat_g
     assert "<class" not in alice.text
 
 
+def test_a_presence_batch_is_one_line_and_who_agrees_with_it(
+    running_server: RunningServer, terminal: Callable[[RunningServer, str], Terminal]
+) -> None:
+    """bob and carol come online at once (on another node, as the heartbeat would say):
+    one batch, one line; then they go, in one batch too."""
+    for user in ("bob", "carol"):  # a first login: they join #general
+        running_server.login(user).close()
+    alice = terminal(running_server, "alice")
+    hub = running_server.server.parts.hub
+    hub.set_elsewhere({"bob", "carol"})
+    alice.expect("bob and carol are online")
+    alice.line("/who")
+    alice.expect(r"online \(3\): alice, bob, carol")
+    hub.set_elsewhere(())
+    alice.expect("bob and carol are offline")
+    alice.line("/who")
+    alice.expect(r"online \(1\): alice")
+
+
 def test_restart_while_a_message_is_pending_stores_and_shows_it_once(
     server_factory: ServerFactory, terminal: Callable[[RunningServer, str], Terminal]
 ) -> None:

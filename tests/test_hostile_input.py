@@ -506,7 +506,7 @@ def _answers(peer: Peer, quiet: float = 1.0) -> tuple[list[dict[str, Any]], bool
 
 def _codes(events: list[dict[str, Any]]) -> list[str]:
     """Each reply's type, or its code for an error; presence is not a reply."""
-    return [e.get("code", e["type"]) for e in events if e["type"] != "presence"]
+    return [e.get("code", e["type"]) for e in events if not e["type"].startswith("presence")]
 
 
 RATE_BURST = 400  # Limits.rate_burst: the frames a full bucket admits at once

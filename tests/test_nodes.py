@@ -66,12 +66,12 @@ def test_a_plain_join_and_a_read_marker_reach_the_other_nodes(
     nodes: list[RunningServer],
 ) -> None:
     """Neither has a journal row: they travel as news (store/news.py)."""
-    alice, bob = nodes[0].login("alice"), nodes[1].login("bob")
-    # Node B knows alice is online (its heartbeat reads node A's users): asked, not waited
-    # for as a presence event, which B announces only if it already knew she shares a room.
-    eventually(
-        lambda: "alice" in _ask(bob, "w", type="who")["online"], "node B never saw alice online"
-    )
+    bob = nodes[1].login("bob")  # first: online before node B can hear of alice
+    alice = nodes[0].login("alice")
+    # Node B hears of alice from its heartbeat (online) and from the news of her first
+    # login's join to #general (a room shared with bob), in either order: either way bob
+    # is told she is online (#30: before, not when the heartbeat came first).
+    bob.expect_presence("alice", online=True)
     _ask(alice, "j1", type="join", room="lunch")  # made by the join, without an event
     joined = _ask(bob, "j2", type="join", room="lunch")
     assert joined["members"] == ["alice", "bob"]
@@ -101,7 +101,7 @@ def test_who_and_presence_agree_on_every_node_and_a_logout_is_seen_everywhere(
 ) -> None:
     alice = nodes[0].login("alice")  # everyone is in #general, the default room
     bob = nodes[1].login("bob")
-    alice.expect("presence", user="bob", online=True)
+    alice.expect_presence("bob", online=True)
     carol = nodes[2].login("carol")
     for peer in (alice, bob, carol):
         eventually(
@@ -109,7 +109,7 @@ def test_who_and_presence_agree_on_every_node_and_a_logout_is_seen_everywhere(
             "every node has alice, bob and carol online",
         )
     bob.send(type="bye")
-    alice.expect("presence", user="bob", online=False)
+    alice.expect_presence("bob", online=False)
     eventually(
         lambda: _ask(carol, "w2", type="who")["online"] == ["alice", "carol"],
         "bob went offline on carol's node",

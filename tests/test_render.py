@@ -24,11 +24,22 @@ from securechat.client.terminal.render import (
     mentions,
     message_line,
     pending_line,
+    presence_changes,
+    presence_text,
     quote,
     room_event_text,
     unread_summary,
 )
-from securechat.protocol.messages import Conversation, Deleted, Edited, Message, RoomEvent
+from securechat.protocol.messages import (
+    Conversation,
+    Deleted,
+    Edited,
+    Message,
+    Ping,
+    Presence,
+    PresenceBatch,
+    RoomEvent,
+)
 
 
 @pytest.mark.parametrize(
@@ -389,3 +400,20 @@ def test_quoted_messages_are_one_short_escaped_line() -> None:
     assert quote("bad\x1b[2J") == '"bad\\x1b[2J"'
     line = _text(change_line(_deleted("carol"), ("b\u202eob", "old\x1b]0;t\x07"), "alice"))
     assert line.endswith('carol deleted b\\u202eob\'s message "old\\x1b]0;t\\x07"')
+
+
+def test_presence_text_names_a_few_and_counts_the_rest() -> None:
+    assert presence_text(["bob"], []) == "bob is online"
+    assert presence_text(["bob", "carol"], ["dave"]) == "bob and carol are online; dave is offline"
+    many = [f"u{i}" for i in range(42)]
+    assert presence_text(many, []) == "u0, u1, u2, u3, u4 and 37 others are online"
+    assert presence_text([], many[:6]) == "u0, u1, u2, u3, u4 and 1 other are offline"
+    assert presence_text([], []) is None
+    assert presence_text(["\x1b[2Jx"], []) == "\\x1b[2Jx is online"
+
+
+def test_presence_changes_leave_out_this_user_and_read_the_old_single_event() -> None:
+    batch = PresenceBatch(online=("alice", "bob"), offline=("carol",))
+    assert presence_changes(batch, me="alice") == (["bob"], ["carol"])
+    assert presence_changes(Presence(user="bob", online=False), me="alice") == ([], ["bob"])
+    assert presence_changes(Ping(), me="alice") is None

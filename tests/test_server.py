@@ -428,17 +428,21 @@ def test_last_id_is_the_newest_id_the_user_may_see(running_server: RunningServer
 def test_who_and_presence(running_server: RunningServer) -> None:
     alice = running_server.login("alice")
     bob = running_server.login("bob")
-    assert alice.expect("presence") == {"type": "presence", "user": "bob", "online": True}
+    assert alice.expect("presence_batch") == {
+        "type": "presence_batch", "online": ["bob"], "offline": [],
+    }  # fmt: skip
     alice.send(type="who", ref="w")
     assert alice.expect("who") == {"type": "who", "online": ["alice", "bob"], "ref": "w"}
     second_bob = running_server.login("bob")
     second_bob.close()
     bob.send(type="bye")
     # alice came online within the presence interval before bob: bob may hear of it too.
-    closing = [e for e in bob.expect_closed() if e["type"] != "presence"]
+    closing = [e for e in bob.expect_closed() if e["type"] != "presence_batch"]
     assert closing == [{"type": "bye", "reason": "bye"}]
-    assert alice.expect("presence") == {"type": "presence", "user": "bob", "online": False}
-    assert not [e for e in alice.seen if e["type"] == "presence"]
+    assert alice.expect("presence_batch") == {
+        "type": "presence_batch", "online": [], "offline": ["bob"],
+    }  # fmt: skip
+    assert not [e for e in alice.seen if e["type"].startswith("presence")]
 
 
 def test_presence_is_batched_and_a_visit_within_one_interval_is_not_announced(
@@ -453,21 +457,18 @@ def test_presence_is_batched_and_a_visit_within_one_interval_is_not_announced(
     bob.expect_closed()
     carol = running.login("carol")
     dave = running.login("dave")
-    # One flush: carol and dave, in name order, and nothing about bob, who came and went.
-    assert alice.expect("presence", timeout=TIMEOUT) == {
-        "type": "presence", "user": "carol", "online": True,
+    # One flush, one frame: carol and dave, in name order, and nothing about bob, who came
+    # and went.
+    assert alice.expect("presence_batch", timeout=TIMEOUT) == {
+        "type": "presence_batch", "online": ["carol", "dave"], "offline": [],
     }  # fmt: skip
-    # The next presence (a member_joined may come between): dave's, from the same flush.
-    assert alice.expect("presence", timeout=TIMEOUT) == {
-        "type": "presence", "user": "dave", "online": True,
-    }  # fmt: skip
-    assert carol.expect("presence", timeout=TIMEOUT, user="dave")["online"] is True
+    carol.expect_presence("dave", online=True)
     alice.send(type="ping", ref="p")
     assert alice.expect("pong", timeout=TIMEOUT)["ref"] == "p"
-    assert [e for e in alice.seen if e["type"] == "presence"] == []
+    assert [e for e in alice.seen if e["type"].startswith("presence")] == []
     dave.close()
-    assert alice.expect("presence", timeout=TIMEOUT) == {
-        "type": "presence", "user": "dave", "online": False,
+    assert alice.expect("presence_batch", timeout=TIMEOUT) == {
+        "type": "presence_batch", "online": [], "offline": ["dave"],
     }  # fmt: skip
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from securechat.deploy import MALLOC_TUNABLES
 from tests.conftest import PASSWORD, TIMEOUT, CliRunner
 from tests.peer import Peer
 
@@ -65,6 +66,7 @@ def test_service_unit_runs_serve_unprivileged_with_the_state_paths(run_cli: CliR
     assert unit["WorkingDirectory"] == "/var/lib/securechat"
     assert unit["WantedBy"] == "multi-user.target"
     assert {key: unit.get(key) for key in HARDENING} == HARDENING
+    assert unit["Environment"] == f"GLIBC_TUNABLES={MALLOC_TUNABLES}"
     assert "${" not in result.stdout
 
 

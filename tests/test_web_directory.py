@@ -145,6 +145,34 @@ def test_an_offline_user_gets_a_direct_message_from_the_people_directory(
     )
 
 
+def test_a_presence_batch_moves_the_online_list_and_the_people_directory(
+    page: Page,  # noqa: F811
+    web: RunningServer,  # noqa: F811
+) -> None:
+    """bob and carol come online at once (on another node, as the heartbeat would say),
+    then go: one presence_batch each way, shown by the online list and the directory."""
+    for user in ("bob", "carol"):  # a first login: they join #general
+        web.login(user).close()
+    _logged_in(page, web)
+    page.locator("#people summary").click()
+    online = page.locator("#online-list button")
+    expect(online).to_have_count(0)
+    hub = web.server.parts.hub
+    hub.set_elsewhere({"bob", "carol"})
+    expect(online).to_have_count(2)
+    expect(page.locator('#online-list button[data-user="carol"] .dot')).to_have_count(1)
+    for user in ("bob", "carol"):
+        expect(page.locator(f'#people-list button[data-user="{user}"] .presence')).to_have_text(
+            "online"
+        )
+    hub.set_elsewhere(())
+    expect(online).to_have_count(0)
+    for user in ("bob", "carol"):
+        expect(page.locator(f'#people-list button[data-user="{user}"] .presence')).to_contain_text(
+            "last seen"
+        )
+
+
 def test_the_terminals_commands_work_in_the_page(
     page: Page,  # noqa: F811
     web: RunningServer,  # noqa: F811

@@ -36,6 +36,7 @@ from securechat.accounts import Accounts
 from securechat.bench.target import Target
 from securechat.certs import init_certs
 from securechat.config import HashParams
+from securechat.deploy import MALLOC_TUNABLES
 from securechat.errors import SecureChatError
 from securechat.store.database import open_database
 
@@ -237,6 +238,7 @@ class ThrowawayServer:
                 option = _SERVE_OPTIONS.get(name, name).replace("_", "-")
                 argv += [f"--{option}", str(value)]
         env = {k: v for k, v in os.environ.items() if not k.startswith("SECURECHAT_")}
+        env.setdefault("GLIBC_TUNABLES", MALLOC_TUNABLES)  # as the service unit runs it
         with self._log_of(node).open("wb") as log:
             # A session of its own: a Ctrl-C in the terminal reaches us, and we stop it.
             return subprocess.Popen(

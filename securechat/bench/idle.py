@@ -1,9 +1,13 @@
 """The idle workload: how many idle sessions one server holds, level by level.
 
-At each level the sessions not yet open are logged in (they join no room), the server's CPU
-is read over a few seconds in which they only sit there (heartbeats, timers), then a fresh
-probe session must log in and get quick ``pong`` replies, and the server's memory and
-threads are read. The probe uses the sessions' port: the web port with ``--transport ws``.
+At each level the sessions not yet open are logged in, distinct users each (a first login
+joins the default room, as a new colleague's does). The bench then waits until the server
+is quiet (:mod:`securechat.bench.quiet`: what the logins set off has been written) and
+says how long that took, reads the server's CPU over a few seconds in which the sessions
+only sit there (heartbeats, timers), and counts the frames the sessions received so far,
+presence among them. Then a fresh probe session must log in and get quick ``pong``
+replies, and the server's memory and threads are read. The probe uses the sessions' port:
+the web port with ``--transport ws``.
 """
 
 from __future__ import annotations
@@ -15,13 +19,13 @@ from securechat.bench.commands import OpenResult, Role, SessionSpec, Transport
 from securechat.bench.harness import BenchTimeout, cpu_seconds, memory_mib
 from securechat.bench.pool import WorkerPool
 from securechat.bench.probe import open_probe
+from securechat.bench.quiet import LIMIT_S, QUIET_PCT, wait_until_quiet
 from securechat.bench.report import Check, Report
 from securechat.bench.run import Run, open_sessions
 from securechat.bench.stats import summarize_values
 from securechat.errors import SecureChatError
 
-SETTLE_S = 1.0  # after the last login: presence broadcasts and the like die down
-HOLD_S = 2.0  # the server's CPU is measured over this much quiet holding
+HOLD_S = 5.0  # the server's CPU is measured over this much quiet holding
 
 
 def idle_workload(run: Run, server: dict[str, Any]) -> Report:
@@ -40,29 +44,40 @@ def idle_workload(run: Run, server: dict[str, Any]) -> Report:
             specs = [SessionSpec(t.user(i), t.password, Role.IDLE) for i in range(held, level)]
             started = time.monotonic()
             try:
-                # Logins slow down as sessions grow (presence goes to everyone online).
+                # Logins slow down as sessions grow (a first login joins #general: all online hear).
                 opened = open_sessions(run, pool, specs, f"opening sessions up to {level}", 0.6)
             except BenchTimeout as exc:
                 report.failures.append(f"{level} sessions: {exc.message}")
                 break
             open_s = time.monotonic() - started
             held = level
-            time.sleep(SETTLE_S)
+            quiet_s = _quiet_after(run.server_pid)
             held_cpu = _held_cpu_pct(run.server_pid)
+            frames = _frames_per_session(pool, level)
             entry = _idle_level(run, pool, fresh_user, level, opened, open_s)
-            entry["server_held_cpu_pct"] = held_cpu
+            entry.update(server_held_cpu_pct=held_cpu, quiet_s=quiet_s, **frames)
             report.results["levels"].append(entry)
-            rows.append([str(level), f"{open_s:.1f}", f"{entry['ping_max_ms']}", entry["fresh_login"],
-                         f"{entry.get('server_rss_mib')}", f"{entry.get('server_hwm_mib')}",
-                         f"{entry.get('server_threads')}", f"{held_cpu}",
+            quiet = "no" if quiet_s is None and run.server_pid else f"{quiet_s}"
+            rows.append([str(level), f"{open_s:.1f}", quiet, f"{entry['ping_max_ms']}",
+                         entry["fresh_login"], f"{entry.get('server_rss_mib')}",
+                         f"{entry.get('server_hwm_mib')}", f"{entry.get('server_threads')}",
+                         f"{held_cpu}", f"{frames['frames_per_session']}",
+                         f"{frames['presence_per_session']}",
                          "yes" if entry["ok"] else "no"])  # fmt: skip
             if not entry["ok"]:
                 report.failures += entry["problems"]
                 break
             reached = level
     report.results["level_reached"] = reached
-    report.tables.append(("idle sessions", ["sessions", "open s", "ping max ms", "fresh login",
-                          "RSS MiB", "peak MiB", "threads", "held CPU %", "ok"], rows))  # fmt: skip
+    report.tables.append(("idle sessions", ["sessions", "open s", "quiet s", "ping max ms",
+                          "fresh login", "RSS MiB", "peak MiB", "threads", "held CPU %",
+                          "frames/session", "presence/session", "ok"], rows))  # fmt: skip
+    report.notes.append(
+        f"quiet s: from the last login until one second of server CPU stayed under "
+        f'{QUIET_PCT:.0f} % of a core ("no": not within {LIMIT_S:.0f} s; held CPU is '
+        "then measured anyway); frames/session: frames each session received so far, "
+        "pings and room events included"
+    )
     report.rows.append(("level reached", str(reached)))
     hwm = {e["sessions"]: e.get("server_hwm_mib") for e in report.results["levels"]}
     if p.transport is Transport.WS:
@@ -83,6 +98,25 @@ def idle_workload(run: Run, server: dict[str, Any]) -> Report:
             Check(f"idle {sessions}", goal, f"reached {reached}, peak {peak} MiB", met)
         )
     return report
+
+
+def _quiet_after(server_pid: int | None) -> float | None:
+    """Seconds until the server went quiet after the last login (None: not measured, or
+    not quiet within LIMIT_S)."""
+    if not server_pid:
+        return None
+    quiet_s = wait_until_quiet(lambda: cpu_seconds(server_pid))
+    return None if quiet_s is None else round(quiet_s, 1)
+
+
+def _frames_per_session(pool: WorkerPool, level: int) -> dict[str, float]:
+    """What the sessions received so far, on average: all frames, and presence frames."""
+    pool.send_all("status")
+    statuses = pool.collect("status", timeout=30)
+    return {
+        "frames_per_session": round(sum(c["frames"] for c in statuses) / level, 1),
+        "presence_per_session": round(sum(c["presence_frames"] for c in statuses) / level, 1),
+    }
 
 
 def _held_cpu_pct(server_pid: int | None) -> float | None:

@@ -1,6 +1,6 @@
 """What :meth:`Client.events` yields: the server's pushed events plus the client's own.
 
-Server events (``Message``, ``MemberJoined``, ``MemberLeft``, ``Presence``, unmatched
+Server events (``Message``, ``MemberJoined``, ``MemberLeft``, ``PresenceBatch``, unmatched
 ``Error``, and whatever a newer server pushes) are the typed values from
 :mod:`securechat.protocol.messages`. ``Delivered`` and ``SendFailed`` come from the
 session (:mod:`securechat.protocol.client`): what happened to this client's sends. The

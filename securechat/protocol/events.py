@@ -172,9 +172,21 @@ class Online(WireMessage):
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Presence(WireMessage):
+    """One user's change, as servers before #30 announced presence (still understood)."""
+
     TYPE: ClassVar[str] = "presence"
     user: str
     online: bool
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PresenceBatch(WireMessage):
+    """Who came online and who went offline since the server's last presence flush: at
+    most one such frame per flush for each session (docs/protocol.md, "who")."""
+
+    TYPE: ClassVar[str] = "presence_batch"
+    online: tuple[str, ...]
+    offline: tuple[str, ...]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -331,6 +343,7 @@ Event = (
     | Synced
     | Online
     | Presence
+    | PresenceBatch
     | Ping
     | Pong
     | Bye

@@ -22,7 +22,8 @@ Threads, and what each one alone touches:
   external.py and handed to the delivery thread. **node-heartbeat** (PostgreSQL,
   nodes.py): shares who is online with the other nodes.
 - **account-watcher** (account_watch.py), **cert-renewal** (renewal.py) and **presence**
-  (the hub's batched presence flush): :class:`Periodic` threads (periodic.py).
+  (presence.py: the hub's presence flush, paced by the number online): :class:`Periodic`
+  threads (periodic.py).
 - argon2 runs outside the process, in the hashing pool's worker process (hashpool.py);
   the calling connection thread waits for its result.
 - **web-acceptor** (the same ``Acceptor``, started by web.py): the web port's listening

@@ -6,14 +6,14 @@ frames to each member's :meth:`Member.send`. Broadcasts take a snapshot of their
 under the lock and deliver after releasing it, so no member's state can hold up another's.
 
 Presence is announced in batches: logins and logouts only record the change, and
-:meth:`flush_presence`, called every ``presence_interval`` by the server's presence
-thread, sends each watcher all the changes it should hear about as one write. Without
-that, each login among *n* online colleagues would cost *n* writes, a reconnect storm
-after a restart *n*² in all; with it, a flush costs one write per online session however
-many users came and went. A user who comes and goes within one interval (or goes and
-comes back) is not announced at all. With several nodes on one database (``nodes.py``),
-a user online on another node counts as online here too (:meth:`Hub.set_elsewhere`):
-presence changes only when the user's first session anywhere starts or the last ends.
+:meth:`flush_presence`, called by the presence pacer (``presence.py``) at an interval that
+grows with the number online, sends each watcher one ``presence_batch`` frame listing all
+the changes it should hear about. A user who comes and goes within one interval (or goes
+and comes back) is not announced at all. With several nodes on one database
+(``nodes.py``), a user online on another node counts as online here too
+(:meth:`Hub.set_elsewhere`): presence changes only when the user's first session anywhere
+starts or the last ends. A user who is online when they are added to a room is introduced
+to its members at the next flush.
 
 Rooms change through :meth:`Hub.update_room`, with what the store says after each
 operation (or after a row another writer committed): the hub mirrors the database and
@@ -38,7 +38,8 @@ from typing import Protocol
 
 from securechat.permissions import Role
 from securechat.protocol.frames import encode_frame
-from securechat.protocol.messages import MemberLeft, Presence, RoomInfo, encode
+from securechat.protocol.messages import MemberLeft, RoomInfo, encode
+from securechat.server.presence import presence_deliveries
 from securechat.store.rooms import RoomMeta
 
 
@@ -56,7 +57,7 @@ class Member(Protocol):
         """
 
 
-def _frame(event: MemberLeft | Presence) -> bytes:
+def _frame(event: MemberLeft) -> bytes:
     return encode_frame(encode(event))
 
 
@@ -106,6 +107,7 @@ class Hub:
         self._sessions: dict[str, list[Member]] = {}
         self._targets: dict[str, tuple[Member, ...]] = {}  # room -> online sessions, cached
         self._presence: dict[str, bool] = {}  # user -> online, not yet announced
+        self._introduced: dict[str, set[str]] = {}  # room -> online users added, not yet announced
         self._elsewhere: frozenset[str] = frozenset()  # users online on other nodes
         # Bumped (under _lock) whenever a session or a membership comes or goes, i.e.
         # whenever a snapshot of targets may be stale; read without the lock.
@@ -168,34 +170,28 @@ class Hub:
                     self._presence_changed(member.user, online=False)
 
     def flush_presence(self) -> None:
-        """Send every watcher the presence changes since the last flush, in one write."""
+        """Send every watcher the presence changes since the last flush: one frame each."""
         with self._lock:
-            if not self._presence:
+            if not self._presence and not self._introduced:
                 return
             changes, self._presence = self._presence, {}
-            frames = {
-                user: _frame(Presence(user=user, online=online)) for user, online in changes.items()
+            introduced = {
+                room: {u for u in users if u in self._sessions or u in self._elsewhere}
+                for room, users in self._introduced.items()
             }
-            # Whom each changed user is announced to: the sessions of everyone sharing a
-            # room with them. Worked out per room, so the cost is rooms x members, not
-            # changes x members.
-            changed_in: dict[str, list[str]] = {}
-            for user in changes:
-                for room in self._rooms_of.get(user, ()):
-                    changed_in.setdefault(room, []).append(user)
-            outgoing: dict[str, set[str]] = {}  # watching user -> changed users to announce
-            for room, users in changed_in.items():
-                for watcher in self._members.get(room, ()):
-                    if watcher in self._sessions:
-                        outgoing.setdefault(watcher, set()).update(users)
-            deliveries = [
-                (sessions, b"".join(frames[u] for u in sorted(users) if u != watcher))
-                for watcher, users in outgoing.items()
-                if (sessions := self._sessions.get(watcher))
-            ]
-        for sessions, blob in deliveries:
-            if blob:
-                self.broadcast(blob, sessions)
+            self._introduced = {}
+            deliveries = presence_deliveries(
+                changes, introduced, rooms_of=self._rooms_of, members=self._members,
+                sessions=self._sessions,
+            )  # fmt: skip
+        for sessions, frame in deliveries:
+            self.broadcast(frame, sessions)
+
+    def online_count(self) -> int:
+        """Users with a session here or on another node, for pacing presence (one online on
+        both counts twice: an estimate, without a set union under the lock every tick)."""
+        with self._lock:
+            return len(self._sessions) + len(self._elsewhere)
 
     def sessions_of(self, user: str) -> tuple[Member, ...]:
         with self._lock:
@@ -266,6 +262,8 @@ class Hub:
                 self._meta[room] = meta
             for user in came:
                 self._rooms_of.setdefault(user, set()).add(room)
+                if user in self._sessions or user in self._elsewhere:
+                    self._introduced.setdefault(room, set()).add(user)
             for user in went:
                 self._rooms_of.get(user, set()).discard(room)
             self._targets.pop(room, None)

@@ -45,6 +45,7 @@ from securechat.server.hub import Hub
 from securechat.server.nodes import NodePresence
 from securechat.server.peer import TrustedProxies
 from securechat.server.periodic import Periodic
+from securechat.server.presence import PresencePacer
 from securechat.server.renewal import (
     CertificateRenewer,
     Credentials,
@@ -194,7 +195,11 @@ def build_server(config: ServerConfig, *, tls: ssl.SSLContext, database: Databas
         account_watcher=Periodic(
             "account-watcher", watcher.check, interval=limits.account_check_interval
         ),
-        presence=Periodic("presence", hub.flush_presence, interval=limits.presence_interval),
+        presence=Periodic("presence", PresencePacer(
+            hub, interval=limits.presence_interval,
+            interval_max=limits.presence_interval_max,
+            interval_per_1000=limits.presence_interval_per_1000,
+        ).tick, interval=limits.presence_interval),
         directory_sync=directory_sync,
         web=web,
         files=files,

@@ -113,8 +113,13 @@ function changed(app, asked, event) {
 // Pushed events, by type.
 export const PUSHED = {
   presence: (app, event) => {
+    // One user's change, as servers before #30 announced it; the page's own server batches.
     S.applyPresence(app.state, event.user, event.online, new Date().toISOString());
     app.presenceChanged();
+  },
+  presence_batch: (app, event) => {
+    S.applyPresenceBatch(app.state, event, new Date().toISOString());
+    app.presenceChanged(); // once for the whole batch: a login storm redraws once a flush
   },
   member_joined: (app, event) => {
     if (S.memberChanged(app.state, event.room, event.user, true)) app.renderMembers();

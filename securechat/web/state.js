@@ -206,6 +206,12 @@ export function applyPresence(state, user, online, now) {
   }
 }
 
+// A `presence_batch` at `now`: everyone who came online and went offline since the last one.
+export function applyPresenceBatch(state, batch, now) {
+  for (const user of batch.online || []) applyPresence(state, user, true, now);
+  for (const user of batch.offline || []) applyPresence(state, user, false, now);
+}
+
 // The people whose name holds `filter` (case-insensitive), this user left out, in name order.
 export function findPeople(state, filter) {
   const needle = filter.trim().toLowerCase();

@@ -128,7 +128,7 @@ test("the event table has a handler for every kind of event the session reports"
   for (const asked of ["history", "join", "create", "leave", "who", "unread", "read", "edit", "delete", "search", "moderate", "conversations", "people", "rooms"]) {
     assert.equal(typeof REPLIES[asked], "function", asked);
   }
-  for (const pushed of ["presence", "member_joined", "member_left", "left", "room_event", "edited", "deleted", "read", "error"]) {
+  for (const pushed of ["presence", "presence_batch", "member_joined", "member_left", "left", "room_event", "edited", "deleted", "read", "error"]) {
     assert.equal(typeof PUSHED[pushed], "function", pushed);
   }
 });
@@ -173,6 +173,24 @@ test("the people directory: everyone, online or last seen, searchable, this user
   S.applyPresence(state, "bob", true, "2026-12-07T12:01:00Z");
   assert.equal(state.people.get("bob").online, true);
   assert.ok(state.online.has("bob"));
+});
+
+test("a presence batch moves everyone it names at once: the online list and the directory", () => {
+  const state = S.createState("alice");
+  S.applyPeople(state, [
+    { name: "alice", online: true },
+    { name: "bob", online: false },
+    { name: "carol", online: true },
+    { name: "dave", online: true },
+  ]);
+  S.applyPresenceBatch(state, { type: "presence_batch", online: ["bob", "erin"], offline: ["carol", "dave"] }, "2026-12-07T09:00:00Z");
+  assert.deepEqual([...state.online].sort(), ["alice", "bob", "erin"]);
+  assert.equal(state.people.get("bob").online, true);
+  assert.deepEqual(state.people.get("carol"), { online: false, lastSeen: "2026-12-07T09:00:00Z" });
+  assert.deepEqual(state.people.get("dave"), { online: false, lastSeen: "2026-12-07T09:00:00Z" });
+  assert.equal(state.people.get("erin"), undefined); // not in the directory yet: online only
+  S.applyPresenceBatch(state, { type: "presence_batch", online: [], offline: ["erin"] }, "2026-12-07T09:01:00Z");
+  assert.deepEqual([...state.online].sort(), ["alice", "bob"]);
 });
 
 test("an invitation to a room this user is not in is kept apart, until joined", () => {

@@ -7,7 +7,8 @@ web port) -> LOGIN (-> JOINING) -> READY, and CLOSED from any of them. Its
 :class:`~.framing.Framing` turns the frames it queues into what the socket carries and
 the bytes it reads back into payloads. A connection that ends raises :class:`Closed`,
 whose message says why, and the worker settles the rest (a failed login, a lost session).
-The fan-out counters live here too, one set per session, reset for each run.
+The fan-out counters live here too, one set per session, reset for each run, and the
+idle workload's count of the frames a session received.
 """
 
 from __future__ import annotations
@@ -56,11 +57,13 @@ class Connection:
         "deliveries",
         "error",
         "fd",
+        "frames",
         "framing",
         "login",
         "mask",
         "next_seq",
         "pending_ns",
+        "presence_frames",
         "queue",
         "read_ns",
         "role",
@@ -106,6 +109,8 @@ class Connection:
         self.error: str | None = None
         self.read_ns = 0  # when the loop read this socket ahead of handling its frames
         self.deliveries = 0
+        self.frames = 0  # received once ready, outside a fan-out's message and ack frames
+        self.presence_frames = 0  # of which presence announcements
         self.next_seq = 0
         self.acked = 0
         self.pending_ns: dict[int, int] = {}  # sequence number -> send time, until acked

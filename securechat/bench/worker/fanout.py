@@ -22,6 +22,7 @@ from securechat.bench.worker.wire import (
     BODY_KEY,
     MESSAGE_PREFIX,
     PONG_FRAME,
+    PRESENCE_PREFIX,
     REF_KEY,
     STAMP_DIGITS,
     SendFrames,
@@ -192,7 +193,8 @@ class Fanout:
 
 
 def receive_idle(conn: Connection) -> None:
-    """Handle the frames of a ready session while no fan-out runs (deliveries are not counted).
+    """Handle the frames of a ready session while no fan-out runs: count them (and the
+    presence ones), answer pings; deliveries are not counted.
 
     Raises:
         MalformedMessage, FrameTooLarge: the server broke the protocol.
@@ -200,6 +202,10 @@ def receive_idle(conn: Connection) -> None:
     """
     next_frame = conn.framing.next_frame
     while payload := next_frame():
+        conn.frames += 1
+        if payload.startswith(PRESENCE_PREFIX):
+            conn.presence_frames += 1
+            continue
         if payload.startswith(MESSAGE_PREFIX):
             continue
         if payload.startswith(ACK_PREFIX):

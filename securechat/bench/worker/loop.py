@@ -12,7 +12,8 @@ run side by side (a background chat load during a login storm):
   Replies ``fanout_done`` with counts and latency samples (see :mod:`.fanout`).
 - ``storm``: one-shot logins (password or resume token), each closed after ``welcome``
   without a ``bye`` (which would revoke the token); replies ``storm_done``.
-- ``status``: reply ``status`` with the current counters (sessions open, deliveries...)
+- ``status``: reply ``status`` with the current counters (sessions open, deliveries,
+  frames received while idle...)
   and why the first sessions lost outside a fan-out ended (``lost``).
 - ``close``: say ``bye`` everywhere and exit, replying ``closed`` with this process's CPU.
 
@@ -151,6 +152,8 @@ class Worker:
             "deliveries": fanout.delivered if fanout else 0,
             "logins": self._logins.done_in_storm,
             "sessions": sum(c.state is State.READY for c in self._sessions),
+            "frames": sum(c.frames for c in self._sessions),
+            "presence_frames": sum(c.presence_frames for c in self._sessions),
         }
 
     # --- commands from the parent -----------------------------------------------------

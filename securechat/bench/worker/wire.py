@@ -12,7 +12,8 @@ frame is recognised by :data:`MESSAGE_PREFIX` and its send time read from its bo
 starts with ``time.monotonic_ns()`` as :data:`STAMP_DIGITS` digits and then the run's tag;
 an ``ack`` by :data:`ACK_PREFIX`, with the sequence number after the tag in its ``ref``
 (refs are per user and the server deduplicates a repeated one, so each run needs its
-own). Every other event goes through :func:`decode_event` (see :func:`read_event`).
+own). ``presence`` frames (:data:`PRESENCE_PREFIX`) are only counted, by the idle workload.
+Every other event goes through :func:`decode_event` (see :func:`read_event`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ MAX_FRAME = 16 * 1024 * 1024  # we are the client: any frame the server sends is
 STAMP_DIGITS = 20
 MESSAGE_PREFIX = b'{"type":"message"'
 ACK_PREFIX = b'{"type":"ack"'
+PRESENCE_PREFIX = b'{"type":"presence'  # one user's change, or a batch of them
 BODY_KEY = b'"body":"'
 REF_KEY = b'"ref":"'
 PONG_FRAME = encode_frame(encode(Pong()))

@@ -7,10 +7,9 @@ being sent sit just above the prompt, dimmed, until their ``ack`` arrives; then 
 into the scrollback as normal lines (once: lines are de-duplicated by message id). The
 prompt also carries the reconnect countdown.
 
-At login the screen shows what was missed (missed.py; catchup.py keeps
-the state): a summary of the unread conversations, the unread direct messages, then what
-is unread in the current conversation; entering a conversation shows what is unread
-there. Whatever is shown of the current conversation is marked read, so the user's other
+At login the screen shows what was missed (missed.py; catchup.py keeps the state): a
+summary of the unread conversations, the unread direct messages, then what is unread in
+the current conversation; entering a conversation shows what is unread there. Whatever is shown of the current conversation is marked read, so the user's other
 devices see it read. A mention (``@me``) or a direct message elsewhere than the current
 conversation rings the terminal's bell. ``_lock`` guards ``_pending``, ``_status``,
 ``_shown``, ``_bodies``, ``_expected`` and ``_files``, which both threads (and transfers'
@@ -56,6 +55,8 @@ from securechat.client.terminal.render import (
     message_line,
     notice_text,
     pending_line,
+    presence_changes,
+    presence_text,
     prompt_text,
     room_list,
     send_failed_text,
@@ -75,7 +76,6 @@ from securechat.protocol.messages import (
     MemberJoined,
     MemberLeft,
     Message,
-    Presence,
     ReadMarker,
     RoomEvent,
 )
@@ -327,9 +327,10 @@ class ChatTerminal:
                 self._on_removed(target.room)  # kicked or banned while we were away
         elif isinstance(event, MemberJoined | MemberLeft):
             self.known_users.add(event.user)  # its line is the room event's (join, leave)
-        elif isinstance(event, Presence):
-            self.known_users.add(event.user)
-            self.say(notice_text(event))
+        elif (changes := presence_changes(event, me=self.client.user)) is not None:
+            self.known_users.update(*changes)  # (online, offline)
+            if text := presence_text(*changes):
+                self.say(text)
         elif isinstance(event, Disconnected | Error):
             self.fail(notice_text(event))
         # anything else a newer server pushes is not for this version's screen

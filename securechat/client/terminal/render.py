@@ -31,6 +31,7 @@ from securechat.protocol.messages import (
     Error,
     Message,
     Presence,
+    PresenceBatch,
     RoomEvent,
 )
 
@@ -49,6 +50,8 @@ __all__ = [
     "message_line",
     "notice_text",
     "pending_line",
+    "presence_changes",
+    "presence_text",
     "prompt_text",
     "room_event_text",
     "room_list",
@@ -266,11 +269,9 @@ def room_event_text(event: RoomEvent, me: str, users: str | None = None) -> str:
     )  # fmt: skip
 
 
-def notice_text(event: Presence | Disconnected | Error) -> str:
-    """A presence change, the end of the session or a server error, escaped (a membership
-    change has no line of its own: the room event's join or leave is its line)."""
-    if isinstance(event, Presence):
-        return f"{escape(event.user)} is {'online' if event.online else 'offline'}"
+def notice_text(event: Disconnected | Error) -> str:
+    """The end of the session or a server error, escaped (a membership change has no line
+    of its own: the room event's join or leave is; presence has presence_text)."""
     if isinstance(event, Disconnected):
         return f"disconnected: {escape(event.reason)}"
     return f"server: {escape(event.message)} ({escape(event.code)})"
@@ -287,6 +288,41 @@ def send_failed_text(event: SendFailed, files: Sequence[str] = ()) -> str:
 def room_list(rooms: Iterable[str]) -> str:
     """``#general, #ops``, escaped; ``none`` for no room."""
     return ", ".join(f"#{escape(r)}" for r in rooms) or "none"
+
+
+PRESENCE_NAMES = 5  # names a presence line lists before "and N others"
+
+
+def presence_changes(event: object, *, me: str) -> tuple[list[str], list[str]] | None:
+    """Who came online and who went offline, as a presence batch says or one change (from a
+    server before #30) did, leaving out ``me``; None for any other event."""
+    online: tuple[str, ...]
+    offline: tuple[str, ...]
+    if isinstance(event, Presence):
+        online, offline = ((event.user,), ()) if event.online else ((), (event.user,))
+    elif isinstance(event, PresenceBatch):
+        online, offline = event.online, event.offline
+    else:
+        return None
+    return [u for u in online if u != me], [u for u in offline if u != me]
+
+
+def presence_text(online: Sequence[str], offline: Sequence[str]) -> str | None:
+    """``bob and carol are online; dave is offline``, escaped; a morning's login storm reads
+    ``alice, bob, carol, dave, erin and 37 others are online``. None when both are empty."""
+    parts = []
+    for names, state in ((online, "online"), (offline, "offline")):
+        if not names:
+            continue
+        shown = [escape(n) for n in names[:PRESENCE_NAMES]]
+        rest = len(names) - len(shown)
+        listed = (
+            f"{', '.join(shown)} and {rest} other{'s' if rest > 1 else ''}" if rest
+            else shown[0] if len(shown) == 1
+            else f"{', '.join(shown[:-1])} and {shown[-1]}"
+        )  # fmt: skip
+        parts.append(f"{listed} {'is' if len(names) == 1 else 'are'} {state}")
+    return "; ".join(parts) or None
 
 
 def unread_summary(conversations: Iterable[Conversation], cap: int) -> str | None:
