@@ -110,5 +110,5 @@ def test_serve_adduser_connect_send_and_history_on_postgresql(
             alice.child.terminate(force=True)
             alice.child.close()
         server.stop()
-    stored = rows(url, "SELECT body FROM messages ORDER BY id")
+    stored = rows(url, "SELECT body FROM messages WHERE kind = 'message' ORDER BY id")
     assert stored == [("hello from the terminal",), ("and hello from send",)]

@@ -264,7 +264,8 @@ export class MessagesView extends TimelineWindow {
     const me = this.context.me();
     const ids = conversation.ids;
     for (let at = insertionIndex(ids, conversation.divider + 1); at < ids.length; at += 1) {
-      if (conversation.messages.get(ids[at]).from !== me) return ids[at];
+      const item = conversation.messages.get(ids[at]);
+      if (item.type !== "room_event" && item.from !== me) return ids[at];
     }
     return null;
   }
