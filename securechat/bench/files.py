@@ -73,6 +73,7 @@ def _interleaved(
     """``rounds`` pairs of chat runs, without then with transfers: p99s, and the transfers."""
     p = run.params
     p99: dict[str, list[float]] = {"without": [], "with": []}
+    cpu: dict[str, list[tuple[float | None, float]]] = {"without": [], "with": []}
     moved, seconds, rounds, peak_rss = 0, 0.0, 0, None
     with run.pool("files") as pool:
         opened = open_sessions(run, pool, chat_specs(run, receivers, senders, 0), "logging in")
@@ -100,6 +101,7 @@ def _interleaved(
                 if results["deliveries"] != expected:
                     report.failures.append(f"counted {results['deliveries']} deliveries, expected {expected}")  # fmt: skip
                 p99[side].append(results["delivery_latency"]["p99_ms"])
+                cpu[side].append((results.get("server_cpu_pct"), results["generator_cpu_pct"]))
                 if side == "with" and box:
                     done: Round = box[0]
                     moved, seconds, rounds = moved + done.bytes, seconds + done.seconds, rounds + done.rounds  # fmt: skip
@@ -108,8 +110,11 @@ def _interleaved(
     chat = {
         "p99_ms_without": p99["without"],
         "p99_ms_with": p99["with"],
-        "p99_ms_median_without": statistics.median(p99["without"]),
-        "p99_ms_median_with": statistics.median(p99["with"]),
+        "p99_ms_median_without": round(statistics.median(p99["without"]), 3),
+        "p99_ms_median_with": round(statistics.median(p99["with"]), 3),
+        # (server, generator) CPU in % of a core: the transfer clients share the machine
+        "cpu_pct_without": cpu["without"],
+        "cpu_pct_with": cpu["with"],
     }
     under = _round(Round(moved, seconds, rounds, ()), file_size=p.file_size, server_rss_peak_mib=peak_rss)  # fmt: skip
     return chat, under
@@ -138,6 +143,8 @@ def _rows_and_checks(report: Report, r: dict[str, Any], count: int) -> None:
         ("transfers under chat load", f"{under['mb_s']} MB/s in {under['rounds']} rounds, RSS peak {under['server_rss_peak_mib']} MiB"),
         ("chat delivery p99 without transfers", f"{chat['p99_ms_without']} ms (median {without})"),
         ("chat delivery p99 with transfers", f"{chat['p99_ms_with']} ms (median {with_})"),
+        ("server, generator CPU % without transfers", str(chat["cpu_pct_without"])),
+        ("server, generator CPU % with transfers", str(chat["cpu_pct_with"])),
     ]  # fmt: skip
     floor = round(COPY_SHARE * r["tls_copy_mb_s"], 1)
     report.checks.append(Check(
