@@ -16,9 +16,11 @@ from securechat.client import Client
 from securechat.config import HashParams
 from securechat.errors import NoSuchFile
 from securechat.protocol.files import AskFileTicket, FileTicket
+from securechat.store.attachments import file_lines
 from securechat.store.database import open_database
 from tests.conftest import PASSWORD, TIMEOUT, RunningServer, ServerFactory
 from tests.eventually import eventually
+from tests.test_attachments_thumbnails import encoded, png_bomb
 
 
 @pytest.fixture
@@ -67,6 +69,47 @@ def test_an_image_gets_a_thumbnail_and_its_size(
     ticket = alice._request(AskFileTicket(file=stored.id, thumbnail=True), FileTicket)
     assert ticket.path == f"/files/{stored.id}/thumbnail"
     assert alice.download(stored.id, tmp_path / "full.png").read_bytes() == out.getvalue()
+
+
+def test_a_png_bomb_and_a_truncated_jpeg_get_no_thumbnail_stay_downloadable_and_chat_goes_on(
+    server: RunningServer, alice: Client, tmp_path: Path
+) -> None:
+    """Through the real server: the thumbnail worker refuses both, and chat is answered."""
+    bomb = png_bomb(20_000, 20_000)  # 400 megapixels in about 50 KB
+    assert len(bomb) < 100_000
+    noise = Image.frombytes("RGB", (256, 256), bytes(range(256)) * 768)
+    jpeg = encoded(noise, "JPEG")
+    images = {"bomb.png": bomb, "cut.jpg": jpeg[: len(jpeg) // 2], "fine.png": _png(64, 48)}
+    for name, data in images.items():
+        (tmp_path / name).write_bytes(data)
+    bob = server.login("bob")
+    stored = {name: alice.upload(tmp_path / name) for name in images}  # queued in this order
+    assert stored["bomb.png"].type == "image/png"
+    message_id = alice.send("three", room="general", files=[f.id for f in stored.values()])
+    bob.expect("message", body=f"three\n{file_lines(stored.values())}")  # chat meanwhile
+    alice.send("still here", room="general")
+    bob.expect("message", body="still here")
+    root = _root(server)
+    # The worker takes files in the order queued: once the last has its thumbnail, the
+    # two before it were decided.
+    eventually(lambda: thumbnail_path(root, stored["fine.png"].id).exists(), "no thumbnail")
+    [message] = [m for m in alice.history(room="general").messages if m.id == message_id]
+    previews = {file.name: file.thumbnail for file in message.files or ()}
+    assert previews == {"bomb.png": None, "cut.jpg": None, "fine.png": True}
+    for name in ("bomb.png", "cut.jpg"):
+        assert not thumbnail_path(root, stored[name].id).exists()
+        with pytest.raises(NoSuchFile):
+            alice._request(AskFileTicket(file=stored[name].id, thumbnail=True), FileTicket)
+        assert (
+            alice.download(stored[name].id, tmp_path / f"got-{name}").read_bytes() == images[name]
+        )
+    assert alice.send("after the thumbnails", room="general") > message_id
+
+
+def _png(width: int, height: int) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (width, height), (200, 30, 30)).save(out, "PNG")
+    return out.getvalue()
 
 
 def test_an_edit_keeps_the_file_lines_and_search_finds_the_file_name(

@@ -12,6 +12,7 @@ import stat
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import h11
 import pytest
@@ -26,13 +27,14 @@ from securechat.errors import (
     TooManyUploads,
 )
 from securechat.protocol.files import AskFileTicket, FileTicket
-from securechat.protocol.messages import Message
+from securechat.protocol.messages import Asked, Event, Message
 from tests.conftest import PASSWORD, TIMEOUT, RunningServer, ServerFactory
 from tests.eventually import eventually
 
 pytestmark = pytest.mark.postgresql
 
 MiB = 1024 * 1024
+T = TypeVar("T", bound=Event)
 Clients = Callable[[str], Client]
 
 
@@ -241,6 +243,37 @@ def test_the_daily_quota_holds(server_factory: ServerFactory, tmp_path: Path) ->
             alice.upload(tmp_path / "a.bin")
     finally:
         alice.close()
+
+
+def test_the_hello_announces_the_file_limits_only_when_files_are_on(
+    files_server: RunningServer, running_server: RunningServer
+) -> None:
+    on = files_server.peer().expect("hello")
+    assert on["max_file_size"] == 4 * MiB
+    assert on["max_files_per_message"] == 10
+    off = running_server.peer().expect("hello")  # no web port: files are off
+    assert "max_file_size" not in off
+    assert "max_files_per_message" not in off
+
+
+def test_the_client_refuses_a_file_over_the_hellos_limit_without_asking_for_a_ticket(
+    clients: Clients, files_server: RunningServer, tmp_path: Path
+) -> None:
+    alice = clients("alice")
+    big = tmp_path / "big.bin"
+    with big.open("wb") as out:
+        out.truncate(4 * MiB + 1)
+    asked: list[object] = []
+    ask = alice._request
+
+    def noting(request: Asked, kind: type[T]) -> T:  # the real request, written down
+        asked.append(request)
+        return ask(request, kind)
+
+    alice._request = noting  # type: ignore[method-assign]
+    with pytest.raises(FileTooLarge, match=r"4\.0 MiB; this server takes files of up to 4\.0 MiB"):
+        alice.upload(big)
+    assert asked == []
 
 
 def test_files_are_off_without_a_web_port(running_server: RunningServer, tmp_path: Path) -> None:

@@ -269,16 +269,17 @@ def test_browser_shows_an_image_without_a_thumbnail_as_a_card_to_download(
 def test_browser_checks_a_hellos_max_file_size_before_asking_for_a_ticket(
     alice: Page, server_factory: ServerFactory, tmp_path: Path
 ) -> None:
-    """A server whose hello announces max_file_size: a larger file is refused at once."""
-    web = server_factory(web_port=0)
+    """The server's hello announces max_file_size: a larger file is refused at once."""
+    web = server_factory(web_port=0, max_file_size=64 * KiB)
     sent: list[str] = []
+    hellos: list[dict[str, object]] = []
 
-    def announcing(socket: WebSocketRoute) -> None:
+    def announcing(socket: WebSocketRoute) -> None:  # passes every frame on, as it came
         server = socket.connect_to_server()
 
         def from_server(message: str | bytes) -> None:
             if isinstance(message, str) and '"type":"hello"' in message:
-                message = json.dumps({**json.loads(message), "max_file_size": 64 * KiB})
+                hellos.append(json.loads(message))
             socket.send(message)
 
         def from_page(message: str | bytes) -> None:
@@ -298,6 +299,7 @@ def test_browser_checks_a_hellos_max_file_size_before_asking_for_a_ticket(
         "the file is 100.0 KiB; this server takes files of up to 64.0 KiB"
     )
     assert not [frame for frame in sent if '"file_ticket"' in frame]
+    assert [hello.get("max_file_size") for hello in hellos] == [64 * KiB]
 
 
 def test_browser_retries_an_upload_whose_connection_broke(

@@ -55,3 +55,9 @@ def format_size(n: int) -> str:
         if abs(value) < 1024 or unit == _SHOWN_UNITS[-1]:
             break
     return f"{value:.1f} {unit}"
+
+
+def too_large(size: int, limit: int) -> str:
+    """Why a file of ``size`` bytes is refused where files of ``limit`` bytes at most are
+    taken: the server's ``file_too_large`` message, and the client's before it asks."""
+    return f"the file is {format_size(size)}; this server takes files of up to {format_size(limit)}"

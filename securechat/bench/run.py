@@ -58,6 +58,9 @@ class BenchParams:
     plot: Path | None = None
     queries: int | None = None  # search: queries asked
     search_index: bool = True  # False: the throwaway database indexes nothing (triggers dropped)
+    files: int = 20  # files: transfers at once (each by a user of its own)...
+    file_size: int = 5 * 1024 * 1024  # ...of files this large, in bytes
+    rounds: int = 2  # files: pairs of chat runs, without then with transfers
 
 
 @dataclasses.dataclass

@@ -1,11 +1,11 @@
-"""The seven workloads, and how a run starts: against a given server or a throwaway one.
+"""The eight workloads, and how a run starts: against a given server or a throwaway one.
 
 Every workload runs against ``--host``/``--port`` when given (users ``PREFIX0``,
 ``PREFIX1``... must exist there), or else against a :class:`ThrowawayServer` it starts
 and removes. Users are numbered so that no two roles in one run share a name. Each room
 is fresh per run (its name carries a random tag), so earlier runs' members do not count.
 The workloads themselves are in :mod:`.chat` (fanout-rate, fanout-max, scaling),
-:mod:`.connect`, :mod:`.idle`, :mod:`.search` (which fills its own throwaway database,
+:mod:`.connect`, :mod:`.idle`, :mod:`.files` (transfers under the chat load), :mod:`.search` (which fills its own throwaway database,
 so it has no ``--host``) and :mod:`.nodes` (several servers on its own PostgreSQL: no
 ``--host`` either).
 """
@@ -19,6 +19,7 @@ from typing import Any
 from securechat.bench.chat import fanout_workload, scaling_workload
 from securechat.bench.commands import Transport
 from securechat.bench.connect import connect_workload
+from securechat.bench.files import files_workload
 from securechat.bench.harness import BenchError, ThrowawayServer, raise_fd_limit
 from securechat.bench.idle import idle_workload
 from securechat.bench.nodes import nodes_workload
@@ -29,7 +30,7 @@ from securechat.bench.search import drop_index, preparer, search_workload
 from securechat.bench.target import Target
 from securechat.errors import ConfigError
 
-WORKLOADS = ("fanout-rate", "fanout-max", "connect", "idle", "scaling", "search", "nodes")
+WORKLOADS = ("fanout-rate", "fanout-max", "connect", "idle", "scaling", "search", "nodes", "files")
 # Limits of the self-started server that would otherwise throttle the generator itself.
 BENCH_LIMITS: dict[str, float] = {
     "rate_per_second": 100_000,
@@ -60,6 +61,8 @@ def users_needed(name: str, p: BenchParams) -> int:
         return max(p.levels) + 1
     if name == "search":
         return SEARCH_USERS
+    if name == "files":
+        return receivers + senders + p.files
     return max(p.sizes)
 
 
@@ -158,8 +161,10 @@ def _generator_note(p: BenchParams) -> str:
 def _check_params(name: str, p: BenchParams, target: Target | None) -> None:
     if name in ("search", "nodes") and target is not None:
         raise ConfigError(f"{name} starts servers of its own: run it without --host")
-    if name == "nodes" and p.transport is Transport.WS:
-        raise ConfigError("nodes runs on the chat port only: drop --transport ws")
+    if name == "files" and (p.files < 1 or p.file_size < 1 or p.rounds < 1):
+        raise ConfigError("files needs --files, --file-size and --rounds of at least 1")
+    if name in ("nodes", "files") and p.transport is Transport.WS:
+        raise ConfigError(f"{name} runs its chat load on the chat port only: drop --transport ws")
     if name == "search" and not p.search_index:
         raise ConfigError("--no-search-index is for the fan-out workloads: search needs the index")
     if not p.search_index and target is not None:
@@ -184,4 +189,5 @@ _WORKLOAD_FUNCTIONS: dict[str, Callable[[Run, dict[str, Any]], Report]] = {
     "idle": idle_workload,
     "scaling": scaling_workload,
     "search": search_workload,
+    "files": files_workload,
 }

@@ -19,6 +19,7 @@ from typing import Annotated
 
 import typer
 
+from securechat.attachments.sizes import parse_size
 from securechat.bench.commands import Transport
 from securechat.bench.report import print_json, print_table
 from securechat.bench.run import BenchParams
@@ -45,6 +46,7 @@ class Workload(enum.StrEnum):
     scaling = "scaling"
     nodes = "nodes"
     search = "search"
+    files = "files"
 
 
 @contextmanager
@@ -77,10 +79,20 @@ def _numbers(text: str | None, option: str) -> tuple[int, ...] | None:
     return values
 
 
+def _file_size(text: str) -> int:
+    try:
+        size = parse_size(text)
+    except ValueError as exc:
+        raise ConfigError(f"--file-size: {exc}") from None
+    if size < 1:
+        raise ConfigError("--file-size must be at least 1 byte")
+    return size
+
+
 @app.command()
 def bench(
-    workload: Annotated[Workload, typer.Argument(metavar="WORKLOAD", help="fanout-rate, fanout-max, connect, idle, scaling, search or nodes.", show_default=False)],
-    duration: Annotated[float | None, typer.Option(metavar="SECONDS", min=0.1, help="fanout-rate and scaling: how long each run sends [default: 10, scaling 5].", rich_help_panel=_LOAD)] = None,
+    workload: Annotated[Workload, typer.Argument(metavar="WORKLOAD", help="fanout-rate, fanout-max, connect, idle, scaling, search, nodes or files.", show_default=False)],
+    duration: Annotated[float | None, typer.Option(metavar="SECONDS", min=0.1, help="fanout-rate, files and scaling: how long each run sends [default: 10, scaling 5].", rich_help_panel=_LOAD)] = None,
     receivers: Annotated[int | None, typer.Option(metavar="N", min=0, help="Receiving sessions in the room [default: 50; connect: 20 in the background chat].", rich_help_panel=_LOAD)] = None,
     senders: Annotated[int | None, typer.Option(metavar="N", min=1, help="Sending sessions [default: 5; connect and scaling: 2].", rich_help_panel=_LOAD)] = None,
     rate: Annotated[float | None, typer.Option(metavar="PER_SECOND", min=0.1, help="Messages per second, all senders together [default: 200; connect: 50; scaling: 20].", rich_help_panel=_LOAD)] = None,
@@ -96,6 +108,9 @@ def bench(
     plot: Annotated[Path | None, typer.Option(metavar="PNG", help="scaling and nodes: draw the chart here (needs matplotlib: securechat[bench]).", rich_help_panel=_LOAD)] = None,
     queries: Annotated[int | None, typer.Option(metavar="N", min=1, help="search: queries asked, one at a time [default: 300].", rich_help_panel=_LOAD)] = None,
     search_index: Annotated[bool, typer.Option(help="The bench's own server indexes messages for search (--no-search-index drops the index first, to measure what indexing costs a fan-out).", rich_help_panel=_LOAD)] = True,
+    files: Annotated[int, typer.Option(metavar="N", min=1, help="files: uploads and downloads at once, each by a user of its own.", rich_help_panel=_LOAD)] = 20,
+    file_size: Annotated[str, typer.Option(metavar="SIZE", help="files: the size of each file (bytes, or 512KiB, 5MiB).", rich_help_panel=_LOAD)] = "5MiB",
+    rounds: Annotated[int, typer.Option(metavar="N", min=1, help="files: pairs of chat runs, without then with transfers, interleaved.", rich_help_panel=_LOAD)] = 2,
     processes: Annotated[int, typer.Option(metavar="N", min=1, help="Generator processes, each multiplexing many connections.", rich_help_panel=_LOAD)] = 2,
     generator_policy: Annotated[GeneratorPolicy, typer.Option(help="Scheduling of the generator processes: batch (SCHED_BATCH: they never preempt the server when a message wakes them, as clients on other machines cannot) or normal.", rich_help_panel=_LOAD)] = GeneratorPolicy.batch,
     transport: Annotated[Transport, typer.Option(help="How sessions connect: tls (the chat port, as terminal clients) or ws (the web port: wss://HOST:WEBPORT/ws with the server's own Origin, as browsers). Compare the two with interleaved runs.", rich_help_panel=_LOAD)] = Transport.TLS,
@@ -140,7 +155,7 @@ def bench(
         levels=_numbers(levels, "--levels") or defaults.levels,
         sizes=_numbers(sizes, "--sizes") or defaults.sizes, plot=plot, queries=queries,
         nodes=_numbers(nodes, "--nodes") or defaults.nodes,
-        search_index=search_index,
+        search_index=search_index, files=files, file_size=_file_size(file_size), rounds=rounds,
     )  # fmt: skip
     with _sigterm_as_interrupt():
         report = run_workload(

@@ -354,6 +354,9 @@ class Client(TeamRooms, SharedFiles):
         assert self._context is not None  # set with the connection
         return connection.endpoint, self._context, self._timeout
 
+    def _max_file_size(self) -> int | None:
+        return self._view().max_file_size
+
     def _reply(self, slot: Slot, kind: type[T]) -> T:
         if not slot.done.wait(self._timeout):
             self._live().forget(slot)

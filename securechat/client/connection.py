@@ -8,7 +8,7 @@ it writes what the session has to say, waits in a selector for the socket and fo
 Caller threads touch the session only through :meth:`Connection.ask` and
 :meth:`Connection.submit`, under ``_lock``, and then wake the I/O thread. ``_lock`` guards
 the session, ``_slots`` (ref -> the caller waiting for that reply), ``_outgoing`` (ref ->
-the caller's handle on a send) and ``_server``; callers read the session's state through
+the caller's handle on a send) and ``_hello``; callers read the session's state through
 :meth:`Connection.view`, a copy taken under it. A :class:`Slot` or an :class:`Outgoing` is
 filled by the I/O thread and read by its caller once its event is set.
 
@@ -62,7 +62,7 @@ from securechat.protocol.client import (
     SendFailed,
     SessionEvent,
 )
-from securechat.protocol.messages import Asked, Error, Event
+from securechat.protocol.messages import Asked, Error, Event, Hello
 from securechat.transport import TlsStream, Waker
 
 __all__ = ["Connection", "SessionView", "view_of"]
@@ -80,6 +80,7 @@ class SessionView:
     last_id: int
     is_ready: bool
     server: str  # hello's free-form server string
+    max_file_size: int | None = None  # from the hello of a server with files on
 
 
 class Connection:
@@ -112,7 +113,7 @@ class Connection:
         self._session = session
         self._slots: dict[str, Slot] = {}
         self._outgoing: dict[str, Outgoing] = {}  # insertion order = send order
-        self._server = ""  # hello's free-form server string
+        self._hello: Hello | None = None  # the last connection's
         self._stream: TlsStream | None = None  # owned by the I/O thread once it runs
 
     @property
@@ -132,7 +133,7 @@ class Connection:
     def view(self) -> SessionView:
         """The session's user, rooms, last id and readiness, and the server's name, now."""
         with self._lock:
-            return view_of(self._session, self._server)
+            return view_of(self._session, self._hello)
 
     # --- called by the owner ------------------------------------------------------------
 
@@ -245,7 +246,7 @@ class Connection:
             raise
         with self._lock:
             assert self._session.hello is not None
-            self._server = self._session.hello.server
+            self._hello = self._session.hello
         self._has_connected = True
         self._stream = stream
 
@@ -395,9 +396,11 @@ class Connection:
         self._events.put(event)
 
 
-def view_of(session: ClientSession, server: str = "") -> SessionView:
+def view_of(session: ClientSession, hello: Hello | None = None) -> SessionView:
     """``session``'s state as a :class:`SessionView`; the caller holds what guards it."""
-    return SessionView(session.user or "", session.rooms, session.last_id, session.is_ready, server)
+    user, server = session.user or "", hello.server if hello else ""
+    limit = hello.max_file_size if hello else None
+    return SessionView(user, session.rooms, session.last_id, session.is_ready, server, limit)
 
 
 def _until(deadline: float | None) -> float | None:

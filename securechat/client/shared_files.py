@@ -20,10 +20,11 @@ from pathlib import Path
 from typing import BinaryIO, TypeVar
 
 from securechat.attachments.downloads import DOWNLOAD_MODE, downloads_dir, open_new
+from securechat.attachments.sizes import too_large
 from securechat.client import transfers
 from securechat.client.link import Endpoint
 from securechat.client.transfers import Progress
-from securechat.errors import ConfigError
+from securechat.errors import ConfigError, FileTooLarge
 from securechat.protocol.files import AskFileTicket, Attachment, FileTicket
 from securechat.protocol.messages import Asked, Event
 
@@ -43,6 +44,10 @@ class SharedFiles(abc.ABC):
     def _web_route(self) -> tuple[Endpoint, ssl.SSLContext, float]:
         """The node connected to, the TLS context that trusts it, and the I/O timeout."""
 
+    @abc.abstractmethod
+    def _max_file_size(self) -> int | None:
+        """The largest file the server's hello says it takes (None: it did not say)."""
+
     def upload(
         self, path: Path, *, name: str | None = None, progress: Progress | None = None
     ) -> Attachment:
@@ -52,7 +57,8 @@ class SharedFiles(abc.ABC):
         Raises:
             ConfigError: ``path`` cannot be read.
             FileTooLarge, QuotaExceeded, TooManyUploads, FilesDisabled: refused, before a
-                byte is sent where the server can tell (size, quota).
+                byte is sent where the server can tell (size, quota); a size over the
+                hello's ``max_file_size`` before a ticket is asked for.
             ConnectionLost: the server or its web port cannot be reached.
         """
         try:
@@ -61,6 +67,8 @@ class SharedFiles(abc.ABC):
         except OSError as exc:
             raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from exc
         with source:
+            if (limit := self._max_file_size()) is not None and size > limit:
+                raise FileTooLarge(too_large(size, limit))
             ticket = self._request(AskFileTicket(name=name or path.name, size=size), FileTicket)
             endpoint, context, timeout = self._web_route()
             return transfers.upload(

@@ -50,11 +50,16 @@ class Phase(enum.Enum):
     LOGGED_IN = "logged_in"
 
 
-def server_hello(*, server: str, max_frame: int, heartbeat: int, max_body: int) -> Hello:
-    """The ``hello`` a server sends first on every session, on either port."""
+def server_hello(
+    *, server: str, max_frame: int, heartbeat: int, max_body: int,
+    max_file_size: int | None = None, max_files_per_message: int | None = None,
+) -> Hello:  # fmt: skip
+    """The ``hello`` a server sends first on every session, on either port; the two file
+    limits only when it has files on."""
     return Hello(
         protocol=PROTOCOL_VERSION, server=server, max_frame=max_frame, heartbeat=heartbeat,
-        max_body=max_body,
+        max_body=max_body, max_file_size=max_file_size,
+        max_files_per_message=max_files_per_message,
     )  # fmt: skip
 
 

@@ -294,6 +294,8 @@ _EVENTS: dict[str, Callable[[Fields], Event]] = {
         max_frame=f.int("max_frame"),
         heartbeat=f.int("heartbeat"),
         max_body=f.opt_int("max_body", minimum=1),
+        max_file_size=f.opt_int("max_file_size", minimum=1),
+        max_files_per_message=f.opt_int("max_files_per_message", minimum=1),
     ),
     "welcome": lambda f: Welcome(
         user=f.text("user"),

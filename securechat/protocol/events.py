@@ -23,7 +23,9 @@ PROTOCOL_VERSION = 1  # in hello; a client refuses a server that speaks another
 @dataclasses.dataclass(frozen=True, slots=True)
 class Hello(WireMessage):
     """The server's greeting; ``max_body``: the longest ``send`` body it takes, in
-    characters (absent from servers before it: a client then checks ``max_frame`` only)."""
+    characters (absent from servers before it: a client then checks ``max_frame`` only).
+    ``max_file_size`` and ``max_files_per_message``: only from a server with files on, so
+    that a client refuses an over-size file before asking for a ticket."""
 
     TYPE: ClassVar[str] = "hello"
     protocol: int
@@ -31,6 +33,8 @@ class Hello(WireMessage):
     max_frame: int
     heartbeat: int
     max_body: int | None = None
+    max_file_size: int | None = None
+    max_files_per_message: int | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

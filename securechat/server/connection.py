@@ -47,7 +47,7 @@ from securechat import __version__
 from securechat.accounts import Account
 from securechat.config import Limits
 from securechat.errors import BadProxyHeader, ConnectionLost, ErrorCode
-from securechat.protocol.clocks import OPENING_TIMED_OUT, Ending, Phase, SessionClocks, server_hello
+from securechat.protocol.clocks import OPENING_TIMED_OUT, Ending, Phase, SessionClocks
 from securechat.protocol.messages import Error, Event, encode
 from securechat.server.devicerequests import DeviceSessions
 from securechat.server.framing import ChatFraming, Framing
@@ -101,6 +101,7 @@ class ServerConnection:
         self._on_proxied = on_proxied
         self._tls = tls
         self._limits = limits
+        self._hello = service.hello
         self._on_closed = on_closed
         self._on_authenticated = on_authenticated
         self._kind = kind
@@ -251,11 +252,7 @@ class ServerConnection:
         self._clocks.opened(now)
         how = stream.version if self._kind == "conn" else "web"
         log.info("connect %s (%s)", self._requests.peer.described(), how)
-        limits = self._limits
-        self._queue(server_hello(
-            server=f"securechat {__version__}", max_frame=limits.max_frame,
-            heartbeat=limits.heartbeat, max_body=limits.max_body,
-        ))  # fmt: skip
+        self._queue(self._hello(f"securechat {__version__}"))
         self._open_stream = stream
 
     def _logged_in(self, account: Account) -> None:

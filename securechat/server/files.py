@@ -32,7 +32,7 @@ from typing import BinaryIO, Protocol
 from securechat.attachments.detect import HEAD_BYTES, FileType, detect
 from securechat.attachments.layout import new_file_id
 from securechat.attachments.names import clean_name
-from securechat.attachments.sizes import format_size
+from securechat.attachments.sizes import format_size, too_large
 from securechat.attachments.storage import FileStorage, Upload
 from securechat.attachments.thumbnails import Thumbnail
 from securechat.config import Limits
@@ -205,10 +205,7 @@ class FileService:
     def _check_size(self, user_id: int, size: int) -> None:
         limits = self._limits
         if size > limits.max_file_size:
-            raise FileTooLarge(
-                f"the file is {format_size(size)}; this server takes files of up to"
-                f" {format_size(limits.max_file_size)}"
-            )
+            raise FileTooLarge(too_large(size, limits.max_file_size))
         used = self._records.uploaded_since(user_id, utcnow() - DAY)
         if used + size > limits.file_quota_per_day:
             raise QuotaExceeded(

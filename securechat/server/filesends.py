@@ -15,7 +15,10 @@ import logging
 from typing import Protocol
 
 from securechat.accounts import Account
+from securechat.config import Limits
 from securechat.errors import FilesDisabled, MalformedMessage, StoreError, TooLarge
+from securechat.protocol.clocks import server_hello
+from securechat.protocol.events import Hello
 from securechat.protocol.files import AskFileTicket
 from securechat.protocol.messages import Ack, Event, Send
 from securechat.server.committer import Committer
@@ -47,11 +50,23 @@ class FileRequests:
         *,
         hub: Hub,
         committer: Committer,
-        max_body: int,
-        max_files: int,
+        limits: Limits,
     ) -> None:
         self._files, self._hub, self._committer = files, hub, committer
-        self._max_body, self._max_files = max_body, max_files
+        self._max_body, self._max_files = limits.max_body, limits.max_files_per_message
+        self._limits = limits
+
+    def hello(self, server: str) -> Hello:
+        """The ``hello`` a session opens with: it names the file limits when files are on
+        (asked per session: the web port is bound after the service is built)."""
+        limits = self._limits
+        files_on = self._files is not None and self._files.enabled
+        return server_hello(
+            server=server, max_frame=limits.max_frame, heartbeat=limits.heartbeat,
+            max_body=limits.max_body,
+            max_file_size=limits.max_file_size if files_on else None,
+            max_files_per_message=self._max_files if files_on else None,
+        )  # fmt: skip
 
     def ticket(self, caller: Caller, request: AskFileTicket) -> list[Event]:
         """Raises: see :meth:`FileService.ticket`."""

@@ -124,10 +124,8 @@ class ChatService:
         self._throttle = LoginThrottle(throttle)
         listings = Listings(store, hub, limits)
         timelines = Timelines(store, hub, limits)
-        self._files = FileRequests(
-            files, hub=hub, committer=committer, max_body=limits.max_body,
-            max_files=limits.max_files_per_message,
-        )  # fmt: skip
+        self._files = FileRequests(files, hub=hub, committer=committer, limits=limits)
+        self.hello = self._files.hello  # the first event of every session
         self._handlers: dict[type[Request], Callable[[Caller, Any], list[Event]]] = {
             Join: self._join,
             Leave: self._leave,
