@@ -42,7 +42,7 @@ def test_bench_files_reports_throughput_memory_and_chat_p99_with_and_without_tra
 
 
 def test_bench_files_json_is_one_object_and_takes_sizes_with_units(run_cli: CliRunner) -> None:
-    result = run_cli("bench", "files", "--files", "2", "--file-size", "32KiB", "--rounds", "1",
+    result = run_cli("bench", "files", "--transfers", "2", "--file-size", "32KiB", "--rounds", "1",
                      "--duration", "0.3", "--receivers", "2", "--senders", "1",
                      "--processes", "1", "--json", timeout=180)  # fmt: skip
     assert result.returncode == 0, result.stderr  # a goal missed is no failure: exit 0

@@ -101,7 +101,7 @@ def test_serve_adduser_connect_send_and_history_on_postgresql(
         alice.expect("bob: and hello from send")  # fanned out live
 
         alice.line("/history 5")
-        alice.expect(r"last 2 message\(s\) in #general")
+        alice.expect(r"last 2 message\(s\) and 2 room event\(s\) in #general")  # the joins
         alice.expect("alice: hello from the terminal")
         alice.expect("bob: and hello from send")
         alice.expect("end of history")

@@ -162,7 +162,7 @@ def _check_params(name: str, p: BenchParams, target: Target | None) -> None:
     if name in ("search", "nodes") and target is not None:
         raise ConfigError(f"{name} starts servers of its own: run it without --host")
     if name == "files" and (p.files < 1 or p.file_size < 1 or p.rounds < 1):
-        raise ConfigError("files needs --files, --file-size and --rounds of at least 1")
+        raise ConfigError("files needs --transfers, --file-size and --rounds of at least 1")
     if name in ("nodes", "files") and p.transport is Transport.WS:
         raise ConfigError(f"{name} runs its chat load on the chat port only: drop --transport ws")
     if name == "search" and not p.search_index:

@@ -108,7 +108,7 @@ def bench(
     plot: Annotated[Path | None, typer.Option(metavar="PNG", help="scaling and nodes: draw the chart here (needs matplotlib: securechat[bench]).", rich_help_panel=_LOAD)] = None,
     queries: Annotated[int | None, typer.Option(metavar="N", min=1, help="search: queries asked, one at a time [default: 300].", rich_help_panel=_LOAD)] = None,
     search_index: Annotated[bool, typer.Option(help="The bench's own server indexes messages for search (--no-search-index drops the index first, to measure what indexing costs a fan-out).", rich_help_panel=_LOAD)] = True,
-    files: Annotated[int, typer.Option(metavar="N", min=1, help="files: uploads and downloads at once, each by a user of its own.", rich_help_panel=_LOAD)] = 20,
+    transfers: Annotated[int, typer.Option(metavar="N", min=1, help="files: uploads and downloads at once, each by a user of its own.", rich_help_panel=_LOAD)] = 20,
     file_size: Annotated[str, typer.Option(metavar="SIZE", help="files: the size of each file (bytes, or 512KiB, 5MiB).", rich_help_panel=_LOAD)] = "5MiB",
     rounds: Annotated[int, typer.Option(metavar="N", min=1, help="files: pairs of chat runs, without then with transfers, interleaved.", rich_help_panel=_LOAD)] = 2,
     processes: Annotated[int, typer.Option(metavar="N", min=1, help="Generator processes, each multiplexing many connections.", rich_help_panel=_LOAD)] = 2,
@@ -155,7 +155,7 @@ def bench(
         levels=_numbers(levels, "--levels") or defaults.levels,
         sizes=_numbers(sizes, "--sizes") or defaults.sizes, plot=plot, queries=queries,
         nodes=_numbers(nodes, "--nodes") or defaults.nodes,
-        search_index=search_index, files=files, file_size=_file_size(file_size), rounds=rounds,
+        search_index=search_index, files=transfers, file_size=_file_size(file_size), rounds=rounds,
     )  # fmt: skip
     with _sigterm_as_interrupt():
         report = run_workload(
