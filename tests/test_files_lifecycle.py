@@ -90,12 +90,17 @@ def test_a_png_bomb_and_a_truncated_jpeg_get_no_thumbnail_stay_downloadable_and_
     alice.send("still here", room="general")
     bob.expect("message", body="still here")
     root = _root(server)
-    # The worker takes files in the order queued: once the last has its thumbnail, the
-    # two before it were decided.
-    eventually(lambda: thumbnail_path(root, stored["fine.png"].id).exists(), "no thumbnail")
-    [message] = [m for m in alice.history(room="general").messages if m.id == message_id]
-    previews = {file.name: file.thumbnail for file in message.files or ()}
-    assert previews == {"bomb.png": None, "cut.jpg": None, "fine.png": True}
+
+    def previews() -> dict[str, bool | None] | None:
+        [message] = [m for m in alice.history(room="general").messages if m.id == message_id]
+        shown = {file.name: file.thumbnail for file in message.files or ()}
+        return shown if shown["fine.png"] else None
+
+    # The worker takes files in the order queued: once the last has its thumbnail (on disk,
+    # then recorded with the message), the two before it were decided.
+    assert eventually(previews, "no thumbnail") == {
+        "bomb.png": None, "cut.jpg": None, "fine.png": True,
+    }  # fmt: skip
     for name in ("bomb.png", "cut.jpg"):
         assert not thumbnail_path(root, stored[name].id).exists()
         with pytest.raises(NoSuchFile):
