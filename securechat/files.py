@@ -45,7 +45,7 @@ def write_files_atomic(files: Sequence[NewFile]) -> None:
         for temporary, path in written:
             os.replace(temporary, path)
         for directory in dict.fromkeys(path.parent for path, _, _ in files):
-            _sync_directory(directory)
+            sync_to_disk(directory)
     except BaseException:
         for temporary, _ in written:
             temporary.unlink(missing_ok=True)
@@ -67,9 +67,14 @@ def _write_temporary(path: Path, data: bytes, mode: int) -> Path:
     return temporary
 
 
-def _sync_directory(directory: Path) -> None:
-    """Flush ``directory``'s entries, so that renames in it survive a power cut."""
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+def sync_to_disk(path: Path) -> None:
+    """Flush ``path`` to disk: a file's bytes, or a folder's entries (so that renames in it
+    survive a power cut).
+
+    Raises:
+        OSError: it cannot be opened or flushed.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
         os.fsync(fd)
     finally:

@@ -31,6 +31,7 @@ from typing import Self
 
 from securechat.attachments import layout
 from securechat.errors import StoreError
+from securechat.files import sync_to_disk
 from securechat.store.backup import (
     DatabaseSummary,
     RestoreReport,
@@ -174,11 +175,11 @@ class FilesCopy:
         old = self._dest.with_name(f".{self._dest.name}.{secrets.token_hex(4)}.old")
         try:
             for folder in (*self._staging.iterdir(), self._staging):
-                _sync(folder)  # the names in each folder, as each file's bytes were
+                sync_to_disk(folder)  # the names in each folder, as each file's bytes were
             if self._dest.exists():
                 os.replace(self._dest, old)
             os.replace(self._staging, self._dest)
-            _sync(self._dest.parent)
+            sync_to_disk(self._dest.parent)
         except OSError as error:
             raise StoreError(
                 f"cannot put {self._dest} in place: {error.strerror or error}"
@@ -201,7 +202,7 @@ class FilesCopy:
                 os.chmod(target, FILE_MODE)
                 if self._owner is not None:
                     os.chown(target, *self._owner)
-                _sync(target)
+                sync_to_disk(target)
             size = target.stat().st_size
         except OSError as error:
             raise StoreError(
@@ -300,14 +301,6 @@ def _owner(files_dir: Path, database: Path) -> tuple[int, int] | None:
             continue
         return info.st_uid, info.st_gid
     return None
-
-
-def _sync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _remove_tree(path: Path) -> None:

@@ -24,8 +24,7 @@ from securechat.protocol.messages import Ack, Event, Send
 from securechat.server.committer import Committer
 from securechat.server.delivery import format_ts
 from securechat.server.files import FileService
-from securechat.server.hub import Hub, Member
-from securechat.server.timelines import require_member
+from securechat.server.hub import Member
 from securechat.store.attachments import send_with_files
 from securechat.store.journal import Actor
 from securechat.store.message_rows import NewMessage
@@ -48,11 +47,10 @@ class FileRequests:
         self,
         files: FileService | None,
         *,
-        hub: Hub,
         committer: Committer,
         limits: Limits,
     ) -> None:
-        self._files, self._hub, self._committer = files, hub, committer
+        self._files, self._committer = files, committer
         self._max_body, self._max_files = limits.max_body, limits.max_files_per_message
         self._limits = limits
 
@@ -80,7 +78,8 @@ class FileRequests:
 
         Raises:
             TooLarge, MalformedMessage: the caption or the number of files.
-            NotMember, Forbidden, NoSuchRoom: see :func:`require_member`.
+            NoSuchRoom, Forbidden: the room is gone or the caller was removed meanwhile
+                (the caller, ChatService._send, has checked membership already).
             NoSuchFile, NoSuchUser: see :func:`send_with_files`.
         """
         files = request.files or ()
@@ -88,8 +87,6 @@ class FileRequests:
             raise TooLarge(f"message body longer than {self._max_body} characters")
         if len(files) > self._max_files:
             raise MalformedMessage(f"send: at most {self._max_files} files in a message")
-        if request.room is not None:
-            require_member(self._hub, request.room, caller, sending=True)
         account = caller.account
         message = NewMessage(
             sender_id=account.id, sender=account.name, body=request.body, ref=request.ref,

@@ -124,7 +124,7 @@ class ChatService:
         self._throttle = LoginThrottle(throttle)
         listings = Listings(store, hub, limits)
         timelines = Timelines(store, hub, limits)
-        self._files = FileRequests(files, hub=hub, committer=committer, limits=limits)
+        self._files = FileRequests(files, committer=committer, limits=limits)
         self.hello = self._files.hello  # the first event of every session
         self._handlers: dict[type[Request], Callable[[Caller, Any], list[Event]]] = {
             Join: self._join,

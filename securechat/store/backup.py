@@ -34,6 +34,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import URL, make_url
 
 from securechat.errors import StoreError
+from securechat.files import sync_to_disk
 from securechat.store.database import SQLITE_BUSY_TIMEOUT_MS, open_database, safe_url
 from securechat.store.lock import ServerLock, sqlite_file
 from securechat.store.migrate import alembic_config, current_revision
@@ -309,11 +310,7 @@ def _copy_ownership(original: Path, copy: Path) -> None:
 
 def _fsync(path: Path) -> None:
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        sync_to_disk(path)
     except OSError as error:
         raise StoreError(f"cannot sync {path} to disk: {error.strerror or error}") from error
 
