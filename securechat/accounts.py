@@ -26,7 +26,6 @@ import hashlib
 import logging
 import secrets
 import unicodedata
-from collections.abc import Iterable
 
 from argon2.exceptions import InvalidHashError, VerificationError
 
@@ -43,7 +42,7 @@ from securechat.password_strength import estimate
 from securechat.protocol.names import NAME_RULE, normalize_name
 from securechat.store.database import Database
 from securechat.store.directory import NO_LOCAL_PASSWORD
-from securechat.store.users import Account, Credentials, NewToken, UserStore
+from securechat.store.users import Account, Credentials, NewToken, Standing, UserStore
 
 __all__ = [
     "AUTH_FAILED",
@@ -319,9 +318,9 @@ class Accounts:
         """Every user's name and id (ids are never reused, so a new id means a new user)."""
         return self._store.ids()
 
-    def current(self, names: Iterable[str]) -> dict[str, Account]:
-        """The accounts that exist now among ``names`` (to notice changes under live sessions)."""
-        return self._store.current(names)
+    def standings(self) -> dict[str, Standing]:
+        """Every account as it stands now, by name (to notice changes under live sessions)."""
+        return self._store.standings()
 
     def exists(self, name: str) -> bool:
         """Whether a user of that name exists (False for an invalid name)."""

@@ -1,7 +1,10 @@
 """The idle workload: how many idle sessions one server holds, level by level.
 
-At each level the sessions not yet open are logged in, distinct users each (a first login
-joins the default room, as a new colleague's does). The bench then waits until the server
+At each level the sessions not yet open are logged in, distinct users each: colleagues
+of some standing, members of ``#general`` since their first day (the throwaway database
+says so before the server starts), as on a morning; with ``--first-logins`` they are new,
+and each one's first login joins ``#general``, which every member online hears of (*n*²/2
+room events for *n* new colleagues). The bench then waits until the server
 is quiet (:mod:`securechat.bench.quiet`: what the logins set off has been written) and
 says how long that took, reads the server's CPU over a few seconds in which the sessions
 only sit there (heartbeats, timers), and counts the frames the sessions received so far,
@@ -13,6 +16,7 @@ the web port with ``--transport ws``.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from securechat.bench.commands import OpenResult, Role, SessionSpec, Transport
@@ -23,9 +27,29 @@ from securechat.bench.quiet import LIMIT_S, QUIET_PCT, wait_until_quiet
 from securechat.bench.report import Check, Report
 from securechat.bench.run import Run, open_sessions
 from securechat.bench.stats import summarize_values
+from securechat.bench.target import Target
 from securechat.errors import SecureChatError
+from securechat.store import bulk
+from securechat.store.database import open_database
 
 HOLD_S = 5.0  # the server's CPU is measured over this much quiet holding
+ROOM = "general"  # the default room (config.py), which every colleague is in
+
+
+def colleagues(server: dict[str, Any], users: int) -> Callable[[str, Target], None]:
+    """Makes the ``users`` bench users members of ``#general`` before the server starts, as their
+    first logins would have (on a first day, not this morning); says so in ``server``."""
+
+    def prepare(db_url: str, target: Target) -> None:
+        database = open_database(db_url)
+        try:
+            ids = bulk.user_ids(database, [target.user(i) for i in range(users)])
+            bulk.add_rooms(database, {ROOM: ids})
+        finally:
+            database.dispose()
+        server["users"] = f"{len(ids):,} members of #{ROOM} since before the start"
+
+    return prepare
 
 
 def idle_workload(run: Run, server: dict[str, Any]) -> Report:

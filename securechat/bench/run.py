@@ -61,6 +61,7 @@ class BenchParams:
     files: int = 20  # files: transfers at once (each by a user of its own)...
     file_size: int = 5 * 1024 * 1024  # ...of files this large, in bytes
     rounds: int = 2  # files: pairs of chat runs, without then with transfers
+    first_logins: bool = False  # idle: new users (each first login joins #general)
 
 
 @dataclasses.dataclass

@@ -21,7 +21,7 @@ from securechat.bench.commands import Transport
 from securechat.bench.connect import connect_workload
 from securechat.bench.files import files_workload
 from securechat.bench.harness import BenchError, ThrowawayServer, raise_fd_limit
-from securechat.bench.idle import idle_workload
+from securechat.bench.idle import colleagues, idle_workload
 from securechat.bench.nodes import nodes_workload
 from securechat.bench.report import PhaseProgress, Report
 from securechat.bench.run import BenchParams, Run, fanout_shape
@@ -120,6 +120,8 @@ def _run_workload(
         limits = CHEAP_SERVER_LIMITS if cheap else BENCH_LIMITS
         server = {}
         prepare = preparer(params, server) if name == "search" else None
+        if name == "idle" and not params.first_logins:
+            prepare = colleagues(server, users_needed(name, params))
         if not params.search_index:
             server["search_index"] = "none: the search index dropped before the start"
             prepare = drop_index

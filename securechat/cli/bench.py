@@ -103,6 +103,7 @@ def bench(
     resumes: Annotated[int, typer.Option(metavar="N", min=1, help="connect: reconnects with a resume token.", rich_help_panel=_LOAD)] = 1000,
     concurrency: Annotated[int | None, typer.Option(metavar="N", min=1, help="Logins in progress at once [default: 64 sessions, 8 password storm, 32 resumes; at most 24 on an external server].", rich_help_panel=_LOAD)] = None,
     levels: Annotated[str | None, typer.Option(metavar="N,N,...", help="idle: session counts to hold, in order [default: 500,1000,2000,5000].", rich_help_panel=_LOAD)] = None,
+    first_logins: Annotated[bool, typer.Option("--first-logins", help="idle: the users are new, and each one's first login joins #general, which everyone online hears of (default: colleagues who joined #general on their first day, logging in on a later morning).", rich_help_panel=_LOAD)] = False,
     sizes: Annotated[str | None, typer.Option(metavar="N,N,...", help="scaling: room sizes [default: 10,50,200,1000].", rich_help_panel=_LOAD)] = None,
     nodes: Annotated[str | None, typer.Option(metavar="N,N,...", help="nodes: how many server nodes on one PostgreSQL, after one on SQLite [default: 1,2,3].", rich_help_panel=_LOAD)] = None,
     plot: Annotated[Path | None, typer.Option(metavar="PNG", help="scaling and nodes: draw the chart here (needs matplotlib: securechat[bench]).", rich_help_panel=_LOAD)] = None,
@@ -155,7 +156,7 @@ def bench(
         levels=_numbers(levels, "--levels") or defaults.levels,
         sizes=_numbers(sizes, "--sizes") or defaults.sizes, plot=plot, queries=queries,
         nodes=_numbers(nodes, "--nodes") or defaults.nodes,
-        search_index=search_index, files=transfers, file_size=_file_size(file_size), rounds=rounds,
+        search_index=search_index, first_logins=first_logins, files=transfers, file_size=_file_size(file_size), rounds=rounds,
     )  # fmt: skip
     with _sigterm_as_interrupt():
         report = run_workload(

@@ -14,9 +14,10 @@ import logging
 from securechat.accounts import Accounts
 from securechat.errors import ErrorCode, StoreError
 from securechat.protocol.messages import Error
-from securechat.server.admission import Admission
+from securechat.server.admission import Admission, LiveConnection
 from securechat.server.hub import Hub
 from securechat.server.service import ChatService
+from securechat.store.users import Standing
 
 log = logging.getLogger("securechat.server")
 
@@ -35,34 +36,39 @@ class AccountWatcher:
         self._admission = admission
 
     def check(self) -> None:
-        """Forget deleted users, end changed sessions; a database error waits for the next."""
+        """Forget deleted users, end changed sessions; a database error waits for the next.
+
+        One read of the accounts serves both, after the hub's and the sessions' snapshots:
+        a user the hub learns of meanwhile is in the database already (see Hub.forget).
+        """
+        owners = self._hub.owners()
+        live = self._admission.logged_in()
         try:
-            self._forget_deleted_users()
-            self._end_changed_sessions()
+            standings = self._accounts.standings()
         except StoreError as exc:
             log.warning("cannot check accounts of live sessions: %s", exc.message)
+            return
+        self._forget_deleted_users(owners, standings)
+        self._end_changed_sessions(live, standings)
 
-    def _forget_deleted_users(self) -> None:
+    def _forget_deleted_users(self, owners: dict[str, int], standings: dict[str, Standing]) -> None:
         """Drop the hub state of names whose account was deleted or replaced by a new one."""
-        owners = self._hub.owners()  # before the database: see Hub.forget
-        ids = self._accounts.ids()
         for name, user_id in owners.items():
-            if ids.get(name) != user_id:
+            standing = standings.get(name)
+            if standing is None or standing.id != user_id:
                 log.info("user %s (id %d) deleted or replaced: leaving their rooms", name, user_id)
                 self._service.forget_user(name, user_id)
 
-    def _end_changed_sessions(self) -> None:
+    def _end_changed_sessions(
+        self, live: list[LiveConnection], standings: dict[str, Standing]
+    ) -> None:
         """End sessions whose account was deleted, replaced, disabled or given new credentials.
 
         A session's account holds the credentials time its login checked (a login that
         raced a change is refused), so any change since then shows up here.
         """
-        live = self._admission.logged_in()
-        if not live:
-            return
-        current = self._accounts.current({c.user for c in live})
         for connection in live:
-            account, now = connection.account, current.get(connection.user)
+            account, now = connection.account, standings.get(connection.user)
             if (
                 now is None
                 or now.id != account.id
