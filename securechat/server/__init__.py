@@ -1,7 +1,8 @@
 """The chat server. Here, once: which threads it runs, what each owns, which lock guards what.
 
 ``runner.build_server`` builds the object graph (the composition root); ``ChatServer``
-(server.py) starts and stops it. No thread is a daemon; ``ChatServer.shutdown`` joins them.
+(server.py) starts and stops it, and ``ChatServer.shutdown`` joins every thread (the
+connections' threads are daemons only for the cost of starting one: connection.py).
 
 Threads, and what each one alone touches:
 

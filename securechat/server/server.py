@@ -10,8 +10,8 @@ thread map of the whole server is in the package docstring (``securechat/server`
 
 :meth:`ChatServer.shutdown` stops accepting, stops the periodic threads and the bus, asks
 every connection to say ``bye`` and close, joins their threads, stops the hashing process,
-then lets the committer store and deliver whatever was already submitted. No thread is a
-daemon: a clean shutdown leaves nothing running.
+then lets the committer store and deliver whatever was already submitted: a clean shutdown
+leaves nothing running (the connections' threads are daemons, but joined all the same).
 """
 
 from __future__ import annotations

@@ -11,9 +11,20 @@ from __future__ import annotations
 import builtins
 import dataclasses
 import datetime as dt
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Connection, CursorResult, Row, bindparam, delete, false, select, text, update
+from sqlalchemy import (
+    Connection,
+    Row,
+    Table,
+    bindparam,
+    delete,
+    false,
+    insert,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -131,26 +142,55 @@ def _require(session: Session, name: str) -> User:
     return user
 
 
-def add_token(session: Session, user_id: int, token: NewToken) -> None:
-    """Store a new token; drop the user's expired ones and the oldest beyond ``token.keep``."""
+# The table, not the entity: on a Session too these run as Core, without the ORM's bulk path.
+_TOKENS = cast(Table, ResumeToken.__table__)
+_ADD_TOKEN = insert(_TOKENS).values(
+    user_id=bindparam("t_user"), token_hash=bindparam("t_hash"),
+    created_at=bindparam("t_now"), expires_at=bindparam("t_expires"),
+)  # fmt: skip
+_NEWEST_TOKENS = (
+    select(_TOKENS.c.id)
+    .where(_TOKENS.c.user_id == bindparam("t_user"))
+    .order_by(_TOKENS.c.created_at.desc(), _TOKENS.c.id.desc())
+    .limit(bindparam("t_keep"))
+)
+_PRUNE_TOKENS = delete(_TOKENS).where(
+    _TOKENS.c.user_id == bindparam("t_user"),
+    (_TOKENS.c.expires_at <= bindparam("t_now"))
+    | _TOKENS.c.id.not_in(_NEWEST_TOKENS.scalar_subquery()),
+)
+
+
+def add_token(conn: Session | Connection, user_id: int, token: NewToken) -> None:
+    """Store a new token; drop the user's expired ones and the oldest beyond ``token.keep``.
+
+    Core statements built once (a password login's hot path), on a session or a connection.
+    """
     now = utcnow()
-    session.add(ResumeToken(
-        user_id=user_id, token_hash=token.token_hash, created_at=now,
-        expires_at=now + dt.timedelta(seconds=token.ttl),
-    ))  # fmt: skip
-    session.flush()
-    newest = (
-        select(ResumeToken.id)
-        .where(ResumeToken.user_id == user_id)
-        .order_by(ResumeToken.created_at.desc(), ResumeToken.id.desc())
-        .limit(token.keep)
+    expires = now + dt.timedelta(seconds=token.ttl)
+    values = {"t_user": user_id, "t_hash": token.token_hash, "t_now": now, "t_expires": expires}
+    conn.execute(_ADD_TOKEN, values)
+    conn.execute(_PRUNE_TOKENS, {"t_user": user_id, "t_now": now, "t_keep": token.keep})
+
+
+# A password login's check-and-write, built once: the user still has the credentials the
+# hash was checked against (same hash, same change time) and is enabled. Two variants:
+# with and without recording the login time.
+_CONFIRM_LOGIN = {
+    record_time: update(User)
+    .where(
+        User.id == bindparam("c_user"),
+        User.password_hash == bindparam("c_seen_hash"),
+        User.credentials_changed_at.is_not_distinct_from(bindparam("c_seen_changed")),
+        User.is_disabled == false(),
     )
-    session.execute(
-        delete(ResumeToken).where(
-            ResumeToken.user_id == user_id,
-            (ResumeToken.expires_at <= now) | ResumeToken.id.not_in(newest.scalar_subquery()),
-        )
+    .values(
+        password_hash=bindparam("c_hash"),
+        **({"last_login_at": bindparam("c_now")} if record_time else {}),
     )
+    .returning(*_ACCOUNT_COLUMNS)
+    for record_time in (False, True)
+}
 
 
 class UserStore:
@@ -203,30 +243,16 @@ class UserStore:
         write can commit between the check and the end of the transaction (SQLite starts
         a transaction at its first write).
         """
-        changed_at = User.credentials_changed_at
-        values: dict[str, object] = {"password_hash": password_hash}
-        if record_time:
-            values["last_login_at"] = utcnow()
-        with self._db.session() as session, session.begin():
-            result = session.execute(
-                update(User)
-                .where(
-                    User.id == seen.user_id,
-                    User.password_hash == seen.password_hash,
-                    changed_at.is_(None)
-                    if seen.changed_at is None
-                    else changed_at == seen.changed_at,
-                    User.is_disabled == false(),
-                )
-                .values(values)
-                .execution_options(synchronize_session=False)
-            )
-            if not isinstance(result, CursorResult) or result.rowcount != 1:
+        values = {
+            "c_user": seen.user_id, "c_seen_hash": seen.password_hash,
+            "c_seen_changed": seen.changed_at, "c_hash": password_hash, "c_now": utcnow(),
+        }  # fmt: skip
+        with self._db.transaction() as conn:
+            row = conn.execute(_CONFIRM_LOGIN[record_time], values).one_or_none()
+            if row is None:
                 return None
             if token is not None:
-                add_token(session, seen.user_id, token)
-            row = session.get(User, seen.user_id)
-            assert row is not None  # updated a moment ago, under this transaction's write lock
+                add_token(conn, seen.user_id, token)
             return _to_account(row)
 
     def change(
