@@ -33,6 +33,11 @@ def test_bench_files_reports_throughput_memory_and_chat_p99_with_and_without_tra
     chat = results["chat"]
     assert len(chat["p99_ms_without"]) == len(chat["p99_ms_with"]) == 2
     assert all(p99 > 0 for p99 in chat["p99_ms_without"] + chat["p99_ms_with"])
+    # measured in their own process: the bench's CPU no longer includes theirs
+    assert len(chat["transfer_clients_cpu_pct"]) == 2
+    assert any(
+        "transfer clients run as threads of a process of their own" in n for n in report.notes
+    )
     assert [c.name for c in report.checks] == [
         "files throughput",
         "files server RSS",

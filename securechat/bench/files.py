@@ -5,18 +5,21 @@ of transfers alone with small files, then one with full-size files (the server's
 in each: it must not grow with the file size); then ``rounds`` pairs of fanout-rate's
 load (50 receivers, 5 senders, 200 messages a second), first without transfers, then
 with transfers round after round for as long as the chat load runs. The pairs are
-interleaved so that a machine whose load drifts affects both sides alike.
+interleaved so that a machine whose load drifts affects both sides alike. The transfer
+clients run in a process of their own, scheduled like the chat generator
+(:mod:`.transfer_process`); the plain copy and the RSS sampling run in the bench process.
 """
 
 from __future__ import annotations
 
 import statistics
-import threading
 from typing import Any
 
+from securechat.bench.harness import cpu_seconds
 from securechat.bench.report import Check, Report
 from securechat.bench.run import Run, chat_specs, fanout_shape, open_sessions, run_fanout
-from securechat.bench.transfers import MB, Round, RssPeak, TransferClients, tls_copy
+from securechat.bench.transfer_process import TransferProcess
+from securechat.bench.transfers import MB, Round, RssPeak, tls_copy
 from securechat.errors import ConfigError
 
 MiB = 1024 * 1024
@@ -44,7 +47,8 @@ def files_workload(run: Run, server: dict[str, Any]) -> Report:
     run.progress.phase("a plain TLS copy over loopback", 1)
     copy_mb_s = round(2 * count * size / MB / tls_copy(2 * count * size), 1)
     results: dict[str, Any] = {"tls_copy_mb_s": copy_mb_s}
-    with TransferClients(run.target, receivers + senders, count) as clients:
+    first = receivers + senders  # the transfer users come after the chat's
+    with TransferProcess(run.target, first, count, batch=p.batch_generator) as clients:
         run.progress.phase("transfers alone: small files, then full size", 2)
         alone = {}
         for label, each in (("small", small), ("full", size)):
@@ -63,17 +67,24 @@ def files_workload(run: Run, server: dict[str, Any]) -> Report:
         " download it back (MB/s counts both directions, MB = 10^6 bytes); the plain copy"
         " moves the same bytes through one TLS 1.3 socket pair on 127.0.0.1"
     )
+    report.notes.append(
+        "the transfer clients run as threads of a process of their own, scheduled as the"
+        " generator processes are; the plain copy runs in the bench process"
+    )
     return report
 
 
 def _interleaved(
-    run: Run, clients: TransferClients, report: Report, receivers: int, senders: int,
+    run: Run, clients: TransferProcess, report: Report, receivers: int, senders: int,
     messages: int, rate: float,
 ) -> tuple[dict[str, Any], dict[str, Any]]:  # fmt: skip
     """``rounds`` pairs of chat runs, without then with transfers: p99s, and the transfers."""
     p = run.params
     p99: dict[str, list[float]] = {"without": [], "with": []}
     cpu: dict[str, list[tuple[float | None, float]]] = {"without": [], "with": []}
+    transfer_cpu: list[float] = []  # the transfer process's, over its rounds
+    done: Round | None
+    clients_cpu = 0.0
     moved, seconds, rounds, peak_rss = 0, 0.0, 0, None
     with run.pool("files") as pool:
         opened = open_sessions(run, pool, chat_specs(run, receivers, senders, 0), "logging in")
@@ -82,28 +93,24 @@ def _interleaved(
             return {}, {}
         for _ in range(p.rounds):
             for side in ("without", "with"):
-                stop, box = threading.Event(), list[Round]()
-                peak = RssPeak(run.server_pid)
-                mover = threading.Thread(
-                    target=_move, args=(clients, p.file_size, stop, box), name="bench transfers"
-                )
+                peak, done = RssPeak(run.server_pid), None
                 with peak.sampling():
                     if side == "with":
-                        mover.start()
-                    try:
-                        results, failures = run_fanout(run, pool, senders, messages=messages, rate=rate)  # fmt: skip
-                    finally:
-                        stop.set()
-                        if side == "with":
-                            mover.join()
+                        clients_cpu = cpu_seconds(clients.pid)
+                        clients.start(p.file_size)
+                    # On an exception, leaving TransferProcess's block stops the transfers.
+                    results, failures = run_fanout(run, pool, senders, messages=messages, rate=rate)  # fmt: skip
+                    if side == "with":
+                        done = clients.finish()
                 report.failures += failures
                 expected = results["expected_deliveries"]
                 if results["deliveries"] != expected:
                     report.failures.append(f"counted {results['deliveries']} deliveries, expected {expected}")  # fmt: skip
                 p99[side].append(results["delivery_latency"]["p99_ms"])
                 cpu[side].append((results.get("server_cpu_pct"), results["generator_cpu_pct"]))
-                if side == "with" and box:
-                    done: Round = box[0]
+                if done is not None:
+                    used = cpu_seconds(clients.pid) - clients_cpu
+                    transfer_cpu.append(round(100 * used / max(done.seconds, 1e-9), 1))
                     moved, seconds, rounds = moved + done.bytes, seconds + done.seconds, rounds + done.rounds  # fmt: skip
                     report.failures += done.failures
                     peak_rss = max(filter(None, (peak_rss, peak.mib)), default=None)
@@ -115,14 +122,10 @@ def _interleaved(
         # (server, generator) CPU in % of a core: the transfer clients share the machine
         "cpu_pct_without": cpu["without"],
         "cpu_pct_with": cpu["with"],
+        "transfer_clients_cpu_pct": transfer_cpu,
     }
     under = _round(Round(moved, seconds, rounds, ()), file_size=p.file_size, server_rss_peak_mib=peak_rss)  # fmt: skip
     return chat, under
-
-
-def _move(clients: TransferClients, size: int, stop: threading.Event, box: list[Round]) -> None:
-    """Transfer round after round until ``stop``; the total goes into ``box``."""
-    box.append(clients.run(size, until=stop))
 
 
 def _round(done: Round, **extra: Any) -> dict[str, Any]:
@@ -145,6 +148,7 @@ def _rows_and_checks(report: Report, r: dict[str, Any], count: int) -> None:
         ("chat delivery p99 with transfers", f"{chat['p99_ms_with']} ms (median {with_})"),
         ("server, generator CPU % without transfers", str(chat["cpu_pct_without"])),
         ("server, generator CPU % with transfers", str(chat["cpu_pct_with"])),
+        ("transfer clients' CPU %", str(chat["transfer_clients_cpu_pct"])),
     ]  # fmt: skip
     floor = round(COPY_SHARE * r["tls_copy_mb_s"], 1)
     report.checks.append(Check(

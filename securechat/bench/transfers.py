@@ -3,10 +3,12 @@ server's resident memory sampled meanwhile, and the plain TLS copy they are judg
 
 Each transfer client is a real :class:`~securechat.client.Client` of a user of its own
 (a user has at most ``max_uploads_per_user`` uploads in flight), uploading one file and
-downloading it back, all clients at once, each in a thread of the bench process. The
-baseline copies the same number of bytes through one TLS 1.3 socket pair over loopback,
-with the same chunk size and the server's own TLS settings (:mod:`securechat.tls`), so
-the ratio says what the server's streaming costs over the encryption itself.
+downloading it back, all clients at once, each in a thread of the transfer process
+(:mod:`.transfer_process`), not of the bench's. :class:`RssPeak` and the baseline run in
+the bench process: the baseline copies the same number of bytes through one TLS 1.3
+socket pair over loopback, with the same chunk size and the server's own TLS settings
+(:mod:`securechat.tls`), so the ratio says what the server's streaming costs over the
+encryption itself.
 """
 
 from __future__ import annotations
@@ -53,12 +55,13 @@ class Round:
 
 
 class TransferClients:
-    """``count`` logged-in clients of users ``first`` on, closed on exit."""
+    """``count`` logged-in clients of users ``first`` on, closed on exit; their files are
+    in ``scratch``, which the bench process removes (the transfer process may be killed)."""
 
-    def __init__(self, target: Target, first: int, count: int) -> None:
+    def __init__(self, target: Target, first: int, count: int, scratch: Path) -> None:
         self._target, self._first, self._count = target, first, count
         self._clients: list[Client] = []
-        self._scratch = Path(tempfile.mkdtemp(prefix="securechat-bench-files-"))
+        self._scratch = scratch
 
     def __enter__(self) -> Self:
         t = self._target
@@ -83,9 +86,6 @@ class TransferClients:
         for client in self._clients:
             client.close()
         self._clients = []
-        for path in self._scratch.iterdir():
-            path.unlink()
-        self._scratch.rmdir()
 
     def source(self, size: int) -> Path:
         """A file of ``size`` random bytes (random: nothing on the way may compress it)."""

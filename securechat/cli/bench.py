@@ -113,7 +113,7 @@ def bench(
     file_size: Annotated[str, typer.Option(metavar="SIZE", help="files: the size of each file (bytes, or 512KiB, 5MiB).", rich_help_panel=_LOAD)] = "5MiB",
     rounds: Annotated[int, typer.Option(metavar="N", min=1, help="files: pairs of chat runs, without then with transfers, interleaved.", rich_help_panel=_LOAD)] = 2,
     processes: Annotated[int, typer.Option(metavar="N", min=1, help="Generator processes, each multiplexing many connections.", rich_help_panel=_LOAD)] = 2,
-    generator_policy: Annotated[GeneratorPolicy, typer.Option(help="Scheduling of the generator processes: batch (SCHED_BATCH: they never preempt the server when a message wakes them, as clients on other machines cannot) or normal.", rich_help_panel=_LOAD)] = GeneratorPolicy.batch,
+    generator_policy: Annotated[GeneratorPolicy, typer.Option(help="Scheduling of the generator processes (and of bench files' transfer clients): batch (SCHED_BATCH: they never preempt the server when a message wakes them, as clients on other machines cannot) or normal.", rich_help_panel=_LOAD)] = GeneratorPolicy.batch,
     transport: Annotated[Transport, typer.Option(help="How sessions connect: tls (the chat port, as terminal clients) or ws (the web port: wss://HOST:WEBPORT/ws with the server's own Origin, as browsers). Compare the two with interleaved runs.", rich_help_panel=_LOAD)] = Transport.TLS,
     host: Annotated[str | None, typer.Option(metavar="ADDRESS", help="Load this server instead of starting one (loopback only without --allow-remote).", rich_help_panel=_EXTERNAL)] = None,
     port: Annotated[int, typer.Option(min=1, max=65535, metavar="PORT", help="Port of the --host server.", rich_help_panel=_EXTERNAL)] = DEFAULT_PORT,

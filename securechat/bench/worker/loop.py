@@ -26,9 +26,7 @@ web port in :mod:`.framing`, one connection's life in :mod:`.connection`.
 from __future__ import annotations
 
 import dataclasses
-import os
 import selectors
-import signal
 import ssl
 import time
 import traceback
@@ -44,6 +42,7 @@ from securechat.bench.commands import (
     SessionSpec,
     Transport,
 )
+from securechat.bench.scheduling import start_client_process
 from securechat.bench.worker.connection import READING, Closed, Connection, State
 from securechat.bench.worker.fanout import Fanout, receive_idle
 from securechat.bench.worker.framing import Framing, LengthPrefixed, WebSocketFraming
@@ -316,12 +315,7 @@ class Worker:
 
 def worker_main(pipe: Pipe, endpoint: Endpoint, room: str, batch: bool) -> None:
     """Entry point of a worker process (spawned by :mod:`securechat.bench.pool`)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops us
-    if batch:
-        # Clients on other machines never take the server's CPU when a message wakes them.
-        # Under SCHED_BATCH this process does not preempt the server on wake-up either; it
-        # still gets its full share of CPU, and any wait it has counts in the latencies.
-        os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
+    start_client_process(batch)  # the parent handles Ctrl-C; SCHED_BATCH if asked
     try:
         Worker(pipe, endpoint, room).run()
     except Exception:
