@@ -28,15 +28,17 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from securechat.cert_layout import CA_CERT as CA_CERT
+from securechat.cert_layout import CA_DAYS as CA_DAYS
+from securechat.cert_layout import CA_DER as CA_DER
+from securechat.cert_layout import CA_KEY as CA_KEY
+from securechat.cert_layout import SERVER_CERT as SERVER_CERT
+from securechat.cert_layout import SERVER_DAYS as SERVER_DAYS
+from securechat.cert_layout import SERVER_KEY as SERVER_KEY
 from securechat.errors import CertificateError, ConfigError
 from securechat.files import write_files_atomic
 from securechat.hostnames import default_hosts, is_dns_name
 
-CA_CERT, CA_KEY = "ca.pem", "ca.key"
-CA_DER = "ca.crt"  # the CA certificate again, DER: double-click imports it on Windows and macOS
-SERVER_CERT, SERVER_KEY = "server.pem", "server.key"
-CA_DAYS = 3650
-SERVER_DAYS = 90
 #: Certificates start slightly in the past so a client whose clock lags still accepts them.
 _BACKDATE = dt.timedelta(minutes=5)
 

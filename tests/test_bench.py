@@ -19,10 +19,11 @@ from websockets.frames import CloseCode, Frame, Opcode
 from websockets.http11 import Request
 from websockets.server import ServerProtocol
 
-from securechat.bench import BenchParams, require_loopback, run_workload
 from securechat.bench.commands import Endpoint, FanoutPlan, Role, Transport
 from securechat.bench.pool import WorkerPool
+from securechat.bench.run import BenchParams
 from securechat.bench.stats import Samples, percentile, summarize_ns
+from securechat.bench.target import require_loopback
 from securechat.bench.worker.connection import Connection, State
 from securechat.bench.worker.fanout import Fanout
 from securechat.bench.worker.framing import Framing, LengthPrefixed, WebSocketFraming
@@ -33,6 +34,7 @@ from securechat.bench.worker.wire import (
     SendFrames,
     login_frames,
 )
+from securechat.bench.workloads import run_workload
 from securechat.config import Limits
 from securechat.errors import ConfigError, ConnectionLost, FrameTooLarge
 from securechat.protocol.frames import FrameDecoder, encode_frame

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import json
 
-from securechat.bench import BenchParams, run_workload
+from securechat.bench.run import BenchParams
 from securechat.bench.transfers import tls_copy
+from securechat.bench.workloads import run_workload
 from tests.conftest import CliRunner
 
 KiB = 1024

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from securechat.bench import BenchParams, run_workload
 from securechat.bench.commands import Transport
+from securechat.bench.run import BenchParams
+from securechat.bench.workloads import run_workload
 from securechat.errors import ConfigError
 from tests.conftest import skip_or_fail
 from tests.postgres import missing

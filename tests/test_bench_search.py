@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from securechat.bench import BenchParams, run_workload
+from securechat.bench.run import BenchParams
 from securechat.bench.search import QUERIES, drop_index
 from securechat.bench.target import Target
+from securechat.bench.workloads import run_workload
 from securechat.errors import ConfigError
 from securechat.store.chat import ChatStore
 from securechat.store.database import Database

@@ -64,7 +64,7 @@ def _sample(key: str, spec: Key) -> Any:
 
 def _server_config(root: Any, args: list[str], monkeypatch: pytest.MonkeyPatch) -> ServerConfig:
     """The ServerConfig ``serve ARGS`` would run with (the server itself is not started)."""
-    import securechat.cli.server as serve_module
+    import securechat.server.runner as serve_module  # serve imports it when it runs
 
     seen: list[ServerConfig] = []
     monkeypatch.setattr(serve_module, "run_server", seen.append)

@@ -48,7 +48,7 @@ def root() -> Any:
 
 
 def _serve_config(root: Any, config_file: Path, monkeypatch: pytest.MonkeyPatch) -> ServerConfig:
-    import securechat.cli.server as serve_module
+    import securechat.server.runner as serve_module  # serve imports it when it runs
 
     seen: list[ServerConfig] = []
     monkeypatch.setattr(serve_module, "run_server", seen.append)

@@ -7,12 +7,7 @@ workloads themselves are ``chat`` (fanout-rate, fanout-max, scaling), ``connect`
 processes, each multiplexing many non-blocking TLS connections, and ``commands`` holds
 what the two sides pass over their pipes. ``report`` prints the progress bar, the summary
 table and the JSON; ``plot`` draws the scaling chart (needs the optional ``bench`` extra).
+
+Import from the modules themselves: this package imports none of them, so that the CLI can
+name ``commands.Transport`` in ``bench --help`` without loading the bench.
 """
-
-from __future__ import annotations
-
-from securechat.bench.run import BenchParams
-from securechat.bench.target import Target, require_loopback
-from securechat.bench.workloads import WORKLOADS, run_workload
-
-__all__ = ["WORKLOADS", "BenchParams", "Target", "require_loopback", "run_workload"]

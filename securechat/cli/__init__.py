@@ -5,6 +5,11 @@ becomes one line on stderr and exit status 1, never a traceback. Its message may
 server (an error reply, a greeting), so it is escaped like chat text before printing.
 Where a peer's text is quoted, it was escaped already, newlines included; the newlines
 left are ours (the several-line refusal of a changed CA), so they are kept.
+
+Start-up: every command module registers its commands at import, with their options and
+help, and imports its machinery (the store, the server, the client, cryptography) only when
+the command runs, so that ``--help`` and light commands do not load the whole product
+(tests/test_cli_startup.py holds the list of what ``--help`` must not import).
 """
 
 from __future__ import annotations
@@ -12,7 +17,6 @@ from __future__ import annotations
 import sys
 
 from securechat.cli.app import app
-from securechat.client.escaping import escape
 from securechat.errors import SecureChatError
 
 __all__ = ["COMMAND_MODULES", "app", "main"]
@@ -45,6 +49,8 @@ def main() -> None:
     try:
         app()
     except SecureChatError as exc:
+        from securechat.client.escaping import escape
+
         print(f"securechat: error: {escape(exc.message, keep_newlines=True)}", file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt:

@@ -1,15 +1,17 @@
-"""Commands for running a server in an office: backup, restore, doctor, service-unit."""
+"""Commands for running a server in an office: backup, restore, doctor, service-unit.
+
+The backup machinery (SQLAlchemy, Alembic) and the doctor's checks are imported when their
+command runs.
+"""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path, PurePosixPath
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from securechat.attachments.backup import FilesSummary, backup_with_files, restore_with_files
-from securechat.attachments.layout import default_files_dir
 from securechat.cli import configuration
 from securechat.cli.app import app
 from securechat.cli.options import (
@@ -22,14 +24,11 @@ from securechat.cli.options import (
 )
 from securechat.config import DEFAULT_PORT, DEFAULT_WEB_PORT
 from securechat.deploy import default_executable, hidden_from_service, service_unit
-from securechat.doctor import Installation, Status, examine
 from securechat.errors import UserError
-from securechat.store.backup import (
-    DatabaseSummary,
-    check_not_in_use,
-    database_file,
-    summarize,
-)
+
+if TYPE_CHECKING:
+    from securechat.attachments.backup import FilesSummary
+    from securechat.store.backup import DatabaseSummary
 
 
 @app.command()
@@ -58,6 +57,9 @@ def backup(
     with every file it names: they hold password hashes, every message and every shared
     file, so keep them somewhere private.
     """
+    from securechat.attachments.backup import backup_with_files
+    from securechat.store.backup import database_file
+
     database_file(db, "backup", Path(dest))  # on PostgreSQL: which command to run instead
     summary, copied = backup_with_files(db, dest, _files_dir(db, files), force=force)
     typer.echo(f"wrote {summary.path} ({_size(summary.size)}): {_contents(summary)}")
@@ -85,6 +87,9 @@ def restore(
     Stop the server first: restore refuses to touch a database a server is using. Everything
     written and shared since the backup was made is lost.
     """
+    from securechat.attachments.backup import restore_with_files
+    from securechat.store.backup import check_not_in_use, database_file, summarize
+
     database_file(db, "restore", src)  # on PostgreSQL: which command to run instead
     summary = summarize(src)
     typer.echo(f"{src}: {_contents(summary)}")
@@ -141,6 +146,8 @@ def doctor(
     [directory] table in --config, each directory server's TLS certificate and the
     service account's bind and search. Changes nothing. Exits with status 1 if any check FAILs, so it can run from a timer.
     """
+    from securechat.doctor import Installation, Status, examine
+
     web = None if no_web else web_port
     installation = Installation(
         certs,
@@ -221,6 +228,8 @@ def service_unit_command(
 def _files_dir(db_url: str, files: Path | None) -> Path:
     """``--files``, else the folder beside the SQLite database (``database_file`` has
     refused other databases already)."""
+    from securechat.attachments.layout import default_files_dir
+
     folder = files or default_files_dir(db_url)
     assert folder is not None, "a SQLite database always has a folder beside it"
     return folder.absolute()

@@ -4,7 +4,8 @@ Without ``--host`` it starts a throwaway server on 127.0.0.1 (temporary certific
 users and database, all deleted afterwards). With ``--host`` it loads that server, which
 must be a loopback address unless ``--allow-remote`` is given; the check happens before
 any packet is sent. SIGTERM (``timeout``, systemd) stops a run as Ctrl-C does, so the
-throwaway server and its folder are removed either way.
+throwaway server and its folder are removed either way. The bench itself (its server,
+workers and report) is imported when the command runs.
 """
 
 from __future__ import annotations
@@ -21,10 +22,6 @@ import typer
 
 from securechat.attachments.sizes import parse_size
 from securechat.bench.commands import Transport
-from securechat.bench.report import print_json, print_table
-from securechat.bench.run import BenchParams
-from securechat.bench.target import Target, require_loopback
-from securechat.bench.workloads import run_workload
 from securechat.cli.app import app
 from securechat.config import DEFAULT_PORT, DEFAULT_WEB_PORT
 from securechat.errors import ConfigError
@@ -132,6 +129,11 @@ def bench(
     `securechat bench fanout-rate --transport ws`; on a --host server, give its --web-port.
     Exits with status 1 when the run saw failures (drops, missing deliveries, errors).
     """
+    from securechat.bench.report import print_json, print_table
+    from securechat.bench.run import BenchParams
+    from securechat.bench.target import Target, require_loopback
+    from securechat.bench.workloads import run_workload
+
     target = None
     if host is not None:
         require_loopback(host, port, allow_remote=allow_remote)

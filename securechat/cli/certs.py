@@ -1,4 +1,7 @@
-"""``securechat init-certs`` and ``securechat fingerprint``: thin wrappers over securechat.certs."""
+"""``securechat init-certs`` and ``securechat fingerprint``: thin wrappers over securechat.certs.
+
+``cryptography`` is imported when a command runs; the help needs only cert_layout's names.
+"""
 
 from __future__ import annotations
 
@@ -8,16 +11,16 @@ from typing import Annotated
 
 import typer
 
-from securechat import cert_files, certs
+from securechat import cert_layout
 from securechat.cli.app import app
 from securechat.cli.options import CERTS_DEFAULT, CertsDir, ConfigPath
 
 _DESCRIPTIONS = {
-    certs.CA_CERT: "CA certificate",
-    certs.CA_DER: "CA certificate (DER), for importing into browsers and the OS",
-    certs.CA_KEY: "CA private key (keep secret)",
-    certs.SERVER_CERT: "server certificate",
-    certs.SERVER_KEY: "server private key (keep secret)",
+    cert_layout.CA_CERT: "CA certificate",
+    cert_layout.CA_DER: "CA certificate (DER), for importing into browsers and the OS",
+    cert_layout.CA_KEY: "CA private key (keep secret)",
+    cert_layout.SERVER_CERT: "server certificate",
+    cert_layout.SERVER_KEY: "server private key (keep secret)",
 }
 
 
@@ -41,7 +44,7 @@ def init_certs_command(
         typer.Option(
             min=1, max=825, metavar="DAYS", help="Days the server certificate stays valid."
         ),
-    ] = certs.SERVER_DAYS,
+    ] = cert_layout.SERVER_DAYS,
     force: Annotated[
         bool,
         typer.Option(
@@ -74,6 +77,8 @@ def init_certs_command(
     Terminal clients need ca.pem, browsers ca.crt (the same CA); the .key files never
     leave this machine.
     """
+    from securechat import certs
+
     report = certs.init_certs(
         directory, hosts=hosts, days=days, force=force, renew=renew, drop=drop or ()
     )
@@ -104,6 +109,8 @@ def fingerprint_command(config: ConfigPath = None, directory: CertsDir = CERTS_D
 
     Users compare it with what their client shows the first time it connects.
     """
+    from securechat import cert_files
+
     typer.echo(cert_files.ca_fingerprint(Path(directory)))
 
 

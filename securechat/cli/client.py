@@ -9,6 +9,7 @@ password comes from
 lives only in the function that logs in (:func:`_log_in`), not while the chat runs. A
 typed password that the server refuses is asked again, up to ``PASSWORD_ATTEMPTS`` times
 (a typo should not end the program); one from stdin or the environment is not retried.
+The client (TLS, the protocol, cryptography) is imported when a command runs.
 """
 
 from __future__ import annotations
@@ -25,20 +26,6 @@ import typer
 
 from securechat.attachments.sizes import format_size
 from securechat.cli.app import app
-from securechat.client import Client
-from securechat.client.destination import (
-    Destination,
-    ca_of,
-    explain_wrong_ca,
-    forget,
-    remember,
-    resolve,
-    server,
-)
-from securechat.client.escaping import escape
-from securechat.client.first_use import PROBE_TIMEOUT, trust_on_first_use
-from securechat.client.settings import load_settings, settings_file
-from securechat.client.trust import verify_server
 from securechat.config import DEFAULT_PORT
 from securechat.errors import (
     AuthenticationError,
@@ -48,11 +35,13 @@ from securechat.errors import (
     NoSuchUser,
     QuotaExceeded,
 )
-from securechat.protocol.files import is_file_id
 from securechat.protocol.names import NAME_RULE, normalize_name
 
 if TYPE_CHECKING:
     from prompt_toolkit.input import Input
+
+    from securechat.client import Client
+    from securechat.client.destination import Destination
 
 PASSWORD_ENV = "SECURECHAT_PASSWORD"
 SEND_TIMEOUT = 30.0
@@ -121,7 +110,18 @@ def connect(
     your admin published, and trusts it only if you type "yes".
     Reconnects by itself when the connection drops.
     """
+    from securechat.client.destination import (
+        ca_of,
+        explain_wrong_ca,
+        forget,
+        remember,
+        resolve,
+        server,
+    )
+    from securechat.client.first_use import PROBE_TIMEOUT, trust_on_first_use
+    from securechat.client.settings import load_settings, settings_file
     from securechat.client.terminal import ChatTerminal  # prompt_toolkit only when needed
+    from securechat.client.trust import verify_server
 
     path = settings_file()
     remembered = load_settings(path)
@@ -172,6 +172,9 @@ def send(
     `make 2>&1 | tail -5 | securechat send --room builds -`, or
     `securechat send --room ops --file db1.log "the log"`.
     """
+    from securechat.client.destination import ca_of, explain_wrong_ca, resolve
+    from securechat.client.settings import load_settings, settings_file
+
     if (room is None) == (to is None):
         raise ConfigError("give exactly one of --room ROOM or --to USER")
     host, text = _split_args(args or [])
@@ -208,6 +211,10 @@ def download(
 
     Example: `securechat download 7kq2xm4v6c3j2h5n7p4r6t2w3y --out ~/reports/`.
     """
+    from securechat.client.destination import ca_of, explain_wrong_ca, resolve
+    from securechat.client.settings import load_settings, settings_file
+    from securechat.protocol.files import is_file_id
+
     host, file_id = _split_args(args)
     if file_id is None or not is_file_id(file_id):
         raise ConfigError(f"{file_id!r} is not a file id (26 letters and digits, as messages show)")
@@ -240,6 +247,7 @@ def _progress(what: str) -> Callable[[int, int], None] | None:
     """A progress line on stderr when it is a terminal; None for scripts."""
     if not sys.stderr.isatty():
         return None
+    from securechat.client.escaping import escape
 
     def show(done: int, total: int) -> None:
         share = f" {100 * done // total:3d}%" if total else ""
@@ -273,6 +281,10 @@ def _log_in(to: Destination, password_stdin: bool, *, reconnect: bool = False) -
     Raises:
         ConfigError: no password. Otherwise as :meth:`Client.connect`.
     """
+    from securechat.client import Client
+    from securechat.client.destination import ca_of
+    from securechat.client.escaping import escape
+
     ca_file, fingerprint = ca_of(to)
 
     def client() -> Client:
@@ -347,6 +359,8 @@ def _ensure_member(client: Client, room: str, to: Destination) -> None:
     """Join ``room`` when needed; never create one (a typo would post where nobody reads)."""
     if room in client.rooms:
         return
+    from securechat.client.escaping import escape
+
     rooms = sorted(info.name for info in client.list_rooms())
     if room not in rooms:
         listed = escape(", ".join(rooms))  # names the server sent

@@ -14,8 +14,6 @@ from securechat.cli.app import command_group
 from securechat.cli.options import ConfigPath
 from securechat.config_file import Line, Settings, render
 from securechat.directory.settings import TABLE
-from securechat.store.database import safe_url
-from securechat.store.urls import without_password
 
 config_app = command_group(
     "config",
@@ -36,6 +34,9 @@ def show(ctx: typer.Context, config: ConfigPath = None) -> None:
     (`securechat config show --port 6000`). A password in the database URL is masked as
     ***. The output is a valid configuration file.
     """
+    from securechat.store.database import safe_url
+    from securechat.store.urls import without_password
+
     serve = ctx.find_root().command.commands[configuration.SERVE]  # type: ignore[attr-defined]
     args = [*(["--config", str(config)] if config else []), *ctx.args]
     with serve.make_context(configuration.SERVE, args, parent=ctx) as serve_ctx:

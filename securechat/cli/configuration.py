@@ -39,7 +39,6 @@ from securechat.config_file import Key, Kind, Schema, Settings
 from securechat.directory import settings as directory_settings
 from securechat.directory.settings import DirectoryConfig
 from securechat.errors import ConfigFileError
-from securechat.store.urls import BadDatabaseUrl, sqlite_beside, with_password
 
 #: Options that say where things are: top-level keys, read by every command that has them.
 TOP_LEVEL = ("certs", "db", "files")
@@ -130,6 +129,8 @@ def load_config(ctx: typer.Context, value: Path | None) -> Path | None:
 def defaults(command: Any, settings: Settings) -> dict[str, Any]:
     """The default map the file gives ``command``: its top-level keys, and the tables the
     command reads (:data:`READERS`)."""
+    from securechat.store.urls import sqlite_beside  # SQLAlchemy's parser, only with a file
+
     found: dict[str, Any] = {}
     reads = READERS.get(command.name, {})
     for key, param in options(command):
@@ -173,6 +174,8 @@ def add_password(url: str, password_file: Path, source: Path) -> str:
         ConfigFileError: the URL is not a PostgreSQL one without a password, or the file
             cannot be read.
     """
+    from securechat.store.urls import BadDatabaseUrl, with_password
+
     try:
         with_password(url, "")  # checked before the secret is read
     except BadDatabaseUrl as exc:

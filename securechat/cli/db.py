@@ -10,8 +10,6 @@ import typer
 
 from securechat.cli.app import command_group
 from securechat.cli.options import DB_DEFAULT, ConfigPath, DbUrl
-from securechat.store.database import open_database
-from securechat.store.migrate import current_revision, head_revision, upgrade_to_head
 
 db_app = command_group(
     "db",
@@ -22,6 +20,9 @@ db_app = command_group(
 @db_app.command()
 def upgrade(config: ConfigPath = None, db: DbUrl = DB_DEFAULT) -> None:
     """Apply every missing schema migration (safe to run at any time)."""
+    from securechat.store.database import open_database
+    from securechat.store.migrate import current_revision, upgrade_to_head
+
     database = open_database(db, migrate=False)
     try:
         before = current_revision(database.engine)
@@ -38,6 +39,9 @@ def upgrade(config: ConfigPath = None, db: DbUrl = DB_DEFAULT) -> None:
 @db_app.command()
 def current(config: ConfigPath = None, db: DbUrl = DB_DEFAULT) -> None:
     """Print the database's schema revision and the newest one this version knows."""
+    from securechat.store.database import open_database
+    from securechat.store.migrate import current_revision, head_revision
+
     database = open_database(db, migrate=False)
     try:
         revision = current_revision(database.engine)

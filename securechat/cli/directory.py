@@ -1,26 +1,24 @@
 """``securechat directory``: run the directory sync now, and see what the server sees for
-one person, both from the ``[directory]`` table of the configuration file."""
+one person, both from the ``[directory]`` table of the configuration file. The LDAP client
+and the store are imported when a command runs."""
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from securechat.cli import configuration
 from securechat.cli.app import command_group
 from securechat.cli.options import DB_DEFAULT, ConfigPath, DbUrl
-from securechat.directory.client import DirectoryClient
-from securechat.directory.mapping import grants_for
 from securechat.directory.settings import DirectoryConfig
-from securechat.directory.sync import DirectorySync
 from securechat.errors import ConfigError, DirectoryError
 from securechat.protocol.names import normalize_name
-from securechat.store.chat import ChatStore
-from securechat.store.database import Database, open_database
-from securechat.store.directory import DirectoryStore
+
+if TYPE_CHECKING:
+    from securechat.store.database import Database
 
 directory_app = command_group(
     "directory",
@@ -42,6 +40,8 @@ def _config(ctx: typer.Context) -> DirectoryConfig:
 
 @contextlib.contextmanager
 def _database(db_url: str) -> Iterator[Database]:
+    from securechat.store.database import open_database
+
     database = open_database(db_url)
     try:
         yield database
@@ -61,6 +61,9 @@ def sync(
     disabled, and apply the group mapping to admin and rooms. A running server sees each
     change within seconds. Prints one line per change; nothing changes when the directory
     cannot be read, or (without --force) when too many would be disabled."""
+    from securechat.directory.sync import DirectorySync
+    from securechat.store.chat import ChatStore
+
     settings = _config(ctx)
     with _database(db) as database:
         store = ChatStore(database)  # the console's writer: a running server tails its rows
@@ -85,6 +88,10 @@ def show_person(
     """Show what the server sees for NAME, without logging in: the directory server and
     its certificate, the DN, attributes, stable id and groups, and the rooms and role they
     map to. Exit status 1 when the directory has no enabled person of that name."""
+    from securechat.directory.client import DirectoryClient
+    from securechat.directory.mapping import grants_for
+    from securechat.store.directory import DirectoryStore
+
     settings = _config(ctx)
     client = DirectoryClient(settings)
     probe = client.probe()

@@ -5,7 +5,7 @@ operation the server runs for a ``moderate`` request (``store/moderation.py``), 
 permission table, journal row and audit entry, in a transaction of its own. A running
 server picks the row up from the journal within ``journal_poll_interval`` (0.25 s) and
 applies it to its live sessions (``server/bus.py``). Refusals are ``SecureChatError``s,
-which ``securechat.cli.main`` prints as one line.
+which ``securechat.cli.main`` prints as one line. The store is imported when a command runs.
 """
 
 from __future__ import annotations
@@ -13,19 +13,18 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
 from securechat.cli.app import command_group
 from securechat.cli.options import DB_DEFAULT, ConfigPath, DbUrl
 from securechat.errors import UserError
-from securechat.protocol.messages import MAX_TOPIC
 from securechat.protocol.names import normalize_name
-from securechat.store import moderation, rooms
-from securechat.store.chat import ChatStore
-from securechat.store.database import open_database
-from securechat.store.journal import CONSOLE, Tx
+
+if TYPE_CHECKING:
+    from securechat.store.chat import ChatStore
+    from securechat.store.journal import Tx
 
 T = TypeVar("T")
 
@@ -48,6 +47,9 @@ def _name(value: str, what: str) -> str:
 
 @contextmanager
 def _store(db_url: str) -> Iterator[ChatStore]:
+    from securechat.store.chat import ChatStore
+    from securechat.store.database import open_database
+
     database = open_database(db_url)
     try:
         yield ChatStore(database)  # origin None: the console's rows
@@ -62,6 +64,9 @@ def _run(db_url: str, operation: Callable[[Tx], T]) -> T:
 
 def _moderate(db_url: str, room: str, action: str, *, user: str | None = None,
               topic: str | None = None) -> None:  # fmt: skip
+    from securechat.store import moderation
+    from securechat.store.journal import CONSOLE
+
     room = _name(room, "room")
     target = None if user is None else _name(user, "user")
     outcome = _run(db_url, functools.partial(
@@ -100,9 +105,14 @@ def create(
     db: DbUrl = DB_DEFAULT,
 ) -> None:
     """Create a room, public or private, owned by --owner (who joins it) or by nobody."""
+    from securechat.protocol.messages import MAX_TOPIC
+
     name = _name(room, "room")
     if topic is not None and len(topic) > MAX_TOPIC:
         raise UserError(f"the topic is longer than {MAX_TOPIC} characters")
+    from securechat.store import rooms
+    from securechat.store.journal import CONSOLE
+
     _run(db, functools.partial(
         rooms.create, actor=CONSOLE, room=name, private=private, topic=topic,
         owner=None if owner is None else _name(owner, "user"),
@@ -148,6 +158,8 @@ def topic(
     db: DbUrl = DB_DEFAULT,
 ) -> None:
     """Set (or with '' clear) the topic of ROOM."""
+    from securechat.protocol.messages import MAX_TOPIC
+
     if len(text) > MAX_TOPIC:
         raise UserError(f"the topic is longer than {MAX_TOPIC} characters")
     _moderate(db, room, "topic", topic=text)

@@ -1,7 +1,9 @@
 """``securechat serve``: run the chat server in the foreground until SIGINT or SIGTERM.
 
 The options become a :class:`ServerConfig`; :func:`securechat.server.runner.run_server`
-does the rest (SIGHUP makes it load its certificate files now).
+does the rest (SIGHUP makes it load its certificate files now). The server is imported
+when ``serve`` runs, so that the other commands (and ``config show``, which reads these
+options) do not load it.
 """
 
 from __future__ import annotations
@@ -19,8 +21,6 @@ from securechat.cli.app import app
 from securechat.cli.options import CERTS_DEFAULT, DB_DEFAULT, CertsDir, ConfigPath, DbUrl
 from securechat.config import DEFAULT_PORT, DEFAULT_WEB_PORT, Limits, ServerConfig
 from securechat.errors import ConfigError
-from securechat.server.peer import parse_trusted_proxy
-from securechat.server.runner import configure_logging, run_server
 
 _DEFAULTS = Limits()
 _LIMITS = "Limits"
@@ -81,6 +81,9 @@ def serve(
     """
     if (cert is None) != (key is None):
         raise ConfigError("--cert and --key go together")
+    from securechat.server.peer import parse_trusted_proxy
+    from securechat.server.runner import configure_logging, run_server
+
     proxies = tuple(dict.fromkeys(parse_trusted_proxy(text) for text in trusted_proxy or ()))
     configure_logging(log_level)
     limits = dataclasses.replace(

@@ -4,7 +4,8 @@ Each command opens the database (bringing it to the newest schema), does one thi
 :class:`securechat.accounts.Accounts` and prints one line saying what it did. Mistakes are
 raised as ``SecureChatError`` subclasses; ``securechat.cli.main`` prints them. The one
 exception is ``adduser --from-file``, which reports each bad line on stderr, carries on with
-the rest and fails at the end, so one typo does not hold up a whole office.
+the rest and fails at the end, so one typo does not hold up a whole office. The database and
+the password hasher are imported by the commands that run, not by ``--help``.
 """
 
 from __future__ import annotations
@@ -18,18 +19,17 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from securechat.accounts import Account, Accounts, canonical_name
 from securechat.cli.app import app
 from securechat.cli.options import DB_DEFAULT, ConfigPath, DbUrl
 from securechat.config import HashParams, PasswordPolicy
 from securechat.errors import UserError, UserExistsError
-from securechat.store.chat import ChatStore
-from securechat.store.database import open_database
-from securechat.store.general import first_admin_owns_general
+
+if TYPE_CHECKING:
+    from securechat.accounts import Account, Accounts
 
 #: Lowercase letters and digits without the look-alikes i, l, o, 0 and 1.
 PASSWORD_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"
@@ -59,6 +59,9 @@ def password_policy() -> PasswordPolicy:
 
 @contextmanager
 def _accounts(db_url: str) -> Iterator[Accounts]:
+    from securechat.accounts import Accounts
+    from securechat.store.database import open_database
+
     database = open_database(db_url)
     try:
         yield Accounts(database, hash_params=HashParams(), policy=password_policy())
@@ -126,6 +129,8 @@ def adduser(
         return
     if name is None:
         raise UserError("name the user to add: `securechat adduser NAME` (or --from-file FILE)")
+    from securechat.accounts import canonical_name
+
     name = canonical_name(name)
     with _accounts(db) as accounts:
         if accounts.exists(name):
@@ -139,6 +144,10 @@ def adduser(
 
 def _first_admin_owns_general(db_url: str, admin: str) -> None:
     """The first admin owns #general (store/general.py); says so when it happened."""
+    from securechat.store.chat import ChatStore
+    from securechat.store.database import open_database
+    from securechat.store.general import first_admin_owns_general
+
     database = open_database(db_url)
     try:
         done = ChatStore(database).perform(partial(first_admin_owns_general, admin=admin))
@@ -175,6 +184,8 @@ def _add_from_file(source: str, db_url: str) -> None:
     Each row is printed as soon as its user exists, so the passwords of those already added
     are never lost, even if the database fails half-way.
     """
+    from securechat.accounts import canonical_name
+
     label = "stdin" if source == "-" else source
     entries = _read_names(source)
     width = max(len("NAME"), *(len(entry) for _, entry in entries))
@@ -244,6 +255,8 @@ def deluser(
 @app.command()
 def disable(name: UserName, config: ConfigPath = None, db: DbUrl = DB_DEFAULT) -> None:
     """Block a user's logins without deleting the account."""
+    from securechat.accounts import canonical_name
+
     with _accounts(db) as accounts:
         accounts.set_disabled(name, True)
     typer.echo(f"disabled user {canonical_name(name)}")
@@ -252,6 +265,8 @@ def disable(name: UserName, config: ConfigPath = None, db: DbUrl = DB_DEFAULT) -
 @app.command()
 def enable(name: UserName, config: ConfigPath = None, db: DbUrl = DB_DEFAULT) -> None:
     """Allow a disabled user to log in again."""
+    from securechat.accounts import canonical_name
+
     with _accounts(db) as accounts:
         accounts.set_disabled(name, False)
     typer.echo(f"enabled user {canonical_name(name)}")

@@ -2,11 +2,6 @@
 
 SQLAlchemy, ORM rows and sessions stay inside ``store``: its modules hand everything above
 frozen values (``chat`` for rooms and messages, ``users`` for users and resume tokens).
+Import what you need from its submodules (``store.database``, ``store.migrate``): this
+package imports none of them, so that reaching one (``store.urls``) does not load the rest.
 """
-
-from __future__ import annotations
-
-from securechat.store.database import Database, open_database
-from securechat.store.migrate import current_revision, head_revision, upgrade_to_head
-
-__all__ = ["Database", "current_revision", "head_revision", "open_database", "upgrade_to_head"]
