@@ -21,6 +21,7 @@ from websockets.server import ServerProtocol
 
 from securechat.bench.commands import Endpoint, FanoutPlan, Role, Transport
 from securechat.bench.pool import WorkerPool
+from securechat.bench.report import Report
 from securechat.bench.run import BenchParams
 from securechat.bench.stats import Samples, percentile, summarize_ns
 from securechat.bench.target import require_loopback
@@ -135,6 +136,23 @@ def test_bench_idle_holds_each_level_and_reports_memory() -> None:
     # The second level's 7 logins were announced to the first 5 sessions.
     first, second = report.results["levels"]
     assert second["presence_per_session"] * 12 > first["presence_per_session"] * 5
+
+
+def test_bench_idle_times_a_morning_and_first_logins_only_when_asked() -> None:
+    """By default the users are members of #general before the start (a morning's logins
+    cost presence only); with first_logins each login joins it in front of those online."""
+    morning = run_workload("idle", BenchParams(levels=(3, 6)), show_progress=False)
+    first = run_workload("idle", BenchParams(levels=(3, 6), first_logins=True), show_progress=False)
+    assert morning.failures == first.failures == []
+    assert morning.server["users"] == "7 members of #general since before the start"
+    assert "users" not in first.server
+
+    def room_events(report: Report) -> float:  # frames other than presence, per session
+        level = report.results["levels"][-1]
+        return float(level["frames_per_session"] - level["presence_per_session"])
+
+    # The second level's three joins reached at least the first level's three sessions.
+    assert room_events(first) >= room_events(morning) + 9 / 6
 
 
 def test_bench_idle_holds_more_sessions_than_the_servers_cap_for_one_address() -> None:
