@@ -51,6 +51,7 @@ ROUND_S = 60.0  # a round's wait: this, plus the time its bytes take at MIN_MB_S
 MIN_MB_S = 1.0
 CLOSE_TIMEOUT = 15.0  # to finish the round in progress and say bye; then it is killed
 KILL_TIMEOUT = 5.0
+MOVER_END_S = 10.0  # for a round's thread to return once it has sent its round
 POLL_S = 0.5  # how often a wait checks that the process is still alive
 
 Send = Callable[..., None]
@@ -209,8 +210,12 @@ def _serve(pipe: Connection, clients: TransferClients, send: Send) -> None:
         except EOFError:  # the bench is gone: stop after the round in progress
             command, args = "close", []
         if command == "run":
-            if mover is not None and mover.is_alive():
-                raise BenchError("run: a round is already in progress")
+            if mover is not None:
+                # The bench asks again only after the last round came back: that thread
+                # has sent it and is returning, and may not be done returning yet.
+                mover.join(MOVER_END_S)
+                if mover.is_alive():
+                    raise BenchError("run: a round is already in progress")
             size, endless = args
             stop.clear()
             mover = threading.Thread(
