@@ -94,6 +94,16 @@ def test_a_transfer_that_fails_in_the_process_comes_back_as_a_failure_of_the_rou
     assert done.failures[0].startswith("bench0: ")
 
 
+def test_rounds_stop_at_the_first_round_that_fails(target: Target, scratch: Path) -> None:
+    """A refused file comes back at once: the rounds end there, not loop on refusals."""
+    with TransferProcess(target, 0, 1, batch=True) as clients:
+        clients.start(25 * MiB + 1)  # over the server's --max-file-size
+        time.sleep(1.0)  # refusals take milliseconds: rounds would have piled up
+        done = clients.finish()
+    assert done.rounds == 1
+    assert len(done.failures) == 1
+
+
 def test_a_transfer_process_that_dies_is_an_error_not_a_hang(target: Target, scratch: Path) -> None:
     with TransferProcess(target, 0, 2, batch=True) as clients:
         clients.start(64 * KiB)

@@ -98,7 +98,9 @@ class TransferClients:
 
     def run(self, size: int, *, until: threading.Event | None = None) -> Round:
         """Every client uploads a file of ``size`` and downloads it back, all at once; with
-        ``until``, round after round until it is set (at least one round)."""
+        ``until``, round after round until it is set (at least one round), or until a
+        round fails: a refusal (a file over the server's limit, say) comes back at once, and
+        asking again would only load the server with refusals, not transfers."""
         source = self.source(size)
         done, rounds, failures = 0, 0, []
         started = time.monotonic()
@@ -110,7 +112,7 @@ class TransferClients:
                     done += moved
                     failures += [failure] if failure else []
                 rounds += 1
-                if until is None or until.is_set():
+                if until is None or until.is_set() or failures:
                     break
         return Round(done, time.monotonic() - started, rounds, tuple(failures[:10]))
 
