@@ -28,12 +28,13 @@ from securechat.bench.report import Check, Report
 from securechat.bench.run import Run, open_sessions
 from securechat.bench.stats import summarize_values
 from securechat.bench.target import Target
+from securechat.config import ServerConfig
 from securechat.errors import SecureChatError
 from securechat.store import bulk
 from securechat.store.database import open_database
 
 HOLD_S = 5.0  # the server's CPU is measured over this much quiet holding
-ROOM = "general"  # the default room (config.py), which every colleague is in
+ROOM = ServerConfig().default_rooms[0]  # the default room, which every colleague is in
 
 
 def colleagues(server: dict[str, Any], users: int) -> Callable[[str, Target], None]:
